@@ -1,0 +1,87 @@
+/* moat: command-line MQTT client.  `moat pub` publishes, `moat sub`
+ * subscribes and prints; both take mosquitto_pub/mosquitto_sub's common
+ * options (moat_opts.c) and run on the moat client library
+ * (src/client/client.h).  This file only dispatches the subcommand. */
+#include <stdio.h>
+#include <string.h>
+
+#include "moat_cli.h"
+
+static void print_help(FILE *f)
+{
+	fprintf(f,
+		"Usage: moat COMMAND [OPTION]...\n"
+		"\n"
+		"An MQTT 3.1.1 command-line client.\n"
+		"\n"
+		"Commands:\n"
+		"  pub        publish messages (like mosquitto_pub)\n"
+		"  sub        subscribe and print messages (like "
+		"mosquitto_sub)\n"
+		"  help [COMMAND]\n"
+		"             show this help, or the options of COMMAND\n"
+		"\n"
+		"Options:\n"
+		"  --help     show this help\n"
+		"  --version  show the version\n"
+		"\n"
+		"Exit status:\n"
+		"  0   success (pub: every message acknowledged at its QoS)\n"
+		"  1   connection, protocol or I/O error (connection "
+		"refused,\n"
+		"      subscription refused, broker gone, ...)\n"
+		"  2   usage error (unknown command or option, bad value)\n"
+		"  27  moat sub: the -W timeout expired\n"
+		"\n"
+		"Run 'moat COMMAND --help' for the options of a command.\n");
+}
+
+static int usage_hint(const char *what, const char *arg)
+{
+	fprintf(stderr, "moat: %s '%s'\n", what, arg);
+	fprintf(stderr, "Try 'moat --help' for more information.\n");
+	return CLI_EXIT_USAGE;
+}
+
+static int help_command(int argc, char **argv)
+{
+	if (argc < 2) {
+		print_help(stdout);
+		return CLI_EXIT_OK;
+	}
+	if (strcmp(argv[1], "pub") == 0) {
+		cli_print_usage(stdout, CLI_PUB);
+		return CLI_EXIT_OK;
+	}
+	if (strcmp(argv[1], "sub") == 0) {
+		cli_print_usage(stdout, CLI_SUB);
+		return CLI_EXIT_OK;
+	}
+	return usage_hint("unknown command", argv[1]);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		print_help(stderr);
+		return CLI_EXIT_USAGE;
+	}
+	const char *cmd = argv[1];
+	if (strcmp(cmd, "pub") == 0)
+		return moat_pub_main(argc - 1, argv + 1);
+	if (strcmp(cmd, "sub") == 0)
+		return moat_sub_main(argc - 1, argv + 1);
+	if (strcmp(cmd, "help") == 0)
+		return help_command(argc - 1, argv + 1);
+	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+		print_help(stdout);
+		return CLI_EXIT_OK;
+	}
+	if (strcmp(cmd, "--version") == 0) {
+		printf("moat %s\n", MOAT_VERSION);
+		return CLI_EXIT_OK;
+	}
+	if (cmd[0] == '-')
+		return usage_hint("unknown option", cmd);
+	return usage_hint("unknown command", cmd);
+}

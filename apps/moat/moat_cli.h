@@ -1,0 +1,96 @@
+/* moat command-line tool: the configuration shared by `moat pub` and
+ * `moat sub`, and the option parser that fills it (moat_opts.c).
+ * Internal to apps/moat. */
+#ifndef MOAT_CLI_H
+#define MOAT_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* Exit codes (documented in `moat --help` and docs/cli.md). */
+#define CLI_EXIT_OK 0
+#define CLI_EXIT_FAIL 1     /* connection, protocol or I/O error */
+#define CLI_EXIT_USAGE 2    /* bad command line */
+#define CLI_EXIT_TIMEOUT 27 /* moat sub -W expired (as mosquitto_sub) */
+/* cli_setup(): go on and run the command. */
+#define CLI_CONTINUE (-1)
+
+enum cli_tool {
+	CLI_PUB = 1,
+	CLI_SUB = 2,
+};
+
+/* Where `moat pub` takes its message from. */
+enum cli_source {
+	CLI_SRC_NONE = 0,
+	CLI_SRC_MESSAGE, /* -m: the argument */
+	CLI_SRC_FILE,    /* -f: a whole file */
+	CLI_SRC_STDIN,   /* -s: all of stdin, one message */
+	CLI_SRC_LINES,   /* -l: one message per stdin line */
+	CLI_SRC_NULL,    /* -n: empty message */
+};
+
+/* A repeatable option's values; the strings are borrowed from argv. */
+struct cli_list {
+	const char **v;
+	size_t n;
+};
+
+struct cli_cfg {
+	enum cli_tool tool;
+	const char *name; /* "pub" or "sub", for messages */
+	/* Connection (both tools).  Strings are borrowed from argv unless
+	 * noted. */
+	const char *host;
+	long port;
+	const char *id;
+	const char *id_prefix;
+	char *client_id; /* owned: the id actually used */
+	const char *username;
+	char *password; /* owned copy; argv's copy is wiped */
+	long keepalive;
+	long qos;
+	bool no_clean;
+	bool debug;
+	bool quiet;
+	bool help;
+	uint8_t proto_level;
+	const char *will_topic;
+	const char *will_payload;
+	long will_qos; /* -1: not given */
+	bool will_retain;
+	/* pub */
+	const char *topic;
+	enum cli_source source;
+	const char *source_arg; /* -m message or -f path */
+	bool retain;
+	/* sub */
+	struct cli_list filters;
+	struct cli_list filter_out;
+	bool verbose;
+	long count;   /* 0: no limit */
+	long timeout; /* seconds; 0: none */
+	bool no_eol;
+	bool no_retained;
+	bool retained_only;
+};
+
+/* Parse argv (argv[0] is the subcommand name) into cfg and check it.
+ * Returns CLI_CONTINUE to run the command, or an exit code: CLI_EXIT_OK
+ * after printing --help, CLI_EXIT_USAGE after a message on stderr.  Call
+ * cli_cleanup() in every case. */
+int cli_setup(struct cli_cfg *cfg, enum cli_tool tool, int argc, char **argv);
+void cli_cleanup(struct cli_cfg *cfg);
+
+/* Print the option list of tool (generated from the option table). */
+void cli_print_usage(FILE *f, enum cli_tool tool);
+/* Print "moat NAME: message" on stderr unless --quiet. */
+void cli_error(const struct cli_cfg *cfg, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+int moat_pub_main(int argc, char **argv);
+int moat_sub_main(int argc, char **argv);
+
+#endif

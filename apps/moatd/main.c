@@ -1,0 +1,169 @@
+/* moatd — the moat MQTT broker. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/broker.h"
+#include "config/cfg.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: moatd [-c FILE] [-p PORT] [-v] [--test-config]\n"
+		"\n"
+		"moat MQTT broker (MQTT 3.1.1 and 3.1 over TCP).\n"
+		"With no configuration file it listens on 127.0.0.1:1883 "
+		"only.\n"
+		"\n"
+		"  -c, --config FILE   read the configuration from FILE\n"
+		"  -p, --port PORT     listen on 127.0.0.1:PORT (in addition "
+		"to\n"
+		"                      the file's listeners; replaces the "
+		"default)\n"
+		"  -v, --verbose       log at level info (-vv: debug)\n"
+		"  -t, --test-config   check the configuration and exit\n"
+		"      --help-config   list every configuration directive\n"
+		"  -h, --help          this help\n"
+		"  -V, --version       print the version\n"
+		"\n"
+		"Signals: SIGINT or SIGTERM stop the broker cleanly.\n"
+		"Exit status: 0 after a clean stop, 1 on a configuration or "
+		"start-up error,\n"
+		"2 on a usage error.\n");
+}
+
+static int add_port(struct moat_config *cfg, const char *arg)
+{
+	char *end;
+	long port = strtol(arg, &end, 10);
+	if (*end || port < 0 || port > 65535 ||
+	    cfg->nlisteners == MOAT_CFG_MAX_LISTENERS) {
+		fprintf(stderr, "moatd: invalid port '%s'\n", arg);
+		return -1;
+	}
+	struct moat_listener_cfg *l = &cfg->listeners[cfg->nlisteners++];
+	snprintf(l->addr, sizeof(l->addr), "127.0.0.1");
+	l->port = (uint16_t)port;
+	return 0;
+}
+
+static int serve(const struct moat_config *cfg)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	/* Workers inherit the mask; only this thread takes signals. */
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	struct moat_broker *b;
+	if (moat_broker_new(cfg, &b) != MOAT_OK)
+		return 1;
+	if (moat_broker_start(b) != MOAT_OK) {
+		moat_broker_free(b);
+		return 1;
+	}
+	for (;;) {
+		int sig;
+		if (sigwait(&set, &sig) != 0)
+			continue;
+		if (sig == SIGHUP) {
+			moat_notice("SIGHUP: configuration reload is not "
+				    "supported yet; ignored");
+			continue;
+		}
+		moat_notice("signal %d: shutting down", sig);
+		break;
+	}
+	moat_broker_free(b);
+	moat_notice("stopped");
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"config", required_argument, 0, 'c'},
+		{"port", required_argument, 0, 'p'},
+		{"verbose", no_argument, 0, 'v'},
+		{"test-config", no_argument, 0, 't'},
+		{"help-config", no_argument, 0, 'C'},
+		{"help", no_argument, 0, 'h'},
+		{"version", no_argument, 0, 'V'},
+		{0, 0, 0, 0},
+	};
+	struct moat_config cfg;
+	struct moat_cfg_err err;
+	const char *file = NULL;
+	bool test_only = false;
+	int verbose = 0, opt;
+	struct moat_config ports; /* -p listeners, applied after the file */
+	memset(&ports, 0, sizeof(ports));
+
+	while ((opt = getopt_long(argc, argv, "c:p:vthV", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c': file = optarg; break;
+		case 'p':
+			if (add_port(&ports, optarg))
+				return 2;
+			break;
+		case 'v': verbose++; break;
+		case 't': test_only = true; break;
+		case 'C': moat_cfg_print_reference(stdout); return 0;
+		case 'h': usage(stdout); return 0;
+		case 'V': printf("moatd %s\n", MOAT_VERSION); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "moatd: unexpected argument '%s'\n",
+			argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+	moat_cfg_defaults(&cfg);
+	if (file && moat_cfg_load_file(&cfg, file, &err) != MOAT_OK) {
+		fprintf(stderr, "moatd: %s\n", err.msg);
+		return 1;
+	}
+	for (size_t i = 0; i < ports.nlisteners; i++) {
+		if (cfg.nlisteners == MOAT_CFG_MAX_LISTENERS) {
+			fprintf(stderr, "moatd: too many listeners\n");
+			return 1;
+		}
+		cfg.listeners[cfg.nlisteners++] = ports.listeners[i];
+	}
+	bool defaulted = cfg.nlisteners == 0;
+	if (moat_cfg_finish(&cfg, &err) != MOAT_OK) {
+		fprintf(stderr, "moatd: %s\n", err.msg);
+		return 1;
+	}
+	if (verbose)
+		cfg.log_level = verbose > 1 ? MOAT_LOG_DEBUG : MOAT_LOG_INFO;
+	moat_log_set_level(cfg.log_level);
+	if (test_only) {
+		printf("moatd: configuration %s is valid\n",
+		       file ? file : "(defaults)");
+		return 0;
+	}
+	moat_notice("moat %s starting", MOAT_VERSION);
+	if (defaulted)
+		moat_notice("no listener configured: local development mode, "
+			    "listening on 127.0.0.1:1883 only (loopback). Use "
+			    "-c FILE to configure listeners.");
+	for (size_t i = 0; i < cfg.nlisteners; i++)
+		if (!moat_cfg_addr_is_loopback(cfg.listeners[i].addr))
+			moat_warn("INSECURE: listener %u on %s is reachable "
+				  "from the network without TLS or "
+				  "authentication (allow_insecure_listener "
+				  "true)",
+				  (unsigned)cfg.listeners[i].port,
+				  cfg.listeners[i].addr[0]
+					  ? cfg.listeners[i].addr
+					  : "all addresses");
+	return serve(&cfg);
+}

@@ -1,0 +1,32 @@
+#!/bin/sh
+# Install the Debian 12 packages that moat needs to build and test.
+# Idempotent and quiet when everything is already there.  Run as root.
+set -eu
+
+BUILD="build-essential cmake pkg-config libssl-dev"
+TEST="libcmocka-dev mosquitto-clients mosquitto python3 python3-paho-mqtt \
+libcoap3-bin clang libclang-rt-14-dev"
+
+case "${1:-all}" in
+build) PKGS="$BUILD" ;;
+*) PKGS="$BUILD $TEST" ;;
+esac
+
+missing=""
+for p in $PKGS; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
+		missing="$missing $p"
+	fi
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "deps: missing packages:$missing" >&2
+	echo "deps: run as root (or: sudo $0)" >&2
+	exit 1
+fi
+echo "deps: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing >/dev/null

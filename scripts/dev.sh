@@ -1,0 +1,61 @@
+#!/bin/sh
+# moat developer entry point.  Every step installs what it needs (Debian 12,
+# as root), so each command works on a fresh machine.
+#
+#   scripts/dev.sh run        build (release) and start moatd on 127.0.0.1:1883
+#   scripts/dev.sh build      build into build/
+#   scripts/dev.sh test       build and run the whole test suite (ctest)
+#   scripts/dev.sh sanitize   the whole test suite under ASan+UBSan (build-asan/)
+#   scripts/dev.sh fuzz       fuzz-smoke: each libFuzzer harness briefly (build-fuzz/)
+set -eu
+
+cd "$(dirname "$0")/.."
+JOBS=$(nproc 2>/dev/null || echo 2)
+
+configure() { # DIR [cmake args...]
+	dir=$1
+	shift
+	cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+	cmake --build "$dir" -j "$JOBS"
+}
+
+run_ctest() { # DIR [ctest args...]
+	dir=$1
+	shift
+	ctest --test-dir "$dir" --output-on-failure -j "$JOBS" "$@"
+}
+
+case "${1:-}" in
+run)
+	scripts/deps.sh build
+	configure build -DBUILD_TESTING=OFF
+	shift
+	exec build/moatd "$@"
+	;;
+build)
+	scripts/deps.sh build
+	configure build -DBUILD_TESTING=OFF
+	;;
+test)
+	scripts/deps.sh
+	configure build -DBUILD_TESTING=ON
+	run_ctest build -LE fuzz-smoke
+	;;
+sanitize)
+	scripts/deps.sh
+	configure build-asan -DBUILD_TESTING=ON -DMOAT_SANITIZE=ON \
+		-DCMAKE_BUILD_TYPE=Debug
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		run_ctest build-asan -LE fuzz-smoke
+	;;
+fuzz)
+	scripts/deps.sh
+	CC=clang configure build-fuzz -DBUILD_TESTING=ON -DMOAT_FUZZ=ON
+	run_ctest build-fuzz -L fuzz-smoke
+	;;
+*)
+	sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+	exit 2
+	;;
+esac

@@ -1,0 +1,212 @@
+/* Broker lifetime: listeners, workers, start, stop, teardown. */
+#include <errno.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "broker_int.h"
+#include "net/net_socket.h"
+
+static int open_listeners(struct moat_broker *b)
+{
+	const struct moat_config *cfg = &b->cfg;
+	b->listeners = moat_calloc(cfg->nlisteners, sizeof(*b->listeners));
+	if (!b->listeners)
+		return MOAT_ENOMEM;
+	for (size_t i = 0; i < cfg->nlisteners; i++) {
+		const struct moat_listener_cfg *lc = &cfg->listeners[i];
+		struct moat_listener *l = &b->listeners[i];
+		char err[160];
+		uint16_t port;
+		l->ev_kind = EV_LISTENER;
+		l->fd = moat_net_listen(lc->addr, lc->port, &port, err,
+					sizeof(err));
+		if (l->fd < 0) {
+			moat_err_log("listener %zu: %s", i + 1, err);
+			return MOAT_EIO;
+		}
+		b->nlisteners++;
+		bool v6 = strchr(lc->addr, ':') != NULL || !lc->addr[0];
+		snprintf(l->name, sizeof(l->name), "%s%s%s:%u", v6 ? "[" : "",
+			 lc->addr[0] ? lc->addr : "::", v6 ? "]" : "",
+			 (unsigned)port);
+	}
+	return MOAT_OK;
+}
+
+static int init_worker(struct moat_broker *b, unsigned idx)
+{
+	struct moat_worker *w = &b->workers[idx];
+	w->ev_kind = EV_INBOX;
+	w->b = b;
+	w->idx = idx;
+	w->epfd = -1;
+	w->evfd = -1;
+	if (pthread_mutex_init(&w->inbox_lock, NULL) != 0)
+		return MOAT_ENOMEM;
+	w->outbox = moat_calloc(b->nworkers, sizeof(*w->outbox));
+	if (!w->outbox)
+		return MOAT_ENOMEM;
+	w->epfd = epoll_create1(EPOLL_CLOEXEC);
+	w->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (w->epfd < 0 || w->evfd < 0)
+		return MOAT_EIO;
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = w};
+	if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->evfd, &ev) != 0)
+		return MOAT_EIO;
+	for (size_t i = 0; i < b->nlisteners; i++) {
+		/* Every worker waits on every listener; EPOLLEXCLUSIVE wakes
+		 * one of them per connection. */
+		struct epoll_event lev = {.events = EPOLLIN | EPOLLEXCLUSIVE,
+					  .data.ptr = &b->listeners[i]};
+		if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, b->listeners[i].fd,
+			      &lev) != 0)
+			return MOAT_EIO;
+	}
+	return MOAT_OK;
+}
+
+int moat_broker_new(const struct moat_config *cfg, struct moat_broker **out)
+{
+	int rc;
+	struct moat_broker *b = moat_calloc(1, sizeof(*b));
+	*out = NULL;
+	if (!b)
+		return MOAT_ENOMEM;
+	b->cfg = *cfg;
+	b->nworkers = cfg->workers;
+	if (!b->nworkers) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		b->nworkers = n > 0 && n <= 256 ? (unsigned)n : 1;
+	}
+	b->start_ms = moat_now_ms();
+	if ((rc = moat_tree_init(&b->tree)) != MOAT_OK)
+		goto fail;
+	if ((rc = open_listeners(b)) != MOAT_OK)
+		goto fail;
+	b->workers = moat_calloc(b->nworkers, sizeof(*b->workers));
+	if (!b->workers) {
+		rc = MOAT_ENOMEM;
+		goto fail;
+	}
+	for (unsigned i = 0; i < b->nworkers; i++) {
+		if ((rc = init_worker(b, i)) != MOAT_OK) {
+			moat_err_log("worker %u: cannot initialise: %s", i,
+				     strerror(errno));
+			goto fail;
+		}
+	}
+	for (size_t i = 0; i < b->nlisteners; i++)
+		moat_notice("listening on %s", b->listeners[i].name);
+	*out = b;
+	return MOAT_OK;
+fail:
+	moat_broker_free(b);
+	return rc;
+}
+
+int moat_broker_start(struct moat_broker *b)
+{
+	for (unsigned i = 0; i < b->nworkers; i++) {
+		int e = pthread_create(&b->workers[i].thread, NULL,
+				       moat_worker_main, &b->workers[i]);
+		if (e) {
+			moat_err_log("cannot start worker %u: %s", i,
+				     strerror(e));
+			moat_broker_stop(b);
+			for (unsigned k = 0; k < i; k++)
+				pthread_join(b->workers[k].thread, NULL);
+			return MOAT_EIO;
+		}
+	}
+	b->started = true;
+	moat_notice("moat %s running with %u worker thread%s", MOAT_VERSION,
+		    b->nworkers, b->nworkers == 1 ? "" : "s");
+	return MOAT_OK;
+}
+
+void moat_broker_stop(struct moat_broker *b)
+{
+	atomic_store(&b->stopping, true);
+	for (unsigned i = 0; i < b->nworkers; i++) {
+		uint64_t one = 1;
+		if (b->workers[i].evfd >= 0)
+			(void)!write(b->workers[i].evfd, &one, sizeof(one));
+	}
+}
+
+static void release_batch(struct moat_inbox_batch *bt)
+{
+	for (size_t i = 0; i < bt->n; i++) {
+		struct moat_inbox_item *it = &bt->v[i];
+		if (it->kind == INBOX_ADOPT) {
+			close(it->conn->fd);
+			moat_conn_free(it->conn);
+		}
+		moat_msg_unref(&it->msg);
+		moat_session_unref(&it->session);
+	}
+	MOAT_FREE(bt->v);
+	bt->n = bt->cap = 0;
+}
+
+/* Single-threaded teardown after the workers have stopped. */
+static void teardown_worker(struct moat_worker *w)
+{
+	while (w->conns) {
+		w->conns->will_discard = true; /* shutdown is not a failure */
+		moat_conn_close(w->conns, "broker shutting down");
+	}
+	while (w->closed) {
+		struct moat_conn *c = w->closed;
+		w->closed = c->next;
+		moat_conn_free(c);
+	}
+	for (size_t i = 0; i < w->nbuckets; i++)
+		while (w->sessions[i])
+			moat_session_destroy(w->sessions[i]);
+	for (size_t i = 0; i < w->nwills; i++)
+		moat_msg_unref(&w->wills[i]);
+	MOAT_FREE(w->wills);
+	MOAT_FREE(w->sessions);
+}
+
+void moat_broker_free(struct moat_broker *b)
+{
+	if (!b)
+		return;
+	if (b->started) {
+		moat_broker_stop(b);
+		for (unsigned i = 0; i < b->nworkers; i++)
+			pthread_join(b->workers[i].thread, NULL);
+	}
+	for (unsigned i = 0; b->workers && i < b->nworkers; i++) {
+		release_batch(&b->workers[i].inbox);
+		release_batch(&b->workers[i].draining);
+	}
+	for (unsigned i = 0; b->workers && i < b->nworkers; i++)
+		if (b->workers[i].b)
+			teardown_worker(&b->workers[i]);
+	for (unsigned i = 0; b->workers && i < b->nworkers; i++) {
+		struct moat_worker *w = &b->workers[i];
+		if (!w->b)
+			continue;
+		release_batch(&w->inbox);
+		for (unsigned k = 0; k < b->nworkers && w->outbox; k++)
+			release_batch(&w->outbox[k]);
+		moat_free(w->outbox);
+		moat_free(w->matches.v);
+		if (w->epfd >= 0)
+			close(w->epfd);
+		if (w->evfd >= 0)
+			close(w->evfd);
+		pthread_mutex_destroy(&w->inbox_lock);
+	}
+	moat_free(b->workers);
+	for (size_t i = 0; i < b->nlisteners; i++)
+		close(b->listeners[i].fd);
+	moat_free(b->listeners);
+	moat_tree_cleanup(&b->tree);
+	moat_free(b);
+}

@@ -1,0 +1,19 @@
+/* moatd broker: public entry points used by apps/moatd. */
+#ifndef MOAT_BROKER_H
+#define MOAT_BROKER_H
+
+#include "config/cfg.h"
+
+struct moat_broker;
+
+/* Create the broker: bind listeners, create workers (not started).
+ * cfg is copied.  Returns MOAT_OK and *out, or an error (logged). */
+int moat_broker_new(const struct moat_config *cfg, struct moat_broker **out);
+/* Start worker threads. */
+int moat_broker_start(struct moat_broker *b);
+/* Ask every worker to stop (async-signal-unsafe; call from a thread). */
+void moat_broker_stop(struct moat_broker *b);
+/* Join workers and free everything. */
+void moat_broker_free(struct moat_broker *b);
+
+#endif

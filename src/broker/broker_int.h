@@ -1,0 +1,365 @@
+/* moatd internals.  See docs/architecture.md for the threading model.
+ *
+ * Ownership in one paragraph: a worker thread owns its connections and the
+ * sessions whose client id hashes to it (a session's "home"), and is the
+ * only thread that touches their fields.  Other threads reach a session only
+ * through (a) the subscription tree, which holds a counted reference and is
+ * guarded by the tree's rwlock, and (b) the home worker's inbox.  Messages
+ * are immutable once built and shared by atomic reference counts. */
+#ifndef MOAT_BROKER_INT_H
+#define MOAT_BROKER_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "broker.h"
+#include "codec/mqtt_codec.h"
+#include "common/moat_common.h"
+
+struct moat_worker;
+struct moat_session;
+
+/* ---- messages (msg.c) ---------------------------------------------------
+ * Immutable after moat_msg_new; topic and payload live in the same block. */
+struct moat_msg {
+	atomic_uint refs;
+	uint8_t qos;    /* QoS it was published with */
+	bool retain;    /* retain flag as published */
+	uint16_t topic_len;
+	uint32_t payload_len;
+	const uint8_t *payload; /* points after topic */
+	char topic[];           /* NUL-terminated */
+};
+
+/* New message with one reference (caller's); NULL on OOM. */
+struct moat_msg *moat_msg_new(const uint8_t *topic, size_t topic_len,
+			      const uint8_t *payload, size_t payload_len,
+			      uint8_t qos, bool retain);
+struct moat_msg *moat_msg_ref(struct moat_msg *m);
+/* Drop a reference; frees on the last one and NULLs *m. */
+void moat_msg_unref(struct moat_msg **m);
+
+/* ---- topic tree (sub_tree.c): subscriptions and retained messages -------
+ * One tree of topic levels, guarded by one rwlock.  Subscription filters
+ * hang subscribers on their node ('+' and '#' are separate child links);
+ * retained messages hang on the node of their topic name. */
+struct moat_subscriber {
+	struct moat_session *session; /* counted reference */
+	uint8_t qos;
+};
+
+struct moat_tnode;
+
+struct moat_tree {
+	pthread_rwlock_t lock;
+	struct moat_tnode *root;
+	size_t nsubs;     /* subscriptions in the tree */
+	size_t nretained; /* retained messages in the tree */
+};
+
+/* One match result: a session reference (caller unrefs) and the QoS. */
+struct moat_match {
+	struct moat_session *session;
+	uint8_t qos;
+};
+
+/* A growable array of matches, owned by a worker and reused. */
+struct moat_matches {
+	struct moat_match *v;
+	size_t n, cap;
+};
+
+int moat_tree_init(struct moat_tree *t);
+void moat_tree_cleanup(struct moat_tree *t);
+/* Add or replace (same session) a subscription.  Takes the write lock.
+ * *added is true when it is new (the tree then holds a new session ref). */
+int moat_tree_subscribe(struct moat_tree *t, const uint8_t *filter,
+			size_t flen, struct moat_session *s, uint8_t qos,
+			bool *added);
+/* Remove; MOAT_ENOTFOUND when the session had no such subscription. */
+int moat_tree_unsubscribe(struct moat_tree *t, const uint8_t *filter,
+			  size_t flen, struct moat_session *s);
+/* Append every subscription matching topic to out (each session ref'd),
+ * at most one per session with the highest QoS [MQTT-3.3.5-1]. */
+int moat_tree_match(struct moat_tree *t, const uint8_t *topic, size_t tlen,
+		    struct moat_matches *out);
+/* Store (payload non-empty) or delete (empty payload) a retained message
+ * [MQTT-3.3.1-5] [MQTT-3.3.1-10] [MQTT-3.3.1-11]. */
+int moat_tree_retain(struct moat_tree *t, struct moat_msg *m);
+/* Collect references to the retained messages matching filter; caller
+ * unrefs each and frees *out with moat_free. */
+int moat_tree_retained(struct moat_tree *t, const uint8_t *filter,
+		       size_t flen, struct moat_msg ***out, size_t *n);
+
+/* ---- sessions (session.c) ----------------------------------------------- */
+enum moat_inflight_state {
+	INFLIGHT_WAIT_ACK,  /* PUBLISH sent, waiting for PUBACK or PUBREC */
+	INFLIGHT_WAIT_COMP, /* PUBREL sent, waiting for PUBCOMP */
+};
+
+struct moat_inflight {
+	struct moat_msg *msg;
+	uint16_t packet_id;
+	uint8_t qos;
+	uint8_t state;
+	bool retain; /* retain flag for this delivery */
+};
+
+struct moat_qitem {
+	struct moat_msg *msg;
+	uint8_t qos;
+	bool retain;
+};
+
+struct moat_sub_entry {
+	char *filter;
+	uint16_t len;
+	uint8_t qos;
+};
+
+struct moat_session {
+	atomic_uint refs;
+	struct moat_worker *home; /* fixed: chosen by client id hash */
+	bool dead;                /* destroyed; deliveries are dropped */
+	bool clean;               /* clean session: ends with the connection */
+	char *client_id;
+	size_t client_id_len;
+	struct moat_conn *conn; /* NULL while offline */
+	struct moat_session *hnext; /* home worker's hash chain */
+
+	struct moat_sub_entry *subs; /* this session's subscriptions */
+	size_t nsubs, subs_cap;
+
+	struct moat_inflight *inflight; /* outgoing QoS 1/2 window, in order */
+	size_t ninflight;
+	uint16_t next_packet_id;
+
+	struct moat_qitem *queue; /* ring buffer of waiting messages */
+	size_t qhead, qlen, qcap;
+	size_t queued_bytes;
+	uint64_t dropped;     /* messages dropped for limits */
+	bool drop_logged;
+
+	uint8_t *qos2_in; /* bitmap of QoS 2 packet ids awaiting PUBREL */
+};
+
+struct moat_session *moat_session_new(struct moat_worker *w,
+				      const uint8_t *client_id, size_t len,
+				      bool clean);
+void moat_session_ref(struct moat_session *s);
+void moat_session_unref(struct moat_session **s);
+/* End a session: drop subscriptions, queues and in-flight state, remove it
+ * from its worker's table, and release the table's reference. */
+void moat_session_destroy(struct moat_session *s);
+/* Deliver m at qos (already min(sub, msg)) with the given retain flag:
+ * send now, queue, or drop by the limits.  Home worker only. */
+void moat_session_deliver(struct moat_session *s, struct moat_msg *m,
+			  uint8_t qos, bool retain);
+/* Send what the queue and window allow (after acks and drained writes). */
+void moat_session_pump(struct moat_session *s);
+/* On resume: resend unacknowledged PUBLISH (DUP) and PUBREL, then pump. */
+void moat_session_resume(struct moat_session *s);
+/* Outgoing acks from the client.  MOAT_EPROTO for an unknown id in a
+ * state where that is a violation. */
+int moat_session_on_puback(struct moat_session *s, uint16_t id);
+int moat_session_on_pubrec(struct moat_session *s, uint16_t id);
+int moat_session_on_pubcomp(struct moat_session *s, uint16_t id);
+/* Incoming QoS 2 id bookkeeping. */
+bool moat_session_qos2_test(struct moat_session *s, uint16_t id);
+int moat_session_qos2_set(struct moat_session *s, uint16_t id);
+void moat_session_qos2_clear(struct moat_session *s, uint16_t id);
+
+/* ---- connections (conn.c) ----------------------------------------------- */
+enum moat_conn_state {
+	CONN_NEW,       /* waiting for CONNECT */
+	CONN_ACTIVE,    /* CONNECT accepted */
+	CONN_CLOSED,    /* closed, freed at the end of the loop turn */
+};
+
+/* First member of everything registered in a worker's epoll set, so an
+ * event's data.ptr tells what it is. */
+enum moat_ev_kind {
+	EV_CONN = 1,
+	EV_LISTENER = 2,
+	EV_INBOX = 3,
+};
+
+struct moat_conn {
+	uint8_t ev_kind; /* EV_CONN; must stay first */
+	int fd;
+	struct moat_worker *w;
+	enum moat_conn_state state;
+	char peer[64]; /* "addr:port" for logs */
+	struct moat_buf in;
+	struct moat_buf out;
+	uint64_t created_ms;
+	uint64_t last_rx_ms;
+	uint16_t keepalive; /* seconds; 0 = none */
+	uint8_t proto_level;
+	bool epollout;    /* EPOLLOUT armed */
+	bool reading;     /* EPOLLIN armed (off under back-pressure) */
+	bool dirty;       /* on the worker's flush list */
+	bool will_discard; /* DISCONNECT received */
+	struct moat_msg *will;
+	struct moat_session *session;
+	char *username;
+	struct moat_conn *next, *prev; /* worker's list */
+	struct moat_conn *dirty_next;
+};
+
+struct moat_conn *moat_conn_new(struct moat_worker *w, int fd,
+				const char *peer);
+/* Attach to w's epoll and list (new or handed-over connection). */
+int moat_conn_attach(struct moat_worker *w, struct moat_conn *c);
+/* Remove from its worker's epoll and list without closing (hand-over). */
+void moat_conn_detach(struct moat_conn *c);
+/* Close: publish the will unless discarded, detach the session, end a
+ * clean session.  Memory is released later by the worker. */
+void moat_conn_close(struct moat_conn *c, const char *why);
+void moat_conn_free(struct moat_conn *c);
+void moat_conn_on_readable(struct moat_conn *c);
+void moat_conn_on_writable(struct moat_conn *c);
+/* Queue bytes for sending.  MOAT_ELIMIT when the output buffer is at its
+ * hard limit (the caller closes the connection). */
+int moat_conn_send(struct moat_conn *c, const uint8_t *p, size_t n);
+/* Reserve n bytes in the output buffer; commit with moat_conn_commit. */
+uint8_t *moat_conn_reserve(struct moat_conn *c, size_t n);
+void moat_conn_commit(struct moat_conn *c, size_t n);
+/* Can more messages go to the output buffer (below the soft limit)? */
+bool moat_conn_can_send(const struct moat_conn *c);
+/* Write out a PUBLISH for m. */
+int moat_conn_send_publish(struct moat_conn *c, const struct moat_msg *m,
+			   uint8_t qos, bool retain, bool dup, uint16_t id);
+/* Process every complete packet in the input buffer. */
+void moat_conn_process_input(struct moat_conn *c);
+void moat_conn_flush(struct moat_conn *c);
+
+/* Packet handlers (handle_*.c).  Return MOAT_OK, or an error after which
+ * the caller closes the connection, or MOAT_CONN_HANDED_OVER when the
+ * connection now belongs to another worker (touch it no more). */
+#define MOAT_CONN_HANDED_OVER MOAT_DECLINED
+int moat__handle_connect(struct moat_conn *c, const uint8_t *body,
+			 size_t len);
+int moat__handle_publish(struct moat_conn *c, uint8_t flags,
+			 const uint8_t *body, size_t len);
+int moat__handle_pubrel(struct moat_conn *c, const uint8_t *body, size_t len);
+int moat__handle_subscribe(struct moat_conn *c, const uint8_t *body,
+			   size_t len);
+int moat__handle_unsubscribe(struct moat_conn *c, const uint8_t *body,
+			     size_t len);
+
+/* ---- workers (worker.c) ------------------------------------------------- */
+enum moat_inbox_kind {
+	INBOX_DELIVER, /* session, msg, qos */
+	INBOX_ADOPT,   /* conn handed over after CONNECT */
+};
+
+struct moat_inbox_item {
+	uint8_t kind;
+	uint8_t qos;
+	struct moat_session *session; /* counted reference */
+	struct moat_msg *msg;         /* counted reference */
+	struct moat_conn *conn;
+};
+
+struct moat_inbox_batch {
+	struct moat_inbox_item *v;
+	size_t n, cap;
+};
+
+struct moat_worker {
+	uint8_t ev_kind; /* EV_INBOX (the eventfd); must stay first */
+	struct moat_broker *b;
+	unsigned idx;
+	pthread_t thread;
+	int epfd;
+	int evfd;
+
+	pthread_mutex_t inbox_lock;
+	struct moat_inbox_batch inbox;   /* filled by other threads */
+	struct moat_inbox_batch draining; /* swapped in by the owner */
+
+	/* Per-destination batches built while routing, flushed after. */
+	struct moat_inbox_batch *outbox;
+
+	struct moat_conn *conns; /* list of live connections */
+	size_t nconns;
+	struct moat_conn *dirty; /* connections with output to flush */
+	struct moat_conn *closed; /* to free at the end of the loop turn */
+	struct moat_msg **wills;  /* wills to publish at a safe point */
+	size_t nwills, wills_cap;
+
+	struct moat_session **sessions; /* hash table by client id */
+	size_t nbuckets, nsessions;
+
+	struct moat_matches matches; /* routing scratch */
+	uint64_t next_tick_ms;
+	uint64_t next_sys_ms;
+};
+
+/* Publish m (a will) at the next safe point of the loop (takes m). */
+void moat_worker_defer_will(struct moat_worker *w, struct moat_msg *m);
+/* Route a message from this worker to every matching session (and the
+ * retained store when m->retain). */
+void moat_worker_route(struct moat_worker *w, struct moat_msg *m);
+void moat_worker_mark_dirty(struct moat_worker *w, struct moat_conn *c);
+/* Post an item to another worker's inbox (takes the item's references). */
+void moat_worker_post(struct moat_worker *to,
+		      const struct moat_inbox_item *item);
+struct moat_session *moat_worker_find_session(struct moat_worker *w,
+					      const uint8_t *id, size_t len);
+void moat_worker_add_session(struct moat_worker *w, struct moat_session *s);
+void moat_worker_remove_session(struct moat_worker *w,
+				struct moat_session *s);
+/* The worker that owns the sessions of a client id. */
+struct moat_worker *moat_worker_home(struct moat_broker *b, const uint8_t *id,
+				     size_t len);
+void *moat_worker_main(void *arg);
+
+/* ---- the broker (broker.c) ---------------------------------------------- */
+struct moat_stats {
+	atomic_uint_fast64_t msgs_received;
+	atomic_uint_fast64_t msgs_sent;
+	atomic_uint_fast64_t bytes_received;
+	atomic_uint_fast64_t bytes_sent;
+	atomic_uint_fast64_t msgs_dropped;
+	atomic_uint_fast64_t clients_connected;
+	atomic_uint_fast64_t clients_maximum;
+	atomic_uint_fast64_t sessions;
+	atomic_uint_fast64_t connections; /* open sockets, any state */
+};
+
+struct moat_listener {
+	uint8_t ev_kind; /* EV_LISTENER; must stay first */
+	int fd;
+	char name[80]; /* "addr:port" as bound */
+};
+
+struct moat_broker {
+	struct moat_config cfg;
+	struct moat_listener *listeners;
+	size_t nlisteners;
+	struct moat_worker *workers;
+	unsigned nworkers;
+	struct moat_tree tree;
+	struct moat_stats stats;
+	atomic_bool stopping;
+	atomic_uint_fast64_t client_seq; /* for assigned client ids */
+	uint64_t start_ms;
+	bool started;
+};
+
+/* $SYS topics (sys_topics.c): publish the current values. */
+void moat__sys_publish(struct moat_worker *w);
+
+#define MOAT_STAT_ADD(b, field, v)                                            \
+	atomic_fetch_add_explicit(&(b)->stats.field, (v), memory_order_relaxed)
+#define MOAT_STAT_SUB(b, field, v)                                            \
+	atomic_fetch_sub_explicit(&(b)->stats.field, (v), memory_order_relaxed)
+#define MOAT_STAT_GET(b, field)                                               \
+	atomic_load_explicit(&(b)->stats.field, memory_order_relaxed)
+
+#endif

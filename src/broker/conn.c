@@ -1,0 +1,404 @@
+/* Connections: socket I/O, framing, the packet dispatcher and closing.
+ * A connection is touched only by the worker that owns it. */
+#include <errno.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "broker_int.h"
+
+#define READ_CHUNK ((size_t)65536)
+
+struct moat_conn *moat_conn_new(struct moat_worker *w, int fd,
+				const char *peer)
+{
+	struct moat_conn *c = moat_calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	const struct moat_config *cfg = &w->b->cfg;
+	c->ev_kind = EV_CONN;
+	c->fd = fd;
+	c->w = w;
+	c->state = CONN_NEW;
+	snprintf(c->peer, sizeof(c->peer), "%s", peer);
+	/* A whole packet must fit in the input buffer. */
+	moat_buf_init(&c->in, (size_t)cfg->max_packet_size);
+	/* Soft limit for new messages, plus room for the in-flight window
+	 * resent on resume and for acks. */
+	moat_buf_init(&c->out, (size_t)(cfg->output_buffer_size +
+					 (cfg->max_inflight_messages + 2) *
+						 cfg->max_packet_size));
+	c->created_ms = c->last_rx_ms = moat_now_ms();
+	return c;
+}
+
+static int update_events(struct moat_conn *c)
+{
+	struct epoll_event ev = {0};
+	ev.events = (c->reading ? EPOLLIN : 0u) | (c->epollout ? EPOLLOUT : 0u);
+	ev.data.ptr = c;
+	return epoll_ctl(c->w->epfd, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
+int moat_conn_attach(struct moat_worker *w, struct moat_conn *c)
+{
+	struct epoll_event ev = {0};
+	c->w = w;
+	c->reading = true;
+	c->epollout = false;
+	ev.events = EPOLLIN;
+	ev.data.ptr = c;
+	if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, c->fd, &ev) != 0)
+		return MOAT_EIO;
+	c->prev = NULL;
+	c->next = w->conns;
+	if (w->conns)
+		w->conns->prev = c;
+	w->conns = c;
+	w->nconns++;
+	return MOAT_OK;
+}
+
+static void unlink_conn(struct moat_conn *c)
+{
+	struct moat_worker *w = c->w;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		w->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	c->next = c->prev = NULL;
+	w->nconns--;
+}
+
+void moat_conn_detach(struct moat_conn *c)
+{
+	epoll_ctl(c->w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	unlink_conn(c);
+}
+
+void moat_conn_free(struct moat_conn *c)
+{
+	moat_buf_cleanup(&c->in);
+	moat_buf_cleanup(&c->out);
+	moat_msg_unref(&c->will);
+	moat_free(c->username);
+	moat_free(c);
+}
+
+/* Best effort: push out what is buffered (a CONNACK with an error code)
+ * before the socket goes away. */
+static void write_last_words(struct moat_conn *c)
+{
+	size_t used = moat_buf_used(&c->out);
+	if (used)
+		(void)send(c->fd, c->out.data + c->out.off, used,
+			   MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+void moat_conn_close(struct moat_conn *c, const char *why)
+{
+	if (c->state == CONN_CLOSED)
+		return;
+	struct moat_worker *w = c->w;
+	struct moat_broker *b = w->b;
+	struct moat_session *s = c->session;
+	if (s)
+		moat_info("client %s (%s) disconnected: %s", s->client_id,
+			  c->peer, why);
+	else
+		moat_info("connection from %s closed: %s", c->peer, why);
+	bool was_active = c->state == CONN_ACTIVE;
+	c->state = CONN_CLOSED;
+	write_last_words(c);
+	moat_conn_detach(c);
+	close(c->fd);
+	c->fd = -1;
+	c->next = w->closed;
+	w->closed = c;
+	MOAT_STAT_SUB(b, connections, 1);
+	if (was_active)
+		MOAT_STAT_SUB(b, clients_connected, 1);
+	if (c->will && !c->will_discard) {
+		/* [MQTT-3.1.2-8]: published when the connection is lost
+		 * without DISCONNECT.  Deferred: routing here could close
+		 * other connections recursively. */
+		moat_worker_defer_will(w, c->will);
+		c->will = NULL;
+	}
+	if (s) {
+		c->session = NULL;
+		s->conn = NULL;
+		if (s->clean)
+			moat_session_destroy(s); /* [MQTT-3.1.2-6] */
+	}
+}
+
+bool moat_conn_can_send(const struct moat_conn *c)
+{
+	return c->state == CONN_ACTIVE &&
+	       moat_buf_used(&c->out) < c->w->b->cfg.output_buffer_size;
+}
+
+uint8_t *moat_conn_reserve(struct moat_conn *c, size_t n)
+{
+	if (c->state == CONN_CLOSED)
+		return NULL;
+	return moat_buf_reserve(&c->out, n);
+}
+
+void moat_conn_commit(struct moat_conn *c, size_t n)
+{
+	moat_buf_commit(&c->out, n);
+	moat_worker_mark_dirty(c->w, c);
+}
+
+int moat_conn_send(struct moat_conn *c, const uint8_t *p, size_t n)
+{
+	uint8_t *dst = moat_conn_reserve(c, n);
+	if (!dst)
+		return MOAT_ELIMIT;
+	memcpy(dst, p, n);
+	moat_conn_commit(c, n);
+	return MOAT_OK;
+}
+
+int moat_conn_send_publish(struct moat_conn *c, const struct moat_msg *m,
+			   uint8_t qos, bool retain, bool dup, uint16_t id)
+{
+	size_t n = moat_mqtt_publish_size(m->topic_len, m->payload_len, qos);
+	uint8_t *dst = moat_conn_reserve(c, n);
+	if (!dst)
+		return MOAT_ELIMIT;
+	moat_mqtt_publish_encode(dst, (const uint8_t *)m->topic, m->topic_len,
+				 m->payload, m->payload_len, qos, retain, dup,
+				 id);
+	moat_conn_commit(c, n);
+	MOAT_STAT_ADD(c->w->b, msgs_sent, 1);
+	return MOAT_OK;
+}
+
+static int handle_ack(struct moat_conn *c, uint8_t type, const uint8_t *body,
+		      size_t len)
+{
+	uint16_t id;
+	int rc = moat_mqtt_decode_ack(body, len, &id);
+	if (rc)
+		return rc;
+	switch (type) {
+	case MQTT_PUBACK:
+		return moat_session_on_puback(c->session, id);
+	case MQTT_PUBREC:
+		return moat_session_on_pubrec(c->session, id);
+	case MQTT_PUBCOMP:
+		return moat_session_on_pubcomp(c->session, id);
+	default:
+		return MOAT_EPROTO;
+	}
+}
+
+static int dispatch(struct moat_conn *c, uint8_t tf, const uint8_t *body,
+		    size_t len)
+{
+	uint8_t type = tf >> 4;
+	uint8_t pkt[2];
+	int rc = moat_mqtt_check_flags(tf);
+	if (rc)
+		return rc;
+	if (c->state == CONN_NEW && type != MQTT_CONNECT)
+		return MOAT_EPROTO; /* [MQTT-3.1.0-1] */
+	switch (type) {
+	case MQTT_CONNECT:
+		if (c->state != CONN_NEW)
+			return MOAT_EPROTO; /* [MQTT-3.1.0-2] */
+		return moat__handle_connect(c, body, len);
+	case MQTT_PUBLISH:
+		return moat__handle_publish(c, tf & 0x0F, body, len);
+	case MQTT_PUBACK:
+	case MQTT_PUBREC:
+	case MQTT_PUBCOMP:
+		return handle_ack(c, type, body, len);
+	case MQTT_PUBREL:
+		return moat__handle_pubrel(c, body, len);
+	case MQTT_SUBSCRIBE:
+		return moat__handle_subscribe(c, body, len);
+	case MQTT_UNSUBSCRIBE:
+		return moat__handle_unsubscribe(c, body, len);
+	case MQTT_PINGREQ:
+		if (len)
+			return MOAT_EMALFORMED;
+		moat_mqtt_simple_encode(pkt, MQTT_PINGRESP);
+		return moat_conn_send(c, pkt, 2);
+	case MQTT_DISCONNECT:
+		if (len)
+			return MOAT_EMALFORMED;
+		c->will_discard = true; /* [MQTT-3.14.4-3] */
+		moat_conn_close(c, "client sent DISCONNECT");
+		return MOAT_OK;
+	default:
+		return MOAT_EPROTO; /* server-to-client packet types */
+	}
+}
+
+/* The one place where a handler's error becomes a close and a log line. */
+static void close_for(struct moat_conn *c, int rc, uint8_t type)
+{
+	char why[96];
+	const char *what = "error";
+	switch (rc) {
+	case MOAT_EMALFORMED: what = "malformed packet"; break;
+	case MOAT_EUTF8: what = "invalid UTF-8 in a string"; break;
+	case MOAT_EPROTO: what = "protocol violation"; break;
+	case MOAT_ELIMIT: what = "limit exceeded"; break;
+	case MOAT_ENOMEM: what = "out of memory"; break;
+	default: what = moat_strerror(rc); break;
+	}
+	snprintf(why, sizeof(why), "%s (packet type %u)", what, type);
+	moat_conn_close(c, why);
+}
+
+void moat_conn_process_input(struct moat_conn *c)
+{
+	size_t limit = (size_t)c->w->b->cfg.max_packet_size;
+	while (c->state != CONN_CLOSED && c->reading) {
+		size_t used = moat_buf_used(&c->in);
+		const uint8_t *p = c->in.data + c->in.off;
+		uint8_t tf;
+		uint32_t rl;
+		size_t hl;
+		int rc = moat_mqtt_fixed_header(p, used, &tf, &rl, &hl);
+		if (rc == MOAT_EAGAIN)
+			break;
+		if (rc) {
+			close_for(c, rc, (uint8_t)(p[0] >> 4));
+			return;
+		}
+		if (hl + rl > limit) {
+			char why[96];
+			snprintf(why, sizeof(why),
+				 "packet of %zu bytes exceeds max_packet_size",
+				 hl + (size_t)rl);
+			moat_conn_close(c, why);
+			return;
+		}
+		if (used < hl + rl)
+			break;
+		rc = dispatch(c, tf, p + hl, rl);
+		if (rc == MOAT_CONN_HANDED_OVER)
+			return; /* another worker owns c now */
+		if (rc) {
+			close_for(c, rc, (uint8_t)(tf >> 4));
+			return;
+		}
+		if (c->state == CONN_CLOSED)
+			return;
+		moat_buf_consume(&c->in, hl + rl);
+		c->last_rx_ms = moat_now_ms();
+		if (!moat_conn_can_send(c) && c->state == CONN_ACTIVE) {
+			/* Back-pressure: stop reading from a peer that does
+			 * not read what we send it. */
+			c->reading = false;
+			update_events(c);
+		}
+	}
+	moat_buf_shrink(&c->in);
+}
+
+void moat_conn_on_readable(struct moat_conn *c)
+{
+	size_t room = c->in.max - moat_buf_used(&c->in);
+	size_t want = MOAT_MIN(READ_CHUNK, room);
+	uint8_t *dst = want ? moat_buf_reserve(&c->in, want) : NULL;
+	if (!dst) {
+		moat_conn_close(c, "out of memory for input");
+		return;
+	}
+	ssize_t n = recv(c->fd, dst, want, MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return;
+	if (n < 0) {
+		char why[96];
+		snprintf(why, sizeof(why), "read error: %s", strerror(errno));
+		moat_conn_close(c, why);
+		return;
+	}
+	if (n == 0) {
+		moat_conn_close(c, "connection closed by peer");
+		return;
+	}
+	moat_buf_commit(&c->in, (size_t)n);
+	MOAT_STAT_ADD(c->w->b, bytes_received, (uint64_t)n);
+	moat_conn_process_input(c);
+}
+
+/* Write what is buffered.  Returns true when everything went out. */
+static bool write_out(struct moat_conn *c)
+{
+	while (moat_buf_used(&c->out)) {
+		ssize_t n = send(c->fd, c->out.data + c->out.off,
+				 moat_buf_used(&c->out),
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n > 0) {
+			moat_buf_consume(&c->out, (size_t)n);
+			MOAT_STAT_ADD(c->w->b, bytes_sent, (uint64_t)n);
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return false;
+		char why[96];
+		snprintf(why, sizeof(why), "write error: %s",
+			 n < 0 ? strerror(errno) : "no progress");
+		moat_conn_close(c, why);
+		return false;
+	}
+	return true;
+}
+
+void moat_conn_flush(struct moat_conn *c)
+{
+	/* Bounded: each round either blocks or empties the buffer. */
+	for (int round = 0; round < 8 && c->state != CONN_CLOSED; round++) {
+		if (!write_out(c)) {
+			if (c->state != CONN_CLOSED && !c->epollout) {
+				c->epollout = true;
+				update_events(c);
+			}
+			return;
+		}
+		size_t before = moat_buf_used(&c->out);
+		if (c->session)
+			moat_session_pump(c->session);
+		if (c->state == CONN_CLOSED || moat_buf_used(&c->out) == before)
+			break;
+	}
+	if (c->state == CONN_CLOSED)
+		return;
+	if (moat_buf_used(&c->out)) { /* round limit: finish later */
+		if (!c->epollout) {
+			c->epollout = true;
+			update_events(c);
+		}
+		return;
+	}
+	bool change = c->epollout;
+	c->epollout = false;
+	if (!c->reading && moat_conn_can_send(c)) {
+		c->reading = true;
+		change = true;
+	}
+	if (change)
+		update_events(c);
+	moat_buf_shrink(&c->out);
+	/* Packets may have waited in the input buffer while paused. */
+	if (c->reading && moat_buf_used(&c->in))
+		moat_conn_process_input(c);
+}
+
+void moat_conn_on_writable(struct moat_conn *c)
+{
+	moat_conn_flush(c);
+}

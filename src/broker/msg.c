@@ -1,0 +1,43 @@
+#include <string.h>
+
+#include "broker_int.h"
+
+struct moat_msg *moat_msg_new(const uint8_t *topic, size_t topic_len,
+			      const uint8_t *payload, size_t payload_len,
+			      uint8_t qos, bool retain)
+{
+	if (topic_len > UINT16_MAX || payload_len > UINT32_MAX)
+		return NULL;
+	struct moat_msg *m =
+		moat_malloc(sizeof(*m) + topic_len + 1 + payload_len);
+	if (!m)
+		return NULL;
+	atomic_init(&m->refs, 1);
+	m->qos = qos;
+	m->retain = retain;
+	m->topic_len = (uint16_t)topic_len;
+	m->payload_len = (uint32_t)payload_len;
+	memcpy(m->topic, topic, topic_len);
+	m->topic[topic_len] = '\0';
+	uint8_t *pl = (uint8_t *)m->topic + topic_len + 1;
+	if (payload_len)
+		memcpy(pl, payload, payload_len);
+	m->payload = pl;
+	return m;
+}
+
+struct moat_msg *moat_msg_ref(struct moat_msg *m)
+{
+	atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
+	return m;
+}
+
+void moat_msg_unref(struct moat_msg **mp)
+{
+	struct moat_msg *m = *mp;
+	if (!m)
+		return;
+	*mp = NULL;
+	if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1)
+		moat_free(m);
+}

@@ -1,0 +1,322 @@
+/* Sessions: subscriptions, the outgoing QoS 1/2 window, the queue of
+ * messages waiting for it, and incoming QoS 2 ids.  Home worker only. */
+#include <string.h>
+
+#include "broker_int.h"
+
+struct moat_session *moat_session_new(struct moat_worker *w,
+				      const uint8_t *client_id, size_t len,
+				      bool clean)
+{
+	struct moat_session *s = moat_calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->client_id = moat_strndup((const char *)client_id, len);
+	s->inflight = moat_calloc(w->b->cfg.max_inflight_messages,
+				  sizeof(*s->inflight));
+	if (!s->client_id || !s->inflight) {
+		moat_free(s->client_id);
+		moat_free(s->inflight);
+		moat_free(s);
+		return NULL;
+	}
+	atomic_init(&s->refs, 1); /* the worker's table */
+	s->client_id_len = len;
+	s->home = w;
+	s->clean = clean;
+	s->next_packet_id = 1;
+	return s;
+}
+
+void moat_session_ref(struct moat_session *s)
+{
+	atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+}
+
+void moat_session_unref(struct moat_session **sp)
+{
+	struct moat_session *s = *sp;
+	if (!s)
+		return;
+	*sp = NULL;
+	if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	/* Last reference: state was already released by destroy. */
+	moat_free(s->client_id);
+	moat_free(s);
+}
+
+static struct moat_qitem *queue_at(struct moat_session *s, size_t i)
+{
+	return &s->queue[(s->qhead + i) % s->qcap];
+}
+
+static void queue_pop(struct moat_session *s, struct moat_qitem *out)
+{
+	*out = *queue_at(s, 0);
+	s->qhead = (s->qhead + 1) % s->qcap;
+	s->qlen--;
+	s->queued_bytes -= out->msg->payload_len;
+}
+
+void moat_session_destroy(struct moat_session *s)
+{
+	struct moat_broker *b = s->home->b;
+	for (size_t i = 0; i < s->nsubs; i++) {
+		moat_tree_unsubscribe(&b->tree, (const uint8_t *)s->subs[i].filter,
+				      s->subs[i].len, s);
+		moat_free(s->subs[i].filter);
+	}
+	MOAT_FREE(s->subs);
+	s->nsubs = s->subs_cap = 0;
+	for (size_t i = 0; i < s->ninflight; i++)
+		moat_msg_unref(&s->inflight[i].msg);
+	s->ninflight = 0;
+	MOAT_FREE(s->inflight);
+	while (s->qlen) {
+		struct moat_qitem it;
+		queue_pop(s, &it);
+		moat_msg_unref(&it.msg);
+	}
+	MOAT_FREE(s->queue);
+	MOAT_FREE(s->qos2_in);
+	s->dead = true;
+	moat_worker_remove_session(s->home, s);
+	MOAT_STAT_SUB(b, sessions, 1);
+	moat_session_unref(&s);
+}
+
+static uint16_t next_id(struct moat_session *s)
+{
+	for (;;) {
+		uint16_t id = s->next_packet_id++;
+		if (s->next_packet_id == 0)
+			s->next_packet_id = 1;
+		bool used = false;
+		for (size_t i = 0; i < s->ninflight && !used; i++)
+			used = s->inflight[i].packet_id == id;
+		if (!used)
+			return id;
+	}
+}
+
+/* Put a message on the wire as a new in-flight (QoS>0) or plain QoS 0. */
+static int send_now(struct moat_session *s, struct moat_msg *m, uint8_t qos,
+		    bool retain)
+{
+	uint16_t id = 0;
+	if (qos)
+		id = next_id(s);
+	int rc = moat_conn_send_publish(s->conn, m, qos, retain, false, id);
+	if (rc != MOAT_OK)
+		return rc;
+	if (qos) {
+		struct moat_inflight *f = &s->inflight[s->ninflight++];
+		f->msg = moat_msg_ref(m);
+		f->packet_id = id;
+		f->qos = qos;
+		f->state = INFLIGHT_WAIT_ACK;
+		f->retain = retain;
+	}
+	return MOAT_OK;
+}
+
+static void note_drop(struct moat_session *s, const char *why)
+{
+	s->dropped++;
+	MOAT_STAT_ADD(s->home->b, msgs_dropped, 1);
+	if (!s->drop_logged) {
+		s->drop_logged = true;
+		moat_warn("client %s: %s; dropping messages (logged once per "
+			  "session)",
+			  s->client_id, why);
+	}
+}
+
+static bool queue_grow(struct moat_session *s)
+{
+	size_t cap = s->qcap ? s->qcap * 2 : 16;
+	struct moat_qitem *v = moat_malloc(cap * sizeof(*v));
+	if (!v)
+		return false;
+	for (size_t i = 0; i < s->qlen; i++)
+		v[i] = *queue_at(s, i);
+	moat_free(s->queue);
+	s->queue = v;
+	s->qcap = cap;
+	s->qhead = 0;
+	return true;
+}
+
+static void enqueue(struct moat_session *s, struct moat_msg *m, uint8_t qos,
+		    bool retain)
+{
+	const struct moat_config *cfg = &s->home->b->cfg;
+	if (s->qlen >= cfg->max_queued_messages) {
+		note_drop(s, "queue full (max_queued_messages)");
+		return;
+	}
+	if (cfg->max_queued_bytes &&
+	    s->queued_bytes + m->payload_len > cfg->max_queued_bytes) {
+		note_drop(s, "queue full (max_queued_bytes)");
+		return;
+	}
+	if (s->qlen == s->qcap && !queue_grow(s)) {
+		note_drop(s, "out of memory for the queue");
+		return;
+	}
+	struct moat_qitem *it = &s->queue[(s->qhead + s->qlen) % s->qcap];
+	it->msg = moat_msg_ref(m);
+	it->qos = qos;
+	it->retain = retain;
+	s->qlen++;
+	s->queued_bytes += m->payload_len;
+}
+
+static bool window_open(const struct moat_session *s)
+{
+	return s->ninflight < s->home->b->cfg.max_inflight_messages;
+}
+
+void moat_session_deliver(struct moat_session *s, struct moat_msg *m,
+			  uint8_t qos, bool retain)
+{
+	if (s->dead)
+		return;
+	if (!s->conn) {
+		/* Offline: QoS 0 is not kept, QoS 1/2 are queued. */
+		if (qos)
+			enqueue(s, m, qos, retain);
+		return;
+	}
+	/* Keep order: nothing overtakes what is already queued. */
+	if (!s->qlen && moat_conn_can_send(s->conn) &&
+	    (qos == 0 || window_open(s))) {
+		if (send_now(s, m, qos, retain) != MOAT_OK)
+			moat_conn_close(s->conn, "output buffer overflow");
+		return;
+	}
+	enqueue(s, m, qos, retain);
+}
+
+void moat_session_pump(struct moat_session *s)
+{
+	while (s->qlen && s->conn && moat_conn_can_send(s->conn)) {
+		struct moat_qitem *head = queue_at(s, 0);
+		if (head->qos && !window_open(s))
+			break;
+		struct moat_qitem it;
+		queue_pop(s, &it);
+		int rc = send_now(s, it.msg, it.qos, it.retain);
+		moat_msg_unref(&it.msg);
+		if (rc != MOAT_OK) {
+			moat_conn_close(s->conn, "output buffer overflow");
+			return;
+		}
+	}
+}
+
+void moat_session_resume(struct moat_session *s)
+{
+	for (size_t i = 0; i < s->ninflight && s->conn; i++) {
+		struct moat_inflight *f = &s->inflight[i];
+		int rc;
+		if (f->state == INFLIGHT_WAIT_ACK) {
+			/* [MQTT-4.4.0-1] resend with DUP set [MQTT-3.3.1-1] */
+			rc = moat_conn_send_publish(s->conn, f->msg, f->qos,
+						    f->retain, true,
+						    f->packet_id);
+		} else {
+			uint8_t pkt[4];
+			moat_mqtt_ack_encode(pkt, MQTT_PUBREL, f->packet_id);
+			rc = moat_conn_send(s->conn, pkt, sizeof(pkt));
+		}
+		if (rc != MOAT_OK) {
+			moat_conn_close(s->conn, "output buffer overflow");
+			return;
+		}
+	}
+	moat_session_pump(s);
+}
+
+static struct moat_inflight *find_inflight(struct moat_session *s,
+					   uint16_t id, size_t *idx)
+{
+	for (size_t i = 0; i < s->ninflight; i++) {
+		if (s->inflight[i].packet_id == id) {
+			*idx = i;
+			return &s->inflight[i];
+		}
+	}
+	return NULL;
+}
+
+static void remove_inflight(struct moat_session *s, size_t idx)
+{
+	moat_msg_unref(&s->inflight[idx].msg);
+	memmove(&s->inflight[idx], &s->inflight[idx + 1],
+		(s->ninflight - idx - 1) * sizeof(s->inflight[0]));
+	s->ninflight--;
+}
+
+int moat_session_on_puback(struct moat_session *s, uint16_t id)
+{
+	size_t idx;
+	struct moat_inflight *f = find_inflight(s, id, &idx);
+	/* An unknown id is tolerated: it may be an ack for a message sent
+	 * before a reconnect that the client already had acknowledged. */
+	if (!f || f->qos != 1)
+		return MOAT_OK;
+	remove_inflight(s, idx);
+	moat_session_pump(s);
+	return MOAT_OK;
+}
+
+int moat_session_on_pubrec(struct moat_session *s, uint16_t id)
+{
+	size_t idx;
+	struct moat_inflight *f = find_inflight(s, id, &idx);
+	uint8_t pkt[4];
+	if (f && f->qos == 2) {
+		f->state = INFLIGHT_WAIT_COMP;
+		/* The message itself is no longer needed [MQTT-4.3.3-1]. */
+	}
+	/* Answer PUBREL even for an unknown id, so the client can finish
+	 * its flow. */
+	moat_mqtt_ack_encode(pkt, MQTT_PUBREL, id);
+	return moat_conn_send(s->conn, pkt, sizeof(pkt));
+}
+
+int moat_session_on_pubcomp(struct moat_session *s, uint16_t id)
+{
+	size_t idx;
+	struct moat_inflight *f = find_inflight(s, id, &idx);
+	if (!f || f->state != INFLIGHT_WAIT_COMP)
+		return MOAT_OK;
+	remove_inflight(s, idx);
+	moat_session_pump(s);
+	return MOAT_OK;
+}
+
+bool moat_session_qos2_test(struct moat_session *s, uint16_t id)
+{
+	return s->qos2_in && (s->qos2_in[id >> 3] & (1u << (id & 7)));
+}
+
+int moat_session_qos2_set(struct moat_session *s, uint16_t id)
+{
+	if (!s->qos2_in) {
+		s->qos2_in = moat_calloc(65536 / 8, 1);
+		if (!s->qos2_in)
+			return MOAT_ENOMEM;
+	}
+	s->qos2_in[id >> 3] = (uint8_t)(s->qos2_in[id >> 3] | (1u << (id & 7)));
+	return MOAT_OK;
+}
+
+void moat_session_qos2_clear(struct moat_session *s, uint16_t id)
+{
+	if (s->qos2_in)
+		s->qos2_in[id >> 3] =
+			(uint8_t)(s->qos2_in[id >> 3] & ~(1u << (id & 7)));
+}

@@ -1,0 +1,522 @@
+/* The topic tree: subscriptions and retained messages.
+ *
+ * Each node is one topic level.  Literal children live in a small
+ * open-addressing hash table keyed by the level bytes; '+' and '#' filter
+ * levels are separate links, so retained-message walks never see them.
+ * Matching a topic walks at most (levels x 3) nodes and never allocates
+ * except to grow the caller's reusable result array. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker_int.h"
+
+struct moat_tnode {
+	struct moat_tnode *parent;
+	char *level; /* literal level bytes (not for '+'/'#'/root) */
+	size_t level_len;
+	struct moat_tnode **slots; /* literal children, open addressing */
+	size_t nslots, nchildren;
+	struct moat_tnode *plus, *hash;
+	struct moat_subscriber *subs;
+	size_t nsubs, subs_cap;
+	struct moat_msg *retained;
+};
+
+static uint64_t level_hash(const uint8_t *p, size_t len)
+{
+	uint64_t h = 1469598103934665603ull; /* FNV-1a */
+	for (size_t i = 0; i < len; i++) {
+		h ^= p[i];
+		h *= 1099511628211ull;
+	}
+	return h;
+}
+
+static struct moat_tnode *child_find(const struct moat_tnode *n,
+				     const uint8_t *p, size_t len)
+{
+	if (!n->nslots)
+		return NULL;
+	size_t mask = n->nslots - 1;
+	for (size_t i = (size_t)level_hash(p, len) & mask;; i = (i + 1) & mask) {
+		struct moat_tnode *c = n->slots[i];
+		if (!c)
+			return NULL;
+		if (c->level_len == len && !memcmp(c->level, p, len))
+			return c;
+	}
+}
+
+static void slot_put(struct moat_tnode **slots, size_t nslots,
+		     struct moat_tnode *c)
+{
+	size_t mask = nslots - 1;
+	size_t i = (size_t)level_hash((const uint8_t *)c->level, c->level_len) &
+		   mask;
+	while (slots[i])
+		i = (i + 1) & mask;
+	slots[i] = c;
+}
+
+static int child_insert(struct moat_tnode *n, struct moat_tnode *c)
+{
+	if ((n->nchildren + 1) * 4 > n->nslots * 3) {
+		size_t ns = n->nslots ? n->nslots * 2 : 4;
+		struct moat_tnode **s = moat_calloc(ns, sizeof(*s));
+		if (!s)
+			return MOAT_ENOMEM;
+		for (size_t i = 0; i < n->nslots; i++)
+			if (n->slots[i])
+				slot_put(s, ns, n->slots[i]);
+		moat_free(n->slots);
+		n->slots = s;
+		n->nslots = ns;
+	}
+	slot_put(n->slots, n->nslots, c);
+	n->nchildren++;
+	return MOAT_OK;
+}
+
+/* Linear-probing delete with backward shift (no tombstones). */
+static void child_remove(struct moat_tnode *n, struct moat_tnode *c)
+{
+	size_t mask = n->nslots - 1;
+	size_t i = (size_t)level_hash((const uint8_t *)c->level, c->level_len) &
+		   mask;
+	while (n->slots[i] != c)
+		i = (i + 1) & mask;
+	n->slots[i] = NULL;
+	n->nchildren--;
+	for (size_t j = (i + 1) & mask; n->slots[j]; j = (j + 1) & mask) {
+		struct moat_tnode *m = n->slots[j];
+		n->slots[j] = NULL;
+		slot_put(n->slots, n->nslots, m);
+	}
+	if (n->nchildren == 0) {
+		MOAT_FREE(n->slots);
+		n->nslots = 0;
+	}
+}
+
+static bool node_empty(const struct moat_tnode *n)
+{
+	return !n->nchildren && !n->plus && !n->hash && !n->nsubs &&
+	       !n->retained;
+}
+
+static void node_free(struct moat_tnode *n)
+{
+	moat_free(n->level);
+	moat_free(n->slots);
+	moat_free(n->subs);
+	moat_free(n);
+}
+
+/* Remove empty nodes from n up towards the root. */
+static void prune(struct moat_tree *t, struct moat_tnode *n)
+{
+	while (n && n != t->root && node_empty(n)) {
+		struct moat_tnode *p = n->parent;
+		if (p->plus == n)
+			p->plus = NULL;
+		else if (p->hash == n)
+			p->hash = NULL;
+		else
+			child_remove(p, n);
+		node_free(n);
+		n = p;
+	}
+}
+
+static struct moat_tnode *node_new(struct moat_tnode *parent,
+				   const uint8_t *level, size_t len)
+{
+	struct moat_tnode *n = moat_calloc(1, sizeof(*n));
+	if (!n)
+		return NULL;
+	n->parent = parent;
+	if (level) {
+		n->level = moat_strndup((const char *)level, len);
+		if (!n->level) {
+			moat_free(n);
+			return NULL;
+		}
+		n->level_len = len;
+	}
+	return n;
+}
+
+int moat_tree_init(struct moat_tree *t)
+{
+	memset(t, 0, sizeof(*t));
+	t->root = node_new(NULL, NULL, 0);
+	if (!t->root)
+		return MOAT_ENOMEM;
+	if (pthread_rwlock_init(&t->lock, NULL) != 0) {
+		MOAT_FREE(t->root);
+		return MOAT_ENOMEM;
+	}
+	return MOAT_OK;
+}
+
+static void free_subtree(struct moat_tnode *n)
+{
+	if (!n)
+		return;
+	for (size_t i = 0; i < n->nslots; i++)
+		free_subtree(n->slots[i]);
+	free_subtree(n->plus);
+	free_subtree(n->hash);
+	for (size_t i = 0; i < n->nsubs; i++)
+		moat_session_unref(&n->subs[i].session);
+	moat_msg_unref(&n->retained);
+	node_free(n);
+}
+
+void moat_tree_cleanup(struct moat_tree *t)
+{
+	if (!t->root)
+		return;
+	free_subtree(t->root);
+	t->root = NULL;
+	pthread_rwlock_destroy(&t->lock);
+}
+
+static size_t level_end(const uint8_t *p, size_t len, size_t pos)
+{
+	while (pos < len && p[pos] != '/')
+		pos++;
+	return pos;
+}
+
+/* Find the node for a filter or name, creating it when create is set. */
+static struct moat_tnode *walk(struct moat_tree *t, const uint8_t *f,
+			       size_t flen, bool create)
+{
+	struct moat_tnode *n = t->root;
+	size_t pos = 0;
+	for (;;) {
+		size_t e = level_end(f, flen, pos);
+		const uint8_t *lv = f + pos;
+		size_t len = e - pos;
+		struct moat_tnode **link = NULL;
+		struct moat_tnode *c;
+		if (len == 1 && lv[0] == '+')
+			link = &n->plus;
+		else if (len == 1 && lv[0] == '#')
+			link = &n->hash;
+		c = link ? *link : child_find(n, lv, len);
+		if (!c && create) {
+			c = node_new(n, link ? NULL : lv, len);
+			if (c && link) {
+				*link = c;
+			} else if (c && child_insert(n, c) != MOAT_OK) {
+				node_free(c);
+				c = NULL;
+			}
+			if (!c) {
+				prune(t, n);
+				return NULL;
+			}
+		}
+		if (!c)
+			return NULL;
+		n = c;
+		if (e == flen)
+			return n;
+		pos = e + 1;
+	}
+}
+
+int moat_tree_subscribe(struct moat_tree *t, const uint8_t *filter,
+			size_t flen, struct moat_session *s, uint8_t qos,
+			bool *added)
+{
+	int rc = MOAT_OK;
+	*added = false;
+	pthread_rwlock_wrlock(&t->lock);
+	struct moat_tnode *n = walk(t, filter, flen, true);
+	if (!n) {
+		rc = MOAT_ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n->nsubs; i++) {
+		if (n->subs[i].session == s) {
+			n->subs[i].qos = qos; /* replace [MQTT-3.8.4-3] */
+			goto out;
+		}
+	}
+	if (n->nsubs == n->subs_cap) {
+		size_t cap = n->subs_cap ? n->subs_cap * 2 : 2;
+		struct moat_subscriber *v =
+			moat_realloc(n->subs, cap * sizeof(*v));
+		if (!v) {
+			prune(t, n);
+			rc = MOAT_ENOMEM;
+			goto out;
+		}
+		n->subs = v;
+		n->subs_cap = cap;
+	}
+	moat_session_ref(s);
+	n->subs[n->nsubs].session = s;
+	n->subs[n->nsubs].qos = qos;
+	n->nsubs++;
+	t->nsubs++;
+	*added = true;
+out:
+	pthread_rwlock_unlock(&t->lock);
+	return rc;
+}
+
+int moat_tree_unsubscribe(struct moat_tree *t, const uint8_t *filter,
+			  size_t flen, struct moat_session *s)
+{
+	int rc = MOAT_ENOTFOUND;
+	struct moat_session *drop = NULL;
+	pthread_rwlock_wrlock(&t->lock);
+	struct moat_tnode *n = walk(t, filter, flen, false);
+	for (size_t i = 0; n && i < n->nsubs; i++) {
+		if (n->subs[i].session != s)
+			continue;
+		drop = s;
+		n->subs[i] = n->subs[--n->nsubs];
+		t->nsubs--;
+		if (!n->nsubs) {
+			MOAT_FREE(n->subs);
+			n->subs_cap = 0;
+		}
+		prune(t, n);
+		rc = MOAT_OK;
+		break;
+	}
+	pthread_rwlock_unlock(&t->lock);
+	moat_session_unref(&drop);
+	return rc;
+}
+
+static int add_subs(const struct moat_tnode *n, struct moat_matches *out)
+{
+	if (!n || !n->nsubs)
+		return MOAT_OK;
+	if (out->n + n->nsubs > out->cap) {
+		size_t cap = MOAT_MAX(out->cap * 2, out->n + n->nsubs);
+		cap = MOAT_MAX(cap, (size_t)16);
+		struct moat_match *v = moat_realloc(out->v, cap * sizeof(*v));
+		if (!v)
+			return MOAT_ENOMEM;
+		out->v = v;
+		out->cap = cap;
+	}
+	for (size_t i = 0; i < n->nsubs; i++) {
+		out->v[out->n].session = n->subs[i].session;
+		out->v[out->n].qos = n->subs[i].qos;
+		out->n++;
+	}
+	return MOAT_OK;
+}
+
+static int match_level(const struct moat_tnode *n, const uint8_t *t,
+		       size_t tlen, size_t pos, struct moat_matches *out);
+
+static int match_child(const struct moat_tnode *c, const uint8_t *t,
+		       size_t tlen, size_t e, struct moat_matches *out)
+{
+	if (!c)
+		return MOAT_OK;
+	if (e == tlen) {
+		int rc = add_subs(c, out);
+		/* "a/#" also matches "a" [MQTT-4.7.1-2] */
+		return rc ? rc : add_subs(c->hash, out);
+	}
+	return match_level(c, t, tlen, e + 1, out);
+}
+
+/* n's children are candidates for the level of t starting at pos. */
+static int match_level(const struct moat_tnode *n, const uint8_t *t,
+		       size_t tlen, size_t pos, struct moat_matches *out)
+{
+	size_t e = level_end(t, tlen, pos);
+	/* Wildcards at the first level never match '$' topics
+	 * [MQTT-4.7.2-1]. */
+	bool wild_ok = !(pos == 0 && tlen && t[0] == '$');
+	int rc = MOAT_OK;
+	if (wild_ok && n->hash)
+		rc = add_subs(n->hash, out);
+	if (!rc && wild_ok)
+		rc = match_child(n->plus, t, tlen, e, out);
+	if (!rc)
+		rc = match_child(child_find(n, t + pos, e - pos), t, tlen, e,
+				 out);
+	return rc;
+}
+
+static int cmp_match(const void *a, const void *b)
+{
+	uintptr_t x = (uintptr_t)((const struct moat_match *)a)->session;
+	uintptr_t y = (uintptr_t)((const struct moat_match *)b)->session;
+	return x < y ? -1 : x > y;
+}
+
+/* One entry per session, keeping the highest QoS [MQTT-3.3.5-1]. */
+static void dedupe(struct moat_matches *out, size_t from)
+{
+	size_t n = out->n - from;
+	if (n < 2)
+		return;
+	struct moat_match *v = out->v + from;
+	qsort(v, n, sizeof(*v), cmp_match);
+	size_t w = 0;
+	for (size_t i = 1; i < n; i++) {
+		if (v[i].session == v[w].session) {
+			if (v[i].qos > v[w].qos)
+				v[w].qos = v[i].qos;
+		} else {
+			v[++w] = v[i];
+		}
+	}
+	out->n = from + w + 1;
+}
+
+int moat_tree_match(struct moat_tree *t, const uint8_t *topic, size_t tlen,
+		    struct moat_matches *out)
+{
+	size_t from = out->n;
+	pthread_rwlock_rdlock(&t->lock);
+	int rc = match_level(t->root, topic, tlen, 0, out);
+	if (rc) {
+		out->n = from;
+	} else {
+		dedupe(out, from);
+		for (size_t i = from; i < out->n; i++)
+			moat_session_ref(out->v[i].session);
+	}
+	pthread_rwlock_unlock(&t->lock);
+	return rc;
+}
+
+int moat_tree_retain(struct moat_tree *t, struct moat_msg *m)
+{
+	int rc = MOAT_OK;
+	struct moat_msg *old = NULL;
+	const uint8_t *topic = (const uint8_t *)m->topic;
+	pthread_rwlock_wrlock(&t->lock);
+	if (m->payload_len == 0) {
+		struct moat_tnode *n = walk(t, topic, m->topic_len, false);
+		if (n && n->retained) {
+			old = n->retained;
+			n->retained = NULL;
+			t->nretained--;
+			prune(t, n);
+		}
+	} else {
+		struct moat_tnode *n = walk(t, topic, m->topic_len, true);
+		if (!n) {
+			rc = MOAT_ENOMEM;
+		} else {
+			old = n->retained;
+			if (!old)
+				t->nretained++;
+			n->retained = moat_msg_ref(m);
+		}
+	}
+	pthread_rwlock_unlock(&t->lock);
+	moat_msg_unref(&old);
+	return rc;
+}
+
+struct msg_vec {
+	struct moat_msg **v;
+	size_t n, cap;
+};
+
+static int vec_add(struct msg_vec *vec, struct moat_msg *m)
+{
+	if (!m)
+		return MOAT_OK;
+	if (vec->n == vec->cap) {
+		size_t cap = vec->cap ? vec->cap * 2 : 8;
+		struct moat_msg **v = moat_realloc(vec->v, cap * sizeof(*v));
+		if (!v)
+			return MOAT_ENOMEM;
+		vec->v = v;
+		vec->cap = cap;
+	}
+	vec->v[vec->n++] = moat_msg_ref(m);
+	return MOAT_OK;
+}
+
+static bool is_dollar(const struct moat_tnode *c)
+{
+	return c->level_len && c->level[0] == '$';
+}
+
+static int collect_all(const struct moat_tnode *n, bool root,
+		       struct msg_vec *vec)
+{
+	for (size_t i = 0; i < n->nslots; i++) {
+		const struct moat_tnode *c = n->slots[i];
+		if (!c || (root && is_dollar(c)))
+			continue;
+		int rc = vec_add(vec, c->retained);
+		if (!rc)
+			rc = collect_all(c, false, vec);
+		if (rc)
+			return rc;
+	}
+	return MOAT_OK;
+}
+
+static int collect(const struct moat_tnode *n, const uint8_t *f, size_t flen,
+		   size_t pos, struct msg_vec *vec);
+
+static int collect_child(const struct moat_tnode *c, const uint8_t *f,
+			 size_t flen, size_t e, struct msg_vec *vec)
+{
+	if (!c)
+		return MOAT_OK;
+	if (e == flen)
+		return vec_add(vec, c->retained);
+	return collect(c, f, flen, e + 1, vec);
+}
+
+static int collect(const struct moat_tnode *n, const uint8_t *f, size_t flen,
+		   size_t pos, struct msg_vec *vec)
+{
+	size_t e = level_end(f, flen, pos);
+	bool root = pos == 0;
+	if (e - pos == 1 && f[pos] == '#') {
+		int rc = root ? MOAT_OK : vec_add(vec, n->retained);
+		return rc ? rc : collect_all(n, root, vec);
+	}
+	if (e - pos == 1 && f[pos] == '+') {
+		for (size_t i = 0; i < n->nslots; i++) {
+			const struct moat_tnode *c = n->slots[i];
+			if (!c || (root && is_dollar(c)))
+				continue;
+			int rc = collect_child(c, f, flen, e, vec);
+			if (rc)
+				return rc;
+		}
+		return MOAT_OK;
+	}
+	return collect_child(child_find(n, f + pos, e - pos), f, flen, e, vec);
+}
+
+int moat_tree_retained(struct moat_tree *t, const uint8_t *filter,
+		       size_t flen, struct moat_msg ***out, size_t *n)
+{
+	struct msg_vec vec = {0};
+	pthread_rwlock_rdlock(&t->lock);
+	int rc = collect(t->root, filter, flen, 0, &vec);
+	pthread_rwlock_unlock(&t->lock);
+	if (rc) {
+		for (size_t i = 0; i < vec.n; i++)
+			moat_msg_unref(&vec.v[i]);
+		MOAT_FREE(vec.v);
+		vec.n = 0;
+	}
+	*out = vec.v;
+	*n = vec.n;
+	return rc;
+}

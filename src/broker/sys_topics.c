@@ -1,0 +1,60 @@
+/* $SYS/broker/... topics, named like mosquitto's so that existing
+ * dashboards work.  Published retained by worker 0 every sys_interval. */
+#include <stdio.h>
+#include <string.h>
+
+#include "broker_int.h"
+
+static void put(struct moat_worker *w, const char *topic, const char *value)
+{
+	struct moat_msg *m =
+		moat_msg_new((const uint8_t *)topic, strlen(topic),
+			     (const uint8_t *)value, strlen(value), 0, true);
+	if (!m)
+		return;
+	moat_worker_route(w, m);
+	moat_msg_unref(&m);
+}
+
+static void put_u64(struct moat_worker *w, const char *topic, uint64_t v)
+{
+	char buf[32];
+	snprintf(buf, sizeof(buf), "%llu", (unsigned long long)v);
+	put(w, topic, buf);
+}
+
+void moat__sys_publish(struct moat_worker *w)
+{
+	struct moat_broker *b = w->b;
+	char buf[64];
+	size_t nsubs, nretained;
+
+	pthread_rwlock_rdlock(&b->tree.lock);
+	nsubs = b->tree.nsubs;
+	nretained = b->tree.nretained;
+	pthread_rwlock_unlock(&b->tree.lock);
+
+	uint64_t connected = MOAT_STAT_GET(b, clients_connected);
+	uint64_t sessions = MOAT_STAT_GET(b, sessions);
+	put(w, "$SYS/broker/version", "moat " MOAT_VERSION);
+	snprintf(buf, sizeof(buf), "%llu seconds",
+		 (unsigned long long)((moat_now_ms() - b->start_ms) / 1000u));
+	put(w, "$SYS/broker/uptime", buf);
+	put_u64(w, "$SYS/broker/clients/connected", connected);
+	put_u64(w, "$SYS/broker/clients/total", sessions);
+	put_u64(w, "$SYS/broker/clients/disconnected",
+		sessions > connected ? sessions - connected : 0);
+	put_u64(w, "$SYS/broker/clients/maximum",
+		MOAT_STAT_GET(b, clients_maximum));
+	put_u64(w, "$SYS/broker/messages/received",
+		MOAT_STAT_GET(b, msgs_received));
+	put_u64(w, "$SYS/broker/messages/sent", MOAT_STAT_GET(b, msgs_sent));
+	put_u64(w, "$SYS/broker/publish/messages/dropped",
+		MOAT_STAT_GET(b, msgs_dropped));
+	put_u64(w, "$SYS/broker/bytes/received",
+		MOAT_STAT_GET(b, bytes_received));
+	put_u64(w, "$SYS/broker/bytes/sent", MOAT_STAT_GET(b, bytes_sent));
+	put_u64(w, "$SYS/broker/subscriptions/count", nsubs);
+	put_u64(w, "$SYS/broker/retained messages/count", nretained);
+	put_u64(w, "$SYS/broker/heap/current", moat_alloc_live_bytes());
+}

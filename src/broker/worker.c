@@ -1,0 +1,456 @@
+/* Worker threads: one epoll loop each, owning connections and the
+ * sessions homed on it; cross-worker delivery through inboxes. */
+#include <arpa/inet.h>
+#include <assert.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "broker_int.h"
+
+#define MAX_EVENTS 256
+#define ACCEPT_BURST 64
+#define TICK_MS 500u
+
+static uint64_t id_hash(const uint8_t *p, size_t len)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (size_t i = 0; i < len; i++) {
+		h ^= p[i];
+		h *= 1099511628211ull;
+	}
+	return h;
+}
+
+struct moat_worker *moat_worker_home(struct moat_broker *b, const uint8_t *id,
+				     size_t len)
+{
+	return &b->workers[id_hash(id, len) % b->nworkers];
+}
+
+/* ---- session table ------------------------------------------------------ */
+
+static size_t bucket_of(const struct moat_worker *w, const uint8_t *id,
+			size_t len)
+{
+	/* Different bits from the home choice, which used the low ones. */
+	return (size_t)((id_hash(id, len) >> 16) % w->nbuckets);
+}
+
+struct moat_session *moat_worker_find_session(struct moat_worker *w,
+					      const uint8_t *id, size_t len)
+{
+	if (!w->nbuckets)
+		return NULL;
+	for (struct moat_session *s = w->sessions[bucket_of(w, id, len)]; s;
+	     s = s->hnext)
+		if (s->client_id_len == len && !memcmp(s->client_id, id, len))
+			return s;
+	return NULL;
+}
+
+static void rehash(struct moat_worker *w)
+{
+	size_t nb = w->nbuckets ? w->nbuckets * 2 : 64;
+	struct moat_session **v = moat_calloc(nb, sizeof(*v));
+	if (!v)
+		return; /* keep the old table: longer chains, still correct */
+	struct moat_session **old = w->sessions;
+	size_t oldn = w->nbuckets;
+	w->sessions = v;
+	w->nbuckets = nb;
+	for (size_t i = 0; i < oldn; i++) {
+		struct moat_session *s = old[i];
+		while (s) {
+			struct moat_session *next = s->hnext;
+			size_t bk = bucket_of(w, (const uint8_t *)s->client_id,
+					      s->client_id_len);
+			s->hnext = v[bk];
+			v[bk] = s;
+			s = next;
+		}
+	}
+	moat_free(old);
+}
+
+void moat_worker_add_session(struct moat_worker *w, struct moat_session *s)
+{
+	if (w->nsessions >= w->nbuckets * 2)
+		rehash(w);
+	size_t bk = bucket_of(w, (const uint8_t *)s->client_id,
+			      s->client_id_len);
+	s->hnext = w->sessions[bk];
+	w->sessions[bk] = s;
+	w->nsessions++;
+	MOAT_STAT_ADD(w->b, sessions, 1);
+}
+
+void moat_worker_remove_session(struct moat_worker *w,
+				struct moat_session *s)
+{
+	size_t bk = bucket_of(w, (const uint8_t *)s->client_id,
+			      s->client_id_len);
+	for (struct moat_session **pp = &w->sessions[bk]; *pp;
+	     pp = &(*pp)->hnext) {
+		if (*pp == s) {
+			*pp = s->hnext;
+			s->hnext = NULL;
+			w->nsessions--;
+			return;
+		}
+	}
+}
+
+/* ---- inboxes --------------------------------------------------------------- */
+
+static int batch_push(struct moat_inbox_batch *bt,
+		      const struct moat_inbox_item *it)
+{
+	if (bt->n == bt->cap) {
+		size_t cap = bt->cap ? bt->cap * 2 : 64;
+		struct moat_inbox_item *v =
+			moat_realloc(bt->v, cap * sizeof(*v));
+		if (!v)
+			return MOAT_ENOMEM;
+		bt->v = v;
+		bt->cap = cap;
+	}
+	bt->v[bt->n++] = *it;
+	return MOAT_OK;
+}
+
+static void wake(struct moat_worker *w)
+{
+	uint64_t one = 1;
+	ssize_t n;
+	do {
+		n = write(w->evfd, &one, sizeof(one));
+	} while (n < 0 && errno == EINTR);
+}
+
+static void release_item(struct moat_inbox_item *it)
+{
+	moat_msg_unref(&it->msg);
+	moat_session_unref(&it->session);
+}
+
+/* Move a whole batch into to's inbox with one lock round-trip. */
+static void post_batch(struct moat_worker *to, struct moat_inbox_batch *bt)
+{
+	bool was_empty;
+	size_t i = 0;
+	pthread_mutex_lock(&to->inbox_lock);
+	was_empty = to->inbox.n == 0;
+	for (; i < bt->n; i++)
+		if (batch_push(&to->inbox, &bt->v[i]) != MOAT_OK)
+			break;
+	pthread_mutex_unlock(&to->inbox_lock);
+	if (i < bt->n) {
+		MOAT_STAT_ADD(to->b, msgs_dropped, bt->n - i);
+		moat_warn("worker %u: out of memory for its inbox; dropped %zu "
+			  "deliveries",
+			  to->idx, bt->n - i);
+		for (; i < bt->n; i++) {
+			if (bt->v[i].conn)
+				moat_conn_close(bt->v[i].conn, "out of memory");
+			release_item(&bt->v[i]);
+		}
+	}
+	bt->n = 0;
+	if (was_empty)
+		wake(to);
+}
+
+void moat_worker_post(struct moat_worker *to,
+		      const struct moat_inbox_item *item)
+{
+	struct moat_inbox_item copy = *item;
+	struct moat_inbox_batch one = {&copy, 1, 1};
+	post_batch(to, &one);
+}
+
+static void adopt(struct moat_worker *w, struct moat_conn *c)
+{
+	if (moat_conn_attach(w, c) != MOAT_OK) {
+		moat_warn("%s: cannot adopt connection: %s", c->peer,
+			  strerror(errno));
+		close(c->fd);
+		MOAT_STAT_SUB(w->b, connections, 1);
+		moat_conn_free(c);
+		return;
+	}
+	moat_conn_process_input(c);
+}
+
+static void drain_inbox(struct moat_worker *w)
+{
+	uint64_t v;
+	/* Read the eventfd before taking the batch: a post that lands after
+	 * the swap finds the inbox empty and wakes us again. */
+	(void)!read(w->evfd, &v, sizeof(v));
+	pthread_mutex_lock(&w->inbox_lock);
+	struct moat_inbox_batch tmp = w->inbox;
+	w->inbox = w->draining;
+	w->draining = tmp;
+	pthread_mutex_unlock(&w->inbox_lock);
+	for (size_t i = 0; i < w->draining.n; i++) {
+		struct moat_inbox_item *it = &w->draining.v[i];
+		if (it->kind == INBOX_ADOPT)
+			adopt(w, it->conn);
+		else
+			moat_session_deliver(it->session, it->msg, it->qos,
+					     false);
+		release_item(it);
+	}
+	w->draining.n = 0;
+}
+
+/* ---- routing ------------------------------------------------------------ */
+
+void moat_worker_route(struct moat_worker *w, struct moat_msg *m)
+{
+	struct moat_broker *b = w->b;
+	if (m->retain && moat_tree_retain(&b->tree, m) != MOAT_OK)
+		moat_warn("out of memory storing a retained message on %s",
+			  m->topic);
+	w->matches.n = 0;
+	if (moat_tree_match(&b->tree, (const uint8_t *)m->topic, m->topic_len,
+			    &w->matches) != MOAT_OK) {
+		MOAT_STAT_ADD(b, msgs_dropped, 1);
+		moat_warn("out of memory routing a message on %s", m->topic);
+		return;
+	}
+	for (size_t i = 0; i < w->matches.n; i++) {
+		struct moat_match *mt = &w->matches.v[i];
+		/* [MQTT-3.3.5-1] deliver at min(publish QoS, granted QoS) */
+		uint8_t qos = MOAT_MIN(mt->qos, m->qos);
+		struct moat_worker *home = mt->session->home;
+		if (home == w) {
+			moat_session_deliver(mt->session, m, qos, false);
+			moat_session_unref(&mt->session);
+			continue;
+		}
+		struct moat_inbox_item it = {.kind = INBOX_DELIVER,
+					     .qos = qos,
+					     .session = mt->session,
+					     .msg = moat_msg_ref(m)};
+		if (batch_push(&w->outbox[home->idx], &it) != MOAT_OK) {
+			MOAT_STAT_ADD(b, msgs_dropped, 1);
+			release_item(&it);
+		}
+	}
+	w->matches.n = 0;
+	for (unsigned i = 0; i < b->nworkers; i++)
+		if (w->outbox[i].n)
+			post_batch(&b->workers[i], &w->outbox[i]);
+}
+
+void moat_worker_defer_will(struct moat_worker *w, struct moat_msg *m)
+{
+	if (w->nwills == w->wills_cap) {
+		size_t cap = w->wills_cap ? w->wills_cap * 2 : 8;
+		struct moat_msg **v = moat_realloc(w->wills, cap * sizeof(*v));
+		if (!v) {
+			moat_warn("out of memory: will on %s not published",
+				  m->topic);
+			moat_msg_unref(&m);
+			return;
+		}
+		w->wills = v;
+		w->wills_cap = cap;
+	}
+	w->wills[w->nwills++] = m;
+}
+
+static void publish_wills(struct moat_worker *w)
+{
+	/* Routing a will can close connections and add wills: loop. */
+	for (size_t i = 0; i < w->nwills; i++) {
+		struct moat_msg *m = w->wills[i];
+		w->wills[i] = NULL;
+		moat_worker_route(w, m);
+		moat_msg_unref(&m);
+	}
+	w->nwills = 0;
+}
+
+void moat_worker_mark_dirty(struct moat_worker *w, struct moat_conn *c)
+{
+	if (c->dirty)
+		return;
+	c->dirty = true;
+	c->dirty_next = w->dirty;
+	w->dirty = c;
+}
+
+static void flush_dirty(struct moat_worker *w)
+{
+	while (w->dirty) {
+		struct moat_conn *c = w->dirty;
+		w->dirty = c->dirty_next;
+		c->dirty_next = NULL;
+		c->dirty = false;
+		if (c->state != CONN_CLOSED)
+			moat_conn_flush(c);
+		if (w->nwills)
+			publish_wills(w);
+	}
+}
+
+static void free_closed(struct moat_worker *w)
+{
+	while (w->closed) {
+		struct moat_conn *c = w->closed;
+		w->closed = c->next;
+		/* flush_dirty ran first and closed connections never get
+		 * new output, so none is still on the dirty list. */
+		assert(!c->dirty);
+		moat_conn_free(c);
+	}
+}
+
+/* ---- accepting ------------------------------------------------------------ */
+
+static void format_peer(const struct sockaddr_storage *ss, char *out,
+			size_t outsz)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+	unsigned port = 0;
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+		inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+		port = ntohs(a->sin_port);
+		snprintf(out, outsz, "%s:%u", host, port);
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+		inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+		port = ntohs(a->sin6_port);
+		snprintf(out, outsz, "[%s]:%u", host, port);
+	} else {
+		snprintf(out, outsz, "unknown");
+	}
+}
+
+static void accept_all(struct moat_worker *w, struct moat_listener *l)
+{
+	struct moat_broker *b = w->b;
+	for (int i = 0; i < ACCEPT_BURST; i++) {
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		int fd = accept4(l->fd, (struct sockaddr *)&ss, &sl,
+				 SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK &&
+			    errno != EINTR && errno != ECONNABORTED)
+				moat_warn("accept on %s: %s", l->name,
+					  strerror(errno));
+			return;
+		}
+		char peer[64];
+		format_peer(&ss, peer, sizeof(peer));
+		if (MOAT_STAT_GET(b, connections) >= b->cfg.max_connections) {
+			moat_warn("connection from %s refused: max_connections "
+				  "(%llu) reached",
+				  peer,
+				  (unsigned long long)b->cfg.max_connections);
+			close(fd);
+			continue;
+		}
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		struct moat_conn *c = moat_conn_new(w, fd, peer);
+		if (!c || moat_conn_attach(w, c) != MOAT_OK) {
+			moat_warn("connection from %s refused: out of memory",
+				  peer);
+			if (c)
+				moat_conn_free(c);
+			close(fd);
+			continue;
+		}
+		MOAT_STAT_ADD(b, connections, 1);
+		moat_debug("new connection from %s on %s", peer, l->name);
+	}
+}
+
+/* ---- timers --------------------------------------------------------------- */
+
+static void tick(struct moat_worker *w, uint64_t now)
+{
+	const struct moat_config *cfg = &w->b->cfg;
+	struct moat_conn *next;
+	for (struct moat_conn *c = w->conns; c; c = next) {
+		next = c->next;
+		if (c->state == CONN_NEW &&
+		    now - c->created_ms > cfg->connect_timeout * 1000u) {
+			moat_conn_close(c, "no CONNECT within connect_timeout");
+		} else if (c->state == CONN_ACTIVE && c->keepalive &&
+			   now - c->last_rx_ms >
+				   (uint64_t)c->keepalive * 1500u) {
+			/* [MQTT-3.1.2-24]: one and a half keep-alives */
+			moat_conn_close(c, "keep-alive timeout");
+		}
+	}
+	if (w->idx == 0 && cfg->sys_interval && now >= w->next_sys_ms) {
+		w->next_sys_ms = now + cfg->sys_interval * 1000u;
+		moat__sys_publish(w);
+	}
+}
+
+static void handle_event(struct moat_worker *w, struct epoll_event *ev)
+{
+	uint8_t kind = *(uint8_t *)ev->data.ptr;
+	if (kind == EV_INBOX) {
+		drain_inbox(w);
+	} else if (kind == EV_LISTENER) {
+		accept_all(w, ev->data.ptr);
+	} else {
+		struct moat_conn *c = ev->data.ptr;
+		if (c->state != CONN_CLOSED &&
+		    (ev->events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+			moat_conn_on_readable(c);
+		if (c->state != CONN_CLOSED && (ev->events & EPOLLOUT))
+			moat_conn_on_writable(c);
+	}
+}
+
+void *moat_worker_main(void *arg)
+{
+	struct moat_worker *w = arg;
+	struct epoll_event evs[MAX_EVENTS];
+	w->next_tick_ms = moat_now_ms() + TICK_MS;
+	w->next_sys_ms = moat_now_ms();
+	while (!atomic_load(&w->b->stopping)) {
+		uint64_t now = moat_now_ms();
+		int timeout = now >= w->next_tick_ms
+				      ? 0
+				      : (int)(w->next_tick_ms - now);
+		int n = epoll_wait(w->epfd, evs, MAX_EVENTS, timeout);
+		if (n < 0 && errno != EINTR) {
+			moat_err_log("worker %u: epoll_wait: %s", w->idx,
+				     strerror(errno));
+			break;
+		}
+		for (int i = 0; i < n; i++) {
+			/* A connection closed earlier in this batch is still
+			 * allocated (freed below), so its events are safe to
+			 * look at; handle_event skips closed ones. */
+			handle_event(w, &evs[i]);
+		}
+		publish_wills(w);
+		flush_dirty(w);
+		now = moat_now_ms();
+		if (now >= w->next_tick_ms) {
+			w->next_tick_ms = now + TICK_MS;
+			tick(w, now);
+			publish_wills(w);
+			flush_dirty(w);
+		}
+		free_closed(w);
+	}
+	return NULL;
+}

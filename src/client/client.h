@@ -1,0 +1,133 @@
+/* moat client library: a small blocking MQTT 3.1.1 client over TCP.
+ *
+ * One connection per struct moat_client, driven by the caller's thread:
+ * every call blocks (poll()-based, with timeouts) until its protocol flow
+ * is complete.  While a call waits it also answers the server: incoming
+ * PUBLISH packets are delivered to the message callback and acknowledged
+ * (PUBACK for QoS 1; PUBREC, then PUBCOMP on PUBREL for QoS 2, delivering
+ * a QoS 2 message once even when the server sends it again), and PINGREQ
+ * keeps an idle connection alive.
+ *
+ * It is not thread-safe, does not reconnect, keeps one outgoing message in
+ * flight at a time and does no TLS (yet).  Everything from the network is
+ * untrusted: malformed or oversized packets end the connection with an
+ * error, never a crash.
+ *
+ * Errors are the negative MOAT_E* codes from moat/errors.h; after any error
+ * moat_client_errmsg() describes it in one line for the user. */
+#ifndef MOAT_CLIENT_H
+#define MOAT_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "codec/mqtt_codec.h"
+
+/* Default limit on the size (remaining length) of a packet from the server.
+ * Bigger packets end the connection with MOAT_ELIMIT. */
+#define MOAT_CLIENT_DEFAULT_MAX_PACKET (256u * 1024u * 1024u)
+/* Default time to wait for a connection, CONNACK, an acknowledgement or a
+ * blocked write. */
+#define MOAT_CLIENT_DEFAULT_TIMEOUT_MS 30000u
+
+struct moat_client;
+
+/* A message from the server.  Every pointer is borrowed: valid only during
+ * the callback. */
+struct moat_client_msg {
+	struct moat_bytes topic;
+	struct moat_bytes payload;
+	uint8_t qos;
+	bool retain;
+	bool dup;
+	uint16_t packet_id; /* 0 for QoS 0 */
+};
+
+/* Called once per incoming message, from inside whichever moat_client_*
+ * call is waiting.  It must not call moat_client_* functions other than
+ * moat_client_stop(). */
+typedef void moat_client_msg_cb(void *arg, const struct moat_client_msg *msg);
+
+struct moat_client_opts {
+	const char *host; /* name or address; borrowed for the call */
+	const char *port; /* number or service name; borrowed */
+	/* CONNECT fields: protocol level, clean session, keepalive (seconds,
+	 * 0 = off), client id, credentials and will.  Borrowed for the call. */
+	struct moat_mqtt_connect_opts connect;
+	uint32_t max_packet; /* 0 = MOAT_CLIENT_DEFAULT_MAX_PACKET */
+	uint32_t timeout_ms; /* 0 = MOAT_CLIENT_DEFAULT_TIMEOUT_MS */
+};
+
+/* New unconnected client; NULL when out of memory.  Free with
+ * moat_client_free(). */
+struct moat_client *moat_client_new(void);
+/* Close the socket (without DISCONNECT: the server then publishes the will)
+ * and free everything.  NULL is a no-op. */
+void moat_client_free(struct moat_client *c);
+
+/* Set the incoming message callback (NULL: messages are acknowledged and
+ * dropped).  Set it before moat_client_connect(): a persistent session may
+ * deliver queued messages right after CONNACK. */
+void moat_client_set_msg_cb(struct moat_client *c, moat_client_msg_cb *cb,
+			    void *arg);
+
+/* Connect over TCP (IPv4 or IPv6, every address of the host in turn), send
+ * CONNECT and wait for CONNACK.  *session_present (may be NULL) tells
+ * whether the server resumed a session.
+ * Returns MOAT_OK; MOAT_EIO (resolve/connect/timeout), MOAT_ECLOSED,
+ * MOAT_EDENIED (CONNACK refused; the message gives the reason),
+ * MOAT_EMALFORMED/MOAT_EPROTO (bad server), MOAT_EINVAL (options do not
+ * encode), MOAT_ENOMEM.  Call once per client. */
+int moat_client_connect(struct moat_client *c,
+			const struct moat_client_opts *o,
+			bool *session_present);
+
+/* Publish and wait until the QoS flow is complete: QoS 0 when written to
+ * the socket, QoS 1 on PUBACK, QoS 2 on PUBCOMP (after PUBREC/PUBREL).
+ * topic is a NUL-terminated topic name; payload may be NULL when len is 0.
+ * Returns MOAT_OK; MOAT_ELIMIT (too big for MQTT); MOAT_EINVAL (bad
+ * topic/QoS); or a connection error as for moat_client_connect(). */
+int moat_client_publish(struct moat_client *c, const char *topic,
+			const void *payload, size_t len, uint8_t qos,
+			bool retain);
+
+/* Subscribe to count (>= 1) NUL-terminated topic filters at qos[i] and
+ * wait for SUBACK.  granted[i] (count entries, may be NULL) receives each
+ * return code: the granted QoS or MQTT_SUBACK_FAILURE.  A refused filter
+ * is NOT an error here: the caller decides.  Returns as publish. */
+int moat_client_subscribe(struct moat_client *c, const char *const *filters,
+			  const uint8_t *qos, size_t count, uint8_t *granted);
+
+/* Unsubscribe and wait for UNSUBACK. */
+int moat_client_unsubscribe(struct moat_client *c,
+			    const char *const *filters, size_t count);
+
+/* Process the connection for up to timeout_ms (< 0: no limit): deliver
+ * messages, answer acknowledgements, keep alive.  Also returns early when
+ * moat_client_stop() was called, when a signal interrupts poll(), or, if
+ * extra_fd >= 0, when extra_fd becomes readable (then *extra_ready is set).
+ * Returns MOAT_OK in all those cases, or a connection error. */
+int moat_client_loop(struct moat_client *c, int timeout_ms, int extra_fd,
+		     bool *extra_ready);
+
+/* Ask moat_client_loop() to return.  From then on incoming PUBLISH packets
+ * are neither delivered nor acknowledged, so that a persistent session
+ * keeps them for the next connection.  Safe inside the message callback
+ * (not in a signal handler). */
+void moat_client_stop(struct moat_client *c);
+bool moat_client_stopped(const struct moat_client *c);
+
+/* Send DISCONNECT and close the connection gracefully (waits a short,
+ * bounded time for the server to close its side, so that nothing we sent
+ * is lost to a reset).  The will is discarded by the server. */
+int moat_client_disconnect(struct moat_client *c);
+
+/* One line describing the last error (static storage in c; "" if none). */
+const char *moat_client_errmsg(const struct moat_client *c);
+
+/* Human text for a CONNACK return code ("connection refused: not
+ * authorised", ...). */
+const char *moat_client_connack_str(uint8_t rc);
+
+#endif

@@ -1,0 +1,255 @@
+/* MQTT decoders.  Untrusted input: every read is bounds-checked. */
+#include <string.h>
+
+#include "mqtt_codec.h"
+
+int moat_mqtt_fixed_header(const uint8_t *buf, size_t len,
+			   uint8_t *type_flags, uint32_t *remaining,
+			   size_t *hdr_len)
+{
+	if (len < 2)
+		return MOAT_EAGAIN;
+	uint32_t value = 0;
+	for (size_t i = 0; i < 4; i++) {
+		if (1 + i >= len)
+			return MOAT_EAGAIN;
+		uint8_t b = buf[1 + i];
+		value |= (uint32_t)(b & 0x7F) << (7 * i);
+		if (!(b & 0x80)) {
+			*type_flags = buf[0];
+			*remaining = value;
+			*hdr_len = 2 + i;
+			return MOAT_OK;
+		}
+	}
+	return MOAT_EMALFORMED; /* a fifth length byte [MQTT-2.2.3] */
+}
+
+int moat_mqtt_check_flags(uint8_t type_flags)
+{
+	uint8_t type = type_flags >> 4;
+	uint8_t flags = type_flags & 0x0F;
+	switch (type) {
+	case MQTT_PUBLISH:
+		return MOAT_OK; /* checked by the PUBLISH decoder */
+	case MQTT_PUBREL:
+	case MQTT_SUBSCRIBE:
+	case MQTT_UNSUBSCRIBE:
+		return flags == 0x2 ? MOAT_OK : MOAT_EMALFORMED;
+	case MQTT_CONNECT:
+	case MQTT_CONNACK:
+	case MQTT_PUBACK:
+	case MQTT_PUBREC:
+	case MQTT_PUBCOMP:
+	case MQTT_SUBACK:
+	case MQTT_UNSUBACK:
+	case MQTT_PINGREQ:
+	case MQTT_PINGRESP:
+	case MQTT_DISCONNECT:
+		return flags == 0 ? MOAT_OK : MOAT_EMALFORMED;
+	default:
+		return MOAT_EMALFORMED; /* types 0 and 15 are reserved in 3.1.1 */
+	}
+}
+
+int moat_rd_u8(struct moat_rd *rd, uint8_t *v)
+{
+	if (moat_rd_left(rd) < 1)
+		return MOAT_EMALFORMED;
+	*v = rd->p[rd->pos++];
+	return MOAT_OK;
+}
+
+int moat_rd_u16(struct moat_rd *rd, uint16_t *v)
+{
+	if (moat_rd_left(rd) < 2)
+		return MOAT_EMALFORMED;
+	*v = (uint16_t)((rd->p[rd->pos] << 8) | rd->p[rd->pos + 1]);
+	rd->pos += 2;
+	return MOAT_OK;
+}
+
+int moat_rd_binary(struct moat_rd *rd, struct moat_bytes *out)
+{
+	uint16_t n;
+	if (moat_rd_u16(rd, &n) != MOAT_OK || moat_rd_left(rd) < n)
+		return MOAT_EMALFORMED;
+	out->p = rd->p + rd->pos;
+	out->len = n;
+	rd->pos += n;
+	return MOAT_OK;
+}
+
+int moat_rd_string(struct moat_rd *rd, struct moat_bytes *out)
+{
+	int rc = moat_rd_binary(rd, out);
+	if (rc != MOAT_OK)
+		return rc;
+	if (!moat_utf8_valid(out->p, out->len))
+		return MOAT_EUTF8;
+	return MOAT_OK;
+}
+
+static int check_protocol(const struct moat_mqtt_connect *c,
+			  uint8_t *connack_rc)
+{
+	bool is_mqtt = moat_bytes_eq_str(c->proto_name, "MQTT");
+	bool is_mqisdp = moat_bytes_eq_str(c->proto_name, "MQIsdp");
+	if (!is_mqtt && !is_mqisdp) {
+		*connack_rc = 0xFF; /* not MQTT: close, no CONNACK */
+		return MOAT_EPROTO;
+	}
+	if ((is_mqtt && c->proto_level == MQTT_PROTO_V311) ||
+	    (is_mqisdp && c->proto_level == MQTT_PROTO_V31))
+		return MOAT_OK;
+	*connack_rc = MQTT_CONNACK_BAD_PROTOCOL; /* [MQTT-3.1.2-2] */
+	return MOAT_EPROTO;
+}
+
+static int decode_connect_flags(struct moat_mqtt_connect *c, uint8_t f)
+{
+	if (f & 0x01) /* reserved [MQTT-3.1.2-3] */
+		return MOAT_EMALFORMED;
+	c->clean_session = (f & 0x02) != 0;
+	c->will_flag = (f & 0x04) != 0;
+	c->will_qos = (uint8_t)((f >> 3) & 0x03);
+	c->will_retain = (f & 0x20) != 0;
+	c->has_password = (f & 0x40) != 0;
+	c->has_username = (f & 0x80) != 0;
+	if (c->will_qos == 3) /* [MQTT-3.1.2-14] */
+		return MOAT_EMALFORMED;
+	if (!c->will_flag && (c->will_qos || c->will_retain))
+		return MOAT_EMALFORMED; /* [MQTT-3.1.2-13] [MQTT-3.1.2-15] */
+	if (!c->has_username && c->has_password) /* [MQTT-3.1.2-22] */
+		return MOAT_EMALFORMED;
+	return MOAT_OK;
+}
+
+int moat_mqtt_decode_connect(const uint8_t *body, size_t len,
+			     struct moat_mqtt_connect *c, uint8_t *connack_rc)
+{
+	struct moat_rd rd;
+	uint8_t flags;
+	int rc;
+
+	memset(c, 0, sizeof(*c));
+	*connack_rc = MQTT_CONNACK_ACCEPTED;
+	moat_rd_init(&rd, body, len);
+	if ((rc = moat_rd_binary(&rd, &c->proto_name)) != MOAT_OK ||
+	    (rc = moat_rd_u8(&rd, &c->proto_level)) != MOAT_OK)
+		return rc;
+	if ((rc = check_protocol(c, connack_rc)) != MOAT_OK)
+		return rc;
+	if ((rc = moat_rd_u8(&rd, &flags)) != MOAT_OK ||
+	    (rc = decode_connect_flags(c, flags)) != MOAT_OK ||
+	    (rc = moat_rd_u16(&rd, &c->keepalive)) != MOAT_OK)
+		return rc;
+	/* Payload order is fixed [MQTT-3.1.3-1]. */
+	if ((rc = moat_rd_string(&rd, &c->client_id)) != MOAT_OK)
+		return rc;
+	if (c->will_flag) {
+		if ((rc = moat_rd_string(&rd, &c->will_topic)) != MOAT_OK ||
+		    (rc = moat_rd_binary(&rd, &c->will_payload)) != MOAT_OK)
+			return rc;
+		if (!moat_topic_name_valid(c->will_topic.p, c->will_topic.len)) {
+			*connack_rc = 0xFF; /* close without CONNACK */
+			return MOAT_EPROTO;
+		}
+	}
+	if (c->has_username &&
+	    (rc = moat_rd_string(&rd, &c->username)) != MOAT_OK)
+		return rc;
+	if (c->has_password &&
+	    (rc = moat_rd_binary(&rd, &c->password)) != MOAT_OK)
+		return rc;
+	if (moat_rd_left(&rd) != 0)
+		return MOAT_EMALFORMED; /* trailing bytes */
+	return MOAT_OK;
+}
+
+int moat_mqtt_decode_publish(uint8_t flags, const uint8_t *body, size_t len,
+			     struct moat_mqtt_publish *p)
+{
+	struct moat_rd rd;
+	int rc;
+
+	memset(p, 0, sizeof(*p));
+	p->dup = (flags & 0x08) != 0;
+	p->qos = (uint8_t)((flags >> 1) & 0x03);
+	p->retain = (flags & 0x01) != 0;
+	if (p->qos == 3) /* [MQTT-3.3.1-4] */
+		return MOAT_EMALFORMED;
+	if (p->qos == 0 && p->dup) /* [MQTT-3.3.1-2] */
+		return MOAT_EMALFORMED;
+	moat_rd_init(&rd, body, len);
+	if ((rc = moat_rd_string(&rd, &p->topic)) != MOAT_OK)
+		return rc;
+	if (!moat_topic_name_valid(p->topic.p, p->topic.len))
+		return MOAT_EPROTO; /* [MQTT-3.3.2-1] [MQTT-3.3.2-2] */
+	if (p->qos > 0) {
+		if ((rc = moat_rd_u16(&rd, &p->packet_id)) != MOAT_OK)
+			return rc;
+		if (p->packet_id == 0) /* [MQTT-2.3.1-1] */
+			return MOAT_EMALFORMED;
+	}
+	p->payload.p = rd.p + rd.pos;
+	p->payload.len = moat_rd_left(&rd);
+	return MOAT_OK;
+}
+
+int moat_mqtt_decode_ack(const uint8_t *body, size_t len, uint16_t *packet_id)
+{
+	if (len != 2)
+		return MOAT_EMALFORMED;
+	*packet_id = (uint16_t)((body[0] << 8) | body[1]);
+	if (*packet_id == 0)
+		return MOAT_EMALFORMED;
+	return MOAT_OK;
+}
+
+int moat_mqtt_decode_sub_start(const uint8_t *body, size_t len,
+			       struct moat_rd *rd, uint16_t *packet_id)
+{
+	moat_rd_init(rd, body, len);
+	int rc = moat_rd_u16(rd, packet_id);
+	if (rc != MOAT_OK)
+		return rc;
+	if (*packet_id == 0) /* [MQTT-2.3.1-1] */
+		return MOAT_EMALFORMED;
+	/* At least one filter [MQTT-3.8.3-3] [MQTT-3.10.3-2]. */
+	if (moat_rd_left(rd) == 0)
+		return MOAT_EPROTO;
+	return MOAT_OK;
+}
+
+int moat_mqtt_decode_sub_next(struct moat_rd *rd, struct moat_bytes *filter,
+			      uint8_t *qos)
+{
+	if (moat_rd_left(rd) == 0)
+		return MOAT_ENOTFOUND;
+	int rc = moat_rd_string(rd, filter);
+	if (rc != MOAT_OK)
+		return rc;
+	if ((rc = moat_rd_u8(rd, qos)) != MOAT_OK)
+		return rc;
+	if (*qos > 2) /* reserved bits or QoS 3 [MQTT-3.8.3-4] */
+		return MOAT_EMALFORMED;
+	return MOAT_OK;
+}
+
+int moat_mqtt_decode_unsub_next(struct moat_rd *rd, struct moat_bytes *filter)
+{
+	if (moat_rd_left(rd) == 0)
+		return MOAT_ENOTFOUND;
+	return moat_rd_string(rd, filter);
+}
+
+int moat_mqtt_decode_connack(const uint8_t *body, size_t len,
+			     bool *session_present, uint8_t *rc)
+{
+	if (len != 2 || (body[0] & 0xFE))
+		return MOAT_EMALFORMED;
+	*session_present = body[0] & 1;
+	*rc = body[1];
+	return MOAT_OK;
+}

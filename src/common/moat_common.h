@@ -1,0 +1,118 @@
+/* moat — small shared helpers: allocation, logging, time, UTF-8, buffers.
+ * Internal to moat; not a public API. */
+#ifndef MOAT_COMMON_H
+#define MOAT_COMMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "moat/errors.h"
+
+#define MOAT_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define MOAT_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MOAT_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* ---- allocation -------------------------------------------------------
+ * Every heap allocation goes through these.  They count live bytes (for
+ * $SYS and the memory budget) and support fault injection for tests:
+ * moat_alloc_fail_at(n) makes the n-th allocation from now fail. */
+void *moat_malloc(size_t n);
+void *moat_calloc(size_t count, size_t n);
+void *moat_realloc(void *p, size_t n);
+void moat_free(void *p);
+/* New NUL-terminated copy of len bytes of s; caller frees with moat_free. */
+char *moat_strndup(const char *s, size_t len);
+char *moat_strdup(const char *s);
+/* Bytes currently allocated through moat_malloc & co. */
+size_t moat_alloc_live_bytes(void);
+/* Fault injection: 0 disables; n > 0 fails the n-th next allocation. */
+void moat_alloc_fail_at(long n);
+
+#define MOAT_FREE(p)                                                          \
+	do {                                                                  \
+		moat_free(p);                                                 \
+		(p) = NULL;                                                   \
+	} while (0)
+
+/* ---- byte slices ------------------------------------------------------ */
+struct moat_bytes {
+	const uint8_t *p;
+	size_t len;
+};
+
+bool moat_bytes_eq(struct moat_bytes a, struct moat_bytes b);
+bool moat_bytes_eq_str(struct moat_bytes a, const char *s);
+
+/* ---- growable bounded buffer -----------------------------------------
+ * data[0..len) holds bytes; grows on demand up to max.  Reading consumes
+ * from `off` (moat_buf_consume) so that partial writes need no memmove
+ * until the buffer is compacted. */
+struct moat_buf {
+	uint8_t *data;
+	size_t off; /* first unconsumed byte */
+	size_t len; /* end of valid bytes */
+	size_t cap;
+	size_t max; /* hard limit on cap */
+};
+
+void moat_buf_init(struct moat_buf *b, size_t max);
+void moat_buf_cleanup(struct moat_buf *b);
+static inline size_t moat_buf_used(const struct moat_buf *b)
+{
+	return b->len - b->off;
+}
+/* Space for n more bytes at data+len; returns the pointer or NULL when the
+ * limit or memory would be exceeded.  Call moat_buf_commit(b, n) after
+ * writing. */
+uint8_t *moat_buf_reserve(struct moat_buf *b, size_t n);
+static inline void moat_buf_commit(struct moat_buf *b, size_t n)
+{
+	b->len += n;
+}
+int moat_buf_append(struct moat_buf *b, const void *p, size_t n);
+void moat_buf_consume(struct moat_buf *b, size_t n);
+/* Release memory when the buffer is empty and large (idle connections). */
+void moat_buf_shrink(struct moat_buf *b);
+
+/* ---- UTF-8 ---------------------------------------------------------------
+ * True when p[0..len) is well-formed UTF-8 with no U+0000 and no
+ * surrogates [MQTT-1.5.3-1] [MQTT-1.5.3-2]. */
+bool moat_utf8_valid(const uint8_t *p, size_t len);
+
+/* ---- time ---------------------------------------------------------------- */
+/* Monotonic milliseconds. */
+uint64_t moat_now_ms(void);
+/* Wall clock seconds since the epoch. */
+int64_t moat_wall_s(void);
+
+/* ---- logging -------------------------------------------------------------- */
+enum moat_log_level {
+	MOAT_LOG_ERROR = 0,
+	MOAT_LOG_WARN = 1,
+	MOAT_LOG_NOTICE = 2,
+	MOAT_LOG_INFO = 3,
+	MOAT_LOG_DEBUG = 4,
+};
+
+void moat_log_set_level(enum moat_log_level lvl);
+enum moat_log_level moat_log_get_level(void);
+int moat_log_level_parse(const char *s, enum moat_log_level *out);
+void moat_log(enum moat_log_level lvl, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Copy untrusted bytes into out (size outsz) with control characters and
+ * non-ASCII escaped as \xNN, truncated with "..." if needed.  Returns out. */
+const char *moat_log_escape(const uint8_t *p, size_t len, char *out,
+			    size_t outsz);
+
+#define moat_err_log(...) moat_log(MOAT_LOG_ERROR, __VA_ARGS__)
+#define moat_warn(...) moat_log(MOAT_LOG_WARN, __VA_ARGS__)
+#define moat_notice(...) moat_log(MOAT_LOG_NOTICE, __VA_ARGS__)
+#define moat_info(...) moat_log(MOAT_LOG_INFO, __VA_ARGS__)
+#define moat_debug(...)                                                       \
+	do {                                                                  \
+		if (moat_log_get_level() >= MOAT_LOG_DEBUG)                   \
+			moat_log(MOAT_LOG_DEBUG, __VA_ARGS__);                \
+	} while (0)
+
+#endif

@@ -1,0 +1,66 @@
+/* moatd configuration: one directive table (cfg_schema.c) drives parsing,
+ * validation, defaults and the generated reference (moatd --help-config). */
+#ifndef MOAT_CFG_H
+#define MOAT_CFG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/moat_common.h"
+
+#define MOAT_CFG_MAX_LISTENERS 16
+
+struct moat_listener_cfg {
+	char addr[64]; /* numeric IPv4/IPv6 address, "" = all */
+	uint16_t port; /* 0 = ephemeral (tests) */
+};
+
+struct moat_config {
+	struct moat_listener_cfg listeners[MOAT_CFG_MAX_LISTENERS];
+	size_t nlisteners;
+	bool allow_insecure_listener;
+	uint32_t workers; /* 0 = number of online CPUs */
+	uint64_t max_packet_size;
+	uint64_t max_inflight_messages;
+	uint64_t max_queued_messages;
+	uint64_t max_queued_bytes;
+	uint64_t max_connections;
+	uint64_t max_subscriptions;
+	uint64_t max_topic_length;
+	uint64_t max_topic_levels;
+	uint64_t max_keepalive;       /* seconds */
+	uint64_t connect_timeout;     /* seconds */
+	uint64_t output_buffer_size;  /* per connection, soft limit */
+	uint64_t sys_interval;        /* seconds, 0 = $SYS off */
+	bool retain_available;
+	bool allow_zero_length_clientid;
+	enum moat_log_level log_level;
+	char source[256]; /* file the config came from, "" = defaults */
+};
+
+/* Error text, "file:line: directive: message". */
+struct moat_cfg_err {
+	char msg[512];
+};
+
+/* Fill cfg with defaults (no listener yet: see moat_cfg_finish). */
+void moat_cfg_defaults(struct moat_config *cfg);
+/* Parse a file into cfg (on top of defaults).  MOAT_OK or an error with
+ * err->msg set. */
+int moat_cfg_load_file(struct moat_config *cfg, const char *path,
+		       struct moat_cfg_err *err);
+/* Parse text (for tests and fuzzing); name is used in messages. */
+int moat_cfg_load_string(struct moat_config *cfg, const char *name,
+			 const char *text, size_t len,
+			 struct moat_cfg_err *err);
+/* Apply what depends on the whole file: default listener, cross-checks
+ * (non-loopback listener requires allow_insecure_listener until TLS and
+ * authentication exist). */
+int moat_cfg_finish(struct moat_config *cfg, struct moat_cfg_err *err);
+/* True when addr is a loopback address ("127.x", "::1", "localhost"). */
+bool moat_cfg_addr_is_loopback(const char *addr);
+/* Print every directive with type, default and description. */
+void moat_cfg_print_reference(void *stream);
+
+#endif

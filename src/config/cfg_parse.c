@@ -1,0 +1,401 @@
+/* Line-based config parser driven by the directive table. */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cfg_int.h"
+
+#define CFG_MAX_FILE (4u * 1024u * 1024u)
+#define CFG_MAX_ARGS 4
+
+struct cfg_line {
+	const char *file;
+	size_t lineno;
+	char *argv[CFG_MAX_ARGS];
+	size_t argc;
+};
+
+static int fail(struct moat_cfg_err *err, const struct cfg_line *l,
+		const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static int fail(struct moat_cfg_err *err, const struct cfg_line *l,
+		const char *fmt, ...)
+{
+	int n = 0;
+	if (l && l->argc)
+		n = snprintf(err->msg, sizeof(err->msg), "%s:%zu: %s: ", l->file,
+			     l->lineno, l->argv[0]);
+	else if (l)
+		n = snprintf(err->msg, sizeof(err->msg), "%s:%zu: ", l->file,
+			     l->lineno);
+	if (n < 0 || (size_t)n >= sizeof(err->msg))
+		n = 0;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err->msg + n, sizeof(err->msg) - (size_t)n, fmt, ap);
+	va_end(ap);
+	return MOAT_EINVAL;
+}
+
+/* Parse an unsigned number with an optional unit suffix. */
+static int parse_number(const char *s, enum moat_cfg_type type, uint64_t *out)
+{
+	if (!isdigit((unsigned char)s[0]))
+		return MOAT_EINVAL;
+	errno = 0;
+	char *end;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno)
+		return MOAT_EINVAL;
+	uint64_t mult = 1;
+	if (*end && type == CFG_SIZE) {
+		switch (tolower((unsigned char)*end)) {
+		case 'k': mult = 1024ull; break;
+		case 'm': mult = 1024ull * 1024ull; break;
+		case 'g': mult = 1024ull * 1024ull * 1024ull; break;
+		case 'b': mult = 1; break;
+		default: return MOAT_EINVAL;
+		}
+		end++;
+		if (mult > 1 && (*end == 'b' || *end == 'B'))
+			end++;
+	} else if (*end && type == CFG_DURATION) {
+		switch (*end) {
+		case 's': mult = 1; break;
+		case 'm': mult = 60; break;
+		case 'h': mult = 3600; break;
+		case 'd': mult = 86400; break;
+		default: return MOAT_EINVAL;
+		}
+		end++;
+	}
+	if (*end)
+		return MOAT_EINVAL;
+	if (v > UINT64_MAX / mult)
+		return MOAT_EINVAL;
+	*out = (uint64_t)v * mult;
+	return MOAT_OK;
+}
+
+static int parse_bool(const char *s, bool *out)
+{
+	if (!strcasecmp(s, "true") || !strcmp(s, "1") || !strcasecmp(s, "yes") ||
+	    !strcasecmp(s, "on"))
+		*out = true;
+	else if (!strcasecmp(s, "false") || !strcmp(s, "0") ||
+		 !strcasecmp(s, "no") || !strcasecmp(s, "off"))
+		*out = false;
+	else
+		return MOAT_EINVAL;
+	return MOAT_OK;
+}
+
+bool moat_cfg_addr_is_loopback(const char *addr)
+{
+	struct in_addr a4;
+	struct in6_addr a6;
+	if (!strcmp(addr, "localhost"))
+		return true;
+	if (inet_pton(AF_INET, addr, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	if (inet_pton(AF_INET6, addr, &a6) == 1)
+		return IN6_IS_ADDR_LOOPBACK(&a6);
+	return false;
+}
+
+static int set_listener(struct moat_config *cfg, const struct cfg_line *l,
+			struct moat_cfg_err *err)
+{
+	uint64_t port;
+	if (l->argc < 2 || l->argc > 3)
+		return fail(err, l, "expected: listener PORT [ADDRESS]");
+	if (parse_number(l->argv[1], CFG_U32, &port) || port > 65535)
+		return fail(err, l, "invalid port '%s' (0-65535)", l->argv[1]);
+	if (cfg->nlisteners == MOAT_CFG_MAX_LISTENERS)
+		return fail(err, l, "too many listeners (at most %d)",
+			    MOAT_CFG_MAX_LISTENERS);
+	struct moat_listener_cfg *lc = &cfg->listeners[cfg->nlisteners];
+	memset(lc, 0, sizeof(*lc));
+	lc->port = (uint16_t)port;
+	if (l->argc == 3) {
+		const char *a = l->argv[2];
+		unsigned char tmp[sizeof(struct in6_addr)];
+		if (!strcmp(a, "localhost"))
+			a = "127.0.0.1";
+		if (inet_pton(AF_INET, a, tmp) != 1 &&
+		    inet_pton(AF_INET6, a, tmp) != 1)
+			return fail(err, l,
+				    "'%s' is not a numeric IPv4 or IPv6 address",
+				    l->argv[2]);
+		snprintf(lc->addr, sizeof(lc->addr), "%s", a);
+	}
+	for (size_t i = 0; i < cfg->nlisteners; i++)
+		if (cfg->listeners[i].port == lc->port && lc->port &&
+		    !strcmp(cfg->listeners[i].addr, lc->addr))
+			return fail(err, l, "duplicate listener %u %s",
+				    (unsigned)lc->port, lc->addr);
+	cfg->nlisteners++;
+	return MOAT_OK;
+}
+
+static int set_value(struct moat_config *cfg,
+		     const struct moat_cfg_directive *d, const char *val,
+		     const struct cfg_line *l, struct moat_cfg_err *err)
+{
+	char *base = (char *)cfg;
+	uint64_t v;
+	switch (d->type) {
+	case CFG_BOOL:
+		if (parse_bool(val, (bool *)(void *)(base + d->offset)))
+			return fail(err, l, "expected true or false, got '%s'",
+				    val);
+		return MOAT_OK;
+	case CFG_LOGLEVEL:
+		if (moat_log_level_parse(
+			    val, (enum moat_log_level *)(void *)(base +
+								 d->offset)))
+			return fail(err, l,
+				    "expected error, warning, notice, info or "
+				    "debug, got '%s'",
+				    val);
+		return MOAT_OK;
+	case CFG_U32:
+	case CFG_U64:
+	case CFG_SIZE:
+	case CFG_DURATION:
+		if (parse_number(val, d->type, &v))
+			return fail(err, l, "invalid value '%s'", val);
+		if (v < d->min || v > d->max)
+			return fail(err, l,
+				    "%llu is out of range (%llu to %llu)",
+				    (unsigned long long)v,
+				    (unsigned long long)d->min,
+				    (unsigned long long)d->max);
+		if (d->type == CFG_U32)
+			*(uint32_t *)(void *)(base + d->offset) = (uint32_t)v;
+		else
+			*(uint64_t *)(void *)(base + d->offset) = v;
+		return MOAT_OK;
+	case CFG_LISTENER:
+		break;
+	}
+	return fail(err, l, "internal: bad directive type");
+}
+
+static const struct moat_cfg_directive *find_directive(const char *name)
+{
+	for (size_t i = 0; i < moat__cfg_ndirectives; i++)
+		if (!strcmp(moat__cfg_directives[i].name, name))
+			return &moat__cfg_directives[i];
+	return NULL;
+}
+
+void moat_cfg_defaults(struct moat_config *cfg)
+{
+	struct moat_cfg_err err;
+	memset(cfg, 0, sizeof(*cfg));
+	for (size_t i = 0; i < moat__cfg_ndirectives; i++) {
+		const struct moat_cfg_directive *d = &moat__cfg_directives[i];
+		if (d->def)
+			(void)set_value(cfg, d, d->def, NULL, &err);
+	}
+}
+
+/* Split a line into whitespace-separated words in place.  '#' starts a
+ * comment only at the start of a line (as in mosquitto.conf), so values
+ * may contain it. */
+static int split_line(char *s, struct cfg_line *l, struct moat_cfg_err *err)
+{
+	l->argc = 0;
+	while (*s == ' ' || *s == '\t')
+		s++;
+	if (*s == '#' || *s == '\0')
+		return MOAT_OK;
+	while (*s) {
+		if (l->argc == CFG_MAX_ARGS)
+			return fail(err, l, "too many arguments");
+		l->argv[l->argc++] = s;
+		while (*s && *s != ' ' && *s != '\t')
+			s++;
+		if (*s)
+			*s++ = '\0';
+		while (*s == ' ' || *s == '\t')
+			s++;
+	}
+	return MOAT_OK;
+}
+
+static int check_line_bytes(const char *s, const struct cfg_line *l,
+			    struct moat_cfg_err *err)
+{
+	for (const char *p = s; *p; p++) {
+		unsigned char c = (unsigned char)*p;
+		if (c < 0x20 && c != '\t')
+			return fail(err, l, "control character 0x%02x in line",
+				    c);
+	}
+	if (!moat_utf8_valid((const uint8_t *)s, strlen(s)))
+		return fail(err, l, "line is not valid UTF-8");
+	return MOAT_OK;
+}
+
+static int apply_line(struct moat_config *cfg, struct cfg_line *l,
+		      struct moat_cfg_err *err)
+{
+	const struct moat_cfg_directive *d = find_directive(l->argv[0]);
+	if (!d)
+		return fail(err, l, "unknown directive");
+	if (d->type == CFG_LISTENER)
+		return set_listener(cfg, l, err);
+	if (l->argc != 2)
+		return fail(err, l, "expected exactly one value");
+	return set_value(cfg, d, l->argv[1], l, err);
+}
+
+int moat_cfg_load_string(struct moat_config *cfg, const char *name,
+			 const char *text, size_t len,
+			 struct moat_cfg_err *err)
+{
+	struct cfg_line l = {.file = name, .lineno = 0};
+	int rc = MOAT_OK;
+	char *buf = moat_strndup(text, len);
+	if (!buf)
+		return fail(err, NULL, "%s: out of memory", name);
+	if (memchr(text, '\0', len)) {
+		rc = fail(err, NULL, "%s: file contains a NUL byte", name);
+		goto out;
+	}
+	char *s = buf;
+	for (;;) {
+		char *nl = strchr(s, '\n');
+		if (nl)
+			*nl = '\0';
+		l.lineno++;
+		size_t n = strlen(s);
+		if (n && s[n - 1] == '\r')
+			s[n - 1] = '\0';
+		l.argc = 0;
+		if ((rc = check_line_bytes(s, &l, err)) != MOAT_OK ||
+		    (rc = split_line(s, &l, err)) != MOAT_OK)
+			goto out;
+		if (l.argc && (rc = apply_line(cfg, &l, err)) != MOAT_OK)
+			goto out;
+		if (!nl)
+			break;
+		s = nl + 1;
+	}
+out:
+	moat_free(buf);
+	return rc;
+}
+
+int moat_cfg_load_file(struct moat_config *cfg, const char *path,
+		       struct moat_cfg_err *err)
+{
+	int rc = MOAT_OK;
+	char *text = NULL;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return fail(err, NULL, "%s: cannot open: %s", path,
+			    strerror(errno));
+	struct stat st;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		rc = fail(err, NULL, "%s: not a regular file", path);
+		goto out;
+	}
+	if ((uint64_t)st.st_size > CFG_MAX_FILE) {
+		rc = fail(err, NULL, "%s: larger than %u bytes", path,
+			  CFG_MAX_FILE);
+		goto out;
+	}
+	size_t size = (size_t)st.st_size;
+	text = moat_malloc(size + 1);
+	if (!text) {
+		rc = fail(err, NULL, "%s: out of memory", path);
+		goto out;
+	}
+	size_t got = 0;
+	while (got < size) {
+		ssize_t n = read(fd, text + got, size - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			rc = fail(err, NULL, "%s: read error", path);
+			goto out;
+		}
+		got += (size_t)n;
+	}
+	snprintf(cfg->source, sizeof(cfg->source), "%s", path);
+	rc = moat_cfg_load_string(cfg, path, text, got, err);
+out:
+	moat_free(text);
+	close(fd);
+	return rc;
+}
+
+int moat_cfg_finish(struct moat_config *cfg, struct moat_cfg_err *err)
+{
+	if (cfg->nlisteners == 0) {
+		cfg->nlisteners = 1;
+		snprintf(cfg->listeners[0].addr, sizeof(cfg->listeners[0].addr),
+			 "127.0.0.1");
+		cfg->listeners[0].port = 1883;
+	}
+	for (size_t i = 0; i < cfg->nlisteners; i++) {
+		const struct moat_listener_cfg *lc = &cfg->listeners[i];
+		if (moat_cfg_addr_is_loopback(lc->addr))
+			continue;
+		if (!cfg->allow_insecure_listener)
+			return fail(err, NULL,
+				    "%s: listener %u%s%s is reachable from the "
+				    "network without TLS or authentication; "
+				    "bind it to 127.0.0.1, or set "
+				    "'allow_insecure_listener true' to accept "
+				    "the risk",
+				    cfg->source[0] ? cfg->source : "config",
+				    (unsigned)lc->port, lc->addr[0] ? " " : "",
+				    lc->addr[0] ? lc->addr : " (all addresses)");
+	}
+	if (cfg->max_topic_length > cfg->max_packet_size)
+		cfg->max_topic_length = cfg->max_packet_size;
+	return MOAT_OK;
+}
+
+static const char *type_name(enum moat_cfg_type t)
+{
+	switch (t) {
+	case CFG_BOOL: return "boolean";
+	case CFG_U32:
+	case CFG_U64: return "count";
+	case CFG_SIZE: return "size (bytes; k, m, g suffixes)";
+	case CFG_DURATION: return "duration (seconds; s, m, h, d suffixes)";
+	case CFG_LOGLEVEL: return "log level";
+	case CFG_LISTENER: return "PORT [ADDRESS]";
+	}
+	return "?";
+}
+
+void moat_cfg_print_reference(void *stream)
+{
+	FILE *f = stream;
+	for (size_t i = 0; i < moat__cfg_ndirectives; i++) {
+		const struct moat_cfg_directive *d = &moat__cfg_directives[i];
+		fprintf(f, "%s  (%s", d->name, type_name(d->type));
+		if (d->type != CFG_BOOL && d->type != CFG_LOGLEVEL &&
+		    d->type != CFG_LISTENER)
+			fprintf(f, ", %llu to %llu",
+				(unsigned long long)d->min,
+				(unsigned long long)d->max);
+		if (d->def)
+			fprintf(f, "; default %s", d->def);
+		fprintf(f, ")\n    %s\n", d->help);
+	}
+}

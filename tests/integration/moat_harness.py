@@ -1,0 +1,212 @@
+"""Shared helpers for moat's integration tests.
+
+Starts the real moatd on an ephemeral loopback port and stops it with
+SIGTERM, checking that it exits cleanly (status 0, no sanitizer report).
+Only loopback traffic; every wait is bounded.
+"""
+import os
+import re
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+
+MOATD = os.environ.get("MOATD_BIN", "moatd")
+MOAT = os.environ.get("MOAT_BIN", "moat")
+HOST = "127.0.0.1"
+START_TIMEOUT = 10.0
+
+
+class Broker:
+    """A running moatd.  Use as a context manager."""
+
+    def __init__(self, config="", workers=2, args=()):
+        self.dir = tempfile.TemporaryDirectory(prefix="moat-test-")
+        self.conf = os.path.join(self.dir.name, "moatd.conf")
+        self.log_path = os.path.join(self.dir.name, "moatd.log")
+        text = "listener 0 127.0.0.1\n"
+        if workers is not None and "workers" not in config:
+            text += "workers %d\n" % workers
+        text += config
+        with open(self.conf, "w") as f:
+            f.write(text)
+        self.args = list(args)
+        self.proc = None
+        self.port = None
+
+    def start(self):
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(
+            [MOATD, "-c", self.conf, "-v"] + self.args,
+            stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            m = re.search(r"listening on 127\.0\.0\.1:(\d+)", self.read_log())
+            if m and "running with" in self.read_log():
+                self.port = int(m.group(1))
+                return self
+            if self.proc.poll() is not None:
+                raise RuntimeError("moatd exited early:\n" + self.read_log())
+            time.sleep(0.02)
+        raise RuntimeError("moatd did not start:\n" + self.read_log())
+
+    def read_log(self):
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self):
+        """SIGTERM; returns the exit status.  Raises if moatd hangs."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise RuntimeError("moatd did not stop on SIGTERM")
+        self.log.close()
+        return self.proc.returncode
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        rc = self.stop()
+        log = self.read_log()
+        self.dir.cleanup()
+        if exc[0] is None:
+            if rc != 0 or "ERROR: AddressSanitizer" in log or \
+                    "runtime error:" in log or "LeakSanitizer" in log:
+                raise AssertionError("moatd exit status %d; log:\n%s"
+                                     % (rc, log[-6000:]))
+        return False
+
+
+class BrokerTest(unittest.TestCase):
+    """A test case with one broker for the whole class."""
+    broker_config = ""
+    workers = 2
+
+    @classmethod
+    def setUpClass(cls):
+        cls.broker = Broker(cls.broker_config, cls.workers).start()
+        cls.port = cls.broker.port
+
+    @classmethod
+    def tearDownClass(cls):
+        b = cls.broker
+        rc = b.stop()
+        log = b.read_log()
+        b.dir.cleanup()
+        if rc != 0 or "AddressSanitizer" in log or "runtime error:" in log:
+            raise AssertionError("moatd exit status %d; log:\n%s"
+                                 % (rc, log[-6000:]))
+
+    def setUp(self):
+        self.assertTrue(self.broker.alive(), "broker died earlier")
+
+    def tearDown(self):
+        self.assertTrue(self.broker.alive(),
+                        "broker died:\n" + self.broker.read_log()[-4000:])
+
+
+def raw_connect(port, timeout=5.0):
+    s = socket.create_connection((HOST, port), timeout=timeout)
+    s.settimeout(timeout)
+    return s
+
+
+def varint(n):
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def mqtt_str(s):
+    if isinstance(s, str):
+        s = s.encode()
+    return len(s).to_bytes(2, "big") + s
+
+
+def packet(first, body):
+    return bytes([first]) + varint(len(body)) + body
+
+
+def connect_packet(client_id="raw", clean=True, keepalive=60, level=4,
+                   name="MQTT", will=None, user=None, password=None,
+                   flags_extra=0):
+    flags = (0x02 if clean else 0) | flags_extra
+    payload = mqtt_str(client_id)
+    if will:
+        topic, msg, qos, retain = will
+        flags |= 0x04 | (qos << 3) | (0x20 if retain else 0)
+        payload += mqtt_str(topic) + mqtt_str(msg)
+    if user is not None:
+        flags |= 0x80
+        payload += mqtt_str(user)
+    if password is not None:
+        flags |= 0x40
+        payload += mqtt_str(password)
+    body = mqtt_str(name) + bytes([level, flags]) + \
+        keepalive.to_bytes(2, "big") + payload
+    return packet(0x10, body)
+
+
+def recv_exact(s, n):
+    data = b""
+    while len(data) < n:
+        chunk = s.recv(n - len(data))
+        if not chunk:
+            raise ConnectionError("closed after %d of %d bytes"
+                                  % (len(data), n))
+        data += chunk
+    return data
+
+
+def read_packet(s):
+    """Returns (first_byte, body); raises ConnectionError on close."""
+    first = recv_exact(s, 1)[0]
+    mult, value = 1, 0
+    for _ in range(4):
+        b = recv_exact(s, 1)[0]
+        value += (b & 0x7F) * mult
+        mult *= 128
+        if not b & 0x80:
+            break
+    return first, recv_exact(s, value)
+
+
+def expect_closed(s, timeout=5.0):
+    """True when the peer closes (EOF or reset) within timeout, reading and
+    discarding anything it sends first."""
+    s.settimeout(timeout)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if not s.recv(4096):
+                return True
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+    except socket.timeout:
+        return False
+    return False
+
+
+def wait_for(pred, timeout=5.0, interval=0.02):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(interval)
+    return pred()
