@@ -169,7 +169,7 @@ int moat_conn_send_publish(struct moat_conn *c, const struct moat_msg *m,
 			   uint8_t qos, bool retain, bool dup, uint16_t id)
 {
 	size_t n = moat_mqtt_publish_size(m->topic_len, m->payload_len, qos);
-	uint8_t *dst = moat_conn_reserve(c, n);
+	uint8_t *dst = n ? moat_conn_reserve(c, n) : NULL;
 	if (!dst)
 		return MOAT_ELIMIT;
 	moat_mqtt_publish_encode(dst, (const uint8_t *)m->topic, m->topic_len,

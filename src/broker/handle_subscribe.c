@@ -122,7 +122,7 @@ int moat__handle_subscribe(struct moat_conn *c, const uint8_t *body,
 		(void)moat_mqtt_decode_sub_next(&rd, &f, &qos);
 		codes[i] = subscribe_one(c, &f, qos);
 	}
-	size_t size = moat_mqtt_suback_size(n);
+	size_t size = moat_mqtt_suback_size(n); /* n < len: representable */
 	pkt = moat_malloc(size);
 	if (!pkt) {
 		rc = MOAT_ENOMEM;

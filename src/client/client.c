@@ -791,7 +791,7 @@ int moat_client_publish(struct moat_client *c, const char *topic,
 		return rc;
 	uint16_t id = qos ? next_packet_id(c) : 0;
 	size_t size = moat_mqtt_publish_size(tlen, len, qos);
-	uint8_t *dst = moat_buf_reserve(&c->out, size);
+	uint8_t *dst = size ? moat_buf_reserve(&c->out, size) : NULL;
 	if (!dst)
 		return set_err(c, MOAT_ENOMEM, "out of memory");
 	moat_mqtt_publish_encode(dst, (const uint8_t *)topic, tlen, payload,

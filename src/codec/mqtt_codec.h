@@ -116,7 +116,8 @@ struct moat_mqtt_connect {
  *                    "MQIsdp" (reply then close), or 0xFF for a name that
  *                    is not MQTT at all (close without CONNACK)
  *                    [MQTT-3.1.2-1] [MQTT-3.1.2-2];
- *  MOAT_EMALFORMED / MOAT_EUTF8 — close without CONNACK. */
+ *  MOAT_EMALFORMED / MOAT_EUTF8 — close without CONNACK.
+ *  An invalid will topic is MOAT_EPROTO with *connack_rc 0xFF. */
 int moat_mqtt_decode_connect(const uint8_t *body, size_t len,
 			     struct moat_mqtt_connect *c, uint8_t *connack_rc);
 
@@ -157,8 +158,10 @@ int moat_mqtt_decode_connack(const uint8_t *body, size_t len,
 			     bool *session_present, uint8_t *rc);
 
 /* ---- encoders ----
- * Each *_size() gives the exact packet size; each encoder writes exactly
- * that many bytes to out and returns the count. */
+ * Each *_size() gives the exact packet size, or 0 when the packet cannot
+ * be represented (remaining length above 268435455); each encoder writes
+ * exactly that many bytes to out and returns the count.  The buffer-based
+ * encoders append a whole packet or nothing. */
 size_t moat_mqtt_connack_encode(uint8_t out[4], bool session_present,
 				uint8_t rc);
 /* PUBACK, PUBREC, PUBREL (flags 0x2 set automatically), PUBCOMP, UNSUBACK */

@@ -65,16 +65,23 @@ size_t moat_mqtt_simple_encode(uint8_t out[2], enum moat_mqtt_type type)
 	return 2;
 }
 
+/* Remaining length of a PUBLISH, or 0 when it cannot be represented. */
 static uint32_t publish_remaining(size_t topic_len, size_t payload_len,
 				  uint8_t qos)
 {
-	return (uint32_t)(2 + topic_len + (qos ? 2 : 0) + payload_len);
+	size_t fixed = 2 + (size_t)(qos ? 2 : 0);
+	if (topic_len > 65535 ||
+	    payload_len > MQTT_MAX_REMAINING_LENGTH - fixed - topic_len)
+		return 0;
+	return (uint32_t)(fixed + topic_len + payload_len);
 }
 
 size_t moat_mqtt_publish_size(size_t topic_len, size_t payload_len,
 			      uint8_t qos)
 {
 	uint32_t rl = publish_remaining(topic_len, payload_len, qos);
+	if (!rl)
+		return 0;
 	return 1 + moat_mqtt_varint_size(rl) + rl;
 }
 
@@ -83,8 +90,8 @@ size_t moat_mqtt_publish_encode(uint8_t *out, const uint8_t *topic,
 				size_t payload_len, uint8_t qos, bool retain,
 				bool dup, uint16_t packet_id)
 {
-	assert(topic_len <= 65535 && qos <= 2);
 	uint32_t rl = publish_remaining(topic_len, payload_len, qos);
+	assert(rl && qos <= 2);
 	size_t n = 0;
 	out[n++] = (uint8_t)((MQTT_PUBLISH << 4) | (dup ? 0x08 : 0) |
 			     (qos << 1) | (retain ? 1 : 0));
@@ -101,6 +108,8 @@ size_t moat_mqtt_publish_encode(uint8_t *out, const uint8_t *topic,
 
 size_t moat_mqtt_suback_size(size_t count)
 {
+	if (count > MQTT_MAX_REMAINING_LENGTH - 2)
+		return 0;
 	uint32_t rl = (uint32_t)(2 + count);
 	return 1 + moat_mqtt_varint_size(rl) + rl;
 }
@@ -139,9 +148,18 @@ static int put_bin(struct moat_buf *b, const void *p, size_t len)
 	return rc ? rc : moat_buf_append(b, p, len);
 }
 
+/* On failure, drop whatever part of the packet was appended. */
+static int rollback(struct moat_buf *b, size_t used0, int rc)
+{
+	if (rc)
+		b->len = b->off + used0;
+	return rc;
+}
+
 int moat_mqtt_connect_encode(struct moat_buf *b,
 			     const struct moat_mqtt_connect_opts *o)
 {
+	size_t used0 = moat_buf_used(b);
 	const char *name = o->proto_level == MQTT_PROTO_V31 ? "MQIsdp" : "MQTT";
 	size_t cid = strlen(o->client_id);
 	size_t rl = 2 + strlen(name) + 1 + 1 + 2 + 2 + cid;
@@ -178,13 +196,14 @@ int moat_mqtt_connect_encode(struct moat_buf *b,
 		rc = put_bin(b, o->username, strlen(o->username));
 	if (!rc && o->has_password)
 		rc = put_bin(b, o->password, o->password_len);
-	return rc;
+	return rollback(b, used0, rc);
 }
 
 static int sub_encode(struct moat_buf *b, uint8_t type, uint16_t packet_id,
 		      const char *const *filters, const uint8_t *qos,
 		      size_t count)
 {
+	size_t used0 = moat_buf_used(b);
 	size_t rl = 2;
 	for (size_t i = 0; i < count; i++)
 		rl += 2 + strlen(filters[i]) + (qos ? 1 : 0);
@@ -198,7 +217,7 @@ static int sub_encode(struct moat_buf *b, uint8_t type, uint16_t packet_id,
 		if (!rc && qos)
 			rc = moat_buf_append(b, &qos[i], 1);
 	}
-	return rc;
+	return rollback(b, used0, rc);
 }
 
 int moat_mqtt_subscribe_encode(struct moat_buf *b, uint16_t packet_id,
