@@ -410,11 +410,13 @@ static void handle_event(struct moat_worker *w, struct epoll_event *ev)
 		accept_all(w, ev->data.ptr);
 	} else {
 		struct moat_conn *c = ev->data.ptr;
+		if (c->state != CONN_CLOSED && (ev->events & EPOLLOUT))
+			moat_conn_on_writable(c);
+		/* Reading comes last: a CONNECT may hand c over to another
+		 * worker, after which this thread must not touch it. */
 		if (c->state != CONN_CLOSED &&
 		    (ev->events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
 			moat_conn_on_readable(c);
-		if (c->state != CONN_CLOSED && (ev->events & EPOLLOUT))
-			moat_conn_on_writable(c);
 	}
 }
 
