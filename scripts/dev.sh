@@ -6,6 +6,7 @@
 #   scripts/dev.sh build      build into build/
 #   scripts/dev.sh test       build and run the whole test suite (ctest)
 #   scripts/dev.sh sanitize   the whole test suite under ASan+UBSan (build-asan/)
+#   scripts/dev.sh tsan       the integration tests under ThreadSanitizer (build-tsan/)
 #   scripts/dev.sh fuzz       fuzz-smoke: each libFuzzer harness briefly (build-fuzz/)
 set -eu
 
@@ -48,6 +49,12 @@ sanitize)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		run_ctest build-asan -LE fuzz-smoke
+	;;
+tsan)
+	scripts/deps.sh
+	configure build-tsan -DBUILD_TESTING=ON -DMOAT_TSAN=ON \
+		-DCMAKE_BUILD_TYPE=Debug
+	TSAN_OPTIONS=halt_on_error=1 run_ctest build-tsan -L integration
 	;;
 fuzz)
 	scripts/deps.sh

@@ -80,7 +80,7 @@ class Broker:
         log = self.read_log()
         self.dir.cleanup()
         if exc[0] is None:
-            if rc != 0 or "ERROR: AddressSanitizer" in log or \
+            if rc != 0 or "ERROR: AddressSanitizer" in log or "ThreadSanitizer" in log or \
                     "runtime error:" in log or "LeakSanitizer" in log:
                 raise AssertionError("moatd exit status %d; log:\n%s"
                                      % (rc, log[-6000:]))
@@ -103,7 +103,7 @@ class BrokerTest(unittest.TestCase):
         rc = b.stop()
         log = b.read_log()
         b.dir.cleanup()
-        if rc != 0 or "AddressSanitizer" in log or "runtime error:" in log:
+        if rc != 0 or "Sanitizer" in log or "runtime error:" in log:
             raise AssertionError("moatd exit status %d; log:\n%s"
                                  % (rc, log[-6000:]))
 
