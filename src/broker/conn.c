@@ -204,11 +204,8 @@ static int dispatch(struct moat_conn *c, uint8_t tf, const uint8_t *body,
 {
 	uint8_t type = tf >> 4;
 	uint8_t pkt[2];
-	int rc = moat_mqtt_check_flags(tf);
-	if (rc)
-		return rc;
-	if (c->state == CONN_NEW && type != MQTT_CONNECT)
-		return MOAT_EPROTO; /* [MQTT-3.1.0-1] */
+	/* Flags and "CONNECT first" [MQTT-3.1.0-1] were checked on the
+	 * fixed header in moat_conn_process_input. */
 	switch (type) {
 	case MQTT_CONNECT:
 		if (c->state != CONN_NEW)
@@ -273,6 +270,13 @@ void moat_conn_process_input(struct moat_conn *c)
 			break;
 		if (rc) {
 			close_for(c, rc, (uint8_t)(p[0] >> 4));
+			return;
+		}
+		/* Judge the header before waiting for the body, so garbage
+		 * (say, an HTTP request) is refused at once. */
+		if ((rc = moat_mqtt_check_flags(tf)) != MOAT_OK ||
+		    (c->state == CONN_NEW && (tf >> 4) != MQTT_CONNECT)) {
+			close_for(c, rc ? rc : MOAT_EPROTO, (uint8_t)(tf >> 4));
 			return;
 		}
 		if (hl + rl > limit) {

@@ -637,6 +637,18 @@ class FramingTests(RawTestCase):
         send_quietly(s, b"\x10\x80\x80\x80\x80\x01")
         self.assert_closed_silently(s)
 
+    def test_non_mqtt_bytes_closed_on_the_fixed_header(self):
+        # Not MQTT at all (an HTTP request): the first fixed header is not
+        # a CONNECT [MQTT-3.1.0-1], so the broker closes at once instead
+        # of waiting for the declared body or for connect_timeout (10 s
+        # here; the wait below is bounded at 3 s).
+        s = self.sock()
+        s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        self.assertTrue(expect_closed(s, timeout=3.0))
+        s = self.sock()
+        s.sendall(b"\x16\x03\x01\x02\x00\x01\x00")  # a TLS ClientHello
+        self.assertTrue(expect_closed(s, timeout=3.0))
+
     def test_remaining_length_past_the_end(self):
         # A packet that declares more than is ever sent: the broker waits
         # for the rest and must cope with the peer going away.
@@ -1511,8 +1523,8 @@ class KeepAliveTests(RawTestCase):
     def test_keepalive_respected_while_pinging(self):
         # [MQTT-3.1.2-23] a client that sends PINGREQ well within its
         # keep-alive stays connected.
-        s = self.client(keepalive=1)
-        end = time.monotonic() + 2.0
+        s = self.client(keepalive=2)  # closed after 3 s of silence
+        end = time.monotonic() + 4.0
         while time.monotonic() < end:
             s.sendall(PINGREQ)
             self.expect(s, PINGRESP)
