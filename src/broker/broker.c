@@ -2,7 +2,9 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <fcntl.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "broker_int.h"
@@ -35,6 +37,33 @@ static int open_listeners(struct moat_broker *b)
 	return MOAT_OK;
 }
 
+/* Raise the open-files limit as far as allowed and keep max_connections
+ * below it, so that running out of descriptors is not how the limit is
+ * found. */
+static void fit_connections_to_fd_limit(struct moat_config *cfg)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+		(void)getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	const uint64_t reserve = 64; /* listeners, epoll, logs, spares */
+	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur <= reserve)
+		return;
+	uint64_t room = (uint64_t)rl.rlim_cur - reserve;
+	if (cfg->max_connections > room) {
+		moat_warn("max_connections %llu is above what the open files "
+			  "limit (%llu) allows; using %llu",
+			  (unsigned long long)cfg->max_connections,
+			  (unsigned long long)rl.rlim_cur,
+			  (unsigned long long)room);
+		cfg->max_connections = room;
+	}
+}
+
 static int init_worker(struct moat_broker *b, unsigned idx)
 {
 	struct moat_worker *w = &b->workers[idx];
@@ -43,6 +72,7 @@ static int init_worker(struct moat_broker *b, unsigned idx)
 	w->idx = idx;
 	w->epfd = -1;
 	w->evfd = -1;
+	w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (pthread_mutex_init(&w->inbox_lock, NULL) != 0)
 		return MOAT_ENOMEM;
 	w->outbox = moat_calloc(b->nworkers, sizeof(*w->outbox));
@@ -81,8 +111,11 @@ int moat_broker_new(const struct moat_config *cfg, struct moat_broker **out)
 		b->nworkers = n > 0 && n <= 256 ? (unsigned)n : 1;
 	}
 	b->start_ms = moat_now_ms();
+	fit_connections_to_fd_limit(&b->cfg);
 	if ((rc = moat_tree_init(&b->tree)) != MOAT_OK)
 		goto fail;
+	b->tree.max_retained = (size_t)cfg->max_retained_messages;
+	b->tree.max_retained_bytes = (size_t)cfg->max_retained_bytes;
 	if ((rc = open_listeners(b)) != MOAT_OK)
 		goto fail;
 	b->workers = moat_calloc(b->nworkers, sizeof(*b->workers));
@@ -201,6 +234,8 @@ void moat_broker_free(struct moat_broker *b)
 			close(w->epfd);
 		if (w->evfd >= 0)
 			close(w->evfd);
+		if (w->spare_fd >= 0)
+			close(w->spare_fd);
 		pthread_mutex_destroy(&w->inbox_lock);
 	}
 	moat_free(b->workers);

@@ -58,6 +58,9 @@ struct moat_tree {
 	struct moat_tnode *root;
 	size_t nsubs;     /* subscriptions in the tree */
 	size_t nretained; /* retained messages in the tree */
+	size_t retained_bytes; /* their payload bytes */
+	size_t max_retained, max_retained_bytes; /* 0 = no limit */
+	bool retain_full_logged;
 };
 
 /* One match result: a session reference (caller unrefs) and the QoS. */
@@ -87,12 +90,14 @@ int moat_tree_unsubscribe(struct moat_tree *t, const uint8_t *filter,
 int moat_tree_match(struct moat_tree *t, const uint8_t *topic, size_t tlen,
 		    struct moat_matches *out);
 /* Store (payload non-empty) or delete (empty payload) a retained message
- * [MQTT-3.3.1-5] [MQTT-3.3.1-10] [MQTT-3.3.1-11]. */
+ * [MQTT-3.3.1-5] [MQTT-3.3.1-10] [MQTT-3.3.1-11].  MOAT_ELIMIT when a new
+ * topic would exceed max_retained / max_retained_bytes. */
 int moat_tree_retain(struct moat_tree *t, struct moat_msg *m);
-/* Collect references to the retained messages matching filter; caller
- * unrefs each and frees *out with moat_free. */
+/* Collect references to at most max retained messages matching filter;
+ * caller unrefs each and frees *out with moat_free. */
 int moat_tree_retained(struct moat_tree *t, const uint8_t *filter,
-		       size_t flen, struct moat_msg ***out, size_t *n);
+		       size_t flen, size_t max, struct moat_msg ***out,
+		       size_t *n);
 
 /* ---- sessions (session.c) ----------------------------------------------- */
 enum moat_inflight_state {
@@ -127,6 +132,7 @@ struct moat_session {
 	bool clean;               /* clean session: ends with the connection */
 	char *client_id;
 	size_t client_id_len;
+	char log_id[72]; /* client id escaped for logs */
 	struct moat_conn *conn; /* NULL while offline */
 	struct moat_session *hnext; /* home worker's hash chain */
 
@@ -144,6 +150,7 @@ struct moat_session {
 	bool drop_logged;
 
 	uint8_t *qos2_in; /* bitmap of QoS 2 packet ids awaiting PUBREL */
+	uint64_t offline_since_ms; /* for persistent_client_expiration */
 };
 
 struct moat_session *moat_session_new(struct moat_worker *w,
@@ -197,6 +204,7 @@ struct moat_conn {
 	struct moat_buf out;
 	uint64_t created_ms;
 	uint64_t last_rx_ms;
+	uint64_t last_tx_ms; /* last write progress, or pause start */
 	uint16_t keepalive; /* seconds; 0 = none */
 	uint8_t proto_level;
 	bool epollout;    /* EPOLLOUT armed */
@@ -296,6 +304,9 @@ struct moat_worker {
 	size_t nbuckets, nsessions;
 
 	struct moat_matches matches; /* routing scratch */
+	int spare_fd;          /* released to shed connections on EMFILE */
+	uint64_t fd_warned_ms; /* rate limit for EMFILE warnings */
+	uint64_t next_expiry_ms;
 	uint64_t next_tick_ms;
 	uint64_t next_sys_ms;
 };
@@ -351,6 +362,10 @@ struct moat_broker {
 	uint64_t start_ms;
 	bool started;
 };
+
+/* A topic for log lines: escaped and truncated into buf. */
+const char *moat__log_topic(const char *topic, size_t len, char *buf,
+			    size_t bufsz);
 
 /* $SYS topics (sys_topics.c): publish the current values. */
 void moat__sys_publish(struct moat_worker *w);

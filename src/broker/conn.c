@@ -106,7 +106,7 @@ void moat_conn_close(struct moat_conn *c, const char *why)
 	struct moat_broker *b = w->b;
 	struct moat_session *s = c->session;
 	if (s)
-		moat_info("client %s (%s) disconnected: %s", s->client_id,
+		moat_info("client %s (%s) disconnected: %s", s->log_id,
 			  c->peer, why);
 	else
 		moat_info("connection from %s closed: %s", c->peer, why);
@@ -131,6 +131,7 @@ void moat_conn_close(struct moat_conn *c, const char *why)
 	if (s) {
 		c->session = NULL;
 		s->conn = NULL;
+		s->offline_since_ms = moat_now_ms();
 		if (s->clean)
 			moat_session_destroy(s); /* [MQTT-3.1.2-6] */
 	}
@@ -258,8 +259,12 @@ static void close_for(struct moat_conn *c, int rc, uint8_t type)
 
 void moat_conn_process_input(struct moat_conn *c)
 {
-	size_t limit = (size_t)c->w->b->cfg.max_packet_size;
+	const struct moat_config *cfg = &c->w->b->cfg;
 	while (c->state != CONN_CLOSED && c->reading) {
+		/* Tighter before CONNECT is accepted. */
+		size_t limit = (size_t)(c->state == CONN_NEW
+						? cfg->max_connect_packet_size
+						: cfg->max_packet_size);
 		size_t used = moat_buf_used(&c->in);
 		const uint8_t *p = c->in.data + c->in.off;
 		uint8_t tf;
@@ -281,9 +286,10 @@ void moat_conn_process_input(struct moat_conn *c)
 		}
 		if (hl + rl > limit) {
 			char why[96];
-			snprintf(why, sizeof(why),
-				 "packet of %zu bytes exceeds max_packet_size",
-				 hl + (size_t)rl);
+			snprintf(why, sizeof(why), "packet of %zu bytes exceeds %s",
+				 hl + (size_t)rl,
+				 c->state == CONN_NEW ? "max_connect_packet_size"
+						      : "max_packet_size");
 			moat_conn_close(c, why);
 			return;
 		}
@@ -304,6 +310,7 @@ void moat_conn_process_input(struct moat_conn *c)
 			/* Back-pressure: stop reading from a peer that does
 			 * not read what we send it. */
 			c->reading = false;
+			c->last_tx_ms = moat_now_ms();
 			update_events(c);
 		}
 	}
@@ -345,6 +352,7 @@ static bool write_out(struct moat_conn *c)
 				 moat_buf_used(&c->out),
 				 MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n > 0) {
+			c->last_tx_ms = moat_now_ms();
 			moat_buf_consume(&c->out, (size_t)n);
 			MOAT_STAT_ADD(c->w->b, bytes_sent, (uint64_t)n);
 			continue;
@@ -381,22 +389,20 @@ void moat_conn_flush(struct moat_conn *c)
 	}
 	if (c->state == CONN_CLOSED)
 		return;
-	if (moat_buf_used(&c->out)) { /* round limit: finish later */
-		if (!c->epollout) {
-			c->epollout = true;
-			update_events(c);
-		}
-		return;
-	}
-	bool change = c->epollout;
-	c->epollout = false;
+	bool pending = moat_buf_used(&c->out) != 0; /* round limit reached */
+	bool change = c->epollout != pending;
+	c->epollout = pending;
+	/* Resume reading as soon as the output is below the soft limit, not
+	 * only when it is empty: a subscriber kept busy by a steady stream
+	 * must still have its PINGREQs read. */
 	if (!c->reading && moat_conn_can_send(c)) {
 		c->reading = true;
 		change = true;
 	}
 	if (change)
 		update_events(c);
-	moat_buf_shrink(&c->out);
+	if (!pending)
+		moat_buf_shrink(&c->out);
 	/* Packets may have waited in the input buffer while paused. */
 	if (c->reading && moat_buf_used(&c->in))
 		moat_conn_process_input(c);

@@ -14,15 +14,18 @@ static int refuse(struct moat_conn *c, uint8_t rc, const char *why)
 	return MOAT_OK;
 }
 
-/* An id for a client that sent none [MQTT-3.1.3-6], homed on w so that the
- * connection needs no hand-over. */
+/* A unique id for a client that sent none [MQTT-3.1.3-6], homed on w so
+ * that the connection needs no hand-over, and not the id of any session
+ * on w (a client may have picked such an id itself). */
 static void assign_id(struct moat_worker *w, char *out, size_t outsz)
 {
 	struct moat_broker *b = w->b;
 	for (;;) {
 		uint64_t seq = atomic_fetch_add(&b->client_seq, 1);
 		snprintf(out, outsz, "auto-%016llx", (unsigned long long)seq);
-		if (moat_worker_home(b, (const uint8_t *)out, strlen(out)) == w)
+		size_t len = strlen(out);
+		if (moat_worker_home(b, (const uint8_t *)out, len) == w &&
+		    !moat_worker_find_session(w, (const uint8_t *)out, len))
 			return;
 	}
 }
@@ -32,6 +35,8 @@ static int make_will(struct moat_conn *c, const struct moat_mqtt_connect *cn)
 	const struct moat_config *cfg = &c->w->b->cfg;
 	if (!cn->will_flag)
 		return MOAT_OK;
+	if (moat_topic_is_sys(cn->will_topic.p, cn->will_topic.len))
+		return MOAT_EDENIED; /* $SYS is the broker's */
 	if (cn->will_topic.len > cfg->max_topic_length ||
 	    moat_topic_levels(cn->will_topic.p, cn->will_topic.len) >
 		    cfg->max_topic_levels)
@@ -64,6 +69,8 @@ static struct moat_session *open_session(struct moat_conn *c,
 		*present = true; /* [MQTT-3.2.2-2] */
 		return s;
 	}
+	if (MOAT_STAT_GET(w->b, sessions) >= w->b->cfg.max_sessions)
+		return NULL;
 	s = moat_session_new(w, id, len, clean);
 	if (s)
 		moat_worker_add_session(w, s);
@@ -84,9 +91,12 @@ int moat__handle_connect(struct moat_conn *c, const uint8_t *body, size_t len)
 		return refuse(c, crc, "unsupported protocol level");
 	if (rc)
 		return rc;
-	if (cn.keepalive > cfg->max_keepalive)
+	/* 3.1.1 cannot tell the client a lower keep-alive: refuse, as for
+	 * 0 (never time out), which would let idle peers stay forever. */
+	if (cn.keepalive > cfg->max_keepalive || cn.keepalive == 0)
 		return refuse(c, MQTT_CONNACK_ID_REJECTED,
-			      "keep-alive above max_keepalive");
+			      cn.keepalive ? "keep-alive above max_keepalive"
+					   : "keep-alive 0 (none) refused");
 	const uint8_t *id = cn.client_id.p;
 	size_t idlen = cn.client_id.len;
 	if (idlen == 0) {
@@ -107,7 +117,10 @@ int moat__handle_connect(struct moat_conn *c, const uint8_t *body, size_t len)
 		moat_worker_post(home, &it);
 		return MOAT_CONN_HANDED_OVER;
 	}
-	if ((rc = make_will(c, &cn)) != MOAT_OK)
+	if ((rc = make_will(c, &cn)) == MOAT_EDENIED)
+		return refuse(c, MQTT_CONNACK_NOT_AUTHORIZED,
+			      "will topic in $SYS refused");
+	if (rc != MOAT_OK)
 		return rc;
 	if (cn.has_username) {
 		c->username = moat_strndup((const char *)cn.username.p,
@@ -118,8 +131,13 @@ int moat__handle_connect(struct moat_conn *c, const uint8_t *body, size_t len)
 	bool present;
 	struct moat_session *s =
 		open_session(c, id, idlen, cn.clean_session, &present);
-	if (!s)
-		return MOAT_ENOMEM;
+	if (!s) {
+		moat_msg_unref(&c->will); /* never accepted: no will */
+		return refuse(c, MQTT_CONNACK_UNAVAILABLE,
+			      MOAT_STAT_GET(b, sessions) >= cfg->max_sessions
+				      ? "max_sessions reached"
+				      : "out of memory for a session");
+	}
 	s->clean = cn.clean_session;
 	s->conn = c;
 	s->drop_logged = false;
@@ -138,7 +156,7 @@ int moat__handle_connect(struct moat_conn *c, const uint8_t *body, size_t len)
 		return rc;
 	moat_info("client %s connected from %s (protocol %u, clean %d, "
 		  "keep-alive %u, session present %d)",
-		  s->client_id, c->peer, cn.proto_level, cn.clean_session,
+		  s->log_id, c->peer, cn.proto_level, cn.clean_session,
 		  cn.keepalive, present);
 	if (present)
 		moat_session_resume(s);

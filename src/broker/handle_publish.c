@@ -3,14 +3,6 @@
 
 #include "broker_int.h"
 
-/* "$SYS" and "$SYS/..." belong to the broker: clients cannot publish there
- * (that would let anyone forge broker statistics). */
-static bool is_sys_topic(const struct moat_bytes *t)
-{
-	return t->len >= 4 && !memcmp(t->p, "$SYS", 4) &&
-	       (t->len == 4 || t->p[4] == '/');
-}
-
 int moat__handle_publish(struct moat_conn *c, uint8_t flags,
 			 const uint8_t *body, size_t len)
 {
@@ -30,7 +22,10 @@ int moat__handle_publish(struct moat_conn *c, uint8_t flags,
 	/* QoS 2 arriving again before PUBREL: acknowledge, do not deliver
 	 * twice [MQTT-4.3.3-2]. */
 	bool duplicate = p.qos == 2 && moat_session_qos2_test(s, p.packet_id);
-	if (!duplicate && !is_sys_topic(&p.topic)) {
+	/* "$SYS" belongs to the broker: clients cannot publish there (that
+	 * would let anyone forge broker statistics). */
+	bool sys = moat_topic_is_sys(p.topic.p, p.topic.len);
+	if (!duplicate && !sys) {
 		bool retain = p.retain && cfg->retain_available;
 		struct moat_msg *m =
 			moat_msg_new(p.topic.p, p.topic.len, p.payload.p,
@@ -39,11 +34,18 @@ int moat__handle_publish(struct moat_conn *c, uint8_t flags,
 			return MOAT_ENOMEM;
 		moat_worker_route(w, m);
 		moat_msg_unref(&m);
+		/* Routing can deliver to this very client and, if its output
+		 * overflows, close it and end its clean session. */
+		if (c->state == CONN_CLOSED)
+			return MOAT_OK;
+		s = c->session;
 	} else if (!duplicate) {
-		moat_debug("client %s: publish to %.*s ignored ($SYS is the "
+		char t[96];
+		moat_debug("client %s: publish to %s ignored ($SYS is the "
 			   "broker's)",
-			   s->client_id, (int)p.topic.len,
-			   (const char *)p.topic.p);
+			   s->log_id,
+			   moat__log_topic((const char *)p.topic.p, p.topic.len,
+					   t, sizeof(t)));
 	}
 	if (p.qos == 1) {
 		moat_mqtt_ack_encode(pkt, MQTT_PUBACK, p.packet_id);

@@ -1,4 +1,5 @@
 /* SUBSCRIBE and UNSUBSCRIBE. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "broker_int.h"
@@ -48,7 +49,7 @@ static uint8_t subscribe_one(struct moat_conn *c, const struct moat_bytes *f,
 	struct moat_sub_entry *e = find_sub(s, f);
 	if (!e && s->nsubs >= cfg->max_subscriptions) {
 		moat_warn("client %s: max_subscriptions (%llu) reached",
-			  s->client_id,
+			  s->log_id,
 			  (unsigned long long)cfg->max_subscriptions);
 		return MQTT_SUBACK_FAILURE;
 	}
@@ -66,18 +67,22 @@ static uint8_t subscribe_one(struct moat_conn *c, const struct moat_bytes *f,
 	return qos; /* granted as asked [MQTT-3.9.3-2] */
 }
 
-/* Send retained messages for a filter just granted [MQTT-3.3.1-6]. */
+/* Send at most *budget retained messages for a filter just granted
+ * [MQTT-3.3.1-6]; more would only be dropped by the session's queue. */
 static void send_retained(struct moat_conn *c, const struct moat_bytes *f,
-			  uint8_t granted)
+			  uint8_t granted, size_t *budget)
 {
 	struct moat_msg **v;
 	size_t n;
-	if (moat_tree_retained(&c->w->b->tree, f->p, f->len, &v, &n) !=
-	    MOAT_OK) {
+	if (!*budget)
+		return;
+	if (moat_tree_retained(&c->w->b->tree, f->p, f->len, *budget, &v,
+			       &n) != MOAT_OK) {
 		moat_warn("client %s: out of memory sending retained messages",
-			  c->session->client_id);
+			  c->session ? c->session->log_id : "?");
 		return;
 	}
+	*budget -= n;
 	for (size_t i = 0; i < n; i++) {
 		/* retain flag set for a new subscription [MQTT-3.3.1-8] */
 		if (c->session)
@@ -89,9 +94,57 @@ static void send_retained(struct moat_conn *c, const struct moat_bytes *f,
 	moat_free(v);
 }
 
+struct filter_ref {
+	struct moat_bytes f;
+	size_t pos;
+};
+
+static int cmp_filter(const void *a, const void *b)
+{
+	const struct filter_ref *x = a, *y = b;
+	size_t n = MOAT_MIN(x->f.len, y->f.len);
+	int c = n ? memcmp(x->f.p, y->f.p, n) : 0;
+	if (c)
+		return c;
+	if (x->f.len != y->f.len)
+		return x->f.len < y->f.len ? -1 : 1;
+	return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+/* A filter repeated in one SUBSCRIBE counts once (the last occurrence
+ * wins, as if the packets came one by one): mark the earlier ones so that
+ * their retained messages are not sent again. */
+static int mark_repeats(struct filter_ref *refs, size_t n, bool *repeat)
+{
+	struct filter_ref *sorted = moat_malloc(n * sizeof(*sorted));
+	if (!sorted)
+		return MOAT_ENOMEM;
+	memcpy(sorted, refs, n * sizeof(*sorted));
+	qsort(sorted, n, sizeof(*sorted), cmp_filter);
+	for (size_t i = 0; i + 1 < n; i++)
+		if (moat_bytes_eq(sorted[i].f, sorted[i + 1].f))
+			repeat[sorted[i].pos] = true;
+	moat_free(sorted);
+	return MOAT_OK;
+}
+
+static int send_suback(struct moat_conn *c, uint16_t id,
+		       const uint8_t *codes, size_t n)
+{
+	size_t size = moat_mqtt_suback_size(n); /* n < len: representable */
+	uint8_t *pkt = moat_malloc(size);
+	if (!pkt)
+		return MOAT_ENOMEM;
+	moat_mqtt_suback_encode(pkt, id, codes, n); /* [MQTT-3.8.4-5] */
+	int rc = moat_conn_send(c, pkt, size);
+	moat_free(pkt);
+	return rc;
+}
+
 int moat__handle_subscribe(struct moat_conn *c, const uint8_t *body,
 			   size_t len)
 {
+	const struct moat_config *cfg = &c->w->b->cfg;
 	struct moat_rd rd;
 	uint16_t id;
 	struct moat_bytes f;
@@ -100,46 +153,44 @@ int moat__handle_subscribe(struct moat_conn *c, const uint8_t *body,
 	if (rc)
 		return rc;
 	/* Each filter takes at least 3 bytes, which bounds the count. */
-	size_t max = len / 3 + 1;
+	size_t max = len / 3 + 1, n = 0;
 	uint8_t *codes = moat_malloc(max);
-	uint8_t *pkt = NULL;
-	size_t n = 0;
-	if (!codes)
-		return MOAT_ENOMEM;
+	struct filter_ref *refs = moat_malloc(max * sizeof(*refs));
+	bool *repeat = moat_calloc(max, sizeof(*repeat));
+	if (!codes || !refs || !repeat) {
+		rc = MOAT_ENOMEM;
+		goto out;
+	}
 	/* Validate the whole packet before acting on any of it. */
 	while ((rc = moat_mqtt_decode_sub_next(&rd, &f, &qos)) == MOAT_OK) {
 		if (!moat_topic_filter_valid(f.p, f.len)) {
 			rc = MOAT_EPROTO; /* [MQTT-4.7.1-1] */
 			goto out;
 		}
-		n++;
+		refs[n].f = f;
+		refs[n].pos = n;
+		codes[n++] = qos;
 	}
-	if (rc != MOAT_ENOTFOUND)
+	if (rc != MOAT_ENOTFOUND || (rc = mark_repeats(refs, n, repeat)))
 		goto out;
-	moat_rd_init(&rd, body, len);
-	rd.pos = 2;
 	for (size_t i = 0; i < n; i++) {
-		(void)moat_mqtt_decode_sub_next(&rd, &f, &qos);
-		codes[i] = subscribe_one(c, &f, qos);
+		/* Filters beyond max_subscriptions in one packet are refused,
+		 * which bounds the work one SUBSCRIBE can ask for. */
+		codes[i] = i < cfg->max_subscriptions
+				   ? subscribe_one(c, &refs[i].f, codes[i])
+				   : MQTT_SUBACK_FAILURE;
 	}
-	size_t size = moat_mqtt_suback_size(n); /* n < len: representable */
-	pkt = moat_malloc(size);
-	if (!pkt) {
-		rc = MOAT_ENOMEM;
+	if ((rc = send_suback(c, id, codes, n)) != MOAT_OK)
 		goto out;
-	}
-	moat_mqtt_suback_encode(pkt, id, codes, n); /* [MQTT-3.8.4-5] */
-	if ((rc = moat_conn_send(c, pkt, size)) != MOAT_OK)
-		goto out;
-	rd.pos = 2;
-	for (size_t i = 0; i < n && c->state == CONN_ACTIVE; i++) {
-		(void)moat_mqtt_decode_sub_next(&rd, &f, &qos);
-		if (codes[i] != MQTT_SUBACK_FAILURE)
-			send_retained(c, &f, codes[i]);
-	}
+	size_t budget = (size_t)(cfg->max_queued_messages +
+				 cfg->max_inflight_messages);
+	for (size_t i = 0; i < n && c->state == CONN_ACTIVE; i++)
+		if (codes[i] != MQTT_SUBACK_FAILURE && !repeat[i])
+			send_retained(c, &refs[i].f, codes[i], &budget);
 	rc = MOAT_OK;
 out:
-	moat_free(pkt);
+	moat_free(repeat);
+	moat_free(refs);
 	moat_free(codes);
 	return rc;
 }
@@ -156,7 +207,8 @@ int moat__handle_unsubscribe(struct moat_conn *c, const uint8_t *body,
 		return rc;
 	size_t start = rd.pos;
 	while ((rc = moat_mqtt_decode_unsub_next(&rd, &f)) == MOAT_OK)
-		;
+		if (!moat_topic_filter_valid(f.p, f.len))
+			return MOAT_EPROTO; /* [MQTT-4.7.1-1] [MQTT-4.7.3-1] */
 	if (rc != MOAT_ENOTFOUND)
 		return rc;
 	rd.pos = start;

@@ -26,6 +26,12 @@ struct moat_msg *moat_msg_new(const uint8_t *topic, size_t topic_len,
 	return m;
 }
 
+const char *moat__log_topic(const char *topic, size_t len, char *buf,
+			    size_t bufsz)
+{
+	return moat_log_escape((const uint8_t *)topic, len, buf, bufsz);
+}
+
 struct moat_msg *moat_msg_ref(struct moat_msg *m)
 {
 	atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);

@@ -22,6 +22,7 @@ struct moat_session *moat_session_new(struct moat_worker *w,
 	}
 	atomic_init(&s->refs, 1); /* the worker's table */
 	s->client_id_len = len;
+	moat_log_escape(client_id, len, s->log_id, sizeof(s->log_id));
 	s->home = w;
 	s->clean = clean;
 	s->next_packet_id = 1;
@@ -129,7 +130,7 @@ static void note_drop(struct moat_session *s, const char *why)
 		s->drop_logged = true;
 		moat_warn("client %s: %s; dropping messages (logged once per "
 			  "session)",
-			  s->client_id, why);
+			  s->log_id, why);
 	}
 }
 
@@ -277,9 +278,12 @@ int moat_session_on_pubrec(struct moat_session *s, uint16_t id)
 	size_t idx;
 	struct moat_inflight *f = find_inflight(s, id, &idx);
 	uint8_t pkt[4];
-	if (f && f->qos == 2) {
+	if (f && f->qos != 2)
+		return MOAT_EPROTO; /* PUBREC answers QoS 2 only */
+	if (f) {
 		f->state = INFLIGHT_WAIT_COMP;
-		/* The message itself is no longer needed [MQTT-4.3.3-1]. */
+		/* Only the id is needed from now on [MQTT-4.3.3-1]. */
+		moat_msg_unref(&f->msg);
 	}
 	/* Answer PUBREL even for an unknown id, so the client can finish
 	 * its flow. */

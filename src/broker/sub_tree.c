@@ -401,26 +401,44 @@ int moat_tree_retain(struct moat_tree *t, struct moat_msg *m)
 	struct moat_msg *old = NULL;
 	const uint8_t *topic = (const uint8_t *)m->topic;
 	pthread_rwlock_wrlock(&t->lock);
+	struct moat_tnode *n = walk(t, topic, m->topic_len, false);
+	size_t old_bytes = n && n->retained ? n->retained->payload_len : 0;
 	if (m->payload_len == 0) {
-		struct moat_tnode *n = walk(t, topic, m->topic_len, false);
 		if (n && n->retained) {
 			old = n->retained;
 			n->retained = NULL;
 			t->nretained--;
+			t->retained_bytes -= old_bytes;
 			prune(t, n);
 		}
-	} else {
-		struct moat_tnode *n = walk(t, topic, m->topic_len, true);
-		if (!n) {
-			rc = MOAT_ENOMEM;
-		} else {
-			old = n->retained;
-			if (!old)
-				t->nretained++;
-			n->retained = moat_msg_ref(m);
-		}
+		goto out;
 	}
+	bool is_new = !n || !n->retained;
+	if ((t->max_retained && is_new && t->nretained >= t->max_retained) ||
+	    (t->max_retained_bytes &&
+	     t->retained_bytes - old_bytes + m->payload_len >
+		     t->max_retained_bytes)) {
+		rc = MOAT_ELIMIT;
+		goto out;
+	}
+	if (!n && !(n = walk(t, topic, m->topic_len, true))) {
+		rc = MOAT_ENOMEM;
+		goto out;
+	}
+	old = n->retained;
+	if (!old)
+		t->nretained++;
+	t->retained_bytes = t->retained_bytes - old_bytes + m->payload_len;
+	n->retained = moat_msg_ref(m);
+out:;
+	bool log_full = rc == MOAT_ELIMIT && !t->retain_full_logged;
+	if (log_full)
+		t->retain_full_logged = true;
 	pthread_rwlock_unlock(&t->lock);
+	if (log_full)
+		moat_warn("retained store full (max_retained_messages or "
+			  "max_retained_bytes): new retained messages are "
+			  "delivered but not kept (logged once)");
 	moat_msg_unref(&old);
 	return rc;
 }
@@ -428,12 +446,16 @@ int moat_tree_retain(struct moat_tree *t, struct moat_msg *m)
 struct msg_vec {
 	struct moat_msg **v;
 	size_t n, cap;
+	size_t max; /* stop collecting here */
 };
 
+/* MOAT_ELIMIT ends the walk early once max messages are collected. */
 static int vec_add(struct msg_vec *vec, struct moat_msg *m)
 {
 	if (!m)
 		return MOAT_OK;
+	if (vec->n >= vec->max)
+		return MOAT_ELIMIT;
 	if (vec->n == vec->cap) {
 		size_t cap = vec->cap ? vec->cap * 2 : 8;
 		struct moat_msg **v = moat_realloc(vec->v, cap * sizeof(*v));
@@ -504,12 +526,16 @@ static int collect(const struct moat_tnode *n, const uint8_t *f, size_t flen,
 }
 
 int moat_tree_retained(struct moat_tree *t, const uint8_t *filter,
-		       size_t flen, struct moat_msg ***out, size_t *n)
+		       size_t flen, size_t max, struct moat_msg ***out,
+		       size_t *n)
 {
 	struct msg_vec vec = {0};
+	vec.max = max;
 	pthread_rwlock_rdlock(&t->lock);
 	int rc = collect(t->root, filter, flen, 0, &vec);
 	pthread_rwlock_unlock(&t->lock);
+	if (rc == MOAT_ELIMIT)
+		rc = MOAT_OK; /* the caller's budget: the rest would be dropped */
 	if (rc) {
 		for (size_t i = 0; i < vec.n; i++)
 			moat_msg_unref(&vec.v[i]);

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <string.h>
@@ -156,8 +157,13 @@ static void post_batch(struct moat_worker *to, struct moat_inbox_batch *bt)
 			  "deliveries",
 			  to->idx, bt->n - i);
 		for (; i < bt->n; i++) {
-			if (bt->v[i].conn)
-				moat_conn_close(bt->v[i].conn, "out of memory");
+			struct moat_conn *c = bt->v[i].conn;
+			if (c) {
+				/* Detached from every worker: free it here. */
+				close(c->fd);
+				MOAT_STAT_SUB(to->b, connections, 1);
+				moat_conn_free(c);
+			}
 			release_item(&bt->v[i]);
 		}
 	}
@@ -215,14 +221,17 @@ static void drain_inbox(struct moat_worker *w)
 void moat_worker_route(struct moat_worker *w, struct moat_msg *m)
 {
 	struct moat_broker *b = w->b;
-	if (m->retain && moat_tree_retain(&b->tree, m) != MOAT_OK)
+	char t[96];
+	int rc = m->retain ? moat_tree_retain(&b->tree, m) : MOAT_OK;
+	if (rc == MOAT_ENOMEM)
 		moat_warn("out of memory storing a retained message on %s",
-			  m->topic);
+			  moat__log_topic(m->topic, m->topic_len, t, sizeof(t)));
 	w->matches.n = 0;
 	if (moat_tree_match(&b->tree, (const uint8_t *)m->topic, m->topic_len,
 			    &w->matches) != MOAT_OK) {
 		MOAT_STAT_ADD(b, msgs_dropped, 1);
-		moat_warn("out of memory routing a message on %s", m->topic);
+		moat_warn("out of memory routing a message on %s",
+			  moat__log_topic(m->topic, m->topic_len, t, sizeof(t)));
 		return;
 	}
 	for (size_t i = 0; i < w->matches.n; i++) {
@@ -256,8 +265,10 @@ void moat_worker_defer_will(struct moat_worker *w, struct moat_msg *m)
 		size_t cap = w->wills_cap ? w->wills_cap * 2 : 8;
 		struct moat_msg **v = moat_realloc(w->wills, cap * sizeof(*v));
 		if (!v) {
+			char t[96];
 			moat_warn("out of memory: will on %s not published",
-				  m->topic);
+				  moat__log_topic(m->topic, m->topic_len, t,
+						  sizeof(t)));
 			moat_msg_unref(&m);
 			return;
 		}
@@ -336,6 +347,29 @@ static void format_peer(const struct sockaddr_storage *ss, char *out,
 	}
 }
 
+/* Out of file descriptors: the pending connection would keep the
+ * level-triggered listener firing.  Use the spare descriptor to accept it
+ * and close it at once, and warn at most once a second. */
+static void shed_connection(struct moat_worker *w, struct moat_listener *l,
+			    int err)
+{
+	uint64_t now = moat_now_ms();
+	if (now - w->fd_warned_ms >= 1000u) {
+		w->fd_warned_ms = now;
+		moat_warn("accept on %s: %s; refusing connections until "
+			  "descriptors are free (raise the open files limit, "
+			  "or lower max_connections)",
+			  l->name, strerror(err));
+	}
+	if (w->spare_fd >= 0) {
+		close(w->spare_fd);
+		int fd = accept(l->fd, NULL, NULL);
+		if (fd >= 0)
+			close(fd);
+		w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	}
+}
+
 static void accept_all(struct moat_worker *w, struct moat_listener *l)
 {
 	struct moat_broker *b = w->b;
@@ -345,10 +379,14 @@ static void accept_all(struct moat_worker *w, struct moat_listener *l)
 		int fd = accept4(l->fd, (struct sockaddr *)&ss, &sl,
 				 SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK &&
-			    errno != EINTR && errno != ECONNABORTED)
+			int e = errno;
+			if (e == EMFILE || e == ENFILE || e == ENOBUFS ||
+			    e == ENOMEM)
+				shed_connection(w, l, e);
+			else if (e != EAGAIN && e != EWOULDBLOCK &&
+				 e != EINTR && e != ECONNABORTED)
 				moat_warn("accept on %s: %s", l->name,
-					  strerror(errno));
+					  strerror(e));
 			return;
 		}
 		char peer[64];
@@ -379,6 +417,24 @@ static void accept_all(struct moat_worker *w, struct moat_listener *l)
 
 /* ---- timers --------------------------------------------------------------- */
 
+static void expire_sessions(struct moat_worker *w, uint64_t now)
+{
+	uint64_t limit = w->b->cfg.persistent_client_expiration * 1000u;
+	for (size_t i = 0; i < w->nbuckets; i++) {
+		struct moat_session *s = w->sessions[i];
+		while (s) {
+			struct moat_session *next = s->hnext;
+			if (!s->conn && now - s->offline_since_ms > limit) {
+				moat_info("client %s: session expired "
+					  "(persistent_client_expiration)",
+					  s->log_id);
+				moat_session_destroy(s);
+			}
+			s = next;
+		}
+	}
+}
+
 static void tick(struct moat_worker *w, uint64_t now)
 {
 	const struct moat_config *cfg = &w->b->cfg;
@@ -388,12 +444,26 @@ static void tick(struct moat_worker *w, uint64_t now)
 		if (c->state == CONN_NEW &&
 		    now - c->created_ms > cfg->connect_timeout * 1000u) {
 			moat_conn_close(c, "no CONNECT within connect_timeout");
+		} else if (!c->reading) {
+			/* Paused by back-pressure: its packets wait unread
+			 * because of us, so silence proves nothing; but a
+			 * peer that takes nothing for 1.5 keep-alives is
+			 * gone or hostile. */
+			c->last_rx_ms = now;
+			if (now - c->last_tx_ms > (uint64_t)c->keepalive * 1500u)
+				moat_conn_close(c, "client stopped reading "
+						   "(no write progress for 1.5 "
+						   "x keep-alive)");
 		} else if (c->state == CONN_ACTIVE && c->keepalive &&
 			   now - c->last_rx_ms >
 				   (uint64_t)c->keepalive * 1500u) {
 			/* [MQTT-3.1.2-24]: one and a half keep-alives */
 			moat_conn_close(c, "keep-alive timeout");
 		}
+	}
+	if (cfg->persistent_client_expiration && now >= w->next_expiry_ms) {
+		w->next_expiry_ms = now + 1000u;
+		expire_sessions(w, now);
 	}
 	if (w->idx == 0 && cfg->sys_interval && now >= w->next_sys_ms) {
 		w->next_sys_ms = now + cfg->sys_interval * 1000u;

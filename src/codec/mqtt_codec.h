@@ -212,6 +212,8 @@ bool moat_topic_name_valid(const uint8_t *t, size_t len);
 /* Topic filter: non-empty; '#' only last and alone in its level
  * [MQTT-4.7.1-2]; '+' alone in its level [MQTT-4.7.1-3]. */
 bool moat_topic_filter_valid(const uint8_t *f, size_t len);
+/* "$SYS" or "$SYS/..." (the broker's own topics). */
+bool moat_topic_is_sys(const uint8_t *t, size_t len);
 /* Number of levels ('/' count + 1). */
 size_t moat_topic_levels(const uint8_t *t, size_t len);
 /* Does filter match topic name?  A filter starting with a wildcard does not

@@ -28,6 +28,11 @@ bool moat_topic_filter_valid(const uint8_t *f, size_t len)
 	return true;
 }
 
+bool moat_topic_is_sys(const uint8_t *t, size_t len)
+{
+	return len >= 4 && !memcmp(t, "$SYS", 4) && (len == 4 || t[4] == '/');
+}
+
 size_t moat_topic_levels(const uint8_t *t, size_t len)
 {
 	size_t n = 1;

@@ -22,6 +22,11 @@ struct moat_config {
 	bool allow_insecure_listener;
 	uint32_t workers; /* 0 = number of online CPUs */
 	uint64_t max_packet_size;
+	uint64_t max_connect_packet_size;
+	uint64_t max_sessions;
+	uint64_t persistent_client_expiration; /* seconds, 0 = never */
+	uint64_t max_retained_messages;
+	uint64_t max_retained_bytes;
 	uint64_t max_inflight_messages;
 	uint64_t max_queued_messages;
 	uint64_t max_queued_bytes;

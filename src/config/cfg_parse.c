@@ -366,6 +366,8 @@ int moat_cfg_finish(struct moat_config *cfg, struct moat_cfg_err *err)
 	}
 	if (cfg->max_topic_length > cfg->max_packet_size)
 		cfg->max_topic_length = cfg->max_packet_size;
+	if (cfg->max_connect_packet_size > cfg->max_packet_size)
+		cfg->max_connect_packet_size = cfg->max_packet_size;
 	return MOAT_OK;
 }
 

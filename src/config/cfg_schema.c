@@ -23,29 +23,48 @@ const struct moat_cfg_directive moat__cfg_directives[] = {
 	 "online CPU."},
 	{"max_packet_size", CFG_SIZE, OFF(max_packet_size), 64, 256 * MIB,
 	 "1m", "Largest MQTT packet accepted or sent, including its header."},
-	{"max_inflight_messages", CFG_U32, OFF(max_inflight_messages), 1,
+	{"max_connect_packet_size", CFG_SIZE, OFF(max_connect_packet_size), 64,
+	 256 * MIB, "16k",
+	 "Largest packet accepted before CONNECT has been accepted (the "
+	 "CONNECT itself, with its will). Keeps unauthenticated peers from "
+	 "making the broker buffer max_packet_size each."},
+	{"max_inflight_messages", CFG_U64, OFF(max_inflight_messages), 1,
 	 65535, "20",
 	 "QoS 1 and 2 messages per client sent but not yet acknowledged."},
-	{"max_queued_messages", CFG_U32, OFF(max_queued_messages), 0, 10000000,
+	{"max_queued_messages", CFG_U64, OFF(max_queued_messages), 0, 10000000,
 	 "1000",
 	 "Messages queued per session beyond the in-flight window (offline "
 	 "or slow clients). Further messages are dropped and counted."},
 	{"max_queued_bytes", CFG_SIZE, OFF(max_queued_bytes), 0, 64 * GIB,
 	 "16m", "Payload bytes queued per session. 0 = no byte limit."},
-	{"max_connections", CFG_U32, OFF(max_connections), 1, 10000000,
+	{"max_connections", CFG_U64, OFF(max_connections), 1, 10000000,
 	 "100000", "Connections accepted in total; more are closed at once."},
-	{"max_subscriptions", CFG_U32, OFF(max_subscriptions), 1, 1000000,
+	{"max_sessions", CFG_U64, OFF(max_sessions), 1, 100000000, "100000",
+	 "Sessions kept in total, connected or not. A CONNECT that needs a "
+	 "new session beyond it gets CONNACK 0x03 (server unavailable)."},
+	{"persistent_client_expiration", CFG_DURATION,
+	 OFF(persistent_client_expiration), 0, 3650ull * 86400ull, "0",
+	 "Discard a clean-session-0 session after it has been disconnected "
+	 "this long. 0 = keep it until max_sessions forces a choice (never "
+	 "expire)."},
+	{"max_retained_messages", CFG_U64, OFF(max_retained_messages), 0,
+	 100000000, "100000",
+	 "Retained messages kept in total. A retained PUBLISH to a new topic "
+	 "beyond it is delivered but not retained (logged once)."},
+	{"max_retained_bytes", CFG_SIZE, OFF(max_retained_bytes), 0, 64 * GIB,
+	 "256m", "Payload bytes of all retained messages together; as above."},
+	{"max_subscriptions", CFG_U64, OFF(max_subscriptions), 1, 1000000,
 	 "100",
-	 "Subscriptions per client. SUBSCRIBE beyond it gets 0x80 for the "
-	 "extra filters."},
+	 "Subscriptions per client, and filters per SUBSCRIBE packet. "
+	 "Filters beyond it get 0x80 in the SUBACK."},
 	{"max_topic_length", CFG_SIZE, OFF(max_topic_length), 1, 65535, "1k",
 	 "Longest topic name or filter, in bytes."},
-	{"max_topic_levels", CFG_U32, OFF(max_topic_levels), 1, 1024, "32",
+	{"max_topic_levels", CFG_U64, OFF(max_topic_levels), 1, 1024, "32",
 	 "Most '/'-separated levels in a topic name or filter."},
 	{"max_keepalive", CFG_DURATION, OFF(max_keepalive), 10, 65535, "300",
 	 "Largest keep-alive, in seconds, a client may ask for. MQTT 3.1.1 "
-	 "cannot tell a client to use less, so a CONNECT asking for more is "
-	 "refused with CONNACK 0x02 (as mosquitto does)."},
+	 "cannot tell a client to use less, so a CONNECT asking for more, or "
+	 "for 0 (no keep-alive at all), is refused with CONNACK 0x02."},
 	{"connect_timeout", CFG_DURATION, OFF(connect_timeout), 1, 3600, "10",
 	 "Seconds a new connection has to send CONNECT before it is closed."},
 	{"output_buffer_size", CFG_SIZE, OFF(output_buffer_size), 4 * KIB,

@@ -1533,12 +1533,17 @@ class KeepAliveTests(RawTestCase):
         self.expect(s, PINGRESP)
 
     def test_keepalive_zero_and_max_default(self):
-        # keep-alive 0 turns the mechanism off; 300 (the default
-        # max_keepalive) is accepted, 301 refused with CONNACK 0x02.
-        s = self.client(keepalive=0)
+        # docs/mqtt.md: keep-alive 0 would turn the mechanism off and let
+        # an idle peer stay forever: refused with CONNACK 0x02 like a
+        # keep-alive above max_keepalive; 300 (the default max_keepalive)
+        # is accepted, 301 refused.
+        s = self.sock()
+        s.sendall(connect_packet(self.uid(), keepalive=0))
+        self.expect(s, CONNACK_ID_REJECTED)
+        self.assert_closed_silently(s)
+        s = self.client(keepalive=300)
         s.sendall(PINGREQ)
         self.expect(s, PINGRESP)
-        self.client(keepalive=300)
         s = self.sock()
         s.sendall(connect_packet(self.uid(), keepalive=301))
         self.expect(s, CONNACK_ID_REJECTED)
