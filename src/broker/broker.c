@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "broker_int.h"
+#include "codec/mqtt5.h"
 #include "net/net_socket.h"
 
 static int open_listeners(struct moat_broker *b)
@@ -55,7 +56,7 @@ static void fit_connections_to_fd_limit(struct moat_config *cfg)
 		return;
 	uint64_t room = (uint64_t)rl.rlim_cur - reserve;
 	if (cfg->max_connections > room) {
-		moat_warn("max_connections %llu is above what the open files "
+		moat_notice("max_connections %llu is above what the open files "
 			  "limit (%llu) allows; using %llu",
 			  (unsigned long long)cfg->max_connections,
 			  (unsigned long long)rl.rlim_cur,
@@ -189,7 +190,8 @@ static void teardown_worker(struct moat_worker *w)
 {
 	while (w->conns) {
 		w->conns->will_discard = true; /* shutdown is not a failure */
-		moat_conn_close(w->conns, "broker shutting down");
+		moat_conn_disconnect(w->conns, RC_SERVER_SHUTTING_DOWN,
+				     "broker shutting down");
 	}
 	while (w->closed) {
 		struct moat_conn *c = w->closed;

@@ -30,14 +30,36 @@ struct moat_msg {
 	bool retain;    /* retain flag as published */
 	uint16_t topic_len;
 	uint32_t payload_len;
+	uint32_t props_len;     /* MQTT 5 properties forwarded as they came */
+	uint64_t expiry_ms;     /* monotonic deadline; 0 = never expires */
+	uint64_t origin;        /* publishing session's serial; 0 = broker */
 	const uint8_t *payload; /* points after topic */
+	const uint8_t *props;   /* wire-encoded, without length */
 	char topic[];           /* NUL-terminated */
+};
+
+/* What moat_msg_new5 takes beyond a 3.1.1 message. */
+struct moat_msg_extra {
+	const uint8_t *props; /* forwarded properties, wire-encoded */
+	size_t props_len;
+	bool has_expiry;
+	uint32_t expiry_s; /* Message Expiry Interval */
+	uint64_t origin;
 };
 
 /* New message with one reference (caller's); NULL on OOM. */
 struct moat_msg *moat_msg_new(const uint8_t *topic, size_t topic_len,
 			      const uint8_t *payload, size_t payload_len,
 			      uint8_t qos, bool retain);
+struct moat_msg *moat_msg_new5(const uint8_t *topic, size_t topic_len,
+			       const uint8_t *payload, size_t payload_len,
+			       uint8_t qos, bool retain,
+			       const struct moat_msg_extra *x);
+/* Has the message expired at now_ms?  */
+static inline bool moat_msg_expired(const struct moat_msg *m, uint64_t now)
+{
+	return m->expiry_ms && now >= m->expiry_ms;
+}
 struct moat_msg *moat_msg_ref(struct moat_msg *m);
 /* Drop a reference; frees on the last one and NULLs *m. */
 void moat_msg_unref(struct moat_msg **m);
@@ -52,6 +74,7 @@ struct moat_subscriber {
 };
 
 struct moat_tnode;
+struct moat_share; /* a shared-subscription group on a filter's node */
 
 struct moat_tree {
 	pthread_rwlock_t lock;
@@ -63,9 +86,12 @@ struct moat_tree {
 	bool retain_full_logged;
 };
 
-/* One match result: a session reference (caller unrefs) and the QoS. */
+/* One match result: a session reference (caller unrefs), the QoS, and the
+ * shared-subscription group it was chosen from (NULL for a normal one;
+ * only compared, never dereferenced outside the tree lock). */
 struct moat_match {
 	struct moat_session *session;
+	const struct moat_share *share;
 	uint8_t qos;
 };
 
@@ -77,16 +103,22 @@ struct moat_matches {
 
 int moat_tree_init(struct moat_tree *t);
 void moat_tree_cleanup(struct moat_tree *t);
-/* Add or replace (same session) a subscription.  Takes the write lock.
- * *added is true when it is new (the tree then holds a new session ref). */
+/* Add or replace (same session) a subscription; share names a shared
+ * subscription group ($share/NAME/filter), or is NULL.  Takes the write
+ * lock.  *added is true when it is new (the tree then holds a new session
+ * ref); *group receives the group's identity for shared ones. */
 int moat_tree_subscribe(struct moat_tree *t, const uint8_t *filter,
-			size_t flen, struct moat_session *s, uint8_t qos,
-			bool *added);
+			size_t flen, const struct moat_bytes *share,
+			struct moat_session *s, uint8_t qos, bool *added,
+			const struct moat_share **group);
 /* Remove; MOAT_ENOTFOUND when the session had no such subscription. */
 int moat_tree_unsubscribe(struct moat_tree *t, const uint8_t *filter,
-			  size_t flen, struct moat_session *s);
-/* Append every subscription matching topic to out (each session ref'd),
- * at most one per session with the highest QoS [MQTT-3.3.5-1]. */
+			  size_t flen, const struct moat_bytes *share,
+			  struct moat_session *s);
+/* Append every subscription matching topic to out (each session ref'd):
+ * at most one per session for normal subscriptions, with the highest QoS
+ * [MQTT-3.3.5-1], plus one member of each matching shared group, chosen
+ * round-robin. */
 int moat_tree_match(struct moat_tree *t, const uint8_t *topic, size_t tlen,
 		    struct moat_matches *out);
 /* Store (payload non-empty) or delete (empty payload) a retained message
@@ -120,16 +152,30 @@ struct moat_qitem {
 };
 
 struct moat_sub_entry {
-	char *filter;
+	char *filter; /* without any $share/NAME/ prefix */
 	uint16_t len;
 	uint8_t qos;
+	bool no_local;            /* MQTT 5 subscription options */
+	bool retain_as_published;
+	uint32_t sub_id;          /* Subscription Identifier, 0 = none */
+	char *share;              /* shared group name, NULL if not shared */
+	uint16_t share_len;
+	const struct moat_share *group;
 };
+
+#define MOAT_EXPIRY_NEVER UINT32_MAX
 
 struct moat_session {
 	atomic_uint refs;
 	struct moat_worker *home; /* fixed: chosen by client id hash */
+	uint64_t serial;          /* unique per session (No Local) */
 	bool dead;                /* destroyed; deliveries are dropped */
-	bool clean;               /* clean session: ends with the connection */
+	/* Session Expiry Interval in seconds: 0 ends the session with its
+	 * connection (3.1.1 clean session), MOAT_EXPIRY_NEVER keeps it. */
+	uint32_t expiry_s;
+	bool has_sub_options; /* some subscription uses NL/RAP/an id */
+	struct moat_msg *will; /* delayed will waiting for will_at_ms */
+	uint64_t will_at_ms;
 	char *client_id;
 	size_t client_id_len;
 	char log_id[72]; /* client id escaped for logs */
@@ -155,7 +201,7 @@ struct moat_session {
 
 struct moat_session *moat_session_new(struct moat_worker *w,
 				      const uint8_t *client_id, size_t len,
-				      bool clean);
+				      uint32_t expiry_s);
 void moat_session_ref(struct moat_session *s);
 void moat_session_unref(struct moat_session **s);
 /* End a session: drop subscriptions, queues and in-flight state, remove it
@@ -165,6 +211,18 @@ void moat_session_destroy(struct moat_session *s);
  * send now, queue, or drop by the limits.  Home worker only. */
 void moat_session_deliver(struct moat_session *s, struct moat_msg *m,
 			  uint8_t qos, bool retain);
+/* A live delivery routed by the tree (qos = the tree's granted QoS, share
+ * = the shared group or NULL): applies the session's subscription options
+ * (No Local, Retain As Published) and the message expiry, then delivers. */
+void moat_session_route(struct moat_session *s, struct moat_msg *m,
+			uint8_t qos, const struct moat_share *share);
+/* Subscription Identifiers of the subscriptions matching topic, written
+ * as properties into w. */
+struct moat_pw;
+void moat_session_sub_ids(const struct moat_session *s, const char *topic,
+			  size_t len, struct moat_pw *w);
+/* Publish the delayed will now (session ending, or its time came). */
+void moat_session_fire_will(struct moat_session *s);
 /* Send what the queue and window allow (after acks and drained writes). */
 void moat_session_pump(struct moat_session *s);
 /* On resume: resend unacknowledged PUBLISH (DUP) and PUBREL, then pump. */
@@ -174,6 +232,8 @@ void moat_session_resume(struct moat_session *s);
 int moat_session_on_puback(struct moat_session *s, uint16_t id);
 int moat_session_on_pubrec(struct moat_session *s, uint16_t id);
 int moat_session_on_pubcomp(struct moat_session *s, uint16_t id);
+/* MQTT 5 PUBREC with an error reason: the exchange ends there. */
+int moat_session_on_pubrec_failed(struct moat_session *s, uint16_t id);
 /* Incoming QoS 2 id bookkeeping. */
 bool moat_session_qos2_test(struct moat_session *s, uint16_t id);
 int moat_session_qos2_set(struct moat_session *s, uint16_t id);
@@ -212,6 +272,16 @@ struct moat_conn {
 	bool dirty;       /* on the worker's flush list */
 	bool will_discard; /* DISCONNECT received */
 	struct moat_msg *will;
+	uint32_t will_delay_s; /* MQTT 5 Will Delay Interval */
+	/* MQTT 5 state of this connection */
+	bool problem_info;          /* client wants reason strings */
+	uint16_t client_receive_max; /* its Receive Maximum (65535 in v3) */
+	uint32_t client_max_packet;  /* its Maximum Packet Size, 0 = none */
+	uint16_t client_alias_max;   /* its Topic Alias Maximum */
+	char **alias_in;   /* [1..topic_alias_maximum] topics it set */
+	char **alias_out;  /* [1..n_alias_out] topics we assigned */
+	uint16_t n_alias_out;
+	uint16_t qos2_pending; /* QoS 2 from the client awaiting PUBREL */
 	struct moat_session *session;
 	char *username;
 	struct moat_conn *next, *prev; /* worker's list */
@@ -227,6 +297,10 @@ void moat_conn_detach(struct moat_conn *c);
 /* Close: publish the will unless discarded, detach the session, end a
  * clean session.  Memory is released later by the worker. */
 void moat_conn_close(struct moat_conn *c, const char *why);
+/* Server-initiated close: to an MQTT 5 client, first a DISCONNECT with
+ * the reason code (and the reason string if it asked for them). */
+void moat_conn_disconnect(struct moat_conn *c, uint8_t reason,
+			  const char *why);
 void moat_conn_free(struct moat_conn *c);
 void moat_conn_on_readable(struct moat_conn *c);
 void moat_conn_on_writable(struct moat_conn *c);
@@ -238,7 +312,9 @@ uint8_t *moat_conn_reserve(struct moat_conn *c, size_t n);
 void moat_conn_commit(struct moat_conn *c, size_t n);
 /* Can more messages go to the output buffer (below the soft limit)? */
 bool moat_conn_can_send(const struct moat_conn *c);
-/* Write out a PUBLISH for m. */
+/* Write out a PUBLISH for m (v5: with properties, topic alias and
+ * subscription ids).  MOAT_DECLINED when it exceeds the client's Maximum
+ * Packet Size (the caller drops it [MQTT-3.1.2-25]). */
 int moat_conn_send_publish(struct moat_conn *c, const struct moat_msg *m,
 			   uint8_t qos, bool retain, bool dup, uint16_t id);
 /* Process every complete packet in the input buffer. */
@@ -271,6 +347,7 @@ struct moat_inbox_item {
 	struct moat_session *session; /* counted reference */
 	struct moat_msg *msg;         /* counted reference */
 	struct moat_conn *conn;
+	const struct moat_share *share; /* shared group delivered through */
 };
 
 struct moat_inbox_batch {
@@ -359,9 +436,16 @@ struct moat_broker {
 	struct moat_stats stats;
 	atomic_bool stopping;
 	atomic_uint_fast64_t client_seq; /* for assigned client ids */
+	atomic_uint_fast64_t session_seq; /* session serials */
 	uint64_t start_ms;
 	bool started;
 };
+
+/* The forwardable MQTT 5 properties of a will or PUBLISH, re-encoded in
+ * order into a new buffer (caller moat_frees *out). */
+struct moat_mqtt_props;
+int moat__forward_props(const struct moat_mqtt_props *p, uint8_t **out,
+			size_t *len);
 
 /* A topic for log lines: escaped and truncated into buf. */
 const char *moat__log_topic(const char *topic, size_t len, char *buf,

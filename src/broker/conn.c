@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "broker_int.h"
+#include "codec/mqtt5.h"
 
 #define READ_CHUNK ((size_t)65536)
 
@@ -30,6 +31,8 @@ struct moat_conn *moat_conn_new(struct moat_worker *w, int fd,
 					 (cfg->max_inflight_messages + 2) *
 						 cfg->max_packet_size));
 	c->created_ms = c->last_rx_ms = moat_now_ms();
+	c->client_receive_max = 65535;
+	c->problem_info = true;
 	return c;
 }
 
@@ -79,8 +82,17 @@ void moat_conn_detach(struct moat_conn *c)
 	unlink_conn(c);
 }
 
+static void free_aliases(char **v, size_t n)
+{
+	for (size_t i = 0; v && i <= n; i++)
+		moat_free(v[i]);
+	moat_free(v);
+}
+
 void moat_conn_free(struct moat_conn *c)
 {
+	free_aliases(c->alias_in, (size_t)c->w->b->cfg.topic_alias_maximum);
+	free_aliases(c->alias_out, c->n_alias_out);
 	moat_buf_cleanup(&c->in);
 	moat_buf_cleanup(&c->out);
 	moat_msg_unref(&c->will);
@@ -121,20 +133,44 @@ void moat_conn_close(struct moat_conn *c, const char *why)
 	MOAT_STAT_SUB(b, connections, 1);
 	if (was_active)
 		MOAT_STAT_SUB(b, clients_connected, 1);
-	if (c->will && !c->will_discard) {
-		/* [MQTT-3.1.2-8]: published when the connection is lost
-		 * without DISCONNECT.  Deferred: routing here could close
-		 * other connections recursively. */
-		moat_worker_defer_will(w, c->will);
-		c->will = NULL;
-	}
 	if (s) {
 		c->session = NULL;
 		s->conn = NULL;
 		s->offline_since_ms = moat_now_ms();
-		if (s->clean)
-			moat_session_destroy(s); /* [MQTT-3.1.2-6] */
 	}
+	if (c->will && !c->will_discard) {
+		/* [MQTT-3.1.2-8]: published when the connection is lost
+		 * without DISCONNECT.  Deferred: routing here could close
+		 * other connections recursively.  An MQTT 5 Will Delay
+		 * waits in a session that outlives the connection. */
+		if (s && c->will_delay_s && s->expiry_s) {
+			uint32_t d = MOAT_MIN(c->will_delay_s, s->expiry_s);
+			moat_msg_unref(&s->will);
+			s->will = c->will;
+			s->will_at_ms = s->offline_since_ms + (uint64_t)d * 1000u;
+		} else {
+			moat_worker_defer_will(w, c->will);
+		}
+		c->will = NULL;
+	}
+	if (s && s->expiry_s == 0)
+		moat_session_destroy(s); /* [MQTT-3.1.2-6] */
+}
+
+void moat_conn_disconnect(struct moat_conn *c, uint8_t reason,
+			  const char *why)
+{
+	/* Only after CONNACK, and only to MQTT 5 clients [MQTT-3.14.0-1]. */
+	if (c->state == CONN_ACTIVE && c->proto_level == MQTT_PROTO_V5) {
+		uint8_t pb[160];
+		struct moat_pw pw;
+		moat_pw_init(&pw, pb, sizeof(pb));
+		if (c->problem_info)
+			moat_pw_bytes(&pw, PROP_REASON_STRING, why,
+				      MOAT_MIN(strlen(why), (size_t)120));
+		(void)moat_mqtt5_disconnect(&c->out, reason, &pw);
+	}
+	moat_conn_close(c, why);
 }
 
 bool moat_conn_can_send(const struct moat_conn *c)
@@ -166,9 +202,82 @@ int moat_conn_send(struct moat_conn *c, const uint8_t *p, size_t n)
 	return MOAT_OK;
 }
 
+/* Outgoing topic alias [MQTT-3.3.2-?]: the alias already given to this
+ * topic, or a new one while the client's Topic Alias Maximum allows
+ * (*fresh: the topic must be sent with it this time); 0 = none. */
+static uint16_t alias_for(struct moat_conn *c, const struct moat_msg *m,
+			  bool *fresh)
+{
+	*fresh = false;
+	for (uint16_t i = 1; i <= c->n_alias_out; i++)
+		if (!strcmp(c->alias_out[i], m->topic))
+			return i;
+	uint16_t max = MOAT_MIN(c->client_alias_max, (uint16_t)64);
+	if (c->n_alias_out >= max)
+		return 0;
+	*fresh = true;
+	return (uint16_t)(c->n_alias_out + 1);
+}
+
+static bool alias_commit(struct moat_conn *c, uint16_t alias,
+			 const struct moat_msg *m)
+{
+	if (!c->alias_out) {
+		uint16_t max = MOAT_MIN(c->client_alias_max, (uint16_t)64);
+		c->alias_out = moat_calloc((size_t)max + 1, sizeof(char *));
+		if (!c->alias_out)
+			return false;
+	}
+	c->alias_out[alias] = moat_strndup(m->topic, m->topic_len);
+	if (!c->alias_out[alias])
+		return false;
+	c->n_alias_out = alias;
+	return true;
+}
+
+static int send_publish5(struct moat_conn *c, const struct moat_msg *m,
+			 uint8_t qos, bool retain, bool dup, uint16_t id)
+{
+	uint8_t pb[512];
+	struct moat_pw pw;
+	bool fresh = false;
+	moat_pw_init(&pw, pb, sizeof(pb));
+	if (m->expiry_ms) { /* remaining time [MQTT-3.3.2-6] */
+		uint64_t now = moat_now_ms();
+		uint64_t left = m->expiry_ms > now ? m->expiry_ms - now : 0;
+		moat_pw_u32(&pw, PROP_MESSAGE_EXPIRY,
+			    (uint32_t)((left + 999u) / 1000u));
+	}
+	if (c->session && c->session->has_sub_options)
+		moat_session_sub_ids(c->session, m->topic, m->topic_len, &pw);
+	uint16_t alias = c->client_alias_max ? alias_for(c, m, &fresh) : 0;
+	if (alias)
+		moat_pw_u16(&pw, PROP_TOPIC_ALIAS, alias);
+	size_t tlen = alias && !fresh ? 0 : m->topic_len;
+	size_t n = moat_mqtt5_publish_size(tlen, pw.len + m->props_len,
+					   m->payload_len, qos);
+	if (!n || (c->client_max_packet && n > c->client_max_packet))
+		return MOAT_DECLINED;
+	uint8_t *dst = moat_conn_reserve(c, n);
+	if (!dst)
+		return MOAT_ELIMIT;
+	if (fresh && !alias_commit(c, alias, m)) {
+		/* Out of memory: send it without an alias. */
+		return MOAT_ENOMEM;
+	}
+	moat_mqtt5_publish_encode(dst, (const uint8_t *)m->topic, tlen, pw.p,
+				  pw.len, m->props, m->props_len, m->payload,
+				  m->payload_len, qos, retain, dup, id);
+	moat_conn_commit(c, n);
+	MOAT_STAT_ADD(c->w->b, msgs_sent, 1);
+	return MOAT_OK;
+}
+
 int moat_conn_send_publish(struct moat_conn *c, const struct moat_msg *m,
 			   uint8_t qos, bool retain, bool dup, uint16_t id)
 {
+	if (c->proto_level == MQTT_PROTO_V5)
+		return send_publish5(c, m, qos, retain, dup, id);
 	size_t n = moat_mqtt_publish_size(m->topic_len, m->payload_len, qos);
 	uint8_t *dst = n ? moat_conn_reserve(c, n) : NULL;
 	if (!dst)
@@ -185,19 +294,50 @@ static int handle_ack(struct moat_conn *c, uint8_t type, const uint8_t *body,
 		      size_t len)
 {
 	uint16_t id;
-	int rc = moat_mqtt_decode_ack(body, len, &id);
+	uint8_t reason;
+	struct moat_mqtt_props props;
+	int rc = moat_mqtt_decode_ack_v(body, len, c->proto_level, &id, &reason,
+					&props);
 	if (rc)
 		return rc;
 	switch (type) {
 	case MQTT_PUBACK:
 		return moat_session_on_puback(c->session, id);
 	case MQTT_PUBREC:
+		/* A PUBREC with an error reason ends the exchange
+		 * [MQTT-4.3.3-4]: treat it like the PUBCOMP. */
+		if (reason >= 0x80)
+			return moat_session_on_pubrec_failed(c->session, id);
 		return moat_session_on_pubrec(c->session, id);
 	case MQTT_PUBCOMP:
 		return moat_session_on_pubcomp(c->session, id);
 	default:
 		return MOAT_EPROTO;
 	}
+}
+
+static int handle_disconnect(struct moat_conn *c, const uint8_t *body,
+			     size_t len)
+{
+	uint8_t reason;
+	struct moat_mqtt_props props;
+	int rc = moat_mqtt_decode_disconnect_v(body, len, c->proto_level,
+					       &reason, &props);
+	if (rc)
+		return rc;
+	struct moat_session *s = c->session;
+	if (moat_props_has(&props, PROP_SESSION_EXPIRY)) {
+		/* 0 at CONNECT cannot become non-zero [MQTT-3.14.2-2] */
+		if (s->expiry_s == 0 && props.session_expiry != 0)
+			return MOAT_EPROTO;
+		s->expiry_s = props.session_expiry;
+	}
+	/* 0x04: the client asks for its will [MQTT-3.14.4-3] */
+	c->will_discard = reason != RC_DISCONNECT_WITH_WILL;
+	char why[64];
+	snprintf(why, sizeof(why), "client sent DISCONNECT (0x%02x)", reason);
+	moat_conn_close(c, why);
+	return MOAT_OK;
 }
 
 static int dispatch(struct moat_conn *c, uint8_t tf, const uint8_t *body,
@@ -230,31 +370,31 @@ static int dispatch(struct moat_conn *c, uint8_t tf, const uint8_t *body,
 		moat_mqtt_simple_encode(pkt, MQTT_PINGRESP);
 		return moat_conn_send(c, pkt, 2);
 	case MQTT_DISCONNECT:
-		if (len)
-			return MOAT_EMALFORMED;
-		c->will_discard = true; /* [MQTT-3.14.4-3] */
-		moat_conn_close(c, "client sent DISCONNECT");
-		return MOAT_OK;
+		return handle_disconnect(c, body, len);
+	case 15: /* AUTH: no enhanced authentication was started */
 	default:
 		return MOAT_EPROTO; /* server-to-client packet types */
 	}
 }
 
-/* The one place where a handler's error becomes a close and a log line. */
+/* The one place where a handler's error becomes a close and a log line
+ * (and, for MQTT 5, a DISCONNECT with the matching reason code). */
 static void close_for(struct moat_conn *c, int rc, uint8_t type)
 {
 	char why[96];
-	const char *what = "error";
+	const char *what;
+	uint8_t reason;
 	switch (rc) {
-	case MOAT_EMALFORMED: what = "malformed packet"; break;
-	case MOAT_EUTF8: what = "invalid UTF-8 in a string"; break;
-	case MOAT_EPROTO: what = "protocol violation"; break;
-	case MOAT_ELIMIT: what = "limit exceeded"; break;
-	case MOAT_ENOMEM: what = "out of memory"; break;
-	default: what = moat_strerror(rc); break;
+	case MOAT_EMALFORMED: what = "malformed packet"; reason = RC_MALFORMED; break;
+	case MOAT_EUTF8: what = "invalid UTF-8 in a string"; reason = RC_MALFORMED; break;
+	case MOAT_EPROTO: what = "protocol violation"; reason = RC_PROTOCOL_ERROR; break;
+	case MOAT_ELIMIT: what = "limit exceeded"; reason = RC_QUOTA_EXCEEDED; break;
+	case MOAT_EDENIED: what = "not authorised"; reason = RC_NOT_AUTHORIZED; break;
+	case MOAT_ENOMEM: what = "out of memory"; reason = RC_SERVER_BUSY; break;
+	default: what = moat_strerror(rc); reason = RC_UNSPECIFIED; break;
 	}
 	snprintf(why, sizeof(why), "%s (packet type %u)", what, type);
-	moat_conn_close(c, why);
+	moat_conn_disconnect(c, reason, why);
 }
 
 void moat_conn_process_input(struct moat_conn *c)
@@ -279,7 +419,8 @@ void moat_conn_process_input(struct moat_conn *c)
 		}
 		/* Judge the header before waiting for the body, so garbage
 		 * (say, an HTTP request) is refused at once. */
-		if ((rc = moat_mqtt_check_flags(tf)) != MOAT_OK ||
+		bool auth5 = tf == 0xF0 && c->proto_level == MQTT_PROTO_V5;
+		if ((!auth5 && (rc = moat_mqtt_check_flags(tf)) != MOAT_OK) ||
 		    (c->state == CONN_NEW && (tf >> 4) != MQTT_CONNECT)) {
 			close_for(c, rc ? rc : MOAT_EPROTO, (uint8_t)(tf >> 4));
 			return;
@@ -290,7 +431,8 @@ void moat_conn_process_input(struct moat_conn *c)
 				 hl + (size_t)rl,
 				 c->state == CONN_NEW ? "max_connect_packet_size"
 						      : "max_packet_size");
-			moat_conn_close(c, why);
+			/* [MQTT-3.2.2-15] 0x95 Packet too large */
+			moat_conn_disconnect(c, RC_PACKET_TOO_LARGE, why);
 			return;
 		}
 		if (used < hl + rl)

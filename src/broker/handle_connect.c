@@ -1,15 +1,28 @@
 /* CONNECT: validation, hand-over to the session's home worker, session
- * create/resume/takeover, CONNACK. */
+ * create/resume/takeover, CONNACK (3.1, 3.1.1 and 5.0). */
 #include <stdio.h>
 #include <string.h>
 
 #include "broker_int.h"
+#include "codec/mqtt5.h"
 
-static int refuse(struct moat_conn *c, uint8_t rc, const char *why)
+/* Refuse a CONNECT: CONNACK with rc (v3 code space) or reason (v5), then
+ * close [MQTT-3.2.2-4] [MQTT-3.2.2-6]. */
+static int refuse(struct moat_conn *c, bool v5, uint8_t rc, uint8_t reason,
+		  const char *why)
 {
-	uint8_t pkt[4];
-	moat_mqtt_connack_encode(pkt, false, rc); /* [MQTT-3.2.2-4] */
-	(void)moat_conn_send(c, pkt, sizeof(pkt));
+	if (v5) {
+		uint8_t pb[160];
+		struct moat_pw pw;
+		moat_pw_init(&pw, pb, sizeof(pb));
+		moat_pw_bytes(&pw, PROP_REASON_STRING, why,
+			      MOAT_MIN(strlen(why), (size_t)120));
+		(void)moat_mqtt5_connack(&c->out, false, reason, &pw);
+	} else {
+		uint8_t pkt[4];
+		moat_mqtt_connack_encode(pkt, false, rc);
+		(void)moat_conn_send(c, pkt, sizeof(pkt));
+	}
 	moat_conn_close(c, why);
 	return MOAT_OK;
 }
@@ -30,9 +43,45 @@ static void assign_id(struct moat_worker *w, char *out, size_t outsz)
 	}
 }
 
-static int make_will(struct moat_conn *c, const struct moat_mqtt_connect *cn)
+/* The forwardable properties of a will or PUBLISH, in their order:
+ * everything but Topic Alias, Message Expiry (kept as a deadline), Will
+ * Delay and Subscription Identifiers.  *out is allocated (moat_free). */
+int moat__forward_props(const struct moat_mqtt_props *p, uint8_t **out,
+			size_t *len)
 {
+	*out = NULL;
+	*len = 0;
+	if (!p->raw.len)
+		return MOAT_OK;
+	uint8_t *v = moat_malloc(p->raw.len);
+	if (!v)
+		return MOAT_ENOMEM;
+	size_t pos = 0, n = 0;
+	struct moat_mqtt_prop_item it;
+	while (moat_mqtt_props_next(&p->raw, &pos, &it)) {
+		switch (it.id) {
+		case PROP_PAYLOAD_FORMAT:
+		case PROP_CONTENT_TYPE:
+		case PROP_RESPONSE_TOPIC:
+		case PROP_CORRELATION_DATA:
+		case PROP_USER_PROPERTY:
+			memcpy(v + n, it.wire.p, it.wire.len);
+			n += it.wire.len;
+			break;
+		default:
+			break;
+		}
+	}
+	*out = v;
+	*len = n;
+	return MOAT_OK;
+}
+
+static int make_will(struct moat_conn *c, const struct moat_mqtt_connect5 *c5)
+{
+	const struct moat_mqtt_connect *cn = &c5->c;
 	const struct moat_config *cfg = &c->w->b->cfg;
+	const struct moat_mqtt_props *wp = &c5->will_props;
 	if (!cn->will_flag)
 		return MOAT_OK;
 	if (moat_topic_is_sys(cn->will_topic.p, cn->will_topic.len))
@@ -41,40 +90,140 @@ static int make_will(struct moat_conn *c, const struct moat_mqtt_connect *cn)
 	    moat_topic_levels(cn->will_topic.p, cn->will_topic.len) >
 		    cfg->max_topic_levels)
 		return MOAT_ELIMIT;
-	c->will = moat_msg_new(cn->will_topic.p, cn->will_topic.len,
-			       cn->will_payload.p, cn->will_payload.len,
-			       cn->will_qos,
-			       cn->will_retain && cfg->retain_available);
+	if (wp->payload_format == 1 &&
+	    !moat_utf8_valid(cn->will_payload.p, cn->will_payload.len))
+		return MOAT_EUTF8; /* [MQTT-3.1.3-?] payload format invalid */
+	struct moat_msg_extra x = {
+		.has_expiry = moat_props_has(wp, PROP_MESSAGE_EXPIRY),
+		.expiry_s = wp->message_expiry,
+	};
+	uint8_t *props = NULL;
+	if (moat__forward_props(wp, &props, &x.props_len) != MOAT_OK)
+		return MOAT_ENOMEM;
+	x.props = props;
+	c->will = moat_msg_new5(cn->will_topic.p, cn->will_topic.len,
+				cn->will_payload.p, cn->will_payload.len,
+				cn->will_qos, cn->will_retain, &x);
+	moat_free(props);
+	c->will_delay_s = wp->will_delay;
 	return c->will ? MOAT_OK : MOAT_ENOMEM;
 }
 
-/* Find, replace or create the session; returns it with session_present. */
+/* Find, replace or create the session; returns it with session_present.
+ * clean is Clean Session (3.1.1) or Clean Start (5.0). */
 static struct moat_session *open_session(struct moat_conn *c,
 					 const uint8_t *id, size_t len,
-					 bool clean, bool *present)
+					 bool clean, uint32_t expiry,
+					 bool *present)
 {
 	struct moat_worker *w = c->w;
 	struct moat_session *s = moat_worker_find_session(w, id, len);
 	*present = false;
 	if (s && s->conn) /* takeover [MQTT-3.1.4-2] */
-		moat_conn_close(s->conn, "session taken over by a new "
-					 "connection with the same client id");
-	/* A clean session ended with its connection; look again. */
+		moat_conn_disconnect(s->conn, RC_SESSION_TAKEN_OVER,
+				     "session taken over by a new connection "
+				     "with the same client id");
+	/* A session that ended with its connection is gone; look again. */
 	s = moat_worker_find_session(w, id, len);
 	if (s && clean) {
-		moat_session_destroy(s); /* [MQTT-3.1.2-6] */
+		moat_session_destroy(s); /* [MQTT-3.1.2-6] [MQTT-3.1.2-4] */
 		s = NULL;
 	}
 	if (s) {
 		*present = true; /* [MQTT-3.2.2-2] */
+		/* A delayed will is cancelled by the return [MQTT-3.1.3-9]. */
+		moat_msg_unref(&s->will);
+		s->expiry_s = expiry;
 		return s;
 	}
 	if (MOAT_STAT_GET(w->b, sessions) >= w->b->cfg.max_sessions)
 		return NULL;
-	s = moat_session_new(w, id, len, clean);
+	s = moat_session_new(w, id, len, expiry);
 	if (s)
 		moat_worker_add_session(w, s);
 	return s;
+}
+
+/* MQTT 5 CONNACK properties: the limits this broker enforces. */
+static void connack_props(struct moat_conn *c, struct moat_pw *pw,
+			  const char *assigned, uint16_t server_keepalive)
+{
+	const struct moat_config *cfg = &c->w->b->cfg;
+	uint64_t cap = cfg->persistent_client_expiration;
+	struct moat_session *s = c->session;
+	if (cap && s->expiry_s > cap) { /* [MQTT-3.2.2-?]: tell the client */
+		s->expiry_s = (uint32_t)cap;
+		moat_pw_u32(pw, PROP_SESSION_EXPIRY, s->expiry_s);
+	}
+	if (assigned)
+		moat_pw_bytes(pw, PROP_ASSIGNED_CLIENT_ID, assigned,
+			      strlen(assigned));
+	if (server_keepalive)
+		moat_pw_u16(pw, PROP_SERVER_KEEPALIVE, server_keepalive);
+	if (cfg->max_inflight_messages < 65535)
+		moat_pw_u16(pw, PROP_RECEIVE_MAXIMUM,
+			    (uint16_t)cfg->max_inflight_messages);
+	if (cfg->max_qos < 2)
+		moat_pw_u8(pw, PROP_MAXIMUM_QOS, (uint8_t)cfg->max_qos);
+	if (!cfg->retain_available)
+		moat_pw_u8(pw, PROP_RETAIN_AVAILABLE, 0);
+	moat_pw_u32(pw, PROP_MAXIMUM_PACKET_SIZE,
+		    (uint32_t)cfg->max_packet_size);
+	if (cfg->topic_alias_maximum)
+		moat_pw_u16(pw, PROP_TOPIC_ALIAS_MAXIMUM,
+			    (uint16_t)cfg->topic_alias_maximum);
+	if (!cfg->wildcard_subscriptions)
+		moat_pw_u8(pw, PROP_WILDCARD_SUB_AVAILABLE, 0);
+	if (!cfg->subscription_identifiers)
+		moat_pw_u8(pw, PROP_SUB_ID_AVAILABLE, 0);
+	if (!cfg->shared_subscriptions)
+		moat_pw_u8(pw, PROP_SHARED_SUB_AVAILABLE, 0);
+}
+
+/* Take the client's MQTT 5 limits [MQTT-3.1.2-*]. */
+static void take_client_limits(struct moat_conn *c,
+			       const struct moat_mqtt_props *p)
+{
+	if (moat_props_has(p, PROP_RECEIVE_MAXIMUM))
+		c->client_receive_max = p->receive_maximum;
+	if (moat_props_has(p, PROP_MAXIMUM_PACKET_SIZE))
+		c->client_max_packet = p->maximum_packet_size;
+	c->client_alias_max = p->topic_alias_maximum;
+	if (moat_props_has(p, PROP_REQUEST_PROBLEM_INFO))
+		c->problem_info = p->request_problem_info != 0;
+}
+
+static int send_connack(struct moat_conn *c, bool v5, bool present,
+			const char *assigned, uint16_t server_keepalive)
+{
+	if (!v5) {
+		uint8_t pkt[4];
+		moat_mqtt_connack_encode(pkt, present, MQTT_CONNACK_ACCEPTED);
+		return moat_conn_send(c, pkt, sizeof(pkt));
+	}
+	uint8_t pb[256];
+	struct moat_pw pw;
+	moat_pw_init(&pw, pb, sizeof(pb));
+	connack_props(c, &pw, assigned, server_keepalive);
+	int rc = moat_mqtt5_connack(&c->out, present, RC_SUCCESS, &pw);
+	if (!rc)
+		moat_worker_mark_dirty(c->w, c);
+	return rc;
+}
+
+/* Decoding failures: v5 gets a CONNACK with the reason, v3 just a close
+ * (or CONNACK 0x01 for an unsupported level). */
+static int connect_failed(struct moat_conn *c, int rc, uint8_t crc,
+			  uint8_t level)
+{
+	if (rc == MOAT_EPROTO && crc == MQTT_CONNACK_BAD_PROTOCOL)
+		return refuse(c, false, crc, 0, "unsupported protocol level");
+	if (level != MQTT_PROTO_V5 || crc == 0xFF)
+		return rc;
+	return refuse(c, true, 0,
+		      rc == MOAT_EPROTO ? RC_PROTOCOL_ERROR : RC_MALFORMED,
+		      rc == MOAT_EPROTO ? "protocol error in CONNECT"
+					: "malformed CONNECT");
 }
 
 int moat__handle_connect(struct moat_conn *c, const uint8_t *body, size_t len)
@@ -82,31 +231,47 @@ int moat__handle_connect(struct moat_conn *c, const uint8_t *body, size_t len)
 	struct moat_worker *w = c->w;
 	struct moat_broker *b = w->b;
 	const struct moat_config *cfg = &b->cfg;
-	struct moat_mqtt_connect cn;
+	struct moat_mqtt_connect5 c5;
+	struct moat_mqtt_connect *cn = &c5.c;
 	uint8_t crc;
 	char idbuf[32];
 
-	int rc = moat_mqtt_decode_connect(body, len, &cn, &crc);
-	if (rc == MOAT_EPROTO && crc == MQTT_CONNACK_BAD_PROTOCOL)
-		return refuse(c, crc, "unsupported protocol level");
+	int rc = moat_mqtt_decode_connect_v(body, len, cfg->mqtt5, &c5, &crc);
 	if (rc)
-		return rc;
-	/* 3.1.1 cannot tell the client a lower keep-alive: refuse, as for
-	 * 0 (never time out), which would let idle peers stay forever. */
-	if (cn.keepalive > cfg->max_keepalive || cn.keepalive == 0)
-		return refuse(c, MQTT_CONNACK_ID_REJECTED,
-			      cn.keepalive ? "keep-alive above max_keepalive"
-					   : "keep-alive 0 (none) refused");
-	const uint8_t *id = cn.client_id.p;
-	size_t idlen = cn.client_id.len;
+		return connect_failed(c, rc, crc, cn->proto_level);
+	bool v5 = cn->proto_level == MQTT_PROTO_V5;
+	c->proto_level = cn->proto_level; /* for DISCONNECT encoding */
+	if (v5 && moat_props_has(&c5.props, PROP_AUTH_METHOD))
+		return refuse(c, true, 0, RC_BAD_AUTH_METHOD,
+			      "no enhanced authentication method is "
+			      "supported");
+	/* Keep-alive: 3.1.1 cannot be told a lower one, so refuse more than
+	 * max_keepalive, and 0 (never time out); v5 is told [MQTT-3.2.2-21]. */
+	uint16_t keepalive = cn->keepalive, server_keepalive = 0;
+	if (keepalive > cfg->max_keepalive || keepalive == 0) {
+		if (!v5)
+			return refuse(c, false, MQTT_CONNACK_ID_REJECTED, 0,
+				      keepalive ? "keep-alive above "
+						  "max_keepalive"
+						: "keep-alive 0 (none) refused");
+		keepalive = server_keepalive = (uint16_t)cfg->max_keepalive;
+	}
+	const uint8_t *id = cn->client_id.p;
+	size_t idlen = cn->client_id.len;
+	bool assigned = false;
 	if (idlen == 0) {
-		if (!cn.clean_session || cn.proto_level == MQTT_PROTO_V31 ||
-		    !cfg->allow_zero_length_clientid) /* [MQTT-3.1.3-8] */
-			return refuse(c, MQTT_CONNACK_ID_REJECTED,
+		if (!v5 && (!cn->clean_session ||
+			    cn->proto_level == MQTT_PROTO_V31)) /* [MQTT-3.1.3-8] */
+			return refuse(c, false, MQTT_CONNACK_ID_REJECTED, 0,
+				      "empty client id refused");
+		if (!cfg->allow_zero_length_clientid)
+			return refuse(c, v5, MQTT_CONNACK_ID_REJECTED,
+				      RC_CLIENT_ID_INVALID,
 				      "empty client id refused");
 		assign_id(w, idbuf, sizeof(idbuf));
 		id = (const uint8_t *)idbuf;
 		idlen = strlen(idbuf);
+		assigned = true;
 	}
 	struct moat_worker *home = moat_worker_home(b, id, idlen);
 	if (home != w) {
@@ -117,47 +282,57 @@ int moat__handle_connect(struct moat_conn *c, const uint8_t *body, size_t len)
 		moat_worker_post(home, &it);
 		return MOAT_CONN_HANDED_OVER;
 	}
-	if ((rc = make_will(c, &cn)) == MOAT_EDENIED)
-		return refuse(c, MQTT_CONNACK_NOT_AUTHORIZED,
-			      "will topic in $SYS refused");
+	if ((rc = make_will(c, &c5)) == MOAT_EDENIED)
+		return refuse(c, v5, MQTT_CONNACK_NOT_AUTHORIZED,
+			      RC_NOT_AUTHORIZED, "will topic in $SYS refused");
+	if (rc == MOAT_EUTF8 && v5)
+		return refuse(c, true, 0, RC_PAYLOAD_FORMAT_INVALID,
+			      "will payload is not UTF-8 as its format says");
+	if (rc == MOAT_ELIMIT && v5)
+		return refuse(c, true, 0, RC_TOPIC_NAME_INVALID,
+			      "will topic above max_topic_length or levels");
 	if (rc != MOAT_OK)
 		return rc;
-	if (cn.has_username) {
-		c->username = moat_strndup((const char *)cn.username.p,
-					   cn.username.len);
+	if (cn->has_username) {
+		c->username = moat_strndup((const char *)cn->username.p,
+					   cn->username.len);
 		if (!c->username)
 			return MOAT_ENOMEM;
 	}
+	uint32_t expiry = v5 ? c5.props.session_expiry
+			     : (cn->clean_session ? 0 : MOAT_EXPIRY_NEVER);
 	bool present;
 	struct moat_session *s =
-		open_session(c, id, idlen, cn.clean_session, &present);
+		open_session(c, id, idlen, cn->clean_session, expiry, &present);
 	if (!s) {
 		moat_msg_unref(&c->will); /* never accepted: no will */
-		return refuse(c, MQTT_CONNACK_UNAVAILABLE,
+		return refuse(c, v5, MQTT_CONNACK_UNAVAILABLE,
+			      MOAT_STAT_GET(b, sessions) >= cfg->max_sessions
+				      ? RC_QUOTA_EXCEEDED
+				      : RC_SERVER_UNAVAILABLE,
 			      MOAT_STAT_GET(b, sessions) >= cfg->max_sessions
 				      ? "max_sessions reached"
 				      : "out of memory for a session");
 	}
-	s->clean = cn.clean_session;
 	s->conn = c;
 	s->drop_logged = false;
 	c->session = s;
 	c->state = CONN_ACTIVE;
-	c->keepalive = cn.keepalive;
-	c->proto_level = cn.proto_level;
+	c->keepalive = keepalive;
+	if (v5)
+		take_client_limits(c, &c5.props);
 	uint64_t now = MOAT_STAT_ADD(b, clients_connected, 1) + 1;
 	uint64_t max = MOAT_STAT_GET(b, clients_maximum);
 	while (now > max && !atomic_compare_exchange_weak(
 				    &b->stats.clients_maximum, &max, now))
 		;
-	uint8_t pkt[4];
-	moat_mqtt_connack_encode(pkt, present, MQTT_CONNACK_ACCEPTED);
-	if ((rc = moat_conn_send(c, pkt, sizeof(pkt))) != MOAT_OK)
+	if ((rc = send_connack(c, v5, present, assigned ? idbuf : NULL,
+			       server_keepalive)) != MOAT_OK)
 		return rc;
 	moat_info("client %s connected from %s (protocol %u, clean %d, "
 		  "keep-alive %u, session present %d)",
-		  s->log_id, c->peer, cn.proto_level, cn.clean_session,
-		  cn.keepalive, present);
+		  s->log_id, c->peer, cn->proto_level, cn->clean_session,
+		  keepalive, present);
 	if (present)
 		moat_session_resume(s);
 	return MOAT_OK;

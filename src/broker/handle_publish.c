@@ -1,7 +1,95 @@
-/* PUBLISH and PUBREL from clients. */
+/* PUBLISH and PUBREL from clients (3.1.1 and 5.0). */
 #include <string.h>
 
 #include "broker_int.h"
+#include "codec/mqtt5.h"
+
+static int ack(struct moat_conn *c, enum moat_mqtt_type type, uint16_t id,
+	       uint8_t reason, const char *why)
+{
+	if (c->proto_level != MQTT_PROTO_V5) {
+		uint8_t pkt[4];
+		moat_mqtt_ack_encode(pkt, type, id);
+		return moat_conn_send(c, pkt, sizeof(pkt));
+	}
+	uint8_t pb[160];
+	struct moat_pw pw;
+	moat_pw_init(&pw, pb, sizeof(pb));
+	if (why && c->problem_info)
+		moat_pw_bytes(&pw, PROP_REASON_STRING, why, strlen(why));
+	int rc = moat_mqtt5_ack(&c->out, type, id, reason, &pw);
+	if (!rc)
+		moat_worker_mark_dirty(c->w, c);
+	return rc ? MOAT_ELIMIT : MOAT_OK;
+}
+
+/* Topic Alias from the client [MQTT-3.3.2-7..12]: set it with a topic,
+ * look it up without one.  Returns a reason code, 0 when fine. */
+static uint8_t resolve_alias(struct moat_conn *c, struct moat_mqtt_publish5 *p)
+{
+	const struct moat_config *cfg = &c->w->b->cfg;
+	if (!moat_props_has(&p->props, PROP_TOPIC_ALIAS))
+		return 0;
+	uint16_t a = p->props.topic_alias;
+	if (a == 0 || a > cfg->topic_alias_maximum)
+		return RC_TOPIC_ALIAS_INVALID;
+	if (!c->alias_in) {
+		c->alias_in = moat_calloc((size_t)cfg->topic_alias_maximum + 1,
+					  sizeof(char *));
+		if (!c->alias_in)
+			return RC_SERVER_BUSY;
+	}
+	if (p->p.topic.len) {
+		char *t = moat_strndup((const char *)p->p.topic.p,
+				       p->p.topic.len);
+		if (!t)
+			return RC_SERVER_BUSY;
+		moat_free(c->alias_in[a]);
+		c->alias_in[a] = t;
+		return 0;
+	}
+	if (!c->alias_in[a])
+		return RC_PROTOCOL_ERROR; /* unknown alias [MQTT-3.3.4-?] */
+	p->p.topic.p = (const uint8_t *)c->alias_in[a];
+	p->p.topic.len = strlen(c->alias_in[a]);
+	return 0;
+}
+
+/* v5 checks that end the connection with a specific reason code. */
+static uint8_t check_publish5(struct moat_conn *c,
+			      struct moat_mqtt_publish5 *p)
+{
+	const struct moat_config *cfg = &c->w->b->cfg;
+	if (p->p.qos > cfg->max_qos)
+		return RC_QOS_NOT_SUPPORTED; /* [MQTT-3.2.2-11] */
+	if (p->p.retain && !cfg->retain_available)
+		return RC_RETAIN_NOT_SUPPORTED; /* [MQTT-3.2.2-14] */
+	if (p->p.qos == 2 && c->qos2_pending >= cfg->max_inflight_messages &&
+	    !moat_session_qos2_test(c->session, p->p.packet_id))
+		return RC_RECEIVE_MAX_EXCEEDED; /* [MQTT-3.3.4-9] */
+	return resolve_alias(c, p);
+}
+
+static struct moat_msg *build_msg(struct moat_conn *c,
+				  const struct moat_mqtt_publish5 *p5,
+				  bool retain)
+{
+	const struct moat_mqtt_publish *p = &p5->p;
+	struct moat_msg_extra x = {
+		.has_expiry = moat_props_has(&p5->props, PROP_MESSAGE_EXPIRY),
+		.expiry_s = p5->props.message_expiry,
+		.origin = c->session->serial,
+	};
+	uint8_t *props = NULL;
+	if (moat__forward_props(&p5->props, &props, &x.props_len) != MOAT_OK)
+		return NULL;
+	x.props = props;
+	struct moat_msg *m = moat_msg_new5(p->topic.p, p->topic.len,
+					   p->payload.p, p->payload.len, p->qos,
+					   retain, &x);
+	moat_free(props);
+	return m;
+}
 
 int moat__handle_publish(struct moat_conn *c, uint8_t flags,
 			 const uint8_t *body, size_t len)
@@ -9,27 +97,45 @@ int moat__handle_publish(struct moat_conn *c, uint8_t flags,
 	struct moat_worker *w = c->w;
 	const struct moat_config *cfg = &w->b->cfg;
 	struct moat_session *s = c->session;
-	struct moat_mqtt_publish p;
-	uint8_t pkt[4];
+	struct moat_mqtt_publish5 p5;
+	struct moat_mqtt_publish *p = &p5.p;
+	bool v5 = c->proto_level == MQTT_PROTO_V5;
 
-	int rc = moat_mqtt_decode_publish(flags, body, len, &p);
+	int rc = moat_mqtt_decode_publish_v(flags, body, len, c->proto_level,
+					    &p5);
 	if (rc)
 		return rc;
-	if (p.topic.len > cfg->max_topic_length ||
-	    moat_topic_levels(p.topic.p, p.topic.len) > cfg->max_topic_levels)
+	if (v5) {
+		uint8_t reason = check_publish5(c, &p5);
+		if (reason) {
+			moat_conn_disconnect(c, reason, moat_mqtt_rc_name(reason));
+			return MOAT_OK;
+		}
+	} else if (p->qos > cfg->max_qos) {
+		return MOAT_ELIMIT;
+	}
+	if (p->topic.len > cfg->max_topic_length ||
+	    moat_topic_levels(p->topic.p, p->topic.len) > cfg->max_topic_levels)
 		return MOAT_ELIMIT;
 	MOAT_STAT_ADD(w->b, msgs_received, 1);
 	/* QoS 2 arriving again before PUBREL: acknowledge, do not deliver
 	 * twice [MQTT-4.3.3-2]. */
-	bool duplicate = p.qos == 2 && moat_session_qos2_test(s, p.packet_id);
-	/* "$SYS" belongs to the broker: clients cannot publish there (that
-	 * would let anyone forge broker statistics). */
-	bool sys = moat_topic_is_sys(p.topic.p, p.topic.len);
-	if (!duplicate && !sys) {
-		bool retain = p.retain && cfg->retain_available;
+	bool duplicate = p->qos == 2 && moat_session_qos2_test(s, p->packet_id);
+	uint8_t reason = RC_SUCCESS;
+	const char *why = NULL;
+	if (duplicate) {
+		/* acknowledged below */
+	} else if (moat_topic_is_sys(p->topic.p, p->topic.len)) {
+		/* $SYS is the broker's: nobody may forge its statistics. */
+		reason = RC_NOT_AUTHORIZED;
+		why = "$SYS topics are the broker's";
+	} else if (p5.props.payload_format == 1 &&
+		   !moat_utf8_valid(p->payload.p, p->payload.len)) {
+		reason = RC_PAYLOAD_FORMAT_INVALID; /* [MQTT-3.3.2-4] */
+		why = "payload is not UTF-8 as its format indicator says";
+	} else {
 		struct moat_msg *m =
-			moat_msg_new(p.topic.p, p.topic.len, p.payload.p,
-				     p.payload.len, p.qos, retain);
+			build_msg(c, &p5, p->retain && cfg->retain_available);
 		if (!m)
 			return MOAT_ENOMEM;
 		moat_worker_route(w, m);
@@ -39,23 +145,24 @@ int moat__handle_publish(struct moat_conn *c, uint8_t flags,
 		if (c->state == CONN_CLOSED)
 			return MOAT_OK;
 		s = c->session;
-	} else if (!duplicate) {
+	}
+	if (why) {
 		char t[96];
-		moat_debug("client %s: publish to %s ignored ($SYS is the "
-			   "broker's)",
-			   s->log_id,
-			   moat__log_topic((const char *)p.topic.p, p.topic.len,
-					   t, sizeof(t)));
+		moat_info("client %s: publish to %s refused: %s", s->log_id,
+			  moat__log_topic((const char *)p->topic.p,
+					  p->topic.len, t, sizeof(t)),
+			  why);
 	}
-	if (p.qos == 1) {
-		moat_mqtt_ack_encode(pkt, MQTT_PUBACK, p.packet_id);
-		return moat_conn_send(c, pkt, sizeof(pkt));
-	}
-	if (p.qos == 2) {
-		if ((rc = moat_session_qos2_set(s, p.packet_id)) != MOAT_OK)
-			return rc;
-		moat_mqtt_ack_encode(pkt, MQTT_PUBREC, p.packet_id);
-		return moat_conn_send(c, pkt, sizeof(pkt));
+	if (p->qos == 1)
+		return ack(c, MQTT_PUBACK, p->packet_id, reason, why);
+	if (p->qos == 2) {
+		/* A refused QoS 2 ends with the PUBREC [MQTT-4.3.3-4]. */
+		if (!duplicate && reason < 0x80) {
+			if ((rc = moat_session_qos2_set(s, p->packet_id)) != 0)
+				return rc;
+			c->qos2_pending++;
+		}
+		return ack(c, MQTT_PUBREC, p->packet_id, reason, why);
 	}
 	return MOAT_OK;
 }
@@ -63,12 +170,20 @@ int moat__handle_publish(struct moat_conn *c, uint8_t flags,
 int moat__handle_pubrel(struct moat_conn *c, const uint8_t *body, size_t len)
 {
 	uint16_t id;
-	uint8_t pkt[4];
-	int rc = moat_mqtt_decode_ack(body, len, &id);
+	uint8_t reason;
+	struct moat_mqtt_props props;
+	int rc = moat_mqtt_decode_ack_v(body, len, c->proto_level, &id, &reason,
+					&props);
 	if (rc)
 		return rc;
-	moat_session_qos2_clear(c->session, id);
-	/* Always answered, even for an unknown id [MQTT-4.3.3-2]. */
-	moat_mqtt_ack_encode(pkt, MQTT_PUBCOMP, id);
-	return moat_conn_send(c, pkt, sizeof(pkt));
+	bool known = moat_session_qos2_test(c->session, id);
+	if (known) {
+		moat_session_qos2_clear(c->session, id);
+		if (c->qos2_pending)
+			c->qos2_pending--;
+	}
+	/* Always answered, even for an unknown id [MQTT-4.3.3-11]; v5 says
+	 * which (0x92 Packet Identifier not found). */
+	return ack(c, MQTT_PUBCOMP, id,
+		   known ? RC_SUCCESS : RC_PACKET_ID_NOT_FOUND, NULL);
 }

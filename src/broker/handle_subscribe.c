@@ -1,70 +1,173 @@
-/* SUBSCRIBE and UNSUBSCRIBE. */
+/* SUBSCRIBE and UNSUBSCRIBE (3.1.1 and 5.0, shared subscriptions). */
 #include <stdlib.h>
 #include <string.h>
 
 #include "broker_int.h"
+#include "codec/mqtt5.h"
+
+/* One filter of a SUBSCRIBE or UNSUBSCRIBE. */
+struct sub_req {
+	struct moat_bytes full;   /* as sent, for repeats */
+	struct moat_bytes filter; /* without $share/NAME/ */
+	struct moat_bytes share;  /* group name when shared */
+	bool shared;
+	bool valid;
+	struct moat_sub_opts o;
+	size_t pos;
+};
+
+/* Split "$share/NAME/filter" [MQTT-4.8.2-1] [MQTT-4.8.2-2] and check the
+ * filter's syntax [MQTT-4.7.1-*]. */
+static void parse_filter(struct sub_req *r)
+{
+	static const char prefix[] = "$share/";
+	const size_t pl = sizeof(prefix) - 1;
+	r->filter = r->full;
+	r->shared = r->full.len >= pl && !memcmp(r->full.p, prefix, pl);
+	if (r->shared) {
+		const uint8_t *name = r->full.p + pl;
+		size_t left = r->full.len - pl, n = 0;
+		while (n < left && name[n] != '/')
+			n++;
+		r->share = (struct moat_bytes){name, n};
+		r->filter = n < left ? (struct moat_bytes){name + n + 1,
+							   left - n - 1}
+				     : (struct moat_bytes){NULL, 0};
+		for (size_t i = 0; i < n; i++)
+			if (name[i] == '+' || name[i] == '#')
+				n = 0;
+		if (n == 0 || n == left) {
+			r->valid = false;
+			return;
+		}
+	}
+	r->valid = moat_topic_filter_valid(r->filter.p, r->filter.len);
+}
 
 static struct moat_sub_entry *find_sub(struct moat_session *s,
-				       const struct moat_bytes *f)
+				       const struct sub_req *r)
 {
-	for (size_t i = 0; i < s->nsubs; i++)
-		if (s->subs[i].len == f->len &&
-		    !memcmp(s->subs[i].filter, f->p, f->len))
-			return &s->subs[i];
+	for (size_t i = 0; i < s->nsubs; i++) {
+		struct moat_sub_entry *e = &s->subs[i];
+		if (e->len != r->filter.len ||
+		    memcmp(e->filter, r->filter.p, r->filter.len))
+			continue;
+		if (!e->share != !r->shared)
+			continue;
+		if (e->share && (e->share_len != r->share.len ||
+				 memcmp(e->share, r->share.p, r->share.len)))
+			continue;
+		return e;
+	}
 	return NULL;
 }
 
-static int remember_sub(struct moat_session *s, const struct moat_bytes *f,
-			uint8_t qos)
+static void update_options_flag(struct moat_session *s)
+{
+	s->has_sub_options = false;
+	for (size_t i = 0; i < s->nsubs; i++) {
+		const struct moat_sub_entry *e = &s->subs[i];
+		if (e->no_local || e->retain_as_published || e->sub_id)
+			s->has_sub_options = true;
+	}
+}
+
+static struct moat_sub_entry *remember_sub(struct moat_session *s,
+					   const struct sub_req *r)
 {
 	if (s->nsubs == s->subs_cap) {
 		size_t cap = s->subs_cap ? s->subs_cap * 2 : 4;
 		struct moat_sub_entry *v =
 			moat_realloc(s->subs, cap * sizeof(*v));
 		if (!v)
-			return MOAT_ENOMEM;
+			return NULL;
 		s->subs = v;
 		s->subs_cap = cap;
 	}
-	char *copy = moat_strndup((const char *)f->p, f->len);
-	if (!copy)
-		return MOAT_ENOMEM;
-	s->subs[s->nsubs].filter = copy;
-	s->subs[s->nsubs].len = (uint16_t)f->len;
-	s->subs[s->nsubs].qos = qos;
+	struct moat_sub_entry *e = &s->subs[s->nsubs];
+	memset(e, 0, sizeof(*e));
+	e->filter = moat_strndup((const char *)r->filter.p, r->filter.len);
+	if (r->shared)
+		e->share = moat_strndup((const char *)r->share.p, r->share.len);
+	if (!e->filter || (r->shared && !e->share)) {
+		moat_free(e->filter);
+		moat_free(e->share);
+		return NULL;
+	}
+	e->len = (uint16_t)r->filter.len;
+	e->share_len = (uint16_t)r->share.len;
 	s->nsubs++;
-	return MOAT_OK;
+	return e;
 }
 
-/* Subscribe one filter; returns the SUBACK code. */
-static uint8_t subscribe_one(struct moat_conn *c, const struct moat_bytes *f,
-			     uint8_t qos)
+static void forget_sub(struct moat_session *s, struct moat_sub_entry *e)
+{
+	moat_free(e->filter);
+	moat_free(e->share);
+	*e = s->subs[--s->nsubs];
+	update_options_flag(s);
+}
+
+static bool has_wildcard(const struct moat_bytes *f)
+{
+	return memchr(f->p, '+', f->len) || memchr(f->p, '#', f->len);
+}
+
+/* Why a well-formed filter cannot be granted; 0 when it can. */
+static uint8_t refusal(struct moat_conn *c, const struct sub_req *r,
+		       size_t index)
+{
+	const struct moat_config *cfg = &c->w->b->cfg;
+	struct moat_session *s = c->session;
+	if (!r->valid)
+		return RC_TOPIC_FILTER_INVALID;
+	/* Beyond max_subscriptions in one packet: bounds one SUBSCRIBE. */
+	if (index >= cfg->max_subscriptions)
+		return RC_QUOTA_EXCEEDED;
+	if (r->filter.len > cfg->max_topic_length ||
+	    moat_topic_levels(r->filter.p, r->filter.len) >
+		    cfg->max_topic_levels)
+		return RC_TOPIC_FILTER_INVALID;
+	if (!cfg->wildcard_subscriptions && has_wildcard(&r->filter))
+		return RC_WILDCARD_SUBS_NOT_SUPPORTED;
+	if (!cfg->shared_subscriptions && r->shared)
+		return RC_SHARED_SUBS_NOT_SUPPORTED;
+	if (!find_sub(s, r) && s->nsubs >= cfg->max_subscriptions) {
+		moat_warn("client %s: max_subscriptions (%llu) reached",
+			  s->log_id, (unsigned long long)cfg->max_subscriptions);
+		return RC_QUOTA_EXCEEDED;
+	}
+	return 0;
+}
+
+/* Subscribe one filter; returns the SUBACK code, *existed tells whether
+ * it replaced a subscription (Retain Handling 1). */
+static uint8_t subscribe_one(struct moat_conn *c, const struct sub_req *r,
+			     uint32_t sub_id, bool *existed)
 {
 	struct moat_session *s = c->session;
 	struct moat_broker *b = c->w->b;
-	const struct moat_config *cfg = &b->cfg;
-	if (f->len > cfg->max_topic_length ||
-	    moat_topic_levels(f->p, f->len) > cfg->max_topic_levels)
-		return MQTT_SUBACK_FAILURE;
-	struct moat_sub_entry *e = find_sub(s, f);
-	if (!e && s->nsubs >= cfg->max_subscriptions) {
-		moat_warn("client %s: max_subscriptions (%llu) reached",
-			  s->log_id,
-			  (unsigned long long)cfg->max_subscriptions);
-		return MQTT_SUBACK_FAILURE;
-	}
-	if (!e && remember_sub(s, f, qos) != MOAT_OK)
-		return MQTT_SUBACK_FAILURE;
+	uint8_t qos = (uint8_t)MOAT_MIN(r->o.qos, b->cfg.max_qos);
+	struct moat_sub_entry *e = find_sub(s, r);
+	*existed = e != NULL;
+	if (!e && !(e = remember_sub(s, r)))
+		return RC_UNSPECIFIED;
 	bool added;
-	if (moat_tree_subscribe(&b->tree, f->p, f->len, s, qos, &added) !=
-	    MOAT_OK) {
-		if (!e) /* undo remember_sub */
-			moat_free(s->subs[--s->nsubs].filter);
-		return MQTT_SUBACK_FAILURE;
+	const struct moat_share *group;
+	if (moat_tree_subscribe(&b->tree, r->filter.p, r->filter.len,
+				r->shared ? &r->share : NULL, s, qos, &added,
+				&group) != MOAT_OK) {
+		if (!*existed)
+			forget_sub(s, e);
+		return RC_UNSPECIFIED;
 	}
-	if (e)
-		e->qos = qos;
-	return qos; /* granted as asked [MQTT-3.9.3-2] */
+	e->qos = qos;
+	e->no_local = r->o.no_local;
+	e->retain_as_published = r->o.retain_as_published;
+	e->sub_id = sub_id;
+	e->group = group;
+	update_options_flag(s);
+	return qos; /* [MQTT-3.9.3-2] */
 }
 
 /* Send at most *budget retained messages for a filter just granted
@@ -83,9 +186,11 @@ static void send_retained(struct moat_conn *c, const struct moat_bytes *f,
 		return;
 	}
 	*budget -= n;
+	uint64_t now = moat_now_ms();
 	for (size_t i = 0; i < n; i++) {
-		/* retain flag set for a new subscription [MQTT-3.3.1-8] */
-		if (c->session)
+		/* retain flag set for a new subscription [MQTT-3.3.1-8];
+		 * expired ones are not sent [MQTT-3.3.2-5] */
+		if (c->session && !moat_msg_expired(v[i], now))
 			moat_session_deliver(c->session, v[i],
 					     MOAT_MIN(granted, v[i]->qos),
 					     true);
@@ -94,103 +199,167 @@ static void send_retained(struct moat_conn *c, const struct moat_bytes *f,
 	moat_free(v);
 }
 
-struct filter_ref {
-	struct moat_bytes f;
-	size_t pos;
-};
-
-static int cmp_filter(const void *a, const void *b)
+static int cmp_req(const void *a, const void *b)
 {
-	const struct filter_ref *x = a, *y = b;
-	size_t n = MOAT_MIN(x->f.len, y->f.len);
-	int c = n ? memcmp(x->f.p, y->f.p, n) : 0;
+	const struct sub_req *x = a, *y = b;
+	size_t n = MOAT_MIN(x->full.len, y->full.len);
+	int c = n ? memcmp(x->full.p, y->full.p, n) : 0;
 	if (c)
 		return c;
-	if (x->f.len != y->f.len)
-		return x->f.len < y->f.len ? -1 : 1;
+	if (x->full.len != y->full.len)
+		return x->full.len < y->full.len ? -1 : 1;
 	return x->pos < y->pos ? -1 : x->pos > y->pos;
 }
 
 /* A filter repeated in one SUBSCRIBE counts once (the last occurrence
  * wins, as if the packets came one by one): mark the earlier ones so that
  * their retained messages are not sent again. */
-static int mark_repeats(struct filter_ref *refs, size_t n, bool *repeat)
+static int mark_repeats(const struct sub_req *reqs, size_t n, bool *repeat)
 {
-	struct filter_ref *sorted = moat_malloc(n * sizeof(*sorted));
+	struct sub_req *sorted = moat_malloc(n * sizeof(*sorted));
 	if (!sorted)
 		return MOAT_ENOMEM;
-	memcpy(sorted, refs, n * sizeof(*sorted));
-	qsort(sorted, n, sizeof(*sorted), cmp_filter);
+	memcpy(sorted, reqs, n * sizeof(*sorted));
+	qsort(sorted, n, sizeof(*sorted), cmp_req);
 	for (size_t i = 0; i + 1 < n; i++)
-		if (moat_bytes_eq(sorted[i].f, sorted[i + 1].f))
+		if (moat_bytes_eq(sorted[i].full, sorted[i + 1].full))
 			repeat[sorted[i].pos] = true;
 	moat_free(sorted);
 	return MOAT_OK;
 }
 
-static int send_suback(struct moat_conn *c, uint16_t id,
-		       const uint8_t *codes, size_t n)
+static int send_ack(struct moat_conn *c, enum moat_mqtt_type type,
+		    uint16_t id, const uint8_t *codes, size_t n)
 {
+	int rc;
+	if (c->proto_level == MQTT_PROTO_V5) {
+		rc = moat_mqtt5_suback(&c->out, type, id, codes, n, NULL);
+		if (!rc)
+			moat_worker_mark_dirty(c->w, c);
+		return rc ? MOAT_ELIMIT : MOAT_OK;
+	}
+	if (type == MQTT_UNSUBACK) { /* 3.1.1: no codes [MQTT-3.11.3] */
+		uint8_t pkt[4];
+		moat_mqtt_ack_encode(pkt, MQTT_UNSUBACK, id);
+		return moat_conn_send(c, pkt, sizeof(pkt));
+	}
 	size_t size = moat_mqtt_suback_size(n); /* n < len: representable */
 	uint8_t *pkt = moat_malloc(size);
 	if (!pkt)
 		return MOAT_ENOMEM;
 	moat_mqtt_suback_encode(pkt, id, codes, n); /* [MQTT-3.8.4-5] */
-	int rc = moat_conn_send(c, pkt, size);
+	rc = moat_conn_send(c, pkt, size);
 	moat_free(pkt);
 	return rc;
+}
+
+/* Read every filter first: nothing is acted on unless the whole packet is
+ * well-formed.  3.1.1 closes on an invalid filter; 5.0 answers 0x8F. */
+static int read_filters(struct moat_conn *c, struct moat_rd *rd,
+			bool subscribe, struct sub_req *reqs, size_t *n)
+{
+	bool v5 = c->proto_level == MQTT_PROTO_V5;
+	struct moat_bytes f;
+	struct moat_sub_opts o;
+	int rc;
+	*n = 0;
+	for (;;) {
+		if (subscribe)
+			rc = moat_mqtt_decode_sub_next_v(rd, c->proto_level, &f,
+							 &o);
+		else
+			rc = moat_mqtt_decode_unsub_next(rd, &f);
+		if (rc == MOAT_ENOTFOUND)
+			return MOAT_OK;
+		if (rc)
+			return rc;
+		struct sub_req *r = &reqs[*n];
+		memset(r, 0, sizeof(*r));
+		r->full = f;
+		r->pos = *n;
+		if (subscribe)
+			r->o = o;
+		parse_filter(r);
+		if (!r->valid && !v5)
+			return MOAT_EPROTO; /* [MQTT-4.7.1-1] */
+		if (r->shared && r->o.no_local)
+			return MOAT_EPROTO; /* [MQTT-3.8.3-4] */
+		(*n)++;
+	}
+}
+
+/* 3.1.1 has one failure code. */
+static uint8_t code_for(const struct moat_conn *c, uint8_t code)
+{
+	if (c->proto_level != MQTT_PROTO_V5 && code >= 0x80)
+		return MQTT_SUBACK_FAILURE;
+	return code;
+}
+
+static int subscribe_all(struct moat_conn *c, uint16_t id, uint32_t sub_id,
+			 struct sub_req *reqs, size_t n, uint8_t *codes,
+			 bool *flags)
+{
+	const struct moat_config *cfg = &c->w->b->cfg;
+	bool *repeat = flags, *existed = flags + n;
+	int rc = mark_repeats(reqs, n, repeat);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		uint8_t why = refusal(c, &reqs[i], i);
+		codes[i] = code_for(c, why ? why
+					   : subscribe_one(c, &reqs[i], sub_id,
+							   &existed[i]));
+	}
+	if ((rc = send_ack(c, MQTT_SUBACK, id, codes, n)) != MOAT_OK)
+		return rc;
+	size_t budget = (size_t)(cfg->max_queued_messages +
+				 cfg->max_inflight_messages);
+	for (size_t i = 0; i < n && c->state == CONN_ACTIVE; i++) {
+		const struct sub_req *r = &reqs[i];
+		/* Not for shared subscriptions [MQTT-4.8.2-?]; Retain
+		 * Handling 1: only when new; 2: never [MQTT-3.3.1-9..11]. */
+		if (codes[i] >= 0x80 || repeat[i] || r->shared ||
+		    r->o.retain_handling == 2 ||
+		    (r->o.retain_handling == 1 && existed[i]))
+			continue;
+		send_retained(c, &r->filter, codes[i], &budget);
+	}
+	return MOAT_OK;
 }
 
 int moat__handle_subscribe(struct moat_conn *c, const uint8_t *body,
 			   size_t len)
 {
 	const struct moat_config *cfg = &c->w->b->cfg;
+	struct moat_mqtt_props props;
 	struct moat_rd rd;
 	uint16_t id;
-	struct moat_bytes f;
-	uint8_t qos;
-	int rc = moat_mqtt_decode_sub_start(body, len, &rd, &id);
+	int rc = moat_mqtt_decode_sub_start_v(body, len, c->proto_level, true,
+					      &rd, &id, &props);
 	if (rc)
 		return rc;
+	if (moat_props_has(&props, PROP_SUBSCRIPTION_ID) &&
+	    !cfg->subscription_identifiers) {
+		moat_conn_disconnect(c, RC_SUB_IDS_NOT_SUPPORTED,
+				     "subscription identifiers are off");
+		return MOAT_OK;
+	}
 	/* Each filter takes at least 3 bytes, which bounds the count. */
 	size_t max = len / 3 + 1, n = 0;
 	uint8_t *codes = moat_malloc(max);
-	struct filter_ref *refs = moat_malloc(max * sizeof(*refs));
-	bool *repeat = moat_calloc(max, sizeof(*repeat));
-	if (!codes || !refs || !repeat) {
+	struct sub_req *reqs = moat_malloc(max * sizeof(*reqs));
+	bool *flags = moat_calloc(2 * max, sizeof(*flags));
+	if (!codes || !reqs || !flags) {
 		rc = MOAT_ENOMEM;
 		goto out;
 	}
-	/* Validate the whole packet before acting on any of it. */
-	while ((rc = moat_mqtt_decode_sub_next(&rd, &f, &qos)) == MOAT_OK) {
-		if (!moat_topic_filter_valid(f.p, f.len)) {
-			rc = MOAT_EPROTO; /* [MQTT-4.7.1-1] */
-			goto out;
-		}
-		refs[n].f = f;
-		refs[n].pos = n;
-		codes[n++] = qos;
-	}
-	if (rc != MOAT_ENOTFOUND || (rc = mark_repeats(refs, n, repeat)))
+	if ((rc = read_filters(c, &rd, true, reqs, &n)) != MOAT_OK)
 		goto out;
-	for (size_t i = 0; i < n; i++) {
-		/* Filters beyond max_subscriptions in one packet are refused,
-		 * which bounds the work one SUBSCRIBE can ask for. */
-		codes[i] = i < cfg->max_subscriptions
-				   ? subscribe_one(c, &refs[i].f, codes[i])
-				   : MQTT_SUBACK_FAILURE;
-	}
-	if ((rc = send_suback(c, id, codes, n)) != MOAT_OK)
-		goto out;
-	size_t budget = (size_t)(cfg->max_queued_messages +
-				 cfg->max_inflight_messages);
-	for (size_t i = 0; i < n && c->state == CONN_ACTIVE; i++)
-		if (codes[i] != MQTT_SUBACK_FAILURE && !repeat[i])
-			send_retained(c, &refs[i].f, codes[i], &budget);
-	rc = MOAT_OK;
+	rc = subscribe_all(c, id, props.subscription_id, reqs, n, codes, flags);
 out:
-	moat_free(repeat);
-	moat_free(refs);
+	moat_free(flags);
+	moat_free(reqs);
 	moat_free(codes);
 	return rc;
 }
@@ -199,28 +368,37 @@ int moat__handle_unsubscribe(struct moat_conn *c, const uint8_t *body,
 			     size_t len)
 {
 	struct moat_session *s = c->session;
+	struct moat_mqtt_props props;
 	struct moat_rd rd;
 	uint16_t id;
-	struct moat_bytes f;
-	int rc = moat_mqtt_decode_sub_start(body, len, &rd, &id);
+	int rc = moat_mqtt_decode_sub_start_v(body, len, c->proto_level, false,
+					      &rd, &id, &props);
 	if (rc)
 		return rc;
-	size_t start = rd.pos;
-	while ((rc = moat_mqtt_decode_unsub_next(&rd, &f)) == MOAT_OK)
-		if (!moat_topic_filter_valid(f.p, f.len))
-			return MOAT_EPROTO; /* [MQTT-4.7.1-1] [MQTT-4.7.3-1] */
-	if (rc != MOAT_ENOTFOUND)
-		return rc;
-	rd.pos = start;
-	while (moat_mqtt_decode_unsub_next(&rd, &f) == MOAT_OK) {
-		struct moat_sub_entry *e = find_sub(s, &f);
+	size_t max = len / 2 + 1, n = 0;
+	uint8_t *codes = moat_malloc(max);
+	struct sub_req *reqs = moat_malloc(max * sizeof(*reqs));
+	if (!codes || !reqs) {
+		rc = MOAT_ENOMEM;
+		goto out;
+	}
+	if ((rc = read_filters(c, &rd, false, reqs, &n)) != MOAT_OK)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		struct sub_req *r = &reqs[i];
+		struct moat_sub_entry *e = r->valid ? find_sub(s, r) : NULL;
+		codes[i] = !r->valid ? RC_TOPIC_FILTER_INVALID
+			   : e       ? RC_SUCCESS
+				     : RC_NO_SUBSCRIPTION_EXISTED;
 		if (!e)
 			continue;
-		moat_tree_unsubscribe(&c->w->b->tree, f.p, f.len, s);
-		moat_free(e->filter);
-		*e = s->subs[--s->nsubs];
+		moat_tree_unsubscribe(&c->w->b->tree, r->filter.p, r->filter.len,
+				      r->shared ? &r->share : NULL, s);
+		forget_sub(s, e);
 	}
-	uint8_t pkt[4];
-	moat_mqtt_ack_encode(pkt, MQTT_UNSUBACK, id); /* [MQTT-3.10.4-4] */
-	return moat_conn_send(c, pkt, sizeof(pkt));
+	rc = send_ack(c, MQTT_UNSUBACK, id, codes, n); /* [MQTT-3.10.4-4] */
+out:
+	moat_free(reqs);
+	moat_free(codes);
+	return rc;
 }

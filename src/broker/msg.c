@@ -2,14 +2,17 @@
 
 #include "broker_int.h"
 
-struct moat_msg *moat_msg_new(const uint8_t *topic, size_t topic_len,
-			      const uint8_t *payload, size_t payload_len,
-			      uint8_t qos, bool retain)
+struct moat_msg *moat_msg_new5(const uint8_t *topic, size_t topic_len,
+			       const uint8_t *payload, size_t payload_len,
+			       uint8_t qos, bool retain,
+			       const struct moat_msg_extra *x)
 {
-	if (topic_len > UINT16_MAX || payload_len > UINT32_MAX)
+	size_t plen = x ? x->props_len : 0;
+	if (topic_len > UINT16_MAX || payload_len > UINT32_MAX ||
+	    plen > UINT32_MAX)
 		return NULL;
 	struct moat_msg *m =
-		moat_malloc(sizeof(*m) + topic_len + 1 + payload_len);
+		moat_malloc(sizeof(*m) + topic_len + 1 + payload_len + plen);
 	if (!m)
 		return NULL;
 	atomic_init(&m->refs, 1);
@@ -17,13 +20,29 @@ struct moat_msg *moat_msg_new(const uint8_t *topic, size_t topic_len,
 	m->retain = retain;
 	m->topic_len = (uint16_t)topic_len;
 	m->payload_len = (uint32_t)payload_len;
+	m->props_len = (uint32_t)plen;
+	m->expiry_ms = 0;
+	m->origin = x ? x->origin : 0;
+	if (x && x->has_expiry)
+		m->expiry_ms = moat_now_ms() + (uint64_t)x->expiry_s * 1000u;
 	memcpy(m->topic, topic, topic_len);
 	m->topic[topic_len] = '\0';
 	uint8_t *pl = (uint8_t *)m->topic + topic_len + 1;
 	if (payload_len)
 		memcpy(pl, payload, payload_len);
 	m->payload = pl;
+	m->props = pl + payload_len;
+	if (plen)
+		memcpy(pl + payload_len, x->props, plen);
 	return m;
+}
+
+struct moat_msg *moat_msg_new(const uint8_t *topic, size_t topic_len,
+			      const uint8_t *payload, size_t payload_len,
+			      uint8_t qos, bool retain)
+{
+	return moat_msg_new5(topic, topic_len, payload, payload_len, qos,
+			     retain, NULL);
 }
 
 const char *moat__log_topic(const char *topic, size_t len, char *buf,

@@ -3,10 +3,11 @@
 #include <string.h>
 
 #include "broker_int.h"
+#include "codec/mqtt5.h"
 
 struct moat_session *moat_session_new(struct moat_worker *w,
 				      const uint8_t *client_id, size_t len,
-				      bool clean)
+				      uint32_t expiry_s)
 {
 	struct moat_session *s = moat_calloc(1, sizeof(*s));
 	if (!s)
@@ -24,7 +25,8 @@ struct moat_session *moat_session_new(struct moat_worker *w,
 	s->client_id_len = len;
 	moat_log_escape(client_id, len, s->log_id, sizeof(s->log_id));
 	s->home = w;
-	s->clean = clean;
+	s->expiry_s = expiry_s;
+	s->serial = atomic_fetch_add(&w->b->session_seq, 1) + 1;
 	s->next_packet_id = 1;
 	return s;
 }
@@ -63,10 +65,16 @@ static void queue_pop(struct moat_session *s, struct moat_qitem *out)
 void moat_session_destroy(struct moat_session *s)
 {
 	struct moat_broker *b = s->home->b;
+	/* A delayed will goes out when the session ends [MQTT-3.1.3-9]. */
+	moat_session_fire_will(s);
 	for (size_t i = 0; i < s->nsubs; i++) {
-		moat_tree_unsubscribe(&b->tree, (const uint8_t *)s->subs[i].filter,
-				      s->subs[i].len, s);
-		moat_free(s->subs[i].filter);
+		struct moat_sub_entry *e = &s->subs[i];
+		struct moat_bytes share = {(const uint8_t *)e->share,
+					   e->share_len};
+		moat_tree_unsubscribe(&b->tree, (const uint8_t *)e->filter,
+				      e->len, e->share ? &share : NULL, s);
+		moat_free(e->filter);
+		moat_free(e->share);
 	}
 	MOAT_FREE(s->subs);
 	s->nsubs = s->subs_cap = 0;
@@ -101,14 +109,34 @@ static uint16_t next_id(struct moat_session *s)
 	}
 }
 
+static void note_drop(struct moat_session *s, const char *why)
+{
+	s->dropped++;
+	MOAT_STAT_ADD(s->home->b, msgs_dropped, 1);
+	if (!s->drop_logged) {
+		s->drop_logged = true;
+		moat_warn("client %s: %s; dropping messages (logged once per "
+			  "session)",
+			  s->log_id, why);
+	}
+}
+
 /* Put a message on the wire as a new in-flight (QoS>0) or plain QoS 0. */
 static int send_now(struct moat_session *s, struct moat_msg *m, uint8_t qos,
 		    bool retain)
 {
 	uint16_t id = 0;
+	/* Expired while it waited: not sent [MQTT-3.3.2-5]. */
+	if (moat_msg_expired(m, moat_now_ms()))
+		return MOAT_OK;
 	if (qos)
 		id = next_id(s);
 	int rc = moat_conn_send_publish(s->conn, m, qos, retain, false, id);
+	if (rc == MOAT_DECLINED) { /* above the client's Maximum Packet Size */
+		note_drop(s, "message larger than the client's Maximum Packet "
+			     "Size");
+		return MOAT_OK;
+	}
 	if (rc != MOAT_OK)
 		return rc;
 	if (qos) {
@@ -120,18 +148,6 @@ static int send_now(struct moat_session *s, struct moat_msg *m, uint8_t qos,
 		f->retain = retain;
 	}
 	return MOAT_OK;
-}
-
-static void note_drop(struct moat_session *s, const char *why)
-{
-	s->dropped++;
-	MOAT_STAT_ADD(s->home->b, msgs_dropped, 1);
-	if (!s->drop_logged) {
-		s->drop_logged = true;
-		moat_warn("client %s: %s; dropping messages (logged once per "
-			  "session)",
-			  s->log_id, why);
-	}
 }
 
 static bool queue_grow(struct moat_session *s)
@@ -174,9 +190,13 @@ static void enqueue(struct moat_session *s, struct moat_msg *m, uint8_t qos,
 	s->queued_bytes += m->payload_len;
 }
 
+/* The outgoing window: ours, and the client's Receive Maximum (v5). */
 static bool window_open(const struct moat_session *s)
 {
-	return s->ninflight < s->home->b->cfg.max_inflight_messages;
+	size_t max = (size_t)s->home->b->cfg.max_inflight_messages;
+	if (s->conn && s->conn->client_receive_max < max)
+		max = s->conn->client_receive_max;
+	return s->ninflight < max;
 }
 
 void moat_session_deliver(struct moat_session *s, struct moat_msg *m,
@@ -198,6 +218,65 @@ void moat_session_deliver(struct moat_session *s, struct moat_msg *m,
 		return;
 	}
 	enqueue(s, m, qos, retain);
+}
+
+static bool sub_applies(const struct moat_sub_entry *e,
+			const struct moat_session *s, const struct moat_msg *m,
+			const struct moat_share *share)
+{
+	if (e->group != share)
+		return false;
+	if (!moat_topic_matches((const uint8_t *)e->filter, e->len,
+				(const uint8_t *)m->topic, m->topic_len))
+		return false;
+	/* No Local: not back to the publisher's own session
+	 * [MQTT-3.8.3-3]. */
+	return !(e->no_local && m->origin == s->serial);
+}
+
+void moat_session_route(struct moat_session *s, struct moat_msg *m,
+			uint8_t qos, const struct moat_share *share)
+{
+	bool retain = false;
+	if (s->dead)
+		return;
+	if (s->has_sub_options) {
+		/* Re-evaluate with the options only the home worker knows. */
+		bool any = false;
+		qos = 0;
+		for (size_t i = 0; i < s->nsubs; i++) {
+			const struct moat_sub_entry *e = &s->subs[i];
+			if (!sub_applies(e, s, m, share))
+				continue;
+			any = true;
+			qos = MOAT_MAX(qos, MOAT_MIN(e->qos, m->qos));
+			retain = retain || (e->retain_as_published && m->retain);
+		}
+		if (!any)
+			return;
+	}
+	if (moat_msg_expired(m, moat_now_ms()))
+		return;
+	moat_session_deliver(s, m, MOAT_MIN(qos, m->qos), retain);
+}
+
+void moat_session_sub_ids(const struct moat_session *s, const char *topic,
+			  size_t len, struct moat_pw *w)
+{
+	for (size_t i = 0; i < s->nsubs; i++) {
+		const struct moat_sub_entry *e = &s->subs[i];
+		if (e->sub_id &&
+		    moat_topic_matches((const uint8_t *)e->filter, e->len,
+				       (const uint8_t *)topic, len))
+			moat_pw_varint(w, PROP_SUBSCRIPTION_ID, e->sub_id);
+	}
+}
+
+void moat_session_fire_will(struct moat_session *s)
+{
+	if (s->will)
+		moat_worker_defer_will(s->home, s->will);
+	s->will = NULL;
 }
 
 void moat_session_pump(struct moat_session *s)
@@ -296,6 +375,17 @@ int moat_session_on_pubcomp(struct moat_session *s, uint16_t id)
 	size_t idx;
 	struct moat_inflight *f = find_inflight(s, id, &idx);
 	if (!f || f->state != INFLIGHT_WAIT_COMP)
+		return MOAT_OK;
+	remove_inflight(s, idx);
+	moat_session_pump(s);
+	return MOAT_OK;
+}
+
+int moat_session_on_pubrec_failed(struct moat_session *s, uint16_t id)
+{
+	size_t idx;
+	struct moat_inflight *f = find_inflight(s, id, &idx);
+	if (!f || f->qos != 2 || f->state != INFLIGHT_WAIT_ACK)
 		return MOAT_OK;
 	remove_inflight(s, idx);
 	moat_session_pump(s);

@@ -10,8 +10,18 @@
 
 #include "broker_int.h"
 
+struct moat_share {
+	char *name;
+	size_t name_len;
+	struct moat_subscriber *m;
+	size_t n, cap;
+	atomic_size_t next; /* round-robin position; readers bump it */
+};
+
 struct moat_tnode {
 	struct moat_tnode *parent;
+	struct moat_share **shares;
+	size_t nshares;
 	char *level; /* literal level bytes (not for '+'/'#'/root) */
 	size_t level_len;
 	struct moat_tnode **slots; /* literal children, open addressing */
@@ -101,11 +111,23 @@ static void child_remove(struct moat_tnode *n, struct moat_tnode *c)
 static bool node_empty(const struct moat_tnode *n)
 {
 	return !n->nchildren && !n->plus && !n->hash && !n->nsubs &&
-	       !n->retained;
+	       !n->retained && !n->nshares;
+}
+
+static void share_free(struct moat_share *g)
+{
+	for (size_t i = 0; i < g->n; i++)
+		moat_session_unref(&g->m[i].session);
+	moat_free(g->m);
+	moat_free(g->name);
+	moat_free(g);
 }
 
 static void node_free(struct moat_tnode *n)
 {
+	for (size_t i = 0; i < n->nshares; i++)
+		share_free(n->shares[i]);
+	moat_free(n->shares);
 	moat_free(n->level);
 	moat_free(n->slots);
 	moat_free(n->subs);
@@ -228,92 +250,198 @@ static struct moat_tnode *walk(struct moat_tree *t, const uint8_t *f,
 	}
 }
 
+/* Find (or, with create, add) the group NAME on node n. */
+static struct moat_share *share_find(struct moat_tnode *n,
+				     const struct moat_bytes *name,
+				     bool create)
+{
+	for (size_t i = 0; i < n->nshares; i++)
+		if (moat_bytes_eq((struct moat_bytes){(const uint8_t *)
+							       n->shares[i]
+								       ->name,
+						       n->shares[i]->name_len},
+				  *name))
+			return n->shares[i];
+	if (!create)
+		return NULL;
+	struct moat_share **v =
+		moat_realloc(n->shares, (n->nshares + 1) * sizeof(*v));
+	if (!v)
+		return NULL;
+	n->shares = v;
+	struct moat_share *g = moat_calloc(1, sizeof(*g));
+	if (!g || !(g->name = moat_strndup((const char *)name->p, name->len))) {
+		moat_free(g);
+		return NULL;
+	}
+	g->name_len = name->len;
+	atomic_init(&g->next, 0);
+	n->shares[n->nshares++] = g;
+	return g;
+}
+
+static void share_remove(struct moat_tnode *n, struct moat_share *g)
+{
+	for (size_t i = 0; i < n->nshares; i++) {
+		if (n->shares[i] == g) {
+			n->shares[i] = n->shares[--n->nshares];
+			break;
+		}
+	}
+	share_free(g);
+	if (!n->nshares)
+		MOAT_FREE(n->shares);
+}
+
+/* Add s to a subscriber array, or update its QoS. */
+static int subs_put(struct moat_subscriber **v, size_t *n, size_t *cap,
+		    struct moat_session *s, uint8_t qos, bool *added)
+{
+	for (size_t i = 0; i < *n; i++) {
+		if ((*v)[i].session == s) {
+			(*v)[i].qos = qos; /* replace [MQTT-3.8.4-3] */
+			return MOAT_OK;
+		}
+	}
+	if (*n == *cap) {
+		size_t c = *cap ? *cap * 2 : 2;
+		struct moat_subscriber *nv = moat_realloc(*v, c * sizeof(*nv));
+		if (!nv)
+			return MOAT_ENOMEM;
+		*v = nv;
+		*cap = c;
+	}
+	moat_session_ref(s);
+	(*v)[*n].session = s;
+	(*v)[*n].qos = qos;
+	(*n)++;
+	*added = true;
+	return MOAT_OK;
+}
+
+/* Remove s from a subscriber array; true when it was there. */
+static bool subs_del(struct moat_subscriber *v, size_t *n,
+		     struct moat_session *s)
+{
+	for (size_t i = 0; i < *n; i++) {
+		if (v[i].session == s) {
+			v[i] = v[--*n];
+			return true;
+		}
+	}
+	return false;
+}
+
 int moat_tree_subscribe(struct moat_tree *t, const uint8_t *filter,
-			size_t flen, struct moat_session *s, uint8_t qos,
-			bool *added)
+			size_t flen, const struct moat_bytes *share,
+			struct moat_session *s, uint8_t qos, bool *added,
+			const struct moat_share **group)
 {
 	int rc = MOAT_OK;
 	*added = false;
+	*group = NULL;
 	pthread_rwlock_wrlock(&t->lock);
 	struct moat_tnode *n = walk(t, filter, flen, true);
 	if (!n) {
 		rc = MOAT_ENOMEM;
 		goto out;
 	}
-	for (size_t i = 0; i < n->nsubs; i++) {
-		if (n->subs[i].session == s) {
-			n->subs[i].qos = qos; /* replace [MQTT-3.8.4-3] */
-			goto out;
-		}
-	}
-	if (n->nsubs == n->subs_cap) {
-		size_t cap = n->subs_cap ? n->subs_cap * 2 : 2;
-		struct moat_subscriber *v =
-			moat_realloc(n->subs, cap * sizeof(*v));
-		if (!v) {
-			prune(t, n);
+	if (share) {
+		struct moat_share *g = share_find(n, share, true);
+		if (g) {
+			rc = subs_put(&g->m, &g->n, &g->cap, s, qos, added);
+			*group = g;
+		} else {
 			rc = MOAT_ENOMEM;
-			goto out;
 		}
-		n->subs = v;
-		n->subs_cap = cap;
+	} else {
+		rc = subs_put(&n->subs, &n->nsubs, &n->subs_cap, s, qos,
+			      added);
 	}
-	moat_session_ref(s);
-	n->subs[n->nsubs].session = s;
-	n->subs[n->nsubs].qos = qos;
-	n->nsubs++;
-	t->nsubs++;
-	*added = true;
+	if (*added)
+		t->nsubs++;
+	if (rc)
+		prune(t, n);
 out:
 	pthread_rwlock_unlock(&t->lock);
 	return rc;
 }
 
 int moat_tree_unsubscribe(struct moat_tree *t, const uint8_t *filter,
-			  size_t flen, struct moat_session *s)
+			  size_t flen, const struct moat_bytes *share,
+			  struct moat_session *s)
 {
-	int rc = MOAT_ENOTFOUND;
-	struct moat_session *drop = NULL;
+	bool found = false;
 	pthread_rwlock_wrlock(&t->lock);
 	struct moat_tnode *n = walk(t, filter, flen, false);
-	for (size_t i = 0; n && i < n->nsubs; i++) {
-		if (n->subs[i].session != s)
-			continue;
-		drop = s;
-		n->subs[i] = n->subs[--n->nsubs];
-		t->nsubs--;
-		if (!n->nsubs) {
+	if (n && share) {
+		struct moat_share *g = share_find(n, share, false);
+		if (g && (found = subs_del(g->m, &g->n, s)) && !g->n)
+			share_remove(n, g);
+	} else if (n) {
+		found = subs_del(n->subs, &n->nsubs, s);
+		if (found && !n->nsubs) {
 			MOAT_FREE(n->subs);
 			n->subs_cap = 0;
 		}
+	}
+	if (found) {
+		t->nsubs--;
 		prune(t, n);
-		rc = MOAT_OK;
-		break;
 	}
 	pthread_rwlock_unlock(&t->lock);
-	moat_session_unref(&drop);
-	return rc;
+	if (found)
+		moat_session_unref(&s);
+	return found ? MOAT_OK : MOAT_ENOTFOUND;
+}
+
+static int matches_reserve(struct moat_matches *out, size_t more)
+{
+	if (out->n + more <= out->cap)
+		return MOAT_OK;
+	size_t cap = MOAT_MAX(out->cap * 2, out->n + more);
+	cap = MOAT_MAX(cap, (size_t)16);
+	struct moat_match *v = moat_realloc(out->v, cap * sizeof(*v));
+	if (!v)
+		return MOAT_ENOMEM;
+	out->v = v;
+	out->cap = cap;
+	return MOAT_OK;
+}
+
+/* One member of each shared group on n, round-robin. */
+static int add_shares(const struct moat_tnode *n, struct moat_matches *out)
+{
+	if (!n->nshares)
+		return MOAT_OK;
+	if (matches_reserve(out, n->nshares))
+		return MOAT_ENOMEM;
+	for (size_t i = 0; i < n->nshares; i++) {
+		struct moat_share *g = n->shares[i];
+		size_t k = atomic_fetch_add_explicit(&g->next, 1,
+						     memory_order_relaxed);
+		const struct moat_subscriber *sub = &g->m[k % g->n];
+		out->v[out->n].session = sub->session;
+		out->v[out->n].share = g;
+		out->v[out->n].qos = sub->qos;
+		out->n++;
+	}
+	return MOAT_OK;
 }
 
 static int add_subs(const struct moat_tnode *n, struct moat_matches *out)
 {
-	if (!n || !n->nsubs)
+	if (!n)
 		return MOAT_OK;
-	if (out->n + n->nsubs > out->cap) {
-		size_t cap = MOAT_MAX(out->cap * 2, out->n + n->nsubs);
-		cap = MOAT_MAX(cap, (size_t)16);
-		struct moat_match *v = moat_realloc(out->v, cap * sizeof(*v));
-		if (!v)
-			return MOAT_ENOMEM;
-		out->v = v;
-		out->cap = cap;
-	}
+	if (n->nsubs && matches_reserve(out, n->nsubs))
+		return MOAT_ENOMEM;
 	for (size_t i = 0; i < n->nsubs; i++) {
 		out->v[out->n].session = n->subs[i].session;
+		out->v[out->n].share = NULL;
 		out->v[out->n].qos = n->subs[i].qos;
 		out->n++;
 	}
-	return MOAT_OK;
+	return add_shares(n, out);
 }
 
 static int match_level(const struct moat_tnode *n, const uint8_t *t,
@@ -353,12 +481,17 @@ static int match_level(const struct moat_tnode *n, const uint8_t *t,
 
 static int cmp_match(const void *a, const void *b)
 {
-	uintptr_t x = (uintptr_t)((const struct moat_match *)a)->session;
-	uintptr_t y = (uintptr_t)((const struct moat_match *)b)->session;
+	const struct moat_match *ma = a, *mb = b;
+	uintptr_t x = (uintptr_t)ma->session, y = (uintptr_t)mb->session;
+	if (x != y)
+		return x < y ? -1 : 1;
+	x = (uintptr_t)ma->share;
+	y = (uintptr_t)mb->share;
 	return x < y ? -1 : x > y;
 }
 
-/* One entry per session, keeping the highest QoS [MQTT-3.3.5-1]. */
+/* One entry per session (and per shared group of it), keeping the
+ * highest QoS [MQTT-3.3.5-1]. */
 static void dedupe(struct moat_matches *out, size_t from)
 {
 	size_t n = out->n - from;
@@ -368,7 +501,7 @@ static void dedupe(struct moat_matches *out, size_t from)
 	qsort(v, n, sizeof(*v), cmp_match);
 	size_t w = 0;
 	for (size_t i = 1; i < n; i++) {
-		if (v[i].session == v[w].session) {
+		if (v[i].session == v[w].session && v[i].share == v[w].share) {
 			if (v[i].qos > v[w].qos)
 				v[w].qos = v[i].qos;
 		} else {

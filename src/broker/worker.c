@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "broker_int.h"
+#include "codec/mqtt5.h"
 
 #define MAX_EVENTS 256
 #define ACCEPT_BURST 64
@@ -209,8 +210,8 @@ static void drain_inbox(struct moat_worker *w)
 		if (it->kind == INBOX_ADOPT)
 			adopt(w, it->conn);
 		else
-			moat_session_deliver(it->session, it->msg, it->qos,
-					     false);
+			moat_session_route(it->session, it->msg, it->qos,
+					   it->share);
 		release_item(it);
 	}
 	w->draining.n = 0;
@@ -236,18 +237,17 @@ void moat_worker_route(struct moat_worker *w, struct moat_msg *m)
 	}
 	for (size_t i = 0; i < w->matches.n; i++) {
 		struct moat_match *mt = &w->matches.v[i];
-		/* [MQTT-3.3.5-1] deliver at min(publish QoS, granted QoS) */
-		uint8_t qos = MOAT_MIN(mt->qos, m->qos);
 		struct moat_worker *home = mt->session->home;
 		if (home == w) {
-			moat_session_deliver(mt->session, m, qos, false);
+			moat_session_route(mt->session, m, mt->qos, mt->share);
 			moat_session_unref(&mt->session);
 			continue;
 		}
 		struct moat_inbox_item it = {.kind = INBOX_DELIVER,
-					     .qos = qos,
+					     .qos = mt->qos,
 					     .session = mt->session,
-					     .msg = moat_msg_ref(m)};
+					     .msg = moat_msg_ref(m),
+					     .share = mt->share};
 		if (batch_push(&w->outbox[home->idx], &it) != MOAT_OK) {
 			MOAT_STAT_ADD(b, msgs_dropped, 1);
 			release_item(&it);
@@ -417,16 +417,32 @@ static void accept_all(struct moat_worker *w, struct moat_listener *l)
 
 /* ---- timers --------------------------------------------------------------- */
 
+/* How long an offline session lives, in ms; UINT64_MAX = forever. */
+static uint64_t session_lifetime_ms(const struct moat_worker *w,
+				    const struct moat_session *s)
+{
+	uint64_t cap = w->b->cfg.persistent_client_expiration;
+	uint64_t life = s->expiry_s == MOAT_EXPIRY_NEVER ? UINT64_MAX
+							 : s->expiry_s;
+	if (cap && cap < life)
+		life = cap;
+	return life == UINT64_MAX ? UINT64_MAX : life * 1000u;
+}
+
+/* Session Expiry Interval / persistent_client_expiration, and delayed
+ * wills [MQTT-3.1.3-9]. */
 static void expire_sessions(struct moat_worker *w, uint64_t now)
 {
-	uint64_t limit = w->b->cfg.persistent_client_expiration * 1000u;
 	for (size_t i = 0; i < w->nbuckets; i++) {
 		struct moat_session *s = w->sessions[i];
 		while (s) {
 			struct moat_session *next = s->hnext;
-			if (!s->conn && now - s->offline_since_ms > limit) {
-				moat_info("client %s: session expired "
-					  "(persistent_client_expiration)",
+			if (!s->conn && s->will && now >= s->will_at_ms)
+				moat_session_fire_will(s);
+			uint64_t life = session_lifetime_ms(w, s);
+			if (!s->conn && life != UINT64_MAX &&
+			    now - s->offline_since_ms >= life) {
+				moat_info("client %s: session expired",
 					  s->log_id);
 				moat_session_destroy(s);
 			}
@@ -458,10 +474,11 @@ static void tick(struct moat_worker *w, uint64_t now)
 			   now - c->last_rx_ms >
 				   (uint64_t)c->keepalive * 1500u) {
 			/* [MQTT-3.1.2-24]: one and a half keep-alives */
-			moat_conn_close(c, "keep-alive timeout");
+			moat_conn_disconnect(c, RC_KEEPALIVE_TIMEOUT,
+					     "keep-alive timeout");
 		}
 	}
-	if (cfg->persistent_client_expiration && now >= w->next_expiry_ms) {
+	if (now >= w->next_expiry_ms) {
 		w->next_expiry_ms = now + 1000u;
 		expire_sessions(w, now);
 	}

@@ -1,7 +1,7 @@
 /* MQTT decoders.  Untrusted input: every read is bounds-checked. */
 #include <string.h>
 
-#include "mqtt_codec.h"
+#include "mqtt5.h"
 
 int moat_mqtt_fixed_header(const uint8_t *buf, size_t len,
 			   uint8_t *type_flags, uint32_t *remaining,
@@ -90,7 +90,7 @@ int moat_rd_string(struct moat_rd *rd, struct moat_bytes *out)
 	return MOAT_OK;
 }
 
-static int check_protocol(const struct moat_mqtt_connect *c,
+static int check_protocol(const struct moat_mqtt_connect *c, bool allow_v5,
 			  uint8_t *connack_rc)
 {
 	bool is_mqtt = moat_bytes_eq_str(c->proto_name, "MQTT");
@@ -100,6 +100,7 @@ static int check_protocol(const struct moat_mqtt_connect *c,
 		return MOAT_EPROTO;
 	}
 	if ((is_mqtt && c->proto_level == MQTT_PROTO_V311) ||
+	    (is_mqtt && allow_v5 && c->proto_level == MQTT_PROTO_V5) ||
 	    (is_mqisdp && c->proto_level == MQTT_PROTO_V31))
 		return MOAT_OK;
 	*connack_rc = MQTT_CONNACK_BAD_PROTOCOL; /* [MQTT-3.1.2-2] */
@@ -120,51 +121,81 @@ static int decode_connect_flags(struct moat_mqtt_connect *c, uint8_t f)
 		return MOAT_EMALFORMED;
 	if (!c->will_flag && (c->will_qos || c->will_retain))
 		return MOAT_EMALFORMED; /* [MQTT-3.1.2-13] [MQTT-3.1.2-15] */
-	if (!c->has_username && c->has_password) /* [MQTT-3.1.2-22] */
+	/* [MQTT-3.1.2-22]; MQTT 5 allows a password without a user name */
+	if (!c->has_username && c->has_password &&
+	    c->proto_level != MQTT_PROTO_V5)
 		return MOAT_EMALFORMED;
 	return MOAT_OK;
 }
 
-int moat_mqtt_decode_connect(const uint8_t *body, size_t len,
-			     struct moat_mqtt_connect *c, uint8_t *connack_rc)
+static int decode_connect_payload(struct moat_rd *rd,
+				  struct moat_mqtt_connect5 *c5,
+				  uint8_t *connack_rc)
 {
+	struct moat_mqtt_connect *c = &c5->c;
+	bool v5 = c->proto_level == MQTT_PROTO_V5;
+	int rc;
+	/* Payload order is fixed [MQTT-3.1.3-1]. */
+	if ((rc = moat_rd_string(rd, &c->client_id)) != MOAT_OK)
+		return rc;
+	if (c->will_flag) {
+		if (v5 && (rc = moat_mqtt_props_read(rd, PCTX_WILL,
+						     &c5->will_props)) != 0)
+			return rc;
+		if ((rc = moat_rd_string(rd, &c->will_topic)) != MOAT_OK ||
+		    (rc = moat_rd_binary(rd, &c->will_payload)) != MOAT_OK)
+			return rc;
+		if (!moat_topic_name_valid(c->will_topic.p,
+					   c->will_topic.len)) {
+			*connack_rc = 0xFF;
+			return MOAT_EPROTO;
+		}
+	}
+	if (c->has_username &&
+	    (rc = moat_rd_string(rd, &c->username)) != MOAT_OK)
+		return rc;
+	if (c->has_password &&
+	    (rc = moat_rd_binary(rd, &c->password)) != MOAT_OK)
+		return rc;
+	if (moat_rd_left(rd) != 0)
+		return MOAT_EMALFORMED; /* trailing bytes */
+	return MOAT_OK;
+}
+
+int moat_mqtt_decode_connect_v(const uint8_t *body, size_t len, bool allow_v5,
+			       struct moat_mqtt_connect5 *c5,
+			       uint8_t *connack_rc)
+{
+	struct moat_mqtt_connect *c = &c5->c;
 	struct moat_rd rd;
 	uint8_t flags;
 	int rc;
 
-	memset(c, 0, sizeof(*c));
+	memset(c5, 0, sizeof(*c5));
 	*connack_rc = MQTT_CONNACK_ACCEPTED;
 	moat_rd_init(&rd, body, len);
 	if ((rc = moat_rd_binary(&rd, &c->proto_name)) != MOAT_OK ||
 	    (rc = moat_rd_u8(&rd, &c->proto_level)) != MOAT_OK)
 		return rc;
-	if ((rc = check_protocol(c, connack_rc)) != MOAT_OK)
+	if ((rc = check_protocol(c, allow_v5, connack_rc)) != MOAT_OK)
 		return rc;
 	if ((rc = moat_rd_u8(&rd, &flags)) != MOAT_OK ||
 	    (rc = decode_connect_flags(c, flags)) != MOAT_OK ||
 	    (rc = moat_rd_u16(&rd, &c->keepalive)) != MOAT_OK)
 		return rc;
-	/* Payload order is fixed [MQTT-3.1.3-1]. */
-	if ((rc = moat_rd_string(&rd, &c->client_id)) != MOAT_OK)
+	if (c->proto_level == MQTT_PROTO_V5 &&
+	    (rc = moat_mqtt_props_read(&rd, PCTX_CONNECT, &c5->props)) != 0)
 		return rc;
-	if (c->will_flag) {
-		if ((rc = moat_rd_string(&rd, &c->will_topic)) != MOAT_OK ||
-		    (rc = moat_rd_binary(&rd, &c->will_payload)) != MOAT_OK)
-			return rc;
-		if (!moat_topic_name_valid(c->will_topic.p, c->will_topic.len)) {
-			*connack_rc = 0xFF; /* close without CONNACK */
-			return MOAT_EPROTO;
-		}
-	}
-	if (c->has_username &&
-	    (rc = moat_rd_string(&rd, &c->username)) != MOAT_OK)
-		return rc;
-	if (c->has_password &&
-	    (rc = moat_rd_binary(&rd, &c->password)) != MOAT_OK)
-		return rc;
-	if (moat_rd_left(&rd) != 0)
-		return MOAT_EMALFORMED; /* trailing bytes */
-	return MOAT_OK;
+	return decode_connect_payload(&rd, c5, connack_rc);
+}
+
+int moat_mqtt_decode_connect(const uint8_t *body, size_t len,
+			     struct moat_mqtt_connect *c, uint8_t *connack_rc)
+{
+	struct moat_mqtt_connect5 c5;
+	int rc = moat_mqtt_decode_connect_v(body, len, false, &c5, connack_rc);
+	*c = c5.c;
+	return rc;
 }
 
 int moat_mqtt_decode_publish(uint8_t flags, const uint8_t *body, size_t len,

@@ -39,6 +39,12 @@ struct moat_config {
 	uint64_t output_buffer_size;  /* per connection, soft limit */
 	uint64_t sys_interval;        /* seconds, 0 = $SYS off */
 	bool retain_available;
+	bool mqtt5;
+	uint64_t topic_alias_maximum;
+	uint64_t max_qos;
+	bool wildcard_subscriptions;
+	bool shared_subscriptions;
+	bool subscription_identifiers;
 	bool allow_zero_length_clientid;
 	enum moat_log_level log_level;
 	char source[256]; /* file the config came from, "" = defaults */

@@ -75,6 +75,26 @@ const struct moat_cfg_directive moat__cfg_directives[] = {
 	 "Seconds between $SYS/broker/... updates. 0 disables $SYS."},
 	{"retain_available", CFG_BOOL, OFF(retain_available), 0, 1, "true",
 	 "Keep retained messages. When false, the retain flag is ignored."},
+	{"mqtt5", CFG_BOOL, OFF(mqtt5), 0, 1, "false",
+	 "Accept MQTT 5.0 clients. While false, a v5 CONNECT gets CONNACK "
+	 "0x01 (unacceptable protocol version)."},
+	{"topic_alias_maximum", CFG_U64, OFF(topic_alias_maximum), 0, 65535,
+	 "10",
+	 "MQTT 5: topic aliases a client may set (advertised in CONNACK). "
+	 "0 = none."},
+	{"max_qos", CFG_U64, OFF(max_qos), 0, 2, "2",
+	 "Highest QoS accepted from and granted to clients. MQTT 5 clients "
+	 "are told in CONNACK; a 3.1.1 subscription is granted at most this."},
+	{"wildcard_subscriptions", CFG_BOOL, OFF(wildcard_subscriptions), 0, 1,
+	 "true", "Allow '+' and '#' in subscriptions (advertised to MQTT 5 "
+		 "clients; refused with 0xA2 or 0x80 when false)."},
+	{"shared_subscriptions", CFG_BOOL, OFF(shared_subscriptions), 0, 1,
+	 "true", "Allow $share/GROUP/filter subscriptions (advertised; refused "
+		 "with 0x9E or 0x80 when false)."},
+	{"subscription_identifiers", CFG_BOOL, OFF(subscription_identifiers),
+	 0, 1, "true",
+	 "MQTT 5: allow Subscription Identifiers (advertised; a SUBSCRIBE "
+	 "carrying one is a protocol error 0xA1 when false)."},
 	{"allow_zero_length_clientid", CFG_BOOL,
 	 OFF(allow_zero_length_clientid), 0, 1, "true",
 	 "Accept an empty client id with clean session and assign one."},
