@@ -125,6 +125,13 @@ int moat_tree_match(struct moat_tree *t, const uint8_t *topic, size_t tlen,
  * [MQTT-3.3.1-5] [MQTT-3.3.1-10] [MQTT-3.3.1-11].  MOAT_ELIMIT when a new
  * topic would exceed max_retained / max_retained_bytes. */
 int moat_tree_retain(struct moat_tree *t, struct moat_msg *m);
+/* Another member of shared group g (matching topic), not exclude: a
+ * session reference and its QoS, or NULL when there is none. */
+struct moat_session *moat_tree_share_pick(struct moat_tree *t,
+					  const uint8_t *topic, size_t tlen,
+					  const struct moat_share *g,
+					  const struct moat_session *exclude,
+					  uint8_t *qos);
 /* Collect references to at most max retained messages matching filter;
  * caller unrefs each and frees *out with moat_free. */
 int moat_tree_retained(struct moat_tree *t, const uint8_t *filter,
@@ -139,6 +146,7 @@ enum moat_inflight_state {
 
 struct moat_inflight {
 	struct moat_msg *msg;
+	const struct moat_share *share; /* shared group it came through */
 	uint16_t packet_id;
 	uint8_t qos;
 	uint8_t state;
@@ -147,6 +155,7 @@ struct moat_inflight {
 
 struct moat_qitem {
 	struct moat_msg *msg;
+	const struct moat_share *share;
 	uint8_t qos;
 	bool retain;
 };
@@ -207,6 +216,9 @@ void moat_session_unref(struct moat_session **s);
 /* End a session: drop subscriptions, queues and in-flight state, remove it
  * from its worker's table, and release the table's reference. */
 void moat_session_destroy(struct moat_session *s);
+/* Hand m to another member of shared group g than from. */
+void moat__share_redeliver(struct moat_session *from, struct moat_msg *m,
+			   const struct moat_share *g);
 /* Deliver m at qos (already min(sub, msg)) with the given retain flag:
  * send now, queue, or drop by the limits.  Home worker only. */
 void moat_session_deliver(struct moat_session *s, struct moat_msg *m,

@@ -101,9 +101,11 @@ static int make_will(struct moat_conn *c, const struct moat_mqtt_connect5 *c5)
 	if (moat__forward_props(wp, &props, &x.props_len) != MOAT_OK)
 		return MOAT_ENOMEM;
 	x.props = props;
+	/* 3.1.1 cannot be told the limits: its will is held to them. */
 	c->will = moat_msg_new5(cn->will_topic.p, cn->will_topic.len,
 				cn->will_payload.p, cn->will_payload.len,
-				cn->will_qos, cn->will_retain, &x);
+				(uint8_t)MOAT_MIN(cn->will_qos, cfg->max_qos),
+				cn->will_retain && cfg->retain_available, &x);
 	moat_free(props);
 	c->will_delay_s = wp->will_delay;
 	return c->will ? MOAT_OK : MOAT_ENOMEM;
@@ -245,6 +247,12 @@ int moat__handle_connect(struct moat_conn *c, const uint8_t *body, size_t len)
 		return refuse(c, true, 0, RC_BAD_AUTH_METHOD,
 			      "no enhanced authentication method is "
 			      "supported");
+	if (v5 && cn->will_flag && cn->will_qos > cfg->max_qos)
+		return refuse(c, true, 0, RC_QOS_NOT_SUPPORTED,
+			      "will QoS above max_qos"); /* [MQTT-3.2.2-12] */
+	if (v5 && cn->will_retain && !cfg->retain_available)
+		return refuse(c, true, 0, RC_RETAIN_NOT_SUPPORTED,
+			      "retained will while retain is not available");
 	/* Keep-alive: 3.1.1 cannot be told a lower one, so refuse more than
 	 * max_keepalive, and 0 (never time out); v5 is told [MQTT-3.2.2-21]. */
 	uint16_t keepalive = cn->keepalive, server_keepalive = 0;

@@ -62,6 +62,43 @@ static void queue_pop(struct moat_session *s, struct moat_qitem *out)
 	s->queued_bytes -= out->msg->payload_len;
 }
 
+static void note_drop(struct moat_session *s, const char *why)
+{
+	s->dropped++;
+	MOAT_STAT_ADD(s->home->b, msgs_dropped, 1);
+	if (!s->drop_logged) {
+		s->drop_logged = true;
+		moat_warn("client %s: %s; dropping messages (logged once per "
+			  "session)",
+			  s->log_id, why);
+	}
+}
+
+void moat__share_redeliver(struct moat_session *from, struct moat_msg *m,
+			   const struct moat_share *g)
+{
+	struct moat_worker *w = from->home;
+	uint8_t qos;
+	struct moat_session *to = moat_tree_share_pick(
+		&w->b->tree, (const uint8_t *)m->topic, m->topic_len, g, from,
+		&qos);
+	if (!to) {
+		note_drop(from, "no other member of its shared subscription");
+		return;
+	}
+	if (to->home == w) {
+		moat_session_route(to, m, qos, g);
+		moat_session_unref(&to);
+		return;
+	}
+	struct moat_inbox_item it = {.kind = INBOX_DELIVER,
+				     .qos = qos,
+				     .session = to,
+				     .msg = moat_msg_ref(m),
+				     .share = g};
+	moat_worker_post(to->home, &it);
+}
+
 void moat_session_destroy(struct moat_session *s)
 {
 	struct moat_broker *b = s->home->b;
@@ -78,18 +115,28 @@ void moat_session_destroy(struct moat_session *s)
 	}
 	MOAT_FREE(s->subs);
 	s->nsubs = s->subs_cap = 0;
-	for (size_t i = 0; i < s->ninflight; i++)
-		moat_msg_unref(&s->inflight[i].msg);
+	s->dead = true; /* no more deliveries to it from here on */
+	/* A member of a shared group goes away: what it had not
+	 * acknowledged of QoS 1, and had not started of any QoS, goes to
+	 * another member [MQTT-4.8.2-?]; a QoS 2 message already sent must
+	 * not be sent to anyone else [MQTT-4.8.2-5]. */
+	for (size_t i = 0; i < s->ninflight; i++) {
+		struct moat_inflight *f = &s->inflight[i];
+		if (f->share && f->msg && f->qos == 1)
+			moat__share_redeliver(s, f->msg, f->share);
+		moat_msg_unref(&f->msg);
+	}
 	s->ninflight = 0;
 	MOAT_FREE(s->inflight);
 	while (s->qlen) {
 		struct moat_qitem it;
 		queue_pop(s, &it);
+		if (it.share)
+			moat__share_redeliver(s, it.msg, it.share);
 		moat_msg_unref(&it.msg);
 	}
 	MOAT_FREE(s->queue);
 	MOAT_FREE(s->qos2_in);
-	s->dead = true;
 	moat_worker_remove_session(s->home, s);
 	MOAT_STAT_SUB(b, sessions, 1);
 	moat_session_unref(&s);
@@ -109,21 +156,10 @@ static uint16_t next_id(struct moat_session *s)
 	}
 }
 
-static void note_drop(struct moat_session *s, const char *why)
-{
-	s->dropped++;
-	MOAT_STAT_ADD(s->home->b, msgs_dropped, 1);
-	if (!s->drop_logged) {
-		s->drop_logged = true;
-		moat_warn("client %s: %s; dropping messages (logged once per "
-			  "session)",
-			  s->log_id, why);
-	}
-}
 
 /* Put a message on the wire as a new in-flight (QoS>0) or plain QoS 0. */
 static int send_now(struct moat_session *s, struct moat_msg *m, uint8_t qos,
-		    bool retain)
+		    bool retain, const struct moat_share *share)
 {
 	uint16_t id = 0;
 	/* Expired while it waited: not sent [MQTT-3.3.2-5]. */
@@ -146,6 +182,7 @@ static int send_now(struct moat_session *s, struct moat_msg *m, uint8_t qos,
 		f->qos = qos;
 		f->state = INFLIGHT_WAIT_ACK;
 		f->retain = retain;
+		f->share = share;
 	}
 	return MOAT_OK;
 }
@@ -166,7 +203,7 @@ static bool queue_grow(struct moat_session *s)
 }
 
 static void enqueue(struct moat_session *s, struct moat_msg *m, uint8_t qos,
-		    bool retain)
+		    bool retain, const struct moat_share *share)
 {
 	const struct moat_config *cfg = &s->home->b->cfg;
 	if (s->qlen >= cfg->max_queued_messages) {
@@ -186,6 +223,7 @@ static void enqueue(struct moat_session *s, struct moat_msg *m, uint8_t qos,
 	it->msg = moat_msg_ref(m);
 	it->qos = qos;
 	it->retain = retain;
+	it->share = share;
 	s->qlen++;
 	s->queued_bytes += m->payload_len;
 }
@@ -199,25 +237,31 @@ static bool window_open(const struct moat_session *s)
 	return s->ninflight < max;
 }
 
-void moat_session_deliver(struct moat_session *s, struct moat_msg *m,
-			  uint8_t qos, bool retain)
+static void deliver(struct moat_session *s, struct moat_msg *m, uint8_t qos,
+		    bool retain, const struct moat_share *share)
 {
 	if (s->dead)
 		return;
 	if (!s->conn) {
 		/* Offline: QoS 0 is not kept, QoS 1/2 are queued. */
 		if (qos)
-			enqueue(s, m, qos, retain);
+			enqueue(s, m, qos, retain, share);
 		return;
 	}
 	/* Keep order: nothing overtakes what is already queued. */
 	if (!s->qlen && moat_conn_can_send(s->conn) &&
 	    (qos == 0 || window_open(s))) {
-		if (send_now(s, m, qos, retain) != MOAT_OK)
+		if (send_now(s, m, qos, retain, share) != MOAT_OK)
 			moat_conn_close(s->conn, "output buffer overflow");
 		return;
 	}
-	enqueue(s, m, qos, retain);
+	enqueue(s, m, qos, retain, share);
+}
+
+void moat_session_deliver(struct moat_session *s, struct moat_msg *m,
+			  uint8_t qos, bool retain)
+{
+	deliver(s, m, qos, retain, NULL);
 }
 
 static bool sub_applies(const struct moat_sub_entry *e,
@@ -257,7 +301,7 @@ void moat_session_route(struct moat_session *s, struct moat_msg *m,
 	}
 	if (moat_msg_expired(m, moat_now_ms()))
 		return;
-	moat_session_deliver(s, m, MOAT_MIN(qos, m->qos), retain);
+	deliver(s, m, MOAT_MIN(qos, m->qos), retain, share);
 }
 
 void moat_session_sub_ids(const struct moat_session *s, const char *topic,
@@ -287,7 +331,7 @@ void moat_session_pump(struct moat_session *s)
 			break;
 		struct moat_qitem it;
 		queue_pop(s, &it);
-		int rc = send_now(s, it.msg, it.qos, it.retain);
+		int rc = send_now(s, it.msg, it.qos, it.retain, it.share);
 		moat_msg_unref(&it.msg);
 		if (rc != MOAT_OK) {
 			moat_conn_close(s->conn, "output buffer overflow");

@@ -528,6 +528,34 @@ int moat_tree_match(struct moat_tree *t, const uint8_t *topic, size_t tlen,
 	return rc;
 }
 
+struct moat_session *moat_tree_share_pick(struct moat_tree *t,
+					  const uint8_t *topic, size_t tlen,
+					  const struct moat_share *g,
+					  const struct moat_session *exclude,
+					  uint8_t *qos)
+{
+	struct moat_matches mm = {0};
+	struct moat_session *pick = NULL;
+	/* Matching picks one member per group round-robin; try as many times
+	 * as the group could have members so the excluded one is skipped. */
+	for (int tries = 0; tries < 4 && !pick; tries++) {
+		mm.n = 0;
+		if (moat_tree_match(t, topic, tlen, &mm) != MOAT_OK)
+			break;
+		for (size_t i = 0; i < mm.n; i++) {
+			struct moat_match *x = &mm.v[i];
+			if (!pick && x->share == g && x->session != exclude) {
+				pick = x->session;
+				*qos = x->qos;
+				continue;
+			}
+			moat_session_unref(&x->session);
+		}
+	}
+	moat_free(mm.v);
+	return pick;
+}
+
 int moat_tree_retain(struct moat_tree *t, struct moat_msg *m)
 {
 	int rc = MOAT_OK;
