@@ -228,11 +228,13 @@ void moat_session_deliver(struct moat_session *s, struct moat_msg *m,
  * (No Local, Retain As Published) and the message expiry, then delivers. */
 void moat_session_route(struct moat_session *s, struct moat_msg *m,
 			uint8_t qos, const struct moat_share *share);
-/* Subscription Identifiers of the subscriptions matching topic, written
- * as properties into w. */
+/* Subscription Identifiers of the subscriptions this copy of m is for
+ * (the normal ones, or those of shared group share), written as
+ * properties into w [MQTT-3.3.4-3] [MQTT-3.3.4-5]. */
 struct moat_pw;
-void moat_session_sub_ids(const struct moat_session *s, const char *topic,
-			  size_t len, struct moat_pw *w);
+void moat_session_sub_ids(const struct moat_session *s,
+			  const struct moat_msg *m,
+			  const struct moat_share *share, struct moat_pw *w);
 /* Publish the delayed will now (session ending, or its time came). */
 void moat_session_fire_will(struct moat_session *s);
 /* Send what the queue and window allow (after acks and drained writes). */
@@ -328,7 +330,8 @@ bool moat_conn_can_send(const struct moat_conn *c);
  * subscription ids).  MOAT_DECLINED when it exceeds the client's Maximum
  * Packet Size (the caller drops it [MQTT-3.1.2-25]). */
 int moat_conn_send_publish(struct moat_conn *c, const struct moat_msg *m,
-			   uint8_t qos, bool retain, bool dup, uint16_t id);
+			   uint8_t qos, bool retain, bool dup, uint16_t id,
+			   const struct moat_share *share);
 /* Process every complete packet in the input buffer. */
 void moat_conn_process_input(struct moat_conn *c);
 void moat_conn_flush(struct moat_conn *c);

@@ -165,9 +165,13 @@ void moat_conn_disconnect(struct moat_conn *c, uint8_t reason,
 		uint8_t pb[160];
 		struct moat_pw pw;
 		moat_pw_init(&pw, pb, sizeof(pb));
-		if (c->problem_info)
-			moat_pw_bytes(&pw, PROP_REASON_STRING, why,
-				      MOAT_MIN(strlen(why), (size_t)120));
+		size_t n = MOAT_MIN(strlen(why), (size_t)120);
+		/* The reason string is dropped when the client did not ask
+		 * for it or it would exceed the client's Maximum Packet Size
+		 * [MQTT-3.14.2-3]: 2 + 1 + 1 + (3 + n) bytes. */
+		if (c->problem_info &&
+		    (!c->client_max_packet || 7 + n <= c->client_max_packet))
+			moat_pw_bytes(&pw, PROP_REASON_STRING, why, n);
 		(void)moat_mqtt5_disconnect(&c->out, reason, &pw);
 	}
 	moat_conn_close(c, why);
@@ -236,7 +240,8 @@ static bool alias_commit(struct moat_conn *c, uint16_t alias,
 }
 
 static int send_publish5(struct moat_conn *c, const struct moat_msg *m,
-			 uint8_t qos, bool retain, bool dup, uint16_t id)
+			 uint8_t qos, bool retain, bool dup, uint16_t id,
+			 const struct moat_share *share)
 {
 	uint8_t pb[512];
 	struct moat_pw pw;
@@ -249,7 +254,7 @@ static int send_publish5(struct moat_conn *c, const struct moat_msg *m,
 			    (uint32_t)((left + 999u) / 1000u));
 	}
 	if (c->session && c->session->has_sub_options)
-		moat_session_sub_ids(c->session, m->topic, m->topic_len, &pw);
+		moat_session_sub_ids(c->session, m, share, &pw);
 	uint16_t alias = c->client_alias_max ? alias_for(c, m, &fresh) : 0;
 	if (alias)
 		moat_pw_u16(&pw, PROP_TOPIC_ALIAS, alias);
@@ -274,10 +279,11 @@ static int send_publish5(struct moat_conn *c, const struct moat_msg *m,
 }
 
 int moat_conn_send_publish(struct moat_conn *c, const struct moat_msg *m,
-			   uint8_t qos, bool retain, bool dup, uint16_t id)
+			   uint8_t qos, bool retain, bool dup, uint16_t id,
+			   const struct moat_share *share)
 {
 	if (c->proto_level == MQTT_PROTO_V5)
-		return send_publish5(c, m, qos, retain, dup, id);
+		return send_publish5(c, m, qos, retain, dup, id, share);
 	size_t n = moat_mqtt_publish_size(m->topic_len, m->payload_len, qos);
 	uint8_t *dst = n ? moat_conn_reserve(c, n) : NULL;
 	if (!dst)
@@ -332,8 +338,9 @@ static int handle_disconnect(struct moat_conn *c, const uint8_t *body,
 			return MOAT_EPROTO;
 		s->expiry_s = props.session_expiry;
 	}
-	/* 0x04: the client asks for its will [MQTT-3.14.4-3] */
-	c->will_discard = reason != RC_DISCONNECT_WITH_WILL;
+	/* Only a normal disconnection (0x00) deletes the will
+	 * [MQTT-3.14.4-3]; 0x04 and the error reasons publish it. */
+	c->will_discard = reason == RC_SUCCESS;
 	char why[64];
 	snprintf(why, sizeof(why), "client sent DISCONNECT (0x%02x)", reason);
 	moat_conn_close(c, why);

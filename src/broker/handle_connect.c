@@ -243,6 +243,10 @@ int moat__handle_connect(struct moat_conn *c, const uint8_t *body, size_t len)
 		return connect_failed(c, rc, crc, cn->proto_level);
 	bool v5 = cn->proto_level == MQTT_PROTO_V5;
 	c->proto_level = cn->proto_level; /* for DISCONNECT encoding */
+	if (v5 && moat_props_has(&c5.props, PROP_AUTH_DATA) &&
+	    !moat_props_has(&c5.props, PROP_AUTH_METHOD))
+		return refuse(c, true, 0, RC_PROTOCOL_ERROR,
+			      "Authentication Data without a Method");
 	if (v5 && moat_props_has(&c5.props, PROP_AUTH_METHOD))
 		return refuse(c, true, 0, RC_BAD_AUTH_METHOD,
 			      "no enhanced authentication method is "

@@ -15,8 +15,12 @@ static int ack(struct moat_conn *c, enum moat_mqtt_type type, uint16_t id,
 	uint8_t pb[160];
 	struct moat_pw pw;
 	moat_pw_init(&pw, pb, sizeof(pb));
-	if (why && c->problem_info)
-		moat_pw_bytes(&pw, PROP_REASON_STRING, why, strlen(why));
+	/* Reason string only when wanted and within the client's Maximum
+	 * Packet Size [MQTT-3.4.2-2]: 2 + 2 + 1 + 1 + (3 + n) bytes. */
+	size_t n = why ? MOAT_MIN(strlen(why), (size_t)120) : 0;
+	if (why && c->problem_info &&
+	    (!c->client_max_packet || 9 + n <= c->client_max_packet))
+		moat_pw_bytes(&pw, PROP_REASON_STRING, why, n);
 	int rc = moat_mqtt5_ack(&c->out, type, id, reason, &pw);
 	if (!rc)
 		moat_worker_mark_dirty(c->w, c);

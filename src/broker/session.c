@@ -167,7 +167,8 @@ static int send_now(struct moat_session *s, struct moat_msg *m, uint8_t qos,
 		return MOAT_OK;
 	if (qos)
 		id = next_id(s);
-	int rc = moat_conn_send_publish(s->conn, m, qos, retain, false, id);
+	int rc = moat_conn_send_publish(s->conn, m, qos, retain, false, id,
+					share);
 	if (rc == MOAT_DECLINED) { /* above the client's Maximum Packet Size */
 		note_drop(s, "message larger than the client's Maximum Packet "
 			     "Size");
@@ -304,14 +305,13 @@ void moat_session_route(struct moat_session *s, struct moat_msg *m,
 	deliver(s, m, MOAT_MIN(qos, m->qos), retain, share);
 }
 
-void moat_session_sub_ids(const struct moat_session *s, const char *topic,
-			  size_t len, struct moat_pw *w)
+void moat_session_sub_ids(const struct moat_session *s,
+			  const struct moat_msg *m,
+			  const struct moat_share *share, struct moat_pw *w)
 {
 	for (size_t i = 0; i < s->nsubs; i++) {
 		const struct moat_sub_entry *e = &s->subs[i];
-		if (e->sub_id &&
-		    moat_topic_matches((const uint8_t *)e->filter, e->len,
-				       (const uint8_t *)topic, len))
+		if (e->sub_id && sub_applies(e, s, m, share))
 			moat_pw_varint(w, PROP_SUBSCRIPTION_ID, e->sub_id);
 	}
 }
@@ -349,7 +349,19 @@ void moat_session_resume(struct moat_session *s)
 			/* [MQTT-4.4.0-1] resend with DUP set [MQTT-3.3.1-1] */
 			rc = moat_conn_send_publish(s->conn, f->msg, f->qos,
 						    f->retain, true,
-						    f->packet_id);
+						    f->packet_id, f->share);
+			if (rc == MOAT_DECLINED) {
+				/* Too big for the new Maximum Packet Size:
+				 * discarded as if sent [MQTT-3.1.2-25]. */
+				note_drop(s, "message larger than the client's "
+					     "Maximum Packet Size");
+				moat_msg_unref(&f->msg);
+				memmove(f, f + 1, (s->ninflight - i - 1) *
+							  sizeof(*f));
+				s->ninflight--;
+				i--;
+				continue;
+			}
 		} else {
 			uint8_t pkt[4];
 			moat_mqtt_ack_encode(pkt, MQTT_PUBREL, f->packet_id);

@@ -371,8 +371,10 @@ int moat_mqtt_decode_sub_next_v(struct moat_rd *rd, uint8_t version,
 	o->no_local = (b & 0x04) != 0;
 	o->retain_as_published = (b & 0x08) != 0;
 	o->retain_handling = (uint8_t)((b >> 4) & 0x03);
-	if (o->retain_handling == 3 || (b & 0xC0)) /* [MQTT-3.8.3-5] */
+	if (b & 0xC0) /* reserved bits [MQTT-3.8.3-5] */
 		return MOAT_EMALFORMED;
+	if (o->retain_handling == 3) /* "a Protocol Error" (§3.8.3.1) */
+		return MOAT_EPROTO;
 	return MOAT_OK;
 }
 
@@ -456,6 +458,10 @@ void moat_pw_u32(struct moat_pw *w, uint8_t id, uint32_t v)
 void moat_pw_varint(struct moat_pw *w, uint8_t id, uint32_t v)
 {
 	uint8_t b[5];
+	if (v > MQTT_MAX_REMAINING_LENGTH) { /* not representable */
+		w->overflow = true;
+		return;
+	}
 	b[0] = id;
 	size_t n = 1 + moat_mqtt_varint_write(b + 1, v);
 	moat_pw_raw(w, b, n);

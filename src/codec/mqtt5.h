@@ -197,7 +197,8 @@ int moat_mqtt_decode_sub_start_v(const uint8_t *body, size_t len,
 				 struct moat_mqtt_props *props);
 /* One SUBSCRIBE filter with its options byte.  v3: only QoS bits allowed;
  * v5: QoS, No Local (bit 2), Retain As Published (bit 3), Retain Handling
- * (bits 4-5, 3 is malformed), bits 6-7 reserved [MQTT-3.8.3-5]. */
+ * (bits 4-5; 3 is MOAT_EPROTO), bits 6-7 reserved: MOAT_EMALFORMED
+ * [MQTT-3.8.3-5]. */
 struct moat_sub_opts {
 	uint8_t qos;
 	bool no_local;

@@ -75,9 +75,9 @@ const struct moat_cfg_directive moat__cfg_directives[] = {
 	 "Seconds between $SYS/broker/... updates. 0 disables $SYS."},
 	{"retain_available", CFG_BOOL, OFF(retain_available), 0, 1, "true",
 	 "Keep retained messages. When false, the retain flag is ignored."},
-	{"mqtt5", CFG_BOOL, OFF(mqtt5), 0, 1, "false",
-	 "Accept MQTT 5.0 clients. While false, a v5 CONNECT gets CONNACK "
-	 "0x01 (unacceptable protocol version)."},
+	{"mqtt5", CFG_BOOL, OFF(mqtt5), 0, 1, "true",
+	 "Accept MQTT 5.0 clients. When false, a v5 CONNECT gets CONNACK "
+	 "0x01 (unacceptable protocol version), as from a 3.1.1 broker."},
 	{"topic_alias_maximum", CFG_U64, OFF(topic_alias_maximum), 0, 65535,
 	 "10",
 	 "MQTT 5: topic aliases a client may set (advertised in CONNACK). "
