@@ -81,7 +81,8 @@ struct moat_tree {
 	struct moat_tnode *root;
 	size_t nsubs;     /* subscriptions in the tree */
 	size_t nretained; /* retained messages in the tree */
-	size_t retained_bytes; /* their payload bytes */
+	size_t nretained_user; /* of those, not $SYS (the limited ones) */
+	size_t retained_bytes; /* payload bytes of those */
 	size_t max_retained, max_retained_bytes; /* 0 = no limit */
 	bool retain_full_logged;
 };
@@ -278,7 +279,11 @@ struct moat_conn {
 	struct moat_buf out;
 	uint64_t created_ms;
 	uint64_t last_rx_ms;
-	uint64_t last_tx_ms; /* last write progress, or pause start */
+	uint64_t last_tx_ms; /* last time the peer took bytes (or none were
+			      * waiting) */
+	int last_outq;        /* kernel send queue at the last tick */
+	uint64_t tx_bytes;    /* bytes the kernel accepted from us */
+	uint64_t last_tx_bytes; /* tx_bytes at the last tick */
 	uint16_t keepalive; /* seconds; 0 = none */
 	uint8_t proto_level;
 	bool epollout;    /* EPOLLOUT armed */
@@ -398,6 +403,7 @@ struct moat_worker {
 	struct moat_matches matches; /* routing scratch */
 	int spare_fd;          /* released to shed connections on EMFILE */
 	uint64_t fd_warned_ms; /* rate limit for EMFILE warnings */
+	bool listeners_paused; /* out of descriptors: not polling listeners */
 	uint64_t next_expiry_ms;
 	uint64_t next_tick_ms;
 	uint64_t next_sys_ms;

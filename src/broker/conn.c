@@ -459,7 +459,6 @@ void moat_conn_process_input(struct moat_conn *c)
 			/* Back-pressure: stop reading from a peer that does
 			 * not read what we send it. */
 			c->reading = false;
-			c->last_tx_ms = moat_now_ms();
 			update_events(c);
 		}
 	}
@@ -501,7 +500,7 @@ static bool write_out(struct moat_conn *c)
 				 moat_buf_used(&c->out),
 				 MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n > 0) {
-			c->last_tx_ms = moat_now_ms();
+			c->tx_bytes += (uint64_t)n;
 			moat_buf_consume(&c->out, (size_t)n);
 			MOAT_STAT_ADD(c->w->b, bytes_sent, (uint64_t)n);
 			continue;

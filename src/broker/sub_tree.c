@@ -561,24 +561,31 @@ int moat_tree_retain(struct moat_tree *t, struct moat_msg *m)
 	int rc = MOAT_OK;
 	struct moat_msg *old = NULL;
 	const uint8_t *topic = (const uint8_t *)m->topic;
+	/* The broker's own $SYS topics are a small fixed set: they are
+	 * counted in nretained but not against the limits. */
+	bool user = !moat_topic_is_sys(topic, m->topic_len);
 	pthread_rwlock_wrlock(&t->lock);
 	struct moat_tnode *n = walk(t, topic, m->topic_len, false);
 	size_t old_bytes = n && n->retained ? n->retained->payload_len : 0;
+	bool is_new = !n || !n->retained;
 	if (m->payload_len == 0) {
-		if (n && n->retained) {
+		if (!is_new) {
 			old = n->retained;
 			n->retained = NULL;
 			t->nretained--;
-			t->retained_bytes -= old_bytes;
+			if (user) {
+				t->nretained_user--;
+				t->retained_bytes -= old_bytes;
+			}
 			prune(t, n);
 		}
 		goto out;
 	}
-	bool is_new = !n || !n->retained;
-	if ((t->max_retained && is_new && t->nretained >= t->max_retained) ||
-	    (t->max_retained_bytes &&
-	     t->retained_bytes - old_bytes + m->payload_len >
-		     t->max_retained_bytes)) {
+	if (user && ((t->max_retained && is_new &&
+		      t->nretained_user >= t->max_retained) ||
+		     (t->max_retained_bytes &&
+		      t->retained_bytes - old_bytes + m->payload_len >
+			      t->max_retained_bytes))) {
 		rc = MOAT_ELIMIT;
 		goto out;
 	}
@@ -587,9 +594,13 @@ int moat_tree_retain(struct moat_tree *t, struct moat_msg *m)
 		goto out;
 	}
 	old = n->retained;
-	if (!old)
+	if (is_new) {
 		t->nretained++;
-	t->retained_bytes = t->retained_bytes - old_bytes + m->payload_len;
+		t->nretained_user += user;
+	}
+	if (user)
+		t->retained_bytes = t->retained_bytes - old_bytes +
+				    m->payload_len;
 	n->retained = moat_msg_ref(m);
 out:;
 	bool log_full = rc == MOAT_ELIMIT && !t->retain_full_logged;

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <linux/sockios.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -354,6 +356,15 @@ static void shed_connection(struct moat_worker *w, struct moat_listener *l,
 			    int err)
 {
 	uint64_t now = moat_now_ms();
+	/* Stop polling the listeners until the next tick: a level-triggered
+	 * listener would otherwise wake us in a loop [while descriptors are
+	 * short, other workers may take the one freed below]. */
+	if (!w->listeners_paused) {
+		w->listeners_paused = true;
+		for (size_t i = 0; i < w->b->nlisteners; i++)
+			epoll_ctl(w->epfd, EPOLL_CTL_DEL,
+				  w->b->listeners[i].fd, NULL);
+	}
 	if (now - w->fd_warned_ms >= 1000u) {
 		w->fd_warned_ms = now;
 		moat_warn("accept on %s: %s; refusing connections until "
@@ -451,26 +462,65 @@ static void expire_sessions(struct moat_worker *w, uint64_t now)
 	}
 }
 
+/* Does the peer take what we send?  Progress is the kernel accepting
+ * bytes from us, or its send queue shrinking (the peer acknowledged
+ * bytes; EPOLLOUT may not have fired yet).  Our own appends are not
+ * progress; nothing waiting to go out is. */
+static bool write_stalled(struct moat_conn *c, uint64_t now)
+{
+	int outq = 0;
+	if (ioctl(c->fd, SIOCOUTQ, &outq) != 0)
+		outq = 0;
+	bool waiting = moat_buf_used(&c->out) || outq > 0 || !c->reading ||
+		       (c->session && c->session->qlen);
+	if (!waiting || c->tx_bytes != c->last_tx_bytes || outq < c->last_outq)
+		c->last_tx_ms = now;
+	c->last_outq = outq;
+	c->last_tx_bytes = c->tx_bytes;
+	return now - c->last_tx_ms > (uint64_t)c->keepalive * 1500u;
+}
+
+/* Out of descriptors: stop polling the listeners until the next tick,
+ * and make sure the spare descriptor exists again. */
+static void resume_listeners(struct moat_worker *w)
+{
+	if (w->spare_fd < 0)
+		w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (!w->listeners_paused)
+		return;
+	w->listeners_paused = false;
+	for (size_t i = 0; i < w->b->nlisteners; i++) {
+		struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE,
+					 .data.ptr = &w->b->listeners[i]};
+		epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->b->listeners[i].fd, &ev);
+	}
+}
+
 static void tick(struct moat_worker *w, uint64_t now)
 {
 	const struct moat_config *cfg = &w->b->cfg;
 	struct moat_conn *next;
+	resume_listeners(w);
 	for (struct moat_conn *c = w->conns; c; c = next) {
 		next = c->next;
 		if (c->state == CONN_NEW &&
 		    now - c->created_ms > cfg->connect_timeout * 1000u) {
 			moat_conn_close(c, "no CONNECT within connect_timeout");
+			continue;
+		}
+		if (c->state != CONN_ACTIVE)
+			continue;
+		if (write_stalled(c, now)) {
+			/* A peer that takes nothing for 1.5 keep-alives while
+			 * messages wait is gone or hostile, pings or not. */
+			moat_conn_disconnect(c, RC_QUOTA_EXCEEDED,
+					     "client stopped reading (no write "
+					     "progress for 1.5 x keep-alive)");
 		} else if (!c->reading) {
 			/* Paused by back-pressure: its packets wait unread
-			 * because of us, so silence proves nothing; but a
-			 * peer that takes nothing for 1.5 keep-alives is
-			 * gone or hostile. */
+			 * because of us, so its silence proves nothing. */
 			c->last_rx_ms = now;
-			if (now - c->last_tx_ms > (uint64_t)c->keepalive * 1500u)
-				moat_conn_close(c, "client stopped reading "
-						   "(no write progress for 1.5 "
-						   "x keep-alive)");
-		} else if (c->state == CONN_ACTIVE && c->keepalive &&
+		} else if (c->keepalive &&
 			   now - c->last_rx_ms >
 				   (uint64_t)c->keepalive * 1500u) {
 			/* [MQTT-3.1.2-24]: one and a half keep-alives */

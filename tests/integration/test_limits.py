@@ -303,8 +303,12 @@ class Clients:
         self.sync(s)
         return s
 
-    def publish(self, topic, payload, qos=0, retain=False, worker=1):
-        """Publish from a fresh well-behaved client homed on worker."""
+    def publish(self, topic, payload, qos=0, retain=False, worker=0):
+        """Publish from a fresh well-behaved client homed on worker.  On
+        the subscribers' worker (0), a QoS 1 message has been delivered
+        to their output by the time the PUBACK comes, so a sync() after
+        it sees the message; across workers it may still be in transit
+        (use next_publish then)."""
         s = self.client(cid_on(self.uid("pub"), worker % self.workers,
                                self.workers))
         s.sendall(publish_packet(topic, payload, qos=qos, pid=1,
@@ -436,10 +440,10 @@ class Streamer(threading.Thread):
     """Publishes 1 KB QoS 0 messages (numbered) on a connected socket
     until stopped, for at most `seconds` and `limit` messages."""
 
-    def __init__(self, sock, topic, seconds, limit):
+    def __init__(self, sock, topic, seconds, limit, batch=10):
         super().__init__(daemon=True)
         self.sock, self.topic = sock, topic
-        self.seconds, self.limit = seconds, limit
+        self.seconds, self.limit, self.batch = seconds, limit, batch
         self.stop = threading.Event()
         self.sent = 0
         self.error = None
@@ -452,10 +456,10 @@ class Streamer(threading.Thread):
                 batch = b"".join(
                     publish_packet(self.topic, b"%08d" % (self.sent + i) +
                                    b"." * 1016)
-                    for i in range(10))
+                    for i in range(self.batch))
                 self.sock.sendall(batch)
-                self.sent += 10
-                time.sleep(0.01)  # about 1 MB/s
+                self.sent += self.batch
+                time.sleep(0.01)  # about batch * 100 KB/s
         except OSError as e:
             self.error = e
 
@@ -463,29 +467,35 @@ class Streamer(threading.Thread):
 class BackPressureTests(LimitCase):
     broker_config = "output_buffer_size 4k\nsys_interval 0\n"
 
-    def stream(self, topic, seconds, limit):
+    def stream(self, topic, seconds, limit, batch=10):
         p = self.client(cid_on(self.uid("stream"), 1))
-        t = Streamer(p, topic, seconds, limit)
+        t = Streamer(p, topic, seconds, limit, batch)
         t.start()
         self.addCleanup(t.join, 10)
         self.addCleanup(t.stop.set)
         return t
 
     def test_live_slow_subscriber_is_not_disconnected(self):
-        # A subscriber that reads slowly but steadily and pings every
-        # second: back-pressure stops reading it while its output is
-        # full, its silence then is not held against it, and it is not
-        # closed: it is still connected at the end and answers a PINGREQ.
+        # A subscriber that reads slowly but steadily (4 KB every 50 ms)
+        # and pings every second: back-pressure stops reading it while
+        # its output is full, its silence then is not held against it,
+        # and since it keeps taking bytes it is not closed: it is still
+        # connected at the end and answers a PINGREQ.
         topic = "slow/" + self.tag
         cid = cid_on(self.uid("slow"), 0)
         sub = self.client(cid, keepalive=2)
         self.assertEqual(self.subscribe(sub, [(topic, 0)]), [0])
-        streamer = self.stream(topic, seconds=6.0, limit=8000)
+        # about 3 MB/s: loopback send buffers (up to 4 MB) fill within
+        # ~2 s, so back-pressure holds for most of the stream
+        streamer = self.stream(topic, seconds=6.0, limit=20000, batch=30)
         ps = PacketStream()
         seqs, pings, pongs = [], 0, 0
+        start = time.monotonic()
 
         def take(data):
             nonlocal pongs
+            if not data:
+                raise ConnectionError("EOF")
             for first, body in ps.feed(data):
                 if first == 0xD0:
                     pongs += 1
@@ -493,41 +503,45 @@ class BackPressureTests(LimitCase):
                     seqs.append(int(parse_publish(first, body)
                                     ["payload"][:8]))
 
-        start = time.monotonic()
+        def dropped(e, when):
+            self.fail("the live slow subscriber was disconnected (%s) %s, "
+                      "%.1f s after the stream started; broker log: %s"
+                      % (e, when, time.monotonic() - start,
+                         close_lines(self.log(), cid)))
+
         next_ping = start + 1.0
         sub.settimeout(0.2)
-        while time.monotonic() < start + 6.0:
-            try:
-                data = sub.recv(4096)
-                self.assertNotEqual(data, b"", "the slow subscriber was "
-                                    "disconnected after %.1f s"
-                                    % (time.monotonic() - start))
-                take(data)
-            except socket.timeout:
-                pass
-            if time.monotonic() >= next_ping:
-                sub.sendall(PINGREQ)
-                pings += 1
-                next_ping += 1.0
-            time.sleep(0.05)
+        try:
+            while time.monotonic() < start + 6.0:
+                try:
+                    take(sub.recv(4096))
+                except socket.timeout:
+                    pass
+                if time.monotonic() >= next_ping:
+                    sub.sendall(PINGREQ)
+                    pings += 1
+                    next_ping += 1.0
+                time.sleep(0.05)
+        except ConnectionError as e:
+            dropped(e, "while reading slowly")
         streamer.stop.set()
         streamer.join(10)
         self.assertIsNone(streamer.error)
-        self.assertGreater(streamer.sent, 1000, "the publisher was slowed")
+        self.assertGreater(streamer.sent, 3000, "the publisher was slowed")
         # a final PINGREQ: every PINGREQ is answered once the backlog
-        # (bounded by max_queued_messages) is read
-        sub.sendall(PINGREQ)
-        pings += 1
+        # (bounded by max_queued_messages and the socket buffers) is read
         deadline = time.monotonic() + 15.0
         sub.settimeout(1.0)
-        while pongs < pings and time.monotonic() < deadline:
-            try:
-                data = sub.recv(65536)
-            except socket.timeout:
-                continue
-            self.assertNotEqual(data, b"", "the slow subscriber was "
-                                "disconnected while draining")
-            take(data)
+        try:
+            sub.sendall(PINGREQ)
+            pings += 1
+            while pongs < pings and time.monotonic() < deadline:
+                try:
+                    take(sub.recv(65536))
+                except socket.timeout:
+                    pass
+        except ConnectionError as e:
+            dropped(e, "while draining")
         self.assertEqual(pongs, pings, "PINGREQs left unanswered")
         self.assertTrue(seqs, "the slow subscriber got nothing")
         self.assertEqual(seqs, sorted(set(seqs)), "out of order")
@@ -615,56 +629,77 @@ class FdLimitTests(Clients, unittest.TestCase):
     def tearDown(self):
         self.close_clients()
 
+    def flood(self, b, n, hold):
+        """Open n connections, keep them hold seconds, close them.
+        Returns (CPU seconds moatd used meanwhile, wall seconds, new
+        "refusing connections" warnings)."""
+        warned = len(log_lines_with(b.read_log(), "refusing connections"))
+        cpu0 = cpu_seconds(b.proc.pid)
+        t0 = time.monotonic()
+        socks = []
+        try:
+            for _ in range(n):
+                socks.append(socket.create_connection(
+                    ("127.0.0.1", b.port), timeout=TIMEOUT))
+            time.sleep(hold)
+            cpu = cpu_seconds(b.proc.pid) - cpu0
+            elapsed = time.monotonic() - t0
+            self.assertTrue(b.alive(), b.read_log()[-4000:])
+            # clients connected before are served meanwhile
+            payload = ("during-" + self.uid()).encode()
+            self.pub.sendall(publish_packet(self.guard_topic, payload,
+                                            qos=1, pid=1))
+            self.expect(self.pub, ack("puback", 1))
+            self.assertEqual(self.next_publish(self.guard)["payload"],
+                             payload)
+        finally:
+            for s in socks:
+                s.close()
+        warnings = len(log_lines_with(b.read_log(),
+                                      "refusing connections")) - warned
+        return cpu, elapsed, warnings
+
+    def assert_connects(self):
+        """A new client gets CONNACK 0 (the broker may still be closing
+        the flood: retried, bounded)."""
+        got = []
+
+        def connects():
+            s, data = self.connack(self.uid("after"))
+            got.append(data)
+            if data == CONNACK_OK:
+                self.disconnect(s)
+            s.close()
+            return data == CONNACK_OK
+
+        self.assertTrue(wait_for(connects, timeout=5.0, interval=0.1),
+                        "no CONNACK after the flood: %r" % got[-3:])
+
     def test_out_of_file_descriptors(self):
         # With 64 descriptors, 100 connections run moatd out of them:
         # the ones it cannot take are closed at once, the warning comes
-        # at most once a second (per worker), moatd does not spin, and
-        # once the connections are gone it serves new clients.
+        # at most once a second per worker, moatd does not spin, and once
+        # the connections are gone it serves new clients.  Four times:
+        # running out must not use up whatever lets it shed connections.
         with FdLimitedBroker(64, "sys_interval 0\n", WORKERS) as b:
             self.port = b.port
-            # connected before the flood: served during it
             self.start_guard()
-            pub = self.client(cid_on(self.uid("pub"), 1))
-            cpu0 = cpu_seconds(b.proc.pid)
-            t0 = time.monotonic()
-            flood = []
-            try:
-                for _ in range(100):
-                    s = socket.create_connection(("127.0.0.1", b.port),
-                                                 timeout=TIMEOUT)
-                    flood.append(s)
-                time.sleep(2.0)
-                cpu = cpu_seconds(b.proc.pid) - cpu0
-                elapsed = time.monotonic() - t0
-                self.assertTrue(b.alive(), b.read_log()[-4000:])
-                pub.sendall(publish_packet(self.guard_topic, b"during",
-                                           qos=1, pid=1))
-                self.expect(pub, ack("puback", 1))
-                self.assertEqual(self.next_publish(self.guard)["payload"],
-                                 b"during")
-            finally:
-                for s in flood:
-                    s.close()
-            log = b.read_log()
-            warnings = len(log_lines_with(log, "refusing connections"))
-            self.assertGreaterEqual(warnings, 1, "descriptors never ran "
-                                    "out: the test proves nothing")
-            self.assertLessEqual(warnings, 5, "warning not rate-limited")
-            self.assertLess(cpu, 1.0, "moatd used %.2f s of CPU in %.2f s "
-                            "out of descriptors" % (cpu, elapsed))
-            # with the descriptors back, a new client is served (the
-            # broker may still be closing the flood: retry, bounded)
-            got = []
-
-            def connects():
-                s, data = self.connack(self.uid("after"))
-                got.append(data)
-                s.close()
-                return data == CONNACK_OK
-
-            self.assertTrue(wait_for(connects, timeout=5.0, interval=0.1),
-                            "no CONNACK after the flood: %r" % got[-3:])
-            self.disconnect(pub)
+            self.pub = self.client(cid_on(self.uid("pub"), 1))
+            for rnd, hold in ((1, 2.0), (2, 1.0), (3, 1.0), (4, 1.0)):
+                with self.subTest(round=rnd):
+                    cpu, elapsed, warnings = self.flood(b, 100, hold)
+                    self.assertGreaterEqual(
+                        warnings, 1, "descriptors never ran out: the test "
+                        "proves nothing")
+                    # a spinning worker uses ~100% of a CPU; accepting
+                    # and shedding 100 connections takes milliseconds
+                    self.assertLess(cpu, 0.5 * elapsed,
+                                    "moatd used %.2f s of CPU in %.2f s "
+                                    "out of descriptors" % (cpu, elapsed))
+                    self.assertLessEqual(warnings, 5 if rnd == 1 else 4,
+                                         "warning not rate-limited")
+                    self.assert_connects()
+            self.disconnect(self.pub)
             self.assert_serving(b)
 
 
@@ -995,7 +1030,7 @@ class RetainedBytesTests(LimitCase):
         self.publish(t + "/small", b"", retain=True)
 
 
-# ---- assigned client ids -----------------------------------------------------
+# ---- assigned client ids ---------------------------------------------------
 
 class AssignedIdTests(LimitCase):
     workers = 1
