@@ -12,7 +12,8 @@ static void print_help(FILE *f)
 	fprintf(f,
 		"Usage: moat COMMAND [OPTION]...\n"
 		"\n"
-		"An MQTT 3.1.1 command-line client.\n"
+		"An MQTT 5.0, 3.1.1 and 3.1 command-line client (-V 5 for "
+		"MQTT 5).\n"
 		"\n"
 		"Commands:\n"
 		"  pub        publish messages (like mosquitto_pub)\n"
@@ -29,7 +30,7 @@ static void print_help(FILE *f)
 		"  0   success (pub: every message acknowledged at its QoS)\n"
 		"  1   connection, protocol or I/O error (connection "
 		"refused,\n"
-		"      subscription refused, broker gone, ...)\n"
+		"      subscription or message refused, broker gone, ...)\n"
 		"  2   usage error (unknown command or option, bad value)\n"
 		"  27  moat sub: the -W timeout expired\n"
 		"\n"

@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "common/moat_common.h"
+
 /* Exit codes (documented in `moat --help` and docs/cli.md). */
 #define CLI_EXIT_OK 0
 #define CLI_EXIT_FAIL 1     /* connection, protocol or I/O error */
@@ -38,6 +40,25 @@ struct cli_list {
 	size_t n;
 };
 
+/* The packets -D COMMAND can add MQTT 5 properties to (moat_props.c). */
+enum cli_pcmd {
+	CLI_PCMD_CONNECT,
+	CLI_PCMD_PUBLISH,
+	CLI_PCMD_SUBSCRIBE,
+	CLI_PCMD_WILL,
+	CLI_PCMD_DISCONNECT,
+	CLI_PCMD_N,
+};
+
+/* One -D property as given; strings are borrowed from argv. */
+struct cli_prop {
+	enum cli_pcmd cmd;
+	uint8_t id;	/* PROP_* */
+	uint32_t num;	/* numeric value */
+	const char *a;	/* string value, or user property name */
+	const char *b;	/* user property value */
+};
+
 struct cli_cfg {
 	enum cli_tool tool;
 	const char *name; /* "pub" or "sub", for messages */
@@ -61,6 +82,14 @@ struct cli_cfg {
 	const char *will_payload;
 	long will_qos; /* -1: not given */
 	bool will_retain;
+	/* MQTT 5 (both tools) */
+	const char *session_expiry_arg; /* -x as given; NULL: not given */
+	struct cli_prop *props;		/* -D, in command-line order */
+	size_t n_props;
+	/* The -D properties of each packet, wire-encoded without their
+	 * length (owned; built by cli_props_encode()). */
+	struct moat_bytes props_enc[CLI_PCMD_N];
+	uint8_t *props_own[CLI_PCMD_N]; /* the buffers behind props_enc */
 	/* pub */
 	const char *topic;
 	enum cli_source source;
@@ -75,6 +104,11 @@ struct cli_cfg {
 	bool no_eol;
 	bool no_retained;
 	bool retained_only;
+	bool no_local;		  /* --nl (MQTT 5) */
+	bool retain_as_published; /* --rap (MQTT 5) */
+	long retain_handling;	  /* --rh (MQTT 5); -1: not given */
+	const char *format;	  /* -F, or "%j" for --json; NULL: plain */
+	bool json;
 };
 
 /* Parse argv (argv[0] is the subcommand name) into cfg and check it.
@@ -89,6 +123,30 @@ void cli_print_usage(FILE *f, enum cli_tool tool);
 /* Print "moat NAME: message" on stderr unless --quiet. */
 void cli_error(const struct cli_cfg *cfg, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* Print a usage error (even with --quiet) and return CLI_EXIT_USAGE. */
+int cli_usage_error(const struct cli_cfg *cfg, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* -D / --property (moat_props.c).  cli_prop_parse() consumes COMMAND,
+ * PROPERTY and one or two values from argv[*i + 1 ...] and advances *i;
+ * cli_props_encode() checks the combination after parsing (MQTT 5 only,
+ * a will for will properties, ...) and builds cfg->props_enc.  Both return
+ * MOAT_OK or CLI_EXIT_USAGE after printing the error. */
+int cli_prop_parse(struct cli_cfg *cfg, int argc, char **argv, int *i);
+int cli_props_encode(struct cli_cfg *cfg);
+void cli_props_cleanup(struct cli_cfg *cfg);
+/* Print the -D help (commands and properties) for tool. */
+void cli_props_usage(FILE *f, enum cli_tool tool);
+
+/* -F output format of moat sub (sub_format.c).  cli_format_check()
+ * validates cfg->format (MOAT_OK or CLI_EXIT_USAGE after printing the
+ * error).  cli_format_print() writes one message to f (without the
+ * newline); MOAT_EIO when f fails, MOAT_ENOMEM when a sequence cannot be
+ * rendered. */
+struct moat_client_msg;
+int cli_format_check(const struct cli_cfg *cfg);
+int cli_format_print(const struct cli_cfg *cfg, FILE *f,
+		     const struct moat_client_msg *m);
 
 int moat_pub_main(int argc, char **argv);
 int moat_sub_main(int argc, char **argv);

@@ -19,6 +19,7 @@ enum opt_kind {
 	OPT_SOURCE, /* pub message source; min = enum cli_source */
 	OPT_SECRET, /* char * field = copy of the argument; argv wiped */
 	OPT_PROTO,  /* -V protocol version */
+	OPT_PROPERTY, /* -D COMMAND PROPERTY VALUE... (moat_props.c) */
 	OPT_HELP,
 };
 
@@ -60,7 +61,12 @@ static const struct cli_opt options[] = {
 	{'c', "disable-clean-session", BOTH, OPT_FLAG, F(no_clean), 0, 0, NULL,
 	 "keep a persistent session (needs -i)"},
 	{'V', "protocol-version", BOTH, OPT_PROTO, 0, 0, 0, "VERSION",
-	 "311 or mqttv311 (default), 31 or mqttv31"},
+	 "5 or mqttv5, 311 or mqttv311 (default), 31 or mqttv31"},
+	{'x', "session-expiry-interval", BOTH, OPT_STR, F(session_expiry_arg),
+	 0, 0, "SECONDS",
+	 "MQTT 5 session expiry, -1 = never (default: never with -c, else 0)"},
+	{'D', "property", BOTH, OPT_PROPERTY, 0, 0, 0, "CMD PROP VALUE",
+	 "add an MQTT 5 property to a packet (repeatable; list below)"},
 	{'t', "topic", CLI_PUB, OPT_STR, F(topic), 0, 0, "TOPIC",
 	 "topic to publish to (required)"},
 	{'t', "topic", CLI_SUB, OPT_LIST, F(filters), 0, 0, "FILTER",
@@ -91,6 +97,23 @@ static const struct cli_opt options[] = {
 	 "skip retained (stale) messages"},
 	{0, "retained-only", CLI_SUB, OPT_FLAG, F(retained_only), 0, 0, NULL,
 	 "print only retained messages; exit at the first new one"},
+	{'F', "format", CLI_SUB, OPT_STR, F(format), 0, 0, "FORMAT",
+	 "print each message in FORMAT (sequences below)"},
+	{0, "json", CLI_SUB, OPT_FLAG, F(json), 0, 0, NULL,
+	 "print each message as one JSON object (same as -F %j)"},
+	{0, "nl", CLI_SUB, OPT_FLAG, F(no_local), 0, 0, NULL,
+	 "MQTT 5 No Local: not what this client id publishes itself"},
+	{0, "no-local", CLI_SUB, OPT_FLAG, F(no_local), 0, 0, NULL,
+	 "same as --nl"},
+	{0, "rap", CLI_SUB, OPT_FLAG, F(retain_as_published), 0, 0, NULL,
+	 "MQTT 5 Retain As Published: keep the publisher's retain flag"},
+	{0, "retain-as-published", CLI_SUB, OPT_FLAG, F(retain_as_published),
+	 0, 0, NULL, "same as --rap"},
+	{0, "rh", CLI_SUB, OPT_INT, F(retain_handling), 0, 2, "0|1|2",
+	 "MQTT 5 Retain Handling: retained messages 0 always, 1 if new, "
+	 "2 never"},
+	{0, "retain-handling", CLI_SUB, OPT_INT, F(retain_handling), 0, 2,
+	 "0|1|2", "same as --rh"},
 	{0, "will-topic", BOTH, OPT_STR, F(will_topic), 0, 0, "TOPIC",
 	 "topic of the will (published if we vanish)"},
 	{0, "will-payload", BOTH, OPT_STR, F(will_payload), 0, 0, "PAYLOAD",
@@ -124,17 +147,33 @@ void cli_error(const struct cli_cfg *cfg, const char *fmt, ...)
 }
 
 /* Usage errors are printed even with --quiet: nothing ran yet. */
+static int vusage_error(const struct cli_cfg *cfg, const char *fmt,
+			va_list ap)
+{
+	fprintf(stderr, "moat %s: ", cfg->name);
+	vfprintf(stderr, fmt, ap);
+	fprintf(stderr, "\nTry 'moat %s --help' for more information.\n",
+		cfg->name);
+	return CLI_EXIT_USAGE;
+}
+
 __attribute__((format(printf, 2, 3))) static int
 usage_error(const struct cli_cfg *cfg, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	fprintf(stderr, "moat %s: ", cfg->name);
-	vfprintf(stderr, fmt, ap);
-	fprintf(stderr, "\nTry 'moat %s --help' for more information.\n",
-		cfg->name);
+	int rc = vusage_error(cfg, fmt, ap);
 	va_end(ap);
-	return CLI_EXIT_USAGE;
+	return rc;
+}
+
+int cli_usage_error(const struct cli_cfg *cfg, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = vusage_error(cfg, fmt, ap);
+	va_end(ap);
+	return rc;
 }
 
 void cli_print_usage(FILE *f, enum cli_tool tool)
@@ -152,8 +191,28 @@ void cli_print_usage(FILE *f, enum cli_tool tool)
 			 o->long_name ? "--" : "",
 			 o->long_name ? o->long_name : "", o->arg ? " " : "",
 			 o->arg ? o->arg : "");
-		fprintf(f, "  %-32s %s\n", lhs, o->help);
+		if (strlen(lhs) > 32)
+			fprintf(f, "  %s\n  %-32s %s\n", lhs, "", o->help);
+		else
+			fprintf(f, "  %-32s %s\n", lhs, o->help);
 	}
+	cli_props_usage(f, tool);
+	if (tool == CLI_SUB)
+		fputs("\n-F FORMAT sequences: %t topic, %p payload, %q QoS, "
+		      "%r retain, %m message id,\n"
+		      "  %l payload length, %x/%X payload in hex, %j JSON "
+		      "(as --json),\n"
+		      "  %I ISO 8601 time, %U Unix time; MQTT 5: %P user "
+		      "properties (name:value),\n"
+		      "  %C content type, %E message expiry, %R response "
+		      "topic, %D correlation data,\n"
+		      "  %F payload format, %S subscription identifiers, %A "
+		      "topic alias; %% for %,\n"
+		      "  @@ for @; \\n \\t \\r \\0 \\a \\e \\v "
+		      "\\\\ escapes.  Flags, width and precision as\n"
+		      "  in %-10.5t.  A newline follows each message unless "
+		      "-N.\n",
+		      f);
 	fprintf(f, "\nExit status: 0 success, 1 connection or protocol "
 		   "error, 2 usage error%s.\n",
 		tool == CLI_SUB ? ", 27 -W timeout expired" : "");
@@ -206,11 +265,10 @@ static int parse_proto(struct cli_cfg *cfg, const char *v)
 	} else if (!strcmp(v, "31") || !strcmp(v, "mqttv31")) {
 		cfg->proto_level = MQTT_PROTO_V31;
 	} else if (!strcmp(v, "5") || !strcmp(v, "mqttv5")) {
-		return usage_error(cfg, "MQTT v5 (-V %s) is not supported yet; "
-					"use -V 311", v);
+		cfg->proto_level = MQTT_PROTO_V5;
 	} else {
 		return usage_error(cfg, "unknown protocol version '%s' "
-					"(use 311 or 31)", v);
+					"(use 5, 311 or 31)", v);
 	}
 	return MOAT_OK;
 }
@@ -275,6 +333,7 @@ static int apply_opt(struct cli_cfg *cfg, const struct cli_opt *o, char *v,
 		return set_source(cfg, o, v, a);
 	case OPT_PROTO:
 		return parse_proto(cfg, v);
+	case OPT_PROPERTY: /* handled by parse_args */
 	case OPT_HELP:
 		cfg->help = true;
 		break;
@@ -294,6 +353,16 @@ static int parse_args(struct cli_cfg *cfg, int argc, char **argv)
 			return usage_error(cfg, "unknown option '%s'", a);
 		if (!o)
 			return usage_error(cfg, "unexpected argument '%s'", a);
+		if (o->kind == OPT_PROPERTY) {
+			if (v)
+				return usage_error(cfg, "--property takes "
+							"COMMAND PROPERTY VALUE "
+							"as separate arguments");
+			int rc = cli_prop_parse(cfg, argc, argv, &i);
+			if (rc != MOAT_OK)
+				return rc;
+			continue;
+		}
 		if (o->arg && !v) {
 			if (i + 1 >= argc)
 				return usage_error(cfg, "option '%s' needs an "
@@ -366,8 +435,10 @@ static int check_auth_will(struct cli_cfg *cfg)
 		if (!cfg->password)
 			return usage_error(cfg, "out of memory");
 	}
-	if (cfg->password && !cfg->username)
-		return usage_error(cfg, "a password (-P) needs a user name (-u)");
+	if (cfg->password && !cfg->username &&
+	    cfg->proto_level != MQTT_PROTO_V5) /* MQTT 5 allows it */
+		return usage_error(cfg, "a password (-P) needs a user name "
+					"(-u) before MQTT 5");
 	if (cfg->username && !utf8_ok(cfg->username))
 		return usage_error(cfg, "the user name is not valid UTF-8");
 	if (!cfg->will_topic && (cfg->will_payload || cfg->will_qos >= 0 ||
@@ -409,7 +480,16 @@ static int check_sub(struct cli_cfg *cfg)
 	if (cfg->no_retained && cfg->retained_only)
 		return usage_error(cfg, "-R and --retained-only exclude each "
 					"other");
-	return MOAT_OK;
+	if (cfg->proto_level != MQTT_PROTO_V5 &&
+	    (cfg->no_local || cfg->retain_as_published ||
+	     cfg->retain_handling >= 0))
+		return usage_error(cfg, "--nl, --rap and --rh need MQTT 5: "
+					"add -V 5");
+	if (cfg->json && cfg->format)
+		return usage_error(cfg, "--json and -F exclude each other");
+	if (cfg->json)
+		cfg->format = "%j";
+	return cfg->format ? cli_format_check(cfg) : MOAT_OK;
 }
 
 int cli_setup(struct cli_cfg *cfg, enum cli_tool tool, int argc, char **argv)
@@ -421,6 +501,7 @@ int cli_setup(struct cli_cfg *cfg, enum cli_tool tool, int argc, char **argv)
 	cfg->port = 1883;
 	cfg->keepalive = 60;
 	cfg->will_qos = -1;
+	cfg->retain_handling = -1;
 	cfg->proto_level = MQTT_PROTO_V311;
 	int rc = parse_args(cfg, argc, argv);
 	if (rc != MOAT_OK)
@@ -430,7 +511,8 @@ int cli_setup(struct cli_cfg *cfg, enum cli_tool tool, int argc, char **argv)
 		return CLI_EXIT_OK;
 	}
 	if ((rc = make_client_id(cfg)) != MOAT_OK ||
-	    (rc = check_auth_will(cfg)) != MOAT_OK)
+	    (rc = check_auth_will(cfg)) != MOAT_OK ||
+	    (rc = cli_props_encode(cfg)) != MOAT_OK)
 		return rc;
 	rc = tool == CLI_PUB ? check_pub(cfg) : check_sub(cfg);
 	return rc == MOAT_OK ? CLI_CONTINUE : rc;
@@ -445,4 +527,5 @@ void cli_cleanup(struct cli_cfg *cfg)
 	MOAT_FREE(cfg->client_id);
 	MOAT_FREE(cfg->filters.v);
 	MOAT_FREE(cfg->filter_out.v);
+	cli_props_cleanup(cfg);
 }

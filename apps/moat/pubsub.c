@@ -53,15 +53,24 @@ static int cli_connect(const struct cli_cfg *cfg, struct moat_client *c,
 				cfg->will_payload ? strlen(cfg->will_payload) : 0,
 			.will_qos = cfg->will_qos > 0 ? (uint8_t)cfg->will_qos : 0,
 			.will_retain = cfg->will_retain,
-		}};
+		},
+		.props = cfg->props_enc[CLI_PCMD_CONNECT],
+		.will_props = cfg->props_enc[CLI_PCMD_WILL]};
 	bool session_present = false;
 	int rc = moat_client_connect(c, &o, &session_present);
 	if (rc != MOAT_OK)
 		cli_error(cfg, "%s", moat_client_errmsg(c));
-	else if (cfg->no_clean)
-		moat_debug("client %s: %s session", cfg->client_id,
+	else if (cfg->no_clean || cfg->proto_level == MQTT_PROTO_V5)
+		moat_debug("client %s: %s session", moat_client_id(c),
 			   session_present ? "resumed the" : "started a new");
 	return rc;
+}
+
+/* DISCONNECT, with the -D disconnect properties. */
+static int cli_disconnect(const struct cli_cfg *cfg, struct moat_client *c)
+{
+	return moat_client_disconnect_props(
+		c, 0, &cfg->props_enc[CLI_PCMD_DISCONNECT]);
 }
 
 /* One read(2) into b.  *eof is set at end of input; MOAT_ELIMIT when b is
@@ -125,8 +134,9 @@ out:
 static int publish(const struct cli_cfg *cfg, struct moat_client *c,
 		   const void *payload, size_t len)
 {
-	int rc = moat_client_publish(c, cfg->topic, payload, len,
-				     (uint8_t)cfg->qos, cfg->retain);
+	int rc = moat_client_publish_props(c, cfg->topic, payload, len,
+					   (uint8_t)cfg->qos, cfg->retain,
+					   &cfg->props_enc[CLI_PCMD_PUBLISH]);
 	if (rc != MOAT_OK)
 		cli_error(cfg, "%s", moat_client_errmsg(c));
 	return rc;
@@ -230,7 +240,7 @@ int moat_pub_main(int argc, char **argv)
 		goto out;
 	int rc = publish_once(&cfg, c, &payload);
 	/* DISCONNECT even after a failed publish: the will is for crashes. */
-	int drc = moat_client_disconnect(c);
+	int drc = cli_disconnect(&cfg, c);
 	if (rc == MOAT_OK && drc != MOAT_OK)
 		cli_error(&cfg, "%s", moat_client_errmsg(c));
 	if (rc == MOAT_OK && drc == MOAT_OK)
@@ -296,21 +306,27 @@ static bool filtered_out(const struct cli_cfg *cfg, struct moat_bytes topic)
 	return false;
 }
 
-/* Payloads are written as they are (binary safe), one per line. */
+/* Payloads are written as they are (binary safe), one per line; -F and
+ * --json format them (sub_format.c) and override -v. */
 static int print_message(const struct cli_cfg *cfg,
 			 const struct moat_client_msg *m)
 {
-	if (cfg->verbose) {
-		fwrite(m->topic.p, 1, m->topic.len, stdout);
-		fputc(' ', stdout);
+	int rc = MOAT_OK;
+	if (cfg->format) {
+		rc = cli_format_print(cfg, stdout, m);
+	} else {
+		if (cfg->verbose) {
+			fwrite(m->topic.p, 1, m->topic.len, stdout);
+			fputc(' ', stdout);
+		}
+		if (m->payload.len)
+			fwrite(m->payload.p, 1, m->payload.len, stdout);
 	}
-	if (m->payload.len)
-		fwrite(m->payload.p, 1, m->payload.len, stdout);
-	if (!cfg->no_eol)
+	if (rc == MOAT_OK && !cfg->no_eol)
 		fputc('\n', stdout);
 	if (fflush(stdout) != 0 || ferror(stdout))
 		return MOAT_EIO;
-	return MOAT_OK;
+	return rc;
 }
 
 /* The same checks, in the same order, as mosquitto_sub. */
@@ -326,8 +342,14 @@ static void on_message(void *arg, const struct moat_client_msg *m)
 	}
 	if ((cfg->no_retained && m->retain) || filtered_out(cfg, m->topic))
 		return;
-	if (print_message(cfg, m) != MOAT_OK) {
-		cli_error(cfg, "cannot write to stdout: %s", strerror(errno));
+	int rc = print_message(cfg, m);
+	if (rc != MOAT_OK) {
+		if (rc == MOAT_EIO)
+			cli_error(cfg, "cannot write to stdout: %s",
+				  strerror(errno));
+		else
+			cli_error(cfg, "cannot format a message: %s",
+				  moat_strerror(rc));
 		st->write_failed = true;
 		finish(st);
 		return;
@@ -336,34 +358,64 @@ static void on_message(void *arg, const struct moat_client_msg *m)
 		finish(st);
 }
 
+/* The subscription options byte of every filter: QoS, and for MQTT 5 No
+ * Local, Retain As Published and Retain Handling. */
+static uint8_t sub_options(const struct cli_cfg *cfg)
+{
+	unsigned o = (unsigned)cfg->qos;
+	if (cfg->no_local)
+		o |= 0x04;
+	if (cfg->retain_as_published)
+		o |= 0x08;
+	if (cfg->retain_handling > 0)
+		o |= (unsigned)cfg->retain_handling << 4;
+	return (uint8_t)o;
+}
+
+/* A refused filter: 3.1.1 has one failure code, MQTT 5 names the reason. */
+static void report_refusal(const struct cli_cfg *cfg, struct moat_client *c,
+			   const char *filter, uint8_t code)
+{
+	if (moat_client_version(c) != MQTT_PROTO_V5) {
+		cli_error(cfg, "subscription to '%s' refused by the broker",
+			  filter);
+		return;
+	}
+	const char *why = moat_client_reason_string(c);
+	cli_error(cfg, "subscription to '%s' refused by the broker: %s "
+		       "(0x%02X)%s%s", filter, moat_mqtt_rc_name(code), code,
+		  why[0] ? ": " : "", why);
+}
+
 static int subscribe_all(const struct cli_cfg *cfg, struct moat_client *c)
 {
 	size_t n = cfg->filters.n;
-	uint8_t *qos = moat_malloc(n);
+	uint8_t *opts = moat_malloc(n);
 	uint8_t *granted = moat_malloc(n);
 	int rc = MOAT_ENOMEM;
-	if (!qos || !granted) {
+	if (!opts || !granted) {
 		cli_error(cfg, "out of memory");
 		goto out;
 	}
-	memset(qos, (int)cfg->qos, n);
-	rc = moat_client_subscribe(c, cfg->filters.v, qos, n, granted);
+	memset(opts, sub_options(cfg), n);
+	rc = moat_client_subscribe_props(c, cfg->filters.v, opts, n,
+					 &cfg->props_enc[CLI_PCMD_SUBSCRIBE],
+					 granted);
 	if (rc != MOAT_OK) {
 		cli_error(cfg, "%s", moat_client_errmsg(c));
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
-		if (granted[i] == MQTT_SUBACK_FAILURE) {
-			cli_error(cfg, "subscription to '%s' refused by the "
-				       "broker", cfg->filters.v[i]);
+		if (granted[i] >= 0x80) {
+			report_refusal(cfg, c, cfg->filters.v[i], granted[i]);
 			rc = MOAT_EDENIED;
-		} else if (granted[i] < qos[i]) {
+		} else if (granted[i] < cfg->qos) {
 			moat_debug("subscription to '%s' granted at QoS %u",
 				   cfg->filters.v[i], granted[i]);
 		}
 	}
 out:
-	moat_free(qos);
+	moat_free(opts);
 	moat_free(granted);
 	return rc;
 }
@@ -382,7 +434,9 @@ static int sub_loop(struct sub_state *st, uint64_t deadline)
 		int timeout = -1;
 		if (deadline != NO_DEADLINE) {
 			if (expired(deadline)) {
+				/* A clean end: DISCONNECT, so no will. */
 				cli_error(cfg, "timed out");
+				(void)cli_disconnect(cfg, st->c);
 				return CLI_EXIT_TIMEOUT;
 			}
 			timeout = (int)(deadline - moat_now_ms());
@@ -396,7 +450,7 @@ static int sub_loop(struct sub_state *st, uint64_t deadline)
 	}
 	if (st->write_failed)
 		return CLI_EXIT_FAIL;
-	if (moat_client_disconnect(st->c) != MOAT_OK) {
+	if (cli_disconnect(cfg, st->c) != MOAT_OK) {
 		cli_error(cfg, "%s", moat_client_errmsg(st->c));
 		return CLI_EXIT_FAIL;
 	}

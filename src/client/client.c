@@ -1,6 +1,13 @@
-/* Blocking MQTT 3.1.1 client: socket I/O, packet dispatch and the QoS
- * flows.  Encoding and decoding are the codec's (codec/mqtt_codec.h); this
- * file only moves bytes and keeps the protocol state.
+/* Blocking MQTT 3.1.1 / 5.0 client: socket I/O, packet dispatch and the
+ * QoS flows.  Decoding and most encoding are the codec's (codec/mqtt_codec.h,
+ * codec/mqtt5.h); the client-side MQTT 5 packets the codec has no encoder
+ * for (CONNECT, SUBSCRIBE, UNSUBSCRIBE, DISCONNECT with properties) and the
+ * server-to-client PUBLISH and CONNACK decoding are here.
+ *
+ * MQTT 5 state: the server's CONNACK limits (struct moat_client_server),
+ * both topic alias tables, and the last Reason String.  A malformed packet
+ * or protocol error from an MQTT 5 server is answered with DISCONNECT and
+ * the matching reason code before the connection is closed.
  *
  * Reading: bytes go into a bounded buffer (max packet + 5 header bytes);
  * complete packets are dispatched in place and consumed.  Writing: one
@@ -21,7 +28,8 @@
 #include "client.h"
 
 #define READ_CHUNK ((size_t)65536)
-#define ERR_LEN 256
+#define ERR_LEN 512
+#define REASON_LEN 256
 #define QOS2_BITMAP_BYTES (65536 / 8)
 /* Upper bound on the wait for the server's close after DISCONNECT. */
 #define LINGER_MS 2000u
@@ -34,7 +42,14 @@ struct ack_wait {
 	uint8_t *codes; /* SUBACK: receives ncodes return codes */
 	size_t ncodes;
 	bool session_present; /* CONNACK */
-	uint8_t connack_rc;   /* CONNACK */
+	uint8_t connack_rc;   /* CONNACK (v3 return code or v5 reason) */
+	uint8_t reason;	      /* MQTT 5 PUBACK/PUBREC/PUBCOMP reason code */
+};
+
+/* One topic alias: the topic it stands for (owned; NULL = unset). */
+struct alias {
+	uint8_t *p;
+	size_t len;
 };
 
 struct moat_client {
@@ -55,7 +70,21 @@ struct moat_client {
 	void *msg_arg;
 	bool connected; /* CONNACK accepted */
 	bool stopped;   /* moat_client_stop() called */
-	char *id;       /* client id, for debug lines */
+	char *id;       /* client id (escaped), for debug lines */
+	uint8_t version;	 /* protocol level; 0 before connect */
+	uint32_t in_max_total;	 /* v5: our Maximum Packet Size; 0 = none */
+	uint32_t session_expiry; /* v5: as sent in CONNECT */
+	struct moat_client_server srv;
+	/* v5 topic aliases: set by the server (at most alias_in_max, our
+	 * Topic Alias Maximum) and by us (at most srv.topic_alias_maximum;
+	 * allocated on first use). */
+	struct alias *alias_in;
+	uint16_t alias_in_max;
+	struct alias *alias_out;
+	/* v5: the DISCONNECT reason for the error being raised; 0 = derive it
+	 * from the error code. */
+	uint8_t fail_reason;
+	char reason[REASON_LEN]; /* last Reason String, escaped */
 	char err[ERR_LEN];
 };
 
@@ -83,6 +112,82 @@ set_err(struct moat_client *c, int rc, const char *fmt, ...)
 const char *moat_client_errmsg(const struct moat_client *c)
 {
 	return c->err;
+}
+
+const char *moat_client_reason_string(const struct moat_client *c)
+{
+	return c->reason;
+}
+
+const char *moat_client_id(const struct moat_client *c)
+{
+	return c->id ? c->id : "";
+}
+
+uint8_t moat_client_version(const struct moat_client *c)
+{
+	return c->version;
+}
+
+const struct moat_client_server *moat_client_server(const struct moat_client *c)
+{
+	return &c->srv;
+}
+
+/* Escape untrusted bytes from the server for a message or debug line. */
+static const char *esc(struct moat_bytes b, char *out, size_t outsz)
+{
+	return moat_log_escape(b.p, b.len, out, outsz);
+}
+
+/* The name of a reason code in a DISCONNECT (0 is not "Success" there). */
+static const char *disconnect_name(uint8_t rc)
+{
+	return rc == RC_SUCCESS ? "Normal disconnection" : moat_mqtt_rc_name(rc);
+}
+
+/* An error for a packet that does not decode: EPROTO stays a protocol
+ * error, everything else is malformed. */
+static int bad_packet(struct moat_client *c, int rc, const char *what)
+{
+	if (rc == MOAT_EPROTO)
+		return set_err(c, MOAT_EPROTO,
+			       "protocol error in %s from server", what);
+	return set_err(c, MOAT_EMALFORMED, "invalid %s from server: %s", what,
+		       moat_strerror(rc));
+}
+
+/* Keep the Reason String of an acknowledgement we were waiting for. */
+static void keep_reason(struct moat_client *c, const struct moat_mqtt_props *p)
+{
+	c->reason[0] = '\0';
+	if (moat_props_has(p, PROP_REASON_STRING))
+		esc(p->reason_string, c->reason, sizeof(c->reason));
+}
+
+static void free_aliases(struct alias *a, size_t n)
+{
+	if (!a)
+		return;
+	for (size_t i = 0; i < n; i++)
+		moat_free(a[i].p);
+	moat_free(a);
+}
+
+/* Set alias slot a to topic; MOAT_ENOMEM when the copy fails. */
+/* Set alias slot a to topic.  On MOAT_ENOMEM the slot is left empty,
+ * never with its old topic. */
+static int alias_set(struct alias *a, struct moat_bytes topic)
+{
+	MOAT_FREE(a->p);
+	a->len = 0;
+	uint8_t *copy = moat_malloc(topic.len ? topic.len : 1);
+	if (!copy)
+		return MOAT_ENOMEM;
+	memcpy(copy, topic.p, topic.len);
+	a->p = copy;
+	a->len = topic.len;
+	return MOAT_OK;
 }
 
 const char *moat_client_connack_str(uint8_t rc)
@@ -140,6 +245,8 @@ void moat_client_free(struct moat_client *c)
 	moat_buf_cleanup(&c->out);
 	moat_free(c->qos2_in);
 	moat_free(c->id);
+	free_aliases(c->alias_in, c->alias_in_max);
+	free_aliases(c->alias_out, c->srv.topic_alias_maximum);
 	moat_free(c);
 }
 
@@ -202,16 +309,27 @@ static int write_all(struct moat_client *c, const uint8_t *p, size_t len)
 	return MOAT_OK;
 }
 
-/* Send the packet encoded in c->out and empty the buffer. */
+/* Send the packet encoded in c->out and empty the buffer.  A packet
+ * above the server's Maximum Packet Size is not sent [MQTT-3.1.2-24]; the
+ * connection stays usable. */
 static int flush_out(struct moat_client *c, const char *what)
 {
 	int rc = MOAT_OK;
+	size_t used = moat_buf_used(&c->out);
 	if (c->fd < 0) {
 		rc = set_err(c, MOAT_ECLOSED, "not connected");
 		goto out;
 	}
+	if (c->srv.maximum_packet_size && used > c->srv.maximum_packet_size) {
+		rc = set_err(c, MOAT_ELIMIT,
+			     "%s of %zu bytes not sent: the server's Maximum "
+			     "Packet Size is %u bytes",
+			     type_name(c->out.data[c->out.off] >> 4), used,
+			     c->srv.maximum_packet_size);
+		goto out;
+	}
 	moat_debug("client %s sending %s", c->id ? c->id : "?", what);
-	rc = write_all(c, c->out.data + c->out.off, moat_buf_used(&c->out));
+	rc = write_all(c, c->out.data + c->out.off, used);
 	if (rc != MOAT_OK)
 		close_fd(c);
 out:
@@ -353,49 +471,123 @@ static void qos2_set(struct moat_client *c, uint16_t id, bool on)
 		c->qos2_in[id >> 3] &= (uint8_t)~bit;
 }
 
-static void deliver(struct moat_client *c, const struct moat_mqtt_publish *p)
+static void deliver(struct moat_client *c, const struct moat_mqtt_publish5 *p5)
 {
+	const struct moat_mqtt_publish *p = &p5->p;
 	struct moat_client_msg m = {.topic = p->topic,
 				    .payload = p->payload,
 				    .qos = p->qos,
 				    .retain = p->retain,
 				    .dup = p->dup,
-				    .packet_id = p->packet_id};
+				    .packet_id = p->packet_id,
+				    .props = c->version == MQTT_PROTO_V5
+						     ? &p5->props
+						     : NULL};
 	if (c->msg_cb)
 		c->msg_cb(c->msg_arg, &m);
+}
+
+/* A PUBLISH from an MQTT 5 server.  The codec's moat_mqtt_decode_publish_v
+ * is the server's view (it refuses Subscription Identifiers, which only a
+ * server may send), so the client decodes here with the same checks. */
+static int decode_publish5(uint8_t flags, const uint8_t *body, size_t len,
+			   struct moat_mqtt_publish5 *p5)
+{
+	struct moat_mqtt_publish *p = &p5->p;
+	struct moat_rd rd;
+	int rc;
+	memset(p5, 0, sizeof(*p5));
+	p->dup = (flags & 0x08) != 0;
+	p->qos = (uint8_t)((flags >> 1) & 0x03);
+	p->retain = (flags & 0x01) != 0;
+	if (p->qos == 3 || (p->qos == 0 && p->dup)) /* [MQTT-3.3.1-2,4] */
+		return MOAT_EMALFORMED;
+	moat_rd_init(&rd, body, len);
+	if ((rc = moat_rd_string(&rd, &p->topic)) != MOAT_OK)
+		return rc;
+	if (p->topic.len &&
+	    !moat_topic_name_valid(p->topic.p, p->topic.len))
+		return MOAT_EPROTO; /* [MQTT-3.3.2-2] */
+	if (p->qos > 0) {
+		if ((rc = moat_rd_u16(&rd, &p->packet_id)) != MOAT_OK)
+			return rc;
+		if (p->packet_id == 0) /* [MQTT-2.2.1-3] */
+			return MOAT_EMALFORMED;
+	}
+	if ((rc = moat_mqtt_props_read(&rd, PCTX_PUBLISH, &p5->props)) != 0)
+		return rc;
+	if (p->topic.len == 0 && !moat_props_has(&p5->props, PROP_TOPIC_ALIAS))
+		return MOAT_EPROTO; /* [MQTT-3.3.2-1] */
+	p->payload.p = rd.p + rd.pos;
+	p->payload.len = moat_rd_left(&rd);
+	return MOAT_OK;
+}
+
+/* Topic Alias from the server [MQTT-3.3.2-8..10]: a topic with an alias
+ * sets it, an empty topic uses it. */
+static int resolve_alias(struct moat_client *c, struct moat_mqtt_publish5 *p5)
+{
+	if (!moat_props_has(&p5->props, PROP_TOPIC_ALIAS))
+		return MOAT_OK;
+	uint16_t a = p5->props.topic_alias; /* 0 was refused by the decoder */
+	if (a > c->alias_in_max) {
+		c->fail_reason = RC_TOPIC_ALIAS_INVALID;
+		return set_err(c, MOAT_EPROTO,
+			       "protocol error: topic alias %u from the server "
+			       "is above our Topic Alias Maximum (%u)",
+			       a, c->alias_in_max);
+	}
+	struct alias *e = &c->alias_in[a - 1];
+	if (p5->p.topic.len) {
+		if (alias_set(e, p5->p.topic) != MOAT_OK)
+			return set_err(c, MOAT_ENOMEM, "out of memory");
+		return MOAT_OK;
+	}
+	if (!e->p)
+		return set_err(c, MOAT_EPROTO,
+			       "protocol error: the server used topic alias %u "
+			       "before setting it", a);
+	p5->p.topic = (struct moat_bytes){e->p, e->len};
+	return MOAT_OK;
 }
 
 static int on_publish(struct moat_client *c, uint8_t flags,
 		      const uint8_t *body, size_t len)
 {
-	struct moat_mqtt_publish p;
-	int rc = moat_mqtt_decode_publish(flags, body, len, &p);
+	struct moat_mqtt_publish5 p5;
+	struct moat_mqtt_publish *p = &p5.p;
+	int rc = c->version == MQTT_PROTO_V5
+			 ? decode_publish5(flags, body, len, &p5)
+			 : moat_mqtt_decode_publish_v(flags, body, len,
+						      c->version, &p5);
 	if (rc != MOAT_OK)
-		return set_err(c, rc, "invalid PUBLISH from server: %s",
-			       moat_strerror(rc));
-	char topic[128];
+		return bad_packet(c, rc, "PUBLISH");
+	if ((rc = resolve_alias(c, &p5)) != MOAT_OK)
+		return rc;
+	char topic[128], alias[32] = "";
+	if (moat_props_has(&p5.props, PROP_TOPIC_ALIAS))
+		snprintf(alias, sizeof(alias), " (topic alias %u)",
+			 p5.props.topic_alias);
 	moat_debug("client %s received PUBLISH (d%d, q%u, r%d, m%u, '%s', "
-		   "... (%zu bytes))",
-		   c->id, p.dup, p.qos, p.retain, p.packet_id,
-		   moat_log_escape(p.topic.p, p.topic.len, topic,
-				   sizeof(topic)),
-		   p.payload.len);
+		   "... (%zu bytes))%s",
+		   c->id, p->dup, p->qos, p->retain, p->packet_id,
+		   esc(p->topic, topic, sizeof(topic)), p->payload.len, alias);
 	/* After stop: neither deliver nor acknowledge, so that a persistent
 	 * session keeps the message for the next connection. */
 	if (c->stopped)
 		return MOAT_OK;
-	if (p.qos == 2 && qos2_test(c, p.packet_id)) {
+	if (p->qos == 2 && qos2_test(c, p->packet_id)) {
 		/* A resend of a message we already delivered. */
 		moat_debug("client %s: duplicate QoS 2 message %u not "
-			   "delivered again", c->id, p.packet_id);
-		return send_ack(c, MQTT_PUBREC, p.packet_id);
+			   "delivered again", c->id, p->packet_id);
+		return send_ack(c, MQTT_PUBREC, p->packet_id);
 	}
-	deliver(c, &p); /* deliver first, then acknowledge */
-	if (p.qos == 1)
-		return send_ack(c, MQTT_PUBACK, p.packet_id);
-	if (p.qos == 2) {
-		qos2_set(c, p.packet_id, true);
-		return send_ack(c, MQTT_PUBREC, p.packet_id);
+	deliver(c, &p5); /* deliver first, then acknowledge */
+	if (p->qos == 1)
+		return send_ack(c, MQTT_PUBACK, p->packet_id);
+	if (p->qos == 2) {
+		qos2_set(c, p->packet_id, true);
+		return send_ack(c, MQTT_PUBREC, p->packet_id);
 	}
 	return MOAT_OK;
 }
@@ -403,8 +595,12 @@ static int on_publish(struct moat_client *c, uint8_t flags,
 static int on_pubrel(struct moat_client *c, const uint8_t *body, size_t len)
 {
 	uint16_t id;
-	if (moat_mqtt_decode_ack(body, len, &id) != MOAT_OK)
-		return set_err(c, MOAT_EMALFORMED, "invalid PUBREL from server");
+	uint8_t reason;
+	struct moat_mqtt_props props;
+	int rc = moat_mqtt_decode_ack_v(body, len, c->version, &id, &reason,
+					&props);
+	if (rc != MOAT_OK)
+		return bad_packet(c, rc, "PUBREL");
 	moat_debug("client %s received PUBREL (m%u)", c->id, id);
 	qos2_set(c, id, false);
 	/* Answer even an unknown id: the server may be finishing a flow of
@@ -412,52 +608,203 @@ static int on_pubrel(struct moat_client *c, const uint8_t *body, size_t len)
 	return send_ack(c, MQTT_PUBCOMP, id);
 }
 
-/* PUBACK, PUBREC, PUBCOMP, UNSUBACK: match the call that waits for it. */
+/* PUBACK, PUBREC, PUBCOMP: match the call that waits for it. */
 static int on_ack(struct moat_client *c, uint8_t type, const uint8_t *body,
 		  size_t len)
 {
 	uint16_t id;
-	if (moat_mqtt_decode_ack(body, len, &id) != MOAT_OK)
-		return set_err(c, MOAT_EMALFORMED, "invalid %s from server",
-			       type_name(type));
-	moat_debug("client %s received %s (m%u)", c->id, type_name(type), id);
-	struct ack_wait *w = c->wait;
-	if (w && !w->done && w->type == type && w->id == id)
-		w->done = true;
+	uint8_t reason;
+	struct moat_mqtt_props props;
+	int rc = moat_mqtt_decode_ack_v(body, len, c->version, &id, &reason,
+					&props);
+	if (rc != MOAT_OK)
+		return bad_packet(c, rc, type_name(type));
+	if (reason)
+		moat_debug("client %s received %s (m%u, rc 0x%02x %s)", c->id,
+			   type_name(type), id, reason,
+			   moat_mqtt_rc_name(reason));
 	else
+		moat_debug("client %s received %s (m%u)", c->id,
+			   type_name(type), id);
+	struct ack_wait *w = c->wait;
+	if (w && !w->done && w->type == type && w->id == id) {
+		w->done = true;
+		w->reason = reason;
+		keep_reason(c, &props);
+	} else {
 		moat_debug("client %s: ignoring unexpected %s (m%u)", c->id,
 			   type_name(type), id);
+	}
 	return MOAT_OK;
 }
 
-static int on_suback(struct moat_client *c, const uint8_t *body, size_t len)
+/* SUBACK and UNSUBACK: packet id, (v5) properties, one code per filter
+ * [MQTT-3.8.4-5] [MQTT-3.11.3-1]. */
+static int on_sub_ack(struct moat_client *c, uint8_t type, const uint8_t *body,
+		      size_t len)
 {
+	const char *what = type_name(type);
+	bool v5 = c->version == MQTT_PROTO_V5;
+	struct moat_mqtt_props props;
 	struct moat_rd rd;
 	uint16_t id;
+	memset(&props, 0, sizeof(props));
 	moat_rd_init(&rd, body, len);
-	if (moat_rd_u16(&rd, &id) != MOAT_OK || id == 0 ||
-	    moat_rd_left(&rd) == 0)
-		return set_err(c, MOAT_EMALFORMED, "invalid SUBACK from server");
-	const uint8_t *codes = body + 2;
-	size_t n = len - 2;
-	for (size_t i = 0; i < n; i++)
-		if (codes[i] > 2 && codes[i] != MQTT_SUBACK_FAILURE)
-			return set_err(c, MOAT_EMALFORMED,
-				       "invalid SUBACK return code 0x%02x",
-				       codes[i]);
-	moat_debug("client %s received SUBACK (m%u, %zu codes)", c->id, id, n);
+	if (moat_rd_u16(&rd, &id) != MOAT_OK || id == 0)
+		return set_err(c, MOAT_EMALFORMED, "invalid %s from server",
+			       what);
+	if (v5) {
+		int rc = moat_mqtt_props_read(&rd, type == MQTT_SUBACK
+							   ? PCTX_SUBACK
+							   : PCTX_UNSUBACK,
+					      &props);
+		if (rc != MOAT_OK)
+			return bad_packet(c, rc, what);
+	}
+	const uint8_t *codes = rd.p + rd.pos;
+	size_t n = moat_rd_left(&rd);
+	if (type == MQTT_UNSUBACK && !v5 && n != 0)
+		return set_err(c, MOAT_EMALFORMED, "invalid UNSUBACK from "
+						   "server");
+	if ((type == MQTT_SUBACK || v5) && n == 0)
+		return set_err(c, MOAT_EMALFORMED, "invalid %s from server: "
+						   "no reason codes", what);
+	for (size_t i = 0; i < n; i++) {
+		uint8_t k = codes[i];
+		bool ok = type == MQTT_SUBACK
+				  ? k <= 2 || (k >= 0x80 && (v5 || k == 0x80))
+				  : k == 0 || k == RC_NO_SUBSCRIPTION_EXISTED ||
+					    k >= 0x80;
+		if (!ok)
+			return set_err(c, MOAT_EPROTO,
+				       "invalid %s return code 0x%02x", what, k);
+	}
+	moat_debug("client %s received %s (m%u, %zu codes)", c->id, what, id,
+		   n);
 	struct ack_wait *w = c->wait;
-	if (!w || w->done || w->type != MQTT_SUBACK || w->id != id) {
-		moat_debug("client %s: ignoring unexpected SUBACK", c->id);
+	if (!w || w->done || w->type != type || w->id != id) {
+		moat_debug("client %s: ignoring unexpected %s", c->id, what);
 		return MOAT_OK;
 	}
-	if (n != w->ncodes) /* [MQTT-3.8.4-5] one code per filter */
+	if (type == MQTT_SUBACK && n != w->ncodes)
 		return set_err(c, MOAT_EPROTO,
 			       "SUBACK has %zu return codes for %zu filters",
 			       n, w->ncodes);
-	memcpy(w->codes, codes, n);
+	if (w->codes)
+		memcpy(w->codes, codes, MOAT_MIN(n, w->ncodes));
+	keep_reason(c, &props);
 	w->done = true;
 	return MOAT_OK;
+}
+
+/* Apply an accepted MQTT 5 CONNACK's properties. */
+static int take_server_limits(struct moat_client *c,
+			      const struct moat_mqtt_props *p)
+{
+	struct moat_client_server *s = &c->srv;
+	if (moat_props_has(p, PROP_SESSION_EXPIRY))
+		s->session_expiry = p->session_expiry;
+	if (moat_props_has(p, PROP_RECEIVE_MAXIMUM))
+		s->receive_maximum = p->receive_maximum;
+	if (moat_props_has(p, PROP_MAXIMUM_PACKET_SIZE))
+		s->maximum_packet_size = p->maximum_packet_size;
+	if (moat_props_has(p, PROP_TOPIC_ALIAS_MAXIMUM))
+		s->topic_alias_maximum = p->topic_alias_maximum;
+	if (moat_props_has(p, PROP_MAXIMUM_QOS))
+		s->maximum_qos = p->maximum_qos;
+	if (moat_props_has(p, PROP_RETAIN_AVAILABLE))
+		s->retain_available = p->retain_available;
+	if (moat_props_has(p, PROP_WILDCARD_SUB_AVAILABLE))
+		s->wildcard_available = p->wildcard_available;
+	if (moat_props_has(p, PROP_SUB_ID_AVAILABLE))
+		s->subid_available = p->subid_available;
+	if (moat_props_has(p, PROP_SHARED_SUB_AVAILABLE))
+		s->shared_available = p->shared_available;
+	if (moat_props_has(p, PROP_SERVER_KEEPALIVE)) {
+		/* [MQTT-3.2.2-21]: the server's keep-alive replaces ours. */
+		s->server_keepalive = p->server_keepalive;
+		c->keepalive = p->server_keepalive;
+	}
+	if (moat_props_has(p, PROP_ASSIGNED_CLIENT_ID)) {
+		char buf[256];
+		char *id = moat_strdup(esc(p->assigned_client_id, buf,
+					   sizeof(buf)));
+		if (!id)
+			return set_err(c, MOAT_ENOMEM, "out of memory");
+		moat_debug("client %s: the server assigned the client id %s",
+			   c->id, id);
+		moat_free(c->id);
+		c->id = id;
+	}
+	moat_debug("client %s: server limits: receive maximum %u, maximum "
+		   "packet size %u, topic alias maximum %u, maximum QoS %u, "
+		   "retain %savailable, keep-alive %u, session expiry %u",
+		   c->id, s->receive_maximum, s->maximum_packet_size,
+		   s->topic_alias_maximum, s->maximum_qos,
+		   s->retain_available ? "" : "not ", c->keepalive,
+		   s->session_expiry);
+	return MOAT_OK;
+}
+
+/* A refused MQTT 5 CONNACK: the reason by name, the server's Reason String
+ * and Server Reference. */
+static void connack5_refusal(struct moat_client *c, uint8_t reason,
+			     const struct moat_mqtt_props *p)
+{
+	char why[REASON_LEN], ref[REASON_LEN];
+	bool has_why = moat_props_has(p, PROP_REASON_STRING);
+	bool has_ref = moat_props_has(p, PROP_SERVER_REFERENCE);
+	if (has_why)
+		esc(p->reason_string, why, sizeof(why));
+	if (has_ref)
+		esc(p->server_reference, ref, sizeof(ref));
+	set_err(c, MOAT_EDENIED, "connection refused: %s (0x%02X)%s%s%s%s%s",
+		moat_mqtt_rc_name(reason), reason, has_why ? ": " : "",
+		has_why ? why : "", has_ref ? " (server reference: " : "",
+		has_ref ? ref : "", has_ref ? ")" : "");
+}
+
+static int on_connack5(struct moat_client *c, struct ack_wait *w,
+		       const uint8_t *body, size_t len)
+{
+	struct moat_mqtt_props props;
+	struct moat_rd rd;
+	uint8_t flags, reason;
+	/* A 3.1.1 server answers a v5 CONNECT with its own 2-byte CONNACK
+	 * and code 1 (unacceptable protocol version) [MQTT-3.1.2-2]. */
+	if (len == 2 && body[0] == 0 && body[1] >= 1 &&
+	    body[1] <= MQTT_CONNACK_NOT_AUTHORIZED) {
+		w->connack_rc = body[1];
+		set_err(c, MOAT_EDENIED, "%s (CONNACK code %u)%s",
+			moat_client_connack_str(body[1]), body[1],
+			body[1] == MQTT_CONNACK_BAD_PROTOCOL
+				? ": the server does not support MQTT 5"
+				: "");
+		return MOAT_OK;
+	}
+	moat_rd_init(&rd, body, len);
+	if (moat_rd_u8(&rd, &flags) != MOAT_OK ||
+	    moat_rd_u8(&rd, &reason) != MOAT_OK || (flags & 0xFE))
+		return set_err(c, MOAT_EMALFORMED, "invalid CONNACK from server");
+	int rc = moat_mqtt_props_read(&rd, PCTX_CONNACK, &props);
+	if (rc != MOAT_OK)
+		return bad_packet(c, rc, "CONNACK");
+	if (moat_rd_left(&rd))
+		return set_err(c, MOAT_EMALFORMED, "invalid CONNACK from server: "
+						   "bytes after the properties");
+	if ((reason && reason < 0x80) || (reason && (flags & 1)))
+		return set_err(c, MOAT_EPROTO, "protocol error: CONNACK with "
+					       "reason code 0x%02x%s", reason,
+			       flags & 1 ? " and session present" : "");
+	moat_debug("client %s received CONNACK (0x%02x, session present %d)",
+		   c->id, reason, flags & 1);
+	w->session_present = flags & 1;
+	w->connack_rc = reason;
+	if (reason) {
+		connack5_refusal(c, reason, &props);
+		return MOAT_OK;
+	}
+	return take_server_limits(c, &props);
 }
 
 static int on_connack(struct moat_client *c, const uint8_t *body,
@@ -466,19 +813,58 @@ static int on_connack(struct moat_client *c, const uint8_t *body,
 	struct ack_wait *w = c->wait;
 	if (c->connected || !w || w->type != MQTT_CONNACK)
 		return set_err(c, MOAT_EPROTO, "unexpected CONNACK from server");
+	if (c->version == MQTT_PROTO_V5) {
+		int rc = on_connack5(c, w, body, len);
+		w->done = rc == MOAT_OK;
+		return rc;
+	}
 	if (moat_mqtt_decode_connack(body, len, &w->session_present,
 				     &w->connack_rc) != MOAT_OK)
 		return set_err(c, MOAT_EMALFORMED, "invalid CONNACK from server");
 	moat_debug("client %s received CONNACK (%u, session present %d)",
 		   c->id, w->connack_rc, w->session_present);
+	if (w->connack_rc != MQTT_CONNACK_ACCEPTED)
+		set_err(c, MOAT_EDENIED, "%s (CONNACK code %u)",
+			moat_client_connack_str(w->connack_rc), w->connack_rc);
 	w->done = true;
 	return MOAT_OK;
+}
+
+/* DISCONNECT from an MQTT 5 server: print why it closes. */
+static int on_disconnect(struct moat_client *c, const uint8_t *body,
+			 size_t len)
+{
+	uint8_t reason;
+	struct moat_mqtt_props p;
+	int rc = moat_mqtt_decode_disconnect_v(body, len, c->version, &reason,
+					       &p);
+	if (rc != MOAT_OK)
+		return bad_packet(c, rc, "DISCONNECT");
+	char why[REASON_LEN], ref[REASON_LEN];
+	bool has_why = moat_props_has(&p, PROP_REASON_STRING);
+	bool has_ref = moat_props_has(&p, PROP_SERVER_REFERENCE);
+	if (has_why)
+		esc(p.reason_string, why, sizeof(why));
+	if (has_ref)
+		esc(p.server_reference, ref, sizeof(ref));
+	moat_debug("client %s received DISCONNECT (0x%02x)", c->id, reason);
+	return set_err(c, MOAT_ECLOSED,
+		       "disconnected by the server: %s (0x%02X)%s%s%s%s%s",
+		       disconnect_name(reason), reason, has_why ? ": " : "",
+		       has_why ? why : "",
+		       has_ref ? " (server reference: " : "",
+		       has_ref ? ref : "", has_ref ? ")" : "");
 }
 
 static int handle_packet(struct moat_client *c, uint8_t type_flags,
 			 const uint8_t *body, size_t len)
 {
 	uint8_t type = type_flags >> 4;
+	bool v5 = c->version == MQTT_PROTO_V5;
+	if (v5 && type_flags == 0xF0) /* AUTH [MQTT-3.15] */
+		return set_err(c, MOAT_EPROTO,
+			       "the server asked for enhanced authentication "
+			       "(AUTH), which moat does not support");
 	if (moat_mqtt_check_flags(type_flags) != MOAT_OK)
 		return set_err(c, MOAT_EMALFORMED,
 			       "malformed packet from server (first byte "
@@ -495,12 +881,12 @@ static int handle_packet(struct moat_client *c, uint8_t type_flags,
 	case MQTT_PUBACK:
 	case MQTT_PUBREC:
 	case MQTT_PUBCOMP:
-	case MQTT_UNSUBACK:
 		return on_ack(c, type, body, len);
 	case MQTT_PUBREL:
 		return on_pubrel(c, body, len);
 	case MQTT_SUBACK:
-		return on_suback(c, body, len);
+	case MQTT_UNSUBACK:
+		return on_sub_ack(c, type, body, len);
 	case MQTT_PINGRESP:
 		if (len != 0)
 			return set_err(c, MOAT_EMALFORMED,
@@ -508,11 +894,15 @@ static int handle_packet(struct moat_client *c, uint8_t type_flags,
 		moat_debug("client %s received PINGRESP", c->id);
 		c->ping_ms = 0;
 		return MOAT_OK;
+	case MQTT_DISCONNECT:
+		if (v5)
+			return on_disconnect(c, body, len);
+		break; /* a 3.1.1 server never sends DISCONNECT */
 	default:
-		return set_err(c, MOAT_EPROTO,
-			       "protocol error: server sent %s",
-			       type_name(type));
+		break;
 	}
+	return set_err(c, MOAT_EPROTO, "protocol error: server sent %s",
+		       type_name(type));
 }
 
 /* Dispatch every complete packet in c->in.  Stops early once the awaited
@@ -534,10 +924,15 @@ static int process_input(struct moat_client *c)
 		if (rc != MOAT_OK)
 			return set_err(c, rc, "malformed packet from server "
 					      "(bad remaining length)");
-		if (rl > c->max_packet)
+		if (rl > c->max_packet ||
+		    (c->in_max_total && hl + rl > c->in_max_total)) {
+			c->fail_reason = RC_PACKET_TOO_LARGE;
 			return set_err(c, MOAT_ELIMIT,
-				       "packet from server too large (%u "
-				       "bytes, limit %u)", rl, c->max_packet);
+				       "packet from server too large (%zu "
+				       "bytes, limit %u)", hl + rl,
+				       c->in_max_total ? c->in_max_total
+						       : c->max_packet);
+		}
 		if (avail - hl < rl)
 			break;
 		rc = handle_packet(c, tf, p + hl, rl);
@@ -581,6 +976,28 @@ static int keep_alive(struct moat_client *c, int *next_ms)
 		*next_ms = (int)ka;
 	}
 	return rc;
+}
+
+/* MQTT 5 [MQTT-4.13.1]: tell the server why we close on its malformed
+ * packet or protocol error.  One non-blocking send, best effort; it never
+ * changes the error message. */
+static void send_fail_disconnect(struct moat_client *c, int rc)
+{
+	uint8_t reason = c->fail_reason;
+	c->fail_reason = 0;
+	if (c->version != MQTT_PROTO_V5 || !c->connected || c->fd < 0)
+		return;
+	if (!reason && (rc == MOAT_EMALFORMED || rc == MOAT_EUTF8))
+		reason = RC_MALFORMED;
+	else if (!reason && rc == MOAT_EPROTO)
+		reason = RC_PROTOCOL_ERROR;
+	if (!reason)
+		return;
+	uint8_t pkt[4] = {MQTT_DISCONNECT << 4, 2, reason, 0};
+	moat_debug("client %s sending DISCONNECT (0x%02x %s)", c->id, reason,
+		   moat_mqtt_rc_name(reason));
+	ssize_t n = send(c->fd, pkt, sizeof(pkt), MSG_NOSIGNAL | MSG_DONTWAIT);
+	(void)n;
 }
 
 struct pump_result {
@@ -628,8 +1045,10 @@ static int pump(struct moat_client *c, uint64_t deadline, int extra_fd,
 		timeout = ka_ms;
 	rc = pump_poll(c, timeout, extra_fd, res);
 out:
-	if (rc != MOAT_OK)
+	if (rc != MOAT_OK) {
+		send_fail_disconnect(c, rc);
 		close_fd(c);
+	}
 	return rc;
 }
 
@@ -685,6 +1104,181 @@ int moat_client_loop(struct moat_client *c, int timeout_ms, int extra_fd,
 	return rc;
 }
 
+/* ---- MQTT 5 encoders the codec does not have (client side) ---------- */
+
+static int put_header(struct moat_buf *b, uint8_t first, size_t rl)
+{
+	if (rl > MQTT_MAX_REMAINING_LENGTH)
+		return MOAT_EINVAL;
+	uint8_t h[5];
+	h[0] = first;
+	size_t n = 1 + moat_mqtt_varint_write(h + 1, (uint32_t)rl);
+	return moat_buf_append(b, h, n);
+}
+
+static int put_u16(struct moat_buf *b, uint16_t v)
+{
+	uint8_t h[2] = {(uint8_t)(v >> 8), (uint8_t)v};
+	return moat_buf_append(b, h, 2);
+}
+
+static int put_bin(struct moat_buf *b, const void *p, size_t len)
+{
+	if (len > 65535)
+		return MOAT_EINVAL;
+	int rc = put_u16(b, (uint16_t)len);
+	return rc ? rc : moat_buf_append(b, p, len);
+}
+
+static size_t props_len(const struct moat_bytes *props)
+{
+	return props ? props->len : 0;
+}
+
+/* Property block size on the wire: length varint + properties. */
+static size_t props_size(const struct moat_bytes *props)
+{
+	size_t n = props_len(props);
+	return moat_mqtt_varint_size((uint32_t)n) + n;
+}
+
+static int put_props(struct moat_buf *b, const struct moat_bytes *props)
+{
+	uint8_t v[4];
+	size_t n = props_len(props);
+	int rc = moat_buf_append(b, v, moat_mqtt_varint_write(v, (uint32_t)n));
+	return rc || !n ? rc : moat_buf_append(b, props->p, n);
+}
+
+/* Undo a partly appended packet. */
+static int rollback(struct moat_buf *b, size_t used0, int rc)
+{
+	if (rc)
+		b->len = b->off + used0;
+	return rc;
+}
+
+static int connect5_encode(struct moat_buf *b,
+			   const struct moat_mqtt_connect_opts *o,
+			   const struct moat_bytes *props,
+			   const struct moat_bytes *will_props)
+{
+	static const uint8_t name[6] = {0, 4, 'M', 'Q', 'T', 'T'};
+	size_t used0 = moat_buf_used(b);
+	size_t rl = sizeof(name) + 4 + props_size(props) + 2 +
+		    strlen(o->client_id);
+	uint8_t flags = o->clean_session ? 0x02 : 0;
+	if (o->will_topic) {
+		rl += props_size(will_props) + 2 + strlen(o->will_topic) + 2 +
+		      o->will_payload_len;
+		flags |= (uint8_t)(0x04 | (o->will_qos << 3) |
+				   (o->will_retain ? 0x20 : 0));
+	}
+	if (o->username) {
+		rl += 2 + strlen(o->username);
+		flags |= 0x80;
+	}
+	if (o->has_password) {
+		rl += 2 + o->password_len;
+		flags |= 0x40;
+	}
+	uint8_t fixed[4] = {MQTT_PROTO_V5, flags, (uint8_t)(o->keepalive >> 8),
+			    (uint8_t)o->keepalive};
+	int rc = put_header(b, MQTT_CONNECT << 4, rl);
+	if (!rc)
+		rc = moat_buf_append(b, name, sizeof(name));
+	if (!rc)
+		rc = moat_buf_append(b, fixed, sizeof(fixed));
+	if (!rc)
+		rc = put_props(b, props);
+	if (!rc)
+		rc = put_bin(b, o->client_id, strlen(o->client_id));
+	if (!rc && o->will_topic) {
+		rc = put_props(b, will_props);
+		if (!rc)
+			rc = put_bin(b, o->will_topic, strlen(o->will_topic));
+		if (!rc)
+			rc = put_bin(b, o->will_payload, o->will_payload_len);
+	}
+	if (!rc && o->username)
+		rc = put_bin(b, o->username, strlen(o->username));
+	if (!rc && o->has_password)
+		rc = put_bin(b, o->password, o->password_len);
+	return rollback(b, used0, rc);
+}
+
+/* SUBSCRIBE (options != NULL: one options byte per filter) or
+ * UNSUBSCRIBE, with properties. */
+static int sub5_encode(struct moat_buf *b, enum moat_mqtt_type type,
+		       uint16_t id, const char *const *filters,
+		       const uint8_t *options, size_t count,
+		       const struct moat_bytes *props)
+{
+	size_t used0 = moat_buf_used(b);
+	size_t rl = 2 + props_size(props);
+	for (size_t i = 0; i < count; i++)
+		rl += 2 + strlen(filters[i]) + (options ? 1u : 0u);
+	int rc = put_header(b, (uint8_t)((unsigned)type << 4 | 0x02), rl);
+	if (!rc)
+		rc = put_u16(b, id);
+	if (!rc)
+		rc = put_props(b, props);
+	for (size_t i = 0; !rc && i < count; i++) {
+		rc = put_bin(b, filters[i], strlen(filters[i]));
+		if (!rc && options)
+			rc = moat_buf_append(b, &options[i], 1);
+	}
+	return rollback(b, used0, rc);
+}
+
+static int disconnect5_encode(struct moat_buf *b, uint8_t reason,
+			      const struct moat_bytes *props)
+{
+	size_t used0 = moat_buf_used(b);
+	int rc = put_header(b, MQTT_DISCONNECT << 4, 1 + props_size(props));
+	if (!rc)
+		rc = moat_buf_append(b, &reason, 1);
+	if (!rc)
+		rc = put_props(b, props);
+	return rollback(b, used0, rc);
+}
+
+/* Validate properties the caller gives (wire-encoded, without their
+ * length) for ctx.  *out receives the numeric values; its byte fields are
+ * cleared, as they would point into a scratch copy. */
+static int check_props(struct moat_client *c, const struct moat_bytes *raw,
+		       enum moat_mqtt_prop_ctx ctx, const char *what,
+		       struct moat_mqtt_props *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (!raw || !raw->len)
+		return MOAT_OK;
+	if (c->version != MQTT_PROTO_V5)
+		return set_err(c, MOAT_EINVAL, "%s properties need MQTT 5",
+			       what);
+	if (raw->len > MQTT_MAX_REMAINING_LENGTH)
+		return set_err(c, MOAT_ELIMIT, "%s properties too large",
+			       what);
+	uint8_t *tmp = moat_malloc(raw->len + 4);
+	if (!tmp)
+		return set_err(c, MOAT_ENOMEM, "out of memory");
+	size_t n = moat_mqtt_varint_write(tmp, (uint32_t)raw->len);
+	memcpy(tmp + n, raw->p, raw->len);
+	struct moat_rd rd;
+	moat_rd_init(&rd, tmp, n + raw->len);
+	int rc = moat_mqtt_props_read(&rd, ctx, out);
+	moat_free(tmp);
+	out->content_type = out->response_topic = out->correlation_data =
+		out->assigned_client_id = out->auth_method = out->auth_data =
+			out->response_info = out->server_reference =
+				out->reason_string = (struct moat_bytes){0};
+	out->raw = *raw;
+	if (rc != MOAT_OK)
+		return set_err(c, MOAT_EINVAL, "invalid %s properties: %s",
+			       what, moat_strerror(rc));
+	return MOAT_OK;
+}
+
 /* ---- the calls ------------------------------------------------------- */
 
 static uint16_t next_packet_id(struct moat_client *c)
@@ -695,6 +1289,34 @@ static uint16_t next_packet_id(struct moat_client *c)
 	return c->next_id;
 }
 
+/* Our own MQTT 5 limits, from the CONNECT properties. */
+static int take_own_limits(struct moat_client *c,
+			   const struct moat_client_opts *o)
+{
+	struct moat_mqtt_props p, wp;
+	int rc = check_props(c, &o->props, PCTX_CONNECT, "CONNECT", &p);
+	if (rc == MOAT_OK)
+		rc = check_props(c, &o->will_props, PCTX_WILL, "will", &wp);
+	if (rc != MOAT_OK)
+		return rc;
+	if (o->will_props.len && !o->connect.will_topic)
+		return set_err(c, MOAT_EINVAL, "will properties without a will");
+	c->session_expiry = p.session_expiry;
+	c->srv.session_expiry = p.session_expiry;
+	if (moat_props_has(&p, PROP_MAXIMUM_PACKET_SIZE)) {
+		c->in_max_total = p.maximum_packet_size;
+		c->max_packet = MOAT_MIN(c->max_packet, c->in_max_total);
+	}
+	if (p.topic_alias_maximum) {
+		c->alias_in = moat_calloc(p.topic_alias_maximum,
+					  sizeof(*c->alias_in));
+		if (!c->alias_in)
+			return set_err(c, MOAT_ENOMEM, "out of memory");
+		c->alias_in_max = p.topic_alias_maximum;
+	}
+	return MOAT_OK;
+}
+
 static int apply_opts(struct moat_client *c, const struct moat_client_opts *o)
 {
 	if (c->fd >= 0 || c->connected || c->id)
@@ -702,14 +1324,34 @@ static int apply_opts(struct moat_client *c, const struct moat_client_opts *o)
 	if (!o->host || !o->port || !o->connect.client_id)
 		return set_err(c, MOAT_EINVAL, "host, port and client id "
 					       "are required");
+	uint8_t v = o->connect.proto_level;
+	if (v != MQTT_PROTO_V31 && v != MQTT_PROTO_V311 && v != MQTT_PROTO_V5)
+		return set_err(c, MOAT_EINVAL, "unknown protocol level %u", v);
+	c->version = v;
+	c->srv = (struct moat_client_server){.receive_maximum = 65535,
+					     .maximum_qos = 2,
+					     .retain_available = true,
+					     .wildcard_available = true,
+					     .subid_available = true,
+					     .shared_available = true};
 	if (o->max_packet)
 		c->max_packet = MOAT_MIN(o->max_packet,
 					 MQTT_MAX_REMAINING_LENGTH);
 	if (o->timeout_ms)
 		c->timeout_ms = o->timeout_ms;
 	c->keepalive = o->connect.keepalive;
+	int rc = take_own_limits(c, o);
+	if (rc != MOAT_OK)
+		return rc;
 	c->in.max = (size_t)c->max_packet + 5;
-	c->id = moat_strdup(o->connect.client_id);
+	/* For messages only: escaped, and "(empty)" until the server
+	 * assigns one. */
+	char idbuf[256];
+	const char *cid = o->connect.client_id;
+	c->id = moat_strdup(cid[0] ? moat_log_escape((const uint8_t *)cid,
+						      strlen(cid), idbuf,
+						      sizeof(idbuf))
+				   : "(empty)");
 	return c->id ? MOAT_OK : set_err(c, MOAT_ENOMEM, "out of memory");
 }
 
@@ -722,7 +1364,10 @@ int moat_client_connect(struct moat_client *c,
 	if (rc != MOAT_OK)
 		return rc;
 	/* Encode first: options that do not fit fail before any I/O. */
-	rc = moat_mqtt_connect_encode(&c->out, &o->connect);
+	rc = c->version == MQTT_PROTO_V5
+		     ? connect5_encode(&c->out, &o->connect, &o->props,
+				       &o->will_props)
+		     : moat_mqtt_connect_encode(&c->out, &o->connect);
 	if (rc != MOAT_OK) {
 		rc = set_err(c, MOAT_EINVAL,
 			     "CONNECT does not encode (a field is longer "
@@ -733,10 +1378,8 @@ int moat_client_connect(struct moat_client *c,
 	    (rc = flush_out(c, "CONNECT")) != MOAT_OK ||
 	    (rc = wait_ack(c, &w)) != MOAT_OK)
 		goto out;
-	if (w.connack_rc != MQTT_CONNACK_ACCEPTED) {
-		rc = set_err(c, MOAT_EDENIED, "%s (CONNACK code %u)",
-			     moat_client_connack_str(w.connack_rc),
-			     w.connack_rc);
+	if (w.connack_rc != 0) { /* the message was set from the CONNACK */
+		rc = MOAT_EDENIED;
 		goto out;
 	}
 	c->connected = true;
@@ -751,67 +1394,182 @@ out:
 }
 
 static int check_publish(struct moat_client *c, const char *topic,
-			 size_t tlen, size_t len, uint8_t qos)
+			 size_t tlen, uint8_t qos, bool retain)
 {
 	if (qos > 2)
 		return set_err(c, MOAT_EINVAL, "invalid QoS %u", qos);
 	if (tlen > 65535 || !moat_utf8_valid((const uint8_t *)topic, tlen) ||
 	    !moat_topic_name_valid((const uint8_t *)topic, tlen))
 		return set_err(c, MOAT_EINVAL, "invalid topic name");
-	if (len > MQTT_MAX_REMAINING_LENGTH - 4 - tlen)
-		return set_err(c, MOAT_ELIMIT,
-			       "message too large: %zu bytes (MQTT allows at "
-			       "most %zu with this topic)", len,
-			       (size_t)MQTT_MAX_REMAINING_LENGTH - 4 - tlen);
-	return check_conn(c);
+	int rc = check_conn(c);
+	if (rc != MOAT_OK)
+		return rc;
+	/* What the server said it does not accept [MQTT-3.2.2-11,14]. */
+	if (qos > c->srv.maximum_qos)
+		return set_err(c, MOAT_EINVAL, "QoS %u is above the server's "
+					       "Maximum QoS (%u)", qos,
+			       c->srv.maximum_qos);
+	if (retain && !c->srv.retain_available)
+		return set_err(c, MOAT_EINVAL, "the server does not support "
+					       "retained messages (Retain "
+					       "Available 0)");
+	return MOAT_OK;
 }
 
-/* Wait for the acknowledgements of an outgoing QoS 1 or 2 message. */
+/* Topic Alias of an outgoing PUBLISH [MQTT-3.3.2-7..12].  *slot is the
+ * alias entry; *omit_topic when the server already knows the topic. */
+static int out_alias(struct moat_client *c, const struct moat_mqtt_props *p,
+		     const char *topic, size_t tlen, struct alias **slot,
+		     bool *omit_topic)
+{
+	*slot = NULL;
+	*omit_topic = false;
+	if (!moat_props_has(p, PROP_TOPIC_ALIAS))
+		return MOAT_OK;
+	uint16_t a = p->topic_alias;
+	if (a > c->srv.topic_alias_maximum)
+		return set_err(c, MOAT_EINVAL, "topic alias %u is above the "
+					       "server's Topic Alias Maximum "
+					       "(%u)", a,
+			       c->srv.topic_alias_maximum);
+	if (!c->alias_out) {
+		c->alias_out = moat_calloc(c->srv.topic_alias_maximum,
+					   sizeof(*c->alias_out));
+		if (!c->alias_out)
+			return set_err(c, MOAT_ENOMEM, "out of memory");
+	}
+	*slot = &c->alias_out[a - 1];
+	*omit_topic = (*slot)->p && (*slot)->len == tlen &&
+		      memcmp((*slot)->p, topic, tlen) == 0;
+	return MOAT_OK;
+}
+
+static int publish_refused(struct moat_client *c, const struct ack_wait *w)
+{
+	return set_err(c, MOAT_EDENIED,
+		       "publish refused by the server: %s (0x%02X)%s%s",
+		       moat_mqtt_rc_name(w->reason), w->reason,
+		       c->reason[0] ? ": " : "", c->reason);
+}
+
+/* Wait for the acknowledgements of an outgoing QoS 1 or 2 message.  An
+ * MQTT 5 reason code >= 0x80 ends the flow (MQTT 5 §4.3.2, §4.3.3). */
 static int publish_flow(struct moat_client *c, uint8_t qos, uint16_t id)
 {
 	struct ack_wait w = {.type = qos == 1 ? MQTT_PUBACK : MQTT_PUBREC,
 			     .id = id};
 	int rc = wait_ack(c, &w);
-	if (rc != MOAT_OK || qos == 1)
+	if (rc != MOAT_OK)
 		return rc;
+	if (w.reason >= 0x80)
+		return publish_refused(c, &w);
+	if (qos == 1)
+		return MOAT_OK;
 	rc = send_ack(c, MQTT_PUBREL, id);
 	if (rc != MOAT_OK)
 		return rc;
 	w = (struct ack_wait){.type = MQTT_PUBCOMP, .id = id};
-	return wait_ack(c, &w);
+	rc = wait_ack(c, &w);
+	if (rc == MOAT_OK && w.reason >= 0x80)
+		rc = publish_refused(c, &w);
+	return rc;
+}
+
+/* Encode a PUBLISH into c->out; stlen is the topic length as sent (0 when
+ * a topic alias stands for it). */
+static int encode_publish(struct moat_client *c, const char *topic,
+			  size_t stlen, const void *payload, size_t len,
+			  uint8_t qos, bool retain, uint16_t id,
+			  const struct moat_bytes *props)
+{
+	bool v5 = c->version == MQTT_PROTO_V5;
+	size_t fixed = 2 + stlen + (qos ? 2u : 0u) + (v5 ? props_size(props) : 0);
+	if (fixed > MQTT_MAX_REMAINING_LENGTH ||
+	    len > MQTT_MAX_REMAINING_LENGTH - fixed)
+		return set_err(c, MOAT_ELIMIT,
+			       "message too large: %zu bytes (MQTT allows at "
+			       "most %zu with this topic)", len,
+			       fixed > MQTT_MAX_REMAINING_LENGTH
+				       ? (size_t)0
+				       : MQTT_MAX_REMAINING_LENGTH - fixed);
+	size_t size = v5 ? moat_mqtt5_publish_size(stlen, props_len(props),
+						   len, qos)
+			 : moat_mqtt_publish_size(stlen, len, qos);
+	uint8_t *dst = size ? moat_buf_reserve(&c->out, size) : NULL;
+	if (!dst)
+		return set_err(c, MOAT_ENOMEM, "out of memory");
+	if (v5)
+		moat_mqtt5_publish_encode(dst, (const uint8_t *)topic, stlen,
+					  props ? props->p : NULL,
+					  props_len(props), NULL, 0, payload,
+					  len, qos, retain, false, id);
+	else
+		moat_mqtt_publish_encode(dst, (const uint8_t *)topic, stlen,
+					 payload, len, qos, retain, false, id);
+	moat_buf_commit(&c->out, size);
+	return MOAT_OK;
 }
 
 int moat_client_publish(struct moat_client *c, const char *topic,
 			const void *payload, size_t len, uint8_t qos,
 			bool retain)
 {
+	return moat_client_publish_props(c, topic, payload, len, qos, retain,
+					 NULL);
+}
+
+int moat_client_publish_props(struct moat_client *c, const char *topic,
+			      const void *payload, size_t len, uint8_t qos,
+			      bool retain, const struct moat_bytes *props)
+{
 	size_t tlen = strlen(topic);
-	int rc = check_publish(c, topic, tlen, len, qos);
+	struct moat_mqtt_props p;
+	struct alias *slot;
+	bool omit;
+	int rc = check_publish(c, topic, tlen, qos, retain);
+	if (rc == MOAT_OK)
+		rc = check_props(c, props, PCTX_PUBLISH, "PUBLISH", &p);
+	if (rc == MOAT_OK && p.n_subscription_ids)
+		rc = set_err(c, MOAT_EINVAL, "a client cannot send "
+					     "Subscription Identifiers");
+	if (rc == MOAT_OK)
+		rc = out_alias(c, &p, topic, tlen, &slot, &omit);
 	if (rc != MOAT_OK)
 		return rc;
 	uint16_t id = qos ? next_packet_id(c) : 0;
-	size_t size = moat_mqtt_publish_size(tlen, len, qos);
-	uint8_t *dst = size ? moat_buf_reserve(&c->out, size) : NULL;
-	if (!dst)
-		return set_err(c, MOAT_ENOMEM, "out of memory");
-	moat_mqtt_publish_encode(dst, (const uint8_t *)topic, tlen, payload,
-				 len, qos, retain, false, id);
-	moat_buf_commit(&c->out, size);
-	char what[200], esc[128];
+	rc = encode_publish(c, topic, omit ? 0 : tlen, payload, len, qos,
+			    retain, id, props);
+	if (rc != MOAT_OK)
+		return rc;
+	char what[240], topic_esc[128];
 	snprintf(what, sizeof(what),
-		 "PUBLISH (d0, q%u, r%d, m%u, '%s', ... (%zu bytes))", qos,
+		 "PUBLISH (d0, q%u, r%d, m%u, '%s', ... (%zu bytes))%s", qos,
 		 retain, id,
-		 moat_log_escape((const uint8_t *)topic, tlen, esc,
-				 sizeof(esc)),
-		 len);
+		 moat_log_escape((const uint8_t *)topic, tlen, topic_esc,
+				 sizeof(topic_esc)),
+		 len, omit ? " by topic alias" : "");
 	rc = flush_out(c, what);
+	/* The server maps the alias once the PUBLISH is out; a failed copy
+	 * leaves the slot empty, so the topic is simply sent again. */
+	if (rc == MOAT_OK && slot && !omit &&
+	    alias_set(slot, (struct moat_bytes){(const uint8_t *)topic, tlen}))
+		moat_debug("client %s: out of memory for a topic alias", c->id);
 	if (rc != MOAT_OK || qos == 0)
 		return rc;
 	return publish_flow(c, qos, id);
 }
 
+/* Subscription options: 3.1.1 only has the QoS; MQTT 5 adds No Local,
+ * Retain As Published and Retain Handling 0..2 [MQTT-3.8.3-5]. */
+static bool options_ok(const struct moat_client *c, uint8_t o)
+{
+	if (c->version != MQTT_PROTO_V5)
+		return o <= 2;
+	return (o & 3) <= 2 && ((o >> 4) & 3) <= 2 && !(o & 0xC0);
+}
+
 static int check_filters(struct moat_client *c, const char *const *filters,
-			 const uint8_t *qos, size_t count)
+			 const uint8_t *options, size_t count)
 {
 	if (count == 0)
 		return set_err(c, MOAT_EINVAL, "no topic filter");
@@ -822,9 +1580,10 @@ static int check_filters(struct moat_client *c, const char *const *filters,
 		    !moat_topic_filter_valid(f, n))
 			return set_err(c, MOAT_EINVAL,
 				       "invalid topic filter '%s'", filters[i]);
-		if (qos && qos[i] > 2)
-			return set_err(c, MOAT_EINVAL, "invalid QoS %u",
-				       qos[i]);
+		if (options && !options_ok(c, options[i]))
+			return set_err(c, MOAT_EINVAL,
+				       "invalid subscription options 0x%02x",
+				       options[i]);
 	}
 	return check_conn(c);
 }
@@ -832,31 +1591,47 @@ static int check_filters(struct moat_client *c, const char *const *filters,
 int moat_client_subscribe(struct moat_client *c, const char *const *filters,
 			  const uint8_t *qos, size_t count, uint8_t *granted)
 {
-	uint8_t *codes = NULL;
-	int rc = check_filters(c, filters, qos, count);
+	return moat_client_subscribe_props(c, filters, qos, count, NULL,
+					   granted);
+}
+
+int moat_client_subscribe_props(struct moat_client *c,
+				const char *const *filters,
+				const uint8_t *options, size_t count,
+				const struct moat_bytes *props, uint8_t *codes)
+{
+	uint8_t *got = NULL;
+	struct moat_mqtt_props p;
+	int rc = check_filters(c, filters, options, count);
+	if (rc == MOAT_OK)
+		rc = check_props(c, props, PCTX_SUBSCRIBE, "SUBSCRIBE", &p);
 	if (rc != MOAT_OK)
 		goto out;
-	codes = moat_malloc(count);
-	if (!codes) {
+	got = moat_malloc(count);
+	if (!got) {
 		rc = set_err(c, MOAT_ENOMEM, "out of memory");
 		goto out;
 	}
 	uint16_t id = next_packet_id(c);
-	rc = moat_mqtt_subscribe_encode(&c->out, id, filters, qos, count);
+	rc = c->version == MQTT_PROTO_V5
+		     ? sub5_encode(&c->out, MQTT_SUBSCRIBE, id, filters,
+				   options, count, props)
+		     : moat_mqtt_subscribe_encode(&c->out, id, filters,
+						  options, count);
 	if (rc != MOAT_OK) {
 		moat_buf_consume(&c->out, moat_buf_used(&c->out));
 		rc = set_err(c, MOAT_EINVAL, "SUBSCRIBE does not encode");
 		goto out;
 	}
 	struct ack_wait w = {
-		.type = MQTT_SUBACK, .id = id, .codes = codes, .ncodes = count};
+		.type = MQTT_SUBACK, .id = id, .codes = got, .ncodes = count};
 	if ((rc = flush_out(c, "SUBSCRIBE")) != MOAT_OK ||
 	    (rc = wait_ack(c, &w)) != MOAT_OK)
 		goto out;
-	if (granted)
-		memcpy(granted, codes, count);
+	if (codes)
+		memcpy(codes, got, count);
 out:
-	moat_free(codes);
+	moat_free(got);
 	return rc;
 }
 
@@ -867,12 +1642,16 @@ int moat_client_unsubscribe(struct moat_client *c,
 	if (rc != MOAT_OK)
 		return rc;
 	uint16_t id = next_packet_id(c);
-	rc = moat_mqtt_unsubscribe_encode(&c->out, id, filters, count);
+	rc = c->version == MQTT_PROTO_V5
+		     ? sub5_encode(&c->out, MQTT_UNSUBSCRIBE, id, filters, NULL,
+				   count, NULL)
+		     : moat_mqtt_unsubscribe_encode(&c->out, id, filters,
+						    count);
 	if (rc != MOAT_OK) {
 		moat_buf_consume(&c->out, moat_buf_used(&c->out));
 		return set_err(c, MOAT_EINVAL, "UNSUBSCRIBE does not encode");
 	}
-	struct ack_wait w = {.type = MQTT_UNSUBACK, .id = id};
+	struct ack_wait w = {.type = MQTT_UNSUBACK, .id = id, .ncodes = count};
 	rc = flush_out(c, "UNSUBSCRIBE");
 	return rc == MOAT_OK ? wait_ack(c, &w) : rc;
 }
@@ -902,9 +1681,41 @@ static void linger_close(struct moat_client *c)
 
 int moat_client_disconnect(struct moat_client *c)
 {
+	return moat_client_disconnect_props(c, RC_SUCCESS, NULL);
+}
+
+static int send_disconnect(struct moat_client *c, uint8_t reason,
+			   const struct moat_bytes *props)
+{
+	struct moat_mqtt_props p;
+	int rc = check_props(c, props, PCTX_DISCONNECT, "DISCONNECT", &p);
+	if (rc != MOAT_OK)
+		return rc;
+	if (reason && c->version != MQTT_PROTO_V5)
+		return set_err(c, MOAT_EINVAL,
+			       "a DISCONNECT reason code needs MQTT 5");
+	if (p.session_expiry && !c->session_expiry) /* [MQTT-3.14.2-2] */
+		return set_err(c, MOAT_EINVAL,
+			       "a session expiry interval in DISCONNECT needs "
+			       "a non-zero one in CONNECT");
+	if (!reason && !props_len(props)) /* also the v5 short form */
+		return send_simple(c, MQTT_DISCONNECT);
+	if (disconnect5_encode(&c->out, reason, props) != MOAT_OK) {
+		moat_buf_consume(&c->out, moat_buf_used(&c->out));
+		return set_err(c, MOAT_EINVAL, "DISCONNECT does not encode");
+	}
+	char what[96];
+	snprintf(what, sizeof(what), "DISCONNECT (0x%02x %s)", reason,
+		 disconnect_name(reason));
+	return flush_out(c, what);
+}
+
+int moat_client_disconnect_props(struct moat_client *c, uint8_t reason,
+				 const struct moat_bytes *props)
+{
 	int rc = check_conn(c);
 	if (rc == MOAT_OK)
-		rc = send_simple(c, MQTT_DISCONNECT);
+		rc = send_disconnect(c, reason, props);
 	if (rc == MOAT_OK && shutdown(c->fd, SHUT_WR) == 0)
 		linger_close(c);
 	close_fd(c);
