@@ -275,25 +275,10 @@ int moat_mqtt_decode_publish_v(uint8_t flags, const uint8_t *body,
 	memset(p5, 0, sizeof(*p5));
 	if (version != MQTT_PROTO_V5)
 		return moat_mqtt_decode_publish(flags, body, len, p);
-	p->dup = (flags & 0x08) != 0;
-	p->qos = (uint8_t)((flags >> 1) & 0x03);
-	p->retain = (flags & 0x01) != 0;
-	if (p->qos == 3) /* [MQTT-3.3.1-4] */
-		return MOAT_EMALFORMED;
-	if (p->qos == 0 && p->dup) /* [MQTT-3.3.1-2] */
-		return MOAT_EMALFORMED;
 	moat_rd_init(&rd, body, len);
-	if ((rc = moat_rd_string(&rd, &p->topic)) != MOAT_OK)
+	/* An empty topic is allowed here if a Topic Alias follows. */
+	if ((rc = moat__mqtt_publish_head(flags, &rd, true, p)) != MOAT_OK)
 		return rc;
-	for (size_t i = 0; i < p->topic.len; i++)
-		if (p->topic.p[i] == '+' || p->topic.p[i] == '#')
-			return MOAT_EPROTO; /* [MQTT-3.3.2-2] */
-	if (p->qos > 0) {
-		if ((rc = moat_rd_u16(&rd, &p->packet_id)) != MOAT_OK)
-			return rc;
-		if (p->packet_id == 0) /* [MQTT-2.2.1-3] */
-			return MOAT_EMALFORMED;
-	}
 	if ((rc = moat_mqtt_props_read(&rd, PCTX_PUBLISH, &p5->props)) != 0)
 		return rc;
 	/* A client never sends Subscription Identifiers [MQTT-3.3.4-6]. */
@@ -364,16 +349,15 @@ int moat_mqtt_decode_sub_next_v(struct moat_rd *rd, uint8_t version,
 	if (moat_rd_u8(rd, &b) != MOAT_OK)
 		return MOAT_EMALFORMED;
 	o->qos = b & 0x03;
-	if (o->qos == 3)
-		return MOAT_EMALFORMED;
-	if (version != MQTT_PROTO_V5)
-		return (b & 0xFC) ? MOAT_EMALFORMED : MOAT_OK;
+	if (version != MQTT_PROTO_V5) /* QoS 3 or other bits [MQTT-3.8.3-4] */
+		return b > 2 ? MOAT_EMALFORMED : MOAT_OK;
 	o->no_local = (b & 0x04) != 0;
 	o->retain_as_published = (b & 0x08) != 0;
 	o->retain_handling = (uint8_t)((b >> 4) & 0x03);
 	if (b & 0xC0) /* reserved bits [MQTT-3.8.3-5] */
 		return MOAT_EMALFORMED;
-	if (o->retain_handling == 3) /* "a Protocol Error" (§3.8.3.1) */
+	/* Maximum QoS 3 and Retain Handling 3: "a Protocol Error" (§3.8.3.1) */
+	if (o->qos == 3 || o->retain_handling == 3)
 		return MOAT_EPROTO;
 	return MOAT_OK;
 }

@@ -138,6 +138,11 @@ struct moat_mqtt_publish {
 int moat_mqtt_decode_publish(uint8_t flags, const uint8_t *body, size_t len,
 			     struct moat_mqtt_publish *p);
 
+/* The part of PUBLISH before its properties or payload (flags, topic,
+ * packet id), shared by the 3.1.1 and 5.0 decoders. */
+int moat__mqtt_publish_head(uint8_t flags, struct moat_rd *rd,
+			    bool empty_topic_ok, struct moat_mqtt_publish *p);
+
 /* PUBACK/PUBREC/PUBREL/PUBCOMP/UNSUBACK: a body of exactly a packet id. */
 int moat_mqtt_decode_ack(const uint8_t *body, size_t len, uint16_t *packet_id);
 

@@ -198,12 +198,10 @@ int moat_mqtt_decode_connect(const uint8_t *body, size_t len,
 	return rc;
 }
 
-int moat_mqtt_decode_publish(uint8_t flags, const uint8_t *body, size_t len,
-			     struct moat_mqtt_publish *p)
+int moat__mqtt_publish_head(uint8_t flags, struct moat_rd *rd,
+			    bool empty_topic_ok, struct moat_mqtt_publish *p)
 {
-	struct moat_rd rd;
 	int rc;
-
 	memset(p, 0, sizeof(*p));
 	p->dup = (flags & 0x08) != 0;
 	p->qos = (uint8_t)((flags >> 1) & 0x03);
@@ -212,17 +210,28 @@ int moat_mqtt_decode_publish(uint8_t flags, const uint8_t *body, size_t len,
 		return MOAT_EMALFORMED;
 	if (p->qos == 0 && p->dup) /* [MQTT-3.3.1-2] */
 		return MOAT_EMALFORMED;
-	moat_rd_init(&rd, body, len);
-	if ((rc = moat_rd_string(&rd, &p->topic)) != MOAT_OK)
+	if ((rc = moat_rd_string(rd, &p->topic)) != MOAT_OK)
 		return rc;
-	if (!moat_topic_name_valid(p->topic.p, p->topic.len))
+	if (!(empty_topic_ok && p->topic.len == 0) &&
+	    !moat_topic_name_valid(p->topic.p, p->topic.len))
 		return MOAT_EPROTO; /* [MQTT-3.3.2-1] [MQTT-3.3.2-2] */
 	if (p->qos > 0) {
-		if ((rc = moat_rd_u16(&rd, &p->packet_id)) != MOAT_OK)
+		if ((rc = moat_rd_u16(rd, &p->packet_id)) != MOAT_OK)
 			return rc;
 		if (p->packet_id == 0) /* [MQTT-2.3.1-1] */
 			return MOAT_EMALFORMED;
 	}
+	return MOAT_OK;
+}
+
+int moat_mqtt_decode_publish(uint8_t flags, const uint8_t *body, size_t len,
+			     struct moat_mqtt_publish *p)
+{
+	struct moat_rd rd;
+	moat_rd_init(&rd, body, len);
+	int rc = moat__mqtt_publish_head(flags, &rd, false, p);
+	if (rc)
+		return rc;
 	p->payload.p = rd.p + rd.pos;
 	p->payload.len = moat_rd_left(&rd);
 	return MOAT_OK;
