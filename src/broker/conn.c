@@ -253,11 +253,13 @@ static int send_publish5(struct moat_conn *c, const struct moat_msg *m,
 		moat_pw_u32(&pw, PROP_MESSAGE_EXPIRY,
 			    (uint32_t)((left + 999u) / 1000u));
 	}
-	if (c->session && c->session->has_sub_options)
-		moat_session_sub_ids(c->session, m, share, &pw);
+	/* The alias goes before the subscription ids: if the ids fill the
+	 * buffer (some are then left out), the alias is still there. */
 	uint16_t alias = c->client_alias_max ? alias_for(c, m, &fresh) : 0;
 	if (alias)
 		moat_pw_u16(&pw, PROP_TOPIC_ALIAS, alias);
+	if (c->session && c->session->has_sub_options)
+		moat_session_sub_ids(c->session, m, share, &pw);
 	size_t tlen = alias && !fresh ? 0 : m->topic_len;
 	size_t n = moat_mqtt5_publish_size(tlen, pw.len + m->props_len,
 					   m->payload_len, qos);

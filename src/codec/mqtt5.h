@@ -164,7 +164,8 @@ bool moat_mqtt_props_next(const struct moat_bytes *raw, size_t *pos,
 /* ---- version-aware decoders ---- */
 /* CONNECT for 3.1, 3.1.1 and, when allow_v5, 5.0 (properties, will
  * properties).  Same return contract as moat_mqtt_decode_connect, with
- * connack_rc in the 3.1.1 code space. */
+ * connack_rc in the 3.1.1 code space; a Protocol Error in the v5
+ * properties is MOAT_EPROTO with connack_rc 0 (the caller answers 0x82). */
 struct moat_mqtt_connect5 {
 	struct moat_mqtt_connect c;
 	struct moat_mqtt_props props;
@@ -195,10 +196,11 @@ int moat_mqtt_decode_sub_start_v(const uint8_t *body, size_t len,
 				 uint8_t version, bool subscribe,
 				 struct moat_rd *rd, uint16_t *packet_id,
 				 struct moat_mqtt_props *props);
-/* One SUBSCRIBE filter with its options byte.  v3: only QoS bits allowed;
- * v5: QoS, No Local (bit 2), Retain As Published (bit 3), Retain Handling
- * (bits 4-5; 3 is MOAT_EPROTO), bits 6-7 reserved: MOAT_EMALFORMED
- * [MQTT-3.8.3-5]. */
+/* One SUBSCRIBE filter with its options byte.  v3: only QoS bits allowed
+ * (anything above 2 is MOAT_EMALFORMED); v5: QoS, No Local (bit 2), Retain
+ * As Published (bit 3), Retain Handling (bits 4-5); bits 6-7 reserved:
+ * MOAT_EMALFORMED [MQTT-3.8.3-5]; QoS 3 or Retain Handling 3: MOAT_EPROTO
+ * (§3.8.3.1 calls both a Protocol Error). */
 struct moat_sub_opts {
 	uint8_t qos;
 	bool no_local;

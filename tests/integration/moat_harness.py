@@ -203,6 +203,55 @@ def expect_closed(s, timeout=5.0):
     return False
 
 
+def fnv1a64(data):
+    h = 1469598103934665603
+    for b in data:
+        h ^= b
+        h = (h * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def cid_on(prefix, worker, nworkers=2):
+    """A client id whose session lives on the given worker (moatd homes a
+    session by FNV-1a of the client id modulo the worker count), so that
+    a test can force cross-worker delivery."""
+    i = 0
+    while True:
+        cid = "%s-%d" % (prefix, i)
+        if fnv1a64(cid.encode()) % nworkers == worker:
+            return cid
+        i += 1
+
+
+def read_until_close(s, timeout=5.0):
+    """(closed, data): whether the peer closed (EOF or reset) within
+    timeout, and every byte it sent first."""
+    deadline = time.monotonic() + timeout
+    data = b""
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False, data
+        s.settimeout(left)
+        try:
+            chunk = s.recv(65536)
+        except (ConnectionResetError, BrokenPipeError):
+            return True, data
+        except socket.timeout:
+            return False, data
+        if not chunk:
+            return True, data
+        data += chunk
+
+
+def send_quietly(s, data):
+    """Send what the broker may refuse half-way (it may close first)."""
+    try:
+        s.sendall(data)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+
+
 def wait_for(pred, timeout=5.0, interval=0.02):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -24,6 +24,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from moat_harness import (  # noqa: E402
+    cid_on, read_until_close, send_quietly,
     HOST, BrokerTest, connect_packet, expect_closed, mqtt_str, packet,
     raw_connect, read_packet, varint, wait_for)
 
@@ -78,24 +79,8 @@ PROP_TYPES = {
 
 # ---- packet builders -----------------------------------------------------
 
-def fnv1a64(data):
-    h = 1469598103934665603
-    for b in data:
-        h ^= b
-        h = (h * 1099511628211) & 0xFFFFFFFFFFFFFFFF
-    return h
 
 
-def cid_on(prefix, worker, nworkers=WORKERS):
-    """A client id whose session lives on the given worker (moatd homes a
-    session by FNV-1a of the client id modulo the worker count), so that
-    deliveries cross worker threads.  Tests stay correct if that changes."""
-    i = 0
-    while True:
-        cid = "%s-%d" % (prefix, i)
-        if fnv1a64(cid.encode()) % nworkers == worker:
-            return cid
-        i += 1
 
 
 def u16(n):
@@ -324,25 +309,6 @@ def parse_ack5(body):
     return pid, reason, plist
 
 
-def read_until_close(s, timeout=TIMEOUT):
-    """(closed, data): whether the peer closed within timeout, and every
-    byte it sent first."""
-    deadline = time.monotonic() + timeout
-    data = b""
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return False, data
-        s.settimeout(left)
-        try:
-            chunk = s.recv(65536)
-        except (ConnectionResetError, BrokenPipeError):
-            return True, data
-        except socket.timeout:
-            return False, data
-        if not chunk:
-            return True, data
-        data += chunk
 
 
 def split_packets(data):
@@ -356,11 +322,6 @@ def split_packets(data):
     return out
 
 
-def send_quietly(s, data):
-    try:
-        s.sendall(data)
-    except (BrokenPipeError, ConnectionResetError):
-        pass
 
 
 # ---- a raw client ----------------------------------------------------------

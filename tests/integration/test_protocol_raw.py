@@ -22,6 +22,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from moat_harness import (  # noqa: E402
+    cid_on, read_until_close, send_quietly,
     BrokerTest, connect_packet, expect_closed, mqtt_str, packet,
     raw_connect, read_packet, recv_exact, varint)
 
@@ -39,24 +40,8 @@ DISCONNECT = b"\xe0\x00"
 
 # ---- helpers -------------------------------------------------------------
 
-def fnv1a64(data):
-    h = 1469598103934665603
-    for b in data:
-        h ^= b
-        h = (h * 1099511628211) & 0xFFFFFFFFFFFFFFFF
-    return h
 
 
-def cid_on(prefix, worker, nworkers=WORKERS):
-    """A client id whose session lives on the given worker (moatd homes a
-    session by FNV-1a of the client id modulo the worker count), so that
-    a test can force cross-worker delivery."""
-    i = 0
-    while True:
-        cid = "%s-%d" % (prefix, i)
-        if fnv1a64(cid.encode()) % nworkers == worker:
-            return cid
-        i += 1
 
 
 def u16(n):
@@ -114,33 +99,8 @@ def parse_publish(first, body):
             "payload": body[pos:]}
 
 
-def read_until_close(s, timeout=TIMEOUT):
-    """(closed, data): whether the peer closed (EOF or reset) within
-    timeout, and every byte it sent first."""
-    deadline = time.monotonic() + timeout
-    data = b""
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return False, data
-        s.settimeout(left)
-        try:
-            chunk = s.recv(65536)
-        except (ConnectionResetError, BrokenPipeError):
-            return True, data
-        except socket.timeout:
-            return False, data
-        if not chunk:
-            return True, data
-        data += chunk
 
 
-def send_quietly(s, data):
-    """Send what the broker may refuse half-way (it may close first)."""
-    try:
-        s.sendall(data)
-    except (BrokenPipeError, ConnectionResetError):
-        pass
 
 
 def close_with_reset(s):
