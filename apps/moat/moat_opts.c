@@ -147,8 +147,8 @@ void cli_error(const struct cli_cfg *cfg, const char *fmt, ...)
 }
 
 /* Usage errors are printed even with --quiet: nothing ran yet. */
-static int vusage_error(const struct cli_cfg *cfg, const char *fmt,
-			va_list ap)
+__attribute__((format(printf, 2, 0))) static int
+vusage_error(const struct cli_cfg *cfg, const char *fmt, va_list ap)
 {
 	fprintf(stderr, "moat %s: ", cfg->name);
 	vfprintf(stderr, fmt, ap);
