@@ -206,6 +206,7 @@ struct moat_session {
 	bool drop_logged;
 
 	uint8_t *qos2_in; /* bitmap of QoS 2 packet ids awaiting PUBREL */
+	uint32_t qos2_pending; /* how many bits are set in qos2_in */
 	uint64_t offline_since_ms; /* for persistent_client_expiration */
 };
 
@@ -300,7 +301,6 @@ struct moat_conn {
 	char **alias_in;   /* [1..topic_alias_maximum] topics it set */
 	char **alias_out;  /* [1..n_alias_out] topics we assigned */
 	uint16_t n_alias_out;
-	uint16_t qos2_pending; /* QoS 2 from the client awaiting PUBREL */
 	struct moat_session *session;
 	char *username;
 	struct moat_conn *next, *prev; /* worker's list */

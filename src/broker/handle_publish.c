@@ -68,7 +68,8 @@ static uint8_t check_publish5(struct moat_conn *c,
 		return RC_QOS_NOT_SUPPORTED; /* [MQTT-3.2.2-11] */
 	if (p->p.retain && !cfg->retain_available)
 		return RC_RETAIN_NOT_SUPPORTED; /* [MQTT-3.2.2-14] */
-	if (p->p.qos == 2 && c->qos2_pending >= cfg->max_inflight_messages &&
+	if (p->p.qos == 2 &&
+	    c->session->qos2_pending >= cfg->max_inflight_messages &&
 	    !moat_session_qos2_test(c->session, p->p.packet_id))
 		return RC_RECEIVE_MAX_EXCEEDED; /* [MQTT-3.3.4-9] */
 	return resolve_alias(c, p);
@@ -164,7 +165,6 @@ int moat__handle_publish(struct moat_conn *c, uint8_t flags,
 		if (!duplicate && reason < 0x80) {
 			if ((rc = moat_session_qos2_set(s, p->packet_id)) != 0)
 				return rc;
-			c->qos2_pending++;
 		}
 		return ack(c, MQTT_PUBREC, p->packet_id, reason, why);
 	}
@@ -181,11 +181,8 @@ int moat__handle_pubrel(struct moat_conn *c, const uint8_t *body, size_t len)
 	if (rc)
 		return rc;
 	bool known = moat_session_qos2_test(c->session, id);
-	if (known) {
+	if (known)
 		moat_session_qos2_clear(c->session, id);
-		if (c->qos2_pending)
-			c->qos2_pending--;
-	}
 	/* Always answered, even for an unknown id [MQTT-4.3.3-11]; v5 says
 	 * which (0x92 Packet Identifier not found). */
 	return ack(c, MQTT_PUBCOMP, id,

@@ -460,13 +460,17 @@ int moat_session_qos2_set(struct moat_session *s, uint16_t id)
 		if (!s->qos2_in)
 			return MOAT_ENOMEM;
 	}
+	if (!moat_session_qos2_test(s, id))
+		s->qos2_pending++;
 	s->qos2_in[id >> 3] = (uint8_t)(s->qos2_in[id >> 3] | (1u << (id & 7)));
 	return MOAT_OK;
 }
 
 void moat_session_qos2_clear(struct moat_session *s, uint16_t id)
 {
-	if (s->qos2_in)
+	if (moat_session_qos2_test(s, id)) {
+		s->qos2_pending--;
 		s->qos2_in[id >> 3] =
 			(uint8_t)(s->qos2_in[id >> 3] & ~(1u << (id & 7)));
+	}
 }
