@@ -13,7 +13,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"Usage: moatd [-c FILE] [-p PORT] [-v] [--test-config]\n"
 		"\n"
-		"moat MQTT broker (MQTT 3.1.1 and 3.1 over TCP).\n"
+		"moat MQTT broker (MQTT 5.0, 3.1.1 and 3.1 over TCP).\n"
 		"With no configuration file it listens on 127.0.0.1:1883 "
 		"only.\n"
 		"\n"
