@@ -32,6 +32,10 @@ struct moat_msg {
 	uint32_t payload_len;
 	uint32_t props_len;     /* MQTT 5 properties forwarded as they came */
 	uint64_t expiry_ms;     /* monotonic deadline; 0 = never expires */
+	/* A will's Message Expiry Interval counts from its publication
+	 * [§3.1.3.2.4]: kept here until moat_msg_start_expiry. */
+	bool expiry_pending;
+	uint32_t expiry_s;
 	uint64_t origin;        /* publishing session's serial; 0 = broker */
 	const uint8_t *payload; /* points after topic */
 	const uint8_t *props;   /* wire-encoded, without length */
@@ -43,6 +47,7 @@ struct moat_msg_extra {
 	const uint8_t *props; /* forwarded properties, wire-encoded */
 	size_t props_len;
 	bool has_expiry;
+	bool expiry_on_publish; /* a will: start counting when published */
 	uint32_t expiry_s; /* Message Expiry Interval */
 	uint64_t origin;
 };
@@ -55,12 +60,22 @@ struct moat_msg *moat_msg_new5(const uint8_t *topic, size_t topic_len,
 			       const uint8_t *payload, size_t payload_len,
 			       uint8_t qos, bool retain,
 			       const struct moat_msg_extra *x);
+/* Bytes a message holds: topic, payload and properties (what the byte
+ * limits count, so that properties cannot be used to get around them). */
+static inline size_t moat_msg_size(const struct moat_msg *m)
+{
+	return (size_t)m->topic_len + m->payload_len + m->props_len;
+}
+
 /* Has the message expired at now_ms?  */
 static inline bool moat_msg_expired(const struct moat_msg *m, uint64_t now)
 {
 	return m->expiry_ms && now >= m->expiry_ms;
 }
 struct moat_msg *moat_msg_ref(struct moat_msg *m);
+/* Start a pending expiry now (a will being published; the caller holds
+ * the only reference, so the message may still be changed). */
+void moat_msg_start_expiry(struct moat_msg *m);
 /* Drop a reference; frees on the last one and NULLs *m. */
 void moat_msg_unref(struct moat_msg **m);
 
@@ -152,6 +167,7 @@ struct moat_inflight {
 	uint8_t qos;
 	uint8_t state;
 	bool retain; /* retain flag for this delivery */
+	bool sent;   /* sent (or re-sent) on the current connection */
 };
 
 struct moat_qitem {
@@ -190,6 +206,7 @@ struct moat_session {
 	size_t client_id_len;
 	char log_id[72]; /* client id escaped for logs */
 	struct moat_conn *conn; /* NULL while offline */
+	atomic_bool online;     /* conn != NULL, readable by other threads */
 	struct moat_session *hnext; /* home worker's hash chain */
 
 	struct moat_sub_entry *subs; /* this session's subscriptions */
@@ -197,6 +214,7 @@ struct moat_session {
 
 	struct moat_inflight *inflight; /* outgoing QoS 1/2 window, in order */
 	size_t ninflight;
+	size_t nsent; /* of those, sent on the current connection */
 	uint16_t next_packet_id;
 
 	struct moat_qitem *queue; /* ring buffer of waiting messages */

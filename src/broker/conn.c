@@ -136,6 +136,7 @@ void moat_conn_close(struct moat_conn *c, const char *why)
 	if (s) {
 		c->session = NULL;
 		s->conn = NULL;
+		atomic_store_explicit(&s->online, false, memory_order_relaxed);
 		s->offline_since_ms = moat_now_ms();
 	}
 	if (c->will && !c->will_discard) {

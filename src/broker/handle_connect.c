@@ -95,6 +95,7 @@ static int make_will(struct moat_conn *c, const struct moat_mqtt_connect5 *c5)
 		return MOAT_EUTF8; /* [MQTT-3.1.3-?] payload format invalid */
 	struct moat_msg_extra x = {
 		.has_expiry = moat_props_has(wp, PROP_MESSAGE_EXPIRY),
+		.expiry_on_publish = true,
 		.expiry_s = wp->message_expiry,
 	};
 	uint8_t *props = NULL;
@@ -327,6 +328,7 @@ int moat__handle_connect(struct moat_conn *c, const uint8_t *body, size_t len)
 				      : "out of memory for a session");
 	}
 	s->conn = c;
+	atomic_store_explicit(&s->online, true, memory_order_relaxed);
 	s->drop_logged = false;
 	c->session = s;
 	c->state = CONN_ACTIVE;

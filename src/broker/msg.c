@@ -23,7 +23,9 @@ struct moat_msg *moat_msg_new5(const uint8_t *topic, size_t topic_len,
 	m->props_len = (uint32_t)plen;
 	m->expiry_ms = 0;
 	m->origin = x ? x->origin : 0;
-	if (x && x->has_expiry)
+	m->expiry_pending = x && x->has_expiry && x->expiry_on_publish;
+	m->expiry_s = x ? x->expiry_s : 0;
+	if (x && x->has_expiry && !x->expiry_on_publish)
 		m->expiry_ms = moat_now_ms() + (uint64_t)x->expiry_s * 1000u;
 	memcpy(m->topic, topic, topic_len);
 	m->topic[topic_len] = '\0';
@@ -49,6 +51,14 @@ const char *moat__log_topic(const char *topic, size_t len, char *buf,
 			    size_t bufsz)
 {
 	return moat_log_escape((const uint8_t *)topic, len, buf, bufsz);
+}
+
+void moat_msg_start_expiry(struct moat_msg *m)
+{
+	if (m->expiry_pending) {
+		m->expiry_pending = false;
+		m->expiry_ms = moat_now_ms() + (uint64_t)m->expiry_s * 1000u;
+	}
 }
 
 struct moat_msg *moat_msg_ref(struct moat_msg *m)

@@ -59,7 +59,7 @@ static void queue_pop(struct moat_session *s, struct moat_qitem *out)
 	*out = *queue_at(s, 0);
 	s->qhead = (s->qhead + 1) % s->qcap;
 	s->qlen--;
-	s->queued_bytes -= out->msg->payload_len;
+	s->queued_bytes -= moat_msg_size(out->msg);
 }
 
 static void note_drop(struct moat_session *s, const char *why)
@@ -184,8 +184,27 @@ static int send_now(struct moat_session *s, struct moat_msg *m, uint8_t qos,
 		f->state = INFLIGHT_WAIT_ACK;
 		f->retain = retain;
 		f->share = share;
+		f->sent = true;
+		s->nsent++;
 	}
 	return MOAT_OK;
+}
+
+/* Drop expired messages from the queue, keeping the order of the rest. */
+static void purge_expired(struct moat_session *s)
+{
+	uint64_t now = moat_now_ms();
+	size_t kept = 0, n = s->qlen;
+	for (size_t i = 0; i < n; i++) {
+		struct moat_qitem it = *queue_at(s, i);
+		if (moat_msg_expired(it.msg, now)) {
+			s->queued_bytes -= moat_msg_size(it.msg);
+			moat_msg_unref(&it.msg);
+			continue;
+		}
+		*queue_at(s, kept++) = it;
+	}
+	s->qlen = kept;
 }
 
 static bool queue_grow(struct moat_session *s)
@@ -207,12 +226,16 @@ static void enqueue(struct moat_session *s, struct moat_msg *m, uint8_t qos,
 		    bool retain, const struct moat_share *share)
 {
 	const struct moat_config *cfg = &s->home->b->cfg;
+	if (s->qlen >= cfg->max_queued_messages ||
+	    (cfg->max_queued_bytes &&
+	     s->queued_bytes + moat_msg_size(m) > cfg->max_queued_bytes))
+		purge_expired(s); /* expired ones make room [MQTT-3.3.2-5] */
 	if (s->qlen >= cfg->max_queued_messages) {
 		note_drop(s, "queue full (max_queued_messages)");
 		return;
 	}
 	if (cfg->max_queued_bytes &&
-	    s->queued_bytes + m->payload_len > cfg->max_queued_bytes) {
+	    s->queued_bytes + moat_msg_size(m) > cfg->max_queued_bytes) {
 		note_drop(s, "queue full (max_queued_bytes)");
 		return;
 	}
@@ -226,16 +249,26 @@ static void enqueue(struct moat_session *s, struct moat_msg *m, uint8_t qos,
 	it->retain = retain;
 	it->share = share;
 	s->qlen++;
-	s->queued_bytes += m->payload_len;
+	s->queued_bytes += moat_msg_size(m);
 }
 
-/* The outgoing window: ours, and the client's Receive Maximum (v5). */
-static bool window_open(const struct moat_session *s)
+/* The outgoing window: ours, and the client's Receive Maximum (v5), which
+ * counts what is outstanding on this connection [MQTT-3.3.4-9]. */
+static size_t window_size(const struct moat_session *s)
 {
 	size_t max = (size_t)s->home->b->cfg.max_inflight_messages;
 	if (s->conn && s->conn->client_receive_max < max)
 		max = s->conn->client_receive_max;
-	return s->ninflight < max;
+	return max;
+}
+
+static bool window_open(const struct moat_session *s)
+{
+	/* ninflight is also bounded by the array (max_inflight_messages);
+	 * entries not yet re-sent after a resume go first. */
+	return s->nsent < window_size(s) &&
+	       s->ninflight < s->home->b->cfg.max_inflight_messages &&
+	       s->nsent == s->ninflight;
 }
 
 static void deliver(struct moat_session *s, struct moat_msg *m, uint8_t qos,
@@ -323,8 +356,58 @@ void moat_session_fire_will(struct moat_session *s)
 	s->will = NULL;
 }
 
+/* Re-send the next in-flight message not yet sent on this connection:
+ * PUBLISH with DUP [MQTT-4.4.0-1] [MQTT-3.3.1-1], or PUBREL.  Returns
+ * MOAT_OK, MOAT_ENOTFOUND when none is left, or an error. */
+static int resend_next(struct moat_session *s)
+{
+	for (size_t i = 0; i < s->ninflight; i++) {
+		struct moat_inflight *f = &s->inflight[i];
+		int rc;
+		if (f->sent)
+			continue;
+		if (f->state == INFLIGHT_WAIT_ACK) {
+			rc = moat_conn_send_publish(s->conn, f->msg, f->qos,
+						    f->retain, true,
+						    f->packet_id, f->share);
+			if (rc == MOAT_DECLINED) {
+				/* Too big for the new Maximum Packet Size:
+				 * discarded as if sent [MQTT-3.1.2-25]. */
+				note_drop(s, "message larger than the client's "
+					     "Maximum Packet Size");
+				moat_msg_unref(&f->msg);
+				memmove(f, f + 1, (s->ninflight - i - 1) *
+							  sizeof(*f));
+				s->ninflight--;
+				return MOAT_OK;
+			}
+		} else {
+			uint8_t pkt[4];
+			moat_mqtt_ack_encode(pkt, MQTT_PUBREL, f->packet_id);
+			rc = moat_conn_send(s->conn, pkt, sizeof(pkt));
+		}
+		if (rc == MOAT_OK) {
+			f->sent = true;
+			s->nsent++;
+		}
+		return rc;
+	}
+	return MOAT_ENOTFOUND;
+}
+
 void moat_session_pump(struct moat_session *s)
 {
+	/* First what a resume could not re-send within the window. */
+	while (s->conn && s->nsent < s->ninflight &&
+	       s->nsent < window_size(s)) {
+		int rc = resend_next(s);
+		if (rc == MOAT_ENOTFOUND)
+			break;
+		if (rc != MOAT_OK) {
+			moat_conn_close(s->conn, "output buffer overflow");
+			return;
+		}
+	}
 	while (s->qlen && s->conn && moat_conn_can_send(s->conn)) {
 		struct moat_qitem *head = queue_at(s, 0);
 		if (head->qos && !window_open(s))
@@ -342,36 +425,11 @@ void moat_session_pump(struct moat_session *s)
 
 void moat_session_resume(struct moat_session *s)
 {
-	for (size_t i = 0; i < s->ninflight && s->conn; i++) {
-		struct moat_inflight *f = &s->inflight[i];
-		int rc;
-		if (f->state == INFLIGHT_WAIT_ACK) {
-			/* [MQTT-4.4.0-1] resend with DUP set [MQTT-3.3.1-1] */
-			rc = moat_conn_send_publish(s->conn, f->msg, f->qos,
-						    f->retain, true,
-						    f->packet_id, f->share);
-			if (rc == MOAT_DECLINED) {
-				/* Too big for the new Maximum Packet Size:
-				 * discarded as if sent [MQTT-3.1.2-25]. */
-				note_drop(s, "message larger than the client's "
-					     "Maximum Packet Size");
-				moat_msg_unref(&f->msg);
-				memmove(f, f + 1, (s->ninflight - i - 1) *
-							  sizeof(*f));
-				s->ninflight--;
-				i--;
-				continue;
-			}
-		} else {
-			uint8_t pkt[4];
-			moat_mqtt_ack_encode(pkt, MQTT_PUBREL, f->packet_id);
-			rc = moat_conn_send(s->conn, pkt, sizeof(pkt));
-		}
-		if (rc != MOAT_OK) {
-			moat_conn_close(s->conn, "output buffer overflow");
-			return;
-		}
-	}
+	/* Nothing has been sent on the new connection yet; pump re-sends
+	 * in order, as far as the client's Receive Maximum allows. */
+	for (size_t i = 0; i < s->ninflight; i++)
+		s->inflight[i].sent = false;
+	s->nsent = 0;
 	moat_session_pump(s);
 }
 
@@ -389,6 +447,8 @@ static struct moat_inflight *find_inflight(struct moat_session *s,
 
 static void remove_inflight(struct moat_session *s, size_t idx)
 {
+	if (s->inflight[idx].sent)
+		s->nsent--;
 	moat_msg_unref(&s->inflight[idx].msg);
 	memmove(&s->inflight[idx], &s->inflight[idx + 1],
 		(s->ninflight - idx - 1) * sizeof(s->inflight[0]));

@@ -420,7 +420,17 @@ static int add_shares(const struct moat_tnode *n, struct moat_matches *out)
 		struct moat_share *g = n->shares[i];
 		size_t k = atomic_fetch_add_explicit(&g->next, 1,
 						     memory_order_relaxed);
+		/* Prefer a connected member; an offline one only when all
+		 * are (its session then queues the message). */
 		const struct moat_subscriber *sub = &g->m[k % g->n];
+		for (size_t j = 0; j < g->n; j++) {
+			const struct moat_subscriber *c = &g->m[(k + j) % g->n];
+			if (atomic_load_explicit(&c->session->online,
+						 memory_order_relaxed)) {
+				sub = c;
+				break;
+			}
+		}
 		out->v[out->n].session = sub->session;
 		out->v[out->n].share = g;
 		out->v[out->n].qos = sub->qos;
@@ -566,7 +576,7 @@ int moat_tree_retain(struct moat_tree *t, struct moat_msg *m)
 	bool user = !moat_topic_is_sys(topic, m->topic_len);
 	pthread_rwlock_wrlock(&t->lock);
 	struct moat_tnode *n = walk(t, topic, m->topic_len, false);
-	size_t old_bytes = n && n->retained ? n->retained->payload_len : 0;
+	size_t old_bytes = n && n->retained ? moat_msg_size(n->retained) : 0;
 	bool is_new = !n || !n->retained;
 	if (m->payload_len == 0) {
 		if (!is_new) {
@@ -584,7 +594,7 @@ int moat_tree_retain(struct moat_tree *t, struct moat_msg *m)
 	if (user && ((t->max_retained && is_new &&
 		      t->nretained_user >= t->max_retained) ||
 		     (t->max_retained_bytes &&
-		      t->retained_bytes - old_bytes + m->payload_len >
+		      t->retained_bytes - old_bytes + moat_msg_size(m) >
 			      t->max_retained_bytes))) {
 		rc = MOAT_ELIMIT;
 		goto out;
@@ -600,7 +610,7 @@ int moat_tree_retain(struct moat_tree *t, struct moat_msg *m)
 	}
 	if (user)
 		t->retained_bytes = t->retained_bytes - old_bytes +
-				    m->payload_len;
+				    moat_msg_size(m);
 	n->retained = moat_msg_ref(m);
 out:;
 	bool log_full = rc == MOAT_ELIMIT && !t->retain_full_logged;

@@ -263,6 +263,7 @@ void moat_worker_route(struct moat_worker *w, struct moat_msg *m)
 
 void moat_worker_defer_will(struct moat_worker *w, struct moat_msg *m)
 {
+	moat_msg_start_expiry(m); /* counted from publication */
 	if (w->nwills == w->wills_cap) {
 		size_t cap = w->wills_cap ? w->wills_cap * 2 : 8;
 		struct moat_msg **v = moat_realloc(w->wills, cap * sizeof(*v));
@@ -444,21 +445,32 @@ static uint64_t session_lifetime_ms(const struct moat_worker *w,
  * wills [MQTT-3.1.3-9]. */
 static void expire_sessions(struct moat_worker *w, uint64_t now)
 {
-	for (size_t i = 0; i < w->nbuckets; i++) {
-		struct moat_session *s = w->sessions[i];
-		while (s) {
-			struct moat_session *next = s->hnext;
+	/* Collect first: ending one session can end another (shared
+	 * redelivery overflowing a clean session's connection). */
+	struct moat_session *expired[256];
+	size_t n = 0;
+	for (size_t i = 0; i < w->nbuckets && n < MOAT_ARRAY_LEN(expired);
+	     i++) {
+		for (struct moat_session *s = w->sessions[i]; s; s = s->hnext) {
 			if (!s->conn && s->will && now >= s->will_at_ms)
 				moat_session_fire_will(s);
 			uint64_t life = session_lifetime_ms(w, s);
 			if (!s->conn && life != UINT64_MAX &&
-			    now - s->offline_since_ms >= life) {
-				moat_info("client %s: session expired",
-					  s->log_id);
-				moat_session_destroy(s);
+			    now - s->offline_since_ms >= life &&
+			    n < MOAT_ARRAY_LEN(expired)) {
+				moat_session_ref(s);
+				expired[n++] = s;
 			}
-			s = next;
 		}
+	}
+	/* At most 256 a second per worker; the rest go next second. */
+	for (size_t i = 0; i < n; i++) {
+		if (!expired[i]->dead) {
+			moat_info("client %s: session expired",
+				  expired[i]->log_id);
+			moat_session_destroy(expired[i]);
+		}
+		moat_session_unref(&expired[i]);
 	}
 }
 

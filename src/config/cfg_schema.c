@@ -36,7 +36,8 @@ const struct moat_cfg_directive moat__cfg_directives[] = {
 	 "Messages queued per session beyond the in-flight window (offline "
 	 "or slow clients). Further messages are dropped and counted."},
 	{"max_queued_bytes", CFG_SIZE, OFF(max_queued_bytes), 0, 64 * GIB,
-	 "16m", "Payload bytes queued per session. 0 = no byte limit."},
+	 "16m", "Bytes queued per session (topic, payload and MQTT 5 "
+		"properties of each message). 0 = no byte limit."},
 	{"max_connections", CFG_U64, OFF(max_connections), 1, 10000000,
 	 "100000", "Connections accepted in total; more are closed at once."},
 	{"max_sessions", CFG_U64, OFF(max_sessions), 1, 100000000, "100000",
@@ -52,7 +53,8 @@ const struct moat_cfg_directive moat__cfg_directives[] = {
 	 "Retained messages kept in total. A retained PUBLISH to a new topic "
 	 "beyond it is delivered but not retained (logged once)."},
 	{"max_retained_bytes", CFG_SIZE, OFF(max_retained_bytes), 0, 64 * GIB,
-	 "256m", "Payload bytes of all retained messages together; as above."},
+	 "256m", "Bytes of all retained messages together (topic, payload and "
+		"properties); as above."},
 	{"max_subscriptions", CFG_U64, OFF(max_subscriptions), 1, 1000000,
 	 "100",
 	 "Subscriptions per client, and filters per SUBSCRIBE packet. "
