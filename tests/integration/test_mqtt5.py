@@ -1909,5 +1909,95 @@ class Mqtt5DisabledTests(V5TestCase):
         self.assertEqual((p["payload"], p["qos"]), (b"v3", 1))
 
 
+# ---- 15. regressions from review ------------------------------------------------------
+
+class ReviewRegressionTests(V5TestCase):
+    def test_will_message_expiry_counts_from_publication(self):
+        # section 3.1.3.2.4: the will's Message Expiry Interval starts when
+        # the will is published, not when the CONNECT arrived
+        w = self.watcher(["rw/#"], worker=0)
+        c = self.client(worker=1, will=("rw/x", b"will-expiry", 1, False),
+                        will_props=props(p_u32(MESSAGE_EXPIRY, 2)))
+        time.sleep(3.5)
+        c.abort()
+        p = w.next_publish(timeout=TIMEOUT)
+        self.assertEqual((p["topic"], p["payload"]), (b"rw/x", b"will-expiry"))
+        self.assertIn(pget(p["props"], MESSAGE_EXPIRY), (1, 2))
+
+    def test_receive_maximum_applies_on_session_resume(self):
+        # [MQTT-3.3.4-9] also for messages resent on a resumed session
+        cid = cid_on(self.uid("rm"), 0)
+        cprops = props(p_u32(SESSION_EXPIRY, 60), p_u16(RECEIVE_MAXIMUM, 10))
+        s = self.client(cid, cprops=cprops)
+        self.assertEqual(s.subscribe([("rrm/t", 1)]), [1])
+        pubc = self.client(worker=1)
+        for i in range(10):
+            pubc.publish("rrm/t", b"x%d" % i, qos=1)
+        first = [s.next_publish(ack=False) for _ in range(10)]
+        self.assertEqual([p["payload"] for p in first],
+                         [b"x%d" % i for i in range(10)])
+        s.abort()
+        s = self.client(cid, clean=False, present=True,
+                        cprops=props(p_u32(SESSION_EXPIRY, 60),
+                                     p_u16(RECEIVE_MAXIMUM, 2)))
+        resent = [s.next_publish(ack=False) for _ in range(2)]
+        self.assertTrue(all(p["dup"] for p in resent), resent)
+        self.assertEqual(s.quiet(ack=False), [])
+        s.send(ack5("puback", resent[0]["pid"]))
+        third = s.next_publish(ack=False)
+        self.assertEqual(s.quiet(ack=False), [])
+        self.assertEqual(len({p["payload"] for p in resent + [third]}), 3)
+
+    def test_shared_group_skips_offline_member(self):
+        b = self.client(cid_on(self.uid("shB"), 1),
+                        cprops=props(p_u32(SESSION_EXPIRY, 3600)))
+        self.assertEqual(b.subscribe([("$share/g/so/#", 1)]), [1])
+        b.disconnect()
+        a = self.client(worker=0)
+        self.assertEqual(a.subscribe([("$share/g/so/#", 1)]), [1])
+        pubc = self.client(worker=1)
+        for i in range(12):
+            pubc.publish("so/t", b"m%d" % i, qos=1)
+        got = [a.next_publish()["payload"] for _ in range(12)]
+        self.assertEqual(sorted(got), sorted(b"m%d" % i for i in range(12)))
+        self.assertEqual(a.quiet(), [])
+
+
+class QueuedExpiryRegressionTests(V5TestCase):
+    broker_config = "mqtt5 true\nmax_queued_messages 5\n"
+
+    def test_expired_messages_do_not_fill_offline_queue(self):
+        cid = cid_on(self.uid("qA"), 0)
+        cprops = props(p_u32(SESSION_EXPIRY, 60))
+        a = self.client(cid, cprops=cprops)
+        self.assertEqual(a.subscribe([("rq/t", 1)]), [1])
+        a.disconnect()
+        pubc = self.client(worker=1)
+        for i in range(5):
+            pubc.publish("rq/t", b"old%d" % i, qos=1,
+                         pprops=props(p_u32(MESSAGE_EXPIRY, 1)))
+        time.sleep(2.0)
+        pubc.publish("rq/t", b"IMPORTANT", qos=1)
+        a = self.client(cid, clean=False, present=True, cprops=cprops)
+        p = a.next_publish()
+        self.assertEqual(p["payload"], b"IMPORTANT")
+        self.assertEqual(a.quiet(), [])
+
+
+class RetainedBytesRegressionTests(V5TestCase):
+    broker_config = "mqtt5 true\nmax_retained_bytes 1k\n"
+
+    def test_retained_properties_count_against_max_retained_bytes(self):
+        w = self.watcher(["rp/#"])
+        big = props(*[p_user("k%d" % i, "v" * 500) for i in range(4)])
+        pubc = self.client(worker=1)
+        pubc.publish("rp/t", b"x", qos=1, retain=True, pprops=big)
+        p = w.next_publish()
+        self.assertEqual((p["topic"], p["payload"]), (b"rp/t", b"x"))
+        late = self.client(worker=0)
+        self.assertEqual(late.subscribe([("rp/#", 1)]), [1])
+        self.assertEqual(late.quiet(), [])
+
+
 if __name__ == "__main__":
     unittest.main()
