@@ -99,15 +99,16 @@ struct moat_tree {
 	size_t nretained_user; /* of those, not $SYS (the limited ones) */
 	size_t retained_bytes; /* payload bytes of those */
 	size_t max_retained, max_retained_bytes; /* 0 = no limit */
+	uint64_t share_seq; /* shared groups' ids (0 = not shared) */
 	bool retain_full_logged;
 };
 
 /* One match result: a session reference (caller unrefs), the QoS, and the
- * shared-subscription group it was chosen from (NULL for a normal one;
- * only compared, never dereferenced outside the tree lock). */
+ * id of the shared-subscription group it was chosen from (0 for a normal
+ * subscription; ids are never reused, so they can outlive the group). */
 struct moat_match {
 	struct moat_session *session;
-	const struct moat_share *share;
+	uint64_t share;
 	uint8_t qos;
 };
 
@@ -126,7 +127,7 @@ void moat_tree_cleanup(struct moat_tree *t);
 int moat_tree_subscribe(struct moat_tree *t, const uint8_t *filter,
 			size_t flen, const struct moat_bytes *share,
 			struct moat_session *s, uint8_t qos, bool *added,
-			const struct moat_share **group);
+			uint64_t *group);
 /* Remove; MOAT_ENOTFOUND when the session had no such subscription. */
 int moat_tree_unsubscribe(struct moat_tree *t, const uint8_t *filter,
 			  size_t flen, const struct moat_bytes *share,
@@ -145,7 +146,7 @@ int moat_tree_retain(struct moat_tree *t, struct moat_msg *m);
  * session reference and its QoS, or NULL when there is none. */
 struct moat_session *moat_tree_share_pick(struct moat_tree *t,
 					  const uint8_t *topic, size_t tlen,
-					  const struct moat_share *g,
+					  uint64_t g,
 					  const struct moat_session *exclude,
 					  uint8_t *qos);
 /* Collect references to at most max retained messages matching filter;
@@ -162,7 +163,7 @@ enum moat_inflight_state {
 
 struct moat_inflight {
 	struct moat_msg *msg;
-	const struct moat_share *share; /* shared group it came through */
+	uint64_t share; /* shared group it came through */
 	uint16_t packet_id;
 	uint8_t qos;
 	uint8_t state;
@@ -172,7 +173,7 @@ struct moat_inflight {
 
 struct moat_qitem {
 	struct moat_msg *msg;
-	const struct moat_share *share;
+	uint64_t share;
 	uint8_t qos;
 	bool retain;
 };
@@ -186,7 +187,7 @@ struct moat_sub_entry {
 	uint32_t sub_id;          /* Subscription Identifier, 0 = none */
 	char *share;              /* shared group name, NULL if not shared */
 	uint16_t share_len;
-	const struct moat_share *group;
+	uint64_t group;
 };
 
 #define MOAT_EXPIRY_NEVER UINT32_MAX
@@ -238,7 +239,7 @@ void moat_session_unref(struct moat_session **s);
 void moat_session_destroy(struct moat_session *s);
 /* Hand m to another member of shared group g than from. */
 void moat__share_redeliver(struct moat_session *from, struct moat_msg *m,
-			   const struct moat_share *g);
+			   uint64_t g);
 /* Deliver m at qos (already min(sub, msg)) with the given retain flag:
  * send now, queue, or drop by the limits.  Home worker only. */
 void moat_session_deliver(struct moat_session *s, struct moat_msg *m,
@@ -247,14 +248,14 @@ void moat_session_deliver(struct moat_session *s, struct moat_msg *m,
  * = the shared group or NULL): applies the session's subscription options
  * (No Local, Retain As Published) and the message expiry, then delivers. */
 void moat_session_route(struct moat_session *s, struct moat_msg *m,
-			uint8_t qos, const struct moat_share *share);
+			uint8_t qos, uint64_t share);
 /* Subscription Identifiers of the subscriptions this copy of m is for
  * (the normal ones, or those of shared group share), written as
  * properties into w [MQTT-3.3.4-3] [MQTT-3.3.4-5]. */
 struct moat_pw;
 void moat_session_sub_ids(const struct moat_session *s,
 			  const struct moat_msg *m,
-			  const struct moat_share *share, struct moat_pw *w);
+			  uint64_t share, struct moat_pw *w);
 /* Publish the delayed will now (session ending, or its time came). */
 void moat_session_fire_will(struct moat_session *s);
 /* Send what the queue and window allow (after acks and drained writes). */
@@ -354,7 +355,7 @@ bool moat_conn_can_send(const struct moat_conn *c);
  * Packet Size (the caller drops it [MQTT-3.1.2-25]). */
 int moat_conn_send_publish(struct moat_conn *c, const struct moat_msg *m,
 			   uint8_t qos, bool retain, bool dup, uint16_t id,
-			   const struct moat_share *share);
+			   uint64_t share);
 /* Process every complete packet in the input buffer. */
 void moat_conn_process_input(struct moat_conn *c);
 void moat_conn_flush(struct moat_conn *c);
@@ -385,7 +386,7 @@ struct moat_inbox_item {
 	struct moat_session *session; /* counted reference */
 	struct moat_msg *msg;         /* counted reference */
 	struct moat_conn *conn;
-	const struct moat_share *share; /* shared group delivered through */
+	uint64_t share; /* shared group delivered through */
 };
 
 struct moat_inbox_batch {

@@ -242,7 +242,7 @@ static bool alias_commit(struct moat_conn *c, uint16_t alias,
 
 static int send_publish5(struct moat_conn *c, const struct moat_msg *m,
 			 uint8_t qos, bool retain, bool dup, uint16_t id,
-			 const struct moat_share *share)
+			 uint64_t share)
 {
 	uint8_t pb[512];
 	struct moat_pw pw;
@@ -283,7 +283,7 @@ static int send_publish5(struct moat_conn *c, const struct moat_msg *m,
 
 int moat_conn_send_publish(struct moat_conn *c, const struct moat_msg *m,
 			   uint8_t qos, bool retain, bool dup, uint16_t id,
-			   const struct moat_share *share)
+			   uint64_t share)
 {
 	if (c->proto_level == MQTT_PROTO_V5)
 		return send_publish5(c, m, qos, retain, dup, id, share);

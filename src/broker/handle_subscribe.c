@@ -153,7 +153,7 @@ static uint8_t subscribe_one(struct moat_conn *c, const struct sub_req *r,
 	if (!e && !(e = remember_sub(s, r)))
 		return RC_UNSPECIFIED;
 	bool added;
-	const struct moat_share *group;
+	uint64_t group;
 	if (moat_tree_subscribe(&b->tree, r->filter.p, r->filter.len,
 				r->shared ? &r->share : NULL, s, qos, &added,
 				&group) != MOAT_OK) {

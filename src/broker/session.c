@@ -75,7 +75,7 @@ static void note_drop(struct moat_session *s, const char *why)
 }
 
 void moat__share_redeliver(struct moat_session *from, struct moat_msg *m,
-			   const struct moat_share *g)
+			   uint64_t g)
 {
 	struct moat_worker *w = from->home;
 	uint8_t qos;
@@ -159,7 +159,7 @@ static uint16_t next_id(struct moat_session *s)
 
 /* Put a message on the wire as a new in-flight (QoS>0) or plain QoS 0. */
 static int send_now(struct moat_session *s, struct moat_msg *m, uint8_t qos,
-		    bool retain, const struct moat_share *share)
+		    bool retain, uint64_t share)
 {
 	uint16_t id = 0;
 	/* Expired while it waited: not sent [MQTT-3.3.2-5]. */
@@ -223,7 +223,7 @@ static bool queue_grow(struct moat_session *s)
 }
 
 static void enqueue(struct moat_session *s, struct moat_msg *m, uint8_t qos,
-		    bool retain, const struct moat_share *share)
+		    bool retain, uint64_t share)
 {
 	const struct moat_config *cfg = &s->home->b->cfg;
 	if (s->qlen >= cfg->max_queued_messages ||
@@ -272,7 +272,7 @@ static bool window_open(const struct moat_session *s)
 }
 
 static void deliver(struct moat_session *s, struct moat_msg *m, uint8_t qos,
-		    bool retain, const struct moat_share *share)
+		    bool retain, uint64_t share)
 {
 	if (s->dead)
 		return;
@@ -295,12 +295,12 @@ static void deliver(struct moat_session *s, struct moat_msg *m, uint8_t qos,
 void moat_session_deliver(struct moat_session *s, struct moat_msg *m,
 			  uint8_t qos, bool retain)
 {
-	deliver(s, m, qos, retain, NULL);
+	deliver(s, m, qos, retain, 0);
 }
 
 static bool sub_applies(const struct moat_sub_entry *e,
 			const struct moat_session *s, const struct moat_msg *m,
-			const struct moat_share *share)
+			uint64_t share)
 {
 	if (e->group != share)
 		return false;
@@ -313,7 +313,7 @@ static bool sub_applies(const struct moat_sub_entry *e,
 }
 
 void moat_session_route(struct moat_session *s, struct moat_msg *m,
-			uint8_t qos, const struct moat_share *share)
+			uint8_t qos, uint64_t share)
 {
 	bool retain = false;
 	if (s->dead)
@@ -340,7 +340,7 @@ void moat_session_route(struct moat_session *s, struct moat_msg *m,
 
 void moat_session_sub_ids(const struct moat_session *s,
 			  const struct moat_msg *m,
-			  const struct moat_share *share, struct moat_pw *w)
+			  uint64_t share, struct moat_pw *w)
 {
 	for (size_t i = 0; i < s->nsubs; i++) {
 		const struct moat_sub_entry *e = &s->subs[i];

@@ -11,6 +11,7 @@
 #include "broker_int.h"
 
 struct moat_share {
+	uint64_t id; /* identity outside the tree (never reused) */
 	char *name;
 	size_t name_len;
 	struct moat_subscriber *m;
@@ -251,7 +252,8 @@ static struct moat_tnode *walk(struct moat_tree *t, const uint8_t *f,
 }
 
 /* Find (or, with create, add) the group NAME on node n. */
-static struct moat_share *share_find(struct moat_tnode *n,
+static struct moat_share *share_find(struct moat_tree *t,
+				     struct moat_tnode *n,
 				     const struct moat_bytes *name,
 				     bool create)
 {
@@ -275,6 +277,7 @@ static struct moat_share *share_find(struct moat_tnode *n,
 		return NULL;
 	}
 	g->name_len = name->len;
+	g->id = ++t->share_seq; /* under the write lock */
 	atomic_init(&g->next, 0);
 	n->shares[n->nshares++] = g;
 	return g;
@@ -335,11 +338,11 @@ static bool subs_del(struct moat_subscriber *v, size_t *n,
 int moat_tree_subscribe(struct moat_tree *t, const uint8_t *filter,
 			size_t flen, const struct moat_bytes *share,
 			struct moat_session *s, uint8_t qos, bool *added,
-			const struct moat_share **group)
+			uint64_t *group)
 {
 	int rc = MOAT_OK;
 	*added = false;
-	*group = NULL;
+	*group = 0;
 	pthread_rwlock_wrlock(&t->lock);
 	struct moat_tnode *n = walk(t, filter, flen, true);
 	if (!n) {
@@ -347,10 +350,10 @@ int moat_tree_subscribe(struct moat_tree *t, const uint8_t *filter,
 		goto out;
 	}
 	if (share) {
-		struct moat_share *g = share_find(n, share, true);
+		struct moat_share *g = share_find(t, n, share, true);
 		if (g) {
 			rc = subs_put(&g->m, &g->n, &g->cap, s, qos, added);
-			*group = g;
+			*group = g->id;
 		} else {
 			rc = MOAT_ENOMEM;
 		}
@@ -375,7 +378,7 @@ int moat_tree_unsubscribe(struct moat_tree *t, const uint8_t *filter,
 	pthread_rwlock_wrlock(&t->lock);
 	struct moat_tnode *n = walk(t, filter, flen, false);
 	if (n && share) {
-		struct moat_share *g = share_find(n, share, false);
+		struct moat_share *g = share_find(t, n, share, false);
 		if (g && (found = subs_del(g->m, &g->n, s)) && !g->n)
 			share_remove(n, g);
 	} else if (n) {
@@ -432,7 +435,7 @@ static int add_shares(const struct moat_tnode *n, struct moat_matches *out)
 			}
 		}
 		out->v[out->n].session = sub->session;
-		out->v[out->n].share = g;
+		out->v[out->n].share = g->id;
 		out->v[out->n].qos = sub->qos;
 		out->n++;
 	}
@@ -447,7 +450,7 @@ static int add_subs(const struct moat_tnode *n, struct moat_matches *out)
 		return MOAT_ENOMEM;
 	for (size_t i = 0; i < n->nsubs; i++) {
 		out->v[out->n].session = n->subs[i].session;
-		out->v[out->n].share = NULL;
+		out->v[out->n].share = 0;
 		out->v[out->n].qos = n->subs[i].qos;
 		out->n++;
 	}
@@ -540,7 +543,7 @@ int moat_tree_match(struct moat_tree *t, const uint8_t *topic, size_t tlen,
 
 struct moat_session *moat_tree_share_pick(struct moat_tree *t,
 					  const uint8_t *topic, size_t tlen,
-					  const struct moat_share *g,
+					  uint64_t g,
 					  const struct moat_session *exclude,
 					  uint8_t *qos)
 {
