@@ -13,32 +13,7 @@
 
 #include "codec/mqtt_codec.h"
 
-/* Each test must free what it allocates.  The baseline is taken per test
- * so that one failing test (which may leak) does not fail the rest. */
-static size_t live_at_setup;
-
-static int setup_baseline(void **state)
-{
-	(void)state;
-	moat_alloc_fail_at(0);
-	live_at_setup = moat_alloc_live_bytes();
-	return 0;
-}
-
-static int teardown_no_leaks(void **state)
-{
-	(void)state;
-	moat_alloc_fail_at(0);
-	size_t live = moat_alloc_live_bytes();
-	if (live != live_at_setup) {
-		print_error("leak: %zu live bytes after test (%zu before)\n",
-			    live, live_at_setup);
-		return -1;
-	}
-	return 0;
-}
-
-#define T(f) cmocka_unit_test_setup_teardown(f, setup_baseline, teardown_no_leaks)
+#include "test_util.h"
 
 /* Exact-size heap copy, so that ASan reports any read past len. */
 static uint8_t *dup_exact(const char *s, size_t len)
