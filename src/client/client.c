@@ -1104,144 +1104,6 @@ int moat_client_loop(struct moat_client *c, int timeout_ms, int extra_fd,
 	return rc;
 }
 
-/* ---- MQTT 5 encoders the codec does not have (client side) ---------- */
-
-static int put_header(struct moat_buf *b, uint8_t first, size_t rl)
-{
-	if (rl > MQTT_MAX_REMAINING_LENGTH)
-		return MOAT_EINVAL;
-	uint8_t h[5];
-	h[0] = first;
-	size_t n = 1 + moat_mqtt_varint_write(h + 1, (uint32_t)rl);
-	return moat_buf_append(b, h, n);
-}
-
-static int put_u16(struct moat_buf *b, uint16_t v)
-{
-	uint8_t h[2] = {(uint8_t)(v >> 8), (uint8_t)v};
-	return moat_buf_append(b, h, 2);
-}
-
-static int put_bin(struct moat_buf *b, const void *p, size_t len)
-{
-	if (len > 65535)
-		return MOAT_EINVAL;
-	int rc = put_u16(b, (uint16_t)len);
-	return rc ? rc : moat_buf_append(b, p, len);
-}
-
-static size_t props_len(const struct moat_bytes *props)
-{
-	return props ? props->len : 0;
-}
-
-/* Property block size on the wire: length varint + properties. */
-static size_t props_size(const struct moat_bytes *props)
-{
-	size_t n = props_len(props);
-	return moat_mqtt_varint_size((uint32_t)n) + n;
-}
-
-static int put_props(struct moat_buf *b, const struct moat_bytes *props)
-{
-	uint8_t v[4];
-	size_t n = props_len(props);
-	int rc = moat_buf_append(b, v, moat_mqtt_varint_write(v, (uint32_t)n));
-	return rc || !n ? rc : moat_buf_append(b, props->p, n);
-}
-
-/* Undo a partly appended packet. */
-static int rollback(struct moat_buf *b, size_t used0, int rc)
-{
-	if (rc)
-		b->len = b->off + used0;
-	return rc;
-}
-
-static int connect5_encode(struct moat_buf *b,
-			   const struct moat_mqtt_connect_opts *o,
-			   const struct moat_bytes *props,
-			   const struct moat_bytes *will_props)
-{
-	static const uint8_t name[6] = {0, 4, 'M', 'Q', 'T', 'T'};
-	size_t used0 = moat_buf_used(b);
-	size_t rl = sizeof(name) + 4 + props_size(props) + 2 +
-		    strlen(o->client_id);
-	uint8_t flags = o->clean_session ? 0x02 : 0;
-	if (o->will_topic) {
-		rl += props_size(will_props) + 2 + strlen(o->will_topic) + 2 +
-		      o->will_payload_len;
-		flags |= (uint8_t)(0x04 | (o->will_qos << 3) |
-				   (o->will_retain ? 0x20 : 0));
-	}
-	if (o->username) {
-		rl += 2 + strlen(o->username);
-		flags |= 0x80;
-	}
-	if (o->has_password) {
-		rl += 2 + o->password_len;
-		flags |= 0x40;
-	}
-	uint8_t fixed[4] = {MQTT_PROTO_V5, flags, (uint8_t)(o->keepalive >> 8),
-			    (uint8_t)o->keepalive};
-	int rc = put_header(b, MQTT_CONNECT << 4, rl);
-	if (!rc)
-		rc = moat_buf_append(b, name, sizeof(name));
-	if (!rc)
-		rc = moat_buf_append(b, fixed, sizeof(fixed));
-	if (!rc)
-		rc = put_props(b, props);
-	if (!rc)
-		rc = put_bin(b, o->client_id, strlen(o->client_id));
-	if (!rc && o->will_topic) {
-		rc = put_props(b, will_props);
-		if (!rc)
-			rc = put_bin(b, o->will_topic, strlen(o->will_topic));
-		if (!rc)
-			rc = put_bin(b, o->will_payload, o->will_payload_len);
-	}
-	if (!rc && o->username)
-		rc = put_bin(b, o->username, strlen(o->username));
-	if (!rc && o->has_password)
-		rc = put_bin(b, o->password, o->password_len);
-	return rollback(b, used0, rc);
-}
-
-/* SUBSCRIBE (options != NULL: one options byte per filter) or
- * UNSUBSCRIBE, with properties. */
-static int sub5_encode(struct moat_buf *b, enum moat_mqtt_type type,
-		       uint16_t id, const char *const *filters,
-		       const uint8_t *options, size_t count,
-		       const struct moat_bytes *props)
-{
-	size_t used0 = moat_buf_used(b);
-	size_t rl = 2 + props_size(props);
-	for (size_t i = 0; i < count; i++)
-		rl += 2 + strlen(filters[i]) + (options ? 1u : 0u);
-	int rc = put_header(b, (uint8_t)((unsigned)type << 4 | 0x02), rl);
-	if (!rc)
-		rc = put_u16(b, id);
-	if (!rc)
-		rc = put_props(b, props);
-	for (size_t i = 0; !rc && i < count; i++) {
-		rc = put_bin(b, filters[i], strlen(filters[i]));
-		if (!rc && options)
-			rc = moat_buf_append(b, &options[i], 1);
-	}
-	return rollback(b, used0, rc);
-}
-
-static int disconnect5_encode(struct moat_buf *b, uint8_t reason,
-			      const struct moat_bytes *props)
-{
-	size_t used0 = moat_buf_used(b);
-	int rc = put_header(b, MQTT_DISCONNECT << 4, 1 + props_size(props));
-	if (!rc)
-		rc = moat_buf_append(b, &reason, 1);
-	if (!rc)
-		rc = put_props(b, props);
-	return rollback(b, used0, rc);
-}
 
 /* Validate properties the caller gives (wire-encoded, without their
  * length) for ctx.  *out receives the numeric values; its byte fields are
@@ -1364,10 +1226,10 @@ int moat_client_connect(struct moat_client *c,
 	if (rc != MOAT_OK)
 		return rc;
 	/* Encode first: options that do not fit fail before any I/O. */
-	rc = c->version == MQTT_PROTO_V5
-		     ? connect5_encode(&c->out, &o->connect, &o->props,
-				       &o->will_props)
-		     : moat_mqtt_connect_encode(&c->out, &o->connect);
+	struct moat_mqtt_connect_opts co = o->connect;
+	co.props = &o->props;
+	co.will_props = &o->will_props;
+	rc = moat_mqtt_connect_encode(&c->out, &co);
 	if (rc != MOAT_OK) {
 		rc = set_err(c, MOAT_EINVAL,
 			     "CONNECT does not encode (a field is longer "
@@ -1483,7 +1345,7 @@ static int encode_publish(struct moat_client *c, const char *topic,
 			  const struct moat_bytes *props)
 {
 	bool v5 = c->version == MQTT_PROTO_V5;
-	size_t fixed = 2 + stlen + (qos ? 2u : 0u) + (v5 ? props_size(props) : 0);
+	size_t fixed = 2 + stlen + (qos ? 2u : 0u) + (v5 ? moat_props_wire_size(props) : 0);
 	if (fixed > MQTT_MAX_REMAINING_LENGTH ||
 	    len > MQTT_MAX_REMAINING_LENGTH - fixed)
 		return set_err(c, MOAT_ELIMIT,
@@ -1492,7 +1354,7 @@ static int encode_publish(struct moat_client *c, const char *topic,
 			       fixed > MQTT_MAX_REMAINING_LENGTH
 				       ? (size_t)0
 				       : MQTT_MAX_REMAINING_LENGTH - fixed);
-	size_t size = v5 ? moat_mqtt5_publish_size(stlen, props_len(props),
+	size_t size = v5 ? moat_mqtt5_publish_size(stlen, moat_props_len(props),
 						   len, qos)
 			 : moat_mqtt_publish_size(stlen, len, qos);
 	uint8_t *dst = size ? moat_buf_reserve(&c->out, size) : NULL;
@@ -1501,7 +1363,7 @@ static int encode_publish(struct moat_client *c, const char *topic,
 	if (v5)
 		moat_mqtt5_publish_encode(dst, (const uint8_t *)topic, stlen,
 					  props ? props->p : NULL,
-					  props_len(props), NULL, 0, payload,
+					  moat_props_len(props), NULL, 0, payload,
 					  len, qos, retain, false, id);
 	else
 		moat_mqtt_publish_encode(dst, (const uint8_t *)topic, stlen,
@@ -1614,8 +1476,8 @@ int moat_client_subscribe_props(struct moat_client *c,
 	}
 	uint16_t id = next_packet_id(c);
 	rc = c->version == MQTT_PROTO_V5
-		     ? sub5_encode(&c->out, MQTT_SUBSCRIBE, id, filters,
-				   options, count, props)
+		     ? moat_mqtt5_sub_encode(&c->out, MQTT_SUBSCRIBE, id,
+					     filters, options, count, props)
 		     : moat_mqtt_subscribe_encode(&c->out, id, filters,
 						  options, count);
 	if (rc != MOAT_OK) {
@@ -1643,8 +1505,8 @@ int moat_client_unsubscribe(struct moat_client *c,
 		return rc;
 	uint16_t id = next_packet_id(c);
 	rc = c->version == MQTT_PROTO_V5
-		     ? sub5_encode(&c->out, MQTT_UNSUBSCRIBE, id, filters, NULL,
-				   count, NULL)
+		     ? moat_mqtt5_sub_encode(&c->out, MQTT_UNSUBSCRIBE, id,
+					     filters, NULL, count, NULL)
 		     : moat_mqtt_unsubscribe_encode(&c->out, id, filters,
 						    count);
 	if (rc != MOAT_OK) {
@@ -1698,9 +1560,9 @@ static int send_disconnect(struct moat_client *c, uint8_t reason,
 		return set_err(c, MOAT_EINVAL,
 			       "a session expiry interval in DISCONNECT needs "
 			       "a non-zero one in CONNECT");
-	if (!reason && !props_len(props)) /* also the v5 short form */
+	if (!reason && !moat_props_len(props)) /* also the v5 short form */
 		return send_simple(c, MQTT_DISCONNECT);
-	if (disconnect5_encode(&c->out, reason, props) != MOAT_OK) {
+	if (moat_mqtt5_disconnect_encode(&c->out, reason, props) != MOAT_OK) {
 		moat_buf_consume(&c->out, moat_buf_used(&c->out));
 		return set_err(c, MOAT_EINVAL, "DISCONNECT does not encode");
 	}

@@ -200,6 +200,10 @@ struct moat_mqtt_connect_opts {
 	size_t will_payload_len;
 	uint8_t will_qos;
 	bool will_retain;
+	/* MQTT 5 (proto_level 5) only: wire-encoded property blocks without
+	 * their length; NULL = empty. */
+	const struct moat_bytes *props;
+	const struct moat_bytes *will_props;
 };
 /* Encodes into b.  Returns MOAT_OK, MOAT_EINVAL for fields too long. */
 int moat_mqtt_connect_encode(struct moat_buf *b,
@@ -209,6 +213,28 @@ int moat_mqtt_subscribe_encode(struct moat_buf *b, uint16_t packet_id,
 			       size_t count);
 int moat_mqtt_unsubscribe_encode(struct moat_buf *b, uint16_t packet_id,
 				 const char *const *filters, size_t count);
+/* Length of a property block's properties (props NULL = empty), and its
+ * size on the wire with the length varint in front. */
+static inline size_t moat_props_len(const struct moat_bytes *props)
+{
+	return props ? props->len : 0;
+}
+
+static inline size_t moat_props_wire_size(const struct moat_bytes *props)
+{
+	size_t n = moat_props_len(props);
+	return moat_mqtt_varint_size((uint32_t)n) + n;
+}
+
+/* MQTT 5 SUBSCRIBE (options: one byte per filter) or UNSUBSCRIBE (options
+ * NULL), with a property block (props NULL = empty). */
+int moat_mqtt5_sub_encode(struct moat_buf *b, enum moat_mqtt_type type,
+			  uint16_t packet_id, const char *const *filters,
+			  const uint8_t *options, size_t count,
+			  const struct moat_bytes *props);
+/* MQTT 5 DISCONNECT with a reason code and a property block. */
+int moat_mqtt5_disconnect_encode(struct moat_buf *b, uint8_t reason,
+				 const struct moat_bytes *props);
 
 /* ---- topics (mqtt_topic.c) ---- */
 /* Topic name for PUBLISH: non-empty, no '+' or '#' [MQTT-4.7.3-1]

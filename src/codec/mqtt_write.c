@@ -156,16 +156,29 @@ static int rollback(struct moat_buf *b, size_t used0, int rc)
 	return rc;
 }
 
+static int put_props(struct moat_buf *b, const struct moat_bytes *props)
+{
+	uint8_t v[4];
+	size_t n = moat_props_len(props);
+	if (n > MQTT_MAX_REMAINING_LENGTH)
+		return MOAT_EINVAL;
+	int rc = moat_buf_append(b, v, moat_mqtt_varint_write(v, (uint32_t)n));
+	return rc || !n ? rc : moat_buf_append(b, props->p, n);
+}
+
 int moat_mqtt_connect_encode(struct moat_buf *b,
 			     const struct moat_mqtt_connect_opts *o)
 {
 	size_t used0 = moat_buf_used(b);
+	bool v5 = o->proto_level == MQTT_PROTO_V5;
 	const char *name = o->proto_level == MQTT_PROTO_V31 ? "MQIsdp" : "MQTT";
 	size_t cid = strlen(o->client_id);
-	size_t rl = 2 + strlen(name) + 1 + 1 + 2 + 2 + cid;
+	size_t rl = 2 + strlen(name) + 1 + 1 + 2 + 2 + cid +
+		    (v5 ? moat_props_wire_size(o->props) : 0);
 	uint8_t flags = o->clean_session ? 0x02 : 0;
 	if (o->will_topic) {
-		rl += 2 + strlen(o->will_topic) + 2 + o->will_payload_len;
+		rl += 2 + strlen(o->will_topic) + 2 + o->will_payload_len +
+		      (v5 ? moat_props_wire_size(o->will_props) : 0);
 		flags |= (uint8_t)(0x04 | (o->will_qos << 3) |
 				   (o->will_retain ? 0x20 : 0));
 	}
@@ -185,10 +198,15 @@ int moat_mqtt_connect_encode(struct moat_buf *b,
 		rc = put_bin(b, name, strlen(name));
 	if (!rc)
 		rc = moat_buf_append(b, fixed, sizeof(fixed));
+	if (!rc && v5)
+		rc = put_props(b, o->props);
 	if (!rc)
 		rc = put_bin(b, o->client_id, cid);
 	if (!rc && o->will_topic) {
-		rc = put_bin(b, o->will_topic, strlen(o->will_topic));
+		if (v5)
+			rc = put_props(b, o->will_props);
+		if (!rc)
+			rc = put_bin(b, o->will_topic, strlen(o->will_topic));
 		if (!rc)
 			rc = put_bin(b, o->will_payload, o->will_payload_len);
 	}
@@ -199,24 +217,48 @@ int moat_mqtt_connect_encode(struct moat_buf *b,
 	return rollback(b, used0, rc);
 }
 
+/* SUBSCRIBE/UNSUBSCRIBE; v5 adds a property block after the packet id. */
 static int sub_encode(struct moat_buf *b, uint8_t type, uint16_t packet_id,
-		      const char *const *filters, const uint8_t *qos,
-		      size_t count)
+		      const char *const *filters, const uint8_t *options,
+		      size_t count, bool v5, const struct moat_bytes *props)
 {
 	size_t used0 = moat_buf_used(b);
-	size_t rl = 2;
+	size_t rl = 2 + (v5 ? moat_props_wire_size(props) : 0);
 	for (size_t i = 0; i < count; i++)
-		rl += 2 + strlen(filters[i]) + (qos ? 1 : 0);
+		rl += 2 + strlen(filters[i]) + (options ? 1 : 0);
 	uint8_t id[2];
 	put_u16(id, packet_id);
 	int rc = put_header(b, (uint8_t)((type << 4) | 0x02), rl);
 	if (!rc)
 		rc = moat_buf_append(b, id, 2);
+	if (!rc && v5)
+		rc = put_props(b, props);
 	for (size_t i = 0; !rc && i < count; i++) {
 		rc = put_bin(b, filters[i], strlen(filters[i]));
-		if (!rc && qos)
-			rc = moat_buf_append(b, &qos[i], 1);
+		if (!rc && options)
+			rc = moat_buf_append(b, &options[i], 1);
 	}
+	return rollback(b, used0, rc);
+}
+
+int moat_mqtt5_sub_encode(struct moat_buf *b, enum moat_mqtt_type type,
+			  uint16_t packet_id, const char *const *filters,
+			  const uint8_t *options, size_t count,
+			  const struct moat_bytes *props)
+{
+	return sub_encode(b, (uint8_t)type, packet_id, filters, options, count,
+			  true, props);
+}
+
+int moat_mqtt5_disconnect_encode(struct moat_buf *b, uint8_t reason,
+				 const struct moat_bytes *props)
+{
+	size_t used0 = moat_buf_used(b);
+	int rc = put_header(b, MQTT_DISCONNECT << 4, 1 + moat_props_wire_size(props));
+	if (!rc)
+		rc = moat_buf_append(b, &reason, 1);
+	if (!rc)
+		rc = put_props(b, props);
 	return rollback(b, used0, rc);
 }
 
@@ -224,11 +266,13 @@ int moat_mqtt_subscribe_encode(struct moat_buf *b, uint16_t packet_id,
 			       const char *const *filters, const uint8_t *qos,
 			       size_t count)
 {
-	return sub_encode(b, MQTT_SUBSCRIBE, packet_id, filters, qos, count);
+	return sub_encode(b, MQTT_SUBSCRIBE, packet_id, filters, qos, count,
+			  false, NULL);
 }
 
 int moat_mqtt_unsubscribe_encode(struct moat_buf *b, uint16_t packet_id,
 				 const char *const *filters, size_t count)
 {
-	return sub_encode(b, MQTT_UNSUBSCRIBE, packet_id, filters, NULL, count);
+	return sub_encode(b, MQTT_UNSUBSCRIBE, packet_id, filters, NULL, count,
+			  false, NULL);
 }

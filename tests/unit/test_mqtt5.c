@@ -2566,6 +2566,81 @@ static void test_rc_names(void **state)
 	assert_int_equal(named, sizeof(all));
 }
 
+/* Client-side v5 encoders round-trip through the server-side decoders. */
+static void test_client_encoders_roundtrip(void **state)
+{
+	(void)state;
+	struct moat_buf b;
+	moat_buf_init(&b, 4096);
+	/* CONNECT: Session Expiry 60, will with Will Delay 5 */
+	const uint8_t cp[] = {PROP_SESSION_EXPIRY, 0, 0, 0, 60};
+	const uint8_t wp[] = {PROP_WILL_DELAY, 0, 0, 0, 5};
+	struct moat_bytes cpb = {cp, sizeof(cp)}, wpb = {wp, sizeof(wp)};
+	struct moat_mqtt_connect_opts o = {
+		.proto_level = MQTT_PROTO_V5, .keepalive = 30,
+		.client_id = "c5", .will_topic = "w/t",
+		.will_payload = (const uint8_t *)"bye", .will_payload_len = 3,
+		.will_qos = 1, .props = &cpb, .will_props = &wpb};
+	assert_int_equal(moat_mqtt_connect_encode(&b, &o), MOAT_OK);
+	uint8_t tf;
+	uint32_t rl;
+	size_t hl;
+	assert_int_equal(moat_mqtt_fixed_header(b.data, b.len, &tf, &rl, &hl),
+			 MOAT_OK);
+	assert_int_equal(hl + rl, b.len);
+	struct moat_mqtt_connect5 c5;
+	uint8_t crc;
+	assert_int_equal(moat_mqtt_decode_connect_v(b.data + hl, rl, true, &c5,
+						    &crc),
+			 MOAT_OK);
+	assert_int_equal(c5.c.proto_level, 5);
+	assert_int_equal(c5.props.session_expiry, 60);
+	assert_int_equal(c5.will_props.will_delay, 5);
+	assert_true(moat_bytes_eq_str(c5.c.will_topic, "w/t"));
+	assert_true(moat_bytes_eq_str(c5.c.client_id, "c5"));
+	/* SUBSCRIBE with options and a Subscription Identifier */
+	moat_buf_consume(&b, moat_buf_used(&b));
+	const char *filters[] = {"a/#", "b"};
+	const uint8_t opts[] = {0x2D, 0x00}; /* RH 2, RAP, NL, QoS 1 */
+	const uint8_t sp[] = {PROP_SUBSCRIPTION_ID, 9};
+	struct moat_bytes spb = {sp, sizeof(sp)};
+	assert_int_equal(moat_mqtt5_sub_encode(&b, MQTT_SUBSCRIBE, 7, filters,
+					       opts, 2, &spb),
+			 MOAT_OK);
+	assert_int_equal(moat_mqtt_fixed_header(b.data, b.len, &tf, &rl, &hl),
+			 MOAT_OK);
+	assert_int_equal(tf, 0x82);
+	struct moat_rd rd;
+	uint16_t id;
+	struct moat_mqtt_props props;
+	assert_int_equal(moat_mqtt_decode_sub_start_v(b.data + hl, rl, 5, true,
+						      &rd, &id, &props),
+			 MOAT_OK);
+	assert_int_equal(id, 7);
+	assert_int_equal(props.subscription_id, 9);
+	struct moat_bytes f;
+	struct moat_sub_opts so;
+	assert_int_equal(moat_mqtt_decode_sub_next_v(&rd, 5, &f, &so), MOAT_OK);
+	assert_true(moat_bytes_eq_str(f, "a/#"));
+	assert_true(so.no_local && so.retain_as_published);
+	assert_int_equal(so.qos, 1);
+	assert_int_equal(so.retain_handling, 2);
+	/* DISCONNECT 0x04 with Session Expiry 0 */
+	moat_buf_consume(&b, moat_buf_used(&b));
+	const uint8_t dp[] = {PROP_SESSION_EXPIRY, 0, 0, 0, 0};
+	struct moat_bytes dpb = {dp, sizeof(dp)};
+	assert_int_equal(moat_mqtt5_disconnect_encode(&b, 0x04, &dpb), MOAT_OK);
+	assert_int_equal(moat_mqtt_fixed_header(b.data, b.len, &tf, &rl, &hl),
+			 MOAT_OK);
+	uint8_t reason;
+	assert_int_equal(moat_mqtt_decode_disconnect_v(b.data + hl, rl, 5,
+						       &reason, &props),
+			 MOAT_OK);
+	assert_int_equal(reason, 0x04);
+	assert_true(moat_props_has(&props, PROP_SESSION_EXPIRY));
+	moat_buf_cleanup(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2610,6 +2685,7 @@ int main(void)
 		T(test_publish5_roundtrip),
 		T(test_publish5_subscription_ids),
 		T(test_rc_names),
+		T(test_client_encoders_roundtrip),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
