@@ -143,6 +143,72 @@ def packet(first, body):
     return bytes([first]) + varint(len(body)) + body
 
 
+CONNACK_OK = b"\x20\x02\x00\x00"
+CONNACK_OK_PRESENT = b"\x20\x02\x01\x00"
+CONNACK_BAD_PROTOCOL = b"\x20\x02\x00\x01"
+CONNACK_ID_REJECTED = b"\x20\x02\x00\x02"
+CONNACK_UNAVAILABLE = b"\x20\x02\x00\x03"
+CONNACK_NOT_AUTHORIZED = b"\x20\x02\x00\x05"
+PINGREQ = b"\xc0\x00"
+PINGRESP = b"\xd0\x00"
+DISCONNECT = b"\xe0\x00"
+
+
+def u16(n):
+    return n.to_bytes(2, "big")
+
+
+def as_bytes(s):
+    return s.encode() if isinstance(s, str) else s
+
+
+def publish_packet(topic, payload=b"", qos=0, pid=1, retain=False,
+                   dup=False, first=None):
+    body = mqtt_str(as_bytes(topic))
+    if qos:
+        body += u16(pid)
+    body += as_bytes(payload)
+    if first is None:
+        first = 0x30 | (0x08 if dup else 0) | (qos << 1) | \
+            (0x01 if retain else 0)
+    return packet(first, body)
+
+
+def subscribe_packet(pid, filters, first=0x82):
+    body = u16(pid)
+    for f, q in filters:
+        body += mqtt_str(as_bytes(f)) + bytes([q])
+    return packet(first, body)
+
+
+def unsubscribe_packet(pid, filters, first=0xA2):
+    body = u16(pid)
+    for f in filters:
+        body += mqtt_str(as_bytes(f))
+    return packet(first, body)
+
+
+def ack(kind, pid):
+    first = {"puback": 0x40, "pubrec": 0x50, "pubrel": 0x62,
+             "pubcomp": 0x70, "unsuback": 0xB0}[kind]
+    return bytes([first, 2]) + u16(pid)
+
+
+def parse_publish(first, body):
+    assert first >> 4 == 3, "not a PUBLISH: 0x%02x" % first
+    qos = (first >> 1) & 3
+    tlen = int.from_bytes(body[:2], "big")
+    topic = body[2:2 + tlen]
+    pos = 2 + tlen
+    pid = None
+    if qos:
+        pid = int.from_bytes(body[pos:pos + 2], "big")
+        pos += 2
+    return {"first": first, "topic": topic, "qos": qos, "pid": pid,
+            "dup": bool(first & 0x08), "retain": bool(first & 0x01),
+            "payload": body[pos:]}
+
+
 def connect_packet(client_id="raw", clean=True, keepalive=60, level=4,
                    name="MQTT", will=None, user=None, password=None,
                    flags_extra=0):

@@ -22,21 +22,16 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from moat_harness import (  # noqa: E402
-    cid_on, read_until_close, send_quietly,
-    MOATD, START_TIMEOUT, Broker, BrokerTest, connect_packet, expect_closed,
-    mqtt_str, packet, raw_connect, read_packet, recv_exact, wait_for)
+    u16, publish_packet, subscribe_packet, unsubscribe_packet, ack,
+    parse_publish, CONNACK_OK, CONNACK_OK_PRESENT, CONNACK_ID_REJECTED,
+    CONNACK_UNAVAILABLE, CONNACK_NOT_AUTHORIZED, PINGREQ, PINGRESP,
+    DISCONNECT, cid_on, read_until_close, send_quietly, MOATD, START_TIMEOUT,
+    Broker, BrokerTest, connect_packet, expect_closed, raw_connect,
+    read_packet, recv_exact, wait_for)
 
 WORKERS = 2
 TIMEOUT = 5.0
 
-CONNACK_OK = b"\x20\x02\x00\x00"
-CONNACK_OK_PRESENT = b"\x20\x02\x01\x00"
-CONNACK_ID_REJECTED = b"\x20\x02\x00\x02"
-CONNACK_UNAVAILABLE = b"\x20\x02\x00\x03"
-CONNACK_NOT_AUTHORIZED = b"\x20\x02\x00\x05"
-PINGREQ = b"\xc0\x00"
-PINGRESP = b"\xd0\x00"
-DISCONNECT = b"\xe0\x00"
 
 
 # ---- helpers -------------------------------------------------------------
@@ -45,54 +40,18 @@ DISCONNECT = b"\xe0\x00"
 
 
 
-def u16(n):
-    return n.to_bytes(2, "big")
 
 
-def as_bytes(s):
-    return s.encode() if isinstance(s, str) else s
 
 
-def publish_packet(topic, payload=b"", qos=0, pid=1, retain=False):
-    body = mqtt_str(as_bytes(topic))
-    if qos:
-        body += u16(pid)
-    body += as_bytes(payload)
-    return packet(0x30 | (qos << 1) | (0x01 if retain else 0), body)
 
 
-def subscribe_packet(pid, filters):
-    body = u16(pid)
-    for f, q in filters:
-        body += mqtt_str(as_bytes(f)) + bytes([q])
-    return packet(0x82, body)
 
 
-def unsubscribe_packet(pid, filters):
-    body = u16(pid)
-    for f in filters:
-        body += mqtt_str(as_bytes(f))
-    return packet(0xA2, body)
 
 
-def ack(kind, pid):
-    first = {"puback": 0x40, "pubrec": 0x50, "pubrel": 0x62,
-             "pubcomp": 0x70, "unsuback": 0xB0}[kind]
-    return bytes([first, 2]) + u16(pid)
 
 
-def parse_publish(first, body):
-    assert first >> 4 == 3, "not a PUBLISH: 0x%02x" % first
-    qos = (first >> 1) & 3
-    tlen = int.from_bytes(body[:2], "big")
-    topic = body[2:2 + tlen]
-    pos = 2 + tlen
-    pid = None
-    if qos:
-        pid = int.from_bytes(body[pos:pos + 2], "big")
-        pos += 2
-    return {"topic": topic, "qos": qos, "pid": pid,
-            "retain": bool(first & 0x01), "payload": body[pos:]}
 
 
 

@@ -24,6 +24,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from moat_harness import (  # noqa: E402
+    u16, as_bytes, PINGREQ,
     cid_on, read_until_close, send_quietly,
     HOST, BrokerTest, connect_packet, expect_closed, mqtt_str, packet,
     raw_connect, read_packet, varint, wait_for)
@@ -40,7 +41,6 @@ WORKERS = 2
 TIMEOUT = 5.0       # bound for one exchange
 SETTLE = 0.5        # grace period before asserting that nothing arrived
 
-PINGREQ = b"\xc0\x00"
 
 # Property identifiers (MQTT 5.0 section 2.2.2.2)
 PAYLOAD_FORMAT = 0x01
@@ -83,12 +83,8 @@ PROP_TYPES = {
 
 
 
-def u16(n):
-    return n.to_bytes(2, "big")
 
 
-def as_bytes(s):
-    return s.encode() if isinstance(s, str) else s
 
 
 def p_byte(pid, v):
