@@ -3,7 +3,8 @@
 # Idempotent and quiet when everything is already there.  Run as root.
 set -eu
 
-BUILD="build-essential cmake pkg-config libssl-dev"
+BUILD="build-essential cmake pkg-config libssl-dev openssl libargon2-dev \
+libpwquality-dev cracklib-runtime"
 TEST="libcmocka-dev mosquitto-clients mosquitto python3 python3-paho-mqtt \
 libcoap3-bin clang libclang-rt-14-dev"
 

@@ -19,6 +19,9 @@ static void print_help(FILE *f)
 		"  pub        publish messages (like mosquitto_pub)\n"
 		"  sub        subscribe and print messages (like "
 		"mosquitto_sub)\n"
+		"  passwd     add, change or delete a user in a password file "
+		"(like\n"
+		"             mosquitto_passwd)\n"
 		"  help [COMMAND]\n"
 		"             show this help, or the options of COMMAND\n"
 		"\n"
@@ -58,6 +61,10 @@ static int help_command(int argc, char **argv)
 		cli_print_usage(stdout, CLI_SUB);
 		return CLI_EXIT_OK;
 	}
+	if (strcmp(argv[1], "passwd") == 0) {
+		moat_passwd_usage(stdout);
+		return CLI_EXIT_OK;
+	}
 	return usage_hint("unknown command", argv[1]);
 }
 
@@ -72,6 +79,8 @@ int main(int argc, char **argv)
 		return moat_pub_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "sub") == 0)
 		return moat_sub_main(argc - 1, argv + 1);
+	if (strcmp(cmd, "passwd") == 0)
+		return moat_passwd_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "help") == 0)
 		return help_command(argc - 1, argv + 1);
 	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {

@@ -150,5 +150,8 @@ int cli_format_print(const struct cli_cfg *cfg, FILE *f,
 
 int moat_pub_main(int argc, char **argv);
 int moat_sub_main(int argc, char **argv);
+/* `moat passwd` (passwd_cmd.c): argv[0] is "passwd". */
+int moat_passwd_main(int argc, char **argv);
+void moat_passwd_usage(FILE *f);
 
 #endif

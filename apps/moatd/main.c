@@ -7,11 +7,15 @@
 
 #include "broker/broker.h"
 #include "config/cfg.h"
+#include "check.h"
+#include "moatd_cmds.h"
 
 static void usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: moatd [-c FILE] [-p PORT] [-v] [--test-config]\n"
+		"       moatd init DIR [--san NAME]... [--force]\n"
+		"       moatd --check -c FILE [--format text|json]\n"
 		"\n"
 		"moat MQTT broker (MQTT 5.0, 3.1.1 and 3.1 over TCP).\n"
 		"With no configuration file it listens on 127.0.0.1:1883 "
@@ -25,13 +29,28 @@ static void usage(FILE *f)
 		"  -v, --verbose       log at level info (-vv: debug)\n"
 		"  -t, --test-config   check the configuration and exit\n"
 		"      --help-config   list every configuration directive\n"
+		"      --check         lint FILE (moatd.conf or mosquitto.conf) "
+		"and the\n"
+		"                      files it names for security problems, "
+		"then exit\n"
+		"                      (finding ids: docs/security-checks.md)\n"
+		"      --format FMT    --check output: text (default) or json\n"
 		"  -h, --help          this help\n"
 		"  -V, --version       print the version\n"
+		"\n"
+		"moatd init DIR writes a production-ready set-up into DIR: a "
+		"CA, a TLS\n"
+		"server certificate, an admin password, an ACL and moatd.conf "
+		"(moatd init\n"
+		"--help).\n"
 		"\n"
 		"Signals: SIGINT or SIGTERM stop the broker cleanly.\n"
 		"Exit status: 0 after a clean stop, 1 on a configuration or "
 		"start-up error,\n"
-		"2 on a usage error.\n");
+		"2 on a usage error.\n"
+		"--check exits with 0 when no finding is high or critical, 1 "
+		"when one is,\n"
+		"2 on a usage error or an unreadable file.\n");
 }
 
 static int add_port(struct moat_config *cfg, const char *arg)
@@ -49,7 +68,77 @@ static int add_port(struct moat_config *cfg, const char *arg)
 	return 0;
 }
 
-static int serve(const struct moat_config *cfg)
+struct start_args {
+	const char *file;
+	const struct moat_config *ports; /* -p listeners */
+	int verbose;
+};
+
+/* Read the configuration as at start: file, then -p listeners, then the
+ * whole-file checks.  MOAT_OK or an error in err. */
+static int read_config(const struct start_args *a, struct moat_config *cfg,
+		       struct moat_cfg_err *err)
+{
+	moat_cfg_defaults(cfg);
+	if (a->file && moat_cfg_load_file(cfg, a->file, err) != MOAT_OK)
+		return MOAT_EINVAL;
+	for (size_t i = 0; i < a->ports->nlisteners; i++) {
+		if (cfg->nlisteners == MOAT_CFG_MAX_LISTENERS) {
+			snprintf(err->msg, sizeof(err->msg),
+				 "too many listeners");
+			return MOAT_EINVAL;
+		}
+		cfg->listeners[cfg->nlisteners++] = a->ports->listeners[i];
+	}
+	if (moat_cfg_finish(cfg, err) != MOAT_OK)
+		return MOAT_EINVAL;
+	if (a->verbose)
+		cfg->log_level = a->verbose > 1 ? MOAT_LOG_DEBUG : MOAT_LOG_INFO;
+	return MOAT_OK;
+}
+
+static void warn_insecure(const struct moat_config *cfg)
+{
+	for (size_t i = 0; i < cfg->nlisteners; i++) {
+		char risks[400];
+		moat_cfg_listener_risks(cfg, i, risks, sizeof(risks));
+		if (risks[0])
+			moat_warn("INSECURE: listener %u on %s is reachable "
+				  "from the network %s "
+				  "(allow_insecure_listener true)",
+				  (unsigned)cfg->listeners[i].port,
+				  cfg->listeners[i].addr[0]
+					  ? cfg->listeners[i].addr
+					  : "all addresses",
+				  risks);
+	}
+}
+
+static void reload(struct moat_broker *b, const struct start_args *a)
+{
+	struct moat_config *cfg = malloc(sizeof(*cfg));
+	struct moat_cfg_err err;
+	char why[800];
+	if (!cfg) {
+		moat_err_log("reload failed: out of memory; keeping the "
+			     "current configuration");
+		return;
+	}
+	if (read_config(a, cfg, &err) != MOAT_OK) {
+		moat_err_log("reload failed: %s; keeping the current "
+			     "configuration", err.msg);
+	} else if (moat_broker_reload(b, cfg, why, sizeof(why)) != MOAT_OK) {
+		moat_err_log("reload failed: %s; keeping the current "
+			     "configuration", why);
+	} else {
+		warn_insecure(cfg);
+		moat_notice("configuration reloaded from %s",
+			    a->file ? a->file : "(defaults)");
+	}
+	free(cfg);
+}
+
+static int serve(const struct moat_config *cfg, const struct start_args *a)
 {
 	sigset_t set;
 	sigemptyset(&set);
@@ -72,8 +161,7 @@ static int serve(const struct moat_config *cfg)
 		if (sigwait(&set, &sig) != 0)
 			continue;
 		if (sig == SIGHUP) {
-			moat_notice("SIGHUP: configuration reload is not "
-				    "supported yet; ignored");
+			reload(b, a);
 			continue;
 		}
 		moat_notice("signal %d: shutting down", sig);
@@ -94,15 +182,22 @@ int main(int argc, char **argv)
 		{"help-config", no_argument, 0, 'C'},
 		{"help", no_argument, 0, 'h'},
 		{"version", no_argument, 0, 'V'},
+		{"check", no_argument, 0, 'K'},
+		{"format", required_argument, 0, 'F'},
 		{0, 0, 0, 0},
 	};
 	struct moat_config cfg;
 	struct moat_cfg_err err;
 	const char *file = NULL;
-	bool test_only = false;
+	bool test_only = false, check = false;
+	const char *format = NULL; /* --check output */
 	int verbose = 0, opt;
 	struct moat_config ports; /* -p listeners, applied after the file */
 	memset(&ports, 0, sizeof(ports));
+
+	/* Sub-commands come first, before the broker's own options. */
+	if (argc > 1 && strcmp(argv[1], "init") == 0)
+		return moatd_init_main(argc - 1, argv + 1);
 
 	while ((opt = getopt_long(argc, argv, "c:p:vthV", opts, NULL)) != -1) {
 		switch (opt) {
@@ -113,6 +208,8 @@ int main(int argc, char **argv)
 			break;
 		case 'v': verbose++; break;
 		case 't': test_only = true; break;
+		case 'K': check = true; break;
+		case 'F': format = optarg; break;
 		case 'C': moat_cfg_print_reference(stdout); return 0;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("moatd %s\n", MOAT_VERSION); return 0;
@@ -125,25 +222,23 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	moat_cfg_defaults(&cfg);
-	if (file && moat_cfg_load_file(&cfg, file, &err) != MOAT_OK) {
+	if (check && (test_only || ports.nlisteners)) {
+		fprintf(stderr, "moatd: --check takes only -c FILE and "
+				"--format\n");
+		return 2;
+	}
+	if (check)
+		return moatd_check(file, format);
+	if (format) {
+		fprintf(stderr, "moatd: --format goes with --check\n");
+		return 2;
+	}
+	struct start_args a = {.file = file, .ports = &ports, .verbose = verbose};
+	if (read_config(&a, &cfg, &err) != MOAT_OK) {
 		fprintf(stderr, "moatd: %s\n", err.msg);
 		return 1;
 	}
-	for (size_t i = 0; i < ports.nlisteners; i++) {
-		if (cfg.nlisteners == MOAT_CFG_MAX_LISTENERS) {
-			fprintf(stderr, "moatd: too many listeners\n");
-			return 1;
-		}
-		cfg.listeners[cfg.nlisteners++] = ports.listeners[i];
-	}
-	bool defaulted = cfg.nlisteners == 0;
-	if (moat_cfg_finish(&cfg, &err) != MOAT_OK) {
-		fprintf(stderr, "moatd: %s\n", err.msg);
-		return 1;
-	}
-	if (verbose)
-		cfg.log_level = verbose > 1 ? MOAT_LOG_DEBUG : MOAT_LOG_INFO;
+	bool defaulted = !file && !ports.nlisteners;
 	moat_log_set_level(cfg.log_level);
 	if (test_only) {
 		printf("moatd: configuration %s is valid\n",
@@ -155,15 +250,6 @@ int main(int argc, char **argv)
 		moat_notice("no listener configured: local development mode, "
 			    "listening on 127.0.0.1:1883 only (loopback). Use "
 			    "-c FILE to configure listeners.");
-	for (size_t i = 0; i < cfg.nlisteners; i++)
-		if (!moat_cfg_addr_is_loopback(cfg.listeners[i].addr))
-			moat_warn("INSECURE: listener %u on %s is reachable "
-				  "from the network without TLS or "
-				  "authentication (allow_insecure_listener "
-				  "true)",
-				  (unsigned)cfg.listeners[i].port,
-				  cfg.listeners[i].addr[0]
-					  ? cfg.listeners[i].addr
-					  : "all addresses");
-	return serve(&cfg);
+	warn_insecure(&cfg);
+	return serve(&cfg, &a);
 }

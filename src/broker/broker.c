@@ -23,6 +23,8 @@ static int open_listeners(struct moat_broker *b)
 		char err[160];
 		uint16_t port;
 		l->ev_kind = EV_LISTENER;
+		l->idx = i;
+		l->loopback = moat_cfg_addr_is_loopback(lc->addr);
 		l->fd = moat_net_listen(lc->addr, lc->port, &port, err,
 					sizeof(err));
 		if (l->fd < 0) {
@@ -31,9 +33,9 @@ static int open_listeners(struct moat_broker *b)
 		}
 		b->nlisteners++;
 		bool v6 = strchr(lc->addr, ':') != NULL || !lc->addr[0];
-		snprintf(l->name, sizeof(l->name), "%s%s%s:%u", v6 ? "[" : "",
+		snprintf(l->name, sizeof(l->name), "%s%s%s:%u%s", v6 ? "[" : "",
 			 lc->addr[0] ? lc->addr : "::", v6 ? "]" : "",
-			 (unsigned)port);
+			 (unsigned)port, moat_listener_tls(lc) ? " (TLS)" : "");
 	}
 	return MOAT_OK;
 }
@@ -74,6 +76,9 @@ static int init_worker(struct moat_broker *b, unsigned idx)
 	w->epfd = -1;
 	w->evfd = -1;
 	w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	w->sec = moat_security_ref(b->sec);
+	w->cfg = &w->sec->cfg;
+	w->sec_gen = atomic_load(&b->sec_gen);
 	if (pthread_mutex_init(&w->inbox_lock, NULL) != 0)
 		return MOAT_ENOMEM;
 	w->outbox = moat_calloc(b->nworkers, sizeof(*w->outbox));
@@ -112,7 +117,19 @@ int moat_broker_new(const struct moat_config *cfg, struct moat_broker **out)
 		b->nworkers = n > 0 && n <= 256 ? (unsigned)n : 1;
 	}
 	b->start_ms = moat_now_ms();
+	b->memory_auto = moat__memory_auto();
 	fit_connections_to_fd_limit(&b->cfg);
+	if (pthread_mutex_init(&b->sec_lock, NULL) != 0 ||
+	    moat_guard_init(&b->guard, 8192) != MOAT_OK ||
+	    moat_iptab_init(&b->iptab, 4096) != MOAT_OK) {
+		rc = MOAT_ENOMEM;
+		goto fail;
+	}
+	char err[800];
+	if ((rc = moat_security_new(&b->cfg, &b->sec, err, sizeof(err)))) {
+		moat_err_log("%s", err);
+		goto fail;
+	}
 	if ((rc = moat_tree_init(&b->tree)) != MOAT_OK)
 		goto fail;
 	b->tree.max_retained = (size_t)cfg->max_retained_messages;
@@ -238,6 +255,7 @@ void moat_broker_free(struct moat_broker *b)
 			close(w->evfd);
 		if (w->spare_fd >= 0)
 			close(w->spare_fd);
+		moat_security_unref(&w->sec);
 		pthread_mutex_destroy(&w->inbox_lock);
 	}
 	moat_free(b->workers);
@@ -245,5 +263,77 @@ void moat_broker_free(struct moat_broker *b)
 		close(b->listeners[i].fd);
 	moat_free(b->listeners);
 	moat_tree_cleanup(&b->tree);
+	moat_security_unref(&b->sec);
+	moat_guard_cleanup(&b->guard);
+	moat_iptab_cleanup(&b->iptab);
+	pthread_mutex_destroy(&b->sec_lock);
 	moat_free(b);
+}
+
+/* Settings that size per-connection or per-session structures, or the
+ * set of sockets and threads: they keep their start-up values. */
+static void keep_restart_only(const struct moat_config *old,
+			      struct moat_config *cfg)
+{
+#define KEEP(f)                                                               \
+	do {                                                                  \
+		if (cfg->f != old->f)                                         \
+			moat_warn("reload: " #f " changed; it takes effect "  \
+				  "at the next restart");                     \
+		cfg->f = old->f;                                              \
+	} while (0)
+	KEEP(workers);
+	KEEP(max_packet_size);
+	KEEP(max_inflight_messages);
+	KEEP(output_buffer_size);
+	KEEP(topic_alias_maximum);
+	KEEP(mqtt5);
+	KEEP(max_connections);
+#undef KEEP
+}
+
+int moat_broker_reload(struct moat_broker *b, const struct moat_config *in,
+		       char *err, size_t errsz)
+{
+	struct moat_config *cfg = moat_malloc(sizeof(*cfg));
+	if (!cfg) {
+		snprintf(err, errsz, "out of memory");
+		return MOAT_ENOMEM;
+	}
+	*cfg = *in;
+	int rc = MOAT_OK;
+	/* Listeners are sockets shared by every worker: not swapped live. */
+	bool same = cfg->nlisteners == b->cfg.nlisteners;
+	for (size_t i = 0; same && i < cfg->nlisteners; i++)
+		same = cfg->listeners[i].port == b->cfg.listeners[i].port &&
+		       !strcmp(cfg->listeners[i].addr, b->cfg.listeners[i].addr);
+	if (!same) {
+		snprintf(err, errsz, "the listeners changed; restart moatd to "
+				     "apply that");
+		rc = MOAT_EINVAL;
+		goto out;
+	}
+	keep_restart_only(&b->cfg, cfg);
+	struct moat_security *sec;
+	if ((rc = moat_security_new(cfg, &sec, err, errsz)) != MOAT_OK)
+		goto out;
+	pthread_rwlock_wrlock(&b->tree.lock);
+	b->tree.max_retained = (size_t)cfg->max_retained_messages;
+	b->tree.max_retained_bytes = (size_t)cfg->max_retained_bytes;
+	pthread_rwlock_unlock(&b->tree.lock);
+	pthread_mutex_lock(&b->sec_lock);
+	struct moat_security *old = b->sec;
+	b->sec = sec;
+	atomic_fetch_add_explicit(&b->sec_gen, 1, memory_order_release);
+	pthread_mutex_unlock(&b->sec_lock);
+	moat_security_unref(&old);
+	moat_log_set_level(cfg->log_level);
+	/* Wake every worker so that it takes the new state up now. */
+	for (unsigned i = 0; i < b->nworkers; i++) {
+		uint64_t one = 1;
+		(void)!write(b->workers[i].evfd, &one, sizeof(one));
+	}
+out:
+	moat_free(cfg);
+	return rc;
 }

@@ -13,6 +13,12 @@ int moat_broker_new(const struct moat_config *cfg, struct moat_broker **out);
 int moat_broker_start(struct moat_broker *b);
 /* Ask every worker to stop (async-signal-unsafe; call from a thread). */
 void moat_broker_stop(struct moat_broker *b);
+/* Apply a new configuration (SIGHUP): password file, ACL, certificates and
+ * limits, without dropping connections.  On any error nothing changes and
+ * err says why.  Listener addresses and the settings that size existing
+ * structures (logged) need a restart. */
+int moat_broker_reload(struct moat_broker *b, const struct moat_config *cfg,
+		       char *err, size_t errsz);
 /* Join workers and free everything. */
 void moat_broker_free(struct moat_broker *b);
 

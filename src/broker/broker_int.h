@@ -15,9 +15,15 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <openssl/ssl.h>
+
 #include "broker.h"
+#include "broker/guard.h"
 #include "codec/mqtt_codec.h"
 #include "common/moat_common.h"
+
+struct moat_pwfile;
+struct moat_acl;
 
 struct moat_worker;
 struct moat_session;
@@ -206,6 +212,12 @@ struct moat_session {
 	char *client_id;
 	size_t client_id_len;
 	char log_id[72]; /* client id escaped for logs */
+	/* Who owns it: the verified user name that created it (NULL =
+	 * anonymous).  Only the same identity may resume or take it over. */
+	char *owner;
+	/* Check every outgoing message against the ACL (some subscription
+	 * is not fully readable, or the ACL was reloaded). */
+	bool acl_each;
 	struct moat_conn *conn; /* NULL while offline */
 	atomic_bool online;     /* conn != NULL, readable by other threads */
 	struct moat_session *hnext; /* home worker's hash chain */
@@ -295,6 +307,18 @@ struct moat_conn {
 	struct moat_worker *w;
 	enum moat_conn_state state;
 	char peer[64]; /* "addr:port" for logs */
+	char ip[64];   /* "addr" for per-address limits and back-off */
+	size_t listener; /* index into the broker's listeners */
+	SSL *ssl;        /* TLS listener: the session; NULL for plain TCP */
+	bool tls_read_wants_write; /* SSL_read needs the socket writable */
+	bool tls_write_wants_read; /* SSL_write needs the socket readable */
+	bool ip_counted;           /* counted in the broker's iptab */
+	bool authenticated;        /* username is verified (else anonymous) */
+	uint64_t auth_wait_until;  /* parked by login back-off until then */
+	double pub_tokens;         /* max_publish_rate bucket */
+	uint64_t pub_refill_ms;
+	uint32_t sec_events;       /* security log lines from this connection */
+	const char *connect_id;    /* client id while CONNECT is handled */
 	struct moat_buf in;
 	struct moat_buf out;
 	uint64_t created_ms;
@@ -321,7 +345,7 @@ struct moat_conn {
 	char **alias_out;  /* [1..n_alias_out] topics we assigned */
 	uint16_t n_alias_out;
 	struct moat_session *session;
-	char *username;
+	char *username; /* verified user name, NULL = anonymous */
 	struct moat_conn *next, *prev; /* worker's list */
 	struct moat_conn *dirty_next;
 };
@@ -356,8 +380,12 @@ bool moat_conn_can_send(const struct moat_conn *c);
 int moat_conn_send_publish(struct moat_conn *c, const struct moat_msg *m,
 			   uint8_t qos, bool retain, bool dup, uint16_t id,
 			   uint64_t share);
-/* Process every complete packet in the input buffer. */
-void moat_conn_process_input(struct moat_conn *c);
+/* Process every complete packet in the input buffer.  False when c is
+ * closed or was handed over to another worker (touch it no more). */
+bool moat_conn_process_input(struct moat_conn *c);
+/* Start reading again (after a hand-over or login back-off) and process
+ * what is already buffered. */
+void moat_conn_resume_input(struct moat_conn *c);
 void moat_conn_flush(struct moat_conn *c);
 
 /* Packet handlers (handle_*.c).  Return MOAT_OK, or an error after which
@@ -394,9 +422,29 @@ struct moat_inbox_batch {
 	size_t n, cap;
 };
 
+/* What a configuration reload replaces (security.c): limits, password
+ * file, ACL, TLS contexts.  Immutable and reference-counted; each worker
+ * holds the one it uses and swaps it between loop turns. */
+struct moat_security {
+	atomic_uint refs;
+	struct moat_config cfg;
+	struct moat_pwfile *pw;
+	struct moat_acl *acl;
+	SSL_CTX *tls[MOAT_CFG_MAX_LISTENERS];
+};
+
+int moat_security_new(const struct moat_config *cfg,
+		      struct moat_security **out, char *err, size_t errsz);
+struct moat_security *moat_security_ref(struct moat_security *s);
+void moat_security_unref(struct moat_security **s);
+
 struct moat_worker {
 	uint8_t ev_kind; /* EV_INBOX (the eventfd); must stay first */
 	struct moat_broker *b;
+	struct moat_security *sec;     /* this worker's current one */
+	const struct moat_config *cfg; /* &sec->cfg */
+	uint64_t sec_gen;
+	uint64_t limit_log_ms; /* rate limit for refused-connection lines */
 	unsigned idx;
 	pthread_t thread;
 	int epfd;
@@ -458,16 +506,27 @@ struct moat_stats {
 	atomic_uint_fast64_t clients_maximum;
 	atomic_uint_fast64_t sessions;
 	atomic_uint_fast64_t connections; /* open sockets, any state */
+	atomic_uint_fast64_t auth_failures;
+	atomic_uint_fast64_t acl_denials;
+	atomic_uint_fast64_t limit_hits;
 };
 
 struct moat_listener {
 	uint8_t ev_kind; /* EV_LISTENER; must stay first */
 	int fd;
+	size_t idx;
+	bool loopback;
 	char name[80]; /* "addr:port" as bound */
 };
 
 struct moat_broker {
-	struct moat_config cfg;
+	struct moat_config cfg; /* as started; workers use w->cfg */
+	pthread_mutex_t sec_lock;
+	struct moat_security *sec; /* the newest; guarded by sec_lock */
+	atomic_uint_fast64_t sec_gen;
+	struct moat_guard guard;
+	struct moat_iptab iptab;
+	uint64_t memory_auto; /* the budget when memory_limit is 0 */
 	struct moat_listener *listeners;
 	size_t nlisteners;
 	struct moat_worker *workers;
@@ -490,6 +549,36 @@ int moat__forward_props(const struct moat_mqtt_props *p, uint8_t **out,
 /* A topic for log lines: escaped and truncated into buf. */
 const char *moat__log_topic(const char *topic, size_t len, char *buf,
 			    size_t bufsz);
+
+/* ---- security (security.c) ----------------------------------------------- */
+/* Take up the broker's newest security state if it changed. */
+void moat__worker_sync_security(struct moat_worker *w);
+/* Authenticate a CONNECT (after the hand-over to the home worker):
+ * MOAT_OK (c->username set when verified), MOAT_EAGAIN when back-off
+ * parked the connection (the CONNECT stays buffered), or MOAT_EDENIED
+ * with *v3rc, *v5rc and *why for the refusal. */
+int moat__authenticate(struct moat_conn *c, const struct moat_mqtt_connect *cn,
+		       const uint8_t *id, size_t idlen, uint8_t *v3rc,
+		       uint8_t *v5rc, const char **why);
+/* Record the login outcome for back-off. */
+void moat__auth_succeeded(struct moat_conn *c);
+/* ACL: may the connection's client access topic (a name for READ/WRITE,
+ * a filter without "$share/G/" for SUBSCRIBE)?  access is an enum
+ * moat_acl_access. */
+bool moat__acl_allows(struct moat_conn *c, const char *topic, size_t len,
+		      int access);
+/* Must each message for this subscription be checked at delivery? */
+bool moat__acl_check_each(struct moat_conn *c, const char *filter,
+			  size_t len);
+/* Security event log line: "security: EVENT client ID user U from ADDR:
+ * detail" with untrusted parts escaped; bounded per connection. */
+void moat__security_event(struct moat_conn *c, const char *event,
+			  const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Is the memory budget spent? */
+bool moat__memory_exhausted(struct moat_worker *w);
+/* memory_limit 0: three quarters of physical memory. */
+uint64_t moat__memory_auto(void);
 
 /* $SYS topics (sys_topics.c): publish the current values. */
 void moat__sys_publish(struct moat_worker *w);

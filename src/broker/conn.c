@@ -6,8 +6,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+
 #include "broker_int.h"
 #include "codec/mqtt5.h"
+#include "net/tls.h"
 
 #define READ_CHUNK ((size_t)65536)
 
@@ -17,7 +20,7 @@ struct moat_conn *moat_conn_new(struct moat_worker *w, int fd,
 	struct moat_conn *c = moat_calloc(1, sizeof(*c));
 	if (!c)
 		return NULL;
-	const struct moat_config *cfg = &w->b->cfg;
+	const struct moat_config *cfg = w->cfg;
 	c->ev_kind = EV_CONN;
 	c->fd = fd;
 	c->w = w;
@@ -39,7 +42,9 @@ struct moat_conn *moat_conn_new(struct moat_worker *w, int fd,
 static int update_events(struct moat_conn *c)
 {
 	struct epoll_event ev = {0};
-	ev.events = (c->reading ? EPOLLIN : 0u) | (c->epollout ? EPOLLOUT : 0u);
+	/* TLS may need the other direction to make progress. */
+	ev.events = (c->reading || c->tls_write_wants_read ? EPOLLIN : 0u) |
+		    (c->epollout || c->tls_read_wants_write ? EPOLLOUT : 0u);
 	ev.data.ptr = c;
 	return epoll_ctl(c->w->epfd, EPOLL_CTL_MOD, c->fd, &ev);
 }
@@ -91,23 +96,115 @@ static void free_aliases(char **v, size_t n)
 
 void moat_conn_free(struct moat_conn *c)
 {
-	free_aliases(c->alias_in, (size_t)c->w->b->cfg.topic_alias_maximum);
+	free_aliases(c->alias_in, (size_t)c->w->cfg->topic_alias_maximum);
 	free_aliases(c->alias_out, c->n_alias_out);
 	moat_buf_cleanup(&c->in);
 	moat_buf_cleanup(&c->out);
 	moat_msg_unref(&c->will);
 	moat_free(c->username);
+	SSL_free(c->ssl);
 	moat_free(c);
 }
 
+/* ---- transport: plain TCP or TLS ------------------------------------------
+ * Both return bytes moved (> 0), 0 when the socket would block, or -1
+ * when the connection is finished (why says how). */
+
+static void tls_failure(struct moat_conn *c, int err, const char *op,
+			char *why, size_t whysz)
+{
+	char detail[300] = "";
+	if (err == SSL_ERROR_ZERO_RETURN) {
+		snprintf(why, whysz, "connection closed by peer");
+		return;
+	}
+	moat_tls_error_string(detail, sizeof(detail));
+	if (err == SSL_ERROR_SYSCALL && !detail[0]) {
+		snprintf(why, whysz, "%s", errno ? strerror(errno)
+					   : "connection closed by peer");
+		return;
+	}
+	snprintf(why, whysz, "TLS %s failed: %s", op,
+		 detail[0] ? detail : "protocol error");
+	if (!SSL_is_init_finished(c->ssl))
+		moat__security_event(c, "tls failure", "%s", why);
+}
+
+static ssize_t transport_read(struct moat_conn *c, uint8_t *dst, size_t n,
+			      char *why, size_t whysz)
+{
+	if (!c->ssl) {
+		ssize_t r = recv(c->fd, dst, n, MSG_DONTWAIT);
+		if (r > 0)
+			return r;
+		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK ||
+			      errno == EINTR))
+			return 0;
+		snprintf(why, whysz, "%s",
+			 r == 0 ? "connection closed by peer" : strerror(errno));
+		return -1;
+	}
+	ERR_clear_error();
+	errno = 0;
+	int r = SSL_read(c->ssl, dst, (int)MOAT_MIN(n, (size_t)INT32_MAX));
+	if (r > 0)
+		return r;
+	int err = SSL_get_error(c->ssl, r);
+	if (err == SSL_ERROR_WANT_READ)
+		return 0;
+	if (err == SSL_ERROR_WANT_WRITE) {
+		c->tls_read_wants_write = true;
+		update_events(c);
+		return 0;
+	}
+	tls_failure(c, err, SSL_is_init_finished(c->ssl) ? "read" : "handshake",
+		    why, whysz);
+	return -1;
+}
+
+static ssize_t transport_write(struct moat_conn *c, const uint8_t *p, size_t n,
+			       char *why, size_t whysz)
+{
+	if (!c->ssl) {
+		ssize_t r = send(c->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (r > 0)
+			return r;
+		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK ||
+			      errno == EINTR))
+			return 0;
+		snprintf(why, whysz, "write error: %s",
+			 r < 0 ? strerror(errno) : "no progress");
+		return -1;
+	}
+	ERR_clear_error();
+	errno = 0;
+	int r = SSL_write(c->ssl, p, (int)MOAT_MIN(n, (size_t)INT32_MAX));
+	if (r > 0)
+		return r;
+	int err = SSL_get_error(c->ssl, r);
+	if (err == SSL_ERROR_WANT_WRITE)
+		return 0;
+	if (err == SSL_ERROR_WANT_READ) {
+		c->tls_write_wants_read = true;
+		update_events(c);
+		return 0;
+	}
+	tls_failure(c, err, "write", why, whysz);
+	return -1;
+}
+
 /* Best effort: push out what is buffered (a CONNACK with an error code)
- * before the socket goes away. */
+ * before the socket goes away, and end TLS properly. */
 static void write_last_words(struct moat_conn *c)
 {
+	char why[128];
 	size_t used = moat_buf_used(&c->out);
-	if (used)
-		(void)send(c->fd, c->out.data + c->out.off, used,
-			   MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (used && (!c->ssl || SSL_is_init_finished(c->ssl)))
+		(void)transport_write(c, c->out.data + c->out.off, used, why,
+				      sizeof(why));
+	if (c->ssl && SSL_is_init_finished(c->ssl))
+		(void)SSL_shutdown(c->ssl);
+	ERR_clear_error();
 }
 
 void moat_conn_close(struct moat_conn *c, const char *why)
@@ -128,6 +225,9 @@ void moat_conn_close(struct moat_conn *c, const char *why)
 	moat_conn_detach(c);
 	close(c->fd);
 	c->fd = -1;
+	if (c->ip_counted)
+		moat_iptab_release(&b->iptab, c->ip, moat_now_ms());
+	c->ip_counted = false;
 	c->next = w->closed;
 	w->closed = c;
 	MOAT_STAT_SUB(b, connections, 1);
@@ -181,7 +281,7 @@ void moat_conn_disconnect(struct moat_conn *c, uint8_t reason,
 bool moat_conn_can_send(const struct moat_conn *c)
 {
 	return c->state == CONN_ACTIVE &&
-	       moat_buf_used(&c->out) < c->w->b->cfg.output_buffer_size;
+	       moat_buf_used(&c->out) < c->w->cfg->output_buffer_size;
 }
 
 uint8_t *moat_conn_reserve(struct moat_conn *c, size_t n)
@@ -407,9 +507,9 @@ static void close_for(struct moat_conn *c, int rc, uint8_t type)
 	moat_conn_disconnect(c, reason, why);
 }
 
-void moat_conn_process_input(struct moat_conn *c)
+bool moat_conn_process_input(struct moat_conn *c)
 {
-	const struct moat_config *cfg = &c->w->b->cfg;
+	const struct moat_config *cfg = c->w->cfg;
 	while (c->state != CONN_CLOSED && c->reading) {
 		/* Tighter before CONNECT is accepted. */
 		size_t limit = (size_t)(c->state == CONN_NEW
@@ -425,7 +525,7 @@ void moat_conn_process_input(struct moat_conn *c)
 			break;
 		if (rc) {
 			close_for(c, rc, (uint8_t)(p[0] >> 4));
-			return;
+			return false;
 		}
 		/* Judge the header before waiting for the body, so garbage
 		 * (say, an HTTP request) is refused at once. */
@@ -433,7 +533,7 @@ void moat_conn_process_input(struct moat_conn *c)
 		if ((!auth5 && (rc = moat_mqtt_check_flags(tf)) != MOAT_OK) ||
 		    (c->state == CONN_NEW && (tf >> 4) != MQTT_CONNECT)) {
 			close_for(c, rc ? rc : MOAT_EPROTO, (uint8_t)(tf >> 4));
-			return;
+			return false;
 		}
 		if (hl + rl > limit) {
 			char why[96];
@@ -443,19 +543,26 @@ void moat_conn_process_input(struct moat_conn *c)
 						      : "max_packet_size");
 			/* [MQTT-3.2.2-15] 0x95 Packet too large */
 			moat_conn_disconnect(c, RC_PACKET_TOO_LARGE, why);
-			return;
+			return false;
 		}
 		if (used < hl + rl)
 			break;
 		rc = dispatch(c, tf, p + hl, rl);
 		if (rc == MOAT_CONN_HANDED_OVER)
-			return; /* another worker owns c now */
+			return false; /* another worker owns c now */
+		if (rc == MOAT_EAGAIN) {
+			/* Login back-off: the CONNECT stays buffered and
+			 * reading stops until the worker's tick resumes it. */
+			c->reading = false;
+			update_events(c);
+			return true;
+		}
 		if (rc) {
 			close_for(c, rc, (uint8_t)(tf >> 4));
-			return;
+			return false;
 		}
 		if (c->state == CONN_CLOSED)
-			return;
+			return false;
 		moat_buf_consume(&c->in, hl + rl);
 		c->last_rx_ms = moat_now_ms();
 		if (!moat_conn_can_send(c) && c->state == CONN_ACTIVE) {
@@ -466,55 +573,59 @@ void moat_conn_process_input(struct moat_conn *c)
 		}
 	}
 	moat_buf_shrink(&c->in);
+	return c->state != CONN_CLOSED;
 }
 
 void moat_conn_on_readable(struct moat_conn *c)
 {
-	size_t room = c->in.max - moat_buf_used(&c->in);
-	size_t want = MOAT_MIN(READ_CHUNK, room);
-	uint8_t *dst = want ? moat_buf_reserve(&c->in, want) : NULL;
-	if (!dst) {
-		moat_conn_close(c, "out of memory for input");
-		return;
+	if (c->tls_write_wants_read) { /* a TLS write waited for input */
+		c->tls_write_wants_read = false;
+		update_events(c);
+		moat_conn_flush(c);
+		if (c->state == CONN_CLOSED)
+			return;
 	}
-	ssize_t n = recv(c->fd, dst, want, MSG_DONTWAIT);
-	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-		return;
-	if (n < 0) {
-		char why[96];
-		snprintf(why, sizeof(why), "read error: %s", strerror(errno));
-		moat_conn_close(c, why);
-		return;
-	}
-	if (n == 0) {
-		moat_conn_close(c, "connection closed by peer");
-		return;
-	}
-	moat_buf_commit(&c->in, (size_t)n);
-	MOAT_STAT_ADD(c->w->b, bytes_received, (uint64_t)n);
-	moat_conn_process_input(c);
+	/* TLS keeps decrypted bytes it could not hand over yet: go on while
+	 * it has some, since the socket will not signal them again. */
+	do {
+		size_t room = c->in.max - moat_buf_used(&c->in);
+		size_t want = MOAT_MIN(READ_CHUNK, room);
+		uint8_t *dst = want ? moat_buf_reserve(&c->in, want) : NULL;
+		if (!dst) {
+			moat_conn_close(c, "out of memory for input");
+			return;
+		}
+		char why[400];
+		ssize_t n = transport_read(c, dst, want, why, sizeof(why));
+		if (n < 0) {
+			moat_conn_close(c, why);
+			return;
+		}
+		if (n == 0)
+			return;
+		moat_buf_commit(&c->in, (size_t)n);
+		MOAT_STAT_ADD(c->w->b, bytes_received, (uint64_t)n);
+		if (!moat_conn_process_input(c))
+			return;
+	} while (c->ssl && c->reading && SSL_pending(c->ssl) > 0);
 }
 
 /* Write what is buffered.  Returns true when everything went out. */
 static bool write_out(struct moat_conn *c)
 {
 	while (moat_buf_used(&c->out)) {
-		ssize_t n = send(c->fd, c->out.data + c->out.off,
-				 moat_buf_used(&c->out),
-				 MSG_NOSIGNAL | MSG_DONTWAIT);
+		char why[400];
+		ssize_t n = transport_write(c, c->out.data + c->out.off,
+					    moat_buf_used(&c->out), why,
+					    sizeof(why));
 		if (n > 0) {
 			c->tx_bytes += (uint64_t)n;
 			moat_buf_consume(&c->out, (size_t)n);
 			MOAT_STAT_ADD(c->w->b, bytes_sent, (uint64_t)n);
 			continue;
 		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		if (n == 0)
 			return false;
-		char why[96];
-		snprintf(why, sizeof(why), "write error: %s",
-			 n < 0 ? strerror(errno) : "no progress");
 		moat_conn_close(c, why);
 		return false;
 	}
@@ -545,7 +656,8 @@ void moat_conn_flush(struct moat_conn *c)
 	c->epollout = pending;
 	/* Resume reading as soon as the output is below the soft limit, not
 	 * only when it is empty: a subscriber kept busy by a steady stream
-	 * must still have its PINGREQs read. */
+	 * must still have its PINGREQs read.  (moat_conn_can_send implies
+	 * CONN_ACTIVE: a CONNECT held by login back-off stays held.) */
 	if (!c->reading && moat_conn_can_send(c)) {
 		c->reading = true;
 		change = true;
@@ -554,9 +666,26 @@ void moat_conn_flush(struct moat_conn *c)
 		update_events(c);
 	if (!pending)
 		moat_buf_shrink(&c->out);
-	/* Packets may have waited in the input buffer while paused. */
-	if (c->reading && moat_buf_used(&c->in))
-		moat_conn_process_input(c);
+	/* Packets may have waited in the input buffer (or inside TLS) while
+	 * paused. */
+	if (c->reading && c->state == CONN_ACTIVE) {
+		if (moat_buf_used(&c->in) && !moat_conn_process_input(c))
+			return;
+		if (c->ssl && c->reading && SSL_pending(c->ssl) > 0)
+			moat_conn_on_readable(c);
+	}
+}
+
+void moat_conn_resume_input(struct moat_conn *c)
+{
+	c->reading = true;
+	update_events(c);
+	if (moat_buf_used(&c->in) && !moat_conn_process_input(c))
+		return;
+	/* TLS may hold decrypted bytes the socket will not signal again. */
+	if (c->ssl && c->reading && c->state != CONN_CLOSED &&
+	    SSL_pending(c->ssl) > 0)
+		moat_conn_on_readable(c);
 }
 
 void moat_conn_on_writable(struct moat_conn *c)

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "auth/acl.h"
 #include "broker_int.h"
 #include "codec/mqtt5.h"
 
@@ -80,12 +81,23 @@ int moat__forward_props(const struct moat_mqtt_props *p, uint8_t **out,
 static int make_will(struct moat_conn *c, const struct moat_mqtt_connect5 *c5)
 {
 	const struct moat_mqtt_connect *cn = &c5->c;
-	const struct moat_config *cfg = &c->w->b->cfg;
+	const struct moat_config *cfg = c->w->cfg;
 	const struct moat_mqtt_props *wp = &c5->will_props;
 	if (!cn->will_flag)
 		return MOAT_OK;
 	if (moat_topic_is_sys(cn->will_topic.p, cn->will_topic.len))
 		return MOAT_EDENIED; /* $SYS is the broker's */
+	/* A will is a publication: the ACL must allow it now (T-07). */
+	if (!moat__acl_allows(c, (const char *)cn->will_topic.p,
+			      cn->will_topic.len, MOAT_ACL_WRITE)) {
+		char t[100];
+		MOAT_STAT_ADD(c->w->b, acl_denials, 1);
+		moat__security_event(c, "acl denial", "will topic %s",
+				     moat_log_escape(cn->will_topic.p,
+						     cn->will_topic.len, t,
+						     sizeof(t)));
+		return MOAT_EDENIED;
+	}
 	if (cn->will_topic.len > cfg->max_topic_length ||
 	    moat_topic_levels(cn->will_topic.p, cn->will_topic.len) >
 		    cfg->max_topic_levels)
@@ -114,14 +126,28 @@ static int make_will(struct moat_conn *c, const struct moat_mqtt_connect5 *c5)
 
 /* Find, replace or create the session; returns it with session_present.
  * clean is Clean Session (3.1.1) or Clean Start (5.0). */
+static bool same_owner(const char *a, const char *b)
+{
+	if (!a || !b)
+		return a == b;
+	return !strcmp(a, b);
+}
+
 static struct moat_session *open_session(struct moat_conn *c,
 					 const uint8_t *id, size_t len,
 					 bool clean, uint32_t expiry,
-					 bool *present)
+					 bool *present, bool *foreign)
 {
 	struct moat_worker *w = c->w;
 	struct moat_session *s = moat_worker_find_session(w, id, len);
 	*present = false;
+	*foreign = false;
+	/* A session belongs to the identity that made it: another user may
+	 * neither take it over nor delete it (T-08). */
+	if (s && !same_owner(s->owner, c->username)) {
+		*foreign = true;
+		return NULL;
+	}
 	if (s && s->conn) /* takeover [MQTT-3.1.4-2] */
 		moat_conn_disconnect(s->conn, RC_SESSION_TAKEN_OVER,
 				     "session taken over by a new connection "
@@ -139,9 +165,13 @@ static struct moat_session *open_session(struct moat_conn *c,
 		s->expiry_s = expiry;
 		return s;
 	}
-	if (MOAT_STAT_GET(w->b, sessions) >= w->b->cfg.max_sessions)
+	if (MOAT_STAT_GET(w->b, sessions) >= w->cfg->max_sessions)
 		return NULL;
 	s = moat_session_new(w, id, len, expiry);
+	if (s && c->username && !(s->owner = moat_strdup(c->username))) {
+		moat_session_unref(&s);
+		return NULL;
+	}
 	if (s)
 		moat_worker_add_session(w, s);
 	return s;
@@ -151,7 +181,7 @@ static struct moat_session *open_session(struct moat_conn *c,
 static void connack_props(struct moat_conn *c, struct moat_pw *pw,
 			  const char *assigned, uint16_t server_keepalive)
 {
-	const struct moat_config *cfg = &c->w->b->cfg;
+	const struct moat_config *cfg = c->w->cfg;
 	uint64_t cap = cfg->persistent_client_expiration;
 	struct moat_session *s = c->session;
 	if (cap && s->expiry_s > cap) { /* [MQTT-3.2.2-?]: tell the client */
@@ -229,11 +259,90 @@ static int connect_failed(struct moat_conn *c, int rc, uint8_t crc,
 					: "malformed CONNECT");
 }
 
+/* The part of CONNECT after the hand-over and authentication. */
+static int connect_session(struct moat_conn *c,
+			   const struct moat_mqtt_connect5 *c5, const uint8_t *id,
+			   size_t idlen, const char *assigned, uint16_t keepalive,
+			   uint16_t server_keepalive)
+{
+	struct moat_worker *w = c->w;
+	struct moat_broker *b = w->b;
+	const struct moat_config *cfg = w->cfg;
+	const struct moat_mqtt_connect *cn = &c5->c;
+	bool v5 = cn->proto_level == MQTT_PROTO_V5;
+	int rc;
+	if ((rc = make_will(c, c5)) == MOAT_EDENIED)
+		return refuse(c, v5, MQTT_CONNACK_NOT_AUTHORIZED,
+			      RC_NOT_AUTHORIZED, "will topic not authorised");
+	if (rc == MOAT_EUTF8 && v5)
+		return refuse(c, true, 0, RC_PAYLOAD_FORMAT_INVALID,
+			      "will payload is not UTF-8 as its format says");
+	if (rc == MOAT_ELIMIT && v5)
+		return refuse(c, true, 0, RC_TOPIC_NAME_INVALID,
+			      "will topic above max_topic_length or levels");
+	if (rc != MOAT_OK)
+		return rc;
+	uint32_t expiry = v5 ? c5->props.session_expiry
+			     : (cn->clean_session ? 0 : MOAT_EXPIRY_NEVER);
+	bool present, foreign;
+	struct moat_session *s = open_session(c, id, idlen, cn->clean_session,
+					      expiry, &present, &foreign);
+	if (foreign) {
+		moat_msg_unref(&c->will);
+		MOAT_STAT_ADD(b, acl_denials, 1);
+		moat__security_event(c, "acl denial",
+				     "client id belongs to a session of "
+				     "another user");
+		return refuse(c, v5, MQTT_CONNACK_NOT_AUTHORIZED,
+			      RC_NOT_AUTHORIZED,
+			      "client id in use by another user");
+	}
+	if (!s) {
+		moat_msg_unref(&c->will); /* never accepted: no will */
+		return refuse(c, v5, MQTT_CONNACK_UNAVAILABLE,
+			      MOAT_STAT_GET(b, sessions) >= cfg->max_sessions
+				      ? RC_QUOTA_EXCEEDED
+				      : RC_SERVER_UNAVAILABLE,
+			      MOAT_STAT_GET(b, sessions) >= cfg->max_sessions
+				      ? "max_sessions reached"
+				      : "out of memory for a session");
+	}
+	s->conn = c;
+	atomic_store_explicit(&s->online, true, memory_order_relaxed);
+	s->drop_logged = false;
+	c->session = s;
+	c->state = CONN_ACTIVE;
+	c->keepalive = keepalive;
+	if (v5)
+		take_client_limits(c, &c5->props);
+	uint64_t now = MOAT_STAT_ADD(b, clients_connected, 1) + 1;
+	uint64_t max = MOAT_STAT_GET(b, clients_maximum);
+	while (now > max && !atomic_compare_exchange_weak(
+				    &b->stats.clients_maximum, &max, now))
+		;
+	if ((rc = send_connack(c, v5, present, assigned, server_keepalive)) !=
+	    MOAT_OK)
+		return rc;
+	moat__auth_succeeded(c);
+	char user[80];
+	if (c->username)
+		moat_log_escape((const uint8_t *)c->username,
+				strlen(c->username), user, sizeof(user));
+	moat_info("client %s connected from %s%s (protocol %u, clean %d, "
+		  "keep-alive %u, session present %d, user %s)",
+		  s->log_id, c->peer, c->ssl ? " over TLS" : "",
+		  cn->proto_level, cn->clean_session, keepalive, present,
+		  c->username ? user : "(anonymous)");
+	if (present)
+		moat_session_resume(s);
+	return MOAT_OK;
+}
+
 int moat__handle_connect(struct moat_conn *c, const uint8_t *body, size_t len)
 {
 	struct moat_worker *w = c->w;
 	struct moat_broker *b = w->b;
-	const struct moat_config *cfg = &b->cfg;
+	const struct moat_config *cfg = w->cfg;
 	struct moat_mqtt_connect5 c5;
 	struct moat_mqtt_connect *cn = &c5.c;
 	uint8_t crc;
@@ -295,59 +404,21 @@ int moat__handle_connect(struct moat_conn *c, const uint8_t *body, size_t len)
 		moat_worker_post(home, &it);
 		return MOAT_CONN_HANDED_OVER;
 	}
-	if ((rc = make_will(c, &c5)) == MOAT_EDENIED)
-		return refuse(c, v5, MQTT_CONNACK_NOT_AUTHORIZED,
-			      RC_NOT_AUTHORIZED, "will topic in $SYS refused");
-	if (rc == MOAT_EUTF8 && v5)
-		return refuse(c, true, 0, RC_PAYLOAD_FORMAT_INVALID,
-			      "will payload is not UTF-8 as its format says");
-	if (rc == MOAT_ELIMIT && v5)
-		return refuse(c, true, 0, RC_TOPIC_NAME_INVALID,
-			      "will topic above max_topic_length or levels");
-	if (rc != MOAT_OK)
-		return rc;
-	if (cn->has_username) {
-		c->username = moat_strndup((const char *)cn->username.p,
-					   cn->username.len);
-		if (!c->username)
-			return MOAT_ENOMEM;
-	}
-	uint32_t expiry = v5 ? c5.props.session_expiry
-			     : (cn->clean_session ? 0 : MOAT_EXPIRY_NEVER);
-	bool present;
-	struct moat_session *s =
-		open_session(c, id, idlen, cn->clean_session, expiry, &present);
-	if (!s) {
-		moat_msg_unref(&c->will); /* never accepted: no will */
-		return refuse(c, v5, MQTT_CONNACK_UNAVAILABLE,
-			      MOAT_STAT_GET(b, sessions) >= cfg->max_sessions
-				      ? RC_QUOTA_EXCEEDED
-				      : RC_SERVER_UNAVAILABLE,
-			      MOAT_STAT_GET(b, sessions) >= cfg->max_sessions
-				      ? "max_sessions reached"
-				      : "out of memory for a session");
-	}
-	s->conn = c;
-	atomic_store_explicit(&s->online, true, memory_order_relaxed);
-	s->drop_logged = false;
-	c->session = s;
-	c->state = CONN_ACTIVE;
-	c->keepalive = keepalive;
-	if (v5)
-		take_client_limits(c, &c5.props);
-	uint64_t now = MOAT_STAT_ADD(b, clients_connected, 1) + 1;
-	uint64_t max = MOAT_STAT_GET(b, clients_maximum);
-	while (now > max && !atomic_compare_exchange_weak(
-				    &b->stats.clients_maximum, &max, now))
-		;
-	if ((rc = send_connack(c, v5, present, assigned ? idbuf : NULL,
-			       server_keepalive)) != MOAT_OK)
-		return rc;
-	moat_info("client %s connected from %s (protocol %u, clean %d, "
-		  "keep-alive %u, session present %d)",
-		  s->log_id, c->peer, cn->proto_level, cn->clean_session,
-		  keepalive, present);
-	if (present)
-		moat_session_resume(s);
-	return MOAT_OK;
+	/* Authenticate before anything can change: no session is taken
+	 * over, deleted or created for a client that is not who it says. */
+	char *cid = moat_strndup((const char *)id, idlen);
+	if (!cid)
+		return MOAT_ENOMEM;
+	c->connect_id = cid; /* for %c in ACL patterns until the session */
+	uint8_t v3rc, v5rc;
+	const char *why = NULL;
+	rc = moat__authenticate(c, cn, id, idlen, &v3rc, &v5rc, &why);
+	if (rc == MOAT_OK)
+		rc = connect_session(c, &c5, id, idlen, assigned ? idbuf : NULL,
+				     keepalive, server_keepalive);
+	else if (rc == MOAT_EDENIED)
+		rc = refuse(c, v5, v3rc, v5rc, why);
+	c->connect_id = NULL;
+	moat_free(cid);
+	return rc; /* MOAT_EAGAIN: held back by login back-off */
 }

@@ -1,6 +1,7 @@
 /* PUBLISH and PUBREL from clients (3.1.1 and 5.0). */
 #include <string.h>
 
+#include "auth/acl.h"
 #include "broker_int.h"
 #include "codec/mqtt5.h"
 
@@ -31,7 +32,7 @@ static int ack(struct moat_conn *c, enum moat_mqtt_type type, uint16_t id,
  * look it up without one.  Returns a reason code, 0 when fine. */
 static uint8_t resolve_alias(struct moat_conn *c, struct moat_mqtt_publish5 *p)
 {
-	const struct moat_config *cfg = &c->w->b->cfg;
+	const struct moat_config *cfg = c->w->cfg;
 	if (!moat_props_has(&p->props, PROP_TOPIC_ALIAS))
 		return 0;
 	uint16_t a = p->props.topic_alias;
@@ -63,7 +64,7 @@ static uint8_t resolve_alias(struct moat_conn *c, struct moat_mqtt_publish5 *p)
 static uint8_t check_publish5(struct moat_conn *c,
 			      struct moat_mqtt_publish5 *p)
 {
-	const struct moat_config *cfg = &c->w->b->cfg;
+	const struct moat_config *cfg = c->w->cfg;
 	if (p->p.qos > cfg->max_qos)
 		return RC_QOS_NOT_SUPPORTED; /* [MQTT-3.2.2-11] */
 	if (p->p.retain && !cfg->retain_available)
@@ -96,11 +97,33 @@ static struct moat_msg *build_msg(struct moat_conn *c,
 	return m;
 }
 
+/* max_publish_rate: a token bucket per connection, bursts of twice the
+ * rate.  False when this PUBLISH is one too many. */
+static bool within_rate(struct moat_conn *c, uint64_t rate)
+{
+	if (!rate)
+		return true;
+	uint64_t now = moat_now_ms();
+	double cap = 2.0 * (double)rate;
+	if (!c->pub_refill_ms)
+		c->pub_tokens = cap;
+	else if (now > c->pub_refill_ms)
+		c->pub_tokens += (double)(now - c->pub_refill_ms) *
+				 (double)rate / 1000.0;
+	if (c->pub_tokens > cap)
+		c->pub_tokens = cap;
+	c->pub_refill_ms = now;
+	if (c->pub_tokens < 1.0)
+		return false;
+	c->pub_tokens -= 1.0;
+	return true;
+}
+
 int moat__handle_publish(struct moat_conn *c, uint8_t flags,
 			 const uint8_t *body, size_t len)
 {
 	struct moat_worker *w = c->w;
-	const struct moat_config *cfg = &w->b->cfg;
+	const struct moat_config *cfg = w->cfg;
 	struct moat_session *s = c->session;
 	struct moat_mqtt_publish5 p5;
 	struct moat_mqtt_publish *p = &p5.p;
@@ -110,6 +133,15 @@ int moat__handle_publish(struct moat_conn *c, uint8_t flags,
 					    &p5);
 	if (rc)
 		return rc;
+	if (!within_rate(c, cfg->max_publish_rate)) {
+		MOAT_STAT_ADD(w->b, limit_hits, 1);
+		moat__security_event(c, "limit", "max_publish_rate (%llu/s) "
+				     "exceeded; disconnected",
+				     (unsigned long long)cfg->max_publish_rate);
+		moat_conn_disconnect(c, RC_MESSAGE_RATE_TOO_HIGH,
+				     "max_publish_rate exceeded");
+		return MOAT_OK;
+	}
 	if (v5) {
 		uint8_t reason = check_publish5(c, &p5);
 		if (reason) {
@@ -134,6 +166,20 @@ int moat__handle_publish(struct moat_conn *c, uint8_t flags,
 		/* $SYS is the broker's: nobody may forge its statistics. */
 		reason = RC_NOT_AUTHORIZED;
 		why = "$SYS topics are the broker's";
+	} else if (!moat__acl_allows(c, (const char *)p->topic.p, p->topic.len,
+				     MOAT_ACL_WRITE)) {
+		char t[96];
+		reason = RC_NOT_AUTHORIZED;
+		MOAT_STAT_ADD(w->b, acl_denials, 1);
+		moat__security_event(c, "acl denial", "publish to %s",
+				     moat__log_topic((const char *)p->topic.p,
+						     p->topic.len, t,
+						     sizeof(t)));
+	} else if (moat__memory_exhausted(w)) {
+		reason = RC_QUOTA_EXCEEDED;
+		MOAT_STAT_ADD(w->b, limit_hits, 1);
+		moat__security_event(c, "limit",
+				     "memory_limit reached: publish refused");
 	} else if (p5.props.payload_format == 1 &&
 		   !moat_utf8_valid(p->payload.p, p->payload.len)) {
 		reason = RC_PAYLOAD_FORMAT_INVALID; /* [MQTT-3.3.2-4] */

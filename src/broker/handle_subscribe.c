@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/acl.h"
 #include "broker_int.h"
 #include "codec/mqtt5.h"
 
@@ -117,7 +118,7 @@ static bool has_wildcard(const struct moat_bytes *f)
 static uint8_t refusal(struct moat_conn *c, const struct sub_req *r,
 		       size_t index)
 {
-	const struct moat_config *cfg = &c->w->b->cfg;
+	const struct moat_config *cfg = c->w->cfg;
 	struct moat_session *s = c->session;
 	if (!r->valid)
 		return RC_TOPIC_FILTER_INVALID;
@@ -137,6 +138,20 @@ static uint8_t refusal(struct moat_conn *c, const struct sub_req *r,
 			  s->log_id, (unsigned long long)cfg->max_subscriptions);
 		return RC_QUOTA_EXCEEDED;
 	}
+	/* $share/G/F is authorised on F, like a plain subscription (T-10). */
+	if (!moat__acl_allows(c, (const char *)r->filter.p, r->filter.len,
+			      MOAT_ACL_SUBSCRIBE)) {
+		char t[96];
+		MOAT_STAT_ADD(c->w->b, acl_denials, 1);
+		moat__security_event(c, "acl denial", "subscribe to %s%s",
+				     r->shared ? "$share/.../" : "",
+				     moat__log_topic((const char *)r->filter.p,
+						     r->filter.len, t,
+						     sizeof(t)));
+		return RC_NOT_AUTHORIZED;
+	}
+	if (moat__acl_check_each(c, (const char *)r->filter.p, r->filter.len))
+		s->acl_each = true; /* a deny rule may cut into it */
 	return 0;
 }
 
@@ -147,7 +162,7 @@ static uint8_t subscribe_one(struct moat_conn *c, const struct sub_req *r,
 {
 	struct moat_session *s = c->session;
 	struct moat_broker *b = c->w->b;
-	uint8_t qos = (uint8_t)MOAT_MIN(r->o.qos, b->cfg.max_qos);
+	uint8_t qos = (uint8_t)MOAT_MIN(r->o.qos, c->w->cfg->max_qos);
 	struct moat_sub_entry *e = find_sub(s, r);
 	*existed = e != NULL;
 	if (!e && !(e = remember_sub(s, r)))
@@ -300,7 +315,7 @@ static int subscribe_all(struct moat_conn *c, uint16_t id, uint32_t sub_id,
 			 struct sub_req *reqs, size_t n, uint8_t *codes,
 			 bool *flags)
 {
-	const struct moat_config *cfg = &c->w->b->cfg;
+	const struct moat_config *cfg = c->w->cfg;
 	bool *repeat = flags, *existed = flags + n;
 	int rc = mark_repeats(reqs, n, repeat);
 	if (rc)
@@ -331,7 +346,7 @@ static int subscribe_all(struct moat_conn *c, uint16_t id, uint32_t sub_id,
 int moat__handle_subscribe(struct moat_conn *c, const uint8_t *body,
 			   size_t len)
 {
-	const struct moat_config *cfg = &c->w->b->cfg;
+	const struct moat_config *cfg = c->w->cfg;
 	struct moat_mqtt_props props;
 	struct moat_rd rd;
 	uint16_t id;

@@ -2,6 +2,7 @@
  * messages waiting for it, and incoming QoS 2 ids.  Home worker only. */
 #include <string.h>
 
+#include "auth/acl.h"
 #include "broker_int.h"
 #include "codec/mqtt5.h"
 
@@ -13,7 +14,7 @@ struct moat_session *moat_session_new(struct moat_worker *w,
 	if (!s)
 		return NULL;
 	s->client_id = moat_strndup((const char *)client_id, len);
-	s->inflight = moat_calloc(w->b->cfg.max_inflight_messages,
+	s->inflight = moat_calloc(w->cfg->max_inflight_messages,
 				  sizeof(*s->inflight));
 	if (!s->client_id || !s->inflight) {
 		moat_free(s->client_id);
@@ -46,6 +47,7 @@ void moat_session_unref(struct moat_session **sp)
 		return;
 	/* Last reference: state was already released by destroy. */
 	moat_free(s->client_id);
+	moat_free(s->owner);
 	moat_free(s);
 }
 
@@ -165,6 +167,18 @@ static int send_now(struct moat_session *s, struct moat_msg *m, uint8_t qos,
 	/* Expired while it waited: not sent [MQTT-3.3.2-5]. */
 	if (moat_msg_expired(m, moat_now_ms()))
 		return MOAT_OK;
+	/* Rights are checked when a message goes out, not only when the
+	 * subscription was made: queued and retained messages too (T-11). */
+	if (s->acl_each &&
+	    !moat__acl_allows(s->conn, m->topic, m->topic_len, MOAT_ACL_READ)) {
+		MOAT_STAT_ADD(s->home->b, acl_denials, 1);
+		char t[96];
+		moat_debug("client %s: message on %s not delivered: not "
+			   "readable by its user",
+			   s->log_id,
+			   moat__log_topic(m->topic, m->topic_len, t, sizeof(t)));
+		return MOAT_OK;
+	}
 	if (qos)
 		id = next_id(s);
 	int rc = moat_conn_send_publish(s->conn, m, qos, retain, false, id,
@@ -225,7 +239,7 @@ static bool queue_grow(struct moat_session *s)
 static void enqueue(struct moat_session *s, struct moat_msg *m, uint8_t qos,
 		    bool retain, uint64_t share)
 {
-	const struct moat_config *cfg = &s->home->b->cfg;
+	const struct moat_config *cfg = s->home->cfg;
 	if (s->qlen >= cfg->max_queued_messages ||
 	    (cfg->max_queued_bytes &&
 	     s->queued_bytes + moat_msg_size(m) > cfg->max_queued_bytes))
@@ -256,7 +270,7 @@ static void enqueue(struct moat_session *s, struct moat_msg *m, uint8_t qos,
  * counts what is outstanding on this connection [MQTT-3.3.4-9]. */
 static size_t window_size(const struct moat_session *s)
 {
-	size_t max = (size_t)s->home->b->cfg.max_inflight_messages;
+	size_t max = (size_t)s->home->cfg->max_inflight_messages;
 	if (s->conn && s->conn->client_receive_max < max)
 		max = s->conn->client_receive_max;
 	return max;
@@ -267,7 +281,7 @@ static bool window_open(const struct moat_session *s)
 	/* ninflight is also bounded by the array (max_inflight_messages);
 	 * entries not yet re-sent after a resume go first. */
 	return s->nsent < window_size(s) &&
-	       s->ninflight < s->home->b->cfg.max_inflight_messages &&
+	       s->ninflight < s->home->cfg->max_inflight_messages &&
 	       s->nsent == s->ninflight;
 }
 

@@ -193,7 +193,7 @@ static void adopt(struct moat_worker *w, struct moat_conn *c)
 		moat_conn_free(c);
 		return;
 	}
-	moat_conn_process_input(c);
+	moat_conn_resume_input(c);
 }
 
 static void drain_inbox(struct moat_worker *w)
@@ -330,24 +330,82 @@ static void free_closed(struct moat_worker *w)
 
 /* ---- accepting ------------------------------------------------------------ */
 
-static void format_peer(const struct sockaddr_storage *ss, char *out,
-			size_t outsz)
+/* "addr:port" for logs into out, the bare address into ip; returns
+ * whether the peer is on a loopback address. */
+static bool format_peer(const struct sockaddr_storage *ss, char *out,
+			size_t outsz, char *ip, size_t ipsz)
 {
 	char host[INET6_ADDRSTRLEN] = "?";
 	unsigned port = 0;
+	bool loopback = false;
 	if (ss->ss_family == AF_INET) {
 		const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
 		inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
 		port = ntohs(a->sin_port);
 		snprintf(out, outsz, "%s:%u", host, port);
+		loopback = (ntohl(a->sin_addr.s_addr) >> 24) == 127;
 	} else if (ss->ss_family == AF_INET6) {
 		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
 		inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
 		port = ntohs(a->sin6_port);
 		snprintf(out, outsz, "[%s]:%u", host, port);
+		loopback = IN6_IS_ADDR_LOOPBACK(&a->sin6_addr);
 	} else {
 		snprintf(out, outsz, "unknown");
 	}
+	snprintf(ip, ipsz, "%s", host);
+	return loopback;
+}
+
+/* A refused connection is logged at most once a second per worker. */
+static void refuse_log(struct moat_worker *w, const char *peer,
+		       const char *why)
+{
+	uint64_t now = moat_now_ms();
+	MOAT_STAT_ADD(w->b, limit_hits, 1);
+	if (now - w->limit_log_ms < 1000)
+		return;
+	w->limit_log_ms = now;
+	moat_notice("security: limit: connection from %s refused: %s (such "
+		    "refusals are logged at most once a second)",
+		    peer, why);
+}
+
+/* Per-address and memory limits at accept.  True when c may stay. */
+static bool admit(struct moat_worker *w, const char *peer, const char *ip,
+		  bool loopback)
+{
+	const struct moat_config *cfg = w->cfg;
+	if (moat__memory_exhausted(w)) {
+		refuse_log(w, peer, "memory_limit reached");
+		return false;
+	}
+	if (loopback && !cfg->limit_loopback)
+		return true; /* local tools are not throttled by default */
+	switch (moat_iptab_admit(&w->b->iptab, ip, moat_now_ms(),
+				 cfg->max_connections_per_ip,
+				 cfg->max_accept_rate_per_ip)) {
+	case MOAT_IP_OK: return true;
+	case MOAT_IP_TOO_MANY:
+		refuse_log(w, peer, "max_connections_per_ip reached");
+		return false;
+	case MOAT_IP_TOO_FAST:
+		refuse_log(w, peer, "max_accept_rate_per_ip exceeded");
+		return false;
+	}
+	return false;
+}
+
+static int start_tls(struct moat_worker *w, struct moat_conn *c)
+{
+	SSL_CTX *ctx = w->sec->tls[c->listener];
+	if (!ctx)
+		return MOAT_OK;
+	c->ssl = SSL_new(ctx);
+	if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1)
+		return MOAT_ENOMEM;
+	SSL_set_accept_state(c->ssl);
+	return MOAT_OK;
 }
 
 /* Out of file descriptors: the pending connection would keep the
@@ -401,22 +459,38 @@ static void accept_all(struct moat_worker *w, struct moat_listener *l)
 					  strerror(e));
 			return;
 		}
-		char peer[64];
-		format_peer(&ss, peer, sizeof(peer));
-		if (MOAT_STAT_GET(b, connections) >= b->cfg.max_connections) {
-			moat_warn("connection from %s refused: max_connections "
-				  "(%llu) reached",
-				  peer,
-				  (unsigned long long)b->cfg.max_connections);
+		char peer[64], ip[64];
+		bool loopback = format_peer(&ss, peer, sizeof(peer), ip,
+					    sizeof(ip));
+		/* Counted in the per-address table, to be released at close. */
+		bool counted = (!loopback || w->cfg->limit_loopback) &&
+			       (w->cfg->max_connections_per_ip ||
+				w->cfg->max_accept_rate_per_ip);
+		if (!admit(w, peer, ip, loopback)) {
+			close(fd);
+			continue;
+		}
+		if (MOAT_STAT_GET(b, connections) >= w->cfg->max_connections) {
+			refuse_log(w, peer, "max_connections reached");
+			if (counted)
+				moat_iptab_release(&b->iptab, ip, moat_now_ms());
 			close(fd);
 			continue;
 		}
 		int one = 1;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		struct moat_conn *c = moat_conn_new(w, fd, peer);
-		if (!c || moat_conn_attach(w, c) != MOAT_OK) {
+		if (c) {
+			c->listener = l->idx;
+			c->ip_counted = counted;
+			snprintf(c->ip, sizeof(c->ip), "%s", ip);
+		}
+		if (!c || start_tls(w, c) != MOAT_OK ||
+		    moat_conn_attach(w, c) != MOAT_OK) {
 			moat_warn("connection from %s refused: out of memory",
 				  peer);
+			if (counted)
+				moat_iptab_release(&b->iptab, ip, moat_now_ms());
 			if (c)
 				moat_conn_free(c);
 			close(fd);
@@ -433,7 +507,7 @@ static void accept_all(struct moat_worker *w, struct moat_listener *l)
 static uint64_t session_lifetime_ms(const struct moat_worker *w,
 				    const struct moat_session *s)
 {
-	uint64_t cap = w->b->cfg.persistent_client_expiration;
+	uint64_t cap = w->cfg->persistent_client_expiration;
 	uint64_t life = s->expiry_s == MOAT_EXPIRY_NEVER ? UINT64_MAX
 							 : s->expiry_s;
 	if (cap && cap < life)
@@ -510,11 +584,17 @@ static void resume_listeners(struct moat_worker *w)
 
 static void tick(struct moat_worker *w, uint64_t now)
 {
-	const struct moat_config *cfg = &w->b->cfg;
+	const struct moat_config *cfg = w->cfg;
 	struct moat_conn *next;
 	resume_listeners(w);
 	for (struct moat_conn *c = w->conns; c; c = next) {
 		next = c->next;
+		if (c->state == CONN_NEW && c->auth_wait_until) {
+			/* Held by login back-off: try its CONNECT again. */
+			if (now >= c->auth_wait_until)
+				moat_conn_resume_input(c);
+			continue;
+		}
 		if (c->state == CONN_NEW &&
 		    now - c->created_ms > cfg->connect_timeout * 1000u) {
 			moat_conn_close(c, "no CONNECT within connect_timeout");
@@ -559,12 +639,16 @@ static void handle_event(struct moat_worker *w, struct epoll_event *ev)
 		accept_all(w, ev->data.ptr);
 	} else {
 		struct moat_conn *c = ev->data.ptr;
+		bool rd = ev->events & (EPOLLIN | EPOLLHUP | EPOLLERR);
+		if (c->tls_read_wants_write && (ev->events & EPOLLOUT)) {
+			c->tls_read_wants_write = false; /* retry the read */
+			rd = true;
+		}
 		if (c->state != CONN_CLOSED && (ev->events & EPOLLOUT))
 			moat_conn_on_writable(c);
 		/* Reading comes last: a CONNECT may hand c over to another
 		 * worker, after which this thread must not touch it. */
-		if (c->state != CONN_CLOSED &&
-		    (ev->events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+		if (c->state != CONN_CLOSED && rd)
 			moat_conn_on_readable(c);
 	}
 }
@@ -581,6 +665,7 @@ void *moat_worker_main(void *arg)
 				      ? 0
 				      : (int)(w->next_tick_ms - now);
 		int n = epoll_wait(w->epfd, evs, MAX_EVENTS, timeout);
+		moat__worker_sync_security(w);
 		if (n < 0 && errno != EINTR) {
 			moat_err_log("worker %u: epoll_wait: %s", w->idx,
 				     strerror(errno));

@@ -86,6 +86,16 @@ uint64_t moat_now_ms(void);
 /* Wall clock seconds since the epoch. */
 int64_t moat_wall_s(void);
 
+/* ---- files (moat_file.c) ------------------------------------------------
+ * Files holding secrets or policy are refused when they are symlinks or
+ * open to other users (o+r or o+w).  MOAT_OK, or an error with err set to
+ * "PATH: reason". */
+int moat_file_check_private(const char *path, char *err, size_t errsz);
+/* Read a whole regular file of at most max bytes into a NUL-terminated
+ * buffer (*out, moat_free); private_file applies the check above. */
+int moat_file_read(const char *path, size_t max, bool private_file,
+		   char **out, size_t *len, char *err, size_t errsz);
+
 /* ---- logging -------------------------------------------------------------- */
 enum moat_log_level {
 	MOAT_LOG_ERROR = 0,

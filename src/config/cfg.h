@@ -10,16 +10,54 @@
 #include "common/moat_common.h"
 
 #define MOAT_CFG_MAX_LISTENERS 16
+#define MOAT_CFG_PATH_MAX 512
+
+/* allow_anonymous */
+enum moat_anon { MOAT_ANON_FALSE = 0, MOAT_ANON_TRUE = 1, MOAT_ANON_LOOPBACK = 2 };
+/* use_identity_as_username */
+enum moat_identity {
+	MOAT_IDENTITY_NONE = 0,
+	MOAT_IDENTITY_CN = 1, /* "true" and "cn" */
+	MOAT_IDENTITY_CN2 = 2,
+	MOAT_IDENTITY_SAN = 3,
+};
+/* tls_version (a minimum) */
+enum moat_tls_min { MOAT_TLS_12 = 0, MOAT_TLS_13 = 1 };
 
 struct moat_listener_cfg {
 	char addr[64]; /* numeric IPv4/IPv6 address, "" = all */
 	uint16_t port; /* 0 = ephemeral (tests) */
+	/* TLS: on when certfile is set. */
+	char certfile[MOAT_CFG_PATH_MAX];
+	char keyfile[MOAT_CFG_PATH_MAX];
+	char cafile[MOAT_CFG_PATH_MAX]; /* CAs for client certificates */
+	char crlfile[MOAT_CFG_PATH_MAX];
+	char ciphers[512];      /* TLS 1.2 cipher list */
+	char ciphersuites[256]; /* TLS 1.3 suites */
+	bool require_certificate;
+	uint32_t use_identity_as_username; /* enum moat_identity */
+	uint32_t tls_version;              /* enum moat_tls_min */
 };
+
+static inline bool moat_listener_tls(const struct moat_listener_cfg *lc)
+{
+	return lc->certfile[0] != '\0';
+}
 
 struct moat_config {
 	struct moat_listener_cfg listeners[MOAT_CFG_MAX_LISTENERS];
 	size_t nlisteners;
 	bool allow_insecure_listener;
+	uint32_t allow_anonymous; /* enum moat_anon */
+	char password_file[MOAT_CFG_PATH_MAX];
+	char acl_file[MOAT_CFG_PATH_MAX];
+	uint64_t auth_backoff_initial_ms;
+	uint64_t auth_backoff_max_ms;
+	uint64_t max_connections_per_ip;
+	uint64_t max_accept_rate_per_ip; /* per second, 0 = no limit */
+	bool limit_loopback;             /* per-IP limits for loopback too */
+	uint64_t max_publish_rate;       /* per client per second, 0 = none */
+	uint64_t memory_limit;           /* bytes, 0 = automatic */
 	uint32_t workers; /* 0 = number of online CPUs */
 	uint64_t max_packet_size;
 	uint64_t max_connect_packet_size;
@@ -66,9 +104,16 @@ int moat_cfg_load_string(struct moat_config *cfg, const char *name,
 			 const char *text, size_t len,
 			 struct moat_cfg_err *err);
 /* Apply what depends on the whole file: default listener, cross-checks
- * (non-loopback listener requires allow_insecure_listener until TLS and
- * authentication exist). */
+ * (TLS options that go together; a listener reachable from the network
+ * must have TLS, authentication, no anonymous access and an ACL, unless
+ * allow_insecure_listener is set). */
 int moat_cfg_finish(struct moat_config *cfg, struct moat_cfg_err *err);
+/* What makes listener i unsafe on a network ("without TLS, ..."), "" when
+ * nothing does or it is bound to loopback.  Returns out. */
+const char *moat_cfg_listener_risks(const struct moat_config *cfg, size_t i,
+				    char *out, size_t outsz);
+/* Does listener i accept clients without credentials? */
+bool moat_cfg_listener_anonymous(const struct moat_config *cfg, size_t i);
 /* True when addr is a loopback address ("127.x", "::1", "localhost"). */
 bool moat_cfg_addr_is_loopback(const char *addr);
 /* Print every directive with type, default and description. */

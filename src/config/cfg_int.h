@@ -12,6 +12,10 @@ enum moat_cfg_type {
 	CFG_DURATION, /* seconds, with optional s/m/h suffix */
 	CFG_LOGLEVEL,
 	CFG_LISTENER, /* listener PORT [ADDR] */
+	CFG_STRING,   /* one word, stored in a char[len] */
+	CFG_PATH,     /* a file; relative to the config file's directory */
+	CFG_MSEC,     /* milliseconds: plain number = seconds; ms, s, m, h */
+	CFG_ENUM,     /* one of the words in values, stored as uint32 index */
 };
 
 struct moat_cfg_directive {
@@ -21,6 +25,8 @@ struct moat_cfg_directive {
 	uint64_t min, max; /* for numeric types */
 	const char *def;   /* default, in config syntax; NULL = none */
 	const char *help;
+	bool per_listener; /* offset is into the last listener's settings */
+	const char *values; /* CFG_ENUM: "a|b|c"; CFG_STRING/PATH: NULL */
 };
 
 extern const struct moat_cfg_directive moat__cfg_directives[];

@@ -67,6 +67,20 @@ static int parse_number(const char *s, enum moat_cfg_type type, uint64_t *out)
 		end++;
 		if (mult > 1 && (*end == 'b' || *end == 'B'))
 			end++;
+	} else if (*end && type == CFG_MSEC) {
+		if (!strcmp(end, "ms"))
+			mult = 1;
+		else if (!strcmp(end, "s"))
+			mult = 1000;
+		else if (!strcmp(end, "m"))
+			mult = 60000;
+		else if (!strcmp(end, "h"))
+			mult = 3600000;
+		else
+			return MOAT_EINVAL;
+		end += strlen(end);
+	} else if (type == CFG_MSEC) {
+		mult = 1000; /* a plain number is seconds, like durations */
 	} else if (*end && type == CFG_DURATION) {
 		switch (*end) {
 		case 's': mult = 1; break;
@@ -111,6 +125,22 @@ bool moat_cfg_addr_is_loopback(const char *addr)
 	return false;
 }
 
+static void listener_defaults(struct moat_config *cfg);
+
+/* Append a listener (defaults applied); MOAT_ELIMIT when full. */
+static int set_listener_at(struct moat_config *cfg, const char *addr,
+			   uint16_t port)
+{
+	if (cfg->nlisteners == MOAT_CFG_MAX_LISTENERS)
+		return MOAT_ELIMIT;
+	struct moat_listener_cfg *lc = &cfg->listeners[cfg->nlisteners++];
+	memset(lc, 0, sizeof(*lc));
+	lc->port = port;
+	snprintf(lc->addr, sizeof(lc->addr), "%s", addr);
+	listener_defaults(cfg);
+	return MOAT_OK;
+}
+
 static int set_listener(struct moat_config *cfg, const struct cfg_line *l,
 			struct moat_cfg_err *err)
 {
@@ -143,7 +173,40 @@ static int set_listener(struct moat_config *cfg, const struct cfg_line *l,
 			return fail(err, l, "duplicate listener %u %s",
 				    (unsigned)lc->port, lc->addr);
 	cfg->nlisteners++;
+	listener_defaults(cfg);
 	return MOAT_OK;
+}
+
+/* Index of val in "a|b|c", or -1. */
+static int enum_index(const char *values, const char *val)
+{
+	size_t vl = strlen(val);
+	int i = 0;
+	for (const char *p = values; *p; i++) {
+		const char *bar = strchr(p, '|');
+		size_t n = bar ? (size_t)(bar - p) : strlen(p);
+		if (n == vl && !strncasecmp(p, val, n))
+			return i;
+		if (!bar)
+			break;
+		p = bar + 1;
+	}
+	return -1;
+}
+
+/* A relative path is taken from the config file's directory, so that a
+ * set-up directory (moatd init) can be moved as a whole. */
+static int set_path(const struct moat_config *cfg, char *dst, size_t dstsz,
+		    const char *val)
+{
+	int n;
+	const char *slash = strrchr(cfg->source, '/');
+	if (val[0] == '/' || !slash)
+		n = snprintf(dst, dstsz, "%s", val);
+	else
+		n = snprintf(dst, dstsz, "%.*s/%s",
+			     (int)(slash - cfg->source), cfg->source, val);
+	return n < 0 || (size_t)n >= dstsz ? MOAT_ELIMIT : MOAT_OK;
 }
 
 static int set_value(struct moat_config *cfg,
@@ -152,7 +215,32 @@ static int set_value(struct moat_config *cfg,
 {
 	char *base = (char *)cfg;
 	uint64_t v;
+	int idx;
+	if (d->per_listener) {
+		if (!cfg->nlisteners)
+			return fail(err, l,
+				    "applies to a listener: put it after a "
+				    "'listener' line");
+		base = (char *)&cfg->listeners[cfg->nlisteners - 1];
+	}
 	switch (d->type) {
+	case CFG_STRING:
+		if (strlen(val) >= d->max)
+			return fail(err, l, "value longer than %llu bytes",
+				    (unsigned long long)d->max - 1);
+		snprintf(base + d->offset, (size_t)d->max, "%s", val);
+		return MOAT_OK;
+	case CFG_PATH:
+		if (set_path(cfg, base + d->offset, (size_t)d->max, val))
+			return fail(err, l, "path longer than %llu bytes",
+				    (unsigned long long)d->max - 1);
+		return MOAT_OK;
+	case CFG_ENUM:
+		if ((idx = enum_index(d->values, val)) < 0)
+			return fail(err, l, "expected one of %s, got '%s'",
+				    d->values, val);
+		*(uint32_t *)(void *)(base + d->offset) = (uint32_t)idx;
+		return MOAT_OK;
 	case CFG_BOOL:
 		if (parse_bool(val, (bool *)(void *)(base + d->offset)))
 			return fail(err, l, "expected true or false, got '%s'",
@@ -171,6 +259,7 @@ static int set_value(struct moat_config *cfg,
 	case CFG_U64:
 	case CFG_SIZE:
 	case CFG_DURATION:
+	case CFG_MSEC:
 		if (parse_number(val, d->type, &v))
 			return fail(err, l, "invalid value '%s'", val);
 		if (v < d->min || v > d->max)
@@ -204,7 +293,18 @@ void moat_cfg_defaults(struct moat_config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	for (size_t i = 0; i < moat__cfg_ndirectives; i++) {
 		const struct moat_cfg_directive *d = &moat__cfg_directives[i];
-		if (d->def)
+		if (d->def && !d->per_listener)
+			(void)set_value(cfg, d, d->def, NULL, &err);
+	}
+}
+
+/* Defaults of the per-listener directives for the newest listener. */
+static void listener_defaults(struct moat_config *cfg)
+{
+	struct moat_cfg_err err;
+	for (size_t i = 0; i < moat__cfg_ndirectives; i++) {
+		const struct moat_cfg_directive *d = &moat__cfg_directives[i];
+		if (d->def && d->per_listener)
 			(void)set_value(cfg, d, d->def, NULL, &err);
 	}
 }
@@ -341,29 +441,112 @@ out:
 	return rc;
 }
 
+bool moat_cfg_listener_anonymous(const struct moat_config *cfg, size_t i)
+{
+	const struct moat_listener_cfg *lc = &cfg->listeners[i];
+	if (lc->use_identity_as_username)
+		return false; /* every client is its certificate */
+	switch ((enum moat_anon)cfg->allow_anonymous) {
+	case MOAT_ANON_TRUE: return true;
+	case MOAT_ANON_LOOPBACK: return moat_cfg_addr_is_loopback(lc->addr);
+	case MOAT_ANON_FALSE: break;
+	}
+	return false;
+}
+
+const char *moat_cfg_listener_risks(const struct moat_config *cfg, size_t i,
+				    char *out, size_t outsz)
+{
+	const struct moat_listener_cfg *lc = &cfg->listeners[i];
+	size_t n = 0;
+	out[0] = '\0';
+	if (moat_cfg_addr_is_loopback(lc->addr))
+		return out;
+	const char *risk[4];
+	size_t nr = 0;
+	if (!moat_listener_tls(lc))
+		risk[nr++] = "without TLS";
+	if (!cfg->password_file[0] && !lc->use_identity_as_username)
+		risk[nr++] = "without authentication (no password_file, no "
+			     "use_identity_as_username)";
+	if (moat_cfg_listener_anonymous(cfg, i))
+		risk[nr++] = "with anonymous access (allow_anonymous true)";
+	if (!cfg->acl_file[0])
+		risk[nr++] = "without an acl_file (every client could read "
+			     "every topic)";
+	for (size_t k = 0; k < nr && n < outsz; k++) {
+		int w = snprintf(out + n, outsz - n, "%s%s", k ? ", " : "",
+				 risk[k]);
+		if (w < 0)
+			break;
+		n += (size_t)w;
+	}
+	return out;
+}
+
+/* TLS directives that only make sense together. */
+static int check_tls(const struct moat_config *cfg,
+		     const struct moat_listener_cfg *lc,
+		     struct moat_cfg_err *err)
+{
+	const char *src = cfg->source[0] ? cfg->source : "config";
+	const char *why = NULL;
+	if (!lc->certfile[0] != !lc->keyfile[0])
+		why = "certfile and keyfile go together";
+	else if (!moat_listener_tls(lc) &&
+		 (lc->cafile[0] || lc->crlfile[0] || lc->require_certificate ||
+		  lc->use_identity_as_username))
+		why = "cafile, crlfile, require_certificate and "
+		      "use_identity_as_username need TLS (certfile and "
+		      "keyfile)";
+	else if (lc->require_certificate && !lc->cafile[0])
+		why = "require_certificate needs cafile (the CAs that sign "
+		      "client certificates)";
+	else if (lc->use_identity_as_username && !lc->require_certificate)
+		why = "use_identity_as_username needs require_certificate true";
+	else if (lc->crlfile[0] && !lc->cafile[0])
+		why = "crlfile needs cafile";
+	if (!why)
+		return MOAT_OK;
+	return fail(err, NULL, "%s: listener %u: %s", src, (unsigned)lc->port,
+		    why);
+}
+
 int moat_cfg_finish(struct moat_config *cfg, struct moat_cfg_err *err)
 {
 	if (cfg->nlisteners == 0) {
-		cfg->nlisteners = 1;
-		snprintf(cfg->listeners[0].addr, sizeof(cfg->listeners[0].addr),
-			 "127.0.0.1");
-		cfg->listeners[0].port = 1883;
+		(void)set_listener_at(cfg, "127.0.0.1", 1883);
 	}
 	for (size_t i = 0; i < cfg->nlisteners; i++) {
 		const struct moat_listener_cfg *lc = &cfg->listeners[i];
-		if (moat_cfg_addr_is_loopback(lc->addr))
-			continue;
-		if (!cfg->allow_insecure_listener)
+		char risks[400];
+		int rc = check_tls(cfg, lc, err);
+		if (rc)
+			return rc;
+		moat_cfg_listener_risks(cfg, i, risks, sizeof(risks));
+		if (risks[0] && !cfg->allow_insecure_listener)
 			return fail(err, NULL,
 				    "%s: listener %u%s%s is reachable from the "
-				    "network without TLS or authentication; "
-				    "bind it to 127.0.0.1, or set "
+				    "network %s; fix that, bind it to "
+				    "127.0.0.1, or set "
 				    "'allow_insecure_listener true' to accept "
 				    "the risk",
 				    cfg->source[0] ? cfg->source : "config",
 				    (unsigned)lc->port, lc->addr[0] ? " " : "",
-				    lc->addr[0] ? lc->addr : " (all addresses)");
+				    lc->addr[0] ? lc->addr : " (all addresses)",
+				    risks);
+		if (!moat_cfg_listener_anonymous(cfg, i) &&
+		    !cfg->password_file[0] && !lc->use_identity_as_username)
+			return fail(err, NULL,
+				    "%s: listener %u: no client could connect: "
+				    "anonymous access is off (allow_anonymous) "
+				    "and there is no password_file or "
+				    "use_identity_as_username",
+				    cfg->source[0] ? cfg->source : "config",
+				    (unsigned)lc->port);
 	}
+	if (cfg->auth_backoff_max_ms < cfg->auth_backoff_initial_ms)
+		cfg->auth_backoff_max_ms = cfg->auth_backoff_initial_ms;
 	if (cfg->max_topic_length > cfg->max_packet_size)
 		cfg->max_topic_length = cfg->max_packet_size;
 	if (cfg->max_connect_packet_size > cfg->max_packet_size)
@@ -381,6 +564,10 @@ static const char *type_name(enum moat_cfg_type t)
 	case CFG_DURATION: return "duration (seconds; s, m, h, d suffixes)";
 	case CFG_LOGLEVEL: return "log level";
 	case CFG_LISTENER: return "PORT [ADDRESS]";
+	case CFG_STRING: return "string";
+	case CFG_PATH: return "file path";
+	case CFG_MSEC: return "duration (seconds; ms, s, m, h suffixes)";
+	case CFG_ENUM: return "one of";
 	}
 	return "?";
 }
@@ -391,8 +578,15 @@ void moat_cfg_print_reference(void *stream)
 	for (size_t i = 0; i < moat__cfg_ndirectives; i++) {
 		const struct moat_cfg_directive *d = &moat__cfg_directives[i];
 		fprintf(f, "%s  (%s", d->name, type_name(d->type));
-		if (d->type != CFG_BOOL && d->type != CFG_LOGLEVEL &&
-		    d->type != CFG_LISTENER)
+		if (d->type == CFG_ENUM)
+			fprintf(f, " %s", d->values);
+		if (d->type == CFG_MSEC)
+			fprintf(f, ", %llums to %llums",
+				(unsigned long long)d->min,
+				(unsigned long long)d->max);
+		else if (d->type != CFG_BOOL && d->type != CFG_LOGLEVEL &&
+			 d->type != CFG_LISTENER && d->type != CFG_ENUM &&
+			 d->type != CFG_STRING && d->type != CFG_PATH)
 			fprintf(f, ", %llu to %llu",
 				(unsigned long long)d->min,
 				(unsigned long long)d->max);

@@ -4,7 +4,13 @@
 
 #include "cfg_int.h"
 
+/* Rows leave per_listener and values out when they are false and NULL. */
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+
 #define OFF(f) offsetof(struct moat_config, f)
+#define LOFF(f) offsetof(struct moat_listener_cfg, f)
+#define LSIZE(f) sizeof(((struct moat_listener_cfg *)0)->f)
+#define CSIZE(f) sizeof(((struct moat_config *)0)->f)
 #define KIB 1024ull
 #define MIB (1024ull * 1024ull)
 #define GIB (1024ull * 1024ull * 1024ull)
@@ -14,10 +20,89 @@ const struct moat_cfg_directive moat__cfg_directives[] = {
 	 "listener PORT [ADDRESS]: accept MQTT on TCP PORT (0 = any free "
 	 "port) at a numeric address (default: all addresses). Repeatable. "
 	 "With no listener, moatd listens on 127.0.0.1:1883 only."},
+	{"certfile", CFG_PATH, LOFF(certfile), 0, LSIZE(certfile), NULL,
+	 "(listener) PEM certificate chain of the server; turns TLS on for "
+	 "the listener above it. Needs keyfile.", true, NULL},
+	{"keyfile", CFG_PATH, LOFF(keyfile), 0, LSIZE(keyfile), NULL,
+	 "(listener) PEM private key of certfile. Refused when it is a "
+	 "symbolic link or readable by other users.", true, NULL},
+	{"cafile", CFG_PATH, LOFF(cafile), 0, LSIZE(cafile), NULL,
+	 "(listener) PEM CA certificates that client certificates are "
+	 "verified against (mutual TLS).", true, NULL},
+	{"crlfile", CFG_PATH, LOFF(crlfile), 0, LSIZE(crlfile), NULL,
+	 "(listener) PEM certificate revocation list checked for client "
+	 "certificates.", true, NULL},
+	{"require_certificate", CFG_BOOL, LOFF(require_certificate), 0, 1,
+	 "false",
+	 "(listener) Refuse TLS clients without a certificate that verifies "
+	 "against cafile.", true, NULL},
+	{"use_identity_as_username", CFG_ENUM, LOFF(use_identity_as_username),
+	 0, 3, "false",
+	 "(listener) Authenticate clients by their certificate: the user "
+	 "name is its subject CN (true or cn) or its first DNS, e-mail or URI "
+	 "subjectAltName (san); any user name or password in CONNECT is "
+	 "ignored. Needs require_certificate.",
+	 true, "false|true|cn|san"},
+	{"tls_version", CFG_ENUM, LOFF(tls_version), 0, 1, "tlsv1.2",
+	 "(listener) Oldest TLS version accepted: tlsv1.2 or tlsv1.3. TLS 1.3 "
+	 "is preferred whenever the client has it.",
+	 true, "tlsv1.2|tlsv1.3"},
+	{"ciphers", CFG_STRING, LOFF(ciphers), 0, LSIZE(ciphers),
+	 "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+	 "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+	 "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305",
+	 "(listener) OpenSSL cipher list for TLS 1.2 (forward-secret AEAD "
+	 "suites only by default).", true, NULL},
+	{"ciphersuites", CFG_STRING, LOFF(ciphersuites), 0, LSIZE(ciphersuites),
+	 "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:"
+	 "TLS_AES_128_GCM_SHA256",
+	 "(listener) OpenSSL TLS 1.3 cipher suites.", true, NULL},
 	{"allow_insecure_listener", CFG_BOOL, OFF(allow_insecure_listener), 0,
 	 1, "false",
-	 "Permit a listener on a non-loopback address without TLS and "
-	 "authentication. Logged as a warning at every start."},
+	 "Permit a listener on a non-loopback address without TLS, without "
+	 "authentication, with anonymous access or without an acl_file. "
+	 "Logged as a warning at every start."},
+	{"allow_anonymous", CFG_ENUM, OFF(allow_anonymous), 0, 2, "loopback",
+	 "Accept clients that send no user name (and, without a "
+	 "password_file, any user name, treated as anonymous): false, true, "
+	 "or loopback (only on listeners bound to a loopback address).",
+	 false, "false|true|loopback"},
+	{"password_file", CFG_PATH, OFF(password_file), 0, CSIZE(password_file),
+	 NULL,
+	 "mosquitto-format password file (see moat passwd). Clients sending "
+	 "a user name must match it. Refused when it is a symbolic link or "
+	 "readable by other users.", false, NULL},
+	{"acl_file", CFG_PATH, OFF(acl_file), 0, CSIZE(acl_file), NULL,
+	 "mosquitto-format ACL file; deny by default (docs/security.md). "
+	 "Without one, every client may publish and subscribe to every topic "
+	 "but $SYS.", false, NULL},
+	{"auth_backoff_initial", CFG_MSEC, OFF(auth_backoff_initial_ms), 0,
+	 3600000, "1s",
+	 "Delay before the next login attempt from the same address or for "
+	 "the same user name after one failure; doubles with each further "
+	 "failure. 0 = no delay."},
+	{"auth_backoff_max", CFG_MSEC, OFF(auth_backoff_max_ms), 0, 3600000,
+	 "5m", "Longest login delay after repeated failures."},
+	{"max_connections_per_ip", CFG_U64, OFF(max_connections_per_ip), 0,
+	 10000000, "32",
+	 "Connections at once from one IP address (loopback addresses are "
+	 "exempt). 0 = no limit."},
+	{"max_accept_rate_per_ip", CFG_U64, OFF(max_accept_rate_per_ip), 0,
+	 1000000, "20",
+	 "New connections per second from one IP address, with bursts of "
+	 "twice that (loopback exempt). 0 = no limit."},
+	{"limit_loopback", CFG_BOOL, OFF(limit_loopback), 0, 1, "false",
+	 "Apply max_connections_per_ip and max_accept_rate_per_ip to "
+	 "loopback peers too (by default local tools are exempt)."},
+	{"max_publish_rate", CFG_U64, OFF(max_publish_rate), 0, 100000000, "0",
+	 "PUBLISH packets per second one client may send, with bursts of "
+	 "twice that; more disconnects it (MQTT 5: 0x96 message rate too "
+	 "high). 0 = no limit."},
+	{"memory_limit", CFG_SIZE, OFF(memory_limit), 0, 1024 * GIB, "0",
+	 "Memory the broker may hold for messages, sessions and connections. "
+	 "Beyond it new connections and new messages are refused (MQTT 5: "
+	 "0x97 quota exceeded) until memory is freed. 0 = three quarters of "
+	 "the machine's RAM."},
 	{"workers", CFG_U32, OFF(workers), 0, 256, "0",
 	 "Number of worker threads, each with its own event loop. 0 = one per "
 	 "online CPU."},

@@ -4,6 +4,8 @@ Starts the real moatd on an ephemeral loopback port and stops it with
 SIGTERM, checking that it exits cleanly (status 0, no sanitizer report).
 Only loopback traffic; every wait is bounded.
 """
+import base64
+import hashlib
 import os
 import re
 import signal
@@ -22,10 +24,19 @@ START_TIMEOUT = 10.0
 class Broker:
     """A running moatd.  Use as a context manager."""
 
-    def __init__(self, config="", workers=2, args=()):
+    def __init__(self, config="", workers=2, args=(), files=None):
+        """files: {name: data or (data, mode)} written (mode 0600 unless
+        given) into the broker's temporary directory before it starts;
+        "@DIR@" in config stands for that directory."""
         self.dir = tempfile.TemporaryDirectory(prefix="moat-test-")
         self.conf = os.path.join(self.dir.name, "moatd.conf")
         self.log_path = os.path.join(self.dir.name, "moatd.log")
+        for name, data in (files or {}).items():
+            mode = 0o600
+            if isinstance(data, tuple):
+                data, mode = data
+            write_private(self.path(name), data, mode)
+        config = config.replace("@DIR@", self.dir.name)
         text = "listener 0 127.0.0.1\n"
         if workers is not None and "workers" not in config:
             text += "workers %d\n" % workers
@@ -35,6 +46,42 @@ class Broker:
         self.args = list(args)
         self.proc = None
         self.port = None
+        self.ports = []       # every listener's port, in config order
+        self.tls_ports = []   # the TLS listeners' ports
+
+    def path(self, name):
+        """A path in the broker's temporary directory."""
+        return os.path.join(self.dir.name, name)
+
+    def write(self, name, data, mode=0o600):
+        """Replace a file in the broker's directory (atomically: a new
+        file renamed over the old one), e.g. before reload()."""
+        tmp = self.path(name + ".tmp")
+        write_private(tmp, data, mode)
+        os.replace(tmp, self.path(name))
+
+    def reload(self, timeout=START_TIMEOUT):
+        """SIGHUP; waits for moatd's verdict.  True after "configuration
+        reloaded", False after "reload failed"."""
+        def count():
+            log = self.read_log()
+            return (log.count("configuration reloaded"),
+                    log.count("reload failed"))
+        before = count()
+        self.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            now = count()
+            if now[0] > before[0]:
+                return True
+            if now[1] > before[1]:
+                return False
+            if self.proc.poll() is not None:
+                raise RuntimeError("moatd exited on SIGHUP:\n" +
+                                   self.read_log()[-4000:])
+            time.sleep(0.02)
+        raise RuntimeError("no reload verdict within %ss:\n%s"
+                           % (timeout, self.read_log()[-4000:]))
 
     def start(self):
         self.log = open(self.log_path, "w")
@@ -46,6 +93,11 @@ class Broker:
             m = re.search(r"listening on 127\.0\.0\.1:(\d+)", self.read_log())
             if m and "running with" in self.read_log():
                 self.port = int(m.group(1))
+                found = re.findall(
+                    r"listening on (?:127\.0\.0\.1|\[::1\]):(\d+)( \(TLS\))?",
+                    self.read_log())
+                self.ports = [int(p) for p, _ in found]
+                self.tls_ports = [int(p) for p, tls in found if tls]
                 return self
             if self.proc.poll() is not None:
                 raise RuntimeError("moatd exited early:\n" + self.read_log())
@@ -91,10 +143,12 @@ class BrokerTest(unittest.TestCase):
     """A test case with one broker for the whole class."""
     broker_config = ""
     workers = 2
+    broker_files = None   # see Broker(files=...)
 
     @classmethod
     def setUpClass(cls):
-        cls.broker = Broker(cls.broker_config, cls.workers).start()
+        cls.broker = Broker(cls.broker_config, cls.workers,
+                            files=cls.broker_files).start()
         cls.port = cls.broker.port
 
     @classmethod
@@ -325,3 +379,40 @@ def wait_for(pred, timeout=5.0, interval=0.02):
             return True
         time.sleep(interval)
     return pred()
+
+
+# ---- security fixtures -----------------------------------------------------
+
+def write_private(path, data, mode=0o600):
+    """Write data (str or bytes) to path with exactly this mode."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as f:
+        f.write(as_bytes(data))
+    os.chmod(path, mode)
+
+
+def mosquitto_pw_hash(password, salt=None, iterations=101):
+    """A mosquitto "$7$" hash (PBKDF2-SHA512, 12-byte salt, 64-byte key),
+    as mosquitto_passwd 2.0 writes it."""
+    salt = os.urandom(12) if salt is None else salt
+    key = hashlib.pbkdf2_hmac("sha512", as_bytes(password), salt,
+                              iterations, 64)
+    return "$7$%d$%s$%s" % (iterations, base64.b64encode(salt).decode(),
+                            base64.b64encode(key).decode())
+
+
+def password_file_text(users):
+    """Password file lines for {user: password} ("$7$" hashes)."""
+    return "".join("%s:%s\n" % (u, mosquitto_pw_hash(p))
+                   for u, p in users.items())
+
+
+def connack_of(s, timeout=5.0):
+    """The first packet's bytes after a CONNECT, or b"" when the peer
+    closes first (EOF, reset or timeout)."""
+    s.settimeout(timeout)
+    try:
+        first, body = read_packet(s)
+    except (ConnectionError, OSError):
+        return b""
+    return bytes([first]) + varint(len(body)) + body

@@ -19,7 +19,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(__file__))
 
 from moat_harness import (BrokerTest, HOST, connect_packet,  # noqa: E402
-                          mqtt_str, packet, read_packet,
+                          mqtt_str, packet, password_file_text, read_packet,
                           wait_for)
 
 try:
@@ -87,7 +87,7 @@ class Client:
     exactly when the client talks and can kill its socket."""
 
     def __init__(self, port, client_id="", clean=True, will=None,
-                 threaded=True, keepalive=60):
+                 threaded=True, keepalive=60, username=None, password=None):
         self.port = port
         self.client_id = client_id
         self.threaded = threaded
@@ -106,6 +106,8 @@ class Client:
         self.c.on_unsubscribe = self._on_unsubscribe
         if will:
             self.c.will_set(*will)
+        if username is not None:
+            self.c.username_pw_set(username, password)
         self.c.connect(HOST, port, keepalive)
         if threaded:
             # Never reconnect behind the test's back.
@@ -721,8 +723,21 @@ class PahoFeatureTest(PahoTest):
                             "(%d bytes received)" % (t, len(got[0].payload)))
 
 
+# $SYS is readable only by an authenticated user with an ACL grant: the
+# watcher logs in as one.  Everyone may use every other topic.
+SYS_ADMIN, SYS_ADMIN_PW = "sys-admin", "Sy5#Adm1n!Watch8"
+
+
 class PahoSysTest(PahoTest):
-    broker_config = "sys_interval 1\n"
+    broker_config = ("sys_interval 1\npassword_file @DIR@/passwd\n"
+                     "acl_file @DIR@/acl\n")
+    broker_files = {
+        "passwd": password_file_text({SYS_ADMIN: SYS_ADMIN_PW}),
+        "acl": ("topic readwrite #\n"
+                "user %s\n"
+                "topic readwrite #\n"
+                "topic read $SYS/#\n" % SYS_ADMIN),
+    }
 
     NUMERIC = ["clients/connected", "clients/total", "clients/maximum",
                "clients/disconnected", "messages/received", "messages/sent",
@@ -735,7 +750,8 @@ class PahoSysTest(PahoTest):
         return msgs[-1].payload.decode() if msgs else None
 
     def test_sys_topics(self):
-        c = self.client("sys-watch")
+        c = self.client("sys-watch", username=SYS_ADMIN,
+                        password=SYS_ADMIN_PW)
         c.subscribe(("$SYS/broker/#", 0))
         names = ["version", "uptime"] + self.NUMERIC
         ok = c.until(lambda: all(self.latest(c, n) is not None

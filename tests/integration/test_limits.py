@@ -26,8 +26,8 @@ from moat_harness import (  # noqa: E402
     parse_publish, CONNACK_OK, CONNACK_OK_PRESENT, CONNACK_ID_REJECTED,
     CONNACK_UNAVAILABLE, CONNACK_NOT_AUTHORIZED, PINGREQ, PINGRESP,
     DISCONNECT, cid_on, read_until_close, send_quietly, MOATD, START_TIMEOUT,
-    Broker, BrokerTest, connect_packet, expect_closed, raw_connect,
-    read_packet, recv_exact, wait_for)
+    Broker, BrokerTest, connect_packet, expect_closed, password_file_text,
+    raw_connect, read_packet, recv_exact, wait_for)
 
 WORKERS = 2
 TIMEOUT = 5.0
@@ -674,44 +674,6 @@ class DefaultLimitTests(LimitCase):
         s.sendall(unsubscribe_packet(3, ["u/" + self.tag, "a/+/b"]))
         self.expect(s, ack("unsuback", 3))
 
-    def test_will_topic_in_sys_refused(self):
-        # A will on a $SYS topic is refused with CONNACK 0x05 and a close,
-        # so no client can forge broker statistics with a will.
-        marker_topic = "sysmark/" + self.tag
-        s = self.client(cid_on(self.uid("sys"), 0))
-        self.assertEqual(self.subscribe(s, [("$SYS/broker/version", 0),
-                                            (marker_topic, 0)]), [0, 0])
-        # the broker's own value (retained, or the first publish)
-        p = self.next_publish(s)
-        self.assertEqual(p["topic"], b"$SYS/broker/version")
-        self.assertTrue(p["payload"].startswith(b"moat "), p["payload"])
-        for topic in ("$SYS/broker/version", "$SYS", "$SYS/x/y"):
-            with self.subTest(will_topic=topic):
-                for retain in (False, True):
-                    c, data = self.connack(
-                        self.uid(), will=(topic, b"forged", 0, retain))
-                    self.assert_refused(c, data, CONNACK_NOT_AUTHORIZED)
-        # a will on a topic that merely starts with "$SYS" is allowed
-        c, data = self.connack(self.uid(),
-                               will=("$SYSTEM/x", b"ok", 0, False))
-        self.assertEqual(data, CONNACK_OK)
-        self.disconnect(c)
-        # nor can a client publish there (acknowledged, not delivered)
-        c = self.client()
-        c.sendall(publish_packet("$SYS/broker/version", b"forged", qos=1,
-                                 retain=True))
-        self.expect(c, ack("puback", 1))
-        self.disconnect(c)
-        seen = self.until_marker(s, marker_topic)
-        self.assertNotIn(b"forged", [q["payload"] for q in seen])
-        late = self.client()
-        self.assertEqual(self.subscribe(late, [("$SYS/broker/version", 0)]),
-                         [0])
-        got = self.sync(late)
-        self.assertTrue(got, "no retained $SYS/broker/version")
-        for q in got:
-            self.assertTrue(q["payload"].startswith(b"moat "), q["payload"])
-
     def test_pubrec_for_qos1_message_is_a_protocol_violation(self):
         # A PUBREC for a message the broker sent at QoS 1 closes the
         # connection (docs/mqtt.md); the will is published.
@@ -768,6 +730,82 @@ class DefaultLimitTests(LimitCase):
         # the text after the newline never starts a line of its own
         self.assertEqual([line for line in log.splitlines()
                           if line.startswith("forged: line")], [])
+
+
+# ---- $SYS and wills (needs an admin) ------------------------------------
+
+# $SYS is readable only by an authenticated user with an ACL grant, so the
+# watcher of the next case logs in as one; everyone may use other topics.
+SYS_ADMIN, SYS_ADMIN_PW = "sys-admin", "Sy5#Adm1n!Watch8"
+
+
+class SysWillTests(LimitCase):
+    broker_config = "password_file @DIR@/passwd\nacl_file @DIR@/acl\n"
+    broker_files = {
+        "passwd": password_file_text({SYS_ADMIN: SYS_ADMIN_PW}),
+        "acl": ("topic readwrite #\n"
+                "topic readwrite $SYSTEM/#\n"
+                "user %s\n"
+                "topic readwrite #\n"
+                "topic readwrite $SYS/#\n" % SYS_ADMIN),
+    }
+
+    def admin(self, cid=None):
+        s = self.sock()
+        s.sendall(connect_packet(cid or self.uid("admin"), user=SYS_ADMIN,
+                                 password=SYS_ADMIN_PW))
+        self.expect(s, CONNACK_OK)
+        return s
+
+    def admin_connack(self, cid, will):
+        s = self.sock()
+        send_quietly(s, connect_packet(cid, will=will, user=SYS_ADMIN,
+                                       password=SYS_ADMIN_PW))
+        closed, data = read_until_close(s, TIMEOUT)
+        return closed, data
+
+    def test_will_topic_in_sys_refused(self):
+        # A will on a $SYS topic is refused with CONNACK 0x05 and a close,
+        # so no client can forge broker statistics with a will, not even
+        # one the ACL lets read and write $SYS/#.
+        marker_topic = "sysmark/" + self.tag
+        s = self.admin(cid_on(self.uid("sys"), 0))
+        self.assertEqual(self.subscribe(s, [("$SYS/broker/version", 0),
+                                            (marker_topic, 0)]), [0, 0])
+        # the broker's own value (retained, or the first publish)
+        p = self.next_publish(s)
+        self.assertEqual(p["topic"], b"$SYS/broker/version")
+        self.assertTrue(p["payload"].startswith(b"moat "), p["payload"])
+        for topic in ("$SYS/broker/version", "$SYS", "$SYS/x/y"):
+            with self.subTest(will_topic=topic):
+                for retain in (False, True):
+                    c, data = self.connack(
+                        self.uid(), will=(topic, b"forged", 0, retain))
+                    self.assert_refused(c, data, CONNACK_NOT_AUTHORIZED)
+                    closed, data = self.admin_connack(
+                        self.uid(), will=(topic, b"forged", 0, retain))
+                    self.assertEqual(data, CONNACK_NOT_AUTHORIZED)
+                    self.assertTrue(closed)
+        # a will on a topic that merely starts with "$SYS" is allowed
+        c, data = self.connack(self.uid(),
+                               will=("$SYSTEM/x", b"ok", 0, False))
+        self.assertEqual(data, CONNACK_OK)
+        self.disconnect(c)
+        # nor can a client publish there (acknowledged, not delivered)
+        for c in (self.client(), self.admin()):
+            c.sendall(publish_packet("$SYS/broker/version", b"forged",
+                                     qos=1, retain=True))
+            self.expect(c, ack("puback", 1))
+            self.disconnect(c)
+        seen = self.until_marker(s, marker_topic)
+        self.assertNotIn(b"forged", [q["payload"] for q in seen])
+        late = self.admin()
+        self.assertEqual(self.subscribe(late, [("$SYS/broker/version", 0)]),
+                         [0])
+        got = self.sync(late)
+        self.assertTrue(got, "no retained $SYS/broker/version")
+        for q in got:
+            self.assertTrue(q["payload"].startswith(b"moat "), q["payload"])
 
 
 # ---- max_sessions --------------------------------------------------------

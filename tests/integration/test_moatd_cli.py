@@ -121,10 +121,19 @@ class MoatdCli(unittest.TestCase):
         # Bound to ::1 only (loopback), but the warning logic is exercised
         # through an explicit non-loopback opt-in checked by -t.
         d, path = with_config("listener 18999 0.0.0.0\n"
-                              "allow_insecure_listener true\n")
+                              "allow_insecure_listener true\n"
+                              "allow_anonymous true\n")
         with d:
             r = run(["-c", path, "-t"])
         self.assertEqual(r.returncode, 0, r.stderr)
+        # Opting in to an insecure listener does not make anonymous
+        # clients welcome on it: without credentials nobody could connect.
+        d, path = with_config("listener 18999 0.0.0.0\n"
+                              "allow_insecure_listener true\n")
+        with d:
+            r = run(["-c", path, "-t"])
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("no client could connect", r.stderr)
 
     def test_loopback_ipv6_listener(self):
         b = Broker(config="listener 0 ::1\n")

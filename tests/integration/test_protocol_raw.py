@@ -26,7 +26,8 @@ from moat_harness import (  # noqa: E402
     parse_publish, CONNACK_OK, CONNACK_OK_PRESENT, CONNACK_BAD_PROTOCOL,
     CONNACK_ID_REJECTED, PINGREQ, PINGRESP, DISCONNECT, cid_on,
     read_until_close, send_quietly, BrokerTest, connect_packet, expect_closed,
-    mqtt_str, packet, raw_connect, read_packet, recv_exact, varint)
+    mqtt_str, packet, password_file_text, raw_connect, read_packet,
+    recv_exact, varint)
 
 WORKERS = 2
 TIMEOUT = 5.0
@@ -1401,24 +1402,50 @@ class RetainAndWillTests(RawTestCase):
         self.assertIn(b"dollar-ret", [p["payload"] for p in self.sync(s)])
         self.publish("$foo/ret" + tag, b"", retain=True)
 
+
+# $SYS is readable only by an authenticated user with an ACL grant: the
+# watcher logs in as one.  Everyone else may use every other topic.
+SYS_ADMIN, SYS_ADMIN_PW = "sys-admin", "Sy5#Adm1n!Watch8"
+
+
+class SysTests(RawTestCase):
+    broker_config = "password_file @DIR@/passwd\nacl_file @DIR@/acl\n"
+    broker_files = {
+        "passwd": password_file_text({SYS_ADMIN: SYS_ADMIN_PW}),
+        "acl": ("topic readwrite #\n"
+                "user %s\n"
+                "topic readwrite #\n"
+                "topic readwrite $SYS/#\n" % SYS_ADMIN),
+    }
+
+    def admin(self, worker=0):
+        return self.client(cid_on(self.uid("admin"), worker),
+                           user=SYS_ADMIN, password=SYS_ADMIN_PW)
+
     def test_clients_cannot_publish_to_sys(self):
         # docs/mqtt.md: $SYS belongs to the broker; a client's publish
-        # there is acknowledged (every QoS flow completes) but not sent.
+        # there is acknowledged (every QoS flow completes) but not sent,
+        # whether it comes from an anonymous client or from a user the
+        # ACL grants $SYS/# to.
         topic = "$SYS/moat-test/" + self.tag
-        w = self.watcher([topic, "$SYS/moat-test/#", "sysmk/" + self.tag])
-        s = self.client()
-        s.sendall(publish_packet(topic, b"forged-0"))
-        s.sendall(publish_packet(topic, b"forged-1", qos=1, pid=11,
-                                 retain=True))
-        self.expect(s, ack("puback", 11))
-        s.sendall(publish_packet(topic, b"forged-2", qos=2, pid=12))
-        self.expect(s, ack("pubrec", 12))
-        s.sendall(ack("pubrel", 12))
-        self.expect(s, ack("pubcomp", 12))
+        w = self.admin()
+        filters = [topic, "$SYS/moat-test/#", "sysmk/" + self.tag]
+        self.assertEqual(self.subscribe(w, [(f, 0) for f in filters]),
+                         [0, 0, 0])
+        self.sync(w)
+        for s in (self.client(), self.admin(worker=1)):
+            s.sendall(publish_packet(topic, b"forged-0"))
+            s.sendall(publish_packet(topic, b"forged-1", qos=1, pid=11,
+                                     retain=True))
+            self.expect(s, ack("puback", 11))
+            s.sendall(publish_packet(topic, b"forged-2", qos=2, pid=12))
+            self.expect(s, ack("pubrec", 12))
+            s.sendall(ack("pubrel", 12))
+            self.expect(s, ack("pubcomp", 12))
         seen = [p["payload"] for p in self.until_marker(w, "sysmk/" +
                                                          self.tag)]
         self.assertEqual([x for x in seen if x.startswith(b"forged")], [])
-        late = self.client()
+        late = self.admin()
         self.assertEqual(self.subscribe(late, [(topic, 0)]), [0])
         self.assertEqual(self.sync(late), [])
 

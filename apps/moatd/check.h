@@ -1,0 +1,11 @@
+/* moatd --check: lint a configuration file and report findings. */
+#ifndef MOATD_CHECK_H
+#define MOATD_CHECK_H
+
+/* Lint file (moatd or mosquitto dialect) and print the findings to stdout
+ * as text or, when format is "json", as one JSON object.  Returns the
+ * exit status: 0 = no finding of high severity or above, 1 = at least
+ * one, 2 = usage error or unreadable file (message on stderr). */
+int moatd_check(const char *file, const char *format);
+
+#endif

@@ -1,0 +1,286 @@
+/* Login back-off and per-address connection limits; see guard.h. */
+#include <openssl/rand.h>
+#include <string.h>
+
+#include "broker/guard.h"
+#include "common/moat_common.h"
+
+#define PROBE 16 /* slots looked at per key */
+#define IP_MAX 64
+#define IPTAB_MAX_ENTRIES ((size_t)1 << 20)
+
+/* ---- login back-off ------------------------------------------------------ */
+
+struct moat_guard_slot {
+	uint64_t key;      /* 0 = free */
+	uint64_t next_ms;  /* no attempt before this */
+	uint64_t touched;  /* last use, for reuse */
+	uint32_t failures;
+};
+
+static uint64_t hash_key(uint64_t seed, char kind, const char *s)
+{
+	uint64_t h = seed ^ 1469598103934665603ull;
+	h = (h ^ (uint8_t)kind) * 1099511628211ull;
+	for (; *s; s++)
+		h = (h ^ (uint8_t)*s) * 1099511628211ull;
+	h ^= h >> 29;
+	return h ? h : 1;
+}
+
+static uint64_t random_seed(void)
+{
+	uint64_t v = 0;
+	if (RAND_bytes((unsigned char *)&v, sizeof(v)) != 1)
+		v = moat_now_ms() * 0x9E3779B97F4A7C15ull;
+	return v;
+}
+
+int moat_guard_init(struct moat_guard *g, size_t nslots)
+{
+	memset(g, 0, sizeof(*g));
+	size_t n = 1;
+	while (n < nslots)
+		n <<= 1;
+	g->slots = moat_calloc(n, sizeof(*g->slots));
+	if (!g->slots)
+		return MOAT_ENOMEM;
+	g->nslots = n;
+	g->seed = random_seed();
+	if (pthread_mutex_init(&g->lock, NULL) != 0) {
+		MOAT_FREE(g->slots);
+		return MOAT_ENOMEM;
+	}
+	return MOAT_OK;
+}
+
+void moat_guard_cleanup(struct moat_guard *g)
+{
+	if (!g->slots)
+		return;
+	pthread_mutex_destroy(&g->lock);
+	MOAT_FREE(g->slots);
+}
+
+/* The slot of key, or NULL; with create, a free or the least recently
+ * touched slot of the probe window is taken over. */
+static struct moat_guard_slot *find_slot(struct moat_guard *g, uint64_t key,
+					 bool create, uint64_t now)
+{
+	struct moat_guard_slot *victim = NULL;
+	for (size_t i = 0; i < PROBE; i++) {
+		struct moat_guard_slot *s = &g->slots[(key + i) & (g->nslots - 1)];
+		if (s->key == key)
+			return s;
+		if (!victim || !s->key ||
+		    (victim->key && s->touched < victim->touched))
+			victim = s;
+	}
+	if (!create)
+		return NULL;
+	memset(victim, 0, sizeof(*victim));
+	victim->key = key;
+	victim->touched = now;
+	return victim;
+}
+
+static uint64_t backoff(uint32_t failures, uint64_t initial, uint64_t max)
+{
+	if (!failures || !initial)
+		return 0;
+	uint64_t d = initial;
+	for (uint32_t i = 1; i < failures && d < max; i++)
+		d *= 2;
+	return MOAT_MIN(d, max);
+}
+
+uint64_t moat_guard_admit(struct moat_guard *g, const char *ip,
+			  const char *user, uint64_t now, uint64_t initial,
+			  uint64_t max)
+{
+	uint64_t keys[2] = {hash_key(g->seed, 'i', ip),
+			    user ? hash_key(g->seed, 'u', user) : 0};
+	struct moat_guard_slot *s[2] = {NULL, NULL};
+	uint64_t wait = 0;
+	pthread_mutex_lock(&g->lock);
+	for (int k = 0; k < 2; k++) {
+		if (!keys[k] || !(s[k] = find_slot(g, keys[k], false, now)))
+			continue;
+		if (s[k]->next_ms > now)
+			wait = MOAT_MAX(wait, s[k]->next_ms - now);
+	}
+	for (int k = 0; !wait && k < 2; k++)
+		if (s[k] && s[k]->failures) { /* hold the next one back */
+			s[k]->next_ms =
+				now + backoff(s[k]->failures, initial, max);
+			s[k]->touched = now;
+		}
+	pthread_mutex_unlock(&g->lock);
+	return wait;
+}
+
+uint32_t moat_guard_failure(struct moat_guard *g, const char *ip,
+			    const char *user, uint64_t now, uint64_t initial,
+			    uint64_t max)
+{
+	uint64_t keys[2] = {hash_key(g->seed, 'i', ip),
+			    user ? hash_key(g->seed, 'u', user) : 0};
+	uint32_t count = 0;
+	pthread_mutex_lock(&g->lock);
+	g->failures++;
+	for (int k = 0; k < 2; k++) {
+		if (!keys[k])
+			continue;
+		struct moat_guard_slot *s = find_slot(g, keys[k], true, now);
+		if (s->failures < UINT32_MAX)
+			s->failures++;
+		s->next_ms = now + backoff(s->failures, initial, max);
+		s->touched = now;
+		count = s->failures; /* the user's when there is one */
+	}
+	pthread_mutex_unlock(&g->lock);
+	return count;
+}
+
+void moat_guard_success(struct moat_guard *g, const char *ip,
+			const char *user)
+{
+	uint64_t keys[2] = {hash_key(g->seed, 'i', ip),
+			    user ? hash_key(g->seed, 'u', user) : 0};
+	pthread_mutex_lock(&g->lock);
+	for (int k = 0; k < 2; k++) {
+		struct moat_guard_slot *s =
+			keys[k] ? find_slot(g, keys[k], false, 0) : NULL;
+		if (s)
+			memset(s, 0, sizeof(*s));
+	}
+	pthread_mutex_unlock(&g->lock);
+}
+
+/* ---- connections per address ---------------------------------------------- */
+
+struct moat_ipent {
+	struct moat_ipent *next;
+	uint64_t conns;
+	uint64_t refill_ms; /* tokens were last refilled */
+	double tokens;
+	char ip[IP_MAX];
+};
+
+int moat_iptab_init(struct moat_iptab *t, size_t nbuckets)
+{
+	memset(t, 0, sizeof(*t));
+	size_t n = 1;
+	while (n < nbuckets)
+		n <<= 1;
+	t->buckets = moat_calloc(n, sizeof(*t->buckets));
+	if (!t->buckets)
+		return MOAT_ENOMEM;
+	t->nbuckets = n;
+	t->seed = random_seed();
+	if (pthread_mutex_init(&t->lock, NULL) != 0) {
+		MOAT_FREE(t->buckets);
+		return MOAT_ENOMEM;
+	}
+	return MOAT_OK;
+}
+
+void moat_iptab_cleanup(struct moat_iptab *t)
+{
+	if (!t->buckets)
+		return;
+	for (size_t i = 0; i < t->nbuckets; i++)
+		while (t->buckets[i]) {
+			struct moat_ipent *e = t->buckets[i];
+			t->buckets[i] = e->next;
+			moat_free(e);
+		}
+	pthread_mutex_destroy(&t->lock);
+	MOAT_FREE(t->buckets);
+}
+
+static void refill(struct moat_ipent *e, uint64_t now, uint64_t rate)
+{
+	double cap = 2.0 * (double)rate;
+	if (now > e->refill_ms)
+		e->tokens += (double)(now - e->refill_ms) * (double)rate / 1000.0;
+	if (e->tokens > cap)
+		e->tokens = cap;
+	e->refill_ms = now;
+}
+
+/* Drop idle entries of a chain: no connections and a full bucket (or no
+ * rate limit) means nothing is remembered that matters. */
+static void prune(struct moat_iptab *t, struct moat_ipent **pp, uint64_t now)
+{
+	while (*pp) {
+		struct moat_ipent *e = *pp;
+		if (!e->conns && now - e->refill_ms > 60000) {
+			*pp = e->next;
+			moat_free(e);
+			t->nentries--;
+			continue;
+		}
+		pp = &e->next;
+	}
+}
+
+enum moat_ip_verdict moat_iptab_admit(struct moat_iptab *t, const char *ip,
+				      uint64_t now, uint64_t max_conns,
+				      uint64_t rate)
+{
+	if (!max_conns && !rate)
+		return MOAT_IP_OK;
+	size_t b = (size_t)hash_key(t->seed, 'a', ip) & (t->nbuckets - 1);
+	enum moat_ip_verdict v = MOAT_IP_OK;
+	pthread_mutex_lock(&t->lock);
+	prune(t, &t->buckets[b], now);
+	struct moat_ipent *e = t->buckets[b];
+	while (e && strcmp(e->ip, ip))
+		e = e->next;
+	if (!e && t->nentries >= IPTAB_MAX_ENTRIES) {
+		pthread_mutex_unlock(&t->lock);
+		return MOAT_IP_OK; /* cannot track more: max_connections holds */
+	}
+	if (!e) {
+		e = moat_calloc(1, sizeof(*e));
+		if (!e) { /* cannot track: the global limits still hold */
+			pthread_mutex_unlock(&t->lock);
+			return MOAT_IP_OK;
+		}
+		snprintf(e->ip, sizeof(e->ip), "%s", ip);
+		e->tokens = 2.0 * (double)rate;
+		e->refill_ms = now;
+		e->next = t->buckets[b];
+		t->buckets[b] = e;
+		t->nentries++;
+	}
+	if (rate) {
+		refill(e, now, rate);
+		if (e->tokens < 1.0)
+			v = MOAT_IP_TOO_FAST;
+	}
+	if (v == MOAT_IP_OK && max_conns && e->conns >= max_conns)
+		v = MOAT_IP_TOO_MANY;
+	if (v == MOAT_IP_OK) {
+		if (rate)
+			e->tokens -= 1.0;
+		e->conns++;
+	}
+	pthread_mutex_unlock(&t->lock);
+	return v;
+}
+
+void moat_iptab_release(struct moat_iptab *t, const char *ip, uint64_t now)
+{
+	(void)now;
+	size_t b = (size_t)hash_key(t->seed, 'a', ip) & (t->nbuckets - 1);
+	pthread_mutex_lock(&t->lock);
+	for (struct moat_ipent *e = t->buckets[b]; e; e = e->next)
+		if (!strcmp(e->ip, ip)) {
+			if (e->conns)
+				e->conns--;
+			break;
+		}
+	pthread_mutex_unlock(&t->lock);
+}

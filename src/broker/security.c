@@ -1,0 +1,348 @@
+/* Security state (reloadable), authentication, ACL checks, the security
+ * event log and the memory budget.  See docs/security.md. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "auth/acl.h"
+#include "auth/passwd.h"
+#include "broker_int.h"
+#include "codec/mqtt5.h"
+#include "net/tls.h"
+
+/* Security log lines per connection before it is only counted. */
+#define SEC_EVENTS_LOGGED 10
+
+/* ---- the reloadable state ------------------------------------------------- */
+
+struct moat_security *moat_security_ref(struct moat_security *s)
+{
+	atomic_fetch_add(&s->refs, 1);
+	return s;
+}
+
+void moat_security_unref(struct moat_security **sp)
+{
+	struct moat_security *s = *sp;
+	*sp = NULL;
+	if (!s || atomic_fetch_sub(&s->refs, 1) != 1)
+		return;
+	moat_pwfile_free(s->pw);
+	moat_acl_free(s->acl);
+	for (size_t i = 0; i < MOAT_CFG_MAX_LISTENERS; i++)
+		SSL_CTX_free(s->tls[i]);
+	moat_free(s);
+}
+
+int moat_security_new(const struct moat_config *cfg,
+		      struct moat_security **out, char *err, size_t errsz)
+{
+	struct moat_security *s = moat_calloc(1, sizeof(*s));
+	*out = NULL;
+	if (!s) {
+		snprintf(err, errsz, "out of memory");
+		return MOAT_ENOMEM;
+	}
+	atomic_init(&s->refs, 1);
+	s->cfg = *cfg;
+	int rc = MOAT_OK;
+	char e[700] = "";
+	if (cfg->password_file[0] &&
+	    (rc = moat_pwfile_load(cfg->password_file, &s->pw, e, sizeof(e)))) {
+		snprintf(err, errsz, "password_file %s", e);
+		goto fail;
+	}
+	if (cfg->acl_file[0] &&
+	    (rc = moat_acl_load(cfg->acl_file, &s->acl, e, sizeof(e)))) {
+		snprintf(err, errsz, "acl_file %s", e);
+		goto fail;
+	}
+	for (size_t i = 0; i < cfg->nlisteners; i++) {
+		const struct moat_listener_cfg *lc = &cfg->listeners[i];
+		if (!moat_listener_tls(lc))
+			continue;
+		e[0] = '\0';
+		s->tls[i] = moat_tls_server_ctx(lc, e, sizeof(e));
+		if (!s->tls[i]) {
+			snprintf(err, errsz, "listener %u: %s",
+				 (unsigned)lc->port, e);
+			rc = MOAT_ETLS;
+			goto fail;
+		}
+	}
+	*out = s;
+	return MOAT_OK;
+fail:
+	moat_security_unref(&s);
+	return rc ? rc : MOAT_EINVAL;
+}
+
+void moat__worker_sync_security(struct moat_worker *w)
+{
+	struct moat_broker *b = w->b;
+	uint64_t gen = atomic_load_explicit(&b->sec_gen, memory_order_acquire);
+	if (gen == w->sec_gen)
+		return;
+	pthread_mutex_lock(&b->sec_lock);
+	struct moat_security *old = w->sec;
+	w->sec = moat_security_ref(b->sec);
+	w->sec_gen = atomic_load(&b->sec_gen);
+	pthread_mutex_unlock(&b->sec_lock);
+	w->cfg = &w->sec->cfg;
+	if (old) {
+		/* Rights may have shrunk: check what is delivered from now
+		 * on, for every session of this worker. */
+		for (size_t i = 0; i < w->nbuckets; i++)
+			for (struct moat_session *s = w->sessions[i]; s;
+			     s = s->hnext)
+				s->acl_each = w->sec->acl != NULL;
+		moat_security_unref(&old);
+	}
+}
+
+/* ---- the event log ------------------------------------------------------------ */
+
+void moat__security_event(struct moat_conn *c, const char *event,
+			  const char *fmt, ...)
+{
+	char detail[300], user[100], id[100];
+	if (c->sec_events++ >= SEC_EVENTS_LOGGED) {
+		if (c->sec_events == SEC_EVENTS_LOGGED + 1)
+			moat_notice("security: further events from %s are "
+				    "counted, not logged",
+				    c->peer);
+		return;
+	}
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	if (c->username)
+		moat_log_escape((const uint8_t *)c->username,
+				strlen(c->username), user, sizeof(user));
+	else
+		snprintf(user, sizeof(user), "(anonymous)");
+	if (c->session)
+		snprintf(id, sizeof(id), "%s", c->session->log_id);
+	else
+		snprintf(id, sizeof(id), "(none yet)");
+	moat_notice("security: %s: client %s user %s from %s: %s", event, id,
+		    user, c->peer, detail);
+}
+
+/* ---- authentication -------------------------------------------------------------- */
+
+/* Characters that would widen a pattern after substitution; a leading
+ * '$' would reach into the broker's $ topics. */
+static bool has_special(const char *s, size_t len)
+{
+	if (len && s[0] == '$')
+		return true;
+	for (size_t i = 0; i < len; i++)
+		if (s[i] == '+' || s[i] == '#' || s[i] == '/')
+			return true;
+	return false;
+}
+
+static int deny(uint8_t *v3rc, uint8_t *v5rc, const char **why, uint8_t v3,
+		uint8_t v5, const char *text)
+{
+	*v3rc = v3;
+	*v5rc = v5;
+	*why = text;
+	return MOAT_EDENIED;
+}
+
+/* The user name from a verified client certificate. */
+static int cert_identity(struct moat_conn *c, const struct moat_listener_cfg *lc,
+			 uint8_t *v3rc, uint8_t *v5rc, const char **why)
+{
+	char name[256];
+	if (!c->ssl ||
+	    moat_tls_peer_identity(c->ssl,
+				   lc->use_identity_as_username ==
+					   MOAT_IDENTITY_SAN,
+				   name, sizeof(name)) != MOAT_OK)
+		return deny(v3rc, v5rc, why, MQTT_CONNACK_NOT_AUTHORIZED,
+			    RC_NOT_AUTHORIZED,
+			    "client certificate has no usable identity");
+	c->username = moat_strdup(name);
+	if (!c->username)
+		return MOAT_ENOMEM;
+	c->authenticated = true;
+	return MOAT_OK;
+}
+
+static int check_password(struct moat_conn *c,
+			  const struct moat_mqtt_connect *cn, uint8_t *v3rc,
+			  uint8_t *v5rc, const char **why)
+{
+	struct moat_worker *w = c->w;
+	const struct moat_config *cfg = w->cfg;
+	char *user = moat_strndup((const char *)cn->username.p,
+				  cn->username.len);
+	if (!user)
+		return MOAT_ENOMEM;
+	uint64_t now = moat_now_ms();
+	uint64_t wait = moat_guard_admit(&w->b->guard, c->ip, user, now,
+					 cfg->auth_backoff_initial_ms,
+					 cfg->auth_backoff_max_ms);
+	if (wait) {
+		moat_free(user);
+		c->auth_wait_until = now + wait;
+		return MOAT_EAGAIN;
+	}
+	c->auth_wait_until = 0;
+	bool ok = cn->has_password && !memchr(user, '\0', cn->username.len) &&
+		  moat_pwfile_check(w->sec->pw, user, cn->username.len,
+				    cn->password.p,
+				    cn->password.len) == MOAT_OK;
+	if (ok) {
+		c->username = user;
+		c->authenticated = true;
+		return MOAT_OK;
+	}
+	uint32_t n = moat_guard_failure(&w->b->guard, c->ip, user, now,
+					cfg->auth_backoff_initial_ms,
+					cfg->auth_backoff_max_ms);
+	MOAT_STAT_ADD(w->b, auth_failures, 1);
+	char esc[100];
+	moat_log_escape(cn->username.p, cn->username.len, esc, sizeof(esc));
+	moat__security_event(c, "auth failure",
+			     "bad user name or password for user %s "
+			     "(failure %u in a row for it)",
+			     esc, n);
+	moat_free(user);
+	return deny(v3rc, v5rc, why, MQTT_CONNACK_BAD_CREDENTIALS,
+		    RC_BAD_USER_PASS, "bad user name or password");
+}
+
+int moat__authenticate(struct moat_conn *c, const struct moat_mqtt_connect *cn,
+		       const uint8_t *id, size_t idlen, uint8_t *v3rc,
+		       uint8_t *v5rc, const char **why)
+{
+	struct moat_worker *w = c->w;
+	const struct moat_config *cfg = w->cfg;
+	const struct moat_listener_cfg *lc = &cfg->listeners[c->listener];
+	int rc;
+	MOAT_FREE(c->username);
+	c->authenticated = false;
+	if (lc->use_identity_as_username)
+		rc = cert_identity(c, lc, v3rc, v5rc, why);
+	else if (cn->has_username && w->sec->pw)
+		rc = check_password(c, cn, v3rc, v5rc, why);
+	else if (moat_cfg_listener_anonymous(cfg, c->listener))
+		rc = MOAT_OK; /* anonymous; an unverifiable name is ignored */
+	else {
+		MOAT_STAT_ADD(w->b, auth_failures, 1);
+		moat__security_event(c, "auth failure",
+				     cn->has_username
+					     ? "user names cannot be verified "
+					       "(no password_file)"
+					     : "anonymous access refused");
+		rc = deny(v3rc, v5rc, why,
+			  cn->has_username ? MQTT_CONNACK_BAD_CREDENTIALS
+					   : MQTT_CONNACK_NOT_AUTHORIZED,
+			  cn->has_username ? RC_BAD_USER_PASS
+					   : RC_NOT_AUTHORIZED,
+			  cn->has_username ? "user name cannot be verified"
+					   : "anonymous access refused");
+	}
+	if (rc != MOAT_OK)
+		return rc;
+	const struct moat_acl *acl = w->sec->acl;
+	if (!acl)
+		return MOAT_OK;
+	/* Values an ACL pattern substitutes must not widen it (T-09). */
+	if (c->username && moat_acl_uses_user_pattern(acl) &&
+	    has_special(c->username, strlen(c->username))) {
+		moat__security_event(c, "auth refused",
+				     "user name contains +, # or / (or starts "
+				     "with $) and the "
+				     "ACL substitutes %%u");
+		return deny(v3rc, v5rc, why, MQTT_CONNACK_NOT_AUTHORIZED,
+			    RC_NOT_AUTHORIZED,
+			    "user name with +, # or / refused");
+	}
+	if (moat_acl_uses_clientid_pattern(acl) &&
+	    has_special((const char *)id, idlen)) {
+		moat__security_event(c, "auth refused",
+				     "client id contains +, # or / (or starts "
+				     "with $) and the "
+				     "ACL substitutes %%c");
+		return deny(v3rc, v5rc, why, MQTT_CONNACK_ID_REJECTED,
+			    RC_CLIENT_ID_INVALID,
+			    "client id with +, # or / refused");
+	}
+	char cid[65536];
+	memcpy(cid, id, idlen);
+	cid[idlen] = '\0';
+	if (memchr(id, '\0', idlen) ||
+	    !moat_acl_clientid_allowed(acl, c->username, cid)) {
+		MOAT_STAT_ADD(w->b, acl_denials, 1);
+		moat__security_event(c, "acl denial",
+				     "client id not bound to this user");
+		return deny(v3rc, v5rc, why, MQTT_CONNACK_NOT_AUTHORIZED,
+			    RC_NOT_AUTHORIZED,
+			    "client id not allowed for this user");
+	}
+	return MOAT_OK;
+}
+
+void moat__auth_succeeded(struct moat_conn *c)
+{
+	if (c->authenticated)
+		moat_guard_success(&c->w->b->guard, c->ip, c->username);
+}
+
+/* ---- authorisation ------------------------------------------------------------------ */
+
+static const char *client_id_of(const struct moat_conn *c)
+{
+	if (c->session)
+		return c->session->client_id;
+	return c->connect_id ? c->connect_id : "";
+}
+
+bool moat__acl_allows(struct moat_conn *c, const char *topic, size_t len,
+		      int access)
+{
+	const struct moat_security *sec = c->w->sec;
+	/* $SYS tells versions and load: only to authenticated users the ACL
+	 * grants it to, never to anonymous peers (T-05). */
+	if (access != MOAT_ACL_WRITE && len >= 4 && !memcmp(topic, "$SYS", 4) &&
+	    (!c->authenticated || !sec->acl))
+		return false;
+	if (!sec->acl)
+		return true;
+	return moat_acl_allows(sec->acl, c->username, client_id_of(c), topic,
+			       len, (enum moat_acl_access)access);
+}
+
+bool moat__acl_check_each(struct moat_conn *c, const char *filter, size_t len)
+{
+	const struct moat_security *sec = c->w->sec;
+	if (!sec->acl)
+		return false;
+	return !moat_acl_filter_fully_readable(sec->acl, c->username,
+					       client_id_of(c), filter, len);
+}
+
+/* ---- memory budget ------------------------------------------------------------------ */
+
+uint64_t moat__memory_auto(void)
+{
+	long pages = sysconf(_SC_PHYS_PAGES);
+	long psize = sysconf(_SC_PAGESIZE);
+	if (pages <= 0 || psize <= 0)
+		return UINT64_MAX;
+	return (uint64_t)pages * (uint64_t)psize / 4 * 3;
+}
+
+bool moat__memory_exhausted(struct moat_worker *w)
+{
+	uint64_t budget = w->cfg->memory_limit ? w->cfg->memory_limit
+					       : w->b->memory_auto;
+	return moat_alloc_live_bytes() >= budget;
+}

@@ -1,0 +1,381 @@
+/* The findings catalogue (one row per id) and the finding list.
+ * docs/security-checks.md repeats this table for readers: change both. */
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check/findings.h"
+#include "common/moat_common.h"
+
+static const struct moat_finding_def catalogue[] = {
+	{"AUD-CFG-01", MOAT_SEV_HIGH, "Anonymous access on a network listener",
+	 "Clients that send no user name are accepted on a listener that is "
+	 "reachable from the network, so anyone who can reach the port can "
+	 "connect. This is how most exposed brokers found by internet scans "
+	 "leak their data (T-01). Critical when the listener also has no TLS "
+	 "and no ACL.",
+	 "Set allow_anonymous false (moatd: or loopback) and give every client "
+	 "a user name and password (password_file, made with `moat passwd`) "
+	 "or a client certificate (require_certificate and "
+	 "use_identity_as_username). If anonymous access is really wanted, "
+	 "bind the listener to 127.0.0.1."},
+	{"AUD-CFG-02", MOAT_SEV_HIGH,
+	 "No ACL: every client may read every topic",
+	 "Without an acl_file (or an authorisation plugin), every client that "
+	 "can log in may subscribe to # and publish anywhere, so one stolen "
+	 "device credential exposes all data and can command every actuator "
+	 "(T-04, T-12). An empty ACL file denies everything in moatd and in "
+	 "mosquitto 1.5 and later, but allowed everything in older mosquitto "
+	 "(CVE-2018-12550); it is reported as medium (mosquitto) or low "
+	 "(moatd).",
+	 "Add an acl_file with one section per user that grants only the "
+	 "topics it needs (`user NAME`, then `topic read|write|readwrite "
+	 "TOPIC`); use `pattern` with %u or %c for per-device trees. Test it "
+	 "with a low-privilege account."},
+	{"AUD-CFG-03", MOAT_SEV_HIGH,
+	 "Configuration the broker refuses or misreads",
+	 "An unknown or misspelt directive, an invalid value, a missing file "
+	 "or options that contradict each other make the broker refuse to "
+	 "start or to reload (moatd and mosquitto 2 fail closed). With older "
+	 "or more tolerant brokers a misspelt security directive silently "
+	 "leaves the insecure default in place (T-12).",
+	 "Correct or remove the line named in the finding (see `moatd "
+	 "--help-config` or mosquitto.conf(5)) and run the check again; "
+	 "confirm with `moatd --test-config` before deploying."},
+	{"AUD-CFG-04", MOAT_SEV_HIGH,
+	 "Secret or policy file open to other users, or a symbolic link",
+	 "Password hashes, private keys, ACLs and the persistence database "
+	 "must be readable only by the broker's user. A file other local "
+	 "users can read leaks credentials and messages (CVE-2017-9868); one "
+	 "they can write lets them grant themselves access; a symbolic link "
+	 "can be re-pointed by whoever controls the directory it is in. moatd "
+	 "refuses such files (T-21). A link to a private file is reported as "
+	 "low for mosquitto, which follows links.",
+	 "chown the file to the broker's user, `chmod 0600` it (0640 with a "
+	 "dedicated group if a deployment tool must read it), and point the "
+	 "directive at the file itself instead of a link."},
+	{"AUD-CFG-05", MOAT_SEV_HIGH, "Broker runs as root",
+	 "A memory-safety bug in the broker (the threat model lists many in "
+	 "MQTT brokers) then gives an attacker the whole host instead of an "
+	 "unprivileged account (T-22).",
+	 "Remove `user root`, so that mosquitto drops to the `mosquitto` user "
+	 "after reading its files, or name another unprivileged account; give "
+	 "that account read access to the key through a group or a "
+	 "certificate deploy hook."},
+	{"AUD-CFG-06", MOAT_SEV_LOW,
+	 "Logs record topics, identities or connection details",
+	 "Debug logging writes every client id, user name, peer address and "
+	 "topic name (topics often carry device ids, names or places) into "
+	 "log files that are kept longer and read by more people than the "
+	 "broker's data (T-29). mosquitto's `log_dest topic` even publishes "
+	 "log lines on $SYS/broker/log/# (medium).",
+	 "Log at notice or information level in production (moatd: log_level "
+	 "notice; mosquitto: log_type error, warning, notice, information); "
+	 "turn debug on only briefly while troubleshooting; do not use "
+	 "`log_dest topic`."},
+	{"AUD-CFG-07", MOAT_SEV_MEDIUM,
+	 "Network safety interlock disabled (allow_insecure_listener)",
+	 "moatd refuses to start a listener that is reachable from the network "
+	 "without TLS, authentication or an ACL, unless "
+	 "allow_insecure_listener is true. With it set such a listener starts "
+	 "with only a warning, and later edits that weaken a listener are no "
+	 "longer caught. Low when no listener currently needs it.",
+	 "Fix the listener findings (TLS, password_file, acl_file) or bind the "
+	 "listener to 127.0.0.1, then remove allow_insecure_listener."},
+	{"AUD-CFG-08", MOAT_SEV_MEDIUM, "Weak or legacy password hashes",
+	 "`$6$` hashes are one round of salted SHA-512: if the password file "
+	 "leaks, a GPU tests billions of guesses per second. Low for `$7$` "
+	 "(PBKDF2-SHA512) with fewer than 210000 iterations (mosquitto 2.0 "
+	 "uses 101); high for a password stored without any hash, which "
+	 "anyone who sees the file can read (T-03).",
+	 "Re-hash with `moat passwd FILE USER` (argon2id) for each listed "
+	 "user; clients keep their passwords and need no change. Prefer new, "
+	 "random passwords if the file may have leaked."},
+	{"AUD-CFG-09", MOAT_SEV_INFO,
+	 "Authentication or authorisation delegated to a plugin",
+	 "A mosquitto plugin (auth_plugin, plugin, e.g. dynamic security) "
+	 "decides who may connect and what they may read; its rules are not "
+	 "in this file, so the lint cannot check them.",
+	 "Review the plugin's own configuration (for dynamic security: no "
+	 "role may grant # to the anonymous group or to every client) and run "
+	 "`moat audit` against the running broker."},
+	{"AUD-MQ-01", MOAT_SEV_HIGH,
+	 "Plaintext MQTT listener reachable from the network",
+	 "Without TLS, user names, passwords and every payload cross the "
+	 "network in clear text and can be read or changed by anyone on the "
+	 "path: Wi-Fi, LAN, provider (T-02, MQTT 5.0 section 5.4.5).",
+	 "Add certfile and keyfile to the listener (TLS, port 8883), or bind "
+	 "it to 127.0.0.1 for local clients only."},
+	{"AUD-MQ-03b", MOAT_SEV_MEDIUM, "Login throttling disabled",
+	 "With auth_backoff_initial 0 failed logins are not delayed, so "
+	 "passwords can be guessed as fast as the network allows (T-03).",
+	 "Remove auth_backoff_initial (default 1s, doubling up to "
+	 "auth_backoff_max, 5m)."},
+	{"AUD-MQ-04", MOAT_SEV_MEDIUM,
+	 "$SYS broker statistics readable by any client",
+	 "$SYS/# tells the broker version (to look up its CVEs), client "
+	 "counts and load, which helps an attacker fingerprint and time "
+	 "attacks (T-05). mosquitto publishes it every sys_interval (10 s by "
+	 "default) to every client unless an ACL restricts it.",
+	 "Set sys_interval 0, or restrict $SYS with the ACL: grant `topic "
+	 "read $SYS/#` only in an administrator's `user` section, never before "
+	 "the first `user` line nor in a `pattern`."},
+	{"AUD-MQ-05", MOAT_SEV_HIGH,
+	 "ACL grants every topic (#) to anonymous clients or to everyone",
+	 "A `topic read #` line before the first `user` line applies to "
+	 "anonymous clients; `pattern read #` (or +/#) applies to every "
+	 "client. Either lets one client harvest all traffic (T-04). Medium "
+	 "when no listener currently accepts anonymous clients.",
+	 "Replace the grant with the narrow topics clients need (e.g. `pattern "
+	 "read devices/%u/#`) and grant # only inside an administrator's "
+	 "`user` section."},
+	{"AUD-MQ-12", MOAT_SEV_LOW,
+	 "Resource limits missing or raised beyond the safe range",
+	 "Unlimited packet sizes, queues, memory and keep-alives let one "
+	 "client, often before it has authenticated, exhaust the broker's "
+	 "memory or hold idle connections open (T-13, T-17, T-19). Medium when "
+	 "the packet size (or the size before CONNECT) is unbounded or large.",
+	 "Use bounded values: max_packet_size at most 16 MB (moatd default "
+	 "1m), max_keepalive at most 300, and set max_queued_bytes and "
+	 "memory_limit. moatd's defaults are safe: remove the overrides."},
+	{"AUD-TLS-01", MOAT_SEV_HIGH, "TLS versions older than 1.2 allowed",
+	 "TLS 1.0 and 1.1 are deprecated (RFC 8996) and lack modern AEAD "
+	 "cipher suites; accepting them exposes clients to downgrade attacks "
+	 "and weak ciphers (T-02).",
+	 "Remove tls_version, or set it to tlsv1.2 or tlsv1.3 (a minimum); "
+	 "moatd accepts only those two."},
+	{"AUD-TLS-02", MOAT_SEV_HIGH, "Weak TLS cipher suites enabled",
+	 "NULL (no encryption), aNULL or anonymous (no authentication), "
+	 "EXPORT, RC4, DES, 3DES and MD5 suites are broken or protect "
+	 "nothing, and a client or an attacker on the path can make the "
+	 "server negotiate them (T-02).",
+	 "Remove the ciphers line to get the default (moatd: forward-secret "
+	 "AEAD suites only) or list only ECDHE suites with AES-GCM or "
+	 "CHACHA20-POLY1305."},
+	{"AUD-TLS-03", MOAT_SEV_HIGH, "Server certificate problem",
+	 "An expired certificate, or a key shorter than 2048 bits (RSA) or 224 "
+	 "bits (EC), makes clients fail or accept an identity that can be "
+	 "forged (T-27). Medium when it expires within 30 days or is not yet "
+	 "valid; info when self-signed (every client must pin it).",
+	 "Renew the certificate well before it expires (automate it), use an "
+	 "RSA 2048+ or EC P-256 key, and have it signed by a CA the clients "
+	 "trust (or give a self-signed one to every client deliberately)."},
+	{"AUD-TLS-04", MOAT_SEV_MEDIUM,
+	 "Client-certificate settings that do not enforce what they suggest",
+	 "use_identity_as_username without require_certificate, "
+	 "require_certificate without a CA, or a CA for client certificates "
+	 "that are then optional, look like mutual TLS but do not enforce it "
+	 "(T-27). Low when client certificates are merely optional.",
+	 "For mutual TLS set cafile (the CA that signs client certificates) "
+	 "and require_certificate true on the listener, then "
+	 "use_identity_as_username true if certificates name the clients."},
+	{"AUD-WS-01", MOAT_SEV_MEDIUM,
+	 "WebSocket listener without an Origin allowlist",
+	 "Any web page a user visits can open a WebSocket from the browser to "
+	 "a broker it can reach (cross-site WebSocket hijacking), using the "
+	 "browser's position inside the network (T-30).",
+	 "Set websockets_origin (mosquitto 2.1+) to the allowed origins, or "
+	 "bind the WebSocket listener to loopback behind a reverse proxy that "
+	 "checks Origin."},
+	{"AUD-BR-01", MOAT_SEV_HIGH, "Bridge connection without verified TLS",
+	 "A bridge forwards topics to another broker. Without bridge_cafile, "
+	 "bridge_capath, bridge_tls_use_os_certs or a PSK, or with "
+	 "bridge_insecure true, its credentials and traffic can be read and "
+	 "the remote broker impersonated (T-20).",
+	 "Set bridge_cafile (or bridge_tls_use_os_certs true), remove "
+	 "bridge_insecure, and connect to the remote broker's TLS port."},
+};
+
+const struct moat_finding_def *moat_finding_table(size_t *n)
+{
+	*n = MOAT_ARRAY_LEN(catalogue);
+	return catalogue;
+}
+
+const struct moat_finding_def *moat_finding_lookup(const char *id)
+{
+	for (size_t i = 0; i < MOAT_ARRAY_LEN(catalogue); i++)
+		if (!strcmp(catalogue[i].id, id))
+			return &catalogue[i];
+	return NULL;
+}
+
+static const char *const sev_names[MOAT_SEV_COUNT] = {
+	"info", "low", "medium", "high", "critical"};
+static const char *const sev_labels[MOAT_SEV_COUNT] = {
+	"INFO", "LOW", "MEDIUM", "HIGH", "CRITICAL"};
+
+const char *moat_severity_name(enum moat_severity sev)
+{
+	return (unsigned)sev < MOAT_SEV_COUNT ? sev_names[sev] : "?";
+}
+
+const char *moat_severity_label(enum moat_severity sev)
+{
+	return (unsigned)sev < MOAT_SEV_COUNT ? sev_labels[sev] : "?";
+}
+
+/* ---- the list ------------------------------------------------------------ */
+
+void moat_findings_init(struct moat_findings *f)
+{
+	memset(f, 0, sizeof(*f));
+}
+
+void moat_findings_free(struct moat_findings *f)
+{
+	moat_free(f->v);
+	memset(f, 0, sizeof(*f));
+}
+
+static bool duplicate(const struct moat_findings *f,
+		      const struct moat_finding_def *def, const char *ev)
+{
+	for (size_t i = 0; i < f->n; i++)
+		if (f->v[i].def == def && !strcmp(f->v[i].evidence, ev))
+			return true;
+	return false;
+}
+
+static struct moat_finding *grow(struct moat_findings *f)
+{
+	if (f->n == f->cap) {
+		size_t cap = f->cap ? f->cap * 2 : 16;
+		struct moat_finding *v =
+			moat_realloc(f->v, cap * sizeof(*v));
+		if (!v) {
+			f->oom = true;
+			return NULL;
+		}
+		f->v = v;
+		f->cap = cap;
+	}
+	return &f->v[f->n];
+}
+
+/* The last-found finding of the lowest severity. */
+static struct moat_finding *least_severe(struct moat_findings *f)
+{
+	struct moat_finding *low = NULL;
+	for (size_t i = 0; i < f->n; i++)
+		if (!low || f->v[i].sev <= low->sev)
+			low = &f->v[i];
+	return low;
+}
+
+/* Add evidence that is already escaped. */
+static void add_escaped(struct moat_findings *f,
+			const struct moat_finding_def *def,
+			enum moat_severity sev, const char *ev)
+{
+	if (duplicate(f, def, ev))
+		return;
+	struct moat_finding *x;
+	if (f->n >= MOAT_FINDINGS_MAX) {
+		/* Full: keep the most severe, so that the exit status and
+		 * the top of the report stay right. */
+		f->dropped++;
+		if (!(x = least_severe(f)) || x->sev >= sev)
+			return;
+		x->def = def;
+		x->sev = sev;
+		snprintf(x->evidence, sizeof(x->evidence), "%s", ev);
+		return;
+	}
+	if (!(x = grow(f)))
+		return;
+	x->def = def;
+	x->sev = sev;
+	x->seq = f->n;
+	snprintf(x->evidence, sizeof(x->evidence), "%s", ev);
+	f->n++;
+}
+
+void moat_findings_addv(struct moat_findings *f, const char *id,
+			enum moat_severity sev, const char *fmt, va_list ap)
+{
+	const struct moat_finding_def *def = moat_finding_lookup(id);
+	char raw[MOAT_FINDING_EVIDENCE_MAX];
+	char ev[MOAT_FINDING_EVIDENCE_MAX];
+	assert(def != NULL);
+	if (!def)
+		return;
+	vsnprintf(raw, sizeof(raw), fmt, ap);
+	/* Evidence quotes file contents: escape once here so that no report
+	 * writer can forget (terminal escapes, fake lines, bad JSON). */
+	moat_log_escape((const uint8_t *)raw, strlen(raw), ev, sizeof(ev));
+	add_escaped(f, def, sev, ev);
+}
+
+void moat_findings_add(struct moat_findings *f, const char *id,
+		       const char *fmt, ...)
+{
+	const struct moat_finding_def *def = moat_finding_lookup(id);
+	va_list ap;
+	va_start(ap, fmt);
+	moat_findings_addv(f, id, def ? def->sev : MOAT_SEV_INFO, fmt, ap);
+	va_end(ap);
+}
+
+void moat_findings_add_sev(struct moat_findings *f, const char *id,
+			   enum moat_severity sev, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	moat_findings_addv(f, id, sev, fmt, ap);
+	va_end(ap);
+}
+
+void moat_findings_move(struct moat_findings *dst, struct moat_findings *src)
+{
+	for (size_t i = 0; i < src->n; i++)
+		add_escaped(dst, src->v[i].def, src->v[i].sev,
+			    src->v[i].evidence);
+	dst->dropped += src->dropped;
+	dst->oom |= src->oom;
+	moat_findings_free(src);
+}
+
+bool moat_findings_has(const struct moat_findings *f, const char *id)
+{
+	for (size_t i = 0; i < f->n; i++)
+		if (!strcmp(f->v[i].def->id, id))
+			return true;
+	return false;
+}
+
+static int by_severity(const void *a, const void *b)
+{
+	const struct moat_finding *x = a, *y = b;
+	if (x->sev != y->sev)
+		return x->sev > y->sev ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+void moat_findings_sort(struct moat_findings *f)
+{
+	if (f->n > 1)
+		qsort(f->v, f->n, sizeof(f->v[0]), by_severity);
+}
+
+size_t moat_findings_count(const struct moat_findings *f,
+			   enum moat_severity sev)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < f->n; i++)
+		n += f->v[i].sev == sev;
+	return n;
+}
+
+bool moat_findings_max(const struct moat_findings *f,
+		       enum moat_severity *out)
+{
+	if (!f->n)
+		return false;
+	enum moat_severity m = MOAT_SEV_INFO;
+	for (size_t i = 0; i < f->n; i++)
+		if (f->v[i].sev > m)
+			m = f->v[i].sev;
+	*out = m;
+	return true;
+}
