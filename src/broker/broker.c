@@ -159,6 +159,14 @@ fail:
 
 int moat_broker_start(struct moat_broker *b)
 {
+	/* Password checks get their own threads: half the workers, at
+	 * least one. */
+	unsigned nauth = b->nworkers / 2 ? b->nworkers / 2 : 1;
+	if (moat_authq_start(&b->authq, nauth) != MOAT_OK) {
+		moat_err_log("cannot start the password-check threads");
+		moat_authq_stop(&b->authq);
+		return MOAT_EIO;
+	}
 	for (unsigned i = 0; i < b->nworkers; i++) {
 		int e = pthread_create(&b->workers[i].thread, NULL,
 				       moat_worker_main, &b->workers[i]);
@@ -233,6 +241,9 @@ void moat_broker_free(struct moat_broker *b)
 		for (unsigned i = 0; i < b->nworkers; i++)
 			pthread_join(b->workers[i].thread, NULL);
 	}
+	/* Before the workers' state goes: queued checks refer to
+	 * connections. */
+	moat_authq_stop(&b->authq);
 	for (unsigned i = 0; b->workers && i < b->nworkers; i++) {
 		release_batch(&b->workers[i].inbox);
 		release_batch(&b->workers[i].draining);

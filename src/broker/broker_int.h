@@ -301,6 +301,13 @@ enum moat_ev_kind {
 	EV_INBOX = 3,
 };
 
+/* Where a CONNECT is in its password check (authq.c). */
+enum moat_auth_phase {
+	AUTH_NONE = 0,
+	AUTH_VERIFYING, /* queued to the auth threads; c must not be freed */
+	AUTH_DONE,      /* verdict in auth_ok, CONNECT to be run again */
+};
+
 struct moat_conn {
 	uint8_t ev_kind; /* EV_CONN; must stay first */
 	int fd;
@@ -314,6 +321,8 @@ struct moat_conn {
 	bool tls_write_wants_read; /* SSL_write needs the socket readable */
 	bool ip_counted;           /* counted in the broker's iptab */
 	bool authenticated;        /* username is verified (else anonymous) */
+	uint8_t auth_phase;        /* enum moat_auth_phase */
+	bool auth_ok;              /* the auth thread's verdict (AUTH_DONE) */
 	uint64_t auth_wait_until;  /* parked by login back-off until then */
 	double pub_tokens;         /* max_publish_rate bucket */
 	uint64_t pub_refill_ms;
@@ -406,6 +415,7 @@ int moat__handle_unsubscribe(struct moat_conn *c, const uint8_t *body,
 enum moat_inbox_kind {
 	INBOX_DELIVER, /* session, msg, qos */
 	INBOX_ADOPT,   /* conn handed over after CONNECT */
+	INBOX_AUTH,    /* conn's password check finished; qos = verdict */
 };
 
 struct moat_inbox_item {
@@ -519,7 +529,28 @@ struct moat_listener {
 	char name[80]; /* "addr:port" as bound */
 };
 
+/* Password checks run by auth threads (authq.c). */
+struct moat_auth_job;
+struct moat_authq {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct moat_auth_job *head, *tail;
+	size_t len;
+	bool stopping, initialised;
+	pthread_t *threads;
+	unsigned nthreads;
+};
+
+int moat_authq_start(struct moat_authq *q, unsigned nthreads);
+void moat_authq_stop(struct moat_authq *q);
+/* Queue a check of user/pw for c (on c's worker, with its security
+ * state).  MOAT_ELIMIT when the queue is full. */
+int moat_authq_submit(struct moat_authq *q, struct moat_conn *c,
+		      const uint8_t *user, size_t ulen, const uint8_t *pw,
+		      size_t pwlen);
+
 struct moat_broker {
+	struct moat_authq authq;
 	struct moat_config cfg; /* as started; workers use w->cfg */
 	pthread_mutex_t sec_lock;
 	struct moat_security *sec; /* the newest; guarded by sec_lock */

@@ -174,12 +174,50 @@ static int cert_identity(struct moat_conn *c, const struct moat_listener_cfg *lc
 	return MOAT_OK;
 }
 
+static int bad_password(struct moat_conn *c, const struct moat_mqtt_connect *cn,
+			uint8_t *v3rc, uint8_t *v5rc, const char **why)
+{
+	struct moat_worker *w = c->w;
+	char *user = moat_strndup((const char *)cn->username.p,
+				  cn->username.len);
+	if (!user)
+		return MOAT_ENOMEM;
+	uint32_t n = moat_guard_failure(&w->b->guard, c->ip, user,
+					moat_now_ms(),
+					w->cfg->auth_backoff_initial_ms,
+					w->cfg->auth_backoff_max_ms);
+	moat_free(user);
+	MOAT_STAT_ADD(w->b, auth_failures, 1);
+	char esc[100];
+	moat_log_escape(cn->username.p, cn->username.len, esc, sizeof(esc));
+	moat__security_event(c, "auth failure",
+			     "bad user name or password for user %s "
+			     "(failure %u in a row for it)",
+			     esc, n);
+	return deny(v3rc, v5rc, why, MQTT_CONNACK_BAD_CREDENTIALS,
+		    RC_BAD_USER_PASS, "bad user name or password");
+}
+
+/* A password check has three steps, each a pass through CONNECT: the
+ * back-off may hold it (auth_wait_until), then the auth threads verify it
+ * (AUTH_VERIFYING), then the verdict is applied (AUTH_DONE). */
 static int check_password(struct moat_conn *c,
 			  const struct moat_mqtt_connect *cn, uint8_t *v3rc,
 			  uint8_t *v5rc, const char **why)
 {
 	struct moat_worker *w = c->w;
 	const struct moat_config *cfg = w->cfg;
+	if (c->auth_phase == AUTH_DONE) {
+		c->auth_phase = AUTH_NONE;
+		if (!c->auth_ok)
+			return bad_password(c, cn, v3rc, v5rc, why);
+		c->username = moat_strndup((const char *)cn->username.p,
+					   cn->username.len);
+		if (!c->username)
+			return MOAT_ENOMEM;
+		c->authenticated = true;
+		return MOAT_OK;
+	}
 	char *user = moat_strndup((const char *)cn->username.p,
 				  cn->username.len);
 	if (!user)
@@ -188,34 +226,29 @@ static int check_password(struct moat_conn *c,
 	uint64_t wait = moat_guard_admit(&w->b->guard, c->ip, user, now,
 					 cfg->auth_backoff_initial_ms,
 					 cfg->auth_backoff_max_ms);
+	bool nul = memchr(user, '\0', cn->username.len) != NULL;
+	moat_free(user);
 	if (wait) {
-		moat_free(user);
 		c->auth_wait_until = now + wait;
 		return MOAT_EAGAIN;
 	}
 	c->auth_wait_until = 0;
-	bool ok = cn->has_password && !memchr(user, '\0', cn->username.len) &&
-		  moat_pwfile_check(w->sec->pw, user, cn->username.len,
-				    cn->password.p,
-				    cn->password.len) == MOAT_OK;
-	if (ok) {
-		c->username = user;
-		c->authenticated = true;
-		return MOAT_OK;
+	if (!cn->has_password || nul)
+		return bad_password(c, cn, v3rc, v5rc, why);
+	int rc = moat_authq_submit(&w->b->authq, c, cn->username.p,
+				   cn->username.len, cn->password.p,
+				   cn->password.len);
+	if (rc == MOAT_ELIMIT) {
+		MOAT_STAT_ADD(w->b, limit_hits, 1);
+		moat__security_event(c, "limit", "too many logins waiting "
+						 "for a password check");
+		return deny(v3rc, v5rc, why, MQTT_CONNACK_UNAVAILABLE,
+			    RC_SERVER_BUSY, "server busy: too many logins");
 	}
-	uint32_t n = moat_guard_failure(&w->b->guard, c->ip, user, now,
-					cfg->auth_backoff_initial_ms,
-					cfg->auth_backoff_max_ms);
-	MOAT_STAT_ADD(w->b, auth_failures, 1);
-	char esc[100];
-	moat_log_escape(cn->username.p, cn->username.len, esc, sizeof(esc));
-	moat__security_event(c, "auth failure",
-			     "bad user name or password for user %s "
-			     "(failure %u in a row for it)",
-			     esc, n);
-	moat_free(user);
-	return deny(v3rc, v5rc, why, MQTT_CONNACK_BAD_CREDENTIALS,
-		    RC_BAD_USER_PASS, "bad user name or password");
+	if (rc != MOAT_OK)
+		return rc;
+	c->auth_phase = AUTH_VERIFYING;
+	return MOAT_EAGAIN;
 }
 
 int moat__authenticate(struct moat_conn *c, const struct moat_mqtt_connect *cn,

@@ -196,6 +196,18 @@ static void adopt(struct moat_worker *w, struct moat_conn *c)
 	moat_conn_resume_input(c);
 }
 
+/* The auth threads' verdict on a held CONNECT: run it again. */
+static void auth_done(struct moat_conn *c, bool ok)
+{
+	if (c->state == CONN_CLOSED) { /* gone meanwhile: may be freed now */
+		c->auth_phase = AUTH_NONE;
+		return;
+	}
+	c->auth_phase = AUTH_DONE;
+	c->auth_ok = ok;
+	moat_conn_resume_input(c);
+}
+
 static void drain_inbox(struct moat_worker *w)
 {
 	uint64_t v;
@@ -211,6 +223,8 @@ static void drain_inbox(struct moat_worker *w)
 		struct moat_inbox_item *it = &w->draining.v[i];
 		if (it->kind == INBOX_ADOPT)
 			adopt(w, it->conn);
+		else if (it->kind == INBOX_AUTH)
+			auth_done(it->conn, it->qos != 0);
 		else
 			moat_session_route(it->session, it->msg, it->qos,
 					   it->share);
@@ -318,14 +332,22 @@ static void flush_dirty(struct moat_worker *w)
 
 static void free_closed(struct moat_worker *w)
 {
+	struct moat_conn *keep = NULL;
 	while (w->closed) {
 		struct moat_conn *c = w->closed;
 		w->closed = c->next;
 		/* flush_dirty ran first and closed connections never get
 		 * new output, so none is still on the dirty list. */
 		assert(!c->dirty);
+		if (c->auth_phase == AUTH_VERIFYING) {
+			/* An auth thread will still post its verdict for c. */
+			c->next = keep;
+			keep = c;
+			continue;
+		}
 		moat_conn_free(c);
 	}
+	w->closed = keep;
 }
 
 /* ---- accepting ------------------------------------------------------------ */
@@ -589,6 +611,8 @@ static void tick(struct moat_worker *w, uint64_t now)
 	resume_listeners(w);
 	for (struct moat_conn *c = w->conns; c; c = next) {
 		next = c->next;
+		if (c->state == CONN_NEW && c->auth_phase == AUTH_VERIFYING)
+			continue; /* the auth threads have it */
 		if (c->state == CONN_NEW && c->auth_wait_until) {
 			/* Held by login back-off: try its CONNECT again. */
 			if (now >= c->auth_wait_until)

@@ -10,6 +10,8 @@
 
 #include "config/cfg.h"
 
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct moat_config a, b;

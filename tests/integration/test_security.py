@@ -1050,6 +1050,7 @@ class AclTests(SecCase):
         adm = self.login("admin")
         adm.publish("allowed/" + self.tag, "still-mine", 1)
         self.assertEqual(owner.next_publish()["payload"], b"still-mine")
+        self.assertTrue(owner.alive())  # its PUBACK has been processed
         # the same user may take its session over
         again = self.login("low", cid, clean=False, present=True)
         closed, _ = owner.closed()
