@@ -43,7 +43,7 @@ static int open_listeners(struct moat_broker *b)
 /* Raise the open-files limit as far as allowed and keep max_connections
  * below it, so that running out of descriptors is not how the limit is
  * found. */
-static void fit_connections_to_fd_limit(struct moat_config *cfg)
+static void fit_connections_to_fd_limit(struct moat_config *cfg, bool quiet)
 {
 	struct rlimit rl;
 	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
@@ -58,11 +58,12 @@ static void fit_connections_to_fd_limit(struct moat_config *cfg)
 		return;
 	uint64_t room = (uint64_t)rl.rlim_cur - reserve;
 	if (cfg->max_connections > room) {
-		moat_notice("max_connections %llu is above what the open files "
-			  "limit (%llu) allows; using %llu",
-			  (unsigned long long)cfg->max_connections,
-			  (unsigned long long)rl.rlim_cur,
-			  (unsigned long long)room);
+		if (!quiet)
+			moat_notice("max_connections %llu is above what the "
+				    "open files limit (%llu) allows; using %llu",
+				    (unsigned long long)cfg->max_connections,
+				    (unsigned long long)rl.rlim_cur,
+				    (unsigned long long)room);
 		cfg->max_connections = room;
 	}
 }
@@ -118,7 +119,7 @@ int moat_broker_new(const struct moat_config *cfg, struct moat_broker **out)
 	}
 	b->start_ms = moat_now_ms();
 	b->memory_auto = moat__memory_auto();
-	fit_connections_to_fd_limit(&b->cfg);
+	fit_connections_to_fd_limit(&b->cfg, false);
 	if (pthread_mutex_init(&b->sec_lock, NULL) != 0 ||
 	    moat_guard_init(&b->guard, 8192) != MOAT_OK ||
 	    moat_iptab_init(&b->iptab, 4096) != MOAT_OK) {
@@ -324,6 +325,8 @@ int moat_broker_reload(struct moat_broker *b, const struct moat_config *in,
 		rc = MOAT_EINVAL;
 		goto out;
 	}
+	/* Compared with what start-up made of the file, not the file. */
+	fit_connections_to_fd_limit(cfg, true);
 	keep_restart_only(&b->cfg, cfg);
 	struct moat_security *sec;
 	if ((rc = moat_security_new(cfg, &sec, err, errsz)) != MOAT_OK)

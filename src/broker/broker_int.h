@@ -43,6 +43,13 @@ struct moat_msg {
 	bool expiry_pending;
 	uint32_t expiry_s;
 	uint64_t origin;        /* publishing session's serial; 0 = broker */
+	/* Who published it, for wills and retained messages: their rights
+	 * are checked again when the will fires or the retained message is
+	 * sent to a new subscriber (T-06, T-07).  src_user NULL = anonymous;
+	 * both point into this block. */
+	bool has_src;
+	const char *src_user;
+	const char *src_cid;
 	const uint8_t *payload; /* points after topic */
 	const uint8_t *props;   /* wire-encoded, without length */
 	char topic[];           /* NUL-terminated */
@@ -56,6 +63,9 @@ struct moat_msg_extra {
 	bool expiry_on_publish; /* a will: start counting when published */
 	uint32_t expiry_s; /* Message Expiry Interval */
 	uint64_t origin;
+	bool has_src; /* record the publisher (src_user may be NULL) */
+	const char *src_user;
+	const char *src_cid;
 };
 
 /* New message with one reference (caller's); NULL on OOM. */
@@ -606,6 +616,9 @@ bool moat__acl_check_each(struct moat_conn *c, const char *filter,
 void moat__security_event(struct moat_conn *c, const char *event,
 			  const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* May the publisher recorded in m (wills, retained) still publish on its
+ * topic under the current ACL?  True when none is recorded. */
+bool moat__source_may_publish(struct moat_worker *w, const struct moat_msg *m);
 /* Is the memory budget spent? */
 bool moat__memory_exhausted(struct moat_worker *w);
 /* memory_limit 0: three quarters of physical memory. */

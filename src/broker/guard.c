@@ -36,22 +36,27 @@ static uint64_t random_seed(void)
 	return v;
 }
 
+/* Both tables: a zeroed array of a power of two >= want entries, a random
+ * hash seed (so that keys cannot be chosen to collide) and a mutex. */
+static void *table_new(size_t want, size_t elem, size_t *n, uint64_t *seed,
+		       pthread_mutex_t *lock)
+{
+	*n = 1;
+	while (*n < want)
+		*n <<= 1;
+	void *v = moat_calloc(*n, elem);
+	if (v && pthread_mutex_init(lock, NULL) != 0)
+		MOAT_FREE(v);
+	*seed = random_seed();
+	return v;
+}
+
 int moat_guard_init(struct moat_guard *g, size_t nslots)
 {
 	memset(g, 0, sizeof(*g));
-	size_t n = 1;
-	while (n < nslots)
-		n <<= 1;
-	g->slots = moat_calloc(n, sizeof(*g->slots));
-	if (!g->slots)
-		return MOAT_ENOMEM;
-	g->nslots = n;
-	g->seed = random_seed();
-	if (pthread_mutex_init(&g->lock, NULL) != 0) {
-		MOAT_FREE(g->slots);
-		return MOAT_ENOMEM;
-	}
-	return MOAT_OK;
+	g->slots = table_new(nslots, sizeof(*g->slots), &g->nslots, &g->seed,
+			     &g->lock);
+	return g->slots ? MOAT_OK : MOAT_ENOMEM;
 }
 
 void moat_guard_cleanup(struct moat_guard *g)
@@ -170,19 +175,9 @@ struct moat_ipent {
 int moat_iptab_init(struct moat_iptab *t, size_t nbuckets)
 {
 	memset(t, 0, sizeof(*t));
-	size_t n = 1;
-	while (n < nbuckets)
-		n <<= 1;
-	t->buckets = moat_calloc(n, sizeof(*t->buckets));
-	if (!t->buckets)
-		return MOAT_ENOMEM;
-	t->nbuckets = n;
-	t->seed = random_seed();
-	if (pthread_mutex_init(&t->lock, NULL) != 0) {
-		MOAT_FREE(t->buckets);
-		return MOAT_ENOMEM;
-	}
-	return MOAT_OK;
+	t->buckets = table_new(nbuckets, sizeof(*t->buckets), &t->nbuckets,
+			       &t->seed, &t->lock);
+	return t->buckets ? MOAT_OK : MOAT_ENOMEM;
 }
 
 void moat_iptab_cleanup(struct moat_iptab *t)

@@ -109,6 +109,9 @@ static int make_will(struct moat_conn *c, const struct moat_mqtt_connect5 *c5)
 		.has_expiry = moat_props_has(wp, PROP_MESSAGE_EXPIRY),
 		.expiry_on_publish = true,
 		.expiry_s = wp->message_expiry,
+		.has_src = true,
+		.src_user = c->username,
+		.src_cid = c->connect_id,
 	};
 	uint8_t *props = NULL;
 	if (moat__forward_props(wp, &props, &x.props_len) != MOAT_OK)

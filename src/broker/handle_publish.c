@@ -85,6 +85,10 @@ static struct moat_msg *build_msg(struct moat_conn *c,
 		.has_expiry = moat_props_has(&p5->props, PROP_MESSAGE_EXPIRY),
 		.expiry_s = p5->props.message_expiry,
 		.origin = c->session->serial,
+		/* a retained message outlives this publish: remember who */
+		.has_src = retain,
+		.src_user = c->username,
+		.src_cid = c->session->client_id,
 	};
 	uint8_t *props = NULL;
 	if (moat__forward_props(&p5->props, &props, &x.props_len) != MOAT_OK)

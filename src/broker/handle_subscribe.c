@@ -205,7 +205,10 @@ static void send_retained(struct moat_conn *c, const struct moat_bytes *f,
 	for (size_t i = 0; i < n; i++) {
 		/* retain flag set for a new subscription [MQTT-3.3.1-8];
 		 * expired ones are not sent [MQTT-3.3.2-5] */
-		if (c->session && !moat_msg_expired(v[i], now))
+		/* and only while their publisher may still publish there
+		 * (T-06, like mosquitto's check_retain_source) */
+		if (c->session && !moat_msg_expired(v[i], now) &&
+		    moat__source_may_publish(c->w, v[i]))
 			moat_session_deliver(c->session, v[i],
 					     MOAT_MIN(granted, v[i]->qos),
 					     true);

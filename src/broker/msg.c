@@ -8,11 +8,14 @@ struct moat_msg *moat_msg_new5(const uint8_t *topic, size_t topic_len,
 			       const struct moat_msg_extra *x)
 {
 	size_t plen = x ? x->props_len : 0;
+	bool src = x && x->has_src;
+	size_t ulen = src && x->src_user ? strlen(x->src_user) + 1 : 0;
+	size_t clen = src && x->src_cid ? strlen(x->src_cid) + 1 : 0;
 	if (topic_len > UINT16_MAX || payload_len > UINT32_MAX ||
 	    plen > UINT32_MAX)
 		return NULL;
-	struct moat_msg *m =
-		moat_malloc(sizeof(*m) + topic_len + 1 + payload_len + plen);
+	struct moat_msg *m = moat_malloc(sizeof(*m) + topic_len + 1 +
+					 payload_len + plen + ulen + clen);
 	if (!m)
 		return NULL;
 	atomic_init(&m->refs, 1);
@@ -36,6 +39,10 @@ struct moat_msg *moat_msg_new5(const uint8_t *topic, size_t topic_len,
 	m->props = pl + payload_len;
 	if (plen)
 		memcpy(pl + payload_len, x->props, plen);
+	char *tail = (char *)pl + payload_len + plen;
+	m->has_src = src;
+	m->src_user = ulen ? memcpy(tail, x->src_user, ulen) : NULL;
+	m->src_cid = clen ? memcpy(tail + ulen, x->src_cid, clen) : "";
 	return m;
 }
 

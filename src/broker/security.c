@@ -362,6 +362,14 @@ bool moat__acl_check_each(struct moat_conn *c, const char *filter, size_t len)
 					       client_id_of(c), filter, len);
 }
 
+bool moat__source_may_publish(struct moat_worker *w, const struct moat_msg *m)
+{
+	if (!m->has_src || !w->sec->acl)
+		return true;
+	return moat_acl_allows(w->sec->acl, m->src_user, m->src_cid, m->topic,
+			       m->topic_len, MOAT_ACL_WRITE);
+}
+
 /* ---- memory budget ------------------------------------------------------------------ */
 
 uint64_t moat__memory_auto(void)

@@ -301,7 +301,20 @@ static void publish_wills(struct moat_worker *w)
 	for (size_t i = 0; i < w->nwills; i++) {
 		struct moat_msg *m = w->wills[i];
 		w->wills[i] = NULL;
-		moat_worker_route(w, m);
+		/* Authorised at CONNECT, and again now: rights may have been
+		 * revoked since (T-07). */
+		if (moat__source_may_publish(w, m)) {
+			moat_worker_route(w, m);
+		} else {
+			char t[96];
+			MOAT_STAT_ADD(w->b, acl_denials, 1);
+			moat_notice("security: acl denial: will of client %s on "
+				    "%s not published: its user may no longer "
+				    "publish there",
+				    m->src_cid,
+				    moat__log_topic(m->topic, m->topic_len, t,
+						    sizeof(t)));
+		}
 		moat_msg_unref(&m);
 	}
 	w->nwills = 0;

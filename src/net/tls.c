@@ -25,11 +25,10 @@ const char *moat_tls_error_string(char *buf, size_t sz)
 static SSL_CTX *ctx_fail(SSL_CTX *ctx, char *err, size_t errsz,
 			 const char *what, const char *path)
 {
-	int n = snprintf(err, errsz, "%s %s: ", what, path ? path : "");
-	if (n > 0 && (size_t)n < errsz) {
-		err[n] = '\0';
-		moat_tls_error_string(err, errsz);
-	}
+	char detail[400] = "";
+	moat_tls_error_string(detail, sizeof(detail));
+	snprintf(err, errsz, "%s%s%s: %s", what, path ? " " : "",
+		 path ? path : "", detail[0] ? detail : "failed");
 	SSL_CTX_free(ctx);
 	return NULL;
 }

@@ -640,6 +640,7 @@ class IdentityTests(TlsCase):
 # ---- unsafe key files refuse start ------------------------------------------
 
 class KeyFileTests(unittest.TestCase):
+    """Unsafe or incomplete TLS files stop moatd at start (exit 1)."""
     def setUp(self):
         self.tmp = tempfile.TemporaryDirectory(prefix="moat-tls-")
         self.addCleanup(self.tmp.cleanup)
@@ -681,6 +682,49 @@ class KeyFileTests(unittest.TestCase):
         key = os.path.join(self.dir, "server.key")
         write_private(key, read("server2.key"), 0o600)
         self.refuses(key)
+
+    def test_incomplete_tls_configuration_refused(self):
+        # fail closed (T-20/T-27: never a silent downgrade such as
+        # Mosquitto 2.0.9's empty CA file)
+        d = self.dir
+        key = os.path.join(d, "server.key")
+        write_private(key, read("server.key"), 0o600)
+        write_private(os.path.join(d, "empty.pem"), b"", 0o644)
+        head = "listener 0 127.0.0.1\ncertfile %s/server.crt\n" % d
+        cases = {
+            "certfile without keyfile": (head, "keyfile"),
+            "require_certificate without cafile":
+                (head + "keyfile %s\nrequire_certificate true\n" % key,
+                 "cafile"),
+            "identity without require_certificate":
+                (head + "keyfile %s\ncafile %s/ca.crt\n"
+                 "use_identity_as_username true\n" % (key, d),
+                 "require_certificate"),
+            "missing cafile":
+                (head + "keyfile %s\ncafile %s/nope.crt\n"
+                 "require_certificate true\n" % (key, d), "nope.crt"),
+            "empty cafile":
+                (head + "keyfile %s\ncafile %s/empty.pem\n"
+                 "require_certificate true\n" % (key, d), "empty.pem"),
+            "empty crlfile":
+                (head + "keyfile %s\ncafile %s/ca.crt\n"
+                 "require_certificate true\ncrlfile %s/empty.pem\n"
+                 % (key, d, d), "empty.pem"),
+        }
+        conf = os.path.join(d, "moatd.conf")
+        for what, (text, needle) in cases.items():
+            with self.subTest(what):
+                with open(conf, "w") as f:
+                    f.write(text)
+                try:
+                    r = subprocess.run([MOATD, "-c", conf],
+                                       capture_output=True, timeout=15)
+                except subprocess.TimeoutExpired:
+                    self.fail("moatd started: %s" % what)
+                out = (r.stdout + r.stderr).decode(errors="replace")
+                self.assertEqual(r.returncode, 1, out)
+                self.assertIn(needle, out)
+                self.assertNotIn("running with", out)
 
 
 # ---- reload -----------------------------------------------------------------
