@@ -509,23 +509,40 @@ static size_t common_prefix(const char *a, size_t an, const char *b,
  * prefix p <= id is either a prefix of id, or every prefix of id in the
  * set is also a prefix of p, hence of id's first common_prefix(p, id)
  * bytes: search again with that shorter key, which strictly shrinks. */
-static bool cid_claimed(const struct moat_acl *acl, const char *id, size_t n)
+/* How specifically a claim matches id: 0 = not at all, a prefix claim its
+ * length, an exact claim the most (SIZE_MAX). */
+static size_t cid_specificity(const struct acl_cid *c, const char *id,
+			      size_t n)
+{
+	if (!cid_matches(c, id, n))
+		return 0;
+	return c->prefix ? c->len : SIZE_MAX;
+}
+
+/* The most specific claim of any user on id (see cid_specificity). */
+static size_t cid_best_claim(const struct moat_acl *acl, const char *id,
+			     size_t n)
 {
 	size_t i = cid_upper(acl->exact, acl->nexact, id, n);
 	if (i && cid_matches(&acl->exact[i - 1], id, n))
-		return true;
+		return SIZE_MAX;
+	/* The greatest prefix entry <= id that is a prefix of id is the
+	 * longest such: walk down through shorter common prefixes. */
 	for (size_t key = n;;) {
 		i = cid_upper(acl->prefix, acl->nprefix, id, key);
 		if (i == 0)
-			return false;
+			return 0;
 		const struct acl_cid *p = &acl->prefix[i - 1];
 		size_t common = common_prefix(p->s, p->len, id, key);
 		if (common == p->len)
-			return true;
+			return p->len;
 		key = common;
 	}
 }
 
+/* The most specific claim wins: with users "sensor" (clientid %u-*) and
+ * "sensor-1" (clientid %u-*), the id "sensor-1-x" is sensor-1's, not
+ * something "sensor" may take because its own prefix also matches. */
 bool moat_acl_clientid_allowed(const struct moat_acl *acl, const char *user,
 			       const char *clientid)
 {
@@ -535,14 +552,14 @@ bool moat_acl_clientid_allowed(const struct moat_acl *acl, const char *user,
 	size_t n = strlen(id);
 	const struct acl_user *u = user ? find_user(acl, user, strlen(user))
 					: NULL;
-	if (u && u->ncids) {
-		for (uint32_t i = 0; i < u->ncids; i++)
-			if (cid_matches(&acl->cids[u->cid0 + i], id, n))
-				return true;
-		return false;
-	}
-	/* no ids of its own: all claims are other users' */
-	return !cid_claimed(acl, id, n);
+	size_t best = cid_best_claim(acl, id, n);
+	if (!u || !u->ncids)
+		return best == 0; /* every claim is another user's */
+	size_t own = 0;
+	for (uint32_t i = 0; i < u->ncids; i++)
+		own = MOAT_MAX(own, cid_specificity(&acl->cids[u->cid0 + i],
+						    id, n));
+	return own && own >= best;
 }
 
 bool moat_acl_uses_user_pattern(const struct moat_acl *acl)

@@ -66,9 +66,11 @@ bool moat_acl_allows(const struct moat_acl *acl, const char *user,
 bool moat_acl_filter_fully_readable(const struct moat_acl *acl,
 				    const char *user, const char *clientid,
 				    const char *filter, size_t len);
-/* May user (NULL = anonymous) use clientid?  False when the user's section
- * lists client ids and none matches, or when another user's section claims
- * a matching id. */
+/* May user (NULL = anonymous) use clientid?  Claims (clientid lines) can
+ * overlap; the most specific one matching the id decides (an exact id over
+ * any prefix, a longer prefix over a shorter).  False when that claim is
+ * another user's, or when the user's section lists client ids and none
+ * matches; a user without clientid lines may use ids nobody claims. */
 bool moat_acl_clientid_allowed(const struct moat_acl *acl, const char *user,
 			       const char *clientid);
 /* Do any pattern rules substitute %u / %c?  (Then a client's answers depend

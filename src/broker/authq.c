@@ -5,6 +5,7 @@
  * held CONNECT continues (moat__authenticate).  The queue is bounded: when
  * it is full the CONNECT is refused as "server busy". */
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 
@@ -53,7 +54,11 @@ static void *auth_thread(void *arg)
 		struct moat_inbox_item it = {.kind = INBOX_AUTH,
 					     .conn = j->conn,
 					     .qos = rc == MOAT_OK};
-		moat_worker_post(j->w, &it);
+		/* The connection waits for this verdict and is kept until
+		 * it arrives: it must not be lost to a full inbox. */
+		while (moat_worker_post(j->w, &it) != MOAT_OK &&
+		       !atomic_load(&j->w->b->stopping))
+			usleep(10000);
 		job_free(j);
 		pthread_mutex_lock(&q->lock);
 	}

@@ -465,6 +465,9 @@ struct moat_worker {
 	const struct moat_config *cfg; /* &sec->cfg */
 	uint64_t sec_gen;
 	uint64_t limit_log_ms; /* rate limit for refused-connection lines */
+	double sec_log_tokens;   /* security log budget (security.c) */
+	uint64_t sec_log_refill_ms;
+	uint64_t sec_log_suppressed;
 	unsigned idx;
 	pthread_t thread;
 	int epfd;
@@ -502,9 +505,11 @@ void moat_worker_defer_will(struct moat_worker *w, struct moat_msg *m);
  * retained store when m->retain). */
 void moat_worker_route(struct moat_worker *w, struct moat_msg *m);
 void moat_worker_mark_dirty(struct moat_worker *w, struct moat_conn *c);
-/* Post an item to another worker's inbox (takes the item's references). */
-void moat_worker_post(struct moat_worker *to,
-		      const struct moat_inbox_item *item);
+/* Post an item to another worker's inbox (takes the item's references).
+ * MOAT_ENOMEM when the inbox could not grow: the item was released (an
+ * adopted connection closed; an INBOX_AUTH must be posted again). */
+int moat_worker_post(struct moat_worker *to,
+		     const struct moat_inbox_item *item);
 struct moat_session *moat_worker_find_session(struct moat_worker *w,
 					      const uint8_t *id, size_t len);
 void moat_worker_add_session(struct moat_worker *w, struct moat_session *s);
@@ -601,8 +606,6 @@ void moat__worker_sync_security(struct moat_worker *w);
 int moat__authenticate(struct moat_conn *c, const struct moat_mqtt_connect *cn,
 		       const uint8_t *id, size_t idlen, uint8_t *v3rc,
 		       uint8_t *v5rc, const char **why);
-/* Record the login outcome for back-off. */
-void moat__auth_succeeded(struct moat_conn *c);
 /* ACL: may the connection's client access topic (a name for READ/WRITE,
  * a filter without "$share/G/" for SUBSCRIBE)?  access is an enum
  * moat_acl_access. */
@@ -619,6 +622,8 @@ void moat__security_event(struct moat_conn *c, const char *event,
 /* May the publisher recorded in m (wills, retained) still publish on its
  * topic under the current ACL?  True when none is recorded. */
 bool moat__source_may_publish(struct moat_worker *w, const struct moat_msg *m);
+/* Report security lines the per-worker rate limit held back (tick). */
+void moat__security_log_flush(struct moat_worker *w);
 /* Is the memory budget spent? */
 bool moat__memory_exhausted(struct moat_worker *w);
 /* memory_limit 0: three quarters of physical memory. */

@@ -578,6 +578,10 @@ bool moat_conn_process_input(struct moat_conn *c)
 
 void moat_conn_on_readable(struct moat_conn *c)
 {
+	if (c->tls_read_wants_write) { /* this is the retry it waited for */
+		c->tls_read_wants_write = false;
+		update_events(c); /* else EPOLLOUT stays armed: a busy loop */
+	}
 	if (c->tls_write_wants_read) { /* a TLS write waited for input */
 		c->tls_write_wants_read = false;
 		update_events(c);

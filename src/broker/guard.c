@@ -15,8 +15,18 @@ struct moat_guard_slot {
 	uint64_t key;      /* 0 = free */
 	uint64_t next_ms;  /* no attempt before this */
 	uint64_t touched;  /* last use, for reuse */
+	uint64_t lease_ms; /* last admission: in-flight counts expire */
 	uint32_t failures;
+	uint32_t inflight; /* admitted attempts not yet decided */
 };
+
+/* Checks one key may have running at once: a burst of parallel attempts
+ * is admitted a few at a time, so failures register before most run. */
+#define MAX_INFLIGHT 4
+/* An admission whose outcome was never recorded stops counting then. */
+#define LEASE_MS 30000
+/* Retry delay for an attempt held back by MAX_INFLIGHT. */
+#define BUSY_WAIT_MS 100
 
 static uint64_t hash_key(uint64_t seed, char kind, const char *s)
 {
@@ -67,8 +77,9 @@ void moat_guard_cleanup(struct moat_guard *g)
 	MOAT_FREE(g->slots);
 }
 
-/* The slot of key, or NULL; with create, a free or the least recently
- * touched slot of the probe window is taken over. */
+/* The slot of key, or NULL; with create, a free slot of the probe window
+ * is taken, else one with nothing on record, else the least recently
+ * touched. */
 static struct moat_guard_slot *find_slot(struct moat_guard *g, uint64_t key,
 					 bool create, uint64_t now)
 {
@@ -77,8 +88,11 @@ static struct moat_guard_slot *find_slot(struct moat_guard *g, uint64_t key,
 		struct moat_guard_slot *s = &g->slots[(key + i) & (g->nslots - 1)];
 		if (s->key == key)
 			return s;
-		if (!victim || !s->key ||
-		    (victim->key && s->touched < victim->touched))
+		bool idle = !s->key || (!s->failures && !s->inflight);
+		bool vidle = victim && (!victim->key ||
+					(!victim->failures && !victim->inflight));
+		if (!victim || (idle && !vidle) ||
+		    (idle == vidle && s->touched < victim->touched))
 			victim = s;
 	}
 	if (!create)
@@ -99,6 +113,16 @@ static uint64_t backoff(uint32_t failures, uint64_t initial, uint64_t max)
 	return MOAT_MIN(d, max);
 }
 
+/* Forget what is old: failures after a quiet spell of twice the longest
+ * delay, in-flight counts after their lease. */
+static void age(struct moat_guard_slot *s, uint64_t now, uint64_t max)
+{
+	if (s->failures && now - s->touched > 2 * max + 1000)
+		s->failures = 0;
+	if (s->inflight && now - s->lease_ms > LEASE_MS)
+		s->inflight = 0;
+}
+
 uint64_t moat_guard_admit(struct moat_guard *g, const char *ip,
 			  const char *user, uint64_t now, uint64_t initial,
 			  uint64_t max)
@@ -109,17 +133,24 @@ uint64_t moat_guard_admit(struct moat_guard *g, const char *ip,
 	uint64_t wait = 0;
 	pthread_mutex_lock(&g->lock);
 	for (int k = 0; k < 2; k++) {
-		if (!keys[k] || !(s[k] = find_slot(g, keys[k], false, now)))
+		if (!keys[k])
 			continue;
+		s[k] = find_slot(g, keys[k], true, now);
+		age(s[k], now, max);
 		if (s[k]->next_ms > now)
 			wait = MOAT_MAX(wait, s[k]->next_ms - now);
+		else if (s[k]->inflight >= MAX_INFLIGHT)
+			wait = MOAT_MAX(wait, BUSY_WAIT_MS);
 	}
-	for (int k = 0; !wait && k < 2; k++)
-		if (s[k] && s[k]->failures) { /* hold the next one back */
+	for (int k = 0; !wait && k < 2; k++) {
+		if (!s[k])
+			continue;
+		s[k]->inflight++;
+		s[k]->lease_ms = s[k]->touched = now;
+		if (s[k]->failures) /* hold the next one back */
 			s[k]->next_ms =
 				now + backoff(s[k]->failures, initial, max);
-			s[k]->touched = now;
-		}
+	}
 	pthread_mutex_unlock(&g->lock);
 	return wait;
 }
@@ -137,6 +168,8 @@ uint32_t moat_guard_failure(struct moat_guard *g, const char *ip,
 		if (!keys[k])
 			continue;
 		struct moat_guard_slot *s = find_slot(g, keys[k], true, now);
+		if (s->inflight)
+			s->inflight--;
 		if (s->failures < UINT32_MAX)
 			s->failures++;
 		s->next_ms = now + backoff(s->failures, initial, max);
@@ -156,8 +189,31 @@ void moat_guard_success(struct moat_guard *g, const char *ip,
 	for (int k = 0; k < 2; k++) {
 		struct moat_guard_slot *s =
 			keys[k] ? find_slot(g, keys[k], false, 0) : NULL;
-		if (s)
-			memset(s, 0, sizeof(*s));
+		if (!s)
+			continue;
+		if (s->inflight)
+			s->inflight--;
+		/* Both records are cleared: devices behind one NAT address
+		 * must not stay locked out by one of them with a wrong
+		 * password.  (So a valid account also clears its address:
+		 * each user name keeps its own back-off regardless.) */
+		s->failures = 0;
+		s->next_ms = 0;
+	}
+	pthread_mutex_unlock(&g->lock);
+}
+
+void moat_guard_release(struct moat_guard *g, const char *ip,
+			const char *user)
+{
+	uint64_t keys[2] = {hash_key(g->seed, 'i', ip),
+			    user ? hash_key(g->seed, 'u', user) : 0};
+	pthread_mutex_lock(&g->lock);
+	for (int k = 0; k < 2; k++) {
+		struct moat_guard_slot *s =
+			keys[k] ? find_slot(g, keys[k], false, 0) : NULL;
+		if (s && s->inflight)
+			s->inflight--;
 	}
 	pthread_mutex_unlock(&g->lock);
 }

@@ -1,12 +1,14 @@
 /* Shared, bounded tables that defend logins and accepts (guard.c):
  *
- * moat_guard  - login back-off per IP address and per user name: after a
- *               failure the next attempt for either key waits initial ms,
- *               doubling per further failure up to max; a success resets
- *               both.  Attempts are serialised: admitting one reserves the
- *               next slot, so parallel connections gain nothing.  A fixed
- *               number of slots bounds memory (the least recently used one
- *               in a probe window is reused).
+ * moat_guard  - login back-off per IP address (IPv6: per /64) and per user
+ *               name: after a failure the next attempt for either key
+ *               waits initial ms, doubling per further failure up to max; a
+ *               success clears the user's record (an address's fades after
+ *               a quiet spell).  At most 4 attempts per key are checked at
+ *               once and, once failures are on record, admitting one
+ *               reserves the next slot, so parallel connections gain
+ *               little.  A fixed number of slots bounds memory (an idle or
+ *               the least recently used one in a probe window is reused).
  * moat_iptab  - connections and accept rate per IP address (exact counts;
  *               an entry lives while it has connections or tokens to
  *               refill). */
@@ -42,6 +44,9 @@ uint32_t moat_guard_failure(struct moat_guard *g, const char *ip,
 			    const char *user, uint64_t now, uint64_t initial,
 			    uint64_t max);
 void moat_guard_success(struct moat_guard *g, const char *ip,
+			const char *user);
+/* An admitted attempt ended undecided (refused for another reason). */
+void moat_guard_release(struct moat_guard *g, const char *ip,
 			const char *user);
 
 struct moat_ipent;

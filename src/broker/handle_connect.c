@@ -326,7 +326,6 @@ static int connect_session(struct moat_conn *c,
 	if ((rc = send_connack(c, v5, present, assigned, server_keepalive)) !=
 	    MOAT_OK)
 		return rc;
-	moat__auth_succeeded(c);
 	char user[80];
 	if (c->username)
 		moat_log_escape((const uint8_t *)c->username,

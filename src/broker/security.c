@@ -1,5 +1,6 @@
 /* Security state (reloadable), authentication, ACL checks, the security
  * event log and the memory budget.  See docs/security.md. */
+#include <arpa/inet.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -103,10 +104,62 @@ void moat__worker_sync_security(struct moat_worker *w)
 
 /* ---- the event log ------------------------------------------------------------ */
 
+/* Names in security lines are quoted, with spaces, quotes, backslashes,
+ * control characters and non-ASCII as \xNN: a crafted user name cannot
+ * pose as another field to a log parser (fail2ban and the like). */
+static const char *sec_escape(const char *p, size_t len, char *out,
+			      size_t outsz)
+{
+	size_t o = 0;
+	for (size_t i = 0; i < len && o + 5 < outsz; i++) {
+		unsigned char ch = (unsigned char)p[i];
+		if (ch > 0x20 && ch < 0x7f && ch != '"' && ch != '\\') {
+			out[o++] = (char)ch;
+		} else {
+			snprintf(out + o, outsz - o, "\\x%02x", ch);
+			o += 4;
+		}
+	}
+	out[o] = '\0';
+	return out;
+}
+
+/* A worker logs at most SEC_LOG_RATE security lines a second (bursts of
+ * twice that); what is over is counted and reported by the tick. */
+#define SEC_LOG_RATE 50.0
+
+static bool sec_log_budget(struct moat_worker *w)
+{
+	uint64_t now = moat_now_ms();
+	if (now > w->sec_log_refill_ms) {
+		w->sec_log_tokens += (double)(now - w->sec_log_refill_ms) *
+				     SEC_LOG_RATE / 1000.0;
+		if (w->sec_log_tokens > 2 * SEC_LOG_RATE)
+			w->sec_log_tokens = 2 * SEC_LOG_RATE;
+		w->sec_log_refill_ms = now;
+	}
+	if (w->sec_log_tokens < 1.0) {
+		w->sec_log_suppressed++;
+		return false;
+	}
+	w->sec_log_tokens -= 1.0;
+	return true;
+}
+
+void moat__security_log_flush(struct moat_worker *w)
+{
+	if (!w->sec_log_suppressed)
+		return;
+	moat_notice("security: %llu further events not logged (more than "
+		    "%.0f a second)",
+		    (unsigned long long)w->sec_log_suppressed, SEC_LOG_RATE);
+	w->sec_log_suppressed = 0;
+}
+
 void moat__security_event(struct moat_conn *c, const char *event,
 			  const char *fmt, ...)
 {
-	char detail[300], user[100], id[100];
+	char detail[300], user[200], id[200];
 	if (c->sec_events++ >= SEC_EVENTS_LOGGED) {
 		if (c->sec_events == SEC_EVENTS_LOGGED + 1)
 			moat_notice("security: further events from %s are "
@@ -114,19 +167,26 @@ void moat__security_event(struct moat_conn *c, const char *event,
 				    c->peer);
 		return;
 	}
+	if (!sec_log_budget(c->w))
+		return;
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(detail, sizeof(detail), fmt, ap);
 	va_end(ap);
+	const char *cid = c->session ? c->session->client_id : c->connect_id;
 	if (c->username)
-		moat_log_escape((const uint8_t *)c->username,
-				strlen(c->username), user, sizeof(user));
+		snprintf(user, sizeof(user), "\"%s\"",
+			 sec_escape(c->username, strlen(c->username), id,
+				    sizeof(id)));
 	else
 		snprintf(user, sizeof(user), "(anonymous)");
-	if (c->session)
-		snprintf(id, sizeof(id), "%s", c->session->log_id);
-	else
+	if (cid) {
+		char e[180];
+		snprintf(id, sizeof(id), "\"%s\"",
+			 sec_escape(cid, strlen(cid), e, sizeof(e)));
+	} else {
 		snprintf(id, sizeof(id), "(none yet)");
+	}
 	moat_notice("security: %s: client %s user %s from %s: %s", event, id,
 		    user, c->peer, detail);
 }
@@ -174,6 +234,20 @@ static int cert_identity(struct moat_conn *c, const struct moat_listener_cfg *lc
 	return MOAT_OK;
 }
 
+/* The address key for login back-off: IPv6 peers by /64, since one
+ * machine usually has a whole /64 to pick addresses from. */
+static const char *guard_ip(const struct moat_conn *c, char *buf, size_t sz)
+{
+	struct in6_addr a;
+	if (inet_pton(AF_INET6, c->ip, &a) != 1)
+		return c->ip;
+	memset(a.s6_addr + 8, 0, 8);
+	char s[INET6_ADDRSTRLEN];
+	inet_ntop(AF_INET6, &a, s, sizeof(s));
+	snprintf(buf, sz, "%s/64", s);
+	return buf;
+}
+
 static int bad_password(struct moat_conn *c, const struct moat_mqtt_connect *cn,
 			uint8_t *v3rc, uint8_t *v5rc, const char **why)
 {
@@ -182,16 +256,19 @@ static int bad_password(struct moat_conn *c, const struct moat_mqtt_connect *cn,
 				  cn->username.len);
 	if (!user)
 		return MOAT_ENOMEM;
-	uint32_t n = moat_guard_failure(&w->b->guard, c->ip, user,
+	char ipbuf[64];
+	uint32_t n = moat_guard_failure(&w->b->guard,
+					guard_ip(c, ipbuf, sizeof(ipbuf)), user,
 					moat_now_ms(),
 					w->cfg->auth_backoff_initial_ms,
 					w->cfg->auth_backoff_max_ms);
 	moat_free(user);
 	MOAT_STAT_ADD(w->b, auth_failures, 1);
-	char esc[100];
-	moat_log_escape(cn->username.p, cn->username.len, esc, sizeof(esc));
+	char esc[300];
+	sec_escape((const char *)cn->username.p,
+		   MOAT_MIN(cn->username.len, (size_t)64), esc, sizeof(esc));
 	moat__security_event(c, "auth failure",
-			     "bad user name or password for user %s "
+			     "bad user name or password for user \"%s\" "
 			     "(failure %u in a row for it)",
 			     esc, n);
 	return deny(v3rc, v5rc, why, MQTT_CONNACK_BAD_CREDENTIALS,
@@ -216,28 +293,52 @@ static int check_password(struct moat_conn *c,
 		if (!c->username)
 			return MOAT_ENOMEM;
 		c->authenticated = true;
+		char ipbuf[64];
+		moat_guard_success(&w->b->guard,
+				   guard_ip(c, ipbuf, sizeof(ipbuf)),
+				   c->username);
 		return MOAT_OK;
 	}
 	char *user = moat_strndup((const char *)cn->username.p,
 				  cn->username.len);
 	if (!user)
 		return MOAT_ENOMEM;
+	char ipbuf[64];
+	const char *gip = guard_ip(c, ipbuf, sizeof(ipbuf));
 	uint64_t now = moat_now_ms();
-	uint64_t wait = moat_guard_admit(&w->b->guard, c->ip, user, now,
+	uint64_t wait = moat_guard_admit(&w->b->guard, gip, user, now,
 					 cfg->auth_backoff_initial_ms,
 					 cfg->auth_backoff_max_ms);
 	bool nul = memchr(user, '\0', cn->username.len) != NULL;
-	moat_free(user);
+	/* Hold the CONNECT for the back-off, but never past connect_timeout:
+	 * beyond it, refuse, so that held connections stay bounded in time. */
+	uint64_t deadline = c->created_ms + cfg->connect_timeout * 1000u;
+	if (wait && now + wait > deadline) {
+		MOAT_STAT_ADD(w->b, limit_hits, 1);
+		moat__security_event(c, "auth throttled",
+				     "login back-off: next attempt in %llu ms",
+				     (unsigned long long)wait);
+		moat_free(user);
+		return deny(v3rc, v5rc, why, MQTT_CONNACK_UNAVAILABLE,
+			    RC_CONNECTION_RATE_EXCEEDED,
+			    "too many failed logins: try again later");
+	}
 	if (wait) {
+		moat_free(user);
 		c->auth_wait_until = now + wait;
 		return MOAT_EAGAIN;
 	}
 	c->auth_wait_until = 0;
-	if (!cn->has_password || nul)
+	if (!cn->has_password || nul) {
+		moat_free(user);
 		return bad_password(c, cn, v3rc, v5rc, why);
+	}
 	int rc = moat_authq_submit(&w->b->authq, c, cn->username.p,
 				   cn->username.len, cn->password.p,
 				   cn->password.len);
+	if (rc != MOAT_OK)
+		moat_guard_release(&w->b->guard, gip, user);
+	moat_free(user);
 	if (rc == MOAT_ELIMIT) {
 		MOAT_STAT_ADD(w->b, limit_hits, 1);
 		moat__security_event(c, "limit", "too many logins waiting "
@@ -321,12 +422,6 @@ int moat__authenticate(struct moat_conn *c, const struct moat_mqtt_connect *cn,
 			    "client id not allowed for this user");
 	}
 	return MOAT_OK;
-}
-
-void moat__auth_succeeded(struct moat_conn *c)
-{
-	if (c->authenticated)
-		moat_guard_success(&c->w->b->guard, c->ip, c->username);
 }
 
 /* ---- authorisation ------------------------------------------------------------------ */

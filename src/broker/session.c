@@ -381,9 +381,23 @@ static int resend_next(struct moat_session *s)
 		if (f->sent)
 			continue;
 		if (f->state == INFLIGHT_WAIT_ACK) {
-			rc = moat_conn_send_publish(s->conn, f->msg, f->qos,
-						    f->retain, true,
-						    f->packet_id, f->share);
+			/* Rights may have been revoked since it was sent. */
+			bool denied = s->acl_each &&
+				      !moat__acl_allows(s->conn, f->msg->topic,
+							f->msg->topic_len,
+							MOAT_ACL_READ);
+			rc = denied ? MOAT_DECLINED
+				    : moat_conn_send_publish(
+					      s->conn, f->msg, f->qos, f->retain,
+					      true, f->packet_id, f->share);
+			if (rc == MOAT_DECLINED && denied) {
+				MOAT_STAT_ADD(s->home->b, acl_denials, 1);
+				moat_msg_unref(&f->msg);
+				memmove(f, f + 1, (s->ninflight - i - 1) *
+							  sizeof(*f));
+				s->ninflight--;
+				return MOAT_OK;
+			}
 			if (rc == MOAT_DECLINED) {
 				/* Too big for the new Maximum Packet Size:
 				 * discarded as if sent [MQTT-3.1.2-25]. */

@@ -144,8 +144,9 @@ static void release_item(struct moat_inbox_item *it)
 }
 
 /* Move a whole batch into to's inbox with one lock round-trip. */
-static void post_batch(struct moat_worker *to, struct moat_inbox_batch *bt)
+static int post_batch(struct moat_worker *to, struct moat_inbox_batch *bt)
 {
+	int rc = MOAT_OK;
 	bool was_empty;
 	size_t i = 0;
 	pthread_mutex_lock(&to->inbox_lock);
@@ -155,13 +156,14 @@ static void post_batch(struct moat_worker *to, struct moat_inbox_batch *bt)
 			break;
 	pthread_mutex_unlock(&to->inbox_lock);
 	if (i < bt->n) {
+		rc = MOAT_ENOMEM;
 		MOAT_STAT_ADD(to->b, msgs_dropped, bt->n - i);
 		moat_warn("worker %u: out of memory for its inbox; dropped %zu "
 			  "deliveries",
 			  to->idx, bt->n - i);
 		for (; i < bt->n; i++) {
 			struct moat_conn *c = bt->v[i].conn;
-			if (c) {
+			if (bt->v[i].kind == INBOX_ADOPT) {
 				/* Detached from every worker: free it here. */
 				close(c->fd);
 				MOAT_STAT_SUB(to->b, connections, 1);
@@ -173,14 +175,14 @@ static void post_batch(struct moat_worker *to, struct moat_inbox_batch *bt)
 	bt->n = 0;
 	if (was_empty)
 		wake(to);
+	return rc;
 }
 
-void moat_worker_post(struct moat_worker *to,
-		      const struct moat_inbox_item *item)
+int moat_worker_post(struct moat_worker *to, const struct moat_inbox_item *item)
 {
 	struct moat_inbox_item copy = *item;
 	struct moat_inbox_batch one = {&copy, 1, 1};
-	post_batch(to, &one);
+	return post_batch(to, &one);
 }
 
 static void adopt(struct moat_worker *w, struct moat_conn *c)
@@ -188,6 +190,8 @@ static void adopt(struct moat_worker *w, struct moat_conn *c)
 	if (moat_conn_attach(w, c) != MOAT_OK) {
 		moat_warn("%s: cannot adopt connection: %s", c->peer,
 			  strerror(errno));
+		if (c->ip_counted)
+			moat_iptab_release(&w->b->iptab, c->ip, moat_now_ms());
 		close(c->fd);
 		MOAT_STAT_SUB(w->b, connections, 1);
 		moat_conn_free(c);
@@ -660,6 +664,7 @@ static void tick(struct moat_worker *w, uint64_t now)
 	if (now >= w->next_expiry_ms) {
 		w->next_expiry_ms = now + 1000u;
 		expire_sessions(w, now);
+		moat__security_log_flush(w);
 	}
 	if (w->idx == 0 && cfg->sys_interval && now >= w->next_sys_ms) {
 		w->next_sys_ms = now + cfg->sys_interval * 1000u;
@@ -677,10 +682,10 @@ static void handle_event(struct moat_worker *w, struct epoll_event *ev)
 	} else {
 		struct moat_conn *c = ev->data.ptr;
 		bool rd = ev->events & (EPOLLIN | EPOLLHUP | EPOLLERR);
-		if (c->tls_read_wants_write && (ev->events & EPOLLOUT)) {
-			c->tls_read_wants_write = false; /* retry the read */
+		/* A TLS read that waited for the socket to be writable is
+		 * retried (moat_conn_on_readable clears the flag). */
+		if (c->tls_read_wants_write && (ev->events & EPOLLOUT))
 			rd = true;
-		}
 		if (c->state != CONN_CLOSED && (ev->events & EPOLLOUT))
 			moat_conn_on_writable(c);
 		/* Reading comes last: a CONNECT may hand c over to another

@@ -95,8 +95,12 @@ SSL_CTX *moat_tls_server_ctx(const struct moat_listener_cfg *lc, char *err,
 	}
 	if (lc->crlfile[0] && load_crl(ctx, lc->crlfile) != 0)
 		return ctx_fail(ctx, err, errsz, "crlfile", lc->crlfile);
-	/* Session resumption without server-side state across workers. */
+	/* Resumption by tickets only (no server-side cache to share
+	 * between workers); the id context is required for resuming
+	 * sessions that were verified with a client certificate. */
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	static const unsigned char sid_ctx[] = "moatd";
+	SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1);
 	return ctx;
 }
 

@@ -739,6 +739,30 @@ static void test_clientid_binding(void **state)
 	moat_acl_free(acl);
 }
 
+/* Overlapping claims: the most specific one decides who owns an id, so
+ * "sensor" (sensor-*) cannot take "sensor-1-x" from "sensor-1"
+ * (sensor-1-*), nor an exact claim of a third user. */
+static void test_clientid_most_specific_claim_wins(void **state)
+{
+	(void)state;
+	struct moat_acl *acl = parse_ok("user sensor\n"
+					"clientid %u-*\n"
+					"user sensor-1\n"
+					"clientid %u-*\n"
+					"user boss\n"
+					"clientid sensor-1-boss\n");
+	EXPECT(moat_acl_clientid_allowed(acl, "sensor", "sensor-2"));
+	EXPECT(!moat_acl_clientid_allowed(acl, "sensor", "sensor-1-x"));
+	EXPECT(moat_acl_clientid_allowed(acl, "sensor-1", "sensor-1-x"));
+	EXPECT(!moat_acl_clientid_allowed(acl, "sensor-1", "sensor-2"));
+	EXPECT(!moat_acl_clientid_allowed(acl, "sensor-1", "sensor-1-boss"));
+	EXPECT(!moat_acl_clientid_allowed(acl, "sensor", "sensor-1-boss"));
+	EXPECT(moat_acl_clientid_allowed(acl, "boss", "sensor-1-boss"));
+	EXPECT(!moat_acl_clientid_allowed(acl, "boss", "sensor-1-x"));
+	EXPECT(!moat_acl_clientid_allowed(acl, NULL, "sensor-1-x"));
+	moat_acl_free(acl);
+}
+
 /* Small deterministic PRNG (xorshift64*), so that failures reproduce. */
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
 
@@ -1332,6 +1356,7 @@ int main(void)
 		T(test_subscribe_table),
 		T(test_fully_readable),
 		T(test_clientid_binding),
+		T(test_clientid_most_specific_claim_wins),
 		T(test_clientid_prefix_model),
 		T(test_model_exhaustive),
 		T(test_model_random),
