@@ -331,6 +331,7 @@ struct moat_conn {
 	bool tls_write_wants_read; /* SSL_write needs the socket readable */
 	bool ip_counted;           /* counted in the broker's iptab */
 	bool authenticated;        /* username is verified (else anonymous) */
+	bool auth_by_cert;         /* ... by its client certificate */
 	uint8_t auth_phase;        /* enum moat_auth_phase */
 	bool auth_ok;              /* the auth thread's verdict (AUTH_DONE) */
 	uint64_t auth_wait_until;  /* parked by login back-off until then */

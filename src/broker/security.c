@@ -79,6 +79,26 @@ fail:
 	return rc ? rc : MOAT_EINVAL;
 }
 
+/* After a reload: a user no longer in the password file loses its
+ * connections now (a changed password applies at the next login). */
+static void drop_removed_users(struct moat_worker *w)
+{
+	struct moat_conn *next;
+	for (struct moat_conn *c = w->conns; c; c = next) {
+		next = c->next;
+		if (c->state != CONN_ACTIVE || !c->authenticated ||
+		    c->auth_by_cert)
+			continue;
+		if (w->sec->pw && moat_pwfile_has_user(w->sec->pw, c->username,
+							strlen(c->username)))
+			continue;
+		moat__security_event(c, "auth revoked",
+				     "user no longer in the password file");
+		moat_conn_disconnect(c, RC_NOT_AUTHORIZED,
+				     "user removed from the password file");
+	}
+}
+
 void moat__worker_sync_security(struct moat_worker *w)
 {
 	struct moat_broker *b = w->b;
@@ -91,6 +111,8 @@ void moat__worker_sync_security(struct moat_worker *w)
 	w->sec_gen = atomic_load(&b->sec_gen);
 	pthread_mutex_unlock(&b->sec_lock);
 	w->cfg = &w->sec->cfg;
+	if (old)
+		drop_removed_users(w);
 	if (old) {
 		/* Rights may have shrunk: check what is delivered from now
 		 * on, for every session of this worker. */
@@ -231,6 +253,7 @@ static int cert_identity(struct moat_conn *c, const struct moat_listener_cfg *lc
 	if (!c->username)
 		return MOAT_ENOMEM;
 	c->authenticated = true;
+	c->auth_by_cert = true;
 	return MOAT_OK;
 }
 
@@ -362,6 +385,7 @@ int moat__authenticate(struct moat_conn *c, const struct moat_mqtt_connect *cn,
 	int rc;
 	MOAT_FREE(c->username);
 	c->authenticated = false;
+	c->auth_by_cert = false;
 	if (lc->use_identity_as_username)
 		rc = cert_identity(c, lc, v3rc, v5rc, why);
 	else if (cn->has_username && w->sec->pw)

@@ -10,21 +10,22 @@
 
 #include "moat_common.h"
 
-int moat_file_check_private(const char *path, char *err, size_t errsz)
+static int symlink_refused(const char *path, char *err, size_t errsz)
 {
-	struct stat st;
-	if (lstat(path, &st) != 0) {
-		snprintf(err, errsz, "%s: %s", path, strerror(errno));
-		return MOAT_EIO;
-	}
-	if (S_ISLNK(st.st_mode)) {
-		snprintf(err, errsz,
-			 "%s: is a symbolic link; refused for a file holding "
-			 "secrets or policy (point the directive at the file "
-			 "itself)",
-			 path);
-		return MOAT_EDENIED;
-	}
+	snprintf(err, errsz,
+		 "%s: is a symbolic link; refused for a file holding secrets "
+		 "or policy (point the directive at the file itself)",
+		 path);
+	return MOAT_EDENIED;
+}
+
+/* The checks on what lstat or fstat said about path. */
+static int check_mode(const char *path, const struct stat *sp, char *err,
+		      size_t errsz)
+{
+	struct stat st = *sp;
+	if (S_ISLNK(st.st_mode))
+		return symlink_refused(path, err, errsz);
 	if (!S_ISREG(st.st_mode)) {
 		snprintf(err, errsz, "%s: not a regular file", path);
 		return MOAT_EIO;
@@ -39,26 +40,44 @@ int moat_file_check_private(const char *path, char *err, size_t errsz)
 	return MOAT_OK;
 }
 
+int moat_file_check_private(const char *path, char *err, size_t errsz)
+{
+	struct stat st;
+	if (lstat(path, &st) != 0) {
+		snprintf(err, errsz, "%s: %s", path, strerror(errno));
+		return MOAT_EIO;
+	}
+	return check_mode(path, &st, err, errsz);
+}
+
 int moat_file_read(const char *path, size_t max, bool private_file,
 		   char **out, size_t *len, char *err, size_t errsz)
 {
 	*out = NULL;
 	*len = 0;
-	if (private_file) {
-		int rc = moat_file_check_private(path, err, errsz);
-		if (rc)
-			return rc;
-	}
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	/* The checks apply to the file actually opened (fstat), not to what
+	 * the path named a moment before. */
+	/* O_NONBLOCK: a FIFO in its place must not hang the open. */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd < 0 && errno == ELOOP && private_file)
+		return symlink_refused(path, err, errsz);
 	if (fd < 0) {
 		snprintf(err, errsz, "%s: %s", path, strerror(errno));
 		return MOAT_EIO;
 	}
 	struct stat st;
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+	int rc = fstat(fd, &st) != 0 ? MOAT_EIO : MOAT_OK;
+	if (rc)
+		snprintf(err, errsz, "%s: %s", path, strerror(errno));
+	else if (private_file)
+		rc = check_mode(path, &st, err, errsz);
+	else if (!S_ISREG(st.st_mode)) {
 		snprintf(err, errsz, "%s: not a regular file", path);
+		rc = MOAT_EIO;
+	}
+	if (rc) {
 		close(fd);
-		return MOAT_EIO;
+		return rc;
 	}
 	if ((uint64_t)st.st_size > max) {
 		snprintf(err, errsz, "%s: larger than %zu bytes", path, max);

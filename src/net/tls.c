@@ -1,5 +1,6 @@
 /* TLS server contexts and client-certificate identities (OpenSSL 3). */
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
 #include <string.h>
@@ -44,6 +45,47 @@ static int load_crl(SSL_CTX *ctx, const char *path)
 	return 0;
 }
 
+/* Encrypted keys are not supported: without this, OpenSSL would ask for
+ * a passphrase on the terminal and the broker would hang there. */
+static int no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+	(void)buf;
+	(void)size;
+	(void)rwflag;
+	(void)u;
+	return -1;
+}
+
+/* The private key is read through moat_file_read, so that the checks
+ * (not a symlink, not open to others) apply to the very file parsed. */
+static bool load_key(SSL_CTX *ctx, const char *path, char *err, size_t errsz)
+{
+	char *pem, perr[600];
+	size_t len;
+	if (moat_file_read(path, 1024 * 1024, true, &pem, &len, perr,
+			   sizeof(perr)) != MOAT_OK) {
+		snprintf(err, errsz, "keyfile %s", perr);
+		return false;
+	}
+	BIO *bio = BIO_new_mem_buf(pem, (int)len);
+	EVP_PKEY *key = bio ? PEM_read_bio_PrivateKey(bio, NULL, no_passphrase,
+						      NULL)
+			    : NULL;
+	bool ok = key && SSL_CTX_use_PrivateKey(ctx, key) == 1;
+	EVP_PKEY_free(key);
+	BIO_free(bio);
+	OPENSSL_cleanse(pem, len);
+	moat_free(pem);
+	if (!ok) {
+		char detail[400] = "";
+		moat_tls_error_string(detail, sizeof(detail));
+		snprintf(err, errsz, "keyfile %s: %s", path,
+			 detail[0] ? detail
+				   : "no unencrypted PEM private key");
+	}
+	return ok;
+}
+
 SSL_CTX *moat_tls_server_ctx(const struct moat_listener_cfg *lc, char *err,
 			     size_t errsz)
 {
@@ -70,14 +112,10 @@ SSL_CTX *moat_tls_server_ctx(const struct moat_listener_cfg *lc, char *err,
 				lc->ciphersuites);
 	if (SSL_CTX_use_certificate_chain_file(ctx, lc->certfile) != 1)
 		return ctx_fail(ctx, err, errsz, "certfile", lc->certfile);
-	char perr[600];
-	if (moat_file_check_private(lc->keyfile, perr, sizeof(perr)) != MOAT_OK) {
-		snprintf(err, errsz, "keyfile %s", perr);
+	if (!load_key(ctx, lc->keyfile, err, errsz)) {
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
-	if (SSL_CTX_use_PrivateKey_file(ctx, lc->keyfile, SSL_FILETYPE_PEM) != 1)
-		return ctx_fail(ctx, err, errsz, "keyfile", lc->keyfile);
 	if (SSL_CTX_check_private_key(ctx) != 1)
 		return ctx_fail(ctx, err, errsz,
 				"keyfile does not match certfile", lc->keyfile);

@@ -1343,6 +1343,22 @@ class ReloadTests(SecCase):
         adm.publish("allowed/" + self.tag, "after-reload", 1)
         self.assertEqual(old.next_publish()["payload"], b"after-reload")
 
+    def test_removed_user_disconnected_on_reload(self):
+        # a user deleted from the password file loses its connections at
+        # the reload (MQTT 5: DISCONNECT 0x87); other users stay
+        self.addCleanup(self.restore)
+        bob = self.login("bob", v5=True)
+        low = self.login("low")
+        users = dict(PW)
+        del users["bob"]
+        self.broker.write("passwd", password_file_text(users))
+        self.assertTrue(self.broker.reload(), self.new_log()[-2000:])
+        closed, data = bob.closed()
+        self.assertTrue(closed, "removed user still connected")
+        self.assertEqual(data[:1] + data[2:3], b"\xe0\x87", data[:40])
+        self.assertTrue(low.alive())
+        self.assert_logged("security: auth revoked")
+
     def test_broken_acl_keeps_old_rules(self):
         self.addCleanup(self.restore)
         low = self.login("low")
