@@ -140,6 +140,21 @@ static void reload(struct moat_broker *b, const struct start_args *a)
 	free(cfg);
 }
 
+/* Allocation torture for tests (docs/testing.md): with
+ * MOAT_ALLOC_FAIL_EVERY=N in the environment, every N-th allocation after
+ * start-up fails, to exercise the error paths under real traffic. */
+static void torture_mode(void)
+{
+	const char *v = getenv("MOAT_ALLOC_FAIL_EVERY");
+	long n = v ? strtol(v, NULL, 10) : 0;
+	if (n > 0) {
+		moat_warn("MOAT_ALLOC_FAIL_EVERY=%ld: every %ld-th allocation "
+			  "fails (testing only)",
+			  n, n);
+		moat_alloc_fail_every(n);
+	}
+}
+
 static int serve(const struct moat_config *cfg, const struct start_args *a)
 {
 	sigset_t set;
@@ -158,6 +173,7 @@ static int serve(const struct moat_config *cfg, const struct start_args *a)
 		moat_broker_free(b);
 		return 1;
 	}
+	torture_mode();
 	for (;;) {
 		int sig;
 		if (sigwait(&set, &sig) != 0)
@@ -169,6 +185,7 @@ static int serve(const struct moat_config *cfg, const struct start_args *a)
 		moat_notice("signal %d: shutting down", sig);
 		break;
 	}
+	moat_alloc_fail_every(0); /* a clean teardown, also under torture */
 	moat_broker_free(b);
 	moat_notice("stopped");
 	return 0;

@@ -251,9 +251,13 @@ struct moat_session {
 	uint64_t offline_since_ms; /* for persistent_client_expiration */
 };
 
+/* A new session owned by owner (a verified user name, NULL = anonymous),
+ * with the worker table's reference; NULL when out of memory. */
 struct moat_session *moat_session_new(struct moat_worker *w,
 				      const uint8_t *client_id, size_t len,
-				      uint32_t expiry_s);
+				      uint32_t expiry_s, const char *owner);
+/* Free a new session that was never added to its worker's table. */
+void moat_session_discard(struct moat_session *s);
 void moat_session_ref(struct moat_session *s);
 void moat_session_unref(struct moat_session **s);
 /* End a session: drop subscriptions, queues and in-flight state, remove it
@@ -513,7 +517,8 @@ int moat_worker_post(struct moat_worker *to,
 		     const struct moat_inbox_item *item);
 struct moat_session *moat_worker_find_session(struct moat_worker *w,
 					      const uint8_t *id, size_t len);
-void moat_worker_add_session(struct moat_worker *w, struct moat_session *s);
+/* MOAT_ENOMEM when the table cannot be created (s is not added). */
+int moat_worker_add_session(struct moat_worker *w, struct moat_session *s);
 void moat_worker_remove_session(struct moat_worker *w,
 				struct moat_session *s);
 /* The worker that owns the sessions of a client id. */

@@ -170,13 +170,11 @@ static struct moat_session *open_session(struct moat_conn *c,
 	}
 	if (MOAT_STAT_GET(w->b, sessions) >= w->cfg->max_sessions)
 		return NULL;
-	s = moat_session_new(w, id, len, expiry);
-	if (s && c->username && !(s->owner = moat_strdup(c->username))) {
-		moat_session_unref(&s);
+	s = moat_session_new(w, id, len, expiry, c->username);
+	if (s && moat_worker_add_session(w, s) != MOAT_OK) {
+		moat_session_discard(s);
 		return NULL;
 	}
-	if (s)
-		moat_worker_add_session(w, s);
 	return s;
 }
 

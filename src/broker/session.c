@@ -8,7 +8,7 @@
 
 struct moat_session *moat_session_new(struct moat_worker *w,
 				      const uint8_t *client_id, size_t len,
-				      uint32_t expiry_s)
+				      uint32_t expiry_s, const char *owner)
 {
 	struct moat_session *s = moat_calloc(1, sizeof(*s));
 	if (!s)
@@ -16,10 +16,9 @@ struct moat_session *moat_session_new(struct moat_worker *w,
 	s->client_id = moat_strndup((const char *)client_id, len);
 	s->inflight = moat_calloc(w->cfg->max_inflight_messages,
 				  sizeof(*s->inflight));
-	if (!s->client_id || !s->inflight) {
-		moat_free(s->client_id);
-		moat_free(s->inflight);
-		moat_free(s);
+	s->owner = owner ? moat_strdup(owner) : NULL;
+	if (!s->client_id || !s->inflight || (owner && !s->owner)) {
+		moat_session_discard(s);
 		return NULL;
 	}
 	atomic_init(&s->refs, 1); /* the worker's table */
@@ -30,6 +29,14 @@ struct moat_session *moat_session_new(struct moat_worker *w,
 	s->serial = atomic_fetch_add(&w->b->session_seq, 1) + 1;
 	s->next_packet_id = 1;
 	return s;
+}
+
+void moat_session_discard(struct moat_session *s)
+{
+	moat_free(s->client_id);
+	moat_free(s->inflight);
+	moat_free(s->owner);
+	moat_free(s);
 }
 
 void moat_session_ref(struct moat_session *s)

@@ -82,16 +82,19 @@ static void rehash(struct moat_worker *w)
 	moat_free(old);
 }
 
-void moat_worker_add_session(struct moat_worker *w, struct moat_session *s)
+int moat_worker_add_session(struct moat_worker *w, struct moat_session *s)
 {
 	if (w->nsessions >= w->nbuckets * 2)
 		rehash(w);
+	if (!w->nbuckets)
+		return MOAT_ENOMEM; /* not even a first table */
 	size_t bk = bucket_of(w, (const uint8_t *)s->client_id,
 			      s->client_id_len);
 	s->hnext = w->sessions[bk];
 	w->sessions[bk] = s;
 	w->nsessions++;
 	MOAT_STAT_ADD(w->b, sessions, 1);
+	return MOAT_OK;
 }
 
 void moat_worker_remove_session(struct moat_worker *w,

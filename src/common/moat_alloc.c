@@ -11,9 +11,18 @@
 
 static atomic_size_t live_bytes;
 static atomic_long fail_countdown;
+static atomic_long fail_every;  /* torture mode: every n-th fails */
+static atomic_ulong alloc_count;
 
 static bool injected_failure(void)
 {
+	long every = atomic_load_explicit(&fail_every, memory_order_relaxed);
+	if (every > 0) {
+		unsigned long k = atomic_fetch_add_explicit(
+			&alloc_count, 1, memory_order_relaxed);
+		if ((k + 1) % (unsigned long)every == 0)
+			return true;
+	}
 	long n = atomic_load_explicit(&fail_countdown, memory_order_relaxed);
 	if (n <= 0)
 		return false;
@@ -24,6 +33,12 @@ static bool injected_failure(void)
 void moat_alloc_fail_at(long n)
 {
 	atomic_store(&fail_countdown, n);
+}
+
+void moat_alloc_fail_every(long n)
+{
+	atomic_store(&alloc_count, 0);
+	atomic_store(&fail_every, n > 0 ? n : 0);
 }
 
 size_t moat_alloc_live_bytes(void)

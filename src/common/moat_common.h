@@ -28,6 +28,8 @@ char *moat_strdup(const char *s);
 size_t moat_alloc_live_bytes(void);
 /* Fault injection: 0 disables; n > 0 fails the n-th next allocation. */
 void moat_alloc_fail_at(long n);
+/* Torture mode: 0 disables; n > 0 fails every n-th allocation from now. */
+void moat_alloc_fail_every(long n);
 
 #define MOAT_FREE(p)                                                          \
 	do {                                                                  \
