@@ -8,6 +8,9 @@
 #   scripts/dev.sh sanitize   the whole test suite under ASan+UBSan (build-asan/)
 #   scripts/dev.sh tsan       the integration tests under ThreadSanitizer (build-tsan/)
 #   scripts/dev.sh fuzz       fuzz-smoke: each libFuzzer harness briefly (build-fuzz/)
+#   scripts/dev.sh fuzz-long [SECONDS]
+#                             each harness for SECONDS (default 600), one
+#                             after the other; crashes land in build-fuzz/
 set -eu
 
 cd "$(dirname "$0")/.."
@@ -60,6 +63,30 @@ fuzz)
 	scripts/deps.sh
 	CC=clang configure build-fuzz -DBUILD_TESTING=ON -DMOAT_FUZZ=ON
 	run_ctest build-fuzz -L fuzz-smoke
+	;;
+fuzz-long)
+	scripts/deps.sh
+	CC=clang configure build-fuzz -DBUILD_TESTING=ON -DMOAT_FUZZ=ON
+	secs=${2:-600}
+	src=$(pwd)/tests/fuzz
+	status=0
+	for h in build-fuzz/tests/fuzz/fuzz_*; do
+		[ -x "$h" ] || continue
+		name=$(basename "$h" | sed 's/^fuzz_//')
+		dict=$name.dict
+		[ -f "$src/dict/$dict" ] || dict=mqtt.dict
+		work=build-fuzz/tests/fuzz/corpus-$name
+		mkdir -p "$work"
+		echo "== $h: $secs s"
+		"$h" -max_total_time="$secs" -print_final_stats=1 \
+			-dict="$src/dict/$dict" \
+			-artifact_prefix="build-fuzz/tests/fuzz/crash-$name-" \
+			"$work" "$src/corpus/$name" 2>&1 |
+			grep -E '^#[0-9]+ +DONE|^Done|ERROR|SUMMARY' || true
+		ls build-fuzz/tests/fuzz/crash-"$name"-* >/dev/null 2>&1 &&
+			status=1
+	done
+	exit $status
 	;;
 *)
 	sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
