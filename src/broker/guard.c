@@ -180,8 +180,10 @@ uint32_t moat_guard_failure(struct moat_guard *g, const char *ip,
 	return count;
 }
 
-void moat_guard_success(struct moat_guard *g, const char *ip,
-			const char *user)
+/* An admitted attempt is over: it no longer counts as in flight; clear
+ * also wipes the records (a success). */
+static void settle(struct moat_guard *g, const char *ip, const char *user,
+		   bool clear)
 {
 	uint64_t keys[2] = {hash_key(g->seed, 'i', ip),
 			    user ? hash_key(g->seed, 'u', user) : 0};
@@ -193,29 +195,27 @@ void moat_guard_success(struct moat_guard *g, const char *ip,
 			continue;
 		if (s->inflight)
 			s->inflight--;
-		/* Both records are cleared: devices behind one NAT address
-		 * must not stay locked out by one of them with a wrong
-		 * password.  (So a valid account also clears its address:
-		 * each user name keeps its own back-off regardless.) */
-		s->failures = 0;
-		s->next_ms = 0;
+		if (clear) {
+			s->failures = 0;
+			s->next_ms = 0;
+		}
 	}
 	pthread_mutex_unlock(&g->lock);
+}
+
+/* Both records are cleared: devices behind one NAT address must not stay
+ * locked out by one of them with a wrong password.  (So a valid account
+ * also clears its address; each user name keeps its own back-off.) */
+void moat_guard_success(struct moat_guard *g, const char *ip,
+			const char *user)
+{
+	settle(g, ip, user, true);
 }
 
 void moat_guard_release(struct moat_guard *g, const char *ip,
 			const char *user)
 {
-	uint64_t keys[2] = {hash_key(g->seed, 'i', ip),
-			    user ? hash_key(g->seed, 'u', user) : 0};
-	pthread_mutex_lock(&g->lock);
-	for (int k = 0; k < 2; k++) {
-		struct moat_guard_slot *s =
-			keys[k] ? find_slot(g, keys[k], false, 0) : NULL;
-		if (s && s->inflight)
-			s->inflight--;
-	}
-	pthread_mutex_unlock(&g->lock);
+	settle(g, ip, user, false);
 }
 
 /* ---- connections per address ---------------------------------------------- */
