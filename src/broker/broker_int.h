@@ -349,9 +349,9 @@ struct moat_conn {
 	uint64_t last_rx_ms;
 	uint64_t last_tx_ms; /* last time the peer took bytes (or none were
 			      * waiting) */
-	int last_outq;        /* kernel send queue at the last tick */
 	uint64_t tx_bytes;    /* bytes the kernel accepted from us */
-	uint64_t last_tx_bytes; /* tx_bytes at the last tick */
+	uint64_t last_acked;  /* bytes the peer had acknowledged at the last
+			       * tick (write-stall detection) */
 	uint16_t keepalive; /* seconds; 0 = none */
 	uint8_t proto_level;
 	bool epollout;    /* EPOLLOUT armed */

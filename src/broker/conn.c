@@ -340,22 +340,41 @@ static bool alias_commit(struct moat_conn *c, uint16_t alias,
 	return true;
 }
 
+static int send_publish5_with(struct moat_conn *c, const struct moat_msg *m,
+			      uint8_t qos, bool retain, bool dup, uint16_t id,
+			      uint64_t share, uint8_t *pb, size_t pbsize);
+
 static int send_publish5(struct moat_conn *c, const struct moat_msg *m,
 			 uint8_t qos, bool retain, bool dup, uint16_t id,
 			 uint64_t share)
 {
-	uint8_t pb[512];
+	/* Expiry and alias take at most 8 bytes; each subscription id at
+	 * most 5: room for all of this session's [MQTT-3.3.4-3]. */
+	uint8_t stack[512], *pb = stack;
+	size_t need = 16 + (c->session ? 5 * c->session->nsubs : 0);
+	if (need > sizeof(stack) && !(pb = moat_malloc(need)))
+		return MOAT_ENOMEM;
+	int rc = send_publish5_with(c, m, qos, retain, dup, id, share, pb,
+				    MOAT_MAX(need, sizeof(stack)));
+	if (pb != stack)
+		moat_free(pb);
+	return rc;
+}
+
+static int send_publish5_with(struct moat_conn *c, const struct moat_msg *m,
+			      uint8_t qos, bool retain, bool dup, uint16_t id,
+			      uint64_t share, uint8_t *pb, size_t pbsize)
+{
 	struct moat_pw pw;
 	bool fresh = false;
-	moat_pw_init(&pw, pb, sizeof(pb));
+	moat_pw_init(&pw, pb, pbsize);
 	if (m->expiry_ms) { /* remaining time [MQTT-3.3.2-6] */
 		uint64_t now = moat_now_ms();
 		uint64_t left = m->expiry_ms > now ? m->expiry_ms - now : 0;
 		moat_pw_u32(&pw, PROP_MESSAGE_EXPIRY,
 			    (uint32_t)((left + 999u) / 1000u));
 	}
-	/* The alias goes before the subscription ids: if the ids fill the
-	 * buffer (some are then left out), the alias is still there. */
+	/* The alias goes before the subscription ids. */
 	uint16_t alias = c->client_alias_max ? alias_for(c, m, &fresh) : 0;
 	if (alias)
 		moat_pw_u16(&pw, PROP_TOPIC_ALIAS, alias);

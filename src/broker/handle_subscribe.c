@@ -273,36 +273,51 @@ static int send_ack(struct moat_conn *c, enum moat_mqtt_type type,
 
 /* Read every filter first: nothing is acted on unless the whole packet is
  * well-formed.  3.1.1 closes on an invalid filter; 5.0 answers 0x8F. */
-static int read_filters(struct moat_conn *c, struct moat_rd *rd,
-			bool subscribe, struct sub_req *reqs, size_t *n)
+/* Decode the next filter into r.  MOAT_ENOTFOUND at the end. */
+static int next_filter(struct moat_conn *c, struct moat_rd *rd, bool subscribe,
+		       struct sub_req *r, size_t pos)
 {
-	bool v5 = c->proto_level == MQTT_PROTO_V5;
 	struct moat_bytes f;
 	struct moat_sub_opts o;
-	int rc;
-	*n = 0;
+	int rc = subscribe ? moat_mqtt_decode_sub_next_v(rd, c->proto_level,
+							 &f, &o)
+			   : moat_mqtt_decode_unsub_next(rd, &f);
+	if (rc)
+		return rc;
+	memset(r, 0, sizeof(*r));
+	r->full = f;
+	r->pos = pos;
+	if (subscribe)
+		r->o = o;
+	parse_filter(r);
+	if (!r->valid && c->proto_level != MQTT_PROTO_V5)
+		return MOAT_EPROTO; /* [MQTT-4.7.1-1] */
+	if (r->shared && r->o.no_local)
+		return MOAT_EPROTO; /* [MQTT-3.8.3-4] */
+	return MOAT_OK;
+}
+
+/* Read the filters of a SUBSCRIBE: the first cap into reqs (*n of them);
+ * the rest are only checked and counted in *extra -- they are refused
+ * for max_subscriptions anyway, so a big packet of tiny filters cannot
+ * make the broker hold a large request array. */
+static int read_filters(struct moat_conn *c, struct moat_rd *rd,
+			struct sub_req *reqs, size_t cap, size_t *n,
+			size_t *extra)
+{
+	struct sub_req spare;
+	*n = *extra = 0;
 	for (;;) {
-		if (subscribe)
-			rc = moat_mqtt_decode_sub_next_v(rd, c->proto_level, &f,
-							 &o);
-		else
-			rc = moat_mqtt_decode_unsub_next(rd, &f);
+		struct sub_req *r = *n < cap ? &reqs[*n] : &spare;
+		int rc = next_filter(c, rd, true, r, *n + *extra);
 		if (rc == MOAT_ENOTFOUND)
 			return MOAT_OK;
 		if (rc)
 			return rc;
-		struct sub_req *r = &reqs[*n];
-		memset(r, 0, sizeof(*r));
-		r->full = f;
-		r->pos = *n;
-		if (subscribe)
-			r->o = o;
-		parse_filter(r);
-		if (!r->valid && !v5)
-			return MOAT_EPROTO; /* [MQTT-4.7.1-1] */
-		if (r->shared && r->o.no_local)
-			return MOAT_EPROTO; /* [MQTT-3.8.3-4] */
-		(*n)++;
+		if (r == &spare)
+			(*extra)++;
+		else
+			(*n)++;
 	}
 }
 
@@ -315,8 +330,8 @@ static uint8_t code_for(const struct moat_conn *c, uint8_t code)
 }
 
 static int subscribe_all(struct moat_conn *c, uint16_t id, uint32_t sub_id,
-			 struct sub_req *reqs, size_t n, uint8_t *codes,
-			 bool *flags)
+			 struct sub_req *reqs, size_t n, size_t extra,
+			 uint8_t *codes, bool *flags)
 {
 	const struct moat_config *cfg = c->w->cfg;
 	bool *repeat = flags, *existed = flags + n;
@@ -329,7 +344,9 @@ static int subscribe_all(struct moat_conn *c, uint16_t id, uint32_t sub_id,
 					   : subscribe_one(c, &reqs[i], sub_id,
 							   &existed[i]));
 	}
-	if ((rc = send_ack(c, MQTT_SUBACK, id, codes, n)) != MOAT_OK)
+	for (size_t i = n; i < n + extra; i++)
+		codes[i] = code_for(c, RC_QUOTA_EXCEEDED);
+	if ((rc = send_ack(c, MQTT_SUBACK, id, codes, n + extra)) != MOAT_OK)
 		return rc;
 	size_t budget = (size_t)(cfg->max_queued_messages +
 				 cfg->max_inflight_messages);
@@ -363,18 +380,21 @@ int moat__handle_subscribe(struct moat_conn *c, const uint8_t *body,
 				     "subscription identifiers are off");
 		return MOAT_OK;
 	}
-	/* Each filter takes at least 3 bytes, which bounds the count. */
-	size_t max = len / 3 + 1, n = 0;
+	/* Each filter takes at least 3 bytes, which bounds the count; only
+	 * max_subscriptions of them are kept as requests. */
+	size_t max = len / 3 + 1, n = 0, extra = 0;
+	size_t cap = (size_t)MOAT_MIN((uint64_t)max, cfg->max_subscriptions);
 	uint8_t *codes = moat_malloc(max);
-	struct sub_req *reqs = moat_malloc(max * sizeof(*reqs));
-	bool *flags = moat_calloc(2 * max, sizeof(*flags));
+	struct sub_req *reqs = moat_malloc(cap * sizeof(*reqs));
+	bool *flags = moat_calloc(2 * cap, sizeof(*flags));
 	if (!codes || !reqs || !flags) {
 		rc = MOAT_ENOMEM;
 		goto out;
 	}
-	if ((rc = read_filters(c, &rd, true, reqs, &n)) != MOAT_OK)
+	if ((rc = read_filters(c, &rd, reqs, cap, &n, &extra)) != MOAT_OK)
 		goto out;
-	rc = subscribe_all(c, id, props.subscription_id, reqs, n, codes, flags);
+	rc = subscribe_all(c, id, props.subscription_id, reqs, n, extra, codes,
+			   flags);
 out:
 	moat_free(flags);
 	moat_free(reqs);
@@ -393,17 +413,20 @@ int moat__handle_unsubscribe(struct moat_conn *c, const uint8_t *body,
 					      &rd, &id, &props);
 	if (rc)
 		return rc;
+	/* One code per filter (at least 2 bytes each); the filters are
+	 * handled one by one as they are read, without a request array. */
 	size_t max = len / 2 + 1, n = 0;
 	uint8_t *codes = moat_malloc(max);
-	struct sub_req *reqs = moat_malloc(max * sizeof(*reqs));
-	if (!codes || !reqs) {
-		rc = MOAT_ENOMEM;
-		goto out;
-	}
-	if ((rc = read_filters(c, &rd, false, reqs, &n)) != MOAT_OK)
-		goto out;
-	for (size_t i = 0; i < n; i++) {
-		struct sub_req *r = &reqs[i];
+	if (!codes)
+		return MOAT_ENOMEM;
+	for (;; n++) {
+		struct sub_req req, *r = &req;
+		rc = next_filter(c, &rd, false, r, n);
+		if (rc == MOAT_ENOTFOUND)
+			break;
+		if (rc)
+			goto out;
+		size_t i = n;
 		struct moat_sub_entry *e = r->valid ? find_sub(s, r) : NULL;
 		codes[i] = !r->valid ? RC_TOPIC_FILTER_INVALID
 			   : e       ? RC_SUCCESS
@@ -416,7 +439,6 @@ int moat__handle_unsubscribe(struct moat_conn *c, const uint8_t *body,
 	}
 	rc = send_ack(c, MQTT_UNSUBACK, id, codes, n); /* [MQTT-3.10.4-4] */
 out:
-	moat_free(reqs);
 	moat_free(codes);
 	return rc;
 }

@@ -601,10 +601,18 @@ static bool write_stalled(struct moat_conn *c, uint64_t now)
 		outq = 0;
 	bool waiting = moat_buf_used(&c->out) || outq > 0 || !c->reading ||
 		       (c->session && c->session->qlen);
-	if (!waiting || c->tx_bytes != c->last_tx_bytes || outq < c->last_outq)
+	/* Progress is what the peer acknowledged: bytes written to the
+	 * socket minus what still sits unacknowledged in the kernel.  The
+	 * kernel taking a PINGRESP into a send queue the peer never drains
+	 * is not progress. */
+	uint64_t written = c->ssl ? (uint64_t)BIO_number_written(
+					    SSL_get_wbio(c->ssl))
+				  : c->tx_bytes;
+	uint64_t acked = written > (uint64_t)outq ? written - (uint64_t)outq
+						  : 0;
+	if (!waiting || acked > c->last_acked)
 		c->last_tx_ms = now;
-	c->last_outq = outq;
-	c->last_tx_bytes = c->tx_bytes;
+	c->last_acked = acked;
 	return now - c->last_tx_ms > (uint64_t)c->keepalive * 1500u;
 }
 

@@ -416,3 +416,33 @@ def connack_of(s, timeout=5.0):
     except (ConnectionError, OSError):
         return b""
     return bytes([first]) + varint(len(body)) + body
+
+
+# ---- process and socket probes (robustness tests) -------------------------
+
+def proc_status_kib(pid, field="VmRSS"):
+    """A memory field of /proc/PID/status (VmRSS, VmHWM, ...) in KiB, or
+    None when the process or the field is gone."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+TCP_STATE_CLOSE = 7        # include/net/tcp_states.h
+TCP_STATE_CLOSE_WAIT = 8
+
+
+def peer_closed(s):
+    """True when the peer of TCP socket s has closed its side (FIN: our
+    side is in CLOSE_WAIT) or reset it, found without reading from s
+    (Linux TCP_INFO: the first byte is tcpi_state)."""
+    try:
+        info = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)
+    except OSError:
+        return True
+    return info[0] in (TCP_STATE_CLOSE, TCP_STATE_CLOSE_WAIT)
