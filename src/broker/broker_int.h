@@ -246,8 +246,11 @@ struct moat_session {
 	uint64_t dropped;     /* messages dropped for limits */
 	bool drop_logged;
 
-	uint8_t *qos2_in; /* bitmap of QoS 2 packet ids awaiting PUBREL */
-	uint32_t qos2_pending; /* how many bits are set in qos2_in */
+	/* QoS 2 packet ids awaiting PUBREL: up to 8 in qos2_small, more in
+	 * the bitmap qos2_in (then all of them are there). */
+	uint16_t qos2_small[8];
+	uint8_t *qos2_in;
+	uint32_t qos2_pending; /* how many are pending */
 	uint64_t offline_since_ms; /* for persistent_client_expiration */
 };
 

@@ -549,29 +549,57 @@ int moat_session_on_pubrec_failed(struct moat_session *s, uint16_t id)
 	return MOAT_OK;
 }
 
+/* QoS 2 packet ids received and not yet released: a few live in the
+ * session itself; a bitmap of all 65536 ids (8 KiB) is allocated only
+ * when more are pending at once, and freed when none are. */
 bool moat_session_qos2_test(struct moat_session *s, uint16_t id)
 {
-	return s->qos2_in && (s->qos2_in[id >> 3] & (1u << (id & 7)));
+	if (s->qos2_in)
+		return s->qos2_in[id >> 3] & (1u << (id & 7));
+	for (uint32_t i = 0; i < s->qos2_pending; i++)
+		if (s->qos2_small[i] == id)
+			return true;
+	return false;
 }
 
 int moat_session_qos2_set(struct moat_session *s, uint16_t id)
 {
+	if (moat_session_qos2_test(s, id))
+		return MOAT_OK;
+	if (!s->qos2_in && s->qos2_pending < MOAT_ARRAY_LEN(s->qos2_small)) {
+		s->qos2_small[s->qos2_pending++] = id;
+		return MOAT_OK;
+	}
 	if (!s->qos2_in) {
 		s->qos2_in = moat_calloc(65536 / 8, 1);
 		if (!s->qos2_in)
 			return MOAT_ENOMEM;
+		for (uint32_t i = 0; i < s->qos2_pending; i++) {
+			uint16_t k = s->qos2_small[i];
+			s->qos2_in[k >> 3] =
+				(uint8_t)(s->qos2_in[k >> 3] | (1u << (k & 7)));
+		}
 	}
-	if (!moat_session_qos2_test(s, id))
-		s->qos2_pending++;
+	s->qos2_pending++;
 	s->qos2_in[id >> 3] = (uint8_t)(s->qos2_in[id >> 3] | (1u << (id & 7)));
 	return MOAT_OK;
 }
 
 void moat_session_qos2_clear(struct moat_session *s, uint16_t id)
 {
-	if (moat_session_qos2_test(s, id)) {
-		s->qos2_pending--;
+	if (!moat_session_qos2_test(s, id))
+		return;
+	s->qos2_pending--;
+	if (s->qos2_in) {
 		s->qos2_in[id >> 3] =
 			(uint8_t)(s->qos2_in[id >> 3] & ~(1u << (id & 7)));
+		if (!s->qos2_pending)
+			MOAT_FREE(s->qos2_in);
+		return;
 	}
+	for (uint32_t i = 0; i <= s->qos2_pending; i++)
+		if (s->qos2_small[i] == id) {
+			s->qos2_small[i] = s->qos2_small[s->qos2_pending];
+			return;
+		}
 }
