@@ -277,7 +277,7 @@ static void tty_signal(int sig)
 
 static void tty_signals(void (*handler)(int))
 {
-	static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP};
+	static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = handler;
@@ -295,6 +295,9 @@ static int tty_prompt(int fd, const char *prompt, char *buf, size_t *len)
 	noecho.c_lflag &= ~(tcflag_t)ECHO;
 	tty_fd = fd;
 	tty_signals(tty_signal);
+	/* Ctrl-Z is ignored at the prompt: a suspended prompt would resume
+	 * with echo on (the shell restores the terminal it saved). */
+	(void)signal(SIGTSTP, SIG_IGN);
 	int rc = MOAT_EIO;
 	if (tcsetattr(fd, TCSAFLUSH, &noecho) == 0 &&
 	    write(fd, prompt, strlen(prompt)) >= 0)
@@ -302,6 +305,7 @@ static int tty_prompt(int fd, const char *prompt, char *buf, size_t *len)
 	tty_restore();
 	tty_fd = -1;
 	tty_signals(SIG_DFL);
+	(void)signal(SIGTSTP, SIG_DFL);
 	(void)!write(fd, "\n", 1); /* the newline echo swallowed */
 	return rc;
 }

@@ -311,7 +311,14 @@ static int open_dir(struct init_state *s)
 	else if (errno != EEXIST)
 		return fail("cannot create %s: %s%s", dir, strerror(errno),
 			    errno == ENOENT ? " (its parent must exist)" : "");
-	s->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	/* Not through a symlink: with --force it could aim the set-up
+	 * (and its overwrites) at any directory, say /etc. */
+	s->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	struct stat lst;
+	if (s->dirfd < 0 && (errno == ELOOP || errno == ENOTDIR) &&
+	    lstat(dir, &lst) == 0 && S_ISLNK(lst.st_mode))
+		return fail("%s is a symbolic link; give the directory itself",
+			    dir);
 	if (s->dirfd < 0)
 		return fail("cannot open %s: %s", dir, strerror(errno));
 	/* The umask may have taken bits we need (u+rwx). */
@@ -342,8 +349,20 @@ static int check_existing(struct init_state *s)
 				    strerror(errno));
 		}
 	}
-	if (!n || s->o->force)
+	if (!n)
 		return 0;
+	/* --force replaces a set-up, recognised by its moatd.conf; files of
+	 * the same names in any other directory are never overwritten. */
+	struct stat st;
+	bool setup = fstatat(s->dirfd, "moatd.conf", &st,
+			     AT_SYMLINK_NOFOLLOW) == 0;
+	if (s->o->force && setup)
+		return 0;
+	if (s->o->force)
+		return fail("%s holds %s but no moatd.conf: it does not look "
+			    "like a moat set-up, so --force will not overwrite "
+			    "them; use an empty or new directory",
+			    s->o->dir, found);
 	return fail("%s already holds a set-up (%s); use --force to replace "
 		    "it (its keys and passwords are then lost)",
 		    s->o->dir, found);

@@ -762,6 +762,11 @@ int moat_pwfile_check(struct moat_pwfile *f, const char *user, size_t ulen,
 		rc = moat_passwd_verify(e->hash, pw, pwlen);
 		if (rc == MOAT_OK && have_mac)
 			cache_insert(f, mac);
+		/* A mosquitto hash ($6$, $7$ with few rounds) is checked in
+		 * microseconds: pay the unknown user's argon2id as well, so
+		 * that timing does not tell which user names exist. */
+		if (strncmp(e->hash, "$argon2id$", 10) != 0)
+			dummy_verify(pw, pwlen);
 	}
 	OPENSSL_cleanse(mac, sizeof(mac));
 	return rc == MOAT_OK ? MOAT_OK : MOAT_EDENIED;

@@ -96,7 +96,9 @@ void lint_each_line(char *text, size_t len, lint_line_fn fn, void *arg)
 int lint_read_file(const char *path, bool nofollow, char **out, size_t *len,
 		   char *err, size_t errsz)
 {
-	int flags = O_RDONLY | O_CLOEXEC | (nofollow ? O_NOFOLLOW : 0);
+	/* O_NONBLOCK: a FIFO in a file's place must not hang the lint. */
+	int flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK |
+		    (nofollow ? O_NOFOLLOW : 0);
 	struct stat st;
 	*out = NULL;
 	*len = 0;

@@ -106,7 +106,8 @@ static bool check_private(struct files *x, const char *what,
 				  "%s %s is readable by other users (mode "
 				  "%04o) (%s)",
 				  what, s->v, mode, w);
-	return true;
+	/* Only regular files (or links, judged by check_link) are read. */
+	return S_ISREG(st.st_mode) || S_ISLNK(st.st_mode);
 }
 
 /* A public file (certificate, CA, CRL) or directory (capath) must

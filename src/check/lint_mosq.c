@@ -86,10 +86,13 @@ static int mq_bool(struct mq_parse *p, const struct mq_dir *d,
 static bool mq_int(struct mq_parse *p, const char *name, const char *val,
 		   long long *out)
 {
+	/* Read as mosquitto does (atoi): base 10, leading zeros allowed,
+	 * anything after the digits ignored -- or "listener 01883" would be
+	 * missed while mosquitto listens on 1883. */
 	char *end;
 	errno = 0;
-	long long v = strtoll(val, &end, 0);
-	if (end == val || errno || (*end && *end != ' ' && *end != '\t')) {
+	long long v = strtoll(val, &end, 10);
+	if (end == val || errno) {
 		bad(p, name, "value is not a number");
 		return false;
 	}

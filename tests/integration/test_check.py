@@ -290,6 +290,20 @@ class MosquittoDirectives(CheckBase):
         self.c.write("mosquitto.conf", text)
         return self.c.json("mosquitto.conf")
 
+    def test_port_written_with_leading_zero(self):
+        # mosquitto reads ports with atoi: "01883" is 1883 on all addresses
+        rc, rep = self.lint("listener 01883\nallow_anonymous true\n")
+        self.assertEqual(rc, 1)
+        self.assertTrue(find(rep, "AUD-CFG-01"), rep)
+
+    def test_fifo_in_place_of_a_file_does_not_hang(self):
+        fifo = self.c.path("passwd.fifo")
+        os.mkfifo(fifo, 0o600)
+        self.c.write("mosquitto.conf", "listener 8883\npassword_file %s\n"
+                     % fifo)
+        r = self.c.check("mosquitto.conf")  # bounded by run()'s timeout
+        self.assertIn(b"not a regular file", r.stdout)
+
     def test_old_tls_version(self):
         rc, rep = self.lint("listener 8883\ncertfile c.pem\nkeyfile k.pem\n"
                             "tls_version tlsv1\n")

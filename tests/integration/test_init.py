@@ -312,6 +312,32 @@ class InitFiles(unittest.TestCase):
 
 
 class InitReplace(TmpDirTest):
+    def test_symlinked_directory_refused(self):
+        # a link could aim the set-up, and --force's overwrites, anywhere
+        victim = os.path.join(self.tmp.name, "victim")
+        os.mkdir(victim, 0o700)
+        with open(os.path.join(victim, "passwd"), "w") as f:
+            f.write("root:x:0:0::/root:/bin/sh\n")
+        os.symlink(victim, self.dir)
+        for args in ((), ("--force",)):
+            r = init(self.dir, *args)
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertIn("symbolic link", r.stderr)
+        with open(os.path.join(victim, "passwd")) as f:
+            self.assertEqual(f.read(), "root:x:0:0::/root:/bin/sh\n")
+
+    def test_force_only_replaces_a_setup(self):
+        # files of the same names in a directory that is not a set-up
+        # (no moatd.conf) are never overwritten, even with --force
+        os.mkdir(self.dir, 0o700)
+        with open(self.path("passwd"), "w") as f:
+            f.write("keep me\n")
+        r = init(self.dir, "--force")
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("does not look like a moat set-up", r.stderr)
+        with open(self.path("passwd")) as f:
+            self.assertEqual(f.read(), "keep me\n")
+
     def test_refuses_without_force(self):
         self.assertInitOk(init(self.dir))
         before = snapshot(self.dir)
