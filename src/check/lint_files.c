@@ -106,6 +106,11 @@ static bool check_private(struct files *x, const char *what,
 				  "%s %s is readable by other users (mode "
 				  "%04o) (%s)",
 				  what, s->v, mode, w);
+	else if (st.st_mode & S_IWGRP)
+		moat_findings_add(x->f, "AUD-CFG-04",
+				  "%s %s is writable by its group (mode "
+				  "%04o) (%s)",
+				  what, s->v, mode, w);
 	/* Only regular files (or links, judged by check_link) are read. */
 	return S_ISREG(st.st_mode) || S_ISLNK(st.st_mode);
 }

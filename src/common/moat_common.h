@@ -89,9 +89,9 @@ uint64_t moat_now_ms(void);
 int64_t moat_wall_s(void);
 
 /* ---- files (moat_file.c) ------------------------------------------------
- * Files holding secrets or policy are refused when they are symlinks or
- * open to other users (o+r or o+w).  MOAT_OK, or an error with err set to
- * "PATH: reason". */
+ * Files holding secrets or policy are refused when they are symlinks,
+ * writable by their group (g+w) or open to other users (o+r or o+w).
+ * MOAT_OK, or an error with err set to "PATH: reason". */
 int moat_file_check_private(const char *path, char *err, size_t errsz);
 /* Read a whole regular file of at most max bytes into a NUL-terminated
  * buffer (*out, moat_free); private_file applies the check above. */

@@ -1,6 +1,7 @@
 /* Reading the files that hold secrets or policy (password file, ACL file,
- * private keys): refused when they are symlinks or readable or writable by
- * other users, and read whole with a size bound. */
+ * private keys): refused when they are symlinks, writable by their group,
+ * or readable or writable by other users, and read whole with a size
+ * bound. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -29,6 +30,13 @@ static int check_mode(const char *path, const struct stat *sp, char *err,
 	if (!S_ISREG(st.st_mode)) {
 		snprintf(err, errsz, "%s: not a regular file", path);
 		return MOAT_EIO;
+	}
+	if (st.st_mode & S_IWGRP) {
+		snprintf(err, errsz,
+			 "%s: writable by its group (mode %04o): any member "
+			 "could add users or rights; refused: chmod g-w %s",
+			 path, (unsigned)(st.st_mode & 07777), path);
+		return MOAT_EDENIED;
 	}
 	if (st.st_mode & (S_IROTH | S_IWOTH)) {
 		snprintf(err, errsz,

@@ -25,7 +25,8 @@ const struct moat_cfg_directive moat__cfg_directives[] = {
 	 "the listener above it. Needs keyfile.", true, NULL},
 	{"keyfile", CFG_PATH, LOFF(keyfile), 0, LSIZE(keyfile), NULL,
 	 "(listener) PEM private key of certfile. Refused when it is a "
-	 "symbolic link or readable by other users.", true, NULL},
+	 "symbolic link, writable by its group or readable by other users.",
+	 true, NULL},
 	{"cafile", CFG_PATH, LOFF(cafile), 0, LSIZE(cafile), NULL,
 	 "(listener) PEM CA certificates that client certificates are "
 	 "verified against (mutual TLS).", true, NULL},
@@ -70,12 +71,13 @@ const struct moat_cfg_directive moat__cfg_directives[] = {
 	{"password_file", CFG_PATH, OFF(password_file), 0, CSIZE(password_file),
 	 NULL,
 	 "mosquitto-format password file (see moat passwd). Clients sending "
-	 "a user name must match it. Refused when it is a symbolic link or "
-	 "readable by other users.", false, NULL},
+	 "a user name must match it. Refused when it is a symbolic link, "
+	 "writable by its group or readable by other users.", false, NULL},
 	{"acl_file", CFG_PATH, OFF(acl_file), 0, CSIZE(acl_file), NULL,
 	 "mosquitto-format ACL file; deny by default (docs/security.md). "
 	 "Without one, every client may publish and subscribe to every topic "
-	 "but $SYS.", false, NULL},
+	 "but $SYS. Refused like password_file when not private.", false,
+	 NULL},
 	{"auth_backoff_initial", CFG_MSEC, OFF(auth_backoff_initial_ms), 0,
 	 3600000, "1s",
 	 "Delay before the next login attempt from the same address or for "

@@ -219,6 +219,15 @@ class Hardened(CheckBase):
                 if "password_file" in f["evidence"]]
         self.assertEqual([f["severity"] for f in hits], ["high"])
 
+    def test_group_writable_acl(self):
+        # a group member could grant itself topics; moatd refuses it too
+        os.chmod(self.c.path("acl"), 0o660)
+        rc, rep = self.c.json("moatd.conf")
+        self.assertEqual(rc, 1)
+        hits = [f for f in find(rep, "AUD-CFG-04")
+                if "writable by its group" in f["evidence"]]
+        self.assertEqual(len(hits), 1, rep)
+
     def test_symlinked_acl(self):
         os.symlink(self.c.path("acl"), self.c.path("acl-link"))
         self.c.write("moatd.conf", HARDENED.replace("acl_file acl",

@@ -1531,6 +1531,11 @@ class StartRefusalTests(unittest.TestCase):
         self.assert_refuses("password_file %s\n" % pw, pw)
         write_private(pw, password_file_text(PW), 0o604)
         self.assert_refuses("password_file %s\n" % pw, pw)
+        # writable by its group: any member could add a user
+        for mode in (0o660, 0o620):
+            write_private(pw, password_file_text(PW), mode)
+            self.assert_refuses("password_file %s\n" % pw, pw,
+                                "writable by its group")
         # group-readable but not world-readable is the documented limit:
         # 0600 works
         write_private(pw, password_file_text(PW), 0o600)
