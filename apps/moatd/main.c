@@ -165,6 +165,9 @@ static int serve(const struct moat_config *cfg, const struct start_args *a)
 	/* Workers inherit the mask; only this thread takes signals. */
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/* A file-size limit makes a database write fail (reported, retried)
+	 * instead of killing the broker. */
+	signal(SIGXFSZ, SIG_IGN);
 
 	struct moat_broker *b;
 	if (moat_broker_new(cfg, &b) != MOAT_OK)

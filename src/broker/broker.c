@@ -149,6 +149,12 @@ int moat_broker_new(const struct moat_config *cfg, struct moat_broker **out)
 			goto fail;
 		}
 	}
+	/* Restored into the workers' tables and the tree, before any
+	 * thread runs. */
+	if ((rc = moat_store_open(b, err, sizeof(err))) != MOAT_OK) {
+		moat_err_log("%s", err);
+		goto fail;
+	}
 	for (size_t i = 0; i < b->nlisteners; i++)
 		moat_notice("listening on %s", b->listeners[i].name);
 	*out = b;
@@ -165,6 +171,10 @@ int moat_broker_start(struct moat_broker *b)
 	unsigned nauth = b->nworkers / 2 ? b->nworkers / 2 : 1;
 	if (moat_authq_start(&b->authq, nauth) != MOAT_OK) {
 		moat_err_log("cannot start the password-check threads");
+		moat_authq_stop(&b->authq);
+		return MOAT_EIO;
+	}
+	if (moat_store_start(b) != MOAT_OK) {
 		moat_authq_stop(&b->authq);
 		return MOAT_EIO;
 	}
@@ -249,9 +259,13 @@ void moat_broker_free(struct moat_broker *b)
 		release_batch(&b->workers[i].inbox);
 		release_batch(&b->workers[i].draining);
 	}
+	/* Sessions end here without leaving the store: they are restored
+	 * at the next start. */
+	b->shutting_down = true;
 	for (unsigned i = 0; b->workers && i < b->nworkers; i++)
 		if (b->workers[i].b)
 			teardown_worker(&b->workers[i]);
+	moat_store_close(b);
 	for (unsigned i = 0; b->workers && i < b->nworkers; i++) {
 		struct moat_worker *w = &b->workers[i];
 		if (!w->b)

@@ -50,6 +50,9 @@ struct moat_msg {
 	bool has_src;
 	const char *src_user;
 	const char *src_cid;
+	/* Identity in the persistent store (0 = not stored); set by its
+	 * creator before the message is shared. */
+	uint64_t store_id;
 	const uint8_t *payload; /* points after topic */
 	const uint8_t *props;   /* wire-encoded, without length */
 	char topic[];           /* NUL-terminated */
@@ -185,11 +188,14 @@ struct moat_inflight {
 	uint8_t state;
 	bool retain; /* retain flag for this delivery */
 	bool sent;   /* sent (or re-sent) on the current connection */
+	uint64_t did; /* its row in the persistent store, 0 = none */
+	uint64_t mid; /* the message's store id (msg is gone after PUBREC) */
 };
 
 struct moat_qitem {
 	struct moat_msg *msg;
 	uint64_t share;
+	uint64_t did; /* its row in the persistent store, 0 = none */
 	uint8_t qos;
 	bool retain;
 };
@@ -252,6 +258,9 @@ struct moat_session {
 	uint8_t *qos2_in;
 	uint32_t qos2_pending; /* how many are pending */
 	uint64_t offline_since_ms; /* for persistent_client_expiration */
+	/* Kept in the persistent store (persistence on and expiry_s > 0);
+	 * readable by other workers, which record deliveries to it. */
+	atomic_bool stored;
 };
 
 /* A new session owned by owner (a verified user name, NULL = anonymous),
@@ -277,7 +286,7 @@ void moat_session_deliver(struct moat_session *s, struct moat_msg *m,
  * = the shared group or NULL): applies the session's subscription options
  * (No Local, Retain As Published) and the message expiry, then delivers. */
 void moat_session_route(struct moat_session *s, struct moat_msg *m,
-			uint8_t qos, uint64_t share);
+			uint8_t qos, uint64_t share, uint64_t did);
 /* Subscription Identifiers of the subscriptions this copy of m is for
  * (the normal ones, or those of shared group share), written as
  * properties into w [MQTT-3.3.4-3] [MQTT-3.3.4-5]. */
@@ -298,6 +307,15 @@ int moat_session_on_pubrec(struct moat_session *s, uint16_t id);
 int moat_session_on_pubcomp(struct moat_session *s, uint16_t id);
 /* MQTT 5 PUBREC with an error reason: the exchange ends there. */
 int moat_session_on_pubrec_failed(struct moat_session *s, uint16_t id);
+/* Restore (store_load.c, before the workers run): a stored delivery into
+ * the in-flight window (packet_id != 0) or the queue; a subscription. */
+int moat__session_restore_delivery(struct moat_session *s, struct moat_msg *m,
+				   uint8_t qos, bool retain, uint64_t share,
+				   uint64_t did, uint16_t packet_id,
+				   uint8_t state);
+int moat__session_restore_sub(struct moat_session *s, const char *filter,
+			      size_t flen, const char *share, size_t slen,
+			      uint8_t qos, uint8_t options, uint32_t sub_id);
 /* Incoming QoS 2 id bookkeeping. */
 bool moat_session_qos2_test(struct moat_session *s, uint16_t id);
 int moat_session_qos2_set(struct moat_session *s, uint16_t id);
@@ -375,6 +393,15 @@ struct moat_conn {
 	char *username; /* verified user name, NULL = anonymous */
 	struct moat_conn *next, *prev; /* worker's list */
 	struct moat_conn *dirty_next;
+	/* Persistence: output past gate[0].off (in bytes ever queued) waits
+	 * until the worker's store batch gate[0].seq is durable. */
+	uint64_t out_done; /* bytes consumed from out so far */
+	struct {
+		uint64_t off, seq;
+	} gate[4];
+	uint8_t ngates;
+	bool on_gate_list;
+	struct moat_conn *gate_next, *gate_prev;
 };
 
 struct moat_conn *moat_conn_new(struct moat_worker *w, int fd,
@@ -443,6 +470,7 @@ struct moat_inbox_item {
 	struct moat_msg *msg;         /* counted reference */
 	struct moat_conn *conn;
 	uint64_t share; /* shared group delivered through */
+	uint64_t did;   /* its row in the persistent store, 0 = none */
 };
 
 struct moat_inbox_batch {
@@ -505,6 +533,15 @@ struct moat_worker {
 	uint64_t next_expiry_ms;
 	uint64_t next_tick_ms;
 	uint64_t next_sys_ms;
+
+	/* Persistence (store.c): records made in this loop turn, the
+	 * number of batches handed to the store so far, and the
+	 * connections whose output waits for one of them. */
+	struct moat_store_batch *sbatch;
+	uint64_t store_seq;
+	uint64_t store_nrec; /* records made so far (a packet made some?) */
+	bool store_gate_pending; /* a gate waits for the batch being filled */
+	struct moat_conn *gated;
 };
 
 /* Publish m (a will) at the next safe point of the loop (takes m). */
@@ -593,6 +630,8 @@ struct moat_broker {
 	atomic_uint_fast64_t session_seq; /* session serials */
 	uint64_t start_ms;
 	bool started;
+	struct moat_store *store; /* NULL when persistence is off */
+	bool shutting_down; /* teardown: sessions end without store rows */
 };
 
 /* The forwardable MQTT 5 properties of a will or PUBLISH, re-encoded in
@@ -637,6 +676,71 @@ void moat__security_log_flush(struct moat_worker *w);
 bool moat__memory_exhausted(struct moat_worker *w);
 /* memory_limit 0: three quarters of physical memory. */
 uint64_t moat__memory_auto(void);
+
+/* ---- persistence (store.c) ------------------------------------------------
+ * One store thread owns the SQLite database.  Workers append records to
+ * their batch during a loop turn and hand it over (moat__store_flush) at
+ * the end of the turn, and before posting deliveries to other workers, so
+ * the store sees every record after those it depends on.  With
+ * persistence_sync full or normal, output that acknowledges a record (a
+ * PUBACK, PUBREC, SUBACK, CONNACK, an outgoing QoS 2 PUBLISH or PUBREL) is
+ * gated until the store reports the batch committed. */
+struct moat_store;
+struct moat_store_batch;
+
+/* Open (or create) the database and restore sessions, subscriptions,
+ * queues, in-flight state and retained messages into b (single-threaded,
+ * before the workers run). */
+int moat_store_open(struct moat_broker *b, char *err, size_t errsz);
+int moat_store_start(struct moat_broker *b);
+/* After the workers stopped: commit what is left, close. */
+void moat_store_close(struct moat_broker *b);
+
+/* Worker side (home worker of the session / the connection's worker). */
+static inline bool moat__store_on(const struct moat_broker *b)
+{
+	return b->store != NULL;
+}
+/* Is the store failing to commit (disk full, I/O error)? */
+bool moat__store_failing(const struct moat_broker *b);
+/* A fresh message id, for a message that may be stored. */
+uint64_t moat__store_msg_id(struct moat_broker *b);
+void moat__store_session(struct moat_worker *w, struct moat_session *s);
+void moat__store_session_del(struct moat_worker *w, struct moat_session *s);
+void moat__store_sub(struct moat_worker *w, struct moat_session *s,
+		     const struct moat_sub_entry *e);
+void moat__store_unsub(struct moat_worker *w, struct moat_session *s,
+		       const char *filter, size_t flen, const char *share,
+		       size_t slen);
+/* A new delivery row of m to s; returns its id (0 when not stored). */
+uint64_t moat__store_delivery(struct moat_worker *w, struct moat_session *s,
+			      struct moat_msg *m, uint8_t qos, bool retain);
+void moat__store_delivery_state(struct moat_worker *w, uint64_t did,
+				uint16_t packet_id, uint8_t state,
+				bool retain);
+void moat__store_delivery_share(struct moat_worker *w, uint64_t did,
+				const char *share, size_t slen,
+				const char *filter, size_t flen);
+void moat__store_delivery_del(struct moat_worker *w, uint64_t did,
+			      uint64_t msg_id);
+void moat__store_retain(struct moat_worker *w, struct moat_msg *m);
+void moat__store_qos2(struct moat_worker *w, struct moat_session *s,
+		      uint16_t id, bool set);
+/* Records made so far: compare before and after handling a packet. */
+static inline uint64_t moat__store_nrec(const struct moat_worker *w)
+{
+	return w->store_nrec;
+}
+/* Hand this turn's batch to the store thread. */
+void moat__store_flush(struct moat_worker *w);
+/* Gate c's output queued from now on behind the current batch. */
+void moat__store_gate(struct moat_conn *c);
+/* Release gates whose batches were committed (the store wakes us). */
+void moat__store_release(struct moat_worker *w);
+/* May bytes at the head of c->out be written now?  How many. */
+size_t moat__store_writable(const struct moat_conn *c, size_t used);
+/* c is going away: off the worker's gated list. */
+void moat__store_ungate(struct moat_conn *c);
 
 /* $SYS topics (sys_topics.c): publish the current values. */
 void moat__sys_publish(struct moat_worker *w);

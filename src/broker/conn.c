@@ -96,6 +96,7 @@ static void free_aliases(char **v, size_t n)
 
 void moat_conn_free(struct moat_conn *c)
 {
+	moat__store_ungate(c);
 	free_aliases(c->alias_in, (size_t)c->w->cfg->topic_alias_maximum);
 	free_aliases(c->alias_out, c->n_alias_out);
 	moat_buf_cleanup(&c->in);
@@ -198,7 +199,8 @@ static ssize_t transport_write(struct moat_conn *c, const uint8_t *p, size_t n,
 static void write_last_words(struct moat_conn *c)
 {
 	char why[128];
-	size_t used = moat_buf_used(&c->out);
+	/* Not what waits for the store: it was never acknowledged. */
+	size_t used = moat__store_writable(c, moat_buf_used(&c->out));
 	if (used && (!c->ssl || SSL_is_init_finished(c->ssl)))
 		(void)transport_write(c, c->out.data + c->out.off, used, why,
 				      sizeof(why));
@@ -222,6 +224,7 @@ void moat_conn_close(struct moat_conn *c, const char *why)
 	bool was_active = c->state == CONN_ACTIVE;
 	c->state = CONN_CLOSED;
 	write_last_words(c);
+	moat__store_ungate(c);
 	moat_conn_detach(c);
 	close(c->fd);
 	c->fd = -1;
@@ -256,6 +259,8 @@ void moat_conn_close(struct moat_conn *c, const char *why)
 	}
 	if (s && s->expiry_s == 0)
 		moat_session_destroy(s); /* [MQTT-3.1.2-6] */
+	else if (s)
+		moat__store_session(w, s); /* offline now; its will, if any */
 }
 
 void moat_conn_disconnect(struct moat_conn *c, uint8_t reason,
@@ -633,16 +638,18 @@ void moat_conn_on_readable(struct moat_conn *c)
 	} while (c->ssl && c->reading && SSL_pending(c->ssl) > 0);
 }
 
-/* Write what is buffered.  Returns true when everything went out. */
+/* Write what is buffered and not waiting for the store.  Returns true
+ * when all of that went out. */
 static bool write_out(struct moat_conn *c)
 {
-	while (moat_buf_used(&c->out)) {
+	size_t can;
+	while ((can = moat__store_writable(c, moat_buf_used(&c->out))) != 0) {
 		char why[400];
-		ssize_t n = transport_write(c, c->out.data + c->out.off,
-					    moat_buf_used(&c->out), why,
-					    sizeof(why));
+		ssize_t n = transport_write(c, c->out.data + c->out.off, can,
+					    why, sizeof(why));
 		if (n > 0) {
 			c->tx_bytes += (uint64_t)n;
+			c->out_done += (uint64_t)n;
 			moat_buf_consume(&c->out, (size_t)n);
 			MOAT_STAT_ADD(c->w->b, bytes_sent, (uint64_t)n);
 			continue;
@@ -674,7 +681,9 @@ void moat_conn_flush(struct moat_conn *c)
 	}
 	if (c->state == CONN_CLOSED)
 		return;
-	bool pending = moat_buf_used(&c->out) != 0; /* round limit reached */
+	/* Round limit reached (bytes behind a store gate are not pending
+	 * on the socket: the store's commit wakes us for them). */
+	bool pending = moat__store_writable(c, moat_buf_used(&c->out)) != 0;
 	bool change = c->epollout != pending;
 	c->epollout = pending;
 	/* Resume reading as soon as the output is below the soft limit, not
@@ -687,7 +696,7 @@ void moat_conn_flush(struct moat_conn *c)
 	}
 	if (change)
 		update_events(c);
-	if (!pending)
+	if (!moat_buf_used(&c->out))
 		moat_buf_shrink(&c->out);
 	/* Packets may have waited in the input buffer (or inside TLS) while
 	 * paused. */

@@ -122,6 +122,8 @@ static int make_will(struct moat_conn *c, const struct moat_mqtt_connect5 *c5)
 				cn->will_payload.p, cn->will_payload.len,
 				(uint8_t)MOAT_MIN(cn->will_qos, cfg->max_qos),
 				cn->will_retain && cfg->retain_available, &x);
+	if (c->will)
+		c->will->store_id = moat__store_msg_id(c->w->b);
 	moat_free(props);
 	c->will_delay_s = wp->will_delay;
 	return c->will ? MOAT_OK : MOAT_ENOMEM;
@@ -285,6 +287,13 @@ static int connect_session(struct moat_conn *c,
 		return rc;
 	uint32_t expiry = v5 ? c5->props.session_expiry
 			     : (cn->clean_session ? 0 : MOAT_EXPIRY_NEVER);
+	if (expiry && moat__store_failing(b)) {
+		/* A session that would not be kept is not promised. */
+		moat_msg_unref(&c->will);
+		return refuse(c, v5, MQTT_CONNACK_UNAVAILABLE,
+			      RC_SERVER_UNAVAILABLE,
+			      "persistence unavailable (store failing)");
+	}
 	bool present, foreign;
 	struct moat_session *s = open_session(c, id, idlen, cn->clean_session,
 					      expiry, &present, &foreign);
@@ -321,6 +330,11 @@ static int connect_session(struct moat_conn *c,
 	while (now > max && !atomic_compare_exchange_weak(
 				    &b->stats.clients_maximum, &max, now))
 		;
+	/* A stored session is acknowledged once it is on disk. */
+	uint64_t records = moat__store_nrec(w);
+	moat__store_session(w, s);
+	if (moat__store_nrec(w) != records)
+		moat__store_gate(c);
 	if ((rc = send_connack(c, v5, present, assigned, server_keepalive)) !=
 	    MOAT_OK)
 		return rc;

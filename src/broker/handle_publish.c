@@ -98,6 +98,8 @@ static struct moat_msg *build_msg(struct moat_conn *c,
 					   p->payload.p, p->payload.len, p->qos,
 					   retain, &x);
 	moat_free(props);
+	if (m && (p->qos || retain))
+		m->store_id = moat__store_msg_id(c->w->b);
 	return m;
 }
 
@@ -159,6 +161,7 @@ int moat__handle_publish(struct moat_conn *c, uint8_t flags,
 	    moat_topic_levels(p->topic.p, p->topic.len) > cfg->max_topic_levels)
 		return MOAT_ELIMIT;
 	MOAT_STAT_ADD(w->b, msgs_received, 1);
+	uint64_t records = moat__store_nrec(w);
 	/* QoS 2 arriving again before PUBREL: acknowledge, do not deliver
 	 * twice [MQTT-4.3.3-2]. */
 	bool duplicate = p->qos == 2 && moat_session_qos2_test(s, p->packet_id);
@@ -184,6 +187,14 @@ int moat__handle_publish(struct moat_conn *c, uint8_t flags,
 		MOAT_STAT_ADD(w->b, limit_hits, 1);
 		moat__security_event(c, "limit",
 				     "memory_limit reached: publish refused");
+	} else if ((p->qos || p->retain) && moat__store_failing(w->b)) {
+		/* Nothing is acknowledged that could not be kept: v5 is
+		 * told, a 3.1.1 client is disconnected and sends it again
+		 * later (it has no negative acknowledgement). */
+		if (!v5 && p->qos)
+			return MOAT_EIO;
+		reason = RC_UNSPECIFIED;
+		why = "persistence unavailable (store failing)";
 	} else if (p5.props.payload_format == 1 &&
 		   !moat_utf8_valid(p->payload.p, p->payload.len)) {
 		reason = RC_PAYLOAD_FORMAT_INVALID; /* [MQTT-3.3.2-4] */
@@ -193,6 +204,17 @@ int moat__handle_publish(struct moat_conn *c, uint8_t flags,
 			build_msg(c, &p5, p->retain && cfg->retain_available);
 		if (!m)
 			return MOAT_ENOMEM;
+		if (p->qos == 2) {
+			/* The id is pending before the message is routed, and
+			 * recorded in the same batch as its deliveries (or an
+			 * earlier one): after a crash, a resent PUBLISH is
+			 * recognised if and only if it was routed. */
+			if ((rc = moat_session_qos2_set(s, p->packet_id))) {
+				moat_msg_unref(&m);
+				return rc;
+			}
+			moat__store_qos2(w, s, p->packet_id, true);
+		}
 		moat_worker_route(w, m);
 		moat_msg_unref(&m);
 		/* Routing can deliver to this very client and, if its output
@@ -208,14 +230,18 @@ int moat__handle_publish(struct moat_conn *c, uint8_t flags,
 					  p->topic.len, t, sizeof(t)),
 			  why);
 	}
-	if (p->qos == 1)
+	if (p->qos == 1) {
+		/* Acknowledged once durable for every stored session it was
+		 * queued to and the retained store (persistence_sync). */
+		if (moat__store_nrec(w) != records)
+			moat__store_gate(c);
 		return ack(c, MQTT_PUBACK, p->packet_id, reason, why);
+	}
 	if (p->qos == 2) {
-		/* A refused QoS 2 ends with the PUBREC [MQTT-4.3.3-4]. */
-		if (!duplicate && reason < 0x80) {
-			if ((rc = moat_session_qos2_set(s, p->packet_id)) != 0)
-				return rc;
-		}
+		/* A refused QoS 2 ends with the PUBREC [MQTT-4.3.3-4]; an
+		 * accepted one was made pending before it was routed. */
+		if (moat__store_nrec(w) != records)
+			moat__store_gate(c);
 		return ack(c, MQTT_PUBREC, p->packet_id, reason, why);
 	}
 	return MOAT_OK;
@@ -231,8 +257,15 @@ int moat__handle_pubrel(struct moat_conn *c, const uint8_t *body, size_t len)
 	if (rc)
 		return rc;
 	bool known = moat_session_qos2_test(c->session, id);
-	if (known)
+	if (known) {
 		moat_session_qos2_clear(c->session, id);
+		/* PUBCOMP once the id is free on disk too: the client may
+		 * reuse it at once. */
+		uint64_t records = moat__store_nrec(c->w);
+		moat__store_qos2(c->w, c->session, id, false);
+		if (moat__store_nrec(c->w) != records)
+			moat__store_gate(c);
+	}
 	/* Always answered, even for an unknown id [MQTT-4.3.3-11]; v5 says
 	 * which (0x92 Packet Identifier not found). */
 	return ack(c, MQTT_PUBCOMP, id,

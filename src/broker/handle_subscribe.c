@@ -152,6 +152,9 @@ static uint8_t refusal(struct moat_conn *c, const struct sub_req *r,
 	}
 	if (moat__acl_check_each(c, (const char *)r->filter.p, r->filter.len))
 		s->acl_each = true; /* a deny rule may cut into it */
+	/* A stored session's subscription must reach the disk first. */
+	if (atomic_load(&s->stored) && moat__store_failing(c->w->b))
+		return RC_UNSPECIFIED;
 	return 0;
 }
 
@@ -182,7 +185,38 @@ static uint8_t subscribe_one(struct moat_conn *c, const struct sub_req *r,
 	e->sub_id = sub_id;
 	e->group = group;
 	update_options_flag(s);
+	moat__store_sub(c->w, s, e);
 	return qos; /* [MQTT-3.9.3-2] */
+}
+
+int moat__session_restore_sub(struct moat_session *s, const char *filter,
+			      size_t flen, const char *share, size_t slen,
+			      uint8_t qos, uint8_t options, uint32_t sub_id)
+{
+	struct sub_req r = {
+		.filter = {(const uint8_t *)filter, flen},
+		.share = {(const uint8_t *)share, slen},
+		.shared = share != NULL,
+		.valid = true,
+	};
+	struct moat_sub_entry *e = find_sub(s, &r);
+	bool added;
+	uint64_t group;
+	if (!e && !(e = remember_sub(s, &r)))
+		return MOAT_ENOMEM;
+	if (moat_tree_subscribe(&s->home->b->tree, r.filter.p, flen,
+				share ? &r.share : NULL, s, qos, &added,
+				&group) != MOAT_OK) {
+		forget_sub(s, e);
+		return MOAT_ENOMEM;
+	}
+	e->qos = qos;
+	e->no_local = (options & 1) != 0;
+	e->retain_as_published = (options & 2) != 0;
+	e->sub_id = sub_id;
+	e->group = group;
+	update_options_flag(s);
+	return MOAT_OK;
 }
 
 /* Send at most *budget retained messages for a filter just granted
@@ -333,6 +367,7 @@ static int subscribe_all(struct moat_conn *c, uint16_t id, uint32_t sub_id,
 			 struct sub_req *reqs, size_t n, size_t extra,
 			 uint8_t *codes, bool *flags)
 {
+	uint64_t before = moat__store_nrec(c->w);
 	const struct moat_config *cfg = c->w->cfg;
 	bool *repeat = flags, *existed = flags + n;
 	int rc = mark_repeats(reqs, n, repeat);
@@ -346,6 +381,8 @@ static int subscribe_all(struct moat_conn *c, uint16_t id, uint32_t sub_id,
 	}
 	for (size_t i = n; i < n + extra; i++)
 		codes[i] = code_for(c, RC_QUOTA_EXCEEDED);
+	if (moat__store_nrec(c->w) != before)
+		moat__store_gate(c); /* SUBACK once the subscriptions are kept */
 	if ((rc = send_ack(c, MQTT_SUBACK, id, codes, n + extra)) != MOAT_OK)
 		return rc;
 	size_t budget = (size_t)(cfg->max_queued_messages +
@@ -416,6 +453,7 @@ int moat__handle_unsubscribe(struct moat_conn *c, const uint8_t *body,
 	/* One code per filter (at least 2 bytes each); the filters are
 	 * handled one by one as they are read, without a request array. */
 	size_t max = len / 2 + 1, n = 0;
+	uint64_t before = moat__store_nrec(c->w);
 	uint8_t *codes = moat_malloc(max);
 	if (!codes)
 		return MOAT_ENOMEM;
@@ -433,10 +471,18 @@ int moat__handle_unsubscribe(struct moat_conn *c, const uint8_t *body,
 				     : RC_NO_SUBSCRIPTION_EXISTED;
 		if (!e)
 			continue;
+		if (atomic_load(&s->stored) && moat__store_failing(c->w->b)) {
+			codes[i] = RC_UNSPECIFIED; /* cannot be kept */
+			continue;
+		}
 		moat_tree_unsubscribe(&c->w->b->tree, r->filter.p, r->filter.len,
 				      r->shared ? &r->share : NULL, s);
+		moat__store_unsub(c->w, s, e->filter, e->len, e->share,
+				  e->share_len);
 		forget_sub(s, e);
 	}
+	if (moat__store_nrec(c->w) != before)
+		moat__store_gate(c);
 	rc = send_ack(c, MQTT_UNSUBACK, id, codes, n); /* [MQTT-3.10.4-4] */
 out:
 	moat_free(codes);

@@ -71,6 +71,14 @@ static void queue_pop(struct moat_session *s, struct moat_qitem *out)
 	s->queued_bytes -= moat_msg_size(out->msg);
 }
 
+/* A stored delivery that will not happen: its row goes. */
+static void forget_did(struct moat_session *s, uint64_t did,
+		       const struct moat_msg *m)
+{
+	if (did)
+		moat__store_delivery_del(s->home, did, m ? m->store_id : 0);
+}
+
 static void note_drop(struct moat_session *s, const char *why)
 {
 	s->dropped++;
@@ -96,7 +104,7 @@ void moat__share_redeliver(struct moat_session *from, struct moat_msg *m,
 		return;
 	}
 	if (to->home == w) {
-		moat_session_route(to, m, qos, g);
+		moat_session_route(to, m, qos, g, 0);
 		moat_session_unref(&to);
 		return;
 	}
@@ -111,8 +119,12 @@ void moat__share_redeliver(struct moat_session *from, struct moat_msg *m,
 void moat_session_destroy(struct moat_session *s)
 {
 	struct moat_broker *b = s->home->b;
-	/* A delayed will goes out when the session ends [MQTT-3.1.3-9]. */
-	moat_session_fire_will(s);
+	/* A delayed will goes out when the session ends [MQTT-3.1.3-9];
+	 * at shutdown it stays in the store for after the restart. */
+	if (b->shutting_down)
+		moat_msg_unref(&s->will);
+	else
+		moat_session_fire_will(s);
 	for (size_t i = 0; i < s->nsubs; i++) {
 		struct moat_sub_entry *e = &s->subs[i];
 		struct moat_bytes share = {(const uint8_t *)e->share,
@@ -125,6 +137,8 @@ void moat_session_destroy(struct moat_session *s)
 	MOAT_FREE(s->subs);
 	s->nsubs = s->subs_cap = 0;
 	s->dead = true; /* no more deliveries to it from here on */
+	if (atomic_load(&s->stored))
+		moat__store_session_del(s->home, s);
 	/* A member of a shared group goes away: what it had not
 	 * acknowledged of QoS 1, and had not started of any QoS, goes to
 	 * another member [MQTT-4.8.2-?]; a QoS 2 message already sent must
@@ -168,12 +182,14 @@ static uint16_t next_id(struct moat_session *s)
 
 /* Put a message on the wire as a new in-flight (QoS>0) or plain QoS 0. */
 static int send_now(struct moat_session *s, struct moat_msg *m, uint8_t qos,
-		    bool retain, uint64_t share)
+		    bool retain, uint64_t share, uint64_t did)
 {
 	uint16_t id = 0;
 	/* Expired while it waited: not sent [MQTT-3.3.2-5]. */
-	if (moat_msg_expired(m, moat_now_ms()))
+	if (moat_msg_expired(m, moat_now_ms())) {
+		forget_did(s, did, m);
 		return MOAT_OK;
+	}
 	/* Rights are checked when a message goes out, not only when the
 	 * subscription was made: queued and retained messages too (T-11). */
 	if (s->acl_each &&
@@ -184,19 +200,31 @@ static int send_now(struct moat_session *s, struct moat_msg *m, uint8_t qos,
 			   "readable by its user",
 			   s->log_id,
 			   moat__log_topic(m->topic, m->topic_len, t, sizeof(t)));
+		forget_did(s, did, m);
 		return MOAT_OK;
 	}
-	if (qos)
+	if (qos) {
 		id = next_id(s);
+		moat__store_delivery_state(s->home, did, id, INFLIGHT_WAIT_ACK,
+					   retain);
+		/* A QoS 2 PUBLISH goes out only once its packet id is
+		 * durable: after a crash it must be re-sent with the same
+		 * id, or the client would take it for a new message. */
+		if (did && qos == 2)
+			moat__store_gate(s->conn);
+	}
 	int rc = moat_conn_send_publish(s->conn, m, qos, retain, false, id,
 					share);
 	if (rc == MOAT_DECLINED) { /* above the client's Maximum Packet Size */
 		note_drop(s, "message larger than the client's Maximum Packet "
 			     "Size");
+		forget_did(s, did, m);
 		return MOAT_OK;
 	}
-	if (rc != MOAT_OK)
+	if (rc != MOAT_OK) {
+		forget_did(s, did, m); /* the connection closes; queued no more */
 		return rc;
+	}
 	if (qos) {
 		struct moat_inflight *f = &s->inflight[s->ninflight++];
 		f->msg = moat_msg_ref(m);
@@ -206,6 +234,8 @@ static int send_now(struct moat_session *s, struct moat_msg *m, uint8_t qos,
 		f->retain = retain;
 		f->share = share;
 		f->sent = true;
+		f->did = did;
+		f->mid = m->store_id;
 		s->nsent++;
 	}
 	return MOAT_OK;
@@ -220,6 +250,7 @@ static void purge_expired(struct moat_session *s)
 		struct moat_qitem it = *queue_at(s, i);
 		if (moat_msg_expired(it.msg, now)) {
 			s->queued_bytes -= moat_msg_size(it.msg);
+			forget_did(s, it.did, it.msg);
 			moat_msg_unref(&it.msg);
 			continue;
 		}
@@ -244,7 +275,7 @@ static bool queue_grow(struct moat_session *s)
 }
 
 static void enqueue(struct moat_session *s, struct moat_msg *m, uint8_t qos,
-		    bool retain, uint64_t share)
+		    bool retain, uint64_t share, uint64_t did)
 {
 	const struct moat_config *cfg = s->home->cfg;
 	if (s->qlen >= cfg->max_queued_messages ||
@@ -253,15 +284,18 @@ static void enqueue(struct moat_session *s, struct moat_msg *m, uint8_t qos,
 		purge_expired(s); /* expired ones make room [MQTT-3.3.2-5] */
 	if (s->qlen >= cfg->max_queued_messages) {
 		note_drop(s, "queue full (max_queued_messages)");
+		forget_did(s, did, m);
 		return;
 	}
 	if (cfg->max_queued_bytes &&
 	    s->queued_bytes + moat_msg_size(m) > cfg->max_queued_bytes) {
 		note_drop(s, "queue full (max_queued_bytes)");
+		forget_did(s, did, m);
 		return;
 	}
 	if (s->qlen == s->qcap && !queue_grow(s)) {
 		note_drop(s, "out of memory for the queue");
+		forget_did(s, did, m);
 		return;
 	}
 	struct moat_qitem *it = &s->queue[(s->qhead + s->qlen) % s->qcap];
@@ -269,6 +303,7 @@ static void enqueue(struct moat_session *s, struct moat_msg *m, uint8_t qos,
 	it->qos = qos;
 	it->retain = retain;
 	it->share = share;
+	it->did = did;
 	s->qlen++;
 	s->queued_bytes += moat_msg_size(m);
 }
@@ -292,31 +327,56 @@ static bool window_open(const struct moat_session *s)
 	       s->nsent == s->ninflight;
 }
 
-static void deliver(struct moat_session *s, struct moat_msg *m, uint8_t qos,
-		    bool retain, uint64_t share)
+/* The shared group of a stored delivery, by name and filter (group ids
+ * do not survive a restart). */
+static void note_share(struct moat_session *s, uint64_t did, uint64_t share)
 {
-	if (s->dead)
-		return;
+	for (size_t i = 0; i < s->nsubs; i++) {
+		const struct moat_sub_entry *e = &s->subs[i];
+		if (e->group == share && e->share) {
+			moat__store_delivery_share(s->home, did, e->share,
+						   e->share_len, e->filter,
+						   e->len);
+			return;
+		}
+	}
+}
+
+/* did: the delivery's row when the routing worker recorded it, else 0
+ * (recorded here for a stored session). */
+static void deliver(struct moat_session *s, struct moat_msg *m, uint8_t qos,
+		    bool retain, uint64_t share, uint64_t did)
+{
+	if (s->dead || !qos) {
+		forget_did(s, did, m);
+		did = 0;
+		if (s->dead)
+			return;
+	}
+	if (qos && !did)
+		did = moat__store_delivery(s->home, s, m, qos, retain);
+	if (did && share)
+		note_share(s, did, share);
 	if (!s->conn) {
 		/* Offline: QoS 0 is not kept, QoS 1/2 are queued. */
 		if (qos)
-			enqueue(s, m, qos, retain, share);
+			enqueue(s, m, qos, retain, share, did);
 		return;
 	}
 	/* Keep order: nothing overtakes what is already queued. */
 	if (!s->qlen && moat_conn_can_send(s->conn) &&
 	    (qos == 0 || window_open(s))) {
-		if (send_now(s, m, qos, retain, share) != MOAT_OK)
+		if (send_now(s, m, qos, retain, share, did) != MOAT_OK)
 			moat_conn_close(s->conn, "output buffer overflow");
 		return;
 	}
-	enqueue(s, m, qos, retain, share);
+	enqueue(s, m, qos, retain, share, did);
 }
 
 void moat_session_deliver(struct moat_session *s, struct moat_msg *m,
 			  uint8_t qos, bool retain)
 {
-	deliver(s, m, qos, retain, 0);
+	deliver(s, m, qos, retain, 0, 0);
 }
 
 static bool sub_applies(const struct moat_sub_entry *e,
@@ -334,11 +394,13 @@ static bool sub_applies(const struct moat_sub_entry *e,
 }
 
 void moat_session_route(struct moat_session *s, struct moat_msg *m,
-			uint8_t qos, uint64_t share)
+			uint8_t qos, uint64_t share, uint64_t did)
 {
 	bool retain = false;
-	if (s->dead)
+	if (s->dead) {
+		forget_did(s, did, m);
 		return;
+	}
 	if (s->has_sub_options) {
 		/* Re-evaluate with the options only the home worker knows. */
 		bool any = false;
@@ -351,12 +413,16 @@ void moat_session_route(struct moat_session *s, struct moat_msg *m,
 			qos = MOAT_MAX(qos, MOAT_MIN(e->qos, m->qos));
 			retain = retain || (e->retain_as_published && m->retain);
 		}
-		if (!any)
+		if (!any) {
+			forget_did(s, did, m);
 			return;
+		}
 	}
-	if (moat_msg_expired(m, moat_now_ms()))
+	if (moat_msg_expired(m, moat_now_ms())) {
+		forget_did(s, did, m);
 		return;
-	deliver(s, m, MOAT_MIN(qos, m->qos), retain, share);
+	}
+	deliver(s, m, MOAT_MIN(qos, m->qos), retain, share, did);
 }
 
 void moat_session_sub_ids(const struct moat_session *s,
@@ -372,9 +438,12 @@ void moat_session_sub_ids(const struct moat_session *s,
 
 void moat_session_fire_will(struct moat_session *s)
 {
-	if (s->will)
-		moat_worker_defer_will(s->home, s->will);
+	if (!s->will)
+		return;
+	moat_worker_defer_will(s->home, s->will);
 	s->will = NULL;
+	if (atomic_load(&s->stored) && !s->dead)
+		moat__store_session(s->home, s); /* without the will now */
 }
 
 /* Re-send the next in-flight message not yet sent on this connection:
@@ -399,6 +468,7 @@ static int resend_next(struct moat_session *s)
 					      true, f->packet_id, f->share);
 			if (rc == MOAT_DECLINED && denied) {
 				MOAT_STAT_ADD(s->home->b, acl_denials, 1);
+				forget_did(s, f->did, f->msg);
 				moat_msg_unref(&f->msg);
 				memmove(f, f + 1, (s->ninflight - i - 1) *
 							  sizeof(*f));
@@ -410,6 +480,7 @@ static int resend_next(struct moat_session *s)
 				 * discarded as if sent [MQTT-3.1.2-25]. */
 				note_drop(s, "message larger than the client's "
 					     "Maximum Packet Size");
+				forget_did(s, f->did, f->msg);
 				moat_msg_unref(&f->msg);
 				memmove(f, f + 1, (s->ninflight - i - 1) *
 							  sizeof(*f));
@@ -449,7 +520,8 @@ void moat_session_pump(struct moat_session *s)
 			break;
 		struct moat_qitem it;
 		queue_pop(s, &it);
-		int rc = send_now(s, it.msg, it.qos, it.retain, it.share);
+		int rc = send_now(s, it.msg, it.qos, it.retain, it.share,
+				  it.did);
 		moat_msg_unref(&it.msg);
 		if (rc != MOAT_OK) {
 			moat_conn_close(s->conn, "output buffer overflow");
@@ -482,6 +554,9 @@ static struct moat_inflight *find_inflight(struct moat_session *s,
 
 static void remove_inflight(struct moat_session *s, size_t idx)
 {
+	struct moat_inflight *f = &s->inflight[idx];
+	if (f->did)
+		moat__store_delivery_del(s->home, f->did, f->mid);
 	if (s->inflight[idx].sent)
 		s->nsent--;
 	moat_msg_unref(&s->inflight[idx].msg);
@@ -514,6 +589,14 @@ int moat_session_on_pubrec(struct moat_session *s, uint16_t id)
 		f->state = INFLIGHT_WAIT_COMP;
 		/* Only the id is needed from now on [MQTT-4.3.3-1]. */
 		moat_msg_unref(&f->msg);
+		/* PUBREL only once that is durable: after a crash the
+		 * PUBLISH must not be sent again (the client may have
+		 * delivered it on PUBREL). */
+		if (f->did) {
+			moat__store_delivery_state(s->home, f->did, id,
+						   INFLIGHT_WAIT_COMP, f->retain);
+			moat__store_gate(s->conn);
+		}
 	}
 	/* Answer PUBREL even for an unknown id, so the client can finish
 	 * its flow; MQTT 5 says it was unknown (0x92 Packet Identifier not
@@ -602,4 +685,45 @@ void moat_session_qos2_clear(struct moat_session *s, uint16_t id)
 			s->qos2_small[i] = s->qos2_small[s->qos2_pending];
 			return;
 		}
+}
+
+int moat__session_restore_delivery(struct moat_session *s, struct moat_msg *m,
+				   uint8_t qos, bool retain, uint64_t share,
+				   uint64_t did, uint16_t packet_id,
+				   uint8_t state)
+{
+	size_t cap = (size_t)s->home->cfg->max_inflight_messages;
+	if (packet_id && s->ninflight < cap) {
+		/* Sent before the restart: re-sent with the same id (DUP),
+		 * or its PUBREL, when the client returns [MQTT-4.4.0-1]. */
+		struct moat_inflight *f = &s->inflight[s->ninflight++];
+		memset(f, 0, sizeof(*f));
+		f->msg = state == INFLIGHT_WAIT_COMP || !m ? NULL
+							    : moat_msg_ref(m);
+		f->packet_id = packet_id;
+		f->qos = qos;
+		f->state = state;
+		f->retain = retain;
+		f->share = share;
+		f->did = did;
+		f->mid = m ? m->store_id : 0;
+		if ((uint16_t)(packet_id + 1) >= s->next_packet_id)
+			s->next_packet_id = (uint16_t)(packet_id + 1)
+						    ? (uint16_t)(packet_id + 1)
+						    : 1;
+		return MOAT_OK;
+	}
+	if (!m)
+		return MOAT_OK; /* only its PUBREL was left: nothing to send */
+	if (s->qlen == s->qcap && !queue_grow(s))
+		return MOAT_ENOMEM;
+	struct moat_qitem *it = &s->queue[(s->qhead + s->qlen) % s->qcap];
+	it->msg = moat_msg_ref(m);
+	it->qos = qos;
+	it->retain = retain;
+	it->share = share;
+	it->did = did;
+	s->qlen++;
+	s->queued_bytes += moat_msg_size(m);
+	return MOAT_OK;
 }

@@ -226,6 +226,8 @@ static void drain_inbox(struct moat_worker *w)
 	w->inbox = w->draining;
 	w->draining = tmp;
 	pthread_mutex_unlock(&w->inbox_lock);
+	/* The store may have woken us: output waiting for it can go. */
+	moat__store_release(w);
 	for (size_t i = 0; i < w->draining.n; i++) {
 		struct moat_inbox_item *it = &w->draining.v[i];
 		if (it->kind == INBOX_ADOPT)
@@ -234,7 +236,7 @@ static void drain_inbox(struct moat_worker *w)
 			auth_done(it->conn, it->qos != 0);
 		else
 			moat_session_route(it->session, it->msg, it->qos,
-					   it->share);
+					   it->share, it->did);
 		release_item(it);
 	}
 	w->draining.n = 0;
@@ -250,6 +252,8 @@ void moat_worker_route(struct moat_worker *w, struct moat_msg *m)
 	if (rc == MOAT_ENOMEM)
 		moat_warn("out of memory storing a retained message on %s",
 			  moat__log_topic(m->topic, m->topic_len, t, sizeof(t)));
+	if (m->retain && rc == MOAT_OK)
+		moat__store_retain(w, m);
 	w->matches.n = 0;
 	if (moat_tree_match(&b->tree, (const uint8_t *)m->topic, m->topic_len,
 			    &w->matches) != MOAT_OK) {
@@ -258,25 +262,39 @@ void moat_worker_route(struct moat_worker *w, struct moat_msg *m)
 			  moat__log_topic(m->topic, m->topic_len, t, sizeof(t)));
 		return;
 	}
+	bool recorded = false;
 	for (size_t i = 0; i < w->matches.n; i++) {
 		struct moat_match *mt = &w->matches.v[i];
 		struct moat_worker *home = mt->session->home;
 		if (home == w) {
-			moat_session_route(mt->session, m, mt->qos, mt->share);
+			moat_session_route(mt->session, m, mt->qos, mt->share,
+					   0);
 			moat_session_unref(&mt->session);
 			continue;
 		}
+		/* A stored session on another worker: recorded here, so
+		 * that the publisher's acknowledgement waits for it. */
+		uint64_t did = moat__store_delivery(
+			w, mt->session, m, MOAT_MIN(mt->qos, m->qos), false);
+		recorded = recorded || did;
 		struct moat_inbox_item it = {.kind = INBOX_DELIVER,
 					     .qos = mt->qos,
 					     .session = mt->session,
 					     .msg = moat_msg_ref(m),
-					     .share = mt->share};
+					     .share = mt->share,
+					     .did = did};
 		if (batch_push(&w->outbox[home->idx], &it) != MOAT_OK) {
 			MOAT_STAT_ADD(b, msgs_dropped, 1);
+			if (did)
+				moat__store_delivery_del(w, did, m->store_id);
 			release_item(&it);
 		}
 	}
 	w->matches.n = 0;
+	/* The store sees those records before the other workers can make
+	 * theirs about the same deliveries (acks, drops). */
+	if (recorded)
+		moat__store_flush(w);
 	for (unsigned i = 0; i < b->nworkers; i++)
 		if (w->outbox[i].n)
 			post_batch(&b->workers[i], &w->outbox[i]);
@@ -599,8 +617,10 @@ static bool write_stalled(struct moat_conn *c, uint64_t now)
 	int outq = 0;
 	if (ioctl(c->fd, SIOCOUTQ, &outq) != 0)
 		outq = 0;
-	bool waiting = moat_buf_used(&c->out) || outq > 0 || !c->reading ||
-		       (c->session && c->session->qlen);
+	/* Output held for the store waits on us, not on the peer. */
+	bool waiting = moat__store_writable(c, moat_buf_used(&c->out)) ||
+		       outq > 0 || !c->reading ||
+		       (c->session && c->session->qlen && !c->ngates);
 	/* Progress is what the peer acknowledged: bytes written to the
 	 * socket minus what still sits unacknowledged in the kernel.  The
 	 * kernel taking a PINGRESP into a send queue the peer never drains
@@ -739,6 +759,8 @@ void *moat_worker_main(void *arg)
 			publish_wills(w);
 			flush_dirty(w);
 		}
+		/* What this turn recorded goes to the store in one batch. */
+		moat__store_flush(w);
 		free_closed(w);
 	}
 	return NULL;

@@ -21,6 +21,8 @@ enum moat_identity {
 	MOAT_IDENTITY_CN2 = 2,
 	MOAT_IDENTITY_SAN = 3,
 };
+/* persistence_sync */
+enum moat_psync { MOAT_PSYNC_FULL = 0, MOAT_PSYNC_NORMAL = 1, MOAT_PSYNC_OFF = 2 };
 /* tls_version (a minimum) */
 enum moat_tls_min { MOAT_TLS_12 = 0, MOAT_TLS_13 = 1 };
 
@@ -76,6 +78,9 @@ struct moat_config {
 	uint64_t connect_timeout;     /* seconds */
 	uint64_t output_buffer_size;  /* per connection, soft limit */
 	uint64_t sys_interval;        /* seconds, 0 = $SYS off */
+	bool persistence;
+	char persistence_location[MOAT_CFG_PATH_MAX];
+	uint32_t persistence_sync; /* enum moat_psync */
 	bool retain_available;
 	bool mqtt5;
 	uint64_t topic_alias_maximum;

@@ -162,6 +162,23 @@ const struct moat_cfg_directive moat__cfg_directives[] = {
 	 "to its session queue instead (slow consumers)."},
 	{"sys_interval", CFG_DURATION, OFF(sys_interval), 0, 86400, "10",
 	 "Seconds between $SYS/broker/... updates. 0 disables $SYS."},
+	{"persistence", CFG_BOOL, OFF(persistence), 0, 1, "false",
+	 "Keep retained messages, persistent sessions (subscriptions, "
+	 "queued and in-flight QoS 1/2 messages, incoming QoS 2 ids, wills) "
+	 "in an SQLite database in persistence_location, restored at start. "
+	 "See docs/persistence.md."},
+	{"persistence_location", CFG_PATH, OFF(persistence_location), 0,
+	 CSIZE(persistence_location), "/var/lib/moat",
+	 "Directory of the database (moat.db, created 0600; the directory is "
+	 "created 0700 when missing). Restart-only."},
+	{"persistence_sync", CFG_ENUM, OFF(persistence_sync), 0, 2, "full",
+	 "full: a PUBACK/PUBREC (and SUBACK, CONNACK, outgoing QoS 2 steps) "
+	 "is sent only once what it acknowledges is committed and fsynced: "
+	 "survives a crash of moatd and of the machine. normal: committed "
+	 "but not fsynced at each commit: survives a crash of moatd, a power "
+	 "cut may lose the last commits. off: acknowledgements do not wait; "
+	 "a crash loses what was not yet written (about the last 100 ms).",
+	 false, "full|normal|off"},
 	{"retain_available", CFG_BOOL, OFF(retain_available), 0, 1, "true",
 	 "Keep retained messages. When false, the retain flag is ignored."},
 	{"mqtt5", CFG_BOOL, OFF(mqtt5), 0, 1, "true",

@@ -23,8 +23,11 @@ START_TIMEOUT = 10.0
 
 class Broker:
     """A running moatd.  Use as a context manager."""
+    preexec_fn = None  # run in the child before moatd (resource limits)
+    log_start = 0      # where the current run's log begins
 
-    def __init__(self, config="", workers=2, args=(), files=None):
+    def __init__(self, config="", workers=2, args=(), files=None, port=0,
+                 preexec_fn=None):
         """files: {name: data or (data, mode)} written (mode 0600 unless
         given) into the broker's temporary directory before it starts;
         "@DIR@" in config stands for that directory."""
@@ -37,7 +40,9 @@ class Broker:
                 data, mode = data
             write_private(self.path(name), data, mode)
         config = config.replace("@DIR@", self.dir.name)
-        text = "listener 0 127.0.0.1\n"
+        text = "listener %d 127.0.0.1\n" % port
+        self.preexec_fn = preexec_fn
+        self.log_start = 0
         if workers is not None and "workers" not in config:
             text += "workers %d\n" % workers
         text += config
@@ -84,18 +89,23 @@ class Broker:
                            % (timeout, self.read_log()[-4000:]))
 
     def start(self):
-        self.log = open(self.log_path, "w")
+        """Start moatd (again, after stop() or kill9(): the log is kept,
+        start() looks only at what this run wrote)."""
+        self.log = open(self.log_path, "a")
+        self.log_start = self.log.tell()
         self.proc = subprocess.Popen(
             [MOATD, "-c", self.conf, "-v"] + self.args,
-            stdout=self.log, stderr=subprocess.STDOUT)
+            stdout=self.log, stderr=subprocess.STDOUT,
+            preexec_fn=self.preexec_fn)
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
-            m = re.search(r"listening on 127\.0\.0\.1:(\d+)", self.read_log())
-            if m and "running with" in self.read_log():
+            log = self.run_log()
+            m = re.search(r"listening on 127\.0\.0\.1:(\d+)", log)
+            if m and "running with" in log:
                 self.port = int(m.group(1))
                 found = re.findall(
                     r"listening on (?:127\.0\.0\.1|\[::1\]):(\d+)( \(TLS\))?",
-                    self.read_log())
+                    log)
                 self.ports = [int(p) for p, _ in found]
                 self.tls_ports = [int(p) for p, tls in found if tls]
                 return self
@@ -107,6 +117,18 @@ class Broker:
     def read_log(self):
         with open(self.log_path, errors="replace") as f:
             return f.read()
+
+    def run_log(self):
+        """The log of the current (or last) run only."""
+        with open(self.log_path, errors="replace") as f:
+            f.seek(self.log_start)
+            return f.read()
+
+    def kill9(self):
+        """SIGKILL, as a crash would; returns once it is gone."""
+        self.proc.kill()
+        self.proc.wait()
+        self.log.close()
 
     def alive(self):
         return self.proc.poll() is None

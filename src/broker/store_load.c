@@ -1,0 +1,453 @@
+/* Restore at start-up, before the workers run: sessions (with their
+ * subscriptions, queued and in-flight messages, incoming QoS 2 ids and
+ * wills) and retained messages.  Message expiry and session expiry count
+ * the time moatd was down. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "store_int.h"
+
+struct loaded {
+	uint64_t sid;
+	struct moat_session *s;
+};
+
+struct load_ctx {
+	struct moat_store *st;
+	struct moat_broker *b;
+	uint64_t now_mono, now_wall, last_alive;
+	struct loaded *v; /* sorted by sid */
+	size_t n, cap;
+	size_t nsubs, nqueued, ninflight, nretained, nexpired, nwills;
+	char *err;
+	size_t errsz;
+};
+
+static int load_error(struct load_ctx *x, int rc, const char *what)
+{
+	snprintf(x->err, x->errsz, "persistence: %s: %s: %s", x->st->path, what,
+		 rc == SQLITE_NOMEM ? "out of memory"
+				    : sqlite3_errmsg(x->st->db));
+	return rc == SQLITE_NOMEM ? MOAT_ENOMEM : MOAT_EIO;
+}
+
+static int sweep(struct load_ctx *x)
+{
+	/* Rows of sessions that are gone (a record made while the session
+	 * ended), messages nobody refers to. */
+	static const char q[] =
+		"BEGIN IMMEDIATE;"
+		"DELETE FROM deliveries WHERE sid NOT IN (SELECT sid FROM "
+		"sessions);"
+		"DELETE FROM subs WHERE sid NOT IN (SELECT sid FROM sessions);"
+		"DELETE FROM qos2_in WHERE sid NOT IN (SELECT sid FROM "
+		"sessions);"
+		"DELETE FROM msgs WHERE NOT EXISTS (SELECT 1 FROM deliveries "
+		"WHERE msg_id = msgs.id);"
+		"COMMIT;";
+	int rc = sqlite3_exec(x->st->db, q, NULL, NULL, NULL);
+	if (rc != SQLITE_OK) {
+		int e = load_error(x, rc, "cleaning up");
+		sqlite3_exec(x->st->db, "ROLLBACK", NULL, NULL, NULL);
+		return e;
+	}
+	return MOAT_OK;
+}
+
+static int scalar(struct load_ctx *x, const char *q, uint64_t *out)
+{
+	sqlite3_stmt *s;
+	int rc = sqlite3_prepare_v2(x->st->db, q, -1, &s, NULL);
+	if (rc != SQLITE_OK)
+		return load_error(x, rc, q);
+	*out = 0;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*out = (uint64_t)sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? MOAT_OK
+						     : load_error(x, rc, q);
+}
+
+static struct moat_session *find_loaded(struct load_ctx *x, uint64_t sid)
+{
+	size_t lo = 0, hi = x->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (x->v[mid].sid == sid)
+			return x->v[mid].s;
+		if (x->v[mid].sid < sid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* Prepare q, run each row through fn. */
+static int each_row(struct load_ctx *x, const char *q,
+		    int (*fn)(struct load_ctx *, sqlite3_stmt *))
+{
+	sqlite3_stmt *s;
+	int rc = sqlite3_prepare_v2(x->st->db, q, -1, &s, NULL);
+	if (rc != SQLITE_OK)
+		return load_error(x, rc, q);
+	int mrc = MOAT_OK;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW && !mrc)
+		mrc = fn(x, s);
+	sqlite3_finalize(s);
+	if (mrc)
+		return mrc;
+	return rc == SQLITE_DONE ? MOAT_OK : load_error(x, rc, q);
+}
+
+static int bad_row(struct load_ctx *x, const char *what)
+{
+	snprintf(x->err, x->errsz, "persistence: %s: a malformed %s row: the "
+		 "database is damaged (move it away to start with an empty "
+		 "one, or restore a backup)", x->st->path, what);
+	return MOAT_EIO;
+}
+
+static int delete_session(struct load_ctx *x, uint64_t sid)
+{
+	static const char *const q[] = {
+		"DELETE FROM sessions WHERE sid = ?1",
+		"DELETE FROM subs WHERE sid = ?1",
+		"DELETE FROM deliveries WHERE sid = ?1",
+		"DELETE FROM qos2_in WHERE sid = ?1"};
+	for (size_t i = 0; i < MOAT_ARRAY_LEN(q); i++) {
+		sqlite3_stmt *s;
+		int rc = sqlite3_prepare_v2(x->st->db, q[i], -1, &s, NULL);
+		if (rc == SQLITE_OK) {
+			sqlite3_bind_int64(s, 1, (sqlite3_int64)sid);
+			rc = sqlite3_step(s);
+			sqlite3_finalize(s);
+		}
+		if (rc != SQLITE_DONE && rc != SQLITE_OK)
+			return load_error(x, rc, "removing an expired session");
+	}
+	return MOAT_OK;
+}
+
+static uint64_t lifetime_ms(const struct moat_config *cfg, uint32_t expiry_s)
+{
+	uint64_t cap = cfg->persistent_client_expiration;
+	uint64_t life = expiry_s == MOAT_EXPIRY_NEVER ? UINT64_MAX : expiry_s;
+	if (cap && cap < life)
+		life = cap;
+	return life == UINT64_MAX ? UINT64_MAX : life * 1000u;
+}
+
+/* A will to publish as soon as the workers run. */
+static void publish_will_at_start(struct load_ctx *x, struct moat_msg *m)
+{
+	moat_worker_defer_will(&x->b->workers[0], m);
+	x->nwills++;
+}
+
+static int add_loaded(struct load_ctx *x, uint64_t sid, struct moat_session *s)
+{
+	if (x->n == x->cap) {
+		size_t cap = x->cap ? x->cap * 2 : 64;
+		struct loaded *v = moat_realloc(x->v, cap * sizeof(*v));
+		if (!v)
+			return MOAT_ENOMEM;
+		x->v = v;
+		x->cap = cap;
+	}
+	x->v[x->n].sid = sid; /* rows come ordered by sid */
+	x->v[x->n].s = s;
+	x->n++;
+	return MOAT_OK;
+}
+
+static int load_will(struct load_ctx *x, sqlite3_stmt *q,
+		     struct moat_msg **will)
+{
+	*will = NULL;
+	const void *p = sqlite3_column_blob(q, 5);
+	if (!p)
+		return MOAT_OK;
+	int rc = moat__msg_unblob(p, (size_t)sqlite3_column_bytes(q, 5),
+				  x->now_mono, x->now_wall, will);
+	if (rc == MOAT_ENOTFOUND)
+		return MOAT_OK; /* expired */
+	if (rc == MOAT_EPROTO)
+		return bad_row(x, "will");
+	if (rc == MOAT_OK)
+		(*will)->store_id = moat__store_msg_id(x->b);
+	return rc;
+}
+
+static int session_row(struct load_ctx *x, sqlite3_stmt *q)
+{
+	const struct moat_config *cfg = &x->b->cfg;
+	uint64_t sid = (uint64_t)sqlite3_column_int64(q, 0);
+	const uint8_t *id = sqlite3_column_blob(q, 1);
+	size_t idlen = (size_t)sqlite3_column_bytes(q, 1);
+	const char *owner = (const char *)sqlite3_column_text(q, 2);
+	uint32_t expiry = (uint32_t)sqlite3_column_int64(q, 3);
+	uint64_t off = (uint64_t)sqlite3_column_int64(q, 4);
+	uint32_t delay = (uint32_t)sqlite3_column_int64(q, 6);
+	uint64_t will_at = (uint64_t)sqlite3_column_int64(q, 7);
+	if (!id && idlen)
+		return MOAT_ENOMEM;
+	if (idlen > 65535)
+		return bad_row(x, "session");
+	/* Connected when moatd stopped: offline since it last wrote. */
+	if (!off)
+		off = x->last_alive ? x->last_alive : x->now_wall;
+	uint64_t away = x->now_wall > off ? x->now_wall - off : 0;
+	struct moat_msg *will;
+	int rc = load_will(x, q, &will);
+	if (rc)
+		return rc;
+	uint64_t life = lifetime_ms(cfg, expiry);
+	if (expiry == 0 || (life != UINT64_MAX && away >= life)) {
+		/* Expired while moatd was down: its will goes out now
+		 * [MQTT-3.1.3-9]. */
+		x->nexpired++;
+		if (will)
+			publish_will_at_start(x, will);
+		return delete_session(x, sid);
+	}
+	struct moat_worker *w = moat_worker_home(x->b, id ? id : (const uint8_t *)"", idlen);
+	struct moat_session *s = moat_session_new(w, id ? id : (const uint8_t *)"", idlen,
+						  expiry, owner);
+	if (!s || moat_worker_add_session(w, s) != MOAT_OK ||
+	    add_loaded(x, sid, s) != MOAT_OK) {
+		if (s && !s->hnext && w->sessions &&
+		    moat_worker_find_session(w, id, idlen) == s)
+			moat_session_destroy(s);
+		else if (s)
+			moat_session_discard(s);
+		moat_msg_unref(&will);
+		return MOAT_ENOMEM;
+	}
+	s->serial = sid;
+	atomic_store(&s->stored, true);
+	/* Rights are checked again for each message: the ACL may have
+	 * changed while moatd was down. */
+	s->acl_each = true;
+	s->offline_since_ms = x->now_mono - MOAT_MIN(away, x->now_mono);
+	if (will) {
+		/* A will whose connection died with moatd waits its delay
+		 * from now; one that was already waiting keeps its time. */
+		uint64_t at = will_at ? (will_at > x->now_wall
+						 ? will_at - x->now_wall
+						 : 0)
+				      : (uint64_t)delay * 1000u;
+		s->will = will;
+		s->will_at_ms = x->now_mono + at;
+	}
+	return MOAT_OK;
+}
+
+static int sub_row(struct load_ctx *x, sqlite3_stmt *q)
+{
+	struct moat_session *s =
+		find_loaded(x, (uint64_t)sqlite3_column_int64(q, 0));
+	if (!s)
+		return MOAT_OK;
+	const char *share = sqlite3_column_blob(q, 1);
+	size_t slen = (size_t)sqlite3_column_bytes(q, 1);
+	const char *filter = sqlite3_column_blob(q, 2);
+	size_t flen = (size_t)sqlite3_column_bytes(q, 2);
+	int qos = sqlite3_column_int(q, 3);
+	if (!filter || flen > 65535 || slen > 65535 || qos < 0 || qos > 2 ||
+	    !moat_topic_filter_valid((const uint8_t *)filter, flen))
+		return bad_row(x, "subscription");
+	int rc = moat__session_restore_sub(
+		s, filter, flen, slen ? share : NULL, slen, (uint8_t)qos,
+		(uint8_t)sqlite3_column_int(q, 4),
+		(uint32_t)sqlite3_column_int64(q, 5));
+	if (rc == MOAT_OK)
+		x->nsubs++;
+	return rc;
+}
+
+/* The shared group of a restored delivery: that of the session's
+ * subscription with the same group name and filter. */
+static uint64_t group_of(struct moat_session *s, sqlite3_stmt *q)
+{
+	const char *share = sqlite3_column_blob(q, 6);
+	size_t slen = (size_t)sqlite3_column_bytes(q, 6);
+	const char *filter = sqlite3_column_blob(q, 7);
+	size_t flen = (size_t)sqlite3_column_bytes(q, 7);
+	if (!share || !slen)
+		return 0;
+	for (size_t i = 0; i < s->nsubs; i++) {
+		const struct moat_sub_entry *e = &s->subs[i];
+		if (e->share && e->share_len == slen && e->len == flen &&
+		    !memcmp(e->share, share, slen) &&
+		    !memcmp(e->filter, filter, flen))
+			return e->group;
+	}
+	return 0;
+}
+
+static int delete_delivery(struct load_ctx *x, uint64_t did)
+{
+	sqlite3_stmt *s;
+	int rc = sqlite3_prepare_v2(x->st->db,
+				    "DELETE FROM deliveries WHERE did = ?1", -1,
+				    &s, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_int64(s, 1, (sqlite3_int64)did);
+		rc = sqlite3_step(s);
+		sqlite3_finalize(s);
+	}
+	return rc == SQLITE_DONE ? MOAT_OK
+				 : load_error(x, rc, "removing an expired message");
+}
+
+static int delivery_row(struct load_ctx *x, sqlite3_stmt *q)
+{
+	uint64_t did = (uint64_t)sqlite3_column_int64(q, 0);
+	struct moat_session *s =
+		find_loaded(x, (uint64_t)sqlite3_column_int64(q, 1));
+	int qos = sqlite3_column_int(q, 2);
+	int pid = sqlite3_column_int(q, 4), state = sqlite3_column_int(q, 5);
+	const void *data = sqlite3_column_blob(q, 9);
+	if (!s)
+		return MOAT_OK;
+	if (qos < 1 || qos > 2 || pid < 0 || pid > 65535 || state < 0 ||
+	    state > INFLIGHT_WAIT_COMP || (!data && state != INFLIGHT_WAIT_COMP))
+		return bad_row(x, "queued message");
+	struct moat_msg *m = NULL;
+	if (data) {
+		int rc = moat__msg_unblob(data,
+					  (size_t)sqlite3_column_bytes(q, 9),
+					  x->now_mono, x->now_wall, &m);
+		if (rc == MOAT_EPROTO)
+			return bad_row(x, "message");
+		if (rc == MOAT_ENOTFOUND && state != INFLIGHT_WAIT_COMP) {
+			x->nexpired++;
+			return delete_delivery(x, did); /* [MQTT-3.3.2-5] */
+		}
+		if (rc == MOAT_ENOMEM)
+			return MOAT_ENOMEM;
+		if (m)
+			m->store_id = (uint64_t)sqlite3_column_int64(q, 8);
+	}
+	bool retain = sqlite3_column_int(q, 3) != 0;
+	int rc = moat__session_restore_delivery(s, m, (uint8_t)qos, retain,
+						group_of(s, q), did,
+						(uint16_t)pid, (uint8_t)state);
+	moat_msg_unref(&m);
+	if (rc == MOAT_OK) {
+		if (pid)
+			x->ninflight++;
+		else
+			x->nqueued++;
+	}
+	return rc;
+}
+
+static int qos2_row(struct load_ctx *x, sqlite3_stmt *q)
+{
+	struct moat_session *s =
+		find_loaded(x, (uint64_t)sqlite3_column_int64(q, 0));
+	int id = sqlite3_column_int(q, 1);
+	if (!s)
+		return MOAT_OK;
+	if (id < 1 || id > 65535)
+		return bad_row(x, "QoS 2 id");
+	return moat_session_qos2_set(s, (uint16_t)id);
+}
+
+static int retained_row(struct load_ctx *x, sqlite3_stmt *q)
+{
+	const void *data = sqlite3_column_blob(q, 1);
+	struct moat_msg *m;
+	if (!data)
+		return bad_row(x, "retained message");
+	int rc = moat__msg_unblob(data, (size_t)sqlite3_column_bytes(q, 1),
+				  x->now_mono, x->now_wall, &m);
+	if (rc == MOAT_ENOTFOUND) {
+		x->nexpired++; /* deleted when replaced or at the next start */
+		return MOAT_OK;
+	}
+	if (rc == MOAT_EPROTO)
+		return bad_row(x, "retained message");
+	if (rc)
+		return rc;
+	m->store_id = moat__store_msg_id(x->b);
+	rc = moat_tree_retain(&x->b->tree, m);
+	moat_msg_unref(&m);
+	if (rc == MOAT_OK)
+		x->nretained++;
+	else if (rc == MOAT_ELIMIT)
+		rc = MOAT_OK; /* max_retained_* lowered: logged by the tree */
+	return rc;
+}
+
+int moat__store_load(struct moat_store *st, char *err, size_t errsz)
+{
+	struct moat_broker *b = st->b;
+	struct load_ctx x = {.st = st,
+			     .b = b,
+			     .now_mono = moat_now_ms(),
+			     .now_wall = moat__wall_ms(),
+			     .err = err,
+			     .errsz = errsz};
+	uint64_t v;
+	int rc;
+	if ((rc = sweep(&x)) ||
+	    (rc = scalar(&x, "SELECT value FROM meta WHERE key = 'last_alive'",
+			 &x.last_alive)) ||
+	    (rc = scalar(&x, "SELECT max(id) FROM msgs", &v)))
+		goto out;
+	atomic_store(&st->next_msg_id, v + 1);
+	if ((rc = scalar(&x, "SELECT max(did) FROM deliveries", &v)))
+		goto out;
+	atomic_store(&st->next_did, v + 1);
+	if ((rc = scalar(&x, "SELECT max(sid) FROM sessions", &v)))
+		goto out;
+	if (v > atomic_load(&b->session_seq))
+		atomic_store(&b->session_seq, v);
+	if ((rc = sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL))) {
+		rc = load_error(&x, rc, "begin");
+		goto out;
+	}
+	if ((rc = each_row(&x,
+			   "SELECT sid, client_id, owner, expiry_s, "
+			   "offline_since, will, will_delay, will_at FROM "
+			   "sessions ORDER BY sid",
+			   session_row)) ||
+	    (rc = each_row(&x,
+			   "SELECT sid, share, filter, qos, options, sub_id "
+			   "FROM subs ORDER BY rowid",
+			   sub_row)) ||
+	    (rc = each_row(&x,
+			   "SELECT d.did, d.sid, d.qos, d.retain, "
+			   "d.packet_id, d.state, d.share, d.filter, m.id, "
+			   "m.data FROM deliveries d LEFT JOIN msgs m ON m.id "
+			   "= d.msg_id ORDER BY d.did",
+			   delivery_row)) ||
+	    (rc = each_row(&x, "SELECT sid, packet_id FROM qos2_in",
+			   qos2_row)) ||
+	    (rc = each_row(&x, "SELECT topic, data FROM retained",
+			   retained_row))) {
+		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+		goto out;
+	}
+	if ((rc = sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL))) {
+		rc = load_error(&x, rc, "commit");
+		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+		goto out;
+	}
+	moat_notice("persistence: %s: restored %zu sessions, %zu "
+		    "subscriptions, %zu queued and %zu in-flight messages, "
+		    "%zu retained messages (%zu expired while down%s)",
+		    st->path, x.n, x.nsubs, x.nqueued, x.ninflight,
+		    x.nretained, x.nexpired,
+		    x.nwills ? "; their wills are published" : "");
+out:
+	if (rc == MOAT_ENOMEM && !err[0])
+		snprintf(err, errsz, "persistence: out of memory restoring %s",
+			 st->path);
+	moat_free(x.v);
+	return rc;
+}
