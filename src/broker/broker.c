@@ -315,7 +315,15 @@ static void keep_restart_only(const struct moat_config *old,
 	KEEP(topic_alias_maximum);
 	KEEP(mqtt5);
 	KEEP(max_connections);
+	KEEP(persistence);
+	KEEP(persistence_sync);
 #undef KEEP
+	if (strcmp(cfg->persistence_location, old->persistence_location)) {
+		moat_warn("reload: persistence_location changed; it takes "
+			  "effect at the next restart");
+		memcpy(cfg->persistence_location, old->persistence_location,
+		       sizeof(cfg->persistence_location));
+	}
 }
 
 int moat_broker_reload(struct moat_broker *b, const struct moat_config *in,
