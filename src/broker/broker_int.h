@@ -701,6 +701,10 @@ static inline bool moat__store_on(const struct moat_broker *b)
 {
 	return b->store != NULL;
 }
+/* Records handed over and not committed beyond which the connections
+ * adding to them stop being read until the store catches up. */
+#define MOAT_STORE_BACKLOG_MAX 100000u
+bool moat__store_backlogged(const struct moat_broker *b);
 /* Is the store failing to commit (disk full, I/O error)? */
 bool moat__store_failing(const struct moat_broker *b);
 /* A fresh message id, for a message that may be stored. */

@@ -285,8 +285,12 @@ void moat_conn_disconnect(struct moat_conn *c, uint8_t reason,
 
 bool moat_conn_can_send(const struct moat_conn *c)
 {
+	/* A connection waiting for a store that is far behind is not read
+	 * (nor sent more) until its gates open: the store's backlog is
+	 * bounded by what the connections had in flight. */
 	return c->state == CONN_ACTIVE &&
-	       moat_buf_used(&c->out) < c->w->cfg->output_buffer_size;
+	       moat_buf_used(&c->out) < c->w->cfg->output_buffer_size &&
+	       !(c->ngates && moat__store_backlogged(c->w->b));
 }
 
 uint8_t *moat_conn_reserve(struct moat_conn *c, size_t n)

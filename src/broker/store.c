@@ -438,15 +438,27 @@ void moat__store_flush(struct moat_worker *w)
 		st->head = sb;
 	st->tail = sb;
 	st->queued += sb->n;
+	atomic_fetch_add_explicit(&st->backlog, sb->n, memory_order_relaxed);
 	pthread_cond_signal(&st->cond);
 	pthread_mutex_unlock(&st->lock);
 }
 
+bool moat__store_backlogged(const struct moat_broker *b)
+{
+	return b->store && atomic_load_explicit(&b->store->backlog,
+						memory_order_relaxed) >
+				   MOAT_STORE_BACKLOG_MAX;
+}
+
 /* ---- worker side: gates -------------------------------------------------- */
 
+/* persistence_sync off gates nothing, except while the store is far
+ * behind: then the connections that add to it wait (and stop being read,
+ * see moat_conn_can_send) until it catches up. */
 static bool gates_on(const struct moat_broker *b)
 {
-	return b->store && b->store->sync != MOAT_PSYNC_OFF;
+	return b->store && (b->store->sync != MOAT_PSYNC_OFF ||
+			    moat__store_backlogged(b));
 }
 
 void moat__store_gate(struct moat_conn *c)

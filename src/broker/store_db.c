@@ -538,12 +538,14 @@ static void committed(struct moat_store *st, struct moat_store_batch *list)
 		atomic_store_explicit(&st->committed[sb->worker], sb->seq,
 				      memory_order_release);
 		st->records += sb->n;
+		atomic_fetch_sub_explicit(&st->backlog, sb->n,
+					  memory_order_relaxed);
 		if (sb->worker < 256)
 			seen[sb->worker / 64] |= 1ull << (sb->worker % 64);
 		moat__store_batch_free(sb);
 	}
 	st->commits++;
-	if (st->sync == MOAT_PSYNC_OFF)
+	if (st->sync == MOAT_PSYNC_OFF && !moat__store_backlogged(b))
 		return;
 	for (unsigned i = 0; i < b->nworkers && i < 256; i++)
 		if (seen[i / 64] & (1ull << (i % 64)))

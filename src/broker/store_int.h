@@ -86,6 +86,7 @@ struct moat_store {
 	atomic_uint_fast64_t next_msg_id;
 	atomic_uint_fast64_t next_did;
 	atomic_uint_fast64_t lost; /* records that could not be made */
+	atomic_size_t backlog; /* records handed over, not yet committed */
 
 	/* store thread only */
 	uint8_t *buf; /* message blobs */

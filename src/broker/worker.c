@@ -619,7 +619,7 @@ static bool write_stalled(struct moat_conn *c, uint64_t now)
 		outq = 0;
 	/* Output held for the store waits on us, not on the peer. */
 	bool waiting = moat__store_writable(c, moat_buf_used(&c->out)) ||
-		       outq > 0 || !c->reading ||
+		       outq > 0 || (!c->reading && !c->ngates) ||
 		       (c->session && c->session->qlen && !c->ngates);
 	/* Progress is what the peer acknowledged: bytes written to the
 	 * socket minus what still sits unacknowledged in the kernel.  The
