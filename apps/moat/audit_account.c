@@ -102,8 +102,11 @@ static void check_share(struct audit_ctx *x, const struct audit_ident *id,
 	    audit_mqtt_subscribe(x, &c, f, n, got, &h) == MOAT_OK) {
 		(void)audit_mqtt_collect(x, &c, x->run->o->wait_ms, &h);
 		for (size_t i = 0; i < n; i++) {
-			if (!audit_granted(got[i]))
+			if (!audit_granted(got[i])) {
+				audit_note(x->t, "%s: %s refused as well",
+					   id->label, f[i]);
 				continue;
+			}
 			moat_findings_add(&x->t->findings, "AUD-MQ-10",
 					  "%s: %s was granted although %s was "
 					  "refused (%zu messages arrived in "

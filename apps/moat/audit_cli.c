@@ -86,6 +86,36 @@ static const struct aopt_def opts[] = {
 	{'h', "help", A_HELP, NULL, 0, 0, "show this help", false},
 };
 
+/* "  LEFT   help..." with the help wrapped at 79 columns. */
+static void print_opt(FILE *f, const char *left, const char *help)
+{
+	enum { COL = 26, WIDTH = 79 };
+	size_t col;
+	fprintf(f, "  %s", left);
+	col = 2 + strlen(left);
+	if (col > COL - 2) {
+		fputc('\n', f);
+		col = 0;
+	}
+	const char *p = help;
+	while (*p) {
+		fprintf(f, "%*s", (int)(COL - col), "");
+		size_t n = strlen(p), room = WIDTH - COL;
+		if (n > room) {
+			n = room;
+			while (n > 0 && p[n] != ' ')
+				n--;
+			if (!n)
+				n = room;
+		}
+		fprintf(f, "%.*s\n", (int)n, p);
+		p += n;
+		while (*p == ' ')
+			p++;
+		col = 0;
+	}
+}
+
 void moat_audit_usage(FILE *f)
 {
 	fprintf(f,
@@ -112,10 +142,7 @@ void moat_audit_usage(FILE *f)
 			 d->short_name ? d->short_name : ' ',
 			 d->short_name ? ", " : "  ", d->name,
 			 d->arg ? " " : "", d->arg ? d->arg : "");
-		if (strlen(left) > 26)
-			fprintf(f, "  %s\n  %26s  %s\n", left, "", d->help);
-		else
-			fprintf(f, "  %-26s  %s\n", left, d->help);
+		print_opt(f, left, d->help);
 	}
 	fprintf(f,
 		"\nEvery step waits at most --timeout, every collection "
@@ -326,8 +353,10 @@ static int parse_target(const char *s, struct audit_target *t, char *err,
 	while (*e && (v6 ? v6_char(*e) : host_char(*e)))
 		e++;
 	size_t hl = (size_t)(e - h);
-	if (v6 && *e++ != ']')
+	if (v6 && *e != ']')
 		hl = 0;
+	else if (v6)
+		e++;
 	if (hl == 0 || hl >= sizeof(t->host) || (*e && *e != ':')) {
 		snprintf(err, errsz, "%s", *e == '/' || *e == '@'
 					 ? "only a host and a port: no path, "

@@ -154,14 +154,16 @@ static void tls_errors(char *buf, size_t sz)
 {
 	unsigned long e;
 	size_t o = strlen(buf);
+	bool first = true;
 	while ((e = ERR_get_error()) != 0 && o + 8 < sz) {
 		char one[256];
 		ERR_error_string_n(e, one, sizeof(one));
 		/* "error:0A000086:SSL routines::certificate verify failed":
 		 * keep the reason only. */
 		const char *r = strrchr(one, ':');
-		snprintf(buf + o, sz - o, "%s%s", o ? "; " : "",
+		snprintf(buf + o, sz - o, "%s%s", first ? "" : "; ",
 			 r ? r + 1 : one);
+		first = false;
 		o = strlen(buf);
 	}
 }

@@ -49,13 +49,22 @@ static void print_wrapped(FILE *out, const char *text, size_t col,
 		fputc('\n', out);
 }
 
-static void text_finding(FILE *out, const struct moat_finding *x)
+/* why and fix are printed with the first finding of an id only. */
+static void text_finding(FILE *out, const struct moat_findings *f, size_t i)
 {
+	const struct moat_finding *x = &f->v[i];
+	bool again = false;
+	for (size_t k = 0; k < i && !again; k++)
+		again = f->v[k].def == x->def;
 	fprintf(out, "  %-8s  %-10s  ", moat_severity_label(x->sev),
 		x->def->id);
 	print_wrapped(out, x->def->title, 24, 24);
 	fputs("    seen: ", out);
 	print_wrapped(out, x->evidence, 10, 10);
+	if (again) {
+		fputs("    (why and fix: as above)\n\n", out);
+		return;
+	}
 	fputs("    why:  ", out);
 	print_wrapped(out, x->def->why, 10, 10);
 	fputs("    fix:  ", out);
@@ -73,7 +82,7 @@ static void text_target(FILE *out, const struct audit_target *t)
 	if (t->findings.n)
 		fputc('\n', out);
 	for (size_t i = 0; i < t->findings.n; i++)
-		text_finding(out, &t->findings.v[i]);
+		text_finding(out, &t->findings, i);
 	if (t->notes.n) {
 		fputs(t->findings.n ? "  notes:\n" : "\n  notes:\n", out);
 		for (size_t i = 0; i < t->notes.n; i++) {

@@ -100,10 +100,13 @@ static void cert_key(struct audit_ctx *x, X509 *cert, const char *who)
 	int id = EVP_PKEY_get_base_id(pk);
 	bool rsa_like = id == EVP_PKEY_RSA || id == EVP_PKEY_DSA ||
 			id == EVP_PKEY_RSA_PSS;
+	const char *kind = id == EVP_PKEY_EC ? "EC"
+			   : id == EVP_PKEY_DSA ? "DSA"
+						: "RSA";
 	if ((rsa_like && bits < 2048) || (id == EVP_PKEY_EC && bits < 224))
 		moat_findings_add(&x->t->findings, "AUD-TLS-03",
-				  "%s has a weak %s key of %d bits", who,
-				  OBJ_nid2sn(id), bits);
+				  "%s has a weak %s key of %d bits", who, kind,
+				  bits);
 }
 
 static bool cert_name_ok(X509 *cert, const char *host)
@@ -195,6 +198,12 @@ static enum tls_try try_ctx(struct audit_ctx *x, SSL_CTX *ctx, char *cipher,
 	int rc = audit_conn_open(x, &c, ctx);
 	enum tls_try r = TRY_REFUSED;
 	if (rc == MOAT_OK) {
+		r = TRY_ACCEPTED;
+		if (cipher)
+			snprintf(cipher, csz, "%s", SSL_get_cipher_name(c.ssl));
+	} else if (rc == MOAT_ETLS && c.cert_requested) {
+		/* The server chose this version and suite, then wanted a
+		 * client certificate: accepted as far as this check goes. */
 		r = TRY_ACCEPTED;
 		if (cipher)
 			snprintf(cipher, csz, "%s", SSL_get_cipher_name(c.ssl));
