@@ -168,22 +168,24 @@ static void client_cert_check(struct audit_ctx *x, struct audit_conn *c)
 					  4, 2, 0, 60, 0, 6, 'm', 'o', 'a', 't',
 					  '-', 'a'};
 	uint8_t ans[4];
-	int n = audit_conn_send(c, connect, sizeof(connect),
-				audit_step_deadline(x));
-	if (n == MOAT_OK)
-		n = audit_conn_recv(c, ans, sizeof(ans),
-				    audit_step_deadline(x));
-	if (n > 0 && ans[0] == (MQTT_CONNACK << 4))
+	/* Even when the write fails (the server may have closed already),
+	 * its alert may be waiting to be read. */
+	(void)audit_conn_send(c, connect, sizeof(connect),
+			      audit_step_deadline(x));
+	int n = audit_conn_recv(c, ans, sizeof(ans), audit_step_deadline(x));
+	if (n > 0 && ans[0] == (MQTT_CONNACK << 4)) {
 		moat_findings_add(&x->t->findings, "AUD-TLS-04",
 				  "the server asks for a client certificate "
 				  "but answered CONNECT on a connection "
 				  "without one");
-	else if (c->tls_alert_cert_required || n == 0 || n == MOAT_ETLS)
-		audit_note(x->t, "client certificates are required "
-				 "(enforced): the MQTT checks cannot run "
-				 "without one");
-	if (!(n > 0 && ans[0] == (MQTT_CONNACK << 4)))
-		x->cert_required = true;
+		return;
+	}
+	x->cert_required = true;
+	audit_note(x->t, "client certificates are required (enforced%s): "
+			 "the MQTT checks cannot run without one",
+		   c->tls_alert_cert_required ? ", by a TLS alert"
+		   : n == MOAT_EAGAIN	       ? ": no answer without one"
+					       : "");
 }
 
 /* ---- protocol versions and ciphers ------------------------------------ */
