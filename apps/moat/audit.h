@@ -303,6 +303,12 @@ int audit_first_probe(struct audit_ctx *x);
 void audit_check_anonymous(struct audit_ctx *x);
 void audit_check_idle(struct audit_ctx *x);
 void audit_check_limits(struct audit_ctx *x, const struct audit_connack *ca);
+/* The filters of a collection window, in this order: codes[] indexes. */
+#define AUDIT_W_HASH 0	/* # */
+#define AUDIT_W_PLUS 1	/* +/# */
+#define AUDIT_W_SYS 2	/* $SYS/# */
+#define AUDIT_W_BASIC 3 /* count without the two $CONTROL replies */
+#define AUDIT_W_ALL 5
 void audit_check_window(struct audit_ctx *x, const struct audit_ident *id,
 			struct audit_harvest *h, uint8_t *codes,
 			bool with_control);

@@ -10,10 +10,6 @@
 #include "audit.h"
 #include "codec/mqtt5.h"
 
-#define W_HASH 0
-#define W_PLUS 1
-#define W_SYS 2
-#define W_ALL 5
 /* 3.1.1 CONNACK codes and MQTT 5 reasons that mean "slow down". */
 #define THROTTLE_GAP_MS 500u
 #define BAD_LOGINS 5
@@ -79,7 +75,7 @@ static void check_share(struct audit_ctx *x, const struct audit_ident *id,
 	static const char *const plain[] = {"#", "$SYS/#"};
 	static const char *const shared[] = {"$share/moat-audit/#",
 					     "$share/moat-audit/$SYS/#"};
-	const size_t idx[] = {W_HASH, W_SYS};
+	const size_t idx[] = {AUDIT_W_HASH, AUDIT_W_SYS};
 	const char *f[2];
 	size_t map[2], n = 0;
 	for (size_t i = 0; i < 2; i++)
@@ -168,7 +164,7 @@ void audit_check_account(struct audit_ctx *x, const struct audit_account *a)
 	struct audit_conn c;
 	struct audit_connack ca;
 	struct audit_harvest h = {0};
-	uint8_t codes[W_ALL];
+	uint8_t codes[AUDIT_W_ALL];
 	char cid[64], why[200];
 	audit_ident_account(&id, a);
 	audit_progress(x, "logging in as %s", id.label);
@@ -450,10 +446,13 @@ static bool utf8_try(struct audit_ctx *x, const struct audit_ident *pub,
 	memcpy(bad, base, n);
 	memcpy(bad + n, "/\xC0\xAF", 3);
 	static const char msg[] = "moat audit: invalid UTF-8 test";
-	if (login(x, &c, pub, NULL, &ca, "UTF-8 check"))
-		(void)audit_mqtt_publish(x, &c, bad, n + 3, msg,
-					 sizeof(msg) - 1, 0, NULL);
 	struct audit_harvest ph = {0};
+	if (!login(x, &c, pub, NULL, &ca, "UTF-8 check")) {
+		done = false;
+		goto out;
+	}
+	(void)audit_mqtt_publish(x, &c, bad, n + 3, msg, sizeof(msg) - 1, 0,
+				 NULL);
 	(void)audit_mqtt_collect(x, &c, 500, &ph);
 	(void)audit_mqtt_collect(x, &o, x->run->o->wait_ms, &h);
 	if (h.bad_utf8)

@@ -22,11 +22,6 @@ static const char *const window_filters[] = {
 	"$CONTROL/dynamic-security/v1/response",
 	"$CONTROL/broker/v1/response",
 };
-#define W_HASH 0
-#define W_PLUS 1
-#define W_SYS 2
-#define W_BASIC 3 /* without the control replies */
-#define W_ALL 5
 
 void audit_note(struct audit_target *t, const char *fmt, ...)
 {
@@ -225,17 +220,19 @@ out:
 
 void audit_check_limits(struct audit_ctx *x, const struct audit_connack *ca)
 {
-	char adv[300];
+	char adv[300], mps[16] = "none", ska[16] = "none";
 	struct audit_target *t = x->t;
 	x->limits_read = true;
+	if (ca->has_max_packet)
+		snprintf(mps, sizeof(mps), "%u", ca->max_packet);
+	if (ca->has_keepalive)
+		snprintf(ska, sizeof(ska), "%u", ca->server_keepalive);
 	snprintf(adv, sizeof(adv),
 		 "MQTT 5 CONNACK (asked for keep-alive 3600): Maximum Packet "
-		 "Size %u%s, Server Keep Alive %u%s, Receive Maximum %u, Topic "
+		 "Size %s, Server Keep Alive %s, Receive Maximum %u, Topic "
 		 "Alias Maximum %u, Maximum QoS %u, Retain Available %u, "
 		 "Wildcard %u, Shared %u",
-		 ca->max_packet, ca->has_max_packet ? "" : " (none)",
-		 ca->server_keepalive, ca->has_keepalive ? "" : " (none)",
-		 ca->has_recv_max ? ca->recv_max : 65535u,
+		 mps, ska, ca->has_recv_max ? ca->recv_max : 65535u,
 		 ca->has_alias_max ? ca->alias_max : 0u,
 		 ca->has_max_qos ? ca->max_qos : 2u,
 		 ca->has_retain ? ca->retain : 1u,
@@ -346,8 +343,8 @@ static void window_findings(struct audit_ctx *x, const struct audit_ident *id,
 	struct moat_findings *f = &x->t->findings;
 	bool anon = id->user == NULL;
 	char seen[400];
-	bool hash = audit_granted(codes[W_HASH]);
-	bool plus = audit_granted(codes[W_PLUS]);
+	bool hash = audit_granted(codes[AUDIT_W_HASH]);
+	bool plus = audit_granted(codes[AUDIT_W_PLUS]);
 	if ((hash || plus) && h->msgs)
 		moat_findings_add_sev(
 			f, "AUD-MQ-05", anon ? MOAT_SEV_HIGH : MOAT_SEV_MEDIUM,
@@ -373,7 +370,7 @@ static void window_findings(struct audit_ctx *x, const struct audit_ident *id,
 				  h->version[0] ? ", among them " : "",
 				  h->version_topic, h->version[0] ? " = " : "",
 				  h->version);
-	else if (audit_granted(codes[W_SYS]))
+	else if (audit_granted(codes[AUDIT_W_SYS]))
 		audit_note(x->t, "%s: $SYS/# granted, nothing arrived in the "
 				 "window", id->label);
 	if (h->version[0] && !x->version[0]) {
@@ -422,8 +419,8 @@ void audit_check_window(struct audit_ctx *x, const struct audit_ident *id,
 	struct audit_conn c;
 	struct audit_connack ca;
 	char cid[64], why[200];
-	size_t nf = with_control ? W_ALL : W_BASIC;
-	memset(codes, 0x80, W_ALL);
+	size_t nf = with_control ? AUDIT_W_ALL : AUDIT_W_BASIC;
+	memset(codes, 0x80, AUDIT_W_ALL);
 	audit_progress(x, "what %s can read (#, +/#, $SYS/#%s; %u ms)",
 		       id->label, with_control ? ", $CONTROL" : "",
 		       x->run->o->wait_ms);
@@ -441,7 +438,7 @@ void audit_check_window(struct audit_ctx *x, const struct audit_ident *id,
 		goto out;
 	}
 	rc = audit_mqtt_subscribe(x, &c, window_filters, nf, codes, h);
-	if (rc == MOAT_OK && with_control && audit_granted(codes[W_BASIC]))
+	if (rc == MOAT_OK && with_control && audit_granted(codes[AUDIT_W_BASIC]))
 		ask_control(x, &c);
 	if (rc == MOAT_OK)
 		rc = audit_mqtt_collect(x, &c, x->run->o->wait_ms, h);
@@ -451,9 +448,9 @@ void audit_check_window(struct audit_ctx *x, const struct audit_ident *id,
 		goto out;
 	}
 	audit_note(x->t, "%s: SUBACK # %s, +/# %s, $SYS/# %s", id->label,
-		   audit_suback_str(codes[W_HASH], c.version),
-		   audit_suback_str(codes[W_PLUS], c.version),
-		   audit_suback_str(codes[W_SYS], c.version));
+		   audit_suback_str(codes[AUDIT_W_HASH], c.version),
+		   audit_suback_str(codes[AUDIT_W_PLUS], c.version),
+		   audit_suback_str(codes[AUDIT_W_SYS], c.version));
 	window_findings(x, id, h, codes);
 	if (with_control)
 		control_findings(x, id, h);
@@ -468,6 +465,8 @@ void audit_check_version(struct audit_ctx *x)
 	const char *user = x->run->o->broker_version;
 	const char *v = user ? user : x->version;
 	const char *src = user ? "--broker-version" : x->version_src;
+	if (!v[0] && audit_out_of_time(x))
+		return;
 	if (!v[0]) {
 		audit_note(x->t, "broker version not visible ($SYS not "
 				 "readable): give it with --broker-version to "
@@ -536,7 +535,7 @@ static void run_accounts(struct audit_ctx *x)
 	const struct audit_opts *o = x->run->o;
 	if (x->anon_ok) {
 		struct audit_ident anon;
-		uint8_t codes[W_ALL];
+		uint8_t codes[AUDIT_W_ALL];
 		audit_ident_anon(&anon);
 		audit_check_window(x, &anon, &x->anon_h, codes, false);
 	}
