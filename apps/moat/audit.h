@@ -180,6 +180,8 @@ struct audit_conn {
 	bool tls_alert_cert_required;
 	int tls_reason; /* OpenSSL reason code of a failed handshake */
 	uint16_t next_id;
+	uint64_t cap; /* the run's deadline: no wait on this connection
+		       * goes past it */
 	char err[AUDIT_ERR_LEN];
 };
 

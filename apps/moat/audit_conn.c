@@ -275,6 +275,7 @@ int audit_conn_open(struct audit_ctx *x, struct audit_conn *c, SSL_CTX *ctx)
 	c->cert_requested = c->tls_alert_cert_required = false;
 	c->tls_reason = 0;
 	c->next_id = 0;
+	c->cap = x->run->deadline;
 	if (audit_out_of_time(x)) {
 		snprintf(c->err, sizeof(c->err), "time budget (--max-time) "
 						 "used up");
@@ -290,6 +291,8 @@ int audit_conn_open(struct audit_ctx *x, struct audit_conn *c, SSL_CTX *ctx)
 int audit_conn_send(struct audit_conn *c, const uint8_t *p, size_t n,
 		    uint64_t deadline)
 {
+	if (c->cap)
+		deadline = MOAT_MIN(deadline, c->cap);
 	while (n > 0) {
 		short ev;
 		if (c->ssl) {
@@ -336,6 +339,8 @@ int audit_conn_recv(struct audit_conn *c, uint8_t *p, size_t n,
 {
 	if (n > 65536)
 		n = 65536;
+	if (c->cap)
+		deadline = MOAT_MIN(deadline, c->cap);
 	for (;;) {
 		short ev = POLLIN;
 		if (c->ssl) {
