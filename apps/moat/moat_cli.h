@@ -153,5 +153,8 @@ int moat_sub_main(int argc, char **argv);
 /* `moat passwd` (passwd_cmd.c): argv[0] is "passwd". */
 int moat_passwd_main(int argc, char **argv);
 void moat_passwd_usage(FILE *f);
+/* `moat audit` (audit_cli.c): argv[0] is "audit". */
+int moat_audit_main(int argc, char **argv);
+void moat_audit_usage(FILE *f);
 
 #endif

@@ -106,11 +106,33 @@ static const struct moat_finding_def catalogue[] = {
 	 "path: Wi-Fi, LAN, provider (T-02, MQTT 5.0 section 5.4.5).",
 	 "Add certfile and keyfile to the listener (TLS, port 8883), or bind "
 	 "it to 127.0.0.1 for local clients only."},
+	{"AUD-MQ-02", MOAT_SEV_HIGH, "Anonymous access accepted",
+	 "The running broker accepted a CONNECT without user name and "
+	 "password (or with a made-up one), so anyone who can reach the port "
+	 "can read and publish whatever anonymous clients may (T-01). Most "
+	 "brokers found by internet scans leak data this way. Medium on a "
+	 "loopback address (only local users and programs reach it).",
+	 "Refuse anonymous clients (moatd: allow_anonymous false; mosquitto: "
+	 "allow_anonymous false, the 2.x default on configured listeners) and "
+	 "give every client its own user name and password (`moat passwd`) "
+	 "or client certificate."},
+	{"AUD-MQ-03", MOAT_SEV_HIGH,
+	 "Default or well-known credentials accepted",
+	 "A user name and password from the short list of vendor defaults "
+	 "and passwords seen in internet scans (admin/admin, user/12345, ...) "
+	 "logged in. Attackers try exactly these first (T-03, ETSI EN 303 645 "
+	 "provision 5.1-1).",
+	 "Change that account's password to a long random one (`moat passwd "
+	 "FILE USER`) or remove the account; never ship or keep a default "
+	 "password."},
 	{"AUD-MQ-03b", MOAT_SEV_MEDIUM, "Login throttling disabled",
-	 "With auth_backoff_initial 0 failed logins are not delayed, so "
-	 "passwords can be guessed as fast as the network allows (T-03).",
-	 "Remove auth_backoff_initial (default 1s, doubling up to "
-	 "auth_backoff_max, 5m)."},
+	 "Failed logins are not delayed (moatd: auth_backoff_initial 0; "
+	 "mosquitto has no login back-off at all), so passwords can be "
+	 "guessed as fast as the network allows (T-03).",
+	 "moatd: remove auth_backoff_initial (default 1s, doubling up to "
+	 "auth_backoff_max, 5m). Brokers without a back-off: use long random "
+	 "passwords or client certificates, and rate-limit new connections "
+	 "in front of the broker (firewall, fail2ban on its log)."},
 	{"AUD-MQ-04", MOAT_SEV_MEDIUM,
 	 "$SYS broker statistics readable by any client",
 	 "$SYS/# tells the broker version (to look up its CVEs), client "
@@ -129,6 +151,54 @@ static const struct moat_finding_def catalogue[] = {
 	 "Replace the grant with the narrow topics clients need (e.g. `pattern "
 	 "read devices/%u/#`) and grant # only inside an administrator's "
 	 "`user` section."},
+	{"AUD-MQ-06", MOAT_SEV_MEDIUM, "Retained messages readable",
+	 "Retained messages are the last value of each topic, handed to every "
+	 "new subscriber at once: whoever may subscribe gets the current state "
+	 "of every device without waiting (T-06). High for anonymous clients; "
+	 "low for a test account (check that it should read them).",
+	 "Restrict reading with the ACL (deny by default, narrow grants per "
+	 "account), clear stale retained topics (publish an empty retained "
+	 "message), and set a message expiry on retained data where it ages."},
+	{"AUD-MQ-07", MOAT_SEV_HIGH,
+	 "Will delivered on a topic the client may not publish on",
+	 "A client registers a will on a topic it is not allowed to publish "
+	 "on, then drops its connection: the broker publishes the will for it, "
+	 "so the ACL can be bypassed to fake device status or inject commands "
+	 "(T-07).",
+	 "Authorise the will topic at CONNECT and again when the will fires "
+	 "(moatd does both); with other brokers, upgrade, or use a plugin that "
+	 "checks wills."},
+	{"AUD-MQ-08", MOAT_SEV_HIGH,
+	 "Client id taken over or session deleted by another identity",
+	 "Another account (or an anonymous client) could log in with a test "
+	 "account's client id, which disconnects the device and takes or "
+	 "resets its session; or a failed login with the device's client id "
+	 "deleted its persistent session (T-08).",
+	 "Bind client ids to identities (moatd: `clientid` lines, e.g. "
+	 "`clientid %u-*`; mosquitto dynamic security: client id binding) and "
+	 "make sure authentication happens before any session is touched."},
+	{"AUD-MQ-09", MOAT_SEV_HIGH,
+	 "Special characters in a client id widen access",
+	 "With client id + or #, a test account read topics it could not read "
+	 "with a plain client id: an ACL pattern substitutes the id (%c) "
+	 "into a topic filter, where it acts as a wildcard (T-09, "
+	 "CVE-2017-7650).",
+	 "Refuse +, # and / in client ids and user names used in ACL patterns "
+	 "(moatd does; mosquitto: auth_plugin_deny_special_chars true), or "
+	 "avoid %c/%u patterns."},
+	{"AUD-MQ-10", MOAT_SEV_HIGH, "Shared subscription bypasses the ACL",
+	 "A test account was refused a subscription (# or $SYS/#) but granted "
+	 "the same filter as $share/GROUP/...: the broker authorises shared "
+	 "subscriptions differently (T-10).",
+	 "Authorise $share/GROUP/FILTER on FILTER exactly like a plain "
+	 "subscription (moatd does); upgrade the broker or disable shared "
+	 "subscriptions."},
+	{"AUD-MQ-11", MOAT_SEV_HIGH, "Revoked rights still honoured",
+	 "After an administrator revokes a grant, messages are still "
+	 "delivered on the old subscription (T-11). Not probed by moat audit "
+	 "yet: it needs an administrator's cooperation during the run.",
+	 "Re-evaluate existing subscriptions, queued and retained messages "
+	 "when the ACL changes (moatd checks every delivery after a reload)."},
 	{"AUD-MQ-12", MOAT_SEV_LOW,
 	 "Resource limits missing or raised beyond the safe range",
 	 "Unlimited packet sizes, queues, memory and keep-alives let one "
@@ -138,6 +208,36 @@ static const struct moat_finding_def catalogue[] = {
 	 "Use bounded values: max_packet_size at most 16 MB (moatd default "
 	 "1m), max_keepalive at most 300, and set max_queued_bytes and "
 	 "memory_limit. moatd's defaults are safe: remove the overrides."},
+	{"AUD-MQ-13", MOAT_SEV_HIGH, "Invalid UTF-8 topic forwarded",
+	 "A PUBLISH whose topic is not valid UTF-8 (an overlong encoding) was "
+	 "forwarded to a subscriber instead of the publisher being "
+	 "disconnected; strict clients then drop their connection, again on "
+	 "every redelivery or retained copy (T-15, CVE-2017-7653).",
+	 "Upgrade the broker (mosquitto 1.5+ validates UTF-8); moatd refuses "
+	 "such topics and disconnects the publisher."},
+	{"AUD-MQ-14", MOAT_SEV_HIGH, "Control API answers a test account",
+	 "A read-only request (listClients, listListeners) published to "
+	 "$CONTROL/... by a test account was answered: whoever can do that "
+	 "can probably also add clients, change roles and grant themselves "
+	 "everything (T-31).",
+	 "Grant $CONTROL/# only to an administrator's role (mosquitto "
+	 "dynamic security: the admin role from `mosquitto_ctrl dynsec "
+	 "init`), never to devices or the anonymous group."},
+	{"AUD-VER-01", MOAT_SEV_HIGH, "Broker version with known vulnerabilities",
+	 "The version the broker shows (or --broker-version) is in the range "
+	 "of published vulnerabilities: crashes, memory exhaustion, ACL or "
+	 "authentication bypasses (T-14, T-32). Medium when all of them are "
+	 "denial of service. A distribution may have backported fixes that "
+	 "the version string does not show.",
+	 "Upgrade to a release that fixes them (check the vendor's or "
+	 "distribution's advisories), and hide the version from clients "
+	 "($SYS off or admin-only)."},
+	{"AUD-LK-01", MOAT_SEV_HIGH, "Sensitive data in sampled payloads",
+	 "The leak detector found credentials, personal or location data in "
+	 "messages a test account received during --sample-payloads (T-28). "
+	 "The finding names the category and topic, never the data.",
+	 "Stop publishing the data, or encrypt it end to end, and restrict "
+	 "who may read those topics; rotate leaked credentials."},
 	{"AUD-TLS-01", MOAT_SEV_HIGH, "TLS versions older than 1.2 allowed",
 	 "TLS 1.0 and 1.1 are deprecated (RFC 8996) and lack modern AEAD "
 	 "cipher suites; accepting them exposes clients to downgrade attacks "
@@ -153,7 +253,8 @@ static const struct moat_finding_def catalogue[] = {
 	 "AEAD suites only) or list only ECDHE suites with AES-GCM or "
 	 "CHACHA20-POLY1305."},
 	{"AUD-TLS-03", MOAT_SEV_HIGH, "Server certificate problem",
-	 "An expired certificate, or a key shorter than 2048 bits (RSA) or 224 "
+	 "An expired certificate, one that does not name the host or that no "
+	 "trusted CA vouches for, or a key shorter than 2048 bits (RSA) or 224 "
 	 "bits (EC), makes clients fail or accept an identity that can be "
 	 "forged (T-27). Medium when it expires within 30 days or is not yet "
 	 "valid; info when self-signed (every client must pin it).",
@@ -165,7 +266,9 @@ static const struct moat_finding_def catalogue[] = {
 	 "use_identity_as_username without require_certificate, "
 	 "require_certificate without a CA, or a CA for client certificates "
 	 "that are then optional, look like mutual TLS but do not enforce it "
-	 "(T-27). Low when client certificates are merely optional.",
+	 "(T-27); seen from the network, the server asks for a client "
+	 "certificate but serves clients that send none. Low when client "
+	 "certificates are merely optional.",
 	 "For mutual TLS set cafile (the CA that signs client certificates) "
 	 "and require_certificate true on the listener, then "
 	 "use_identity_as_username true if certificates name the clients."},
