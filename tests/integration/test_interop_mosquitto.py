@@ -302,7 +302,9 @@ class MosquittoTest(BrokerTest):
                  "-D", "publish", "user-property", "k", "v")
         self.pub("-t", "mq/v5", "-m", "three", "-q", "1")
         self.assertEqual(s.wait_exit(), 0)
-        self.assertEqual(s.payloads(), ["five", "three"])
+        # libmosquitto hands a QoS 2 message over on PUBREL, so the QoS 1
+        # one published after it may overtake it: no order across QoS.
+        self.assertEqual(sorted(s.payloads()), ["five", "three"])
         self.assertTrue(self.broker.alive())
         # and 3.1.1 subscribers get v5 publishes
         s = self.sub("-t", "mq/after-v5", "-C", "1", "-W", "10")
