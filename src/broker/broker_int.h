@@ -119,6 +119,7 @@ struct moat_tree {
 	size_t retained_bytes; /* payload bytes of those */
 	size_t max_retained, max_retained_bytes; /* 0 = no limit */
 	uint64_t share_seq; /* shared groups' ids (0 = not shared) */
+	uint64_t retain_seq; /* order of retained changes (persistence) */
 	bool retain_full_logged;
 };
 
@@ -159,8 +160,10 @@ int moat_tree_match(struct moat_tree *t, const uint8_t *topic, size_t tlen,
 		    struct moat_matches *out);
 /* Store (payload non-empty) or delete (empty payload) a retained message
  * [MQTT-3.3.1-5] [MQTT-3.3.1-10] [MQTT-3.3.1-11].  MOAT_ELIMIT when a new
- * topic would exceed max_retained / max_retained_bytes. */
-int moat_tree_retain(struct moat_tree *t, struct moat_msg *m);
+ * topic would exceed max_retained / max_retained_bytes.  *seq (may be
+ * NULL) gets the change's place in the order of all retained changes, so
+ * that the store keeps the newest whichever worker records it last. */
+int moat_tree_retain(struct moat_tree *t, struct moat_msg *m, uint64_t *seq);
 /* Another member of shared group g (matching topic), not exclude: a
  * session reference and its QoS, or NULL when there is none. */
 struct moat_session *moat_tree_share_pick(struct moat_tree *t,
@@ -540,6 +543,7 @@ struct moat_worker {
 	struct moat_store_batch *sbatch;
 	uint64_t store_seq;
 	uint64_t store_nrec; /* records made so far (a packet made some?) */
+	uint64_t store_lost; /* records that could not be made (no memory) */
 	bool store_gate_pending; /* a gate waits for the batch being filled */
 	struct moat_conn *gated;
 };
@@ -727,7 +731,8 @@ void moat__store_delivery_share(struct moat_worker *w, uint64_t did,
 				const char *filter, size_t flen);
 void moat__store_delivery_del(struct moat_worker *w, uint64_t did,
 			      uint64_t msg_id);
-void moat__store_retain(struct moat_worker *w, struct moat_msg *m);
+void moat__store_retain(struct moat_worker *w, struct moat_msg *m,
+			uint64_t seq);
 void moat__store_qos2(struct moat_worker *w, struct moat_session *s,
 		      uint16_t id, bool set);
 /* Records made so far: compare before and after handling a packet. */

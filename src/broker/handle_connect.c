@@ -295,6 +295,9 @@ static int connect_session(struct moat_conn *c,
 			      "persistence unavailable (store failing)");
 	}
 	bool present, foreign;
+	/* Records from here on (a stored session ended by clean start, the
+	 * new one) are durable before the CONNACK says so. */
+	uint64_t records = moat__store_nrec(w), lost = w->store_lost;
 	struct moat_session *s = open_session(c, id, idlen, cn->clean_session,
 					      expiry, &present, &foreign);
 	if (foreign) {
@@ -331,8 +334,9 @@ static int connect_session(struct moat_conn *c,
 				    &b->stats.clients_maximum, &max, now))
 		;
 	/* A stored session is acknowledged once it is on disk. */
-	uint64_t records = moat__store_nrec(w);
 	moat__store_session(w, s);
+	if (w->store_lost != lost)
+		return MOAT_ENOMEM; /* could not be recorded: not promised */
 	if (moat__store_nrec(w) != records)
 		moat__store_gate(c);
 	if ((rc = send_connack(c, v5, present, assigned, server_keepalive)) !=

@@ -161,7 +161,7 @@ int moat__handle_publish(struct moat_conn *c, uint8_t flags,
 	    moat_topic_levels(p->topic.p, p->topic.len) > cfg->max_topic_levels)
 		return MOAT_ELIMIT;
 	MOAT_STAT_ADD(w->b, msgs_received, 1);
-	uint64_t records = moat__store_nrec(w);
+	uint64_t records = moat__store_nrec(w), lost = w->store_lost;
 	/* QoS 2 arriving again before PUBREL: acknowledge, do not deliver
 	 * twice [MQTT-4.3.3-2]. */
 	bool duplicate = p->qos == 2 && moat_session_qos2_test(s, p->packet_id);
@@ -230,6 +230,10 @@ int moat__handle_publish(struct moat_conn *c, uint8_t flags,
 					  p->topic.len, t, sizeof(t)),
 			  why);
 	}
+	/* Out of memory for a record: not acknowledged; the connection
+	 * closes and the client sends it again. */
+	if (p->qos && w->store_lost != lost)
+		return MOAT_ENOMEM;
 	if (p->qos == 1) {
 		/* Acknowledged once durable for every stored session it was
 		 * queued to and the retained store (persistence_sync). */

@@ -367,7 +367,7 @@ static int subscribe_all(struct moat_conn *c, uint16_t id, uint32_t sub_id,
 			 struct sub_req *reqs, size_t n, size_t extra,
 			 uint8_t *codes, bool *flags)
 {
-	uint64_t before = moat__store_nrec(c->w);
+	uint64_t before = moat__store_nrec(c->w), lost = c->w->store_lost;
 	const struct moat_config *cfg = c->w->cfg;
 	bool *repeat = flags, *existed = flags + n;
 	int rc = mark_repeats(reqs, n, repeat);
@@ -381,6 +381,8 @@ static int subscribe_all(struct moat_conn *c, uint16_t id, uint32_t sub_id,
 	}
 	for (size_t i = n; i < n + extra; i++)
 		codes[i] = code_for(c, RC_QUOTA_EXCEEDED);
+	if (c->w->store_lost != lost)
+		return MOAT_ENOMEM; /* not kept: not acknowledged */
 	if (moat__store_nrec(c->w) != before)
 		moat__store_gate(c); /* SUBACK once the subscriptions are kept */
 	if ((rc = send_ack(c, MQTT_SUBACK, id, codes, n + extra)) != MOAT_OK)
@@ -453,7 +455,7 @@ int moat__handle_unsubscribe(struct moat_conn *c, const uint8_t *body,
 	/* One code per filter (at least 2 bytes each); the filters are
 	 * handled one by one as they are read, without a request array. */
 	size_t max = len / 2 + 1, n = 0;
-	uint64_t before = moat__store_nrec(c->w);
+	uint64_t before = moat__store_nrec(c->w), lost = c->w->store_lost;
 	uint8_t *codes = moat_malloc(max);
 	if (!codes)
 		return MOAT_ENOMEM;
@@ -472,7 +474,13 @@ int moat__handle_unsubscribe(struct moat_conn *c, const uint8_t *body,
 		if (!e)
 			continue;
 		if (atomic_load(&s->stored) && moat__store_failing(c->w->b)) {
-			codes[i] = RC_UNSPECIFIED; /* cannot be kept */
+			/* Cannot be kept.  3.1.1's UNSUBACK has no codes: it
+			 * would say done, so the client is disconnected. */
+			if (c->proto_level != MQTT_PROTO_V5) {
+				rc = MOAT_EIO;
+				goto out;
+			}
+			codes[i] = RC_UNSPECIFIED;
 			continue;
 		}
 		moat_tree_unsubscribe(&c->w->b->tree, r->filter.p, r->filter.len,
@@ -480,6 +488,10 @@ int moat__handle_unsubscribe(struct moat_conn *c, const uint8_t *body,
 		moat__store_unsub(c->w, s, e->filter, e->len, e->share,
 				  e->share_len);
 		forget_sub(s, e);
+	}
+	if (c->w->store_lost != lost) {
+		rc = MOAT_ENOMEM;
+		goto out;
 	}
 	if (moat__store_nrec(c->w) != before)
 		moat__store_gate(c);

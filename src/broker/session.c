@@ -143,9 +143,12 @@ void moat_session_destroy(struct moat_session *s)
 	 * acknowledged of QoS 1, and had not started of any QoS, goes to
 	 * another member [MQTT-4.8.2-?]; a QoS 2 message already sent must
 	 * not be sent to anyone else [MQTT-4.8.2-5]. */
+	/* (At shutdown nothing is handed over: the session stays in the
+	 * store with its messages and comes back at the next start.) */
+	bool hand_over = !b->shutting_down;
 	for (size_t i = 0; i < s->ninflight; i++) {
 		struct moat_inflight *f = &s->inflight[i];
-		if (f->share && f->msg && f->qos == 1)
+		if (hand_over && f->share && f->msg && f->qos == 1)
 			moat__share_redeliver(s, f->msg, f->share);
 		moat_msg_unref(&f->msg);
 	}
@@ -154,7 +157,7 @@ void moat_session_destroy(struct moat_session *s)
 	while (s->qlen) {
 		struct moat_qitem it;
 		queue_pop(s, &it);
-		if (it.share)
+		if (hand_over && it.share)
 			moat__share_redeliver(s, it.msg, it.share);
 		moat_msg_unref(&it.msg);
 	}
@@ -714,7 +717,9 @@ int moat__session_restore_delivery(struct moat_session *s, struct moat_msg *m,
 		return MOAT_OK;
 	}
 	if (!m)
-		return MOAT_OK; /* only its PUBREL was left: nothing to send */
+		/* Only its PUBREL was left, and the window (made smaller
+		 * since?) has no room: the row goes. */
+		return MOAT_ENOTFOUND;
 	if (s->qlen == s->qcap && !queue_grow(s))
 		return MOAT_ENOMEM;
 	struct moat_qitem *it = &s->queue[(s->qhead + s->qlen) % s->qcap];

@@ -190,6 +190,7 @@ static void lost_record(struct moat_worker *w, const char *what)
 {
 	struct moat_store *st = w->b->store;
 	atomic_fetch_add(&st->lost, 1);
+	w->store_lost++; /* the packet that needed it is not acknowledged */
 	uint64_t now = moat_now_ms();
 	if (now - w->limit_log_ms >= 1000) {
 		w->limit_log_ms = now;
@@ -331,7 +332,10 @@ uint64_t moat__store_delivery(struct moat_worker *w, struct moat_session *s,
 			      struct moat_msg *m, uint8_t qos, bool retain)
 {
 	struct moat_store *st = w->b->store;
-	if (!st || !qos || !m->store_id || !atomic_load(&s->stored))
+	/* At shutdown sessions end without leaving the store: nothing is
+	 * handed from one to another then. */
+	if (!st || !qos || !m->store_id || !atomic_load(&s->stored) ||
+	    w->b->shutting_down)
 		return 0;
 	struct store_op *op = new_op(w, SOP_DELIVERY);
 	if (!op) {
@@ -394,7 +398,8 @@ void moat__store_delivery_del(struct moat_worker *w, uint64_t did,
 	op->sid = msg_id;
 }
 
-void moat__store_retain(struct moat_worker *w, struct moat_msg *m)
+void moat__store_retain(struct moat_worker *w, struct moat_msg *m,
+			uint64_t seq)
 {
 	if (!w->b->store || moat_topic_is_sys((const uint8_t *)m->topic,
 					      m->topic_len))
@@ -403,6 +408,7 @@ void moat__store_retain(struct moat_worker *w, struct moat_msg *m)
 	if (!op)
 		return lost_record(w, "a retained message");
 	op->msg = moat_msg_ref(m);
+	op->id = seq;
 }
 
 void moat__store_qos2(struct moat_worker *w, struct moat_session *s,

@@ -13,6 +13,7 @@
 #define RETRY_MS 1000u
 #define OFF_INTERVAL_MS 100u /* persistence_sync off: commit this often */
 #define GC_INTERVAL_MS 10000u
+#define ALIVE_MS 2000u /* idle: how often last_alive is written */
 
 static const char *const schema_v1 =
 	"CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER);"
@@ -32,7 +33,10 @@ static const char *const schema_v1 =
 	"CREATE INDEX deliveries_msg ON deliveries(msg_id);"
 	"CREATE TABLE qos2_in(sid INTEGER NOT NULL, packet_id INTEGER NOT "
 	"NULL, PRIMARY KEY(sid, packet_id));"
-	"CREATE TABLE retained(topic BLOB PRIMARY KEY, data BLOB NOT NULL);";
+	/* data NULL: deleted (kept until the next start so that an older
+	 * change recorded later by another worker cannot bring it back) */
+	"CREATE TABLE retained(topic BLOB PRIMARY KEY, seq INTEGER NOT NULL, "
+	"data BLOB);";
 
 /* Migrations from version i to i + 1 (index i - 1); none yet.  A new
  * schema version appends its step here and bumps SCHEMA_VERSION. */
@@ -60,9 +64,13 @@ static const char *const sql[ST_COUNT] = {
 	[ST_DELIVERY_DEL] = "DELETE FROM deliveries WHERE did = ?1",
 	[ST_MSG_GC] = "DELETE FROM msgs WHERE id = ?1 AND NOT EXISTS (SELECT "
 		      "1 FROM deliveries WHERE msg_id = ?1)",
-	[ST_RETAIN] = "INSERT OR REPLACE INTO retained(topic, data) VALUES(?1, "
-		      "?2)",
-	[ST_RETAIN_DEL] = "DELETE FROM retained WHERE topic = ?1",
+	[ST_RETAIN] = "INSERT INTO retained(topic, seq, data) VALUES(?1, ?2, "
+		      "?3) ON CONFLICT(topic) DO UPDATE SET seq = excluded.seq, "
+		      "data = excluded.data WHERE excluded.seq > retained.seq",
+	[ST_RETAIN_DEL] = "INSERT INTO retained(topic, seq, data) VALUES(?1, "
+			  "?2, NULL) ON CONFLICT(topic) DO UPDATE SET seq = "
+			  "excluded.seq, data = NULL WHERE excluded.seq > "
+			  "retained.seq",
 	[ST_QOS2_SET] = "INSERT OR IGNORE INTO qos2_in(sid, packet_id) "
 			"VALUES(?1, ?2)",
 	[ST_QOS2_CLR] = "DELETE FROM qos2_in WHERE sid = ?1 AND packet_id = ?2",
@@ -437,8 +445,9 @@ static int apply_retain(struct moat_store *st, const struct store_op *op)
 	const struct moat_msg *m = op->msg;
 	sqlite3_stmt *s = st->st[m->payload_len ? ST_RETAIN : ST_RETAIN_DEL];
 	bind_text(s, 1, m->topic, m->topic_len);
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)op->id);
 	int rc;
-	if (m->payload_len && (rc = put_blob(st, s, 2, m)))
+	if (m->payload_len && (rc = put_blob(st, s, 3, m)))
 		return rc;
 	return step(s);
 }
@@ -545,14 +554,16 @@ static void committed(struct moat_store *st, struct moat_store_batch *list)
 		moat__store_batch_free(sb);
 	}
 	st->commits++;
-	if (st->sync == MOAT_PSYNC_OFF && !moat__store_backlogged(b))
-		return;
+	/* (With persistence_sync off too: a gate set while the store was
+	 * far behind waits for this.) */
 	for (unsigned i = 0; i < b->nworkers && i < 256; i++)
 		if (seen[i / 64] & (1ull << (i % 64)))
 			wake_worker(&b->workers[i]);
 }
 
-static void sleep_ms(struct moat_store *st, uint64_t ms)
+/* Wait (lock held) until ms have passed, or until stopping: hand-overs
+ * signal the condition too, and must not cut a retry pause short. */
+static struct timespec deadline_in(uint64_t ms)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
@@ -562,7 +573,26 @@ static void sleep_ms(struct moat_store *st, uint64_t ms)
 		ts.tv_sec++;
 		ts.tv_nsec -= 1000000000L;
 	}
-	pthread_cond_timedwait(&st->cond, &st->lock, &ts);
+	return ts;
+}
+
+static void sleep_ms(struct moat_store *st, uint64_t ms)
+{
+	struct timespec ts = deadline_in(ms);
+	while (!st->stopping &&
+	       pthread_cond_timedwait(&st->cond, &st->lock, &ts) != ETIMEDOUT)
+		;
+}
+
+/* Wait (lock held) for work, at most ms; false when none came. */
+static bool wait_work(struct moat_store *st, uint64_t ms)
+{
+	struct timespec ts = deadline_in(ms);
+	while (!st->head && !st->stopping)
+		if (pthread_cond_timedwait(&st->cond, &st->lock, &ts) ==
+		    ETIMEDOUT)
+			return st->head != NULL;
+	return true;
 }
 
 static void *store_main(void *arg)
@@ -571,9 +601,12 @@ static void *store_main(void *arg)
 	struct moat_store_batch *retry = NULL, *retry_tail = NULL;
 	pthread_mutex_lock(&st->lock);
 	for (;;) {
-		while (!st->head && !retry && !st->stopping)
-			pthread_cond_wait(&st->cond, &st->lock);
-		if (st->sync == MOAT_PSYNC_OFF && !st->stopping && !retry)
+		/* Idle: a commit every ALIVE_MS anyway, so that a session
+		 * connected when moatd dies counts as offline from about
+		 * then, not from its last message (session expiry). */
+		bool work = retry || wait_work(st, ALIVE_MS);
+		if (work && st->sync == MOAT_PSYNC_OFF && !st->stopping &&
+		    !retry)
 			sleep_ms(st, OFF_INTERVAL_MS); /* gather more */
 		struct moat_store_batch *list = st->head;
 		struct moat_store_batch *tail = st->tail;
@@ -588,7 +621,7 @@ static void *store_main(void *arg)
 			list = retry;
 			retry = retry_tail = NULL;
 		}
-		int rc = list ? commit_batches(st, list) : SQLITE_OK;
+		int rc = commit_batches(st, list);
 		if (rc == SQLITE_OK) {
 			if (atomic_exchange(&st->failing, false))
 				moat_notice("persistence: %s: writing again",

@@ -12,12 +12,21 @@ struct loaded {
 	struct moat_session *s;
 };
 
+/* Messages by store id while loading: a message queued for many sessions
+ * is one message in memory again, as before the restart. */
+struct msg_slot {
+	uint64_t id;
+	struct moat_msg *m; /* counted reference */
+};
+
 struct load_ctx {
 	struct moat_store *st;
 	struct moat_broker *b;
 	uint64_t now_mono, now_wall, last_alive;
-	struct loaded *v; /* sorted by sid */
+	struct loaded *v; /* sorted by sid; s NULL when replaced */
 	size_t n, cap;
+	struct msg_slot *msgs; /* open addressing, power-of-two size */
+	size_t nmsgs, msgcap;
 	size_t nsubs, nqueued, ninflight, nretained, nexpired, nwills;
 	char *err;
 	size_t errsz;
@@ -67,6 +76,58 @@ static int scalar(struct load_ctx *x, const char *q, uint64_t *out)
 	sqlite3_finalize(s);
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? MOAT_OK
 						     : load_error(x, rc, q);
+}
+
+static uint64_t slot_of(uint64_t id, size_t cap)
+{
+	return (id * 0x9E3779B97F4A7C15ull) & (cap - 1);
+}
+
+static struct moat_msg *cached_msg(struct load_ctx *x, uint64_t id)
+{
+	if (!x->msgcap)
+		return NULL;
+	for (size_t i = slot_of(id, x->msgcap);; i = (i + 1) & (x->msgcap - 1)) {
+		if (!x->msgs[i].m)
+			return NULL;
+		if (x->msgs[i].id == id)
+			return x->msgs[i].m;
+	}
+}
+
+static int cache_msg(struct load_ctx *x, uint64_t id, struct moat_msg *m)
+{
+	if (2 * (x->nmsgs + 1) > x->msgcap) {
+		size_t cap = x->msgcap ? x->msgcap * 2 : 1024;
+		struct msg_slot *v = moat_calloc(cap, sizeof(*v));
+		if (!v)
+			return MOAT_ENOMEM;
+		for (size_t k = 0; k < x->msgcap; k++) {
+			if (!x->msgs[k].m)
+				continue;
+			size_t i = slot_of(x->msgs[k].id, cap);
+			while (v[i].m)
+				i = (i + 1) & (cap - 1);
+			v[i] = x->msgs[k];
+		}
+		moat_free(x->msgs);
+		x->msgs = v;
+		x->msgcap = cap;
+	}
+	size_t i = slot_of(id, x->msgcap);
+	while (x->msgs[i].m)
+		i = (i + 1) & (x->msgcap - 1);
+	x->msgs[i].id = id;
+	x->msgs[i].m = moat_msg_ref(m);
+	x->nmsgs++;
+	return MOAT_OK;
+}
+
+static void free_cache(struct load_ctx *x)
+{
+	for (size_t i = 0; i < x->msgcap; i++)
+		moat_msg_unref(&x->msgs[i].m);
+	MOAT_FREE(x->msgs);
 }
 
 static struct moat_session *find_loaded(struct load_ctx *x, uint64_t sid)
@@ -212,25 +273,52 @@ static int session_row(struct load_ctx *x, sqlite3_stmt *q)
 			publish_will_at_start(x, will);
 		return delete_session(x, sid);
 	}
-	struct moat_worker *w = moat_worker_home(x->b, id ? id : (const uint8_t *)"", idlen);
-	struct moat_session *s = moat_session_new(w, id ? id : (const uint8_t *)"", idlen,
-						  expiry, owner);
-	if (!s || moat_worker_add_session(w, s) != MOAT_OK ||
-	    add_loaded(x, sid, s) != MOAT_OK) {
-		if (s && !s->hnext && w->sessions &&
-		    moat_worker_find_session(w, id, idlen) == s)
-			moat_session_destroy(s);
-		else if (s)
-			moat_session_discard(s);
+	const uint8_t *cid = id ? id : (const uint8_t *)"";
+	struct moat_worker *w = moat_worker_home(x->b, cid, idlen);
+	/* Two rows for one client id (cannot happen unless the file was
+	 * edited): the newer session wins, the older goes. */
+	struct moat_session *dup = moat_worker_find_session(w, cid, idlen);
+	if (dup) {
+		for (size_t i = 0; i < x->n; i++)
+			if (x->v[i].s == dup) {
+				x->v[i].s = NULL;
+				if ((rc = delete_session(x, x->v[i].sid))) {
+					moat_msg_unref(&will);
+					return rc;
+				}
+			}
+		moat_session_destroy(dup);
+	}
+	struct moat_session *s = moat_session_new(w, cid, idlen, expiry, owner);
+	if (!s) {
+		moat_msg_unref(&will);
+		return MOAT_ENOMEM;
+	}
+	if (moat_worker_add_session(w, s) != MOAT_OK) {
+		moat_session_discard(s);
 		moat_msg_unref(&will);
 		return MOAT_ENOMEM;
 	}
 	s->serial = sid;
+	/* From here the worker's table owns s (teardown ends it). */
+	if (add_loaded(x, sid, s) != MOAT_OK) {
+		moat_msg_unref(&will);
+		return MOAT_ENOMEM;
+	}
 	atomic_store(&s->stored, true);
 	/* Rights are checked again for each message: the ACL may have
 	 * changed while moatd was down. */
 	s->acl_each = true;
-	s->offline_since_ms = x->now_mono - MOAT_MIN(away, x->now_mono);
+	if (away <= x->now_mono) {
+		s->offline_since_ms = x->now_mono - away;
+	} else {
+		/* Down longer than this machine has been up (a reboot): the
+		 * monotonic clock cannot go back that far, so the rest of its
+		 * life is what it keeps. */
+		s->offline_since_ms = x->now_mono;
+		if (life != UINT64_MAX)
+			s->expiry_s = (uint32_t)((life - away + 999) / 1000);
+	}
 	if (will) {
 		/* A will whose connection died with moatd waits its delay
 		 * from now; one that was already waiting keeps its time. */
@@ -316,7 +404,10 @@ static int delivery_row(struct load_ctx *x, sqlite3_stmt *q)
 	    state > INFLIGHT_WAIT_COMP || (!data && state != INFLIGHT_WAIT_COMP))
 		return bad_row(x, "queued message");
 	struct moat_msg *m = NULL;
-	if (data) {
+	uint64_t mid = (uint64_t)sqlite3_column_int64(q, 8);
+	if (data && (m = cached_msg(x, mid)) != NULL) {
+		moat_msg_ref(m);
+	} else if (data) {
 		int rc = moat__msg_unblob(data,
 					  (size_t)sqlite3_column_bytes(q, 9),
 					  x->now_mono, x->now_wall, &m);
@@ -328,14 +419,21 @@ static int delivery_row(struct load_ctx *x, sqlite3_stmt *q)
 		}
 		if (rc == MOAT_ENOMEM)
 			return MOAT_ENOMEM;
-		if (m)
-			m->store_id = (uint64_t)sqlite3_column_int64(q, 8);
+		if (m) {
+			m->store_id = mid;
+			if (cache_msg(x, mid, m) != MOAT_OK) {
+				moat_msg_unref(&m);
+				return MOAT_ENOMEM;
+			}
+		}
 	}
 	bool retain = sqlite3_column_int(q, 3) != 0;
 	int rc = moat__session_restore_delivery(s, m, (uint8_t)qos, retain,
 						group_of(s, q), did,
 						(uint16_t)pid, (uint8_t)state);
 	moat_msg_unref(&m);
+	if (rc == MOAT_ENOTFOUND) /* nothing left to send (see there) */
+		return delete_delivery(x, did);
 	if (rc == MOAT_OK) {
 		if (pid)
 			x->ninflight++;
@@ -357,6 +455,24 @@ static int qos2_row(struct load_ctx *x, sqlite3_stmt *q)
 	return moat_session_qos2_set(s, (uint16_t)id);
 }
 
+static int delete_retained(struct load_ctx *x, sqlite3_stmt *row)
+{
+	sqlite3_stmt *s;
+	int rc = sqlite3_prepare_v2(x->st->db,
+				    "DELETE FROM retained WHERE topic = ?1", -1,
+				    &s, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_blob64(s, 1, sqlite3_column_blob(row, 0),
+				    (sqlite3_uint64)sqlite3_column_bytes(row, 0),
+				    SQLITE_TRANSIENT);
+		rc = sqlite3_step(s);
+		sqlite3_finalize(s);
+	}
+	return rc == SQLITE_DONE ? MOAT_OK
+				 : load_error(x, rc, "removing an expired "
+						     "retained message");
+}
+
 static int retained_row(struct load_ctx *x, sqlite3_stmt *q)
 {
 	const void *data = sqlite3_column_blob(q, 1);
@@ -366,21 +482,30 @@ static int retained_row(struct load_ctx *x, sqlite3_stmt *q)
 	int rc = moat__msg_unblob(data, (size_t)sqlite3_column_bytes(q, 1),
 				  x->now_mono, x->now_wall, &m);
 	if (rc == MOAT_ENOTFOUND) {
-		x->nexpired++; /* deleted when replaced or at the next start */
-		return MOAT_OK;
+		x->nexpired++;
+		return delete_retained(x, q);
 	}
 	if (rc == MOAT_EPROTO)
 		return bad_row(x, "retained message");
 	if (rc)
 		return rc;
 	m->store_id = moat__store_msg_id(x->b);
-	rc = moat_tree_retain(&x->b->tree, m);
+	rc = moat_tree_retain(&x->b->tree, m, NULL);
 	moat_msg_unref(&m);
 	if (rc == MOAT_OK)
 		x->nretained++;
 	else if (rc == MOAT_ELIMIT)
 		rc = MOAT_OK; /* max_retained_* lowered: logged by the tree */
 	return rc;
+}
+
+static int drop_tombstones(struct load_ctx *x)
+{
+	int rc = sqlite3_exec(x->st->db, "DELETE FROM retained WHERE data IS "
+				  "NULL", NULL, NULL, NULL);
+	return rc == SQLITE_OK ? MOAT_OK
+			       : load_error(x, rc, "removing deleted retained "
+						   "messages");
 }
 
 int moat__store_load(struct moat_store *st, char *err, size_t errsz)
@@ -407,6 +532,11 @@ int moat__store_load(struct moat_store *st, char *err, size_t errsz)
 		goto out;
 	if (v > atomic_load(&b->session_seq))
 		atomic_store(&b->session_seq, v);
+	/* Retained changes go on from the newest stored; deleted topics
+	 * (kept until now to order the changes) go. */
+	if ((rc = scalar(&x, "SELECT max(seq) FROM retained", &v)))
+		goto out;
+	b->tree.retain_seq = v;
 	if ((rc = sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL))) {
 		rc = load_error(&x, rc, "begin");
 		goto out;
@@ -428,6 +558,7 @@ int moat__store_load(struct moat_store *st, char *err, size_t errsz)
 			   delivery_row)) ||
 	    (rc = each_row(&x, "SELECT sid, packet_id FROM qos2_in",
 			   qos2_row)) ||
+	    (rc = drop_tombstones(&x)) ||
 	    (rc = each_row(&x, "SELECT topic, data FROM retained",
 			   retained_row))) {
 		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
@@ -449,5 +580,6 @@ out:
 		snprintf(err, errsz, "persistence: out of memory restoring %s",
 			 st->path);
 	moat_free(x.v);
+	free_cache(&x);
 	return rc;
 }

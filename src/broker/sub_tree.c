@@ -569,7 +569,7 @@ struct moat_session *moat_tree_share_pick(struct moat_tree *t,
 	return pick;
 }
 
-int moat_tree_retain(struct moat_tree *t, struct moat_msg *m)
+int moat_tree_retain(struct moat_tree *t, struct moat_msg *m, uint64_t *seq)
 {
 	int rc = MOAT_OK;
 	struct moat_msg *old = NULL;
@@ -578,6 +578,8 @@ int moat_tree_retain(struct moat_tree *t, struct moat_msg *m)
 	 * counted in nretained but not against the limits. */
 	bool user = !moat_topic_is_sys(topic, m->topic_len);
 	pthread_rwlock_wrlock(&t->lock);
+	if (seq)
+		*seq = ++t->retain_seq;
 	struct moat_tnode *n = walk(t, topic, m->topic_len, false);
 	size_t old_bytes = n && n->retained ? moat_msg_size(n->retained) : 0;
 	bool is_new = !n || !n->retained;

@@ -248,12 +248,13 @@ void moat_worker_route(struct moat_worker *w, struct moat_msg *m)
 {
 	struct moat_broker *b = w->b;
 	char t[96];
-	int rc = m->retain ? moat_tree_retain(&b->tree, m) : MOAT_OK;
+	uint64_t seq = 0;
+	int rc = m->retain ? moat_tree_retain(&b->tree, m, &seq) : MOAT_OK;
 	if (rc == MOAT_ENOMEM)
 		moat_warn("out of memory storing a retained message on %s",
 			  moat__log_topic(m->topic, m->topic_len, t, sizeof(t)));
 	if (m->retain && rc == MOAT_OK)
-		moat__store_retain(w, m);
+		moat__store_retain(w, m, seq);
 	w->matches.n = 0;
 	if (moat_tree_match(&b->tree, (const uint8_t *)m->topic, m->topic_len,
 			    &w->matches) != MOAT_OK) {
@@ -327,8 +328,17 @@ static void publish_wills(struct moat_worker *w)
 		struct moat_msg *m = w->wills[i];
 		w->wills[i] = NULL;
 		/* Authorised at CONNECT, and again now: rights may have been
-		 * revoked since (T-07). */
-		if (moat__source_may_publish(w, m)) {
+		 * revoked since (T-07).  While the store fails, a will that
+		 * would have to be stored is not published (it could not be
+		 * kept, and would grow the store's backlog without bound). */
+		if ((m->qos || m->retain) && moat__store_failing(w->b)) {
+			char t[96];
+			moat_err_log("persistence unavailable: will of client %s "
+				     "on %s not published",
+				     m->src_cid,
+				     moat__log_topic(m->topic, m->topic_len, t,
+						     sizeof(t)));
+		} else if (moat__source_may_publish(w, m)) {
 			moat_worker_route(w, m);
 		} else {
 			char t[96];

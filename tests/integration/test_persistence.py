@@ -104,6 +104,20 @@ class Collector:
             return [p for t, p, *_ in self.msgs if topic is None or t == topic]
 
 
+def pub_many(port, topic, payloads, qos=1, retain=False, props=None,
+             v5=False):
+    c = mqtt.Client("pub-%d" % time.monotonic_ns(),
+                    protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311)
+    c.connect("127.0.0.1", port, 30)
+    c.loop_start()
+    for p in payloads:
+        kw = {"properties": props} if props else {}
+        i = c.publish(topic, p, qos=qos, retain=retain, **kw)
+        i.wait_for_publish(10)
+    c.disconnect()
+    c.loop_stop()
+
+
 def raw_session(port, cid, clean=False):
     s = raw_connect(port)
     s.sendall(connect_packet(cid, clean=clean))
@@ -531,6 +545,200 @@ class Kill9Test(unittest.TestCase):
                   "messages, online got %d, offline got %d"
                   % (seed, self.ROUNDS, len(acked[1]), len(acked[2]),
                      len(online.msgs), len(offline.msgs)))
+        finally:
+            finish(self, b)
+
+
+class ReviewRegressionTest(unittest.TestCase):
+    """Cases a review of the first version found."""
+
+    def test_shutdown_duplicates_shared_queue(self):
+        """A clean stop does not hand a shared-group member's queue to
+        another member (its own rows stay): each message once."""
+        b = pbroker(workers=1).start()
+        try:
+            for cid in ("shA", "shB"):
+                c = Collector(b.port, cid).connect()
+                c.subscribe("$share/g/sh/#", 1)
+                c.stop()
+            pub_many(b.port, "sh/t", [b"m%d" % i for i in range(10)])
+            self.assertEqual(b.stop(), 0)
+            b.start()
+            got = []
+            for cid in ("shA", "shB"):
+                c = Collector(b.port, cid).connect()
+                time.sleep(2)
+                got += c.payloads()
+                c.stop()
+            self.assertEqual(sorted(got), sorted(b"m%d" % i
+                                                 for i in range(10)))
+        finally:
+            finish(self, b)
+
+    def test_idle_then_crash_expires_connected_session(self):
+        """A session connected until the crash counts as offline from
+        about the crash (the store writes last_alive while idle), not
+        from its last message."""
+        b = pbroker().start()
+        try:
+            c = Collector(b.port, "idle5", v5=True, expiry=4).connect(True)
+            c.subscribe("idle/#", 1)
+            time.sleep(6)  # idle: nothing is committed
+            b.kill9()
+            c.c.loop_stop()
+            b.start()
+            c2 = Collector(b.port, "idle5", v5=True, expiry=4).connect(False)
+            self.assertEqual(c2.connacks[0][0], 1, "session lost")
+            c2.stop()
+        finally:
+            finish(self, b)
+
+    def test_expired_retained_rows_stay(self):
+        """Retained messages that expired are deleted from the database
+        at the next start."""
+        b = pbroker().start()
+        try:
+            p = Properties(PacketTypes.PUBLISH)
+            p.MessageExpiryInterval = 1
+            for i in range(5):
+                pub_many(b.port, "ret/%d" % i, [b"x"], retain=True, props=p,
+                         v5=True)
+            time.sleep(2)
+            self.assertEqual(b.stop(), 0)
+            b.start()
+            self.assertEqual(b.stop(), 0)
+            con = sqlite3.connect(b.path("data/moat.db"))
+            n = con.execute("SELECT count(*) FROM retained").fetchone()[0]
+            con.close()
+            b.start()
+            self.assertEqual(n, 0, "expired retained rows kept")
+        finally:
+            finish(self, b)
+
+    def test_clean_start_acknowledged_only_when_stored(self):
+        """CONNECT with clean session 1 over a stored session: the CONNACK
+        waits until the session's end is stored; while the store fails it
+        does not come, and after a crash the session is still there."""
+        limit = 512 * 1024
+
+        def small_files():
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+        b = pbroker(preexec_fn=small_files).start()
+        try:
+            w = Collector(b.port, "wipe").connect()
+            w.subscribe("wipe/#", 1)
+            w.stop()
+            s = Collector(b.port, "filler").connect()
+            s.subscribe("f/#", 1)
+            s.stop()
+            pub = mqtt.Client("fpub", protocol=mqtt.MQTTv5)
+            pub.connect("127.0.0.1", b.port, 30)
+            pub.loop_start()
+            for i in range(400):
+                pub.publish("f/t", b"z" * 8192, qos=1)
+                if i % 20 == 19:
+                    time.sleep(0.05)
+                if "commit failed" in b.run_log():
+                    break
+            self.assertTrue(wait_for(lambda: "commit failed" in b.run_log(),
+                                     20))
+            pub.disconnect()
+            pub.loop_stop()
+            # the client wipes its session: CONNACK session present 0
+            sock = raw_connect(b.port)
+            sock.sendall(connect_packet("wipe", clean=True))
+            sock.settimeout(2)
+            with self.assertRaises(OSError):  # no CONNACK while failing
+                read_packet(sock)
+            sock.close()
+            b.kill9()
+            b.preexec_fn = None
+            b.start()
+            w = Collector(b.port, "wipe").connect()
+            self.assertEqual(w.connacks[0][0], 1,
+                             "a wipe that was never acknowledged")
+            w.stop()
+        finally:
+            finish(self, b)
+
+    def test_restore_keeps_one_copy_per_message(self):
+        """One 256 KB message queued for 40 sessions is one copy in memory
+        after a restart too."""
+        b = pbroker(workers=1).start()
+        try:
+            for i in range(40):
+                c = Collector(b.port, "fan%d" % i).connect()
+                c.subscribe("fan/#", 1)
+                c.stop()
+
+            def rss():
+                time.sleep(0.5)
+                with open("/proc/%d/status" % b.proc.pid) as f:
+                    for line in f:
+                        if line.startswith("VmRSS:"):
+                            return int(line.split()[1])
+
+            pub_many(b.port, "fan/t", [os.urandom(256 * 1024)])
+            r1 = rss()
+            self.assertEqual(b.stop(), 0)
+            b.start()
+            r2 = rss()
+            self.assertLess(r2, r1 + 4096)
+        finally:
+            finish(self, b)
+
+
+    def test_v311_unsubscribe_while_failing(self):
+        """Store failing: a 3.1.1 UNSUBSCRIBE of a stored session cannot
+        be kept and 3.1.1's UNSUBACK cannot say so: the client is
+        disconnected (it sends it again later)."""
+        from moat_harness import (expect_closed, subscribe_packet,
+                                  unsubscribe_packet)
+        limit = 512 * 1024
+
+        def small_files():
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+        b = pbroker(preexec_fn=small_files).start()
+        try:
+            sk = raw_connect(b.port)
+            sk.sendall(connect_packet("u311", clean=False))
+            self.assertEqual(read_packet(sk)[0], 0x20)
+            sk.sendall(subscribe_packet(1, [("u/t", 0)]))
+            self.assertEqual(read_packet(sk)[0], 0x90)
+            s = Collector(b.port, "filler").connect()
+            s.subscribe("f/#", 1)
+            s.stop()
+            pub = mqtt.Client("fpub", protocol=mqtt.MQTTv5)
+            pub.connect("127.0.0.1", b.port, 30)
+            pub.loop_start()
+            for i in range(400):
+                pub.publish("f/t", b"z" * 8192, qos=1)
+                if i % 20 == 19:
+                    time.sleep(0.05)
+                if "commit failed" in b.run_log():
+                    break
+            self.assertTrue(wait_for(lambda: "commit failed" in b.run_log(),
+                                     20))
+            sk.sendall(unsubscribe_packet(2, ["u/t"]))
+            self.assertTrue(expect_closed(sk), "UNSUBACK for an "
+                            "unsubscription that is not kept")
+            pub.disconnect()
+            pub.loop_stop()
+        finally:
+            finish(self, b)
+
+
+    def test_one_moatd_per_database(self):
+        b = pbroker().start()
+        try:
+            other = Broker("persistence true\npersistence_location %s\n"
+                           % b.path("data"))
+            with self.assertRaises(RuntimeError) as cm:
+                other.start()
+            self.assertIn("is another moatd using it?", str(cm.exception))
+            other.dir.cleanup()
         finally:
             finish(self, b)
 
