@@ -358,6 +358,9 @@ static void deliver(struct moat_session *s, struct moat_msg *m, uint8_t qos,
 	}
 	if (qos && !did)
 		did = moat__store_delivery(s->home, s, m, qos, retain);
+	else if (did && retain) /* recorded by the router without it (RAP) */
+		moat__store_delivery_state(s->home, did, 0, INFLIGHT_WAIT_ACK,
+					   true);
 	if (did && share)
 		note_share(s, did, share);
 	if (!s->conn) {
