@@ -22,6 +22,8 @@ static void print_help(FILE *f)
 		"  passwd     add, change or delete a user in a password file "
 		"(like\n"
 		"             mosquitto_passwd)\n"
+		"  scan       scan message payloads for leaked secrets and "
+		"personal data\n"
 		"  help [COMMAND]\n"
 		"             show this help, or the options of COMMAND\n"
 		"\n"
@@ -36,6 +38,7 @@ static void print_help(FILE *f)
 		"      subscription or message refused, broker gone, ...)\n"
 		"  2   usage error (unknown command or option, bad value)\n"
 		"  27  moat sub: the -W timeout expired\n"
+		"  moat scan: 0 no findings, 1 findings, 2 error\n"
 		"\n"
 		"Run 'moat COMMAND --help' for the options of a command.\n");
 }
@@ -65,6 +68,10 @@ static int help_command(int argc, char **argv)
 		moat_passwd_usage(stdout);
 		return CLI_EXIT_OK;
 	}
+	if (strcmp(argv[1], "scan") == 0) {
+		moat_scan_usage(stdout);
+		return CLI_EXIT_OK;
+	}
 	return usage_hint("unknown command", argv[1]);
 }
 
@@ -81,6 +88,8 @@ int main(int argc, char **argv)
 		return moat_sub_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "passwd") == 0)
 		return moat_passwd_main(argc - 1, argv + 1);
+	if (strcmp(cmd, "scan") == 0)
+		return moat_scan_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "help") == 0)
 		return help_command(argc - 1, argv + 1);
 	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {

@@ -153,5 +153,8 @@ int moat_sub_main(int argc, char **argv);
 /* `moat passwd` (passwd_cmd.c): argv[0] is "passwd". */
 int moat_passwd_main(int argc, char **argv);
 void moat_passwd_usage(FILE *f);
+/* `moat scan` (scan_cmd.c): argv[0] is "scan". */
+int moat_scan_main(int argc, char **argv);
+void moat_scan_usage(FILE *f);
 
 #endif
