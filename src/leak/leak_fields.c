@@ -191,6 +191,7 @@ static void remember_wifi(struct lk_scan *sc, const struct lk_field *f,
 		w->vflags = (uint8_t)moat__leak_vflags(f);
 		w->psk = psk;
 		w->text = !f->json;
+		w->done = false;
 	}
 }
 
@@ -224,7 +225,10 @@ static void cred_field(struct lk_scan *sc, const struct lk_field *f)
 		break;
 	}
 	case KC_AUTH:
-		if (n < 6 || count_letters(d + s, n) == n)
+		/* "Basic ..." and "Bearer ..." are http_auth's to judge */
+		if (n < 6 || count_letters(d + s, n) == n ||
+		    (n > 6 && eq_ci(d + s, 6, "basic ")) ||
+		    (n > 7 && eq_ci(d + s, 7, "bearer ")))
 			return;
 		break;
 	case KC_SECRET:
@@ -507,11 +511,11 @@ static const char *const generic_accounts[] = {
 
 static bool devicey(const uint8_t *p, size_t n)
 {
-	static const char *const w[] = {"device", "sensor", "node", "gateway",
-					"esp", "client", "mqtt", "iot", "svc",
-					"service", "bot", "plc", "meter",
-					"station", "unit", "cam", "thermostat",
-					NULL};
+	static const char *const w[] = {"device", "dev", "sensor", "node",
+					"gateway", "gw", "edge", "esp", "client",
+					"mqtt", "iot", "svc", "service", "bot",
+					"plc", "meter", "station", "unit", "cam",
+					"thermostat", "rpi", "robot", NULL};
 	for (const char *const *x = w; *x; x++)
 		if (contains_ci(p, n, *x))
 			return true;
@@ -527,7 +531,7 @@ static bool name_like(const uint8_t *p, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		uint8_t c = p[i];
 		if (!(lk_alpha(c) || c >= 0x80 || c == ' ' || c == '\'' ||
-		      c == '.' || c == '-' || c == ',' || c == '^'))
+		      c == '.' || c == '-' || c == ',' || c == '^' || c == '_'))
 			return false;
 	}
 	static const char *const no[] = {"unknown", "anonymous", "none",
@@ -542,7 +546,7 @@ static bool full_name_shape(const uint8_t *p, size_t n)
 	unsigned words = 0;
 	for (size_t i = 0; i < n; i++) {
 		bool start = i == 0 || p[i - 1] == ' ' || p[i - 1] == ',' ||
-			     p[i - 1] == '^';
+			     p[i - 1] == '^' || p[i - 1] == '_';
 		if (start && lk_alpha(p[i])) {
 			if (!lk_upper(p[i]))
 				return false;
@@ -552,13 +556,29 @@ static bool full_name_shape(const uint8_t *p, size_t n)
 	return words >= 2;
 }
 
+/* A user name that names a person: first.last, first_last or
+ * "First Last" (service and device accounts are not people). */
 static bool username_ok(const uint8_t *p, size_t n)
 {
-	if (n < 2 || n > 64 || count_letters(p, n) < 2 ||
-	    memchr(p, '@', n) || in_ci(p, n, generic_accounts) ||
-	    devicey(p, n) || moat__leak_placeholder(p, n))
+	if (n < 5 || n > 64 || memchr(p, '@', n) ||
+	    in_ci(p, n, generic_accounts) || devicey(p, n) ||
+	    moat__leak_placeholder(p, n))
 		return false;
-	return only(p, n, "._- '");
+	size_t sep = 0, parts = 0, run = 0;
+	for (size_t i = 0; i <= n; i++) {
+		if (i < n && lk_alpha(p[i])) {
+			run++;
+			continue;
+		}
+		if (i < n && p[i] != '.' && p[i] != '_' && p[i] != ' ')
+			return false;
+		if (run < 2)
+			return false;
+		parts++;
+		run = 0;
+		sep += i < n;
+	}
+	return parts == 2 && sep == 1;
 }
 
 static bool address_ok(const uint8_t *p, size_t n, bool street)
@@ -629,7 +649,7 @@ static void person_emit(struct lk_scan *sc, const struct lk_field *f,
 	size_t o = 0;
 	for (size_t i = s; i < e && o + 6 < sizeof(buf); i++) {
 		bool start = i == s || d[i - 1] == ' ' || d[i - 1] == '^' ||
-			     d[i - 1] == ',';
+			     d[i - 1] == ',' || d[i - 1] == '_' || d[i - 1] == '.';
 		if (start && lk_alpha(d[i])) {
 			if (o)
 				buf[o++] = ' ';
@@ -882,6 +902,12 @@ static void device_field(struct lk_scan *sc, const struct lk_field *f)
 		break;
 	default:
 		break;
+	}
+	if (ok && k > 1) { /* 000000000000000: a placeholder */
+		size_t i = 1;
+		while (i < k && g[i] == g[0])
+			i++;
+		ok = i < k;
 	}
 	if (!ok)
 		return;
@@ -1198,9 +1224,10 @@ void moat__leak_x_kv(struct lk_scan *sc, unsigned rule, size_t end)
 		t.seplen = 2;
 	}
 	size_t sep = t.sep;
-	if (sep < sc->tok_end[rule])
+	(void)rule; /* both key-trigger rules share one position */
+	if (sep < sc->tok_end[moat__leak_rule_kv])
 		return;
-	sc->tok_end[rule] = sep + t.seplen;
+	sc->tok_end[moat__leak_rule_kv] = sep + t.seplen;
 	uint8_t c = d[sep];
 	if (t.seplen == 1 && sep + 1 < sc->n &&
 	    (d[sep + 1] == '=' || (c == '=' && d[sep + 1] == '>') ||

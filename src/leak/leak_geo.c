@@ -2,6 +2,7 @@
  * degree/hemisphere notation) and health data in text (L18: HL7 v2, FHIR
  * resources, values with medical units). */
 #include <string.h>
+#include <strings.h>
 
 #include "leak/leak_int.h"
 
@@ -83,6 +84,62 @@ void moat__leak_x_geo_pair(struct lk_scan *sc, unsigned rule, size_t end)
 		return;
 	moat__leak_geo_pair_emit(sc, s1, e2, lat, lon, true, ctx ? 95 : 85,
 				 ctx ? MOAT_LEAK_F_CONTEXT : 0);
+}
+
+/* "lat 45.4642 lon 9.1900", "Latitude 45.46 Longitude 9.19". */
+void moat__leak_x_geo_words(struct lk_scan *sc, unsigned rule, size_t end)
+{
+	static const char *const lonw[] = {"lon", "lng", "long", "longitude",
+					   NULL};
+	const uint8_t *d = sc->d;
+	size_t s1 = end - 1;
+	while (s1 > 0 && (lk_digit(d[s1 - 1]) || d[s1 - 1] == '.' ||
+			  d[s1 - 1] == '-'))
+		s1--;
+	if (s1 < sc->tok_end[rule])
+		return;
+	size_t e1 = moat__leak_span(sc, end, LK_CS_DIGIT);
+	sc->tok_end[rule] = e1;
+	size_t w = s1; /* the word "lat" or "latitude" must stand alone */
+	while (w > 0 && lk_space(d[w - 1]))
+		w--;
+	while (w > 0 && lk_alpha(d[w - 1]))
+		w--;
+	if (w > 0 && (lk_alnum(d[w - 1]) || d[w - 1] == '_'))
+		return;
+	size_t k = e1;
+	while (k < sc->n && k - e1 < 4 && (d[k] == ',' || d[k] == ';' ||
+					   lk_space(d[k])))
+		k++;
+	size_t ws = k;
+	while (k < sc->n && lk_alpha(d[k]) && k - ws < 10)
+		k++;
+	bool word = false;
+	for (const char *const *lw = lonw; *lw; lw++) {
+		size_t n = strlen(*lw);
+		if (k - ws == n && !strncasecmp((const char *)d + ws, *lw, n))
+			word = true;
+	}
+	while (k < sc->n && (lk_space(d[k]) || d[k] == ':' || d[k] == '='))
+		k++;
+	size_t s2 = k, e2 = s2;
+	if (e2 < sc->n && d[e2] == '-')
+		e2++;
+	while (e2 < sc->n && (lk_digit(d[e2]) || d[e2] == '.'))
+		e2++;
+	double lat, lon;
+	int d1, d2;
+	if (!word ||
+	    !moat__leak_parse_decimal(d + s1, e1 - s1, &lat, &d1) ||
+	    !moat__leak_parse_decimal(d + s2, e2 - s2, &lon, &d2) ||
+	    lat > 90 || lat < -90 || lon > 180 || lon < -180 ||
+	    (lat == 0 && lon == 0) || d2 < 2)
+		return;
+	if (e2 < sc->n && (lk_alnum(d[e2]) || d[e2] == '_'))
+		return;
+	sc->tok_end[rule] = e2;
+	moat__leak_geo_pair_emit(sc, s1, e2, lat, lon, d1 >= 4 && d2 >= 4, 90,
+				 MOAT_LEAK_F_CONTEXT);
 }
 
 /* ---- NMEA 0183 ------------------------------------------------------------ */

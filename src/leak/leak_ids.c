@@ -287,8 +287,10 @@ void moat__leak_x_ssn(struct lk_scan *sc, unsigned rule, size_t end)
 	uint8_t sep = d[s + 3];
 	if (d[s + 6] != sep)
 		return;
-	if (s > 0 && (lk_alnum(d[s - 1]) || d[s - 1] == sep || d[s - 1] == '.' ||
-		      d[s - 1] == '_' || d[s - 1] == '+' || d[s - 1] == '/'))
+	if (s > 0 && (lk_alnum(d[s - 1]) || d[s - 1] == '_' ||
+		      d[s - 1] == '+' ||
+		      ((d[s - 1] == sep || d[s - 1] == '.' || d[s - 1] == '/') &&
+		       s > 1 && lk_digit(d[s - 2]))))
 		return;
 	if (end < sc->n && (lk_alnum(d[end]) || d[end] == '_' ||
 			    ((d[end] == sep || d[end] == '.' || d[end] == '/') &&
@@ -359,6 +361,8 @@ void moat__leak_x_imei(struct lk_scan *sc, unsigned rule, size_t end)
 				  d[s - 1] == '+')) ||
 	    (e < sc->n && (lk_alnum(d[e]) || d[e] == '.')))
 		return;
+	if (boring_digits(g.dig, g.nd))
+		return;
 	bool imsi = moat__leak_ctx_before(sc, s, 40, ctx_imsi);
 	bool imei = moat__leak_ctx_before(sc, s, 40, ctx_imei);
 	const char *what;
@@ -394,7 +398,8 @@ void moat__leak_x_iccid(struct lk_scan *sc, unsigned rule, size_t end)
 		       d[s - 1] == '+' || d[s - 1] == '-')) ||
 	    (e < sc->n && (lk_alnum(d[e]) || d[e] == '.')))
 		return;
-	if ((nd != 19 && nd != 20) || !moat__leak_luhn(d + s, nd))
+	if ((nd != 19 && nd != 20) || !moat__leak_luhn(d + s, nd) ||
+	    boring_digits(d + s + 2, nd - 2))
 		return;
 	bool ctx = moat__leak_ctx_before(sc, s, 40, ctx_iccid);
 	struct lk_cand *c = moat__leak_add(sc, MOAT_LEAK_DEVICE_ID, s, e,

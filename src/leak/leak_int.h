@@ -425,6 +425,7 @@ void moat__leak_x_vin(struct lk_scan *sc, unsigned rule, size_t end);
 
 void moat__leak_x_geo_pair(struct lk_scan *sc, unsigned rule, size_t end);
 void moat__leak_x_nmea(struct lk_scan *sc, unsigned rule, size_t end);
+void moat__leak_x_geo_words(struct lk_scan *sc, unsigned rule, size_t end);
 void moat__leak_x_geo_hemi(struct lk_scan *sc, unsigned rule, size_t end);
 void moat__leak_x_hl7(struct lk_scan *sc, unsigned rule, size_t end);
 void moat__leak_x_fhir(struct lk_scan *sc, unsigned rule, size_t end);

@@ -54,21 +54,6 @@ static const struct kword table[] = {
 	SS("apisecret", KK_CRED, KC_SECRET),
 	SS("privatekey", KK_CRED, KC_SECRET),
 	SS("privkey", KK_CRED, KC_SECRET),
-	SS("secretkey", KK_CRED, KC_SECRET),
-	SS("accesskey", KK_CRED, KC_SECRET),
-	SS("sharedkey", KK_CRED, KC_SECRET),
-	SS("sharedaccesskey", KK_CRED, KC_SECRET),
-	SS("masterkey", KK_CRED, KC_SECRET),
-	SS("encryptionkey", KK_CRED, KC_SECRET),
-	SS("aeskey", KK_CRED, KC_SECRET),
-	SS("appkey", KK_CRED, KC_SECRET),
-	SS("appskey", KK_CRED, KC_SECRET),
-	SS("nwkkey", KK_CRED, KC_SECRET),
-	SS("nwkskey", KK_CRED, KC_SECRET),
-	SS("devicekey", KK_CRED, KC_SECRET),
-	SS("signingkey", KK_CRED, KC_SECRET),
-	SS("hmackey", KK_CRED, KC_SECRET),
-	SS("sessionkey", KK_CRED, KC_SECRET),
 	SS("credential", KK_CRED, KC_SECRET),
 	SS("credentials", KK_CRED, KC_SECRET),
 	SS("creds", KK_CRED, KC_SECRET),
@@ -85,6 +70,9 @@ static const struct kword table[] = {
 	SS("wlanpassword", KK_CRED, KC_PSK),
 	SS("wlankey", KK_CRED, KC_PSK),
 	SS("networkkey", KK_CRED, KC_PSK),
+	/* cryptographic keys (secretKey, encryption_key, LoRaWAN AppKey...)
+	 * are not listed: "key" as the last word makes them generic_secret
+	 * candidates, reported when the value looks random */
 	SS("awssecretaccesskey", KK_AWS_SECRET, 0),
 	SS("secretaccesskey", KK_AWS_SECRET, 0),
 	SS("awssecretkey", KK_AWS_SECRET, 0),
@@ -476,6 +464,40 @@ static void split(const uint8_t *k, size_t len, struct words *w)
 	w->start[w->n] = (uint8_t)o;
 }
 
+static bool unit_word(const char *s, size_t n)
+{
+	static const char *const units[] = {
+		"mmol", "mgdl", "mg", "dl", "bpm", "pct", "percent", "mmhg",
+		"c", "f", "celsius", "fahrenheit", "degc", "degf", "value",
+		"val", "avg", "mean", "current", "cur", "last", "min", "max",
+		"reading", "raw", "b64", "base64", "hex", "str", "enc",
+		"encoded", NULL};
+	for (const char *const *u = units; *u; u++)
+		if (strlen(*u) == n && !memcmp(*u, s, n))
+			return true;
+	return false;
+}
+
+static bool ends_with(const char *s, size_t n, const char *suf)
+{
+	size_t k = strlen(suf);
+	return n > k && !memcmp(s + n - k, suf, k);
+}
+
+static void suffix_word(const char *s, size_t n, struct lk_keyinfo *ki,
+			uint8_t *secret)
+{
+	if (ends_with(s, n, "password") || ends_with(s, n, "passwd")) {
+		ki->kind = KK_CRED;
+		ki->sub = KC_PASSWORD;
+	} else if (ends_with(s, n, "secret") || ends_with(s, n, "token")) {
+		ki->kind = KK_CRED;
+		ki->sub = KC_SECRET;
+	}
+	if (ki->kind || ends_with(s, n, "key"))
+		*secret = 1;
+}
+
 struct lk_keyinfo moat__leak_key_classify(const uint8_t *key, size_t len)
 {
 	struct lk_keyinfo ki = {0, 0, 0};
@@ -484,6 +506,11 @@ struct lk_keyinfo moat__leak_key_classify(const uint8_t *key, size_t len)
 	split(key, len, &w);
 	if (w.n == 0)
 		return ki;
+	/* units and qualifiers at the end do not change what the value is:
+	 * heart_rate_bpm, glucose_mmol, password_b64, hr_max */
+	while (w.n > 1 && unit_word(w.buf + w.start[w.n - 1],
+				    (size_t)(w.start[w.n] - w.start[w.n - 1])))
+		w.n--;
 	/* kind: the longest known compound of the last 3, 2 or 1 words */
 	for (unsigned k = MOAT_MIN(3u, w.n); k >= 1; k--) {
 		unsigned from = w.start[w.n - k];
@@ -518,6 +545,11 @@ struct lk_keyinfo moat__leak_key_classify(const uint8_t *key, size_t len)
 	}
 	if (lastf & W_VETO_LAST)
 		veto = 1;
+	/* Run-together names: "userpassword", "DEVICETOKEN", "SIGNINGKEY". */
+	unsigned ls = w.start[w.n - 1];
+	size_t ln = (size_t)(w.start[w.n] - ls);
+	if (ki.kind == KK_NONE && !lastf)
+		suffix_word(w.buf + ls, ln, &ki, &secret);
 	if (secret)
 		ki.flags |= KF_SECRET_WORD;
 	if (version)

@@ -217,6 +217,14 @@ const struct lk_rule moat__leak_rules[] = {
 	/* L22 */
 	R("(?:^|[^A-Za-z0-9])[A-HJ-NPR-Z0-9]{17}", 0, VEHICLE_ID,
 	  moat__leak_x_vin, NULL),
+	/* "lat 45.4642 lon 9.1900": coordinates named by words */
+	R("lat(?:itude)?\\s{1,3}-?[0-9]{1,2}\\.[0-9]{3}", CASELESS, GEOLOCATION,
+	  moat__leak_x_geo_words, NULL),
+	/* Keys with a secret word that is not their last (SECRET_VALUE=,
+	 * "token_b64": ...), for generic_secret. */
+	R("(?:secret|token|passw|pwd|api_?key|credential|auth)"
+	  "[A-Za-z0-9_.-]{1,24}[\"'\\\\]{0,2}\\s{0,3}(?:=>|:|=)",
+	  CASELESS, GENERIC_SECRET, moat__leak_x_kv, NULL),
 	/* Key triggers: the last word of a key that a field rule knows,
 	 * then a separator.  The extractor reads the whole key and its
 	 * value and hands them to the field rules (leak_fields.c). */

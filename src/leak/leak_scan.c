@@ -129,7 +129,7 @@ static int compile(struct moat_leak_db *db, char *err, size_t errsz)
 	unsigned n = 0;
 	for (unsigned i = 0; i < moat__leak_rule_count; i++) {
 		const struct lk_rule *r = &moat__leak_rules[i];
-		bool on = i == moat__leak_rule_kv
+		bool on = r->fn == moat__leak_x_kv
 				  ? (db->categories & KEYED_CATS) != 0
 				  : (db->categories &
 				     MOAT_LEAK_BIT(r->category)) != 0;
@@ -317,7 +317,7 @@ static int on_match(unsigned id, unsigned long long from,
 	struct lk_scan *sc = ctx;
 	(void)from;
 	(void)flags;
-	if (sc->kv_only && id != moat__leak_rule_kv)
+	if (sc->kv_only && moat__leak_rules[id].fn != moat__leak_x_kv)
 		return 0;
 	moat__leak_rules[id].fn(sc, id, (size_t)to + sc->base);
 	return sc->stop ? 1 : 0;
