@@ -1,7 +1,7 @@
 /* Field rules: what a key says about its value (L5 key pairs, L6, L13,
  * L16, L17, L18, L19, L21 and key forms of L3, L11, L20, L22), for JSON
  * members (leak_json.c) and for key=value / "key: value" pairs in text
- * (the key trigger rule, moat__leak_x_kv below).
+ * (moat__leak_kv_scan below, which also runs inside JSON strings).
  *
  * Every rule validates the value: a credential is not empty or a
  * placeholder, a heart rate is physiologically plausible, a date of
@@ -1092,7 +1092,7 @@ void moat__leak_text_end(struct lk_scan *sc)
 	}
 }
 
-/* ---- key triggers in text ------------------------------------------------ */
+/* ---- key=value pairs in text ---------------------------------------------- */
 
 static bool key_char(uint8_t c)
 {
@@ -1142,8 +1142,8 @@ static size_t text_value_end(const struct lk_scan *sc, size_t v, size_t hi,
 	return e;
 }
 
-void moat__leak_trigger(struct lk_scan *sc, const struct lk_trig *t,
-			size_t lo, size_t hi)
+static void trigger(struct lk_scan *sc, const struct lk_trig *t, size_t lo,
+		    size_t hi, bool in_str)
 {
 	const uint8_t *d = sc->d;
 	size_t sep = t->sep;
@@ -1185,7 +1185,7 @@ void moat__leak_trigger(struct lk_scan *sc, const struct lk_trig *t,
 	f.klen = ke - ks;
 	f.ki = ki;
 	f.idx = -1;
-	f.in_str = sc->json && !sc->kv_only;
+	f.in_str = in_str;
 	size_t vs = v, ve;
 	if (d[v] == '"' || d[v] == '\'' ||
 	    (d[v] == '\\' && v + 1 < hi && d[v + 1] == '"')) {
@@ -1214,40 +1214,50 @@ void moat__leak_trigger(struct lk_scan *sc, const struct lk_trig *t,
 	moat__leak_field(sc, &f);
 }
 
-/* Vectorscan found a key word and a separator ending at `end`. */
-void moat__leak_x_kv(struct lk_scan *sc, unsigned rule, size_t end)
+/* The key ending before a separator at sep (quotes and spaces skipped)
+ * starts with a letter or '_': "10:30" and "a==b" are not pairs. */
+static bool key_before(const uint8_t *d, size_t lo, size_t sep)
+{
+	size_t k = sep;
+	while (k > lo && sep - k < 3 && (d[k - 1] == ' ' || d[k - 1] == '\t'))
+		k--;
+	if (k > lo && (d[k - 1] == '"' || d[k - 1] == '\''))
+		k--;
+	if (k > lo && d[k - 1] == '\\')
+		k--;
+	size_t e = k;
+	while (k > lo && e - k < 64 && key_char(d[k - 1]))
+		k--;
+	while (k < e && !lk_alnum(d[k]) && d[k] != '_')
+		k++;
+	return k < e && (lk_alpha(d[k]) || d[k] == '_');
+}
+
+void moat__leak_kv_scan(struct lk_scan *sc, size_t lo, size_t hi,
+			bool in_str)
 {
 	const uint8_t *d = sc->d;
-	struct lk_trig t = {(uint32_t)(end - 1), 1};
-	if (d[end - 1] == '>') {
-		t.sep = (uint32_t)(end - 2);
-		t.seplen = 2;
+	for (size_t i = lo; i < hi && !sc->stop; i++) {
+		uint8_t c = d[i];
+		if (c != '=' && c != ':')
+			continue;
+		if (i > lo && !lk_alpha(d[i - 1]) && d[i - 1] != '_' &&
+		    !lk_space(d[i - 1]) && d[i - 1] != '"' && d[i - 1] != '\'' &&
+		    !lk_digit(d[i - 1]))
+			continue;
+		struct lk_trig t = {(uint32_t)i, 1};
+		uint8_t nx = i + 1 < hi ? d[i + 1] : 0;
+		if (c == '=' && nx == '>')
+			t.seplen = 2;
+		else if (nx == '=' || (c == ':' && (nx == ':' || nx == '/')))
+			continue; /* "==", ":=", "::", "://" */
+		if (c == '=' && i > lo && strchr("!<>=:", d[i - 1]))
+			continue;
+		if (i == lo || !key_before(d, lo, i))
+			continue;
+		trigger(sc, &t, lo, hi, in_str);
+		i += t.seplen - 1;
 	}
-	size_t sep = t.sep;
-	(void)rule; /* both key-trigger rules share one position */
-	if (sep < sc->tok_end[moat__leak_rule_kv])
-		return;
-	sc->tok_end[moat__leak_rule_kv] = sep + t.seplen;
-	uint8_t c = d[sep];
-	if (t.seplen == 1 && sep + 1 < sc->n &&
-	    (d[sep + 1] == '=' || (c == '=' && d[sep + 1] == '>') ||
-	     (c == ':' && (d[sep + 1] == ':' || d[sep + 1] == '/'))))
-		return; /* "==", "=>" (seen at '>'), "::", "://" */
-	if (c == '=' && sep > 0 && strchr("!<>=:", d[sep - 1]))
-		return;
-	if (sc->json && !sc->kv_only) {
-		size_t k = sep;
-		while (k > 0 && sep - k < 3 && lk_space(d[k - 1]))
-			k--;
-		if (k > 1 && d[k - 1] == '"' && d[k - 2] != '\\')
-			return; /* a JSON member name: the walker's job */
-		if (sc->ntrig < LEAK_TRIG_MAX)
-			sc->trig[sc->ntrig++] = t;
-		else
-			sc->rflags |= MOAT_LEAK_R_TRUNCATED;
-		return;
-	}
-	moat__leak_trigger(sc, &t, 0, sc->n);
 }
 
 /* ---- key class cache --------------------------------------------------------- */
@@ -1257,14 +1267,18 @@ struct lk_keyinfo moat__leak_key_class(struct lk_scan *sc, const uint8_t *k,
 {
 	if (n == 0 || n > LEAK_KCACHE_KEY)
 		return moat__leak_key_classify(k, n);
-	uint32_t h = 2166136261u;
-	for (size_t i = 0; i < n; i++) {
-		h ^= k[i];
-		h *= 16777619u;
+	/* a cheap hash: keys repeat message after message */
+	uint32_t h = (uint32_t)k[0] | (uint32_t)k[n - 1] << 8 |
+		     (uint32_t)k[n / 2] << 16 | (uint32_t)n << 24;
+	h *= 2654435761u;
+	struct lk_kcache_ent *e = &sc->kcache[h >> 24 & (LEAK_KCACHE - 1)];
+	if (e->len == n) {
+		size_t i = 0;
+		while (i < n && e->key[i] == k[i])
+			i++;
+		if (i == n)
+			return e->ki;
 	}
-	struct lk_kcache_ent *e = &sc->kcache[h & (LEAK_KCACHE - 1)];
-	if (e->len == n && !memcmp(e->key, k, n))
-		return e->ki;
 	e->ki = moat__leak_key_classify(k, n);
 	e->len = (uint8_t)n;
 	memcpy(e->key, k, n);

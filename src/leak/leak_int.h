@@ -4,13 +4,15 @@
  *  1. Vectorscan runs every rule's anchor pattern once over the bytes.
  *     Each match calls the rule's extractor with the match's end offset;
  *     the extractor finds the whole token around it (patterns carry no
- *     start offsets), validates it and records a candidate finding.  Key
- *     triggers ("password=", "lat:") are only recorded (struct kv_trig).
+ *     start offsets), validates it and records a candidate finding.  Then
+ *     the shape pass (leak_lex.c) does the same for the numeric and
+ *     alphanumeric shapes that have no literal to anchor a pattern on.
  *  2. JSON messages are walked (leak_json.c): every member's key is
  *     classified (leak_keys.c) and its value checked by the field rules
  *     (leak_fields.c); regex candidates inside values get their JSON path;
- *     key triggers inside string values are processed as text.  Text
- *     messages process every key trigger.
+ *     key=value pairs inside string values are looked at too.  Text (and
+ *     what follows JSON that does not parse) is searched for key=value
+ *     and "key: value" pairs (moat__leak_kv_scan).
  *  3. Candidates are resolved (overlaps, the more specific category wins),
  *     sorted, given severities, HMACs and copied out (leak_scan.c). */
 #ifndef MOAT_LEAK_INT_H
@@ -27,7 +29,6 @@
 #include "leak/leak.h"
 
 #define LEAK_CAND_MAX 256 /* candidates kept per scan before resolving */
-#define LEAK_TRIG_MAX 256 /* key triggers kept per scan */
 #define LEAK_KCACHE 256   /* key-class cache slots (power of two) */
 #define LEAK_KCACHE_KEY 40
 #define LEAK_RULES_MAX 128 /* Vectorscan patterns */
@@ -172,8 +173,15 @@ enum lk_hunit { HU_BP = 1, HU_GLUCOSE_MG, HU_GLUCOSE_MMOL, HU_SPO2, HU_BPM };
 
 extern const struct lk_rule moat__leak_rules[];
 extern const size_t moat__leak_rule_count;
-/* Index of the key-trigger rule ("password=" etc.) */
-extern const unsigned moat__leak_rule_kv;
+
+/* The first rules of the table have no pattern: the shape pass calls
+ * their extractors (leak_lex.c). */
+enum lk_lex_rule {
+	LX_PAN, LX_SSN, LX_IMEI, LX_ICCID, LX_GEO_PAIR, LX_GEO_HEMI,
+	LX_IBAN, LX_NINO, LX_VIN, LX_MAC, LX_COUNT
+};
+void moat__leak_lex_init(void);
+void moat__leak_lex(struct lk_scan *sc);
 
 /* ---- the compiled db ---------------------------------------------------- */
 
@@ -197,9 +205,9 @@ struct lk_cand {
 	bool has_path;
 };
 
-/* A key trigger found by Vectorscan: the separator after a key word. */
+/* A key=value separator found in text: ':', '=' or "=>". */
 struct lk_trig {
-	uint32_t sep;    /* offset of the separator (':' '=' or '=>') */
+	uint32_t sep;    /* offset of the separator */
 	uint32_t seplen;
 };
 
@@ -254,16 +262,12 @@ struct lk_scan {
 	const struct moat_leak_db *db;
 	const uint8_t *d;
 	size_t n;           /* bytes scanned */
-	size_t base;        /* offset of the buffer Vectorscan is scanning */
 	bool json;          /* message is walked as JSON */
-	bool kv_only;       /* rescan of a broken JSON tail: key triggers only */
 	bool stop;          /* candidate table full */
 	uint32_t rflags;    /* MOAT_LEAK_R_* */
 	size_t total;       /* candidates produced (kept or not) */
 	size_t ncand;
 	struct lk_cand cand[LEAK_CAND_MAX];
-	size_t ntrig;
-	struct lk_trig trig[LEAK_TRIG_MAX];
 	size_t tok_end[LEAK_RULES_MAX]; /* per rule: end of the last token examined */
 	/* caches for forward searches that could otherwise repeat */
 	size_t pk_from, pk_end; /* private key END marker search */
@@ -275,7 +279,7 @@ struct lk_scan {
 	struct lk_wifi wifi[8];
 	/* JSON walker */
 	size_t jnregex;     /* candidates from phase 1 (sorted by start) */
-	size_t jci, jti;    /* cursors into cand[] and trig[] */
+	size_t jci;         /* cursor into cand[] */
 	unsigned depth;
 	struct lk_frame *stack; /* json_depth + 1 frames */
 	unsigned max_depth;
@@ -431,7 +435,6 @@ void moat__leak_x_hl7(struct lk_scan *sc, unsigned rule, size_t end);
 void moat__leak_x_fhir(struct lk_scan *sc, unsigned rule, size_t end);
 void moat__leak_x_health_unit(struct lk_scan *sc, unsigned rule, size_t end);
 
-void moat__leak_x_kv(struct lk_scan *sc, unsigned rule, size_t end);
 
 /* A geolocation finding for data[s..e) (a coordinate pair). */
 void moat__leak_geo_pair_emit(struct lk_scan *sc, size_t s, size_t e,
@@ -476,14 +479,15 @@ void moat__leak_field(struct lk_scan *sc, const struct lk_field *f);
 void moat__leak_object_end(struct lk_scan *sc, struct lk_frame *fr);
 /* End of the message in text mode: pending pairs. */
 void moat__leak_text_end(struct lk_scan *sc);
-/* Process key trigger t (text mode, or inside a JSON string). */
-void moat__leak_trigger(struct lk_scan *sc, const struct lk_trig *t,
-			size_t lo, size_t hi);
+/* key=value and "key: value" pairs in d[lo..hi): text, or the inside of a
+ * JSON string (in_str). */
+void moat__leak_kv_scan(struct lk_scan *sc, size_t lo, size_t hi,
+			bool in_str);
 /* MOAT_LEAK_F_JSON_* flags for a field's value. */
 uint32_t moat__leak_vflags(const struct lk_field *f);
 
 /* Walk d[0..n) as JSON.  Regex candidates inside values get their path;
- * key triggers inside strings are processed.  Returns the offset where
+ * key=value pairs inside strings are looked at.  Returns the offset where
  * the walk stopped: n when the whole input was consumed (trailing bytes
  * after the top-level value end the walk too). */
 size_t moat__leak_json_walk(struct lk_scan *sc);

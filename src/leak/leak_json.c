@@ -3,14 +3,14 @@
  * it does not need (it is not a validator) and stopping at the first
  * byte it cannot place.  For each member it classifies the key and hands
  * (key, value) to the field rules; it gives regex candidates found inside
- * values their JSON path; it processes key=value triggers found inside
- * string values; and it pairs coordinates in small numeric arrays. */
+ * values their JSON path; it looks for key=value pairs inside string
+ * values; and it pairs coordinates in small numeric arrays. */
 #include <stdio.h>
 #include <string.h>
 
 #include "leak/leak_int.h"
 
-static size_t skip_ws(const uint8_t *d, size_t n, size_t i)
+static inline size_t skip_ws(const uint8_t *d, size_t n, size_t i)
 {
 	while (i < n && lk_space(d[i]))
 		i++;
@@ -108,7 +108,7 @@ void moat__leak_json_path(const struct lk_scan *sc, char *out, size_t outsz)
 	}
 }
 
-/* ---- candidates and triggers inside values -------------------------------- */
+/* ---- candidates inside values --------------------------------------------- */
 
 /* Regex candidates that lie within d[s..e): give them the current path;
  * a dotted quad under a version key is a version, not an address. */
@@ -131,14 +131,6 @@ static void assign(struct lk_scan *sc, size_t s, size_t e, uint32_t vflags,
 	}
 }
 
-static void triggers_in(struct lk_scan *sc, size_t s, size_t e)
-{
-	while (sc->jti < sc->ntrig && sc->trig[sc->jti].sep < s)
-		sc->jti++;
-	while (sc->jti < sc->ntrig && sc->trig[sc->jti].sep < e)
-		moat__leak_trigger(sc, &sc->trig[sc->jti++], s, e);
-}
-
 /* ---- the walk ------------------------------------------------------------------- */
 
 static struct lk_frame *top(struct lk_scan *sc)
@@ -157,9 +149,21 @@ static void push(struct lk_scan *sc, bool obj)
 		f->in = parent->obj ? parent->ki : parent->in;
 }
 
-static void value(struct lk_scan *sc, size_t s, size_t e, enum lk_vtype vt)
+/* A string that may hold key=value or "key: value" pairs. */
+static bool has_sep(const uint8_t *p, size_t n)
 {
-	struct lk_frame *f = top(sc);
+	/* "10:00:00" in a time stamp is not a key=value pair: skip
+	 * separators after a digit (keys ending in one are rare in text
+	 * inside JSON strings) */
+	for (size_t i = 1; i < n; i++)
+		if ((p[i] == '=' || p[i] == ':') && !lk_digit(p[i - 1]))
+			return true;
+	return false;
+}
+
+static void field(struct lk_scan *sc, struct lk_frame *f, size_t s, size_t e,
+		  enum lk_vtype vt, struct lk_keyinfo ki)
+{
 	struct lk_field fl;
 	memset(&fl, 0, sizeof(fl));
 	fl.s = s;
@@ -167,46 +171,47 @@ static void value(struct lk_scan *sc, size_t s, size_t e, enum lk_vtype vt)
 	fl.vt = vt;
 	fl.json = true;
 	fl.idx = -1;
+	fl.ki = ki;
 	if (f->obj) {
 		fl.key = sc->d + f->key_s;
 		fl.klen = f->key_n;
-		fl.ki = f->ki;
 		fl.parent = f->in;
 		fl.obj = f;
 	} else {
 		struct lk_frame *p = sc->depth > 1 ? &sc->stack[sc->depth - 2]
 						   : NULL;
-		fl.ki = f->in;
 		fl.idx = f->index;
 		if (p && p->obj) {
 			fl.key = sc->d + p->key_s;
 			fl.klen = p->key_n;
 			fl.parent = p->in;
-			fl.obj = NULL;
 		}
-		if (vt == LV_NUMBER && f->nnum < 3) {
-			double v;
-			int dec;
-			if (moat__leak_parse_decimal(sc->d + s, e - s, &v, &dec)) {
-				f->num[f->nnum] = v;
-				f->num_dec[f->nnum] = dec;
-				f->num_s[f->nnum] = s;
-				f->num_e[f->nnum] = e;
-			} else {
-				f->nonnum = true;
-			}
-		}
+	}
+	moat__leak_field(sc, &fl);
+}
+
+static void value(struct lk_scan *sc, size_t s, size_t e, enum lk_vtype vt)
+{
+	struct lk_frame *f = top(sc);
+	struct lk_keyinfo ki = f->obj ? f->ki : f->in;
+	if (!f->obj) { /* numbers are parsed when the array closes */
 		if (vt != LV_NUMBER)
 			f->nonnum = true;
+		else if (f->nnum < 3) {
+			f->num_s[f->nnum] = s;
+			f->num_e[f->nnum] = e;
+		}
 		f->nnum++;
 	}
-	uint32_t vflags = vt == LV_STRING ? MOAT_LEAK_F_JSON_STRING
-					  : MOAT_LEAK_F_JSON_SCALAR;
-	assign(sc, s, e, vflags, fl.ki);
-	if (vt == LV_STRING)
-		triggers_in(sc, s, e);
-	if (fl.ki.kind != KK_NONE || (fl.ki.flags & KF_SECRET_WORD))
-		moat__leak_field(sc, &fl);
+	if (sc->jci < sc->jnregex)
+		assign(sc, s, e,
+		       vt == LV_STRING ? MOAT_LEAK_F_JSON_STRING
+				       : MOAT_LEAK_F_JSON_SCALAR,
+		       ki);
+	if (vt == LV_STRING && has_sep(sc->d + s, e - s))
+		moat__leak_kv_scan(sc, s, e, true);
+	if (ki.kind != KK_NONE || (ki.flags & KF_SECRET_WORD))
+		field(sc, f, s, e, vt, ki);
 }
 
 /* [a, b] or [a, b, c] of numbers: coordinates under a location key, or
@@ -216,6 +221,11 @@ static void array_end(struct lk_scan *sc, struct lk_frame *f)
 	if (f->nonnum || f->nnum < 2 || f->nnum > 3 ||
 	    !lk_enabled(sc, MOAT_LEAK_GEOLOCATION))
 		return;
+	for (uint32_t i = 0; i < f->nnum; i++)
+		if (!moat__leak_parse_decimal(sc->d + f->num_s[i],
+					      f->num_e[i] - f->num_s[i],
+					      &f->num[i], &f->num_dec[i]))
+			return;
 	bool keyed = f->in.kind == KK_GEO;
 	if (!keyed && (f->nnum != 2 || f->num_dec[0] < 5 || f->num_dec[1] < 5))
 		return;
@@ -338,7 +348,7 @@ size_t moat__leak_json_walk(struct lk_scan *sc)
 {
 	size_t i = 0, stop = sc->n;
 	sc->depth = 0;
-	sc->jci = sc->jti = 0;
+	sc->jci = 0;
 	for (;;) {
 		i = skip_ws(sc->d, sc->n, i);
 		if (i >= sc->n)

@@ -170,15 +170,35 @@ static const char *const ctx_mac[] = {"mac", "bssid", "hw", "hwaddr",
 				      "ether", "wifi", "wlan", "ble", "bt",
 				      "eth", NULL};
 
+/* xx:xx:xx:xx:xx:xx, xx-xx-..., or xxxx.xxxx.xxxx ending at end. */
+static bool mac_shape(const uint8_t *d, size_t s, size_t len, uint8_t *sep)
+{
+	if (len == 17) {
+		*sep = d[s + 2];
+		if (*sep != ':' && *sep != '-')
+			return false;
+		for (size_t i = 0; i < 17; i++)
+			if (i % 3 == 2 ? d[s + i] != *sep : !lk_hex(d[s + i]))
+				return false;
+		return true;
+	}
+	*sep = '.';
+	for (size_t i = 0; i < 14; i++)
+		if (i % 5 == 4 ? d[s + i] != '.' : !lk_hex(d[s + i]))
+			return false;
+	return true;
+}
+
 void moat__leak_x_mac(struct lk_scan *sc, unsigned rule, size_t end)
 {
 	const uint8_t *d = sc->d;
+	uint8_t sep;
 	size_t len = 17;
-	uint8_t sep = d[end - 3];
-	if (d[end - 5] == '.')
-		len = 14, sep = '.';
-	if (end < len)
-		return;
+	if (end < 17 || !mac_shape(d, end - 17, 17, &sep)) {
+		len = 14;
+		if (end < 14 || !mac_shape(d, end - 14, 14, &sep))
+			return;
+	}
 	size_t s = end - len;
 	if (s < sc->tok_end[rule])
 		return;
@@ -193,7 +213,7 @@ void moat__leak_x_mac(struct lk_scan *sc, unsigned rule, size_t end)
 	uint8_t oct[6];
 	for (size_t i = s; i < end; i++) {
 		uint8_t c = d[i];
-		if (!lk_hex(c))
+		if (c == sep)
 			continue;
 		zeros += c == '0';
 		effs += c == 'f' || c == 'F';
@@ -204,7 +224,7 @@ void moat__leak_x_mac(struct lk_scan *sc, unsigned rule, size_t end)
 			oct[nib / 2] |= (uint8_t)lk_hexval(c);
 		nib++;
 	}
-	if (nib != 12 || zeros == 12 || effs == 12)
+	if (zeros == 12 || effs == 12)
 		return;
 	if (sep != ':' && dec == 12)
 		return; /* 12-34-56-78-90-12 is more likely a serial number */

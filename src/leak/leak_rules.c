@@ -4,7 +4,9 @@
  * that point and validates it in C (THREATS.md 4.2 says where a regex is
  * not enough).  Patterns are written so that one token produces one or
  * few matches: fixed-length anchors, or a boundary class in front that
- * pins the start.  Order does not matter; names in comments are the
+ * pins the start.  Rules without a pattern are driven by the shape pass
+ * (leak_lex.c); key-based rules by the JSON walker and the key=value
+ * scanner (leak_json.c, leak_fields.c).  Names in comments are the
  * THREATS.md rule numbers. */
 #include "leak/leak_int.h"
 
@@ -36,6 +38,18 @@ static const enum lk_hunit hu_bp = HU_BP, hu_mg = HU_GLUCOSE_MG,
 	}
 
 const struct lk_rule moat__leak_rules[] = {
+	/* Found by the shape pass (leak_lex.c), in enum lk_lex_rule order:
+	 * no pattern. */
+	R(NULL, 0, PAYMENT_CARD, moat__leak_x_pan, NULL),     /* L14 */
+	R(NULL, 0, NATIONAL_ID, moat__leak_x_ssn, NULL),      /* L16 */
+	R(NULL, 0, DEVICE_ID, moat__leak_x_imei, NULL),       /* L17 */
+	R(NULL, 0, DEVICE_ID, moat__leak_x_iccid, NULL),      /* L17 */
+	R(NULL, 0, GEOLOCATION, moat__leak_x_geo_pair, NULL), /* L5 */
+	R(NULL, 0, GEOLOCATION, moat__leak_x_geo_hemi, NULL), /* L5 */
+	R(NULL, 0, IBAN, moat__leak_x_iban, NULL),            /* L15 */
+	R(NULL, 0, NATIONAL_ID, moat__leak_x_nino, NULL),     /* L16 */
+	R(NULL, 0, VEHICLE_ID, moat__leak_x_vin, NULL),       /* L22 */
+	R(NULL, 0, MAC_ADDRESS, moat__leak_x_mac, NULL),      /* L3 */
 	/* L1: only the private prefixes; the extractor parses the whole
 	 * dotted token and classifies it. */
 	R("(?:10\\.[0-9]{1,3}|127\\.[0-9]{1,3}|172\\.(?:1[6-9]|2[0-9]|3[01])|"
@@ -49,23 +63,12 @@ const struct lk_rule moat__leak_rules[] = {
 	R("::1", 0, PRIVATE_IPV6, moat__leak_x_ipv6, NULL),
 	R("::ffff:[0-9]", CASELESS, PRIVATE_IPV6, moat__leak_x_ipv6, NULL),
 	/* L3 */
-	R("[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}", 0, MAC_ADDRESS,
-	  moat__leak_x_mac, NULL),
-	R("[0-9A-Fa-f]{2}(?:-[0-9A-Fa-f]{2}){5}", 0, MAC_ADDRESS,
-	  moat__leak_x_mac, NULL),
-	R("[0-9A-Fa-f]{4}\\.[0-9A-Fa-f]{4}\\.[0-9A-Fa-f]{4}", 0, MAC_ADDRESS,
-	  moat__leak_x_mac, NULL),
 	/* L4 */
 	R("[A-Za-z0-9._%+-]@[A-Za-z0-9]", 0, EMAIL, moat__leak_x_email, NULL),
 	/* L5 */
-	R("[0-9]\\.[0-9]{4,}\\s{0,3}[,;]\\s{0,3}-?[0-9]{1,3}\\.[0-9]{4}", 0,
-	  GEOLOCATION, moat__leak_x_geo_pair, NULL),
 	R("\\$(?:GP|GN|GL|GA|GB|BD|GQ)(?:GGA|RMC|GLL|GNS),", 0, GEOLOCATION,
 	  moat__leak_x_nmea, NULL),
 	R("[0-9]\\xc2\\xb0", 0, GEOLOCATION, moat__leak_x_geo_hemi, NULL),
-	R("[0-9]\\.[0-9]{3,}\\s?[NS]\\s{0,3}[,;]?\\s{0,3}[0-9]{1,3}\\.[0-9]{3,}"
-	  "\\s?[EW]",
-	  0, GEOLOCATION, moat__leak_x_geo_hemi, NULL),
 	/* L7 */
 	R("basic\\s{1,4}[A-Za-z0-9+/]{8}", CASELESS, HTTP_AUTH,
 	  moat__leak_x_basic, NULL),
@@ -173,23 +176,6 @@ const struct lk_rule moat__leak_rules[] = {
 	  moat__leak_x_vendor, V(5, LK_CS_B64_ANY, 60, 140, 30, HIGH)),
 	R("[0-9]{8,10}:AA[0-9A-Za-z_-]{33}", 0, VENDOR_TOKEN,
 	  moat__leak_x_telegram, NULL),
-	/* L14 */
-	R("(?:^|[^0-9A-Za-z.])[2-6][0-9]{3}[ -]?[0-9]{4}[ -]?[0-9]{4}", 0,
-	  PAYMENT_CARD, moat__leak_x_pan, NULL),
-	R("(?:^|[^0-9A-Za-z.])3[0-9]{3}[ -]?[0-9]{6}[ -]?[0-9]{4}", 0,
-	  PAYMENT_CARD, moat__leak_x_pan, NULL),
-	/* L15 */
-	R("[A-Z]{2}[0-9]{2} ?[A-Z0-9]{4}", 0, IBAN, moat__leak_x_iban, NULL),
-	/* L16 */
-	R("[0-9]{3}[- .][0-9]{2}[- .][0-9]{4}", 0, NATIONAL_ID,
-	  moat__leak_x_ssn, NULL),
-	R("[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?[0-9]{2} ?[0-9]{2} ?[0-9]{2} ?"
-	  "[A-D]",
-	  0, NATIONAL_ID, moat__leak_x_nino, NULL),
-	/* L17 */
-	R("[0-9]{2}[- ]?[0-9]{6}[- ]?[0-9]{6}[- ]?[0-9]", 0, DEVICE_ID,
-	  moat__leak_x_imei, NULL),
-	R("89[0-9]{17}", 0, DEVICE_ID, moat__leak_x_iccid, NULL),
 	/* L18 */
 	R("MSH\\|\\^~\\\\&", 0, HEALTH, moat__leak_x_hl7, NULL),
 	R("\"resourceType\"\\s{0,4}:\\s{0,4}\"(?:Patient|Observation|Condition|"
@@ -214,41 +200,12 @@ const struct lk_rule moat__leak_rules[] = {
 	  moat__leak_x_unc, NULL),
 	R("[a-z]:(?:\\\\){1,2}users(?:\\\\){1,2}[a-z0-9]", CASELESS,
 	  INTERNAL_HOSTNAME, moat__leak_x_winuser, NULL),
-	/* L22 */
-	R("(?:^|[^A-Za-z0-9])[A-HJ-NPR-Z0-9]{17}", 0, VEHICLE_ID,
-	  moat__leak_x_vin, NULL),
 	/* "lat 45.4642 lon 9.1900": coordinates named by words */
 	R("lat(?:itude)?\\s{1,3}-?[0-9]{1,2}\\.[0-9]{3}", CASELESS, GEOLOCATION,
 	  moat__leak_x_geo_words, NULL),
-	/* Keys with a secret word that is not their last (SECRET_VALUE=,
-	 * "token_b64": ...), for generic_secret. */
-	R("(?:secret|token|passw|pwd|api_?key|credential|auth)"
-	  "[A-Za-z0-9_.-]{1,24}[\"'\\\\]{0,2}\\s{0,3}(?:=>|:|=)",
-	  CASELESS, GENERIC_SECRET, moat__leak_x_kv, NULL),
-	/* Key triggers: the last word of a key that a field rule knows,
-	 * then a separator.  The extractor reads the whole key and its
-	 * value and hands them to the field rules (leak_fields.c). */
-	R("(?:pass(?:word|wd|phrase|code)?|pwd|pw|secret|token|key|psk|pin|"
-	  "auth(?:orization)?|credentials?|creds|lat(?:itude)?|"
-	  "lon(?:gitude)?|lng|long|hr|heart[_-]?rate|bpm|pulse|spo2|"
-	  "oxygen[_-]?sat(?:uration)?|blood[_-]?pressure|bp|bp[_-]?(?:sys|dia)|"
-	  "systolic|diastolic|glucose|resp(?:iratory)?[_-]?rate|"
-	  "body[_-]?temp(?:erature)?|ecg|ekg|"
-	  "(?:first|last|full|given|family|sur|patient|driver|user|owner|"
-	  "contact|customer)[_-]?name|patient(?:[_-]?id)?|driver|user|login|"
-	  "owner|dob|birth[_-]?date|birthday|date[_-]?of[_-]?birth|address|"
-	  "street|zip(?:[_-]?code)?|post(?:al)?[_-]?code|phone(?:[_-]?number)?|"
-	  "mobile|msisdn|imei(?:sv)?|iccid|imsi|meid|android[_-]?id|idfa|gaid|"
-	  "advertising[_-]?id|ssn|social[_-]?security(?:[_-]?(?:number|no))?|"
-	  "national[_-]?id|nino|ni[_-]?number|dni|nie|aadhaar|sin|bsn|"
-	  "passport(?:[_-]?(?:number|no))?|vin|ssid|mac|bssid|"
-	  "mac[_-]?addr(?:ess)?|hostname|host[_-]?name|fqdn)"
-	  "[\"'\\\\]{0,2}\\s{0,3}(?:=>|:|=)",
-	  CASELESS, CREDENTIAL, moat__leak_x_kv, NULL),
 };
 
 const size_t moat__leak_rule_count = MOAT_ARRAY_LEN(moat__leak_rules);
-const unsigned moat__leak_rule_kv = MOAT_ARRAY_LEN(moat__leak_rules) - 1;
 
 _Static_assert(MOAT_ARRAY_LEN(moat__leak_rules) <= LEAK_RULES_MAX,
 	       "LEAK_RULES_MAX too small");

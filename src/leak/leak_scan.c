@@ -2,6 +2,7 @@
  * db (compiling the Vectorscan patterns of the chosen categories),
  * per-thread scratch, and the scan itself (the three phases described in
  * leak_int.h), including the resolution of overlapping candidates. */
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -106,21 +107,8 @@ const char *moat_leak_flag_name(uint32_t flag)
 
 /* ---- db ---------------------------------------------------------------------- */
 
-/* Categories found through key triggers (the key=value rule). */
-#define KEYED_CATS                                                            \
-	(MOAT_LEAK_BIT(MOAT_LEAK_CREDENTIAL) |                                \
-	 MOAT_LEAK_BIT(MOAT_LEAK_GEOLOCATION) |                               \
-	 MOAT_LEAK_BIT(MOAT_LEAK_HEALTH) | MOAT_LEAK_BIT(MOAT_LEAK_PERSON) |  \
-	 MOAT_LEAK_BIT(MOAT_LEAK_DEVICE_ID) |                                 \
-	 MOAT_LEAK_BIT(MOAT_LEAK_NATIONAL_ID) |                               \
-	 MOAT_LEAK_BIT(MOAT_LEAK_VEHICLE_ID) |                                \
-	 MOAT_LEAK_BIT(MOAT_LEAK_MAC_ADDRESS) |                               \
-	 MOAT_LEAK_BIT(MOAT_LEAK_INTERNAL_HOSTNAME) |                         \
-	 MOAT_LEAK_BIT(MOAT_LEAK_WIFI_CREDENTIALS) |                          \
-	 MOAT_LEAK_BIT(MOAT_LEAK_AWS_KEY) |                                   \
-	 MOAT_LEAK_BIT(MOAT_LEAK_GENERIC_SECRET))
-
 static atomic_uint_fast64_t next_db_id = 1;
+static pthread_once_t lex_once = PTHREAD_ONCE_INIT;
 
 static int compile(struct moat_leak_db *db, char *err, size_t errsz)
 {
@@ -129,11 +117,8 @@ static int compile(struct moat_leak_db *db, char *err, size_t errsz)
 	unsigned n = 0;
 	for (unsigned i = 0; i < moat__leak_rule_count; i++) {
 		const struct lk_rule *r = &moat__leak_rules[i];
-		bool on = r->fn == moat__leak_x_kv
-				  ? (db->categories & KEYED_CATS) != 0
-				  : (db->categories &
-				     MOAT_LEAK_BIT(r->category)) != 0;
-		if (!on)
+		if (!r->pattern ||
+		    !(db->categories & MOAT_LEAK_BIT(r->category)))
 			continue;
 		pats[n] = r->pattern;
 		flags[n] = r->hs_flags;
@@ -181,6 +166,7 @@ int moat_leak_db_new(const struct moat_leak_opts *opts,
 		return MOAT_EIO;
 	}
 	moat__leak_keys_init();
+	pthread_once(&lex_once, moat__leak_lex_init);
 	struct moat_leak_db *db = moat_calloc(1, sizeof(*db));
 	if (!db) {
 		snprintf(err, errsz, "leak detector: out of memory");
@@ -317,22 +303,20 @@ static int on_match(unsigned id, unsigned long long from,
 	struct lk_scan *sc = ctx;
 	(void)from;
 	(void)flags;
-	if (sc->kv_only && moat__leak_rules[id].fn != moat__leak_x_kv)
-		return 0;
-	moat__leak_rules[id].fn(sc, id, (size_t)to + sc->base);
+	moat__leak_rules[id].fn(sc, id, (size_t)to);
 	return sc->stop ? 1 : 0;
 }
 
-static void run_patterns(struct moat_leak_scratch *s, size_t from)
+static void run_patterns(struct moat_leak_scratch *s)
 {
 	struct lk_scan *sc = &s->sc;
-	if (!s->db->hs || from >= sc->n)
-		return;
-	sc->base = from;
-	memset(sc->tok_end, 0, sizeof(sc->tok_end));
-	hs_scan(s->db->hs, (const char *)sc->d + from,
-		(unsigned)(sc->n - from), 0, s->hs, on_match, sc);
-	sc->base = 0;
+	memset(sc->tok_end, 0,
+	       moat__leak_rule_count * sizeof(sc->tok_end[0]));
+	if (s->db->hs && sc->n)
+		hs_scan(s->db->hs, (const char *)sc->d, (unsigned)sc->n, 0,
+			s->hs, on_match, sc);
+	if (!sc->stop)
+		moat__leak_lex(sc);
 }
 
 /* ---- phase 3: resolution ---------------------------------------------------------- */
@@ -454,19 +438,6 @@ static void sort_cands(struct lk_cand *v, size_t n)
 	}
 }
 
-static void sort_trigs(struct lk_trig *v, size_t n)
-{
-	for (size_t i = 1; i < n; i++) {
-		struct lk_trig t = v[i];
-		size_t j = i;
-		while (j > 0 && v[j - 1].sep > t.sep) {
-			v[j] = v[j - 1];
-			j--;
-		}
-		v[j] = t;
-	}
-}
-
 static void finish(struct moat_leak_scratch *s, struct moat_leak_result *out)
 {
 	struct lk_scan *sc = &s->sc;
@@ -504,10 +475,8 @@ static void reset(struct lk_scan *sc, const struct moat_leak_db *db,
 	sc->d = data;
 	sc->n = MOAT_MIN(len, db->budget);
 	sc->rflags = len > db->budget ? MOAT_LEAK_R_BUDGET : 0;
-	sc->kv_only = false;
 	sc->stop = false;
-	sc->total = sc->ncand = sc->ntrig = 0;
-	sc->base = 0;
+	sc->total = sc->ncand = 0;
 	sc->pk_from = SIZE_MAX;
 	sc->pk_end = SIZE_MAX;
 	sc->tlat.set = sc->tlon.set = false;
@@ -529,28 +498,25 @@ int moat_leak_scan(const struct moat_leak_db *db, struct moat_leak_scratch *s,
 	struct lk_scan *sc = &s->sc;
 	static const uint8_t empty[1];
 	reset(sc, db, data ? data : empty, len);
-	run_patterns(s, 0);
+	run_patterns(s);
+	size_t text_from = 0;
 	if (sc->json && !sc->stop) {
 		sc->rflags |= MOAT_LEAK_R_JSON;
 		sort_cands(sc->cand, sc->ncand);
-		sort_trigs(sc->trig, sc->ntrig);
 		sc->jnregex = sc->ncand;
-		size_t stop = moat__leak_json_walk(sc);
+		text_from = moat__leak_json_walk(sc);
 		/* pairs across array elements are the walker's to report */
 		for (size_t i = 0; i < sc->jnregex; i++) {
 			struct lk_cand *c = &sc->cand[i];
-			if (!c->has_path && c->f.start < stop &&
+			if (!c->has_path && c->f.start < text_from &&
 			    c->f.category == MOAT_LEAK_GEOLOCATION)
 				c->dead = true;
 		}
-		if (stop < sc->n) { /* the rest is text */
+		if (text_from < sc->n) /* the rest is text */
 			sc->rflags |= MOAT_LEAK_R_JSON_ERROR;
-			sc->json = false;
-			sc->kv_only = true;
-			run_patterns(s, stop);
-			sc->kv_only = false;
-		}
 	}
+	if (text_from < sc->n && !sc->stop)
+		moat__leak_kv_scan(sc, text_from, sc->n, false);
 	moat__leak_text_end(sc);
 	finish(s, out);
 	return (int)out->n;
