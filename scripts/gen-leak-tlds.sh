@@ -2,8 +2,9 @@
 # Regenerate src/leak/leak_tld.c, the top-level domains the e-mail rule
 # accepts, from the ICANN section of the Public Suffix List (Debian package
 # `publicsuffix`, /usr/share/publicsuffix/public_suffix_list.dat): every
-# rule without a dot is a delegated TLD of the IANA root zone.  ASCII and
-# punycode (xn--) names only; the detector matches ASCII addresses.
+# rule without a dot is a delegated TLD of the IANA root zone.
+# Internationalised TLDs are written in punycode (xn--): the detector
+# matches ASCII addresses.
 #   scripts/gen-leak-tlds.sh > src/leak/leak_tld.c
 set -eu
 psl=${1:-/usr/share/publicsuffix/public_suffix_list.dat}
@@ -21,6 +22,13 @@ static const char *const tlds[] = {
 HDR
 awk '/===BEGIN ICANN DOMAINS===/{f=1} /===END ICANN DOMAINS===/{f=0}
      f && !/^\/\// && NF && $1 !~ /\./ && $1 !~ /^[!*]/ {print $1}' "$psl" |
+	/usr/bin/python3 -c 'import sys
+for l in sys.stdin:
+    t = l.strip()
+    try:
+        print(t.encode("idna").decode("ascii").lower())
+    except UnicodeError:
+        pass' |
 	LC_ALL=C grep -E '^[a-z0-9-]+$' | LC_ALL=C sort -u |
 	awk '{ printf "%s\"%s\",", (n++ % 6 ? " " : (n > 1 ? "\n\t" : "\t")), $1 } END { print "" }'
 cat <<'FTR'

@@ -411,11 +411,6 @@ static void geo_string_field(struct lk_scan *sc, const struct lk_field *f)
 	if (!moat__leak_parse_decimal(d + s, m - s, &a, &da) ||
 	    !moat__leak_parse_decimal(d + m2, e - m2, &o, &dob))
 		return;
-	if (a > 90 || a < -90) {
-		double t = a;
-		a = o;
-		o = t;
-	}
 	if (a > 90 || a < -90 || o > 180 || o < -180 || (a == 0 && o == 0))
 		return;
 	int dec = MOAT_MIN(da, dob);

@@ -68,11 +68,7 @@ void moat__leak_x_geo_pair(struct lk_scan *sc, unsigned rule, size_t end)
 	if (!moat__leak_parse_decimal(d + s1, e1 - s1, &v1, &dec1) ||
 	    !moat__leak_parse_decimal(d + s2, e2 - s2, &v2, &dec2))
 		return;
-	double lat = v1, lon = v2;
-	if (lat > 90 || lat < -90) { /* lon, lat order */
-		lat = v2;
-		lon = v1;
-	}
+	double lat = v1, lon = v2; /* text gives latitude first */
 	if (lat > 90 || lat < -90 || lon > 180 || lon < -180)
 		return;
 	if (lat > -1 && lat < 1 && lon > -1 && lon < 1)

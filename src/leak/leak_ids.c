@@ -283,10 +283,10 @@ void moat__leak_x_ssn(struct lk_scan *sc, unsigned rule, size_t end)
 	size_t s = end - 11;
 	if (s < sc->tok_end[rule])
 		return;
-	sc->tok_end[rule] = end;
 	uint8_t sep = d[s + 3];
 	if (d[s + 6] != sep)
 		return;
+	sc->tok_end[rule] = end;
 	if (s > 0 && (lk_alnum(d[s - 1]) || d[s - 1] == '_' ||
 		      d[s - 1] == '+' ||
 		      ((d[s - 1] == sep || d[s - 1] == '.' || d[s - 1] == '/') &&
@@ -311,6 +311,26 @@ void moat__leak_x_ssn(struct lk_scan *sc, unsigned rule, size_t end)
 		moat__leak_prev_fmt(c, "***-**-%.4s", (const char *)g + 5);
 }
 
+/* AB123456C or AB 12 34 56 C: prefix letters as HMRC allocates them
+ * (not D F I Q U V, second not O), six digits, suffix A-D. */
+static bool nino_shape(const uint8_t *p, bool spaced)
+{
+	static const char bad1[] = "DFIQUV", bad2[] = "DFIQUVO";
+	size_t k = 2, digits = 0;
+	if (!lk_upper(p[0]) || !lk_upper(p[1]) || strchr(bad1, p[0]) ||
+	    strchr(bad2, p[1]))
+		return false;
+	for (int g = 0; g < 3; g++) {
+		if (spaced && p[k++] != ' ')
+			return false;
+		digits += lk_digit(p[k]) && lk_digit(p[k + 1]);
+		k += 2;
+	}
+	if (spaced && p[k++] != ' ')
+		return false;
+	return digits == 3 && p[k] >= 'A' && p[k] <= 'D';
+}
+
 /* UK National Insurance number: needs context (the shape alone is common
  * in part numbers). */
 void moat__leak_x_nino(struct lk_scan *sc, unsigned rule, size_t end)
@@ -320,12 +340,11 @@ void moat__leak_x_nino(struct lk_scan *sc, unsigned rule, size_t end)
 	static const char *const bad[] = {"BG", "GB", "NK", "KN", "TN",
 					  "NT", "ZZ", NULL};
 	const uint8_t *d = sc->d;
-	size_t s = end >= 13 && d[end - 2] == ' ' ? end - 13 : end - 9;
-	if (s < sc->tok_end[rule])
+	bool spaced = end >= 13 && d[end - 2] == ' ';
+	size_t s = spaced ? end - 13 : end - 9;
+	if (s < sc->tok_end[rule] || !nino_shape(d + s, spaced))
 		return;
 	sc->tok_end[rule] = end;
-	if (!lk_upper(d[s]) || !lk_upper(d[s + 1]))
-		return;
 	if ((s > 0 && (lk_alnum(d[s - 1]) || d[s - 1] == '_')) ||
 	    (end < sc->n && (lk_alnum(d[end]) || d[end] == '_')))
 		return;

@@ -178,40 +178,6 @@ static void alnum_word(struct lk_scan *sc, size_t s, size_t e, unsigned m)
 		call(sc, LX_NINO, len == 9 ? e : s + 13);
 }
 
-/* A hex word of 2 or 4 characters may start a MAC address. */
-static void mac_word(struct lk_scan *sc, size_t s, size_t e)
-{
-	const uint8_t *d = sc->d;
-	if (e >= sc->n)
-		return;
-	if (e - s == 2 && (d[e] == ':' || d[e] == '-') && s + 17 <= sc->n &&
-	    d[s + 5] == d[e] && d[s + 14] == d[e])
-		call(sc, LX_MAC, s + 17);
-	else if (e - s == 4 && d[e] == '.' && s + 14 <= sc->n &&
-		 d[s + 9] == '.')
-		call(sc, LX_MAC, s + 14);
-}
-
-/* One alphanumeric word d[s..e) with the OR of its character classes. */
-static inline void word(struct lk_scan *sc, size_t s, size_t e, unsigned m)
-{
-	const uint8_t *d = sc->d;
-	size_t len = e - s;
-	if ((m & C_ALNUM) == C_DIG) {
-		digits_word(sc, s, e);
-		if (len == 2 || len == 4)
-			mac_word(sc, s, e);
-		return;
-	}
-	if (m & C_UP)
-		alnum_word(sc, s, e, m);
-	if ((len == 2 || len == 4) && (m & C_HEX) && e < sc->n &&
-	    (d[e] == ':' || d[e] == '-' || d[e] == '.') && lk_hex(d[s]) &&
-	    lk_hex(d[s + 1]) && (len == 2 || (lk_hex(d[s + 2]) &&
-					     lk_hex(d[s + 3]))))
-		mac_word(sc, s, e);
-}
-
 #if defined(__SSE2__)
 #include <emmintrin.h>
 
@@ -343,6 +309,40 @@ void moat__leak_lex(struct lk_scan *sc)
 	}
 }
 #else
+/* A hex word of 2 or 4 characters may start a MAC address. */
+static void mac_word(struct lk_scan *sc, size_t s, size_t e)
+{
+	const uint8_t *d = sc->d;
+	if (e >= sc->n)
+		return;
+	if (e - s == 2 && (d[e] == ':' || d[e] == '-') && s + 17 <= sc->n &&
+	    d[s + 5] == d[e] && d[s + 14] == d[e])
+		call(sc, LX_MAC, s + 17);
+	else if (e - s == 4 && d[e] == '.' && s + 14 <= sc->n &&
+		 d[s + 9] == '.')
+		call(sc, LX_MAC, s + 14);
+}
+
+/* One alphanumeric word d[s..e) with the OR of its character classes. */
+static inline void word(struct lk_scan *sc, size_t s, size_t e, unsigned m)
+{
+	const uint8_t *d = sc->d;
+	size_t len = e - s;
+	if ((m & C_ALNUM) == C_DIG) {
+		digits_word(sc, s, e);
+		if (len == 2 || len == 4)
+			mac_word(sc, s, e);
+		return;
+	}
+	if (m & C_UP)
+		alnum_word(sc, s, e, m);
+	if ((len == 2 || len == 4) && (m & C_HEX) && e < sc->n &&
+	    (d[e] == ':' || d[e] == '-' || d[e] == '.') && lk_hex(d[s]) &&
+	    lk_hex(d[s + 1]) && (len == 2 || (lk_hex(d[s + 2]) &&
+					     lk_hex(d[s + 3]))))
+		mac_word(sc, s, e);
+}
+
 static void lex_scalar(struct lk_scan *sc, size_t i)
 {
 	const uint8_t *d = sc->d;

@@ -226,7 +226,7 @@ void moat__leak_x_mac(struct lk_scan *sc, unsigned rule, size_t end)
 	}
 	if (zeros == 12 || effs == 12)
 		return;
-	if (sep != ':' && dec == 12)
+	if (sep == '-' && dec == 12)
 		return; /* 12-34-56-78-90-12 is more likely a serial number */
 	bool ctx = moat__leak_ctx_before(sc, s, 32, ctx_mac);
 	struct lk_cand *c = moat__leak_add(sc, MOAT_LEAK_MAC_ADDRESS, s, end,
