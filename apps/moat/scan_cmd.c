@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "check/findings.h"
@@ -842,6 +843,9 @@ static void print_stats(const struct scan_ctx *c, double wall, double cpu)
 	if (s->errors)
 		fprintf(stderr, "  errors: %llu lines\n",
 			(unsigned long long)s->errors);
+	struct rusage ru;
+	if (getrusage(RUSAGE_SELF, &ru) == 0)
+		fprintf(stderr, "  memory: %ld KiB peak RSS\n", ru.ru_maxrss);
 	fprintf(stderr, "  throughput: %.1f MB/s scanning, %.1f MB/s overall "
 			"(%.3f s), %.1f MB per CPU second\n",
 		s->scan_s > 0 ? mb / s->scan_s : 0.0, wall > 0 ? mb / wall : 0.0,

@@ -25,6 +25,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "moat/errors.h"
+
 /* The categories.  Their names (moat_leak_category_name) are interfaces:
  * configuration, `moat scan --categories` and logs use them.  Values are
  * never renumbered; new categories go at the end. */

@@ -170,8 +170,7 @@ void moat__leak_x_nmea(struct lk_scan *sc, unsigned rule, size_t end)
 		return;
 	size_t star = end;
 	while (star < sc->n && star - end < 120 && d[star] != '*') {
-		if (d[star] == '\r' || d[star] == '\n' || d[star] == '$' ||
-		    d[star] < 0x20)
+		if (d[star] == '$' || d[star] == '"' || d[star] < 0x20)
 			return;
 		star++;
 	}
@@ -384,18 +383,22 @@ void moat__leak_x_hl7(struct lk_scan *sc, unsigned rule, size_t end)
 	size_t s = end - 8;
 	if (s < sc->tok_end[rule])
 		return;
-	sc->tok_end[rule] = sc->n;
-	struct lk_cand *c = moat__leak_add(sc, MOAT_LEAK_HEALTH, s, sc->n,
+	/* the message runs to the end of the line or of a JSON string */
+	size_t me = end;
+	while (me < sc->n && d[me] != '\n' &&
+	       !(d[me] == '"' && d[me - 1] != '\\'))
+		me++;
+	sc->tok_end[rule] = me;
+	struct lk_cand *c = moat__leak_add(sc, MOAT_LEAK_HEALTH, s, me,
 					   MOAT_LEAK_SEV_HIGH, 95, 0);
 	if (c)
 		moat__leak_prev_set(c, "HL7 message ***");
-	for (size_t i = end; i + 4 <= sc->n; i++) {
+	for (size_t i = end; i + 4 <= me; i++) {
 		if (memcmp(d + i, "PID|", 4) ||
 		    (i > 0 && lk_alnum(d[i - 1])))
 			continue;
 		size_t f = 0, fs = i;
-		for (size_t k = i; k < sc->n && d[k] != '\r' && d[k] != '\n';
-		     k++) {
+		for (size_t k = i; k < me && d[k] != '\r'; k++) {
 			if (d[k] != '|')
 				continue;
 			if (f == 5)
@@ -404,8 +407,7 @@ void moat__leak_x_hl7(struct lk_scan *sc, unsigned rule, size_t end)
 			fs = k + 1;
 		}
 		size_t fe = fs;
-		while (fe < sc->n && d[fe] != '|' && d[fe] != '\r' &&
-		       d[fe] != '\n')
+		while (fe < me && d[fe] != '|' && d[fe] != '\r')
 			fe++;
 		bool letters = false;
 		for (size_t k = fs; k < fe; k++)

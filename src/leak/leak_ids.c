@@ -221,7 +221,7 @@ void moat__leak_x_iban(struct lk_scan *sc, unsigned rule, size_t end)
 	if (s > 0 && (lk_alnum(d[s - 1]) || d[s - 1] == '_'))
 		return;
 	unsigned want = moat__leak_iban_len(d + s);
-	if (!want)
+	if (!want || !lk_digit(d[s + 2]) || !lk_digit(d[s + 3]))
 		return;
 	uint8_t b[40];
 	size_t n = 0, i = s;
@@ -286,6 +286,9 @@ void moat__leak_x_ssn(struct lk_scan *sc, unsigned rule, size_t end)
 	uint8_t sep = d[s + 3];
 	if (d[s + 6] != sep)
 		return;
+	for (size_t i = 0; i < 11; i++)
+		if (i != 3 && i != 6 && !lk_digit(d[s + i]))
+			return;
 	sc->tok_end[rule] = end;
 	if (s > 0 && (lk_alnum(d[s - 1]) || d[s - 1] == '_' ||
 		      d[s - 1] == '+' ||
@@ -406,7 +409,7 @@ void moat__leak_x_iccid(struct lk_scan *sc, unsigned rule, size_t end)
 {
 	const uint8_t *d = sc->d;
 	size_t s = end - 19;
-	if (s < sc->tok_end[rule])
+	if (s < sc->tok_end[rule] || d[s] != '8' || d[s + 1] != '9')
 		return;
 	size_t e = moat__leak_span(sc, s, LK_CS_DIGIT);
 	sc->tok_end[rule] = e;

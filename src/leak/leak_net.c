@@ -502,5 +502,5 @@ void moat__leak_x_winuser(struct lk_scan *sc, unsigned rule, size_t end)
 	struct lk_cand *c = moat__leak_add(sc, MOAT_LEAK_INTERNAL_HOSTNAME, s,
 					   ue, MOAT_LEAK_SEV_LOW, 85, 0);
 	if (c)
-		moat__leak_prev_fmt(c, "%c:\\Users\\%c***", d[s], d[us]);
+		moat__leak_prev_fmt(c, "%c:\\Users\\***", d[s]);
 }

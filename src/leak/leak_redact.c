@@ -94,6 +94,38 @@ void moat__leak_hmac(const struct moat_leak_db *db, const uint8_t *d,
 
 /* ---- redaction ---------------------------------------------------------------- */
 
+/* Length of the JSON escape starting with the backslash at k: 6 for
+ * \uXXXX, else 2. */
+static size_t esc_len(const uint8_t *b, size_t len, size_t k)
+{
+	if (k + 6 > len || b[k + 1] != 'u')
+		return 2;
+	for (size_t i = k + 2; i < k + 6; i++)
+		if (!lk_hex(b[i]))
+			return 2;
+	return 6;
+}
+
+/* Length of the UTF-8 sequence led by byte c (1 for anything else). */
+static size_t utf8_len(uint8_t c)
+{
+	return c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+}
+
+/* The start of the UTF-8 character that byte i is in: i, or the lead byte
+ * up to 3 bytes before it when i is one of its continuation bytes. */
+static size_t utf8_start(const uint8_t *b, size_t i)
+{
+	for (size_t k = 0; k < 3 && k < i && (b[i - k] & 0xc0) == 0x80; k++) {
+		uint8_t c = b[i - k - 1];
+		if ((c & 0xc0) == 0xc0)
+			return utf8_len(c) > k + 1 ? i - k - 1 : i;
+		if ((c & 0xc0) != 0x80)
+			return i;
+	}
+	return i;
+}
+
 /* The range to overwrite for finding f: whole UTF-8 characters, and,
  * inside a JSON string, whole escape sequences (a lone backslash left
  * before a '*' would make the JSON invalid). */
@@ -114,7 +146,7 @@ static bool widen(const uint8_t *b, size_t len,
 				run++;
 			if (!(run & 1u))
 				continue;
-			size_t esc = k + 1 < len && b[k + 1] == 'u' ? 6 : 2;
+			size_t esc = esc_len(b, len, k);
 			if (k + esc > s)
 				s = k;
 			break;
@@ -125,16 +157,19 @@ static bool widen(const uint8_t *b, size_t len,
 				k++;
 				continue;
 			}
-			size_t esc_len = k + 1 < len && b[k + 1] == 'u' ? 6 : 2;
-			if (k + esc_len > e)
-				e = MOAT_MIN(k + esc_len, len);
-			k += esc_len;
+			size_t el = esc_len(b, len, k);
+			if (k + el > e)
+				e = MOAT_MIN(k + el, len);
+			k += el;
 		}
 	}
-	while (s > 0 && (b[s] & 0xc0) == 0x80)
-		s--;
-	while (e < len && (b[e] & 0xc0) == 0x80)
-		e++;
+	s = utf8_start(b, s);
+	if (e < len) { /* finish a UTF-8 character that e cuts */
+		size_t c = utf8_start(b, e);
+		size_t stop = MOAT_MIN(c + utf8_len(b[c]), len);
+		while (c < e && e < stop && (b[e] & 0xc0) == 0x80)
+			e++;
+	}
 	*ps = s;
 	*pe = e;
 	return true;

@@ -505,11 +505,12 @@ int moat_leak_scan(const struct moat_leak_db *db, struct moat_leak_scratch *s,
 		sort_cands(sc->cand, sc->ncand);
 		sc->jnregex = sc->ncand;
 		text_from = moat__leak_json_walk(sc);
-		/* pairs across array elements are the walker's to report */
+		/* A match across JSON values (numbers of an array: the
+		 * walker reports those pairs itself) is not one value's:
+		 * redacting it would break the JSON. */
 		for (size_t i = 0; i < sc->jnregex; i++) {
 			struct lk_cand *c = &sc->cand[i];
-			if (!c->has_path && c->f.start < text_from &&
-			    c->f.category == MOAT_LEAK_GEOLOCATION)
+			if (!c->has_path && c->f.start < text_from)
 				c->dead = true;
 		}
 		if (text_from < sc->n) /* the rest is text */

@@ -142,7 +142,7 @@ static bool same(const struct moat_leak_finding *a, const struct moat_leak_resul
 }
 
 /* In-place redaction keeps everything outside the findings' ranges
- * (widened by at most 5 bytes for escapes and UTF-8 sequences). */
+ * (widened by at most 8 bytes for escapes and UTF-8 sequences). */
 static void check_redaction(struct moat_leak_db *db,
 			    struct moat_leak_scratch *s, const uint8_t *m,
 			    size_t len, const struct moat_leak_result *r)
@@ -158,7 +158,7 @@ static void check_redaction(struct moat_leak_db *db,
 			continue;
 		bool inside = false;
 		for (size_t k = 0; k < n && !inside; k++)
-			inside = i + 5 >= saved[k].start && i < saved[k].end + 5;
+			inside = i + 8 >= saved[k].start && i < saved[k].end + 8;
 		CHECK(inside);
 	}
 	CHECK(n > 0 || changed == 0);
