@@ -74,8 +74,9 @@ void moat_scan_usage(FILE *f)
 		"\n"
 		"  --jsonl              each line is a JSON object "
 		"{\"topic\": \"...\",\n"
-		"                       \"payload\": \"...\"}; both are "
-		"scanned\n"
+		"                       \"payload\": \"...\"} (or "
+		"\"payload-base64\", as moat sub\n"
+		"                       --json writes); both are scanned\n"
 		"  --format text|json   a table (default), or one JSON object "
 		"per finding\n"
 		"                       per line\n"
@@ -562,10 +563,43 @@ struct jsonl_msg {
 	const uint8_t *payload; /* decoded string, or the raw JSON value */
 };
 
-/* The member "topic" or "payload" (or another, skipped) at r->i. */
+/* Base64 p[0..n) decoded in place (it only shrinks): 0, or -1 when it
+ * is not base64. */
+static int b64_decode(uint8_t *p, size_t n, size_t *out)
+{
+	uint32_t acc = 0;
+	unsigned bits = 0;
+	size_t o = 0, i = 0;
+	for (; i < n && p[i] != '='; i++) {
+		uint8_t c = p[i];
+		int v = c >= 'A' && c <= 'Z'   ? c - 'A'
+			: c >= 'a' && c <= 'z' ? c - 'a' + 26
+			: c >= '0' && c <= '9' ? c - '0' + 52
+			: c == '+'	       ? 62
+			: c == '/'	       ? 63
+					       : -1;
+		if (v < 0)
+			return -1;
+		acc = acc << 6 | (uint32_t)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			p[o++] = (uint8_t)(acc >> bits);
+		}
+	}
+	while (i < n && p[i] == '=')
+		i++;
+	if (i != n)
+		return -1;
+	*out = o;
+	return 0;
+}
+
+/* The member "topic", "payload" or "payload-base64" (or another,
+ * skipped) at r->i. */
 static int jmember(struct scan_ctx *c, struct jrd *r, struct jsonl_msg *m)
 {
-	uint8_t key[16];
+	uint8_t key[24];
 	size_t kn = 0;
 	if (r->i >= r->n || r->p[r->i] != '"')
 		return -1;
@@ -584,6 +618,14 @@ static int jmember(struct scan_ctx *c, struct jrd *r, struct jsonl_msg *m)
 		m->has_topic = true;
 		return is_str ? jstring(r, c->topic, TOPIC_MAX, &m->topic_len)
 			      : -1;
+	}
+	if (kn == 14 && !memcmp(key, "payload-base64", 14)) { /* moat sub */
+		m->has_payload = true;
+		m->payload = c->payload;
+		size_t n;
+		if (!is_str || jstring(r, c->payload, JSONL_MAX, &n))
+			return -1;
+		return b64_decode(c->payload, n, &m->payload_len);
 	}
 	if (kn == 7 && !memcmp(key, "payload", 7)) {
 		m->has_payload = true;
@@ -749,7 +791,8 @@ static int scan_jsonl(struct scan_ctx *c, const char *file, uint64_t line,
 	struct jsonl_msg m;
 	if (parse_jsonl(c, p, n, &m)) {
 		fprintf(stderr, "moat scan: %s:%llu: not a JSON object with a "
-				"\"payload\" (and optional string \"topic\")\n",
+				"\"payload\" (and an optional string "
+				"\"topic\")\n",
 			file, (unsigned long long)line);
 		c->st.errors++;
 		return -1;

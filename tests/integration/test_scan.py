@@ -122,6 +122,8 @@ class ScanJsonl(unittest.TestCase):
             {"topic": "t", "payload": "caf\u00e9 gw 10.0.0.1",
              "labels": ["extra members are ignored"]},
             {"payload": {"lat": 48.858370, "lon": 2.294481}},
+            {"topic": "bin", "payload-base64":
+             "AAH/Z3cgMTAuMC4wLjE="},  # b"\\x00\\x01\\xffgw 10.0.0.1"
         ]
         data = "".join(json.dumps(m) + "\n" for m in msgs).encode()
         rc, out, _ = run(["--jsonl", "--format", "json"], data)
@@ -132,7 +134,9 @@ class ScanJsonl(unittest.TestCase):
                                (1, "payload", "credential"),
                                (2, "payload", "private_ipv4"),
                                (3, "payload", "geolocation"),
-                               (3, "payload", "geolocation")])
+                               (3, "payload", "geolocation"),
+                               (4, "payload", "private_ipv4")])
+        self.assertEqual((fs[5]["start"], fs[5]["end"]), (6, 14))
         # the topic is printed with its own findings redacted
         self.assertEqual(fs[0]["topic"],
                          "tenants/" + "*" * len("jane.roe@example.org") +
@@ -151,13 +155,14 @@ class ScanJsonl(unittest.TestCase):
                 b'{"payload":"x",}\n'
                 b'{"payload":"\\ud800"}\n'
                 b'{"topic":1,"payload":"x"}\n'
+                b'{"payload-base64":"not base64!"}\n'
                 b'{"payload":"mail jane@example.com"}\n')
         rc, out, err = run(["--jsonl", "--format", "json"], data)
         self.assertEqual(rc, 2)
-        for line in ["-:2:", "-:3:", "-:4:", "-:5:", "-:6:"]:
+        for line in ["-:2:", "-:3:", "-:4:", "-:5:", "-:6:", "-:7:"]:
             self.assertIn(line, err)
         self.assertEqual([(f["line"], f["category"]) for f in findings(out)],
-                         [(1, "private_ipv4"), (7, "email")])
+                         [(1, "private_ipv4"), (8, "email")])
 
     def test_escapes_decoded(self):
         data = json.dumps({"payload": "{\"pin\":\"4821\"}\n\t\u2603"})
