@@ -25,6 +25,8 @@ static void print_help(FILE *f)
 		"  audit      probe your own brokers for security weaknesses, "
 		"or lint a\n"
 		"             moatd or mosquitto configuration (--config)\n"
+		"  scan       scan message payloads for leaked secrets and "
+		"personal data\n"
 		"  help [COMMAND]\n"
 		"             show this help, or the options of COMMAND\n"
 		"\n"
@@ -38,10 +40,11 @@ static void print_help(FILE *f)
 		"refused,\n"
 		"      subscription or message refused, broker gone, ...)\n"
 		"  2   usage error (unknown command or option, bad value)\n"
-		"  (moat audit: 0 no finding at or above --fail-on, 1 such "
-		"findings,\n"
-		"  2 usage error or a target that could not be audited)\n"
 		"  27  moat sub: the -W timeout expired\n"
+		"  moat audit: 0 no finding at or above --fail-on, 1 such "
+		"findings,\n"
+		"  2 usage error or a target that could not be audited\n"
+		"  moat scan: 0 no findings, 1 findings, 2 error\n"
 		"\n"
 		"Run 'moat COMMAND --help' for the options of a command.\n");
 }
@@ -75,6 +78,10 @@ static int help_command(int argc, char **argv)
 		moat_audit_usage(stdout);
 		return CLI_EXIT_OK;
 	}
+	if (strcmp(argv[1], "scan") == 0) {
+		moat_scan_usage(stdout);
+		return CLI_EXIT_OK;
+	}
 	return usage_hint("unknown command", argv[1]);
 }
 
@@ -93,6 +100,8 @@ int main(int argc, char **argv)
 		return moat_passwd_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "audit") == 0)
 		return moat_audit_main(argc - 1, argv + 1);
+	if (strcmp(cmd, "scan") == 0)
+		return moat_scan_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "help") == 0)
 		return help_command(argc - 1, argv + 1);
 	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {

@@ -156,5 +156,8 @@ void moat_passwd_usage(FILE *f);
 /* `moat audit` (audit_cli.c): argv[0] is "audit". */
 int moat_audit_main(int argc, char **argv);
 void moat_audit_usage(FILE *f);
+/* `moat scan` (scan_cmd.c): argv[0] is "scan". */
+int moat_scan_main(int argc, char **argv);
+void moat_scan_usage(FILE *f);
 
 #endif

@@ -1,0 +1,515 @@
+/* Extractors for locations (L5: coordinate pairs in text, NMEA sentences,
+ * degree/hemisphere notation) and health data in text (L18: HL7 v2, FHIR
+ * resources, values with medical units). */
+#include <string.h>
+#include <strings.h>
+
+#include "leak/leak_int.h"
+
+static const char *const ctx_geo[] = {
+	"gps", "gnss", "loc", "location", "pos", "position", "coord",
+	"coords", "coordinates", "lat", "lon", "lng", "latitude",
+	"longitude", "latlng", "latlon", "geo", "fix", "track", "wgs84",
+	"map", "maps", "waypoint", "place", "where", "ll", NULL};
+
+/* Number ending at `end` (exclusive): its start (sign included). */
+static size_t number_start(const uint8_t *d, size_t end)
+{
+	size_t i = end;
+	while (i > 0 && lk_digit(d[i - 1]))
+		i--;
+	if (i > 1 && d[i - 1] == '.' && lk_digit(d[i - 2])) {
+		i--;
+		while (i > 0 && lk_digit(d[i - 1]))
+			i--;
+	}
+	if (i > 0 && d[i - 1] == '-')
+		i--;
+	return i;
+}
+
+void moat__leak_geo_pair_emit(struct lk_scan *sc, size_t s, size_t e,
+			      double lat, double lon, bool precise,
+			      unsigned conf, uint32_t fl)
+{
+	struct lk_cand *c = moat__leak_add(
+		sc, MOAT_LEAK_GEOLOCATION, s, e,
+		precise ? MOAT_LEAK_SEV_HIGH : MOAT_LEAK_SEV_MEDIUM, conf,
+		fl | (precise ? MOAT_LEAK_F_PRECISE : 0));
+	if (c)
+		moat__leak_prev_fmt(c, "%d.*,%d.*", (int)lat, (int)lon);
+}
+
+void moat__leak_x_geo_pair(struct lk_scan *sc, unsigned rule, size_t end)
+{
+	const uint8_t *d = sc->d;
+	size_t e2 = moat__leak_span(sc, end, LK_CS_DIGIT);
+	size_t s2 = number_start(d, end);
+	size_t j = s2;
+	while (j > 0 && lk_space(d[j - 1]))
+		j--;
+	if (j == 0 || (d[j - 1] != ',' && d[j - 1] != ';'))
+		return;
+	j--;
+	while (j > 0 && lk_space(d[j - 1]))
+		j--;
+	size_t e1 = j, s1 = number_start(d, e1);
+	if (s1 < sc->tok_end[rule])
+		return;
+	sc->tok_end[rule] = e2;
+	if (s1 > 0 && (lk_alnum(d[s1 - 1]) || d[s1 - 1] == '.' ||
+		       d[s1 - 1] == '_'))
+		return;
+	if (e2 < sc->n && (lk_alnum(d[e2]) || d[e2] == '_' ||
+			   (d[e2] == '.' && e2 + 1 < sc->n && lk_digit(d[e2 + 1]))))
+		return;
+	double v1, v2;
+	int dec1, dec2;
+	if (!moat__leak_parse_decimal(d + s1, e1 - s1, &v1, &dec1) ||
+	    !moat__leak_parse_decimal(d + s2, e2 - s2, &v2, &dec2))
+		return;
+	double lat = v1, lon = v2; /* text gives latitude first */
+	if (lat > 90 || lat < -90 || lon > 180 || lon < -180)
+		return;
+	if (lat > -1 && lat < 1 && lon > -1 && lon < 1)
+		return; /* (0, 0) and random fractions */
+	bool ctx = moat__leak_ctx_before(sc, s1, 48, ctx_geo) ||
+		   (s1 > 0 && d[s1 - 1] == '@');
+	int need = ctx ? 4 : 5;
+	if (dec1 < need || dec2 < need)
+		return;
+	moat__leak_geo_pair_emit(sc, s1, e2, lat, lon, true, ctx ? 95 : 85,
+				 ctx ? MOAT_LEAK_F_CONTEXT : 0);
+}
+
+/* "lat 45.4642 lon 9.1900", "Latitude 45.46 Longitude 9.19". */
+void moat__leak_x_geo_words(struct lk_scan *sc, unsigned rule, size_t end)
+{
+	static const char *const lonw[] = {"lon", "lng", "long", "longitude",
+					   NULL};
+	const uint8_t *d = sc->d;
+	size_t s1 = end - 1;
+	while (s1 > 0 && (lk_digit(d[s1 - 1]) || d[s1 - 1] == '.' ||
+			  d[s1 - 1] == '-'))
+		s1--;
+	if (s1 < sc->tok_end[rule])
+		return;
+	size_t e1 = moat__leak_span(sc, end, LK_CS_DIGIT);
+	sc->tok_end[rule] = e1;
+	size_t w = s1; /* the word "lat" or "latitude" must stand alone */
+	while (w > 0 && lk_space(d[w - 1]))
+		w--;
+	while (w > 0 && lk_alpha(d[w - 1]))
+		w--;
+	if (w > 0 && (lk_alnum(d[w - 1]) || d[w - 1] == '_'))
+		return;
+	size_t k = e1;
+	while (k < sc->n && k - e1 < 4 && (d[k] == ',' || d[k] == ';' ||
+					   lk_space(d[k])))
+		k++;
+	size_t ws = k;
+	while (k < sc->n && lk_alpha(d[k]) && k - ws < 10)
+		k++;
+	bool word = false;
+	for (const char *const *lw = lonw; *lw; lw++) {
+		size_t n = strlen(*lw);
+		if (k - ws == n && !strncasecmp((const char *)d + ws, *lw, n))
+			word = true;
+	}
+	while (k < sc->n && (lk_space(d[k]) || d[k] == ':' || d[k] == '='))
+		k++;
+	size_t s2 = k, e2 = s2;
+	if (e2 < sc->n && d[e2] == '-')
+		e2++;
+	while (e2 < sc->n && (lk_digit(d[e2]) || d[e2] == '.'))
+		e2++;
+	double lat, lon;
+	int d1, d2;
+	if (!word ||
+	    !moat__leak_parse_decimal(d + s1, e1 - s1, &lat, &d1) ||
+	    !moat__leak_parse_decimal(d + s2, e2 - s2, &lon, &d2) ||
+	    lat > 90 || lat < -90 || lon > 180 || lon < -180 ||
+	    (lat == 0 && lon == 0) || d2 < 2)
+		return;
+	if (e2 < sc->n && (lk_alnum(d[e2]) || d[e2] == '_'))
+		return;
+	sc->tok_end[rule] = e2;
+	moat__leak_geo_pair_emit(sc, s1, e2, lat, lon, d1 >= 4 && d2 >= 4, 90,
+				 MOAT_LEAK_F_CONTEXT);
+}
+
+/* ---- NMEA 0183 ------------------------------------------------------------ */
+
+/* ddmm.mmmm (lat, dd = 2) or dddmm.mmmm (lon, dd = 3) into degrees. */
+static bool nmea_coord(const uint8_t *p, size_t n, size_t dd, double *deg,
+		       int *mindec)
+{
+	if (n < dd + 2)
+		return false;
+	double m;
+	int dec;
+	for (size_t i = 0; i < dd; i++)
+		if (!lk_digit(p[i]))
+			return false;
+	if (!moat__leak_parse_decimal(p + dd, n - dd, &m, &dec) || m >= 60.0 ||
+	    p[dd] == '-')
+		return false;
+	double v = 0;
+	for (size_t i = 0; i < dd; i++)
+		v = v * 10 + (p[i] - '0');
+	*deg = v + m / 60.0;
+	*mindec = dec;
+	return true;
+}
+
+void moat__leak_x_nmea(struct lk_scan *sc, unsigned rule, size_t end)
+{
+	const uint8_t *d = sc->d;
+	size_t s = end - 7;
+	if (s < sc->tok_end[rule])
+		return;
+	size_t star = end;
+	while (star < sc->n && star - end < 120 && d[star] != '*') {
+		if (d[star] == '$' || d[star] == '"' || d[star] < 0x20)
+			return;
+		star++;
+	}
+	if (star + 2 >= sc->n || d[star] != '*' ||
+	    !lk_hex(d[star + 1]) || !lk_hex(d[star + 2]))
+		return;
+	sc->tok_end[rule] = star + 3;
+	uint8_t x = 0;
+	for (size_t i = s + 1; i < star; i++)
+		x ^= d[i];
+	if (x != (uint8_t)(lk_hexval(d[star + 1]) << 4 | lk_hexval(d[star + 2])))
+		return;
+	/* fields after "$GPxxx," */
+	size_t fs[12], fe[12], nf = 0, i = end;
+	while (nf < 12) {
+		fs[nf] = i;
+		while (i < star && d[i] != ',')
+			i++;
+		fe[nf++] = i;
+		if (i >= star)
+			break;
+		i++;
+	}
+	size_t lat_f = 1; /* GGA, GNS: time,lat,N,lon,E */
+	if (!memcmp(d + s + 3, "RMC", 3))
+		lat_f = 2; /* time,status,lat,... */
+	else if (!memcmp(d + s + 3, "GLL", 3))
+		lat_f = 0;
+	if (nf < lat_f + 4)
+		return;
+	double lat, lon;
+	int md1, md2;
+	size_t a = lat_f;
+	if (!nmea_coord(d + fs[a], fe[a] - fs[a], 2, &lat, &md1) ||
+	    !nmea_coord(d + fs[a + 2], fe[a + 2] - fs[a + 2], 3, &lon, &md2) ||
+	    fe[a + 1] - fs[a + 1] != 1 || fe[a + 3] - fs[a + 3] != 1)
+		return;
+	uint8_t ns = d[fs[a + 1]], ew = d[fs[a + 3]];
+	if ((ns != 'N' && ns != 'S') || (ew != 'E' && ew != 'W') || lat > 90 ||
+	    lon > 180 || (lat == 0 && lon == 0))
+		return;
+	if (ns == 'S')
+		lat = -lat;
+	if (ew == 'W')
+		lon = -lon;
+	moat__leak_geo_pair_emit(sc, s, star + 3, lat, lon,
+				 md1 >= 3 && md2 >= 3, 98, 0);
+}
+
+/* ---- degrees with ° and/or hemisphere letters ------------------------------ */
+
+struct comp {
+	double v;
+	bool deg;
+	uint8_t hemi;
+	bool precise;
+};
+
+static bool is_seq(const uint8_t *d, size_t n, size_t i, const char *s)
+{
+	size_t k = strlen(s);
+	return i + k <= n && !memcmp(d + i, s, k);
+}
+
+/* A number at i: value, decimals, end. */
+static size_t read_num(const uint8_t *d, size_t n, size_t i, double *v,
+		       int *dec)
+{
+	size_t j = i;
+	if (j < n && d[j] == '-')
+		j++;
+	while (j < n && lk_digit(d[j]))
+		j++;
+	if (j + 1 < n && d[j] == '.' && lk_digit(d[j + 1])) {
+		j++;
+		while (j < n && lk_digit(d[j]))
+			j++;
+	}
+	if (j == i || !moat__leak_parse_decimal(d + i, j - i, v, dec))
+		return 0;
+	return j;
+}
+
+static size_t skip_sp(const uint8_t *d, size_t n, size_t i)
+{
+	if (i < n && d[i] == ' ')
+		i++;
+	return i;
+}
+
+/* deg[° [min[' ′] [sec[" ″]]]] [N|S|E|W] */
+static size_t parse_comp(const struct lk_scan *sc, size_t i, struct comp *c)
+{
+	const uint8_t *d = sc->d;
+	size_t n = sc->n;
+	int dec;
+	memset(c, 0, sizeof(*c));
+	size_t j = read_num(d, n, i, &c->v, &dec);
+	if (!j)
+		return 0;
+	bool neg = c->v < 0;
+	c->precise = dec >= 4;
+	j = skip_sp(d, n, j);
+	if (is_seq(d, n, j, "\xc2\xb0") || is_seq(d, n, j, "\xc2\xba")) {
+		c->deg = true;
+		j = skip_sp(d, n, j + 2);
+		double m, s;
+		int md, sd;
+		size_t k = read_num(d, n, j, &m, &md);
+		if (k && m >= 0 && m < 60 && dec == 0 &&
+		    (is_seq(d, n, k, "'") || is_seq(d, n, k, "\xe2\x80\xb2"))) {
+			j = skip_sp(d, n, k + (d[k] == '\'' ? 1 : 3));
+			c->v += (neg ? -m : m) / 60.0;
+			c->precise = md >= 2;
+			size_t q = read_num(d, n, j, &s, &sd);
+			if (q && s >= 0 && s < 60 &&
+			    (is_seq(d, n, q, "\"") || is_seq(d, n, q, "''") ||
+			     is_seq(d, n, q, "\xe2\x80\xb3"))) {
+				j = q + (d[q] == '"' ? 1 : d[q] == '\'' ? 2 : 3);
+				j = skip_sp(d, n, j);
+				c->v += (neg ? -s : s) / 3600.0;
+				c->precise = true;
+			}
+		}
+	}
+	if (j < n && (d[j] == 'N' || d[j] == 'S' || d[j] == 'E' || d[j] == 'W') &&
+	    !(j + 1 < n && lk_alpha(d[j + 1]))) {
+		c->hemi = d[j];
+		j++;
+	} else if (c->deg && j < n && lk_alpha(d[j])) {
+		return 0; /* 23.5°C */
+	}
+	return (c->deg || c->hemi) ? j : 0;
+}
+
+static bool d_is_sep(uint8_t c)
+{
+	return c == ' ' || c == ',' || c == ';' || c == '/';
+}
+
+static bool pair_at(const struct lk_scan *sc, size_t p, size_t *e,
+		    double *lat, double *lon, bool *precise)
+{
+	struct comp a, b;
+	size_t j = parse_comp(sc, p, &a);
+	if (!j)
+		return false;
+	size_t k = j;
+	while (k < sc->n && k - j < 4 &&
+	       (d_is_sep(sc->d[k]))) /* separators between the two */
+		k++;
+	size_t q = parse_comp(sc, k, &b);
+	if (!q || (a.hemi == 0) != (b.hemi == 0))
+		return false;
+	if (!a.hemi && !(a.deg && b.deg))
+		return false;
+	if (a.hemi == 'E' || a.hemi == 'W') { /* lon first */
+		struct comp t = a;
+		a = b;
+		b = t;
+	}
+	if (a.hemi && !((a.hemi == 'N' || a.hemi == 'S') &&
+			(b.hemi == 'E' || b.hemi == 'W')))
+		return false;
+	if (a.hemi && (a.v < 0 || b.v < 0))
+		return false;
+	*lat = a.hemi == 'S' ? -a.v : a.v;
+	*lon = b.hemi == 'W' ? -b.v : b.v;
+	if (*lat > 90 || *lat < -90 || *lon > 180 || *lon < -180 ||
+	    (*lat == 0 && *lon == 0))
+		return false;
+	if (q < sc->n && (lk_alnum(sc->d[q]) || sc->d[q] == '_'))
+		return false;
+	*e = q;
+	*precise = a.precise && b.precise;
+	return true;
+}
+
+void moat__leak_x_geo_hemi(struct lk_scan *sc, unsigned rule, size_t end)
+{
+	const uint8_t *d = sc->d;
+	if (end <= sc->tok_end[rule])
+		return;
+	size_t lo = end > 72 ? end - 72 : 0;
+	lo = MOAT_MAX(lo, sc->tok_end[rule]);
+	for (size_t p = lo; p < end; p++) {
+		if (!lk_digit(d[p]) && d[p] != '-')
+			continue;
+		if (p > 0 && (lk_alnum(d[p - 1]) || d[p - 1] == '.' ||
+			      d[p - 1] == '-' || d[p - 1] == '_'))
+			continue;
+		size_t e;
+		double lat, lon;
+		bool precise;
+		if (!pair_at(sc, p, &e, &lat, &lon, &precise) || e < end)
+			continue;
+		sc->tok_end[rule] = e;
+		moat__leak_geo_pair_emit(sc, p, e, lat, lon, precise, 95, 0);
+		return;
+	}
+}
+
+/* ---- health in text ----------------------------------------------------------- */
+
+/* HL7 v2: the message is health data; the PID segment's name (PID-5) is
+ * a person. */
+void moat__leak_x_hl7(struct lk_scan *sc, unsigned rule, size_t end)
+{
+	const uint8_t *d = sc->d;
+	size_t s = end - 8;
+	if (s < sc->tok_end[rule])
+		return;
+	/* the message runs to the end of the line or of a JSON string */
+	size_t me = end;
+	while (me < sc->n && d[me] != '\n' &&
+	       !(d[me] == '"' && d[me - 1] != '\\'))
+		me++;
+	sc->tok_end[rule] = me;
+	struct lk_cand *c = moat__leak_add(sc, MOAT_LEAK_HEALTH, s, me,
+					   MOAT_LEAK_SEV_HIGH, 95, 0);
+	if (c)
+		moat__leak_prev_set(c, "HL7 message ***");
+	for (size_t i = end; i + 4 <= me; i++) {
+		if (memcmp(d + i, "PID|", 4) ||
+		    (i > 0 && lk_alnum(d[i - 1])))
+			continue;
+		size_t f = 0, fs = i;
+		for (size_t k = i; k < me && d[k] != '\r'; k++) {
+			if (d[k] != '|')
+				continue;
+			if (f == 5)
+				break;
+			f++;
+			fs = k + 1;
+		}
+		size_t fe = fs;
+		while (fe < me && d[fe] != '|' && d[fe] != '\r')
+			fe++;
+		bool letters = false;
+		for (size_t k = fs; k < fe; k++)
+			letters |= lk_alpha(d[k]);
+		if (f == 5 && letters) {
+			c = moat__leak_add(sc, MOAT_LEAK_PERSON, fs, fe,
+					   MOAT_LEAK_SEV_MEDIUM, 95, 0);
+			if (c)
+				moat__leak_prev_fmt(c, "PID-5 %c***", d[fs]);
+		}
+		break;
+	}
+}
+
+void moat__leak_x_fhir(struct lk_scan *sc, unsigned rule, size_t end)
+{
+	const uint8_t *d = sc->d;
+	size_t q = end - 1, s = q; /* the closing quote of the type */
+	while (s > 0 && d[s - 1] != '"')
+		s--;
+	if (s < sc->tok_end[rule])
+		return;
+	sc->tok_end[rule] = end;
+	struct lk_cand *c = moat__leak_add(sc, MOAT_LEAK_HEALTH, s, q,
+					   MOAT_LEAK_SEV_HIGH, 90, 0);
+	if (c)
+		moat__leak_prev_fmt(c, "FHIR %.*s",
+				    (int)MOAT_MIN(q - s, (size_t)32),
+				    (const char *)d + s);
+}
+
+static const char *const ctx_heart[] = {"heart", "hr", "pulse", "patient",
+					"ecg", "ekg", "cardiac", "resting",
+					NULL};
+
+void moat__leak_x_health_unit(struct lk_scan *sc, unsigned rule, size_t end)
+{
+	const enum lk_hunit *hu = moat__leak_rules[rule].param;
+	const uint8_t *d = sc->d;
+	if (end <= sc->tok_end[rule])
+		return;
+	/* back over the unit to the last digit, then over the value(s) */
+	size_t i = end;
+	while (i > 0 && !lk_digit(d[i - 1]))
+		i--;
+	size_t ve = i;
+	size_t s = number_start(d, ve);
+	double v, v2 = 0;
+	int dec;
+	if (*hu == HU_BP) {
+		size_t k = s;
+		while (k > 0 && (d[k - 1] == ' ' || d[k - 1] == '/'))
+			k--;
+		size_t s1 = number_start(d, k);
+		if (!moat__leak_parse_decimal(d + s1, k - s1, &v2, &dec))
+			return;
+		s = s1;
+	}
+	if (*hu == HU_SPO2) { /* "SpO2: 97%": the label comes first */
+		size_t k = s;
+		while (k > 0 && end - k < 16 && !(lk_alpha(d[k - 1]) &&
+						  (d[k - 1] | 0x20) == 's'))
+			k--;
+		s = k ? k - 1 : 0;
+	}
+	sc->tok_end[rule] = end;
+	if (s > 0 && (lk_alnum(d[s - 1]) || d[s - 1] == '.'))
+		return;
+	size_t ns = number_start(d, ve);
+	if (!moat__leak_parse_decimal(d + ns, ve - ns, &v, &dec))
+		return;
+	const char *what;
+	switch (*hu) {
+	case HU_BP: /* v2 systolic, v diastolic */
+		if (v2 < 50 || v2 > 260 || v < 30 || v > 160 || v >= v2)
+			return;
+		what = "BP";
+		break;
+	case HU_GLUCOSE_MG:
+		if (v < 20 || v > 600)
+			return;
+		what = "glucose";
+		break;
+	case HU_GLUCOSE_MMOL:
+		if (v < 1 || v > 33)
+			return;
+		what = "glucose";
+		break;
+	case HU_SPO2:
+		if (v < 50 || v > 100)
+			return;
+		what = "SpO2";
+		break;
+	default:
+		if (v < 20 || v > 250 ||
+		    !moat__leak_ctx_before(sc, ns, 40, ctx_heart))
+			return;
+		what = "heart rate";
+		break;
+	}
+	struct lk_cand *c = moat__leak_add(sc, MOAT_LEAK_HEALTH, s, end,
+					   MOAT_LEAK_SEV_HIGH, 85, 0);
+	if (c)
+		moat__leak_prev_fmt(c, "%s ***", what);
+}
