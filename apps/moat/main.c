@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "bench.h"
 #include "moat_cli.h"
 
 static void print_help(FILE *f)
@@ -22,6 +23,9 @@ static void print_help(FILE *f)
 		"  passwd     add, change or delete a user in a password file "
 		"(like\n"
 		"             mosquitto_passwd)\n"
+		"  bench      generate load against a broker and measure it "
+		"(fan-in,\n"
+		"             fan-out, pairs, latency, conn)\n"
 		"  help [COMMAND]\n"
 		"             show this help, or the options of COMMAND\n"
 		"\n"
@@ -65,6 +69,10 @@ static int help_command(int argc, char **argv)
 		moat_passwd_usage(stdout);
 		return CLI_EXIT_OK;
 	}
+	if (strcmp(argv[1], "bench") == 0) {
+		moat_bench_usage(stdout);
+		return CLI_EXIT_OK;
+	}
 	return usage_hint("unknown command", argv[1]);
 }
 
@@ -81,6 +89,8 @@ int main(int argc, char **argv)
 		return moat_sub_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "passwd") == 0)
 		return moat_passwd_main(argc - 1, argv + 1);
+	if (strcmp(cmd, "bench") == 0)
+		return moat_bench_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "help") == 0)
 		return help_command(argc - 1, argv + 1);
 	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
