@@ -246,6 +246,7 @@ struct bench_result {
 	uint64_t errors;	/* connections lost or protocol errors */
 	char first_error[160];
 	double hold_s;
+	bool ran; /* false: nothing was attempted (resolving, memory) */
 };
 
 struct bench_run {

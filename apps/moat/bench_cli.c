@@ -34,7 +34,7 @@ struct bench_opt {
 	const char *long_name;
 	enum bopt_kind kind;
 	size_t offset;
-	long min, max;
+	double min, max; /* BO_INT, BO_DOUBLE */
 	const char *arg;
 	const char *help;
 };
@@ -67,7 +67,7 @@ static const struct bench_opt options[] = {
 	 "or connections (conn)"},
 	{'n', "messages", BO_INT, F(messages), 0, 1000000000000L, "N",
 	 "messages per publisher (default: as many as --duration allows)"},
-	{'d', "duration", BO_DOUBLE, F(duration), 0, 3600, "SECONDS",
+	{'d', "duration", BO_DOUBLE, F(duration), 0.1, 3600, "SECONDS",
 	 "publishing time; conn: time to connect (default: 10)"},
 	{'r', "rate", BO_INT, F(rate), 0, 100000000, "N",
 	 "messages per second in total, 0 = as fast as possible (latency: "
@@ -193,9 +193,10 @@ static int apply_opt(struct bench_cfg *cfg, const struct bench_opt *o,
 	case BO_INT: {
 		errno = 0;
 		long x = strtol(v, &end, 10);
-		if (errno || end == v || *end || x < o->min || x > o->max)
-			return usage_error("%s needs a whole number from %ld "
-					   "to %ld, not '%s'",
+		if (errno || end == v || *end || (double)x < o->min ||
+		    (double)x > o->max)
+			return usage_error("%s needs a whole number from %.0f "
+					   "to %.0f, not '%s'",
 					   a, o->min, o->max, v);
 		*(long *)field = x;
 		return MOAT_OK;
@@ -204,8 +205,8 @@ static int apply_opt(struct bench_cfg *cfg, const struct bench_opt *o,
 		errno = 0;
 		double x = strtod(v, &end);
 		if (errno || end == v || *end || !isfinite(x) ||
-		    x < (double)o->min || x > (double)o->max)
-			return usage_error("%s needs a number from %ld to %ld, "
+		    x < o->min || x > o->max)
+			return usage_error("%s needs a number from %g to %g, "
 					   "not '%s'",
 					   a, o->min, o->max, v);
 		*(double *)field = x;
@@ -246,7 +247,8 @@ static int parse_args(struct bench_cfg *cfg, int argc, char **argv)
 					   a);
 		bool takes = o->arg != NULL;
 		if (!takes && value)
-			return usage_error("%s takes no value", o->long_name);
+			return usage_error("--%s takes no value",
+					   o->long_name);
 		if (takes && !value) {
 			if (i + 1 >= argc)
 				return usage_error("%s needs a value", a);
@@ -289,8 +291,6 @@ static int check_cfg(struct bench_cfg *cfg)
 	if (s != BENCH_CONN && cfg->clients > 100000)
 		return usage_error("-c: at most 100000 clients for %s",
 				   cfg->name);
-	if (cfg->duration < 0.1)
-		return usage_error("-d: at least 0.1 seconds");
 	if (cfg->cafile || cfg->insecure)
 		cfg->tls = true;
 	if (cfg->password && !cfg->username &&
@@ -525,9 +525,9 @@ static int run(struct bench_cfg *cfg)
 	int rc = check_fd_limit(cfg, r->npubs + r->nsubs + r->nidle);
 	if (rc == MOAT_OK) {
 		rc = bench_engine_run(r);
-		if (cfg->json)
+		if (r->res.ran && cfg->json)
 			bench_report_json(stdout, r);
-		else
+		else if (r->res.ran)
 			bench_report_text(stdout, r);
 		if (r->res.errors && !cfg->quiet)
 			fprintf(stderr, "moat bench: %s\n", r->res.first_error);

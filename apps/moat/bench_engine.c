@@ -44,6 +44,7 @@ struct engine {
 	size_t pending;	     /* attempts in progress */
 	size_t nready;	     /* connections ready */
 	size_t nsettled;     /* connections ready or failed */
+	size_t nlive;	     /* ready and not lost since */
 	size_t max_pending;
 	struct bench_conn *dirty;
 	struct bench_pub *ready_head, *ready_tail;
@@ -123,6 +124,7 @@ static void conn_fail(struct engine *e, struct bench_conn *c, const char *why)
 	bench_conn_close(&e->net, c);
 	if (st == BC_READY) {
 		/* Lost after set-up: an error of the run. */
+		e->nlive--;
 		if (e->phase != PH_DONE)
 			note_error(e, c, why);
 		return;
@@ -185,6 +187,7 @@ static void conn_ready(struct engine *e, struct bench_conn *c)
 	c->state = BC_READY;
 	e->pending--;
 	e->nready++;
+	e->nlive++;
 	e->nsettled++;
 	e->r->res.connected++;
 	e->t_last_connack = e->now;
@@ -750,6 +753,9 @@ static void step_setup(struct engine *e)
 
 static void step(struct engine *e)
 {
+	/* Every connection lost after set-up: nothing left to measure. */
+	if (e->phase != PH_SETUP && e->nready && !e->nlive)
+		e->phase = PH_DONE;
 	switch (e->phase) {
 	case PH_SETUP:
 		step_setup(e);
@@ -946,6 +952,7 @@ int bench_engine_run(struct bench_run *r)
 		bench_net_cleanup(&e.net);
 		return 1;
 	}
+	r->res.ran = true;
 	e.max_pending = cfg->scenario == BENCH_CONN ? (size_t)cfg->inflight
 						    : SETUP_PENDING;
 	e.window = (uint64_t)cfg->window;
