@@ -139,8 +139,10 @@ void bench_conn_update_events(struct bench_net *n, struct bench_conn *c)
 	if (c->fd < 0)
 		return;
 	uint32_t want = EPOLLIN;
+	/* A TLS write that waits for input is retried when readable. */
+	bool out = bench_buf_used(&c->out) && !c->tls_write_wants_read;
 	if (c->state == BC_CONNECTING || c->tls_handshake_wants_write ||
-	    c->tls_read_wants_write || bench_buf_used(&c->out))
+	    c->tls_read_wants_write || out)
 		want |= EPOLLOUT;
 	if (want == c->events)
 		return;
