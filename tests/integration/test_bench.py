@@ -40,7 +40,11 @@ def bench(*args, timeout=RUN_TIMEOUT):
     r = subprocess.run([MOAT, "bench"] + [str(a) for a in args],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                        timeout=timeout)
-    return r.returncode, r.stdout.decode(), r.stderr.decode()
+    err = r.stderr.decode()
+    # Under a sanitizer build the client is checked too.
+    if "Sanitizer" in err or "runtime error:" in err:
+        raise AssertionError("moat bench: sanitizer report:\n" + err)
+    return r.returncode, r.stdout.decode(), err
 
 
 def free_port():
