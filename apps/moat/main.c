@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "bench.h"
 #include "moat_cli.h"
 
 static void print_help(FILE *f)
@@ -27,6 +28,9 @@ static void print_help(FILE *f)
 		"             moatd or mosquitto configuration (--config)\n"
 		"  scan       scan message payloads for leaked secrets and "
 		"personal data\n"
+		"  bench      generate load against a broker and measure it "
+		"(fan-in,\n"
+		"             fan-out, pairs, latency, conn)\n"
 		"  help [COMMAND]\n"
 		"             show this help, or the options of COMMAND\n"
 		"\n"
@@ -82,6 +86,10 @@ static int help_command(int argc, char **argv)
 		moat_scan_usage(stdout);
 		return CLI_EXIT_OK;
 	}
+	if (strcmp(argv[1], "bench") == 0) {
+		moat_bench_usage(stdout);
+		return CLI_EXIT_OK;
+	}
 	return usage_hint("unknown command", argv[1]);
 }
 
@@ -102,6 +110,8 @@ int main(int argc, char **argv)
 		return moat_audit_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "scan") == 0)
 		return moat_scan_main(argc - 1, argv + 1);
+	if (strcmp(cmd, "bench") == 0)
+		return moat_bench_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "help") == 0)
 		return help_command(argc - 1, argv + 1);
 	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
