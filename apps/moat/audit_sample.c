@@ -4,43 +4,120 @@
  * Bounds: at most AUDIT_SAMPLE_MAX_S seconds and AUDIT_SAMPLE_MAX_MSGS
  * messages; nothing is stored: each message (at most AUDIT_MAX_PACKET
  * bytes, the transport's bound) is scanned inside the receive callback and
- * forgotten.  Findings carry no payload text: the detector reports the
- * category, the topic and a keyed hash (THREATS.md section 4).
- *
- * Until the detector (src/leak, library moat_leak) is linked in,
- * MOAT_AUDIT_HAVE_LEAK is 0, `moat audit` refuses --sample-payloads, and
- * audit_scan_sample() reports that it has no detector. */
+ * forgotten.  Findings carry no payload text: the category, the topic
+ * (redacted where it leaks itself), the JSON path, the detector's redacted
+ * preview and a keyed hash (THREATS.md section 4). */
 #include <stdio.h>
 #include <string.h>
 
 #include "audit.h"
+#include "leak/leak.h"
 
-int audit_scan_sample(const struct audit_sample_msg *m,
-		      const struct audit_ident *id, struct moat_findings *f)
-{
-#if MOAT_AUDIT_HAVE_LEAK
-	/* To be wired by the lead: run moat_leak's per-payload scan over
-	 * m->topic and m->payload and, for each High or Critical hit, add
-	 *     moat_findings_add(f, "AUD-LK-01", "%s: <category> in a "
-	 *                       "message on %s (hash %s)", id->label, topic,
-	 *                       hmac);
-	 * with the topic escaped and never the matched text. */
-#error "wire the leak detector into audit_scan_sample()"
-#else
-	(void)m;
-	(void)id;
-	(void)f;
-	return MOAT_ENOTFOUND;
-#endif
-}
+#define SAMPLE_MAX_FINDINGS 20 /* AUD-LK-01 findings per identity */
 
 struct sampler {
 	const struct audit_ident *id;
 	struct moat_findings *f;
+	struct moat_leak_db *db;
+	struct moat_leak_scratch *scratch;
 	size_t msgs;
 	size_t bytes;
-	bool unavailable; /* the hook said: no detector */
+	size_t reported;          /* AUD-LK-01 findings added */
+	size_t lesser[MOAT_LEAK_CATEGORY_COUNT]; /* below high, by category */
+	size_t dropped;           /* high ones past SAMPLE_MAX_FINDINGS */
+	uint64_t seen[64];        /* (category, topic) already reported */
+	size_t nseen;
+	bool unavailable;
 };
+
+static uint64_t key_of(enum moat_leak_category c, struct moat_bytes t)
+{
+	uint64_t h = 1469598103934665603ull ^ (uint64_t)c;
+	for (size_t i = 0; i < t.len; i++) {
+		h ^= t.p[i];
+		h *= 1099511628211ull;
+	}
+	return h;
+}
+
+/* One finding: AUD-LK-01 for high and critical ones, once per category
+ * and topic; the rest is counted for a note. */
+static void note_finding(struct sampler *s, const struct moat_leak_finding *fd,
+			 struct moat_bytes topic, const char *shown_topic,
+			 const char *part)
+{
+	if (fd->severity < MOAT_LEAK_SEV_HIGH) {
+		s->lesser[fd->category]++;
+		return;
+	}
+	uint64_t k = key_of(fd->category, topic);
+	for (size_t i = 0; i < s->nseen; i++)
+		if (s->seen[i] == k)
+			return;
+	if (s->reported >= SAMPLE_MAX_FINDINGS) {
+		s->dropped++;
+		return;
+	}
+	if (s->nseen < MOAT_ARRAY_LEN(s->seen))
+		s->seen[s->nseen++] = k;
+	s->reported++;
+	moat_findings_add_sev(
+		s->f, "AUD-LK-01",
+		fd->severity == MOAT_LEAK_SEV_CRITICAL ? MOAT_SEV_CRITICAL
+						       : MOAT_SEV_HIGH,
+		"as %s: %s (%s) in the %s of a message on %s%s%s: %s "
+		"(hmac %s)",
+		s->id->label, moat_leak_category_name(fd->category),
+		moat_leak_severity_name(fd->severity), part, shown_topic,
+		fd->path[0] ? " at " : "", fd->path, fd->preview, fd->hmac);
+}
+
+static void scan_sample(struct sampler *s, const struct audit_sample_msg *m)
+{
+	struct moat_leak_result r;
+	char shown[200];
+	/* The topic as shown: escaped, and redacted where it leaks. */
+	uint8_t tb[sizeof(shown)];
+	size_t tl = MOAT_MIN(m->topic.len, sizeof(tb));
+	memcpy(tb, m->topic.p, tl);
+	if (moat_leak_scan(s->db, s->scratch, m->topic.p, m->topic.len, &r) >
+	    0) {
+		if (tl == m->topic.len)
+			moat_leak_redact_inplace(tb, tl, &r);
+		else
+			tl = 0; /* too long to show redacted: withheld */
+	}
+	moat_log_escape(tb, tl, shown, sizeof(shown));
+	if (!tl)
+		snprintf(shown, sizeof(shown), "(a long topic, withheld)");
+	for (size_t i = 0; i < r.n; i++)
+		note_finding(s, &r.findings[i], m->topic, shown, "topic");
+	if (m->payload.len &&
+	    moat_leak_scan(s->db, s->scratch, m->payload.p, m->payload.len,
+			   &r) > 0)
+		for (size_t i = 0; i < r.n; i++)
+			note_finding(s, &r.findings[i], m->topic, shown,
+				     m->retained ? "retained payload"
+						 : "payload");
+}
+
+int audit_scan_sample(const struct audit_sample_msg *m,
+		      const struct audit_ident *id, struct moat_findings *f)
+{
+	/* One-off use (tests, other callers): its own detector. */
+	struct sampler s = {.id = id, .f = f};
+	char err[256];
+	if (moat_leak_db_new(NULL, &s.db, err, sizeof(err)) != MOAT_OK)
+		return MOAT_ENOTFOUND;
+	if (moat_leak_scratch_new(s.db, &s.scratch) != MOAT_OK) {
+		moat_leak_db_free(s.db);
+		return MOAT_ENOTFOUND;
+	}
+	scan_sample(&s, m);
+	moat_leak_scratch_free(s.scratch);
+	moat_leak_db_free(s.db);
+	return MOAT_OK;
+}
 
 static void on_msg(void *arg, struct moat_bytes topic,
 		   struct moat_bytes payload, bool retained)
@@ -53,8 +130,7 @@ static void on_msg(void *arg, struct moat_bytes topic,
 	struct audit_sample_msg m = {.topic = topic,
 				     .payload = payload,
 				     .retained = retained};
-	if (audit_scan_sample(&m, s->id, s->f) == MOAT_ENOTFOUND)
-		s->unavailable = true;
+	scan_sample(s, &m);
 }
 
 void audit_sample_payloads(struct audit_ctx *x, const struct audit_ident *id,
@@ -64,6 +140,13 @@ void audit_sample_payloads(struct audit_ctx *x, const struct audit_ident *id,
 	struct audit_connack ca;
 	struct sampler s = {.id = id, .f = &x->t->findings};
 	struct audit_harvest h = {.on_msg = on_msg, .arg = &s};
+	char err[256];
+	if (moat_leak_db_new(NULL, &s.db, err, sizeof(err)) != MOAT_OK ||
+	    moat_leak_scratch_new(s.db, &s.scratch) != MOAT_OK) {
+		audit_note(x->t, "payload sampling not run: %s", err);
+		moat_leak_db_free(s.db);
+		return;
+	}
 	char cid[64];
 	const char *f[1] = {"#"};
 	uint8_t code = 0x80;
@@ -90,13 +173,23 @@ void audit_sample_payloads(struct audit_ctx *x, const struct audit_ident *id,
 				       &h) != MOAT_OK)
 			break;
 	}
-	if (s.unavailable)
-		audit_note(x->t, "payload sampling not run: this build has no "
-				 "leak detector");
-	else
-		audit_note(x->t, "sampled %zu message%s (%zu bytes) as %s; "
-				 "findings are redacted",
-			   s.msgs, s.msgs == 1 ? "" : "s", s.bytes, id->label);
+	audit_note(x->t, "sampled %zu message%s (%zu bytes) as %s; findings "
+			 "are redacted",
+		   s.msgs, s.msgs == 1 ? "" : "s", s.bytes, id->label);
+	for (int k = 0; k < MOAT_LEAK_CATEGORY_COUNT; k++)
+		if (s.lesser[k])
+			audit_note(x->t, "sampled payloads: %zu finding%s of %s "
+					 "below high severity (not reported as "
+					 "AUD-LK-01)",
+				   s.lesser[k], s.lesser[k] == 1 ? "" : "s",
+				   moat_leak_category_name(
+					   (enum moat_leak_category)k));
+	if (s.dropped)
+		audit_note(x->t, "sampled payloads: %zu more high findings not "
+				 "listed (at most %d)",
+			   s.dropped, SAMPLE_MAX_FINDINGS);
 out:
 	audit_mqtt_disconnect(x, &c);
+	moat_leak_scratch_free(s.scratch);
+	moat_leak_db_free(s.db);
 }

@@ -52,6 +52,7 @@ enum init_file {
 	F_SRV_CRT,
 	F_PASSWD,
 	F_ACL,
+	F_LEAK_KEY,
 	F_CONF, /* last: its presence marks a complete set-up */
 	F_COUNT
 };
@@ -66,6 +67,7 @@ static const struct {
 	[F_SRV_CRT] = {"server.crt", 0644},
 	[F_PASSWD] = {"passwd", 0600},
 	[F_ACL] = {"acl", 0600},
+	[F_LEAK_KEY] = {"leak.key", 0600},
 	[F_CONF] = {"moatd.conf", 0600},
 };
 
@@ -599,6 +601,15 @@ static const char conf_text[] =
 	"acl_file acl\n"
 	"allow_anonymous false\n"
 	"\n"
+	"# Private data in messages (docs/leaks.md): found and alerted on\n"
+	"# $SYS/moat/leaks/... by default; leak.key keeps the HMACs that\n"
+	"# identify findings stable.  Stricter, for example:\n"
+	"#   leak_policy # credential block\n"
+	"#   leak_policy # private_key block\n"
+	"#   leak_policy sensors/# all redact\n"
+	"leak_detection true\n"
+	"leak_key_file leak.key\n"
+	"\n"
 	"# Retained messages and persistent sessions survive restarts and\n"
 	"# crashes; a message is acknowledged once it is on disk\n"
 	"# (docs/persistence.md).  The database: data/moat.db.\n"
@@ -634,6 +645,19 @@ static int render_conf(struct init_state *s, BIO *b)
 }
 
 /* Append the contents of file f to b; < 0 on failure. */
+/* 32 random bytes as 64 hex digits: the leak detector's install key. */
+static int render_leak_key(BIO *b)
+{
+	unsigned char k[32];
+	if (RAND_bytes(k, (int)sizeof(k)) != 1)
+		return -1;
+	int rc = 0;
+	for (size_t i = 0; i < sizeof(k) && rc >= 0; i++)
+		rc = BIO_printf(b, "%02x", k[i]);
+	OPENSSL_cleanse(k, sizeof(k));
+	return rc < 0 ? -1 : BIO_puts(b, "\n");
+}
+
 static int render(struct init_state *s, enum init_file f, BIO *b)
 {
 	switch (f) {
@@ -647,6 +671,7 @@ static int render(struct init_state *s, enum init_file f, BIO *b)
 	case F_SRV_CRT: return PEM_write_bio_X509(b, s->srv) ? 0 : -1;
 	case F_PASSWD: return BIO_printf(b, "%s:%s\n", INIT_ADMIN, s->hash);
 	case F_ACL: return BIO_puts(b, acl_text);
+	case F_LEAK_KEY: return render_leak_key(b);
 	case F_CONF: return render_conf(s, b);
 	case F_COUNT: break;
 	}
@@ -794,6 +819,8 @@ static void put_files(const struct init_state *s)
 			     " (argon2id hash)",
 		[F_ACL] = "ACL: deny by default; " INIT_ADMIN " may use "
 			  "every topic",
+		[F_LEAK_KEY] = "install key of the leak detector (HMACs in "
+			       "logs)",
 		[F_CONF] = "configuration: TLS on port 8883, all addresses; "
 			   "port 1883 on 127.0.0.1",
 	};

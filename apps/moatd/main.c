@@ -27,7 +27,8 @@ static void usage(FILE *f)
 		"                      the file's listeners; replaces the "
 		"default)\n"
 		"  -v, --verbose       log at level info (-vv: debug)\n"
-		"  -t, --test-config   check the configuration and exit\n"
+		"  -t, --test-config   check the configuration (and the files it names:\n"
+		"                      password file, ACL, certificates, keys) and exit\n"
 		"      --help-config   list every configuration directive\n"
 		"      --check         lint FILE (moatd.conf or mosquitto.conf) "
 		"and the\n"
@@ -263,6 +264,14 @@ int main(int argc, char **argv)
 	bool defaulted = !file && !ports.nlisteners;
 	moat_log_set_level(cfg.log_level);
 	if (test_only) {
+		/* The files it names too: password file, ACL, certificates,
+		 * keys (as a start would load them). */
+		char ferr[800];
+		if (moat_broker_check_files(&cfg, ferr, sizeof(ferr))) {
+			fprintf(stderr, "moatd: %s: %s\n",
+				file ? file : "(defaults)", ferr);
+			return 1;
+		}
 		printf("moatd: configuration %s is valid\n",
 		       file ? file : "(defaults)");
 		return 0;

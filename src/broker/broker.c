@@ -281,6 +281,7 @@ void moat_broker_free(struct moat_broker *b)
 			close(w->evfd);
 		if (w->spare_fd >= 0)
 			close(w->spare_fd);
+		moat__leak_worker_free(w);
 		moat_security_unref(&w->sec);
 		pthread_mutex_destroy(&w->inbox_lock);
 	}
@@ -294,6 +295,16 @@ void moat_broker_free(struct moat_broker *b)
 	moat_iptab_cleanup(&b->iptab);
 	pthread_mutex_destroy(&b->sec_lock);
 	moat_free(b);
+}
+
+int moat_broker_check_files(const struct moat_config *cfg, char *err,
+			    size_t errsz)
+{
+	struct moat_security *s;
+	int rc = moat_security_new(cfg, &s, err, errsz);
+	if (rc == MOAT_OK)
+		moat_security_unref(&s);
+	return rc;
 }
 
 /* Settings that size per-connection or per-session structures, or the

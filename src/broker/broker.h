@@ -19,6 +19,11 @@ void moat_broker_stop(struct moat_broker *b);
  * structures (logged) need a restart. */
 int moat_broker_reload(struct moat_broker *b, const struct moat_config *cfg,
 		       char *err, size_t errsz);
+/* Load what the configuration names (password file, ACL, certificates
+ * and keys, the leak detector) as a start would, without binding or
+ * starting anything: moatd -t.  MOAT_OK, or an error with err set. */
+int moat_broker_check_files(const struct moat_config *cfg, char *err,
+			    size_t errsz);
 /* Join workers and free everything. */
 void moat_broker_free(struct moat_broker *b);
 

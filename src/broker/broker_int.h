@@ -24,6 +24,8 @@
 
 struct moat_pwfile;
 struct moat_acl;
+struct moat_leak_db;
+struct moat_leak_scratch;
 
 struct moat_worker;
 struct moat_session;
@@ -490,6 +492,8 @@ struct moat_security {
 	struct moat_pwfile *pw;
 	struct moat_acl *acl;
 	SSL_CTX *tls[MOAT_CFG_MAX_LISTENERS];
+	struct moat_leak_db *leak_db; /* NULL when leak_detection is off */
+	atomic_uint_fast64_t leak_policy_hits[MOAT_CFG_MAX_LEAK_POLICIES];
 };
 
 int moat_security_new(const struct moat_config *cfg,
@@ -540,6 +544,16 @@ struct moat_worker {
 	/* Persistence (store.c): records made in this loop turn, the
 	 * number of batches handed to the store so far, and the
 	 * connections whose output waits for one of them. */
+	/* Leak detector (leak_inline.c): scratch for sec->leak_db, and the
+	 * budget of log lines and events. */
+	struct moat_leak_scratch *leak_scratch;
+	const struct moat_leak_db *leak_scratch_db;
+	double leak_tokens;
+	uint64_t leak_refill_ms;
+	uint64_t leak_suppressed;
+	uint8_t *leak_buf; /* "name=value" of a user property */
+	size_t leak_bufcap;
+
 	struct moat_store_batch *sbatch;
 	uint64_t store_seq;
 	uint64_t store_nrec; /* records made so far (a packet made some?) */
@@ -584,6 +598,9 @@ struct moat_stats {
 	atomic_uint_fast64_t auth_failures;
 	atomic_uint_fast64_t acl_denials;
 	atomic_uint_fast64_t limit_hits;
+	atomic_uint_fast64_t leaks[32]; /* findings per leak category */
+	atomic_uint_fast64_t leaks_blocked;
+	atomic_uint_fast64_t leaks_redacted;
 };
 
 struct moat_listener {
@@ -750,6 +767,25 @@ void moat__store_release(struct moat_worker *w);
 size_t moat__store_writable(const struct moat_conn *c, size_t used);
 /* c is going away: off the worker's gated list. */
 void moat__store_ungate(struct moat_conn *c);
+
+/* ---- leak detection (leak_inline.c) ---------------------------------------- */
+/* Build the detector of a security state (leak_detection). */
+int moat__leak_setup(struct moat_security *s, char *err, size_t errsz);
+void moat__leak_cleanup(struct moat_security *s);
+void moat__leak_worker_free(struct moat_worker *w);
+/* Scan a message not yet shared (topic, payload, user properties) and act
+ * on the findings by leak_policy: log, alert, redact in place.  Returns
+ * the strongest action (enum moat_leak_action), or -1 when nothing was
+ * found; MOAT_LEAK_BLOCK means the caller drops the message. */
+int moat__leak_inspect(struct moat_worker *w, struct moat_msg *m,
+		       const char *origin, const char *cid, const char *user);
+/* At start (worker 0): scan the retained store, apply the policies. */
+void moat__leak_sweep_retained(struct moat_worker *w);
+/* Report what the log rate limit held back (tick). */
+void moat__leak_log_flush(struct moat_worker *w);
+void moat__leak_sys_publish(struct moat_worker *w,
+			    void (*put)(struct moat_worker *, const char *,
+					const char *));
 
 /* $SYS topics (sys_topics.c): publish the current values. */
 void moat__sys_publish(struct moat_worker *w);

@@ -122,11 +122,20 @@ static int make_will(struct moat_conn *c, const struct moat_mqtt_connect5 *c5)
 				cn->will_payload.p, cn->will_payload.len,
 				(uint8_t)MOAT_MIN(cn->will_qos, cfg->max_qos),
 				cn->will_retain && cfg->retain_available, &x);
-	if (c->will)
-		c->will->store_id = moat__store_msg_id(c->w->b);
 	moat_free(props);
+	if (!c->will)
+		return MOAT_ENOMEM;
+	c->will->store_id = moat__store_msg_id(c->w->b);
 	c->will_delay_s = wp->will_delay;
-	return c->will ? MOAT_OK : MOAT_ENOMEM;
+	/* A will is a message like any other (docs/leaks.md): a blocked one
+	 * is dropped, the connection goes on without it. */
+	if (c->w->sec->leak_db &&
+	    moat__leak_inspect(c->w, c->will, "will", c->connect_id,
+			       c->username) == MOAT_LEAK_BLOCK) {
+		moat_info("%s: will dropped by leak_policy", c->peer);
+		moat_msg_unref(&c->will);
+	}
+	return MOAT_OK;
 }
 
 /* Find, replace or create the session; returns it with session_present.

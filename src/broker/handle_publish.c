@@ -204,6 +204,21 @@ int moat__handle_publish(struct moat_conn *c, uint8_t flags,
 			build_msg(c, &p5, p->retain && cfg->retain_available);
 		if (!m)
 			return MOAT_ENOMEM;
+		/* Private data: logged, alerted, redacted in m, or the
+		 * message dropped, by leak_policy (docs/leaks.md). */
+		if (w->sec->leak_db &&
+		    moat__leak_inspect(w, m, "publish", s->client_id,
+				       c->username) == MOAT_LEAK_BLOCK) {
+			moat_msg_unref(&m);
+			/* MQTT 5 is told (0x83: valid, but not accepted);
+			 * 3.1.1 has no way to say it: acknowledged, dropped
+			 * and logged. */
+			if (v5) {
+				reason = RC_IMPL_SPECIFIC;
+				why = "blocked by leak_policy: private data";
+			}
+			goto acked;
+		}
 		if (p->qos == 2) {
 			/* The id is pending before the message is routed, and
 			 * recorded in the same batch as its deliveries (or an
@@ -223,6 +238,7 @@ int moat__handle_publish(struct moat_conn *c, uint8_t flags,
 			return MOAT_OK;
 		s = c->session;
 	}
+acked:
 	if (why) {
 		char t[96];
 		moat_info("client %s: publish to %s refused: %s", s->log_id,

@@ -33,6 +33,7 @@ void moat_security_unref(struct moat_security **sp)
 	moat_acl_free(s->acl);
 	for (size_t i = 0; i < MOAT_CFG_MAX_LISTENERS; i++)
 		SSL_CTX_free(s->tls[i]);
+	moat__leak_cleanup(s);
 	moat_free(s);
 }
 
@@ -71,6 +72,11 @@ int moat_security_new(const struct moat_config *cfg,
 			rc = MOAT_ETLS;
 			goto fail;
 		}
+	}
+	e[0] = '\0';
+	if ((rc = moat__leak_setup(s, e, sizeof(e)))) {
+		snprintf(err, errsz, "%s", e);
+		goto fail;
 	}
 	*out = s;
 	return MOAT_OK;

@@ -57,4 +57,5 @@ void moat__sys_publish(struct moat_worker *w)
 	put_u64(w, "$SYS/broker/subscriptions/count", nsubs);
 	put_u64(w, "$SYS/broker/retained messages/count", nretained);
 	put_u64(w, "$SYS/broker/heap/current", moat_alloc_live_bytes());
+	moat__leak_sys_publish(w, put);
 }

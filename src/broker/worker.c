@@ -706,6 +706,7 @@ static void tick(struct moat_worker *w, uint64_t now)
 		w->next_expiry_ms = now + 1000u;
 		expire_sessions(w, now);
 		moat__security_log_flush(w);
+		moat__leak_log_flush(w);
 	}
 	if (w->idx == 0 && cfg->sys_interval && now >= w->next_sys_ms) {
 		w->next_sys_ms = now + cfg->sys_interval * 1000u;
@@ -742,6 +743,12 @@ void *moat_worker_main(void *arg)
 	struct epoll_event evs[MAX_EVENTS];
 	w->next_tick_ms = moat_now_ms() + TICK_MS;
 	w->next_sys_ms = moat_now_ms();
+	/* What the store restored was published before the current
+	 * policies: scanned once, by one worker. */
+	if (w->idx == 0) {
+		moat__leak_sweep_retained(w);
+		moat__store_flush(w);
+	}
 	while (!atomic_load(&w->b->stopping)) {
 		uint64_t now = moat_now_ms();
 		int timeout = now >= w->next_tick_ms

@@ -21,6 +21,24 @@ enum moat_identity {
 	MOAT_IDENTITY_CN2 = 2,
 	MOAT_IDENTITY_SAN = 3,
 };
+/* leak_policy actions, weakest to strongest */
+enum moat_leak_action {
+	MOAT_LEAK_LOG = 0,
+	MOAT_LEAK_ALERT = 1,
+	MOAT_LEAK_REDACT = 2,
+	MOAT_LEAK_BLOCK = 3,
+};
+#define MOAT_CFG_MAX_LEAK_POLICIES 64
+
+/* leak_policy FILTER CATEGORY ACTION */
+struct moat_leak_policy_cfg {
+	char filter[256];  /* topic filter */
+	char category[32]; /* a category name, or "all" */
+	uint32_t categories; /* as a set (MOAT_LEAK_BIT) */
+	uint8_t action;    /* enum moat_leak_action */
+	unsigned line;     /* where it was written, for messages */
+};
+
 /* persistence_sync */
 enum moat_psync { MOAT_PSYNC_FULL = 0, MOAT_PSYNC_NORMAL = 1, MOAT_PSYNC_OFF = 2 };
 /* tls_version (a minimum) */
@@ -78,6 +96,10 @@ struct moat_config {
 	uint64_t connect_timeout;     /* seconds */
 	uint64_t output_buffer_size;  /* per connection, soft limit */
 	uint64_t sys_interval;        /* seconds, 0 = $SYS off */
+	bool leak_detection;
+	char leak_key_file[MOAT_CFG_PATH_MAX];
+	struct moat_leak_policy_cfg leak_policies[MOAT_CFG_MAX_LEAK_POLICIES];
+	size_t nleak_policies;
 	bool persistence;
 	char persistence_location[MOAT_CFG_PATH_MAX];
 	uint32_t persistence_sync; /* enum moat_psync */

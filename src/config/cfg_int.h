@@ -16,6 +16,7 @@ enum moat_cfg_type {
 	CFG_PATH,     /* a file; relative to the config file's directory */
 	CFG_MSEC,     /* milliseconds: plain number = seconds; ms, s, m, h */
 	CFG_ENUM,     /* one of the words in values, stored as uint32 index */
+	CFG_LEAK_POLICY, /* leak_policy FILTER CATEGORY ACTION (repeatable) */
 };
 
 struct moat_cfg_directive {

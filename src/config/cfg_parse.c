@@ -9,6 +9,9 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+
+#include "codec/mqtt_codec.h"
+#include "leak/leak.h"
 #include <unistd.h>
 
 #include "cfg_int.h"
@@ -177,6 +180,47 @@ static int set_listener(struct moat_config *cfg, const struct cfg_line *l,
 	return MOAT_OK;
 }
 
+static int set_leak_policy(struct moat_config *cfg, const struct cfg_line *l,
+			   struct moat_cfg_err *err)
+{
+	static const char *const actions[] = {"log", "alert", "redact",
+					      "block"};
+	if (l->argc != 4)
+		return fail(err, l, "expected: leak_policy TOPIC-FILTER "
+			    "CATEGORY|all log|alert|redact|block");
+	if (cfg->nleak_policies == MOAT_CFG_MAX_LEAK_POLICIES)
+		return fail(err, l, "too many leak_policy lines (at most %d)",
+			    MOAT_CFG_MAX_LEAK_POLICIES);
+	struct moat_leak_policy_cfg *p =
+		&cfg->leak_policies[cfg->nleak_policies];
+	const char *f = l->argv[1], *c = l->argv[2];
+	if (strlen(f) >= sizeof(p->filter) ||
+	    !moat_topic_filter_valid((const uint8_t *)f, strlen(f)))
+		return fail(err, l, "'%s' is not a valid topic filter", f);
+	enum moat_leak_category cat;
+	if (!strcmp(c, "all"))
+		p->categories = MOAT_LEAK_ALL;
+	else if (strlen(c) < sizeof(p->category) &&
+		 moat_leak_category_parse(c, strlen(c), &cat) == MOAT_OK)
+		p->categories = MOAT_LEAK_BIT(cat);
+	else
+		return fail(err, l, "unknown category '%s' (moat scan "
+			    "--list-categories lists them)", c);
+	int a = -1;
+	for (int i = 0; i < 4; i++)
+		if (!strcmp(l->argv[3], actions[i]))
+			a = i;
+	if (a < 0)
+		return fail(err, l, "unknown action '%s' (log, alert, redact "
+			    "or block)", l->argv[3]);
+	snprintf(p->filter, sizeof(p->filter), "%s", f);
+	snprintf(p->category, sizeof(p->category), "%s", c);
+	p->action = (uint8_t)a;
+	p->line = (unsigned)l->lineno;
+	cfg->nleak_policies++;
+	return MOAT_OK;
+}
+
 /* Index of val in "a|b|c", or -1. */
 static int enum_index(const char *values, const char *val)
 {
@@ -274,6 +318,7 @@ static int set_value(struct moat_config *cfg,
 			*(uint64_t *)(void *)(base + d->offset) = v;
 		return MOAT_OK;
 	case CFG_LISTENER:
+	case CFG_LEAK_POLICY:
 		break;
 	}
 	return fail(err, l, "internal: bad directive type");
@@ -355,6 +400,8 @@ static int apply_line(struct moat_config *cfg, struct cfg_line *l,
 		return fail(err, l, "unknown directive");
 	if (d->type == CFG_LISTENER)
 		return set_listener(cfg, l, err);
+	if (d->type == CFG_LEAK_POLICY)
+		return set_leak_policy(cfg, l, err);
 	if (l->argc != 2)
 		return fail(err, l, "expected exactly one value");
 	return set_value(cfg, d, l->argv[1], l, err);
@@ -564,6 +611,7 @@ static const char *type_name(enum moat_cfg_type t)
 	case CFG_DURATION: return "duration (seconds; s, m, h, d suffixes)";
 	case CFG_LOGLEVEL: return "log level";
 	case CFG_LISTENER: return "PORT [ADDRESS]";
+	case CFG_LEAK_POLICY: return "TOPIC-FILTER CATEGORY|all ACTION";
 	case CFG_STRING: return "string";
 	case CFG_PATH: return "file path";
 	case CFG_MSEC: return "duration (seconds; ms, s, m, h suffixes)";
@@ -586,6 +634,7 @@ void moat_cfg_print_reference(void *stream)
 				(unsigned long long)d->max);
 		else if (d->type != CFG_BOOL && d->type != CFG_LOGLEVEL &&
 			 d->type != CFG_LISTENER && d->type != CFG_ENUM &&
+			 d->type != CFG_LEAK_POLICY &&
 			 d->type != CFG_STRING && d->type != CFG_PATH)
 			fprintf(f, ", %llu to %llu",
 				(unsigned long long)d->min,

@@ -162,6 +162,24 @@ const struct moat_cfg_directive moat__cfg_directives[] = {
 	 "to its session queue instead (slow consumers)."},
 	{"sys_interval", CFG_DURATION, OFF(sys_interval), 0, 86400, "10",
 	 "Seconds between $SYS/broker/... updates. 0 disables $SYS."},
+	{"leak_detection", CFG_BOOL, OFF(leak_detection), 0, 1, "true",
+	 "Scan PUBLISH topics, payloads and MQTT 5 user properties, and will "
+	 "payloads, for private data (docs/leaks.md) and act on what is found "
+	 "by the first matching leak_policy (default: alert)."},
+	{"leak_key_file", CFG_PATH, OFF(leak_key_file), 0,
+	 CSIZE(leak_key_file), NULL,
+	 "Install key for the HMACs that identify findings in logs and "
+	 "events (32 bytes, or 64 hex digits; private like a password "
+	 "file). The same key gives the same HMACs in moat scan --key-file. "
+	 "Without it, a random key per start."},
+	{"leak_policy", CFG_LEAK_POLICY, 0, 0, 0, NULL,
+	 "leak_policy TOPIC-FILTER CATEGORY|all log|alert|redact|block: what "
+	 "to do with a finding of CATEGORY in a message on a topic matching "
+	 "the filter. Repeatable; the first line that matches a finding "
+	 "decides. log: a log line; alert: a log line and an event on "
+	 "$SYS/moat/leaks/CATEGORY; redact: also replace the matched bytes "
+	 "before anyone receives them; block: also drop the message. A "
+	 "finding no line matches is alerted."},
 	{"persistence", CFG_BOOL, OFF(persistence), 0, 1, "false",
 	 "Keep retained messages, persistent sessions (subscriptions, "
 	 "queued and in-flight QoS 1/2 messages, incoming QoS 2 ids, wills) "

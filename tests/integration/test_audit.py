@@ -6,7 +6,9 @@ Environment:
 
 Groups:
   AuditUsage       command-line errors exit 2 and contact nobody; --help;
-                   --sample-payloads is refused in this build.
+                   --sample-payloads bounds.
+  SamplePayloads   --sample-payloads against a mosquitto with credentials
+                   in a retained message: AUD-LK-01, redacted.
   WeakMosquitto    Debian's mosquitto (/usr/sbin/mosquitto, a child on an
                    ephemeral loopback port, never the system service) with
                    a deliberately weak configuration: anonymous, $SYS
@@ -377,8 +379,7 @@ class AuditUsage(unittest.TestCase):
                      "--intrusive", "--try-default-creds", "--config",
                      "--format", "--fail-on", "--wait", "--max-time"):
             self.assertIn(word, r.stdout)
-        # Not available until the leak detector is linked in.
-        self.assertNotIn("--sample-payloads", r.stdout)
+        self.assertIn("--sample-payloads", r.stdout)
         self.assertTrue(all(len(line) < 80
                             for line in r.stdout.splitlines()))
         r = subprocess.run([MOAT, "help", "audit"], capture_output=True,
@@ -406,10 +407,9 @@ class AuditUsage(unittest.TestCase):
                          ("mqtt://a b", "invalid host")):
             self.assertUsage(audit(bad), why)
 
-    def test_sample_payloads_not_available(self):
-        self.assertUsage(audit("--sample-payloads", "10",
-                               "mqtt://127.0.0.1:1"),
-                         "not available in this build")
+    def test_sample_payloads_bounds(self):
+        self.assertUsage(audit("--sample-payloads", "0",
+                               "mqtt://127.0.0.1:1"), "1 to 60")
         self.assertUsage(audit("--sample-payloads", "61",
                                "mqtt://127.0.0.1:1"), "1 to 60")
 
@@ -582,6 +582,33 @@ class WeakMosquitto(unittest.TestCase):
 
 
 @unittest.skipUnless(HAVE_MOSQUITTO, "mosquitto not installed")
+class SamplePayloads(unittest.TestCase):
+    LEAK = ('{"site": "plant-3", "password": "hunter2-Xy9", '
+            '"aws": "AKIAQ3EGRVOKXJ2WPL7M"}')
+
+    def test_sampled_leak_is_reported_redacted(self):
+        mq = Mosquitto(WeakMosquitto.CONFIG).start()
+        try:
+            publish_retained(mq.port, "plant/cfg", self.LEAK)
+            publish_retained(mq.port, "plant/temp", "21.5")
+            r, doc = audit_json(*FAST, "--idle-limit", "1",
+                                "--sample-payloads", "1", mq.url())
+            self.assertEqual(r.returncode, 1, r.stderr)
+            [t] = doc["targets"]
+            lk = finding(t, "AUD-LK-01")
+            self.assertTrue(lk, t["findings"])
+            ev = " | ".join(f["evidence"] for f in lk)
+            self.assertIn("credential", ev)
+            self.assertIn("plant/cfg", ev)
+            self.assertIn("$.password", ev)
+            for secret in ("hunter2-Xy9", "AKIAQ3EGRVOKXJ2WPL7M"):
+                self.assertNotIn(secret, r.stdout)
+            self.assertTrue(any("sampled" in n for n in t.get("notes", [])),
+                            t)
+        finally:
+            mq.cleanup()
+
+
 class PasswordMosquitto(unittest.TestCase):
     """A password file with admin/admin: the first default pair logs in;
     mosquitto has no login back-off."""

@@ -38,7 +38,7 @@ MOATD = os.environ.get("MOATD_BIN", "moatd")
 TIMEOUT = 60.0
 FILES = {"ca.key": 0o600, "ca.crt": 0o644, "server.key": 0o600,
          "server.crt": 0o644, "passwd": 0o600, "acl": 0o600,
-         "moatd.conf": 0o600}
+         "leak.key": 0o600, "moatd.conf": 0o600}
 SECRET_FILES = [n for n, m in FILES.items() if m == 0o600]
 PASSWORD_LINE = re.compile(r"^Admin password: (\S+)$", re.M)
 ARGON_LINE = re.compile(r"^admin:\$argon2id\$v=19\$m=\d+,t=\d+,p=\d+\$"

@@ -1,0 +1,484 @@
+/* The leak detector inside moatd (docs/leaks.md, "In moatd"): every
+ * PUBLISH (topic, payload, MQTT 5 user properties) and every will is
+ * scanned before anyone receives it; leak_policy decides per finding:
+ * log, alert (log + an event on $SYS/moat/leaks/CATEGORY), redact (the
+ * matched bytes become '*' before fan-out) or block (dropped).  The
+ * detector is part of the security state (rebuilt on reload); each worker
+ * scans with its own scratch, allocating nothing per message except a
+ * copy of a retained message being redacted at start. */
+#include <stdio.h>
+#include <string.h>
+
+#include "broker_int.h"
+#include "codec/mqtt5.h"
+#include "leak/leak.h"
+
+#define LOG_PER_SECOND 50.0 /* leak log lines and events per worker */
+
+static const char *const action_names[] = {"log", "alert", "redact",
+					   "block"};
+
+/* ---- set-up (security state) --------------------------------------------- */
+
+static int load_key(const char *path, uint8_t key[MOAT_LEAK_KEY_LEN],
+		    char *err, size_t errsz)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	char e[512];
+	int rc = moat_file_read(path, 256, true, &buf, &len, e, sizeof(e));
+	if (rc != MOAT_OK) {
+		snprintf(err, errsz, "leak_key_file %s", e);
+		return rc;
+	}
+	size_t n = len;
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		n--;
+	rc = MOAT_OK;
+	if (len == MOAT_LEAK_KEY_LEN) {
+		memcpy(key, buf, MOAT_LEAK_KEY_LEN);
+	} else if (n == 2 * MOAT_LEAK_KEY_LEN) {
+		for (size_t i = 0; i < MOAT_LEAK_KEY_LEN && !rc; i++) {
+			char hex[3] = {buf[2 * i], buf[2 * i + 1], 0};
+			char *end;
+			unsigned long v = strtoul(hex, &end, 16);
+			if (*end || !hex[0] || !hex[1] || hex[0] == '+' ||
+			    hex[0] == '-' || hex[0] == ' ')
+				rc = MOAT_EINVAL;
+			key[i] = (uint8_t)v;
+		}
+	} else {
+		rc = MOAT_EINVAL;
+	}
+	if (rc)
+		snprintf(err, errsz, "leak_key_file %s: expected 32 bytes or "
+			 "64 hex digits", path);
+	memset(buf, 0, len);
+	moat_free(buf);
+	return rc;
+}
+
+int moat__leak_setup(struct moat_security *s, char *err, size_t errsz)
+{
+	const struct moat_config *cfg = &s->cfg;
+	if (!cfg->leak_detection)
+		return MOAT_OK;
+	uint8_t key[MOAT_LEAK_KEY_LEN];
+	struct moat_leak_opts o = {0};
+	if (cfg->leak_key_file[0]) {
+		int rc = load_key(cfg->leak_key_file, key, err, errsz);
+		if (rc)
+			return rc;
+		o.hmac_key = key;
+	}
+	char e[256] = "";
+	int rc = moat_leak_db_new(&o, &s->leak_db, e, sizeof(e));
+	memset(key, 0, sizeof(key));
+	if (rc)
+		snprintf(err, errsz, "leak_detection: %s", e);
+	return rc;
+}
+
+void moat__leak_cleanup(struct moat_security *s)
+{
+	moat_leak_db_free(s->leak_db);
+	s->leak_db = NULL;
+}
+
+/* The worker's scratch for its security state's detector. */
+static struct moat_leak_scratch *scratch(struct moat_worker *w)
+{
+	const struct moat_leak_db *db = w->sec->leak_db;
+	if (!db)
+		return NULL;
+	if (w->leak_scratch && w->leak_scratch_db == db)
+		return w->leak_scratch;
+	moat_leak_scratch_free(w->leak_scratch);
+	w->leak_scratch = NULL;
+	w->leak_scratch_db = NULL;
+	if (moat_leak_scratch_new(db, &w->leak_scratch) != MOAT_OK) {
+		w->leak_scratch = NULL;
+		return NULL;
+	}
+	w->leak_scratch_db = db;
+	return w->leak_scratch;
+}
+
+void moat__leak_worker_free(struct moat_worker *w)
+{
+	MOAT_FREE(w->leak_buf);
+	w->leak_bufcap = 0;
+	moat_leak_scratch_free(w->leak_scratch);
+	w->leak_scratch = NULL;
+	w->leak_scratch_db = NULL;
+}
+
+/* ---- policy ------------------------------------------------------------------- */
+
+/* The first leak_policy matching (topic, category), or -1: alert. */
+static int policy_for(const struct moat_config *cfg, const struct moat_msg *m,
+		      enum moat_leak_category cat)
+{
+	for (size_t i = 0; i < cfg->nleak_policies; i++) {
+		const struct moat_leak_policy_cfg *p = &cfg->leak_policies[i];
+		if (!(p->categories & MOAT_LEAK_BIT(cat)))
+			continue;
+		if (moat_topic_matches((const uint8_t *)p->filter,
+				       strlen(p->filter),
+				       (const uint8_t *)m->topic, m->topic_len))
+			return (int)i;
+	}
+	return -1;
+}
+
+/* ---- reporting ---------------------------------------------------------------- */
+
+static bool may_report(struct moat_worker *w)
+{
+	uint64_t now = moat_now_ms();
+	if (!w->leak_refill_ms)
+		w->leak_tokens = LOG_PER_SECOND;
+	else if (now > w->leak_refill_ms)
+		w->leak_tokens += (double)(now - w->leak_refill_ms) *
+				  LOG_PER_SECOND / 1000.0;
+	if (w->leak_tokens > LOG_PER_SECOND)
+		w->leak_tokens = LOG_PER_SECOND;
+	w->leak_refill_ms = now;
+	if (w->leak_tokens < 1.0) {
+		w->leak_suppressed++;
+		return false;
+	}
+	w->leak_tokens -= 1.0;
+	return true;
+}
+
+void moat__leak_log_flush(struct moat_worker *w)
+{
+	if (!w->leak_suppressed)
+		return;
+	moat_warn("leak: %llu more findings not logged (at most %.0f a second "
+		  "per worker); $SYS/moat/leaks/count/... counts them all",
+		  (unsigned long long)w->leak_suppressed, LOG_PER_SECOND);
+	w->leak_suppressed = 0;
+}
+
+/* JSON string body of p[0..n) into out (escaped, truncated to fit). */
+static void json_str(char *out, size_t outsz, const char *p, size_t n)
+{
+	size_t o = 0;
+	for (size_t i = 0; i < n && o + 8 < outsz; i++) {
+		unsigned char ch = (unsigned char)p[i];
+		if (ch == '"' || ch == '\\') {
+			out[o++] = '\\';
+			out[o++] = (char)ch;
+		} else if (ch < 0x20 || ch == 0x7F) {
+			o += (size_t)snprintf(out + o, outsz - o, "\\u%04x", ch);
+		} else {
+			out[o++] = (char)ch; /* UTF-8 was validated */
+		}
+	}
+	out[o] = '\0';
+}
+
+/* Who and where, for the log line and the event. */
+struct leak_ctx {
+	struct moat_worker *w;
+	const char *cid;
+	const char *user;    /* NULL = anonymous */
+	const char *origin;  /* "publish", "will", "retained" */
+	const char *topic;   /* the topic, redacted where it leaked */
+	size_t topic_len;
+};
+
+static void report(struct leak_ctx *x, const char *part,
+		   const struct moat_leak_finding *f, int action, int policy)
+{
+	struct moat_worker *w = x->w;
+	struct moat_broker *b = w->b;
+	const char *cat = moat_leak_category_name(f->category);
+	atomic_fetch_add_explicit(&b->stats.leaks[f->category], 1,
+				  memory_order_relaxed);
+	if (policy >= 0)
+		atomic_fetch_add_explicit(&w->sec->leak_policy_hits[policy], 1,
+					  memory_order_relaxed);
+	if (!may_report(w))
+		return;
+	char t[160], id[80], u[80];
+	moat_log_escape((const uint8_t *)x->topic, x->topic_len, t, sizeof(t));
+	moat_log_escape((const uint8_t *)x->cid, strlen(x->cid), id,
+			sizeof(id));
+	if (x->user)
+		moat_log_escape((const uint8_t *)x->user, strlen(x->user), u,
+				sizeof(u));
+	moat_notice("leak: %s (%s, confidence %u%%) in the %s of a %s by "
+		    "client \"%s\" user %s%s%s on %s%s%s, bytes %zu-%zu: %s "
+		    "(hmac %s); %s",
+		    cat, moat_leak_severity_name(f->severity),
+		    (unsigned)f->confidence, part, x->origin, id,
+		    x->user ? "\"" : "", x->user ? u : "(anonymous)",
+		    x->user ? "\"" : "", t, f->path[0] ? " at " : "", f->path,
+		    f->start, f->end, f->preview, f->hmac,
+		    action == MOAT_LEAK_BLOCK    ? "blocked"
+		    : action == MOAT_LEAK_REDACT ? "redacted"
+						 : "delivered");
+	if (action == MOAT_LEAK_LOG)
+		return;
+	/* The event: what an operator needs, never the data itself. */
+	char jt[512], jc[160], ju[160], jp[2 * MOAT_LEAK_PATH_MAX],
+		jv[2 * MOAT_LEAK_PREVIEW_MAX];
+	json_str(jt, sizeof(jt), x->topic, x->topic_len);
+	json_str(jc, sizeof(jc), x->cid, strlen(x->cid));
+	if (x->user)
+		json_str(ju, sizeof(ju), x->user, strlen(x->user));
+	json_str(jp, sizeof(jp), f->path, strlen(f->path));
+	json_str(jv, sizeof(jv), f->preview, strlen(f->preview));
+	char ev[1400];
+	int n = snprintf(
+		ev, sizeof(ev),
+		"{\"category\":\"%s\",\"severity\":\"%s\",\"confidence\":%u,"
+		"\"action\":\"%s\",\"origin\":\"%s\",\"part\":\"%s\","
+		"\"topic\":\"%s\",\"client_id\":\"%s\",\"user\":%s%s%s,"
+		"\"path\":%s%s%s,\"start\":%zu,\"end\":%zu,\"preview\":\"%s\","
+		"\"hmac\":\"%s\"}",
+		cat, moat_leak_severity_name(f->severity),
+		(unsigned)f->confidence,
+		action == MOAT_LEAK_BLOCK    ? "block"
+		: action == MOAT_LEAK_REDACT ? "redact"
+					     : "alert",
+		x->origin, part, jt, jc, x->user ? "\"" : "",
+		x->user ? ju : "null", x->user ? "\"" : "",
+		f->path[0] ? "\"" : "", f->path[0] ? jp : "null",
+		f->path[0] ? "\"" : "", f->start, f->end, jv, f->hmac);
+	if (n < 0 || (size_t)n >= sizeof(ev))
+		return;
+	char topic[64];
+	snprintf(topic, sizeof(topic), "$SYS/moat/leaks/%s", cat);
+	struct moat_msg *m = moat_msg_new((const uint8_t *)topic, strlen(topic),
+					  (const uint8_t *)ev, (size_t)n, 0,
+					  false);
+	if (!m)
+		return;
+	moat_worker_route(w, m);
+	moat_msg_unref(&m);
+}
+
+/* ---- inspection --------------------------------------------------------------- */
+
+/* Findings of one part with their actions; the ones to redact kept. */
+struct part_verdict {
+	int action; /* strongest, -1 = no finding */
+	struct moat_leak_finding redact[MOAT_LEAK_MAX_FINDINGS];
+	size_t nredact;
+};
+
+static void judge(struct leak_ctx *x, const struct moat_msg *m,
+		  const char *part, const struct moat_leak_result *r,
+		  struct part_verdict *v)
+{
+	const struct moat_config *cfg = x->w->cfg;
+	v->action = -1;
+	v->nredact = 0;
+	for (size_t i = 0; i < r->n; i++) {
+		const struct moat_leak_finding *f = &r->findings[i];
+		int p = policy_for(cfg, m, f->category);
+		int a = p >= 0 ? cfg->leak_policies[p].action : MOAT_LEAK_ALERT;
+		if (a == MOAT_LEAK_REDACT)
+			v->redact[v->nredact++] = *f;
+		v->action = MOAT_MAX(v->action, a);
+		report(x, part, f, a, p);
+	}
+}
+
+/* Overwrite the findings to redact in buf[0..len). */
+static void redact(uint8_t *buf, size_t len, const struct part_verdict *v)
+{
+	struct moat_leak_result r = {.findings = v->redact, .n = v->nredact,
+				     .total = v->nredact};
+	if (v->nredact)
+		moat_leak_redact_inplace(buf, len, &r);
+}
+
+int moat__leak_inspect(struct moat_worker *w, struct moat_msg *m,
+		       const char *origin, const char *cid, const char *user)
+{
+	struct moat_leak_scratch *s = scratch(w);
+	if (!s)
+		return -1;
+	const struct moat_leak_db *db = w->sec->leak_db;
+	struct moat_leak_result r;
+	struct part_verdict v;
+	/* The message is not shared yet: redaction happens in place. */
+	uint8_t *topic = (uint8_t *)m->topic;
+	uint8_t *payload = (uint8_t *)(uintptr_t)m->payload;
+	uint8_t *props = (uint8_t *)(uintptr_t)m->props;
+	struct leak_ctx x = {.w = w, .cid = cid ? cid : "", .user = user,
+			     .origin = origin, .topic = m->topic,
+			     .topic_len = m->topic_len};
+	int action = -1;
+	/* The topic first: its findings are shown redacted in every line
+	 * and event about this message.  A topic cannot be rewritten (it
+	 * decides who gets the message): redact means block there. */
+	char tbuf[1024];
+	if (moat_leak_scan(db, s, topic, m->topic_len, &r) > 0) {
+		if (m->topic_len < sizeof(tbuf)) {
+			memcpy(tbuf, m->topic, m->topic_len);
+			moat_leak_redact_inplace((uint8_t *)tbuf,
+						 m->topic_len, &r);
+			x.topic = tbuf;
+		} else {
+			x.topic = "(a long topic, withheld)";
+			x.topic_len = strlen(x.topic);
+		}
+		judge(&x, m, "topic", &r, &v);
+		action = v.action == MOAT_LEAK_REDACT ? MOAT_LEAK_BLOCK
+						      : v.action;
+	}
+	if (m->payload_len &&
+	    moat_leak_scan(db, s, payload, m->payload_len, &r) > 0) {
+		judge(&x, m, "payload", &r, &v);
+		redact(payload, m->payload_len, &v);
+		action = MOAT_MAX(action, v.action);
+	}
+	/* MQTT 5 user properties, each scanned as "name=value" so that
+	 * key-based rules see password=12345; offsets in findings are into
+	 * that text. */
+	struct moat_bytes raw = {props, m->props_len};
+	struct moat_mqtt_prop_item it;
+	size_t pos = 0;
+	while (m->props_len && moat_mqtt_props_next(&raw, &pos, &it)) {
+		if (it.id != PROP_USER_PROPERTY)
+			continue;
+		size_t nl = it.a.len, vl = it.b.len, n = nl + 1 + vl;
+		if (n > w->leak_bufcap) {
+			uint8_t *nb = moat_realloc(w->leak_buf, n);
+			if (!nb)
+				continue; /* not scanned: out of memory */
+			w->leak_buf = nb;
+			w->leak_bufcap = n;
+		}
+		memcpy(w->leak_buf, it.a.p, nl);
+		w->leak_buf[nl] = '=';
+		memcpy(w->leak_buf + nl + 1, it.b.p, vl);
+		if (moat_leak_scan(db, s, w->leak_buf, n, &r) <= 0)
+			continue;
+		judge(&x, m, "user property", &r, &v);
+		if (v.nredact) {
+			redact(w->leak_buf, n, &v);
+			memcpy((uint8_t *)(uintptr_t)it.a.p, w->leak_buf, nl);
+			memcpy((uint8_t *)(uintptr_t)it.b.p, w->leak_buf + nl + 1,
+			       vl);
+		}
+		action = MOAT_MAX(action, v.action);
+	}
+	if (action == MOAT_LEAK_BLOCK)
+		MOAT_STAT_ADD(w->b, leaks_blocked, 1);
+	else if (action == MOAT_LEAK_REDACT)
+		MOAT_STAT_ADD(w->b, leaks_redacted, 1);
+	return action;
+}
+
+/* ---- the retained store at start ---------------------------------------------- */
+
+static struct moat_msg *clone_msg(const struct moat_msg *m)
+{
+	struct moat_msg_extra x = {
+		.props = m->props,
+		.props_len = m->props_len,
+		.origin = m->origin,
+		.has_src = m->has_src,
+		.src_user = m->src_user,
+		.src_cid = m->src_cid,
+	};
+	struct moat_msg *c = moat_msg_new5((const uint8_t *)m->topic,
+					   m->topic_len, m->payload,
+					   m->payload_len, m->qos, m->retain,
+					   &x);
+	if (c)
+		c->expiry_ms = m->expiry_ms;
+	return c;
+}
+
+void moat__leak_sweep_retained(struct moat_worker *w)
+{
+	struct moat_broker *b = w->b;
+	struct moat_msg **v;
+	size_t n, scanned = 0, changed = 0;
+	if (!w->sec->leak_db)
+		return;
+	pthread_rwlock_rdlock(&b->tree.lock);
+	size_t max = b->tree.nretained;
+	pthread_rwlock_unlock(&b->tree.lock);
+	if (!max || moat_tree_retained(&b->tree, (const uint8_t *)"#", 1, max,
+				       &v, &n) != MOAT_OK)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		struct moat_msg *c = clone_msg(v[i]);
+		if (!c)
+			break;
+		c->store_id = v[i]->store_id ? moat__store_msg_id(b) : 0;
+		scanned++;
+		int a = moat__leak_inspect(w, c, "retained", v[i]->src_cid,
+					   v[i]->src_user);
+		if (a == MOAT_LEAK_BLOCK || a == MOAT_LEAK_REDACT) {
+			/* blocked: deleted; redacted: replaced */
+			struct moat_msg *r =
+				a == MOAT_LEAK_REDACT
+					? moat_msg_ref(c)
+					: moat_msg_new((const uint8_t *)c->topic,
+						       c->topic_len, NULL, 0, 0,
+						       true);
+			uint64_t seq;
+			if (r && moat_tree_retain(&b->tree, r, &seq) ==
+					 MOAT_OK) {
+				moat__store_retain(w, r, seq);
+				changed++;
+			}
+			moat_msg_unref(&r);
+		}
+		moat_msg_unref(&c);
+	}
+	for (size_t i = 0; i < n; i++)
+		moat_msg_unref(&v[i]);
+	moat_free(v);
+	moat_notice("leak: retained store swept: %zu messages scanned, %zu "
+		    "redacted or deleted by leak_policy",
+		    scanned, changed);
+}
+
+/* ---- $SYS ---------------------------------------------------------------------- */
+
+void moat__leak_sys_publish(struct moat_worker *w,
+			    void (*put)(struct moat_worker *, const char *,
+					const char *))
+{
+	const struct moat_config *cfg = w->cfg;
+	struct moat_broker *b = w->b;
+	char topic[96], val[400];
+	if (!w->sec->leak_db)
+		return;
+	for (int c = 0; c < MOAT_LEAK_CATEGORY_COUNT; c++) {
+		snprintf(topic, sizeof(topic), "$SYS/moat/leaks/count/%s",
+			 moat_leak_category_name((enum moat_leak_category)c));
+		snprintf(val, sizeof(val), "%llu",
+			 (unsigned long long)atomic_load_explicit(
+				 &b->stats.leaks[c], memory_order_relaxed));
+		put(w, topic, val);
+	}
+	snprintf(val, sizeof(val), "%llu",
+		 (unsigned long long)MOAT_STAT_GET(b, leaks_blocked));
+	put(w, "$SYS/moat/leaks/messages/blocked", val);
+	snprintf(val, sizeof(val), "%llu",
+		 (unsigned long long)MOAT_STAT_GET(b, leaks_redacted));
+	put(w, "$SYS/moat/leaks/messages/redacted", val);
+	for (size_t i = 0; i < cfg->nleak_policies; i++) {
+		const struct moat_leak_policy_cfg *p = &cfg->leak_policies[i];
+		snprintf(topic, sizeof(topic), "$SYS/moat/leaks/policy/%zu",
+			 i + 1);
+		snprintf(val, sizeof(val), "%s %s %s: %llu", p->filter,
+			 p->category, action_names[p->action],
+			 (unsigned long long)atomic_load_explicit(
+				 &w->sec->leak_policy_hits[i],
+				 memory_order_relaxed));
+		put(w, topic, val);
+	}
+}

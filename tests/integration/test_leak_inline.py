@@ -1,0 +1,345 @@
+"""The leak detector inside moatd (docs/leaks.md, "In moatd").
+
+Real clients (mosquitto_pub/_sub, paho-mqtt) publish private data; the
+tests check what subscribers receive (unchanged, redacted, nothing), the
+events on $SYS/moat/leaks/CATEGORY (for an admin only, never the secret),
+the log lines (never the secret), the MQTT 5 reason code of a blocked
+message, wills, user properties, topics, counters, configuration errors,
+and the sweep of the retained store at start."""
+import json
+import os
+import subprocess
+import threading
+import time
+import unittest
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from moat_harness import (Broker, BrokerTest, MOAT, MOATD,
+                          password_file_text, raw_connect, read_packet,
+                          wait_for)
+from test_mqtt5 import connect5, publish5
+
+PW = {"admin": "Adm1n-Leak-T3st!", "dev": "D3v-Leak-T3st!x"}
+ACL = ("user admin\ntopic readwrite #\ntopic read $SYS/#\n"
+       "user dev\ntopic readwrite t/#\n")
+POLICIES = ("leak_policy t/redact/# all redact\n"
+            "leak_policy t/block/# credential block\n"
+            "leak_policy t/log/# all log\n")
+SECRET = "hunter2"
+CRED = '{"device": "pump-7", "password": "%s"}' % SECRET
+
+
+class Client:
+    """A paho client (v3 or v5) that records messages."""
+
+    def __init__(self, port, cid, user, v5=False):
+        self.c = mqtt.Client(cid, protocol=mqtt.MQTTv5 if v5 else
+                             mqtt.MQTTv311)
+        self.c.username_pw_set(user, PW[user])
+        self.msgs = []
+        self.acks = {}
+        self.lock = threading.Lock()
+        self.c.on_message = self._msg
+        self.c.on_publish = lambda c, u, mid, *a: None
+        self.v5 = v5
+        self.c.connect("127.0.0.1", port, 30)
+        self.c.loop_start()
+        assert wait_for(self.c.is_connected, 10)
+
+    def _msg(self, c, u, m):
+        with self.lock:
+            self.msgs.append(m)
+
+    def sub(self, topic, qos=1):
+        done = threading.Event()
+        self.c.on_subscribe = lambda *a: done.set()
+        self.c.subscribe(topic, qos)
+        assert done.wait(10)
+
+    def payloads(self, topic=None):
+        with self.lock:
+            return [bytes(m.payload) for m in self.msgs
+                    if topic is None or m.topic == topic]
+
+    def close(self):
+        self.c.disconnect()
+        self.c.loop_stop()
+
+
+def mosq_pub(port, topic, payload, *extra):
+    return subprocess.run(["mosquitto_pub", "-p", str(port), "-t", topic,
+                           "-m", payload, "-u", "dev", "-P", PW["dev"]]
+                          + list(extra), capture_output=True, text=True,
+                          timeout=20)
+
+
+class LeakInlineTest(BrokerTest):
+    broker_config = ("password_file @DIR@/passwd\nacl_file @DIR@/acl\n"
+                     "allow_anonymous false\nsys_interval 1\n" + POLICIES)
+    broker_files = {"passwd": password_file_text(PW), "acl": ACL}
+
+    def setUp(self):
+        super().setUp()
+        self.sub = Client(self.port, "sub-%s" % self._testMethodName,
+                          "dev")
+        self.sub.sub("t/#")
+        self.admin = Client(self.port, "adm-%s" % self._testMethodName,
+                            "admin")
+        self.admin.sub("$SYS/moat/leaks/+", 0)
+
+    def tearDown(self):
+        self.sub.close()
+        self.admin.close()
+        super().tearDown()
+
+    def events(self):
+        return [json.loads(p) for p in self.admin.payloads()]
+
+    def test_alert_by_default(self):
+        mosq_pub(self.port, "t/alert", CRED, "-q", "1")
+        self.assertTrue(wait_for(lambda: self.sub.payloads("t/alert"), 10))
+        self.assertEqual(self.sub.payloads("t/alert"), [CRED.encode()])
+        self.assertTrue(wait_for(self.events, 10))
+        ev = self.events()[0]
+        self.assertEqual(self.admin.msgs[0].topic,
+                         "$SYS/moat/leaks/credential")
+        self.assertEqual((ev["category"], ev["action"], ev["topic"],
+                          ev["user"], ev["path"], ev["part"]),
+                         ("credential", "alert", "t/alert", "dev",
+                          "$.password", "payload"))
+        for k in ("severity", "confidence", "client_id", "start", "end",
+                  "preview", "hmac"):
+            self.assertIn(k, ev)
+        self.assertEqual(CRED[ev["start"]:ev["end"]], SECRET)
+        self.assertNotIn(SECRET, json.dumps(ev))
+        log = self.broker.read_log()
+        self.assertIn("leak: credential", log)
+        self.assertNotIn(SECRET, log)
+
+    def test_redact(self):
+        payload = ('{"ip": "10.1.2.3", "password": "%s", "temp": 21.5}'
+                   % SECRET)
+        mosq_pub(self.port, "t/redact/a", payload, "-q", "1")
+        self.assertTrue(wait_for(lambda: self.sub.payloads("t/redact/a"),
+                                 10))
+        got = self.sub.payloads("t/redact/a")[0]
+        self.assertEqual(len(got), len(payload))
+        doc = json.loads(got)  # still valid JSON
+        self.assertEqual(doc["temp"], 21.5)
+        self.assertEqual(set(doc["password"]), {"*"})
+        self.assertEqual(set(doc["ip"]), {"*"})
+        self.assertNotIn(SECRET.encode(), got)
+        self.assertTrue(wait_for(lambda: any(e["action"] == "redact"
+                                             for e in self.events()), 10))
+
+    def test_redact_retained(self):
+        mosq_pub(self.port, "t/redact/ret", CRED, "-q", "1", "-r")
+        late = Client(self.port, "late-ret", "dev")
+        late.sub("t/redact/ret")
+        self.assertTrue(wait_for(late.payloads, 10))
+        self.assertNotIn(SECRET.encode(), late.payloads()[0])
+        late.close()
+        mosq_pub(self.port, "t/redact/ret", "", "-r", "-n")
+
+    def test_block_v5_reason_code(self):
+        sk = raw_connect(self.port)
+        sk.sendall(connect5("v5blk", user="dev", password=PW["dev"]))
+        self.assertEqual(read_packet(sk)[0], 0x20)
+        sk.sendall(publish5("t/block/x", CRED, qos=1, pid=3))
+        first, body = read_packet(sk)
+        self.assertEqual(first, 0x40)
+        self.assertEqual(body[:3], b"\x00\x03\x83")  # 0x83
+        sk.close()
+        # nothing reached the subscriber; a clean message on the same
+        # topic does
+        mosq_pub(self.port, "t/block/x", '{"temp": 20}', "-q", "1")
+        self.assertTrue(wait_for(lambda: self.sub.payloads("t/block/x"),
+                                 10))
+        self.assertEqual(self.sub.payloads("t/block/x"), [b'{"temp": 20}'])
+        self.assertTrue(any(e["action"] == "block" for e in self.events()))
+
+    def test_block_v3_acknowledged_and_dropped(self):
+        r = mosq_pub(self.port, "t/block/v3", CRED, "-q", "1")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        mosq_pub(self.port, "t/block/v3", "fine", "-q", "1")
+        self.assertTrue(wait_for(lambda: self.sub.payloads("t/block/v3"),
+                                 10))
+        self.assertEqual(self.sub.payloads("t/block/v3"), [b"fine"])
+        self.assertIn("blocked", self.broker.read_log())
+
+    def test_log_only(self):
+        mosq_pub(self.port, "t/log/x", CRED, "-q", "1")
+        self.assertTrue(wait_for(lambda: self.sub.payloads("t/log/x"), 10))
+        self.assertEqual(self.sub.payloads("t/log/x"), [CRED.encode()])
+        time.sleep(0.3)
+        self.assertFalse([e for e in self.events()
+                          if e["topic"] == "t/log/x"])
+        self.assertIn("on t/log/x", self.broker.read_log())
+
+    def test_topic_leak_redact_means_block(self):
+        topic = "t/redact/alice.smith@example.com/state"
+        mosq_pub(self.port, topic, "on", "-q", "1")
+        mosq_pub(self.port, "t/redact/marker", "after", "-q", "1")
+        self.assertTrue(wait_for(
+            lambda: self.sub.payloads("t/redact/marker"), 10))
+        self.assertEqual(self.sub.payloads(topic), [])
+        ev = [e for e in self.events() if e["part"] == "topic"]
+        self.assertTrue(ev)
+        self.assertNotIn("alice.smith", ev[0]["topic"])
+
+    def test_user_property_redacted(self):
+        c = mqtt.Client("v5up", protocol=mqtt.MQTTv5)
+        c.username_pw_set("dev", PW["dev"])
+        c.connect("127.0.0.1", self.port, 30)
+        c.loop_start()
+        p = Properties(PacketTypes.PUBLISH)
+        p.UserProperty = [("password", SECRET), ("site", "plant-3")]
+        sub5 = mqtt.Client("v5sub", protocol=mqtt.MQTTv5)
+        sub5.username_pw_set("dev", PW["dev"])
+        got = []
+        sub5.on_message = lambda cl, u, m: got.append(m)
+        sub5.connect("127.0.0.1", self.port, 30)
+        sub5.loop_start()
+        done = threading.Event()
+        sub5.on_subscribe = lambda *a: done.set()
+        sub5.subscribe("t/redact/up", 1)
+        self.assertTrue(done.wait(10))
+        c.publish("t/redact/up", b"ok", qos=1, properties=p).wait_for_publish(10)
+        self.assertTrue(wait_for(lambda: got, 10))
+        props = dict(got[0].properties.UserProperty)
+        self.assertEqual(props["site"], "plant-3")
+        self.assertNotIn(SECRET, props["password"])
+        for x in (c, sub5):
+            x.disconnect()
+            x.loop_stop()
+
+    def test_will_blocked(self):
+        c = mqtt.Client("willer")
+        c.username_pw_set("dev", PW["dev"])
+        c.will_set("t/block/will", CRED, qos=1)
+        c.connect("127.0.0.1", self.port, 30)
+        c.loop_start()
+        self.assertTrue(wait_for(c.is_connected, 10))
+        c.loop_stop()
+        c.socket().close()  # lost without DISCONNECT: the will would fire
+        mosq_pub(self.port, "t/block/marker", "after", "-q", "1")
+        self.assertTrue(wait_for(
+            lambda: self.sub.payloads("t/block/marker"), 10))
+        time.sleep(0.5)
+        self.assertEqual(self.sub.payloads("t/block/will"), [])
+        self.assertIn("will dropped by leak_policy", self.broker.read_log())
+
+    def test_counters(self):
+        mosq_pub(self.port, "t/count", CRED, "-q", "1")
+        cnt = Client(self.port, "counter", "admin")
+        cnt.sub("$SYS/moat/leaks/count/credential", 0)
+        self.assertTrue(wait_for(
+            lambda: any(int(p) >= 1 for p in cnt.payloads()), 10))
+        cnt.sub("$SYS/moat/leaks/policy/#", 0)
+        self.assertTrue(wait_for(lambda: any(
+            m.topic == "$SYS/moat/leaks/policy/2" for m in cnt.msgs), 10))
+        cnt.close()
+
+    def test_not_for_dev(self):
+        spy = Client(self.port, "spy", "dev")
+        done = threading.Event()
+        granted = []
+        spy.c.on_subscribe = lambda c, u, mid, q, *a: (granted.extend(q),
+                                                       done.set())
+        spy.c.subscribe("$SYS/moat/leaks/#", 0)
+        self.assertTrue(done.wait(10))
+        self.assertEqual(granted, [128])  # refused
+        spy.close()
+
+
+class LeakConfigTest(unittest.TestCase):
+    def check_bad(self, line, needle):
+        b = Broker(line)
+        r = subprocess.run([MOATD, "-t", "-c", b.conf], capture_output=True,
+                           text=True, timeout=20)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn(needle, r.stderr + r.stdout)
+        b.dir.cleanup()
+
+    def test_bad_policies(self):
+        self.check_bad("leak_policy t/# nosuch block\n", "unknown category")
+        self.check_bad("leak_policy t/# email shred\n", "unknown action")
+        self.check_bad("leak_policy t/#/x email log\n",
+                       "not a valid topic filter")
+        self.check_bad("leak_policy t/# email\n", "expected")
+        self.check_bad("leak_key_file @DIR@/missing\n", "leak_key_file")
+
+    def test_off(self):
+        with Broker("leak_detection false\n" + POLICIES) as b:
+            sub = subprocess.Popen(["mosquitto_sub", "-p", str(b.port),
+                                    "-t", "t/#", "-C", "1", "-W", "10"],
+                                   stdout=subprocess.PIPE, text=True)
+            time.sleep(0.3)
+            subprocess.run(["mosquitto_pub", "-p", str(b.port), "-t",
+                            "t/redact/x", "-m", CRED], timeout=10)
+            out, _ = sub.communicate(timeout=15)
+            self.assertEqual(out.strip(), CRED)
+            self.assertNotIn("leak:", b.read_log())
+
+    def test_key_file_gives_stable_hmacs(self):
+        key = os.urandom(32)
+        hm = []
+        for _ in range(2):
+            b = Broker("leak_key_file @DIR@/leak.key\n",
+                       files={"leak.key": key})
+            with b:
+                subprocess.run(["mosquitto_pub", "-p", str(b.port), "-t",
+                                "t/k", "-m", CRED], timeout=10)
+                wait_for(lambda: "hmac " in b.read_log(), 10)
+                log = b.read_log()
+            hm.append(log.split("hmac ")[1][:32])
+        self.assertEqual(hm[0], hm[1])
+        # and moat scan with the same key agrees
+        b = Broker("")
+        with open(b.path("k"), "wb") as f:
+            f.write(key)
+        os.chmod(b.path("k"), 0o600)
+        r = subprocess.run([MOAT, "scan", "--key-file", b.path("k"),
+                            "--format", "json"], input=CRED + "\n",
+                           capture_output=True, text=True, timeout=20)
+        b.dir.cleanup()
+        self.assertIn(hm[0], r.stdout)
+
+
+class RetainedSweepTest(unittest.TestCase):
+    def test_retained_store_swept_at_start(self):
+        import socket
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        base = "persistence true\npersistence_location @DIR@/data\n"
+        b = Broker(base + "leak_detection false\n", port=port)
+        b.start()
+        subprocess.run(["mosquitto_pub", "-p", str(port), "-t", "r/cfg",
+                        "-m", CRED, "-r", "-q", "1"], timeout=10)
+        subprocess.run(["mosquitto_pub", "-p", str(port), "-t", "r/ok",
+                        "-m", "fine", "-r", "-q", "1"], timeout=10)
+        self.assertEqual(b.stop(), 0)
+        with open(b.conf, "a") as f:
+            f.write("leak_detection true\nleak_policy r/# all redact\n")
+        b.start()
+        try:
+            self.assertIn("retained store swept: 2 messages scanned, 1",
+                          b.run_log())
+            out = subprocess.run(["mosquitto_sub", "-p", str(port), "-t",
+                                  "r/#", "-C", "2", "-W", "10", "-v"],
+                                 capture_output=True, text=True, timeout=20)
+            self.assertIn("r/ok fine", out.stdout)
+            self.assertNotIn(SECRET, out.stdout)
+            self.assertIn("r/cfg", out.stdout)
+        finally:
+            self.assertEqual(b.stop(), 0)
+            b.dir.cleanup()
+
+
+if __name__ == "__main__":
+    unittest.main()
