@@ -191,6 +191,16 @@ class BrokerTest(unittest.TestCase):
                         "broker died:\n" + self.broker.read_log()[-4000:])
 
 
+def free_port():
+    """A loopback port with (very probably) nobody listening: for a broker
+    that must keep its port across restarts, or a connection refused."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
 def raw_connect(port, timeout=5.0):
     s = socket.create_connection((HOST, port), timeout=timeout)
     s.settimeout(timeout)

@@ -52,7 +52,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from moat_harness import (Broker, connect_packet, mosquitto_pw_hash,  # noqa
+from moat_harness import (free_port, Broker, connect_packet, mosquitto_pw_hash,  # noqa
                           publish_packet, raw_connect, read_packet)
 
 MOAT = os.environ.get("MOAT_BIN", "moat")
@@ -181,13 +181,6 @@ def finding(target, fid):
         raise AssertionError("no %s in %r" % (fid, target))
     return hits
 
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def can_connect(port):

@@ -13,7 +13,7 @@ import tempfile
 import time
 import unittest
 
-from moat_harness import MOAT, Broker, BrokerTest, password_file_text
+from moat_harness import free_port, MOAT, Broker, BrokerTest, password_file_text
 
 RUN_TIMEOUT = 120
 
@@ -46,13 +46,6 @@ def bench(*args, timeout=RUN_TIMEOUT):
         raise AssertionError("moat bench: sanitizer report:\n" + err)
     return r.returncode, r.stdout.decode(), err
 
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class BenchScenarios(BrokerTest):

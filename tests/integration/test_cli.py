@@ -42,6 +42,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from moat_harness import free_port  # noqa: E402
 
 MOAT = os.environ.get("MOAT_BIN", "moat")
 HOST = os.environ.get("MOAT_TEST_HOST", "127.0.0.1")
@@ -145,14 +146,6 @@ class Bg:
         if not self.proc.stdout.closed:
             self._close()
 
-
-def free_port():
-    """A loopback port with (very probably) nobody listening."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class CliUsage(unittest.TestCase):

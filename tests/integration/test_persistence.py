@@ -18,18 +18,37 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from moat_harness import (Broker, ack, connect_packet, parse_publish,
+from moat_harness import (free_port, Broker, ack, connect_packet, parse_publish,
                           publish_packet, raw_connect, read_packet,
                           subscribe_packet, wait_for)
 from test_mqtt5 import connect5, publish5
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+
+def small_disk():
+    """A file-size limit for moatd: it stands in for a full disk."""
+    limit = 512 * 1024
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+
+def fill_store(test, b):
+    """Queue 8 KiB messages for a stored session until the store fails."""
+    s = Collector(b.port, "filler").connect()
+    s.subscribe("f/#", 1)
+    s.stop()
+    pub = mqtt.Client("fpub", protocol=mqtt.MQTTv5)
+    pub.connect("127.0.0.1", b.port, 30)
+    pub.loop_start()
+    for i in range(400):
+        pub.publish("f/t", b"z" * 8192, qos=1)
+        if i % 20 == 19:
+            time.sleep(0.05)
+        if "commit failed" in b.run_log():
+            break
+    test.assertTrue(wait_for(lambda: "commit failed" in b.run_log(), 20),
+                    b.run_log()[-3000:])
+    pub.disconnect()
+    pub.loop_stop()
 
 
 def pbroker(extra="", sync="full", **kw):
@@ -619,32 +638,12 @@ class ReviewRegressionTest(unittest.TestCase):
         """CONNECT with clean session 1 over a stored session: the CONNACK
         waits until the session's end is stored; while the store fails it
         does not come, and after a crash the session is still there."""
-        limit = 512 * 1024
-
-        def small_files():
-            resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-
-        b = pbroker(preexec_fn=small_files).start()
+        b = pbroker(preexec_fn=small_disk).start()
         try:
             w = Collector(b.port, "wipe").connect()
             w.subscribe("wipe/#", 1)
             w.stop()
-            s = Collector(b.port, "filler").connect()
-            s.subscribe("f/#", 1)
-            s.stop()
-            pub = mqtt.Client("fpub", protocol=mqtt.MQTTv5)
-            pub.connect("127.0.0.1", b.port, 30)
-            pub.loop_start()
-            for i in range(400):
-                pub.publish("f/t", b"z" * 8192, qos=1)
-                if i % 20 == 19:
-                    time.sleep(0.05)
-                if "commit failed" in b.run_log():
-                    break
-            self.assertTrue(wait_for(lambda: "commit failed" in b.run_log(),
-                                     20))
-            pub.disconnect()
-            pub.loop_stop()
+            fill_store(self, b)
             # the client wipes its session: CONNACK session present 0
             sock = raw_connect(b.port)
             sock.sendall(connect_packet("wipe", clean=True))
@@ -695,37 +694,17 @@ class ReviewRegressionTest(unittest.TestCase):
         disconnected (it sends it again later)."""
         from moat_harness import (expect_closed, subscribe_packet,
                                   unsubscribe_packet)
-        limit = 512 * 1024
-
-        def small_files():
-            resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-
-        b = pbroker(preexec_fn=small_files).start()
+        b = pbroker(preexec_fn=small_disk).start()
         try:
             sk = raw_connect(b.port)
             sk.sendall(connect_packet("u311", clean=False))
             self.assertEqual(read_packet(sk)[0], 0x20)
             sk.sendall(subscribe_packet(1, [("u/t", 0)]))
             self.assertEqual(read_packet(sk)[0], 0x90)
-            s = Collector(b.port, "filler").connect()
-            s.subscribe("f/#", 1)
-            s.stop()
-            pub = mqtt.Client("fpub", protocol=mqtt.MQTTv5)
-            pub.connect("127.0.0.1", b.port, 30)
-            pub.loop_start()
-            for i in range(400):
-                pub.publish("f/t", b"z" * 8192, qos=1)
-                if i % 20 == 19:
-                    time.sleep(0.05)
-                if "commit failed" in b.run_log():
-                    break
-            self.assertTrue(wait_for(lambda: "commit failed" in b.run_log(),
-                                     20))
+            fill_store(self, b)
             sk.sendall(unsubscribe_packet(2, ["u/t"]))
             self.assertTrue(expect_closed(sk), "UNSUBACK for an "
                             "unsubscription that is not kept")
-            pub.disconnect()
-            pub.loop_stop()
         finally:
             finish(self, b)
 
@@ -836,12 +815,7 @@ class BadStorageTest(unittest.TestCase):
         """A file-size limit stands in for a full disk: commits fail,
         nothing is acknowledged that is not stored, moatd stays up and
         stops cleanly; with room again, what was acknowledged is there."""
-        limit = 512 * 1024
-
-        def small_files():
-            resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-
-        b = pbroker(preexec_fn=small_files).start()
+        b = pbroker(preexec_fn=small_disk).start()
         try:
             c = Collector(b.port, "full-sub").connect()
             c.subscribe("f/#", 1)
