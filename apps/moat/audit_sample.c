@@ -72,6 +72,26 @@ static void note_finding(struct sampler *s, const struct moat_leak_finding *fd,
 		fd->path[0] ? " at " : "", fd->path, fd->preview, fd->hmac);
 }
 
+/* The findings of one scan; a JSON path can hold private data itself (a
+ * map keyed by e-mail or MAC address): shown redacted. */
+static void note_all(struct sampler *s, const struct moat_leak_result *r,
+		     struct moat_bytes topic, const char *shown,
+		     const char *part)
+{
+	struct moat_leak_finding fs[MOAT_LEAK_MAX_FINDINGS];
+	size_t n = r->n;
+	memcpy(fs, r->findings, n * sizeof(fs[0])); /* the scratch is reused */
+	for (size_t i = 0; i < n; i++) {
+		struct moat_leak_result pr;
+		size_t pl = strlen(fs[i].path);
+		if (pl && moat_leak_scan(s->db, s->scratch,
+					 (const uint8_t *)fs[i].path, pl,
+					 &pr) != 0)
+			moat_leak_redact_inplace((uint8_t *)fs[i].path, pl, &pr);
+		note_finding(s, &fs[i], topic, shown, part);
+	}
+}
+
 static void scan_sample(struct sampler *s, const struct audit_sample_msg *m)
 {
 	struct moat_leak_result r;
@@ -90,15 +110,12 @@ static void scan_sample(struct sampler *s, const struct audit_sample_msg *m)
 	moat_log_escape(tb, tl, shown, sizeof(shown));
 	if (!tl)
 		snprintf(shown, sizeof(shown), "(a long topic, withheld)");
-	for (size_t i = 0; i < r.n; i++)
-		note_finding(s, &r.findings[i], m->topic, shown, "topic");
+	note_all(s, &r, m->topic, shown, "topic");
 	if (m->payload.len &&
 	    moat_leak_scan(s->db, s->scratch, m->payload.p, m->payload.len,
 			   &r) > 0)
-		for (size_t i = 0; i < r.n; i++)
-			note_finding(s, &r.findings[i], m->topic, shown,
-				     m->retained ? "retained payload"
-						 : "payload");
+		note_all(s, &r, m->topic, shown,
+			 m->retained ? "retained payload" : "payload");
 }
 
 int audit_scan_sample(const struct audit_sample_msg *m,
@@ -141,6 +158,7 @@ void audit_sample_payloads(struct audit_ctx *x, const struct audit_ident *id,
 	struct sampler s = {.id = id, .f = &x->t->findings};
 	struct audit_harvest h = {.on_msg = on_msg, .arg = &s};
 	char err[256];
+	snprintf(err, sizeof(err), "out of memory for the leak detector");
 	if (moat_leak_db_new(NULL, &s.db, err, sizeof(err)) != MOAT_OK ||
 	    moat_leak_scratch_new(s.db, &s.scratch) != MOAT_OK) {
 		audit_note(x->t, "payload sampling not run: %s", err);

@@ -178,6 +178,11 @@ int moat_broker_start(struct moat_broker *b)
 		moat_authq_stop(&b->authq);
 		return MOAT_EIO;
 	}
+	/* What the store restored was published before the current leak
+	 * policies: scanned before any client is served (worker 0's state,
+	 * from this thread: the workers do not run yet). */
+	moat__leak_sweep_retained(&b->workers[0]);
+	moat__store_flush(&b->workers[0]);
 	for (unsigned i = 0; i < b->nworkers; i++) {
 		int e = pthread_create(&b->workers[i].thread, NULL,
 				       moat_worker_main, &b->workers[i]);

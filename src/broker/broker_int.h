@@ -773,6 +773,8 @@ void moat__store_ungate(struct moat_conn *c);
 int moat__leak_setup(struct moat_security *s, char *err, size_t errsz);
 void moat__leak_cleanup(struct moat_security *s);
 void moat__leak_worker_free(struct moat_worker *w);
+/* The security state changed: the scratch is made again when needed. */
+void moat__leak_worker_reset(struct moat_worker *w);
 /* Scan a message not yet shared (topic, payload, user properties) and act
  * on the findings by leak_policy: log, alert, redact in place.  Returns
  * the strongest action (enum moat_leak_action), or -1 when nothing was

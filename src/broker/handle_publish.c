@@ -76,6 +76,16 @@ static uint8_t check_publish5(struct moat_conn *c,
 	return resolve_alias(c, p);
 }
 
+/* The acknowledgement of a QoS 1/2 message a leak_policy blocked (MQTT
+ * 5; the detector has logged it, with the topic redacted). */
+static int ack_blocked(struct moat_conn *c, uint8_t qos, uint16_t id)
+{
+	if (!qos)
+		return MOAT_OK;
+	return ack(c, qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, id,
+		   RC_IMPL_SPECIFIC, "blocked by leak_policy: private data");
+}
+
 static struct moat_msg *build_msg(struct moat_conn *c,
 				  const struct moat_mqtt_publish5 *p5,
 				  bool retain)
@@ -206,17 +216,24 @@ int moat__handle_publish(struct moat_conn *c, uint8_t flags,
 			return MOAT_ENOMEM;
 		/* Private data: logged, alerted, redacted in m, or the
 		 * message dropped, by leak_policy (docs/leaks.md). */
-		if (w->sec->leak_db &&
-		    moat__leak_inspect(w, m, "publish", s->client_id,
-				       c->username) == MOAT_LEAK_BLOCK) {
+		int leak = w->sec->leak_db
+				   ? moat__leak_inspect(w, m, "publish",
+							s->client_id,
+							c->username)
+				   : -1;
+		/* (Its alert events may have gone to this very client.) */
+		if (c->state == CONN_CLOSED) {
+			moat_msg_unref(&m);
+			return MOAT_OK;
+		}
+		s = c->session;
+		if (leak == MOAT_LEAK_BLOCK) {
 			moat_msg_unref(&m);
 			/* MQTT 5 is told (0x83: valid, but not accepted);
 			 * 3.1.1 has no way to say it: acknowledged, dropped
-			 * and logged. */
-			if (v5) {
-				reason = RC_IMPL_SPECIFIC;
-				why = "blocked by leak_policy: private data";
-			}
+			 * and logged (by the detector, topic redacted). */
+			if (v5)
+				return ack_blocked(c, p->qos, p->packet_id);
 			goto acked;
 		}
 		if (p->qos == 2) {

@@ -10,6 +10,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <stddef.h>
+
+#include <openssl/crypto.h>
+
 #include "broker_int.h"
 #include "codec/mqtt5.h"
 #include "leak/leak.h"
@@ -64,7 +68,7 @@ int moat__leak_setup(struct moat_security *s, char *err, size_t errsz)
 	const struct moat_config *cfg = &s->cfg;
 	if (!cfg->leak_detection)
 		return MOAT_OK;
-	uint8_t key[MOAT_LEAK_KEY_LEN];
+	uint8_t key[MOAT_LEAK_KEY_LEN] = {0};
 	struct moat_leak_opts o = {0};
 	if (cfg->leak_key_file[0]) {
 		int rc = load_key(cfg->leak_key_file, key, err, errsz);
@@ -74,7 +78,7 @@ int moat__leak_setup(struct moat_security *s, char *err, size_t errsz)
 	}
 	char e[256] = "";
 	int rc = moat_leak_db_new(&o, &s->leak_db, e, sizeof(e));
-	memset(key, 0, sizeof(key));
+	OPENSSL_cleanse(key, sizeof(key));
 	/* Compiling the patterns leaves megabytes of freed memory behind:
 	 * give them back rather than keep them for the broker's life. */
 	malloc_trim(0);
@@ -119,20 +123,52 @@ void moat__leak_worker_free(struct moat_worker *w)
 
 /* ---- policy ------------------------------------------------------------------- */
 
+/* Does a leak_policy filter match topic?  As MQTT matching, except that
+ * a filter starting with a wildcard also covers topics starting with '$'
+ * ("leak_policy # credential block" means every topic). */
+static bool policy_matches(const char *filter, const struct moat_msg *m)
+{
+	const uint8_t *t = (const uint8_t *)m->topic;
+	size_t tl = m->topic_len;
+	if (tl && t[0] == '$' && (filter[0] == '#' || filter[0] == '+')) {
+		char buf[1024];
+		if (tl > sizeof(buf))
+			return filter[0] == '#' && !filter[1];
+		memcpy(buf, t, tl);
+		buf[0] = '_'; /* any plain first character */
+		return moat_topic_matches((const uint8_t *)filter,
+					  strlen(filter), (const uint8_t *)buf,
+					  tl);
+	}
+	return moat_topic_matches((const uint8_t *)filter, strlen(filter), t,
+				  tl);
+}
+
 /* The first leak_policy matching (topic, category), or -1: alert. */
 static int policy_for(const struct moat_config *cfg, const struct moat_msg *m,
 		      enum moat_leak_category cat)
 {
 	for (size_t i = 0; i < cfg->nleak_policies; i++) {
 		const struct moat_leak_policy_cfg *p = &cfg->leak_policies[i];
-		if (!(p->categories & MOAT_LEAK_BIT(cat)))
-			continue;
-		if (moat_topic_matches((const uint8_t *)p->filter,
-				       strlen(p->filter),
-				       (const uint8_t *)m->topic, m->topic_len))
+		if ((p->categories & MOAT_LEAK_BIT(cat)) &&
+		    policy_matches(p->filter, m))
 			return (int)i;
 	}
 	return -1;
+}
+
+/* The strongest action any finding in a message on this topic could
+ * get: what an incomplete scan must assume. */
+static int strongest_for(const struct moat_config *cfg,
+			 const struct moat_msg *m)
+{
+	int worst = -1;
+	for (int c = 0; c < MOAT_LEAK_CATEGORY_COUNT; c++) {
+		int p = policy_for(cfg, m, (enum moat_leak_category)c);
+		worst = MOAT_MAX(worst, p >= 0 ? cfg->leak_policies[p].action
+					       : MOAT_LEAK_ALERT);
+	}
+	return worst;
 }
 
 /* ---- reporting ---------------------------------------------------------------- */
@@ -166,11 +202,12 @@ void moat__leak_log_flush(struct moat_worker *w)
 	w->leak_suppressed = 0;
 }
 
-/* JSON string body of p[0..n) into out (escaped, truncated to fit). */
+/* JSON string body of p[0..n) into out (escaped; cut at a character
+ * boundary to fit). */
 static void json_str(char *out, size_t outsz, const char *p, size_t n)
 {
-	size_t o = 0;
-	for (size_t i = 0; i < n && o + 8 < outsz; i++) {
+	size_t o = 0, i = 0;
+	for (; i < n && o + 8 < outsz; i++) {
 		unsigned char ch = (unsigned char)p[i];
 		if (ch == '"' || ch == '\\') {
 			out[o++] = '\\';
@@ -181,30 +218,54 @@ static void json_str(char *out, size_t outsz, const char *p, size_t n)
 			out[o++] = (char)ch; /* UTF-8 was validated */
 		}
 	}
+	/* Cut short inside a multi-byte character: drop its start. */
+	if (i < n)
+		while (o > 0 && ((unsigned char)out[o - 1] & 0xC0) == 0x80)
+			o--;
+	if (i < n && o > 0 && ((unsigned char)out[o - 1] & 0xC0) == 0xC0)
+		o--;
 	out[o] = '\0';
 }
 
-/* Who and where, for the log line and the event. */
-struct leak_ctx {
+/* One category's first finding in a message, reported once the message's
+ * fate is known. */
+struct pending_report {
+	struct moat_leak_finding f;
+	const char *part;
+	int action; /* its own policy's action */
+	int policy;
+};
+
+/* Who and where, and what the whole message's inspection found. */
+struct inspect {
 	struct moat_worker *w;
+	struct moat_msg *m;
 	const char *cid;
 	const char *user;    /* NULL = anonymous */
 	const char *origin;  /* "publish", "will", "retained" */
 	const char *topic;   /* the topic, redacted where it leaked */
 	size_t topic_len;
+	char tbuf[1024];
+	int action;          /* strongest so far, -1 = nothing found */
+	bool incomplete;     /* a part could not be scanned to its end */
+	uint32_t seen;       /* categories with a pending report */
+	size_t nrep;
+	/* Not cleared (written before read): keep last. */
+	struct pending_report rep[MOAT_LEAK_CATEGORY_COUNT];
 };
 
-static void report(struct leak_ctx *x, const char *part,
-		   const struct moat_leak_finding *f, int action, int policy)
+static const char *fate_name(int action)
+{
+	return action == MOAT_LEAK_BLOCK    ? "blocked"
+	       : action == MOAT_LEAK_REDACT ? "redacted"
+					    : "delivered";
+}
+
+static void report(struct inspect *x, const struct pending_report *pr)
 {
 	struct moat_worker *w = x->w;
-	struct moat_broker *b = w->b;
+	const struct moat_leak_finding *f = &pr->f;
 	const char *cat = moat_leak_category_name(f->category);
-	atomic_fetch_add_explicit(&b->stats.leaks[f->category], 1,
-				  memory_order_relaxed);
-	if (policy >= 0)
-		atomic_fetch_add_explicit(&w->sec->leak_policy_hits[policy], 1,
-					  memory_order_relaxed);
 	if (!may_report(w))
 		return;
 	char t[160], id[80], u[80];
@@ -216,16 +277,14 @@ static void report(struct leak_ctx *x, const char *part,
 				sizeof(u));
 	moat_notice("leak: %s (%s, confidence %u%%) in the %s of a %s by "
 		    "client \"%s\" user %s%s%s on %s%s%s, bytes %zu-%zu: %s "
-		    "(hmac %s); %s",
+		    "(hmac %s); policy %s, message %s",
 		    cat, moat_leak_severity_name(f->severity),
-		    (unsigned)f->confidence, part, x->origin, id,
+		    (unsigned)f->confidence, pr->part, x->origin, id,
 		    x->user ? "\"" : "", x->user ? u : "(anonymous)",
 		    x->user ? "\"" : "", t, f->path[0] ? " at " : "", f->path,
 		    f->start, f->end, f->preview, f->hmac,
-		    action == MOAT_LEAK_BLOCK    ? "blocked"
-		    : action == MOAT_LEAK_REDACT ? "redacted"
-						 : "delivered");
-	if (action == MOAT_LEAK_LOG)
+		    action_names[pr->action], fate_name(x->action));
+	if (pr->action == MOAT_LEAK_LOG)
 		return;
 	/* The event: what an operator needs, never the data itself. */
 	char jt[512], jc[160], ju[160], jp[2 * MOAT_LEAK_PATH_MAX],
@@ -236,149 +295,233 @@ static void report(struct leak_ctx *x, const char *part,
 		json_str(ju, sizeof(ju), x->user, strlen(x->user));
 	json_str(jp, sizeof(jp), f->path, strlen(f->path));
 	json_str(jv, sizeof(jv), f->preview, strlen(f->preview));
-	char ev[1400];
+	char ev[1500];
 	int n = snprintf(
 		ev, sizeof(ev),
 		"{\"category\":\"%s\",\"severity\":\"%s\",\"confidence\":%u,"
-		"\"action\":\"%s\",\"origin\":\"%s\",\"part\":\"%s\","
-		"\"topic\":\"%s\",\"client_id\":\"%s\",\"user\":%s%s%s,"
-		"\"path\":%s%s%s,\"start\":%zu,\"end\":%zu,\"preview\":\"%s\","
-		"\"hmac\":\"%s\"}",
+		"\"action\":\"%s\",\"message\":\"%s\",\"origin\":\"%s\","
+		"\"part\":\"%s\",\"topic\":\"%s\",\"client_id\":\"%s\","
+		"\"user\":%s%s%s,\"path\":%s%s%s,\"start\":%zu,\"end\":%zu,"
+		"\"preview\":\"%s\",\"hmac\":\"%s\"}",
 		cat, moat_leak_severity_name(f->severity),
-		(unsigned)f->confidence,
-		action == MOAT_LEAK_BLOCK    ? "block"
-		: action == MOAT_LEAK_REDACT ? "redact"
-					     : "alert",
-		x->origin, part, jt, jc, x->user ? "\"" : "",
-		x->user ? ju : "null", x->user ? "\"" : "",
+		(unsigned)f->confidence, action_names[pr->action],
+		fate_name(x->action), x->origin, pr->part, jt, jc,
+		x->user ? "\"" : "", x->user ? ju : "null", x->user ? "\"" : "",
 		f->path[0] ? "\"" : "", f->path[0] ? jp : "null",
 		f->path[0] ? "\"" : "", f->start, f->end, jv, f->hmac);
 	if (n < 0 || (size_t)n >= sizeof(ev))
 		return;
 	char topic[64];
 	snprintf(topic, sizeof(topic), "$SYS/moat/leaks/%s", cat);
-	struct moat_msg *m = moat_msg_new((const uint8_t *)topic, strlen(topic),
-					  (const uint8_t *)ev, (size_t)n, 0,
-					  false);
-	if (!m)
+	struct moat_msg *ev_msg = moat_msg_new((const uint8_t *)topic,
+					       strlen(topic),
+					       (const uint8_t *)ev, (size_t)n,
+					       0, false);
+	if (!ev_msg)
 		return;
-	moat_worker_route(w, m);
-	moat_msg_unref(&m);
+	moat_worker_route(w, ev_msg);
+	moat_msg_unref(&ev_msg);
 }
 
 /* ---- inspection --------------------------------------------------------------- */
 
-/* Findings of one part with their actions; the ones to redact kept. */
-struct part_verdict {
-	int action; /* strongest, -1 = no finding */
-	struct moat_leak_finding redact[MOAT_LEAK_MAX_FINDINGS];
-	size_t nredact;
-};
-
-static void judge(struct leak_ctx *x, const struct moat_msg *m,
-		  const char *part, const struct moat_leak_result *r,
-		  struct part_verdict *v)
+/* A JSON path can hold private data itself (a map keyed by e-mail or MAC
+ * address): it is shown redacted wherever the detector finds some. */
+static void sanitize_path(struct inspect *x, struct moat_leak_scratch *s,
+			  char *path)
 {
-	const struct moat_config *cfg = x->w->cfg;
-	v->action = -1;
-	v->nredact = 0;
-	for (size_t i = 0; i < r->n; i++) {
-		const struct moat_leak_finding *f = &r->findings[i];
-		int p = policy_for(cfg, m, f->category);
-		int a = p >= 0 ? cfg->leak_policies[p].action : MOAT_LEAK_ALERT;
-		if (a == MOAT_LEAK_REDACT)
-			v->redact[v->nredact++] = *f;
-		v->action = MOAT_MAX(v->action, a);
-		report(x, part, f, a, p);
-	}
+	struct moat_leak_result r;
+	size_t n = strlen(path);
+	if (n && moat_leak_scan(x->w->sec->leak_db, s, (uint8_t *)path, n,
+				&r) != 0)
+		moat_leak_redact_inplace((uint8_t *)path, n, &r);
 }
 
-/* Overwrite the findings to redact in buf[0..len). */
-static void redact(uint8_t *buf, size_t len, const struct part_verdict *v)
+/* Scan one part; decide each finding's action; redact in buf what a
+ * redact policy asks for.  Returns the strongest action (-1: none). */
+static int scan_part(struct inspect *x, struct moat_leak_scratch *s,
+		     const char *part, uint8_t *buf, size_t len)
 {
-	struct moat_leak_result r = {.findings = v->redact, .n = v->nredact,
-				     .total = v->nredact};
-	if (v->nredact)
-		moat_leak_redact_inplace(buf, len, &r);
+	const struct moat_config *cfg = x->w->cfg;
+	struct moat_leak_result r;
+	struct moat_leak_finding fs[MOAT_LEAK_MAX_FINDINGS];
+	struct moat_leak_finding red[MOAT_LEAK_MAX_FINDINGS];
+	size_t nred = 0;
+	int n = moat_leak_scan(x->w->sec->leak_db, s, buf, len, &r);
+	if (n < 0) {
+		x->incomplete = true;
+		return -1;
+	}
+	/* Beyond the budget or the findings cap: the rest is unknown. */
+	if (r.total > r.n || (r.flags & MOAT_LEAK_R_BUDGET))
+		x->incomplete = true;
+	size_t nf = r.n;
+	memcpy(fs, r.findings, nf * sizeof(fs[0])); /* scratch is reused */
+	int action = -1;
+	for (size_t i = 0; i < nf; i++) {
+		const struct moat_leak_finding *f = &fs[i];
+		int p = policy_for(cfg, x->m, f->category);
+		int a = p >= 0 ? cfg->leak_policies[p].action : MOAT_LEAK_ALERT;
+		atomic_fetch_add_explicit(&x->w->b->stats.leaks[f->category], 1,
+					  memory_order_relaxed);
+		if (p >= 0)
+			atomic_fetch_add_explicit(
+				&x->w->sec->leak_policy_hits[p], 1,
+				memory_order_relaxed);
+		if (a == MOAT_LEAK_REDACT)
+			red[nred++] = *f;
+		action = MOAT_MAX(action, a);
+		/* One line and event per category and message. */
+		if (!(x->seen & MOAT_LEAK_BIT(f->category))) {
+			struct pending_report *pr = &x->rep[x->nrep++];
+			x->seen |= MOAT_LEAK_BIT(f->category);
+			pr->f = *f;
+			pr->part = part;
+			pr->action = a;
+			pr->policy = p;
+			sanitize_path(x, s, pr->f.path);
+		}
+	}
+	struct moat_leak_result rr = {.findings = red, .n = nred,
+				      .total = nred};
+	if (nred)
+		moat_leak_redact_inplace(buf, len, &rr);
+	return action;
+}
+
+/* MQTT 5 user properties, scanned as one text "name=value\n..." (one
+ * budget for all of them), so that key-based rules see password=12345;
+ * redactions are copied back into the message's properties. */
+static int scan_props(struct inspect *x, struct moat_leak_scratch *s)
+{
+	struct moat_worker *w = x->w;
+	struct moat_msg *m = x->m;
+	struct moat_bytes raw = {m->props, m->props_len};
+	struct moat_mqtt_prop_item it;
+	size_t pos = 0, n = 0;
+	while (moat_mqtt_props_next(&raw, &pos, &it))
+		if (it.id == PROP_USER_PROPERTY)
+			n += it.a.len + it.b.len + 2;
+	if (!n)
+		return -1;
+	if (n > w->leak_bufcap) {
+		uint8_t *nb = moat_realloc(w->leak_buf, n);
+		if (!nb) {
+			x->incomplete = true;
+			return -1;
+		}
+		w->leak_buf = nb;
+		w->leak_bufcap = n;
+	}
+	size_t o = 0;
+	for (pos = 0; moat_mqtt_props_next(&raw, &pos, &it);) {
+		if (it.id != PROP_USER_PROPERTY)
+			continue;
+		memcpy(w->leak_buf + o, it.a.p, it.a.len);
+		o += it.a.len;
+		w->leak_buf[o++] = '=';
+		memcpy(w->leak_buf + o, it.b.p, it.b.len);
+		o += it.b.len;
+		w->leak_buf[o++] = '\n';
+	}
+	int action = scan_part(x, s, "user properties", w->leak_buf, n);
+	if (action != MOAT_LEAK_REDACT && action != MOAT_LEAK_BLOCK)
+		return action;
+	for (pos = 0, o = 0; moat_mqtt_props_next(&raw, &pos, &it);) {
+		if (it.id != PROP_USER_PROPERTY)
+			continue;
+		memcpy((uint8_t *)(uintptr_t)it.a.p, w->leak_buf + o,
+		       it.a.len);
+		o += it.a.len + 1;
+		memcpy((uint8_t *)(uintptr_t)it.b.p, w->leak_buf + o,
+		       it.b.len);
+		o += it.b.len + 1;
+	}
+	return action;
 }
 
 int moat__leak_inspect(struct moat_worker *w, struct moat_msg *m,
 		       const char *origin, const char *cid, const char *user)
 {
 	struct moat_leak_scratch *s = scratch(w);
-	if (!s)
-		return -1;
-	const struct moat_leak_db *db = w->sec->leak_db;
-	struct moat_leak_result r;
-	struct part_verdict v;
-	/* The message is not shared yet: redaction happens in place. */
-	uint8_t *topic = (uint8_t *)m->topic;
-	uint8_t *payload = (uint8_t *)(uintptr_t)m->payload;
-	uint8_t *props = (uint8_t *)(uintptr_t)m->props;
-	struct leak_ctx x = {.w = w, .cid = cid ? cid : "", .user = user,
-			     .origin = origin, .topic = m->topic,
-			     .topic_len = m->topic_len};
-	int action = -1;
-	/* The topic first: its findings are shown redacted in every line
-	 * and event about this message.  A topic cannot be rewritten (it
-	 * decides who gets the message): redact means block there. */
-	char tbuf[1024];
-	if (moat_leak_scan(db, s, topic, m->topic_len, &r) > 0) {
-		if (m->topic_len < sizeof(tbuf)) {
-			memcpy(tbuf, m->topic, m->topic_len);
-			moat_leak_redact_inplace((uint8_t *)tbuf,
-						 m->topic_len, &r);
-			x.topic = tbuf;
+	struct inspect xi, *x = &xi; /* about 8 KiB of stack */
+	memset(x, 0, offsetof(struct inspect, rep));
+	x->w = w;
+	x->m = m;
+	x->cid = cid ? cid : "";
+	x->user = user;
+	x->origin = origin;
+	x->topic = m->topic;
+	x->topic_len = m->topic_len;
+	x->action = -1;
+	if (!s) {
+		x->incomplete = true; /* no scratch: nothing could be looked at */
+	} else {
+		/* The message is not shared yet: redaction is in place.  The
+		 * topic goes first; its findings are shown redacted in every
+		 * line and event about this message.  A topic cannot be
+		 * rewritten (it decides who gets the message): there,
+		 * redact means block. */
+		if (m->topic_len < sizeof(x->tbuf)) {
+			memcpy(x->tbuf, m->topic, m->topic_len);
+			int a = scan_part(x, s, "topic", (uint8_t *)x->tbuf,
+					  m->topic_len);
+			if (a >= 0)
+				x->topic = x->tbuf;
+			x->action = a == MOAT_LEAK_REDACT ? MOAT_LEAK_BLOCK : a;
 		} else {
-			x.topic = "(a long topic, withheld)";
-			x.topic_len = strlen(x.topic);
+			x->incomplete = true; /* over what a topic may show */
 		}
-		judge(&x, m, "topic", &r, &v);
-		action = v.action == MOAT_LEAK_REDACT ? MOAT_LEAK_BLOCK
-						      : v.action;
-	}
-	if (m->payload_len &&
-	    moat_leak_scan(db, s, payload, m->payload_len, &r) > 0) {
-		judge(&x, m, "payload", &r, &v);
-		redact(payload, m->payload_len, &v);
-		action = MOAT_MAX(action, v.action);
-	}
-	/* MQTT 5 user properties, each scanned as "name=value" so that
-	 * key-based rules see password=12345; offsets in findings are into
-	 * that text. */
-	struct moat_bytes raw = {props, m->props_len};
-	struct moat_mqtt_prop_item it;
-	size_t pos = 0;
-	while (m->props_len && moat_mqtt_props_next(&raw, &pos, &it)) {
-		if (it.id != PROP_USER_PROPERTY)
-			continue;
-		size_t nl = it.a.len, vl = it.b.len, n = nl + 1 + vl;
-		if (n > w->leak_bufcap) {
-			uint8_t *nb = moat_realloc(w->leak_buf, n);
-			if (!nb)
-				continue; /* not scanned: out of memory */
-			w->leak_buf = nb;
-			w->leak_bufcap = n;
+		if (x->incomplete) { /* it may leak where it was not looked at */
+			x->topic = "(topic withheld)";
+			x->topic_len = strlen(x->topic);
 		}
-		memcpy(w->leak_buf, it.a.p, nl);
-		w->leak_buf[nl] = '=';
-		memcpy(w->leak_buf + nl + 1, it.b.p, vl);
-		if (moat_leak_scan(db, s, w->leak_buf, n, &r) <= 0)
-			continue;
-		judge(&x, m, "user property", &r, &v);
-		if (v.nredact) {
-			redact(w->leak_buf, n, &v);
-			memcpy((uint8_t *)(uintptr_t)it.a.p, w->leak_buf, nl);
-			memcpy((uint8_t *)(uintptr_t)it.b.p, w->leak_buf + nl + 1,
-			       vl);
-		}
-		action = MOAT_MAX(action, v.action);
+		/* (MOAT_MAX evaluates its arguments twice: not with a scan.) */
+		int a = m->payload_len
+				? scan_part(x, s, "payload",
+					    (uint8_t *)(uintptr_t)m->payload,
+					    m->payload_len)
+				: -1;
+		x->action = MOAT_MAX(x->action, a);
+		a = m->props_len ? scan_props(x, s) : -1;
+		x->action = MOAT_MAX(x->action, a);
 	}
-	if (action == MOAT_LEAK_BLOCK)
+	/* What could not be scanned to its end is assumed to hold what the
+	 * strictest policy for this topic acts on. */
+	if (x->incomplete &&
+	    strongest_for(w->cfg, m) >= MOAT_LEAK_REDACT) {
+		char t[160];
+		x->action = MOAT_LEAK_BLOCK;
+		if (may_report(w))
+			moat_notice("leak: a %s by client \"%s\" on %s could not "
+				    "be scanned to its end (larger than the "
+				    "budget, or too many findings): blocked, as "
+				    "a leak_policy for its topic redacts or "
+				    "blocks",
+				    origin,
+				    moat_log_escape((const uint8_t *)x->cid,
+						    strlen(x->cid), t,
+						    sizeof(t)),
+				    x->topic_len && x->topic != m->topic
+					    ? x->topic
+					    : "(topic withheld)");
+	}
+	for (size_t i = 0; i < x->nrep; i++)
+		report(x, &x->rep[i]);
+	if (x->action == MOAT_LEAK_BLOCK)
 		MOAT_STAT_ADD(w->b, leaks_blocked, 1);
-	else if (action == MOAT_LEAK_REDACT)
+	else if (x->action == MOAT_LEAK_REDACT)
 		MOAT_STAT_ADD(w->b, leaks_redacted, 1);
-	return action;
+	return x->action;
+}
+
+void moat__leak_worker_reset(struct moat_worker *w)
+{
+	/* A new security state may have a new detector (possibly at the
+	 * address of the old one): the scratch is made again on first use. */
+	moat_leak_scratch_free(w->leak_scratch);
+	w->leak_scratch = NULL;
+	w->leak_scratch_db = NULL;
 }
 
 /* ---- the retained store at start ---------------------------------------------- */

@@ -117,6 +117,7 @@ void moat__worker_sync_security(struct moat_worker *w)
 	w->sec_gen = atomic_load(&b->sec_gen);
 	pthread_mutex_unlock(&b->sec_lock);
 	w->cfg = &w->sec->cfg;
+	moat__leak_worker_reset(w);
 	if (old)
 		drop_removed_users(w);
 	if (old) {

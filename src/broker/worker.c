@@ -743,12 +743,6 @@ void *moat_worker_main(void *arg)
 	struct epoll_event evs[MAX_EVENTS];
 	w->next_tick_ms = moat_now_ms() + TICK_MS;
 	w->next_sys_ms = moat_now_ms();
-	/* What the store restored was published before the current
-	 * policies: scanned once, by one worker. */
-	if (w->idx == 0) {
-		moat__leak_sweep_retained(w);
-		moat__store_flush(w);
-	}
 	while (!atomic_load(&w->b->stopping)) {
 		uint64_t now = moat_now_ms();
 		int timeout = now >= w->next_tick_ms

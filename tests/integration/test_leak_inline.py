@@ -243,6 +243,77 @@ class LeakInlineTest(BrokerTest):
             m.topic == "$SYS/moat/leaks/policy/2" for m in cnt.msgs), 10))
         cnt.close()
 
+
+    # ---- cases a review found --------------------------------------------
+
+    IPS70 = " ".join("10.0.%d.%d" % (i // 200, i % 200 + 1)
+                     for i in range(70))
+
+    def marker(self, topic):
+        """Publish a marker after the case and wait for it: what the case
+        published before has been routed (or not) by then."""
+        mosq_pub(self.port, topic, "marker", "-q", "1")
+        self.assertTrue(wait_for(lambda: b"marker" in self.sub.payloads(
+            topic), 10))
+
+    def test_too_many_findings_fail_closed(self):
+        payload = self.IPS70 + " password=" + SECRET
+        for topic in ("t/block/many", "t/redact/many"):
+            mosq_pub(self.port, topic, payload, "-q", "1")
+            self.marker(topic)
+            self.assertEqual(self.sub.payloads(topic), [b"marker"], topic)
+        self.assertIn("could not be scanned to its end",
+                      self.broker.read_log())
+
+    def test_over_the_budget_fails_closed(self):
+        payload = "x" * 70000 + " password=" + SECRET
+        mosq_pub(self.port, "t/block/big", payload, "-q", "1")
+        self.marker("t/block/big")
+        self.assertEqual(self.sub.payloads("t/block/big"), [b"marker"])
+        # where no policy redacts or blocks, it is delivered
+        mosq_pub(self.port, "t/alert/big", payload, "-q", "1")
+        self.assertTrue(wait_for(lambda: self.sub.payloads("t/alert/big"),
+                                 10))
+
+    def test_json_path_does_not_leak(self):
+        mail = "alice.smith@example.com"
+        payload = '{"devices": {"%s": {"ip": "10.1.2.3"}}}' % mail
+        mosq_pub(self.port, "t/redact/map", payload, "-q", "1")
+        self.assertTrue(wait_for(lambda: self.sub.payloads("t/redact/map"),
+                                 10))
+        self.assertTrue(wait_for(lambda: len(self.events()) >= 2, 10))
+        self.assertNotIn(mail, json.dumps(self.events()))
+        self.assertNotIn(mail, self.broker.read_log())
+
+    def test_one_line_per_category_and_message(self):
+        mosq_pub(self.port, "t/alert/ips", self.IPS70, "-q", "1")
+        mosq_pub(self.port, "t/alert/victim", CRED, "-q", "1")
+        self.assertTrue(wait_for(
+            lambda: "on t/alert/victim" in self.broker.read_log(), 10))
+        ips = [l for l in self.broker.read_log().splitlines()
+               if "on t/alert/ips" in l and "private_ipv4" in l]
+        self.assertEqual(len(ips), 1)
+
+    def test_blocked_topic_not_logged(self):
+        topic = "t/redact/bob.jones@example.com/state"
+        sk = raw_connect(self.port)
+        sk.sendall(connect5("v5tb", user="dev", password=PW["dev"]))
+        self.assertEqual(read_packet(sk)[0], 0x20)
+        sk.sendall(publish5(topic, "on", qos=1, pid=3))
+        first, body = read_packet(sk)
+        sk.close()
+        self.assertEqual((first, body[:3]), (0x40, b"\x00\x03\x83"))
+        self.marker("t/redact/marker")
+        self.assertNotIn("bob.jones", self.broker.read_log())
+        self.assertNotIn("bob.jones", json.dumps(self.events()))
+
+    def test_events_are_utf8(self):
+        topic = "t/x" + "\u00e9" * 300
+        mosq_pub(self.port, topic, CRED, "-q", "1")
+        self.assertTrue(wait_for(self.admin.payloads, 10))
+        for p in self.admin.payloads():
+            json.loads(p.decode("utf-8"))
+
     def test_not_for_dev(self):
         spy = Client(self.port, "spy", "dev")
         done = threading.Event()
@@ -307,6 +378,22 @@ class LeakConfigTest(unittest.TestCase):
                            capture_output=True, text=True, timeout=20)
         b.dir.cleanup()
         self.assertIn(hm[0], r.stdout)
+
+
+class DollarTopicTest(unittest.TestCase):
+    def test_hash_policy_covers_dollar_topics(self):
+        """'leak_policy # ...' means every topic, $-topics too."""
+        with Broker("leak_policy # credential block\n") as b:
+            sub = subprocess.Popen(["mosquitto_sub", "-p", str(b.port), "-t",
+                                    "$dev/#", "-C", "1", "-W", "10"],
+                                   stdout=subprocess.PIPE, text=True)
+            time.sleep(0.5)
+            for payload in (CRED, "marker"):
+                subprocess.run(["mosquitto_pub", "-p", str(b.port), "-t",
+                                "$dev/cfg", "-m", payload, "-q", "1"],
+                               timeout=10)
+            out, _ = sub.communicate(timeout=15)
+            self.assertEqual(out.strip(), "marker")
 
 
 class RetainedSweepTest(unittest.TestCase):
