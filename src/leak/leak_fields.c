@@ -161,6 +161,15 @@ static bool looks_like_path(const uint8_t *p, size_t n)
 	return n > 2 && lk_alpha(p[0]) && p[1] == ':' && p[2] == '\\';
 }
 
+/* Every character of p[0..n) that is not a separator is c. */
+static bool only_char(const uint8_t *p, size_t n, uint8_t c)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != c && p[i] != ':' && p[i] != '-')
+			return false;
+	return true;
+}
+
 static bool is_uuid(const uint8_t *p, size_t n)
 {
 	if (n != 36)
@@ -847,7 +856,7 @@ static void device_field(struct lk_scan *sc, const struct lk_field *f)
 {
 	static const char *const names[] = {"", "imei", "imeisv", "iccid",
 					    "imsi", "meid", "android_id",
-					    "ad_id"};
+					    "ad_id", "eui"};
 	const uint8_t *d = sc->d;
 	size_t s = f->s, e = f->e;
 	trim(d, &s, &e);
@@ -889,6 +898,20 @@ static void device_field(struct lk_scan *sc, const struct lk_field *f)
 			hex = lk_hex(p[i]);
 		ok = hex && !moat__leak_placeholder(p, n) &&
 		     memcmp(p, "0000000000000000", 16) != 0;
+		break;
+	}
+	case KD_EUI: { /* LoRaWAN DevEUI / EUI-64: 16 hex digits */
+		size_t h = 0;
+		bool other = false;
+		for (size_t i = 0; i < n; i++) {
+			if (lk_hex(p[i]))
+				h++;
+			else if (p[i] != ':' && p[i] != '-')
+				other = true;
+		}
+		ok = h == 16 && !other && !moat__leak_placeholder(p, n) &&
+		     !only_char(p, n, '0') && !only_char(p, n, 'F') &&
+		     !only_char(p, n, 'f');
 		break;
 	}
 	case KD_AD_ID:
@@ -1007,6 +1030,13 @@ void moat__leak_field(struct lk_scan *sc, const struct lk_field *f)
 	case KK_HUMAN_NAME_PART:
 		name_part_field(sc, f);
 		break;
+	case KK_PERSON_OF: { /* "Contact: Maria Rossi" */
+		struct lk_field g = *f;
+		g.ki.kind = KK_PERSON;
+		g.ki.sub = KP_OWNER;
+		person_field(sc, &g);
+		break;
+	}
 	case KK_NATID:
 		natid_field(sc, f);
 		break;
@@ -1026,9 +1056,16 @@ void moat__leak_field(struct lk_scan *sc, const struct lk_field *f)
 		aws_secret_field(sc, f);
 		break;
 	default:
-		if ((f->ki.flags & (KF_SECRET_WORD | KF_VETO)) == KF_SECRET_WORD &&
-		    lk_enabled(sc, MOAT_LEAK_GENERIC_SECRET))
+		if ((f->ki.flags & (KF_SECRET_WORD | KF_VETO)) != KF_SECRET_WORD)
+			break;
+		if (lk_enabled(sc, MOAT_LEAK_GENERIC_SECRET))
 			generic_field(sc, f);
+		if (f->obj && is_text(f->vt)) { /* "key" next to an "ssid" */
+			size_t s = f->s, e = f->e;
+			trim(sc->d, &s, &e);
+			if (e > s && !moat__leak_placeholder(sc->d + s, e - s))
+				remember_wifi(sc, f, s, e, false);
+		}
 		break;
 	}
 }
@@ -1115,6 +1152,7 @@ static size_t text_value_end(const struct lk_scan *sc, size_t v, size_t hi,
 		return e;
 	}
 	bool spaces = ki.kind == KK_PERSON || ki.kind == KK_HUMAN_NAME_PART ||
+		      ki.kind == KK_PERSON_OF ||
 		      (ki.kind == KK_CRED && ki.sub == KC_AUTH);
 	while (e < hi && e - v < 512) {
 		uint8_t c = d[e];
@@ -1278,4 +1316,50 @@ struct lk_keyinfo moat__leak_key_class(struct lk_scan *sc, const uint8_t *k,
 	e->len = (uint8_t)n;
 	memcpy(e->key, k, n);
 	return e->ki;
+}
+
+/* ---- passwords on command lines ------------------------------------------ */
+
+/* "--password VALUE", "--pw=VALUE", and mosquitto_pub's "-P VALUE" (only
+ * on a mosquitto or MQTT command line: elsewhere -P is often a port). */
+void moat__leak_x_cli_pw(struct lk_scan *sc, unsigned rule, size_t end)
+{
+	static const char *const ctx_mqtt[] = {"mosquitto", "mqtt", "moat",
+					       NULL};
+	const uint8_t *d = sc->d;
+	if (end <= sc->tok_end[rule])
+		return;
+	sc->tok_end[rule] = end;
+	if (d[end - 2] == 'P' && d[end - 3] == '-' &&
+	    !moat__leak_ctx_before(sc, end - 3, 200, ctx_mqtt))
+		return;
+	size_t v = end;
+	while (v < sc->n && v - end < 4 && d[v] == ' ')
+		v++;
+	size_t s = v, e;
+	if (v < sc->n && (d[v] == '"' || d[v] == '\'')) {
+		s = v + 1;
+		e = s;
+		while (e < sc->n && e - s < 256 && d[e] != d[v])
+			e++;
+		if (e >= sc->n || d[e] != d[v])
+			return;
+	} else {
+		e = v;
+		while (e < sc->n && e - v < 256 && !lk_space(d[e]) && d[e] != '"')
+			e++;
+	}
+	sc->tok_end[rule] = e;
+	if (e == s || d[s] == '-' || moat__leak_placeholder(d + s, e - s) ||
+	    looks_like_path(d + s, e - s))
+		return;
+	uint32_t fl = moat__leak_weak_password(d + s, e - s)
+			      ? MOAT_LEAK_F_WEAK_PASSWORD
+			      : 0;
+	struct lk_cand *c = moat__leak_add(sc, MOAT_LEAK_CREDENTIAL, s, e,
+					   MOAT_LEAK_SEV_HIGH, 90,
+					   fl | MOAT_LEAK_F_CONTEXT);
+	if (c)
+		moat__leak_prev_fmt(c, "%s (%zu chars)",
+				    fl ? "weak ****" : "****", e - s);
 }

@@ -513,3 +513,77 @@ void moat__leak_x_health_unit(struct lk_scan *sc, unsigned rule, size_t end)
 	if (c)
 		moat__leak_prev_fmt(c, "%s ***", what);
 }
+
+/* "heart rate 72", "BP 120/80", "glucose 105": a measure named in words
+ * and a plausible value right after it. */
+void moat__leak_x_health_words(struct lk_scan *sc, unsigned rule, size_t end)
+{
+	static const struct {
+		const char *w;
+		double lo, hi;
+		bool bp; /* the value is systolic/diastolic */
+	} m[] = {
+		{"heartrate", 20, 250, false}, {"pulse", 20, 250, false},
+		{"spo2", 50, 100, false},      {"glucose", 20, 600, false},
+		{"bloodsugar", 20, 600, false}, {"resprate", 4, 60, false},
+		{"respiratoryrate", 4, 60, false}, {"bodytemp", 30, 45, false},
+		{"bodytemperature", 30, 45, false}, {"bp", 50, 260, true},
+		{"bloodpressure", 50, 260, true},
+	};
+	const uint8_t *d = sc->d;
+	if (end <= sc->tok_end[rule])
+		return;
+	size_t ns = end;
+	while (ns > 0 && lk_digit(d[ns - 1]))
+		ns--;
+	size_t we = ns;
+	while (we > 0 && (d[we - 1] == ' ' || d[we - 1] == ':' ||
+			  d[we - 1] == '='))
+		we--;
+	size_t ws = we;
+	while (ws > 0 && we - ws < 20 && (lk_alnum(d[ws - 1]) || d[ws - 1] == ' '))
+		ws--;
+	char w[24];
+	size_t wn = 0;
+	for (size_t i = ws; i < we && wn + 1 < sizeof(w); i++)
+		if (d[i] != ' ')
+			w[wn++] = (char)lk_tolower(d[i]);
+	w[wn] = '\0';
+	/* the phrase may have words before it: match its end */
+	size_t ne = moat__leak_span(sc, ns, LK_CS_DIGIT);
+	bool bp = ne + 1 < sc->n && d[ne] == '/' && lk_digit(d[ne + 1]);
+	size_t ve = ne;
+	if (bp)
+		ve = moat__leak_span(sc, ne + 1, LK_CS_DIGIT);
+	else if (ne + 1 < sc->n && d[ne] == '.' && lk_digit(d[ne + 1]))
+		ve = moat__leak_span(sc, ne + 1, LK_CS_DIGIT);
+	sc->tok_end[rule] = ve;
+	if (ve < sc->n && (lk_alpha(d[ve]) && !(d[ve] == 'm' || d[ve] == 'b' ||
+						d[ve] == 'C' || d[ve] == 'F')))
+		return;
+	double v;
+	int dec;
+	if (!moat__leak_parse_decimal(d + ns, ne - ns, &v, &dec))
+		return;
+	for (size_t i = 0; i < MOAT_ARRAY_LEN(m); i++) {
+		size_t k = strlen(m[i].w);
+		if (k > wn || memcmp(w + wn - k, m[i].w, k))
+			continue;
+		size_t at = we; /* the phrase must start a word */
+		for (size_t j = 0, seen = 0; at > ws && seen < k; j++) {
+			at--;
+			if (d[at] != ' ')
+				seen++;
+		}
+		if (at > 0 && (lk_alnum(d[at - 1]) || d[at - 1] == '_'))
+			return;
+		if (m[i].bp != bp || v < m[i].lo || v > m[i].hi)
+			return;
+		struct lk_cand *c = moat__leak_add(sc, MOAT_LEAK_HEALTH, ns, ve,
+						   MOAT_LEAK_SEV_HIGH, 85,
+						   MOAT_LEAK_F_CONTEXT);
+		if (c)
+			moat__leak_prev_fmt(c, "%s ***", m[i].w);
+		return;
+	}
+}

@@ -119,7 +119,7 @@ enum lk_person {
 
 enum lk_device {
 	KD_IMEI = 1, KD_IMEISV, KD_ICCID, KD_IMSI, KD_MEID, KD_ANDROID_ID,
-	KD_AD_ID,
+	KD_AD_ID, KD_EUI,
 };
 
 enum lk_natid {
@@ -409,6 +409,7 @@ void moat__leak_x_url(struct lk_scan *sc, unsigned rule, size_t end);
 void moat__leak_x_host(struct lk_scan *sc, unsigned rule, size_t end);
 void moat__leak_x_unc(struct lk_scan *sc, unsigned rule, size_t end);
 void moat__leak_x_winuser(struct lk_scan *sc, unsigned rule, size_t end);
+void moat__leak_x_wifi_qr(struct lk_scan *sc, unsigned rule, size_t end);
 
 void moat__leak_x_basic(struct lk_scan *sc, unsigned rule, size_t end);
 void moat__leak_x_bearer(struct lk_scan *sc, unsigned rule, size_t end);
@@ -434,6 +435,8 @@ void moat__leak_x_geo_hemi(struct lk_scan *sc, unsigned rule, size_t end);
 void moat__leak_x_hl7(struct lk_scan *sc, unsigned rule, size_t end);
 void moat__leak_x_fhir(struct lk_scan *sc, unsigned rule, size_t end);
 void moat__leak_x_health_unit(struct lk_scan *sc, unsigned rule, size_t end);
+void moat__leak_x_health_words(struct lk_scan *sc, unsigned rule, size_t end);
+void moat__leak_x_cli_pw(struct lk_scan *sc, unsigned rule, size_t end);
 
 
 /* A geolocation finding for data[s..e) (a coordinate pair). */

@@ -311,6 +311,9 @@ static const struct kword table[] = {
 	S("idfa", KK_DEVICE, KD_AD_ID),
 	S("gaid", KK_DEVICE, KD_AD_ID),
 	S("aaid", KK_DEVICE, KD_AD_ID),
+	S("deveui", KK_DEVICE, KD_EUI),
+	S("eui", KK_DEVICE, KD_EUI),
+	S("eui64", KK_DEVICE, KD_EUI),
 	/* national identifiers (L16) */
 	S("ssn", KK_NATID, KN_SSN),
 	S("socialsecurity", KK_NATID, KN_SSN),

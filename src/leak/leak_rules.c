@@ -69,6 +69,10 @@ const struct lk_rule moat__leak_rules[] = {
 	R("\\$(?:GP|GN|GL|GA|GB|BD|GQ)(?:GGA|RMC|GLL|GNS),", 0, GEOLOCATION,
 	  moat__leak_x_nmea, NULL),
 	R("[0-9]\\xc2\\xb0", 0, GEOLOCATION, moat__leak_x_geo_hemi, NULL),
+	/* L6: passwords on command lines (--password x, mosquitto's -P x) */
+	R("(?:--pass(?:word)?|--pw)[ =]", 0, CREDENTIAL, moat__leak_x_cli_pw,
+	  NULL),
+	R("(?:^|\\s)-P ", 0, CREDENTIAL, moat__leak_x_cli_pw, NULL),
 	/* L7 */
 	R("basic\\s{1,4}[A-Za-z0-9+/]{8}", CASELESS, HTTP_AUTH,
 	  moat__leak_x_basic, NULL),
@@ -119,6 +123,8 @@ const struct lk_rule moat__leak_rules[] = {
 	  V(1, LK_CS_B64_ANY, 40, 100, 35, CRITICAL)),
 	R("sig=[A-Za-z0-9%+/]", CASELESS, VENDOR_TOKEN, moat__leak_x_vendor,
 	  VC(1, LK_CS_B64_ANY, 40, 120, 30, HIGH, ctx_sas)),
+	R("ya29\\.[0-9A-Za-z_-]{20}", 0, VENDOR_TOKEN, moat__leak_x_vendor,
+	  V(25, LK_CS_B64URL, 40, 2048, 35, HIGH)), /* Google OAuth */
 	R("npm_[0-9A-Za-z]{36}", 0, VENDOR_TOKEN, moat__leak_x_vendor,
 	  V(40, LK_CS_ALNUM, 40, 40, 30, HIGH)),
 	R("pypi-AgEIcHlwaS5vcmc[0-9A-Za-z_-]{16}", 0, VENDOR_TOKEN,
@@ -188,6 +194,9 @@ const struct lk_rule moat__leak_rules[] = {
 	  moat__leak_x_health_unit, &hu_mg),
 	R("[0-9]{1,2}(?:\\.[0-9])?\\s?mmol/l", CASELESS, HEALTH,
 	  moat__leak_x_health_unit, &hu_mmol),
+	R("(?:heart ?rate|pulse|blood ?pressure|bp|spo2|glucose|blood ?sugar|"
+	  "resp(?:iratory)? ?rate|body ?temp(?:erature)?)[ :=]{1,3}[0-9]{2,3}",
+	  CASELESS, HEALTH, moat__leak_x_health_words, NULL),
 	R("spo2\\W{0,3}[0-9]{2,3}\\s?%", CASELESS, HEALTH,
 	  moat__leak_x_health_unit, &hu_spo2),
 	R("[0-9]{2,3}\\s?bpm", CASELESS, HEALTH, moat__leak_x_health_unit,
@@ -200,6 +209,8 @@ const struct lk_rule moat__leak_rules[] = {
 	  moat__leak_x_unc, NULL),
 	R("[a-z]:(?:\\\\){1,2}users(?:\\\\){1,2}[a-z0-9]", CASELESS,
 	  INTERNAL_HOSTNAME, moat__leak_x_winuser, NULL),
+	/* L21: Wi-Fi QR codes */
+	R("WIFI:[STPH]:", 0, WIFI_CREDENTIALS, moat__leak_x_wifi_qr, NULL),
 	/* "lat 45.4642 lon 9.1900": coordinates named by words */
 	R("lat(?:itude)?\\s{1,3}-?[0-9]{1,2}\\.[0-9]{3}", CASELESS, GEOLOCATION,
 	  moat__leak_x_geo_words, NULL),
