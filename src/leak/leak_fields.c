@@ -50,12 +50,21 @@ static bool value_num(const struct lk_field *f, const uint8_t *d, double *v,
 	return moat__leak_parse_decimal(d + s, e - s, v, dec);
 }
 
-/* Printable, short form of the key for previews: "heart_rate=***". */
-static void prev_key(struct lk_cand *c, const struct lk_field *f,
-		     const char *suffix)
+/* Printable, short form of the key for previews: "heart_rate=***".  Not
+ * when the key happens to contain the value (the preview must never show
+ * what was found). */
+static void prev_key(const struct lk_scan *sc, struct lk_cand *c,
+		     const struct lk_field *f, const char *suffix)
 {
 	char k[25];
 	size_t n = MOAT_MIN(f->klen, sizeof(k) - 1);
+	size_t vn = c->f.end - c->f.start;
+	if (vn <= n && memmem(f->key, n, sc->d + c->f.start, vn)) {
+		moat__leak_prev_fmt(c, "%s%s",
+				    moat_leak_category_name(c->f.category),
+				    suffix);
+		return;
+	}
 	for (size_t i = 0; i < n; i++) {
 		uint8_t b = f->key[i];
 		k[i] = lk_alnum(b) || b == '_' || b == '-' || b == '.' ? (char)b
@@ -500,7 +509,7 @@ static void health_field(struct lk_scan *sc, const struct lk_field *f)
 	struct lk_cand *c = add_field(sc, f, MOAT_LEAK_HEALTH, s, e,
 				      MOAT_LEAK_SEV_HIGH, 90, 0);
 	if (c)
-		prev_key(c, f, "=***");
+		prev_key(sc, c, f, "=***");
 }
 
 /* ---- person (L19) --------------------------------------------------------------- */
@@ -646,7 +655,7 @@ static void person_emit(struct lk_scan *sc, const struct lk_field *f,
 	if (!c)
 		return;
 	if (!initials) {
-		prev_key(c, f, "=***");
+		prev_key(sc, c, f, "=***");
 		return;
 	}
 	char buf[MOAT_LEAK_PREVIEW_MAX];
@@ -1331,7 +1340,8 @@ void moat__leak_x_cli_pw(struct lk_scan *sc, unsigned rule, size_t end)
 		return;
 	sc->tok_end[rule] = end;
 	if (d[end - 2] == 'P' && d[end - 3] == '-' &&
-	    !moat__leak_ctx_before(sc, end - 3, 200, ctx_mqtt))
+	    ((end > 3 && !lk_space(d[end - 4])) ||
+	     !moat__leak_ctx_before(sc, end - 3, 200, ctx_mqtt)))
 		return;
 	size_t v = end;
 	while (v < sc->n && v - end < 4 && d[v] == ' ')

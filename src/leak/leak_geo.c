@@ -434,9 +434,7 @@ void moat__leak_x_fhir(struct lk_scan *sc, unsigned rule, size_t end)
 	struct lk_cand *c = moat__leak_add(sc, MOAT_LEAK_HEALTH, s, q,
 					   MOAT_LEAK_SEV_HIGH, 90, 0);
 	if (c)
-		moat__leak_prev_fmt(c, "FHIR %.*s",
-				    (int)MOAT_MIN(q - s, (size_t)32),
-				    (const char *)d + s);
+		moat__leak_prev_set(c, "FHIR resource ***");
 }
 
 static const char *const ctx_heart[] = {"heart", "hr", "pulse", "patient",

@@ -72,7 +72,7 @@ const struct lk_rule moat__leak_rules[] = {
 	/* L6: passwords on command lines (--password x, mosquitto's -P x) */
 	R("(?:--pass(?:word)?|--pw)[ =]", 0, CREDENTIAL, moat__leak_x_cli_pw,
 	  NULL),
-	R("(?:^|\\s)-P ", 0, CREDENTIAL, moat__leak_x_cli_pw, NULL),
+	R("-P ", 0, CREDENTIAL, moat__leak_x_cli_pw, NULL),
 	/* L7 */
 	R("basic\\s{1,4}[A-Za-z0-9+/]{8}", CASELESS, HTTP_AUTH,
 	  moat__leak_x_basic, NULL),
@@ -194,8 +194,9 @@ const struct lk_rule moat__leak_rules[] = {
 	  moat__leak_x_health_unit, &hu_mg),
 	R("[0-9]{1,2}(?:\\.[0-9])?\\s?mmol/l", CASELESS, HEALTH,
 	  moat__leak_x_health_unit, &hu_mmol),
-	R("(?:heart ?rate|pulse|blood ?pressure|bp|spo2|glucose|blood ?sugar|"
-	  "resp(?:iratory)? ?rate|body ?temp(?:erature)?)[ :=]{1,3}[0-9]{2,3}",
+	R("(?:heart rate|heartrate|pulse|blood pressure|bloodpressure|bp|spo2|"
+	  "glucose|blood sugar|bloodsugar|respiratory rate|resp rate|"
+	  "body temp|bodytemp|body temperature)[ :=]{1,3}[0-9]{2}",
 	  CASELESS, HEALTH, moat__leak_x_health_words, NULL),
 	R("spo2\\W{0,3}[0-9]{2,3}\\s?%", CASELESS, HEALTH,
 	  moat__leak_x_health_unit, &hu_spo2),
