@@ -10,7 +10,14 @@ static const char *const ctx_geo[] = {
 	"gps", "gnss", "loc", "location", "pos", "position", "coord",
 	"coords", "coordinates", "lat", "lon", "lng", "latitude",
 	"longitude", "latlng", "latlon", "geo", "fix", "track", "wgs84",
-	"map", "maps", "waypoint", "place", "where", "ll", NULL};
+	"map", "maps", "waypoint", "place", "where", "ll", "at", "near",
+	"located", "parked", "tracker", "vehicle", "truck", NULL};
+/* Measurements that come in pairs of decimals too. */
+static const char *const ctx_measure[] = {
+	"temp", "temperature", "hum", "humidity", "pressure", "voltage",
+	"volt", "current", "ph", "ratio", "reading", "readings", "value",
+	"values", "accel", "gyro", "mag", "power", "energy", "flow",
+	"level", "speed", "rpm", "co2", NULL};
 
 /* Number ending at `end` (exclusive): its start (sign included). */
 static size_t number_start(const uint8_t *d, size_t end)
@@ -73,6 +80,8 @@ void moat__leak_x_geo_pair(struct lk_scan *sc, unsigned rule, size_t end)
 		return;
 	if (lat > -1 && lat < 1 && lon > -1 && lon < 1)
 		return; /* (0, 0) and random fractions */
+	if (moat__leak_ctx_before(sc, s1, 16, ctx_measure))
+		return;
 	bool ctx = moat__leak_ctx_before(sc, s1, 48, ctx_geo) ||
 		   (s1 > 0 && d[s1 - 1] == '@');
 	int need = ctx ? 4 : 5;

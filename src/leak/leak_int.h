@@ -178,7 +178,7 @@ extern const size_t moat__leak_rule_count;
  * their extractors (leak_lex.c). */
 enum lk_lex_rule {
 	LX_PAN, LX_SSN, LX_IMEI, LX_ICCID, LX_GEO_PAIR, LX_GEO_HEMI,
-	LX_IBAN, LX_NINO, LX_VIN, LX_MAC, LX_COUNT
+	LX_IBAN, LX_NINO, LX_VIN, LX_MAC, LX_SSN9, LX_COUNT
 };
 void moat__leak_lex_init(void);
 void moat__leak_lex(struct lk_scan *sc);
@@ -423,6 +423,7 @@ void moat__leak_x_openai(struct lk_scan *sc, unsigned rule, size_t end);
 void moat__leak_x_pan(struct lk_scan *sc, unsigned rule, size_t end);
 void moat__leak_x_iban(struct lk_scan *sc, unsigned rule, size_t end);
 void moat__leak_x_ssn(struct lk_scan *sc, unsigned rule, size_t end);
+void moat__leak_x_ssn9(struct lk_scan *sc, unsigned rule, size_t end);
 void moat__leak_x_nino(struct lk_scan *sc, unsigned rule, size_t end);
 void moat__leak_x_imei(struct lk_scan *sc, unsigned rule, size_t end);
 void moat__leak_x_iccid(struct lk_scan *sc, unsigned rule, size_t end);

@@ -132,6 +132,8 @@ static void digits_word(struct lk_scan *sc, size_t s, size_t e)
 	}
 	if (len >= 19 && d[s] == '8' && d[s + 1] == '9')
 		call(sc, LX_ICCID, s + 19);
+	if (len == 9)
+		call(sc, LX_SSN9, e);
 	size_t groups, first;
 	if (len < 13) {
 		/* a card, IMEI or SSN written in groups: the first groups
@@ -224,7 +226,7 @@ static inline void run(struct lk_scan *sc, size_t s, size_t e, bool upper)
 	size_t len = e - s;
 	uint8_t nx = e < sc->n ? d[e] : 0;
 	if (!upper) {
-		if (len >= 13 ||
+		if (len >= 13 || len == 9 ||
 		    (len <= 4 && (nx == ' ' || nx == '-' || nx == '.')))
 			digits_word(sc, s, e);
 		return;

@@ -50,6 +50,7 @@ const struct lk_rule moat__leak_rules[] = {
 	R(NULL, 0, NATIONAL_ID, moat__leak_x_nino, NULL),     /* L16 */
 	R(NULL, 0, VEHICLE_ID, moat__leak_x_vin, NULL),       /* L22 */
 	R(NULL, 0, MAC_ADDRESS, moat__leak_x_mac, NULL),      /* L3 */
+	R(NULL, 0, NATIONAL_ID, moat__leak_x_ssn9, NULL),     /* L16 */
 	/* L1: only the private prefixes; the extractor parses the whole
 	 * dotted token and classifies it. */
 	R("(?:10\\.[0-9]{1,3}|127\\.[0-9]{1,3}|172\\.(?:1[6-9]|2[0-9]|3[01])|"

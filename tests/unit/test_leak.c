@@ -325,6 +325,8 @@ static void test_geolocation(void **state)
 	    "$GPGGA,123519,4807.038,N,01131.000,E,1,08,0.9,545.4,M,46.9,M,,*47");
 	YES(GEOLOCATION, "GPS fix 48.858370, 2.294481 hdop 0.9");
 	YES(GEOLOCATION, "position=52.3676,4.9041");
+	YES(GEOLOCATION, "Truck at 48.8566, 2.3522");
+	NO(GEOLOCATION, "temp 21.53412, 48.12345");
 	YES(GEOLOCATION, "2024-01-15T10:00:00Z,truck-7,52.520008,13.404954,42");
 	YES(GEOLOCATION, "lat=48.8566 lon=2.3522");
 	YES(GEOLOCATION, "track point lat 45.4642 lon 9.1900");
@@ -678,6 +680,8 @@ static void test_national_id(void **state)
 	NO(NATIONAL_ID, "{\"bsn\":\"111222334\"}");
 	NO(NATIONAL_ID, "{\"dni\":\"12345678A\"}");
 	NO(NATIONAL_ID, "ref 457 55 5462");
+	YES(NATIONAL_ID, "SSN 536221234 on file");
+	NO(NATIONAL_ID, "ref 536221234");
 	NO(NATIONAL_ID, "ssn 000-12-3456");
 	NO(NATIONAL_ID, "ssn 666-12-3456");
 	NO(NATIONAL_ID, "ssn 912-34-5678");
