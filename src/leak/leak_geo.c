@@ -450,6 +450,30 @@ static const char *const ctx_heart[] = {"heart", "hr", "pulse", "patient",
 					"ecg", "ekg", "cardiac", "resting",
 					NULL};
 
+/* The name of the measure when v (and v2, systolic) are plausible for
+ * unit hu; NULL otherwise. */
+static const char *unit_value(const struct lk_scan *sc, enum lk_hunit hu,
+			      double v, double v2, size_t ns)
+{
+	switch (hu) {
+	case HU_BP: /* v2 systolic, v diastolic */
+		return v2 >= 50 && v2 <= 260 && v >= 30 && v <= 160 && v < v2
+			       ? "BP"
+			       : NULL;
+	case HU_GLUCOSE_MG:
+		return v >= 20 && v <= 600 ? "glucose" : NULL;
+	case HU_GLUCOSE_MMOL:
+		return v >= 1 && v <= 33 ? "glucose" : NULL;
+	case HU_SPO2:
+		return v >= 50 && v <= 100 ? "SpO2" : NULL;
+	default:
+		return v >= 20 && v <= 250 &&
+			       moat__leak_ctx_before(sc, ns, 40, ctx_heart)
+			       ? "heart rate"
+			       : NULL;
+	}
+}
+
 void moat__leak_x_health_unit(struct lk_scan *sc, unsigned rule, size_t end)
 {
 	const enum lk_hunit *hu = moat__leak_rules[rule].param;
@@ -486,39 +510,33 @@ void moat__leak_x_health_unit(struct lk_scan *sc, unsigned rule, size_t end)
 	size_t ns = number_start(d, ve);
 	if (!moat__leak_parse_decimal(d + ns, ve - ns, &v, &dec))
 		return;
-	const char *what;
-	switch (*hu) {
-	case HU_BP: /* v2 systolic, v diastolic */
-		if (v2 < 50 || v2 > 260 || v < 30 || v > 160 || v >= v2)
-			return;
-		what = "BP";
-		break;
-	case HU_GLUCOSE_MG:
-		if (v < 20 || v > 600)
-			return;
-		what = "glucose";
-		break;
-	case HU_GLUCOSE_MMOL:
-		if (v < 1 || v > 33)
-			return;
-		what = "glucose";
-		break;
-	case HU_SPO2:
-		if (v < 50 || v > 100)
-			return;
-		what = "SpO2";
-		break;
-	default:
-		if (v < 20 || v > 250 ||
-		    !moat__leak_ctx_before(sc, ns, 40, ctx_heart))
-			return;
-		what = "heart rate";
-		break;
-	}
+	const char *what = unit_value(sc, *hu, v, v2, ns);
+	if (!what)
+		return;
 	struct lk_cand *c = moat__leak_add(sc, MOAT_LEAK_HEALTH, s, end,
 					   MOAT_LEAK_SEV_HIGH, 85, 0);
 	if (c)
 		moat__leak_prev_fmt(c, "%s ***", what);
+}
+
+/* The words before a value at ns (up to 20 bytes, separators skipped),
+ * lower case without spaces into w (24 bytes): their length. */
+static size_t phrase_before(const uint8_t *d, size_t ns, char *w, size_t *ws,
+			    size_t *we)
+{
+	size_t e = ns;
+	while (e > 0 && (d[e - 1] == ' ' || d[e - 1] == ':' || d[e - 1] == '='))
+		e--;
+	size_t s = e, n = 0;
+	while (s > 0 && e - s < 20 && (lk_alnum(d[s - 1]) || d[s - 1] == ' '))
+		s--;
+	for (size_t i = s; i < e && n + 1 < 24; i++)
+		if (d[i] != ' ')
+			w[n++] = (char)lk_tolower(d[i]);
+	w[n] = '\0';
+	*ws = s;
+	*we = e;
+	return n;
 }
 
 /* "heart rate 72", "BP 120/80", "glucose 105": a measure named in words
@@ -543,19 +561,8 @@ void moat__leak_x_health_words(struct lk_scan *sc, unsigned rule, size_t end)
 	size_t ns = end;
 	while (ns > 0 && lk_digit(d[ns - 1]))
 		ns--;
-	size_t we = ns;
-	while (we > 0 && (d[we - 1] == ' ' || d[we - 1] == ':' ||
-			  d[we - 1] == '='))
-		we--;
-	size_t ws = we;
-	while (ws > 0 && we - ws < 20 && (lk_alnum(d[ws - 1]) || d[ws - 1] == ' '))
-		ws--;
 	char w[24];
-	size_t wn = 0;
-	for (size_t i = ws; i < we && wn + 1 < sizeof(w); i++)
-		if (d[i] != ' ')
-			w[wn++] = (char)lk_tolower(d[i]);
-	w[wn] = '\0';
+	size_t ws, we, wn = phrase_before(d, ns, w, &ws, &we);
 	/* the phrase may have words before it: match its end */
 	size_t ne = moat__leak_span(sc, ns, LK_CS_DIGIT);
 	bool bp = ne + 1 < sc->n && d[ne] == '/' && lk_digit(d[ne + 1]);
