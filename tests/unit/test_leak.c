@@ -974,6 +974,12 @@ static void test_json_limits(void **state)
 	assert_true(res.flags & MOAT_LEAK_R_JSON_ERROR);
 	assert_non_null(first(MOAT_LEAK_WIFI_CREDENTIALS));
 	assert_non_null(first(MOAT_LEAK_CREDENTIAL));
+	/* not a JSON number: the walk stops, the rest is text */
+	scan("{\"ip\": 10.0.0.1}");
+	assert_true(res.flags & MOAT_LEAK_R_JSON_ERROR);
+	assert_non_null(first(MOAT_LEAK_PRIVATE_IPV4));
+	assert_false(first(MOAT_LEAK_PRIVATE_IPV4)->flags &
+		     MOAT_LEAK_F_JSON_SCALAR);
 	/* several JSON documents in one message */
 	scan("{\"a\":1}\n{\"password\":\"qwerty\"}");
 	assert_false(res.flags & MOAT_LEAK_R_JSON_ERROR);
@@ -1106,6 +1112,9 @@ static void test_redaction(void **state)
 	redact_expect("{\"password\":\"ab\\\"cd\\u00e9f\"}",
 		      "{\"password\":\"*************\"}",
 		      "{\"password\":\"[REDACTED:credential]\"}");
+	/* a number that is only partly the match is redacted whole */
+	redact_expect("{\"x\":-4111111111111111}", "{\"x\":\"***************\"}",
+		      "{\"x\":\"[REDACTED:payment_card]\"}");
 	/* nothing to redact */
 	redact_expect("{\"t\":1}", "{\"t\":1}", "{\"t\":1}");
 	/* JSON stays JSON after redaction */
