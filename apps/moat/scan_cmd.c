@@ -57,6 +57,7 @@ struct scan_ctx {
 	struct scan_stats st;
 	uint8_t *payload; /* decoded --jsonl payload (JSONL_MAX) */
 	uint8_t *topic;   /* decoded --jsonl topic (TOPIC_MAX) */
+	char *topic_out;  /* the topic redacted for output (TOPIC_MAX + 1) */
 	bool multi;       /* several inputs: print file names */
 	bool found;
 };
@@ -210,7 +211,7 @@ static int parse_option(struct scan_opts *o, int argc, char **argv, int *i)
  * into a new array (free it). */
 static int parse_args(struct scan_opts *o, int argc, char **argv)
 {
-	o->files = calloc((size_t)argc + 1, sizeof(*o->files));
+	o->files = moat_calloc((size_t)argc + 1, sizeof(*o->files));
 	if (!o->files)
 		return usage_error("%s", "out of memory");
 	bool opts = true;
@@ -798,7 +799,7 @@ static int scan_jsonl(struct scan_ctx *c, const char *file, uint64_t line,
 		return -1;
 	}
 	struct moat_leak_result r;
-	char topic[TOPIC_MAX + 1];
+	char *topic = c->topic_out;
 	size_t nf = 0;
 	if (m.has_topic) {
 		scan_one(c, c->topic, m.topic_len, &r);
@@ -905,9 +906,11 @@ static int scan_files(struct scan_ctx *c)
 	if (c->o->jsonl) {
 		c->payload = moat_malloc(JSONL_MAX);
 		c->topic = moat_malloc(TOPIC_MAX);
+		c->topic_out = moat_malloc(TOPIC_MAX + 1);
 	}
 	int rc = 0;
-	if (!L.blk || !L.line || (c->o->jsonl && (!c->payload || !c->topic))) {
+	if (!L.blk || !L.line ||
+	    (c->o->jsonl && (!c->payload || !c->topic || !c->topic_out))) {
 		fprintf(stderr, "moat scan: out of memory\n");
 		rc = -1;
 		goto out;
@@ -932,6 +935,7 @@ out:
 	moat_free(L.line);
 	MOAT_FREE(c->payload);
 	MOAT_FREE(c->topic);
+	MOAT_FREE(c->topic_out);
 	return rc;
 }
 
@@ -973,6 +977,6 @@ out:
 	memset(key, 0, sizeof(key));
 	moat_leak_scratch_free(c.scratch);
 	moat_leak_db_free(c.db);
-	free(o.files);
+	moat_free(o.files);
 	return rc;
 }

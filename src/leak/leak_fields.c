@@ -50,12 +50,21 @@ static bool value_num(const struct lk_field *f, const uint8_t *d, double *v,
 	return moat__leak_parse_decimal(d + s, e - s, v, dec);
 }
 
-/* Printable, short form of the key for previews: "heart_rate=***". */
-static void prev_key(struct lk_cand *c, const struct lk_field *f,
-		     const char *suffix)
+/* Printable, short form of the key for previews: "heart_rate=***".  Not
+ * when the key happens to contain the value (the preview must never show
+ * what was found). */
+static void prev_key(const struct lk_scan *sc, struct lk_cand *c,
+		     const struct lk_field *f, const char *suffix)
 {
 	char k[25];
 	size_t n = MOAT_MIN(f->klen, sizeof(k) - 1);
+	size_t vn = c->f.end - c->f.start;
+	if (vn <= n && memmem(f->key, n, sc->d + c->f.start, vn)) {
+		moat__leak_prev_fmt(c, "%s%s",
+				    moat_leak_category_name(c->f.category),
+				    suffix);
+		return;
+	}
 	for (size_t i = 0; i < n; i++) {
 		uint8_t b = f->key[i];
 		k[i] = lk_alnum(b) || b == '_' || b == '-' || b == '.' ? (char)b
@@ -159,6 +168,15 @@ static bool looks_like_path(const uint8_t *p, size_t n)
 	if (n > 1 && p[0] == '~' && p[1] == '/')
 		return true;
 	return n > 2 && lk_alpha(p[0]) && p[1] == ':' && p[2] == '\\';
+}
+
+/* Every character of p[0..n) that is not a separator is c. */
+static bool only_char(const uint8_t *p, size_t n, uint8_t c)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != c && p[i] != ':' && p[i] != '-')
+			return false;
+	return true;
 }
 
 static bool is_uuid(const uint8_t *p, size_t n)
@@ -491,7 +509,7 @@ static void health_field(struct lk_scan *sc, const struct lk_field *f)
 	struct lk_cand *c = add_field(sc, f, MOAT_LEAK_HEALTH, s, e,
 				      MOAT_LEAK_SEV_HIGH, 90, 0);
 	if (c)
-		prev_key(c, f, "=***");
+		prev_key(sc, c, f, "=***");
 }
 
 /* ---- person (L19) --------------------------------------------------------------- */
@@ -637,7 +655,7 @@ static void person_emit(struct lk_scan *sc, const struct lk_field *f,
 	if (!c)
 		return;
 	if (!initials) {
-		prev_key(c, f, "=***");
+		prev_key(sc, c, f, "=***");
 		return;
 	}
 	char buf[MOAT_LEAK_PREVIEW_MAX];
@@ -709,6 +727,14 @@ static void person_field(struct lk_scan *sc, const struct lk_field *f)
 	default:
 		return;
 	}
+}
+
+static void person_of_field(struct lk_scan *sc, const struct lk_field *f)
+{
+	struct lk_field g = *f;
+	g.ki.kind = KK_PERSON;
+	g.ki.sub = KP_OWNER;
+	person_field(sc, &g);
 }
 
 static void name_part_field(struct lk_scan *sc, const struct lk_field *f)
@@ -843,22 +869,13 @@ static void natid_field(struct lk_scan *sc, const struct lk_field *f)
 
 /* ---- device ids (L17), VIN (L22), MAC (L3), host names (L20) --------------- */
 
-static void device_field(struct lk_scan *sc, const struct lk_field *f)
+/* Whether p[0..n) (digits g[0..k) once separators are dropped) is a
+ * well-formed identifier of kind sub. */
+static bool device_value_ok(uint8_t sub, const uint8_t *p, size_t n,
+			    uint8_t *g, size_t k)
 {
-	static const char *const names[] = {"", "imei", "imeisv", "iccid",
-					    "imsi", "meid", "android_id",
-					    "ad_id"};
-	const uint8_t *d = sc->d;
-	size_t s = f->s, e = f->e;
-	trim(d, &s, &e);
-	const uint8_t *p = d + s;
-	size_t n = e - s;
-	if (n < 10 || n > 40 || f->vt == LV_LITERAL)
-		return;
-	uint8_t g[40];
-	size_t k = digits_of(p, n, g, sizeof(g));
 	bool ok = false;
-	switch (f->ki.sub) {
+	switch (sub) {
 	case KD_IMEI:
 		ok = (k == 15 && moat__leak_luhn(g, 15)) || k == 16;
 		break;
@@ -891,6 +908,20 @@ static void device_field(struct lk_scan *sc, const struct lk_field *f)
 		     memcmp(p, "0000000000000000", 16) != 0;
 		break;
 	}
+	case KD_EUI: { /* LoRaWAN DevEUI / EUI-64: 16 hex digits */
+		size_t h = 0;
+		bool other = false;
+		for (size_t i = 0; i < n; i++) {
+			if (lk_hex(p[i]))
+				h++;
+			else if (p[i] != ':' && p[i] != '-')
+				other = true;
+		}
+		ok = h == 16 && !other && !moat__leak_placeholder(p, n) &&
+		     !only_char(p, n, '0') && !only_char(p, n, 'F') &&
+		     !only_char(p, n, 'f');
+		break;
+	}
 	case KD_AD_ID:
 		ok = is_uuid(p, n) &&
 		     memcmp(p, "00000000-0000-0000-0000-000000000000", 36);
@@ -904,7 +935,24 @@ static void device_field(struct lk_scan *sc, const struct lk_field *f)
 			i++;
 		ok = i < k;
 	}
-	if (!ok)
+	return ok;
+}
+
+static void device_field(struct lk_scan *sc, const struct lk_field *f)
+{
+	static const char *const names[] = {"", "imei", "imeisv", "iccid",
+					    "imsi", "meid", "android_id",
+					    "ad_id", "eui"};
+	const uint8_t *d = sc->d;
+	size_t s = f->s, e = f->e;
+	trim(d, &s, &e);
+	const uint8_t *p = d + s;
+	size_t n = e - s;
+	if (n < 10 || n > 40 || f->vt == LV_LITERAL)
+		return;
+	uint8_t g[40];
+	size_t k = digits_of(p, n, g, sizeof(g));
+	if (!device_value_ok(f->ki.sub, p, n, g, k))
 		return;
 	struct lk_cand *c = add_field(sc, f, MOAT_LEAK_DEVICE_ID, s, e,
 				      MOAT_LEAK_SEV_MEDIUM, 95, 0);
@@ -970,27 +1018,44 @@ static void host_field(struct lk_scan *sc, const struct lk_field *f)
 
 /* ---- dispatch --------------------------------------------------------------- */
 
+static void ssid_field(struct lk_scan *sc, const struct lk_field *f)
+{
+	size_t s = f->s, e = f->e;
+	trim(sc->d, &s, &e);
+	if (e > s && is_text(f->vt) &&
+	    !moat__leak_placeholder(sc->d + s, e - s)) {
+		if (f->obj)
+			f->obj->ssid = true;
+		sc->any_ssid = true;
+	}
+}
+
+/* A key with a secret-naming word that is not a credential key. */
+static void secret_word_field(struct lk_scan *sc, const struct lk_field *f)
+{
+	if ((f->ki.flags & (KF_SECRET_WORD | KF_VETO)) != KF_SECRET_WORD)
+		return;
+	if (lk_enabled(sc, MOAT_LEAK_GENERIC_SECRET))
+		generic_field(sc, f);
+	if (f->obj && is_text(f->vt)) { /* "key" next to an "ssid" */
+		size_t s = f->s, e = f->e;
+		trim(sc->d, &s, &e);
+		if (e > s && !moat__leak_placeholder(sc->d + s, e - s))
+			remember_wifi(sc, f, s, e, false);
+	}
+}
+
 void moat__leak_field(struct lk_scan *sc, const struct lk_field *f)
 {
-	uint8_t kind = f->ki.kind;
-	if (kind == KK_CRED) {
+	switch (f->ki.kind) {
+	case KK_CRED:
 		if (lk_enabled(sc, MOAT_LEAK_CREDENTIAL) ||
 		    lk_enabled(sc, MOAT_LEAK_WIFI_CREDENTIALS))
 			cred_field(sc, f);
-		return;
-	}
-	if (kind == KK_SSID) {
-		size_t s = f->s, e = f->e;
-		trim(sc->d, &s, &e);
-		if (e > s && is_text(f->vt) &&
-		    !moat__leak_placeholder(sc->d + s, e - s)) {
-			if (f->obj)
-				f->obj->ssid = true;
-			sc->any_ssid = true;
-		}
-		return;
-	}
-	switch (kind) {
+		break;
+	case KK_SSID:
+		ssid_field(sc, f);
+		break;
 	case KK_LAT:
 	case KK_LON:
 		geo_field(sc, f);
@@ -1006,6 +1071,9 @@ void moat__leak_field(struct lk_scan *sc, const struct lk_field *f)
 		break;
 	case KK_HUMAN_NAME_PART:
 		name_part_field(sc, f);
+		break;
+	case KK_PERSON_OF: /* "Contact: Maria Rossi" */
+		person_of_field(sc, f);
 		break;
 	case KK_NATID:
 		natid_field(sc, f);
@@ -1026,9 +1094,7 @@ void moat__leak_field(struct lk_scan *sc, const struct lk_field *f)
 		aws_secret_field(sc, f);
 		break;
 	default:
-		if ((f->ki.flags & (KF_SECRET_WORD | KF_VETO)) == KF_SECRET_WORD &&
-		    lk_enabled(sc, MOAT_LEAK_GENERIC_SECRET))
-			generic_field(sc, f);
+		secret_word_field(sc, f);
 		break;
 	}
 }
@@ -1115,6 +1181,7 @@ static size_t text_value_end(const struct lk_scan *sc, size_t v, size_t hi,
 		return e;
 	}
 	bool spaces = ki.kind == KK_PERSON || ki.kind == KK_HUMAN_NAME_PART ||
+		      ki.kind == KK_PERSON_OF ||
 		      (ki.kind == KK_CRED && ki.sub == KC_AUTH);
 	while (e < hi && e - v < 512) {
 		uint8_t c = d[e];
@@ -1137,11 +1204,11 @@ static size_t text_value_end(const struct lk_scan *sc, size_t v, size_t hi,
 	return e;
 }
 
-static void trigger(struct lk_scan *sc, const struct lk_trig *t, size_t lo,
-		    size_t hi, bool in_str)
+/* The key before the separator at sep: d[*ks..*ke).  Words separated by
+ * single spaces count for ':' ("Heart rate: 72"). */
+static bool key_span(const uint8_t *d, size_t lo, size_t sep, size_t *ks,
+		     size_t *ke)
 {
-	const uint8_t *d = sc->d;
-	size_t sep = t->sep;
 	size_t k = sep;
 	while (k > lo && sep - k < 3 && (d[k - 1] == ' ' || d[k - 1] == '\t'))
 		k--;
@@ -1150,21 +1217,51 @@ static void trigger(struct lk_scan *sc, const struct lk_trig *t, size_t lo,
 		if (k > lo && d[k - 1] == '\\')
 			k--;
 	}
-	size_t ke = k, ks = k;
+	size_t e = k, s = k;
 	unsigned words = 0;
-	while (ks > lo && ke - ks < 64) {
-		uint8_t c = d[ks - 1];
+	while (s > lo && e - s < 64) {
+		uint8_t c = d[s - 1];
 		if (key_char(c))
-			ks--;
-		else if (c == ' ' && d[sep] == ':' && words < 3 && ks - 1 > lo &&
-			 key_char(d[ks - 2]))
-			ks--, words++;
+			s--;
+		else if (c == ' ' && d[sep] == ':' && words < 3 && s - 1 > lo &&
+			 key_char(d[s - 2]))
+			s--, words++;
 		else
 			break;
 	}
-	while (ks < ke && !lk_alnum(d[ks]))
-		ks++;
-	if (ks == ke)
+	while (s < e && !lk_alnum(d[s]))
+		s++;
+	*ks = s;
+	*ke = e;
+	return s < e;
+}
+
+/* A quoted value at v ('...', "..." or \"...\" inside a JSON string):
+ * its content d[*vs..*ve). */
+static bool quoted_value(const uint8_t *d, size_t v, size_t hi, size_t *vs,
+			 size_t *ve)
+{
+	bool esc = d[v] == '\\';
+	uint8_t q = esc ? '"' : d[v];
+	size_t s = v + (esc ? 2 : 1), e = s;
+	while (e < hi && e - s < 1024) {
+		if (d[e] == q && (esc ? d[e - 1] == '\\' : d[e - 1] != '\\'))
+			break;
+		e++;
+	}
+	if (e >= hi || e - s >= 1024)
+		return false;
+	*vs = s;
+	*ve = esc ? e - 1 : e; /* not the backslash of \" */
+	return true;
+}
+
+static void trigger(struct lk_scan *sc, const struct lk_trig *t, size_t lo,
+		    size_t hi, bool in_str)
+{
+	const uint8_t *d = sc->d;
+	size_t sep = t->sep, ks, ke;
+	if (!key_span(d, lo, sep, &ks, &ke))
 		return;
 	struct lk_keyinfo ki = moat__leak_key_class(sc, d + ks, ke - ks);
 	if (ki.kind == KK_NONE && !(ki.flags & KF_SECRET_WORD))
@@ -1181,32 +1278,18 @@ static void trigger(struct lk_scan *sc, const struct lk_trig *t, size_t lo,
 	f.ki = ki;
 	f.idx = -1;
 	f.in_str = in_str;
-	size_t vs = v, ve;
 	if (d[v] == '"' || d[v] == '\'' ||
 	    (d[v] == '\\' && v + 1 < hi && d[v + 1] == '"')) {
-		bool esc = d[v] == '\\';
-		uint8_t q = esc ? '"' : d[v];
-		vs = v + (esc ? 2 : 1);
-		ve = vs;
-		while (ve < hi && ve - vs < 1024) {
-			if (d[ve] == q && (esc ? d[ve - 1] == '\\' : d[ve - 1] != '\\'))
-				break;
-			ve++;
-		}
-		if (ve >= hi || ve - vs >= 1024)
+		if (!quoted_value(d, v, hi, &f.s, &f.e))
 			return;
-		if (esc)
-			ve--; /* the backslash of \" */
 		f.vt = LV_QTEXT;
 	} else {
-		ve = text_value_end(sc, v, hi, ki);
+		f.s = v;
+		f.e = text_value_end(sc, v, hi, ki);
 		f.vt = LV_TEXT;
 	}
-	if (ve <= vs)
-		return;
-	f.s = vs;
-	f.e = ve;
-	moat__leak_field(sc, &f);
+	if (f.e > f.s)
+		moat__leak_field(sc, &f);
 }
 
 /* The key ending before a separator at sep (quotes and spaces skipped)
@@ -1278,4 +1361,51 @@ struct lk_keyinfo moat__leak_key_class(struct lk_scan *sc, const uint8_t *k,
 	e->len = (uint8_t)n;
 	memcpy(e->key, k, n);
 	return e->ki;
+}
+
+/* ---- passwords on command lines ------------------------------------------ */
+
+/* "--password VALUE", "--pw=VALUE", and mosquitto_pub's "-P VALUE" (only
+ * on a mosquitto or MQTT command line: elsewhere -P is often a port). */
+void moat__leak_x_cli_pw(struct lk_scan *sc, unsigned rule, size_t end)
+{
+	static const char *const ctx_mqtt[] = {"mosquitto", "mqtt", "moat",
+					       NULL};
+	const uint8_t *d = sc->d;
+	if (end <= sc->tok_end[rule])
+		return;
+	sc->tok_end[rule] = end;
+	if (d[end - 2] == 'P' && d[end - 3] == '-' &&
+	    ((end > 3 && !lk_space(d[end - 4])) ||
+	     !moat__leak_ctx_before(sc, end - 3, 200, ctx_mqtt)))
+		return;
+	size_t v = end;
+	while (v < sc->n && v - end < 4 && d[v] == ' ')
+		v++;
+	size_t s = v, e;
+	if (v < sc->n && (d[v] == '"' || d[v] == '\'')) {
+		s = v + 1;
+		e = s;
+		while (e < sc->n && e - s < 256 && d[e] != d[v])
+			e++;
+		if (e >= sc->n || d[e] != d[v])
+			return;
+	} else {
+		e = v;
+		while (e < sc->n && e - v < 256 && !lk_space(d[e]) && d[e] != '"')
+			e++;
+	}
+	sc->tok_end[rule] = e;
+	if (e == s || d[s] == '-' || moat__leak_placeholder(d + s, e - s) ||
+	    looks_like_path(d + s, e - s))
+		return;
+	uint32_t fl = moat__leak_weak_password(d + s, e - s)
+			      ? MOAT_LEAK_F_WEAK_PASSWORD
+			      : 0;
+	struct lk_cand *c = moat__leak_add(sc, MOAT_LEAK_CREDENTIAL, s, e,
+					   MOAT_LEAK_SEV_HIGH, 90,
+					   fl | MOAT_LEAK_F_CONTEXT);
+	if (c)
+		moat__leak_prev_fmt(c, "%s (%zu chars)",
+				    fl ? "weak ****" : "****", e - s);
 }

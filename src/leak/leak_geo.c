@@ -10,7 +10,14 @@ static const char *const ctx_geo[] = {
 	"gps", "gnss", "loc", "location", "pos", "position", "coord",
 	"coords", "coordinates", "lat", "lon", "lng", "latitude",
 	"longitude", "latlng", "latlon", "geo", "fix", "track", "wgs84",
-	"map", "maps", "waypoint", "place", "where", "ll", NULL};
+	"map", "maps", "waypoint", "place", "where", "ll", "at", "near",
+	"located", "parked", "tracker", "vehicle", "truck", NULL};
+/* Measurements that come in pairs of decimals too. */
+static const char *const ctx_measure[] = {
+	"temp", "temperature", "hum", "humidity", "pressure", "voltage",
+	"volt", "current", "ph", "ratio", "reading", "readings", "value",
+	"values", "accel", "gyro", "mag", "power", "energy", "flow",
+	"level", "speed", "rpm", "co2", NULL};
 
 /* Number ending at `end` (exclusive): its start (sign included). */
 static size_t number_start(const uint8_t *d, size_t end)
@@ -73,6 +80,8 @@ void moat__leak_x_geo_pair(struct lk_scan *sc, unsigned rule, size_t end)
 		return;
 	if (lat > -1 && lat < 1 && lon > -1 && lon < 1)
 		return; /* (0, 0) and random fractions */
+	if (moat__leak_ctx_before(sc, s1, 16, ctx_measure))
+		return;
 	bool ctx = moat__leak_ctx_before(sc, s1, 48, ctx_geo) ||
 		   (s1 > 0 && d[s1 - 1] == '@');
 	int need = ctx ? 4 : 5;
@@ -434,14 +443,36 @@ void moat__leak_x_fhir(struct lk_scan *sc, unsigned rule, size_t end)
 	struct lk_cand *c = moat__leak_add(sc, MOAT_LEAK_HEALTH, s, q,
 					   MOAT_LEAK_SEV_HIGH, 90, 0);
 	if (c)
-		moat__leak_prev_fmt(c, "FHIR %.*s",
-				    (int)MOAT_MIN(q - s, (size_t)32),
-				    (const char *)d + s);
+		moat__leak_prev_set(c, "FHIR resource ***");
 }
 
 static const char *const ctx_heart[] = {"heart", "hr", "pulse", "patient",
 					"ecg", "ekg", "cardiac", "resting",
 					NULL};
+
+/* The name of the measure when v (and v2, systolic) are plausible for
+ * unit hu; NULL otherwise. */
+static const char *unit_value(const struct lk_scan *sc, enum lk_hunit hu,
+			      double v, double v2, size_t ns)
+{
+	switch (hu) {
+	case HU_BP: /* v2 systolic, v diastolic */
+		return v2 >= 50 && v2 <= 260 && v >= 30 && v <= 160 && v < v2
+			       ? "BP"
+			       : NULL;
+	case HU_GLUCOSE_MG:
+		return v >= 20 && v <= 600 ? "glucose" : NULL;
+	case HU_GLUCOSE_MMOL:
+		return v >= 1 && v <= 33 ? "glucose" : NULL;
+	case HU_SPO2:
+		return v >= 50 && v <= 100 ? "SpO2" : NULL;
+	default:
+		return v >= 20 && v <= 250 &&
+			       moat__leak_ctx_before(sc, ns, 40, ctx_heart)
+			       ? "heart rate"
+			       : NULL;
+	}
+}
 
 void moat__leak_x_health_unit(struct lk_scan *sc, unsigned rule, size_t end)
 {
@@ -479,37 +510,94 @@ void moat__leak_x_health_unit(struct lk_scan *sc, unsigned rule, size_t end)
 	size_t ns = number_start(d, ve);
 	if (!moat__leak_parse_decimal(d + ns, ve - ns, &v, &dec))
 		return;
-	const char *what;
-	switch (*hu) {
-	case HU_BP: /* v2 systolic, v diastolic */
-		if (v2 < 50 || v2 > 260 || v < 30 || v > 160 || v >= v2)
-			return;
-		what = "BP";
-		break;
-	case HU_GLUCOSE_MG:
-		if (v < 20 || v > 600)
-			return;
-		what = "glucose";
-		break;
-	case HU_GLUCOSE_MMOL:
-		if (v < 1 || v > 33)
-			return;
-		what = "glucose";
-		break;
-	case HU_SPO2:
-		if (v < 50 || v > 100)
-			return;
-		what = "SpO2";
-		break;
-	default:
-		if (v < 20 || v > 250 ||
-		    !moat__leak_ctx_before(sc, ns, 40, ctx_heart))
-			return;
-		what = "heart rate";
-		break;
-	}
+	const char *what = unit_value(sc, *hu, v, v2, ns);
+	if (!what)
+		return;
 	struct lk_cand *c = moat__leak_add(sc, MOAT_LEAK_HEALTH, s, end,
 					   MOAT_LEAK_SEV_HIGH, 85, 0);
 	if (c)
 		moat__leak_prev_fmt(c, "%s ***", what);
+}
+
+/* The words before a value at ns (up to 20 bytes, separators skipped),
+ * lower case without spaces into w (24 bytes): their length. */
+static size_t phrase_before(const uint8_t *d, size_t ns, char *w, size_t *ws,
+			    size_t *we)
+{
+	size_t e = ns;
+	while (e > 0 && (d[e - 1] == ' ' || d[e - 1] == ':' || d[e - 1] == '='))
+		e--;
+	size_t s = e, n = 0;
+	while (s > 0 && e - s < 20 && (lk_alnum(d[s - 1]) || d[s - 1] == ' '))
+		s--;
+	for (size_t i = s; i < e && n + 1 < 24; i++)
+		if (d[i] != ' ')
+			w[n++] = (char)lk_tolower(d[i]);
+	w[n] = '\0';
+	*ws = s;
+	*we = e;
+	return n;
+}
+
+/* "heart rate 72", "BP 120/80", "glucose 105": a measure named in words
+ * and a plausible value right after it. */
+void moat__leak_x_health_words(struct lk_scan *sc, unsigned rule, size_t end)
+{
+	static const struct {
+		const char *w;
+		double lo, hi;
+		bool bp; /* the value is systolic/diastolic */
+	} m[] = {
+		{"heartrate", 20, 250, false}, {"pulse", 20, 250, false},
+		{"spo2", 50, 100, false},      {"glucose", 20, 600, false},
+		{"bloodsugar", 20, 600, false}, {"resprate", 4, 60, false},
+		{"respiratoryrate", 4, 60, false}, {"bodytemp", 30, 45, false},
+		{"bodytemperature", 30, 45, false}, {"bp", 50, 260, true},
+		{"bloodpressure", 50, 260, true},
+	};
+	const uint8_t *d = sc->d;
+	if (end <= sc->tok_end[rule])
+		return;
+	size_t ns = end;
+	while (ns > 0 && lk_digit(d[ns - 1]))
+		ns--;
+	char w[24];
+	size_t ws, we, wn = phrase_before(d, ns, w, &ws, &we);
+	/* the phrase may have words before it: match its end */
+	size_t ne = moat__leak_span(sc, ns, LK_CS_DIGIT);
+	bool bp = ne + 1 < sc->n && d[ne] == '/' && lk_digit(d[ne + 1]);
+	size_t ve = ne;
+	if (bp)
+		ve = moat__leak_span(sc, ne + 1, LK_CS_DIGIT);
+	else if (ne + 1 < sc->n && d[ne] == '.' && lk_digit(d[ne + 1]))
+		ve = moat__leak_span(sc, ne + 1, LK_CS_DIGIT);
+	sc->tok_end[rule] = ve;
+	if (ve < sc->n && (lk_alpha(d[ve]) && !(d[ve] == 'm' || d[ve] == 'b' ||
+						d[ve] == 'C' || d[ve] == 'F')))
+		return;
+	double v;
+	int dec;
+	if (!moat__leak_parse_decimal(d + ns, ne - ns, &v, &dec))
+		return;
+	for (size_t i = 0; i < MOAT_ARRAY_LEN(m); i++) {
+		size_t k = strlen(m[i].w);
+		if (k > wn || memcmp(w + wn - k, m[i].w, k))
+			continue;
+		size_t at = we; /* the phrase must start a word */
+		for (size_t j = 0, seen = 0; at > ws && seen < k; j++) {
+			at--;
+			if (d[at] != ' ')
+				seen++;
+		}
+		if (at > 0 && (lk_alnum(d[at - 1]) || d[at - 1] == '_'))
+			return;
+		if (m[i].bp != bp || v < m[i].lo || v > m[i].hi)
+			return;
+		struct lk_cand *c = moat__leak_add(sc, MOAT_LEAK_HEALTH, ns, ve,
+						   MOAT_LEAK_SEV_HIGH, 85,
+						   MOAT_LEAK_F_CONTEXT);
+		if (c)
+			moat__leak_prev_fmt(c, "%s ***", m[i].w);
+		return;
+	}
 }

@@ -334,6 +334,32 @@ static bool nino_shape(const uint8_t *p, bool spaced)
 	return digits == 3 && p[k] >= 'A' && p[k] <= 'D';
 }
 
+/* "SSN 536221234": nine digits after an SSN word. */
+void moat__leak_x_ssn9(struct lk_scan *sc, unsigned rule, size_t end)
+{
+	const uint8_t *d = sc->d;
+	size_t s = end - 9;
+	if (s < sc->tok_end[rule])
+		return;
+	sc->tok_end[rule] = end;
+	for (size_t i = s; i < end; i++)
+		if (!lk_digit(d[i]))
+			return;
+	if ((s > 0 && (lk_alnum(d[s - 1]) || d[s - 1] == '.' ||
+		       d[s - 1] == '-' || d[s - 1] == '+')) ||
+	    (end < sc->n && (lk_alnum(d[end]) || d[end] == '.' ||
+			     d[end] == '-')))
+		return;
+	if (!moat__leak_ssn_valid(d + s) ||
+	    !moat__leak_ctx_before(sc, s, 32, ctx_ssn))
+		return;
+	struct lk_cand *c = moat__leak_add(sc, MOAT_LEAK_NATIONAL_ID, s, end,
+					   MOAT_LEAK_SEV_CRITICAL, 90,
+					   MOAT_LEAK_F_CONTEXT);
+	if (c)
+		moat__leak_prev_fmt(c, "*****%.4s", (const char *)d + s + 5);
+}
+
 /* UK National Insurance number: needs context (the shape alone is common
  * in part numbers). */
 void moat__leak_x_nino(struct lk_scan *sc, unsigned rule, size_t end)

@@ -119,7 +119,7 @@ enum lk_person {
 
 enum lk_device {
 	KD_IMEI = 1, KD_IMEISV, KD_ICCID, KD_IMSI, KD_MEID, KD_ANDROID_ID,
-	KD_AD_ID,
+	KD_AD_ID, KD_EUI,
 };
 
 enum lk_natid {
@@ -178,7 +178,7 @@ extern const size_t moat__leak_rule_count;
  * their extractors (leak_lex.c). */
 enum lk_lex_rule {
 	LX_PAN, LX_SSN, LX_IMEI, LX_ICCID, LX_GEO_PAIR, LX_GEO_HEMI,
-	LX_IBAN, LX_NINO, LX_VIN, LX_MAC, LX_COUNT
+	LX_IBAN, LX_NINO, LX_VIN, LX_MAC, LX_SSN9, LX_COUNT
 };
 void moat__leak_lex_init(void);
 void moat__leak_lex(struct lk_scan *sc);
@@ -409,6 +409,7 @@ void moat__leak_x_url(struct lk_scan *sc, unsigned rule, size_t end);
 void moat__leak_x_host(struct lk_scan *sc, unsigned rule, size_t end);
 void moat__leak_x_unc(struct lk_scan *sc, unsigned rule, size_t end);
 void moat__leak_x_winuser(struct lk_scan *sc, unsigned rule, size_t end);
+void moat__leak_x_wifi_qr(struct lk_scan *sc, unsigned rule, size_t end);
 
 void moat__leak_x_basic(struct lk_scan *sc, unsigned rule, size_t end);
 void moat__leak_x_bearer(struct lk_scan *sc, unsigned rule, size_t end);
@@ -422,6 +423,7 @@ void moat__leak_x_openai(struct lk_scan *sc, unsigned rule, size_t end);
 void moat__leak_x_pan(struct lk_scan *sc, unsigned rule, size_t end);
 void moat__leak_x_iban(struct lk_scan *sc, unsigned rule, size_t end);
 void moat__leak_x_ssn(struct lk_scan *sc, unsigned rule, size_t end);
+void moat__leak_x_ssn9(struct lk_scan *sc, unsigned rule, size_t end);
 void moat__leak_x_nino(struct lk_scan *sc, unsigned rule, size_t end);
 void moat__leak_x_imei(struct lk_scan *sc, unsigned rule, size_t end);
 void moat__leak_x_iccid(struct lk_scan *sc, unsigned rule, size_t end);
@@ -434,6 +436,8 @@ void moat__leak_x_geo_hemi(struct lk_scan *sc, unsigned rule, size_t end);
 void moat__leak_x_hl7(struct lk_scan *sc, unsigned rule, size_t end);
 void moat__leak_x_fhir(struct lk_scan *sc, unsigned rule, size_t end);
 void moat__leak_x_health_unit(struct lk_scan *sc, unsigned rule, size_t end);
+void moat__leak_x_health_words(struct lk_scan *sc, unsigned rule, size_t end);
+void moat__leak_x_cli_pw(struct lk_scan *sc, unsigned rule, size_t end);
 
 
 /* A geolocation finding for data[s..e) (a coordinate pair). */

@@ -124,6 +124,11 @@ static void assign(struct lk_scan *sc, size_t s, size_t e, uint32_t vflags,
 		moat__leak_json_path(sc, c->f.path, sizeof(c->f.path));
 		c->has_path = true;
 		c->f.flags |= vflags;
+		if (vflags & MOAT_LEAK_F_JSON_SCALAR) {
+			/* a number is redacted whole ("-4111..." too) */
+			c->f.start = s;
+			c->f.end = e;
+		}
 		if ((ki.flags & KF_VERSION) &&
 		    (c->f.category == MOAT_LEAK_PRIVATE_IPV4 ||
 		     c->f.category == MOAT_LEAK_PRIVATE_IPV6))
@@ -265,26 +270,58 @@ static void close_frame(struct lk_scan *sc)
 	sc->depth--;
 }
 
+/* The end of the JSON number at i (RFC 8259 syntax), or 0. */
+static size_t number_end(const uint8_t *d, size_t n, size_t i)
+{
+	if (i < n && d[i] == '-')
+		i++;
+	if (i >= n || !lk_digit(d[i]))
+		return 0;
+	if (d[i] == '0')
+		i++;
+	else
+		while (i < n && lk_digit(d[i]))
+			i++;
+	if (i < n && d[i] == '.') {
+		if (++i >= n || !lk_digit(d[i]))
+			return 0;
+		while (i < n && lk_digit(d[i]))
+			i++;
+	}
+	if (i < n && (d[i] == 'e' || d[i] == 'E')) {
+		if (++i < n && (d[i] == '+' || d[i] == '-'))
+			i++;
+		if (i >= n || !lk_digit(d[i]))
+			return 0;
+		while (i < n && lk_digit(d[i]))
+			i++;
+	}
+	return i;
+}
+
+/* A number or literal at i, followed by a delimiter: its end, or 0 (the
+ * walk stops: "192.168.1.1." is not a JSON value). */
 static size_t scalar(struct lk_scan *sc, size_t i)
 {
 	const uint8_t *d = sc->d;
 	size_t n = sc->n, e = i;
+	enum lk_vtype vt = LV_NUMBER;
 	if (d[i] == '-' || lk_digit(d[i])) {
-		while (e < n && (lk_digit(d[e]) || d[e] == '.' || d[e] == 'e' ||
-				 d[e] == 'E' || d[e] == '+' || d[e] == '-'))
+		e = number_end(d, n, i);
+	} else {
+		while (e < n && lk_lower(d[e]) && e - i < 6)
 			e++;
-		value(sc, i, e, LV_NUMBER);
-		return e;
+		if (!((e - i == 4 && (!memcmp(d + i, "true", 4) ||
+				      !memcmp(d + i, "null", 4))) ||
+		      (e - i == 5 && !memcmp(d + i, "false", 5))))
+			return 0;
+		vt = LV_LITERAL;
 	}
-	while (e < n && lk_lower(d[e]) && e - i < 6)
-		e++;
-	if ((e - i == 4 && (!memcmp(d + i, "true", 4) ||
-			    !memcmp(d + i, "null", 4))) ||
-	    (e - i == 5 && !memcmp(d + i, "false", 5))) {
-		value(sc, i, e, LV_LITERAL);
-		return e;
-	}
-	return 0;
+	if (!e || (e < n && !lk_space(d[e]) && d[e] != ',' && d[e] != ']' &&
+		   d[e] != '}'))
+		return 0;
+	value(sc, i, e, vt);
+	return e;
 }
 
 /* One token at i; returns the next offset, or SIZE_MAX to stop at i. */

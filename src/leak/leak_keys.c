@@ -311,6 +311,9 @@ static const struct kword table[] = {
 	S("idfa", KK_DEVICE, KD_AD_ID),
 	S("gaid", KK_DEVICE, KD_AD_ID),
 	S("aaid", KK_DEVICE, KD_AD_ID),
+	S("deveui", KK_DEVICE, KD_EUI),
+	S("eui", KK_DEVICE, KD_EUI),
+	S("eui64", KK_DEVICE, KD_EUI),
 	/* national identifiers (L16) */
 	S("ssn", KK_NATID, KN_SSN),
 	S("socialsecurity", KK_NATID, KN_SSN),
@@ -498,6 +501,30 @@ static void suffix_word(const char *s, size_t n, struct lk_keyinfo *ki,
 		*secret = 1;
 }
 
+/* Flags from every word: a veto word (or a last-word veto such as "id"),
+ * a word naming a secret ("key" only as the last word), a version word. */
+static void word_flags(const struct words *w, uint8_t *veto, uint8_t *secret,
+		       uint8_t *version)
+{
+	for (unsigned i = 0; i < w->n; i++) {
+		size_t wl = (size_t)(w->start[i + 1] - w->start[i]);
+		const struct kword *e = lookup(w->buf + w->start[i], wl);
+		if (!e)
+			continue;
+		uint8_t f = e->wflags;
+		if (i + 1 == w->n && (f & W_VETO_LAST))
+			*veto = 1;
+		if (f & W_VETO)
+			*veto = 1;
+		if (f & W_VERSION)
+			*version = 1;
+		if ((f & W_SECRET) &&
+		    (i + 1 == w->n ||
+		     !(wl == 3 && !memcmp(w->buf + w->start[i], "key", 3))))
+			*secret = 1;
+	}
+}
+
 struct lk_keyinfo moat__leak_key_classify(const uint8_t *key, size_t len)
 {
 	struct lk_keyinfo ki = {0, 0, 0};
@@ -524,31 +551,13 @@ struct lk_keyinfo moat__leak_key_classify(const uint8_t *key, size_t len)
 			break;
 		}
 	}
-	uint8_t veto = 0, secret = 0, version = 0, lastf = 0;
-	for (unsigned i = 0; i < w.n; i++) {
-		const struct kword *e = lookup(
-			w.buf + w.start[i], (size_t)(w.start[i + 1] - w.start[i]));
-		if (!e)
-			continue;
-		uint8_t f = e->wflags;
-		if (i + 1 == w.n)
-			lastf = f;
-		veto |= f & W_VETO;
-		version |= f & W_VERSION;
-		if (f & W_SECRET) {
-			/* "key" names a secret only as the last word */
-			size_t wl = (size_t)(w.start[i + 1] - w.start[i]);
-			if (!(wl == 3 && !memcmp(w.buf + w.start[i], "key", 3)) ||
-			    i + 1 == w.n)
-				secret = 1;
-		}
-	}
-	if (lastf & W_VETO_LAST)
-		veto = 1;
+	uint8_t veto = 0, secret = 0, version = 0;
+	word_flags(&w, &veto, &secret, &version);
 	/* Run-together names: "userpassword", "DEVICETOKEN", "SIGNINGKEY". */
 	unsigned ls = w.start[w.n - 1];
 	size_t ln = (size_t)(w.start[w.n] - ls);
-	if (ki.kind == KK_NONE && !lastf)
+	const struct kword *le = lookup(w.buf + ls, ln);
+	if (ki.kind == KK_NONE && !le)
 		suffix_word(w.buf + ls, ln, &ki, &secret);
 	if (secret)
 		ki.flags |= KF_SECRET_WORD;

@@ -132,6 +132,8 @@ static void digits_word(struct lk_scan *sc, size_t s, size_t e)
 	}
 	if (len >= 19 && d[s] == '8' && d[s + 1] == '9')
 		call(sc, LX_ICCID, s + 19);
+	if (len == 9)
+		call(sc, LX_SSN9, e);
 	size_t groups, first;
 	if (len < 13) {
 		/* a card, IMEI or SSN written in groups: the first groups
@@ -224,7 +226,7 @@ static inline void run(struct lk_scan *sc, size_t s, size_t e, bool upper)
 	size_t len = e - s;
 	uint8_t nx = e < sc->n ? d[e] : 0;
 	if (!upper) {
-		if (len >= 13 ||
+		if (len >= 13 || len == 9 ||
 		    (len <= 4 && (nx == ' ' || nx == '-' || nx == '.')))
 			digits_word(sc, s, e);
 		return;
@@ -238,10 +240,10 @@ static inline void run(struct lk_scan *sc, size_t s, size_t e, bool upper)
 }
 
 /* MAC addresses starting in the first OWN bytes of the window at b: five ':'
- * or '-' three apart, or two '.' five apart (xxxx.xxxx.xxxx). */
-static inline void macs(struct lk_scan *sc, size_t b, const uint8_t *p)
+ * or '-' three apart (c, h), or two '.' five apart (t: xxxx.xxxx.xxxx). */
+static inline void macs(struct lk_scan *sc, size_t b, uint64_t c, uint64_t h,
+			uint64_t t)
 {
-	uint64_t c = eq64(p, ':'), h = eq64(p, '-'), t = eq64(p, '.');
 	const uint64_t own2 = (((uint64_t)1 << OWN) - 1) << 2;
 	const uint64_t own4 = (((uint64_t)1 << OWN) - 1) << 4;
 	uint64_t m = ((c & c >> 3 & c >> 6 & c >> 9 & c >> 12) |
@@ -259,15 +261,31 @@ static inline void macs(struct lk_scan *sc, size_t b, const uint8_t *p)
 	}
 }
 
+/* Starts of runs of digits and capitals (x) worth a look: with a group
+ * separator or decimal point within 4 bytes (sep), 9 long or more, two
+ * capitals first, or running to the end of the window (unknown length). */
+static inline uint64_t worth_starts(uint64_t x, uint64_t up, uint64_t sep,
+				    uint64_t starts)
+{
+	uint64_t near = sep >> 1 | sep >> 2 | sep >> 3 | sep >> 4;
+	uint64_t x2 = x & x >> 1, x4 = x2 & x2 >> 2, x8 = x4 & x4 >> 4;
+	uint64_t longer = x8 & x >> 8; /* 9 in a row start here */
+	uint64_t top = x >> 63 ? (uint64_t)1 << (63 - __builtin_clzll(starts))
+			       : 0;
+	return starts & (near | longer | (up & up >> 1) | top);
+}
+
 /* Windows of 64 bytes every OWN (48: a MAC address, 17 bytes, that starts
  * in the first 48 ends in the window): masks of digits and capitals;
- * each run of them that starts in the first OWN bytes and is a whole word
- * (no lower-case neighbour) is looked at once.  No branch per byte. */
+ * each run of them that starts in the first OWN bytes, is a whole word
+ * (no lower-case neighbour) and passes worth_starts() is looked at once.
+ * No branch per byte. */
 void moat__leak_lex(struct lk_scan *sc)
 {
 	const uint8_t *d = sc->d;
 	size_t n = sc->n;
 	uint8_t pad[64];
+	bool macs_on = lk_enabled(sc, MOAT_LEAK_MAC_ADDRESS);
 	for (size_t b = 0; b < n && !sc->stop; b += OWN) {
 		const uint8_t *p = d + b;
 		if (n - b < 64) {
@@ -277,12 +295,19 @@ void moat__leak_lex(struct lk_scan *sc)
 		}
 		uint64_t dig = in_range64(p, '0', '9');
 		uint64_t up = in_range64(p, 'A', 'Z');
+		uint64_t h = eq64(p, '-'), t = eq64(p, '.');
 		uint64_t x = dig | up;
 		uint64_t carry = b > 0 && (cls[d[b - 1]] & (C_DIG | C_UP));
-		uint64_t starts = x & ~(x << 1 | carry) &
-				  (((uint64_t)1 << OWN) - 1);
-		if (lk_enabled(sc, MOAT_LEAK_MAC_ADDRESS))
-			macs(sc, b, p);
+		uint64_t starts = x & ~(x << 1 | carry);
+		if (macs_on)
+			macs(sc, b, eq64(p, ':'), h, t);
+		if (!starts)
+			continue;
+		/* a '.' matters before 3 decimals (coordinates) or in
+		 * 123.45.6789 (SSN) */
+		uint64_t dots = t & dig >> 1 & dig >> 2 & (dig >> 3 | t >> 3);
+		starts = worth_starts(x, up, h | dots | eq64(p, ' '), starts) &
+			 (((uint64_t)1 << OWN) - 1);
 		while (starts && !sc->stop) {
 			unsigned st = (unsigned)__builtin_ctzll(starts);
 			starts &= starts - 1;

@@ -419,7 +419,10 @@ void moat__leak_x_host(struct lk_scan *sc, unsigned rule, size_t end)
 		return; /* .localhost, .lanes, .corporate */
 	if (end + 1 < sc->n && d[end] == '.' && lk_alnum(d[end + 1]))
 		return; /* not the last label: x.local.example.com, a.local.yml */
-	size_t s = moat__leak_rspan(sc, end, LK_CS_HOST);
+	size_t s = end; /* labels; mDNS service names have '_' */
+	while (s > 0 && (lk_alnum(d[s - 1]) || d[s - 1] == '.' ||
+			 d[s - 1] == '-' || d[s - 1] == '_'))
+		s--;
 	while (s < end && !lk_alnum(d[s]))
 		s++;
 	size_t first = s; /* first label */
@@ -427,7 +430,7 @@ void moat__leak_x_host(struct lk_scan *sc, unsigned rule, size_t end)
 		first++;
 	if (first == end || first == s)
 		return;
-	if (s > 0 && (d[s - 1] == '_' || d[s - 1] == '$'))
+	if (s > 0 && d[s - 1] == '$')
 		return;
 	if (eq_word_ci(d + s, first - s, code_receivers) ||
 	    (first - s == 9 && !memcmp(d + s, "localhost", 9)))
@@ -503,4 +506,42 @@ void moat__leak_x_winuser(struct lk_scan *sc, unsigned rule, size_t end)
 					   ue, MOAT_LEAK_SEV_LOW, 85, 0);
 	if (c)
 		moat__leak_prev_fmt(c, "%c:\\Users\\***", d[s]);
+}
+
+/* A Wi-Fi QR code: WIFI:S:<ssid>;T:<WPA|WEP|nopass>;P:<password>;; */
+void moat__leak_x_wifi_qr(struct lk_scan *sc, unsigned rule, size_t end)
+{
+	const uint8_t *d = sc->d;
+	if (end <= sc->tok_end[rule])
+		return;
+	size_t i = end - 2, ps = 0, pe = 0; /* the first field's letter */
+	bool ssid = false;
+	while (i + 1 < sc->n && i < end + 512 && d[i] != ';') {
+		uint8_t f = d[i];
+		if (d[i + 1] != ':')
+			return;
+		size_t v = i + 2, e = v;
+		while (e < sc->n && e - v < 256 && d[e] != ';') {
+			if (d[e] == '\\' && e + 1 < sc->n)
+				e++; /* escaped ; , : \ */
+			e++;
+		}
+		if (e >= sc->n)
+			return;
+		if (f == 'S' && e > v)
+			ssid = true;
+		if (f == 'P') {
+			ps = v;
+			pe = e;
+		}
+		i = e + 1;
+	}
+	sc->tok_end[rule] = i;
+	if (!ssid || pe <= ps || moat__leak_placeholder(d + ps, pe - ps))
+		return;
+	struct lk_cand *c = moat__leak_add(sc, MOAT_LEAK_WIFI_CREDENTIALS, ps,
+					   pe, MOAT_LEAK_SEV_HIGH, 95,
+					   MOAT_LEAK_F_CONTEXT);
+	if (c)
+		moat__leak_prev_fmt(c, "WIFI:S:***;P:**** (%zu chars)", pe - ps);
 }

@@ -50,6 +50,7 @@ const struct lk_rule moat__leak_rules[] = {
 	R(NULL, 0, NATIONAL_ID, moat__leak_x_nino, NULL),     /* L16 */
 	R(NULL, 0, VEHICLE_ID, moat__leak_x_vin, NULL),       /* L22 */
 	R(NULL, 0, MAC_ADDRESS, moat__leak_x_mac, NULL),      /* L3 */
+	R(NULL, 0, NATIONAL_ID, moat__leak_x_ssn9, NULL),     /* L16 */
 	/* L1: only the private prefixes; the extractor parses the whole
 	 * dotted token and classifies it. */
 	R("(?:10\\.[0-9]{1,3}|127\\.[0-9]{1,3}|172\\.(?:1[6-9]|2[0-9]|3[01])|"
@@ -69,6 +70,10 @@ const struct lk_rule moat__leak_rules[] = {
 	R("\\$(?:GP|GN|GL|GA|GB|BD|GQ)(?:GGA|RMC|GLL|GNS),", 0, GEOLOCATION,
 	  moat__leak_x_nmea, NULL),
 	R("[0-9]\\xc2\\xb0", 0, GEOLOCATION, moat__leak_x_geo_hemi, NULL),
+	/* L6: passwords on command lines (--password x, mosquitto's -P x) */
+	R("(?:--pass(?:word)?|--pw)[ =]", 0, CREDENTIAL, moat__leak_x_cli_pw,
+	  NULL),
+	R("-P ", 0, CREDENTIAL, moat__leak_x_cli_pw, NULL),
 	/* L7 */
 	R("basic\\s{1,4}[A-Za-z0-9+/]{8}", CASELESS, HTTP_AUTH,
 	  moat__leak_x_basic, NULL),
@@ -119,6 +124,8 @@ const struct lk_rule moat__leak_rules[] = {
 	  V(1, LK_CS_B64_ANY, 40, 100, 35, CRITICAL)),
 	R("sig=[A-Za-z0-9%+/]", CASELESS, VENDOR_TOKEN, moat__leak_x_vendor,
 	  VC(1, LK_CS_B64_ANY, 40, 120, 30, HIGH, ctx_sas)),
+	R("ya29\\.[0-9A-Za-z_-]{20}", 0, VENDOR_TOKEN, moat__leak_x_vendor,
+	  V(25, LK_CS_B64URL, 40, 2048, 35, HIGH)), /* Google OAuth */
 	R("npm_[0-9A-Za-z]{36}", 0, VENDOR_TOKEN, moat__leak_x_vendor,
 	  V(40, LK_CS_ALNUM, 40, 40, 30, HIGH)),
 	R("pypi-AgEIcHlwaS5vcmc[0-9A-Za-z_-]{16}", 0, VENDOR_TOKEN,
@@ -188,6 +195,10 @@ const struct lk_rule moat__leak_rules[] = {
 	  moat__leak_x_health_unit, &hu_mg),
 	R("[0-9]{1,2}(?:\\.[0-9])?\\s?mmol/l", CASELESS, HEALTH,
 	  moat__leak_x_health_unit, &hu_mmol),
+	R("(?:heart rate|heartrate|pulse|blood pressure|bloodpressure|bp|spo2|"
+	  "glucose|blood sugar|bloodsugar|respiratory rate|resp rate|"
+	  "body temp|bodytemp|body temperature)[ :=]{1,3}[0-9]{2}",
+	  CASELESS, HEALTH, moat__leak_x_health_words, NULL),
 	R("spo2\\W{0,3}[0-9]{2,3}\\s?%", CASELESS, HEALTH,
 	  moat__leak_x_health_unit, &hu_spo2),
 	R("[0-9]{2,3}\\s?bpm", CASELESS, HEALTH, moat__leak_x_health_unit,
@@ -200,6 +211,8 @@ const struct lk_rule moat__leak_rules[] = {
 	  moat__leak_x_unc, NULL),
 	R("[a-z]:(?:\\\\){1,2}users(?:\\\\){1,2}[a-z0-9]", CASELESS,
 	  INTERNAL_HOSTNAME, moat__leak_x_winuser, NULL),
+	/* L21: Wi-Fi QR codes */
+	R("WIFI:[STPH]:", 0, WIFI_CREDENTIALS, moat__leak_x_wifi_qr, NULL),
 	/* "lat 45.4642 lon 9.1900": coordinates named by words */
 	R("lat(?:itude)?\\s{1,3}-?[0-9]{1,2}\\.[0-9]{3}", CASELESS, GEOLOCATION,
 	  moat__leak_x_geo_words, NULL),

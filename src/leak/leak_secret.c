@@ -115,6 +115,47 @@ static bool jwt_exp_past(const uint8_t *pl, long pn)
 	return v < (double)moat_wall_s();
 }
 
+/* The header segment d[hs..dot) decodes to a JSON object with a string
+ * "alg": its printable form into alg (16 bytes), and whether it is
+ * "none". */
+static bool jwt_alg(const uint8_t *d, size_t hs, size_t dot, char *alg,
+		    bool *none)
+{
+	uint8_t hdr[512];
+	long hn = moat__leak_b64_decode(d + hs, dot - hs, hdr, sizeof(hdr));
+	size_t as, ae;
+	enum lk_vtype avt;
+	if (hn < 2 || !json_object_prefix(hdr, hn) ||
+	    !moat__leak_json_get(hdr, (size_t)hn, "alg", &as, &ae, &avt) ||
+	    avt != LV_STRING || ae == as)
+		return false;
+	size_t an = MOAT_MIN(ae - as, (size_t)15);
+	for (size_t i = 0; i < an; i++)
+		alg[i] = lk_alnum(hdr[as + i]) || hdr[as + i] == '-'
+				 ? (char)hdr[as + i]
+				 : '?';
+	alg[an] = '\0';
+	*none = ae - as == 4 && lk_tolower(hdr[as]) == 'n' &&
+		lk_tolower(hdr[as + 1]) == 'o' &&
+		lk_tolower(hdr[as + 2]) == 'n' &&
+		lk_tolower(hdr[as + 3]) == 'e';
+	return true;
+}
+
+/* A JWS payload segment that decodes to a JSON object; sets EXPIRED. */
+static bool jwt_payload(const uint8_t *d, size_t s, size_t e, uint32_t *fl)
+{
+	uint8_t pl[2048];
+	long pn = moat__leak_b64_decode(d + s, e - s, pl, sizeof(pl));
+	if (pn < 2 || !json_object_prefix(pl, pn))
+		return false;
+	if (jwt_exp_past(pl, pn))
+		*fl |= MOAT_LEAK_F_EXPIRED;
+	return true;
+}
+
+/* The segments: header [hs, dot), payload (dot, pe), signature (pe, se),
+ * and for a JWE two more up to te. */
 void moat__leak_x_jwt(struct lk_scan *sc, unsigned rule, size_t end)
 {
 	const uint8_t *d = sc->d;
@@ -126,59 +167,33 @@ void moat__leak_x_jwt(struct lk_scan *sc, unsigned rule, size_t end)
 	sc->tok_end[rule] = pe;
 	if (!has_prefix(d + hs, dot - hs, "ey") || pe >= sc->n || d[pe] != '.')
 		return;
-	size_t se = seg_end(sc, pe + 1);
-	size_t segs = 3, te = se;
+	size_t se = seg_end(sc, pe + 1), te = se;
+	bool jwe = false;
 	if (te + 1 < sc->n && d[te] == '.') { /* JWE: 5 segments */
 		size_t e4 = seg_end(sc, te + 1);
 		if (e4 < sc->n && d[e4] == '.') {
 			te = seg_end(sc, e4 + 1);
-			segs = 5;
+			jwe = true;
 		}
 	}
 	sc->tok_end[rule] = te;
-	if (te < sc->n && (d[te] == '.' || d[te] == '='))
+	char alg[16];
+	bool none;
+	uint32_t fl = jwe ? MOAT_LEAK_F_ENCRYPTED : 0;
+	if ((te < sc->n && (d[te] == '.' || d[te] == '=')) ||
+	    !jwt_alg(d, hs, dot, alg, &none))
 		return;
-	uint8_t hdr[512], pl[2048];
-	long hn = moat__leak_b64_decode(d + hs, dot - hs, hdr, sizeof(hdr));
-	if (hn < 2 || !json_object_prefix(hdr, hn))
-		return;
-	size_t as, ae;
-	enum lk_vtype avt;
-	if (!moat__leak_json_get(hdr, (size_t)hn, "alg", &as, &ae, &avt) ||
-	    avt != LV_STRING || ae == as)
-		return;
-	bool none = ae - as == 4 && (hdr[as] | 0x20) == 'n' &&
-		    (hdr[as + 1] | 0x20) == 'o' && (hdr[as + 2] | 0x20) == 'n' &&
-		    (hdr[as + 3] | 0x20) == 'e';
-	uint32_t fl = 0;
-	if (segs == 5) {
-		fl |= MOAT_LEAK_F_ENCRYPTED;
-	} else {
-		long pn = moat__leak_b64_decode(d + dot + 1, pe - dot - 1, pl,
-						sizeof(pl));
-		if (pn < 2 || !json_object_prefix(pl, pn))
-			return;
-		if (!none && se - pe - 1 < 16)
-			return; /* a signed token has a signature */
-		if (jwt_exp_past(pl, pn))
-			fl |= MOAT_LEAK_F_EXPIRED;
-	}
+	if (!jwe && (!jwt_payload(d, dot + 1, pe, &fl) ||
+		     (!none && se - pe - 1 < 16)))
+		return; /* a signed token has a signature */
 	if (none)
 		fl |= MOAT_LEAK_F_ALG_NONE;
 	struct lk_cand *c = moat__leak_add(
 		sc, MOAT_LEAK_JWT, hs, te,
 		none ? MOAT_LEAK_SEV_CRITICAL : MOAT_LEAK_SEV_HIGH, 98, fl);
-	if (!c)
-		return;
-	char alg[16];
-	size_t an = MOAT_MIN(ae - as, sizeof(alg) - 1);
-	for (size_t i = 0; i < an; i++)
-		alg[i] = lk_alnum(hdr[as + i]) || hdr[as + i] == '-'
-				 ? (char)hdr[as + i]
-				 : '?';
-	alg[an] = '\0';
-	moat__leak_prev_fmt(c, "%s alg=%s%s", segs == 5 ? "JWE" : "JWT", alg,
-			    (fl & MOAT_LEAK_F_EXPIRED) ? " expired" : "");
+	if (c)
+		moat__leak_prev_fmt(c, "%s alg=%s%s", jwe ? "JWE" : "JWT", alg,
+				    (fl & MOAT_LEAK_F_EXPIRED) ? " expired" : "");
 }
 
 /* ---- private keys (L9) ------------------------------------------------------- */

@@ -325,6 +325,8 @@ static void test_geolocation(void **state)
 	    "$GPGGA,123519,4807.038,N,01131.000,E,1,08,0.9,545.4,M,46.9,M,,*47");
 	YES(GEOLOCATION, "GPS fix 48.858370, 2.294481 hdop 0.9");
 	YES(GEOLOCATION, "position=52.3676,4.9041");
+	YES(GEOLOCATION, "Truck at 48.8566, 2.3522");
+	NO(GEOLOCATION, "temp 21.53412, 48.12345");
 	YES(GEOLOCATION, "2024-01-15T10:00:00Z,truck-7,52.520008,13.404954,42");
 	YES(GEOLOCATION, "lat=48.8566 lon=2.3522");
 	YES(GEOLOCATION, "track point lat 45.4642 lon 9.1900");
@@ -386,6 +388,12 @@ static void test_credential(void **state)
 	YES(CREDENTIAL, "{\"cmd\":\"set\",\"payload\":\"{\\\"password\\\":"
 			"\\\"Fact0ry!\\\"}\"}");
 	YES(CREDENTIAL, "{\"auth\":\"admin:admin\"}");
+	YES(CREDENTIAL, "mosquitto_pub -h b -u dev -P s3cret -t t -m x");
+	assert_match(first(MOAT_LEAK_CREDENTIAL), "s3cret");
+	YES(CREDENTIAL, "agent --password 'hunter22' --verbose");
+	NO(CREDENTIAL, "scp -P 2222 file host:");
+	NO(CREDENTIAL, "agent --password $PASS");
+	YES(CREDENTIAL, "Server=db;User Id=sa;Password=Pa55w0rd!;");
 	/* look-alikes */
 	NO(CREDENTIAL, "{\"password_changed\":true,\"password_age\":12}");
 	NO(CREDENTIAL, "{\"token_type\":\"Bearer\"}");
@@ -433,6 +441,11 @@ static void test_wifi(void **state)
 	YES(WIFI_CREDENTIALS, "ssid=Plant4 wpa_key=Pl4ntW1f1!");
 	YES(WIFI_CREDENTIALS, "AP config: SSID=Plant4 PSK=Pl4ntW1f1!");
 	YES(WIFI_CREDENTIALS, "{\"ssid\":\"a\",\"x\":{\"wpa2_psk\":\"p4ssw0rd\"}}");
+	YES(WIFI_CREDENTIALS, "{\"net\":{\"ssid\":\"W-IoT\",\"key\":\"Wh4reh0use!\"}}");
+	assert_null(first(MOAT_LEAK_GENERIC_SECRET));
+	YES(WIFI_CREDENTIALS, "WIFI:S:HomeNet;T:WPA;P:correcthorse;;");
+	assert_match(first(MOAT_LEAK_WIFI_CREDENTIALS), "correcthorse");
+	NO(WIFI_CREDENTIALS, "WIFI:S:Guest;T:nopass;P:;;");
 	NO(WIFI_CREDENTIALS, "{\"ssid\":\"HomeNet\",\"rssi\":-55}");
 	NO(WIFI_CREDENTIALS, "{\"ssid\":\"HomeNet\",\"psk\":\"\"}");
 	NO(WIFI_CREDENTIALS, "{\"ssid\":\"HomeNet\",\"password\":\"****\"}");
@@ -594,6 +607,7 @@ static void test_vendor_token(void **state)
 	YES(VENDOR_TOKEN, "HostName=h.azure-devices.net;DeviceId=d;"
 			  "SharedAccessKey=q8Zt2LmX9pR4vB7nK3wE6yH1aB2cD3eF4gH5iJ6kL7m=");
 	YES(VENDOR_TOKEN, "bot 123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsawQ");
+	YES(VENDOR_TOKEN, "ya29.a0AfH6SMBx1234567890abcdefghijklmnopqrstuvwxyzABCD");
 	/* a vendor token under a credential key: the vendor token */
 	scan("{\"token\":\"ghp_R2d2C3poBB8LukeLeiaHanSolo4Chewie99x\"}");
 	assert_null(first(MOAT_LEAK_CREDENTIAL));
@@ -666,6 +680,8 @@ static void test_national_id(void **state)
 	NO(NATIONAL_ID, "{\"bsn\":\"111222334\"}");
 	NO(NATIONAL_ID, "{\"dni\":\"12345678A\"}");
 	NO(NATIONAL_ID, "ref 457 55 5462");
+	YES(NATIONAL_ID, "SSN 536221234 on file");
+	NO(NATIONAL_ID, "ref 536221234");
 	NO(NATIONAL_ID, "ssn 000-12-3456");
 	NO(NATIONAL_ID, "ssn 666-12-3456");
 	NO(NATIONAL_ID, "ssn 912-34-5678");
@@ -691,6 +707,8 @@ static void test_device_id(void **state)
 	YES(DEVICE_ID, "{\"imsi\":\"310150123456789\"}");
 	YES(DEVICE_ID, "imsi 310150123456789");
 	YES(DEVICE_ID, "{\"android_id\":\"9774d56d682e549c\"}");
+	YES(DEVICE_ID, "{\"DevEUI\":\"70B3D57ED005A1B2\"}");
+	NO(DEVICE_ID, "{\"dev_eui\":\"0000000000000000\"}");
 	NO(DEVICE_ID, "counter 490154203237518 packets");
 	NO(DEVICE_ID, "imei 490154203237519");
 	NO(DEVICE_ID, "{\"imei\":\"000000000000000\"}");
@@ -727,6 +745,11 @@ static void test_health(void **state)
 	YES(HEALTH, "BP 128/84 mmHg at 08:00");
 	YES(HEALTH, "glucose 105 mg/dL");
 	YES(HEALTH, "SpO2: 97%");
+	YES(HEALTH, "patient 3 heart rate 142 alarm");
+	YES(HEALTH, "BP 120/80");
+	YES(HEALTH, "blood sugar 105");
+	NO(HEALTH, "pulse 1234 counted");
+	NO(HEALTH, "BP 120 ok");
 	YES(HEALTH, "{\"resourceType\":\"Observation\",\"valueQuantity\":"
 		    "{\"value\":72}}");
 	scan("MSH|^~\\&|ADT1|MCM|LAB|MCM|198808181126||ADT^A01|1|P|2.4\r"
@@ -767,6 +790,8 @@ static void test_person(void **state)
 	YES(PERSON, "{\"phone\":\"+34 612 345 678\"}");
 	YES(PERSON, "{\"username\":\"john.smith\"}");
 	YES(PERSON, "patient_name=Maria_Garcia");
+	YES(PERSON, "Contact: Maria Rossi, +39 333 123 4567");
+	NO(PERSON, "contact: support team");
 	NO(PERSON, "{\"name\":\"Living Room Lamp\"}");
 	NO(PERSON, "{\"user\":\"admin\"}");
 	NO(PERSON, "{\"username\":\"homeassistant\"}");
@@ -792,6 +817,7 @@ static void test_internal_hostname(void **state)
 	YES(INTERNAL_HOSTNAME, "{\"path\":\"\\\\\\\\fileserver\\\\share\"}");
 	YES(INTERNAL_HOSTNAME, "C:\\Users\\jdoe\\AppData\\app.log");
 	YES(INTERNAL_HOSTNAME, "hostname=plc-line2");
+	YES(INTERNAL_HOSTNAME, "mdns: printer-3f._ipp._tcp.local");
 	NO(INTERNAL_HOSTNAME, "x.local.example.com");
 	NO(INTERNAL_HOSTNAME, "self.internal = True");
 	NO(INTERNAL_HOSTNAME, "docker-compose.local.yml");
@@ -948,6 +974,12 @@ static void test_json_limits(void **state)
 	assert_true(res.flags & MOAT_LEAK_R_JSON_ERROR);
 	assert_non_null(first(MOAT_LEAK_WIFI_CREDENTIALS));
 	assert_non_null(first(MOAT_LEAK_CREDENTIAL));
+	/* not a JSON number: the walk stops, the rest is text */
+	scan("{\"ip\": 10.0.0.1}");
+	assert_true(res.flags & MOAT_LEAK_R_JSON_ERROR);
+	assert_non_null(first(MOAT_LEAK_PRIVATE_IPV4));
+	assert_false(first(MOAT_LEAK_PRIVATE_IPV4)->flags &
+		     MOAT_LEAK_F_JSON_SCALAR);
 	/* several JSON documents in one message */
 	scan("{\"a\":1}\n{\"password\":\"qwerty\"}");
 	assert_false(res.flags & MOAT_LEAK_R_JSON_ERROR);
@@ -1080,6 +1112,9 @@ static void test_redaction(void **state)
 	redact_expect("{\"password\":\"ab\\\"cd\\u00e9f\"}",
 		      "{\"password\":\"*************\"}",
 		      "{\"password\":\"[REDACTED:credential]\"}");
+	/* a number that is only partly the match is redacted whole */
+	redact_expect("{\"x\":-4111111111111111}", "{\"x\":\"***************\"}",
+		      "{\"x\":\"[REDACTED:payment_card]\"}");
 	/* nothing to redact */
 	redact_expect("{\"t\":1}", "{\"t\":1}", "{\"t\":1}");
 	/* JSON stays JSON after redaction */
