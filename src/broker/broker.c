@@ -77,6 +77,7 @@ static int init_worker(struct moat_broker *b, unsigned idx)
 	w->epfd = -1;
 	w->evfd = -1;
 	w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	moat_buf_init(&w->rbuf, MOAT_READ_CHUNK);
 	w->sec = moat_security_ref(b->sec);
 	w->cfg = &w->sec->cfg;
 	w->sec_gen = atomic_load(&b->sec_gen);
@@ -275,6 +276,7 @@ void moat_broker_free(struct moat_broker *b)
 			release_batch(&w->outbox[k]);
 		moat_free(w->outbox);
 		moat_free(w->matches.v);
+		moat_buf_cleanup(&w->rbuf);
 		if (w->epfd >= 0)
 			close(w->epfd);
 		if (w->evfd >= 0)

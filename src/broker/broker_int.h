@@ -188,6 +188,7 @@ enum moat_inflight_state {
 struct moat_inflight {
 	struct moat_msg *msg;
 	uint64_t share; /* shared group it came through */
+	uint64_t issue; /* session's id_issue when its packet id was taken */
 	uint16_t packet_id;
 	uint8_t qos;
 	uint8_t state;
@@ -246,10 +247,18 @@ struct moat_session {
 	struct moat_sub_entry *subs; /* this session's subscriptions */
 	size_t nsubs, subs_cap;
 
-	struct moat_inflight *inflight; /* outgoing QoS 1/2 window, in order */
-	size_t ninflight;
+	/* Outgoing QoS 1/2 window: a ring in send order (acks normally
+	 * come in that order, so the head goes first), allocated when the
+	 * first entry comes and grown up to max_inflight_messages; an
+	 * empty one is freed by the worker's tick. */
+	struct moat_inflight *inflight;
+	size_t ihead, ninflight, icap;
 	size_t nsent; /* of those, sent on the current connection */
 	uint16_t next_packet_id;
+	/* Packet ids taken so far: an entry taken fewer than 65535 ids ago
+	 * cannot hold the next id, so next_id searches the window only
+	 * when the head is that old. */
+	uint64_t id_issue;
 
 	struct moat_qitem *queue; /* ring buffer of waiting messages */
 	size_t qhead, qlen, qcap;
@@ -301,6 +310,8 @@ void moat_session_sub_ids(const struct moat_session *s,
 			  uint64_t share, struct moat_pw *w);
 /* Publish the delayed will now (session ending, or its time came). */
 void moat_session_fire_will(struct moat_session *s);
+/* Free the in-flight window's memory when it is empty (idle sessions). */
+void moat_session_trim(struct moat_session *s);
 /* Send what the queue and window allow (after acks and drained writes). */
 void moat_session_pump(struct moat_session *s);
 /* On resume: resend unacknowledged PUBLISH (DUP) and PUBREL, then pump. */
@@ -409,6 +420,9 @@ struct moat_conn {
 	struct moat_conn *gate_next, *gate_prev;
 };
 
+/* Bytes read from a socket at once. */
+#define MOAT_READ_CHUNK ((size_t)65536)
+
 struct moat_conn *moat_conn_new(struct moat_worker *w, int fd,
 				const char *peer);
 /* Attach to w's epoll and list (new or handed-over connection). */
@@ -439,6 +453,9 @@ bool moat_conn_can_send(const struct moat_conn *c);
 int moat_conn_send_publish(struct moat_conn *c, const struct moat_msg *m,
 			   uint8_t qos, bool retain, bool dup, uint16_t id,
 			   uint64_t share);
+/* Free what an idle connection does not need: an empty output buffer,
+ * an empty in-flight window (the worker's tick). */
+void moat_conn_trim(struct moat_conn *c);
 /* Process every complete packet in the input buffer.  False when c is
  * closed or was handed over to another worker (touch it no more). */
 bool moat_conn_process_input(struct moat_conn *c);
@@ -534,6 +551,10 @@ struct moat_worker {
 	size_t nbuckets, nsessions;
 
 	struct moat_matches matches; /* routing scratch */
+	/* Reads of connections with nothing buffered go here (conn.c);
+	 * rbuf_busy while its packets are being handled. */
+	struct moat_buf rbuf;
+	bool rbuf_busy;
 	int spare_fd;          /* released to shed connections on EMFILE */
 	uint64_t fd_warned_ms; /* rate limit for EMFILE warnings */
 	bool listeners_paused; /* out of descriptors: not polling listeners */

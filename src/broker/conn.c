@@ -12,7 +12,10 @@
 #include "codec/mqtt5.h"
 #include "net/tls.h"
 
-#define READ_CHUNK ((size_t)65536)
+/* An empty output buffer up to this size is freed at once (getting it
+ * again is cheap); a bigger one, grown by a busy connection, is kept
+ * until the tick finds it empty (moat_conn_trim). */
+#define OUT_FREE_AT_ONCE ((size_t)4096)
 
 struct moat_conn *moat_conn_new(struct moat_worker *w, int fd,
 				const char *peer)
@@ -535,7 +538,8 @@ static void close_for(struct moat_conn *c, int rc, uint8_t type)
 	moat_conn_disconnect(c, reason, why);
 }
 
-bool moat_conn_process_input(struct moat_conn *c)
+/* Handle every complete packet in `in` (c->in or the worker's rbuf). */
+static bool process_packets(struct moat_conn *c, struct moat_buf *in)
 {
 	const struct moat_config *cfg = c->w->cfg;
 	while (c->state != CONN_CLOSED && c->reading) {
@@ -543,8 +547,8 @@ bool moat_conn_process_input(struct moat_conn *c)
 		size_t limit = (size_t)(c->state == CONN_NEW
 						? cfg->max_connect_packet_size
 						: cfg->max_packet_size);
-		size_t used = moat_buf_used(&c->in);
-		const uint8_t *p = c->in.data + c->in.off;
+		size_t used = moat_buf_used(in);
+		const uint8_t *p = in->data + in->off;
 		uint8_t tf;
 		uint32_t rl;
 		size_t hl;
@@ -591,7 +595,7 @@ bool moat_conn_process_input(struct moat_conn *c)
 		}
 		if (c->state == CONN_CLOSED)
 			return false;
-		moat_buf_consume(&c->in, hl + rl);
+		moat_buf_consume(in, hl + rl);
 		c->last_rx_ms = moat_now_ms();
 		if (!moat_conn_can_send(c) && c->state == CONN_ACTIVE) {
 			/* Back-pressure: stop reading from a peer that does
@@ -600,8 +604,81 @@ bool moat_conn_process_input(struct moat_conn *c)
 			update_events(c);
 		}
 	}
-	moat_buf_shrink(&c->in);
 	return c->state != CONN_CLOSED;
+}
+
+bool moat_conn_process_input(struct moat_conn *c)
+{
+	if (!process_packets(c, &c->in))
+		return false;
+	/* Only an incomplete packet is kept between reads. */
+	if (!moat_buf_used(&c->in))
+		moat_buf_cleanup(&c->in);
+	return true;
+}
+
+/* Read once into the worker's rbuf and handle what came; the bytes left
+ * (an incomplete packet, or packets left while reading paused) move to
+ * c->in.  Returns bytes read (0: would block), or -1 when c is closed. */
+static ssize_t read_via_worker(struct moat_conn *c, uint8_t *dst,
+				size_t want)
+{
+	struct moat_worker *w = c->w;
+	struct moat_buf *in = &w->rbuf;
+	char why[400];
+	ssize_t n = transport_read(c, dst, want, why, sizeof(why));
+	if (n < 0) {
+		moat_conn_close(c, why);
+		return -1;
+	}
+	if (n == 0)
+		return 0;
+	moat_buf_commit(in, (size_t)n);
+	MOAT_STAT_ADD(w->b, bytes_received, (uint64_t)n);
+	w->rbuf_busy = true;
+	bool open = process_packets(c, in);
+	w->rbuf_busy = false;
+	if (open && moat_buf_used(in) &&
+	    moat_buf_append(&c->in, in->data + in->off,
+			    moat_buf_used(in)) != MOAT_OK) {
+		moat_conn_close(c, "out of memory for input");
+		open = false;
+	}
+	moat_buf_consume(in, moat_buf_used(in));
+	return open ? n : -1;
+}
+
+/* Read once and handle what came: into the worker's rbuf when c has
+ * nothing buffered, so that connections hold no input buffer between
+ * packets (not for a CONNECT, which may be handed over to another worker
+ * with its bytes, and not when rbuf is in use further up the stack).
+ * Returns bytes read (0: would block), or -1 when c is closed or was
+ * handed over. */
+static ssize_t read_some(struct moat_conn *c)
+{
+	size_t room = c->in.max - moat_buf_used(&c->in);
+	size_t want = MOAT_MIN(MOAT_READ_CHUNK, room);
+	uint8_t *dst;
+	if (c->state == CONN_ACTIVE && !moat_buf_used(&c->in) &&
+	    !c->w->rbuf_busy && want &&
+	    (dst = moat_buf_reserve(&c->w->rbuf, want)) != NULL)
+		return read_via_worker(c, dst, want);
+	dst = want ? moat_buf_reserve(&c->in, want) : NULL;
+	if (!dst) {
+		moat_conn_close(c, "out of memory for input");
+		return -1;
+	}
+	char why[400];
+	ssize_t n = transport_read(c, dst, want, why, sizeof(why));
+	if (n < 0) {
+		moat_conn_close(c, why);
+		return -1;
+	}
+	if (n == 0)
+		return 0;
+	moat_buf_commit(&c->in, (size_t)n);
+	MOAT_STAT_ADD(c->w->b, bytes_received, (uint64_t)n);
+	return moat_conn_process_input(c) ? n : -1;
 }
 
 void moat_conn_on_readable(struct moat_conn *c)
@@ -620,24 +697,7 @@ void moat_conn_on_readable(struct moat_conn *c)
 	/* TLS keeps decrypted bytes it could not hand over yet: go on while
 	 * it has some, since the socket will not signal them again. */
 	do {
-		size_t room = c->in.max - moat_buf_used(&c->in);
-		size_t want = MOAT_MIN(READ_CHUNK, room);
-		uint8_t *dst = want ? moat_buf_reserve(&c->in, want) : NULL;
-		if (!dst) {
-			moat_conn_close(c, "out of memory for input");
-			return;
-		}
-		char why[400];
-		ssize_t n = transport_read(c, dst, want, why, sizeof(why));
-		if (n < 0) {
-			moat_conn_close(c, why);
-			return;
-		}
-		if (n == 0)
-			return;
-		moat_buf_commit(&c->in, (size_t)n);
-		MOAT_STAT_ADD(c->w->b, bytes_received, (uint64_t)n);
-		if (!moat_conn_process_input(c))
+		if (read_some(c) <= 0)
 			return;
 	} while (c->ssl && c->reading && SSL_pending(c->ssl) > 0);
 }
@@ -700,8 +760,8 @@ void moat_conn_flush(struct moat_conn *c)
 	}
 	if (change)
 		update_events(c);
-	if (!moat_buf_used(&c->out))
-		moat_buf_shrink(&c->out);
+	if (!moat_buf_used(&c->out) && c->out.cap <= OUT_FREE_AT_ONCE)
+		moat_buf_cleanup(&c->out);
 	/* Packets may have waited in the input buffer (or inside TLS) while
 	 * paused. */
 	if (c->reading && c->state == CONN_ACTIVE) {
@@ -710,6 +770,14 @@ void moat_conn_flush(struct moat_conn *c)
 		if (c->ssl && c->reading && SSL_pending(c->ssl) > 0)
 			moat_conn_on_readable(c);
 	}
+}
+
+void moat_conn_trim(struct moat_conn *c)
+{
+	if (!moat_buf_used(&c->out))
+		moat_buf_cleanup(&c->out);
+	if (c->session)
+		moat_session_trim(c->session);
 }
 
 void moat_conn_resume_input(struct moat_conn *c)

@@ -14,10 +14,8 @@ struct moat_session *moat_session_new(struct moat_worker *w,
 	if (!s)
 		return NULL;
 	s->client_id = moat_strndup((const char *)client_id, len);
-	s->inflight = moat_calloc(w->cfg->max_inflight_messages,
-				  sizeof(*s->inflight));
 	s->owner = owner ? moat_strdup(owner) : NULL;
-	if (!s->client_id || !s->inflight || (owner && !s->owner)) {
+	if (!s->client_id || (owner && !s->owner)) {
 		moat_session_discard(s);
 		return NULL;
 	}
@@ -69,6 +67,63 @@ static void queue_pop(struct moat_session *s, struct moat_qitem *out)
 	s->qhead = (s->qhead + 1) % s->qcap;
 	s->qlen--;
 	s->queued_bytes -= moat_msg_size(out->msg);
+}
+
+/* ---- the outgoing in-flight window: a ring in send order ---- */
+
+static struct moat_inflight *inflight_at(struct moat_session *s, size_t i)
+{
+	size_t k = s->ihead + i;
+	return &s->inflight[k < s->icap ? k : k - s->icap];
+}
+
+/* Room for one more entry: the ring grows by doubling, up to
+ * max_inflight_messages.  False when full or out of memory. */
+static bool inflight_reserve(struct moat_session *s)
+{
+	if (s->ninflight < s->icap)
+		return true;
+	size_t max = (size_t)s->home->cfg->max_inflight_messages;
+	size_t cap = MOAT_MIN(MOAT_MAX(2 * s->icap, (size_t)8), max);
+	if (cap <= s->icap)
+		return false;
+	struct moat_inflight *v = moat_malloc(cap * sizeof(*v));
+	if (!v)
+		return false;
+	for (size_t i = 0; i < s->ninflight; i++)
+		v[i] = *inflight_at(s, i);
+	moat_free(s->inflight);
+	s->inflight = v;
+	s->icap = cap;
+	s->ihead = 0;
+	return true;
+}
+
+/* A new zeroed entry at the tail (after inflight_reserve). */
+static struct moat_inflight *inflight_push(struct moat_session *s)
+{
+	struct moat_inflight *f = inflight_at(s, s->ninflight++);
+	memset(f, 0, sizeof(*f));
+	return f;
+}
+
+/* Take entry idx out: the head (acks in order) in O(1), another one by
+ * moving those after it up. */
+static void inflight_remove_at(struct moat_session *s, size_t idx)
+{
+	if (idx == 0)
+		s->ihead = s->ihead + 1 < s->icap ? s->ihead + 1 : 0;
+	for (size_t i = idx; idx && i + 1 < s->ninflight; i++)
+		*inflight_at(s, i) = *inflight_at(s, i + 1);
+	s->ninflight--;
+}
+
+void moat_session_trim(struct moat_session *s)
+{
+	if (!s->ninflight && s->inflight) {
+		MOAT_FREE(s->inflight);
+		s->icap = s->ihead = 0;
+	}
 }
 
 /* A stored delivery that will not happen: its row goes. */
@@ -147,13 +202,13 @@ void moat_session_destroy(struct moat_session *s)
 	 * store with its messages and comes back at the next start.) */
 	bool hand_over = !b->shutting_down;
 	for (size_t i = 0; i < s->ninflight; i++) {
-		struct moat_inflight *f = &s->inflight[i];
+		struct moat_inflight *f = inflight_at(s, i);
 		if (hand_over && f->share && f->msg && f->qos == 1)
 			moat__share_redeliver(s, f->msg, f->share);
 		moat_msg_unref(&f->msg);
 	}
 	s->ninflight = 0;
-	MOAT_FREE(s->inflight);
+	moat_session_trim(s);
 	while (s->qlen) {
 		struct moat_qitem it;
 		queue_pop(s, &it);
@@ -168,15 +223,28 @@ void moat_session_destroy(struct moat_session *s)
 	moat_session_unref(&s);
 }
 
+/* Could an entry of the window hold the id just taken?  Ids are taken in
+ * turn from 1 to 65535, so one taken fewer than 65535 ids ago cannot;
+ * the head is the oldest.  A restored entry (issue 0) may hold any id. */
+static bool id_may_be_used(struct moat_session *s)
+{
+	if (!s->ninflight)
+		return false;
+	uint64_t head = inflight_at(s, 0)->issue;
+	return head == 0 || s->id_issue - head >= 65535u;
+}
+
 static uint16_t next_id(struct moat_session *s)
 {
 	for (;;) {
 		uint16_t id = s->next_packet_id++;
 		if (s->next_packet_id == 0)
 			s->next_packet_id = 1;
+		s->id_issue++;
 		bool used = false;
-		for (size_t i = 0; i < s->ninflight && !used; i++)
-			used = s->inflight[i].packet_id == id;
+		for (size_t i = 0; id_may_be_used(s) && i < s->ninflight &&
+				   !used; i++)
+			used = inflight_at(s, i)->packet_id == id;
 		if (!used)
 			return id;
 	}
@@ -206,6 +274,11 @@ static int send_now(struct moat_session *s, struct moat_msg *m, uint8_t qos,
 		forget_did(s, did, m);
 		return MOAT_OK;
 	}
+	if (qos && !inflight_reserve(s)) {
+		note_drop(s, "out of memory for the in-flight window");
+		forget_did(s, did, m);
+		return MOAT_OK;
+	}
 	if (qos) {
 		id = next_id(s);
 		moat__store_delivery_state(s->home, did, id, INFLIGHT_WAIT_ACK,
@@ -229,8 +302,9 @@ static int send_now(struct moat_session *s, struct moat_msg *m, uint8_t qos,
 		return rc;
 	}
 	if (qos) {
-		struct moat_inflight *f = &s->inflight[s->ninflight++];
+		struct moat_inflight *f = inflight_push(s);
 		f->msg = moat_msg_ref(m);
+		f->issue = s->id_issue;
 		f->packet_id = id;
 		f->qos = qos;
 		f->state = INFLIGHT_WAIT_ACK;
@@ -458,7 +532,7 @@ void moat_session_fire_will(struct moat_session *s)
 static int resend_next(struct moat_session *s)
 {
 	for (size_t i = 0; i < s->ninflight; i++) {
-		struct moat_inflight *f = &s->inflight[i];
+		struct moat_inflight *f = inflight_at(s, i);
 		int rc;
 		if (f->sent)
 			continue;
@@ -476,9 +550,7 @@ static int resend_next(struct moat_session *s)
 				MOAT_STAT_ADD(s->home->b, acl_denials, 1);
 				forget_did(s, f->did, f->msg);
 				moat_msg_unref(&f->msg);
-				memmove(f, f + 1, (s->ninflight - i - 1) *
-							  sizeof(*f));
-				s->ninflight--;
+				inflight_remove_at(s, i);
 				return MOAT_OK;
 			}
 			if (rc == MOAT_DECLINED) {
@@ -488,9 +560,7 @@ static int resend_next(struct moat_session *s)
 					     "Maximum Packet Size");
 				forget_did(s, f->did, f->msg);
 				moat_msg_unref(&f->msg);
-				memmove(f, f + 1, (s->ninflight - i - 1) *
-							  sizeof(*f));
-				s->ninflight--;
+				inflight_remove_at(s, i);
 				return MOAT_OK;
 			}
 		} else {
@@ -541,18 +611,20 @@ void moat_session_resume(struct moat_session *s)
 	/* Nothing has been sent on the new connection yet; pump re-sends
 	 * in order, as far as the client's Receive Maximum allows. */
 	for (size_t i = 0; i < s->ninflight; i++)
-		s->inflight[i].sent = false;
+		inflight_at(s, i)->sent = false;
 	s->nsent = 0;
 	moat_session_pump(s);
 }
 
+/* Acks normally come in send order: the head is looked at first. */
 static struct moat_inflight *find_inflight(struct moat_session *s,
 					   uint16_t id, size_t *idx)
 {
 	for (size_t i = 0; i < s->ninflight; i++) {
-		if (s->inflight[i].packet_id == id) {
+		struct moat_inflight *f = inflight_at(s, i);
+		if (f->packet_id == id) {
 			*idx = i;
-			return &s->inflight[i];
+			return f;
 		}
 	}
 	return NULL;
@@ -560,15 +632,13 @@ static struct moat_inflight *find_inflight(struct moat_session *s,
 
 static void remove_inflight(struct moat_session *s, size_t idx)
 {
-	struct moat_inflight *f = &s->inflight[idx];
+	struct moat_inflight *f = inflight_at(s, idx);
 	if (f->did)
 		moat__store_delivery_del(s->home, f->did, f->mid);
-	if (s->inflight[idx].sent)
+	if (f->sent)
 		s->nsent--;
-	moat_msg_unref(&s->inflight[idx].msg);
-	memmove(&s->inflight[idx], &s->inflight[idx + 1],
-		(s->ninflight - idx - 1) * sizeof(s->inflight[0]));
-	s->ninflight--;
+	moat_msg_unref(&f->msg);
+	inflight_remove_at(s, idx);
 }
 
 int moat_session_on_puback(struct moat_session *s, uint16_t id)
@@ -698,12 +768,14 @@ int moat__session_restore_delivery(struct moat_session *s, struct moat_msg *m,
 				   uint64_t did, uint16_t packet_id,
 				   uint8_t state)
 {
-	size_t cap = (size_t)s->home->cfg->max_inflight_messages;
-	if (packet_id && s->ninflight < cap) {
+	if (packet_id && !inflight_reserve(s) &&
+	    s->ninflight < (size_t)s->home->cfg->max_inflight_messages)
+		return MOAT_ENOMEM;
+	if (packet_id && s->ninflight < s->icap) {
 		/* Sent before the restart: re-sent with the same id (DUP),
-		 * or its PUBREL, when the client returns [MQTT-4.4.0-1]. */
-		struct moat_inflight *f = &s->inflight[s->ninflight++];
-		memset(f, 0, sizeof(*f));
+		 * or its PUBREL, when the client returns [MQTT-4.4.0-1].
+		 * (issue 0: its id was not taken by next_id.) */
+		struct moat_inflight *f = inflight_push(s);
 		f->msg = state == INFLIGHT_WAIT_COMP || !m ? NULL
 							    : moat_msg_ref(m);
 		f->packet_id = packet_id;

@@ -684,6 +684,7 @@ static void tick(struct moat_worker *w, uint64_t now)
 		}
 		if (c->state != CONN_ACTIVE)
 			continue;
+		moat_conn_trim(c);
 		if (write_stalled(c, now)) {
 			/* A peer that takes nothing for 1.5 keep-alives while
 			 * messages wait is gone or hostile, pings or not. */
