@@ -240,8 +240,9 @@ int moat__handle_publish(struct moat_conn *c, uint8_t flags,
 	}
 acked:
 	if (why) {
-		char t[96];
-		moat_info("client %s: publish to %s refused: %s", s->log_id,
+		char t[96], id[MOAT_LOG_ID_LEN];
+		moat_info("client %s: publish to %s refused: %s",
+			  moat_session_log_id(s, id),
 			  moat__log_topic((const char *)p->topic.p,
 					  p->topic.len, t, sizeof(t)),
 			  why);

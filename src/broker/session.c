@@ -10,18 +10,19 @@ struct moat_session *moat_session_new(struct moat_worker *w,
 				      const uint8_t *client_id, size_t len,
 				      uint32_t expiry_s, const char *owner)
 {
-	struct moat_session *s = moat_calloc(1, sizeof(*s));
+	/* The client id follows the struct in the same block. */
+	struct moat_session *s = moat_calloc(1, sizeof(*s) + len + 1);
 	if (!s)
 		return NULL;
-	s->client_id = moat_strndup((const char *)client_id, len);
+	s->client_id = (char *)(s + 1);
+	memcpy(s->client_id, client_id, len);
 	s->owner = owner ? moat_strdup(owner) : NULL;
-	if (!s->client_id || (owner && !s->owner)) {
+	if (owner && !s->owner) {
 		moat_session_discard(s);
 		return NULL;
 	}
 	atomic_init(&s->refs, 1); /* the worker's table */
 	s->client_id_len = len;
-	moat_log_escape(client_id, len, s->log_id, sizeof(s->log_id));
 	s->home = w;
 	s->expiry_s = expiry_s;
 	s->serial = atomic_fetch_add(&w->b->session_seq, 1) + 1;
@@ -29,9 +30,15 @@ struct moat_session *moat_session_new(struct moat_worker *w,
 	return s;
 }
 
+const char *moat_session_log_id(const struct moat_session *s, char *buf)
+{
+	moat_log_escape((const uint8_t *)s->client_id, s->client_id_len, buf,
+			MOAT_LOG_ID_LEN);
+	return buf;
+}
+
 void moat_session_discard(struct moat_session *s)
 {
-	moat_free(s->client_id);
 	moat_free(s->inflight);
 	moat_free(s->owner);
 	moat_free(s);
@@ -51,7 +58,6 @@ void moat_session_unref(struct moat_session **sp)
 	if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
 		return;
 	/* Last reference: state was already released by destroy. */
-	moat_free(s->client_id);
 	moat_free(s->owner);
 	moat_free(s);
 }
@@ -94,7 +100,7 @@ static bool inflight_reserve(struct moat_session *s)
 		v[i] = *inflight_at(s, i);
 	moat_free(s->inflight);
 	s->inflight = v;
-	s->icap = cap;
+	s->icap = (uint32_t)cap; /* <= max_inflight_messages */
 	s->ihead = 0;
 	return true;
 }
@@ -140,9 +146,10 @@ static void note_drop(struct moat_session *s, const char *why)
 	MOAT_STAT_ADD(s->home->b, msgs_dropped, 1);
 	if (!s->drop_logged) {
 		s->drop_logged = true;
+		char id[MOAT_LOG_ID_LEN];
 		moat_warn("client %s: %s; dropping messages (logged once per "
 			  "session)",
-			  s->log_id, why);
+			  moat_session_log_id(s, id), why);
 	}
 }
 
@@ -266,10 +273,10 @@ static int send_now(struct moat_session *s, struct moat_msg *m, uint8_t qos,
 	if (s->acl_each &&
 	    !moat__acl_allows(s->conn, m->topic, m->topic_len, MOAT_ACL_READ)) {
 		MOAT_STAT_ADD(s->home->b, acl_denials, 1);
-		char t[96];
+		char t[96], lid[MOAT_LOG_ID_LEN];
 		moat_debug("client %s: message on %s not delivered: not "
 			   "readable by its user",
-			   s->log_id,
+			   moat_session_log_id(s, lid),
 			   moat__log_topic(m->topic, m->topic_len, t, sizeof(t)));
 		forget_did(s, did, m);
 		return MOAT_OK;
@@ -333,7 +340,7 @@ static void purge_expired(struct moat_session *s)
 		}
 		*queue_at(s, kept++) = it;
 	}
-	s->qlen = kept;
+	s->qlen = (uint32_t)kept;
 }
 
 static bool queue_grow(struct moat_session *s)
@@ -346,7 +353,7 @@ static bool queue_grow(struct moat_session *s)
 		v[i] = *queue_at(s, i);
 	moat_free(s->queue);
 	s->queue = v;
-	s->qcap = cap;
+	s->qcap = (uint32_t)cap; /* <= 2 x max_queued_messages */
 	s->qhead = 0;
 	return true;
 }
