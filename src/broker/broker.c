@@ -78,6 +78,7 @@ static int init_worker(struct moat_broker *b, unsigned idx)
 	w->evfd = -1;
 	w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	moat_buf_init(&w->rbuf, MOAT_READ_CHUNK);
+	w->now_ms = moat_now_ms();
 	w->sec = moat_security_ref(b->sec);
 	w->cfg = &w->sec->cfg;
 	w->sec_gen = atomic_load(&b->sec_gen);

@@ -580,6 +580,9 @@ struct moat_worker {
 	int spare_fd;          /* released to shed connections on EMFILE */
 	uint64_t fd_warned_ms; /* rate limit for EMFILE warnings */
 	bool listeners_paused; /* out of descriptors: not polling listeners */
+	/* The clock, read once per loop turn after epoll_wait: what the
+	 * handlers use for keep-alive, message expiry and rate limits. */
+	uint64_t now_ms;
 	uint64_t next_expiry_ms;
 	uint64_t next_tick_ms;
 	uint64_t next_sys_ms;

@@ -426,7 +426,7 @@ static int send_publish5_with(struct moat_conn *c, const struct moat_msg *m,
 	bool fresh = false;
 	moat_pw_init(&pw, pb, pbsize);
 	if (m->expiry_ms) { /* remaining time [MQTT-3.3.2-6] */
-		uint64_t now = moat_now_ms();
+		uint64_t now = c->w->now_ms;
 		uint64_t left = m->expiry_ms > now ? m->expiry_ms - now : 0;
 		moat_pw_u32(&pw, PROP_MESSAGE_EXPIRY,
 			    (uint32_t)((left + 999u) / 1000u));
@@ -641,7 +641,7 @@ static bool process_packets(struct moat_conn *c, struct moat_buf *in)
 		if (c->state == CONN_CLOSED)
 			return false;
 		moat_buf_consume(in, hl + rl);
-		c->last_rx_ms = moat_now_ms();
+		c->last_rx_ms = c->w->now_ms;
 		if (!moat_conn_can_send(c) && c->state == CONN_ACTIVE) {
 			/* Back-pressure: stop reading from a peer that does
 			 * not read what we send it. */

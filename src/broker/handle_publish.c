@@ -109,7 +109,7 @@ static bool within_rate(struct moat_conn *c, uint64_t rate)
 {
 	if (!rate)
 		return true;
-	uint64_t now = moat_now_ms();
+	uint64_t now = c->w->now_ms;
 	double cap = 2.0 * (double)rate;
 	if (!c->pub_refill_ms)
 		c->pub_tokens = cap;

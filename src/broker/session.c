@@ -264,7 +264,7 @@ static int send_now(struct moat_session *s, struct moat_msg *m, uint8_t qos,
 {
 	uint16_t id = 0;
 	/* Expired while it waited: not sent [MQTT-3.3.2-5]. */
-	if (moat_msg_expired(m, moat_now_ms())) {
+	if (moat_msg_expired(m, s->home->now_ms)) {
 		forget_did(s, did, m);
 		return MOAT_OK;
 	}
@@ -328,7 +328,7 @@ static int send_now(struct moat_session *s, struct moat_msg *m, uint8_t qos,
 /* Drop expired messages from the queue, keeping the order of the rest. */
 static void purge_expired(struct moat_session *s)
 {
-	uint64_t now = moat_now_ms();
+	uint64_t now = s->home->now_ms;
 	size_t kept = 0, n = s->qlen;
 	for (size_t i = 0; i < n; i++) {
 		struct moat_qitem it = *queue_at(s, i);
@@ -505,7 +505,7 @@ void moat_session_route(struct moat_session *s, struct moat_msg *m,
 			return;
 		}
 	}
-	if (moat_msg_expired(m, moat_now_ms())) {
+	if (moat_msg_expired(m, s->home->now_ms)) {
 		forget_did(s, did, m);
 		return;
 	}

@@ -598,8 +598,15 @@ static void expire_sessions(struct moat_worker *w, uint64_t now)
  * progress; nothing waiting to go out is. */
 static bool write_stalled(struct moat_conn *c, uint64_t now)
 {
+	uint64_t written = c->ssl ? (uint64_t)BIO_number_written(
+					    SSL_get_wbio(c->ssl))
+				  : c->tx_bytes;
+	/* The kernel's send queue grows only by our writes: when all that
+	 * was written had been acknowledged at the last tick and nothing
+	 * was written since, it is still empty (an idle connection costs
+	 * no system call). */
 	int outq = 0;
-	if (ioctl(c->fd, SIOCOUTQ, &outq) != 0)
+	if (written != c->last_acked && ioctl(c->fd, SIOCOUTQ, &outq) != 0)
 		outq = 0;
 	/* Output held for the store waits on us, not on the peer. */
 	bool waiting = moat__store_writable(c, moat_buf_used(&c->out)) ||
@@ -609,9 +616,6 @@ static bool write_stalled(struct moat_conn *c, uint64_t now)
 	 * socket minus what still sits unacknowledged in the kernel.  The
 	 * kernel taking a PINGRESP into a send queue the peer never drains
 	 * is not progress. */
-	uint64_t written = c->ssl ? (uint64_t)BIO_number_written(
-					    SSL_get_wbio(c->ssl))
-				  : c->tx_bytes;
 	uint64_t acked = written > (uint64_t)outq ? written - (uint64_t)outq
 						  : 0;
 	if (!waiting || acked > c->last_acked)
@@ -716,8 +720,9 @@ void *moat_worker_main(void *arg)
 {
 	struct moat_worker *w = arg;
 	struct epoll_event evs[MAX_EVENTS];
-	w->next_tick_ms = moat_now_ms() + TICK_MS;
-	w->next_sys_ms = moat_now_ms();
+	w->now_ms = moat_now_ms();
+	w->next_tick_ms = w->now_ms + TICK_MS;
+	w->next_sys_ms = w->now_ms;
 	/* What the store restored was published before the current
 	 * policies: scanned once, by one worker. */
 	if (w->idx == 0) {
@@ -725,11 +730,14 @@ void *moat_worker_main(void *arg)
 		moat__store_flush(w);
 	}
 	while (!atomic_load(&w->b->stopping)) {
-		uint64_t now = moat_now_ms();
-		int timeout = now >= w->next_tick_ms
+		/* (now_ms is the start of the previous turn: the tick may
+		 * come that turn's length late.) */
+		int timeout = w->now_ms >= w->next_tick_ms
 				      ? 0
-				      : (int)(w->next_tick_ms - now);
+				      : (int)(w->next_tick_ms - w->now_ms);
 		int n = epoll_wait(w->epfd, evs, MAX_EVENTS, timeout);
+		/* The one clock reading of this turn. */
+		uint64_t now = w->now_ms = moat_now_ms();
 		moat__worker_sync_security(w);
 		if (n < 0 && errno != EINTR) {
 			moat_err_log("worker %u: epoll_wait: %s", w->idx,
@@ -744,7 +752,6 @@ void *moat_worker_main(void *arg)
 		}
 		publish_wills(w);
 		flush_dirty(w);
-		now = moat_now_ms();
 		if (now >= w->next_tick_ms) {
 			w->next_tick_ms = now + TICK_MS;
 			tick(w, now);
