@@ -77,6 +77,8 @@ static int init_worker(struct moat_broker *b, unsigned idx)
 	w->epfd = -1;
 	w->evfd = -1;
 	w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	moat_buf_init(&w->rbuf, MOAT_READ_CHUNK);
+	w->now_ms = moat_now_ms();
 	w->sec = moat_security_ref(b->sec);
 	w->cfg = &w->sec->cfg;
 	w->sec_gen = atomic_load(&b->sec_gen);
@@ -181,6 +183,7 @@ int moat_broker_start(struct moat_broker *b)
 	/* What the store restored was published before the current leak
 	 * policies: scanned before any client is served (worker 0's state,
 	 * from this thread: the workers do not run yet). */
+	b->workers[0].now_ms = moat_now_ms();
 	moat__leak_sweep_retained(&b->workers[0]);
 	moat__store_flush(&b->workers[0]);
 	for (unsigned i = 0; i < b->nworkers; i++) {
@@ -280,6 +283,7 @@ void moat_broker_free(struct moat_broker *b)
 			release_batch(&w->outbox[k]);
 		moat_free(w->outbox);
 		moat_free(w->matches.v);
+		moat_buf_cleanup(&w->rbuf);
 		if (w->epfd >= 0)
 			close(w->epfd);
 		if (w->evfd >= 0)

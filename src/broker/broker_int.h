@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <netinet/in.h>
 #include <openssl/ssl.h>
 
 #include "broker.h"
@@ -188,6 +189,7 @@ enum moat_inflight_state {
 struct moat_inflight {
 	struct moat_msg *msg;
 	uint64_t share; /* shared group it came through */
+	uint64_t issue; /* session's id_issue when its packet id was taken */
 	uint16_t packet_id;
 	uint8_t qos;
 	uint8_t state;
@@ -221,48 +223,55 @@ struct moat_sub_entry {
 
 struct moat_session {
 	atomic_uint refs;
-	struct moat_worker *home; /* fixed: chosen by client id hash */
-	uint64_t serial;          /* unique per session (No Local) */
-	bool dead;                /* destroyed; deliveries are dropped */
 	/* Session Expiry Interval in seconds: 0 ends the session with its
 	 * connection (3.1.1 clean session), MOAT_EXPIRY_NEVER keeps it. */
 	uint32_t expiry_s;
-	bool has_sub_options; /* some subscription uses NL/RAP/an id */
+	struct moat_worker *home; /* fixed: chosen by client id hash */
+	uint64_t serial;          /* unique per session (No Local) */
 	struct moat_msg *will; /* delayed will waiting for will_at_ms */
 	uint64_t will_at_ms;
-	char *client_id;
+	char *client_id; /* in the same block as the session */
 	size_t client_id_len;
-	char log_id[72]; /* client id escaped for logs */
 	/* Who owns it: the verified user name that created it (NULL =
 	 * anonymous).  Only the same identity may resume or take it over. */
 	char *owner;
-	/* Check every outgoing message against the ACL (some subscription
-	 * is not fully readable, or the ACL was reloaded). */
-	bool acl_each;
 	struct moat_conn *conn; /* NULL while offline */
-	atomic_bool online;     /* conn != NULL, readable by other threads */
 	struct moat_session *hnext; /* home worker's hash chain */
 
 	struct moat_sub_entry *subs; /* this session's subscriptions */
-	size_t nsubs, subs_cap;
+	uint32_t nsubs, subs_cap;
 
-	struct moat_inflight *inflight; /* outgoing QoS 1/2 window, in order */
-	size_t ninflight;
-	size_t nsent; /* of those, sent on the current connection */
-	uint16_t next_packet_id;
+	/* Outgoing QoS 1/2 window: a ring in send order (acks normally
+	 * come in that order, so the head goes first), allocated when the
+	 * first entry comes and grown up to max_inflight_messages; an
+	 * empty one is freed by the worker's tick. */
+	struct moat_inflight *inflight;
+	uint32_t ihead, ninflight, icap;
+	uint32_t nsent; /* of those, sent on the current connection */
+	/* Packet ids taken so far: an entry taken fewer than 65535 ids ago
+	 * cannot hold the next id, so next_id searches the window only
+	 * when the head is that old. */
+	uint64_t id_issue;
 
 	struct moat_qitem *queue; /* ring buffer of waiting messages */
-	size_t qhead, qlen, qcap;
+	uint32_t qhead, qlen, qcap;
 	size_t queued_bytes;
 	uint64_t dropped;     /* messages dropped for limits */
-	bool drop_logged;
 
 	/* QoS 2 packet ids awaiting PUBREL: up to 8 in qos2_small, more in
 	 * the bitmap qos2_in (then all of them are there). */
-	uint16_t qos2_small[8];
 	uint8_t *qos2_in;
+	uint16_t qos2_small[8];
 	uint32_t qos2_pending; /* how many are pending */
 	uint64_t offline_since_ms; /* for persistent_client_expiration */
+	uint16_t next_packet_id;
+	bool dead;            /* destroyed; deliveries are dropped */
+	bool has_sub_options; /* some subscription uses NL/RAP/an id */
+	/* Check every outgoing message against the ACL (some subscription
+	 * is not fully readable, or the ACL was reloaded). */
+	bool acl_each;
+	bool drop_logged;
+	atomic_bool online;     /* conn != NULL, readable by other threads */
 	/* Kept in the persistent store (persistence on and expiry_s > 0);
 	 * readable by other workers, which record deliveries to it. */
 	atomic_bool stored;
@@ -273,6 +282,9 @@ struct moat_session {
 struct moat_session *moat_session_new(struct moat_worker *w,
 				      const uint8_t *client_id, size_t len,
 				      uint32_t expiry_s, const char *owner);
+/* The client id escaped for logs, in buf (MOAT_LOG_ID_LEN bytes). */
+#define MOAT_LOG_ID_LEN 72
+const char *moat_session_log_id(const struct moat_session *s, char *buf);
 /* Free a new session that was never added to its worker's table. */
 void moat_session_discard(struct moat_session *s);
 void moat_session_ref(struct moat_session *s);
@@ -301,6 +313,8 @@ void moat_session_sub_ids(const struct moat_session *s,
 			  uint64_t share, struct moat_pw *w);
 /* Publish the delayed will now (session ending, or its time came). */
 void moat_session_fire_will(struct moat_session *s);
+/* Free the in-flight window's memory when it is empty (idle sessions). */
+void moat_session_trim(struct moat_session *s);
 /* Send what the queue and window allow (after acks and drained writes). */
 void moat_session_pump(struct moat_session *s);
 /* On resume: resend unacknowledged PUBLISH (DUP) and PUBREL, then pump. */
@@ -348,26 +362,40 @@ enum moat_auth_phase {
 	AUTH_DONE,      /* verdict in auth_ok, CONNECT to be run again */
 };
 
+/* A peer's address as accepted. */
+union moat_sockaddr {
+	struct sockaddr sa;
+	struct sockaddr_in v4;
+	struct sockaddr_in6 v6;
+};
+
+/* Persistence: output past gate[0].off (in bytes ever queued) waits
+ * until the worker's store batch gate[0].seq is durable (store.c).  Only
+ * connections of a broker with persistence have one. */
+struct moat_gates {
+	struct {
+		uint64_t off, seq;
+	} gate[4];
+	uint8_t n;
+	bool listed; /* on the worker's list of gated connections */
+	struct moat_conn *next, *prev;
+};
+
 struct moat_conn {
 	uint8_t ev_kind; /* EV_CONN; must stay first */
+	uint8_t auth_phase;        /* enum moat_auth_phase */
+	uint8_t proto_level;
+	bool tls_read_wants_write; /* SSL_read needs the socket writable */
 	int fd;
 	struct moat_worker *w;
+	/* The peer: formatted on demand by moat_conn_peer, moat_conn_ip. */
+	union moat_sockaddr addr;
 	enum moat_conn_state state;
-	char peer[64]; /* "addr:port" for logs */
-	char ip[64];   /* "addr" for per-address limits and back-off */
 	size_t listener; /* index into the broker's listeners */
 	SSL *ssl;        /* TLS listener: the session; NULL for plain TCP */
-	bool tls_read_wants_write; /* SSL_read needs the socket writable */
-	bool tls_write_wants_read; /* SSL_write needs the socket readable */
-	bool ip_counted;           /* counted in the broker's iptab */
-	bool authenticated;        /* username is verified (else anonymous) */
-	bool auth_by_cert;         /* ... by its client certificate */
-	uint8_t auth_phase;        /* enum moat_auth_phase */
-	bool auth_ok;              /* the auth thread's verdict (AUTH_DONE) */
 	uint64_t auth_wait_until;  /* parked by login back-off until then */
 	double pub_tokens;         /* max_publish_rate bucket */
 	uint64_t pub_refill_ms;
-	uint32_t sec_events;       /* security log lines from this connection */
 	const char *connect_id;    /* client id while CONNECT is handled */
 	struct moat_buf in;
 	struct moat_buf out;
@@ -378,39 +406,47 @@ struct moat_conn {
 	uint64_t tx_bytes;    /* bytes the kernel accepted from us */
 	uint64_t last_acked;  /* bytes the peer had acknowledged at the last
 			       * tick (write-stall detection) */
-	uint16_t keepalive; /* seconds; 0 = none */
-	uint8_t proto_level;
-	bool epollout;    /* EPOLLOUT armed */
-	bool reading;     /* EPOLLIN armed (off under back-pressure) */
-	bool dirty;       /* on the worker's flush list */
-	bool will_discard; /* DISCONNECT received */
 	struct moat_msg *will;
 	uint32_t will_delay_s; /* MQTT 5 Will Delay Interval */
+	uint32_t sec_events;       /* security log lines from this connection */
 	/* MQTT 5 state of this connection */
-	bool problem_info;          /* client wants reason strings */
-	uint16_t client_receive_max; /* its Receive Maximum (65535 in v3) */
 	uint32_t client_max_packet;  /* its Maximum Packet Size, 0 = none */
+	uint16_t client_receive_max; /* its Receive Maximum (65535 in v3) */
 	uint16_t client_alias_max;   /* its Topic Alias Maximum */
 	char **alias_in;   /* [1..topic_alias_maximum] topics it set */
 	char **alias_out;  /* [1..n_alias_out] topics we assigned */
 	uint16_t n_alias_out;
+	uint16_t keepalive; /* seconds; 0 = none */
+	bool tls_write_wants_read; /* SSL_write needs the socket readable */
+	bool ip_counted;           /* counted in the broker's iptab */
+	bool authenticated;        /* username is verified (else anonymous) */
+	bool auth_by_cert;         /* ... by its client certificate */
+	bool auth_ok;              /* the auth thread's verdict (AUTH_DONE) */
+	bool epollout;    /* EPOLLOUT armed */
+	bool reading;     /* EPOLLIN armed (off under back-pressure) */
+	bool dirty;       /* on the worker's flush list */
+	bool will_discard; /* DISCONNECT received */
+	bool problem_info;          /* client wants reason strings */
 	struct moat_session *session;
 	char *username; /* verified user name, NULL = anonymous */
 	struct moat_conn *next, *prev; /* worker's list */
 	struct moat_conn *dirty_next;
-	/* Persistence: output past gate[0].off (in bytes ever queued) waits
-	 * until the worker's store batch gate[0].seq is durable. */
 	uint64_t out_done; /* bytes consumed from out so far */
-	struct {
-		uint64_t off, seq;
-	} gate[4];
-	uint8_t ngates;
-	bool on_gate_list;
-	struct moat_conn *gate_next, *gate_prev;
+	struct moat_gates *gates; /* NULL without persistence */
 };
 
+/* Bytes read from a socket at once. */
+#define MOAT_READ_CHUNK ((size_t)65536)
+
 struct moat_conn *moat_conn_new(struct moat_worker *w, int fd,
-				const char *peer);
+				const union moat_sockaddr *addr);
+/* An address as "addr:port" (peer, for logs) and "addr" (ip, for the
+ * per-address tables), each MOAT_PEER_STRLEN bytes; true for loopback. */
+#define MOAT_PEER_STRLEN 64
+bool moat__format_addr(const union moat_sockaddr *a, char *peer, char *ip);
+/* c's peer "addr:port" / "addr", formatted into buf (MOAT_PEER_STRLEN). */
+const char *moat_conn_peer(const struct moat_conn *c, char *buf);
+const char *moat_conn_ip(const struct moat_conn *c, char *buf);
 /* Attach to w's epoll and list (new or handed-over connection). */
 int moat_conn_attach(struct moat_worker *w, struct moat_conn *c);
 /* Remove from its worker's epoll and list without closing (hand-over). */
@@ -439,6 +475,9 @@ bool moat_conn_can_send(const struct moat_conn *c);
 int moat_conn_send_publish(struct moat_conn *c, const struct moat_msg *m,
 			   uint8_t qos, bool retain, bool dup, uint16_t id,
 			   uint64_t share);
+/* Free what an idle connection does not need: an empty output buffer,
+ * an empty in-flight window (the worker's tick). */
+void moat_conn_trim(struct moat_conn *c);
 /* Process every complete packet in the input buffer.  False when c is
  * closed or was handed over to another worker (touch it no more). */
 bool moat_conn_process_input(struct moat_conn *c);
@@ -534,9 +573,16 @@ struct moat_worker {
 	size_t nbuckets, nsessions;
 
 	struct moat_matches matches; /* routing scratch */
+	/* Reads of connections with nothing buffered go here (conn.c);
+	 * rbuf_busy while its packets are being handled. */
+	struct moat_buf rbuf;
+	bool rbuf_busy;
 	int spare_fd;          /* released to shed connections on EMFILE */
 	uint64_t fd_warned_ms; /* rate limit for EMFILE warnings */
 	bool listeners_paused; /* out of descriptors: not polling listeners */
+	/* The clock, read once per loop turn after epoll_wait: what the
+	 * handlers use for keep-alive, message expiry and rate limits. */
+	uint64_t now_ms;
 	uint64_t next_expiry_ms;
 	uint64_t next_tick_ms;
 	uint64_t next_sys_ms;
@@ -767,6 +813,11 @@ void moat__store_release(struct moat_worker *w);
 size_t moat__store_writable(const struct moat_conn *c, size_t used);
 /* c is going away: off the worker's gated list. */
 void moat__store_ungate(struct moat_conn *c);
+/* Does output of c wait for the store? */
+static inline bool moat__store_gated(const struct moat_conn *c)
+{
+	return c->gates && c->gates->n;
+}
 
 /* ---- leak detection (leak_inline.c) ---------------------------------------- */
 /* Build the detector of a security state (leak_detection). */

@@ -1,5 +1,6 @@
 /* Connections: socket I/O, framing, the packet dispatcher and closing.
  * A connection is touched only by the worker that owns it. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -12,10 +13,48 @@
 #include "codec/mqtt5.h"
 #include "net/tls.h"
 
-#define READ_CHUNK ((size_t)65536)
+/* An empty output buffer up to this size is freed at once (getting it
+ * again is cheap); a bigger one, grown by a busy connection, is kept
+ * until the tick finds it empty (moat_conn_trim). */
+#define OUT_FREE_AT_ONCE ((size_t)4096)
+
+bool moat__format_addr(const union moat_sockaddr *a, char *peer, char *ip)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+	bool loopback = false;
+	if (a->sa.sa_family == AF_INET) {
+		inet_ntop(AF_INET, &a->v4.sin_addr, host, sizeof(host));
+		snprintf(peer, MOAT_PEER_STRLEN, "%s:%u", host,
+			 (unsigned)ntohs(a->v4.sin_port));
+		loopback = (ntohl(a->v4.sin_addr.s_addr) >> 24) == 127;
+	} else if (a->sa.sa_family == AF_INET6) {
+		inet_ntop(AF_INET6, &a->v6.sin6_addr, host, sizeof(host));
+		snprintf(peer, MOAT_PEER_STRLEN, "[%s]:%u", host,
+			 (unsigned)ntohs(a->v6.sin6_port));
+		loopback = IN6_IS_ADDR_LOOPBACK(&a->v6.sin6_addr);
+	} else {
+		snprintf(peer, MOAT_PEER_STRLEN, "unknown");
+	}
+	snprintf(ip, MOAT_PEER_STRLEN, "%s", host);
+	return loopback;
+}
+
+const char *moat_conn_peer(const struct moat_conn *c, char *buf)
+{
+	char ip[MOAT_PEER_STRLEN];
+	moat__format_addr(&c->addr, buf, ip);
+	return buf;
+}
+
+const char *moat_conn_ip(const struct moat_conn *c, char *buf)
+{
+	char peer[MOAT_PEER_STRLEN];
+	moat__format_addr(&c->addr, peer, buf);
+	return buf;
+}
 
 struct moat_conn *moat_conn_new(struct moat_worker *w, int fd,
-				const char *peer)
+				const union moat_sockaddr *addr)
 {
 	struct moat_conn *c = moat_calloc(1, sizeof(*c));
 	if (!c)
@@ -25,7 +64,12 @@ struct moat_conn *moat_conn_new(struct moat_worker *w, int fd,
 	c->fd = fd;
 	c->w = w;
 	c->state = CONN_NEW;
-	snprintf(c->peer, sizeof(c->peer), "%s", peer);
+	c->addr = *addr;
+	if (moat__store_on(w->b) &&
+	    !(c->gates = moat_calloc(1, sizeof(*c->gates)))) {
+		moat_free(c);
+		return NULL;
+	}
 	/* A whole packet must fit in the input buffer. */
 	moat_buf_init(&c->in, (size_t)cfg->max_packet_size);
 	/* Soft limit for new messages, plus room for the in-flight window
@@ -103,6 +147,7 @@ void moat_conn_free(struct moat_conn *c)
 	moat_buf_cleanup(&c->out);
 	moat_msg_unref(&c->will);
 	moat_free(c->username);
+	moat_free(c->gates);
 	SSL_free(c->ssl);
 	moat_free(c);
 }
@@ -216,11 +261,13 @@ void moat_conn_close(struct moat_conn *c, const char *why)
 	struct moat_worker *w = c->w;
 	struct moat_broker *b = w->b;
 	struct moat_session *s = c->session;
+	char pb[MOAT_PEER_STRLEN], ib[MOAT_PEER_STRLEN], id[MOAT_LOG_ID_LEN];
 	if (s)
-		moat_info("client %s (%s) disconnected: %s", s->log_id,
-			  c->peer, why);
+		moat_info("client %s (%s) disconnected: %s",
+			  moat_session_log_id(s, id), moat_conn_peer(c, pb), why);
 	else
-		moat_info("connection from %s closed: %s", c->peer, why);
+		moat_info("connection from %s closed: %s",
+			  moat_conn_peer(c, pb), why);
 	bool was_active = c->state == CONN_ACTIVE;
 	c->state = CONN_CLOSED;
 	write_last_words(c);
@@ -229,7 +276,8 @@ void moat_conn_close(struct moat_conn *c, const char *why)
 	close(c->fd);
 	c->fd = -1;
 	if (c->ip_counted)
-		moat_iptab_release(&b->iptab, c->ip, moat_now_ms());
+		moat_iptab_release(&b->iptab, moat_conn_ip(c, ib),
+				   moat_now_ms());
 	c->ip_counted = false;
 	c->next = w->closed;
 	w->closed = c;
@@ -290,7 +338,7 @@ bool moat_conn_can_send(const struct moat_conn *c)
 	 * bounded by what the connections had in flight. */
 	return c->state == CONN_ACTIVE &&
 	       moat_buf_used(&c->out) < c->w->cfg->output_buffer_size &&
-	       !(c->ngates && moat__store_backlogged(c->w->b));
+	       !(moat__store_gated(c) && moat__store_backlogged(c->w->b));
 }
 
 uint8_t *moat_conn_reserve(struct moat_conn *c, size_t n)
@@ -378,7 +426,7 @@ static int send_publish5_with(struct moat_conn *c, const struct moat_msg *m,
 	bool fresh = false;
 	moat_pw_init(&pw, pb, pbsize);
 	if (m->expiry_ms) { /* remaining time [MQTT-3.3.2-6] */
-		uint64_t now = moat_now_ms();
+		uint64_t now = c->w->now_ms;
 		uint64_t left = m->expiry_ms > now ? m->expiry_ms - now : 0;
 		moat_pw_u32(&pw, PROP_MESSAGE_EXPIRY,
 			    (uint32_t)((left + 999u) / 1000u));
@@ -535,7 +583,8 @@ static void close_for(struct moat_conn *c, int rc, uint8_t type)
 	moat_conn_disconnect(c, reason, why);
 }
 
-bool moat_conn_process_input(struct moat_conn *c)
+/* Handle every complete packet in `in` (c->in or the worker's rbuf). */
+static bool process_packets(struct moat_conn *c, struct moat_buf *in)
 {
 	const struct moat_config *cfg = c->w->cfg;
 	while (c->state != CONN_CLOSED && c->reading) {
@@ -543,8 +592,8 @@ bool moat_conn_process_input(struct moat_conn *c)
 		size_t limit = (size_t)(c->state == CONN_NEW
 						? cfg->max_connect_packet_size
 						: cfg->max_packet_size);
-		size_t used = moat_buf_used(&c->in);
-		const uint8_t *p = c->in.data + c->in.off;
+		size_t used = moat_buf_used(in);
+		const uint8_t *p = in->data + in->off;
 		uint8_t tf;
 		uint32_t rl;
 		size_t hl;
@@ -591,8 +640,8 @@ bool moat_conn_process_input(struct moat_conn *c)
 		}
 		if (c->state == CONN_CLOSED)
 			return false;
-		moat_buf_consume(&c->in, hl + rl);
-		c->last_rx_ms = moat_now_ms();
+		moat_buf_consume(in, hl + rl);
+		c->last_rx_ms = c->w->now_ms;
 		if (!moat_conn_can_send(c) && c->state == CONN_ACTIVE) {
 			/* Back-pressure: stop reading from a peer that does
 			 * not read what we send it. */
@@ -600,8 +649,86 @@ bool moat_conn_process_input(struct moat_conn *c)
 			update_events(c);
 		}
 	}
-	moat_buf_shrink(&c->in);
 	return c->state != CONN_CLOSED;
+}
+
+bool moat_conn_process_input(struct moat_conn *c)
+{
+	if (!process_packets(c, &c->in))
+		return false;
+	/* Only an incomplete packet is kept between reads. */
+	if (!moat_buf_used(&c->in))
+		moat_buf_cleanup(&c->in);
+	return true;
+}
+
+/* Read once into the worker's rbuf and handle what came; the bytes left
+ * (an incomplete packet, or packets left while reading paused) move to
+ * c->in.  Before CONNECT is accepted every byte read moves to c->in
+ * first: the CONNECT may hand c over to another worker with them.
+ * Returns bytes read (0: would block), or -1 when c is closed or was
+ * handed over. */
+static ssize_t read_via_worker(struct moat_conn *c, uint8_t *dst,
+			       size_t want)
+{
+	struct moat_worker *w = c->w;
+	struct moat_buf *in = &w->rbuf;
+	char why[400];
+	ssize_t n = transport_read(c, dst, want, why, sizeof(why));
+	if (n < 0) {
+		moat_conn_close(c, why);
+		return -1;
+	}
+	if (n == 0)
+		return 0;
+	moat_buf_commit(in, (size_t)n);
+	MOAT_STAT_ADD(w->b, bytes_received, (uint64_t)n);
+	bool open = true;
+	if (c->state == CONN_ACTIVE) {
+		w->rbuf_busy = true;
+		open = process_packets(c, in);
+		w->rbuf_busy = false;
+	}
+	if (open && moat_buf_used(in) &&
+	    moat_buf_append(&c->in, in->data + in->off,
+			    moat_buf_used(in)) != MOAT_OK) {
+		moat_conn_close(c, "out of memory for input");
+		open = false;
+	}
+	moat_buf_consume(in, moat_buf_used(in));
+	if (open && c->state == CONN_NEW)
+		open = moat_conn_process_input(c);
+	return open ? n : -1;
+}
+
+/* Read once and handle what came: into the worker's rbuf when c has
+ * nothing buffered, so that connections hold no input buffer between
+ * packets (not when rbuf is in use further up the stack).  Returns bytes
+ * read (0: would block), or -1 when c is closed or was handed over. */
+static ssize_t read_some(struct moat_conn *c)
+{
+	size_t room = c->in.max - moat_buf_used(&c->in);
+	size_t want = MOAT_MIN(MOAT_READ_CHUNK, room);
+	uint8_t *dst;
+	if (!moat_buf_used(&c->in) && !c->w->rbuf_busy && want &&
+	    (dst = moat_buf_reserve(&c->w->rbuf, want)) != NULL)
+		return read_via_worker(c, dst, want);
+	dst = want ? moat_buf_reserve(&c->in, want) : NULL;
+	if (!dst) {
+		moat_conn_close(c, "out of memory for input");
+		return -1;
+	}
+	char why[400];
+	ssize_t n = transport_read(c, dst, want, why, sizeof(why));
+	if (n < 0) {
+		moat_conn_close(c, why);
+		return -1;
+	}
+	if (n == 0)
+		return 0;
+	moat_buf_commit(&c->in, (size_t)n);
+	MOAT_STAT_ADD(c->w->b, bytes_received, (uint64_t)n);
+	return moat_conn_process_input(c) ? n : -1;
 }
 
 void moat_conn_on_readable(struct moat_conn *c)
@@ -620,24 +747,7 @@ void moat_conn_on_readable(struct moat_conn *c)
 	/* TLS keeps decrypted bytes it could not hand over yet: go on while
 	 * it has some, since the socket will not signal them again. */
 	do {
-		size_t room = c->in.max - moat_buf_used(&c->in);
-		size_t want = MOAT_MIN(READ_CHUNK, room);
-		uint8_t *dst = want ? moat_buf_reserve(&c->in, want) : NULL;
-		if (!dst) {
-			moat_conn_close(c, "out of memory for input");
-			return;
-		}
-		char why[400];
-		ssize_t n = transport_read(c, dst, want, why, sizeof(why));
-		if (n < 0) {
-			moat_conn_close(c, why);
-			return;
-		}
-		if (n == 0)
-			return;
-		moat_buf_commit(&c->in, (size_t)n);
-		MOAT_STAT_ADD(c->w->b, bytes_received, (uint64_t)n);
-		if (!moat_conn_process_input(c))
+		if (read_some(c) <= 0)
 			return;
 	} while (c->ssl && c->reading && SSL_pending(c->ssl) > 0);
 }
@@ -700,8 +810,8 @@ void moat_conn_flush(struct moat_conn *c)
 	}
 	if (change)
 		update_events(c);
-	if (!moat_buf_used(&c->out))
-		moat_buf_shrink(&c->out);
+	if (!moat_buf_used(&c->out) && c->out.cap <= OUT_FREE_AT_ONCE)
+		moat_buf_cleanup(&c->out);
 	/* Packets may have waited in the input buffer (or inside TLS) while
 	 * paused. */
 	if (c->reading && c->state == CONN_ACTIVE) {
@@ -710,6 +820,14 @@ void moat_conn_flush(struct moat_conn *c)
 		if (c->ssl && c->reading && SSL_pending(c->ssl) > 0)
 			moat_conn_on_readable(c);
 	}
+}
+
+void moat_conn_trim(struct moat_conn *c)
+{
+	if (!moat_buf_used(&c->out))
+		moat_buf_cleanup(&c->out);
+	if (c->session)
+		moat_session_trim(c->session);
 }
 
 void moat_conn_resume_input(struct moat_conn *c)

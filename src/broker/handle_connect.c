@@ -132,7 +132,9 @@ static int make_will(struct moat_conn *c, const struct moat_mqtt_connect5 *c5)
 	if (c->w->sec->leak_db &&
 	    moat__leak_inspect(c->w, c->will, "will", c->connect_id,
 			       c->username) == MOAT_LEAK_BLOCK) {
-		moat_info("%s: will dropped by leak_policy", c->peer);
+		char pb[MOAT_PEER_STRLEN];
+		moat_info("%s: will dropped by leak_policy",
+			  moat_conn_peer(c, pb));
 		moat_msg_unref(&c->will);
 	}
 	return MOAT_OK;
@@ -355,9 +357,11 @@ static int connect_session(struct moat_conn *c,
 	if (c->username)
 		moat_log_escape((const uint8_t *)c->username,
 				strlen(c->username), user, sizeof(user));
+	char pb[MOAT_PEER_STRLEN], lid[MOAT_LOG_ID_LEN];
 	moat_info("client %s connected from %s%s (protocol %u, clean %d, "
 		  "keep-alive %u, session present %d, user %s)",
-		  s->log_id, c->peer, c->ssl ? " over TLS" : "",
+		  moat_session_log_id(s, lid), moat_conn_peer(c, pb),
+		  c->ssl ? " over TLS" : "",
 		  cn->proto_level, cn->clean_session, keepalive, present,
 		  c->username ? user : "(anonymous)");
 	if (present)

@@ -119,7 +119,7 @@ static bool within_rate(struct moat_conn *c, uint64_t rate)
 {
 	if (!rate)
 		return true;
-	uint64_t now = moat_now_ms();
+	uint64_t now = c->w->now_ms;
 	double cap = 2.0 * (double)rate;
 	if (!c->pub_refill_ms)
 		c->pub_tokens = cap;
@@ -257,8 +257,9 @@ int moat__handle_publish(struct moat_conn *c, uint8_t flags,
 	}
 acked:
 	if (why) {
-		char t[96];
-		moat_info("client %s: publish to %s refused: %s", s->log_id,
+		char t[96], id[MOAT_LOG_ID_LEN];
+		moat_info("client %s: publish to %s refused: %s",
+			  moat_session_log_id(s, id),
 			  moat__log_topic((const char *)p->topic.p,
 					  p->topic.len, t, sizeof(t)),
 			  why);

@@ -83,7 +83,7 @@ static struct moat_sub_entry *remember_sub(struct moat_session *s,
 		if (!v)
 			return NULL;
 		s->subs = v;
-		s->subs_cap = cap;
+		s->subs_cap = (uint32_t)cap; /* <= 2 x max_subscriptions */
 	}
 	struct moat_sub_entry *e = &s->subs[s->nsubs];
 	memset(e, 0, sizeof(*e));
@@ -134,8 +134,9 @@ static uint8_t refusal(struct moat_conn *c, const struct sub_req *r,
 	if (!cfg->shared_subscriptions && r->shared)
 		return RC_SHARED_SUBS_NOT_SUPPORTED;
 	if (!find_sub(s, r) && s->nsubs >= cfg->max_subscriptions) {
+		char id[MOAT_LOG_ID_LEN];
 		moat_warn("client %s: max_subscriptions (%llu) reached",
-			  s->log_id, (unsigned long long)cfg->max_subscriptions);
+			  moat_session_log_id(s, id), (unsigned long long)cfg->max_subscriptions);
 		return RC_QUOTA_EXCEEDED;
 	}
 	/* $share/G/F is authorised on F, like a plain subscription (T-10). */
@@ -230,8 +231,10 @@ static void send_retained(struct moat_conn *c, const struct moat_bytes *f,
 		return;
 	if (moat_tree_retained(&c->w->b->tree, f->p, f->len, *budget, &v,
 			       &n) != MOAT_OK) {
+		char id[MOAT_LOG_ID_LEN] = "?";
 		moat_warn("client %s: out of memory sending retained messages",
-			  c->session ? c->session->log_id : "?");
+			  c->session ? moat_session_log_id(c->session, id)
+				     : id);
 		return;
 	}
 	*budget -= n;

@@ -193,7 +193,7 @@ void moat__security_event(struct moat_conn *c, const char *event,
 		if (c->sec_events == SEC_EVENTS_LOGGED + 1)
 			moat_notice("security: further events from %s are "
 				    "counted, not logged",
-				    c->peer);
+				    moat_conn_peer(c, user));
 		return;
 	}
 	if (!sec_log_budget(c->w))
@@ -216,8 +216,9 @@ void moat__security_event(struct moat_conn *c, const char *event,
 	} else {
 		snprintf(id, sizeof(id), "(none yet)");
 	}
+	char pb[MOAT_PEER_STRLEN];
 	moat_notice("security: %s: client %s user %s from %s: %s", event, id,
-		    user, c->peer, detail);
+		    user, moat_conn_peer(c, pb), detail);
 }
 
 /* ---- authentication -------------------------------------------------------------- */
@@ -268,9 +269,12 @@ static int cert_identity(struct moat_conn *c, const struct moat_listener_cfg *lc
  * machine usually has a whole /64 to pick addresses from. */
 static const char *guard_ip(const struct moat_conn *c, char *buf, size_t sz)
 {
-	struct in6_addr a;
-	if (inet_pton(AF_INET6, c->ip, &a) != 1)
-		return c->ip;
+	if (c->addr.sa.sa_family != AF_INET6) {
+		char ip[MOAT_PEER_STRLEN];
+		snprintf(buf, sz, "%s", moat_conn_ip(c, ip));
+		return buf;
+	}
+	struct in6_addr a = c->addr.v6.sin6_addr;
 	memset(a.s6_addr + 8, 0, 8);
 	char s[INET6_ADDRSTRLEN];
 	inet_ntop(AF_INET6, &a, s, sizeof(s));

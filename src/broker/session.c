@@ -10,20 +10,19 @@ struct moat_session *moat_session_new(struct moat_worker *w,
 				      const uint8_t *client_id, size_t len,
 				      uint32_t expiry_s, const char *owner)
 {
-	struct moat_session *s = moat_calloc(1, sizeof(*s));
+	/* The client id follows the struct in the same block. */
+	struct moat_session *s = moat_calloc(1, sizeof(*s) + len + 1);
 	if (!s)
 		return NULL;
-	s->client_id = moat_strndup((const char *)client_id, len);
-	s->inflight = moat_calloc(w->cfg->max_inflight_messages,
-				  sizeof(*s->inflight));
+	s->client_id = (char *)(s + 1);
+	memcpy(s->client_id, client_id, len);
 	s->owner = owner ? moat_strdup(owner) : NULL;
-	if (!s->client_id || !s->inflight || (owner && !s->owner)) {
+	if (owner && !s->owner) {
 		moat_session_discard(s);
 		return NULL;
 	}
 	atomic_init(&s->refs, 1); /* the worker's table */
 	s->client_id_len = len;
-	moat_log_escape(client_id, len, s->log_id, sizeof(s->log_id));
 	s->home = w;
 	s->expiry_s = expiry_s;
 	s->serial = atomic_fetch_add(&w->b->session_seq, 1) + 1;
@@ -31,9 +30,15 @@ struct moat_session *moat_session_new(struct moat_worker *w,
 	return s;
 }
 
+const char *moat_session_log_id(const struct moat_session *s, char *buf)
+{
+	moat_log_escape((const uint8_t *)s->client_id, s->client_id_len, buf,
+			MOAT_LOG_ID_LEN);
+	return buf;
+}
+
 void moat_session_discard(struct moat_session *s)
 {
-	moat_free(s->client_id);
 	moat_free(s->inflight);
 	moat_free(s->owner);
 	moat_free(s);
@@ -53,7 +58,6 @@ void moat_session_unref(struct moat_session **sp)
 	if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
 		return;
 	/* Last reference: state was already released by destroy. */
-	moat_free(s->client_id);
 	moat_free(s->owner);
 	moat_free(s);
 }
@@ -71,6 +75,63 @@ static void queue_pop(struct moat_session *s, struct moat_qitem *out)
 	s->queued_bytes -= moat_msg_size(out->msg);
 }
 
+/* ---- the outgoing in-flight window: a ring in send order ---- */
+
+static struct moat_inflight *inflight_at(struct moat_session *s, size_t i)
+{
+	size_t k = s->ihead + i;
+	return &s->inflight[k < s->icap ? k : k - s->icap];
+}
+
+/* Room for one more entry: the ring grows by doubling, up to
+ * max_inflight_messages.  False when full or out of memory. */
+static bool inflight_reserve(struct moat_session *s)
+{
+	if (s->ninflight < s->icap)
+		return true;
+	size_t max = (size_t)s->home->cfg->max_inflight_messages;
+	size_t cap = MOAT_MIN(MOAT_MAX(2 * s->icap, (size_t)8), max);
+	if (cap <= s->icap)
+		return false;
+	struct moat_inflight *v = moat_malloc(cap * sizeof(*v));
+	if (!v)
+		return false;
+	for (size_t i = 0; i < s->ninflight; i++)
+		v[i] = *inflight_at(s, i);
+	moat_free(s->inflight);
+	s->inflight = v;
+	s->icap = (uint32_t)cap; /* <= max_inflight_messages */
+	s->ihead = 0;
+	return true;
+}
+
+/* A new zeroed entry at the tail (after inflight_reserve). */
+static struct moat_inflight *inflight_push(struct moat_session *s)
+{
+	struct moat_inflight *f = inflight_at(s, s->ninflight++);
+	memset(f, 0, sizeof(*f));
+	return f;
+}
+
+/* Take entry idx out: the head (acks in order) in O(1), another one by
+ * moving those after it up. */
+static void inflight_remove_at(struct moat_session *s, size_t idx)
+{
+	if (idx == 0)
+		s->ihead = s->ihead + 1 < s->icap ? s->ihead + 1 : 0;
+	for (size_t i = idx; idx && i + 1 < s->ninflight; i++)
+		*inflight_at(s, i) = *inflight_at(s, i + 1);
+	s->ninflight--;
+}
+
+void moat_session_trim(struct moat_session *s)
+{
+	if (!s->ninflight && s->inflight) {
+		MOAT_FREE(s->inflight);
+		s->icap = s->ihead = 0;
+	}
+}
+
 /* A stored delivery that will not happen: its row goes. */
 static void forget_did(struct moat_session *s, uint64_t did,
 		       const struct moat_msg *m)
@@ -85,9 +146,10 @@ static void note_drop(struct moat_session *s, const char *why)
 	MOAT_STAT_ADD(s->home->b, msgs_dropped, 1);
 	if (!s->drop_logged) {
 		s->drop_logged = true;
+		char id[MOAT_LOG_ID_LEN];
 		moat_warn("client %s: %s; dropping messages (logged once per "
 			  "session)",
-			  s->log_id, why);
+			  moat_session_log_id(s, id), why);
 	}
 }
 
@@ -147,13 +209,13 @@ void moat_session_destroy(struct moat_session *s)
 	 * store with its messages and comes back at the next start.) */
 	bool hand_over = !b->shutting_down;
 	for (size_t i = 0; i < s->ninflight; i++) {
-		struct moat_inflight *f = &s->inflight[i];
+		struct moat_inflight *f = inflight_at(s, i);
 		if (hand_over && f->share && f->msg && f->qos == 1)
 			moat__share_redeliver(s, f->msg, f->share);
 		moat_msg_unref(&f->msg);
 	}
 	s->ninflight = 0;
-	MOAT_FREE(s->inflight);
+	moat_session_trim(s);
 	while (s->qlen) {
 		struct moat_qitem it;
 		queue_pop(s, &it);
@@ -168,15 +230,28 @@ void moat_session_destroy(struct moat_session *s)
 	moat_session_unref(&s);
 }
 
+/* Could an entry of the window hold the id just taken?  Ids are taken in
+ * turn from 1 to 65535, so one taken fewer than 65535 ids ago cannot;
+ * the head is the oldest.  A restored entry (issue 0) may hold any id. */
+static bool id_may_be_used(struct moat_session *s)
+{
+	if (!s->ninflight)
+		return false;
+	uint64_t head = inflight_at(s, 0)->issue;
+	return head == 0 || s->id_issue - head >= 65535u;
+}
+
 static uint16_t next_id(struct moat_session *s)
 {
 	for (;;) {
 		uint16_t id = s->next_packet_id++;
 		if (s->next_packet_id == 0)
 			s->next_packet_id = 1;
+		s->id_issue++;
 		bool used = false;
-		for (size_t i = 0; i < s->ninflight && !used; i++)
-			used = s->inflight[i].packet_id == id;
+		for (size_t i = 0; id_may_be_used(s) && i < s->ninflight &&
+				   !used; i++)
+			used = inflight_at(s, i)->packet_id == id;
 		if (!used)
 			return id;
 	}
@@ -189,7 +264,7 @@ static int send_now(struct moat_session *s, struct moat_msg *m, uint8_t qos,
 {
 	uint16_t id = 0;
 	/* Expired while it waited: not sent [MQTT-3.3.2-5]. */
-	if (moat_msg_expired(m, moat_now_ms())) {
+	if (moat_msg_expired(m, s->home->now_ms)) {
 		forget_did(s, did, m);
 		return MOAT_OK;
 	}
@@ -198,11 +273,16 @@ static int send_now(struct moat_session *s, struct moat_msg *m, uint8_t qos,
 	if (s->acl_each &&
 	    !moat__acl_allows(s->conn, m->topic, m->topic_len, MOAT_ACL_READ)) {
 		MOAT_STAT_ADD(s->home->b, acl_denials, 1);
-		char t[96];
+		char t[96], lid[MOAT_LOG_ID_LEN];
 		moat_debug("client %s: message on %s not delivered: not "
 			   "readable by its user",
-			   s->log_id,
+			   moat_session_log_id(s, lid),
 			   moat__log_topic(m->topic, m->topic_len, t, sizeof(t)));
+		forget_did(s, did, m);
+		return MOAT_OK;
+	}
+	if (qos && !inflight_reserve(s)) {
+		note_drop(s, "out of memory for the in-flight window");
 		forget_did(s, did, m);
 		return MOAT_OK;
 	}
@@ -229,8 +309,9 @@ static int send_now(struct moat_session *s, struct moat_msg *m, uint8_t qos,
 		return rc;
 	}
 	if (qos) {
-		struct moat_inflight *f = &s->inflight[s->ninflight++];
+		struct moat_inflight *f = inflight_push(s);
 		f->msg = moat_msg_ref(m);
+		f->issue = s->id_issue;
 		f->packet_id = id;
 		f->qos = qos;
 		f->state = INFLIGHT_WAIT_ACK;
@@ -247,7 +328,7 @@ static int send_now(struct moat_session *s, struct moat_msg *m, uint8_t qos,
 /* Drop expired messages from the queue, keeping the order of the rest. */
 static void purge_expired(struct moat_session *s)
 {
-	uint64_t now = moat_now_ms();
+	uint64_t now = s->home->now_ms;
 	size_t kept = 0, n = s->qlen;
 	for (size_t i = 0; i < n; i++) {
 		struct moat_qitem it = *queue_at(s, i);
@@ -259,7 +340,7 @@ static void purge_expired(struct moat_session *s)
 		}
 		*queue_at(s, kept++) = it;
 	}
-	s->qlen = kept;
+	s->qlen = (uint32_t)kept;
 }
 
 static bool queue_grow(struct moat_session *s)
@@ -272,7 +353,7 @@ static bool queue_grow(struct moat_session *s)
 		v[i] = *queue_at(s, i);
 	moat_free(s->queue);
 	s->queue = v;
-	s->qcap = cap;
+	s->qcap = (uint32_t)cap; /* <= 2 x max_queued_messages */
 	s->qhead = 0;
 	return true;
 }
@@ -424,7 +505,7 @@ void moat_session_route(struct moat_session *s, struct moat_msg *m,
 			return;
 		}
 	}
-	if (moat_msg_expired(m, moat_now_ms())) {
+	if (moat_msg_expired(m, s->home->now_ms)) {
 		forget_did(s, did, m);
 		return;
 	}
@@ -458,7 +539,7 @@ void moat_session_fire_will(struct moat_session *s)
 static int resend_next(struct moat_session *s)
 {
 	for (size_t i = 0; i < s->ninflight; i++) {
-		struct moat_inflight *f = &s->inflight[i];
+		struct moat_inflight *f = inflight_at(s, i);
 		int rc;
 		if (f->sent)
 			continue;
@@ -476,9 +557,7 @@ static int resend_next(struct moat_session *s)
 				MOAT_STAT_ADD(s->home->b, acl_denials, 1);
 				forget_did(s, f->did, f->msg);
 				moat_msg_unref(&f->msg);
-				memmove(f, f + 1, (s->ninflight - i - 1) *
-							  sizeof(*f));
-				s->ninflight--;
+				inflight_remove_at(s, i);
 				return MOAT_OK;
 			}
 			if (rc == MOAT_DECLINED) {
@@ -488,9 +567,7 @@ static int resend_next(struct moat_session *s)
 					     "Maximum Packet Size");
 				forget_did(s, f->did, f->msg);
 				moat_msg_unref(&f->msg);
-				memmove(f, f + 1, (s->ninflight - i - 1) *
-							  sizeof(*f));
-				s->ninflight--;
+				inflight_remove_at(s, i);
 				return MOAT_OK;
 			}
 		} else {
@@ -541,18 +618,20 @@ void moat_session_resume(struct moat_session *s)
 	/* Nothing has been sent on the new connection yet; pump re-sends
 	 * in order, as far as the client's Receive Maximum allows. */
 	for (size_t i = 0; i < s->ninflight; i++)
-		s->inflight[i].sent = false;
+		inflight_at(s, i)->sent = false;
 	s->nsent = 0;
 	moat_session_pump(s);
 }
 
+/* Acks normally come in send order: the head is looked at first. */
 static struct moat_inflight *find_inflight(struct moat_session *s,
 					   uint16_t id, size_t *idx)
 {
 	for (size_t i = 0; i < s->ninflight; i++) {
-		if (s->inflight[i].packet_id == id) {
+		struct moat_inflight *f = inflight_at(s, i);
+		if (f->packet_id == id) {
 			*idx = i;
-			return &s->inflight[i];
+			return f;
 		}
 	}
 	return NULL;
@@ -560,15 +639,13 @@ static struct moat_inflight *find_inflight(struct moat_session *s,
 
 static void remove_inflight(struct moat_session *s, size_t idx)
 {
-	struct moat_inflight *f = &s->inflight[idx];
+	struct moat_inflight *f = inflight_at(s, idx);
 	if (f->did)
 		moat__store_delivery_del(s->home, f->did, f->mid);
-	if (s->inflight[idx].sent)
+	if (f->sent)
 		s->nsent--;
-	moat_msg_unref(&s->inflight[idx].msg);
-	memmove(&s->inflight[idx], &s->inflight[idx + 1],
-		(s->ninflight - idx - 1) * sizeof(s->inflight[0]));
-	s->ninflight--;
+	moat_msg_unref(&f->msg);
+	inflight_remove_at(s, idx);
 }
 
 int moat_session_on_puback(struct moat_session *s, uint16_t id)
@@ -698,12 +775,14 @@ int moat__session_restore_delivery(struct moat_session *s, struct moat_msg *m,
 				   uint64_t did, uint16_t packet_id,
 				   uint8_t state)
 {
-	size_t cap = (size_t)s->home->cfg->max_inflight_messages;
-	if (packet_id && s->ninflight < cap) {
+	if (packet_id && !inflight_reserve(s) &&
+	    s->ninflight < (size_t)s->home->cfg->max_inflight_messages)
+		return MOAT_ENOMEM;
+	if (packet_id && s->ninflight < s->icap) {
 		/* Sent before the restart: re-sent with the same id (DUP),
-		 * or its PUBREL, when the client returns [MQTT-4.4.0-1]. */
-		struct moat_inflight *f = &s->inflight[s->ninflight++];
-		memset(f, 0, sizeof(*f));
+		 * or its PUBREL, when the client returns [MQTT-4.4.0-1].
+		 * (issue 0: its id was not taken by next_id.) */
+		struct moat_inflight *f = inflight_push(s);
 		f->msg = state == INFLIGHT_WAIT_COMP || !m ? NULL
 							    : moat_msg_ref(m);
 		f->packet_id = packet_id;

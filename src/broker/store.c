@@ -470,50 +470,52 @@ static bool gates_on(const struct moat_broker *b)
 void moat__store_gate(struct moat_conn *c)
 {
 	struct moat_worker *w = c->w;
-	if (!gates_on(w->b) || c->state == CONN_CLOSED)
+	struct moat_gates *g = c->gates;
+	if (!g || !gates_on(w->b) || c->state == CONN_CLOSED)
 		return;
 	uint64_t seq = w->store_seq + 1; /* the batch being filled */
 	uint64_t off = c->out_done + moat_buf_used(&c->out);
-	if (c->ngates && c->gate[c->ngates - 1].seq == seq)
+	if (g->n && g->gate[g->n - 1].seq == seq)
 		return; /* already behind this batch, from an earlier byte */
-	if (c->ngates == MOAT_ARRAY_LEN(c->gate)) {
-		c->gate[c->ngates - 1].seq = seq; /* wait a little longer */
+	if (g->n == MOAT_ARRAY_LEN(g->gate)) {
+		g->gate[g->n - 1].seq = seq; /* wait a little longer */
 	} else {
-		c->gate[c->ngates].off = off;
-		c->gate[c->ngates].seq = seq;
-		c->ngates++;
+		g->gate[g->n].off = off;
+		g->gate[g->n].seq = seq;
+		g->n++;
 	}
 	w->store_gate_pending = true;
-	if (!c->on_gate_list) {
-		c->on_gate_list = true;
-		c->gate_prev = NULL;
-		c->gate_next = w->gated;
+	if (!g->listed) {
+		g->listed = true;
+		g->prev = NULL;
+		g->next = w->gated;
 		if (w->gated)
-			w->gated->gate_prev = c;
+			w->gated->gates->prev = c;
 		w->gated = c;
 	}
 }
 
 void moat__store_ungate(struct moat_conn *c)
 {
-	if (!c->on_gate_list)
+	struct moat_gates *g = c->gates;
+	if (!g || !g->listed)
 		return;
-	if (c->gate_prev)
-		c->gate_prev->gate_next = c->gate_next;
+	if (g->prev)
+		g->prev->gates->next = g->next;
 	else
-		c->w->gated = c->gate_next;
-	if (c->gate_next)
-		c->gate_next->gate_prev = c->gate_prev;
-	c->gate_next = c->gate_prev = NULL;
-	c->on_gate_list = false;
-	c->ngates = 0;
+		c->w->gated = g->next;
+	if (g->next)
+		g->next->gates->prev = g->prev;
+	g->next = g->prev = NULL;
+	g->listed = false;
+	g->n = 0;
 }
 
 size_t moat__store_writable(const struct moat_conn *c, size_t used)
 {
-	if (!c->ngates)
+	if (!moat__store_gated(c))
 		return used;
-	uint64_t limit = c->gate[0].off - c->out_done;
+	uint64_t limit = c->gates->gate[0].off - c->out_done;
 	return limit < used ? (size_t)limit : used;
 }
 
@@ -526,15 +528,16 @@ void moat__store_release(struct moat_worker *w)
 					     memory_order_acquire);
 	struct moat_conn *next;
 	for (struct moat_conn *c = w->gated; c; c = next) {
-		next = c->gate_next;
+		struct moat_gates *g = c->gates;
+		next = g->next;
 		size_t k = 0;
-		while (k < c->ngates && c->gate[k].seq <= done)
+		while (k < g->n && g->gate[k].seq <= done)
 			k++;
 		if (!k)
 			continue;
-		memmove(c->gate, c->gate + k, (c->ngates - k) * sizeof(c->gate[0]));
-		c->ngates = (uint8_t)(c->ngates - k);
-		if (!c->ngates)
+		memmove(g->gate, g->gate + k, (g->n - k) * sizeof(g->gate[0]));
+		g->n = (uint8_t)(g->n - k);
+		if (!g->n)
 			moat__store_ungate(c);
 		if (c->state != CONN_CLOSED)
 			moat_worker_mark_dirty(w, c);

@@ -191,10 +191,12 @@ int moat_worker_post(struct moat_worker *to, const struct moat_inbox_item *item)
 static void adopt(struct moat_worker *w, struct moat_conn *c)
 {
 	if (moat_conn_attach(w, c) != MOAT_OK) {
-		moat_warn("%s: cannot adopt connection: %s", c->peer,
-			  strerror(errno));
+		char pb[MOAT_PEER_STRLEN], ib[MOAT_PEER_STRLEN];
+		moat_warn("%s: cannot adopt connection: %s",
+			  moat_conn_peer(c, pb), strerror(errno));
 		if (c->ip_counted)
-			moat_iptab_release(&w->b->iptab, c->ip, moat_now_ms());
+			moat_iptab_release(&w->b->iptab, moat_conn_ip(c, ib),
+					   moat_now_ms());
 		close(c->fd);
 		MOAT_STAT_SUB(w->b, connections, 1);
 		moat_conn_free(c);
@@ -400,33 +402,6 @@ static void free_closed(struct moat_worker *w)
 
 /* ---- accepting ------------------------------------------------------------ */
 
-/* "addr:port" for logs into out, the bare address into ip; returns
- * whether the peer is on a loopback address. */
-static bool format_peer(const struct sockaddr_storage *ss, char *out,
-			size_t outsz, char *ip, size_t ipsz)
-{
-	char host[INET6_ADDRSTRLEN] = "?";
-	unsigned port = 0;
-	bool loopback = false;
-	if (ss->ss_family == AF_INET) {
-		const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
-		inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
-		port = ntohs(a->sin_port);
-		snprintf(out, outsz, "%s:%u", host, port);
-		loopback = (ntohl(a->sin_addr.s_addr) >> 24) == 127;
-	} else if (ss->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
-		inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
-		port = ntohs(a->sin6_port);
-		snprintf(out, outsz, "[%s]:%u", host, port);
-		loopback = IN6_IS_ADDR_LOOPBACK(&a->sin6_addr);
-	} else {
-		snprintf(out, outsz, "unknown");
-	}
-	snprintf(ip, ipsz, "%s", host);
-	return loopback;
-}
-
 /* A refused connection is logged at most once a second per worker. */
 static void refuse_log(struct moat_worker *w, const char *peer,
 		       const char *why)
@@ -514,9 +489,9 @@ static void accept_all(struct moat_worker *w, struct moat_listener *l)
 {
 	struct moat_broker *b = w->b;
 	for (int i = 0; i < ACCEPT_BURST; i++) {
-		struct sockaddr_storage ss;
-		socklen_t sl = sizeof(ss);
-		int fd = accept4(l->fd, (struct sockaddr *)&ss, &sl,
+		union moat_sockaddr addr;
+		socklen_t sl = sizeof(addr);
+		int fd = accept4(l->fd, &addr.sa, &sl,
 				 SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
 			int e = errno;
@@ -529,9 +504,8 @@ static void accept_all(struct moat_worker *w, struct moat_listener *l)
 					  strerror(e));
 			return;
 		}
-		char peer[64], ip[64];
-		bool loopback = format_peer(&ss, peer, sizeof(peer), ip,
-					    sizeof(ip));
+		char peer[MOAT_PEER_STRLEN], ip[MOAT_PEER_STRLEN];
+		bool loopback = moat__format_addr(&addr, peer, ip);
 		/* Counted in the per-address table, to be released at close. */
 		bool counted = (!loopback || w->cfg->limit_loopback) &&
 			       (w->cfg->max_connections_per_ip ||
@@ -549,11 +523,10 @@ static void accept_all(struct moat_worker *w, struct moat_listener *l)
 		}
 		int one = 1;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		struct moat_conn *c = moat_conn_new(w, fd, peer);
+		struct moat_conn *c = moat_conn_new(w, fd, &addr);
 		if (c) {
 			c->listener = l->idx;
 			c->ip_counted = counted;
-			snprintf(c->ip, sizeof(c->ip), "%s", ip);
 		}
 		if (!c || start_tls(w, c) != MOAT_OK ||
 		    moat_conn_attach(w, c) != MOAT_OK) {
@@ -610,8 +583,9 @@ static void expire_sessions(struct moat_worker *w, uint64_t now)
 	/* At most 256 a second per worker; the rest go next second. */
 	for (size_t i = 0; i < n; i++) {
 		if (!expired[i]->dead) {
+			char id[MOAT_LOG_ID_LEN];
 			moat_info("client %s: session expired",
-				  expired[i]->log_id);
+				  moat_session_log_id(expired[i], id));
 			moat_session_destroy(expired[i]);
 		}
 		moat_session_unref(&expired[i]);
@@ -624,20 +598,24 @@ static void expire_sessions(struct moat_worker *w, uint64_t now)
  * progress; nothing waiting to go out is. */
 static bool write_stalled(struct moat_conn *c, uint64_t now)
 {
+	uint64_t written = c->ssl ? (uint64_t)BIO_number_written(
+					    SSL_get_wbio(c->ssl))
+				  : c->tx_bytes;
+	/* The kernel's send queue grows only by our writes: when all that
+	 * was written had been acknowledged at the last tick and nothing
+	 * was written since, it is still empty (an idle connection costs
+	 * no system call). */
 	int outq = 0;
-	if (ioctl(c->fd, SIOCOUTQ, &outq) != 0)
+	if (written != c->last_acked && ioctl(c->fd, SIOCOUTQ, &outq) != 0)
 		outq = 0;
 	/* Output held for the store waits on us, not on the peer. */
 	bool waiting = moat__store_writable(c, moat_buf_used(&c->out)) ||
-		       outq > 0 || (!c->reading && !c->ngates) ||
-		       (c->session && c->session->qlen && !c->ngates);
+		       outq > 0 || (!c->reading && !moat__store_gated(c)) ||
+		       (c->session && c->session->qlen && !moat__store_gated(c));
 	/* Progress is what the peer acknowledged: bytes written to the
 	 * socket minus what still sits unacknowledged in the kernel.  The
 	 * kernel taking a PINGRESP into a send queue the peer never drains
 	 * is not progress. */
-	uint64_t written = c->ssl ? (uint64_t)BIO_number_written(
-					    SSL_get_wbio(c->ssl))
-				  : c->tx_bytes;
 	uint64_t acked = written > (uint64_t)outq ? written - (uint64_t)outq
 						  : 0;
 	if (!waiting || acked > c->last_acked)
@@ -684,6 +662,7 @@ static void tick(struct moat_worker *w, uint64_t now)
 		}
 		if (c->state != CONN_ACTIVE)
 			continue;
+		moat_conn_trim(c);
 		if (write_stalled(c, now)) {
 			/* A peer that takes nothing for 1.5 keep-alives while
 			 * messages wait is gone or hostile, pings or not. */
@@ -741,14 +720,18 @@ void *moat_worker_main(void *arg)
 {
 	struct moat_worker *w = arg;
 	struct epoll_event evs[MAX_EVENTS];
-	w->next_tick_ms = moat_now_ms() + TICK_MS;
-	w->next_sys_ms = moat_now_ms();
+	w->now_ms = moat_now_ms();
+	w->next_tick_ms = w->now_ms + TICK_MS;
+	w->next_sys_ms = w->now_ms;
 	while (!atomic_load(&w->b->stopping)) {
-		uint64_t now = moat_now_ms();
-		int timeout = now >= w->next_tick_ms
+		/* (now_ms is the start of the previous turn: the tick may
+		 * come that turn's length late.) */
+		int timeout = w->now_ms >= w->next_tick_ms
 				      ? 0
-				      : (int)(w->next_tick_ms - now);
+				      : (int)(w->next_tick_ms - w->now_ms);
 		int n = epoll_wait(w->epfd, evs, MAX_EVENTS, timeout);
+		/* The one clock reading of this turn. */
+		uint64_t now = w->now_ms = moat_now_ms();
 		moat__worker_sync_security(w);
 		if (n < 0 && errno != EINTR) {
 			moat_err_log("worker %u: epoll_wait: %s", w->idx,
@@ -763,7 +746,6 @@ void *moat_worker_main(void *arg)
 		}
 		publish_wills(w);
 		flush_dirty(w);
-		now = moat_now_ms();
 		if (now >= w->next_tick_ms) {
 			w->next_tick_ms = now + TICK_MS;
 			tick(w, now);

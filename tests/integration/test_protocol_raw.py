@@ -984,6 +984,43 @@ class PublishTests(RawTestCase):
         s.sendall(DISCONNECT)
         self.client(cid, clean=True).sendall(DISCONNECT)
 
+    def test_acks_out_of_order_keep_the_window_consistent(self):
+        # The outgoing window is a ring in send order: acks that come out
+        # of order (here: the oldest held back, the rest in reverse) take
+        # entries from the middle; every message still arrives once, in
+        # order, and no packet id is used twice while unacknowledged
+        # [MQTT-2.3.1-2].
+        topic = "ooo/" + self.tag
+        s = self.client(cid_on(self.uid("ooosub"), 0))
+        self.assertEqual(self.subscribe(s, [(topic, 1)]), [1])
+        p = self.client(cid_on(self.uid("ooopub"), 1))
+        total = 60
+        for i in range(total):
+            p.sendall(publish_packet(topic, b"m%d" % i, qos=1, pid=i + 1))
+            self.expect(p, ack("puback", i + 1))
+        held, outstanding, got = None, {}, []
+        while len(got) < total:
+            first, body = read_packet(s)
+            m = parse_publish(first, body)
+            self.assertEqual(first, 0x32)
+            self.assertNotIn(m["pid"], outstanding,
+                             "packet id in use twice")
+            outstanding[m["pid"]] = m["payload"]
+            got.append(m["payload"])
+            if held is None:
+                held = m["pid"]  # the oldest stays unacknowledged
+                continue
+            if len(outstanding) >= 4 or len(got) == total:
+                for pid in sorted(outstanding, reverse=True):
+                    if pid != held:
+                        s.sendall(ack("puback", pid))
+                        del outstanding[pid]
+        self.assertEqual(got, [b"m%d" % i for i in range(total)])
+        s.sendall(ack("puback", held))
+        self.assertEqual(self.sync(s), [])
+        s.sendall(DISCONNECT)
+        p.sendall(DISCONNECT)
+
     def test_incoming_qos2_state_survives_reconnect(self):
         # Session state includes QoS 2 messages received but not yet
         # released (3.1.2.4): a re-sent PUBLISH after reconnecting with
