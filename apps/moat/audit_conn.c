@@ -11,6 +11,7 @@
 #include <openssl/err.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -231,7 +232,10 @@ static int tls_open(struct audit_ctx *x, struct audit_conn *c, SSL_CTX *ctx)
 	SSL_set_app_data(c->ssl, c);
 	const char *host = x->t->host;
 	if (!is_ip_literal(host))
-		SSL_set_tlsext_host_name(c->ssl, host);
+		/* SSL_set_tlsext_host_name, without its cast that drops
+		 * const (OpenSSL copies the name). */
+		SSL_ctrl(c->ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME,
+			 TLSEXT_NAMETYPE_host_name, (void *)(uintptr_t)host);
 	/* Name check for the verifying context (ignored under VERIFY_NONE,
 	 * but SSL_get_verify_result() still reports it). */
 	X509_VERIFY_PARAM *vp = SSL_get0_param(c->ssl);

@@ -869,7 +869,7 @@ static void collect(struct engine *e)
 		}
 	}
 	if (e->t_run && e->phase != PH_SETUP) {
-		if (!res->publish_s)
+		if (res->publish_s == 0.0)
 			res->publish_s = (double)(e->now - e->t_run) / NS_PER_S;
 		res->deliver_s = (double)(e->t_last_rx - e->t_run) / NS_PER_S;
 		if (e->t_drain)

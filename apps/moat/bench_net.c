@@ -5,6 +5,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -211,7 +212,10 @@ static int tls_start(struct bench_net *n, struct bench_conn *c, char *why,
 	bool is_ip = inet_pton(AF_INET, n->host, ip) == 1 ||
 		     inet_pton(AF_INET6, n->host, ip) == 1;
 	if (!is_ip)
-		SSL_set_tlsext_host_name(ssl, n->host);
+		/* SSL_set_tlsext_host_name, without its cast that drops
+		 * const (OpenSSL copies the name). */
+		SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME,
+			 TLSEXT_NAMETYPE_host_name, (void *)(uintptr_t)n->host);
 	if (n->verify) {
 		int ok = is_ip ? X509_VERIFY_PARAM_set1_ip_asc(
 					 SSL_get0_param(ssl), n->host)

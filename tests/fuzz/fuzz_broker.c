@@ -17,6 +17,7 @@
  * the bytes through a socketpair-backed connection, flushes and drains
  * what the broker writes, closes, and frees everything: LeakSanitizer
  * checks the teardown of whatever state the input created. */
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,7 +77,11 @@ static struct moat_conn *open_conn(struct moat_worker *w, int fds[2])
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
 		       fds) != 0)
 		return NULL;
-	struct moat_conn *c = moat_conn_new(w, fds[0], "fuzz:0");
+	/* A loopback peer, as the tests' clients are. */
+	union moat_sockaddr peer = {.v4 = {.sin_family = AF_INET,
+					   .sin_addr.s_addr =
+						   htonl(INADDR_LOOPBACK)}};
+	struct moat_conn *c = moat_conn_new(w, fds[0], &peer);
 	if (!c || moat_conn_attach(w, c) != MOAT_OK) {
 		if (c)
 			moat_conn_free(c);
