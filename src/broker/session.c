@@ -358,6 +358,23 @@ static bool queue_grow(struct moat_session *s)
 	return true;
 }
 
+/* Append to the queue (growing it); MOAT_ENOMEM when it cannot grow. */
+static int queue_push(struct moat_session *s, struct moat_msg *m, uint8_t qos,
+		      bool retain, uint64_t share, uint64_t did)
+{
+	if (s->qlen == s->qcap && !queue_grow(s))
+		return MOAT_ENOMEM;
+	struct moat_qitem *it = &s->queue[(s->qhead + s->qlen) % s->qcap];
+	it->msg = moat_msg_ref(m);
+	it->qos = qos;
+	it->retain = retain;
+	it->share = share;
+	it->did = did;
+	s->qlen++;
+	s->queued_bytes += moat_msg_size(m);
+	return MOAT_OK;
+}
+
 static void enqueue(struct moat_session *s, struct moat_msg *m, uint8_t qos,
 		    bool retain, uint64_t share, uint64_t did)
 {
@@ -377,19 +394,10 @@ static void enqueue(struct moat_session *s, struct moat_msg *m, uint8_t qos,
 		forget_did(s, did, m);
 		return;
 	}
-	if (s->qlen == s->qcap && !queue_grow(s)) {
+	if (queue_push(s, m, qos, retain, share, did) != MOAT_OK) {
 		note_drop(s, "out of memory for the queue");
 		forget_did(s, did, m);
-		return;
 	}
-	struct moat_qitem *it = &s->queue[(s->qhead + s->qlen) % s->qcap];
-	it->msg = moat_msg_ref(m);
-	it->qos = qos;
-	it->retain = retain;
-	it->share = share;
-	it->did = did;
-	s->qlen++;
-	s->queued_bytes += moat_msg_size(m);
 }
 
 /* The outgoing window: ours, and the client's Receive Maximum (v5), which
@@ -802,15 +810,5 @@ int moat__session_restore_delivery(struct moat_session *s, struct moat_msg *m,
 		/* Only its PUBREL was left, and the window (made smaller
 		 * since?) has no room: the row goes. */
 		return MOAT_ENOTFOUND;
-	if (s->qlen == s->qcap && !queue_grow(s))
-		return MOAT_ENOMEM;
-	struct moat_qitem *it = &s->queue[(s->qhead + s->qlen) % s->qcap];
-	it->msg = moat_msg_ref(m);
-	it->qos = qos;
-	it->retain = retain;
-	it->share = share;
-	it->did = did;
-	s->qlen++;
-	s->queued_bytes += moat_msg_size(m);
-	return MOAT_OK;
+	return queue_push(s, m, qos, retain, share, did);
 }
