@@ -20,6 +20,10 @@ const struct moat_cfg_directive moat__cfg_directives[] = {
 	 "listener PORT [ADDRESS]: accept MQTT on TCP PORT (0 = any free "
 	 "port) at a numeric address (default: all addresses). Repeatable. "
 	 "With no listener, moatd listens on 127.0.0.1:1883 only."},
+	{"protocol", CFG_ENUM, LOFF(protocol), 0, 0, "mqtt",
+	 "(listener) What the listener above speaks: mqtt (MQTT over TCP, "
+	 "or TLS when certfile is set).",
+	 true, "mqtt"},
 	{"certfile", CFG_PATH, LOFF(certfile), 0, LSIZE(certfile), NULL,
 	 "(listener) PEM certificate chain of the server; turns TLS on for "
 	 "the listener above it. Needs keyfile.", true, NULL},
