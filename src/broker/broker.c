@@ -219,8 +219,7 @@ static void release_batch(struct moat_inbox_batch *bt)
 	for (size_t i = 0; i < bt->n; i++) {
 		struct moat_inbox_item *it = &bt->v[i];
 		if (it->kind == INBOX_ADOPT) {
-			close(it->conn->fd);
-			moat_conn_free(it->conn);
+			moat_conn_free(it->conn); /* closes the socket */
 		}
 		moat_msg_unref(&it->msg);
 		moat_session_unref(&it->session);

@@ -22,6 +22,7 @@
 #include "broker/guard.h"
 #include "codec/mqtt_codec.h"
 #include "common/moat_common.h"
+#include "net/net.h"
 
 struct moat_pwfile;
 struct moat_acl;
@@ -385,14 +386,16 @@ struct moat_conn {
 	uint8_t ev_kind; /* EV_CONN; must stay first */
 	uint8_t auth_phase;        /* enum moat_auth_phase */
 	uint8_t proto_level;
-	bool tls_read_wants_write; /* SSL_read needs the socket writable */
 	int fd;
 	struct moat_worker *w;
 	/* The peer: formatted on demand by moat_conn_peer, moat_conn_ip. */
 	union moat_sockaddr addr;
 	enum moat_conn_state state;
 	size_t listener; /* index into the broker's listeners */
-	SSL *ssl;        /* TLS listener: the session; NULL for plain TCP */
+	/* The transport stack's top layer (tcp, or tls, ws over it); NULL
+	 * once closed.  The bottom layer lives here. */
+	struct moat_net *net;
+	struct moat_net_tcp tcp;
 	uint64_t auth_wait_until;  /* parked by login back-off until then */
 	double pub_tokens;         /* max_publish_rate bucket */
 	uint64_t pub_refill_ms;
@@ -403,7 +406,6 @@ struct moat_conn {
 	uint64_t last_rx_ms;
 	uint64_t last_tx_ms; /* last time the peer took bytes (or none were
 			      * waiting) */
-	uint64_t tx_bytes;    /* bytes the kernel accepted from us */
 	uint64_t last_acked;  /* bytes the peer had acknowledged at the last
 			       * tick (write-stall detection) */
 	struct moat_msg *will;
@@ -417,7 +419,6 @@ struct moat_conn {
 	char **alias_out;  /* [1..n_alias_out] topics we assigned */
 	uint16_t n_alias_out;
 	uint16_t keepalive; /* seconds; 0 = none */
-	bool tls_write_wants_read; /* SSL_write needs the socket readable */
 	bool ip_counted;           /* counted in the broker's iptab */
 	bool authenticated;        /* username is verified (else anonymous) */
 	bool auth_by_cert;         /* ... by its client certificate */
@@ -447,6 +448,8 @@ bool moat__format_addr(const union moat_sockaddr *a, char *peer, char *ip);
 /* c's peer "addr:port" / "addr", formatted into buf (MOAT_PEER_STRLEN). */
 const char *moat_conn_peer(const struct moat_conn *c, char *buf);
 const char *moat_conn_ip(const struct moat_conn *c, char *buf);
+/* " over TLS", " over WebSocket", " over WebSocket/TLS" or "" (for logs). */
+const char *moat_conn_transport(const struct moat_conn *c);
 /* Attach to w's epoll and list (new or handed-over connection). */
 int moat_conn_attach(struct moat_worker *w, struct moat_conn *c);
 /* Remove from its worker's epoll and list without closing (hand-over). */

@@ -7,11 +7,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <openssl/err.h>
-
 #include "broker_int.h"
 #include "codec/mqtt5.h"
-#include "net/tls.h"
+#include "net/net_tls.h"
 
 /* An empty output buffer up to this size is freed at once (getting it
  * again is cheap); a bigger one, grown by a busy connection, is kept
@@ -46,6 +44,15 @@ const char *moat_conn_peer(const struct moat_conn *c, char *buf)
 	return buf;
 }
 
+const char *moat_conn_transport(const struct moat_conn *c)
+{
+	if (!c->net)
+		return "";
+	if (moat_net_find(c->net, "ws"))
+		return c->net->secure ? " over WebSocket/TLS" : " over WebSocket";
+	return c->net->secure ? " over TLS" : "";
+}
+
 const char *moat_conn_ip(const struct moat_conn *c, char *buf)
 {
 	char peer[MOAT_PEER_STRLEN];
@@ -65,6 +72,8 @@ struct moat_conn *moat_conn_new(struct moat_worker *w, int fd,
 	c->w = w;
 	c->state = CONN_NEW;
 	c->addr = *addr;
+	moat_net_tcp_init(&c->tcp, fd);
+	c->net = &c->tcp.base;
 	if (moat__store_on(w->b) &&
 	    !(c->gates = moat_calloc(1, sizeof(*c->gates)))) {
 		moat_free(c);
@@ -87,8 +96,14 @@ static int update_events(struct moat_conn *c)
 {
 	struct epoll_event ev = {0};
 	/* TLS may need the other direction to make progress. */
-	ev.events = (c->reading || c->tls_write_wants_read ? EPOLLIN : 0u) |
-		    (c->epollout || c->tls_read_wants_write ? EPOLLOUT : 0u);
+	unsigned want = c->net ? moat_net_wants(c->net) : 0;
+	ev.events = (c->reading || (want & MOAT_NET_WRITE_WANTS_READ)
+			     ? EPOLLIN
+			     : 0u) |
+		    (c->epollout || (want & (MOAT_NET_READ_WANTS_WRITE |
+					     MOAT_NET_HAS_OUTPUT))
+			     ? EPOLLOUT
+			     : 0u);
 	ev.data.ptr = c;
 	return epoll_ctl(c->w->epfd, EPOLL_CTL_MOD, c->fd, &ev);
 }
@@ -148,95 +163,48 @@ void moat_conn_free(struct moat_conn *c)
 	moat_msg_unref(&c->will);
 	moat_free(c->username);
 	moat_free(c->gates);
-	SSL_free(c->ssl);
+	if (c->net) /* never opened for business (refused, not adopted) */
+		moat_net_close(c->net);
 	moat_free(c);
 }
 
-/* ---- transport: plain TCP or TLS ------------------------------------------
- * Both return bytes moved (> 0), 0 when the socket would block, or -1
+/* ---- transport ------------------------------------------------------------
+ * Through the stack's top layer (net.h): bytes moved (> 0), 0 when the
+ * socket would block (the events follow what the layers wait for), or -1
  * when the connection is finished (why says how). */
 
-static void tls_failure(struct moat_conn *c, int err, const char *op,
-			char *why, size_t whysz)
+static ssize_t transport_result(struct moat_conn *c, ssize_t r,
+				unsigned want_before, const char *why)
 {
-	char detail[300] = "";
-	if (err == SSL_ERROR_ZERO_RETURN) {
-		snprintf(why, whysz, "connection closed by peer");
-		return;
+	if (r >= 0) {
+		if (moat_net_wants(c->net) != want_before)
+			update_events(c);
+		return r;
 	}
-	moat_tls_error_string(detail, sizeof(detail));
-	if (err == SSL_ERROR_SYSCALL && !detail[0]) {
-		snprintf(why, whysz, "%s", errno ? strerror(errno)
-					   : "connection closed by peer");
-		return;
-	}
-	snprintf(why, whysz, "TLS %s failed: %s", op,
-		 detail[0] ? detail : "protocol error");
-	if (!SSL_is_init_finished(c->ssl))
-		moat__security_event(c, "tls failure", "%s", why);
+	/* TLS refuses only during its handshake; above it, WebSocket. */
+	if (r == MOAT_NET_REFUSED)
+		moat__security_event(c,
+				     moat_net_tls_established(c->net)
+					     ? "websocket refused"
+					     : "tls failure",
+				     "%s", why);
+	return -1;
 }
 
 static ssize_t transport_read(struct moat_conn *c, uint8_t *dst, size_t n,
 			      char *why, size_t whysz)
 {
-	if (!c->ssl) {
-		ssize_t r = recv(c->fd, dst, n, MSG_DONTWAIT);
-		if (r > 0)
-			return r;
-		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK ||
-			      errno == EINTR))
-			return 0;
-		snprintf(why, whysz, "%s",
-			 r == 0 ? "connection closed by peer" : strerror(errno));
-		return -1;
-	}
-	ERR_clear_error();
-	errno = 0;
-	int r = SSL_read(c->ssl, dst, (int)MOAT_MIN(n, (size_t)INT32_MAX));
-	if (r > 0)
-		return r;
-	int err = SSL_get_error(c->ssl, r);
-	if (err == SSL_ERROR_WANT_READ)
-		return 0;
-	if (err == SSL_ERROR_WANT_WRITE) {
-		c->tls_read_wants_write = true;
-		update_events(c);
-		return 0;
-	}
-	tls_failure(c, err, SSL_is_init_finished(c->ssl) ? "read" : "handshake",
-		    why, whysz);
-	return -1;
+	unsigned before = moat_net_wants(c->net);
+	return transport_result(c, moat_net_read(c->net, dst, n, why, whysz),
+				before, why);
 }
 
 static ssize_t transport_write(struct moat_conn *c, const uint8_t *p, size_t n,
 			       char *why, size_t whysz)
 {
-	if (!c->ssl) {
-		ssize_t r = send(c->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (r > 0)
-			return r;
-		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK ||
-			      errno == EINTR))
-			return 0;
-		snprintf(why, whysz, "write error: %s",
-			 r < 0 ? strerror(errno) : "no progress");
-		return -1;
-	}
-	ERR_clear_error();
-	errno = 0;
-	int r = SSL_write(c->ssl, p, (int)MOAT_MIN(n, (size_t)INT32_MAX));
-	if (r > 0)
-		return r;
-	int err = SSL_get_error(c->ssl, r);
-	if (err == SSL_ERROR_WANT_WRITE)
-		return 0;
-	if (err == SSL_ERROR_WANT_READ) {
-		c->tls_write_wants_read = true;
-		update_events(c);
-		return 0;
-	}
-	tls_failure(c, err, "write", why, whysz);
-	return -1;
+	unsigned before = moat_net_wants(c->net);
+	return transport_result(c, moat_net_write(c->net, p, n, why, whysz),
+				before, why);
 }
 
 /* Best effort: push out what is buffered (a CONNACK with an error code)
@@ -246,12 +214,10 @@ static void write_last_words(struct moat_conn *c)
 	char why[128];
 	/* Not what waits for the store: it was never acknowledged. */
 	size_t used = moat__store_writable(c, moat_buf_used(&c->out));
-	if (used && (!c->ssl || SSL_is_init_finished(c->ssl)))
-		(void)transport_write(c, c->out.data + c->out.off, used, why,
-				      sizeof(why));
-	if (c->ssl && SSL_is_init_finished(c->ssl))
-		(void)SSL_shutdown(c->ssl);
-	ERR_clear_error();
+	if (used && moat_net_tls_established(c->net))
+		(void)moat_net_write(c->net, c->out.data + c->out.off, used, why,
+				     sizeof(why));
+	moat_net_shutdown(c->net);
 }
 
 void moat_conn_close(struct moat_conn *c, const char *why)
@@ -273,7 +239,8 @@ void moat_conn_close(struct moat_conn *c, const char *why)
 	write_last_words(c);
 	moat__store_ungate(c);
 	moat_conn_detach(c);
-	close(c->fd);
+	moat_net_close(c->net);
+	c->net = NULL;
 	c->fd = -1;
 	if (c->ip_counted)
 		moat_iptab_release(&b->iptab, moat_conn_ip(c, ib),
@@ -733,23 +700,25 @@ static ssize_t read_some(struct moat_conn *c)
 
 void moat_conn_on_readable(struct moat_conn *c)
 {
-	if (c->tls_read_wants_write) { /* this is the retry it waited for */
-		c->tls_read_wants_write = false;
+	unsigned want = moat_net_wants(c->net);
+	if (want & MOAT_NET_READ_WANTS_WRITE) { /* the retry it waited for */
+		moat_net_clear_want(c->net, MOAT_NET_READ_WANTS_WRITE);
 		update_events(c); /* else EPOLLOUT stays armed: a busy loop */
 	}
-	if (c->tls_write_wants_read) { /* a TLS write waited for input */
-		c->tls_write_wants_read = false;
+	if (want & MOAT_NET_WRITE_WANTS_READ) { /* a write waited for input */
+		moat_net_clear_want(c->net, MOAT_NET_WRITE_WANTS_READ);
 		update_events(c);
 		moat_conn_flush(c);
 		if (c->state == CONN_CLOSED)
 			return;
 	}
-	/* TLS keeps decrypted bytes it could not hand over yet: go on while
-	 * it has some, since the socket will not signal them again. */
+	/* TLS and WebSocket keep bytes they could not hand over yet: go on
+	 * while they have some, since the socket will not signal them
+	 * again. */
 	do {
 		if (read_some(c) <= 0)
 			return;
-	} while (c->ssl && c->reading && SSL_pending(c->ssl) > 0);
+	} while (c->reading && moat_net_pending(c->net) > 0);
 }
 
 /* Write what is buffered and not waiting for the store.  Returns true
@@ -757,12 +726,23 @@ void moat_conn_on_readable(struct moat_conn *c)
 static bool write_out(struct moat_conn *c)
 {
 	size_t can;
+	if (moat_net_wants(c->net) & MOAT_NET_HAS_OUTPUT) {
+		/* The layers' own bytes first (a handshake answer, a pong). */
+		char why[400];
+		int r = moat_net_flush(c->net, why, sizeof(why));
+		if (r < 0) {
+			moat_conn_close(c, why);
+			return false;
+		}
+		if (r == MOAT_NET_AGAIN)
+			return false;
+		update_events(c);
+	}
 	while ((can = moat__store_writable(c, moat_buf_used(&c->out))) != 0) {
 		char why[400];
 		ssize_t n = transport_write(c, c->out.data + c->out.off, can,
 					    why, sizeof(why));
 		if (n > 0) {
-			c->tx_bytes += (uint64_t)n;
 			c->out_done += (uint64_t)n;
 			moat_buf_consume(&c->out, (size_t)n);
 			MOAT_STAT_ADD(c->w->b, bytes_sent, (uint64_t)n);
@@ -817,7 +797,7 @@ void moat_conn_flush(struct moat_conn *c)
 	if (c->reading && c->state == CONN_ACTIVE) {
 		if (moat_buf_used(&c->in) && !moat_conn_process_input(c))
 			return;
-		if (c->ssl && c->reading && SSL_pending(c->ssl) > 0)
+		if (c->reading && moat_net_pending(c->net) > 0)
 			moat_conn_on_readable(c);
 	}
 }
@@ -837,8 +817,8 @@ void moat_conn_resume_input(struct moat_conn *c)
 	if (moat_buf_used(&c->in) && !moat_conn_process_input(c))
 		return;
 	/* TLS may hold decrypted bytes the socket will not signal again. */
-	if (c->ssl && c->reading && c->state != CONN_CLOSED &&
-	    SSL_pending(c->ssl) > 0)
+	if (c->reading && c->state != CONN_CLOSED &&
+	    moat_net_pending(c->net) > 0)
 		moat_conn_on_readable(c);
 }
 

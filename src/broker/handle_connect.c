@@ -361,7 +361,7 @@ static int connect_session(struct moat_conn *c,
 	moat_info("client %s connected from %s%s (protocol %u, clean %d, "
 		  "keep-alive %u, session present %d, user %s)",
 		  moat_session_log_id(s, lid), moat_conn_peer(c, pb),
-		  c->ssl ? " over TLS" : "",
+		  moat_conn_transport(c),
 		  cn->proto_level, cn->clean_session, keepalive, present,
 		  c->username ? user : "(anonymous)");
 	if (present)

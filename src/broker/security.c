@@ -249,8 +249,7 @@ static int cert_identity(struct moat_conn *c, const struct moat_listener_cfg *lc
 			 uint8_t *v3rc, uint8_t *v5rc, const char **why)
 {
 	char name[256];
-	if (!c->ssl ||
-	    moat_tls_peer_identity(c->ssl,
+	if (moat_net_peer_identity(c->net,
 				   lc->use_identity_as_username ==
 					   MOAT_IDENTITY_SAN,
 				   name, sizeof(name)) != MOAT_OK)

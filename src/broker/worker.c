@@ -16,6 +16,7 @@
 
 #include "broker_int.h"
 #include "codec/mqtt5.h"
+#include "net/net_tls.h"
 
 #define MAX_EVENTS 256
 #define ACCEPT_BURST 64
@@ -168,7 +169,6 @@ static int post_batch(struct moat_worker *to, struct moat_inbox_batch *bt)
 			struct moat_conn *c = bt->v[i].conn;
 			if (bt->v[i].kind == INBOX_ADOPT) {
 				/* Detached from every worker: free it here. */
-				close(c->fd);
 				MOAT_STAT_SUB(to->b, connections, 1);
 				moat_conn_free(c);
 			}
@@ -197,7 +197,6 @@ static void adopt(struct moat_worker *w, struct moat_conn *c)
 		if (c->ip_counted)
 			moat_iptab_release(&w->b->iptab, moat_conn_ip(c, ib),
 					   moat_now_ms());
-		close(c->fd);
 		MOAT_STAT_SUB(w->b, connections, 1);
 		moat_conn_free(c);
 		return;
@@ -446,10 +445,10 @@ static int start_tls(struct moat_worker *w, struct moat_conn *c)
 	SSL_CTX *ctx = w->sec->tls[c->listener];
 	if (!ctx)
 		return MOAT_OK;
-	c->ssl = SSL_new(ctx);
-	if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1)
+	struct moat_net *tls = moat_net_tls_new(c->net, ctx, true);
+	if (!tls)
 		return MOAT_ENOMEM;
-	SSL_set_accept_state(c->ssl);
+	c->net = tls;
 	return MOAT_OK;
 }
 
@@ -535,8 +534,9 @@ static void accept_all(struct moat_worker *w, struct moat_listener *l)
 			if (counted)
 				moat_iptab_release(&b->iptab, ip, moat_now_ms());
 			if (c)
-				moat_conn_free(c);
-			close(fd);
+				moat_conn_free(c); /* closes fd */
+			else
+				close(fd);
 			continue;
 		}
 		MOAT_STAT_ADD(b, connections, 1);
@@ -598,9 +598,7 @@ static void expire_sessions(struct moat_worker *w, uint64_t now)
  * progress; nothing waiting to go out is. */
 static bool write_stalled(struct moat_conn *c, uint64_t now)
 {
-	uint64_t written = c->ssl ? (uint64_t)BIO_number_written(
-					    SSL_get_wbio(c->ssl))
-				  : c->tx_bytes;
+	uint64_t written = moat_net_wire_sent(c->net);
 	/* The kernel's send queue grows only by our writes: when all that
 	 * was written had been acknowledged at the last tick and nothing
 	 * was written since, it is still empty (an idle connection costs
@@ -705,7 +703,8 @@ static void handle_event(struct moat_worker *w, struct epoll_event *ev)
 		bool rd = ev->events & (EPOLLIN | EPOLLHUP | EPOLLERR);
 		/* A TLS read that waited for the socket to be writable is
 		 * retried (moat_conn_on_readable clears the flag). */
-		if (c->tls_read_wants_write && (ev->events & EPOLLOUT))
+		if ((ev->events & EPOLLOUT) && c->state != CONN_CLOSED &&
+		    (moat_net_wants(c->net) & MOAT_NET_READ_WANTS_WRITE))
 			rd = true;
 		if (c->state != CONN_CLOSED && (ev->events & EPOLLOUT))
 			moat_conn_on_writable(c);
