@@ -33,9 +33,14 @@ static int open_listeners(struct moat_broker *b)
 		}
 		b->nlisteners++;
 		bool v6 = strchr(lc->addr, ':') != NULL || !lc->addr[0];
-		snprintf(l->name, sizeof(l->name), "%s%s%s:%u%s", v6 ? "[" : "",
-			 lc->addr[0] ? lc->addr : "::", v6 ? "]" : "",
-			 (unsigned)port, moat_listener_tls(lc) ? " (TLS)" : "");
+		bool ws = lc->protocol == MOAT_PROTO_WEBSOCKETS;
+		snprintf(l->name, sizeof(l->name), "%s%s%s:%u%s%s%s%s",
+			 v6 ? "[" : "", lc->addr[0] ? lc->addr : "::",
+			 v6 ? "]" : "", (unsigned)port,
+			 ws || moat_listener_tls(lc) ? " (" : "",
+			 ws ? "WebSocket" : "",
+			 ws && moat_listener_tls(lc) ? ", " : "",
+			 moat_listener_tls(lc) ? "TLS)" : ws ? ")" : "");
 	}
 	return MOAT_OK;
 }

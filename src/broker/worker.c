@@ -17,6 +17,7 @@
 #include "broker_int.h"
 #include "codec/mqtt5.h"
 #include "net/net_tls.h"
+#include "net/net_ws.h"
 
 #define MAX_EVENTS 256
 #define ACCEPT_BURST 64
@@ -440,15 +441,25 @@ static bool admit(struct moat_worker *w, const char *peer, const char *ip,
 	return false;
 }
 
-static int start_tls(struct moat_worker *w, struct moat_conn *c)
+/* The transport stack of a new connection: TCP (in c), then TLS and
+ * WebSocket as its listener says. */
+static int start_transport(struct moat_worker *w, struct moat_conn *c)
 {
 	SSL_CTX *ctx = w->sec->tls[c->listener];
-	if (!ctx)
-		return MOAT_OK;
-	struct moat_net *tls = moat_net_tls_new(c->net, ctx, true);
-	if (!tls)
-		return MOAT_ENOMEM;
-	c->net = tls;
+	const struct moat_listener_cfg *lc = &w->cfg->listeners[c->listener];
+	struct moat_net *top;
+	if (ctx) {
+		if (!(top = moat_net_tls_new(c->net, ctx, true)))
+			return MOAT_ENOMEM;
+		c->net = top;
+	}
+	if (lc->protocol == MOAT_PROTO_WEBSOCKETS) {
+		struct moat_ws_policy pol = {lc->ws_path, lc->ws_origins};
+		if (!(top = moat_net_ws_new(c->net, &pol,
+					    w->cfg->max_packet_size)))
+			return MOAT_ENOMEM;
+		c->net = top;
+	}
 	return MOAT_OK;
 }
 
@@ -527,7 +538,7 @@ static void accept_all(struct moat_worker *w, struct moat_listener *l)
 			c->listener = l->idx;
 			c->ip_counted = counted;
 		}
-		if (!c || start_tls(w, c) != MOAT_OK ||
+		if (!c || start_transport(w, c) != MOAT_OK ||
 		    moat_conn_attach(w, c) != MOAT_OK) {
 			moat_warn("connection from %s refused: out of memory",
 				  peer);

@@ -553,6 +553,8 @@ static int check_tls(const struct moat_config *cfg,
 		why = "use_identity_as_username needs require_certificate true";
 	else if (lc->crlfile[0] && !lc->cafile[0])
 		why = "crlfile needs cafile";
+	else if (lc->protocol == MOAT_PROTO_WEBSOCKETS && lc->ws_path[0] != '/')
+		why = "websockets_path must start with '/'";
 	if (!why)
 		return MOAT_OK;
 	return fail(err, NULL, "%s: listener %u: %s", src, (unsigned)lc->port,

@@ -1,0 +1,417 @@
+/* The WebSocket layer (server role): the opening handshake, then binary
+ * frames in both directions.  Reads unmask payload bytes straight into
+ * the caller's buffer; writes send a frame header and then the caller's
+ * bytes as they are (no copy).  The layer's own output (the handshake
+ * answer, a pong, a close frame) waits in a small buffer and goes out
+ * between data frames. */
+#include <stdio.h>
+#include <string.h>
+
+#include "common/moat_common.h"
+#include "net/net_ws.h"
+
+/* Raw input held: the whole request during the handshake, then at most
+ * frame headers and control frames (payload goes to the caller). */
+#define WS_IN_CAP ((size_t)MOAT_WS_MAX_REQUEST)
+/* Largest data frame we send (the peer takes any size). */
+#define WS_OUT_FRAME ((uint64_t)256 * 1024)
+/* Data frames without payload in a row before it is abuse. */
+#define WS_MAX_EMPTY_FRAMES 64
+
+enum ws_state { WS_HANDSHAKE, WS_OPEN, WS_CLOSING };
+
+struct net_ws {
+	struct moat_net base;
+	uint8_t state;       /* enum ws_state */
+	bool fragmented;     /* a data message is open (continuations due) */
+	bool pong_due;       /* answer the last ping when the wire is free */
+	uint8_t pong_len;
+	uint8_t empty_frames;
+	uint8_t hdr_len, hdr_off; /* header of the data frame being sent */
+	uint16_t close_code; /* sent by shutdown */
+	uint16_t ctl_len, ctl_off;
+	uint64_t max_frame;
+	uint64_t out_left;     /* payload of the data frame being sent */
+	uint64_t payload_left; /* payload of the data frame being read */
+	uint64_t mask_off;
+	uint8_t mask[4];
+	uint8_t hdr[MOAT_WS_MAX_HEADER];
+	uint8_t *in; /* raw bytes read, NULL when empty */
+	size_t in_len;
+	char *path, *origins; /* the policy, until the handshake is done */
+	uint8_t pong[MOAT_WS_MAX_CONTROL];
+	uint8_t ctl[256];
+};
+
+static bool frame_in_progress(const struct net_ws *ws)
+{
+	return ws->out_left > 0 || ws->hdr_off < ws->hdr_len;
+}
+
+static void set_output_flag(struct net_ws *ws)
+{
+	if (ws->ctl_off < ws->ctl_len || ws->pong_due)
+		ws->base.want |= MOAT_NET_HAS_OUTPUT;
+	else
+		ws->base.want &= (uint8_t)~MOAT_NET_HAS_OUTPUT;
+}
+
+static int ws_flush(struct moat_net *n, char *why, size_t whysz)
+{
+	struct net_ws *ws = (struct net_ws *)n;
+	for (;;) {
+		while (ws->ctl_off < ws->ctl_len) {
+			ssize_t r = moat_net_write(n->lower,
+						   ws->ctl + ws->ctl_off,
+						   ws->ctl_len - ws->ctl_off,
+						   why, whysz);
+			if (r <= 0) {
+				set_output_flag(ws);
+				return (int)r;
+			}
+			ws->ctl_off = (uint16_t)(ws->ctl_off + r);
+		}
+		ws->ctl_len = ws->ctl_off = 0;
+		/* A pong waits for the data frame being sent to end (the
+		 * caller still holds its bytes and will write them). */
+		if (!ws->pong_due || frame_in_progress(ws))
+			break;
+		size_t h = moat_ws_frame_encode(ws->ctl, WS_OP_PONG, true,
+						ws->pong_len, NULL);
+		memcpy(ws->ctl + h, ws->pong, ws->pong_len);
+		ws->ctl_len = (uint16_t)(h + ws->pong_len);
+		ws->pong_due = false;
+	}
+	set_output_flag(ws);
+	return 1;
+}
+
+/* Queue bytes of our own (the caller checked they fit) and try them. */
+static void ctl_queue(struct net_ws *ws, const void *p, size_t len)
+{
+	memcpy(ws->ctl + ws->ctl_len, p, len);
+	ws->ctl_len = (uint16_t)(ws->ctl_len + len);
+	ws->base.want |= MOAT_NET_HAS_OUTPUT;
+}
+
+static void queue_close(struct net_ws *ws, uint16_t code)
+{
+	uint8_t f[MOAT_WS_MAX_HEADER + 2];
+	size_t h = moat_ws_frame_encode(f, WS_OP_CLOSE, true, 2, NULL);
+	f[h] = (uint8_t)(code >> 8);
+	f[h + 1] = (uint8_t)code;
+	if (ws->ctl_len + h + 2 <= sizeof(ws->ctl))
+		ctl_queue(ws, f, h + 2);
+}
+
+/* Refuse: the close frame with code goes out at shutdown. */
+static ssize_t fail(struct net_ws *ws, uint16_t code, char *why, size_t whysz,
+		    const char *what)
+{
+	ws->close_code = code;
+	snprintf(why, whysz, "WebSocket %s (close %u)", what, (unsigned)code);
+	return MOAT_NET_REFUSED;
+}
+
+static void consume(struct net_ws *ws, size_t k)
+{
+	memmove(ws->in, ws->in + k, ws->in_len - k);
+	ws->in_len -= k;
+}
+
+static ssize_t read_lower(struct net_ws *ws, char *why, size_t whysz)
+{
+	if (!ws->in && !(ws->in = moat_malloc(WS_IN_CAP))) {
+		snprintf(why, whysz, "out of memory for WebSocket input");
+		return MOAT_NET_CLOSED;
+	}
+	ssize_t r = moat_net_read(ws->base.lower, ws->in + ws->in_len,
+				  WS_IN_CAP - ws->in_len, why, whysz);
+	if (r > 0)
+		ws->in_len += (size_t)r;
+	return r;
+}
+
+static ssize_t handshake(struct net_ws *ws, char *why, size_t whysz)
+{
+	struct moat_ws_policy pol = {ws->path, ws->origins};
+	for (;;) {
+		ssize_t r = read_lower(ws, why, whysz);
+		if (r <= 0)
+			return r;
+		struct moat_ws_request req;
+		const char *hwhy;
+		int st = moat_ws_parse_request((const char *)ws->in, ws->in_len,
+					       &pol, &req, &hwhy);
+		if (st == MOAT_EAGAIN)
+			continue;
+		char ans[sizeof(ws->ctl)];
+		if (st != MOAT_OK) {
+			size_t len = moat_ws_response_error(ans, sizeof(ans),
+							    st);
+			ctl_queue(ws, ans, len);
+			ws->state = WS_CLOSING;
+			snprintf(why, whysz,
+				 "WebSocket handshake refused (HTTP %d): %s",
+				 st, hwhy);
+			return MOAT_NET_REFUSED;
+		}
+		ctl_queue(ws, ans, moat_ws_response_101(ans, sizeof(ans), &req));
+		consume(ws, req.len);
+		MOAT_FREE(ws->path); /* origins share the allocation */
+		ws->origins = NULL;
+		ws->state = WS_OPEN;
+		int f = ws_flush(&ws->base, why, whysz);
+		return f < 0 ? f : 1;
+	}
+}
+
+static ssize_t control_frame(struct net_ws *ws, const struct moat_ws_frame *f,
+			     uint8_t *p, char *why, size_t whysz)
+{
+	moat_ws_unmask(p, (size_t)f->len, f->mask, 0);
+	if (f->opcode == WS_OP_PING) {
+		/* Only the latest ping is answered (§5.5.3): a flood costs
+		 * one pending pong. */
+		memcpy(ws->pong, p, (size_t)f->len);
+		ws->pong_len = (uint8_t)f->len;
+		ws->pong_due = true;
+		int r = ws_flush(&ws->base, why, whysz);
+		return r < 0 ? r : 1;
+	}
+	if (f->opcode == WS_OP_CLOSE) {
+		uint16_t code, bad = moat_ws_close_parse(p, (size_t)f->len,
+							 &code);
+		if (bad)
+			return fail(ws, bad, why, whysz, "bad close frame");
+		/* Echo the status (§5.5.1); none given is a normal close. */
+		ws->close_code = code == 1005 ? WS_CLOSE_NORMAL : code;
+		snprintf(why, whysz, "WebSocket closed by peer (close %u)",
+			 (unsigned)code);
+		return MOAT_NET_CLOSED;
+	}
+	return 1; /* a pong: nothing to do */
+}
+
+/* Take the next frame header (and a whole control frame) from the input:
+ * 1 = progress, 0 = more input needed, or a finishing code. */
+static ssize_t next_frame(struct net_ws *ws, char *why, size_t whysz)
+{
+	struct moat_ws_frame f;
+	int rc = moat_ws_frame_header(ws->in, ws->in_len, &f);
+	if (rc == MOAT_EAGAIN)
+		return 0;
+	if (rc)
+		return fail(ws, WS_CLOSE_PROTOCOL, why, whysz,
+			    "frame length over 2^63");
+	uint16_t bad = moat_ws_frame_check(&f, ws->fragmented, ws->max_frame);
+	if (bad == WS_CLOSE_UNSUPPORTED)
+		return fail(ws, bad, why, whysz, "text frame (MQTT is binary)");
+	if (bad == WS_CLOSE_TOO_BIG)
+		return fail(ws, bad, why, whysz,
+			    "frame larger than max_packet_size");
+	if (bad)
+		return fail(ws, bad, why, whysz, "protocol error");
+	if (f.opcode & 0x08) {
+		if (ws->in_len < f.hlen + f.len)
+			return 0;
+		ssize_t r = control_frame(ws, &f, ws->in + f.hlen, why, whysz);
+		if (r > 0)
+			consume(ws, f.hlen + (size_t)f.len);
+		return r;
+	}
+	ws->empty_frames = f.len ? 0 : (uint8_t)(ws->empty_frames + 1);
+	if (ws->empty_frames > WS_MAX_EMPTY_FRAMES)
+		return fail(ws, WS_CLOSE_POLICY, why, whysz,
+			    "flood of empty frames");
+	ws->fragmented = !f.fin;
+	ws->payload_left = f.len;
+	ws->mask_off = 0;
+	memcpy(ws->mask, f.mask, 4);
+	consume(ws, f.hlen);
+	return 1;
+}
+
+static size_t take_payload(struct net_ws *ws, uint8_t *dst, size_t room)
+{
+	size_t k = (size_t)MOAT_MIN((uint64_t)MOAT_MIN(room, ws->in_len),
+				    ws->payload_left);
+	memcpy(dst, ws->in, k);
+	moat_ws_unmask(dst, k, ws->mask, ws->mask_off);
+	ws->mask_off += k;
+	ws->payload_left -= k;
+	consume(ws, k);
+	return k;
+}
+
+/* Payload straight from the layer below into dst, when nothing waits. */
+static ssize_t read_direct(struct net_ws *ws, uint8_t *dst, size_t room,
+			   char *why, size_t whysz)
+{
+	size_t want = (size_t)MOAT_MIN((uint64_t)room, ws->payload_left);
+	ssize_t r = moat_net_read(ws->base.lower, dst, want, why, whysz);
+	if (r > 0) {
+		moat_ws_unmask(dst, (size_t)r, ws->mask, ws->mask_off);
+		ws->mask_off += (uint64_t)r;
+		ws->payload_left -= (uint64_t)r;
+	}
+	return r;
+}
+
+static ssize_t ws_read(struct moat_net *n, uint8_t *dst, size_t len,
+		       char *why, size_t whysz)
+{
+	struct net_ws *ws = (struct net_ws *)n;
+	if (ws->state == WS_CLOSING) {
+		snprintf(why, whysz, "WebSocket closing");
+		return MOAT_NET_CLOSED;
+	}
+	if (ws->state == WS_HANDSHAKE) {
+		ssize_t r = handshake(ws, why, whysz);
+		if (r <= 0)
+			return r;
+	}
+	size_t got = 0;
+	ssize_t r = 0;
+	while (got < len) {
+		if (ws->payload_left && ws->in_len) {
+			got += take_payload(ws, dst + got, len - got);
+			continue;
+		}
+		if (!ws->payload_left && ws->in_len) {
+			r = next_frame(ws, why, whysz);
+			if (r < 0)
+				break;
+			if (r > 0)
+				continue;
+		}
+		if (got)
+			break; /* hand over what came; read more next time */
+		if (ws->payload_left) {
+			r = read_direct(ws, dst, len, why, whysz);
+			if (r <= 0)
+				break;
+			got = (size_t)r;
+			continue;
+		}
+		r = read_lower(ws, why, whysz);
+		if (r <= 0)
+			break;
+	}
+	if (!ws->in_len)
+		MOAT_FREE(ws->in); /* an idle connection keeps no buffer */
+	if (got)
+		return (ssize_t)got; /* an error comes again on the next call */
+	return r;
+}
+
+/* Bytes (or a verdict) the next read gets without the socket. */
+static size_t ws_pending(const struct moat_net *n)
+{
+	const struct net_ws *ws = (const struct net_ws *)n;
+	if (ws->state != WS_OPEN || !ws->in_len)
+		return 0;
+	if (ws->payload_left)
+		return ws->in_len;
+	struct moat_ws_frame f;
+	int rc = moat_ws_frame_header(ws->in, ws->in_len, &f);
+	if (rc == MOAT_EAGAIN)
+		return 0;
+	if (rc || !(f.opcode & 0x08) || f.len > MOAT_WS_MAX_CONTROL)
+		return 1;
+	return ws->in_len >= f.hlen + f.len ? 1 : 0;
+}
+
+static ssize_t ws_write(struct moat_net *n, const uint8_t *p, size_t len,
+			char *why, size_t whysz)
+{
+	struct net_ws *ws = (struct net_ws *)n;
+	if (ws->state != WS_OPEN) {
+		if (ws->state == WS_HANDSHAKE)
+			return MOAT_NET_AGAIN; /* nothing goes before it */
+		snprintf(why, whysz, "WebSocket closing");
+		return MOAT_NET_CLOSED;
+	}
+	if (!frame_in_progress(ws)) {
+		if (n->want & MOAT_NET_HAS_OUTPUT) {
+			int r = ws_flush(n, why, whysz);
+			if (r != 1)
+				return r;
+		}
+		ws->out_left = MOAT_MIN((uint64_t)len, WS_OUT_FRAME);
+		ws->hdr_len = (uint8_t)moat_ws_frame_encode(
+			ws->hdr, WS_OP_BINARY, true, ws->out_left, NULL);
+		ws->hdr_off = 0;
+	}
+	while (ws->hdr_off < ws->hdr_len) {
+		ssize_t r = moat_net_write(n->lower, ws->hdr + ws->hdr_off,
+					   ws->hdr_len - ws->hdr_off, why,
+					   whysz);
+		if (r <= 0)
+			return r;
+		ws->hdr_off = (uint8_t)(ws->hdr_off + r);
+	}
+	ssize_t r = moat_net_write(n->lower, p,
+				   (size_t)MOAT_MIN((uint64_t)len, ws->out_left),
+				   why, whysz);
+	if (r > 0) {
+		ws->out_left -= (uint64_t)r;
+		if (!ws->out_left)
+			ws->hdr_len = ws->hdr_off = 0;
+	}
+	return r;
+}
+
+static void ws_shutdown(struct moat_net *n)
+{
+	struct net_ws *ws = (struct net_ws *)n;
+	char why[128];
+	/* A close frame cannot cut into a data frame half sent. */
+	if (ws->state == WS_OPEN && !frame_in_progress(ws))
+		queue_close(ws, ws->close_code ? ws->close_code
+					       : WS_CLOSE_NORMAL);
+	ws->state = WS_CLOSING;
+	ws->pong_due = false;
+	(void)ws_flush(n, why, sizeof(why));
+}
+
+static void ws_close(struct moat_net *n)
+{
+	struct net_ws *ws = (struct net_ws *)n;
+	moat_free(ws->in);
+	moat_free(ws->path);
+	moat_free(ws);
+}
+
+static const struct moat_net_ops ws_ops = {
+	.name = "ws",
+	.read = ws_read,
+	.write = ws_write,
+	.flush = ws_flush,
+	.pending = ws_pending,
+	.shutdown = ws_shutdown,
+	.close = ws_close,
+};
+
+struct moat_net *moat_net_ws_new(struct moat_net *lower,
+				 const struct moat_ws_policy *pol,
+				 uint64_t max_frame)
+{
+	struct net_ws *ws = moat_calloc(1, sizeof(*ws));
+	size_t lp = strlen(pol->path) + 1, lo = strlen(pol->origins) + 1;
+	char *copy = ws ? moat_malloc(lp + lo) : NULL;
+	if (!copy) {
+		moat_free(ws);
+		return NULL;
+	}
+	memcpy(copy, pol->path, lp);
+	memcpy(copy + lp, pol->origins, lo);
+	ws->path = copy;
+	ws->origins = copy + lp;
+	ws->base.ops = &ws_ops;
+	ws->base.lower = lower;
+	ws->base.fd = lower->fd;
+	ws->base.secure = lower->secure;
+	ws->max_frame = max_frame;
+	return &ws->base;
+}

@@ -1,0 +1,19 @@
+/* The WebSocket layer of the transport stack (net.h), server role:
+ * MQTT over WebSockets (RFC 6455; MQTT 5.0 §6, 3.1.1 §6).  Above it,
+ * the MQTT code reads and writes the bytes of binary messages only. */
+#ifndef MOAT_NET_WS_H
+#define MOAT_NET_WS_H
+
+#include <stdint.h>
+
+#include "codec/ws.h"
+#include "net/net.h"
+
+/* A WebSocket layer over lower that first answers the client's opening
+ * handshake under pol (copied), then accepts frames of at most
+ * max_frame payload bytes.  NULL when out of memory. */
+struct moat_net *moat_net_ws_new(struct moat_net *lower,
+				 const struct moat_ws_policy *pol,
+				 uint64_t max_frame);
+
+#endif
