@@ -448,6 +448,11 @@ bool moat__format_addr(const union moat_sockaddr *a, char *peer, char *ip);
 /* c's peer "addr:port" / "addr", formatted into buf (MOAT_PEER_STRLEN). */
 const char *moat_conn_peer(const struct moat_conn *c, char *buf);
 const char *moat_conn_ip(const struct moat_conn *c, char *buf);
+/* " (X-Forwarded-For ADDR)" when c came through a trusted proxy
+ * (websockets_trusted_proxy) that said so, else ""; buf has
+ * MOAT_FWD_STRLEN bytes. */
+#define MOAT_FWD_STRLEN 80
+const char *moat_conn_forwarded(const struct moat_conn *c, char *buf);
 /* " over TLS", " over WebSocket", " over WebSocket/TLS" or "" (for logs). */
 const char *moat_conn_transport(const struct moat_conn *c);
 /* Attach to w's epoll and list (new or handed-over connection). */

@@ -10,6 +10,7 @@
 #include "broker_int.h"
 #include "codec/mqtt5.h"
 #include "net/net_tls.h"
+#include "net/net_ws.h"
 
 /* An empty output buffer up to this size is freed at once (getting it
  * again is cheap); a bigger one, grown by a busy connection, is kept
@@ -51,6 +52,32 @@ const char *moat_conn_transport(const struct moat_conn *c)
 	if (moat_net_find(c->net, "ws"))
 		return c->net->secure ? " over WebSocket/TLS" : " over WebSocket";
 	return c->net->secure ? " over TLS" : "";
+}
+
+/* Is ip one of the comma-separated addresses in list? */
+static bool in_list(const char *list, const char *ip)
+{
+	size_t n = strlen(ip);
+	for (const char *p = list; *p;) {
+		const char *e = strchr(p, ',');
+		size_t len = e ? (size_t)(e - p) : strlen(p);
+		if (len == n && !memcmp(p, ip, n))
+			return true;
+		p += len + (e ? 1 : 0);
+	}
+	return false;
+}
+
+const char *moat_conn_forwarded(const struct moat_conn *c, char *buf)
+{
+	const char *proxies = c->w->cfg->listeners[c->listener].ws_proxies;
+	const char *fwd = proxies[0] && c->net ? moat_net_ws_forwarded(c->net)
+					       : NULL;
+	char ip[MOAT_PEER_STRLEN];
+	buf[0] = '\0';
+	if (fwd && in_list(proxies, moat_conn_ip(c, ip)))
+		snprintf(buf, MOAT_FWD_STRLEN, " (X-Forwarded-For %s)", fwd);
+	return buf;
 }
 
 const char *moat_conn_ip(const struct moat_conn *c, char *buf)

@@ -216,9 +216,10 @@ void moat__security_event(struct moat_conn *c, const char *event,
 	} else {
 		snprintf(id, sizeof(id), "(none yet)");
 	}
-	char pb[MOAT_PEER_STRLEN];
-	moat_notice("security: %s: client %s user %s from %s: %s", event, id,
-		    user, moat_conn_peer(c, pb), detail);
+	char pb[MOAT_PEER_STRLEN], fb[MOAT_FWD_STRLEN];
+	moat_notice("security: %s: client %s user %s from %s%s: %s", event,
+		    id, user, moat_conn_peer(c, pb), moat_conn_forwarded(c, fb),
+		    detail);
 }
 
 /* ---- authentication -------------------------------------------------------------- */

@@ -62,6 +62,7 @@ struct moat_listener_cfg {
 	uint32_t protocol;                 /* enum moat_listener_proto */
 	char ws_path[256];     /* websockets_path */
 	char ws_origins[1024]; /* websockets_origin: comma-separated */
+	char ws_proxies[512];  /* websockets_trusted_proxy: comma-separated */
 };
 
 static inline bool moat_listener_tls(const struct moat_listener_cfg *lc)

@@ -35,7 +35,17 @@ const struct moat_cfg_directive moat__cfg_directives[] = {
 	 "(listener, websockets) Comma-separated Origins that browsers may "
 	 "connect from, e.g. https://app.example.com,http://localhost:8080. "
 	 "Clients that send no Origin (non-browser clients) are always "
-	 "accepted; with none configured, every browser is refused (403).",
+	 "accepted, and so is an Origin naming the listener itself "
+	 "(scheme://Host, as paho-mqtt sends); with none configured, every "
+	 "browser is refused (403).",
+	 true, NULL},
+	{"websockets_trusted_proxy", CFG_STRING, LOFF(ws_proxies), 0,
+	 LSIZE(ws_proxies), NULL,
+	 "(listener, websockets) Comma-separated numeric addresses of "
+	 "reverse proxies in front of the listener. Only for connections "
+	 "from them do logs also show the client address of the last "
+	 "X-Forwarded-For entry; limits per address still apply to the TCP "
+	 "peer.",
 	 true, NULL},
 	{"certfile", CFG_PATH, LOFF(certfile), 0, LSIZE(certfile), NULL,
 	 "(listener) PEM certificate chain of the server; turns TLS on for "

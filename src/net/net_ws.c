@@ -4,6 +4,8 @@
  * bytes as they are (no copy).  The layer's own output (the handshake
  * answer, a pong, a close frame) waits in a small buffer and goes out
  * between data frames. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -39,6 +41,7 @@ struct net_ws {
 	uint8_t *in; /* raw bytes read, NULL when empty */
 	size_t in_len;
 	char *path, *origins; /* the policy, until the handshake is done */
+	char forwarded[INET6_ADDRSTRLEN]; /* X-Forwarded-For, "" = none */
 	uint8_t pong[MOAT_WS_MAX_CONTROL];
 	uint8_t ctl[256];
 };
@@ -132,6 +135,24 @@ static ssize_t read_lower(struct net_ws *ws, char *why, size_t whysz)
 	return r;
 }
 
+static void keep_forwarded(struct net_ws *ws, struct moat_ws_span f)
+{
+	struct in6_addr a;
+	if (!f.p || f.n >= sizeof(ws->forwarded))
+		return;
+	memcpy(ws->forwarded, f.p, f.n);
+	ws->forwarded[f.n] = '\0';
+	if (inet_pton(AF_INET, ws->forwarded, &a) != 1 &&
+	    inet_pton(AF_INET6, ws->forwarded, &a) != 1)
+		ws->forwarded[0] = '\0';
+}
+
+const char *moat_net_ws_forwarded(struct moat_net *n)
+{
+	struct net_ws *ws = (struct net_ws *)moat_net_find(n, "ws");
+	return ws && ws->forwarded[0] ? ws->forwarded : NULL;
+}
+
 static ssize_t handshake(struct net_ws *ws, char *why, size_t whysz)
 {
 	struct moat_ws_policy pol = {ws->path, ws->origins};
@@ -157,6 +178,7 @@ static ssize_t handshake(struct net_ws *ws, char *why, size_t whysz)
 			return MOAT_NET_REFUSED;
 		}
 		ctl_queue(ws, ans, moat_ws_response_101(ans, sizeof(ans), &req));
+		keep_forwarded(ws, req.forwarded);
 		consume(ws, req.len);
 		MOAT_FREE(ws->path); /* origins share the allocation */
 		ws->origins = NULL;

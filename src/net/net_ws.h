@@ -16,4 +16,10 @@ struct moat_net *moat_net_ws_new(struct moat_net *lower,
 				 const struct moat_ws_policy *pol,
 				 uint64_t max_frame);
 
+/* The address of the last X-Forwarded-For entry of the client's request
+ * when it was a numeric IPv4 or IPv6 address, else NULL (also without a
+ * WebSocket layer in the stack n).  Whether to believe it is the
+ * caller's business (websockets_trusted_proxy). */
+const char *moat_net_ws_forwarded(struct moat_net *n);
+
 #endif

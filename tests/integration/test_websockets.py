@@ -19,7 +19,7 @@ import unittest
 
 import paho.mqtt.client as mqtt
 
-from moat_harness import (BrokerTest, HOST, connect_packet, publish_packet,
+from moat_harness import (Broker, BrokerTest, HOST, connect_packet, publish_packet,
                           raw_connect, subscribe_packet, wait_for,
                           ws_binary, ws_close_frame, ws_connect, ws_frame,
                           ws_read_response, ws_request)
@@ -85,6 +85,9 @@ listener 0 127.0.0.1
 protocol websockets
 websockets_path /custom
 websockets_origin http://allowed.example,http://127.0.0.1:8080
+listener 0 127.0.0.1
+protocol websockets
+websockets_trusted_proxy ::1,127.0.0.1
 max_packet_size 400000
 """
 
@@ -93,7 +96,7 @@ max_packet_size 400000
         cls.broker_files = {"server.crt": pki_file("server.crt"),
                             "server.key": pki_file("server.key")}
         super().setUpClass()
-        cls.ws, cls.custom = cls.broker.ws_ports
+        cls.ws, cls.custom, cls.proxied = cls.broker.ws_ports
         cls.wss = cls.broker.wss_ports[0]
 
     def ctx(self):
@@ -218,6 +221,22 @@ max_packet_size 400000
         self.assertEqual(self.handshake(key=b"")[0], 400)
         self.assertEqual(self.handshake(key=b"c2hvcnQ=")[0], 400)
 
+    def test_forwarded_for_only_from_trusted_proxies(self):
+        fwd = b"X-Forwarded-For: 198.51.100.1, 203.0.113.9\r\n"
+        for port, cid in ((self.proxied, "ws-fwd-trusted"),
+                          (self.ws, "ws-fwd-untrusted")):
+            ws = ws_connect(port, extra=fwd)
+            ws.send(ws_binary(connect_packet(cid)))
+            self.assertEqual(ws.read_packet()[0], 0x20)
+            ws.send(ws_binary(b"\xe0\x00"))
+            ws.s.close()
+        log = self.broker.read_log()
+        self.assertRegex(log, r"client ws-fwd-trusted connected from "
+                         r"127\.0\.0\.1:\d+ \(X-Forwarded-For 203\.0\.113\.9\)"
+                         r" over WebSocket")
+        self.assertRegex(log, r"client ws-fwd-untrusted connected from "
+                         r"127\.0\.0\.1:\d+ over WebSocket")
+
     # ---- framing ---------------------------------------------------------
 
     def session(self, cid, port=None, wrap=None):
@@ -310,6 +329,28 @@ max_packet_size 400000
         # An MQTT protocol error ends the WebSocket with a close frame too.
         self.assertEqual(self.close_code_after(ws_binary(b"\x10\x00"),
                                                connect=False), 1000)
+
+
+class WsConfigTest(unittest.TestCase):
+    def refused(self, config, message):
+        b = Broker(config)
+        try:
+            with self.assertRaisesRegex(RuntimeError, message):
+                b.start()
+        finally:
+            b.dir.cleanup()
+
+    def test_bad_directives_refused(self):
+        self.refused("listener 0 127.0.0.1\nprotocol websockets\n"
+                     "websockets_path mqtt\n", "must start with '/'")
+        self.refused("listener 0 127.0.0.1\nprotocol websockets\n"
+                     "websockets_trusted_proxy proxy.example\n",
+                     "numeric IPv4 or IPv6")
+
+    def test_plain_ws_on_network_address_refused(self):
+        # The rules of MQTT listeners: TLS and authentication, or refusal.
+        self.refused("listener 0 0.0.0.0\nprotocol websockets\n",
+                     "without TLS")
 
 
 if __name__ == "__main__":
