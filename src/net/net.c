@@ -68,6 +68,19 @@ uint64_t moat_net_wire_sent(const struct moat_net *n)
 	return 0;
 }
 
+struct moat_net *moat_net_move_tcp(struct moat_net *top,
+				   struct moat_net_tcp *from,
+				   struct moat_net_tcp *to)
+{
+	*to = *from;
+	if (top == &from->base)
+		return &to->base;
+	for (struct moat_net *n = top; n; n = n->lower)
+		if (n->lower == &from->base)
+			n->lower = &to->base;
+	return top;
+}
+
 struct moat_net *moat_net_find(struct moat_net *n, const char *name)
 {
 	for (; n; n = n->lower)

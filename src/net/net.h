@@ -111,6 +111,12 @@ void moat_net_close(struct moat_net *n);
 int moat_net_peer_identity(struct moat_net *n, bool san, char *out,
 			   size_t outsz);
 uint64_t moat_net_wire_sent(const struct moat_net *n);
+/* Move the bottom layer of the stack top from *from to *to (its owner
+ * is going away: a connection handing its socket to a lingering close);
+ * returns the stack's new top. */
+struct moat_net *moat_net_move_tcp(struct moat_net *top,
+				   struct moat_net_tcp *from,
+				   struct moat_net_tcp *to);
 /* The layer called name ("tls", "ws") in the stack, or NULL. */
 struct moat_net *moat_net_find(struct moat_net *n, const char *name);
 
