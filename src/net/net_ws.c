@@ -13,7 +13,10 @@
 #include "net/net_ws.h"
 
 /* Raw input held: the whole request during the handshake, then at most
- * frame headers and control frames (payload goes to the caller). */
+ * frame headers and control frames (payload goes to the caller).  It
+ * starts small (most requests are a few hundred bytes) and doubles up to
+ * the request limit. */
+#define WS_IN_FIRST ((size_t)1024)
 #define WS_IN_CAP ((size_t)MOAT_WS_MAX_REQUEST)
 /* Largest data frame we send (the peer takes any size). */
 #define WS_OUT_FRAME ((uint64_t)256 * 1024)
@@ -39,7 +42,7 @@ struct net_ws {
 	uint8_t mask[4];
 	uint8_t hdr[MOAT_WS_MAX_HEADER];
 	uint8_t *in; /* raw bytes read, NULL when empty */
-	size_t in_len;
+	size_t in_len, in_cap;
 	char *path, *origins; /* the policy, until the handshake is done */
 	char forwarded[INET6_ADDRSTRLEN]; /* X-Forwarded-For, "" = none */
 	uint8_t pong[MOAT_WS_MAX_CONTROL];
@@ -124,12 +127,26 @@ static void consume(struct net_ws *ws, size_t k)
 
 static ssize_t read_lower(struct net_ws *ws, char *why, size_t whysz)
 {
-	if (!ws->in && !(ws->in = moat_malloc(WS_IN_CAP))) {
-		snprintf(why, whysz, "out of memory for WebSocket input");
-		return MOAT_NET_CLOSED;
+	if (!ws->in)
+		ws->in_cap = 0;
+	if (ws->in_len == ws->in_cap) {
+		size_t cap = ws->in_cap ? MOAT_MIN(2 * ws->in_cap, WS_IN_CAP)
+					: WS_IN_FIRST;
+		/* (Full cannot happen: a full buffer starts with a whole
+		 * request, frame header or control frame, taken first.) */
+		uint8_t *in = cap > ws->in_cap ? moat_realloc(ws->in, cap) : NULL;
+		if (!in) {
+			snprintf(why, whysz, "%s",
+				 cap > ws->in_cap
+					 ? "out of memory for WebSocket input"
+					 : "WebSocket input buffer full");
+			return MOAT_NET_CLOSED;
+		}
+		ws->in = in;
+		ws->in_cap = cap;
 	}
 	ssize_t r = moat_net_read(ws->base.lower, ws->in + ws->in_len,
-				  WS_IN_CAP - ws->in_len, why, whysz);
+				  ws->in_cap - ws->in_len, why, whysz);
 	if (r > 0)
 		ws->in_len += (size_t)r;
 	return r;

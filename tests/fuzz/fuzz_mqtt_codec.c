@@ -28,17 +28,9 @@
 #include <string.h>
 
 #include "codec/mqtt5.h"
+#include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                           \
-	do {                                                                  \
-		if (!(cond)) {                                                \
-			fprintf(stderr, "%s:%d: property failed: %s\n",       \
-				__FILE__, __LINE__, #cond);                   \
-			abort();                                              \
-		}                                                             \
-	} while (0)
 
 static uint8_t *copy_exact(const uint8_t *p, size_t n)
 {

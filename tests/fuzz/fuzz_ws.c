@@ -19,17 +19,10 @@
 
 #include "codec/ws.h"
 #include "net/net_ws.h"
+#include "../net_mem.h"
+#include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                           \
-	do {                                                                  \
-		if (!(cond)) {                                                \
-			fprintf(stderr, "%s:%d: property failed: %s\n",       \
-				__FILE__, __LINE__, #cond);                   \
-			abort();                                              \
-		}                                                             \
-	} while (0)
 
 static const struct moat_ws_policy POL = {"/mqtt",
 					  "http://a.example,http://b:8080"};
@@ -86,55 +79,6 @@ static void fuzz_frame(const uint8_t *p, size_t n)
 	free(copy);
 }
 
-/* ---- an in-memory lower layer ------------------------------------------- */
-
-struct mem {
-	struct moat_net base;
-	const uint8_t *in;
-	size_t len, off;
-	uint8_t step; /* varies the chunk size */
-	uint64_t wrote;
-};
-
-static ssize_t mem_read(struct moat_net *n, uint8_t *dst, size_t len,
-			char *why, size_t whysz)
-{
-	struct mem *m = (struct mem *)n;
-	(void)why;
-	(void)whysz;
-	if (m->off == m->len)
-		return MOAT_NET_AGAIN;
-	size_t chunk = 1 + (size_t)(m->step++ * 37u) % 700u;
-	size_t k = MOAT_MIN(MOAT_MIN(len, chunk), m->len - m->off);
-	memcpy(dst, m->in + m->off, k);
-	m->off += k;
-	return (ssize_t)k;
-}
-
-static ssize_t mem_write(struct moat_net *n, const uint8_t *p, size_t len,
-			 char *why, size_t whysz)
-{
-	struct mem *m = (struct mem *)n;
-	(void)p;
-	(void)why;
-	(void)whysz;
-	if ((m->step++ & 7) == 0)
-		return MOAT_NET_AGAIN; /* the socket is full now and then */
-	size_t k = MOAT_MIN(len, (size_t)1 + m->step % 300u);
-	m->wrote += k;
-	return (ssize_t)k;
-}
-
-static void mem_close(struct moat_net *n)
-{
-	(void)n;
-}
-
-static const struct moat_net_ops mem_ops = {
-	.name = "mem", .read = mem_read, .write = mem_write,
-	.close = mem_close,
-};
-
 static const char HANDSHAKE[] =
 	"GET /mqtt HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n"
 	"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
@@ -150,8 +94,8 @@ static void fuzz_layer(const uint8_t *p, size_t n)
 	uint8_t *buf = malloc(hl + n);
 	memcpy(buf, HANDSHAKE, hl);
 	memcpy(buf + hl, p + 1, n - 1);
-	struct mem m = {.base = {.ops = &mem_ops, .fd = -1}, .in = buf,
-			.len = hl + n - 1, .step = p[0]};
+	struct net_mem m;
+	net_mem_init(&m, buf, hl + n - 1, true, p[0]);
 	struct moat_net *ws = moat_net_ws_new(&m.base, &POL, 4096);
 	CHECK(ws);
 	uint8_t out[300], dst[512];

@@ -10,6 +10,7 @@
 
 #include "codec/ws.h"
 #include "net/net_ws.h"
+#include "../net_mem.h"
 #include "test_util.h"
 
 static const struct moat_ws_policy POL = {"/mqtt",
@@ -217,50 +218,6 @@ static void test_ws_close_payload(void **state)
 
 /* ---- the layer over an in-memory socket ---------------------------------- */
 
-struct mem {
-	struct moat_net base;
-	const uint8_t *in;
-	size_t len, off;
-	uint8_t out[4096];
-	size_t outlen;
-};
-
-static ssize_t mem_read(struct moat_net *n, uint8_t *dst, size_t len,
-			char *why, size_t whysz)
-{
-	struct mem *m = (struct mem *)n;
-	(void)why;
-	(void)whysz;
-	size_t k = MOAT_MIN(len, m->len - m->off);
-	if (!k)
-		return MOAT_NET_AGAIN;
-	memcpy(dst, m->in + m->off, k);
-	m->off += k;
-	return (ssize_t)k;
-}
-
-static ssize_t mem_write(struct moat_net *n, const uint8_t *p, size_t len,
-			 char *why, size_t whysz)
-{
-	struct mem *m = (struct mem *)n;
-	(void)why;
-	(void)whysz;
-	size_t k = MOAT_MIN(len, sizeof(m->out) - m->outlen);
-	memcpy(m->out + m->outlen, p, k);
-	m->outlen += k;
-	return k ? (ssize_t)k : MOAT_NET_AGAIN;
-}
-
-static void mem_close(struct moat_net *n)
-{
-	(void)n;
-}
-
-static const struct moat_net_ops mem_ops = {
-	.name = "mem", .read = mem_read, .write = mem_write,
-	.close = mem_close,
-};
-
 static size_t masked(uint8_t *dst, uint8_t op, bool fin, const void *p,
 		     size_t n)
 {
@@ -281,8 +238,8 @@ static void test_ws_layer_stream(void **state)
 	n += masked(in + n, WS_OP_PING, true, "hi", 2);
 	n += masked(in + n, WS_OP_CONT, true, "\x00\x00", 2);
 	n += masked(in + n, WS_OP_BINARY, true, "\xc0\x00\xc0\x00", 4);
-	struct mem m = {.base = {.ops = &mem_ops, .fd = -1}, .in = in,
-			.len = n};
+	struct net_mem m;
+	net_mem_init(&m, in, n, false, 0);
 	struct moat_net *ws = moat_net_ws_new(&m.base, &POL, 100);
 	assert_non_null(ws);
 	uint8_t got[64];
@@ -337,8 +294,8 @@ static void test_ws_layer_refusals(void **state)
 			memcpy(in + n, pay, cases[i].len);
 			n += cases[i].len;
 		}
-		struct mem m = {.base = {.ops = &mem_ops, .fd = -1}, .in = in,
-				.len = n};
+		struct net_mem m;
+		net_mem_init(&m, in, n, false, 0);
 		struct moat_net *ws = moat_net_ws_new(&m.base, &POL, 100);
 		uint8_t got[64];
 		char why[200];
