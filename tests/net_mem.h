@@ -28,8 +28,10 @@ static ssize_t net_mem_read(struct moat_net *n, uint8_t *dst, size_t len,
 	(void)why;
 	(void)whysz;
 	size_t k = MOAT_MIN(len, m->len - m->off);
-	if (m->chunky)
-		k = MOAT_MIN(k, 1 + (size_t)(m->step++ * 37u) % 700u);
+	if (m->chunky) {
+		size_t chunk = 1 + (size_t)(m->step++ * 37u) % 700u;
+		k = MOAT_MIN(k, chunk); /* (a macro: no side effects in it) */
+	}
 	if (!k)
 		return MOAT_NET_AGAIN;
 	memcpy(dst, m->in + m->off, k);
