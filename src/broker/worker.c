@@ -460,16 +460,35 @@ static void held_unlink(struct moat_worker *w, struct moat_conn *c)
 	w->nheld--;
 }
 
-static void held_drop(struct moat_worker *w, struct moat_conn *c,
-		      const char *why)
+static void held_append(struct moat_worker *w, struct moat_conn *c)
+{
+	c->next = NULL;
+	c->prev = w->held_tail;
+	if (w->held_tail)
+		w->held_tail->next = c;
+	else
+		w->held = c;
+	w->held_tail = c;
+	w->nheld++;
+}
+
+/* Close a held connection already taken off the list. */
+static void held_close(struct moat_worker *w, struct moat_conn *c,
+		       const char *why)
 {
 	char pb[MOAT_PEER_STRLEN], ib[MOAT_PEER_STRLEN];
 	moat_info("connection from %s closed: %s", moat_conn_peer(c, pb), why);
-	held_unlink(w, c);
 	moat_iptab_release(&w->b->iptab, moat_conn_ip(c, ib), w->now_ms);
 	close(c->fd);
 	MOAT_STAT_SUB(w->b, connections, 1);
 	moat_conn_free(c);
+}
+
+static void held_drop(struct moat_worker *w, struct moat_conn *c,
+		      const char *why)
+{
+	held_unlink(w, c);
+	held_close(w, c, why);
 }
 
 static void release_held(struct moat_worker *w, uint64_t now)
@@ -488,17 +507,8 @@ static void release_held(struct moat_worker *w, uint64_t now)
 				     cfg->max_accept_rate_per_ip))
 			continue;
 		held_unlink(w, c);
-		if (moat_conn_attach(w, c) != MOAT_OK) {
-			/* put back for held_drop's accounting */
-			c->next = w->held;
-			if (w->held)
-				w->held->prev = c;
-			else
-				w->held_tail = c;
-			w->held = c;
-			w->nheld++;
-			held_drop(w, c, "cannot watch the connection");
-		}
+		if (moat_conn_attach(w, c) != MOAT_OK)
+			held_close(w, c, "cannot watch the connection");
 	}
 }
 
@@ -597,14 +607,7 @@ static void accept_all(struct moat_worker *w, struct moat_listener *l)
 			c->ip_counted = counted;
 		}
 		if (c && v == MOAT_IP_HELD && start_tls(w, c) == MOAT_OK) {
-			c->w = w;
-			c->prev = w->held_tail;
-			if (w->held_tail)
-				w->held_tail->next = c;
-			else
-				w->held = c;
-			w->held_tail = c;
-			w->nheld++;
+			held_append(w, c);
 			MOAT_STAT_ADD(b, connections, 1);
 			continue;
 		}
