@@ -361,10 +361,38 @@ static size_t ws_pending(const struct moat_net *n)
 	return ws->in_len >= f.hlen + f.len ? 1 : 0;
 }
 
+/* A frame's header goes out together with its first bytes (up to
+ * WS_STAGE, copied): one TCP segment or TLS record for a small message,
+ * not two.  Payload bytes accepted (>= 0; the header alone may have gone
+ * out), or a finishing code.  The same frame state gives the same bytes
+ * and length if the write must be retried (TLS requires it). */
+#define WS_STAGE ((size_t)2048)
+
+static ssize_t write_staged(struct net_ws *ws, const uint8_t *p, size_t len,
+			    char *why, size_t whysz)
+{
+	uint8_t buf[MOAT_WS_MAX_HEADER + WS_STAGE];
+	size_t m = (size_t)MOAT_MIN(MOAT_MIN(ws->out_left, (uint64_t)WS_STAGE),
+				    (uint64_t)len);
+	memcpy(buf, ws->hdr, ws->hdr_len);
+	memcpy(buf + ws->hdr_len, p, m);
+	ssize_t r = moat_net_write(ws->base.lower, buf, ws->hdr_len + m, why,
+				   whysz);
+	if (r <= 0)
+		return r;
+	if ((size_t)r < ws->hdr_len) {
+		ws->hdr_off = (uint8_t)r;
+		return 0;
+	}
+	ws->hdr_off = ws->hdr_len;
+	return r - (ssize_t)ws->hdr_len;
+}
+
 static ssize_t ws_write(struct moat_net *n, const uint8_t *p, size_t len,
 			char *why, size_t whysz)
 {
 	struct net_ws *ws = (struct net_ws *)n;
+	ssize_t r;
 	if (ws->state != WS_OPEN) {
 		if (ws->state == WS_HANDSHAKE)
 			return MOAT_NET_AGAIN; /* nothing goes before it */
@@ -373,32 +401,38 @@ static ssize_t ws_write(struct moat_net *n, const uint8_t *p, size_t len,
 	}
 	if (!frame_in_progress(ws)) {
 		if (n->want & MOAT_NET_HAS_OUTPUT) {
-			int r = ws_flush(n, why, whysz);
-			if (r != 1)
-				return r;
+			int f = ws_flush(n, why, whysz);
+			if (f != 1)
+				return f;
 		}
 		ws->out_left = MOAT_MIN((uint64_t)len, WS_OUT_FRAME);
 		ws->hdr_len = (uint8_t)moat_ws_frame_encode(
 			ws->hdr, WS_OP_BINARY, true, ws->out_left, NULL);
 		ws->hdr_off = 0;
 	}
-	while (ws->hdr_off < ws->hdr_len) {
-		ssize_t r = moat_net_write(n->lower, ws->hdr + ws->hdr_off,
+	if (ws->hdr_off == 0) {
+		r = write_staged(ws, p, len, why, whysz);
+		if (r < 0 || (r == 0 && ws->hdr_off < ws->hdr_len))
+			return r < 0 ? r : MOAT_NET_AGAIN;
+	} else {
+		while (ws->hdr_off < ws->hdr_len) {
+			r = moat_net_write(n->lower, ws->hdr + ws->hdr_off,
 					   ws->hdr_len - ws->hdr_off, why,
 					   whysz);
-		if (r <= 0)
-			return r;
-		ws->hdr_off = (uint8_t)(ws->hdr_off + r);
-	}
-	ssize_t r = moat_net_write(n->lower, p,
+			if (r <= 0)
+				return r;
+			ws->hdr_off = (uint8_t)(ws->hdr_off + r);
+		}
+		r = moat_net_write(n->lower, p,
 				   (size_t)MOAT_MIN((uint64_t)len, ws->out_left),
 				   why, whysz);
+	}
 	if (r > 0) {
 		ws->out_left -= (uint64_t)r;
 		if (!ws->out_left)
 			ws->hdr_len = ws->hdr_off = 0;
 	}
-	return r;
+	return r; /* (0 is MOAT_NET_AGAIN) */
 }
 
 static void ws_shutdown(struct moat_net *n)

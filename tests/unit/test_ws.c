@@ -310,6 +310,54 @@ static void test_ws_layer_refusals(void **state)
 	}
 }
 
+/* Writes through a socket that takes a few bytes at a time (and now and
+ * then none): the frames on the wire carry exactly the bytes accepted. */
+static void test_ws_layer_partial_writes(void **state)
+{
+	(void)state;
+	const char *req = request("");
+	struct net_mem m;
+	net_mem_init(&m, (const uint8_t *)req, strlen(req), false, 0);
+	struct moat_net *ws = moat_net_ws_new(&m.base, &POL, 100);
+	uint8_t dst[16], data[3000];
+	char why[200];
+	assert_int_equal(moat_net_read(ws, dst, sizeof(dst), why, sizeof(why)),
+			 MOAT_NET_AGAIN);
+	size_t answer = m.outlen;
+	m.chunky = true;
+	for (size_t i = 0; i < sizeof(data); i++)
+		data[i] = (uint8_t)(i * 7);
+	size_t done = 0;
+	for (int round = 0; round < 10000 && done < sizeof(data); round++) {
+		/* The caller offers everything it holds, as moatd does. */
+		ssize_t r = moat_net_write(ws, data + done, sizeof(data) - done,
+					   why, sizeof(why));
+		assert_true(r >= 0);
+		done += (size_t)r;
+	}
+	assert_int_equal(done, sizeof(data));
+	/* Decode the frames written after the 101 answer. */
+	uint8_t got[sizeof(data)];
+	size_t ngot = 0, off = answer;
+	while (off < m.outlen) {
+		assert_true(m.outlen - off >= 2);
+		uint64_t len = m.out[off + 1] & 0x7F;
+		size_t h = 2;
+		if (len == 126) {
+			len = (uint64_t)m.out[off + 2] << 8 | m.out[off + 3];
+			h = 4;
+		}
+		assert_int_equal(m.out[off], 0x82);
+		assert_true(off + h + len <= m.outlen && ngot + len <= sizeof(got));
+		memcpy(got + ngot, m.out + off + h, (size_t)len);
+		ngot += (size_t)len;
+		off += h + (size_t)len;
+	}
+	assert_int_equal(ngot, sizeof(data));
+	assert_memory_equal(got, data, sizeof(data));
+	moat_net_close(ws);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -321,6 +369,7 @@ int main(void)
 		T(test_ws_close_payload),
 		T(test_ws_layer_stream),
 		T(test_ws_layer_refusals),
+		T(test_ws_layer_partial_writes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
