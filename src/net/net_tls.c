@@ -36,6 +36,29 @@ static int tls_failure(struct net_tls *t, int err, const char *op, char *why,
 					    : MOAT_NET_REFUSED;
 }
 
+/* What SSL_read (reading) or SSL_write returned, as a layer result: a
+ * wait for the other direction sets the matching want flag. */
+static ssize_t tls_result(struct net_tls *t, int r, bool reading, char *why,
+			  size_t whysz)
+{
+	if (r > 0)
+		return r;
+	int err = SSL_get_error(t->ssl, r);
+	int same = reading ? SSL_ERROR_WANT_READ : SSL_ERROR_WANT_WRITE;
+	int other = reading ? SSL_ERROR_WANT_WRITE : SSL_ERROR_WANT_READ;
+	if (err == same)
+		return MOAT_NET_AGAIN;
+	if (err == other) {
+		t->base.want |= reading ? MOAT_NET_READ_WANTS_WRITE
+					: MOAT_NET_WRITE_WANTS_READ;
+		return MOAT_NET_AGAIN;
+	}
+	const char *op = !reading ? "write"
+			 : SSL_is_init_finished(t->ssl) ? "read"
+							: "handshake";
+	return tls_failure(t, err, op, why, whysz);
+}
+
 static ssize_t tls_read(struct moat_net *n, uint8_t *dst, size_t len,
 			char *why, size_t whysz)
 {
@@ -43,18 +66,7 @@ static ssize_t tls_read(struct moat_net *n, uint8_t *dst, size_t len,
 	ERR_clear_error();
 	errno = 0;
 	int r = SSL_read(t->ssl, dst, (int)MOAT_MIN(len, (size_t)INT32_MAX));
-	if (r > 0)
-		return r;
-	int err = SSL_get_error(t->ssl, r);
-	if (err == SSL_ERROR_WANT_READ)
-		return MOAT_NET_AGAIN;
-	if (err == SSL_ERROR_WANT_WRITE) {
-		n->want |= MOAT_NET_READ_WANTS_WRITE;
-		return MOAT_NET_AGAIN;
-	}
-	return tls_failure(t, err,
-			   SSL_is_init_finished(t->ssl) ? "read" : "handshake",
-			   why, whysz);
+	return tls_result(t, r, true, why, whysz);
 }
 
 static ssize_t tls_write(struct moat_net *n, const uint8_t *p, size_t len,
@@ -64,16 +76,7 @@ static ssize_t tls_write(struct moat_net *n, const uint8_t *p, size_t len,
 	ERR_clear_error();
 	errno = 0;
 	int r = SSL_write(t->ssl, p, (int)MOAT_MIN(len, (size_t)INT32_MAX));
-	if (r > 0)
-		return r;
-	int err = SSL_get_error(t->ssl, r);
-	if (err == SSL_ERROR_WANT_WRITE)
-		return MOAT_NET_AGAIN;
-	if (err == SSL_ERROR_WANT_READ) {
-		n->want |= MOAT_NET_WRITE_WANTS_READ;
-		return MOAT_NET_AGAIN;
-	}
-	return tls_failure(t, err, "write", why, whysz);
+	return tls_result(t, r, false, why, whysz);
 }
 
 static size_t tls_pending(const struct moat_net *n)
