@@ -52,13 +52,15 @@ struct moat_ws_frame {
  * needed), or MOAT_EPROTO (a 64-bit length with its top bit set). */
 int moat_ws_frame_header(const uint8_t *p, size_t n, struct moat_ws_frame *f);
 
-/* A server's rules for a frame from a client, given whether a fragmented
- * message is open and the largest payload accepted: 0 when acceptable,
- * else the close code to answer with (1002 protocol error: reserved bits
- * or opcodes, no mask, a long or fragmented control frame, a stray or
- * missing continuation; 1003 a text frame; 1009 too big). */
+/* The rules for a frame from the peer (from_client: we are the server,
+ * and its frames must be masked; else they must not be), given whether a
+ * fragmented message is open and the largest payload accepted: 0 when
+ * acceptable, else the close code to answer with (1002 protocol error:
+ * reserved bits or opcodes, wrong masking, a long or fragmented control
+ * frame, a stray or missing continuation; 1003 a text frame; 1009 too
+ * big). */
 uint16_t moat_ws_frame_check(const struct moat_ws_frame *f, bool fragmented,
-			     uint64_t max_len);
+			     uint64_t max_len, bool from_client);
 
 /* Encode a frame header into dst (MOAT_WS_MAX_HEADER bytes); mask NULL =
  * unmasked (server to client).  Returns its length. */
@@ -115,5 +117,25 @@ int moat_ws_parse_request(const char *buf, size_t n,
 size_t moat_ws_response_101(char *dst, size_t dstsz,
 			    const struct moat_ws_request *req);
 size_t moat_ws_response_error(char *dst, size_t dstsz, int status);
+
+/* Sec-WebSocket-Accept for key[0..n): base64 of SHA-1 (28 characters and
+ * a NUL in out). */
+void moat_ws_accept_of(const char *key, size_t n, char out[29]);
+
+/* ---- client side ---------------------------------------------------------- */
+
+/* A client's opening request for path on host (Host header as given, e.g.
+ * "broker:8080") with key (24 base64 characters), offering "mqtt".  The
+ * length written (0 if it did not fit dstsz - 1). */
+size_t moat_ws_request_build(char *dst, size_t dstsz, const char *host,
+			     const char *path, const char *key);
+
+/* Judge the server's answer in buf[0..n) to a request made with the key
+ * whose accept value is accept: MOAT_OK with *len = the answer's length,
+ * MOAT_EAGAIN (more needed), or MOAT_EPROTO with *why (not 101, a
+ * missing or wrong Upgrade, Connection, Sec-WebSocket-Accept or
+ * sub-protocol, over MOAT_WS_MAX_REQUEST bytes). */
+int moat_ws_parse_response(const char *buf, size_t n, const char *accept,
+			   size_t *len, const char **why);
 
 #endif

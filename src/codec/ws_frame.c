@@ -25,6 +25,7 @@ int moat_ws_frame_header(const uint8_t *p, size_t n, struct moat_ws_frame *f)
 		if (ext == 8 && (len >> 63))
 			return MOAT_EPROTO;
 	}
+	memset(f->mask, 0, 4); /* unmasked: unmasking changes nothing */
 	if (f->masked) {
 		if (n < h + 4)
 			return MOAT_EAGAIN;
@@ -37,9 +38,10 @@ int moat_ws_frame_header(const uint8_t *p, size_t n, struct moat_ws_frame *f)
 }
 
 uint16_t moat_ws_frame_check(const struct moat_ws_frame *f, bool fragmented,
-			     uint64_t max_len)
+			     uint64_t max_len, bool from_client)
 {
-	if (f->rsv || !f->masked) /* §5.2, §5.3: clients must mask */
+	/* §5.1: clients mask every frame, servers none. */
+	if (f->rsv || f->masked != from_client)
 		return WS_CLOSE_PROTOCOL;
 	switch (f->opcode) {
 	case WS_OP_CLOSE:

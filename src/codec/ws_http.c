@@ -271,15 +271,21 @@ out:
 	return st ? st : MOAT_OK;
 }
 
+void moat_ws_accept_of(const char *key, size_t n, char out[29])
+{
+	unsigned char sha[SHA_DIGEST_LENGTH], in[64 + sizeof(WS_GUID)];
+	n = MOAT_MIN(n, (size_t)64); /* keys are 24 characters */
+	memcpy(in, key, n);
+	memcpy(in + n, WS_GUID, sizeof(WS_GUID) - 1);
+	SHA1(in, n + sizeof(WS_GUID) - 1, sha);
+	EVP_EncodeBlock((unsigned char *)out, sha, sizeof(sha));
+}
+
 size_t moat_ws_response_101(char *dst, size_t dstsz,
 			    const struct moat_ws_request *req)
 {
-	unsigned char sha[SHA_DIGEST_LENGTH];
-	char in[64], accept[32];
-	memcpy(in, req->key.p, req->key.n);
-	memcpy(in + req->key.n, WS_GUID, sizeof(WS_GUID) - 1);
-	SHA1((const unsigned char *)in, req->key.n + sizeof(WS_GUID) - 1, sha);
-	EVP_EncodeBlock((unsigned char *)accept, sha, sizeof(sha));
+	char accept[29];
+	moat_ws_accept_of(req->key.p, req->key.n, accept);
 	int w = snprintf(dst, dstsz,
 			 "HTTP/1.1 101 Switching Protocols\r\n"
 			 "Upgrade: websocket\r\n"
@@ -307,4 +313,77 @@ size_t moat_ws_response_error(char *dst, size_t dstsz, int status)
 			 status, text,
 			 status == 426 ? "Sec-WebSocket-Version: 13\r\n" : "");
 	return w > 0 && (size_t)w < dstsz ? (size_t)w : 0;
+}
+
+/* ---- client side ---------------------------------------------------------- */
+
+size_t moat_ws_request_build(char *dst, size_t dstsz, const char *host,
+			     const char *path, const char *key)
+{
+	int w = snprintf(dst, dstsz,
+			 "GET %s HTTP/1.1\r\n"
+			 "Host: %s\r\n"
+			 "Upgrade: websocket\r\n"
+			 "Connection: Upgrade\r\n"
+			 "Sec-WebSocket-Key: %s\r\n"
+			 "Sec-WebSocket-Version: 13\r\n"
+			 "Sec-WebSocket-Protocol: mqtt\r\n\r\n",
+			 path, host, key);
+	return w > 0 && (size_t)w < dstsz ? (size_t)w : 0;
+}
+
+struct answer {
+	bool upgrade, connection, accept, protocol;
+};
+
+static void answer_header(struct answer *a, const char *accept,
+			  const char *name, size_t nn, const char *v,
+			  size_t vn)
+{
+	if (span_ieq(name, nn, "upgrade"))
+		a->upgrade |= has_word(v, vn, "websocket");
+	else if (span_ieq(name, nn, "connection"))
+		a->connection |= has_word(v, vn, "upgrade");
+	else if (span_ieq(name, nn, "sec-websocket-accept"))
+		a->accept = vn == strlen(accept) && !memcmp(v, accept, vn);
+	else if (span_ieq(name, nn, "sec-websocket-protocol"))
+		a->protocol = vn == 4 && !memcmp(v, "mqtt", 4);
+}
+
+int moat_ws_parse_response(const char *buf, size_t n, const char *accept,
+			   size_t *len, const char **why)
+{
+	const char *end = memmem(buf, n, "\r\n\r\n", 4);
+	*why = "WebSocket answer too long";
+	if (!end)
+		return n >= MOAT_WS_MAX_REQUEST ? MOAT_EPROTO : MOAT_EAGAIN;
+	*len = (size_t)(end - buf) + 4;
+	if (*len > MOAT_WS_MAX_REQUEST)
+		return MOAT_EPROTO;
+	*why = "the server did not switch to WebSocket (no HTTP 101)";
+	if (*len < 13 || memcmp(buf, "HTTP/1.1 101", 12) ||
+	    (buf[12] != ' ' && buf[12] != '\r'))
+		return MOAT_EPROTO;
+	struct answer a = {0};
+	const char *line = (const char *)memmem(buf, *len, "\r\n", 2) + 2;
+	while (line < end + 2) {
+		const char *eol = memmem(line, (size_t)(end + 2 - line), "\r\n", 2);
+		const char *colon = memchr(line, ':', (size_t)(eol - line));
+		if (colon) {
+			const char *v = colon + 1, *ve = eol;
+			while (v < ve && (*v == ' ' || *v == '\t'))
+				v++;
+			while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+				ve--;
+			answer_header(&a, accept, line, (size_t)(colon - line), v,
+				      (size_t)(ve - v));
+		}
+		line = eol + 2;
+	}
+	*why = !a.upgrade || !a.connection
+		       ? "WebSocket answer without Upgrade/Connection"
+	       : !a.accept   ? "wrong Sec-WebSocket-Accept"
+	       : !a.protocol ? "the server did not select sub-protocol mqtt"
+			     : NULL;
+	return *why ? MOAT_EPROTO : MOAT_OK;
 }

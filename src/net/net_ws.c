@@ -1,11 +1,16 @@
-/* The WebSocket layer (server role): the opening handshake, then binary
- * frames in both directions.  Reads unmask payload bytes straight into
- * the caller's buffer; writes send a frame header and then the caller's
- * bytes as they are (no copy).  The layer's own output (the handshake
+/* The WebSocket layer: the opening handshake, then binary frames in both
+ * directions.  Server role (moatd): reads unmask payload bytes straight
+ * into the caller's buffer; writes send a frame header with the first
+ * bytes, then the caller's bytes as they are (no copy).  Client role
+ * (the command-line clients): the request goes out first and the answer
+ * is checked; frames are masked, so every write copies (at most
+ * WS_STAGE bytes at a time).  The layer's own output (the handshake
  * answer, a pong, a close frame) waits in a small buffer and goes out
  * between data frames. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -32,6 +37,7 @@ struct net_ws {
 	bool pong_due;       /* answer the last ping when the wire is free */
 	uint8_t pong_len;
 	uint8_t empty_frames;
+	bool client;         /* client role: mask what we send */
 	uint8_t hdr_len, hdr_off; /* header of the data frame being sent */
 	uint16_t close_code; /* sent by shutdown */
 	uint16_t ctl_len, ctl_off;
@@ -39,11 +45,15 @@ struct net_ws {
 	uint64_t out_left;     /* payload of the data frame being sent */
 	uint64_t payload_left; /* payload of the data frame being read */
 	uint64_t mask_off;
+	uint64_t out_off;      /* client: payload of that frame sent so far */
 	uint8_t mask[4];
+	uint8_t out_mask[4];   /* client: the mask of the frame being sent */
 	uint8_t hdr[MOAT_WS_MAX_HEADER];
 	uint8_t *in; /* raw bytes read, NULL when empty */
 	size_t in_len, in_cap;
-	char *path, *origins; /* the policy, until the handshake is done */
+	char *path, *origins; /* server: the policy, until the handshake */
+	char *hello;          /* client: accept value (29), then the request */
+	size_t hello_len, hello_off;
 	char forwarded[INET6_ADDRSTRLEN]; /* X-Forwarded-For, "" = none */
 	uint8_t pong[MOAT_WS_MAX_CONTROL];
 	uint8_t ctl[256];
@@ -56,15 +66,52 @@ static bool frame_in_progress(const struct net_ws *ws)
 
 static void set_output_flag(struct net_ws *ws)
 {
-	if (ws->ctl_off < ws->ctl_len || ws->pong_due)
+	if (ws->ctl_off < ws->ctl_len || ws->pong_due ||
+	    ws->hello_off < ws->hello_len)
 		ws->base.want |= MOAT_NET_HAS_OUTPUT;
 	else
 		ws->base.want &= (uint8_t)~MOAT_NET_HAS_OUTPUT;
 }
 
+/* A control frame of ours into dst (MOAT_WS_MAX_HEADER + n bytes):
+ * masked with a fresh random mask in the client role (RFC 6455 §5.3). */
+static size_t control_encode(const struct net_ws *ws, uint8_t *dst,
+			     uint8_t op, const uint8_t *p, size_t n)
+{
+	uint8_t mask[4] = {0};
+	if (ws->client && RAND_bytes(mask, 4) != 1)
+		mask[0] = 0x5a; /* (a predictable mask only weakens §10.3) */
+	size_t h = moat_ws_frame_encode(dst, op, true, n, ws->client ? mask
+								     : NULL);
+	memcpy(dst + h, p, n);
+	moat_ws_unmask(dst + h, n, mask, 0);
+	return h + n;
+}
+
+/* The client's request, before anything else. */
+static int flush_hello(struct net_ws *ws, char *why, size_t whysz)
+{
+	while (ws->hello_off < ws->hello_len) {
+		ssize_t r = moat_net_write(ws->base.lower,
+					   (const uint8_t *)ws->hello +
+						   ws->hello_off,
+					   ws->hello_len - ws->hello_off, why,
+					   whysz);
+		if (r <= 0) {
+			set_output_flag(ws);
+			return (int)r;
+		}
+		ws->hello_off += (size_t)r;
+	}
+	return 1;
+}
+
 static int ws_flush(struct moat_net *n, char *why, size_t whysz)
 {
 	struct net_ws *ws = (struct net_ws *)n;
+	int hr = flush_hello(ws, why, whysz);
+	if (hr != 1)
+		return hr;
 	for (;;) {
 		while (ws->ctl_off < ws->ctl_len) {
 			ssize_t r = moat_net_write(n->lower,
@@ -82,10 +129,8 @@ static int ws_flush(struct moat_net *n, char *why, size_t whysz)
 		 * caller still holds its bytes and will write them). */
 		if (!ws->pong_due || frame_in_progress(ws))
 			break;
-		size_t h = moat_ws_frame_encode(ws->ctl, WS_OP_PONG, true,
-						ws->pong_len, NULL);
-		memcpy(ws->ctl + h, ws->pong, ws->pong_len);
-		ws->ctl_len = (uint16_t)(h + ws->pong_len);
+		ws->ctl_len = (uint16_t)control_encode(ws, ws->ctl, WS_OP_PONG,
+						       ws->pong, ws->pong_len);
 		ws->pong_due = false;
 	}
 	set_output_flag(ws);
@@ -103,11 +148,10 @@ static void ctl_queue(struct net_ws *ws, const void *p, size_t len)
 static void queue_close(struct net_ws *ws, uint16_t code)
 {
 	uint8_t f[MOAT_WS_MAX_HEADER + 2];
-	size_t h = moat_ws_frame_encode(f, WS_OP_CLOSE, true, 2, NULL);
-	f[h] = (uint8_t)(code >> 8);
-	f[h + 1] = (uint8_t)code;
-	if (ws->ctl_len + h + 2 <= sizeof(ws->ctl))
-		ctl_queue(ws, f, h + 2);
+	const uint8_t st[2] = {(uint8_t)(code >> 8), (uint8_t)code};
+	size_t len = control_encode(ws, f, WS_OP_CLOSE, st, 2);
+	if (ws->ctl_len + len <= sizeof(ws->ctl))
+		ctl_queue(ws, f, len);
 }
 
 /* Refuse: the close frame with code goes out at shutdown. */
@@ -205,6 +249,40 @@ static ssize_t handshake(struct net_ws *ws, char *why, size_t whysz)
 	}
 }
 
+/* Client role: send the request, then read and check the answer: 1 once
+ * open, MOAT_NET_AGAIN, or a finishing code. */
+static ssize_t client_handshake(struct net_ws *ws, char *why, size_t whysz)
+{
+	int f = flush_hello(ws, why, whysz);
+	if (f != 1)
+		return f;
+	for (;;) {
+		size_t len = 0;
+		const char *hwhy = NULL;
+		int st = ws->in_len ? moat_ws_parse_response(
+					      (const char *)ws->in, ws->in_len,
+					      ws->hello, &len, &hwhy)
+				    : MOAT_EAGAIN;
+		if (st == MOAT_OK) {
+			consume(ws, len);
+			MOAT_FREE(ws->hello);
+			ws->hello_len = ws->hello_off = 0;
+			ws->state = WS_OPEN;
+			set_output_flag(ws);
+			return 1;
+		}
+		if (st != MOAT_EAGAIN) {
+			ws->state = WS_CLOSING;
+			snprintf(why, whysz, "WebSocket handshake failed: %s",
+				 hwhy);
+			return MOAT_NET_REFUSED;
+		}
+		ssize_t r = read_lower(ws, why, whysz);
+		if (r <= 0)
+			return r;
+	}
+}
+
 static ssize_t control_frame(struct net_ws *ws, const struct moat_ws_frame *f,
 			     uint8_t *p, char *why, size_t whysz)
 {
@@ -243,7 +321,8 @@ static ssize_t next_frame(struct net_ws *ws, char *why, size_t whysz)
 	if (rc)
 		return fail(ws, WS_CLOSE_PROTOCOL, why, whysz,
 			    "frame length over 2^63");
-	uint16_t bad = moat_ws_frame_check(&f, ws->fragmented, ws->max_frame);
+	uint16_t bad = moat_ws_frame_check(&f, ws->fragmented, ws->max_frame,
+					   !ws->client);
 	if (bad == WS_CLOSE_UNSUPPORTED)
 		return fail(ws, bad, why, whysz, "text frame (MQTT is binary)");
 	if (bad == WS_CLOSE_TOO_BIG)
@@ -306,7 +385,8 @@ static ssize_t ws_read(struct moat_net *n, uint8_t *dst, size_t len,
 		return MOAT_NET_CLOSED;
 	}
 	if (ws->state == WS_HANDSHAKE) {
-		ssize_t r = handshake(ws, why, whysz);
+		ssize_t r = ws->client ? client_handshake(ws, why, whysz)
+				       : handshake(ws, why, whysz);
 		if (r <= 0)
 			return r;
 	}
@@ -361,31 +441,66 @@ static size_t ws_pending(const struct moat_net *n)
 	return ws->in_len >= f.hlen + f.len ? 1 : 0;
 }
 
-/* A frame's header goes out together with its first bytes (up to
- * WS_STAGE, copied): one TCP segment or TLS record for a small message,
- * not two.  Payload bytes accepted (>= 0; the header alone may have gone
- * out), or a finishing code.  The same frame state gives the same bytes
- * and length if the write must be retried (TLS requires it). */
+/* A frame's header (what is left of it) goes out together with the next
+ * payload bytes (up to WS_STAGE, copied, and masked in the client role):
+ * one TCP segment or TLS record for a small message, not two.  Payload
+ * bytes accepted (>= 0: the header alone may have gone out), or a
+ * finishing code.  The same frame state gives the same bytes if the
+ * write must be retried (TLS requires it). */
 #define WS_STAGE ((size_t)2048)
 
 static ssize_t write_staged(struct net_ws *ws, const uint8_t *p, size_t len,
 			    char *why, size_t whysz)
 {
 	uint8_t buf[MOAT_WS_MAX_HEADER + WS_STAGE];
+	size_t h = (size_t)(ws->hdr_len - ws->hdr_off);
 	size_t m = (size_t)MOAT_MIN(MOAT_MIN(ws->out_left, (uint64_t)WS_STAGE),
 				    (uint64_t)len);
-	memcpy(buf, ws->hdr, ws->hdr_len);
-	memcpy(buf + ws->hdr_len, p, m);
-	ssize_t r = moat_net_write(ws->base.lower, buf, ws->hdr_len + m, why,
-				   whysz);
+	memcpy(buf, ws->hdr + ws->hdr_off, h);
+	memcpy(buf + h, p, m);
+	if (ws->client)
+		moat_ws_unmask(buf + h, m, ws->out_mask, ws->out_off);
+	ssize_t r = moat_net_write(ws->base.lower, buf, h + m, why, whysz);
 	if (r <= 0)
 		return r;
-	if ((size_t)r < ws->hdr_len) {
-		ws->hdr_off = (uint8_t)r;
+	if ((size_t)r < h) {
+		ws->hdr_off = (uint8_t)(ws->hdr_off + r);
 		return 0;
 	}
 	ws->hdr_off = ws->hdr_len;
-	return r - (ssize_t)ws->hdr_len;
+	ws->out_off += (uint64_t)r - h;
+	return r - (ssize_t)h;
+}
+
+/* A new frame for up to len bytes; false when no mask could be drawn. */
+static bool frame_start(struct net_ws *ws, size_t len)
+{
+	ws->out_left = MOAT_MIN((uint64_t)len, WS_OUT_FRAME);
+	ws->out_off = 0;
+	if (ws->client && RAND_bytes(ws->out_mask, 4) != 1)
+		return false;
+	ws->hdr_len = (uint8_t)moat_ws_frame_encode(
+		ws->hdr, WS_OP_BINARY, true, ws->out_left,
+		ws->client ? ws->out_mask : NULL);
+	ws->hdr_off = 0;
+	return true;
+}
+
+/* Not open yet: a client finishes its handshake first (and waits for the
+ * answer: the write wants the socket readable); a server has nothing to
+ * send before its answer. */
+static ssize_t write_not_open(struct net_ws *ws, char *why, size_t whysz)
+{
+	if (ws->state != WS_HANDSHAKE) {
+		snprintf(why, whysz, "WebSocket closing");
+		return MOAT_NET_CLOSED;
+	}
+	if (!ws->client)
+		return MOAT_NET_AGAIN;
+	ssize_t r = client_handshake(ws, why, whysz);
+	if (r == MOAT_NET_AGAIN && ws->hello_off == ws->hello_len)
+		ws->base.want |= MOAT_NET_WRITE_WANTS_READ;
+	return r;
 }
 
 static ssize_t ws_write(struct moat_net *n, const uint8_t *p, size_t len,
@@ -393,28 +508,25 @@ static ssize_t ws_write(struct moat_net *n, const uint8_t *p, size_t len,
 {
 	struct net_ws *ws = (struct net_ws *)n;
 	ssize_t r;
-	if (ws->state != WS_OPEN) {
-		if (ws->state == WS_HANDSHAKE)
-			return MOAT_NET_AGAIN; /* nothing goes before it */
-		snprintf(why, whysz, "WebSocket closing");
-		return MOAT_NET_CLOSED;
-	}
+	if (ws->state != WS_OPEN && (r = write_not_open(ws, why, whysz)) != 1)
+		return r;
 	if (!frame_in_progress(ws)) {
 		if (n->want & MOAT_NET_HAS_OUTPUT) {
 			int f = ws_flush(n, why, whysz);
 			if (f != 1)
 				return f;
 		}
-		ws->out_left = MOAT_MIN((uint64_t)len, WS_OUT_FRAME);
-		ws->hdr_len = (uint8_t)moat_ws_frame_encode(
-			ws->hdr, WS_OP_BINARY, true, ws->out_left, NULL);
-		ws->hdr_off = 0;
+		if (!frame_start(ws, len)) {
+			snprintf(why, whysz, "no random bytes for a mask");
+			return MOAT_NET_CLOSED;
+		}
 	}
-	if (ws->hdr_off == 0) {
+	if (ws->client || ws->hdr_off == 0) {
 		r = write_staged(ws, p, len, why, whysz);
 		if (r < 0 || (r == 0 && ws->hdr_off < ws->hdr_len))
 			return r < 0 ? r : MOAT_NET_AGAIN;
 	} else {
+		/* Server, header out: the rest of the payload as it is. */
 		while (ws->hdr_off < ws->hdr_len) {
 			r = moat_net_write(n->lower, ws->hdr + ws->hdr_off,
 					   ws->hdr_len - ws->hdr_off, why,
@@ -453,6 +565,7 @@ static void ws_close(struct moat_net *n)
 	struct net_ws *ws = (struct net_ws *)n;
 	moat_free(ws->in);
 	moat_free(ws->path);
+	moat_free(ws->hello);
 	moat_free(ws);
 }
 
@@ -485,6 +598,40 @@ struct moat_net *moat_net_ws_new(struct moat_net *lower,
 	ws->base.lower = lower;
 	ws->base.fd = lower->fd;
 	ws->base.secure = lower->secure;
+	ws->max_frame = max_frame;
+	return &ws->base;
+}
+
+struct moat_net *moat_net_ws_client_new(struct moat_net *lower,
+					const char *host, const char *path,
+					uint64_t max_frame)
+{
+	unsigned char raw[16];
+	char key[25];
+	if (RAND_bytes(raw, sizeof(raw)) != 1)
+		return NULL;
+	EVP_EncodeBlock((unsigned char *)key, raw, sizeof(raw));
+	size_t cap = 29 + 256 + strlen(host) + strlen(path);
+	struct net_ws *ws = moat_calloc(1, sizeof(*ws));
+	char *hello = ws ? moat_malloc(cap) : NULL;
+	size_t n = hello ? moat_ws_request_build(hello + 29, cap - 29, host,
+						 path, key)
+			 : 0;
+	if (!n) {
+		moat_free(hello);
+		moat_free(ws);
+		return NULL;
+	}
+	moat_ws_accept_of(key, 24, hello);
+	ws->hello = hello;
+	ws->hello_off = 29;
+	ws->hello_len = 29 + n;
+	ws->client = true;
+	ws->base.ops = &ws_ops;
+	ws->base.lower = lower;
+	ws->base.fd = lower->fd;
+	ws->base.secure = lower->secure;
+	ws->base.want = MOAT_NET_HAS_OUTPUT;
 	ws->max_frame = max_frame;
 	return &ws->base;
 }

@@ -5,7 +5,9 @@
  * data[0] % 3 picks the target:
  *  0: moat_ws_parse_request on data[1..]; an accepted request has a
  *     24-byte key and a sub-protocol, ends inside the input, and its 101
- *     answer fits; a refusal is one of the documented statuses.
+ *     answer fits; a refusal is one of the documented statuses.  The
+ *     same bytes as a server's answer (moat_ws_parse_response) end
+ *     inside the input when accepted and say why when refused.
  *  1: a frame header: what parses re-encodes to the same bytes when its
  *     length was minimal; close payloads are judged without crashing.
  *  2: the layer: a valid handshake (or, when data[1] is odd, the input's
@@ -47,6 +49,13 @@ static void fuzz_request(const uint8_t *p, size_t n)
 	} else {
 		CHECK(n < MOAT_WS_MAX_REQUEST);
 	}
+	/* The same bytes as a server's answer to a client (the RFC's key). */
+	size_t len = 0;
+	const char *rwhy = NULL;
+	int rc = moat_ws_parse_response(copy, n, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=",
+					&len, &rwhy);
+	CHECK(rc == MOAT_OK ? len <= n && !rwhy
+			    : rc == MOAT_EAGAIN || (rc == MOAT_EPROTO && rwhy));
 	free(copy);
 }
 
@@ -67,7 +76,7 @@ static void fuzz_frame(const uint8_t *p, size_t n)
 			       (f.len > 0xFFFF && (copy[1] & 0x7F) == 127);
 		if (minimal && !f.rsv)
 			CHECK(h == f.hlen && !memcmp(enc, copy, h));
-		(void)moat_ws_frame_check(&f, copy[0] & 1, 1000);
+		(void)moat_ws_frame_check(&f, copy[0] & 1, 1000, copy[0] & 2);
 		if (f.opcode == WS_OP_CLOSE && n - f.hlen <= 125) {
 			uint16_t code;
 			(void)moat_ws_close_parse(copy + f.hlen, n - f.hlen,

@@ -31,6 +31,9 @@ seeds = {
     "request": b"\x00" + REQ,
     "request-origin-b": b"\x00" + REQ.replace(b"http://a.example",
                                               b"http://b:8080"),
+    "answer-101": b"\x00HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket"
+    b"\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "
+    b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n",
     "frame-binary": b"\x01" + frame(2, b"\xc0\x00"),
     "frame-16": b"\x01" + frame(2, b"z" * 300),
     "frame-64": b"\x01" + bytes([0x82, 0xFF]) + (1 << 40).to_bytes(8, "big")

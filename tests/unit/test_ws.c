@@ -159,38 +159,38 @@ static void test_ws_frame_check(void **state)
 	(void)state;
 	struct moat_ws_frame f = {.fin = true, .opcode = WS_OP_BINARY,
 				  .masked = true, .len = 10};
-	assert_int_equal(moat_ws_frame_check(&f, false, 10), 0);
+	assert_int_equal(moat_ws_frame_check(&f, false, 10, true), 0);
 	f.len = 11;
-	assert_int_equal(moat_ws_frame_check(&f, false, 10), WS_CLOSE_TOO_BIG);
+	assert_int_equal(moat_ws_frame_check(&f, false, 10, true), WS_CLOSE_TOO_BIG);
 	f.len = 1;
-	assert_int_equal(moat_ws_frame_check(&f, true, 10), WS_CLOSE_PROTOCOL);
+	assert_int_equal(moat_ws_frame_check(&f, true, 10, true), WS_CLOSE_PROTOCOL);
 	f.masked = false;
-	assert_int_equal(moat_ws_frame_check(&f, false, 10), WS_CLOSE_PROTOCOL);
+	assert_int_equal(moat_ws_frame_check(&f, false, 10, true), WS_CLOSE_PROTOCOL);
 	f.masked = true;
 	f.rsv = 4;
-	assert_int_equal(moat_ws_frame_check(&f, false, 10), WS_CLOSE_PROTOCOL);
+	assert_int_equal(moat_ws_frame_check(&f, false, 10, true), WS_CLOSE_PROTOCOL);
 	f.rsv = 0;
 	f.opcode = WS_OP_TEXT;
-	assert_int_equal(moat_ws_frame_check(&f, false, 10),
+	assert_int_equal(moat_ws_frame_check(&f, false, 10, true),
 			 WS_CLOSE_UNSUPPORTED);
 	f.opcode = WS_OP_CONT;
-	assert_int_equal(moat_ws_frame_check(&f, false, 10), WS_CLOSE_PROTOCOL);
-	assert_int_equal(moat_ws_frame_check(&f, true, 10), 0);
+	assert_int_equal(moat_ws_frame_check(&f, false, 10, true), WS_CLOSE_PROTOCOL);
+	assert_int_equal(moat_ws_frame_check(&f, true, 10, true), 0);
 	for (uint8_t op = 3; op < 16; op++) {
 		f.opcode = op;
 		f.len = 1;
 		if (op == WS_OP_CLOSE || op == WS_OP_PING || op == WS_OP_PONG) {
-			assert_int_equal(moat_ws_frame_check(&f, true, 0), 0);
+			assert_int_equal(moat_ws_frame_check(&f, true, 0, true), 0);
 			f.len = 126;
-			assert_int_equal(moat_ws_frame_check(&f, false, 1000),
+			assert_int_equal(moat_ws_frame_check(&f, false, 1000, true),
 					 WS_CLOSE_PROTOCOL);
 			f.len = 1;
 			f.fin = false;
-			assert_int_equal(moat_ws_frame_check(&f, false, 1000),
+			assert_int_equal(moat_ws_frame_check(&f, false, 1000, true),
 					 WS_CLOSE_PROTOCOL);
 			f.fin = true;
 		} else {
-			assert_int_equal(moat_ws_frame_check(&f, false, 10),
+			assert_int_equal(moat_ws_frame_check(&f, false, 10, true),
 					 WS_CLOSE_PROTOCOL);
 		}
 	}
@@ -358,6 +358,143 @@ static void test_ws_layer_partial_writes(void **state)
 	moat_net_close(ws);
 }
 
+/* Two in-memory layers joined back to back: what one writes, the other
+ * reads (at most 64 KiB in flight each way). */
+struct pipe_end {
+	struct moat_net base;
+	uint8_t buf[65536]; /* bytes written to the other end */
+	size_t len, off;
+	struct pipe_end *peer;
+};
+
+static ssize_t pipe_read(struct moat_net *n, uint8_t *dst, size_t len,
+			 char *why, size_t whysz)
+{
+	struct pipe_end *in = ((struct pipe_end *)n)->peer;
+	(void)why;
+	(void)whysz;
+	size_t k = MOAT_MIN(len, in->len - in->off);
+	if (!k)
+		return MOAT_NET_AGAIN;
+	memcpy(dst, in->buf + in->off, k);
+	in->off += k;
+	return (ssize_t)k;
+}
+
+static ssize_t pipe_write(struct moat_net *n, const uint8_t *p, size_t len,
+			  char *why, size_t whysz)
+{
+	struct pipe_end *e = (struct pipe_end *)n;
+	(void)why;
+	(void)whysz;
+	/* A small socket buffer: partial writes happen. */
+	size_t k = MOAT_MIN(MOAT_MIN(len, (size_t)777), sizeof(e->buf) - e->len);
+	if (!k)
+		return MOAT_NET_AGAIN;
+	memcpy(e->buf + e->len, p, k);
+	e->len += k;
+	return (ssize_t)k;
+}
+
+static const struct moat_net_ops pipe_ops = {
+	.name = "pipe", .read = pipe_read, .write = pipe_write,
+	.close = net_mem_close,
+};
+
+/* Move size bytes from one layer to the other, both driven by turns. */
+static void pump(struct moat_net *from, struct moat_net *to,
+		 const uint8_t *data, uint8_t *got, size_t size)
+{
+	size_t sent = 0, recvd = 0;
+	char why[200];
+	for (int turn = 0; turn < 100000 && recvd < size; turn++) {
+		if (sent < size) {
+			ssize_t r = moat_net_write(from, data + sent,
+						   size - sent, why,
+						   sizeof(why));
+			assert_true(r >= 0);
+			sent += (size_t)r;
+		}
+		(void)moat_net_flush(to, why, sizeof(why));
+		ssize_t r = moat_net_read(to, got + recvd, size - recvd, why,
+					  sizeof(why));
+		assert_true(r >= 0);
+		recvd += (size_t)r;
+	}
+	assert_int_equal(recvd, size);
+	assert_memory_equal(got, data, size);
+}
+
+/* Our client role against our server role: the handshake, masked frames
+ * one way and plain ones the other, then a close from the client. */
+static void test_ws_client_and_server(void **state)
+{
+	(void)state;
+	static struct pipe_end c, s;
+	memset(&c, 0, sizeof(c));
+	memset(&s, 0, sizeof(s));
+	c.base.ops = s.base.ops = &pipe_ops;
+	c.base.fd = s.base.fd = -1;
+	c.peer = &s;
+	s.peer = &c;
+	const struct moat_ws_policy pol = {"/mqtt", ""};
+	struct moat_net *cl = moat_net_ws_client_new(&c.base, "broker:8080",
+						     "/mqtt", 1 << 20);
+	struct moat_net *sv = moat_net_ws_new(&s.base, &pol, 1 << 20);
+	assert_non_null(cl);
+	assert_non_null(sv);
+	static uint8_t data[20000], got[20000];
+	for (size_t i = 0; i < sizeof(data); i++)
+		data[i] = (uint8_t)(i * 13 + 1);
+	pump(cl, sv, data, got, sizeof(data));
+	/* The client's frames were masked on the wire. */
+	assert_null(memmem(c.buf, c.len, data + 100, 64));
+	memset(got, 0, sizeof(got));
+	pump(sv, cl, data, got, 5000);
+	/* The client closes: the server reads the close (1000). */
+	char why[200];
+	moat_net_shutdown(cl);
+	assert_int_equal(moat_net_read(sv, got, 10, why, sizeof(why)),
+			 MOAT_NET_CLOSED);
+	assert_non_null(strstr(why, "close 1000"));
+	moat_net_close(cl);
+	moat_net_close(sv);
+}
+
+/* A client refuses an answer that is not a WebSocket switch to mqtt. */
+static void test_ws_client_refuses_bad_answers(void **state)
+{
+	(void)state;
+	const char *answers[] = {
+		"HTTP/1.1 200 OK\r\n\r\n",
+		"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+		"Connection: Upgrade\r\nSec-WebSocket-Accept: "
+		"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+		"Sec-WebSocket-Protocol: mqtt\r\n\r\n", /* another key's */
+	};
+	for (size_t i = 0; i < 2; i++) {
+		struct net_mem m;
+		net_mem_init(&m, (const uint8_t *)answers[i],
+			     strlen(answers[i]), false, 0);
+		struct moat_net *cl = moat_net_ws_client_new(&m.base, "h",
+							     "/mqtt", 100);
+		uint8_t b[8];
+		char why[200];
+		assert_int_equal(moat_net_read(cl, b, sizeof(b), why,
+					       sizeof(why)),
+				 MOAT_NET_REFUSED);
+		assert_non_null(strstr((char *)m.out, "GET /mqtt HTTP/1.1\r\n"));
+		moat_net_close(cl);
+	}
+	/* Frames from a server must not be masked. */
+	struct moat_ws_frame f = {.fin = true, .opcode = WS_OP_BINARY,
+				  .masked = true, .len = 1};
+	assert_int_equal(moat_ws_frame_check(&f, false, 10, false),
+			 WS_CLOSE_PROTOCOL);
+	f.masked = false;
+	assert_int_equal(moat_ws_frame_check(&f, false, 10, false), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -370,6 +507,8 @@ int main(void)
 		T(test_ws_layer_stream),
 		T(test_ws_layer_refusals),
 		T(test_ws_layer_partial_writes),
+		T(test_ws_client_and_server),
+		T(test_ws_client_refuses_bad_answers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
