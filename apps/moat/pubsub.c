@@ -103,7 +103,7 @@ static size_t payload_limit(const struct cli_cfg *cfg)
 	return MQTT_MAX_REMAINING_LENGTH - 4 - strlen(cfg->topic);
 }
 
-static int read_source(const struct cli_cfg *cfg, struct moat_buf *b)
+int cli_read_source(const struct cli_cfg *cfg, struct moat_buf *b)
 {
 	const char *what = cfg->source == CLI_SRC_FILE ? cfg->source_arg
 						       : "stdin";
@@ -229,7 +229,7 @@ int moat_pub_main(int argc, char **argv)
 	 * connection, and the broker never sees half a message. */
 	payload.max = payload_limit(&cfg) + 1;
 	if ((cfg.source == CLI_SRC_FILE || cfg.source == CLI_SRC_STDIN) &&
-	    read_source(&cfg, &payload) != MOAT_OK)
+	    cli_read_source(&cfg, &payload) != MOAT_OK)
 		goto out;
 	c = moat_client_new();
 	if (!c) {
