@@ -116,11 +116,14 @@ bool coap_opt_find(const struct coap_msg *m, uint16_t num,
 		   struct coap_opt *o)
 {
 	struct coap_opt_iter it;
+	struct coap_opt x;
 	coap_opt_iter_init(&it, m);
-	while (coap_opt_next(&it, o)) {
-		if (o->num == num)
+	while (coap_opt_next(&it, &x)) {
+		if (x.num == num) {
+			*o = x;
 			return true;
-		if (o->num > num)
+		}
+		if (x.num > num)
 			break;
 	}
 	return false;

@@ -155,7 +155,8 @@ struct coap_opt_iter {
 void coap_opt_iter_init(struct coap_opt_iter *it, const struct coap_msg *m);
 /* true with *o set, or false at the end. */
 bool coap_opt_next(struct coap_opt_iter *it, struct coap_opt *o);
-/* The first option num of m: true with *o set, false when absent. */
+/* The first option num of m: true with *o set, false when absent (*o
+ * untouched). */
 bool coap_opt_find(const struct coap_msg *m, uint16_t num,
 		   struct coap_opt *o);
 /* Number of occurrences of option num in m. */

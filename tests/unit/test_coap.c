@@ -67,6 +67,11 @@ static void test_rfc7252_appendix_a_get(void **state)
 	assert_true(coap_opt_find(&m, COAP_OPT_URI_PATH, &o));
 	assert_int_equal(o.len, 11);
 	assert_memory_equal(o.val, "temperature", 11);
+	/* an absent option leaves *o alone */
+	o.num = 99;
+	assert_false(coap_opt_find(&m, COAP_OPT_ETAG, &o));
+	assert_false(coap_opt_find(&m, COAP_OPT_SIZE1, &o));
+	assert_int_equal(o.num, 99);
 	char path[64];
 	assert_int_equal(coap_path_format(&m, path, sizeof(path)), MOAT_OK);
 	assert_string_equal(path, "/temperature");
