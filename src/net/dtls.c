@@ -53,7 +53,10 @@ SSL_CTX *moat_dtls_client_ctx(const struct moat_dtls_client_cfg *cfg,
 	SSL_CTX *ctx = SSL_CTX_new(DTLS_client_method());
 	if (!ctx)
 		return fail(NULL, err, errsz, "cannot create a DTLS context");
-	SSL_CTX_set_app_data(ctx, (void *)(uintptr_t)cfg);
+	/* The callback only reads cfg; OpenSSL's slot is not const. */
+	void *app;
+	memcpy(&app, &cfg, sizeof(app));
+	SSL_CTX_set_app_data(ctx, app);
 	if (!SSL_CTX_set_min_proto_version(ctx, DTLS1_2_VERSION))
 		return fail(ctx, err, errsz, "cannot require DTLS 1.2");
 	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION |
@@ -91,8 +94,12 @@ static int set_peer(SSL *ssl, const struct moat_dtls_client_cfg *cfg)
 	if (cfg->host_is_ip)
 		return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl),
 						     cfg->host);
+	/* SSL_set_tlsext_host_name without its const-dropping cast
+	 * (OpenSSL copies the name). */
 	return SSL_set1_host(ssl, cfg->host) &&
-	       SSL_set_tlsext_host_name(ssl, cfg->host);
+	       SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME,
+			TLSEXT_NAMETYPE_host_name,
+			(void *)(uintptr_t)cfg->host);
 }
 
 static int handshake(SSL *ssl, int fd, uint64_t deadline_ms, char *err,
