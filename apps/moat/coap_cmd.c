@@ -10,8 +10,6 @@
  * Exit status: 0 for a 2.xx answer, 1 for 4.xx/5.xx, 2 for errors and
  * timeouts (and usage errors). */
 #include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -445,33 +443,12 @@ static int io_recv(void *ctx, uint8_t *buf, size_t cap, uint32_t wait_ms,
 	struct transport *t = ctx;
 	int rc = moat_dgram_recv(&t->d, buf, cap, wait_ms, n);
 	t->last_errno = errno;
+	/* Take the signal's byte: the deregistration that follows Ctrl-C
+	 * gets its bounded wait, and a second Ctrl-C cuts it short. */
+	char sig;
+	if (rc == MOAT_ECLOSED)
+		(void)!read(t->d.wake_fd, &sig, 1);
 	return rc;
-}
-
-/* SIGINT/SIGTERM wake the wait through a pipe; the observation then ends
- * with a deregistration. */
-static int sig_pipe[2] = {-1, -1};
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	int saved = errno;
-	(void)!write(sig_pipe[1], "s", 1);
-	errno = saved;
-}
-
-static int catch_signals(void)
-{
-	if (pipe2(sig_pipe, O_NONBLOCK | O_CLOEXEC) < 0)
-		return MOAT_EIO;
-	struct sigaction sa;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	if (sigaction(SIGINT, &sa, NULL) < 0 ||
-	    sigaction(SIGTERM, &sa, NULL) < 0)
-		return MOAT_EIO;
-	return MOAT_OK;
 }
 
 static int open_transport(struct coap_cmd *c, struct transport *t,
@@ -484,7 +461,7 @@ static int open_transport(struct coap_cmd *c, struct transport *t,
 		cli_error(c->cfg, "%s", err);
 		return EXIT_COAP_FAIL;
 	}
-	t->d.wake_fd = sig_pipe[0];
+	t->d.wake_fd = cli_signal_fd(); /* Ctrl-C ends an observation */
 	if (!c->uri.secure)
 		return MOAT_OK;
 	if (o->key && moat_file_check_private(o->key, err, sizeof(err))) {
@@ -533,7 +510,7 @@ static int run(struct coap_cmd *c)
 		if (rc != MOAT_OK)
 			return rc;
 	}
-	if (catch_signals() != MOAT_OK) {
+	if (cli_catch_signals() != MOAT_OK) {
 		cli_error(cfg, "cannot install signal handlers");
 		return EXIT_COAP_FAIL;
 	}

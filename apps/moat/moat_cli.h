@@ -171,6 +171,10 @@ int cli_tty_secret(const char *prompt, char *buf, size_t *len);
 /* -m/-f/-s: read the message from a file or stdin into b (whose max is
  * the limit + 1); MOAT_OK, or an error after a message (pubsub.c). */
 int cli_read_source(const struct cli_cfg *cfg, struct moat_buf *b);
+/* SIGINT and SIGTERM make cli_signal_fd() readable (pubsub.c), so that a
+ * wait can poll it; MOAT_OK or MOAT_EIO. */
+int cli_catch_signals(void);
+int cli_signal_fd(void);
 /* JSON for other commands' output (sub_format.c): a JSON string of
  * UTF-8 v; "key":"text" when v is UTF-8, else "key-base64":"...". */
 int cli_json_str(struct moat_buf *b, struct moat_bytes v);

@@ -42,6 +42,8 @@ struct req_parts {
 	const uint8_t *payload;
 	size_t payload_len;
 	uint32_t wait_ms; /* 0: MAX_TRANSMIT_WAIT */
+	bool plain_only;  /* a separate response with Observe is a
+			   * notification, not the answer (deregistration) */
 };
 
 __attribute__((format(printf, 3, 4))) static int
@@ -148,7 +150,9 @@ static enum verdict classify(struct client *cl, const struct req_parts *p,
 			       ? V_MATCH
 			       : V_IGNORE;
 	}
-	if (!is_response(m) || !token_eq(m, p->token)) {
+	struct coap_opt o;
+	if (!is_response(m) || !token_eq(m, p->token) ||
+	    (p->plain_only && coap_opt_find(m, COAP_OPT_OBSERVE, &o))) {
 		stray(cl, m);
 		return V_IGNORE;
 	}
@@ -454,8 +458,9 @@ static void deregister(struct client *cl)
 	p.observe = COAP_OBSERVE_DEREGISTER;
 	p.keep_token = true;
 	memcpy(p.token, cl->obs_token, COAP_TOKEN_MAX);
+	/* stray() acknowledges the notifications that still come */
 	p.wait_ms = DEREGISTER_WAIT_MS;
-	cl->observing = false;
+	p.plain_only = true; /* notifications still come meanwhile */
 	struct coap_client_cfg cfg = *cl->cfg;
 	cfg.deadline_ms = 0; /* its own bound, even after -W */
 	const struct coap_client_cfg *saved = cl->cfg;

@@ -23,17 +23,8 @@
 
 #include "codec/coap.h"
 #include "codec/coap_uri.h"
+#include "fuzz_util.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                           \
-	do {                                                                  \
-		if (!(cond)) {                                                \
-			fprintf(stderr, "%s:%d: property failed: %s\n",       \
-				__FILE__, __LINE__, #cond);                   \
-			abort();                                              \
-		}                                                             \
-	} while (0)
 
 enum target {
 	T_PARSE,
@@ -43,16 +34,6 @@ enum target {
 	T_OBSERVE,
 	FUZZ_NTARGETS,
 };
-
-static uint8_t *copy_exact(const uint8_t *p, size_t n)
-{
-	uint8_t *h = malloc(n ? n : 1);
-	if (!h)
-		abort();
-	if (n)
-		memcpy(h, p, n);
-	return h;
-}
 
 static void fuzz_parse(const uint8_t *p, size_t n)
 {
@@ -251,7 +232,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 1)
 		return 0;
-	uint8_t *p = copy_exact(data + 1, size - 1);
+	uint8_t *p = fuzz_copy_exact(data + 1, size - 1);
 	size_t n = size - 1;
 	switch (data[0] % FUZZ_NTARGETS) {
 	case T_PARSE:

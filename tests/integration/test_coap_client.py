@@ -16,6 +16,7 @@ import os
 import random
 import resource
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -497,6 +498,28 @@ class Hostile(unittest.TestCase):
                      if m and m[1] == 1 and opt(m[4], OBSERVE) == b"\x01"]
             self.assertEqual(len(dereg), 1)
             self.assertEqual(dereg[0][3], srv.received[0][3])
+
+
+    def test_ctrl_c_ends_observation(self):
+        def handler(srv, addr, m):
+            if opt(m[4], OBSERVE) == b"\x01":
+                return [piggyback(m, payload=b"bye")]
+            return [piggyback(m, opts=[(OBSERVE, uint(5))], payload=b"n0")]
+        with HostileServer(handler) as srv:
+            p = subprocess.Popen([MOAT, "coap", "observe", srv.uri()],
+                                 stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE)
+            deadline = time.monotonic() + 10
+            while not srv.received and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.2)
+            p.send_signal(signal.SIGINT)
+            out, err = p.communicate(timeout=TIMEOUT)
+            self.assertEqual(p.returncode, 0, err)
+            self.assertEqual(out, b"n0\n")
+            dereg = [m for m in srv.received
+                     if m and opt(m[4], OBSERVE) == b"\x01"]
+            self.assertEqual(len(dereg), 1)
 
 
 class Usage(unittest.TestCase):

@@ -16,15 +16,6 @@
 
 #include "test_util.h"
 
-static uint8_t *heap(const void *p, size_t n)
-{
-	uint8_t *h = moat_malloc(n ? n : 1);
-	assert_non_null(h);
-	if (n)
-		memcpy(h, p, n);
-	return h;
-}
-
 /* Parse p[0..n) from an exact heap copy; the result's views are only
  * checked inside the callers while copy is alive, so they get it back. */
 static int parse_copy(const void *p, size_t n, struct coap_msg *m,
