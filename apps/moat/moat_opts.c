@@ -549,9 +549,7 @@ int cli_setup(struct cli_cfg *cfg, enum cli_tool tool, int argc, char **argv)
 	if (rc != MOAT_OK)
 		return rc;
 	if (cfg->help) {
-		if (tool == CLI_COAP)
-			moat_coap_usage(stdout);
-		else
+		if (tool != CLI_COAP) /* coap_cmd.c prints its own */
 			cli_print_usage(stdout, tool);
 		return CLI_EXIT_OK;
 	}
