@@ -125,9 +125,10 @@ OBSERVE, BLOCK2, SIZE2, ECHO = 6, 23, 28, 252
 class HostileServer:
     """A UDP server on a thread; handler(server, addr, msg) -> replies."""
 
-    def __init__(self, handler):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
+    def __init__(self, handler, family=socket.AF_INET):
+        self.sock = socket.socket(family, socket.SOCK_DGRAM)
+        self.host = "127.0.0.1" if family == socket.AF_INET else "[::1]"
+        self.sock.bind((self.host.strip("[]"), 0))
         self.sock.settimeout(0.1)
         self.port = self.sock.getsockname()[1]
         self.handler = handler
@@ -158,7 +159,7 @@ class HostileServer:
         self.sock.close()
 
     def uri(self, path="/x"):
-        return "coap://127.0.0.1:%d%s" % (self.port, path)
+        return "coap://%s:%d%s" % (self.host, self.port, path)
 
 
 def piggyback(m, code=CONTENT, opts=(), payload=b""):
@@ -395,6 +396,22 @@ class Hostile(unittest.TestCase):
             self.assertGreaterEqual(len(srv.received), 1)
             rc, _, err = moat(["get", "--non", "-W", "2", srv.uri()])
             self.assertEqual(rc, 2)
+
+    def test_ipv6_uri_options(self):
+        def handler(srv, addr, m):
+            path = b"/".join(v for n, v in m[4] if n == 11)
+            query = b"&".join(v for n, v in m[4] if n == 15)
+            host = opt(m[4], 3)
+            return [piggyback(m, payload=b"%s|%s|%s" % (path, query,
+                                                          host or b"-"))]
+        try:
+            srv = HostileServer(handler, socket.AF_INET6)
+        except OSError:
+            self.skipTest("no IPv6 loopback")
+        with srv:
+            rc, out, err = moat(["get", "-W", "10",
+                                 srv.uri("/a%2Fb/%7E/c?x=1&y=%26")])
+            self.assertEqual((rc, out), (0, b"a/b/~/c|x=1&y=&|-\n"), err)
 
     def test_nothing_listening(self):
         port = free_udp_pair()
