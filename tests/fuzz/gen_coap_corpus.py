@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Write the seed corpus for fuzz_coap_codec into corpus/coap_codec/.
+"""Write the seed corpora of fuzz_coap_codec (corpus/coap_codec/) and
+fuzz_coap_client (corpus/coap_client/).
 
 The first byte of each file selects the harness entry point (enum target in
 fuzz_coap_codec.c); the rest is that entry point's input.  Re-run after
@@ -67,6 +68,50 @@ SEEDS = {
     "observe": (OBSERVE, b"\xff\xff\xff\x00\x00\x03\x00\x00\x00\x0b"),
 }
 
+# fuzz_coap_client: a request selector byte, then server datagrams, each
+# as a 2-byte length, flags (1: take the request's id and token, 2: make
+# it an ACK) and the bytes (the header and token placeholders are
+# overwritten when flag 1 is set).
+TOK = b"\x00" * 8
+
+
+def dgram(flags, data):
+    return struct.pack(">H", len(data)) + bytes([flags]) + data
+
+
+def resp(code, opts=b"", payload=b"", typ=2):
+    return msg(typ, code, 0, TOK, opts, payload)
+
+
+def block2(num, more, szx=6):
+    v = num << 4 | (8 if more else 0) | szx
+    return bytes([v]) if v < 256 else struct.pack(">H", v)
+
+
+CLIENT_SEEDS = {
+    "get_piggyback": bytes([0]) + dgram(3, resp(0x45, payload=b"22.3 C")),
+    "get_separate": bytes([0]) + dgram(3, msg(2, 0, 0, b"", b""))
+    + dgram(1, resp(0x45, payload=b"later", typ=0)),
+    "get_block2": bytes([0])
+    + b"".join(dgram(3, resp(0x45, opt(23, block2(i, i < 2)),
+                             b"b" * (1024 if i < 2 else 10)))
+               for i in range(3)),
+    "get_echo": bytes([0]) + dgram(3, resp(0x81, opt(252, b"\x01" * 8)))
+    + dgram(3, resp(0x45, payload=b"ok")),
+    "observe": bytes([32]) + dgram(3, resp(0x45, opt(6, b"\x05"), b"n0"))
+    + b"".join(dgram(1, resp(0x45, opt(6, bytes([6 + i])), b"n", typ=1))
+               for i in range(3)),
+    "put_block1": bytes([1 | 3 << 2])
+    + b"".join(dgram(3, resp(0x5f, opt(27, bytes([i << 4 | 8 | 6]))))
+               for i in range(2))
+    + dgram(3, resp(0x44, opt(27, bytes([2 << 4 | 6])))),
+    "post_small": bytes([2 | 1 << 2 | 16]) + dgram(3, resp(0x41)),
+    "get_4_04": bytes([0]) + dgram(3, resp(0x84, payload=b"nope")),
+    "get_rst": bytes([0]) + dgram(1, msg(3, 0, 0)),
+    "get_garbage": bytes([0]) + dgram(0, b"\xff\x00") + dgram(0, b"")
+    + dgram(3, resp(0x45, payload=b"x")),
+}
+
 here = os.path.dirname(os.path.abspath(__file__))
 out = os.path.join(here, "corpus", "coap_codec")
 os.makedirs(out, exist_ok=True)
@@ -74,3 +119,9 @@ for name, (sel, data) in SEEDS.items():
     with open(os.path.join(out, name), "wb") as f:
         f.write(bytes([sel]) + data)
 print(f"wrote {len(SEEDS)} seeds to {out}")
+out = os.path.join(here, "corpus", "coap_client")
+os.makedirs(out, exist_ok=True)
+for name, data in CLIENT_SEEDS.items():
+    with open(os.path.join(out, name), "wb") as f:
+        f.write(data)
+print(f"wrote {len(CLIENT_SEEDS)} seeds to {out}")
