@@ -9,6 +9,7 @@
  *
  * Exit status: 0 for a 2.xx answer, 1 for 4.xx/5.xx, 2 for errors and
  * timeouts (and usage errors). */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -169,11 +170,10 @@ static int hex_key(struct coap_cmd *c, const char *s, size_t n)
 		return MOAT_EINVAL;
 	for (size_t i = 0; i < n; i += 2) {
 		char h[3] = {s[i], s[i + 1], 0};
-		char *end;
-		unsigned long v = strtoul(h, &end, 16);
-		if (*end || h[0] == '+' || h[0] == '-' || h[0] == ' ')
+		if (!isxdigit((unsigned char)h[0]) ||
+		    !isxdigit((unsigned char)h[1]))
 			return MOAT_EINVAL;
-		c->psk[i / 2] = (uint8_t)v;
+		c->psk[i / 2] = (uint8_t)strtoul(h, NULL, 16);
 	}
 	c->psk_len = n / 2;
 	return MOAT_OK;
