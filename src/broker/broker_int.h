@@ -124,6 +124,11 @@ struct moat_tree {
 	uint64_t share_seq; /* shared groups' ids (0 = not shared) */
 	uint64_t retain_seq; /* order of retained changes (persistence) */
 	bool retain_full_logged;
+	/* Retained messages with a Message Expiry, soonest first (sub_tree.c),
+	 * and the soonest deadline (UINT64_MAX: none), read without the lock. */
+	struct moat_tnode **xheap;
+	size_t nx, xcap;
+	_Atomic uint64_t next_retained_expiry;
 };
 
 /* One match result: a session reference (caller unrefs), the QoS, and the
@@ -179,6 +184,10 @@ struct moat_session *moat_tree_share_pick(struct moat_tree *t,
 int moat_tree_retained(struct moat_tree *t, const uint8_t *filter,
 		       size_t flen, size_t max, struct moat_msg ***out,
 		       size_t *n);
+/* Remove retained messages whose Message Expiry has passed at now (a few
+ * dozen per call; cheap when none is due).  Returns how many.  The store
+ * drops them when it loads them next. */
+size_t moat_tree_expire_retained(struct moat_tree *t, uint64_t now);
 
 /* ---- sessions (session.c) ----------------------------------------------- */
 enum moat_inflight_state {
@@ -353,6 +362,7 @@ enum moat_ev_kind {
 	EV_CONN = 1,
 	EV_LISTENER = 2,
 	EV_INBOX = 3,
+	EV_LINGER = 4,
 };
 
 /* Where a CONNECT is in its password check (authq.c). */
@@ -419,6 +429,7 @@ struct moat_conn {
 	uint16_t keepalive; /* seconds; 0 = none */
 	bool tls_write_wants_read; /* SSL_write needs the socket readable */
 	bool ip_counted;           /* counted in the broker's iptab */
+	bool user_counted;         /* counted in the broker's usertab */
 	bool authenticated;        /* username is verified (else anonymous) */
 	bool auth_by_cert;         /* ... by its client certificate */
 	bool auth_ok;              /* the auth thread's verdict (AUTH_DONE) */
@@ -459,6 +470,18 @@ void moat_conn_close(struct moat_conn *c, const char *why);
 void moat_conn_disconnect(struct moat_conn *c, uint8_t reason,
 			  const char *why);
 void moat_conn_free(struct moat_conn *c);
+
+/* Lingering close (linger.c): takes fd (and ssl, the per-address count
+ * when ip_counted, and one from the connection count) and ends it after
+ * writing rest, a FIN, and a bounded wait for the peer's.  false when it
+ * cannot (limits): the caller closes as before. */
+struct moat_linger;
+bool moat__linger_start(struct moat_worker *w, int fd, SSL *ssl,
+			const union moat_sockaddr *addr, bool ip_counted,
+			const uint8_t *rest, size_t restlen);
+void moat__linger_event(struct moat_linger *l, uint32_t events);
+void moat__linger_tick(struct moat_worker *w, uint64_t now);
+void moat__linger_teardown(struct moat_worker *w);
 void moat_conn_on_readable(struct moat_conn *c);
 void moat_conn_on_writable(struct moat_conn *c);
 /* Queue bytes for sending.  MOAT_ELIMIT when the output buffer is at its
@@ -566,6 +589,10 @@ struct moat_worker {
 	size_t nconns;
 	struct moat_conn *dirty; /* connections with output to flush */
 	struct moat_conn *closed; /* to free at the end of the loop turn */
+	struct moat_linger *lingering; /* closing sockets (linger.c) */
+	struct moat_conn *held, *held_tail; /* waiting for an accept token */
+	size_t nheld;
+	size_t nlingering;
 	struct moat_msg **wills;  /* wills to publish at a safe point */
 	size_t nwills, wills_cap;
 
@@ -658,12 +685,12 @@ struct moat_listener {
 };
 
 /* Password checks run by auth threads (authq.c). */
-struct moat_auth_job;
+struct moat_auth_flow;
 struct moat_authq {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	struct moat_auth_job *head, *tail;
-	size_t len;
+	struct moat_auth_flow *flows, *flows_tail; /* round robin */
+	size_t len; /* checks waiting */
 	bool stopping, initialised;
 	pthread_t *threads;
 	unsigned nthreads;
@@ -672,10 +699,11 @@ struct moat_authq {
 int moat_authq_start(struct moat_authq *q, unsigned nthreads);
 void moat_authq_stop(struct moat_authq *q);
 /* Queue a check of user/pw for c (on c's worker, with its security
- * state).  MOAT_ELIMIT when the queue is full. */
+ * state); ip is its address as the login back-off keys it.  MOAT_ELIMIT
+ * when the queue is full. */
 int moat_authq_submit(struct moat_authq *q, struct moat_conn *c,
-		      const uint8_t *user, size_t ulen, const uint8_t *pw,
-		      size_t pwlen);
+		      const char *ip, const uint8_t *user, size_t ulen,
+		      const uint8_t *pw, size_t pwlen);
 
 struct moat_broker {
 	struct moat_authq authq;
@@ -684,7 +712,8 @@ struct moat_broker {
 	struct moat_security *sec; /* the newest; guarded by sec_lock */
 	atomic_uint_fast64_t sec_gen;
 	struct moat_guard guard;
-	struct moat_iptab iptab;
+	struct moat_iptab iptab;   /* connections not yet authenticated */
+	struct moat_iptab usertab; /* authenticated connections per user */
 	uint64_t memory_auto; /* the budget when memory_limit is 0 */
 	struct moat_listener *listeners;
 	size_t nlisteners;
@@ -718,6 +747,10 @@ void moat__worker_sync_security(struct moat_worker *w);
  * MOAT_OK (c->username set when verified), MOAT_EAGAIN when back-off
  * parked the connection (the CONNECT stays buffered), or MOAT_EDENIED
  * with *v3rc, *v5rc and *why for the refusal. */
+/* Close the connections still held for an accept token (teardown). */
+void moat__worker_drop_held(struct moat_worker *w);
+/* An authenticated connection leaves the per-user count (at close). */
+void moat__uncount_user(struct moat_conn *c);
 int moat__authenticate(struct moat_conn *c, const struct moat_mqtt_connect *cn,
 		       const uint8_t *id, size_t idlen, uint8_t *v3rc,
 		       uint8_t *v5rc, const char **why);

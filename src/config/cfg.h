@@ -77,6 +77,8 @@ struct moat_config {
 	uint64_t auth_backoff_initial_ms;
 	uint64_t auth_backoff_max_ms;
 	uint64_t max_connections_per_ip;
+	uint64_t max_connections_per_user;
+	uint64_t auth_rate_per_ip;       /* checks/s of a failing address */
 	uint64_t max_accept_rate_per_ip; /* per second, 0 = no limit */
 	bool limit_loopback;             /* per-IP limits for loopback too */
 	uint64_t max_publish_rate;       /* per client per second, 0 = none */
@@ -96,6 +98,7 @@ struct moat_config {
 	uint64_t max_topic_length;
 	uint64_t max_topic_levels;
 	uint64_t max_keepalive;       /* seconds */
+	bool strict_keepalive;        /* refuse 3.x keep-alive 0 / > max */
 	uint64_t connect_timeout;     /* seconds */
 	uint64_t output_buffer_size;  /* per connection, soft limit */
 	uint64_t sys_interval;        /* seconds, 0 = $SYS off */
