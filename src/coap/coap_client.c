@@ -11,6 +11,8 @@
 #define ECHO_MAX 40   /* RFC 9175 §2.2.1 */
 #define ECHO_TRIES 2  /* 4.01 + Echo answered at most twice in a row */
 #define DEREGISTER_WAIT_MS 3000u
+#define MAX_AGE_DEFAULT 60u	 /* s, RFC 7252 §5.10.5 */
+#define FRESHNESS_SLACK_MS 2000u /* beyond Max-Age before re-registering */
 
 struct client {
 	const struct coap_io *io;
@@ -24,6 +26,7 @@ struct client {
 	size_t echo_len;
 	uint8_t obs_token[COAP_TOKEN_MAX];
 	bool observing; /* notifications with obs_token are ours */
+	bool lost;	/* a re-registration got no answer */
 	char *err;
 	size_t errsz;
 };
@@ -377,6 +380,22 @@ static int upload(struct client *cl, struct coap_msg *m)
 	}
 }
 
+/* GET with Observe: value and the observation's token (RFC 7641 §3.1,
+ * §3.3.1, §3.6: the same options as the registration). */
+static void observe_parts(struct client *cl, struct req_parts *p,
+			  int32_t value)
+{
+	parts_init(cl, p);
+	p->observe = value;
+	p->keep_token = true;
+	memcpy(p->token, cl->obs_token, COAP_TOKEN_MAX);
+	/* Early negotiation of a smaller block size (RFC 7959 §2.4). */
+	if (cl->cfg->block_szx < COAP_BLOCK_SZX_MAX) {
+		p->has_block2 = true;
+		p->b2 = (struct coap_block){0, false, cl->cfg->block_szx};
+	}
+}
+
 /* The first response to the request (after an upload, if any). */
 static int first_response(struct client *cl, struct req_parts *p,
 			  struct coap_msg *m)
@@ -384,17 +403,16 @@ static int first_response(struct client *cl, struct req_parts *p,
 	const struct coap_request *rq = cl->rq;
 	if (rq->payload_len > coap_block_size(cl->cfg->block_szx))
 		return upload(cl, m);
+	if (rq->observe) {
+		if (coap_token_new(cl->obs_token, COAP_TOKEN_MAX) != MOAT_OK)
+			return fail(cl, MOAT_EIO, "no random numbers");
+		observe_parts(cl, p, COAP_OBSERVE_REGISTER);
+		return request(cl, p, m);
+	}
 	parts_init(cl, p);
 	p->with_cf = rq->payload_len > 0;
 	p->payload = rq->payload;
 	p->payload_len = rq->payload_len;
-	if (rq->observe) {
-		p->observe = COAP_OBSERVE_REGISTER;
-		p->keep_token = true;
-		if (coap_token_new(p->token, COAP_TOKEN_MAX) != MOAT_OK)
-			return fail(cl, MOAT_EIO, "no random numbers");
-		memcpy(cl->obs_token, p->token, COAP_TOKEN_MAX);
-	}
 	/* Early negotiation of a smaller block size (§2.4). */
 	if (cl->cfg->block_szx < COAP_BLOCK_SZX_MAX &&
 	    rq->method == COAP_GET) {
@@ -404,42 +422,77 @@ static int first_response(struct client *cl, struct req_parts *p,
 	return request(cl, p, m);
 }
 
+/* When the data of m stops being fresh: its Max-Age (60 s when absent)
+ * and some slack from now. */
+static uint64_t fresh_until(const struct coap_msg *m)
+{
+	uint32_t max_age = MAX_AGE_DEFAULT;
+	(void)coap_opt_uint(m, COAP_OPT_MAX_AGE, 4, &max_age);
+	return moat_now_ms() + (uint64_t)max_age * 1000u + FRESHNESS_SLACK_MS;
+}
+
+/* The next notification into m: MOAT_OK; MOAT_DECLINED when m is the
+ * answer to a re-registration (§3.3.1: the Max-Age of the last one ran
+ * out and nothing new came); else the end (deadline, stop, no answer). */
+static int next_notification(struct client *cl, uint64_t fresh,
+			     struct coap_msg *m)
+{
+	for (;;) {
+		uint64_t deadline = cl->cfg->deadline_ms ? cl->cfg->deadline_ms
+							 : UINT64_MAX;
+		int rc = receive(cl, MOAT_MIN(deadline, fresh), m);
+		if (rc == MOAT_EAGAIN && moat_now_ms() < deadline) {
+			struct req_parts p;
+			observe_parts(cl, &p, COAP_OBSERVE_REGISTER);
+			rc = request(cl, &p, m);
+			cl->lost = rc == MOAT_EAGAIN &&
+				   moat_now_ms() < deadline;
+			return rc == MOAT_OK ? MOAT_DECLINED : rc;
+		}
+		if (rc != MOAT_OK)
+			return rc;
+		if (m->type == COAP_ACK || m->type == COAP_RST ||
+		    !is_response(m) || !token_eq(m, cl->obs_token)) {
+			stray(cl, m);
+			continue;
+		}
+		uint16_t bad;
+		if (coap_opts_check(m, &bad) != MOAT_OK) {
+			send_empty(cl, COAP_RST, m->mid);
+			continue;
+		}
+		if (m->type == COAP_CON)
+			send_empty(cl, COAP_ACK, m->mid);
+		return MOAT_OK;
+	}
+}
+
 /* Notifications until cb says stop, the server ends the observation, the
  * deadline or the transport's stop (RFC 7641 §3.3, §3.4). */
-static int observe_loop(struct client *cl, uint32_t seq, coap_response_cb cb,
-			void *arg)
+static int observe_loop(struct client *cl, uint32_t seq, uint64_t fresh,
+			coap_response_cb cb, void *arg)
 {
 	uint64_t seq_t = moat_now_ms();
 	cl->observing = true;
 	for (;;) {
 		struct coap_msg m;
-		uint64_t until = cl->cfg->deadline_ms ? cl->cfg->deadline_ms
-						      : UINT64_MAX;
-		int rc = receive(cl, until, &m);
-		if (rc != MOAT_OK)
+		int rc = next_notification(cl, fresh, &m);
+		bool reregistered = rc == MOAT_DECLINED;
+		if (rc != MOAT_OK && !reregistered)
 			return rc;
-		if (m.type == COAP_ACK || m.type == COAP_RST ||
-		    !is_response(&m) || !token_eq(&m, cl->obs_token)) {
-			stray(cl, &m);
-			continue;
-		}
-		uint16_t bad;
-		if (coap_opts_check(&m, &bad) != MOAT_OK) {
-			send_empty(cl, COAP_RST, m.mid);
-			continue;
-		}
-		if (m.type == COAP_CON)
-			send_empty(cl, COAP_ACK, m.mid);
 		uint32_t v;
 		bool has_obs = coap_opt_uint(&m, COAP_OPT_OBSERVE, 3, &v) ==
 			       MOAT_OK;
 		uint64_t t = moat_now_ms();
-		if (has_obs && !coap_observe_newer(seq, seq_t, v, t))
+		/* A re-registration starts the order afresh. */
+		if (has_obs && !reregistered &&
+		    !coap_observe_newer(seq, seq_t, v, t))
 			continue; /* reordered: older than what we showed */
 		if (has_obs) {
 			seq = v;
 			seq_t = t;
 		}
+		fresh = fresh_until(&m);
 		rc = deliver(cl, &m, cb, arg);
 		/* A notification without Observe or with an error code
 		 * ends the observation (§3.2, §4.2). */
@@ -454,10 +507,7 @@ static void deregister(struct client *cl)
 {
 	struct req_parts p;
 	struct coap_msg m;
-	parts_init(cl, &p);
-	p.observe = COAP_OBSERVE_DEREGISTER;
-	p.keep_token = true;
-	memcpy(p.token, cl->obs_token, COAP_TOKEN_MAX);
+	observe_parts(cl, &p, COAP_OBSERVE_DEREGISTER);
 	/* stray() acknowledges the notifications that still come */
 	p.wait_ms = DEREGISTER_WAIT_MS;
 	p.plain_only = true; /* notifications still come meanwhile */
@@ -508,12 +558,15 @@ int coap_client_run(const struct coap_io *io,
 			  coap_opt_uint(&m, COAP_OPT_OBSERVE, 3, &seq) ==
 				  MOAT_OK;
 	cl.observing = registered;
+	uint64_t fresh = fresh_until(&m);
 	rc = deliver(&cl, &m, cb, arg);
 	if (rc == MOAT_OK && registered)
-		rc = observe_loop(&cl, seq, cb, arg);
+		rc = observe_loop(&cl, seq, fresh, cb, arg);
 	if (registered) {
-		/* -W and Ctrl-C end an observation normally. */
-		if (rc == MOAT_ECLOSED || rc == MOAT_EAGAIN || rc == MOAT_DECLINED)
+		/* -W and Ctrl-C end an observation normally; a server that
+		 * stopped answering does not. */
+		if (rc == MOAT_ECLOSED || rc == MOAT_DECLINED ||
+		    (rc == MOAT_EAGAIN && !cl.lost))
 			rc = MOAT_OK;
 		deregister(&cl);
 	}

@@ -119,7 +119,7 @@ def opt(opts, num):
 
 CON, NON, ACK, RST = range(4)
 CONTENT, UNAUTHORIZED = 0x45, 0x81
-OBSERVE, BLOCK2, SIZE2, ECHO = 6, 23, 28, 252
+OBSERVE, MAX_AGE, BLOCK2, SIZE2, ECHO = 6, 14, 23, 28, 252
 
 
 class HostileServer:
@@ -516,6 +516,36 @@ class Hostile(unittest.TestCase):
             self.assertEqual(len(dereg), 1)
             self.assertEqual(dereg[0][3], srv.received[0][3])
 
+
+    def test_observe_reregisters_after_max_age(self):
+        state = {"seq": 0}
+
+        def handler(srv, addr, m):
+            if opt(m[4], OBSERVE) == b"\x01":
+                return [piggyback(m, payload=b"bye")]
+            state["seq"] += 1  # a fresh registration each time, no
+            return [piggyback(m, opts=[(OBSERVE, uint(state["seq"])),
+                                       (MAX_AGE, uint(1))],
+                              payload=b"r%d" % state["seq"])]
+        with HostileServer(handler) as srv:
+            rc, out, err = moat(["observe", "-C", "3", "-W", "30",
+                                 srv.uri()])
+            self.assertEqual(rc, 0, err)
+            self.assertEqual(out.split(), [b"r1", b"r2", b"r3"])
+            regs = [m for m in srv.received
+                    if m and opt(m[4], OBSERVE) == b""]
+            self.assertEqual(len(regs), 3)
+            self.assertEqual(len({m[3] for m in regs}), 1)  # one token
+
+    def test_observe_server_gone(self):
+        def handler(srv, addr, m):
+            if srv.received and len(srv.received) > 1:
+                return []  # answers the registration, then nothing
+            return [piggyback(m, opts=[(OBSERVE, uint(1)),
+                                       (MAX_AGE, uint(1))], payload=b"r")]
+        with HostileServer(handler) as srv:
+            rc, out, err = moat(["observe", "-W", "4", srv.uri()])
+            self.assertEqual((rc, out), (0, b"r\n"), err)  # -W ends it
 
     def test_ctrl_c_ends_observation(self):
         def handler(srv, addr, m):
