@@ -207,6 +207,18 @@ struct moat_qitem {
 	bool retain;
 };
 
+/* A session queue's deadlines: a min-heap by at_ms (session_queue.c). */
+struct moat_qexp_entry {
+	uint64_t at_ms; /* moat_msg.expiry_ms */
+	uint64_t seq;	/* the sequence number of its slot */
+};
+
+struct moat_qexp {
+	uint32_t n, cap;
+	uint32_t live; /* entries whose message is still queued */
+	struct moat_qexp_entry e[];
+};
+
 struct moat_sub_entry {
 	char *filter; /* without any $share/NAME/ prefix */
 	uint16_t len;
@@ -253,8 +265,15 @@ struct moat_session {
 	 * when the head is that old. */
 	uint64_t id_issue;
 
-	struct moat_qitem *queue; /* ring buffer of waiting messages */
-	uint32_t qhead, qlen, qcap;
+	/* Messages waiting for the window (session_queue.c): a ring of
+	 * qcap slots, qused of them from qhead in use, qlen of those holding
+	 * a message (the others are holes left by expired ones); qseq
+	 * numbers the slot at qhead; qexp: the deadlines of those that can
+	 * expire (NULL when none). */
+	struct moat_qitem *queue;
+	uint32_t qhead, qused, qlen, qcap;
+	uint64_t qseq;
+	struct moat_qexp *qexp;
 	size_t queued_bytes;
 	uint64_t dropped;     /* messages dropped for limits */
 
@@ -276,6 +295,23 @@ struct moat_session {
 	 * readable by other workers, which record deliveries to it. */
 	atomic_bool stored;
 };
+
+/* The queue (session_queue.c).  Append a message (MOAT_OK, or
+ * MOAT_ENOMEM); the limits are the caller's. */
+int moat__squeue_push(struct moat_session *s, struct moat_msg *m, uint8_t qos,
+		      bool retain, uint64_t share, uint64_t did);
+/* The first message waiting, NULL when none. */
+const struct moat_qitem *moat__squeue_head(struct moat_session *s);
+/* Take the first message out (the caller owns its reference); false when
+ * the queue is empty. */
+bool moat__squeue_pop(struct moat_session *s, struct moat_qitem *out);
+/* Drop the messages expired by now (and their stored deliveries);
+ * O(log n) per message dropped.  Returns how many. */
+size_t moat__squeue_purge(struct moat_session *s, uint64_t now);
+/* Forget the slots of an empty queue. */
+void moat__squeue_reset(struct moat_session *s);
+/* Free the memory of an empty queue. */
+void moat__squeue_free(struct moat_session *s);
 
 /* A new session owned by owner (a verified user name, NULL = anonymous),
  * with the worker table's reference; NULL when out of memory. */

@@ -62,19 +62,6 @@ void moat_session_unref(struct moat_session **sp)
 	moat_free(s);
 }
 
-static struct moat_qitem *queue_at(struct moat_session *s, size_t i)
-{
-	return &s->queue[(s->qhead + i) % s->qcap];
-}
-
-static void queue_pop(struct moat_session *s, struct moat_qitem *out)
-{
-	*out = *queue_at(s, 0);
-	s->qhead = (s->qhead + 1) % s->qcap;
-	s->qlen--;
-	s->queued_bytes -= moat_msg_size(out->msg);
-}
-
 /* ---- the outgoing in-flight window: a ring in send order ---- */
 
 static struct moat_inflight *inflight_at(struct moat_session *s, size_t i)
@@ -216,14 +203,13 @@ void moat_session_destroy(struct moat_session *s)
 	}
 	s->ninflight = 0;
 	moat_session_trim(s);
-	while (s->qlen) {
-		struct moat_qitem it;
-		queue_pop(s, &it);
+	struct moat_qitem it;
+	while (moat__squeue_pop(s, &it)) {
 		if (hand_over && it.share)
 			moat__share_redeliver(s, it.msg, it.share);
 		moat_msg_unref(&it.msg);
 	}
-	MOAT_FREE(s->queue);
+	moat__squeue_free(s);
 	MOAT_FREE(s->qos2_in);
 	moat_worker_remove_session(s->home, s);
 	MOAT_STAT_SUB(b, sessions, 1);
@@ -325,64 +311,16 @@ static int send_now(struct moat_session *s, struct moat_msg *m, uint8_t qos,
 	return MOAT_OK;
 }
 
-/* Drop expired messages from the queue, keeping the order of the rest. */
-static void purge_expired(struct moat_session *s)
-{
-	uint64_t now = s->home->now_ms;
-	size_t kept = 0, n = s->qlen;
-	for (size_t i = 0; i < n; i++) {
-		struct moat_qitem it = *queue_at(s, i);
-		if (moat_msg_expired(it.msg, now)) {
-			s->queued_bytes -= moat_msg_size(it.msg);
-			forget_did(s, it.did, it.msg);
-			moat_msg_unref(&it.msg);
-			continue;
-		}
-		*queue_at(s, kept++) = it;
-	}
-	s->qlen = (uint32_t)kept;
-}
-
-static bool queue_grow(struct moat_session *s)
-{
-	size_t cap = s->qcap ? s->qcap * 2 : 16;
-	struct moat_qitem *v = moat_malloc(cap * sizeof(*v));
-	if (!v)
-		return false;
-	for (size_t i = 0; i < s->qlen; i++)
-		v[i] = *queue_at(s, i);
-	moat_free(s->queue);
-	s->queue = v;
-	s->qcap = (uint32_t)cap; /* <= 2 x max_queued_messages */
-	s->qhead = 0;
-	return true;
-}
-
-/* Append to the queue (growing it); MOAT_ENOMEM when it cannot grow. */
-static int queue_push(struct moat_session *s, struct moat_msg *m, uint8_t qos,
-		      bool retain, uint64_t share, uint64_t did)
-{
-	if (s->qlen == s->qcap && !queue_grow(s))
-		return MOAT_ENOMEM;
-	struct moat_qitem *it = &s->queue[(s->qhead + s->qlen) % s->qcap];
-	it->msg = moat_msg_ref(m);
-	it->qos = qos;
-	it->retain = retain;
-	it->share = share;
-	it->did = did;
-	s->qlen++;
-	s->queued_bytes += moat_msg_size(m);
-	return MOAT_OK;
-}
-
 static void enqueue(struct moat_session *s, struct moat_msg *m, uint8_t qos,
 		    bool retain, uint64_t share, uint64_t did)
 {
 	const struct moat_config *cfg = s->home->cfg;
+	/* Expired ones make room [MQTT-3.3.2-5]: O(1) when none has
+	 * expired (no scan of a full queue for every message). */
 	if (s->qlen >= cfg->max_queued_messages ||
 	    (cfg->max_queued_bytes &&
 	     s->queued_bytes + moat_msg_size(m) > cfg->max_queued_bytes))
-		purge_expired(s); /* expired ones make room [MQTT-3.3.2-5] */
+		moat__squeue_purge(s, s->home->now_ms);
 	if (s->qlen >= cfg->max_queued_messages) {
 		note_drop(s, "queue full (max_queued_messages)");
 		forget_did(s, did, m);
@@ -394,7 +332,7 @@ static void enqueue(struct moat_session *s, struct moat_msg *m, uint8_t qos,
 		forget_did(s, did, m);
 		return;
 	}
-	if (queue_push(s, m, qos, retain, share, did) != MOAT_OK) {
+	if (moat__squeue_push(s, m, qos, retain, share, did) != MOAT_OK) {
 		note_drop(s, "out of memory for the queue");
 		forget_did(s, did, m);
 	}
@@ -605,12 +543,13 @@ void moat_session_pump(struct moat_session *s)
 			return;
 		}
 	}
-	while (s->qlen && s->conn && moat_conn_can_send(s->conn)) {
-		struct moat_qitem *head = queue_at(s, 0);
+	const struct moat_qitem *head;
+	while (s->conn && moat_conn_can_send(s->conn) &&
+	       (head = moat__squeue_head(s))) {
 		if (head->qos && !window_open(s))
 			break;
 		struct moat_qitem it;
-		queue_pop(s, &it);
+		moat__squeue_pop(s, &it);
 		int rc = send_now(s, it.msg, it.qos, it.retain, it.share,
 				  it.did);
 		moat_msg_unref(&it.msg);
@@ -810,5 +749,5 @@ int moat__session_restore_delivery(struct moat_session *s, struct moat_msg *m,
 		/* Only its PUBREL was left, and the window (made smaller
 		 * since?) has no room: the row goes. */
 		return MOAT_ENOTFOUND;
-	return queue_push(s, m, qos, retain, share, did);
+	return moat__squeue_push(s, m, qos, retain, share, did);
 }
