@@ -546,6 +546,12 @@ static void publish_some(struct engine *e, struct bench_pub *p)
 	uint64_t n = pub_allowed(e, p);
 	if (!n)
 		return;
+	if (e->cfg->unbatched) {
+		/* Whatever is still waiting goes first; then one each. */
+		if (bench_buf_used(&c->out))
+			return; /* flush_conn wakes p when the socket took it */
+		n = 1;
+	}
 	size_t room = c->out.cap - bench_buf_used(&c->out);
 	if (room < p->tmpl_len && !bench_buf_used(&c->out))
 		room = p->tmpl_len; /* an empty buffer grows for one */
@@ -580,6 +586,8 @@ static void publish_some(struct engine *e, struct bench_pub *p)
 	mark_dirty(e, c);
 }
 
+static void flush_dirty(struct engine *e);
+
 /* Rate mode: hand out the messages due by now, round-robin. */
 static void schedule(struct engine *e)
 {
@@ -611,6 +619,10 @@ static void run_publishers(struct engine *e)
 		list = p->ready_next;
 		p->ready = false;
 		publish_some(e, p);
+		/* Unbatched: this message is written now, on its own
+		 * (flushing wakes p again for the next one). */
+		if (e->cfg->unbatched)
+			flush_dirty(e);
 	}
 }
 
