@@ -311,27 +311,37 @@ static int send_now(struct moat_session *s, struct moat_msg *m, uint8_t qos,
 	return MOAT_OK;
 }
 
+/* Is there room in the queue for m?  Else it is dropped and counted
+ * (with its stored delivery, if any).  Expired messages make room
+ * [MQTT-3.3.2-5]; that costs O(1) while none has expired: a full queue
+ * is not scanned for every message. */
+static bool queue_room(struct moat_session *s, struct moat_msg *m,
+		       uint64_t did)
+{
+	const struct moat_config *cfg = s->home->cfg;
+	size_t size = moat_msg_size(m);
+	bool bytes_full = cfg->max_queued_bytes &&
+			  s->queued_bytes + size > cfg->max_queued_bytes;
+	if (s->qlen >= cfg->max_queued_messages || bytes_full) {
+		moat__squeue_purge(s, s->home->now_ms);
+		bytes_full = cfg->max_queued_bytes &&
+			     s->queued_bytes + size > cfg->max_queued_bytes;
+	}
+	const char *why = s->qlen >= cfg->max_queued_messages
+				  ? "queue full (max_queued_messages)"
+			  : bytes_full ? "queue full (max_queued_bytes)"
+				       : NULL;
+	if (!why)
+		return true;
+	note_drop(s, why);
+	forget_did(s, did, m);
+	return false;
+}
+
+/* Queue m (queue_room said yes). */
 static void enqueue(struct moat_session *s, struct moat_msg *m, uint8_t qos,
 		    bool retain, uint64_t share, uint64_t did)
 {
-	const struct moat_config *cfg = s->home->cfg;
-	/* Expired ones make room [MQTT-3.3.2-5]: O(1) when none has
-	 * expired (no scan of a full queue for every message). */
-	if (s->qlen >= cfg->max_queued_messages ||
-	    (cfg->max_queued_bytes &&
-	     s->queued_bytes + moat_msg_size(m) > cfg->max_queued_bytes))
-		moat__squeue_purge(s, s->home->now_ms);
-	if (s->qlen >= cfg->max_queued_messages) {
-		note_drop(s, "queue full (max_queued_messages)");
-		forget_did(s, did, m);
-		return;
-	}
-	if (cfg->max_queued_bytes &&
-	    s->queued_bytes + moat_msg_size(m) > cfg->max_queued_bytes) {
-		note_drop(s, "queue full (max_queued_bytes)");
-		forget_did(s, did, m);
-		return;
-	}
 	if (moat__squeue_push(s, m, qos, retain, share, did) != MOAT_OK) {
 		note_drop(s, "out of memory for the queue");
 		forget_did(s, did, m);
@@ -383,6 +393,12 @@ static void deliver(struct moat_session *s, struct moat_msg *m, uint8_t qos,
 		if (s->dead)
 			return;
 	}
+	/* Offline, or behind others: queued.  A message the full queue
+	 * drops is dropped now, before anything is recorded for it. */
+	bool direct = s->conn && !s->qlen && moat_conn_can_send(s->conn) &&
+		      (qos == 0 || window_open(s));
+	if (!direct && (qos || s->conn) && !queue_room(s, m, did))
+		return;
 	if (qos && !did)
 		did = moat__store_delivery(s->home, s, m, qos, retain);
 	else if (did && retain) /* recorded by the router without it (RAP) */
@@ -397,8 +413,7 @@ static void deliver(struct moat_session *s, struct moat_msg *m, uint8_t qos,
 		return;
 	}
 	/* Keep order: nothing overtakes what is already queued. */
-	if (!s->qlen && moat_conn_can_send(s->conn) &&
-	    (qos == 0 || window_open(s))) {
+	if (direct) {
 		if (send_now(s, m, qos, retain, share, did) != MOAT_OK)
 			moat_conn_close(s->conn, "output buffer overflow");
 		return;
@@ -481,10 +496,13 @@ void moat_session_fire_will(struct moat_session *s)
 
 /* Re-send the next in-flight message not yet sent on this connection:
  * PUBLISH with DUP [MQTT-4.4.0-1] [MQTT-3.3.1-1], or PUBREL.  Returns
- * MOAT_OK, MOAT_ENOTFOUND when none is left, or an error. */
+ * MOAT_OK, MOAT_ENOTFOUND when none is left, or an error.  The entries
+ * sent on this connection are the first nsent (resends go in order, new
+ * ones only when all are sent, and removal keeps the order): the search
+ * starts there, so a resume costs O(window), not O(window^2). */
 static int resend_next(struct moat_session *s)
 {
-	for (size_t i = 0; i < s->ninflight; i++) {
+	for (size_t i = s->nsent; i < s->ninflight; i++) {
 		struct moat_inflight *f = inflight_at(s, i);
 		int rc;
 		if (f->sent)
