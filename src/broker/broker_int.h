@@ -315,6 +315,9 @@ void moat__squeue_free(struct moat_session *s);
 
 /* A new session owned by owner (a verified user name, NULL = anonymous),
  * with the worker table's reference; NULL when out of memory. */
+/* Are messages waiting for the session's in-flight window (and nothing
+ * else)? */
+bool moat_session_window_starved(const struct moat_session *s);
 struct moat_session *moat_session_new(struct moat_worker *w,
 				      const uint8_t *client_id, size_t len,
 				      uint32_t expiry_s, const char *owner);
@@ -461,6 +464,7 @@ struct moat_conn {
 	bool epollout;    /* EPOLLOUT armed */
 	bool reading;     /* EPOLLIN armed (off under back-pressure) */
 	bool dirty;       /* on the worker's flush list */
+	bool starved;     /* on the worker's starved list (worker.c) */
 	bool will_discard; /* DISCONNECT received */
 	bool problem_info;          /* client wants reason strings */
 	struct moat_session *session;
@@ -479,6 +483,10 @@ struct moat_conn *moat_conn_new(struct moat_worker *w, int fd,
 /* An address as "addr:port" (peer, for logs) and "addr" (ip, for the
  * per-address tables), each MOAT_PEER_STRLEN bytes; true for loopback. */
 #define MOAT_PEER_STRLEN 64
+/* Window-starved subscribers a worker reads between events, and after
+ * how many events or messages routed (worker.c). */
+#define MOAT_STARVED_MAX 8
+#define MOAT_STARVED_EVERY 32
 bool moat__format_addr(const union moat_sockaddr *a, char *peer, char *ip);
 /* c's peer "addr:port" / "addr", formatted into buf (MOAT_PEER_STRLEN). */
 const char *moat_conn_peer(const struct moat_conn *c, char *buf);
@@ -602,6 +610,11 @@ struct moat_worker {
 	size_t nconns;
 	struct moat_conn *dirty; /* connections with output to flush */
 	struct moat_conn *closed; /* to free at the end of the loop turn */
+	/* Subscribers whose messages wait for their in-flight window
+	 * (worker.c): read between events, not once per loop turn. */
+	struct moat_conn *starved[MOAT_STARVED_MAX];
+	uint32_t nstarved;
+	uint32_t starved_events, starved_routed; /* since they were read */
 	struct moat_msg **wills;  /* wills to publish at a safe point */
 	size_t nwills, wills_cap;
 
@@ -649,6 +662,10 @@ void moat_worker_defer_will(struct moat_worker *w, struct moat_msg *m);
 /* Route a message from this worker to every matching session (and the
  * retained store when m->retain). */
 void moat_worker_route(struct moat_worker *w, struct moat_msg *m);
+/* c's session has messages waiting for its in-flight window: read c
+ * every few events of a loop turn (its acknowledgements open the window)
+ * rather than once per turn.  A few connections at a time. */
+void moat__worker_watch_starved(struct moat_worker *w, struct moat_conn *c);
 void moat_worker_mark_dirty(struct moat_worker *w, struct moat_conn *c);
 /* Post an item to another worker's inbox (takes the item's references).
  * MOAT_ENOMEM when the inbox could not grow: the item was released (an

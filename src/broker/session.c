@@ -311,6 +311,25 @@ static int send_now(struct moat_session *s, struct moat_msg *m, uint8_t qos,
 	return MOAT_OK;
 }
 
+/* The outgoing window: ours, and the client's Receive Maximum (v5), which
+ * counts what is outstanding on this connection [MQTT-3.3.4-9]. */
+static size_t window_size(const struct moat_session *s)
+{
+	size_t max = (size_t)s->home->cfg->max_inflight_messages;
+	if (s->conn && s->conn->client_receive_max < max)
+		max = s->conn->client_receive_max;
+	return max;
+}
+
+static bool window_open(const struct moat_session *s)
+{
+	/* ninflight is also bounded by the array (max_inflight_messages);
+	 * entries not yet re-sent after a resume go first. */
+	return s->nsent < window_size(s) &&
+	       s->ninflight < s->home->cfg->max_inflight_messages &&
+	       s->nsent == s->ninflight;
+}
+
 /* Is there room in the queue for m?  Else it is dropped and counted
  * (with its stored delivery, if any).  Expired messages make room
  * [MQTT-3.3.2-5]; that costs O(1) while none has expired: a full queue
@@ -338,33 +357,25 @@ static bool queue_room(struct moat_session *s, struct moat_msg *m,
 	return false;
 }
 
+bool moat_session_window_starved(const struct moat_session *s)
+{
+	return s->conn && s->qlen && s->nsent == s->ninflight &&
+	       !window_open(s);
+}
+
 /* Queue m (queue_room said yes). */
 static void enqueue(struct moat_session *s, struct moat_msg *m, uint8_t qos,
 		    bool retain, uint64_t share, uint64_t did)
 {
+	/* Waiting for acknowledgements of a connected client: those are
+	 * read between the worker's events, so that a full window does not
+	 * wait for a whole loop turn to open again. */
+	if (s->conn && !s->conn->starved && qos && !window_open(s))
+		moat__worker_watch_starved(s->home, s->conn);
 	if (moat__squeue_push(s, m, qos, retain, share, did) != MOAT_OK) {
 		note_drop(s, "out of memory for the queue");
 		forget_did(s, did, m);
 	}
-}
-
-/* The outgoing window: ours, and the client's Receive Maximum (v5), which
- * counts what is outstanding on this connection [MQTT-3.3.4-9]. */
-static size_t window_size(const struct moat_session *s)
-{
-	size_t max = (size_t)s->home->cfg->max_inflight_messages;
-	if (s->conn && s->conn->client_receive_max < max)
-		max = s->conn->client_receive_max;
-	return max;
-}
-
-static bool window_open(const struct moat_session *s)
-{
-	/* ninflight is also bounded by the array (max_inflight_messages);
-	 * entries not yet re-sent after a resume go first. */
-	return s->nsent < window_size(s) &&
-	       s->ninflight < s->home->cfg->max_inflight_messages &&
-	       s->nsent == s->ninflight;
 }
 
 /* The shared group of a stored delivery, by name and filter (group ids
