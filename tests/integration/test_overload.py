@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from moat_harness import cid_on  # noqa: E402
 from moat_harness import password_file_text  # noqa: E402
 from test_mqtt5 import (MESSAGE_EXPIRY, NOPROPS, V5TestCase,  # noqa: E402
-                        p_u32, props)
+                        p_u32, props, publish5)
 
 ADMIN, ADMIN_PW = "sys-admin", "Sy5#Adm1n!Watch8"
 WAIT = 15.0
@@ -127,6 +127,37 @@ class FullQueueTests(V5TestCase):
         got = [sub.next_publish()["payload"] for _ in range(3)]
         self.assertEqual(got, [b"m0", b"m1", b"last"])
         self.assertEqual(sub.quiet(), [])
+
+
+class StarvedSubscriberTests(V5TestCase):
+    # A window of 2 and a queue that never fills: the subscriber's
+    # acknowledgements are read between the publishers' events (worker.c,
+    # visit_starved); nothing may be lost, duplicated or reordered.
+    broker_config = ("mqtt5 true\nmax_inflight_messages 2\n"
+                     "max_queued_messages 100000\n")
+
+    def test_many_publishers_into_a_small_window(self):
+        topic = "starve/" + self.tag
+        sub = self.client(cid_on(self.uid("sub"), 0))
+        self.assertEqual(sub.subscribe([(topic + "/#", 1)]), [1])
+        npub, each = 40, 25
+        pubs = [self.client(cid_on(self.uid("pub"), k % 2))
+                for k in range(npub)]
+        for k, p in enumerate(pubs):  # all at once, without waiting
+            p.send(b"".join(publish5("%s/%d" % (topic, k), b"%d" % i, 1,
+                                     i + 1) for i in range(each)))
+        seen = {}
+        for _ in range(npub * each):
+            m = sub.next_publish()  # acknowledged as it comes
+            k = int(m["topic"].rsplit(b"/", 1)[1])
+            seen.setdefault(k, []).append(int(m["payload"]))
+        self.assertEqual(sub.quiet(), [])
+        self.assertEqual(seen, {k: list(range(each)) for k in range(npub)})
+        for p in pubs:  # every one was accepted
+            for i in range(each):
+                first, body = p.read()
+                self.assertEqual(first, 0x40)
+                self.assertEqual(body[:2], (i + 1).to_bytes(2, "big"))
 
 
 if __name__ == "__main__":
