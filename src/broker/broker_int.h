@@ -223,6 +223,7 @@ struct moat_qexp_entry {
 };
 
 struct moat_qexp {
+	uint64_t seq;  /* the number of the queue's head slot */
 	uint32_t n, cap;
 	uint32_t live; /* entries whose message is still queued */
 	struct moat_qexp_entry e[];
@@ -276,12 +277,10 @@ struct moat_session {
 
 	/* Messages waiting for the window (session_queue.c): a ring of
 	 * qcap slots, qused of them from qhead in use, qlen of those holding
-	 * a message (the others are holes left by expired ones); qseq
-	 * numbers the slot at qhead; qexp: the deadlines of those that can
-	 * expire (NULL when none). */
+	 * a message (the others are holes left by expired ones); qexp: the
+	 * deadlines of those that can expire (NULL when none). */
 	struct moat_qitem *queue;
 	uint32_t qhead, qused, qlen, qcap;
-	uint64_t qseq;
 	struct moat_qexp *qexp;
 	size_t queued_bytes;
 	uint64_t dropped;     /* messages dropped for limits */

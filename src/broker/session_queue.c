@@ -7,7 +7,7 @@
  * Expired messages make room in a full queue [MQTT-3.3.2-5] without
  * scanning it: the deadlines of the messages that can expire are kept in a
  * min-heap with the sequence number of their slot (slot k from the head
- * has number qseq + k).  A full queue looks at the heap's top only; each
+ * has number qexp->seq + k; the numbers exist only with the heap).  A full queue looks at the heap's top only; each
  * message that expires costs O(log n) once.  Entries of messages that left
  * by the head stay in the heap (they are recognised by their number and
  * skipped); the heap is rebuilt from the ring when they outnumber the rest.
@@ -79,8 +79,10 @@ static bool heap_reserve(struct moat_session *s)
 		moat_realloc(h, sizeof(*v) + (size_t)cap * sizeof(v->e[0]));
 	if (!v)
 		return false;
-	if (!h)
+	if (!h) {
 		v->n = v->live = 0;
+		v->seq = 0; /* the head slot; no entry refers to any yet */
+	}
 	v->cap = cap;
 	s->qexp = v;
 	return true;
@@ -95,7 +97,7 @@ static void heap_rebuild(struct moat_session *s)
 		const struct moat_qitem *it = slot(s, i);
 		if (it->msg && it->msg->expiry_ms)
 			h->e[h->n++] = (struct moat_qexp_entry){
-				it->msg->expiry_ms, s->qseq + i};
+				it->msg->expiry_ms, h->seq + i};
 	}
 	h->live = h->n;
 	for (size_t i = h->n / 2; i-- > 0;)
@@ -129,10 +131,11 @@ static void ring_compact(struct moat_session *s)
 		if (it->msg)
 			*slot(s, n++) = *it;
 	}
-	s->qseq += s->qused; /* fresh numbers: no old entry matches one */
 	s->qused = n;
-	if (s->qexp)
+	if (s->qexp) {
+		s->qexp->seq += n; /* fresh numbers, for clarity */
 		heap_rebuild(s);
+	}
 }
 
 /* A ring twice as large, the messages at its start. */
@@ -157,7 +160,8 @@ static void skip_holes(struct moat_session *s)
 	while (s->qused && !s->queue[s->qhead].msg) {
 		s->qhead = s->qhead + 1 < s->qcap ? s->qhead + 1 : 0;
 		s->qused--;
-		s->qseq++;
+		if (s->qexp)
+			s->qexp->seq++;
 	}
 }
 
@@ -173,7 +177,6 @@ int moat__squeue_push(struct moat_session *s, struct moat_msg *m, uint8_t qos,
 		return MOAT_ENOMEM;
 	if (m->expiry_ms && !heap_reserve(s))
 		return MOAT_ENOMEM;
-	uint64_t seq = s->qseq + s->qused;
 	struct moat_qitem *it = slot(s, s->qused);
 	it->msg = moat_msg_ref(m);
 	it->qos = qos;
@@ -185,7 +188,8 @@ int moat__squeue_push(struct moat_session *s, struct moat_msg *m, uint8_t qos,
 	s->queued_bytes += moat_msg_size(m);
 	if (m->expiry_ms) {
 		struct moat_qexp *h = s->qexp;
-		h->e[h->n] = (struct moat_qexp_entry){m->expiry_ms, seq};
+		h->e[h->n] = (struct moat_qexp_entry){m->expiry_ms,
+						      h->seq + s->qused - 1};
 		heap_up(h, h->n++);
 		h->live++;
 	}
@@ -220,7 +224,6 @@ void moat__squeue_reset(struct moat_session *s)
 	/* Empty: the heap holds stale entries only. */
 	MOAT_FREE(s->qexp);
 	s->qhead = 0;
-	s->qseq += s->qused;
 	s->qused = 0;
 }
 
@@ -229,7 +232,7 @@ size_t moat__squeue_purge(struct moat_session *s, uint64_t now)
 	size_t n = 0;
 	struct moat_qexp *h;
 	while ((h = s->qexp) && h->n && h->e[0].at_ms <= now) {
-		uint64_t k = h->e[0].seq - s->qseq; /* huge when below */
+		uint64_t k = h->e[0].seq - h->seq; /* huge when below */
 		heap_pop(h);
 		struct moat_qitem *it = k < s->qused ? slot(s, (size_t)k)
 						     : NULL;
