@@ -360,7 +360,8 @@ void moat_session_sub_ids(const struct moat_session *s,
 			  uint64_t share, struct moat_pw *w);
 /* Publish the delayed will now (session ending, or its time came). */
 void moat_session_fire_will(struct moat_session *s);
-/* Free the in-flight window's memory when it is empty (idle sessions). */
+/* Free the in-flight window's and the queue's memory when they are empty
+ * (idle sessions). */
 void moat_session_trim(struct moat_session *s);
 /* Send what the queue and window allow (after acks and drained writes). */
 void moat_session_pump(struct moat_session *s);

@@ -117,6 +117,8 @@ void moat_session_trim(struct moat_session *s)
 		MOAT_FREE(s->inflight);
 		s->icap = s->ihead = 0;
 	}
+	if (!s->qlen && s->queue)
+		moat__squeue_free(s); /* a ring once grown by a burst */
 }
 
 /* A stored delivery that will not happen: its row goes. */

@@ -76,6 +76,10 @@ static void test_fifo_without_expiry(void **state)
 		pop_is(&s, t);
 	}
 	assert_null(moat__squeue_head(&s));
+	/* The worker's tick gives an empty queue's ring back. */
+	assert_non_null(s.queue);
+	moat_session_trim(&s);
+	assert_null(s.queue);
 	drain(&s);
 }
 
