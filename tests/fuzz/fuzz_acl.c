@@ -25,9 +25,8 @@
 
 #include "auth/acl.h"
 #include "codec/mqtt_codec.h"
-#include "fuzz_check.h"
+#include "fuzz_util.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define SAMPLE_MAX 256 /* longest filter expanded into sample names */
 

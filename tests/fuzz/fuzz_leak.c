@@ -30,9 +30,8 @@
 #include <string.h>
 
 #include "leak/leak.h"
-#include "fuzz_check.h"
+#include "fuzz_util.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define NDB 4
 

@@ -23,9 +23,8 @@
 
 #include "auth/passwd.h"
 #include "common/moat_common.h"
-#include "fuzz_check.h"
+#include "fuzz_util.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define FUZZ_MAX_ITER 1000UL
 #define FUZZ_MAX_CHECKS 4

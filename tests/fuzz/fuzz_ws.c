@@ -22,9 +22,7 @@
 #include "codec/ws.h"
 #include "net/net_ws.h"
 #include "../net_mem.h"
-#include "fuzz_check.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz_util.h"
 
 static const struct moat_ws_policy POL = {"/mqtt",
 					  "http://a.example,http://b:8080"};
