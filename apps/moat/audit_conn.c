@@ -19,6 +19,7 @@
 
 #include "audit.h"
 #include "codec/mqtt_codec.h"
+#include "net/tls_client.h"
 
 #define READ_CHUNK ((size_t)16384)
 
@@ -198,12 +199,6 @@ static int tls_fail(struct audit_conn *c, int ret, const char *what)
 	return MOAT_ETLS;
 }
 
-static bool is_ip_literal(const char *h)
-{
-	unsigned char buf[sizeof(struct in6_addr)];
-	return inet_pton(AF_INET, h, buf) == 1 || inet_pton(AF_INET6, h, buf) == 1;
-}
-
 static void on_cert_request(SSL *ssl)
 {
 	struct audit_conn *c = SSL_get_app_data(ssl);
@@ -230,19 +225,12 @@ static int tls_open(struct audit_ctx *x, struct audit_conn *c, SSL_CTX *ctx)
 		return MOAT_ENOMEM;
 	}
 	SSL_set_app_data(c->ssl, c);
-	const char *host = x->t->host;
-	if (!is_ip_literal(host))
-		/* SSL_set_tlsext_host_name, without its cast that drops
-		 * const (OpenSSL copies the name). */
-		SSL_ctrl(c->ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME,
-			 TLSEXT_NAMETYPE_host_name, (void *)(uintptr_t)host);
-	/* Name check for the verifying context (ignored under VERIFY_NONE,
-	 * but SSL_get_verify_result() still reports it). */
-	X509_VERIFY_PARAM *vp = SSL_get0_param(c->ssl);
-	if (is_ip_literal(host))
-		X509_VERIFY_PARAM_set1_ip_asc(vp, host);
-	else
-		X509_VERIFY_PARAM_set1_host(vp, host, 0);
+	/* SNI and the name check (ignored under VERIFY_NONE, but
+	 * SSL_get_verify_result() still reports it). */
+	if (moat_tls_client_name(c->ssl, x->t->host) != MOAT_OK) {
+		snprintf(c->err, sizeof(c->err), "TLS: out of memory");
+		return MOAT_ENOMEM;
+	}
 	uint64_t deadline = audit_step_deadline(x);
 	ERR_clear_error();
 	for (;;) {

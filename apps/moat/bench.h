@@ -168,7 +168,6 @@ struct bench_net {
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
 	const char *host;
-	bool verify;
 };
 
 /* Resolve the broker, create the epoll set and the TLS context.

@@ -78,6 +78,24 @@ struct cli_cfg {
 	bool quiet;
 	bool help;
 	uint8_t proto_level;
+	/* TLS: on with any TLS option or an mqtts:// URL. */
+	bool tls;
+	const char *cafile;
+	const char *capath;
+	const char *certfile;
+	const char *keyfile;
+	bool insecure;		 /* no host name check (as mosquitto) */
+	const char *tls_version; /* --tls-version as given */
+	int tls_min;		 /* its OpenSSL version; 0: default */
+	/* -L URL: an owned copy, cut in place into the parts below (all
+	 * pointing into it), merged by cli_url_merge(). */
+	char *url;
+	const char *url_host;
+	long url_port; /* 0: not in the URL */
+	const char *url_user;
+	char *url_password; /* owned until merged */
+	const char *url_topic;
+	bool url_tls; /* mqtts:// */
 	const char *will_topic;
 	const char *will_payload;
 	long will_qos; /* -1: not given */
@@ -135,6 +153,18 @@ int cli_usage_error(const struct cli_cfg *cfg, const char *fmt, ...)
 int cli_prop_parse(struct cli_cfg *cfg, int argc, char **argv, int *i);
 int cli_props_encode(struct cli_cfg *cfg);
 void cli_props_cleanup(struct cli_cfg *cfg);
+
+/* Append v to l; MOAT_OK or CLI_EXIT_USAGE after printing the error. */
+int cli_list_add(const struct cli_cfg *cfg, struct cli_list *l,
+		 const char *v);
+
+/* -L URL (moat_url.c).  cli_url_parse() copies and splits arg (wiping a
+ * password in it from argv); cli_url_merge(), after every option is read
+ * and cfg->tls is known, moves host, port, user, password and topic into
+ * cfg, refusing what was also given by its own option.  Both return
+ * MOAT_OK or CLI_EXIT_USAGE after printing the error. */
+int cli_url_parse(struct cli_cfg *cfg, char *arg);
+int cli_url_merge(struct cli_cfg *cfg);
 /* Print the -D help (commands and properties) for tool. */
 void cli_props_usage(FILE *f, enum cli_tool tool);
 

@@ -10,6 +10,7 @@
 
 #include "codec/mqtt_codec.h"
 #include "moat_cli.h"
+#include "net/tls_client.h"
 
 enum opt_kind {
 	OPT_FLAG,   /* bool field = true */
@@ -20,6 +21,7 @@ enum opt_kind {
 	OPT_SECRET, /* char * field = copy of the argument; argv wiped */
 	OPT_PROTO,  /* -V protocol version */
 	OPT_PROPERTY, /* -D COMMAND PROPERTY VALUE... (moat_props.c) */
+	OPT_URL,      /* -L URL (moat_url.c) */
 	OPT_HELP,
 };
 
@@ -41,7 +43,22 @@ static const struct cli_opt options[] = {
 	{'h', "host", BOTH, OPT_STR, F(host), 0, 0, "HOST",
 	 "broker host name or address (default: localhost)"},
 	{'p', "port", BOTH, OPT_INT, F(port), 1, 65535, "PORT",
-	 "broker port (default: 1883)"},
+	 "broker port (default: 1883, with TLS 8883)"},
+	{'L', "url", BOTH, OPT_URL, 0, 0, 0, "URL",
+	 "mqtt[s]://[USER[:PASSWORD]@]HOST[:PORT]/TOPIC instead of -h, -p, "
+	 "-u, -t"},
+	{0, "cafile", BOTH, OPT_STR, F(cafile), 0, 0, "FILE",
+	 "TLS: verify the broker with the CA certificates in FILE (PEM)"},
+	{0, "capath", BOTH, OPT_STR, F(capath), 0, 0, "DIR",
+	 "TLS: verify the broker with the CA certificates in DIR (hashed)"},
+	{0, "cert", BOTH, OPT_STR, F(certfile), 0, 0, "FILE",
+	 "TLS: client certificate (PEM, needs --key)"},
+	{0, "key", BOTH, OPT_STR, F(keyfile), 0, 0, "FILE",
+	 "TLS: private key of --cert (PEM)"},
+	{0, "insecure", BOTH, OPT_FLAG, F(insecure), 0, 0, NULL,
+	 "TLS: do not check that the certificate names the host"},
+	{0, "tls-version", BOTH, OPT_STR, F(tls_version), 0, 0, "VERSION",
+	 "TLS: lowest version, tlsv1.2 (default) or tlsv1.3"},
 	{'i', "id", BOTH, OPT_STR, F(id), 0, 0, "ID",
 	 "client id (default: moat-pub-PID / moat-sub-PID)"},
 	{'I', "id-prefix", BOTH, OPT_STR, F(id_prefix), 0, 0, "PREFIX",
@@ -283,6 +300,14 @@ static int add_list(struct cli_list *l, const char *v)
 	return MOAT_OK;
 }
 
+int cli_list_add(const struct cli_cfg *cfg, struct cli_list *l,
+		 const char *v)
+{
+	if (add_list(l, v) != MOAT_OK)
+		return cli_usage_error(cfg, "out of memory");
+	return MOAT_OK;
+}
+
 static int set_secret(char **field, char *v)
 {
 	moat_free(*field);
@@ -333,6 +358,8 @@ static int apply_opt(struct cli_cfg *cfg, const struct cli_opt *o, char *v,
 		return set_source(cfg, o, v, a);
 	case OPT_PROTO:
 		return parse_proto(cfg, v);
+	case OPT_URL:
+		return cli_url_parse(cfg, v);
 	case OPT_PROPERTY: /* handled by parse_args */
 	case OPT_HELP:
 		cfg->help = true;
@@ -427,6 +454,31 @@ static int make_client_id(struct cli_cfg *cfg)
 	return MOAT_OK;
 }
 
+/* TLS is on with any TLS option (and with mqtts://, cli_url_merge()). */
+static int check_tls(struct cli_cfg *cfg)
+{
+	cfg->tls = cfg->cafile || cfg->capath || cfg->certfile ||
+		   cfg->keyfile || cfg->insecure || cfg->tls_version;
+	if (cfg->certfile && !cfg->keyfile)
+		return usage_error(cfg, "--cert needs --key");
+	if (cfg->keyfile && !cfg->certfile)
+		return usage_error(cfg, "--key needs --cert");
+	if (cfg->tls_version &&
+	    moat_tls_client_version(cfg->tls_version, &cfg->tls_min) !=
+		    MOAT_OK)
+		return usage_error(cfg, "unsupported TLS version '%s': use "
+					"tlsv1.2 or tlsv1.3 (TLS 1.2 is the "
+					"minimum)", cfg->tls_version);
+	int rc = cli_url_merge(cfg);
+	if (rc != MOAT_OK)
+		return rc;
+	if (!cfg->host)
+		cfg->host = "localhost";
+	if (!cfg->port)
+		cfg->port = cfg->tls ? 8883 : 1883;
+	return MOAT_OK;
+}
+
 static int check_auth_will(struct cli_cfg *cfg)
 {
 	const char *env = getenv("MOAT_PASSWORD");
@@ -497,8 +549,6 @@ int cli_setup(struct cli_cfg *cfg, enum cli_tool tool, int argc, char **argv)
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->tool = tool;
 	cfg->name = tool_name(tool);
-	cfg->host = "localhost";
-	cfg->port = 1883;
 	cfg->keepalive = 60;
 	cfg->will_qos = -1;
 	cfg->retain_handling = -1;
@@ -510,7 +560,8 @@ int cli_setup(struct cli_cfg *cfg, enum cli_tool tool, int argc, char **argv)
 		cli_print_usage(stdout, tool);
 		return CLI_EXIT_OK;
 	}
-	if ((rc = make_client_id(cfg)) != MOAT_OK ||
+	if ((rc = check_tls(cfg)) != MOAT_OK ||
+	    (rc = make_client_id(cfg)) != MOAT_OK ||
 	    (rc = check_auth_will(cfg)) != MOAT_OK ||
 	    (rc = cli_props_encode(cfg)) != MOAT_OK)
 		return rc;
@@ -525,6 +576,11 @@ void cli_cleanup(struct cli_cfg *cfg)
 		MOAT_FREE(cfg->password);
 	}
 	MOAT_FREE(cfg->client_id);
+	if (cfg->url_password) {
+		explicit_bzero(cfg->url_password, strlen(cfg->url_password));
+		MOAT_FREE(cfg->url_password);
+	}
+	MOAT_FREE(cfg->url);
 	MOAT_FREE(cfg->filters.v);
 	MOAT_FREE(cfg->filter_out.v);
 	cli_props_cleanup(cfg);

@@ -25,7 +25,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+
 #include "client.h"
+#include "net/tls_client.h"
 
 #define READ_CHUNK ((size_t)65536)
 #define ERR_LEN 512
@@ -54,6 +57,8 @@ struct alias {
 
 struct moat_client {
 	int fd;
+	SSL *ssl;	     /* the TLS session on fd; NULL: plain TCP */
+	bool tls_want_write; /* SSL_read needs the socket writable */
 	struct moat_buf in;  /* received bytes; max = max_packet + 5 */
 	struct moat_buf out; /* the packet being written */
 	uint32_t max_packet; /* limit on a packet's remaining length */
@@ -230,6 +235,9 @@ struct moat_client *moat_client_new(void)
 
 static void close_fd(struct moat_client *c)
 {
+	SSL_free(c->ssl);
+	c->ssl = NULL;
+	c->tls_want_write = false;
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
@@ -278,25 +286,54 @@ static int ms_left(uint64_t deadline)
 	return left > 1000000000u ? 1000000000 : (int)left;
 }
 
+/* One write to the transport: the bytes written (> 0), 0 when the socket
+ * would block (*ev: what to wait for), or an error (message set). */
+static ssize_t io_write(struct moat_client *c, const uint8_t *p, size_t len,
+			short *ev)
+{
+	*ev = POLLOUT;
+	if (c->ssl) {
+		ERR_clear_error();
+		int n = SSL_write(c->ssl, p, (int)MOAT_MIN(len, 1u << 30));
+		if (n > 0)
+			return n;
+		int e = SSL_get_error(c->ssl, n);
+		if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+			*ev = e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
+			return 0;
+		}
+		moat_tls_client_error(c->ssl, n, "TLS write to the server "
+						 "failed", c->err,
+				      sizeof(c->err));
+		return MOAT_EIO;
+	}
+	ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL);
+	if (n > 0)
+		return n;
+	if (n < 0 && (errno == EINTR || errno == EAGAIN ||
+		      errno == EWOULDBLOCK))
+		return 0;
+	return set_err(c, MOAT_EIO, "write to server failed: %s",
+		       n < 0 ? strerror(errno) : "no progress");
+}
+
 /* Write all of p[0..len).  The timeout bounds a stall, not the whole
  * write: a big message on a slow link may take longer. */
 static int write_all(struct moat_client *c, const uint8_t *p, size_t len)
 {
 	uint64_t deadline = moat_now_ms() + c->timeout_ms;
 	while (len > 0) {
-		ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL);
+		short ev;
+		ssize_t n = io_write(c, p, len, &ev);
 		if (n > 0) {
 			p += n;
 			len -= (size_t)n;
 			deadline = moat_now_ms() + c->timeout_ms;
 			continue;
 		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
-			return set_err(c, MOAT_EIO, "write to server failed: %s",
-				       strerror(errno));
-		struct pollfd pfd = {.fd = c->fd, .events = POLLOUT};
+		if (n < 0)
+			return (int)n;
+		struct pollfd pfd = {.fd = c->fd, .events = ev};
 		int left = ms_left(deadline);
 		if (left == 0)
 			return set_err(c, MOAT_EIO,
@@ -364,6 +401,54 @@ static int send_simple(struct moat_client *c, enum moat_mqtt_type type)
 	return send_small(c, pkt, n, type_name(type));
 }
 
+/* One read from the transport into dst: the bytes read (> 0), 0 when
+ * nothing is there yet, MOAT_ECLOSED at end of stream, or an error. */
+static ssize_t io_read(struct moat_client *c, uint8_t *dst, size_t want)
+{
+	if (c->ssl) {
+		ERR_clear_error();
+		errno = 0;
+		c->tls_want_write = false;
+		int n = SSL_read(c->ssl, dst, (int)MOAT_MIN(want, 1u << 30));
+		if (n > 0)
+			return n;
+		int e = SSL_get_error(c->ssl, n);
+		if (e == SSL_ERROR_WANT_READ)
+			return 0;
+		if (e == SSL_ERROR_WANT_WRITE) {
+			c->tls_want_write = true;
+			return 0;
+		}
+		if (e == SSL_ERROR_ZERO_RETURN ||
+		    (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0 &&
+		     errno == 0))
+			return set_err(c, MOAT_ECLOSED,
+				       "connection closed by the server%s",
+				       moat_tls_client_hint(c->ssl));
+		moat_tls_client_error(c->ssl, n, "TLS read from the server "
+						 "failed", c->err,
+				      sizeof(c->err));
+		return MOAT_EIO;
+	}
+	ssize_t n = recv(c->fd, dst, want, 0);
+	if (n > 0)
+		return n;
+	if (n == 0)
+		return set_err(c, MOAT_ECLOSED,
+			       "connection closed by the server");
+	if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
+		return 0;
+	return set_err(c, MOAT_EIO, "read from server failed: %s",
+		       strerror(errno));
+}
+
+/* Decrypted bytes waiting inside the TLS session (poll() cannot see
+ * them). */
+static bool io_pending(const struct moat_client *c)
+{
+	return c->ssl && (SSL_pending(c->ssl) > 0 || SSL_has_pending(c->ssl));
+}
+
 /* Read what is available into c->in.  MOAT_ECLOSED at end of stream. */
 static int read_some(struct moat_client *c)
 {
@@ -374,18 +459,11 @@ static int read_some(struct moat_client *c)
 	uint8_t *dst = moat_buf_reserve(&c->in, want);
 	if (!dst)
 		return set_err(c, MOAT_ENOMEM, "out of memory");
-	ssize_t n = recv(c->fd, dst, want, 0);
-	if (n > 0) {
-		moat_buf_commit(&c->in, (size_t)n);
-		return MOAT_OK;
-	}
-	if (n == 0)
-		return set_err(c, MOAT_ECLOSED,
-			       "connection closed by the server");
-	if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
-		return MOAT_OK;
-	return set_err(c, MOAT_EIO, "read from server failed: %s",
-		       strerror(errno));
+	ssize_t n = io_read(c, dst, want);
+	if (n < 0)
+		return (int)n;
+	moat_buf_commit(&c->in, (size_t)n);
+	return MOAT_OK;
 }
 
 /* Non-blocking connect to one address, bounded by deadline.  Returns the
@@ -453,6 +531,26 @@ out:
 	if (res)
 		freeaddrinfo(res);
 	return rc;
+}
+
+/* TLS over the connected socket: the handshake, with the server's
+ * certificate checked against host (unless the context is insecure). */
+static int tls_connect(struct moat_client *c, SSL_CTX *ctx, const char *host,
+		       const char *port)
+{
+	c->ssl = moat_tls_client_new(ctx, c->fd, host);
+	if (!c->ssl)
+		return set_err(c, MOAT_ENOMEM, "out of memory");
+	char why[ERR_LEN - 64];
+	int rc = moat_tls_client_handshake(c->ssl,
+					   moat_now_ms() + c->timeout_ms,
+					   why, sizeof(why));
+	if (rc != MOAT_OK)
+		return set_err(c, rc == MOAT_ETLS ? MOAT_ETLS : MOAT_EIO,
+			       "%s port %s: %s", host, port, why);
+	moat_debug("client %s: TLS connection (%s, %s)", c->id,
+		   SSL_get_version(c->ssl), SSL_get_cipher_name(c->ssl));
+	return MOAT_OK;
 }
 
 /* ---- incoming packets ------------------------------------------------ */
@@ -996,8 +1094,12 @@ static void send_fail_disconnect(struct moat_client *c, int rc)
 	uint8_t pkt[4] = {MQTT_DISCONNECT << 4, 2, reason, 0};
 	moat_debug("client %s sending DISCONNECT (0x%02x %s)", c->id, reason,
 		   moat_mqtt_rc_name(reason));
-	ssize_t n = send(c->fd, pkt, sizeof(pkt), MSG_NOSIGNAL | MSG_DONTWAIT);
-	(void)n;
+	char keep[ERR_LEN]; /* a failed send must not replace the message */
+	memcpy(keep, c->err, sizeof(keep));
+	short ev;
+	(void)io_write(c, pkt, sizeof(pkt), &ev); /* the socket is
+						   * non-blocking */
+	memcpy(c->err, keep, sizeof(keep));
 }
 
 struct pump_result {
@@ -1008,9 +1110,11 @@ struct pump_result {
 static int pump_poll(struct moat_client *c, int timeout, int extra_fd,
 		     struct pump_result *res)
 {
-	struct pollfd pfd[2] = {{.fd = c->fd, .events = POLLIN},
+	short ev = (short)(POLLIN | (c->tls_want_write ? POLLOUT : 0));
+	struct pollfd pfd[2] = {{.fd = c->fd, .events = ev},
 				{.fd = extra_fd, .events = POLLIN}};
-	int n = poll(pfd, extra_fd >= 0 ? 2 : 1, timeout);
+	bool pending = io_pending(c);
+	int n = poll(pfd, extra_fd >= 0 ? 2 : 1, pending ? 0 : timeout);
 	if (n < 0 && errno == EINTR) {
 		res->interrupted = true;
 		return MOAT_OK;
@@ -1019,7 +1123,7 @@ static int pump_poll(struct moat_client *c, int timeout, int extra_fd,
 		return set_err(c, MOAT_EIO, "poll failed: %s", strerror(errno));
 	if (extra_fd >= 0 && pfd[1].revents)
 		res->extra_ready = true;
-	if (!pfd[0].revents)
+	if (!pfd[0].revents && !pending)
 		return MOAT_OK;
 	int rc = read_some(c);
 	return rc == MOAT_OK ? process_input(c) : rc;
@@ -1237,6 +1341,8 @@ int moat_client_connect(struct moat_client *c,
 		goto out;
 	}
 	if ((rc = tcp_connect(c, o->host, o->port)) != MOAT_OK ||
+	    (o->tls && (rc = tls_connect(c, o->tls, o->host, o->port)) !=
+			       MOAT_OK) ||
 	    (rc = flush_out(c, "CONNECT")) != MOAT_OK ||
 	    (rc = wait_ack(c, &w)) != MOAT_OK)
 		goto out;
@@ -1525,20 +1631,36 @@ static void linger_close(struct moat_client *c)
 {
 	uint64_t deadline = moat_now_ms() + MOAT_MIN(LINGER_MS, c->timeout_ms);
 	uint8_t scratch[4096];
+	char keep[ERR_LEN]; /* the server's close is no error here */
+	memcpy(keep, c->err, sizeof(keep));
 	for (;;) {
-		struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
-		int left = ms_left(deadline);
-		if (left == 0)
-			break;
-		int n = poll(&pfd, 1, left);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		ssize_t r = recv(c->fd, scratch, sizeof(scratch), 0);
-		if (r == 0 || (r < 0 && errno != EINTR && errno != EAGAIN))
+		if (!io_pending(c)) {
+			struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+			int left = ms_left(deadline);
+			if (left == 0)
+				break;
+			int n = poll(&pfd, 1, left);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				break;
+		}
+		if (io_read(c, scratch, sizeof(scratch)) < 0)
 			break;
 	}
+	memcpy(c->err, keep, sizeof(keep));
+}
+
+/* End our side: TLS close_notify (best effort: the socket is
+ * non-blocking), then the TCP FIN. */
+static int shutdown_write(struct moat_client *c)
+{
+	if (c->ssl) {
+		ERR_clear_error();
+		(void)SSL_shutdown(c->ssl);
+		ERR_clear_error();
+	}
+	return shutdown(c->fd, SHUT_WR);
 }
 
 int moat_client_disconnect(struct moat_client *c)
@@ -1578,7 +1700,7 @@ int moat_client_disconnect_props(struct moat_client *c, uint8_t reason,
 	int rc = check_conn(c);
 	if (rc == MOAT_OK)
 		rc = send_disconnect(c, reason, props);
-	if (rc == MOAT_OK && shutdown(c->fd, SHUT_WR) == 0)
+	if (rc == MOAT_OK && shutdown_write(c) == 0)
 		linger_close(c);
 	close_fd(c);
 	return rc;
