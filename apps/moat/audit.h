@@ -84,7 +84,6 @@ struct audit_opts {
 	const char *test_topic;     /* --test-topic prefix */
 	bool quiet;
 	bool progress;
-	bool help;
 };
 
 /* Informational lines of a target's report: checks skipped or

@@ -56,7 +56,6 @@ struct bench_cfg {
 	char nonce[16];	/* run id in client ids */
 	bool json;
 	bool quiet;
-	bool help;
 	/* Which fields were given (defaults depend on the scenario). */
 	bool given_clients, given_rate, given_inflight;
 };

@@ -9,15 +9,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "cli_opt.h"
 #include "common/moat_common.h"
-
-/* Exit codes (documented in `moat --help` and docs/cli.md). */
-#define CLI_EXIT_OK 0
-#define CLI_EXIT_FAIL 1     /* connection, protocol or I/O error */
-#define CLI_EXIT_USAGE 2    /* bad command line */
-#define CLI_EXIT_TIMEOUT 27 /* moat sub -W expired (as mosquitto_sub) */
-/* cli_setup(): go on and run the command. */
-#define CLI_CONTINUE (-1)
 
 enum cli_tool {
 	CLI_PUB = 1,
@@ -76,7 +69,6 @@ struct cli_cfg {
 	bool no_clean;
 	bool debug;
 	bool quiet;
-	bool help;
 	uint8_t proto_level;
 	/* TLS: on with any TLS option or an mqtts:// URL. */
 	bool tls;
@@ -180,6 +172,8 @@ int cli_format_print(const struct cli_cfg *cfg, FILE *f,
 
 int moat_pub_main(int argc, char **argv);
 int moat_sub_main(int argc, char **argv);
+void moat_pub_usage(FILE *f);
+void moat_sub_usage(FILE *f);
 /* `moat passwd` (passwd_cmd.c): argv[0] is "passwd". */
 int moat_passwd_main(int argc, char **argv);
 void moat_passwd_usage(FILE *f);

@@ -12,138 +12,122 @@
 #include "moat_cli.h"
 #include "net/tls_client.h"
 
-enum opt_kind {
-	OPT_FLAG,   /* bool field = true */
-	OPT_STR,    /* const char * field = argument */
-	OPT_INT,    /* long field = argument within [min, max] */
-	OPT_LIST,   /* struct cli_list field += argument (repeatable) */
-	OPT_SOURCE, /* pub message source; min = enum cli_source */
-	OPT_SECRET, /* char * field = copy of the argument; argv wiped */
-	OPT_PROTO,  /* -V protocol version */
-	OPT_PROPERTY, /* -D COMMAND PROPERTY VALUE... (moat_props.c) */
-	OPT_URL,      /* -L URL (moat_url.c) */
-	OPT_HELP,
+/* The options the table cannot fill by itself (struct cli_opt.code). */
+enum {
+	P_LIST = 1, /* struct cli_list field += the value (repeatable) */
+	P_SOURCE,   /* pub's message source; min = enum cli_source */
+	P_PROTO,    /* -V */
+	P_PROPERTY, /* -D COMMAND PROPERTY VALUE... (moat_props.c) */
+	P_URL,	    /* -L (moat_url.c) */
 };
 
-#define BOTH (CLI_PUB | CLI_SUB)
 #define F(field) offsetof(struct cli_cfg, field)
 
-struct cli_opt {
-	char short_name;       /* 0: none */
-	const char *long_name; /* without "--"; NULL: none */
-	unsigned tools;        /* CLI_PUB | CLI_SUB */
-	enum opt_kind kind;
-	size_t offset; /* field in struct cli_cfg */
-	long min, max; /* OPT_INT range; OPT_SOURCE: min = the source */
-	const char *arg;  /* argument name in --help; NULL: takes none */
-	const char *help; /* one line */
-};
-
 static const struct cli_opt options[] = {
-	{'h', "host", BOTH, OPT_STR, F(host), 0, 0, "HOST",
-	 "broker host name or address (default: localhost)"},
-	{'p', "port", BOTH, OPT_INT, F(port), 1, 65535, "PORT",
-	 "broker port (default: 1883, with TLS 8883)"},
-	{'L', "url", BOTH, OPT_URL, 0, 0, 0, "URL",
+	{'h', "host", 0, CLI_OPT_STR, F(host), 0, 0, "HOST",
+	 "broker host name or address (default: localhost)", 0},
+	{'p', "port", 0, CLI_OPT_LONG, F(port), 1, 65535, "PORT",
+	 "broker port (default: 1883, with TLS 8883)", 0},
+	{'L', "url", 0, CLI_OPT_CALL, 0, 0, 0, "URL",
 	 "mqtt[s]://[USER[:PASSWORD]@]HOST[:PORT]/TOPIC instead of -h, -p, "
-	 "-u, -t"},
-	{0, "cafile", BOTH, OPT_STR, F(cafile), 0, 0, "FILE",
-	 "TLS: verify the broker with the CA certificates in FILE (PEM)"},
-	{0, "capath", BOTH, OPT_STR, F(capath), 0, 0, "DIR",
-	 "TLS: verify the broker with the CA certificates in DIR (hashed)"},
-	{0, "cert", BOTH, OPT_STR, F(certfile), 0, 0, "FILE",
-	 "TLS: client certificate (PEM, needs --key)"},
-	{0, "key", BOTH, OPT_STR, F(keyfile), 0, 0, "FILE",
-	 "TLS: private key of --cert (PEM)"},
-	{0, "insecure", BOTH, OPT_FLAG, F(insecure), 0, 0, NULL,
-	 "TLS: do not check that the certificate names the host"},
-	{0, "tls-version", BOTH, OPT_STR, F(tls_version), 0, 0, "VERSION",
-	 "TLS: lowest version, tlsv1.2 (default) or tlsv1.3"},
-	{'i', "id", BOTH, OPT_STR, F(id), 0, 0, "ID",
-	 "client id (default: moat-pub-PID / moat-sub-PID)"},
-	{'I', "id-prefix", BOTH, OPT_STR, F(id_prefix), 0, 0, "PREFIX",
-	 "client id is PREFIX followed by the process id"},
-	{'u', "username", BOTH, OPT_STR, F(username), 0, 0, "USER",
-	 "user name for authentication"},
-	{'P', "pw", BOTH, OPT_SECRET, F(password), 0, 0, "PASSWORD",
-	 "password (needs -u); safer: MOAT_PASSWORD in the environment"},
-	{0, "password", BOTH, OPT_SECRET, F(password), 0, 0, "PASSWORD",
-	 "same as -P"},
-	{'k', "keepalive", BOTH, OPT_INT, F(keepalive), 0, 65535, "SECONDS",
-	 "keep-alive interval, 0 disables (default: 60)"},
-	{'q', "qos", CLI_PUB, OPT_INT, F(qos), 0, 2, "QOS",
-	 "QoS of the messages: 0, 1 or 2 (default: 0)"},
-	{'q', "qos", CLI_SUB, OPT_INT, F(qos), 0, 2, "QOS",
-	 "QoS of the subscriptions: 0, 1 or 2 (default: 0)"},
-	{'c', "disable-clean-session", BOTH, OPT_FLAG, F(no_clean), 0, 0, NULL,
-	 "keep a persistent session (needs -i)"},
-	{'V', "protocol-version", BOTH, OPT_PROTO, 0, 0, 0, "VERSION",
-	 "5 or mqttv5, 311 or mqttv311 (default), 31 or mqttv31"},
-	{'x', "session-expiry-interval", BOTH, OPT_STR, F(session_expiry_arg),
+	 "-u, -t", P_URL},
+	{0, "cafile", 0, CLI_OPT_STR, F(cafile), 0, 0, "FILE",
+	 "TLS: verify the broker with the CA certificates in FILE (PEM)", 0},
+	{0, "capath", 0, CLI_OPT_STR, F(capath), 0, 0, "DIR",
+	 "TLS: verify the broker with the CA certificates in DIR (hashed)", 0},
+	{0, "cert", 0, CLI_OPT_STR, F(certfile), 0, 0, "FILE",
+	 "TLS: client certificate (PEM, needs --key)", 0},
+	{0, "key", 0, CLI_OPT_STR, F(keyfile), 0, 0, "FILE",
+	 "TLS: private key of --cert (PEM)", 0},
+	{0, "insecure", 0, CLI_OPT_FLAG, F(insecure), 0, 0, NULL,
+	 "TLS: do not check that the certificate names the host", 0},
+	{0, "tls-version", 0, CLI_OPT_STR, F(tls_version), 0, 0, "VERSION",
+	 "TLS: lowest version, tlsv1.2 (default) or tlsv1.3", 0},
+	{'i', "id", 0, CLI_OPT_STR, F(id), 0, 0, "ID",
+	 "client id (default: moat-pub-PID / moat-sub-PID)", 0},
+	{'I', "id-prefix", 0, CLI_OPT_STR, F(id_prefix), 0, 0, "PREFIX",
+	 "client id is PREFIX followed by the process id", 0},
+	{'u', "username", 0, CLI_OPT_STR, F(username), 0, 0, "USER",
+	 "user name for authentication", 0},
+	{'P', "pw", 0, CLI_OPT_SECRET, F(password), 0, 0, "PASSWORD",
+	 "password (needs -u); safer: MOAT_PASSWORD in the environment", 0},
+	{0, "password", 0, CLI_OPT_SECRET, F(password), 0, 0, "PASSWORD",
+	 "same as -P", 0},
+	{'k', "keepalive", 0, CLI_OPT_LONG, F(keepalive), 0, 65535, "SECONDS",
+	 "keep-alive interval, 0 disables (default: 60)", 0},
+	{'q', "qos", CLI_PUB, CLI_OPT_LONG, F(qos), 0, 2, "QOS",
+	 "QoS of the messages: 0, 1 or 2 (default: 0)", 0},
+	{'q', "qos", CLI_SUB, CLI_OPT_LONG, F(qos), 0, 2, "QOS",
+	 "QoS of the subscriptions: 0, 1 or 2 (default: 0)", 0},
+	{'c', "disable-clean-session", 0, CLI_OPT_FLAG, F(no_clean), 0, 0, NULL,
+	 "keep a persistent session (needs -i)", 0},
+	{'V', "protocol-version", 0, CLI_OPT_CALL, 0, 0, 0, "VERSION",
+	 "5 or mqttv5, 311 or mqttv311 (default), 31 or mqttv31", P_PROTO},
+	{'x', "session-expiry-interval", 0, CLI_OPT_STR, F(session_expiry_arg),
 	 0, 0, "SECONDS",
-	 "MQTT 5 session expiry, -1 = never (default: never with -c, else 0)"},
-	{'D', "property", BOTH, OPT_PROPERTY, 0, 0, 0, "CMD PROP VALUE",
-	 "add an MQTT 5 property to a packet (repeatable; list below)"},
-	{'t', "topic", CLI_PUB, OPT_STR, F(topic), 0, 0, "TOPIC",
-	 "topic to publish to (required)"},
-	{'t', "topic", CLI_SUB, OPT_LIST, F(filters), 0, 0, "FILTER",
-	 "topic filter to subscribe to (required, repeatable)"},
-	{'m', "message", CLI_PUB, OPT_SOURCE, F(source_arg), CLI_SRC_MESSAGE, 0,
-	 "MESSAGE", "send MESSAGE"},
-	{'f', "file", CLI_PUB, OPT_SOURCE, F(source_arg), CLI_SRC_FILE, 0,
-	 "FILE", "send the contents of FILE as one message"},
-	{'s', "stdin-file", CLI_PUB, OPT_SOURCE, 0, CLI_SRC_STDIN, 0, NULL,
-	 "send all of stdin as one message"},
-	{'l', "stdin-line", CLI_PUB, OPT_SOURCE, 0, CLI_SRC_LINES, 0, NULL,
-	 "send each line of stdin as a message, as it is read"},
-	{'n', "null-message", CLI_PUB, OPT_SOURCE, 0, CLI_SRC_NULL, 0, NULL,
-	 "send an empty message"},
-	{'r', "retain", CLI_PUB, OPT_FLAG, F(retain), 0, 0, NULL,
-	 "ask the broker to retain the message"},
-	{'T', "filter-out", CLI_SUB, OPT_LIST, F(filter_out), 0, 0, "FILTER",
-	 "do not print messages matching FILTER (repeatable)"},
-	{'v', "verbose", CLI_SUB, OPT_FLAG, F(verbose), 0, 0, NULL,
-	 "print \"topic payload\" instead of the payload"},
-	{'C', "count", CLI_SUB, OPT_INT, F(count), 1, INT_MAX, "COUNT",
-	 "exit after COUNT messages"},
-	{'W', "timeout", CLI_SUB, OPT_INT, F(timeout), 1, INT_MAX / 1000,
-	 "SECONDS", "exit after SECONDS (exit code 27)"},
-	{'N', "no-eol", CLI_SUB, OPT_FLAG, F(no_eol), 0, 0, NULL,
-	 "do not print a newline after each message"},
-	{'R', "no-retained", CLI_SUB, OPT_FLAG, F(no_retained), 0, 0, NULL,
-	 "skip retained (stale) messages"},
-	{0, "retained-only", CLI_SUB, OPT_FLAG, F(retained_only), 0, 0, NULL,
-	 "print only retained messages; exit at the first new one"},
-	{'F', "format", CLI_SUB, OPT_STR, F(format), 0, 0, "FORMAT",
-	 "print each message in FORMAT (sequences below)"},
-	{0, "json", CLI_SUB, OPT_FLAG, F(json), 0, 0, NULL,
-	 "print each message as one JSON object (same as -F %j)"},
-	{0, "nl", CLI_SUB, OPT_FLAG, F(no_local), 0, 0, NULL,
-	 "MQTT 5 No Local: not what this client id publishes itself"},
-	{0, "no-local", CLI_SUB, OPT_FLAG, F(no_local), 0, 0, NULL,
-	 "same as --nl"},
-	{0, "rap", CLI_SUB, OPT_FLAG, F(retain_as_published), 0, 0, NULL,
-	 "MQTT 5 Retain As Published: keep the publisher's retain flag"},
-	{0, "retain-as-published", CLI_SUB, OPT_FLAG, F(retain_as_published),
-	 0, 0, NULL, "same as --rap"},
-	{0, "rh", CLI_SUB, OPT_INT, F(retain_handling), 0, 2, "0|1|2",
+	 "MQTT 5 session expiry, -1 = never (default: never with -c, else 0)", 0},
+	{'D', "property", 0, CLI_OPT_CALL, 0, 0, 0, "CMD PROP VALUE",
+	 "add an MQTT 5 property to a packet (repeatable; list below)", P_PROPERTY},
+	{'t', "topic", CLI_PUB, CLI_OPT_STR, F(topic), 0, 0, "TOPIC",
+	 "topic to publish to (required)", 0},
+	{'t', "topic", CLI_SUB, CLI_OPT_CALL, F(filters), 0, 0, "FILTER",
+	 "topic filter to subscribe to (required, repeatable)", P_LIST},
+	{'m', "message", CLI_PUB, CLI_OPT_CALL, F(source_arg), CLI_SRC_MESSAGE, 0,
+	 "MESSAGE", "send MESSAGE", P_SOURCE},
+	{'f', "file", CLI_PUB, CLI_OPT_CALL, F(source_arg), CLI_SRC_FILE, 0,
+	 "FILE", "send the contents of FILE as one message", P_SOURCE},
+	{'s', "stdin-file", CLI_PUB, CLI_OPT_CALL, 0, CLI_SRC_STDIN, 0, NULL,
+	 "send all of stdin as one message", P_SOURCE},
+	{'l', "stdin-line", CLI_PUB, CLI_OPT_CALL, 0, CLI_SRC_LINES, 0, NULL,
+	 "send each line of stdin as a message, as it is read", P_SOURCE},
+	{'n', "null-message", CLI_PUB, CLI_OPT_CALL, 0, CLI_SRC_NULL, 0, NULL,
+	 "send an empty message", P_SOURCE},
+	{'r', "retain", CLI_PUB, CLI_OPT_FLAG, F(retain), 0, 0, NULL,
+	 "ask the broker to retain the message", 0},
+	{'T', "filter-out", CLI_SUB, CLI_OPT_CALL, F(filter_out), 0, 0, "FILTER",
+	 "do not print messages matching FILTER (repeatable)", P_LIST},
+	{'v', "verbose", CLI_SUB, CLI_OPT_FLAG, F(verbose), 0, 0, NULL,
+	 "print \"topic payload\" instead of the payload", 0},
+	{'C', "count", CLI_SUB, CLI_OPT_LONG, F(count), 1, INT_MAX, "COUNT",
+	 "exit after COUNT messages", 0},
+	{'W', "timeout", CLI_SUB, CLI_OPT_LONG, F(timeout), 1, INT_MAX / 1000,
+	 "SECONDS", "exit after SECONDS (exit code 27)", 0},
+	{'N', "no-eol", CLI_SUB, CLI_OPT_FLAG, F(no_eol), 0, 0, NULL,
+	 "do not print a newline after each message", 0},
+	{'R', "no-retained", CLI_SUB, CLI_OPT_FLAG, F(no_retained), 0, 0, NULL,
+	 "skip retained (stale) messages", 0},
+	{0, "retained-only", CLI_SUB, CLI_OPT_FLAG, F(retained_only), 0, 0, NULL,
+	 "print only retained messages; exit at the first new one", 0},
+	{'F', "format", CLI_SUB, CLI_OPT_STR, F(format), 0, 0, "FORMAT",
+	 "print each message in FORMAT (sequences below)", 0},
+	{0, "json", CLI_SUB, CLI_OPT_FLAG, F(json), 0, 0, NULL,
+	 "print each message as one JSON object (same as -F %j)", 0},
+	{0, "nl", CLI_SUB, CLI_OPT_FLAG, F(no_local), 0, 0, NULL,
+	 "MQTT 5 No Local: not what this client id publishes itself", 0},
+	{0, "no-local", CLI_SUB, CLI_OPT_FLAG, F(no_local), 0, 0, NULL,
+	 "same as --nl", 0},
+	{0, "rap", CLI_SUB, CLI_OPT_FLAG, F(retain_as_published), 0, 0, NULL,
+	 "MQTT 5 Retain As Published: keep the publisher's retain flag", 0},
+	{0, "retain-as-published", CLI_SUB, CLI_OPT_FLAG, F(retain_as_published),
+	 0, 0, NULL, "same as --rap", 0},
+	{0, "rh", CLI_SUB, CLI_OPT_LONG, F(retain_handling), 0, 2, "0|1|2",
 	 "MQTT 5 Retain Handling: retained messages 0 always, 1 if new, "
-	 "2 never"},
-	{0, "retain-handling", CLI_SUB, OPT_INT, F(retain_handling), 0, 2,
-	 "0|1|2", "same as --rh"},
-	{0, "will-topic", BOTH, OPT_STR, F(will_topic), 0, 0, "TOPIC",
-	 "topic of the will (published if we vanish)"},
-	{0, "will-payload", BOTH, OPT_STR, F(will_payload), 0, 0, "PAYLOAD",
-	 "payload of the will (default: empty)"},
-	{0, "will-qos", BOTH, OPT_INT, F(will_qos), 0, 2, "QOS",
-	 "QoS of the will (default: 0)"},
-	{0, "will-retain", BOTH, OPT_FLAG, F(will_retain), 0, 0, NULL,
-	 "retain the will"},
-	{'d', "debug", BOTH, OPT_FLAG, F(debug), 0, 0, NULL,
-	 "print the packets sent and received on stderr"},
-	{0, "quiet", BOTH, OPT_FLAG, F(quiet), 0, 0, NULL,
-	 "do not print error messages"},
-	{0, "help", BOTH, OPT_HELP, 0, 0, 0, NULL, "show this help"},
+	 "2 never", 0},
+	{0, "retain-handling", CLI_SUB, CLI_OPT_LONG, F(retain_handling), 0, 2,
+	 "0|1|2", "same as --rh", 0},
+	{0, "will-topic", 0, CLI_OPT_STR, F(will_topic), 0, 0, "TOPIC",
+	 "topic of the will (published if we vanish)", 0},
+	{0, "will-payload", 0, CLI_OPT_STR, F(will_payload), 0, 0, "PAYLOAD",
+	 "payload of the will (default: empty)", 0},
+	{0, "will-qos", 0, CLI_OPT_LONG, F(will_qos), 0, 2, "QOS",
+	 "QoS of the will (default: 0)", 0},
+	{0, "will-retain", 0, CLI_OPT_FLAG, F(will_retain), 0, 0, NULL,
+	 "retain the will", 0},
+	{'d', "debug", 0, CLI_OPT_FLAG, F(debug), 0, 0, NULL,
+	 "print the packets sent and received on stderr", 0},
+	{0, "quiet", 0, CLI_OPT_FLAG, F(quiet), 0, 0, NULL,
+	 "do not print error messages", 0},
+	{0, "help", 0, CLI_OPT_HELP, 0, 0, 0, NULL, "show this help", 0},
 };
 
 static const char *tool_name(enum cli_tool tool)
@@ -164,55 +148,41 @@ void cli_error(const struct cli_cfg *cfg, const char *fmt, ...)
 }
 
 /* Usage errors are printed even with --quiet: nothing ran yet. */
-__attribute__((format(printf, 2, 0))) static int
-vusage_error(const struct cli_cfg *cfg, const char *fmt, va_list ap)
-{
-	fprintf(stderr, "moat %s: ", cfg->name);
-	vfprintf(stderr, fmt, ap);
-	fprintf(stderr, "\nTry 'moat %s --help' for more information.\n",
-		cfg->name);
-	return CLI_EXIT_USAGE;
-}
-
-__attribute__((format(printf, 2, 3))) static int
-usage_error(const struct cli_cfg *cfg, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	int rc = vusage_error(cfg, fmt, ap);
-	va_end(ap);
-	return rc;
-}
-
 int cli_usage_error(const struct cli_cfg *cfg, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	int rc = vusage_error(cfg, fmt, ap);
+	int rc = cli_opt_vusage(cfg->name, fmt, ap);
 	va_end(ap);
 	return rc;
 }
 
+#define usage_error cli_usage_error
+
+void moat_pub_usage(FILE *f)
+{
+	cli_print_usage(f, CLI_PUB);
+}
+
+void moat_sub_usage(FILE *f)
+{
+	cli_print_usage(f, CLI_SUB);
+}
+
+static int on_call(void *cfg, const struct cli_opt *o, char *v,
+		   struct cli_pos *p);
+
+static const struct cli_cmd commands[2] = {
+	{.name = "pub", .opts = options, .nopts = MOAT_ARRAY_LEN(options),
+	 .variant = CLI_PUB, .call = on_call, .usage = moat_pub_usage},
+	{.name = "sub", .opts = options, .nopts = MOAT_ARRAY_LEN(options),
+	 .variant = CLI_SUB, .call = on_call, .usage = moat_sub_usage},
+};
+
 void cli_print_usage(FILE *f, enum cli_tool tool)
 {
 	fprintf(f, "Usage: moat %s [OPTION]...\n\n", tool_name(tool));
-	for (size_t i = 0; i < MOAT_ARRAY_LEN(options); i++) {
-		const struct cli_opt *o = &options[i];
-		if (!(o->tools & tool))
-			continue;
-		char lhs[64];
-		snprintf(lhs, sizeof(lhs), "%c%c%s%s%s%s%s",
-			 o->short_name ? '-' : ' ',
-			 o->short_name ? o->short_name : ' ',
-			 o->short_name && o->long_name ? ", " : "  ",
-			 o->long_name ? "--" : "",
-			 o->long_name ? o->long_name : "", o->arg ? " " : "",
-			 o->arg ? o->arg : "");
-		if (strlen(lhs) > 32)
-			fprintf(f, "  %s\n  %-32s %s\n", lhs, "", o->help);
-		else
-			fprintf(f, "  %-32s %s\n", lhs, o->help);
-	}
+	cli_opt_print(f, &commands[tool == CLI_PUB ? 0 : 1], 30);
 	cli_props_usage(f, tool);
 	if (tool == CLI_SUB)
 		fputs("\n-F FORMAT sequences: %t topic, %p payload, %q QoS, "
@@ -235,46 +205,6 @@ void cli_print_usage(FILE *f, enum cli_tool tool)
 		tool == CLI_SUB ? ", 27 -W timeout expired" : "");
 }
 
-/* Find the option for argument a; *value is set to the part after '=' in
- * "--name=value". */
-static const struct cli_opt *find_opt(enum cli_tool tool, char *a,
-				      char **value)
-{
-	*value = NULL;
-	size_t n = 0;
-	bool is_long = a[0] == '-' && a[1] == '-' && a[2];
-	if (is_long) {
-		a += 2;
-		char *eq = strchr(a, '=');
-		n = eq ? (size_t)(eq - a) : strlen(a);
-		if (eq)
-			*value = eq + 1;
-	} else if (a[0] != '-' || !a[1] || a[2]) {
-		return NULL;
-	}
-	for (size_t i = 0; i < MOAT_ARRAY_LEN(options); i++) {
-		const struct cli_opt *o = &options[i];
-		if (!(o->tools & tool))
-			continue;
-		if (is_long ? (o->long_name && strlen(o->long_name) == n &&
-			       strncmp(o->long_name, a, n) == 0)
-			    : o->short_name == a[1])
-			return o;
-	}
-	return NULL;
-}
-
-static int parse_long(const char *s, long min, long max, long *out)
-{
-	char *end;
-	errno = 0;
-	long v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v < min || v > max)
-		return MOAT_EINVAL;
-	*out = v;
-	return MOAT_OK;
-}
-
 static int parse_proto(struct cli_cfg *cfg, const char *v)
 {
 	if (!strcmp(v, "311") || !strcmp(v, "mqttv311")) {
@@ -287,7 +217,7 @@ static int parse_proto(struct cli_cfg *cfg, const char *v)
 		return usage_error(cfg, "unknown protocol version '%s' "
 					"(use 5, 311 or 31)", v);
 	}
-	return MOAT_OK;
+	return CLI_CONTINUE;
 }
 
 static int add_list(struct cli_list *l, const char *v)
@@ -308,15 +238,6 @@ int cli_list_add(const struct cli_cfg *cfg, struct cli_list *l,
 	return MOAT_OK;
 }
 
-static int set_secret(char **field, char *v)
-{
-	moat_free(*field);
-	*field = moat_strdup(v);
-	/* Wipe argv's copy so that ps and /proc/PID/cmdline do not show it. */
-	memset(v, '*', strlen(v));
-	return *field ? MOAT_OK : MOAT_ENOMEM;
-}
-
 static int set_source(struct cli_cfg *cfg, const struct cli_opt *o,
 		      const char *v, const char *a)
 {
@@ -325,85 +246,43 @@ static int set_source(struct cli_cfg *cfg, const struct cli_opt *o,
 					"may be given (%s)", a);
 	cfg->source = (enum cli_source)o->min;
 	cfg->source_arg = v;
-	return MOAT_OK;
+	return CLI_CONTINUE;
 }
 
-/* Apply option o with argument v (NULL when it takes none); a is the
- * option as written, for messages.  Returns MOAT_OK or an exit code. */
-static int apply_opt(struct cli_cfg *cfg, const struct cli_opt *o, char *v,
-		     const char *a)
+/* -D: cli_prop_parse() reads COMMAND PROPERTY VALUE... itself, from
+ * the argument after the option on. */
+static int property(struct cli_cfg *cfg, char *v, struct cli_pos *p)
 {
-	void *field = (char *)cfg + o->offset;
-	int rc = MOAT_OK;
-	switch (o->kind) {
-	case OPT_FLAG:
-		*(bool *)field = true;
-		break;
-	case OPT_STR:
-		*(const char **)field = v;
-		break;
-	case OPT_INT:
-		if (parse_long(v, o->min, o->max, field) != MOAT_OK)
-			return usage_error(cfg, "%s needs a number from %ld "
-						"to %ld, not '%s'", a, o->min,
-					   o->max, v);
-		break;
-	case OPT_LIST:
-		rc = add_list(field, v);
-		break;
-	case OPT_SECRET:
-		rc = set_secret(field, v);
-		break;
-	case OPT_SOURCE:
-		return set_source(cfg, o, v, a);
-	case OPT_PROTO:
+	if (v != p->argv[p->i]) /* --property=... */
+		return usage_error(cfg, "--property takes COMMAND PROPERTY VALUE "
+					"as separate arguments");
+	int i = p->i - 1;
+	int rc = cli_prop_parse(cfg, p->argc, p->argv, &i);
+	p->i = i;
+	return rc == MOAT_OK ? CLI_CONTINUE : rc;
+}
+
+static int on_call(void *c, const struct cli_opt *o, char *v,
+		   struct cli_pos *p)
+{
+	struct cli_cfg *cfg = c;
+	switch (o->code) {
+	case P_LIST: {
+		int rc = cli_list_add(cfg, (void *)((char *)cfg + o->offset),
+				      v);
+		return rc == MOAT_OK ? CLI_CONTINUE : rc;
+	}
+	case P_SOURCE:
+		return set_source(cfg, o, v, p->as);
+	case P_PROTO:
 		return parse_proto(cfg, v);
-	case OPT_URL:
-		return cli_url_parse(cfg, v);
-	case OPT_PROPERTY: /* handled by parse_args */
-	case OPT_HELP:
-		cfg->help = true;
-		break;
+	case P_PROPERTY:
+		return property(cfg, v, p);
+	default: { /* P_URL */
+		int rc = cli_url_parse(cfg, v);
+		return rc == MOAT_OK ? CLI_CONTINUE : rc;
 	}
-	if (rc != MOAT_OK)
-		return usage_error(cfg, "out of memory");
-	return MOAT_OK;
-}
-
-static int parse_args(struct cli_cfg *cfg, int argc, char **argv)
-{
-	for (int i = 1; i < argc; i++) {
-		char *a = argv[i];
-		char *v;
-		const struct cli_opt *o = find_opt(cfg->tool, a, &v);
-		if (!o && a[0] == '-')
-			return usage_error(cfg, "unknown option '%s'", a);
-		if (!o)
-			return usage_error(cfg, "unexpected argument '%s'", a);
-		if (o->kind == OPT_PROPERTY) {
-			if (v)
-				return usage_error(cfg, "--property takes "
-							"COMMAND PROPERTY VALUE "
-							"as separate arguments");
-			int rc = cli_prop_parse(cfg, argc, argv, &i);
-			if (rc != MOAT_OK)
-				return rc;
-			continue;
-		}
-		if (o->arg && !v) {
-			if (i + 1 >= argc)
-				return usage_error(cfg, "option '%s' needs an "
-							"argument", a);
-			v = argv[++i];
-		} else if (!o->arg && v) {
-			return usage_error(cfg, "option '--%s' takes no "
-						"argument", o->long_name);
-		}
-		int rc = apply_opt(cfg, o, v, a);
-		if (rc != MOAT_OK)
-			return rc;
 	}
-	return MOAT_OK;
 }
 
 static bool utf8_ok(const char *s)
@@ -553,13 +432,11 @@ int cli_setup(struct cli_cfg *cfg, enum cli_tool tool, int argc, char **argv)
 	cfg->will_qos = -1;
 	cfg->retain_handling = -1;
 	cfg->proto_level = MQTT_PROTO_V311;
-	int rc = parse_args(cfg, argc, argv);
-	if (rc != MOAT_OK)
+	struct cli_cmd c = commands[tool == CLI_PUB ? 0 : 1];
+	c.cfg = cfg;
+	int rc = cli_opt_parse(&c, argc, argv);
+	if (rc != CLI_CONTINUE)
 		return rc;
-	if (cfg->help) {
-		cli_print_usage(stdout, tool);
-		return CLI_EXIT_OK;
-	}
 	if ((rc = check_tls(cfg)) != MOAT_OK ||
 	    (rc = make_client_id(cfg)) != MOAT_OK ||
 	    (rc = check_auth_will(cfg)) != MOAT_OK ||
