@@ -4,8 +4,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "bench.h"
-#include "moat_cli.h"
+#include "cli_opt.h"
+#include "commands.h"
+#include "common/moat_common.h"
 
 struct moat_command {
 	const char *name;

@@ -205,8 +205,6 @@ uint8_t moat_client_version(const struct moat_client *c);
 /* The server's announced limits (after a successful connect). */
 const struct moat_client_server *moat_client_server(const struct moat_client *c);
 
-/* Human text for a CONNACK return code ("connection refused: not
- * authorised", ...). */
-const char *moat_client_connack_str(uint8_t rc);
+/* moat_client_connack_str(): client_proto.h. */
 
 #endif

@@ -274,15 +274,6 @@ const char *moat_tls_client_hint(SSL *ssl)
 				   : "";
 }
 
-static int ms_left(uint64_t deadline)
-{
-	uint64_t now = moat_now_ms();
-	if (now >= deadline)
-		return 0;
-	uint64_t left = deadline - now;
-	return left > 1000000000u ? 1000000000 : (int)left;
-}
-
 int moat_tls_client_handshake(SSL *ssl, uint64_t deadline, char *err,
 			      size_t errsz)
 {
@@ -306,7 +297,7 @@ int moat_tls_client_handshake(SSL *ssl, uint64_t deadline, char *err,
 			return closed ? MOAT_ECLOSED : MOAT_ETLS;
 		}
 		struct pollfd pfd = {.fd = fd, .events = ev};
-		int left = ms_left(deadline);
+		int left = moat_ms_left(deadline);
 		int n = left ? poll(&pfd, 1, left) : 0;
 		if (n < 0 && errno == EINTR)
 			continue;

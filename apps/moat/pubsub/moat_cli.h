@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 #include "cli_opt.h"
+#include "commands.h"
 #include "common/moat_common.h"
 
 enum cli_tool {
@@ -169,19 +170,5 @@ struct moat_client_msg;
 int cli_format_check(const struct cli_cfg *cfg);
 int cli_format_print(const struct cli_cfg *cfg, FILE *f,
 		     const struct moat_client_msg *m);
-
-int moat_pub_main(int argc, char **argv);
-int moat_sub_main(int argc, char **argv);
-void moat_pub_usage(FILE *f);
-void moat_sub_usage(FILE *f);
-/* `moat passwd` (passwd_cmd.c): argv[0] is "passwd". */
-int moat_passwd_main(int argc, char **argv);
-void moat_passwd_usage(FILE *f);
-/* `moat audit` (audit_cli.c): argv[0] is "audit". */
-int moat_audit_main(int argc, char **argv);
-void moat_audit_usage(FILE *f);
-/* `moat scan` (scan_cmd.c): argv[0] is "scan". */
-int moat_scan_main(int argc, char **argv);
-void moat_scan_usage(FILE *f);
 
 #endif

@@ -1,5 +1,5 @@
 /* `moat audit`: security probes of the user's own MQTT brokers (THREATS.md
- * section 9, docs/audit.md).  Internal to apps/moat.
+ * section 9, docs/audit.md).  Internal to apps/moat/audit.
  *
  * Files:
  *   audit_cli.c      options, targets, the run, exit status

@@ -34,20 +34,11 @@ bool audit_out_of_time(const struct audit_ctx *x)
 	return moat_now_ms() >= x->run->deadline;
 }
 
-static int ms_left(uint64_t deadline)
-{
-	uint64_t now = moat_now_ms();
-	if (now >= deadline)
-		return 0;
-	uint64_t left = deadline - now;
-	return left > 1000000000u ? 1000000000 : (int)left;
-}
-
 void audit_sleep(const struct audit_ctx *x, unsigned ms)
 {
 	uint64_t until = MOAT_MIN(moat_now_ms() + ms, x->run->deadline);
 	int left;
-	while ((left = ms_left(until)) > 0) {
+	while ((left = moat_ms_left(until)) > 0) {
 		struct timespec ts = {.tv_sec = left / 1000,
 				      .tv_nsec = (long)(left % 1000) * 1000000L};
 		nanosleep(&ts, NULL); /* EINTR: the loop sleeps the rest */
@@ -79,7 +70,7 @@ static int wait_fd(int fd, short events, uint64_t deadline)
 {
 	for (;;) {
 		struct pollfd pfd = {.fd = fd, .events = events};
-		int left = ms_left(deadline);
+		int left = moat_ms_left(deadline);
 		if (left == 0)
 			return 0;
 		int n = poll(&pfd, 1, left);

@@ -25,7 +25,9 @@
 #include <openssl/crypto.h>
 
 #include "auth/passwd.h"
-#include "moat_cli.h"
+#include "cli_opt.h"
+#include "commands.h"
+#include "common/moat_common.h"
 
 #define usage_error(...) cli_opt_usage("passwd", __VA_ARGS__)
 

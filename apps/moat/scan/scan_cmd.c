@@ -19,7 +19,9 @@
 
 #include "check/findings.h"
 #include "leak/leak.h"
-#include "moat_cli.h"
+#include "cli_opt.h"
+#include "commands.h"
+#include "common/moat_common.h"
 
 #define usage_error(...) cli_opt_usage("scan", __VA_ARGS__)
 

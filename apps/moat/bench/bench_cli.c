@@ -13,7 +13,9 @@
 
 #include "bench.h"
 #include "codec/mqtt5.h"
-#include "moat_cli.h"
+#include "cli_opt.h"
+#include "commands.h"
+#include "common/moat_common.h"
 
 /* ---- options -------------------------------------------------------------- */
 

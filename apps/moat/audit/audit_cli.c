@@ -12,7 +12,9 @@
 
 #include "audit.h"
 #include "check/lint.h"
-#include "moat_cli.h"
+#include "cli_opt.h"
+#include "commands.h"
+#include "common/moat_common.h"
 
 #define TARGETS_FILE_MAX (64u * 1024u)
 

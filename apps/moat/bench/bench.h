@@ -60,9 +60,8 @@ struct bench_cfg {
 	bool given_clients, given_rate, given_inflight;
 };
 
-/* Exit codes: those of `moat` (moat_cli.h). */
-int moat_bench_main(int argc, char **argv);
-void moat_bench_usage(FILE *f);
+/* Exit codes: those of `moat` (cli_opt.h); moat_bench_main() and
+ * moat_bench_usage() are in commands.h. */
 
 /* ---- the payload --------------------------------------------------------
  * Every benchmark payload starts with this header (native byte order: the
