@@ -15,6 +15,7 @@ only (DNS:other.example), for the host name checks.
   MosquittoTls   /usr/sbin/mosquitto (a child with its own config on a
                  free loopback port) with a password file and client
                  certificates required: the same clients work there.
+  MosquittoServerTls  mosquitto with server authentication only.
 
 Real clients only; every wait is bounded; nothing asserts on timing.
 """
@@ -271,5 +272,40 @@ class MosquittoTls(unittest.TestCase):
         r = moat("pub", *base, "--cafile", T.pki("ca.crt"))
         self.assertEqual(r.returncode, 1, "no client certificate")
         r = moat("pub", *base, "--cafile", T.pki("evil.crt"))
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(b"certificate verify failed", r.stderr)
+
+
+@unittest.skipUnless(os.path.exists(MOSQUITTO), "no /usr/sbin/mosquitto")
+class MosquittoServerTls(unittest.TestCase):
+    """mosquitto with a TLS listener and no client certificates: the
+    server is verified, the client logs in with a password."""
+
+    @classmethod
+    def setUpClass(cls):
+        files = {n: (T.read(n), 0o644) for n in ("server.crt", "server.key")}
+        files["passwd"] = (password_file_text(USERS), 0o644)
+        conf = ("per_listener_settings false\nallow_anonymous false\n"
+                "password_file @DIR@/passwd\n"
+                "listener @PORT@ 127.0.0.1\n"
+                "certfile @DIR@/server.crt\nkeyfile @DIR@/server.key\n")
+        cls.mq = Mosquitto(conf, files).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.mq.cleanup()
+
+    def test_without_client_certificate(self):
+        login = ["-u", "alice", "-P", USERS["alice"]]
+        pub_sub(self, self.mq.port, ["--cafile", T.pki("ca.crt")] + login,
+                host="localhost")
+        pub_sub(self, self.mq.port, ["--capath", T.pki("capath"), "-V", "5",
+                                     "--tls-version", "tlsv1.3"] + login)
+
+    def test_wrong_ca_and_name_refused(self):
+        base = ["-p", self.mq.port, "-u", "alice", "-P", USERS["alice"],
+                "-t", "x", "-m", "x"]
+        r = moat("pub", "-h", "localhost", *base, "--cafile",
+                 T.pki("evil.crt"))
         self.assertEqual(r.returncode, 1)
         self.assertIn(b"certificate verify failed", r.stderr)

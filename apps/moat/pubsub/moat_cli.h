@@ -131,7 +131,8 @@ void cli_cleanup(struct cli_cfg *cfg);
 
 /* Print the option list of tool (generated from the option table). */
 void cli_print_usage(FILE *f, enum cli_tool tool);
-/* Print "moat NAME: message" on stderr unless --quiet. */
+/* Messages and lists (cli_common.c).  Print "moat NAME: message" on
+ * stderr unless --quiet. */
 void cli_error(const struct cli_cfg *cfg, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* Print a usage error (even with --quiet) and return CLI_EXIT_USAGE. */

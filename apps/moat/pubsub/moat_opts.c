@@ -135,28 +135,6 @@ static const char *tool_name(enum cli_tool tool)
 	return tool == CLI_PUB ? "pub" : "sub";
 }
 
-void cli_error(const struct cli_cfg *cfg, const char *fmt, ...)
-{
-	if (cfg->quiet)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	fprintf(stderr, "moat %s: ", cfg->name);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-}
-
-/* Usage errors are printed even with --quiet: nothing ran yet. */
-int cli_usage_error(const struct cli_cfg *cfg, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	int rc = cli_opt_vusage(cfg->name, fmt, ap);
-	va_end(ap);
-	return rc;
-}
-
 #define usage_error cli_usage_error
 
 void moat_pub_usage(FILE *f)
@@ -218,24 +196,6 @@ static int parse_proto(struct cli_cfg *cfg, const char *v)
 					"(use 5, 311 or 31)", v);
 	}
 	return CLI_CONTINUE;
-}
-
-static int add_list(struct cli_list *l, const char *v)
-{
-	const char **nv = moat_realloc(l->v, (l->n + 1) * sizeof(*nv));
-	if (!nv)
-		return MOAT_ENOMEM;
-	nv[l->n++] = v;
-	l->v = nv;
-	return MOAT_OK;
-}
-
-int cli_list_add(const struct cli_cfg *cfg, struct cli_list *l,
-		 const char *v)
-{
-	if (add_list(l, v) != MOAT_OK)
-		return cli_usage_error(cfg, "out of memory");
-	return MOAT_OK;
 }
 
 static int set_source(struct cli_cfg *cfg, const struct cli_opt *o,
