@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "client/client_proto.h"
+#include "codec/mqtt_codec.h"
 
 const char *moat_client_connack_str(uint8_t rc)
 {
@@ -129,6 +130,8 @@ int moat_client_suback_decode(uint8_t type, const uint8_t *body, size_t len,
 	return MOAT_OK;
 }
 
+/* As the codec's moat_mqtt_decode_publish_v() for MQTT 5, but from the
+ * server: Subscription Identifiers are allowed. */
 static int publish5(uint8_t flags, const uint8_t *body, size_t len,
 		    struct moat_mqtt_publish5 *p5)
 {
@@ -136,23 +139,9 @@ static int publish5(uint8_t flags, const uint8_t *body, size_t len,
 	struct moat_rd rd;
 	int rc;
 	memset(p5, 0, sizeof(*p5));
-	p->dup = (flags & 0x08) != 0;
-	p->qos = (uint8_t)((flags >> 1) & 0x03);
-	p->retain = (flags & 0x01) != 0;
-	if (p->qos == 3 || (p->qos == 0 && p->dup)) /* [MQTT-3.3.1-2,4] */
-		return MOAT_EMALFORMED;
 	moat_rd_init(&rd, body, len);
-	if ((rc = moat_rd_string(&rd, &p->topic)) != MOAT_OK)
+	if ((rc = moat__mqtt_publish_head(flags, &rd, true, p)) != MOAT_OK)
 		return rc;
-	if (p->topic.len &&
-	    !moat_topic_name_valid(p->topic.p, p->topic.len))
-		return MOAT_EPROTO; /* [MQTT-3.3.2-2] */
-	if (p->qos > 0) {
-		if ((rc = moat_rd_u16(&rd, &p->packet_id)) != MOAT_OK)
-			return rc;
-		if (p->packet_id == 0) /* [MQTT-2.2.1-3] */
-			return MOAT_EMALFORMED;
-	}
 	if ((rc = moat_mqtt_props_read(&rd, PCTX_PUBLISH, &p5->props)) != 0)
 		return rc;
 	if (p->topic.len == 0 && !moat_props_has(&p5->props, PROP_TOPIC_ALIAS))
