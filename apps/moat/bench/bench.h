@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
+#include "client/client_proto.h"
 #include "common/moat_common.h"
 
 /* ---- configuration (bench_cli.c) -------------------------------------- */
@@ -154,7 +155,8 @@ struct bench_conn {
 	struct bench_buf in, out;
 	size_t in_max, out_max;
 	uint64_t t_start;  /* attempt started (ns) */
-	uint64_t last_tx;  /* last packet queued (ns), for keep-alive */
+	struct moat_client_keepalive ka; /* client core: last packet queued,
+					  * PINGREQ outstanding (ms) */
 	uint16_t next_pid;
 	uint16_t server_receive_max; /* MQTT 5 CONNACK; 65535 otherwise */
 	char id[48];	   /* client id */

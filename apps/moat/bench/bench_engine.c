@@ -111,7 +111,7 @@ static bool out_append(struct engine *e, struct bench_conn *c, const void *p,
 		return false;
 	memcpy(dst, p, n);
 	c->out.len += n;
-	c->last_tx = e->now;
+	c->ka.last_tx_ms = e->now / 1000000u;
 	mark_dirty(e, c);
 	return true;
 }
@@ -383,6 +383,7 @@ static void on_packet(struct engine *e, struct bench_conn *c, uint8_t tf,
 		on_ack(e, c, type, body, len);
 		break;
 	case MQTT_PINGRESP:
+		moat_client_ka_pong(&c->ka);
 		break;
 	case MQTT_DISCONNECT:
 		on_disconnect(e, c, body, len);
@@ -555,7 +556,7 @@ static void publish_some(struct engine *e, struct bench_pub *p)
 		memcpy(dst + p->payload_off + BENCH_OFF_TIME, &ts, 8);
 	}
 	c->out.len += (size_t)n * p->tmpl_len;
-	c->last_tx = e->now;
+	c->ka.last_tx_ms = e->now / 1000000u;
 	p->seq += n;
 	e->sent += n;
 	e->expected += n * p->fanout;
@@ -651,17 +652,34 @@ static void flush_dirty(struct engine *e)
 	}
 }
 
+/* Keep-alive by the client core's rule (client_proto.h), checked once a
+ * second for every ready connection. */
 static void keepalive(struct engine *e)
 {
-	uint64_t half = (uint64_t)e->cfg->keepalive * 500000000u;
-	if (!half || e->now < e->next_ping_check)
+	uint32_t interval_ms = (uint32_t)e->cfg->keepalive * 1000u;
+	if (!interval_ms || e->now < e->next_ping_check)
 		return;
 	e->next_ping_check = e->now + 1000000000u;
-	static const uint8_t ping[2] = {0xC0, 0x00};
+	static const uint8_t ping[2] = {MQTT_PINGREQ << 4, 0x00};
+	uint64_t now_ms = e->now / 1000000u;
 	for (size_t i = 0; i < e->nconns; i++) {
 		struct bench_conn *c = &e->conns[i];
-		if (c->state == BC_READY && e->now - c->last_tx >= half)
-			(void)out_append(e, c, ping, sizeof(ping));
+		int next_ms;
+		if (c->state != BC_READY)
+			continue;
+		c->ka.interval_ms = interval_ms;
+		switch (moat_client_ka_check(&c->ka, now_ms, &next_ms)) {
+		case MOAT_KA_PING:
+			if (out_append(e, c, ping, sizeof(ping)))
+				moat_client_ka_pinged(&c->ka, now_ms);
+			break;
+		case MOAT_KA_TIMEOUT:
+			conn_fail(e, c, "no PINGRESP from the broker within the "
+					"keep-alive interval");
+			break;
+		default:
+			break;
+		}
 	}
 }
 
