@@ -177,7 +177,8 @@ int cli_opt_parse(const struct cli_cmd *c, int argc, char **argv)
 			only_args = true;
 			continue;
 		}
-		struct cli_pos p = {.argc = argc, .argv = argv, .i = i, .as = a};
+		struct cli_pos p = {
+			.argc = argc, .argv = argv, .i = i, .as = a};
 		if (a[1] != '-' && a[2]) {
 			if ((rc = bundle(c, &p)) != CLI_CONTINUE)
 				return rc;
@@ -198,8 +199,9 @@ int cli_opt_parse(const struct cli_cmd *c, int argc, char **argv)
 					     o->long_name);
 		if (o->arg && !v) {
 			if (i + 1 >= argc)
-				return cli_opt_usage(c->name, "option '%s' needs "
-							      "%s", a, o->arg);
+				return cli_opt_usage(c->name,
+						     "option '%s' needs %s", a,
+						     o->arg);
 			v = argv[i + 1];
 			p.i = i + 1;
 		}

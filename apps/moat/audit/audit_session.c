@@ -175,8 +175,9 @@ static int parse_connack(struct audit_conn *c, const struct audit_pkt *pk,
 	}
 	int rc = moat_client_connack_decode(pk->body, pk->len, c->version, &k);
 	if (rc != MOAT_OK) {
-		snprintf(c->err, sizeof(c->err), "invalid CONNACK from the "
-						 "server: %s", moat_strerror(rc));
+		snprintf(c->err, sizeof(c->err),
+			 "invalid CONNACK from the server: %s",
+			 moat_strerror(rc));
 		return rc;
 	}
 	ca->session_present = k.session_present;

@@ -674,8 +674,8 @@ static void keepalive(struct engine *e)
 				moat_client_ka_pinged(&c->ka, now_ms);
 			break;
 		case MOAT_KA_TIMEOUT:
-			conn_fail(e, c, "no PINGRESP from the broker within the "
-					"keep-alive interval");
+			conn_fail(e, c, "no PINGRESP from the broker "
+					"within the keep-alive interval");
 			break;
 		default:
 			break;
