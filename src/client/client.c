@@ -515,7 +515,7 @@ static int tls_connect(struct moat_client *c, SSL_CTX *ctx, const char *host,
 	char why[ERR_LEN - 64];
 	int rc = moat_tls_client_handshake(c->ssl,
 					   moat_now_ms() + c->timeout_ms,
-					   why, sizeof(why));
+					   why, sizeof(why), NULL);
 	if (rc != MOAT_OK)
 		return set_err(c, rc == MOAT_ETLS ? MOAT_ETLS : MOAT_EIO,
 			       "%s port %s: %s", host, port, why);

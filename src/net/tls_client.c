@@ -218,8 +218,8 @@ static const char *verify_hint(long v)
 	case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
 	case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
 	case X509_V_ERR_CERT_SIGNATURE_FAILURE:
-		return " (give the CA that issued the server's certificate "
-		       "with --cafile or --capath)";
+		return " (give the CA that issued the server's certificate: "
+		       "--cafile)";
 	default:
 		return "";
 	}
@@ -275,10 +275,12 @@ const char *moat_tls_client_hint(SSL *ssl)
 }
 
 int moat_tls_client_handshake(SSL *ssl, uint64_t deadline, char *err,
-			      size_t errsz)
+			      size_t errsz, unsigned long *last_err)
 {
 	int fd = SSL_get_fd(ssl);
 	ERR_clear_error();
+	if (last_err)
+		*last_err = 0;
 	for (;;) {
 		errno = 0;
 		int r = SSL_do_handshake(ssl);
@@ -292,6 +294,8 @@ int moat_tls_client_handshake(SSL *ssl, uint64_t deadline, char *err,
 			int closed = e == SSL_ERROR_ZERO_RETURN ||
 				     (e == SSL_ERROR_SYSCALL &&
 				      ERR_peek_error() == 0);
+			if (last_err)
+				*last_err = ERR_peek_last_error();
 			moat_tls_client_error(ssl, r, "TLS handshake failed",
 					      err, errsz);
 			return closed ? MOAT_ECLOSED : MOAT_ETLS;
@@ -303,7 +307,7 @@ int moat_tls_client_handshake(SSL *ssl, uint64_t deadline, char *err,
 			continue;
 		if (n <= 0) {
 			snprintf(err, errsz, "TLS handshake failed: %s",
-				 n == 0 ? "no answer from the server in time"
+				 n == 0 ? "no answer within the timeout"
 					: strerror(errno));
 			return MOAT_EIO;
 		}

@@ -52,9 +52,11 @@ SSL *moat_tls_client_new(SSL_CTX *ctx, int fd, const char *host);
  * until deadline (moat_now_ms() time).  MOAT_OK, MOAT_ETLS (message in
  * err: names a failed certificate check and how to fix it), MOAT_ECLOSED
  * (the server closed the connection; message in err) or MOAT_EIO
- * (timeout or poll error). */
+ * ("no answer within the timeout", or a poll error).  *last_err (may be
+ * NULL) receives OpenSSL's last error code of a failed handshake, 0 if
+ * there was none. */
 int moat_tls_client_handshake(SSL *ssl, uint64_t deadline, char *err,
-			      size_t errsz);
+			      size_t errsz, unsigned long *last_err);
 
 /* Describe the failure of SSL call ret on ssl ("certificate verify
  * failed: hostname mismatch", OpenSSL's reasons, or errno) after what:

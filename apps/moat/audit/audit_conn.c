@@ -222,33 +222,17 @@ static int tls_open(struct audit_ctx *x, struct audit_conn *c, SSL_CTX *ctx)
 		snprintf(c->err, sizeof(c->err), "TLS: out of memory");
 		return MOAT_ENOMEM;
 	}
-	uint64_t deadline = audit_step_deadline(x);
-	ERR_clear_error();
-	for (;;) {
-		int r = SSL_connect(c->ssl);
-		if (r == 1)
-			return MOAT_OK;
-		int e = SSL_get_error(c->ssl, r);
-		short ev = e == SSL_ERROR_WANT_READ    ? POLLIN
-			   : e == SSL_ERROR_WANT_WRITE ? POLLOUT
-						       : 0;
-		if (!ev) {
-			int rc = tls_fail(c, r, "TLS handshake failed");
-			if (rc == MOAT_ECLOSED)
-				snprintf(c->err, sizeof(c->err),
-					 "TLS handshake failed: the server "
-					 "closed the connection");
-			return MOAT_ETLS;
-		}
-		int w = wait_fd(c->fd, ev, deadline);
-		if (w <= 0) {
-			snprintf(c->err, sizeof(c->err),
-				 "TLS handshake failed: %s",
-				 w == 0 ? "no answer within the timeout"
-					: strerror(errno));
-			return MOAT_ETLS;
-		}
-	}
+	SSL_set_connect_state(c->ssl);
+	unsigned long e = 0;
+	int rc = moat_tls_client_handshake(c->ssl, audit_step_deadline(x),
+					   c->err, sizeof(c->err), &e);
+	if (rc == MOAT_OK)
+		return MOAT_OK;
+	c->tls_reason = ERR_GET_REASON(e);
+	if (ERR_GET_LIB(e) == ERR_LIB_SSL &&
+	    ERR_GET_REASON(e) == SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED)
+		c->tls_alert_cert_required = true;
+	return MOAT_ETLS;
 }
 
 int audit_conn_open(struct audit_ctx *x, struct audit_conn *c, SSL_CTX *ctx)
