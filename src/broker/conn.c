@@ -198,7 +198,17 @@ void moat_conn_free(struct moat_conn *c)
 /* ---- transport ------------------------------------------------------------
  * Through the stack's top layer (net.h): bytes moved (> 0), 0 when the
  * socket would block (the events follow what the layers wait for), or -1
- * when the connection is finished (why says how). */
+ * when the connection is finished (why says how).
+ *
+ * TCP and TLS change what they wait for only when they would block; a
+ * layer with output of its own (WebSocket, on top when present) may also
+ * queue some (a pong) in a call that moved bytes: only then are the
+ * flags compared before and after. */
+
+static bool has_own_output(const struct moat_conn *c)
+{
+	return c->net->ops->flush != NULL;
+}
 
 static ssize_t transport_result(struct moat_conn *c, ssize_t r,
 				unsigned want_before, const char *why)
@@ -221,17 +231,23 @@ static ssize_t transport_result(struct moat_conn *c, ssize_t r,
 static ssize_t transport_read(struct moat_conn *c, uint8_t *dst, size_t n,
 			      char *why, size_t whysz)
 {
-	unsigned before = moat_net_wants(c->net);
-	return transport_result(c, moat_net_read(c->net, dst, n, why, whysz),
-				before, why);
+	bool own = has_own_output(c);
+	unsigned before = own ? moat_net_wants(c->net) : 0;
+	ssize_t r = moat_net_read(c->net, dst, n, why, whysz);
+	if (r > 0 && !own)
+		return r; /* the hot path */
+	return transport_result(c, r, before, why);
 }
 
 static ssize_t transport_write(struct moat_conn *c, const uint8_t *p, size_t n,
 			       char *why, size_t whysz)
 {
-	unsigned before = moat_net_wants(c->net);
-	return transport_result(c, moat_net_write(c->net, p, n, why, whysz),
-				before, why);
+	bool own = has_own_output(c);
+	unsigned before = own ? moat_net_wants(c->net) : 0;
+	ssize_t r = moat_net_write(c->net, p, n, why, whysz);
+	if (r > 0 && !own)
+		return r; /* the hot path */
+	return transport_result(c, r, before, why);
 }
 
 /* Push out what is buffered (a CONNACK with an error code, a
@@ -785,7 +801,7 @@ void moat_conn_on_readable(struct moat_conn *c)
 static bool write_out(struct moat_conn *c)
 {
 	size_t can;
-	if (moat_net_wants(c->net) & MOAT_NET_HAS_OUTPUT) {
+	if (c->net->want & MOAT_NET_HAS_OUTPUT) { /* (only a top layer) */
 		/* The layers' own bytes first (a handshake answer, a pong). */
 		char why[400];
 		int r = moat_net_flush(c->net, why, sizeof(why));
