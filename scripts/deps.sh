@@ -6,12 +6,17 @@ set -eu
 BUILD="build-essential cmake pkg-config libssl-dev openssl libargon2-dev \
 libpwquality-dev cracklib-runtime libsqlite3-dev libvectorscan-dev"
 TEST="libcmocka-dev iproute2 mosquitto-clients mosquitto python3 python3-paho-mqtt \
-libcoap3-bin clang libclang-rt-14-dev nodejs npm chromium"
+libcoap3-bin clang libclang-rt-14-dev nodejs chromium"
 
 case "${1:-all}" in
 build) PKGS="$BUILD" ;;
 *) PKGS="$BUILD $TEST" ;;
 esac
+# Debian's nodejs comes without npm (its own package); a nodejs that
+# brings npm along (NodeSource's) conflicts with that package.
+if [ "${1:-all}" != build ] && ! command -v npm >/dev/null 2>&1; then
+	PKGS="$PKGS npm"
+fi
 
 missing=""
 for p in $PKGS; do
