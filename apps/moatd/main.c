@@ -1,14 +1,17 @@
 /* moatd — the moat MQTT broker. */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "broker/broker.h"
 #include "config/cfg.h"
 #include "check.h"
 #include "moatd_cmds.h"
+#include "runas.h"
 
 static void usage(FILE *f)
 {
@@ -71,6 +74,9 @@ static int add_port(struct moat_config *cfg, const char *arg)
 	return 0;
 }
 
+struct start_args;
+static void reload_config(struct moat_broker *b, const struct start_args *a);
+
 struct start_args {
 	const char *file;
 	const struct moat_config *ports; /* -p listeners */
@@ -119,6 +125,19 @@ static void warn_insecure(const struct moat_config *cfg)
 
 static void reload(struct moat_broker *b, const struct start_args *a)
 {
+	char note[64];
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	snprintf(note, sizeof(note), "RELOADING=1\nMONOTONIC_USEC=%llu",
+		 (unsigned long long)ts.tv_sec * 1000000ull +
+			 (unsigned long long)ts.tv_nsec / 1000ull);
+	moatd_notify(note);
+	reload_config(b, a);
+	moatd_notify("READY=1");
+}
+
+static void reload_config(struct moat_broker *b, const struct start_args *a)
+{
 	struct moat_config *cfg = malloc(sizeof(*cfg));
 	struct moat_cfg_err err;
 	char why[800];
@@ -156,6 +175,46 @@ static void torture_mode(void)
 	}
 }
 
+struct drop_args {
+	const struct moat_config *cfg;
+	const struct moatd_runas *ra;
+};
+
+/* The broker's before_store hook: drop root (runas.c). */
+static int drop_root(void *arg)
+{
+	const struct drop_args *d = arg;
+	char err[300];
+	moatd_runas_own_store(d->cfg, d->ra);
+	if (moatd_runas_drop(d->ra, err, sizeof(err)) != MOAT_OK) {
+		moat_err_log("%s", err);
+		return MOAT_EDENIED;
+	}
+	return MOAT_OK;
+}
+
+/* Wait for a signal; with a systemd watchdog, tell it we are alive at
+ * half its interval meanwhile.  Returns the signal. */
+static int wait_signal(const sigset_t *set, uint64_t watchdog_us)
+{
+	for (;;) {
+		int sig;
+		if (!watchdog_us) {
+			if (sigwait(set, &sig) == 0)
+				return sig;
+			continue;
+		}
+		uint64_t half = watchdog_us / 2;
+		struct timespec ts = {.tv_sec = (time_t)(half / 1000000u),
+				      .tv_nsec = (long)(half % 1000000u) * 1000};
+		sig = sigtimedwait(set, NULL, &ts);
+		if (sig > 0)
+			return sig;
+		if (errno == EAGAIN)
+			moatd_notify("WATCHDOG=1");
+	}
+}
+
 static int serve(const struct moat_config *cfg, const struct start_args *a)
 {
 	sigset_t set;
@@ -170,18 +229,28 @@ static int serve(const struct moat_config *cfg, const struct start_args *a)
 	 * instead of killing the broker. */
 	signal(SIGXFSZ, SIG_IGN);
 
+	struct moatd_runas ra;
+	char err[300];
+	if (moatd_runas_resolve(cfg, &ra, err, sizeof(err)) != MOAT_OK) {
+		moat_err_log("%s", err);
+		return 1;
+	}
+	if (ra.as_root)
+		moat_warn("running as root ('user root'): a flaw in moatd "
+			  "would be a flaw with root's rights");
 	struct moat_broker *b;
-	if (moat_broker_new(cfg, &b) != MOAT_OK)
+	struct drop_args d = {.cfg = cfg, .ra = &ra};
+	if (moat_broker_new_hook(cfg, drop_root, &d, &b) != MOAT_OK)
 		return 1;
 	if (moat_broker_start(b) != MOAT_OK) {
 		moat_broker_free(b);
 		return 1;
 	}
 	torture_mode();
+	moatd_notify("READY=1\nSTATUS=serving");
+	uint64_t watchdog_us = moatd_watchdog_usec();
 	for (;;) {
-		int sig;
-		if (sigwait(&set, &sig) != 0)
-			continue;
+		int sig = wait_signal(&set, watchdog_us);
 		if (sig == SIGHUP) {
 			reload(b, a);
 			continue;
@@ -189,6 +258,7 @@ static int serve(const struct moat_config *cfg, const struct start_args *a)
 		moat_notice("signal %d: shutting down", sig);
 		break;
 	}
+	moatd_notify("STOPPING=1");
 	moat_alloc_fail_every(0); /* a clean teardown, also under torture */
 	moat_broker_free(b);
 	moat_notice("stopped");
@@ -267,7 +337,9 @@ int main(int argc, char **argv)
 		/* The files it names too: password file, ACL, certificates,
 		 * keys (as a start would load them). */
 		char ferr[800];
-		if (moat_broker_check_files(&cfg, ferr, sizeof(ferr))) {
+		struct moatd_runas ra;
+		if (moatd_runas_resolve(&cfg, &ra, ferr, sizeof(ferr)) ||
+		    moat_broker_check_files(&cfg, ferr, sizeof(ferr))) {
 			fprintf(stderr, "moatd: %s: %s\n",
 				file ? file : "(defaults)", ferr);
 			return 1;

@@ -108,6 +108,13 @@ static int init_worker(struct moat_broker *b, unsigned idx)
 
 int moat_broker_new(const struct moat_config *cfg, struct moat_broker **out)
 {
+	return moat_broker_new_hook(cfg, NULL, NULL, out);
+}
+
+int moat_broker_new_hook(const struct moat_config *cfg,
+			 int (*before_store)(void *arg), void *arg,
+			 struct moat_broker **out)
+{
 	int rc;
 	struct moat_broker *b = moat_calloc(1, sizeof(*b));
 	*out = NULL;
@@ -151,6 +158,10 @@ int moat_broker_new(const struct moat_config *cfg, struct moat_broker **out)
 			goto fail;
 		}
 	}
+	/* moatd drops root here: listeners bound, files loaded; the
+	 * database belongs to the user it runs as. */
+	if (before_store && (rc = before_store(arg)) != MOAT_OK)
+		goto fail;
 	/* Restored into the workers' tables and the tree, before any
 	 * thread runs. */
 	if ((rc = moat_store_open(b, err, sizeof(err))) != MOAT_OK) {
@@ -339,6 +350,10 @@ static void keep_restart_only(const struct moat_config *old,
 	KEEP(persistence);
 	KEEP(persistence_sync);
 #undef KEEP
+	if (strcmp(cfg->user, old->user))
+		moat_warn("reload: user changed; it takes effect at the next "
+			  "restart");
+	memcpy(cfg->user, old->user, sizeof(cfg->user));
 	if (strcmp(cfg->persistence_location, old->persistence_location)) {
 		moat_warn("reload: persistence_location changed; it takes "
 			  "effect at the next restart");

@@ -32,7 +32,8 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from moat_harness import (Broker, CONNACK_NOT_AUTHORIZED, CONNACK_OK,  # noqa
-                          connect_packet, raw_connect, read_packet)
+                          connect_packet, raw_connect, read_packet,
+                          stay_root)
 
 MOATD = os.environ.get("MOATD_BIN", "moatd")
 TIMEOUT = 60.0
@@ -461,7 +462,7 @@ class SetupBroker(Broker):
                       flags=re.M)
         text = re.sub(r"^listener 1883 127\.0\.0\.1$", "listener 0 127.0.0.1",
                       text, flags=re.M)
-        text += "workers 2\n"
+        text += "workers 2\n" + stay_root(text)
         fd = os.open(self.conf, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(text)
