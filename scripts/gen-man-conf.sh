@@ -23,12 +23,13 @@ checks a file;
 .BR "systemctl reload moatd" )
 reloads it.
 .SH DIRECTIVES
+.ad l
 HEAD
 # Two lines per directive: "name  (type...)" then the indented help.
 # Backslashes and leading dots or quotes would be roff: escape them.
 "$moatd" --help-config | sed -e 's/\\/\\e/g' -e "s/-/\\\\-/g" | awk '
 /^    / { sub(/^    /, ""); if ($0 ~ /^[.\047]/) $0 = "\\&" $0; print; next }
-{ name = $1; $1 = ""; sub(/^ +/, ""); print ".TP"; print "\\fB" name "\\fR " $0 }'
+{ name = $1; $1 = ""; sub(/^ +/, ""); gsub(/:/, ":\\:"); print ".TP"; print "\\fB" name "\\fR " $0 }'
 cat <<'TAIL'
 .SH FILES
 .I /etc/moat/moatd.conf

@@ -19,6 +19,8 @@ static void usage(FILE *f)
 		"Usage: moatd [-c FILE] [-p PORT] [-v] [--test-config]\n"
 		"       moatd init DIR [--san NAME]... [--force]\n"
 		"       moatd --check -c FILE [--format text|json]\n"
+		"       moatd migrate [--force] MOSQUITTO_CONF OUTDIR\n"
+		"       moatd migrate --retained FROM_HOST:PORT --to HOST:PORT\n"
 		"\n"
 		"moat MQTT broker (MQTT 5.0, 3.1.1 and 3.1 over TCP and TLS).\n"
 		"With no configuration file it listens on 127.0.0.1:1883 "
@@ -47,6 +49,9 @@ static void usage(FILE *f)
 		"server certificate, an admin password, an ACL and moatd.conf "
 		"(moatd init\n"
 		"--help).\n"
+		"moatd migrate writes a moatd set-up equivalent to a mosquitto "
+		"one, with a\nreport of what was and was not carried over "
+		"(moatd migrate --help).\n"
 		"\n"
 		"Signals: SIGINT or SIGTERM stop the broker cleanly; SIGHUP "
 		"reloads the\nconfiguration, password file, ACL and "
@@ -291,6 +296,8 @@ int main(int argc, char **argv)
 	/* Sub-commands come first, before the broker's own options. */
 	if (argc > 1 && strcmp(argv[1], "init") == 0)
 		return moatd_init_main(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "migrate") == 0)
+		return moatd_migrate_main(argc - 1, argv + 1);
 
 	while ((opt = getopt_long(argc, argv, "c:p:vthV", opts, NULL)) != -1) {
 		switch (opt) {
