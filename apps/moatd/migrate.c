@@ -234,8 +234,12 @@ static void mark_listener_line(struct mg *g, struct mg_line *x)
 		set(x, MG_CARRIED, "ciphersuites");
 	} else if (!strcmp(x->name, "protocol")) {
 		set(x, MG_CARRIED, "the listener (MQTT)");
+	} else if (!strcmp(x->name, "listener") || !strcmp(x->name, "port") ||
+		   !strcmp(x->name, "bind_address")) {
+		set(x, MG_CARRIED, "listener %d%s", x->listener + 1,
+		    ml->rebound ? ", moved to 127.0.0.1" : "");
 	} else {
-		set(x, MG_CARRIED, "%s of listener %d", x->name,
+		set(x, MG_CARRIED, "%s (listener %d)", x->name,
 		    x->listener + 1);
 	}
 }
@@ -417,7 +421,9 @@ static void global_line(FILE *o, struct mg *g, struct mg_line *x,
 				 : !strcmp(x->name, "per_listener_settings")
 					 ? "one password file and ACL for all "
 					   "listeners"
-					 : "allow_anonymous");
+					 : g->anon[0] == 'f'
+						   ? "allow_anonymous false"
+						   : "allow_anonymous loopback");
 		break;
 	case K_LISTENER:
 		mark_listener_line(g, x);
@@ -426,6 +432,24 @@ static void global_line(FILE *o, struct mg *g, struct mg_line *x,
 		set(x, MG_DROPPED, "%s", mp->to);
 		break;
 	}
+}
+
+/* Directives that belong to the bridge section they follow. */
+static bool bridge_directive(const char *name)
+{
+	static const char *const names[] = {
+		"address", "addresses", "topic", "cleansession", "clientid",
+		"keepalive_interval", "restart_timeout", "notifications",
+		"notification_topic", "notifications_local_only",
+		"try_private", "start_type", "threshold", "idle_timeout",
+		"round_robin", "username", "password", "connection"};
+	if (!strncmp(name, "bridge_", 7) || !strncmp(name, "remote_", 7) ||
+	    !strncmp(name, "local_", 6))
+		return true;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (!strcmp(name, names[i]))
+			return true;
+	return false;
 }
 
 static bool is_plugin_option(const char *name)
@@ -446,7 +470,7 @@ static void translate_lines(FILE *o, struct mg *g)
 		if (!x->known)
 			set(x, MG_DROPPED, "not a mosquitto directive "
 			    "(mosquitto refuses the file)");
-		else if (!strcmp(x->name, "connection") || x->bridge >= 0)
+		else if (x->bridge >= 0 && bridge_directive(x->name))
 			set(x, MG_BRIDGE, "bridge %s: a note in moatd.conf",
 			    g->m->br[x->bridge >= 0 ? x->bridge : 0].name);
 		else if (is_plugin_option(x->name))
@@ -457,6 +481,7 @@ static void translate_lines(FILE *o, struct mg *g)
 			set(x, MG_DROPPED, "no moatd equivalent");
 		if (x->status == MG_DROPPED &&
 		    (strstr(x->value, "dynamic-security") ||
+		     strstr(x->value, "dynamic_security") ||
 		     strstr(x->value, "dynsec")))
 			snprintf(x->note, sizeof(x->note),
 				 NO_PLUGINS ": the dynamic-security plugin's "
