@@ -308,6 +308,7 @@ void moat_conn_close(struct moat_conn *c, const char *why)
 	c->state = CONN_CLOSED;
 	moat_conn_detach(c);
 	close_socket(c);
+	moat__uncount_user(c);
 	moat__store_ungate(c);
 	c->next = w->closed;
 	w->closed = c;
