@@ -8,7 +8,12 @@
 set -euo pipefail
 root=$1 uid=$2 gid=$3 pw=$4
 ip link set lo up
-fail() { echo "package test: FAIL: $*" >&2; exit 1; }
+pid=
+fail() {
+	echo "package test: FAIL: $*" >&2
+	[ -z "$pid" ] || kill "$pid" 2>/dev/null || true
+	exit 1
+}
 unit=$root/lib/systemd/system/moatd.service
 prop() { sed -n "s/^$1=//p" "$unit" | head -1; }
 [ "$(prop Type)" = notify ] || fail "the unit is not Type=notify"
@@ -20,9 +25,10 @@ pre=$(prop ExecStartPre)
 sock=$root/run/moat-test-notify
 rm -f "$sock"
 python3 - "$sock" >"$root/run/notify.log" <<'PY' &
-import socket, sys
+import os, socket, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.bind(sys.argv[1]); s.settimeout(30)
+os.chmod(sys.argv[1], 0o666)  # moatd sends as moat
 while True:
     m = s.recv(4096).decode()
     print(m, flush=True)
@@ -41,13 +47,13 @@ run_as_unit() {
 run_as_unit $pre >/dev/null || fail "ExecStartPre ($pre) failed"
 # shellcheck disable=SC2086
 run_as_unit $start >"$root/run/moatd-unit.log" 2>&1 &
+pid=$!  # chroot and env exec: this is moatd
 wait "$reader" || fail "no READY=1 from moatd within 30 s"
 grep -q READY=1 "$root/run/notify.log" || fail "no READY=1"
 echo "  READY=1 received"
 
-check_broker() { # LABEL
-	pid=$(pgrep -n -f "^/usr/sbin/moatd -c /etc/moat/moatd.conf") ||
-		fail "$1: moatd is not running"
+check_broker() { # LABEL (moatd is $pid)
+	kill -0 "$pid" 2>/dev/null || fail "$1: moatd is not running"
 	ruid=$(awk '/^Uid:/ {print $2 $3 $4 $5}' "/proc/$pid/status")
 	[ "$ruid" = "$uid$uid$uid$uid" ] || fail "$1: runs as uid $ruid"
 	groups=$(awk '/^Groups:/ {print $2}' "/proc/$pid/status")
@@ -68,6 +74,7 @@ check_broker() { # LABEL
 	kill "$pid"
 	for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 	! kill -0 "$pid" 2>/dev/null || fail "$1: did not stop on SIGTERM"
+	pid=
 }
 for _ in $(seq 100); do ss -Hltn | grep -q 1883 && break; sleep 0.1; done
 check_broker "as the unit starts it"
@@ -75,6 +82,7 @@ check_broker "as the unit starts it"
 # As an init script would: root, then moatd drops to the config's user.
 chroot "$root" env -i PATH=/usr/sbin:/usr/bin /usr/sbin/moatd \
 	-c /etc/moat/moatd.conf >"$root/run/moatd-root.log" 2>&1 &
+pid=$!
 for _ in $(seq 100); do ss -Hltn | grep -q 1883 && break; sleep 0.1; done
 check_broker "started as root"
 grep -q "running as user moat" "$root/run/moatd-root.log" ||
