@@ -46,8 +46,10 @@ run_as_unit() {
 # shellcheck disable=SC2086
 run_as_unit $pre >/dev/null || fail "ExecStartPre ($pre) failed"
 # shellcheck disable=SC2086
-run_as_unit $start >"$root/run/moatd-unit.log" 2>&1 &
-pid=$!  # chroot and env exec: this is moatd
+(exec chroot --userspec="$uid:$gid" --groups="$gid" "$root" \
+	env -i PATH=/usr/sbin:/usr/bin NOTIFY_SOCKET=/run/moat-test-notify \
+	$start) >"$root/run/moatd-unit.log" 2>&1 &
+pid=$!  # the subshell, chroot and env exec: this is moatd
 wait "$reader" || fail "no READY=1 from moatd within 30 s"
 grep -q READY=1 "$root/run/notify.log" || fail "no READY=1"
 echo "  READY=1 received"
