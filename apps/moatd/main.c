@@ -209,7 +209,9 @@ static int wait_signal(const sigset_t *set, uint64_t watchdog_us)
 				return sig;
 			continue;
 		}
-		uint64_t half = watchdog_us / 2;
+		/* Half the interval, as sd_watchdog_enabled(3) advises; never
+		 * a busy loop. */
+		uint64_t half = watchdog_us / 2 > 10000 ? watchdog_us / 2 : 10000;
 		struct timespec ts = {.tv_sec = (time_t)(half / 1000000u),
 				      .tv_nsec = (long)(half % 1000000u) * 1000};
 		sig = sigtimedwait(set, NULL, &ts);

@@ -22,6 +22,16 @@ static void collect(void *arg, const struct lint_mosq_line *l)
 		g->lines_dropped++;
 		return;
 	}
+	if (g->n == g->cap) {
+		size_t cap = g->cap ? g->cap * 2 : 256;
+		struct mg_line *v = realloc(g->v, cap * sizeof(*v));
+		if (!v) {
+			g->lines_dropped++;
+			return;
+		}
+		g->v = v;
+		g->cap = cap;
+	}
 	struct mg_line *x = &g->v[g->n++];
 	memset(x, 0, sizeof(*x));
 	snprintf(x->where, sizeof(x->where), "%s", l->where);
@@ -641,7 +651,6 @@ static int run(struct mg *g, bool force)
 	if (lint_read_file(g->src, false, &text, &len, err, sizeof(err)))
 		goto fail;
 	if (!(g->m = lint_model_new(g->src)) ||
-	    !(g->v = calloc(MG_MAX_LINES, sizeof(*g->v))) ||
 	    !(g->diff = open_memstream(&g->diffs, &g->diffs_len))) {
 		snprintf(err, sizeof(err), "out of memory");
 		goto fail;

@@ -37,7 +37,7 @@ struct mg {
 	struct lint_model *m;
 	struct moat_findings parse_findings;
 	struct mg_line *v;
-	size_t n;
+	size_t n, cap;
 	size_t lines_dropped; /* beyond MG_MAX_LINES */
 	struct mg_listener l[LINT_MAX_LISTENERS];
 	/* Security, decided once for the whole broker. */
