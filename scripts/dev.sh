@@ -11,7 +11,7 @@
 #   scripts/dev.sh release    packagers' builds: Release (-O3) with gcc, tests
 #                             included, unit tests run (build-release/); and
 #                             Release with clang (build-clang/)
-#   scripts/dev.sh package   the Debian package: build it from a clean copy
+#   scripts/dev.sh package    the Debian package: build it from a clean copy
 #                             of the tree, lintian, install it into a Debian
 #                             12 chroot and check the installed broker
 #                             (tests/package/run.sh; build-pkg/)
@@ -111,7 +111,7 @@ fuzz-long)
 	exit $status
 	;;
 *)
-	sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
 	exit 2
 	;;
 esac
