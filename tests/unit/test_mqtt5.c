@@ -1,5 +1,6 @@
-/* Unit tests for the MQTT 5.0 additions to the codec (src/codec/mqtt5.c and
- * moat_mqtt_decode_connect_v in src/codec/mqtt_read.c).
+/* Unit tests for the MQTT 5.0 parts of the codec: properties
+ * (src/codec/mqtt_props.c), v5 decoders (mqtt_read.c) and encoders
+ * (mqtt_write.c).
  *
  * Same conventions as test_codec.c: decoders are fed exact-size heap copies
  * (ASan reports any read past the end), each test checks that it freed
@@ -117,16 +118,6 @@ static void bb_block(struct bb *b, const struct bb *p)
 {
 	bb_varint(b, (uint32_t)p->n);
 	bb_raw(b, p->d, p->n);
-}
-
-/* Exact-size heap copy of p[0..n) (ASan catches over-reads). */
-static uint8_t *heap(const void *p, size_t n)
-{
-	uint8_t *h = moat_malloc(n ? n : 1);
-	assert_non_null(h);
-	if (n)
-		memcpy(h, p, n);
-	return h;
 }
 
 static void assert_bytes(struct moat_bytes got, const void *want, size_t n)
