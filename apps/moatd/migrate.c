@@ -150,9 +150,9 @@ static const struct mg_map mg_maps[] = {
 	{"http_dir", K_DROP, NO_WS},
 	{"bind_interface", K_DROP, "moatd binds addresses, not interfaces "
 				   "(bind_interface lo became 127.0.0.1)"},
-	{"max_connections", K_DROP, "moatd's max_connections is broker-wide; "
-				    "the sum of the listeners' limits was "
-				    "used when all had one"},
+	{"max_connections", K_DROP, "moatd's max_connections is broker-wide "
+				    "(default 100000), not per listener: set "
+				    "it if you need a lower bound"},
 	{"message_size_limit", K_DROP, "deprecated in mosquitto; moatd uses "
 				       "max_packet_size"},
 	{"queue_qos0_messages", K_DROP, "moatd does not queue QoS 0 messages "
