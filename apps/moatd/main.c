@@ -198,9 +198,28 @@ static int drop_root(void *arg)
 	return MOAT_OK;
 }
 
-/* Wait for a signal; with a systemd watchdog, tell it we are alive at
- * half its interval meanwhile.  Returns the signal. */
-static int wait_signal(const sigset_t *set, uint64_t watchdog_us)
+/* Tell the systemd watchdog we are alive, unless a worker's loop has
+ * not come round for a whole watchdog interval: then say nothing, and
+ * systemd restarts the service when the interval ends. */
+static void watchdog_ping(struct moat_broker *b, uint64_t watchdog_us)
+{
+	/* Idle workers wake every 500 ms: under 5 s is never a hang. */
+	uint64_t max_ms = watchdog_us / 1000u > 5000 ? watchdog_us / 1000u
+						     : 5000;
+	int w = moat_broker_stalled(b, max_ms);
+	if (w < 0) {
+		moatd_notify("WATCHDOG=1");
+		return;
+	}
+	moat_err_log("worker %d has not come round its event loop for over "
+		     "%llu ms: not answering the watchdog", w,
+		     (unsigned long long)max_ms);
+}
+
+/* Wait for a signal; with a systemd watchdog, answer it at half its
+ * interval meanwhile.  Returns the signal. */
+static int wait_signal(struct moat_broker *b, const sigset_t *set,
+		       uint64_t watchdog_us)
 {
 	for (;;) {
 		int sig;
@@ -218,7 +237,7 @@ static int wait_signal(const sigset_t *set, uint64_t watchdog_us)
 		if (sig > 0)
 			return sig;
 		if (errno == EAGAIN)
-			moatd_notify("WATCHDOG=1");
+			watchdog_ping(b, watchdog_us);
 	}
 }
 
@@ -257,7 +276,7 @@ static int serve(const struct moat_config *cfg, const struct start_args *a)
 	moatd_notify("READY=1\nSTATUS=serving");
 	uint64_t watchdog_us = moatd_watchdog_usec();
 	for (;;) {
-		int sig = wait_signal(&set, watchdog_us);
+		int sig = wait_signal(b, &set, watchdog_us);
 		if (sig == SIGHUP) {
 			reload(b, a);
 			continue;

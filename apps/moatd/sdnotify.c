@@ -30,7 +30,9 @@ int moatd_notify(const char *state)
 	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
-	ssize_t w = sendto(fd, state, strlen(state), MSG_NOSIGNAL,
+	/* Never wait: a reader that has stopped reading must not stall the
+	 * thread that handles signals. */
+	ssize_t w = sendto(fd, state, strlen(state), MSG_NOSIGNAL | MSG_DONTWAIT,
 			   (const struct sockaddr *)&sa, len);
 	int saved = errno;
 	close(fd);

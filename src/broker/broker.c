@@ -199,6 +199,7 @@ int moat_broker_start(struct moat_broker *b)
 	moat__leak_sweep_retained(&b->workers[0]);
 	moat__store_flush(&b->workers[0]);
 	for (unsigned i = 0; i < b->nworkers; i++) {
+		atomic_store(&b->workers[i].turn_ms, moat_now_ms());
 		int e = pthread_create(&b->workers[i].thread, NULL,
 				       moat_worker_main, &b->workers[i]);
 		if (e) {
@@ -214,6 +215,19 @@ int moat_broker_start(struct moat_broker *b)
 	moat_notice("moat %s running with %u worker thread%s", MOAT_VERSION,
 		    b->nworkers, b->nworkers == 1 ? "" : "s");
 	return MOAT_OK;
+}
+
+int moat_broker_stalled(struct moat_broker *b, uint64_t max_ms)
+{
+	uint64_t now = moat_now_ms();
+	for (unsigned i = 0; i < b->nworkers; i++) {
+		uint64_t t = atomic_load_explicit(&b->workers[i].turn_ms,
+						  memory_order_relaxed);
+		/* A loop turn is at most TICK_MS plus its work. */
+		if (t && now > t && now - t > max_ms)
+			return (int)i;
+	}
+	return -1;
 }
 
 void moat_broker_stop(struct moat_broker *b)

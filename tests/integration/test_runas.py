@@ -2,8 +2,10 @@
 docs/install.md) and systemd's notifications (READY, RELOADING, WATCHDOG,
 STOPPING) on a $NOTIFY_SOCKET.  The drop tests need root (CI runs as root);
 they skip otherwise."""
+import ctypes
 import os
 import re
+import time
 import socket
 import subprocess
 import tempfile
@@ -188,6 +190,67 @@ class Notify(unittest.TestCase):
         s.close()
         b.dir.cleanup()
         d.cleanup()
+
+
+PTRACE_DETACH, PTRACE_SEIZE, PTRACE_INTERRUPT = 17, 0x4206, 0x4207
+
+
+@unittest.skipUnless(os.geteuid() == 0, "needs root (ptrace)")
+class Watchdog(unittest.TestCase):
+    """A hung worker silences the watchdog: the other threads are stopped
+    with ptrace (PTRACE_INTERRUPT stops one thread, the main thread runs
+    on), and moatd must stop sending WATCHDOG=1 and say why."""
+
+    def test_stalled_worker_silences_watchdog(self):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long,
+                                ctypes.c_void_p, ctypes.c_void_p]
+        d = tempfile.TemporaryDirectory(prefix="moat-watchdog-")
+        path = os.path.join(d.name, "notify")
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        s.bind(path)
+        old = os.environ.copy()
+        os.environ.update(NOTIFY_SOCKET=path, WATCHDOG_USEC="400000")
+        b = Broker("")
+        try:
+            b.start()
+        finally:
+            os.environ.clear()
+            os.environ.update(old)
+        tids = [int(t) for t in os.listdir("/proc/%d/task" % b.proc.pid)
+                if int(t) != b.proc.pid]
+        stopped = []
+        try:
+            s.settimeout(5)
+            while "WATCHDOG=1" not in s.recv(4096).decode():
+                pass
+            for t in tids:
+                if libc.ptrace(PTRACE_SEIZE, t, None, None) == 0:
+                    stopped.append(t)
+                    libc.ptrace(PTRACE_INTERRUPT, t, None, None)
+                    os.waitpid(t, 0x40000000)  # __WALL: it has stopped
+            self.assertTrue(stopped)
+            # Within 5 s of the stop the pings must end, and not resume.
+            self.assertTrue(wait_for(lambda: "has not come round its event "
+                                     "loop" in b.read_log(), timeout=15))
+            s.settimeout(0.1)
+            try:
+                while True:
+                    s.recv(4096)  # drain what came before
+            except socket.timeout:
+                pass
+            s.settimeout(1.0)
+            with self.assertRaises(socket.timeout):
+                while True:
+                    if "WATCHDOG=1" in s.recv(4096).decode():
+                        break
+        finally:
+            for t in stopped:
+                libc.ptrace(PTRACE_DETACH, t, None, None)
+            self.assertEqual(b.stop(), 0)
+            s.close()
+            b.dir.cleanup()
+            d.cleanup()
 
 
 if __name__ == "__main__":
