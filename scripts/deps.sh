@@ -1,15 +1,21 @@
 #!/bin/sh
 # Install the Debian 12 packages that moat needs to build and test.
 # Idempotent and quiet when everything is already there.  Run as root.
+#   scripts/deps.sh [build|pkg|all]
 set -eu
 
 BUILD="build-essential cmake pkg-config libssl-dev openssl libargon2-dev \
 libpwquality-dev cracklib-runtime libsqlite3-dev libvectorscan-dev"
 TEST="libcmocka-dev iproute2 mosquitto-clients mosquitto python3 python3-paho-mqtt \
 libcoap3-bin clang libclang-rt-14-dev nodejs chromium"
+# The package test (scripts/dev.sh package): build, lint, install into a
+# Debian 12 chroot.
+PKG="dpkg-dev debhelper fakeroot lintian devscripts debootstrap systemd \
+git iproute2 util-linux procps mosquitto-clients python3"
 
 case "${1:-all}" in
 build) PKGS="$BUILD" ;;
+pkg) PKGS="$BUILD $PKG" ;;
 *) PKGS="$BUILD $TEST" ;;
 esac
 # Debian's nodejs comes without npm (its own package); a nodejs that

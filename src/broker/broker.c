@@ -113,6 +113,13 @@ static int init_worker(struct moat_broker *b, unsigned idx)
 
 int moat_broker_new(const struct moat_config *cfg, struct moat_broker **out)
 {
+	return moat_broker_new_hook(cfg, NULL, NULL, out);
+}
+
+int moat_broker_new_hook(const struct moat_config *cfg,
+			 int (*before_store)(void *arg), void *arg,
+			 struct moat_broker **out)
+{
 	int rc;
 	struct moat_broker *b = moat_calloc(1, sizeof(*b));
 	*out = NULL;
@@ -157,6 +164,10 @@ int moat_broker_new(const struct moat_config *cfg, struct moat_broker **out)
 			goto fail;
 		}
 	}
+	/* moatd drops root here: listeners bound, files loaded; the
+	 * database belongs to the user it runs as. */
+	if (before_store && (rc = before_store(arg)) != MOAT_OK)
+		goto fail;
 	/* Restored into the workers' tables and the tree, before any
 	 * thread runs. */
 	if ((rc = moat_store_open(b, err, sizeof(err))) != MOAT_OK) {
@@ -193,6 +204,7 @@ int moat_broker_start(struct moat_broker *b)
 	moat__leak_sweep_retained(&b->workers[0]);
 	moat__store_flush(&b->workers[0]);
 	for (unsigned i = 0; i < b->nworkers; i++) {
+		atomic_store(&b->workers[i].turn_ms, moat_now_ms());
 		int e = pthread_create(&b->workers[i].thread, NULL,
 				       moat_worker_main, &b->workers[i]);
 		if (e) {
@@ -208,6 +220,19 @@ int moat_broker_start(struct moat_broker *b)
 	moat_notice("moat %s running with %u worker thread%s", MOAT_VERSION,
 		    b->nworkers, b->nworkers == 1 ? "" : "s");
 	return MOAT_OK;
+}
+
+int moat_broker_stalled(struct moat_broker *b, uint64_t max_ms)
+{
+	uint64_t now = moat_now_ms();
+	for (unsigned i = 0; i < b->nworkers; i++) {
+		uint64_t t = atomic_load_explicit(&b->workers[i].turn_ms,
+						  memory_order_relaxed);
+		/* A loop turn is at most TICK_MS plus its work. */
+		if (t && now > t && now - t > max_ms)
+			return (int)i;
+	}
+	return -1;
 }
 
 void moat_broker_stop(struct moat_broker *b)
@@ -346,6 +371,10 @@ static void keep_restart_only(const struct moat_config *old,
 	KEEP(persistence);
 	KEEP(persistence_sync);
 #undef KEEP
+	if (strcmp(cfg->user, old->user))
+		moat_warn("reload: user changed; it takes effect at the next "
+			  "restart");
+	memcpy(cfg->user, old->user, sizeof(cfg->user));
 	if (strcmp(cfg->persistence_location, old->persistence_location)) {
 		moat_warn("reload: persistence_location changed; it takes "
 			  "effect at the next restart");

@@ -630,6 +630,9 @@ struct moat_worker {
 	uint64_t sec_log_suppressed;
 	unsigned idx;
 	pthread_t thread;
+	/* When the loop last came round (moat_now_ms), for moatd's
+	 * watchdog; the worker writes it, the main thread reads it. */
+	_Atomic uint64_t turn_ms;
 	int epfd;
 	int evfd;
 

@@ -877,6 +877,7 @@ void *moat_worker_main(void *arg)
 		int n = epoll_wait(w->epfd, evs, MAX_EVENTS, timeout);
 		/* The one clock reading of this turn. */
 		uint64_t now = w->now_ms = moat_now_ms();
+		atomic_store_explicit(&w->turn_ms, now, memory_order_relaxed);
 		moat__worker_sync_security(w);
 		if (n < 0 && errno != EINTR) {
 			moat_err_log("worker %u: epoll_wait: %s", w->idx,

@@ -121,6 +121,7 @@ struct moat_config {
 	bool subscription_identifiers;
 	bool allow_zero_length_clientid;
 	enum moat_log_level log_level;
+	char user[64]; /* run as this user when started as root */
 	char source[256]; /* file the config came from, "" = defaults */
 };
 

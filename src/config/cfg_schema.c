@@ -273,6 +273,14 @@ const struct moat_cfg_directive moat__cfg_directives[] = {
 	{"allow_zero_length_clientid", CFG_BOOL,
 	 OFF(allow_zero_length_clientid), 0, 1, "true",
 	 "Accept an empty client id with clean session and assign one."},
+	{"user", CFG_STRING, OFF(user), 0, CSIZE(user), "moat",
+	 "Started as root, moatd binds its listeners and opens its files "
+	 "(password file, ACL, certificates, keys), then runs as this user: "
+	 "its uid and primary group, supplementary groups cleared. When the "
+	 "default user moat does not exist it falls back to nobody (a "
+	 "warning says so); another user that does not exist is an error. "
+	 "user root keeps root (the only way to; warned at every start). "
+	 "Ignored when not started as root. Restart-only. See docs/install.md."},
 	{"log_level", CFG_LOGLEVEL, OFF(log_level), 0, 4, "notice",
 	 "error, warning, notice, info or debug."},
 };
