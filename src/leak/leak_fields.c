@@ -213,6 +213,26 @@ static void remember_wifi(struct lk_scan *sc, const struct lk_field *f,
 	}
 }
 
+/* A log line's component tag ("auth: client dev1 connected", "token:
+ * refreshed for ..."): a key ended by ':' in text whose value starts a
+ * sentence (a word of lower-case letters followed by another word). */
+static bool log_tag(const struct lk_scan *sc, const struct lk_field *f,
+		    size_t s)
+{
+	const uint8_t *d = sc->d;
+	if (f->vt != LV_TEXT || !f->key)
+		return false;
+	const uint8_t *k = f->key + f->klen;
+	if (k >= d + s || *k != ':')
+		return false;
+	size_t w = s;
+	while (w < sc->n && lk_lower(d[w]))
+		w++;
+	if (w - s < 2 || w + 1 >= sc->n || d[w] != ' ')
+		return false;
+	return lk_alpha(d[w + 1]) || lk_digit(d[w + 1]);
+}
+
 static void cred_field(struct lk_scan *sc, const struct lk_field *f)
 {
 	static const char *const pass_words[] = {"pass", "fail", "passed",
@@ -228,7 +248,8 @@ static void cred_field(struct lk_scan *sc, const struct lk_field *f)
 	if (f->vt == LV_NUMBER &&
 	    (sub != KC_PASSWORD && sub != KC_PIN && sub != KC_PSK))
 		return;
-	if (moat__leak_placeholder(d + s, n) || looks_like_path(d + s, n))
+	if (moat__leak_placeholder(d + s, n) || looks_like_path(d + s, n) ||
+	    log_tag(sc, f, s))
 		return;
 	switch (sub) {
 	case KC_PASS:

@@ -414,6 +414,7 @@ void moat__leak_x_wifi_qr(struct lk_scan *sc, unsigned rule, size_t end);
 void moat__leak_x_basic(struct lk_scan *sc, unsigned rule, size_t end);
 void moat__leak_x_bearer(struct lk_scan *sc, unsigned rule, size_t end);
 void moat__leak_x_jwt(struct lk_scan *sc, unsigned rule, size_t end);
+void moat__leak_x_jwe(struct lk_scan *sc, unsigned rule, size_t end);
 void moat__leak_x_privkey(struct lk_scan *sc, unsigned rule, size_t end);
 void moat__leak_x_aws(struct lk_scan *sc, unsigned rule, size_t end);
 void moat__leak_x_vendor(struct lk_scan *sc, unsigned rule, size_t end);

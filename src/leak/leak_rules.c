@@ -82,6 +82,9 @@ const struct lk_rule moat__leak_rules[] = {
 	/* L8 */
 	R("ey[A-Za-z0-9_-]{10,}\\.ey[A-Za-z0-9_-]", 0, JWT, moat__leak_x_jwt,
 	  NULL),
+	/* JWE: a header naming "alg" or "enc" first, 5 segments */
+	R("eyJ(?:hbGciOi|lbmMiOi)[A-Za-z0-9_-]{8,}\\.", 0, JWT,
+	  moat__leak_x_jwe, NULL),
 	/* L9 */
 	R("-----BEGIN[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----", 0,
 	  PRIVATE_KEY, moat__leak_x_privkey, NULL),

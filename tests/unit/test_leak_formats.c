@@ -1,0 +1,101 @@
+/* Unit tests for the leak detector on the formats devices speak (issue
+ * 20): payloads inside JSON strings (HL7 v2, key=value, command lines, log
+ * lines), name-value metric arrays (Sparkplug B JSON, SenML, Home
+ * Assistant), CSV, Tasmota/ESPHome/Shelly console commands, coordinates
+ * in strings, JWE, IPv4-mapped IPv6 with ports, log-line tags and
+ * vendor-token placeholders; then binary payloads.  Every family has
+ * positives and look-alikes; the examples are our own. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "leak_expect.h"
+#include "test_util.h"
+
+static void test_jwe(void **state)
+{
+	(void)state;
+	/* header {"alg":"RSA-OAEP","enc":"A256GCM"}, 5 segments */
+	static const char jwe[] =
+		"eyJhbGciOiJSU0EtT0FFUCIsImVuYyI6IkEyNTZHQ00ifQ."
+		"OKOawDo13gRp2ojaHV7LFpZcgV7T6DVZKTyKOMTYUmKoTCVJRgckCL9kiMT03JGe."
+		"48V1_ALb6US04U3b."
+		"5eym8TW_c8SuK0ltJ3rpYIzOeDQz7TALvtu6UG9oMo4vpzs9tX_EFShS8iB7j6ji."
+		"XFBoMYUZodetZdvTiFvSkQ";
+	char msg[512];
+	snprintf(msg, sizeof(msg), "{\"id_token\":\"%s\"}", jwe);
+	YES(JWT, msg);
+	assert_true(first(MOAT_LEAK_JWT)->flags & MOAT_LEAK_F_ENCRYPTED);
+	assert_null(first(MOAT_LEAK_CREDENTIAL));
+	/* "dir" JWE: empty encrypted key; {"enc":"A128GCM","alg":"dir"} */
+	YES(JWT, "token eyJlbmMiOiJBMTI4R0NNIiwiYWxnIjoiZGlyIn0..AxY8DCtDaGlsbGljb3RoZQ."
+		 "KDlTtXchhZTGufMYmOYGS4HffxPSUrfmqCHXaI9wOGY.Mz-VPPyU4RlcuYv1IwIvzw");
+	/* look-alikes: 3 segments of which the second is not JSON, a
+	 * header that is not JSON */
+	NO(JWT, "eyJhbGciOiJSU0EtT0FFUCIsImVuYyI6IkEyNTZHQ00ifQ.abc.def");
+	NO(JWT, "eyJhbGciOiXXXXXXXXXXXXXXXX.aaaaaaaaaaaaaaaaaa.bbbbbbbbbbbbbbbbbbbbb."
+		"ccccccccccccccccccccc.dddddddddddd");
+}
+
+static void test_ipv4_mapped_port(void **state)
+{
+	(void)state;
+	YES(PRIVATE_IPV6, "1607425012: New connection from ::ffff:192.168.1.20:"
+			  "51234 on port 1883.");
+	assert_match(first(MOAT_LEAK_PRIVATE_IPV6), "::ffff:192.168.1.20");
+	assert_null(first(MOAT_LEAK_PRIVATE_IPV4));
+	YES(PRIVATE_IPV6, "{\"peer\":\"::ffff:10.0.0.7:8883\"}");
+	/* a public mapped address is not private */
+	NO(PRIVATE_IPV6, "New connection from ::ffff:8.8.8.8:51234 on port 1883.");
+	NO(PRIVATE_IPV4, "New connection from ::ffff:8.8.8.8:51234 on port 1883.");
+}
+
+static void test_log_tags(void **state)
+{
+	(void)state;
+	CLEAN("2024-01-01 auth: login ok for device 17");
+	CLEAN("Jan  1 10:00:00 gw mosquitto[123]: auth: client dev1 connected");
+	CLEAN("{\"log\":\"I (1234) token: refreshed for sensor 4\"}");
+	/* a key with a real value still counts */
+	YES(CREDENTIAL, "auth: Zk3q9VmP2x");
+	YES(CREDENTIAL, "2024-01-01 password: hunter2 accepted");
+	YES(CREDENTIAL, "token: 8f14e45fceea167a5a36dedd4bea2543");
+}
+
+static void test_placeholders(void **state)
+{
+	(void)state;
+	NO(CREDENTIAL, "{\"slack_token\":\"xoxb-your-token\"}");
+	NO(VENDOR_TOKEN, "{\"slack_token\":\"xoxb-your-token\"}");
+	CLEAN("{\"token\":\"ghp_XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX\"}");
+	CLEAN("{\"api_key\":\"sk-****************************abcd\"}");
+	CLEAN("{\"api_key\":\"AKIA\xe2\x80\xa2\xe2\x80\xa2\xe2\x80\xa2\xe2\x80"
+	      "\xa2\xe2\x80\xa2WXYZ\"}");
+	CLEAN("{\"password\":\"GENERATE\"}");
+	CLEAN("{\"api_key\":\"[YOUR_API_KEY_HERE]\"}");
+	CLEAN("api_key=[YOUR API KEY] region=eu");
+	CLEAN("password=<your password> user=admin");
+	CLEAN("{\"token\":\"sk_live_your_key_here\"}");
+	/* real values of the same shapes */
+	YES(VENDOR_TOKEN, "{\"token\":\"ghp_8f3KqZr2LmNp7XvB1cD4eF6gH9jK0lM2nO3p\"}");
+	YES(CREDENTIAL, "{\"password\":\"Tr0ub4dor&3x\"}");
+	YES(CREDENTIAL, "{\"password\":\"password\"}");
+	YES(CREDENTIAL, "{\"api_key\":\"sk-9fJ2kLmQ8xR4vT1nB6cD3eH7\"}");
+	YES(CREDENTIAL, "{\"password\":\"[9x!Pq2#z\"}");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		T(test_jwe),
+		T(test_ipv4_mapped_port),
+		T(test_log_tags),
+		T(test_placeholders),
+	};
+	int rc = cmocka_run_group_tests(tests, group_setup, group_teardown);
+	cleanup_copy(NULL);
+	return rc;
+}
