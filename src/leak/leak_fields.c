@@ -525,12 +525,15 @@ static void health_field(struct lk_scan *sc, const struct lk_field *f)
 		ok = f->idx <= 0;
 		break;
 	}
-	if (!ok)
-		return;
+	if (!ok || (f->obj && f->obj->music && (f->ki.sub == KH_HR ||
+						 f->ki.sub == KH_HR_AMBIG)))
+		return; /* beats per minute of a song */
 	struct lk_cand *c = add_field(sc, f, MOAT_LEAK_HEALTH, s, e,
 				      MOAT_LEAK_SEV_HIGH, 90, 0);
-	if (c)
+	if (c) {
+		c->rule = (uint16_t)(300 + f->ki.sub);
 		prev_key(sc, c, f, "=***");
+	}
 }
 
 /* ---- person (L19) --------------------------------------------------------------- */

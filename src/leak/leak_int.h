@@ -250,7 +250,19 @@ struct lk_frame {
 				 * would make a wifi credential */
 	size_t psk_s, psk_e;
 	uint8_t psk_vflags;
+	size_t start;            /* offset of the '{' or '[' */
+	uint8_t role;            /* current member: enum lk_nv_role */
+	bool music;              /* a tempo/song/track key: bpm is music */
+	bool person_ent;         /* Home Assistant "entity_id": "person.x" */
+	/* name-value records ({"name":"GPS/Latitude","value":52.1},
+	 * SenML {"n":"hr","v":72}): the name's and the value's spans */
+	bool nv_name, nv_val;
+	uint8_t nv_vt;           /* enum lk_vtype of the value */
+	uint32_t nv_ns, nv_ne, nv_vs, nv_ve;
 };
+
+/* What a member of a name-value record holds. */
+enum lk_nv_role { NV_NONE = 0, NV_NAME, NV_VALUE };
 
 struct lk_kcache_ent {
 	uint8_t len; /* 0: empty */
@@ -435,6 +447,7 @@ void moat__leak_x_nmea(struct lk_scan *sc, unsigned rule, size_t end);
 void moat__leak_x_geo_words(struct lk_scan *sc, unsigned rule, size_t end);
 void moat__leak_x_geo_hemi(struct lk_scan *sc, unsigned rule, size_t end);
 void moat__leak_x_hl7(struct lk_scan *sc, unsigned rule, size_t end);
+void moat__leak_x_hl7_seg(struct lk_scan *sc, unsigned rule, size_t end);
 void moat__leak_x_fhir(struct lk_scan *sc, unsigned rule, size_t end);
 void moat__leak_x_health_unit(struct lk_scan *sc, unsigned rule, size_t end);
 void moat__leak_x_health_words(struct lk_scan *sc, unsigned rule, size_t end);

@@ -187,7 +187,8 @@ const struct lk_rule moat__leak_rules[] = {
 	R("[0-9]{8,10}:AA[0-9A-Za-z_-]{33}", 0, VENDOR_TOKEN,
 	  moat__leak_x_telegram, NULL),
 	/* L18 */
-	R("MSH\\|\\^~\\\\&", 0, HEALTH, moat__leak_x_hl7, NULL),
+	R("MSH\\|\\^~\\\\(?:\\\\)?&", 0, HEALTH, moat__leak_x_hl7, NULL),
+	R("(?:PID|OBX)\\|[0-9]{0,4}\\|", 0, HEALTH, moat__leak_x_hl7_seg, NULL),
 	R("\"resourceType\"\\s{0,4}:\\s{0,4}\"(?:Patient|Observation|Condition|"
 	  "MedicationRequest|MedicationStatement|Encounter|DiagnosticReport|"
 	  "Procedure|AllergyIntolerance|Immunization|CarePlan)\"",

@@ -87,6 +87,88 @@ static void test_placeholders(void **state)
 	YES(CREDENTIAL, "{\"password\":\"[9x!Pq2#z\"}");
 }
 
+static void test_hl7_in_json(void **state)
+{
+	(void)state;
+	static const char oru[] =
+		"{\"msg\":\"MSH|^~\\\\&|LAB|WARD|EHR|WARD|202401011200||ORU^R01|"
+		"88|P|2.5\\rPID|1||4711^^^WARD^MR||Rossi^Maria^L||19581103|F"
+		"\\rOBX|1|NM|8867-4^Heart rate^LN||96|/min|||||F\"}";
+	YES(HEALTH, oru);
+	YES(PERSON, oru);
+	assert_string_equal(first(MOAT_LEAK_PERSON)->path, "$.msg");
+	/* segments without the header, one message per string */
+	YES(PERSON, "{\"seg\":\"PID|1||12^^^H^MR||Novak^Jan||19900101|M\"}");
+	YES(HEALTH, "{\"obx\":\"OBX|2|NM|8480-6^Systolic^LN||131|mm[Hg]|||||F\"}");
+	YES(HEALTH, "OBX|1|NM|2708-6^SpO2^LN||97|%\rOBX|2|NM|8867-4^HR^LN||61|/min");
+	/* raw HL7 with a carriage return still works */
+	YES(PERSON, "MSH|^~\\&|A|B|C|D|2024||ADT^A01|1|P|2.3\rPID|1||9^^^H||Kim^Lee||"
+		    "20000101|F");
+	/* look-alikes: pipes that are not HL7 */
+	CLEAN("{\"table\":\"| PID | name |\"}");
+	CLEAN("ps: PID|USER|TIME  1|root|0:01");
+	CLEAN("{\"note\":\"OBX|1|NM|||\"}");
+}
+
+static void test_records(void **state)
+{
+	(void)state;
+	/* Sparkplug B in its JSON form */
+	static const char spb[] =
+		"{\"timestamp\":1700000000000,\"metrics\":["
+		"{\"name\":\"GPS/Latitude\",\"alias\":1,\"datatype\":10,"
+		"\"value\":52.520081},{\"name\":\"GPS/Longitude\",\"alias\":2,"
+		"\"datatype\":10,\"value\":13.404954}],\"seq\":3}";
+	YES(GEOLOCATION, spb);
+	assert_true(first(MOAT_LEAK_GEOLOCATION)->flags & MOAT_LEAK_F_PRECISE);
+	YES(HEALTH, "{\"metrics\":[{\"name\":\"Patient/HeartRate\","
+		    "\"value\":72}]}");
+	YES(CREDENTIAL, "{\"metrics\":[{\"name\":\"Config/MqttPassword\","
+			"\"type\":\"String\",\"value\":\"Zq8!vR2m\"}]}");
+	/* SenML */
+	YES(GEOLOCATION, "[{\"bn\":\"urn:dev:mac:0024befffe804ff1:\","
+			 "\"n\":\"lat\",\"v\":48.858370},{\"n\":\"lon\","
+			 "\"v\":2.294481}]");
+	YES(HEALTH, "[{\"bn\":\"wearable/\",\"n\":\"heart_rate\",\"u\":"
+		    "\"beat/min\",\"v\":64}]");
+	/* look-alikes: ordinary metrics, out of range values */
+	CLEAN("{\"metrics\":[{\"name\":\"Motor/Speed\",\"value\":1450},"
+	      "{\"name\":\"Motor/Temp\",\"value\":61.5}]}");
+	CLEAN("[{\"n\":\"temperature\",\"u\":\"Cel\",\"v\":23.1},"
+	      "{\"n\":\"humidity\",\"u\":\"%RH\",\"v\":40}]");
+	NO(HEALTH, "{\"metrics\":[{\"name\":\"Pump/HeartRate\",\"value\":900}]}");
+	NO(GEOLOCATION, "{\"metrics\":[{\"name\":\"GPS/Latitude\",\"value\":"
+			"52.52}]}");
+}
+
+static void test_home_assistant(void **state)
+{
+	(void)state;
+	YES(PERSON, "{\"entity_id\":\"person.maria\",\"state\":\"home\","
+		    "\"attributes\":{\"friendly_name\":\"Maria Rossi\","
+		    "\"source\":\"device_tracker.phone\"}}");
+	assert_string_equal(first(MOAT_LEAK_PERSON)->path,
+			    "$.attributes.friendly_name");
+	YES(GEOLOCATION, "{\"entity_id\":\"person.jan\",\"attributes\":"
+			 "{\"friendly_name\":\"Jan Novak\",\"latitude\":50.087451,"
+			 "\"longitude\":14.420671,\"gps_accuracy\":12}}");
+	/* other entities' friendly names are device names */
+	CLEAN("{\"entity_id\":\"light.kitchen\",\"state\":\"on\","
+	      "\"attributes\":{\"friendly_name\":\"Kitchen Light\"}}");
+	CLEAN("{\"entity_id\":\"sensor.person_count\",\"state\":\"2\","
+	      "\"attributes\":{\"friendly_name\":\"People Home\"}}");
+}
+
+static void test_music_tempo(void **state)
+{
+	(void)state;
+	CLEAN("{\"track\":\"Blue Monday\",\"tempo\":\"fast\",\"bpm\":130}");
+	CLEAN("{\"bpm\":128,\"song\":\"Intro\"}");
+	CLEAN("{\"media_title\":\"Intro\",\"bpm\":92}");
+	YES(HEALTH, "{\"device\":\"band\",\"bpm\":92}");
+	YES(HEALTH, "{\"song\":\"x\",\"spo2\":93}");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -94,6 +176,10 @@ int main(void)
 		T(test_ipv4_mapped_port),
 		T(test_log_tags),
 		T(test_placeholders),
+		T(test_hl7_in_json),
+		T(test_records),
+		T(test_home_assistant),
+		T(test_music_tempo),
 	};
 	int rc = cmocka_run_group_tests(tests, group_setup, group_teardown);
 	cleanup_copy(NULL);
