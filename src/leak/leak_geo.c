@@ -270,6 +270,22 @@ static size_t skip_sp(const uint8_t *d, size_t n, size_t i)
 	return i;
 }
 
+/* The length of a degree (0), minute (1) or second (2) sign at i: UTF-8,
+ * ASCII or the JSON escapes of both (DMS inside a JSON string); 0 when
+ * there is none. */
+static size_t dms_mark(const uint8_t *d, size_t n, size_t i, unsigned kind)
+{
+	static const char *const marks[3][6] = {
+		{"\xc2\xb0", "\xc2\xba", "\\u00b0", "\\u00B0", "\\u00ba", NULL},
+		{"'", "\xe2\x80\xb2", "\\u2032", NULL},
+		{"\"", "\\\"", "''", "\xe2\x80\xb3", "\\u2033", NULL},
+	};
+	for (const char *const *m = marks[kind]; *m; m++)
+		if (is_seq(d, n, i, *m))
+			return strlen(*m);
+	return 0;
+}
+
 /* deg[° [min[' ′] [sec[" ″]]]] [N|S|E|W] */
 static size_t parse_comp(const struct lk_scan *sc, size_t i, struct comp *c)
 {
@@ -283,23 +299,23 @@ static size_t parse_comp(const struct lk_scan *sc, size_t i, struct comp *c)
 	bool neg = c->v < 0;
 	c->precise = dec >= 4;
 	j = skip_sp(d, n, j);
-	if (is_seq(d, n, j, "\xc2\xb0") || is_seq(d, n, j, "\xc2\xba")) {
+	size_t ml = dms_mark(d, n, j, 0);
+	if (ml) {
 		c->deg = true;
-		j = skip_sp(d, n, j + 2);
+		j = skip_sp(d, n, j + ml);
 		double m, s;
 		int md, sd;
 		size_t k = read_num(d, n, j, &m, &md);
-		if (k && m >= 0 && m < 60 && dec == 0 &&
-		    (is_seq(d, n, k, "'") || is_seq(d, n, k, "\xe2\x80\xb2"))) {
-			j = skip_sp(d, n, k + (d[k] == '\'' ? 1 : 3));
+		size_t ml1 = k ? dms_mark(d, n, k, 1) : 0;
+		if (k && m >= 0 && m < 60 && dec == 0 && ml1 &&
+		    !(ml1 == 1 && dms_mark(d, n, k, 2) == 2)) {
+			j = skip_sp(d, n, k + ml1);
 			c->v += (neg ? -m : m) / 60.0;
 			c->precise = md >= 2;
 			size_t q = read_num(d, n, j, &s, &sd);
-			if (q && s >= 0 && s < 60 &&
-			    (is_seq(d, n, q, "\"") || is_seq(d, n, q, "''") ||
-			     is_seq(d, n, q, "\xe2\x80\xb3"))) {
-				j = q + (d[q] == '"' ? 1 : d[q] == '\'' ? 2 : 3);
-				j = skip_sp(d, n, j);
+			size_t ml2 = q ? dms_mark(d, n, q, 2) : 0;
+			if (q && s >= 0 && s < 60 && ml2) {
+				j = skip_sp(d, n, q + ml2);
 				c->v += (neg ? -s : s) / 3600.0;
 				c->precise = true;
 			}

@@ -452,6 +452,7 @@ void moat__leak_x_fhir(struct lk_scan *sc, unsigned rule, size_t end);
 void moat__leak_x_health_unit(struct lk_scan *sc, unsigned rule, size_t end);
 void moat__leak_x_health_words(struct lk_scan *sc, unsigned rule, size_t end);
 void moat__leak_x_cli_pw(struct lk_scan *sc, unsigned rule, size_t end);
+void moat__leak_x_console(struct lk_scan *sc, unsigned rule, size_t end);
 
 
 /* A geolocation finding for data[s..e) (a coordinate pair). */
@@ -501,6 +502,10 @@ void moat__leak_text_end(struct lk_scan *sc);
  * JSON string (in_str). */
 void moat__leak_kv_scan(struct lk_scan *sc, size_t lo, size_t hi,
 			bool in_str);
+/* CSV rows in d[lo..hi) (text, or the inside of a JSON string): header
+ * columns and name,value cells (leak_csv.c). */
+void moat__leak_csv_scan(struct lk_scan *sc, size_t lo, size_t hi,
+			 bool in_str);
 /* MOAT_LEAK_F_JSON_* flags for a field's value. */
 uint32_t moat__leak_vflags(const struct lk_field *f);
 

@@ -344,6 +344,8 @@ static void value(struct lk_scan *sc, size_t s, size_t e, enum lk_vtype vt)
 		member_string(sc, f, s, e);
 	if (vt == LV_STRING && has_sep(sc->d + s, e - s))
 		moat__leak_kv_scan(sc, s, e, true);
+	if (vt == LV_STRING && e - s > 8 && memchr(sc->d + s, ',', e - s))
+		moat__leak_csv_scan(sc, s, e, true);
 	if (ki.kind != KK_NONE || (ki.flags & KF_SECRET_WORD))
 		field(sc, f, s, e, vt, ki);
 }

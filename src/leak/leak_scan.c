@@ -516,8 +516,10 @@ int moat_leak_scan(const struct moat_leak_db *db, struct moat_leak_scratch *s,
 		if (text_from < sc->n) /* the rest is text */
 			sc->rflags |= MOAT_LEAK_R_JSON_ERROR;
 	}
-	if (text_from < sc->n && !sc->stop)
+	if (text_from < sc->n && !sc->stop) {
 		moat__leak_kv_scan(sc, text_from, sc->n, false);
+		moat__leak_csv_scan(sc, text_from, sc->n, false);
+	}
 	moat__leak_text_end(sc);
 	finish(s, out);
 	return (int)out->n;

@@ -169,6 +169,67 @@ static void test_music_tempo(void **state)
 	YES(HEALTH, "{\"song\":\"x\",\"spo2\":93}");
 }
 
+static void test_console_commands(void **state)
+{
+	(void)state;
+	YES(CREDENTIAL, "MqttPassword S3cr3tPw!");
+	assert_match(first(MOAT_LEAK_CREDENTIAL), "S3cr3tPw!");
+	YES(CREDENTIAL, "{\"cmnd\":\"WebPassword kX9#mm2q\"}");
+	YES(WIFI_CREDENTIALS, "Backlog SSId1 HomeNet; Password1 hunter2hunter");
+	assert_match(first(MOAT_LEAK_WIFI_CREDENTIALS), "hunter2hunter");
+	YES(WIFI_CREDENTIALS, "{\"cmnd\":\"SSId1 MyWifi; Password1 Sup3rSecret\"}");
+	YES(WIFI_CREDENTIALS, "backlog ssid2 Guest; password2 welcome-guests; restart 1");
+	/* look-alikes: the reset values, prose, a status reply */
+	CLEAN("MqttPassword 1");
+	CLEAN("Password1 0");
+	CLEAN("Backlog MqttHost 10.1.1.1x; MqttUser dev");
+	CLEAN("{\"note\":\"the mqttpassword command sets it\"}");
+	CLEAN("{\"Command\":\"Unknown\",\"Input\":\"Password9\"}");
+}
+
+static void test_dms_in_strings(void **state)
+{
+	(void)state;
+	YES(GEOLOCATION, "{\"pos\":\"48\xc2\xb0" "51'29.6\\\"N 2\xc2\xb0" "17'40.2\\\"E\"}");
+	YES(GEOLOCATION, "{\"pos\":\"48\\u00b051'29.6\\\"N 2\\u00b017'40.2\\\"E\"}");
+	YES(GEOLOCATION, "{\"msg\":\"parked at 52.520081, 13.404954 since 10:00\"}");
+	YES(GEOLOCATION, "spotted 40\xc2\xb0" "26'46\"N 79\xc2\xb0" "58'56\"W");
+	/* look-alikes */
+	CLEAN("{\"t\":\"23.5\\u00b0C\",\"h\":\"41%\"}");
+	CLEAN("{\"angle\":\"45\xc2\xb0 to 90\xc2\xb0\"}");
+	CLEAN("{\"msg\":\"version 1.20, build 3.14\"}");
+}
+
+static void test_csv(void **state)
+{
+	(void)state;
+	YES(HEALTH, "time,bed,measure,value,unit\n2024-01-01T10:00,12,heart_rate,88,"
+		    "bpm\n2024-01-01T10:00,12,spo2,95,%");
+	YES(HEALTH, "2024-01-01T10:00,12,heart_rate,88,bpm");
+	YES(HEALTH, "ts;hr;spo2\n1700000000;72;97\n1700000060;75;96");
+	YES(HEALTH, "{\"csv\":\"time,bed,measure,value\\n10:00,3,systolic,141\"}");
+	YES(GEOLOCATION, "id,lat,lon\n7,52.520081,13.404954");
+	/* look-alikes: hours, counts, ordinary telemetry */
+	CLEAN("date,hr,count\n2024-01-01,14,3");
+	CLEAN("2024-01-01,hr,14");
+	CLEAN("time,temp,hum\n10:00,21.5,40\n10:01,21.6,41");
+	CLEAN("a,b,c\n1,2,3");
+	CLEAN("Jan 1, 2024, sensor restarted, code 7");
+}
+
+/* An unusual string value before an address must not hide it (the
+ * walker resumes after any string). */
+static void test_walker_resumes(void **state)
+{
+	(void)state;
+	YES(PRIVATE_IPV4, "{\"re\":\"^[a-z]+#$\",\"ip\":\"192.168.4.2\"}");
+	assert_string_equal(first(MOAT_LEAK_PRIVATE_IPV4)->path, "$.ip");
+	YES(PRIVATE_IPV4, "{\"c\":\"# ^ [\",\"tags\":[\"[x\",\"#\"],"
+			  "\"gw\":\"10.0.0.1\"}");
+	YES(PRIVATE_IPV4, "{\"m\":\"key: [ x=# y=^\",\"o\":{\"ip\":\"10.2.2.2\"}}");
+	YES(PRIVATE_IPV4, "{\"m\":\"\\\"[#^\\\\\",\"ip\":\"172.16.0.9\"}");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -180,6 +241,10 @@ int main(void)
 		T(test_records),
 		T(test_home_assistant),
 		T(test_music_tempo),
+		T(test_console_commands),
+		T(test_dms_in_strings),
+		T(test_csv),
+		T(test_walker_resumes),
 	};
 	int rc = cmocka_run_group_tests(tests, group_setup, group_teardown);
 	cleanup_copy(NULL);
