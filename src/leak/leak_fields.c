@@ -1221,8 +1221,8 @@ static size_t text_value_end(const struct lk_scan *sc, size_t v, size_t hi,
 			e++;
 			continue;
 		}
-		if (value_stop(c))
-			break;
+		if (value_stop(c) || (sc->binary && c >= 0x7f))
+			break; /* binary around a text island ends the value */
 		e++;
 	}
 	return e;

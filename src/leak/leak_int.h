@@ -275,6 +275,7 @@ struct lk_scan {
 	const uint8_t *d;
 	size_t n;           /* bytes scanned */
 	bool json;          /* message is walked as JSON */
+	bool binary;        /* not UTF-8 text: findings only in text islands */
 	bool stop;          /* candidate table full */
 	uint32_t rflags;    /* MOAT_LEAK_R_* */
 	size_t total;       /* candidates produced (kept or not) */

@@ -468,6 +468,107 @@ static void finish(struct moat_leak_scratch *s, struct moat_leak_result *out)
 		out->flags |= MOAT_LEAK_R_TRUNCATED;
 }
 
+/* ---- binary payloads ------------------------------------------------------ */
+
+#define LEAK_ISLAND_MIN 16 /* bytes of text around a finding in binary */
+
+static inline bool text_byte(uint8_t c)
+{
+	return (c >= 0x20 && c < 0x7f) || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* Length of the UTF-8 sequence at p[0..n) (lead byte >= 0x80), or 0 when
+ * it is not valid (overlong forms, surrogates and > U+10FFFF too). */
+static size_t utf8_seq(const uint8_t *p, size_t n)
+{
+	uint8_t c = p[0];
+	size_t k;
+	uint8_t lo = 0x80, hi = 0xbf;
+	if (c >= 0xc2 && c <= 0xdf)
+		k = 2;
+	else if (c >= 0xe0 && c <= 0xef) {
+		k = 3;
+		if (c == 0xe0)
+			lo = 0xa0;
+		else if (c == 0xed)
+			hi = 0x9f;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		k = 4;
+		if (c == 0xf0)
+			lo = 0x90;
+		else if (c == 0xf4)
+			hi = 0x8f;
+	} else
+		return 0;
+	if (n < k || p[1] < lo || p[1] > hi)
+		return 0;
+	for (size_t i = 2; i < k; i++)
+		if (p[i] < 0x80 || p[i] > 0xbf)
+			return 0;
+	return k;
+}
+
+/* UTF-8 text: printable, tabs and line ends, valid multi-byte
+ * sequences.  Anything else (NUL, control bytes, invalid UTF-8) is a
+ * binary payload: protobuf, CBOR, encrypted or compressed data. */
+static bool is_text(const uint8_t *d, size_t n)
+{
+	size_t i = 0;
+	while (i < n) {
+		/* 8 ASCII printable bytes at a time */
+		while (i + 8 <= n) {
+			uint64_t w;
+			memcpy(&w, d + i, 8);
+			uint64_t hi = w & UINT64_C(0x8080808080808080);
+			uint64_t lo = (w - UINT64_C(0x2020202020202020)) &
+				      ~w & UINT64_C(0x8080808080808080);
+			if (hi | lo)
+				break;
+			i += 8;
+		}
+		if (i >= n)
+			break;
+		uint8_t c = d[i];
+		if (c < 0x80) {
+			if (!text_byte(c) && c != '\f' && c != '\v')
+				return false;
+			i++;
+			continue;
+		}
+		size_t k = utf8_seq(d + i, n - i);
+		if (!k)
+			return false;
+		i += k;
+	}
+	return true;
+}
+
+/* In a binary payload, keep the findings that lie in a run of at least
+ * LEAK_ISLAND_MIN printable bytes: a key word and a separator that random
+ * bytes happen to spell, with binary right around them, are noise. */
+static void island_filter(struct lk_scan *sc)
+{
+	const uint8_t *d = sc->d;
+	for (size_t i = 0; i < sc->ncand; i++) {
+		struct lk_cand *c = &sc->cand[i];
+		if (c->dead)
+			continue;
+		size_t s = c->f.start, e = c->f.end, k;
+		for (k = s; k < e && text_byte(d[k]); k++)
+			;
+		if (k < e) {
+			c->dead = true;
+			continue;
+		}
+		while (s > 0 && e - s < LEAK_ISLAND_MIN && text_byte(d[s - 1]))
+			s--;
+		while (e < sc->n && e - s < LEAK_ISLAND_MIN && text_byte(d[e]))
+			e++;
+		if (e - s < LEAK_ISLAND_MIN)
+			c->dead = true;
+	}
+}
+
 static void reset(struct lk_scan *sc, const struct moat_leak_db *db,
 		  const uint8_t *data, size_t len)
 {
@@ -487,6 +588,7 @@ static void reset(struct lk_scan *sc, const struct moat_leak_db *db,
 	while (i < sc->n && i < 256 && lk_space(data[i]))
 		i++;
 	sc->json = i < sc->n && (data[i] == '{' || data[i] == '[');
+	sc->binary = !is_text(data, sc->n);
 }
 
 int moat_leak_scan(const struct moat_leak_db *db, struct moat_leak_scratch *s,
@@ -521,6 +623,8 @@ int moat_leak_scan(const struct moat_leak_db *db, struct moat_leak_scratch *s,
 		moat__leak_csv_scan(sc, text_from, sc->n, false);
 	}
 	moat__leak_text_end(sc);
+	if (sc->binary)
+		island_filter(sc);
 	finish(s, out);
 	return (int)out->n;
 }
