@@ -152,10 +152,14 @@ void moat_leak_scratch_free(struct moat_leak_scratch *s);
 					   * person, id or location */
 #define MOAT_LEAK_F_ENCRYPTED 0x0200u     /* jwt: a JWE (5 segments) */
 #define MOAT_LEAK_F_TRUNCATED 0x0400u     /* match runs into the budget end */
+#define MOAT_LEAK_F_DECODED 0x0800u       /* found in decoded content: a
+					   * base64 blob (the range is the
+					   * blob) or CBOR (the range is the
+					   * item's bytes) */
 
 /* "weak_password", "test_value", "context", "json_string", "json_scalar",
- * "expired", "alg_none", "precise", "linked", "encrypted", "truncated"
- * for one MOAT_LEAK_F_* bit; NULL for other values. */
+ * "expired", "alg_none", "precise", "linked", "encrypted", "truncated",
+ * "decoded" for one MOAT_LEAK_F_* bit; NULL for other values. */
 const char *moat_leak_flag_name(uint32_t flag);
 
 struct moat_leak_finding {

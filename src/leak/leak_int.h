@@ -195,6 +195,32 @@ struct moat_leak_db {
 	uint64_t id;           /* ties scratches to their db */
 };
 
+/* ---- decoders (leak_cbor.c, leak_decode.c) ------------------------------- */
+
+#define LK_SEG_MAX 512        /* segments of a CBOR transcoding */
+#define LK_DECODE_MAX 16384   /* bytes of decoded or transcoded text */
+#define LK_B64_MAX 6144       /* bytes a base64 blob decodes to, at most */
+#define LK_B64_MIN 24         /* characters of a blob worth decoding */
+#define LK_DECODES_MAX 8      /* blobs decoded per message */
+
+/* JSON text out[os..] came from the input bytes [is, ie). */
+struct lk_seg {
+	uint32_t os, is, ie;
+};
+
+struct lk_decode {
+	uint8_t *buf;
+	size_t cap, len;
+	bool cut;     /* the output did not fit */
+	size_t nseg;
+	struct lk_seg seg[LK_SEG_MAX];
+};
+
+/* Transcode the CBOR map or array p[0..n) into dc (JSON text and its
+ * segment map).  False when p is not one well-formed item of that kind
+ * (or uses what is not handled); dc->cut when the text did not fit. */
+bool moat__leak_cbor_json(const uint8_t *p, size_t n, struct lk_decode *dc);
+
 /* ---- per-scan state (inside struct moat_leak_scratch) ------------------- */
 
 /* A finding before resolution. */
@@ -276,6 +302,9 @@ struct lk_scan {
 	size_t n;           /* bytes scanned */
 	bool json;          /* message is walked as JSON */
 	bool binary;        /* not UTF-8 text: findings only in text islands */
+	bool nested;        /* scanning decoded content: no further decoding */
+	unsigned ndecoded;  /* base64 blobs decoded in this message */
+	struct moat_leak_scratch *owner;
 	bool stop;          /* candidate table full */
 	uint32_t rflags;    /* MOAT_LEAK_R_* */
 	size_t total;       /* candidates produced (kept or not) */
@@ -304,9 +333,24 @@ struct moat_leak_scratch {
 	uint64_t db_id;
 	hs_scratch_t *hs;
 	struct lk_scan sc;
+	struct lk_scan sub;       /* decoded content (one level deep) */
+	struct lk_decode dec;     /* CBOR transcoding, into text[] */
+	uint8_t raw[LK_B64_MAX];  /* a decoded base64 blob */
+	uint8_t text[LK_DECODE_MAX];
 	struct moat_leak_finding out[MOAT_LEAK_MAX_FINDINGS];
-	struct lk_frame frames[]; /* db->json_depth + 1 */
+	struct lk_frame frames[]; /* 2 x (db->json_depth + 1): sc, sub */
 };
+
+/* Phases 1 and 2 and the resolution over data[0..len) into sc (the
+ * scratch's sc or sub). */
+void moat__leak_scan_core(struct moat_leak_scratch *s, struct lk_scan *sc,
+			  const uint8_t *data, size_t len);
+/* Decoded content (leak_decode.c): the base64 blob d[s..e) of sc (a JSON
+ * string's content or the whole text message), and a binary message that
+ * is CBOR.  Findings inside become findings of sc on the blob or on the
+ * CBOR bytes they came from. */
+void moat__leak_decode_b64(struct lk_scan *sc, size_t s, size_t e);
+void moat__leak_decode_cbor(struct lk_scan *sc);
 
 /* ---- recording candidates (leak_scan.c) --------------------------------- */
 

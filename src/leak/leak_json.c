@@ -346,6 +346,8 @@ static void value(struct lk_scan *sc, size_t s, size_t e, enum lk_vtype vt)
 		moat__leak_kv_scan(sc, s, e, true);
 	if (vt == LV_STRING && e - s > 8 && memchr(sc->d + s, ',', e - s))
 		moat__leak_csv_scan(sc, s, e, true);
+	if (vt == LV_STRING && e - s >= LK_B64_MIN && !sc->nested)
+		moat__leak_decode_b64(sc, s, e);
 	if (ki.kind != KK_NONE || (ki.flags & KF_SECRET_WORD))
 		field(sc, f, s, e, vt, ki);
 }

@@ -98,7 +98,7 @@ const char *moat_leak_flag_name(uint32_t flag)
 	static const char *const names[] = {
 		"weak_password", "test_value", "context", "json_string",
 		"json_scalar", "expired", "alg_none", "precise", "linked",
-		"encrypted", "truncated"};
+		"encrypted", "truncated", "decoded"};
 	for (unsigned i = 0; i < MOAT_ARRAY_LEN(names); i++)
 		if (flag == UINT32_C(1) << i)
 			return names[i];
@@ -227,7 +227,7 @@ int moat_leak_scratch_new(const struct moat_leak_db *db,
 	*out = NULL;
 	size_t frames = (size_t)db->json_depth + 1;
 	struct moat_leak_scratch *s = moat_calloc(
-		1, sizeof(*s) + frames * sizeof(struct lk_frame));
+		1, sizeof(*s) + 2 * frames * sizeof(struct lk_frame));
 	if (!s)
 		return MOAT_ENOMEM;
 	s->db = db;
@@ -241,6 +241,13 @@ int moat_leak_scratch_new(const struct moat_leak_db *db,
 	}
 	s->sc.stack = s->frames;
 	s->sc.max_depth = db->json_depth;
+	s->sc.owner = s;
+	s->sub.stack = s->frames + frames;
+	s->sub.max_depth = db->json_depth;
+	s->sub.owner = s;
+	s->sub.nested = true;
+	s->dec.buf = s->text;
+	s->dec.cap = sizeof(s->text);
 	*out = s;
 	return MOAT_OK;
 }
@@ -307,9 +314,8 @@ static int on_match(unsigned id, unsigned long long from,
 	return sc->stop ? 1 : 0;
 }
 
-static void run_patterns(struct moat_leak_scratch *s)
+static void run_patterns(struct moat_leak_scratch *s, struct lk_scan *sc)
 {
-	struct lk_scan *sc = &s->sc;
 	memset(sc->tok_end, 0,
 	       moat__leak_rule_count * sizeof(sc->tok_end[0]));
 	if (s->db->hs && sc->n)
@@ -441,8 +447,6 @@ static void sort_cands(struct lk_cand *v, size_t n)
 static void finish(struct moat_leak_scratch *s, struct moat_leak_result *out)
 {
 	struct lk_scan *sc = &s->sc;
-	resolve(sc);
-	link_health(sc);
 	sort_cands(sc->cand, sc->ncand);
 	size_t alive = 0;
 	memset(out, 0, sizeof(*out));
@@ -584,6 +588,7 @@ static void reset(struct lk_scan *sc, const struct moat_leak_db *db,
 	sc->any_ssid = false;
 	sc->nwifi = 0;
 	sc->depth = 0;
+	sc->ndecoded = 0;
 	size_t i = 0;
 	while (i < sc->n && i < 256 && lk_space(data[i]))
 		i++;
@@ -591,16 +596,11 @@ static void reset(struct lk_scan *sc, const struct moat_leak_db *db,
 	sc->binary = !is_text(data, sc->n);
 }
 
-int moat_leak_scan(const struct moat_leak_db *db, struct moat_leak_scratch *s,
-		   const uint8_t *data, size_t len,
-		   struct moat_leak_result *out)
+void moat__leak_scan_core(struct moat_leak_scratch *s, struct lk_scan *sc,
+			  const uint8_t *data, size_t len)
 {
-	if (!db || !s || !out || (!data && len) || s->db_id != db->id)
-		return MOAT_EINVAL;
-	struct lk_scan *sc = &s->sc;
-	static const uint8_t empty[1];
-	reset(sc, db, data ? data : empty, len);
-	run_patterns(s);
+	reset(sc, s->db, data, len);
+	run_patterns(s, sc);
 	size_t text_from = 0;
 	if (sc->json && !sc->stop) {
 		sc->rflags |= MOAT_LEAK_R_JSON;
@@ -621,10 +621,26 @@ int moat_leak_scan(const struct moat_leak_db *db, struct moat_leak_scratch *s,
 	if (text_from < sc->n && !sc->stop) {
 		moat__leak_kv_scan(sc, text_from, sc->n, false);
 		moat__leak_csv_scan(sc, text_from, sc->n, false);
+		if (!sc->json && !sc->binary)
+			moat__leak_decode_b64(sc, 0, sc->n);
 	}
 	moat__leak_text_end(sc);
 	if (sc->binary)
 		island_filter(sc);
+	if (sc->binary && !sc->nested)
+		moat__leak_decode_cbor(sc);
+	resolve(sc);
+	link_health(sc);
+}
+
+int moat_leak_scan(const struct moat_leak_db *db, struct moat_leak_scratch *s,
+		   const uint8_t *data, size_t len,
+		   struct moat_leak_result *out)
+{
+	if (!db || !s || !out || (!data && len) || s->db_id != db->id)
+		return MOAT_EINVAL;
+	static const uint8_t empty[1];
+	moat__leak_scan_core(s, &s->sc, data ? data : empty, len);
 	finish(s, out);
 	return (int)out->n;
 }
