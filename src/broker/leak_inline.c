@@ -389,53 +389,95 @@ static int scan_part(struct inspect *x, struct moat_leak_scratch *s,
 	return action;
 }
 
-/* MQTT 5 user properties, scanned as one text "name=value\n..." (one
- * budget for all of them), so that key-based rules see password=12345;
- * redactions are copied back into the message's properties. */
+/* The MQTT 5 properties whose values are scanned as text lines: user
+ * properties ("name=value") and the response topic and content type
+ * ("response_topic=...", "content_type=...").  Their name part (for
+ * a user property, its name) and value. */
+static bool text_prop(const struct moat_mqtt_prop_item *it,
+		      struct moat_bytes *name, struct moat_bytes *val,
+		      bool *fixed)
+{
+	*fixed = true;
+	switch (it->id) {
+	case PROP_USER_PROPERTY:
+		*name = it->a;
+		*val = it->b;
+		*fixed = false;
+		return true;
+	case PROP_RESPONSE_TOPIC:
+		*name = (struct moat_bytes){(const uint8_t *)"response_topic",
+					    14};
+		*val = it->a;
+		return true;
+	case PROP_CONTENT_TYPE:
+		*name = (struct moat_bytes){(const uint8_t *)"content_type", 12};
+		*val = it->a;
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* MQTT 5 properties, scanned as one text "name=value\n..." (one budget
+ * for all of them; its part keeps the name "user properties"), so that
+ * key-based rules see password=12345; redactions are copied back into the
+ * message's properties (never into the fixed names).  Correlation data
+ * (binary or text) is a part of its own, "correlation data". */
 static int scan_props(struct inspect *x, struct moat_leak_scratch *s)
 {
 	struct moat_worker *w = x->w;
 	struct moat_msg *m = x->m;
 	struct moat_bytes raw = {m->props, m->props_len};
 	struct moat_mqtt_prop_item it;
+	struct moat_bytes name, val;
+	bool fixed;
 	size_t pos = 0, n = 0;
-	while (moat_mqtt_props_next(&raw, &pos, &it))
-		if (it.id == PROP_USER_PROPERTY)
-			n += it.a.len + it.b.len + 2;
+	int action = -1;
+	while (moat_mqtt_props_next(&raw, &pos, &it)) {
+		if (it.id == PROP_CORRELATION_DATA && it.a.len) {
+			int a = scan_part(x, s, "correlation data",
+					  (uint8_t *)(uintptr_t)it.a.p,
+					  it.a.len);
+			action = MOAT_MAX(action, a);
+		}
+		if (text_prop(&it, &name, &val, &fixed))
+			n += name.len + val.len + 2;
+	}
 	if (!n)
-		return -1;
+		return action;
 	if (n > w->leak_bufcap) {
 		uint8_t *nb = moat_realloc(w->leak_buf, n);
 		if (!nb) {
 			x->incomplete = true;
-			return -1;
+			return action;
 		}
 		w->leak_buf = nb;
 		w->leak_bufcap = n;
 	}
 	size_t o = 0;
 	for (pos = 0; moat_mqtt_props_next(&raw, &pos, &it);) {
-		if (it.id != PROP_USER_PROPERTY)
+		if (!text_prop(&it, &name, &val, &fixed))
 			continue;
-		memcpy(w->leak_buf + o, it.a.p, it.a.len);
-		o += it.a.len;
+		memcpy(w->leak_buf + o, name.p, name.len);
+		o += name.len;
 		w->leak_buf[o++] = '=';
-		memcpy(w->leak_buf + o, it.b.p, it.b.len);
-		o += it.b.len;
+		memcpy(w->leak_buf + o, val.p, val.len);
+		o += val.len;
 		w->leak_buf[o++] = '\n';
 	}
-	int action = scan_part(x, s, "user properties", w->leak_buf, n);
-	if (action != MOAT_LEAK_REDACT && action != MOAT_LEAK_BLOCK)
+	int a = scan_part(x, s, "user properties", w->leak_buf, n);
+	action = MOAT_MAX(action, a);
+	if (a != MOAT_LEAK_REDACT && a != MOAT_LEAK_BLOCK)
 		return action;
 	for (pos = 0, o = 0; moat_mqtt_props_next(&raw, &pos, &it);) {
-		if (it.id != PROP_USER_PROPERTY)
+		if (!text_prop(&it, &name, &val, &fixed))
 			continue;
-		memcpy((uint8_t *)(uintptr_t)it.a.p, w->leak_buf + o,
-		       it.a.len);
-		o += it.a.len + 1;
-		memcpy((uint8_t *)(uintptr_t)it.b.p, w->leak_buf + o,
-		       it.b.len);
-		o += it.b.len + 1;
+		if (!fixed)
+			memcpy((uint8_t *)(uintptr_t)name.p, w->leak_buf + o,
+			       name.len);
+		o += name.len + 1;
+		memcpy((uint8_t *)(uintptr_t)val.p, w->leak_buf + o, val.len);
+		o += val.len + 1;
 	}
 	return action;
 }

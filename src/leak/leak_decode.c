@@ -119,8 +119,8 @@ void moat__leak_decode_cbor(struct lk_scan *sc)
 	if (sc->nested || sc->stop ||
 	    !moat__leak_cbor_json(sc->d, sc->n, &o->dec))
 		return;
-	if (o->dec.cut)
-		sc->rflags |= MOAT_LEAK_R_BUDGET; /* not all of it was seen */
+	/* (cut short: the text that fit is scanned; the CBOR bytes were
+	 * scanned as a binary message anyway) */
 	struct lk_scan *sub = &o->sub;
 	moat__leak_scan_core(o, sub, o->dec.buf, o->dec.len);
 	for (size_t i = 0; i < sub->ncand; i++) {

@@ -216,6 +216,43 @@ class LeakInlineTest(BrokerTest):
             x.disconnect()
             x.loop_stop()
 
+    def test_response_topic_content_type_correlation_scanned(self):
+        # MQTT 5 Response Topic, Content Type and Correlation Data are
+        # scanned too (issue 20): each finding gets its event, and a
+        # redact policy rewrites the correlation data in place.
+        c = mqtt.Client("v5rt", protocol=mqtt.MQTTv5)
+        c.username_pw_set("dev", PW["dev"])
+        c.connect("127.0.0.1", self.port, 30)
+        c.loop_start()
+        sub5 = mqtt.Client("v5rtsub", protocol=mqtt.MQTTv5)
+        sub5.username_pw_set("dev", PW["dev"])
+        got = []
+        sub5.on_message = lambda cl, u, m: got.append(m)
+        sub5.connect("127.0.0.1", self.port, 30)
+        sub5.loop_start()
+        done = threading.Event()
+        sub5.on_subscribe = lambda *a: done.set()
+        sub5.subscribe("t/redact/rt", 1)
+        self.assertTrue(done.wait(10))
+        p = Properties(PacketTypes.PUBLISH)
+        p.ResponseTopic = "t/replies/jane.doe@example.com"
+        p.ContentType = "application/json; charset=utf-8"
+        p.CorrelationData = b"\x01\x02req-7 password=Zq8!vR2mXx\x00\xff"
+        c.publish("t/redact/rt", b"ok", qos=1,
+                  properties=p).wait_for_publish(10)
+        self.assertTrue(wait_for(lambda: got, 10))
+        self.assertNotIn(b"Zq8!vR2mXx", got[0].properties.CorrelationData)
+        self.assertEqual(len(got[0].properties.CorrelationData),
+                         len(p.CorrelationData))
+        self.assertTrue(wait_for(lambda: {"email", "credential"} <= {
+            e["category"] for e in self.events()}, 10))
+        parts = {e["category"]: e["part"] for e in self.events()}
+        self.assertEqual(parts["credential"], "correlation data")
+        self.assertEqual(parts["email"], "user properties")
+        for x in (c, sub5):
+            x.disconnect()
+            x.loop_stop()
+
     def test_will_blocked(self):
         c = mqtt.Client("willer")
         c.username_pw_set("dev", PW["dev"])

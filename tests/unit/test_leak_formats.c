@@ -307,6 +307,77 @@ static void test_random_binary(void **state)
 	assert_int_equal(bad, 0);
 }
 
+/* ---- decoders ------------------------------------------------------------- */
+
+/* {"lat": 52.520081, "lon": 13.404954, "password": "Zq8!vR2mXx"} */
+static const uint8_t cbor_map[] =
+	"\xa3\x63\x6c\x61\x74\xfb\x40\x4a\x42\x92\x03\xa3\x22\xaf\x63\x6c\x6f"
+	"\x6e\xfb\x40\x2a\xcf\x56\x21\x74\xc4\xce\x68\x70\x61\x73\x73\x77\x6f"
+	"\x72\x64\x6a\x5a\x71\x38\x21\x76\x52\x32\x6d\x58\x78";
+/* SenML CBOR [{0: "lat", 2: 48.85837}, {0: "lon", 2: 2.294481}] */
+static const uint8_t senml_cbor[] =
+	"\x82\xa2\x00\x63\x6c\x61\x74\x02\xfb\x40\x48\x6d\xdf\x11\x72\xef\x0b"
+	"\xa2\x00\x63\x6c\x6f\x6e\x02\xfb\x40\x02\x5b\x18\xda\xc2\x58\xd6";
+/* {"temp": 21.25 (half float), "hum": 40} */
+static const uint8_t cbor_clean[] =
+	"\xa2\x64\x74\x65\x6d\x70\xf9\x4d\x00\x63\x68\x75\x6d\x18\x28";
+
+static void test_cbor(void **state)
+{
+	(void)state;
+	scan_bytes(cbor_map, sizeof(cbor_map) - 1);
+	const struct moat_leak_finding *f = first(MOAT_LEAK_GEOLOCATION);
+	assert_non_null(f);
+	assert_true(f->flags & MOAT_LEAK_F_DECODED);
+	assert_string_equal(f->path, "$.lat");
+	assert_int_equal(f->start, 6); /* the double's 8 bytes */
+	assert_int_equal(f->end, 14);
+	f = first(MOAT_LEAK_CREDENTIAL);
+	assert_non_null(f);
+	assert_match(f, "Zq8!vR2mXx"); /* the text bytes themselves */
+	/* redaction keeps the CBOR well-formed (and the password gone) */
+	uint8_t red[sizeof(cbor_map)];
+	memcpy(red, cbor_map, sizeof(cbor_map));
+	moat_leak_redact_inplace(red, sizeof(cbor_map) - 1, &res);
+	assert_null(memmem(red, sizeof(cbor_map) - 1, "Zq8!", 4));
+	scan_bytes(red, sizeof(cbor_map) - 1);
+	assert_null(first(MOAT_LEAK_CREDENTIAL));
+	/* SenML CBOR labels */
+	scan_bytes(senml_cbor, sizeof(senml_cbor) - 1);
+	assert_non_null(first(MOAT_LEAK_GEOLOCATION));
+	assert_string_equal(first(MOAT_LEAK_GEOLOCATION)->path, "$[0].v");
+	/* look-alikes: ordinary CBOR telemetry, and every truncation of
+	 * the map (malformed: never read past the end, no finding) */
+	scan_bytes(cbor_clean, sizeof(cbor_clean) - 1);
+	assert_int_equal(res.n, 0);
+	for (size_t n = 1; n + 1 < sizeof(cbor_map) - 1; n++) {
+		scan_bytes(cbor_map, n);
+		assert_null(first(MOAT_LEAK_GEOLOCATION));
+	}
+}
+
+static void test_base64_blobs(void **state)
+{
+	(void)state;
+	/* LoRaWAN uplink (TTN v3 shape) with base64 JSON */
+	YES(GEOLOCATION, "{\"end_device_ids\":{\"device_id\":\"n1\"},\"uplink_message\":"
+			 "{\"f_port\":1,\"frm_payload\":\"eyJsYXQiOiA1Mi41MjAwODEsICJsb24iOiAx"
+			 "My40MDQ5NTR9\"}}");
+	const struct moat_leak_finding *f = first(MOAT_LEAK_GEOLOCATION);
+	assert_true(f->flags & MOAT_LEAK_F_DECODED);
+	assert_string_equal(f->path, "$.uplink_message.frm_payload");
+	assert_match(f, "eyJsYXQiOiA1Mi41MjAwODEsICJsb24iOiAxMy40MDQ5NTR9");
+	/* base64 CBOR, and a whole message that is base64 JSON */
+	YES(CREDENTIAL, "{\"data\":\"o2NsYXT7QEpCkgOjIq9jbG9u+0Aqz1YhdMTOaHBhc3N3b3Jk"
+			"alpxOCF2UjJtWHg=\"}");
+	YES(GEOLOCATION, "eyJsYXQiOiA1Mi41MjAwODEsICJsb24iOiAxMy40MDQ5NTR9");
+	/* look-alikes: base64 of clean JSON, of random bytes, hashes */
+	CLEAN("{\"data\":\"eyJ0ZW1wIjogMjEuNSwgImJhdCI6IDMuMX0=\"}");
+	CLEAN("{\"frm_payload\":\"q83vEjRWeJq8dP4Ag7Dd9k1xYw==\"}");
+	CLEAN("{\"sha\":\"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\"}");
+	CLEAN("{\"b\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"}");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -324,6 +395,8 @@ int main(void)
 		T(test_walker_resumes),
 		T(test_binary_frames),
 		T(test_random_binary),
+		T(test_cbor),
+		T(test_base64_blobs),
 	};
 	int rc = cmocka_run_group_tests(tests, group_setup, group_teardown);
 	cleanup_copy(NULL);
