@@ -105,7 +105,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	uint8_t mode = data[0];
 	size_t n = size - 1;
-	uint8_t *m = malloc(n + 16 < 64 ? 64 : 4 * n + 16);
+	uint8_t *m = malloc(2 * n + 64); /* base64 and the JSON around */
 	if (!m)
 		return 0;
 	if (!(mode & 1)) {
