@@ -126,6 +126,9 @@ void moat__leak_csv_scan(struct lk_scan *sc, size_t lo, size_t hi,
 {
 	struct csv c = {sc, lo, hi, in_str, 0};
 	const uint8_t *d = sc->d;
+	if (!memchr(d + lo, ',', hi - lo) && !memchr(d + lo, ';', hi - lo) &&
+	    !memchr(d + lo, '\t', hi - lo))
+		return;
 	size_t next, e0 = line_end(&c, lo, &next);
 	unsigned nc = 0, ns = 0, nt = 0;
 	for (size_t k = lo; k < e0; k++) {

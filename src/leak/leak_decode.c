@@ -2,7 +2,9 @@
  * JSON string, or a whole text message: LoRaWAN "frm_payload" and "data"
  * often carry base64 JSON) and CBOR messages.  The decoded bytes are
  * scanned with the scratch's second scan state (which decodes nothing
- * further); its findings become findings of the message: on the whole
+ * further) when they are text or CBOR (other bytes, such as keys, hashes
+ * and ciphertext, are what base64 usually carries: not scanned); its
+ * findings become findings of the message: on the whole
  * blob for base64 (redacting the blob removes what it held), on the CBOR
  * bytes a value came from for CBOR.  Allocation-free: the scratch holds
  * the buffers; bounded: LK_DECODES_MAX blobs a message, LK_B64_MAX
@@ -87,6 +89,8 @@ void moat__leak_decode_b64(struct lk_scan *sc, size_t s, size_t e)
 	if (moat__leak_cbor_json(p, pn, &o->dec)) {
 		p = o->dec.buf;
 		pn = o->dec.len;
+	} else if (!moat__leak_is_text(p, pn)) {
+		return; /* key material, hashes, encrypted bytes: noise */
 	}
 	moat__leak_scan_core(o, &o->sub, p, pn);
 	lift_whole(sc, &o->sub, s, e);

@@ -132,11 +132,17 @@ enum lk_natid {
 #define KF_VETO 0x02u        /* hash/checksum/public/type...: not a secret */
 #define KF_VERSION 0x04u     /* version/firmware: dotted numbers are not IPs */
 #define KF_E7 0x08u          /* latitudeE7: degrees x 1e7 */
+/* What a JSON member name says about its object (leak_json.c). */
+#define KF_NV_NAME 0x10u     /* name, n, metric: a record's name */
+#define KF_NV_VALUE 0x20u    /* value, v, val: a record's value */
+#define KF_MUSIC 0x40u       /* tempo, song, track: "bpm" is music */
+#define KF_FRIENDLY 0x80u    /* Home Assistant friendly_name */
+#define KF_ENTITY 0x100u     /* Home Assistant entity_id */
 
 struct lk_keyinfo {
 	uint8_t kind; /* enum lk_kind */
 	uint8_t sub;  /* enum lk_cred / lk_health / lk_person / ... */
-	uint8_t flags;
+	uint16_t flags;
 };
 
 struct moat_leak_db;
@@ -341,6 +347,8 @@ struct moat_leak_scratch {
 	struct lk_frame frames[]; /* 2 x (db->json_depth + 1): sc, sub */
 };
 
+/* UTF-8 text: printable, tabs, line ends, valid multi-byte sequences. */
+bool moat__leak_is_text(const uint8_t *d, size_t n);
 /* Phases 1 and 2 and the resolution over data[0..len) into sc (the
  * scratch's sc or sub). */
 void moat__leak_scan_core(struct moat_leak_scratch *s, struct lk_scan *sc,

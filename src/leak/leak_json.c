@@ -169,55 +169,17 @@ static bool has_sep(const uint8_t *p, size_t n)
 
 /* ---- records: name-value metrics, Home Assistant, music --------------------- */
 
-static bool key_is(const uint8_t *k, size_t n, const char *w)
-{
-	size_t wn = strlen(w);
-	if (wn != n)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (lk_tolower(k[i]) != (uint8_t)w[i])
-			return false;
-	return true;
-}
-
-static bool key_has(const uint8_t *k, size_t n, const char *w)
-{
-	size_t wn = strlen(w);
-	for (size_t i = 0; i + wn <= n; i++) {
-		size_t j = 0;
-		while (j < wn && lk_tolower(k[i + j]) == (uint8_t)w[j])
-			j++;
-		if (j == wn)
-			return true;
-	}
-	return false;
-}
-
 /* A member name: its part in a name-value record, and what it says about
- * the object (music, a Home Assistant person). */
-static void member_key(struct lk_scan *sc, struct lk_frame *f,
-		       const uint8_t *k, size_t n)
+ * the object (music, a Home Assistant person).  The flags come with the
+ * key's (cached) class. */
+static void member_key(struct lk_scan *sc, struct lk_frame *f)
 {
-	static const char *const names[] = {"name", "n", "metric",
-					    "metricname", "measurement",
-					    "key", "field", "param",
-					    "parameter", NULL};
-	static const char *const values[] = {"value", "v", "vs", "val",
-					     "reading", NULL};
-	static const char *const music[] = {"tempo", "song", "track",
-					    "artist", "album", "genre",
-					    "music", "playlist", "media",
-					    "audio", "midi", NULL};
-	f->role = NV_NONE;
-	for (const char *const *w = names; *w; w++)
-		if (key_is(k, n, *w))
-			f->role = NV_NAME;
-	for (const char *const *w = values; *w; w++)
-		if (key_is(k, n, *w))
-			f->role = NV_VALUE;
-	for (const char *const *w = music; *w && !f->music; w++)
-		f->music = key_has(k, n, *w);
-	if (key_is(k, n, "friendly_name")) {
+	uint16_t kf = f->ki.flags;
+	f->role = (kf & KF_NV_NAME)    ? NV_NAME
+		  : (kf & KF_NV_VALUE) ? NV_VALUE
+				       : NV_NONE;
+	f->music |= (kf & KF_MUSIC) != 0;
+	if (kf & KF_FRIENDLY) {
 		for (unsigned i = 0; i < sc->depth; i++)
 			if (sc->stack[i].person_ent) {
 				f->ki.kind = KK_PERSON;
@@ -230,8 +192,7 @@ static void member_key(struct lk_scan *sc, struct lk_frame *f,
 static void member_string(struct lk_scan *sc, struct lk_frame *f, size_t s,
 			  size_t e)
 {
-	const uint8_t *k = sc->d + f->key_s;
-	if (e - s > 7 && key_is(k, f->key_n, "entity_id") &&
+	if (e - s > 7 && (f->ki.flags & KF_ENTITY) &&
 	    !memcmp(sc->d + s, "person.", 7))
 		f->person_ent = true;
 }
@@ -495,7 +456,7 @@ static size_t step(struct lk_scan *sc, size_t i)
 			f->key_s = (uint32_t)(i + 1);
 			f->key_n = (uint32_t)(e - i - 1);
 			f->ki = moat__leak_key_class(sc, d + i + 1, e - i - 1);
-			member_key(sc, f, d + i + 1, e - i - 1);
+			member_key(sc, f);
 			f->want_key = false;
 			assign(sc, i + 1, e, MOAT_LEAK_F_JSON_STRING, f->in);
 		} else {

@@ -515,7 +515,7 @@ static size_t utf8_seq(const uint8_t *p, size_t n)
 /* UTF-8 text: printable, tabs and line ends, valid multi-byte
  * sequences.  Anything else (NUL, control bytes, invalid UTF-8) is a
  * binary payload: protobuf, CBOR, encrypted or compressed data. */
-static bool is_text(const uint8_t *d, size_t n)
+bool moat__leak_is_text(const uint8_t *d, size_t n)
 {
 	size_t i = 0;
 	while (i < n) {
@@ -593,7 +593,7 @@ static void reset(struct lk_scan *sc, const struct moat_leak_db *db,
 	while (i < sc->n && i < 256 && lk_space(data[i]))
 		i++;
 	sc->json = i < sc->n && (data[i] == '{' || data[i] == '[');
-	sc->binary = !is_text(data, sc->n);
+	sc->binary = !moat__leak_is_text(data, sc->n);
 }
 
 void moat__leak_scan_core(struct moat_leak_scratch *s, struct lk_scan *sc,
