@@ -4,9 +4,9 @@
     short_telemetry.py [COUNT] [--payloads]    (default 200000)
 
 One message per line as `moat scan --jsonl` reads it: {"topic": ...,
-"payload": ...} with a 20-60 byte topic and a 100-200 byte JSON telemetry
-payload (sensors, meters, trackers, plugs; no leaks), the shape of most
-IoT traffic.  With --payloads, the payloads only, one per line (the
+"payload": ...} with a 20-60 byte topic (one of a fleet of 500 devices)
+and a 100-200 byte JSON telemetry payload (sensors, meters, trackers,
+plugs; no leaks), the shape of most IoT traffic.  With --payloads, the payloads only, one per line (the
 payload templates for `moat bench --payload FILE`).  Deterministic (fixed
 seed).  Standard library only.
 """
@@ -20,7 +20,7 @@ SITES = ["plant-3", "hq", "warehouse-east", "lab", "store-0117", "farm"]
 KINDS = ["sensor", "meter", "plug", "tracker", "thermostat", "valve"]
 
 
-def topic():
+def make_topic():
     while True:
         t = "%s/%s/%s-%04d/%s" % (
             R.choice(["site", "tele", "dt", "iot"]), R.choice(SITES),
@@ -28,6 +28,14 @@ def topic():
             R.choice(["state", "telemetry", "SENSOR", "up", "status"]))
         if 20 <= len(t) <= 60:
             return t
+
+
+# A fleet of 500 devices, each publishing on its own topic.
+TOPICS = [make_topic() for _ in range(500)]
+
+
+def topic():
+    return R.choice(TOPICS)
 
 
 def payload():

@@ -167,6 +167,9 @@ struct moat_leak_finding {
 	enum moat_leak_severity severity;
 	uint8_t confidence; /* 0..100: how sure the validators are */
 	uint32_t flags;     /* MOAT_LEAK_F_* */
+	/* moat_leak_scan_msg: the part the offsets are in
+	 * (MOAT_LEAK_PART_*); moat_leak_scan: always PAYLOAD. */
+	uint8_t part;
 	/* The sensitive bytes: data[start..end) of the scanned buffer.  For
 	 * a key-based finding, the value only (not the key). */
 	size_t start, end;
@@ -210,6 +213,23 @@ struct moat_leak_result {
 int moat_leak_scan(const struct moat_leak_db *db, struct moat_leak_scratch *s,
 		   const uint8_t *data, size_t len,
 		   struct moat_leak_result *out);
+
+/* Parts of a message (struct moat_leak_finding.part). */
+#define MOAT_LEAK_PART_PAYLOAD 0
+#define MOAT_LEAK_PART_TOPIC 1
+
+/* Scan a message: its topic and its payload in one call (as
+ * moat_leak_scan on each; findings hold their part and offsets within
+ * it, topic findings first, each part sorted by start; MOAT_LEAK_R_*
+ * flags and `scanned` are the payload's, with MOAT_LEAK_R_BUDGET also
+ * for a topic longer than the budget).  The scratch remembers topics
+ * that had no finding (a small cache, exact bytes, topics up to 64 bytes,
+ * per scratch, i.e. per thread): such a topic is not scanned again.
+ * Returns the number of findings reported, or MOAT_EINVAL. */
+int moat_leak_scan_msg(const struct moat_leak_db *db,
+		       struct moat_leak_scratch *s, const uint8_t *topic,
+		       size_t tlen, const uint8_t *payload, size_t plen,
+		       struct moat_leak_result *out);
 
 /* ---- redaction ---------------------------------------------------------- */
 

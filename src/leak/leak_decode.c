@@ -27,6 +27,7 @@ static bool b64_blob(const uint8_t *d, size_t s, size_t e)
 	if (e - s < LK_B64_MIN || (e - s) % 4 == 1)
 		return false;
 	bool nonhex = false, lower = false, upper = false;
+	size_t slash = 0;
 	for (size_t i = s; i < e; i++) {
 		uint8_t c = d[i];
 		if (!b64_char(c))
@@ -34,8 +35,11 @@ static bool b64_blob(const uint8_t *d, size_t s, size_t e)
 		nonhex |= !lk_hex(c);
 		lower |= lk_lower(c);
 		upper |= lk_upper(c);
+		slash += c == '/';
 	}
-	return nonhex && lower && upper;
+	/* '/' is one character in 64 of base64, one in a few of a topic or
+	 * a path */
+	return nonhex && lower && upper && slash <= (e - s) / 16 + 1;
 }
 
 /* Findings of the sub-scan on the bytes [s, e) of sc, one per category

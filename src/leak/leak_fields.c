@@ -1369,11 +1369,11 @@ struct lk_keyinfo moat__leak_key_class(struct lk_scan *sc, const uint8_t *k,
 {
 	if (n == 0 || n > LEAK_KCACHE_KEY)
 		return moat__leak_key_classify(k, n);
-	/* a cheap hash: keys repeat message after message */
-	uint32_t h = (uint32_t)k[0] | (uint32_t)k[n - 1] << 8 |
-		     (uint32_t)k[n / 2] << 16 | (uint32_t)n << 24;
-	h *= 2654435761u;
-	struct lk_kcache_ent *e = &sc->kcache[h >> 24 & (LEAK_KCACHE - 1)];
+	/* keys repeat message after message: FNV-1a over the (short) key */
+	uint32_t h = 2166136261u;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ k[i]) * 16777619u;
+	struct lk_kcache_ent *e = &sc->kcache[(h ^ h >> 16) & (LEAK_KCACHE - 1)];
 	if (e->len == n) {
 		size_t i = 0;
 		while (i < n && e->key[i] == k[i])

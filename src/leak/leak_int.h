@@ -334,9 +334,19 @@ struct lk_scan {
 	struct lk_kcache_ent kcache[LEAK_KCACHE];
 };
 
+/* Topics that had no finding (moat_leak_scan_msg): direct-mapped by a
+ * hash, exact bytes compared. */
+#define LK_TCACHE 1024
+#define LK_TCACHE_TOPIC 64
+struct lk_tcache_ent {
+	uint8_t len; /* 0: empty */
+	uint8_t topic[LK_TCACHE_TOPIC];
+};
+
 struct moat_leak_scratch {
 	const struct moat_leak_db *db;
 	uint64_t db_id;
+	struct lk_tcache_ent tcache[LK_TCACHE];
 	hs_scratch_t *hs;
 	struct lk_scan sc;
 	struct lk_scan sub;       /* decoded content (one level deep) */

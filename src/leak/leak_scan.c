@@ -444,12 +444,13 @@ static void sort_cands(struct lk_cand *v, size_t n)
 	}
 }
 
-static void finish(struct moat_leak_scratch *s, struct moat_leak_result *out)
+/* Append the findings of the last scan (of `part`) to out. */
+static void finish(struct moat_leak_scratch *s, struct moat_leak_result *out,
+		   uint8_t part)
 {
 	struct lk_scan *sc = &s->sc;
 	sort_cands(sc->cand, sc->ncand);
 	size_t alive = 0;
-	memset(out, 0, sizeof(*out));
 	for (size_t i = 0; i < sc->ncand; i++) {
 		const struct lk_cand *c = &sc->cand[i];
 		if (c->dead)
@@ -459,17 +460,46 @@ static void finish(struct moat_leak_scratch *s, struct moat_leak_result *out)
 			continue;
 		struct moat_leak_finding *f = &s->out[out->n++];
 		*f = c->f;
+		f->part = part;
 		moat__leak_hmac(s->db, sc->d, f->start, f->end, f->hmac);
 		out->categories |= MOAT_LEAK_BIT(f->category);
 		if (f->severity > out->max_severity)
 			out->max_severity = f->severity;
 	}
 	out->findings = s->out;
-	out->total = alive + (sc->total - sc->ncand);
-	out->scanned = sc->n;
-	out->flags = sc->rflags;
+	out->total += alive + (sc->total - sc->ncand);
 	if (out->total > out->n)
 		out->flags |= MOAT_LEAK_R_TRUNCATED;
+}
+
+/* ---- the clean-topic cache ------------------------------------------------- */
+
+static struct lk_tcache_ent *tcache_slot(struct moat_leak_scratch *s,
+					 const uint8_t *t, size_t n)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ t[i]) * 16777619u;
+	return &s->tcache[(h ^ h >> 16) & (LK_TCACHE - 1)];
+}
+
+static bool tcache_clean(struct moat_leak_scratch *s, const uint8_t *t,
+			 size_t n)
+{
+	if (n == 0 || n > LK_TCACHE_TOPIC)
+		return false;
+	const struct lk_tcache_ent *e = tcache_slot(s, t, n);
+	return e->len == n && !memcmp(e->topic, t, n);
+}
+
+static void tcache_add(struct moat_leak_scratch *s, const uint8_t *t,
+		       size_t n)
+{
+	if (n == 0 || n > LK_TCACHE_TOPIC)
+		return;
+	struct lk_tcache_ent *e = tcache_slot(s, t, n);
+	e->len = (uint8_t)n;
+	memcpy(e->topic, t, n);
 }
 
 /* ---- binary payloads ------------------------------------------------------ */
@@ -547,9 +577,35 @@ bool moat__leak_is_text(const uint8_t *d, size_t n)
 	return true;
 }
 
+/* Categories whose matches carry their own proof (a private address
+ * prefix and dotted quad, a checksum, a vendor prefix and length): one of
+ * LEAK_STRONG_MIN bytes or more is never an accident of random bytes, so
+ * it needs no island around it. */
+#define LEAK_STRONG_MIN 7
+
+static bool strong(enum moat_leak_category c)
+{
+	switch (c) {
+	case MOAT_LEAK_PRIVATE_IPV4:
+	case MOAT_LEAK_PRIVATE_IPV6:
+	case MOAT_LEAK_MAC_ADDRESS:
+	case MOAT_LEAK_JWT:
+	case MOAT_LEAK_PRIVATE_KEY:
+	case MOAT_LEAK_AWS_KEY:
+	case MOAT_LEAK_VENDOR_TOKEN:
+	case MOAT_LEAK_PAYMENT_CARD:
+	case MOAT_LEAK_IBAN:
+	case MOAT_LEAK_DEVICE_ID:
+		return true;
+	default:
+		return false;
+	}
+}
+
 /* In a binary payload, keep the findings that lie in a run of at least
- * LEAK_ISLAND_MIN printable bytes: a key word and a separator that random
- * bytes happen to spell, with binary right around them, are noise. */
+ * LEAK_ISLAND_MIN printable bytes (or are strong and long enough): a key
+ * word and a separator that random bytes happen to spell, with binary
+ * right around them, are noise. */
 static void island_filter(struct lk_scan *sc)
 {
 	const uint8_t *d = sc->d;
@@ -564,6 +620,8 @@ static void island_filter(struct lk_scan *sc)
 			c->dead = true;
 			continue;
 		}
+		if (strong(c->f.category) && e - s >= LEAK_STRONG_MIN)
+			continue;
 		while (s > 0 && e - s < LEAK_ISLAND_MIN && text_byte(d[s - 1]))
 			s--;
 		while (e < sc->n && e - s < LEAK_ISLAND_MIN && text_byte(d[e]))
@@ -640,7 +698,36 @@ int moat_leak_scan(const struct moat_leak_db *db, struct moat_leak_scratch *s,
 	if (!db || !s || !out || (!data && len) || s->db_id != db->id)
 		return MOAT_EINVAL;
 	static const uint8_t empty[1];
+	memset(out, 0, sizeof(*out));
 	moat__leak_scan_core(s, &s->sc, data ? data : empty, len);
-	finish(s, out);
+	out->scanned = s->sc.n;
+	out->flags = s->sc.rflags;
+	finish(s, out, MOAT_LEAK_PART_PAYLOAD);
+	return (int)out->n;
+}
+
+int moat_leak_scan_msg(const struct moat_leak_db *db,
+		       struct moat_leak_scratch *s, const uint8_t *topic,
+		       size_t tlen, const uint8_t *payload, size_t plen,
+		       struct moat_leak_result *out)
+{
+	if (!db || !s || !out || (!topic && tlen) || (!payload && plen) ||
+	    s->db_id != db->id)
+		return MOAT_EINVAL;
+	static const uint8_t empty[1];
+	memset(out, 0, sizeof(*out));
+	uint32_t tflags = 0;
+	if (tlen && !tcache_clean(s, topic, tlen)) {
+		moat__leak_scan_core(s, &s->sc, topic, tlen);
+		tflags = s->sc.rflags & MOAT_LEAK_R_BUDGET;
+		size_t before = out->total;
+		finish(s, out, MOAT_LEAK_PART_TOPIC);
+		if (out->total == before && !tflags)
+			tcache_add(s, topic, tlen);
+	}
+	moat__leak_scan_core(s, &s->sc, payload ? payload : empty, plen);
+	out->scanned = s->sc.n;
+	out->flags |= s->sc.rflags | tflags;
+	finish(s, out, MOAT_LEAK_PART_PAYLOAD);
 	return (int)out->n;
 }
