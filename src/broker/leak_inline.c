@@ -337,26 +337,16 @@ static void sanitize_path(struct inspect *x, struct moat_leak_scratch *s,
 		moat_leak_redact_inplace((uint8_t *)path, n, &r);
 }
 
-/* Scan one part; decide each finding's action; redact in buf what a
- * redact policy asks for.  Returns the strongest action (-1: none). */
-static int scan_part(struct inspect *x, struct moat_leak_scratch *s,
-		     const char *part, uint8_t *buf, size_t len)
+/* The findings fs[0..nf) of one part: decide each finding's action;
+ * redact in buf what a redact policy asks for.  Returns the strongest
+ * action (-1: none). */
+static int apply(struct inspect *x, struct moat_leak_scratch *s,
+		 const char *part, uint8_t *buf, size_t len,
+		 const struct moat_leak_finding *fs, size_t nf)
 {
 	const struct moat_config *cfg = x->w->cfg;
-	struct moat_leak_result r;
-	struct moat_leak_finding fs[MOAT_LEAK_MAX_FINDINGS];
 	struct moat_leak_finding red[MOAT_LEAK_MAX_FINDINGS];
 	size_t nred = 0;
-	int n = moat_leak_scan(x->w->sec->leak_db, s, buf, len, &r);
-	if (n < 0) {
-		x->incomplete = true;
-		return -1;
-	}
-	/* Beyond the budget or the findings cap: the rest is unknown. */
-	if (r.total > r.n || (r.flags & MOAT_LEAK_R_BUDGET))
-		x->incomplete = true;
-	size_t nf = r.n;
-	memcpy(fs, r.findings, nf * sizeof(fs[0])); /* scratch is reused */
 	int action = -1;
 	for (size_t i = 0; i < nf; i++) {
 		const struct moat_leak_finding *f = &fs[i];
@@ -387,6 +377,72 @@ static int scan_part(struct inspect *x, struct moat_leak_scratch *s,
 	if (nred)
 		moat_leak_redact_inplace(buf, len, &rr);
 	return action;
+}
+
+/* Beyond the budget or the findings cap: the rest is unknown. */
+static void note_incomplete(struct inspect *x, const struct moat_leak_result *r)
+{
+	if (r->total > r->n || (r->flags & MOAT_LEAK_R_BUDGET))
+		x->incomplete = true;
+}
+
+/* Scan one part (a property text, correlation data) and apply its
+ * findings. */
+static int scan_part(struct inspect *x, struct moat_leak_scratch *s,
+		     const char *part, uint8_t *buf, size_t len)
+{
+	struct moat_leak_result r;
+	struct moat_leak_finding fs[MOAT_LEAK_MAX_FINDINGS];
+	if (moat_leak_scan(x->w->sec->leak_db, s, buf, len, &r) < 0) {
+		x->incomplete = true;
+		return -1;
+	}
+	note_incomplete(x, &r);
+	memcpy(fs, r.findings, r.n * sizeof(fs[0])); /* scratch is reused */
+	return apply(x, s, part, buf, len, fs, r.n);
+}
+
+/* The topic and the payload, in one scan (the scratch caches clean
+ * topics).  The message is not shared yet: the payload is redacted in
+ * place.  Topic findings are shown redacted (in x->tbuf) in every line
+ * and event about this message; a topic cannot be rewritten (it decides
+ * who gets the message): there, redact means block. */
+static void scan_message(struct inspect *x, struct moat_leak_scratch *s)
+{
+	struct moat_msg *m = x->m;
+	bool tfits = m->topic_len < sizeof(x->tbuf);
+	struct moat_leak_result r;
+	struct moat_leak_finding fs[MOAT_LEAK_MAX_FINDINGS];
+	uint8_t *pl = (uint8_t *)(uintptr_t)m->payload;
+	if (!tfits)
+		x->incomplete = true; /* over what a topic may show */
+	if (moat_leak_scan_msg(x->w->sec->leak_db, s,
+			       (const uint8_t *)m->topic,
+			       tfits ? m->topic_len : 0, pl, m->payload_len,
+			       &r) < 0) {
+		x->incomplete = true;
+		return;
+	}
+	note_incomplete(x, &r);
+	size_t nf = r.n, nt = 0;
+	memcpy(fs, r.findings, nf * sizeof(fs[0])); /* scratch is reused */
+	while (nt < nf && fs[nt].part == MOAT_LEAK_PART_TOPIC)
+		nt++;
+	if (nt) {
+		memcpy(x->tbuf, m->topic, m->topic_len);
+		int a = apply(x, s, "topic", (uint8_t *)x->tbuf, m->topic_len,
+			      fs, nt);
+		x->topic = x->tbuf;
+		x->action = a == MOAT_LEAK_REDACT ? MOAT_LEAK_BLOCK : a;
+	}
+	/* the topic may leak where it was not looked at */
+	if (!tfits || m->topic_len > moat_leak_db_budget(x->w->sec->leak_db) ||
+	    (r.total > r.n && nt == nf)) {
+		x->topic = "(topic withheld)";
+		x->topic_len = strlen(x->topic);
+	}
+	int a = apply(x, s, "payload", pl, m->payload_len, fs + nt, nf - nt);
+	x->action = MOAT_MAX(x->action, a);
 }
 
 /* The MQTT 5 properties whose values are scanned as text lines: user
@@ -499,33 +555,8 @@ int moat__leak_inspect(struct moat_worker *w, struct moat_msg *m,
 	if (!s) {
 		x->incomplete = true; /* no scratch: nothing could be looked at */
 	} else {
-		/* The message is not shared yet: redaction is in place.  The
-		 * topic goes first; its findings are shown redacted in every
-		 * line and event about this message.  A topic cannot be
-		 * rewritten (it decides who gets the message): there,
-		 * redact means block. */
-		if (m->topic_len < sizeof(x->tbuf)) {
-			memcpy(x->tbuf, m->topic, m->topic_len);
-			int a = scan_part(x, s, "topic", (uint8_t *)x->tbuf,
-					  m->topic_len);
-			if (a >= 0)
-				x->topic = x->tbuf;
-			x->action = a == MOAT_LEAK_REDACT ? MOAT_LEAK_BLOCK : a;
-		} else {
-			x->incomplete = true; /* over what a topic may show */
-		}
-		if (x->incomplete) { /* it may leak where it was not looked at */
-			x->topic = "(topic withheld)";
-			x->topic_len = strlen(x->topic);
-		}
-		/* (MOAT_MAX evaluates its arguments twice: not with a scan.) */
-		int a = m->payload_len
-				? scan_part(x, s, "payload",
-					    (uint8_t *)(uintptr_t)m->payload,
-					    m->payload_len)
-				: -1;
-		x->action = MOAT_MAX(x->action, a);
-		a = m->props_len ? scan_props(x, s) : -1;
+		scan_message(x, s);
+		int a = m->props_len ? scan_props(x, s) : -1;
 		x->action = MOAT_MAX(x->action, a);
 	}
 	/* What could not be scanned to its end is assumed to hold what the
