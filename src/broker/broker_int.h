@@ -184,6 +184,10 @@ struct moat_session *moat_tree_share_pick(struct moat_tree *t,
 int moat_tree_retained(struct moat_tree *t, const uint8_t *filter,
 		       size_t flen, size_t max, struct moat_msg ***out,
 		       size_t *n);
+/* The same for every retained message, topics starting with '$'
+ * included (the leak sweep at start). */
+int moat_tree_retained_all(struct moat_tree *t, size_t max,
+			   struct moat_msg ***out, size_t *n);
 /* Remove retained messages whose Message Expiry has passed at now (a few
  * dozen per call; cheap when none is due).  Returns how many.  The store
  * drops them when it loads them next. */

@@ -628,8 +628,8 @@ void moat__leak_sweep_retained(struct moat_worker *w)
 	pthread_rwlock_rdlock(&b->tree.lock);
 	size_t max = b->tree.nretained;
 	pthread_rwlock_unlock(&b->tree.lock);
-	if (!max || moat_tree_retained(&b->tree, (const uint8_t *)"#", 1, max,
-				       &v, &n) != MOAT_OK)
+	/* '$' topics too: "#" would leave them out */
+	if (!max || moat_tree_retained_all(&b->tree, max, &v, &n) != MOAT_OK)
 		return;
 	for (size_t i = 0; i < n; i++) {
 		struct moat_msg *c = clone_msg(v[i]);
