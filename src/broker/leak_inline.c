@@ -245,13 +245,13 @@ struct inspect {
 	const char *origin;  /* "publish", "will", "retained" */
 	const char *topic;   /* the topic, redacted where it leaked */
 	size_t topic_len;
-	char tbuf[1024];
 	int action;          /* strongest so far, -1 = nothing found */
 	bool incomplete;     /* a part could not be scanned to its end */
 	uint32_t seen;       /* categories with a pending report */
 	size_t nrep;
 	/* Not cleared (written before read): keep last. */
 	struct pending_report rep[MOAT_LEAK_CATEGORY_COUNT];
+	char tbuf[1024];
 };
 
 static const char *fate_name(int action)
