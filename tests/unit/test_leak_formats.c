@@ -378,6 +378,54 @@ static void test_base64_blobs(void **state)
 	CLEAN("{\"b\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"}");
 }
 
+/* ---- one call per message ------------------------------------------------ */
+
+static void test_scan_msg(void **state)
+{
+	(void)state;
+	static const uint8_t t1[] = "tenants/jane.roe@example.org/state";
+	static const uint8_t p1[] = "{\"password\":\"s3cr3t!x\"}";
+	static const uint8_t t2[] = "site/plant-3/meter-0042/telemetry";
+	static const uint8_t p2[] = "{\"temp\":21.5,\"gw\":\"10.0.0.1\"}";
+	struct moat_leak_result r;
+	for (int round = 0; round < 2; round++) { /* the second from cache */
+		int n = moat_leak_scan_msg(db, scr, t1, sizeof(t1) - 1, p1,
+					   sizeof(p1) - 1, &r);
+		assert_int_equal(n, 2);
+		assert_int_equal(r.findings[0].part, MOAT_LEAK_PART_TOPIC);
+		assert_int_equal(r.findings[0].category, MOAT_LEAK_EMAIL);
+		assert_int_equal(r.findings[1].part, MOAT_LEAK_PART_PAYLOAD);
+		assert_int_equal(r.findings[1].category, MOAT_LEAK_CREDENTIAL);
+		assert_int_equal(r.scanned, sizeof(p1) - 1);
+		n = moat_leak_scan_msg(db, scr, t2, sizeof(t2) - 1, p2,
+				       sizeof(p2) - 1, &r);
+		assert_int_equal(n, 1);
+		assert_int_equal(r.findings[0].part, MOAT_LEAK_PART_PAYLOAD);
+		assert_int_equal(r.findings[0].category, MOAT_LEAK_PRIVATE_IPV4);
+		/* the same as two scans */
+		n = moat_leak_scan(db, scr, p2, sizeof(p2) - 1, &r);
+		assert_int_equal(n, 1);
+		assert_int_equal(r.findings[0].start, 19);
+	}
+	/* a clean topic that is cached does not hide a finding in another
+	 * topic */
+	static const uint8_t t3[] = "site/plant-3/meter-0042/telemetrx";
+	static const uint8_t t4[] = "a/10.0.0.7/b/xxxxxxxxxxxxxxxxxxxxx";
+	moat_leak_scan_msg(db, scr, t3, sizeof(t3) - 1, NULL, 0, &r);
+	assert_int_equal(r.n, 0);
+	assert_int_equal(moat_leak_scan_msg(db, scr, t4, sizeof(t4) - 1, NULL,
+					    0, &r),
+			 1);
+	assert_int_equal(r.findings[0].part, MOAT_LEAK_PART_TOPIC);
+	/* arguments */
+	assert_int_equal(moat_leak_scan_msg(NULL, scr, t1, 1, p1, 1, &r),
+			 MOAT_EINVAL);
+	assert_int_equal(moat_leak_scan_msg(db, scr, NULL, 1, p1, 1, &r),
+			 MOAT_EINVAL);
+	assert_int_equal(moat_leak_scan_msg(db, scr, t1, 1, NULL, 1, &r),
+			 MOAT_EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -397,6 +445,7 @@ int main(void)
 		T(test_random_binary),
 		T(test_cbor),
 		T(test_base64_blobs),
+		T(test_scan_msg),
 	};
 	int rc = cmocka_run_group_tests(tests, group_setup, group_teardown);
 	cleanup_copy(NULL);
