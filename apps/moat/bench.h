@@ -49,6 +49,7 @@ struct bench_cfg {
 			 * 0 = as fast as possible */
 	long inflight;	/* QoS>0 window per publisher; conn: attempts at once */
 	long window;	/* end-to-end window per publisher; 0 = none */
+	bool unbatched;	/* one PUBLISH per write, as client libraries do */
 	long keepalive;
 	double hold;	/* conn: seconds to keep the connections */
 	const char *topic; /* topic prefix */

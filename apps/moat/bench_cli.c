@@ -78,6 +78,9 @@ static const struct bench_opt options[] = {
 	{0, "window", BO_INT, F(window), 0, 100000000, "N",
 	 "messages per publisher on their way to subscribers (end-to-end "
 	 "flow control), 0 = no limit (default: 1000)"},
+	{0, "unbatched", BO_FLAG, F(unbatched), 0, 0, NULL,
+	 "one PUBLISH per write system call, as client libraries send "
+	 "(default: batched, up to 64 KiB per write)"},
 	{'k', "keepalive", BO_INT, F(keepalive), 0, 65535, "SECONDS",
 	 "keep-alive of every connection (default: 60)"},
 	{0, "hold", BO_DOUBLE, F(hold), 0, 3600, "SECONDS",

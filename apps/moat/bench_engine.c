@@ -28,6 +28,8 @@
 #define NS_PER_S 1000000000.0
 #define READS_PER_EVENT 4
 #define PUB_OUT_BYTES ((size_t)65536)
+#define UNBATCHED_SLICE 16 /* --unbatched: publishers per loop turn */
+#define UNBATCHED_SUBS 16  /* --unbatched: subscribers read in between */
 
 enum phase { PH_SETUP, PH_RUN, PH_DRAIN, PH_HOLD, PH_DONE };
 
@@ -466,6 +468,23 @@ static void flush_conn(struct engine *e, struct bench_conn *c)
 		pub_wake(e, c->pub); /* room again in its buffer */
 }
 
+/* --unbatched: the subscribers (a few) are read, and acknowledge, between
+ * every few publisher events and writes, as if they ran on their own:
+ * otherwise one loop turn over hundreds of publishers would decide how
+ * fast they take messages. */
+static void read_subscribers(struct engine *e)
+{
+	struct bench_run *r = e->r;
+	for (size_t i = 0; i < r->nsubs && i < UNBATCHED_SUBS; i++) {
+		struct bench_conn *c = r->subs[i].conn;
+		if (c->state != BC_READY)
+			continue;
+		on_readable(e, c);
+		if (c->state != BC_CLOSED && bench_buf_used(&c->out))
+			flush_conn(e, c);
+	}
+}
+
 static void on_event(struct engine *e, struct bench_conn *c, uint32_t ev)
 {
 	if (c->state == BC_CLOSED)
@@ -531,6 +550,12 @@ static void publish_some(struct engine *e, struct bench_pub *p)
 	uint64_t n = pub_allowed(e, p);
 	if (!n)
 		return;
+	if (e->cfg->unbatched) {
+		/* Whatever is still waiting goes first; then one each. */
+		if (bench_buf_used(&c->out))
+			return; /* flush_conn wakes p when the socket took it */
+		n = 1;
+	}
 	size_t room = c->out.cap - bench_buf_used(&c->out);
 	if (room < p->tmpl_len && !bench_buf_used(&c->out))
 		room = p->tmpl_len; /* an empty buffer grows for one */
@@ -564,6 +589,8 @@ static void publish_some(struct engine *e, struct bench_pub *p)
 	mark_dirty(e, c);
 }
 
+static void flush_dirty(struct engine *e);
+
 /* Rate mode: hand out the messages due by now, round-robin. */
 static void schedule(struct engine *e)
 {
@@ -589,12 +616,29 @@ static void schedule(struct engine *e)
 static void run_publishers(struct engine *e)
 {
 	struct bench_pub *list = e->ready_head;
+	struct bench_pub *tail = e->ready_tail;
 	e->ready_head = e->ready_tail = NULL;
-	while (list) {
+	/* Unbatched, a few publishers per loop turn, so that the
+	 * subscribers are read (and acknowledge) between their writes as
+	 * if they ran on their own; the rest stay first in line. */
+	size_t slice = e->cfg->unbatched ? UNBATCHED_SLICE : SIZE_MAX;
+	while (list && slice--) {
 		struct bench_pub *p = list;
 		list = p->ready_next;
 		p->ready = false;
 		publish_some(e, p);
+		/* Unbatched: this message is written now, on its own
+		 * (flushing wakes p again for the next one). */
+		if (e->cfg->unbatched)
+			flush_dirty(e);
+	}
+	if (e->cfg->unbatched)
+		read_subscribers(e);
+	if (list) {
+		tail->ready_next = e->ready_head;
+		if (!e->ready_head)
+			e->ready_tail = tail;
+		e->ready_head = list;
 	}
 }
 
@@ -802,8 +846,11 @@ static void loop(struct engine *e)
 			note_error(e, &e->conns[0], strerror(errno));
 			break;
 		}
-		for (int i = 0; i < n; i++)
+		for (int i = 0; i < n; i++) {
 			on_event(e, evs[i].data.ptr, evs[i].events);
+			if (e->cfg->unbatched && i % UNBATCHED_SLICE == 0)
+				read_subscribers(e);
+		}
 		e->now = bench_now_ns();
 		step(e);
 		flush_dirty(e);

@@ -101,6 +101,8 @@ static void text_title(FILE *f, const struct bench_run *r)
 		fprintf(f, ", QoS %ld, %ld-byte payloads", cfg->qos, cfg->size);
 		if (cfg->rate)
 			fprintf(f, ", %ld msg/s offered", cfg->rate);
+		if (cfg->unbatched)
+			fputs(", unbatched", f);
 	}
 	fputc('\n', f);
 }
@@ -197,8 +199,9 @@ void bench_report_json(FILE *f, const struct bench_run *r)
 	fprintf(f, ",\"port\":%ld,\"tls\":%s,\"mqtt_version\":\"%s\"",
 		cfg->port, cfg->tls ? "true" : "false", version_name(cfg));
 	fprintf(f, ",\"qos\":%ld,\"payload_size\":%ld,\"rate\":%ld,"
-		   "\"window\":%ld,\"inflight\":%ld",
-		cfg->qos, cfg->size, cfg->rate, cfg->window, cfg->inflight);
+		   "\"window\":%ld,\"inflight\":%ld,\"unbatched\":%s",
+		cfg->qos, cfg->size, cfg->rate, cfg->window, cfg->inflight,
+		cfg->unbatched ? "true" : "false");
 	fputs(",\"topic\":", f);
 	json_str(f, cfg->topic);
 	json_u(f, "publishers", r->npubs);

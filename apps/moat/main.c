@@ -28,6 +28,9 @@ static void print_help(FILE *f)
 		"             moatd or mosquitto configuration (--config)\n"
 		"  scan       scan message payloads for leaked secrets and "
 		"personal data\n"
+		"  coap       a CoAP client: get, put, post, delete, observe "
+		"(coap://,\n"
+		"             coaps:// with DTLS)\n"
 		"  bench      generate load against a broker and measure it "
 		"(fan-in,\n"
 		"             fan-out, pairs, latency, conn)\n"
@@ -49,6 +52,9 @@ static void print_help(FILE *f)
 		"findings,\n"
 		"  2 usage error or a target that could not be audited\n"
 		"  moat scan: 0 no findings, 1 findings, 2 error\n"
+		"  moat coap: 0 a 2.xx answer, 1 a 4.xx or 5.xx answer, 2 "
+		"error or\n"
+		"  timeout\n"
 		"\n"
 		"Run 'moat COMMAND --help' for the options of a command.\n");
 }
@@ -86,6 +92,10 @@ static int help_command(int argc, char **argv)
 		moat_scan_usage(stdout);
 		return CLI_EXIT_OK;
 	}
+	if (strcmp(argv[1], "coap") == 0) {
+		moat_coap_usage(stdout);
+		return CLI_EXIT_OK;
+	}
 	if (strcmp(argv[1], "bench") == 0) {
 		moat_bench_usage(stdout);
 		return CLI_EXIT_OK;
@@ -110,6 +120,8 @@ int main(int argc, char **argv)
 		return moat_audit_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "scan") == 0)
 		return moat_scan_main(argc - 1, argv + 1);
+	if (strcmp(cmd, "coap") == 0)
+		return moat_coap_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "bench") == 0)
 		return moat_bench_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "help") == 0)

@@ -22,6 +22,7 @@
 enum cli_tool {
 	CLI_PUB = 1,
 	CLI_SUB = 2,
+	CLI_COAP = 4, /* moat coap (coap_cmd.c) */
 };
 
 /* Where `moat pub` takes its message from. */
@@ -57,6 +58,17 @@ struct cli_prop {
 	uint32_t num;	/* numeric value */
 	const char *a;	/* string value, or user property name */
 	const char *b;	/* user property value */
+};
+
+/* The options only `moat coap` has; strings borrowed from argv. */
+struct cli_coap {
+	struct cli_list args; /* METHOD URI */
+	const char *content_format;
+	bool con, non;
+	const char *psk_identity, *psk_file;
+	const char *cafile, *cert, *key;
+	long block_size; /* 0: default */
+	long max_body;	 /* 0: default */
 };
 
 struct cli_cfg {
@@ -109,6 +121,7 @@ struct cli_cfg {
 	long retain_handling;	  /* --rh (MQTT 5); -1: not given */
 	const char *format;	  /* -F, or "%j" for --json; NULL: plain */
 	bool json;
+	struct cli_coap coap; /* moat coap */
 };
 
 /* Parse argv (argv[0] is the subcommand name) into cfg and check it.
@@ -147,6 +160,28 @@ struct moat_client_msg;
 int cli_format_check(const struct cli_cfg *cfg);
 int cli_format_print(const struct cli_cfg *cfg, FILE *f,
 		     const struct moat_client_msg *m);
+
+/* Prompt on /dev/tty with echo off and read one line (at most
+ * CLI_SECRET_MAX bytes, NUL-terminated, without the newline) into buf,
+ * which holds CLI_SECRET_MAX + 1 (passwd_cmd.c).  MOAT_OK, MOAT_ELIMIT,
+ * MOAT_EINVAL (a NUL byte), MOAT_ECLOSED (no input), MOAT_EIO. */
+#define CLI_SECRET_MAX 65535
+int cli_tty_secret(const char *prompt, char *buf, size_t *len);
+
+/* -m/-f/-s: read the message from a file or stdin into b (whose max is
+ * the limit + 1); MOAT_OK, or an error after a message (pubsub.c). */
+int cli_read_source(const struct cli_cfg *cfg, struct moat_buf *b);
+/* SIGINT and SIGTERM make cli_signal_fd() readable (pubsub.c), so that a
+ * wait can poll it; MOAT_OK or MOAT_EIO. */
+int cli_catch_signals(void);
+int cli_signal_fd(void);
+/* JSON for other commands' output (sub_format.c): a JSON string of
+ * UTF-8 v; "key":"text" when v is UTF-8, else "key-base64":"...". */
+int cli_json_str(struct moat_buf *b, struct moat_bytes v);
+int cli_json_data(struct moat_buf *b, const char *key, struct moat_bytes v);
+/* `moat coap` (coap_cmd.c): argv[0] is "coap". */
+int moat_coap_main(int argc, char **argv);
+void moat_coap_usage(FILE *f);
 
 int moat_pub_main(int argc, char **argv);
 int moat_sub_main(int argc, char **argv);

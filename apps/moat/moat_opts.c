@@ -71,11 +71,11 @@ static const struct cli_opt options[] = {
 	 "topic to publish to (required)"},
 	{'t', "topic", CLI_SUB, OPT_LIST, F(filters), 0, 0, "FILTER",
 	 "topic filter to subscribe to (required, repeatable)"},
-	{'m', "message", CLI_PUB, OPT_SOURCE, F(source_arg), CLI_SRC_MESSAGE, 0,
+	{'m', "message", CLI_PUB | CLI_COAP, OPT_SOURCE, F(source_arg), CLI_SRC_MESSAGE, 0,
 	 "MESSAGE", "send MESSAGE"},
-	{'f', "file", CLI_PUB, OPT_SOURCE, F(source_arg), CLI_SRC_FILE, 0,
+	{'f', "file", CLI_PUB | CLI_COAP, OPT_SOURCE, F(source_arg), CLI_SRC_FILE, 0,
 	 "FILE", "send the contents of FILE as one message"},
-	{'s', "stdin-file", CLI_PUB, OPT_SOURCE, 0, CLI_SRC_STDIN, 0, NULL,
+	{'s', "stdin-file", CLI_PUB | CLI_COAP, OPT_SOURCE, 0, CLI_SRC_STDIN, 0, NULL,
 	 "send all of stdin as one message"},
 	{'l', "stdin-line", CLI_PUB, OPT_SOURCE, 0, CLI_SRC_LINES, 0, NULL,
 	 "send each line of stdin as a message, as it is read"},
@@ -127,11 +127,45 @@ static const struct cli_opt options[] = {
 	{0, "quiet", BOTH, OPT_FLAG, F(quiet), 0, 0, NULL,
 	 "do not print error messages"},
 	{0, "help", BOTH, OPT_HELP, 0, 0, 0, NULL, "show this help"},
+	/* moat coap (coap_cmd.c) */
+	{0, "con", CLI_COAP, OPT_FLAG, F(coap.con), 0, 0, NULL,
+	 "Confirmable requests (default)"},
+	{0, "non", CLI_COAP, OPT_FLAG, F(coap.non), 0, 0, NULL,
+	 "Non-confirmable requests"},
+	{0, "content-format", CLI_COAP, OPT_STR, F(coap.content_format), 0, 0,
+	 "FORMAT", "payload's Content-Format: a number, json, text, cbor..."},
+	{'b', "block-size", CLI_COAP, OPT_INT, F(coap.block_size), 16, 1024,
+	 "BYTES", "block size: 16, 32, ... 1024 (default 1024)"},
+	{0, "max-body", CLI_COAP, OPT_INT, F(coap.max_body), 1, 1L << 30,
+	 "BYTES", "largest body sent or received (default 8 MiB)"},
+	{'C', "count", CLI_COAP, OPT_INT, F(count), 1, INT_MAX, "COUNT",
+	 "observe: stop after COUNT responses"},
+	{'W', "timeout", CLI_COAP, OPT_INT, F(timeout), 1, INT_MAX / 1000,
+	 "SECONDS", "give up after SECONDS; observe: stop then"},
+	{0, "psk-identity", CLI_COAP, OPT_STR, F(coap.psk_identity), 0, 0,
+	 "ID", "coaps: pre-shared key with identity ID"},
+	{0, "psk-file", CLI_COAP, OPT_STR, F(coap.psk_file), 0, 0, "FILE",
+	 "the PSK: FILE's first line (hex:HEX); default: ask"},
+	{0, "cafile", CLI_COAP, OPT_STR, F(coap.cafile), 0, 0, "FILE",
+	 "coaps: CAs that verify the server (default: system)"},
+	{0, "cert", CLI_COAP, OPT_STR, F(coap.cert), 0, 0, "FILE",
+	 "coaps: client certificate (PEM)"},
+	{0, "key", CLI_COAP, OPT_STR, F(coap.key), 0, 0, "FILE",
+	 "coaps: its key (PEM, a private file)"},
+	{'v', "verbose", CLI_COAP, OPT_FLAG, F(verbose), 0, 0, NULL,
+	 "print each response's header and options"},
+	{0, "json", CLI_COAP, OPT_FLAG, F(json), 0, 0, NULL,
+	 "one JSON object per response (moat scan --jsonl)"},
+	{'d', "debug", CLI_COAP, OPT_FLAG, F(debug), 0, 0, NULL,
+	 "print each datagram sent and received on stderr"},
+	{0, "quiet", CLI_COAP, OPT_FLAG, F(quiet), 0, 0, NULL,
+	 "do not print error messages"},
+	{0, "help", CLI_COAP, OPT_HELP, 0, 0, 0, NULL, "show this help"},
 };
 
 static const char *tool_name(enum cli_tool tool)
 {
-	return tool == CLI_PUB ? "pub" : "sub";
+	return tool == CLI_PUB ? "pub" : tool == CLI_SUB ? "sub" : "coap";
 }
 
 void cli_error(const struct cli_cfg *cfg, const char *fmt, ...)
@@ -178,7 +212,8 @@ int cli_usage_error(const struct cli_cfg *cfg, const char *fmt, ...)
 
 void cli_print_usage(FILE *f, enum cli_tool tool)
 {
-	fprintf(f, "Usage: moat %s [OPTION]...\n\n", tool_name(tool));
+	fprintf(f, "Usage: moat %s %s[OPTION]...\n\n", tool_name(tool),
+		tool == CLI_COAP ? "METHOD URI " : "");
 	for (size_t i = 0; i < MOAT_ARRAY_LEN(options); i++) {
 		const struct cli_opt *o = &options[i];
 		if (!(o->tools & tool))
@@ -196,6 +231,8 @@ void cli_print_usage(FILE *f, enum cli_tool tool)
 		else
 			fprintf(f, "  %-32s %s\n", lhs, o->help);
 	}
+	if (tool == CLI_COAP)
+		return; /* the rest: moat_coap_usage() */
 	cli_props_usage(f, tool);
 	if (tool == CLI_SUB)
 		fputs("\n-F FORMAT sequences: %t topic, %p payload, %q QoS, "
@@ -349,6 +386,11 @@ static int parse_args(struct cli_cfg *cfg, int argc, char **argv)
 		char *a = argv[i];
 		char *v;
 		const struct cli_opt *o = find_opt(cfg->tool, a, &v);
+		if (!o && a[0] != '-' && cfg->tool == CLI_COAP) {
+			if (add_list(&cfg->coap.args, a) != MOAT_OK)
+				return usage_error(cfg, "out of memory");
+			continue;
+		}
 		if (!o && a[0] == '-')
 			return usage_error(cfg, "unknown option '%s'", a);
 		if (!o)
@@ -507,9 +549,12 @@ int cli_setup(struct cli_cfg *cfg, enum cli_tool tool, int argc, char **argv)
 	if (rc != MOAT_OK)
 		return rc;
 	if (cfg->help) {
-		cli_print_usage(stdout, tool);
+		if (tool != CLI_COAP) /* coap_cmd.c prints its own */
+			cli_print_usage(stdout, tool);
 		return CLI_EXIT_OK;
 	}
+	if (tool == CLI_COAP) /* checked by coap_cmd.c */
+		return CLI_CONTINUE;
 	if ((rc = make_client_id(cfg)) != MOAT_OK ||
 	    (rc = check_auth_will(cfg)) != MOAT_OK ||
 	    (rc = cli_props_encode(cfg)) != MOAT_OK)
@@ -527,5 +572,6 @@ void cli_cleanup(struct cli_cfg *cfg)
 	MOAT_FREE(cfg->client_id);
 	MOAT_FREE(cfg->filters.v);
 	MOAT_FREE(cfg->filter_out.v);
+	MOAT_FREE(cfg->coap.args.v);
 	cli_props_cleanup(cfg);
 }

@@ -310,6 +310,18 @@ static int tty_prompt(int fd, const char *prompt, char *buf, size_t *len)
 	return rc;
 }
 
+int cli_tty_secret(const char *prompt, char *buf, size_t *len)
+{
+	int fd = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return MOAT_EIO;
+	int rc = MOAT_EIO;
+	if (tcgetattr(fd, &tty_saved) == 0)
+		rc = tty_prompt(fd, prompt, buf, len);
+	close(fd);
+	return rc;
+}
+
 /* Twice on /dev/tty; they must match.  buf and again hold PW_MAX + 1. */
 static int read_password_tty(char *buf, char *again)
 {

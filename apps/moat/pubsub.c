@@ -103,7 +103,7 @@ static size_t payload_limit(const struct cli_cfg *cfg)
 	return MQTT_MAX_REMAINING_LENGTH - 4 - strlen(cfg->topic);
 }
 
-static int read_source(const struct cli_cfg *cfg, struct moat_buf *b)
+int cli_read_source(const struct cli_cfg *cfg, struct moat_buf *b)
 {
 	const char *what = cfg->source == CLI_SRC_FILE ? cfg->source_arg
 						       : "stdin";
@@ -229,7 +229,7 @@ int moat_pub_main(int argc, char **argv)
 	 * connection, and the broker never sees half a message. */
 	payload.max = payload_limit(&cfg) + 1;
 	if ((cfg.source == CLI_SRC_FILE || cfg.source == CLI_SRC_STDIN) &&
-	    read_source(&cfg, &payload) != MOAT_OK)
+	    cli_read_source(&cfg, &payload) != MOAT_OK)
 		goto out;
 	c = moat_client_new();
 	if (!c) {
@@ -275,7 +275,7 @@ static void on_signal(int sig)
 	errno = saved;
 }
 
-static int catch_signals(void)
+int cli_catch_signals(void)
 {
 	if (pipe2(sig_pipe, O_NONBLOCK | O_CLOEXEC) < 0)
 		return MOAT_EIO;
@@ -287,6 +287,11 @@ static int catch_signals(void)
 	    sigaction(SIGTERM, &sa, NULL) < 0)
 		return MOAT_EIO;
 	return MOAT_OK;
+}
+
+int cli_signal_fd(void)
+{
+	return sig_pipe[0];
 }
 
 static void finish(struct sub_state *st)
@@ -471,7 +476,7 @@ int moat_sub_main(int argc, char **argv)
 	uint64_t deadline = cfg.timeout ? moat_now_ms() +
 						  (uint64_t)cfg.timeout * 1000u
 					: NO_DEADLINE;
-	if (catch_signals() != MOAT_OK) {
+	if (cli_catch_signals() != MOAT_OK) {
 		cli_error(&cfg, "cannot set up signals: %s", strerror(errno));
 		goto out;
 	}

@@ -508,3 +508,15 @@ int cli_format_print(const struct cli_cfg *cfg, FILE *f,
 	const char *why, *at;
 	return walk(cfg->format, f, m, &why, &at);
 }
+
+/* ---- for other commands' JSON output ------------------------------------ */
+
+int cli_json_str(struct moat_buf *b, struct moat_bytes v)
+{
+	return json_str(b, v);
+}
+
+int cli_json_data(struct moat_buf *b, const char *key, struct moat_bytes v)
+{
+	return json_data(b, key, v, "-base64");
+}
