@@ -679,6 +679,7 @@ struct moat_worker {
 	uint64_t leak_suppressed;
 	uint8_t *leak_buf; /* "name=value" of a user property */
 	size_t leak_bufcap;
+	struct moat_leak_tracks *leak_tracks; /* leak_track.c */
 
 	struct moat_store_batch *sbatch;
 	uint64_t store_seq;
@@ -926,6 +927,16 @@ int moat__leak_inspect(struct moat_worker *w, struct moat_msg *m,
 void moat__leak_sweep_retained(struct moat_worker *w);
 /* Report what the log rate limit held back (tick). */
 void moat__leak_log_flush(struct moat_worker *w);
+/* Tracks (leak_track.c): note what one message of client cid on topic
+ * held (its finding categories, whether a precise position); returns the
+ * MOAT_LEAK_TRACK_* to report now (each once per window or client
+ * slot).  Bounded per worker; nothing allocated after the first call. */
+#define MOAT_LEAK_TRACK_LOCATION 0x1u /* "location_track" */
+#define MOAT_LEAK_TRACK_LINKED 0x2u   /* "linked_health" */
+unsigned moat__leak_track(struct moat_worker *w, const char *cid,
+			  const uint8_t *topic, size_t tlen,
+			  uint32_t categories, bool precise, uint64_t now_ms);
+void moat__leak_tracks_free(struct moat_worker *w);
 void moat__leak_sys_publish(struct moat_worker *w,
 			    void (*put)(struct moat_worker *, const char *,
 					const char *));

@@ -119,6 +119,7 @@ void moat__leak_worker_free(struct moat_worker *w)
 	moat_leak_scratch_free(w->leak_scratch);
 	w->leak_scratch = NULL;
 	w->leak_scratch_db = NULL;
+	moat__leak_tracks_free(w);
 }
 
 /* ---- policy ------------------------------------------------------------------- */
@@ -247,6 +248,8 @@ struct inspect {
 	size_t topic_len;
 	int action;          /* strongest so far, -1 = nothing found */
 	bool incomplete;     /* a part could not be scanned to its end */
+	uint32_t cats;       /* categories of all findings (tracks) */
+	bool precise;        /* a precise geolocation among them */
 	uint32_t seen;       /* categories with a pending report */
 	size_t nrep;
 	/* Not cleared (written before read): keep last. */
@@ -261,11 +264,13 @@ static const char *fate_name(int action)
 					    : "delivered";
 }
 
-static void report(struct inspect *x, const struct pending_report *pr)
+/* The log line and (unless the action is log) the event of finding f,
+ * of kind cat, in part of the message x. */
+static void emit(struct inspect *x, const char *cat,
+		 const struct moat_leak_finding *f, const char *part,
+		 int action)
 {
 	struct moat_worker *w = x->w;
-	const struct moat_leak_finding *f = &pr->f;
-	const char *cat = moat_leak_category_name(f->category);
 	if (!may_report(w))
 		return;
 	char t[160], id[80], u[80];
@@ -279,12 +284,12 @@ static void report(struct inspect *x, const struct pending_report *pr)
 		    "client \"%s\" user %s%s%s on %s%s%s, bytes %zu-%zu: %s "
 		    "(hmac %s); policy %s, message %s",
 		    cat, moat_leak_severity_name(f->severity),
-		    (unsigned)f->confidence, pr->part, x->origin, id,
+		    (unsigned)f->confidence, part, x->origin, id,
 		    x->user ? "\"" : "", x->user ? u : "(anonymous)",
 		    x->user ? "\"" : "", t, f->path[0] ? " at " : "", f->path,
 		    f->start, f->end, f->preview, f->hmac,
-		    action_names[pr->action], fate_name(x->action));
-	if (pr->action == MOAT_LEAK_LOG)
+		    action_names[action], fate_name(x->action));
+	if (action == MOAT_LEAK_LOG)
 		return;
 	/* The event: what an operator needs, never the data itself. */
 	char jt[512], jc[160], ju[160], jp[2 * MOAT_LEAK_PATH_MAX],
@@ -304,8 +309,8 @@ static void report(struct inspect *x, const struct pending_report *pr)
 		"\"user\":%s%s%s,\"path\":%s%s%s,\"start\":%zu,\"end\":%zu,"
 		"\"preview\":\"%s\",\"hmac\":\"%s\"}",
 		cat, moat_leak_severity_name(f->severity),
-		(unsigned)f->confidence, action_names[pr->action],
-		fate_name(x->action), x->origin, pr->part, jt, jc,
+		(unsigned)f->confidence, action_names[action],
+		fate_name(x->action), x->origin, part, jt, jc,
 		x->user ? "\"" : "", x->user ? ju : "null", x->user ? "\"" : "",
 		f->path[0] ? "\"" : "", f->path[0] ? jp : "null",
 		f->path[0] ? "\"" : "", f->start, f->end, jv, f->hmac);
@@ -321,6 +326,45 @@ static void report(struct inspect *x, const struct pending_report *pr)
 		return;
 	moat_worker_route(w, ev_msg);
 	moat_msg_unref(&ev_msg);
+}
+
+static void report(struct inspect *x, const struct pending_report *pr)
+{
+	emit(x, moat_leak_category_name(pr->f.category), &pr->f, pr->part,
+	     pr->action);
+}
+
+/* Tracks: findings of their own kind over a client's messages (always
+ * alerts: the earlier messages are gone), counted after the categories
+ * ($SYS/moat/leaks/count/location_track, .../linked_health). */
+static const char *const track_names[] = {"location_track",
+					  "linked_health"};
+_Static_assert(MOAT_LEAK_CATEGORY_COUNT + 2 <= 32, "stats.leaks too small");
+
+static void report_tracks(struct inspect *x)
+{
+	if (strcmp(x->origin, "publish") || !x->cats)
+		return;
+	unsigned k = moat__leak_track(x->w, x->cid,
+				      (const uint8_t *)x->m->topic,
+				      x->m->topic_len, x->cats, x->precise,
+				      moat_now_ms());
+	static const char *const previews[] = {
+		"5+ precise positions in 10 minutes",
+		"health and a person id on 2 topics"};
+	for (unsigned i = 0; i < 2; i++) {
+		if (!(k & (1u << i)))
+			continue;
+		struct moat_leak_finding f;
+		memset(&f, 0, sizeof(f));
+		f.severity = MOAT_LEAK_SEV_HIGH;
+		f.confidence = 90;
+		snprintf(f.preview, sizeof(f.preview), "%s", previews[i]);
+		atomic_fetch_add_explicit(
+			&x->w->b->stats.leaks[MOAT_LEAK_CATEGORY_COUNT + i], 1,
+			memory_order_relaxed);
+		emit(x, track_names[i], &f, "messages", MOAT_LEAK_ALERT);
+	}
 }
 
 /* ---- inspection --------------------------------------------------------------- */
@@ -358,6 +402,9 @@ static int apply(struct inspect *x, struct moat_leak_scratch *s,
 			atomic_fetch_add_explicit(
 				&x->w->sec->leak_policy_hits[p], 1,
 				memory_order_relaxed);
+		x->cats |= MOAT_LEAK_BIT(f->category);
+		x->precise |= f->category == MOAT_LEAK_GEOLOCATION &&
+			      (f->flags & MOAT_LEAK_F_PRECISE);
 		if (a == MOAT_LEAK_REDACT)
 			red[nred++] = *f;
 		action = MOAT_MAX(action, a);
@@ -581,6 +628,7 @@ int moat__leak_inspect(struct moat_worker *w, struct moat_msg *m,
 	}
 	for (size_t i = 0; i < x->nrep; i++)
 		report(x, &x->rep[i]);
+	report_tracks(x);
 	if (x->action == MOAT_LEAK_BLOCK)
 		MOAT_STAT_ADD(w->b, leaks_blocked, 1);
 	else if (x->action == MOAT_LEAK_REDACT)
@@ -682,6 +730,15 @@ void moat__leak_sys_publish(struct moat_worker *w,
 		snprintf(val, sizeof(val), "%llu",
 			 (unsigned long long)atomic_load_explicit(
 				 &b->stats.leaks[c], memory_order_relaxed));
+		put(w, topic, val);
+	}
+	for (int k = 0; k < 2; k++) {
+		snprintf(topic, sizeof(topic), "$SYS/moat/leaks/count/%s",
+			 track_names[k]);
+		snprintf(val, sizeof(val), "%llu",
+			 (unsigned long long)atomic_load_explicit(
+				 &b->stats.leaks[MOAT_LEAK_CATEGORY_COUNT + k],
+				 memory_order_relaxed));
 		put(w, topic, val);
 	}
 	snprintf(val, sizeof(val), "%llu",

@@ -281,6 +281,45 @@ class LeakInlineTest(BrokerTest):
         cnt.close()
 
 
+    def test_tracks(self):
+        # Issue 20.6: a client publishing precise positions again and
+        # again is a location track; health on one topic and a person on
+        # another from one client are linked.  Each is its own kind of
+        # finding, with an event and a counter, reported once.
+        # (events are limited to 50 a second per worker: let a previous
+        # test's burst pass)
+        time.sleep(1.2)
+        c = Client(self.port, "tracker-7", "dev")
+        for i in range(6):
+            c.c.publish("t/fleet/7/pos", json.dumps(
+                {"lat": 48.858370 + i / 1e4, "lon": 2.294481}),
+                qos=1).wait_for_publish(10)
+        c.c.publish("t/ward/3/vitals", '{"heart_rate": 88, "spo2": 97}',
+                    qos=1).wait_for_publish(10)
+        c.c.publish("t/ward/3/patient", '{"patient": "Maria Rossi"}',
+                    qos=1).wait_for_publish(10)
+        self.assertTrue(wait_for(lambda: {"location_track",
+                                          "linked_health"} <= {
+            e["category"] for e in self.events()}, 10))
+        evs = self.events()
+        tr = [e for e in evs if e["category"] == "location_track"]
+        self.assertEqual(len(tr), 1)  # once per window
+        self.assertEqual(tr[0]["client_id"], "tracker-7")
+        self.assertEqual(tr[0]["part"], "messages")
+        self.assertEqual(tr[0]["action"], "alert")
+        lk = [e for e in evs if e["category"] == "linked_health"]
+        self.assertEqual(len(lk), 1)
+        self.assertNotIn("Rossi", json.dumps(evs))
+        cnt = Client(self.port, "track-counter", "admin")
+        cnt.sub("$SYS/moat/leaks/count/+", 0)
+        self.assertTrue(wait_for(lambda: any(
+            m.topic == "$SYS/moat/leaks/count/location_track" and
+            int(m.payload) >= 1 for m in cnt.msgs), 10))
+        self.assertTrue(any(m.topic == "$SYS/moat/leaks/count/linked_health"
+                            for m in cnt.msgs))
+        cnt.close()
+        c.close()
+
     # ---- cases a review found --------------------------------------------
 
     IPS70 = " ".join("10.0.%d.%d" % (i // 200, i % 200 + 1)
