@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "bench.h"
-#include "moat_cli.h"
+#include "cli_opt.h"
 
 #define TEXT_HDR "{\"_b\":\""
 #define TEXT_HDR_LEN 7u
