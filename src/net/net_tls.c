@@ -122,27 +122,35 @@ static const struct moat_net_ops tls_ops = {
 	.wire_sent = tls_wire_sent,
 };
 
-struct moat_net *moat_net_tls_new(struct moat_net *lower, SSL_CTX *ctx,
-				  bool server)
+struct moat_net *moat_net_tls_adopt(struct moat_net *lower, SSL *ssl)
 {
 	struct net_tls *t = moat_calloc(1, sizeof(*t));
 	if (!t)
 		return NULL;
-	t->ssl = SSL_new(ctx);
-	if (!t->ssl || SSL_set_fd(t->ssl, lower->fd) != 1) {
-		SSL_free(t->ssl);
-		moat_free(t);
-		return NULL;
-	}
-	if (server)
-		SSL_set_accept_state(t->ssl);
-	else
-		SSL_set_connect_state(t->ssl);
+	t->ssl = ssl;
 	t->base.ops = &tls_ops;
 	t->base.lower = lower;
 	t->base.fd = lower->fd;
 	t->base.secure = true;
 	return &t->base;
+}
+
+struct moat_net *moat_net_tls_new(struct moat_net *lower, SSL_CTX *ctx,
+				  bool server)
+{
+	SSL *ssl = SSL_new(ctx);
+	if (!ssl || SSL_set_fd(ssl, lower->fd) != 1) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	if (server)
+		SSL_set_accept_state(ssl);
+	else
+		SSL_set_connect_state(ssl);
+	struct moat_net *n = moat_net_tls_adopt(lower, ssl);
+	if (!n)
+		SSL_free(ssl);
+	return n;
 }
 
 SSL *moat_net_tls_ssl(struct moat_net *n)

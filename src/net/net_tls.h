@@ -12,6 +12,11 @@
  * reads and writes.  NULL when out of memory. */
 struct moat_net *moat_net_tls_new(struct moat_net *lower, SSL_CTX *ctx,
 				  bool server);
+/* A TLS layer over lower's socket around ssl, which is set up on that
+ * socket already (a client's blocking handshake may be done); the layer
+ * owns it from now on.  NULL when out of memory (ssl is then still the
+ * caller's). */
+struct moat_net *moat_net_tls_adopt(struct moat_net *lower, SSL *ssl);
 /* The SSL of the TLS layer in the stack n (for SNI, certificates), or
  * NULL when there is none. */
 SSL *moat_net_tls_ssl(struct moat_net *n);

@@ -19,7 +19,8 @@ import unittest
 
 import paho.mqtt.client as mqtt
 
-from moat_harness import (Broker, BrokerTest, HOST, connect_packet, publish_packet,
+from moat_harness import (MOAT, Broker, BrokerTest, HOST, connect_packet,
+                          publish_packet,
                           raw_connect, subscribe_packet, wait_for,
                           ws_binary, ws_close_frame, ws_connect, ws_frame,
                           ws_read_response, ws_request)
@@ -112,6 +113,55 @@ max_packet_size 400000
         r = subprocess.run(args, capture_output=True, text=True, timeout=60)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertTrue(json.loads(r.stdout.splitlines()[-1])["ok"])
+
+    def test_moat_pub_sub_over_ws_and_wss(self):
+        # moat's own clients: --ws and ws:// / wss:// URLs (the TLS
+        # listener's certificate names 127.0.0.1), v3.1.1 and v5, and the
+        # path of a listener that serves /custom
+        ca = os.path.join(PKI, "ca.crt")
+        cases = (
+            ("ws v3", ["--ws", "-h", "127.0.0.1", "-p", str(self.ws)],
+             ["-L", "ws://127.0.0.1:%d/moat/ws3" % self.ws], "moat/ws3"),
+            ("wss v5", ["--ws", "-h", "127.0.0.1", "-p", str(self.wss),
+                        "--cafile", ca, "-V", "5"],
+             ["-L", "wss://127.0.0.1:%d/moat/wss5" % self.wss, "--cafile",
+              ca, "-V", "5"], "moat/wss5"),
+            ("custom path", ["--ws", "--ws-path", "/custom", "-h",
+                             "127.0.0.1", "-p", str(self.custom)],
+             ["-L", "ws://127.0.0.1:%d/moat/custom" % self.custom,
+              "--ws-path", "/custom"], "moat/custom"),
+        )
+        for name, sub_args, pub_args, topic in cases:
+            with self.subTest(name):
+                sub = subprocess.Popen(
+                    [MOAT, "sub"] + sub_args + ["-t", topic, "-C", "1",
+                                                "-W", "20", "-v"],
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                    text=True)
+                try:
+                    # publish until the subscriber (-C 1) has one
+                    def delivered():
+                        r = subprocess.run(
+                            [MOAT, "pub"] + pub_args + ["-m", "over-ws",
+                                                        "-q", "1"],
+                            capture_output=True, text=True, timeout=30)
+                        self.assertEqual(r.returncode, 0, r.stderr)
+                        return sub.poll() is not None
+                    self.assertTrue(wait_for(delivered, 20, 0.3))
+                    out, err = sub.communicate(timeout=30)
+                    self.assertEqual(sub.returncode, 0, err)
+                    self.assertEqual(out.strip(), "%s over-ws" % topic)
+                finally:
+                    if sub.poll() is None:
+                        sub.kill()
+                        sub.communicate()
+        # a path the listener does not serve: refused, exit 1
+        r = subprocess.run([MOAT, "pub", "--ws", "--ws-path", "/nope", "-h",
+                            "127.0.0.1", "-p", str(self.ws), "-t", "x",
+                            "-m", "y"], capture_output=True, text=True,
+                           timeout=30)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("WebSocket", r.stderr)
 
     @unittest.skipUnless(have_mqttjs(), "MQTT.js not installed "
                          "(scripts/npm-deps.sh)")
