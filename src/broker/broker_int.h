@@ -185,6 +185,10 @@ struct moat_session *moat_tree_share_pick(struct moat_tree *t,
 int moat_tree_retained(struct moat_tree *t, const uint8_t *filter,
 		       size_t flen, size_t max, struct moat_msg ***out,
 		       size_t *n);
+/* The same for every retained message, topics starting with '$'
+ * included (the leak sweep at start). */
+int moat_tree_retained_all(struct moat_tree *t, size_t max,
+			   struct moat_msg ***out, size_t *n);
 /* Remove retained messages whose Message Expiry has passed at now (a few
  * dozen per call; cheap when none is due).  Returns how many.  The store
  * drops them when it loads them next. */
@@ -689,6 +693,7 @@ struct moat_worker {
 	uint64_t leak_suppressed;
 	uint8_t *leak_buf; /* "name=value" of a user property */
 	size_t leak_bufcap;
+	struct moat_leak_tracks *leak_tracks; /* leak_track.c */
 
 	struct moat_store_batch *sbatch;
 	uint64_t store_seq;
@@ -936,6 +941,16 @@ int moat__leak_inspect(struct moat_worker *w, struct moat_msg *m,
 void moat__leak_sweep_retained(struct moat_worker *w);
 /* Report what the log rate limit held back (tick). */
 void moat__leak_log_flush(struct moat_worker *w);
+/* Tracks (leak_track.c): note what one message of client cid on topic
+ * held (its finding categories, whether a precise position); returns the
+ * MOAT_LEAK_TRACK_* to report now (each once per window or client
+ * slot).  Bounded per worker; nothing allocated after the first call. */
+#define MOAT_LEAK_TRACK_LOCATION 0x1u /* "location_track" */
+#define MOAT_LEAK_TRACK_LINKED 0x2u   /* "linked_health" */
+unsigned moat__leak_track(struct moat_worker *w, const char *cid,
+			  const uint8_t *topic, size_t tlen,
+			  uint32_t categories, bool precise, uint64_t now_ms);
+void moat__leak_tracks_free(struct moat_worker *w);
 void moat__leak_sys_publish(struct moat_worker *w,
 			    void (*put)(struct moat_worker *, const char *,
 					const char *));

@@ -214,9 +214,10 @@ const struct moat_cfg_directive moat__cfg_directives[] = {
 	{"sys_interval", CFG_DURATION, OFF(sys_interval), 0, 86400, "10",
 	 "Seconds between $SYS/broker/... updates. 0 disables $SYS."},
 	{"leak_detection", CFG_BOOL, OFF(leak_detection), 0, 1, "true",
-	 "Scan PUBLISH topics, payloads and MQTT 5 user properties, and will "
-	 "payloads, for private data (docs/leaks.md) and act on what is found "
-	 "by the first matching leak_policy (default: alert)."},
+	 "Scan PUBLISH topics, payloads and MQTT 5 properties (user "
+	 "properties, response topic, content type, correlation data), and "
+	 "will payloads, for private data (docs/leaks.md) and act on what is "
+	 "found by the first matching leak_policy (default: alert)."},
 	{"leak_key_file", CFG_PATH, OFF(leak_key_file), 0,
 	 CSIZE(leak_key_file), NULL,
 	 "Install key for the HMACs that identify findings in logs and "
