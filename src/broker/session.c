@@ -265,6 +265,7 @@ static int send_now(struct moat_session *s, struct moat_msg *m, uint8_t qos,
 	uint16_t id = 0;
 	/* Expired while it waited: not sent [MQTT-3.3.2-5]. */
 	if (moat_msg_expired(m, s->home->now_ms)) {
+		MOAT_WSTAT_ADD(s->home, expired, 1);
 		forget_did(s, did, m);
 		return MOAT_OK;
 	}
@@ -333,6 +334,7 @@ static void purge_expired(struct moat_session *s)
 	for (size_t i = 0; i < n; i++) {
 		struct moat_qitem it = *queue_at(s, i);
 		if (moat_msg_expired(it.msg, now)) {
+			MOAT_WSTAT_ADD(s->home, expired, 1);
 			s->queued_bytes -= moat_msg_size(it.msg);
 			forget_did(s, it.did, it.msg);
 			moat_msg_unref(&it.msg);
@@ -514,6 +516,7 @@ void moat_session_route(struct moat_session *s, struct moat_msg *m,
 		}
 	}
 	if (moat_msg_expired(m, s->home->now_ms)) {
+		MOAT_WSTAT_ADD(s->home, expired, 1);
 		forget_did(s, did, m);
 		return;
 	}

@@ -1,0 +1,481 @@
+/* protocol http listeners: /metrics, /healthz, /readyz on libmicrohttpd.
+ *
+ * Each http listener is one libmicrohttpd daemon with its own small
+ * thread pool, polling its own sockets: a slow or hostile HTTP client
+ * costs those threads at most, never an MQTT worker's loop.  What a peer
+ * controls is bounded in the daemon's options: connections (in total and
+ * per address), idle time, and the memory of one request (headers
+ * included; no request here has a body).
+ *
+ * A listener that is not anonymous (moat_cfg_listener_anonymous: off
+ * loopback always) answers /metrics only to administrators, checked by
+ * HTTP Basic authentication against the password file, with the login
+ * back-off shared with MQTT (the broker's guard).  An administrator is a
+ * user the ACL lets subscribe to $SYS/# (docs/metrics.md).  /healthz and
+ * /readyz say only "ok"/"ready" and need no login, for probes. */
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "auth/acl.h"
+#include "auth/passwd.h"
+#include "broker_int.h"
+#include "net/net_socket.h"
+
+#define HTTP_POOL_THREADS 2
+#define HTTP_MAX_CONNS 64
+#define HTTP_MAX_CONNS_PER_IP 16
+#define HTTP_TIMEOUT_S 10
+#define HTTP_REQUEST_MEMORY 16384 /* request line and headers */
+#define HTTP_MAX_CRED 256         /* user name, password */
+#define HTTP_PEM_MAX (1024u * 1024u)
+
+/* Responses counted by status (moat_http_requests_total). */
+static const unsigned http_codes[] = {200, 400, 401, 403, 404,
+				      405, 413, 429, 500, 503};
+#define HTTP_NCODES (sizeof(http_codes) / sizeof(http_codes[0]))
+
+struct http_listener {
+	struct moat_broker *b;
+	size_t idx; /* in the configuration */
+	int fd;     /* until the daemon owns it */
+	uint16_t port;
+	bool anonymous;
+	bool tls;
+	char name[96];
+	char *cert, *key; /* PEM, alive as long as the daemon */
+	struct MHD_Daemon *d;
+};
+
+struct moat_http {
+	size_t n;
+	atomic_uint_fast64_t auth[3]; /* enum moat_auth_result */
+	atomic_uint_fast64_t codes[HTTP_NCODES];
+	struct http_listener l[];
+};
+
+/* Marks a request the handler has seen (its first call decides). */
+static int request_seen;
+
+static void count_code(struct moat_http *h, unsigned code)
+{
+	for (size_t i = 0; i < HTTP_NCODES; i++)
+		if (http_codes[i] == code)
+			atomic_fetch_add_explicit(&h->codes[i], 1,
+						  memory_order_relaxed);
+}
+
+static enum MHD_Result respond(struct http_listener *l, struct MHD_Connection *c,
+			    unsigned code, const char *type, char *body,
+			    size_t len, bool owned)
+{
+	struct MHD_Response *r =
+		owned ? MHD_create_response_from_buffer_with_free_callback(
+				len, body, moat_free)
+		      : MHD_create_response_from_buffer(len, body,
+							MHD_RESPMEM_MUST_COPY);
+	if (!r) {
+		if (owned)
+			moat_free(body);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	MHD_add_response_header(r, "Content-Security-Policy",
+				"default-src 'none'; frame-ancestors 'none'");
+	MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
+	if (code == 405)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+	if (code == 401)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+					"Basic realm=\"moat\", charset=\"UTF-8\"");
+	if (code == 429)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+	count_code(l->b->http, code);
+	enum MHD_Result rc = MHD_queue_response(c, code, r);
+	MHD_destroy_response(r);
+	return rc;
+}
+
+static enum MHD_Result text(struct http_listener *l, struct MHD_Connection *c,
+			    unsigned code, const char *msg)
+{
+	/* Copied by libmicrohttpd (MHD_RESPMEM_MUST_COPY): never written. */
+	return respond(l, c, code, "text/plain; charset=utf-8",
+		       (char *)(uintptr_t)msg, strlen(msg), false);
+}
+
+static const char *peer_of(struct MHD_Connection *c, char *peer)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	union moat_sockaddr a;
+	char ip[MOAT_PEER_STRLEN];
+	memset(&a, 0, sizeof(a));
+	if (ci && ci->client_addr &&
+	    ci->client_addr->sa_family == AF_INET6)
+		memcpy(&a.v6, ci->client_addr, sizeof(a.v6));
+	else if (ci && ci->client_addr)
+		memcpy(&a.v4, ci->client_addr, sizeof(a.v4));
+	else
+		return strcpy(peer, "?");
+	moat__format_addr(&a, peer, ip);
+	return peer;
+}
+
+/* The back-off key of the peer: its address (IPv6 by /64, as MQTT). */
+static const char *guard_key(const char *peer, char *buf, size_t sz)
+{
+	snprintf(buf, sz, "%s", peer);
+	char *colon = strrchr(buf, ':'); /* the port */
+	if (colon)
+		*colon = '\0';
+	if (buf[0] == '[') {
+		struct in6_addr a;
+		size_t n = strlen(buf);
+		if (n > 2 && buf[n - 1] == ']') {
+			buf[n - 1] = '\0';
+			if (inet_pton(AF_INET6, buf + 1, &a) == 1) {
+				char s[INET6_ADDRSTRLEN];
+				memset(a.s6_addr + 8, 0, 8);
+				inet_ntop(AF_INET6, &a, s, sizeof(s));
+				snprintf(buf, sz, "%s/64", s);
+			}
+		}
+	}
+	return buf;
+}
+
+/* A security event of an http listener: the same event names as MQTT's,
+ * with protocol "http" (docs/logging.md). */
+static void http_event(const char *event, const char *user, const char *peer,
+		       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void http_event(const char *event, const char *user, const char *peer,
+		       const char *fmt, ...)
+{
+	char msg[600];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	const struct moat_log_field f[] = {
+		MOAT_LF_STR("protocol", "http"),
+		MOAT_LF_STR("user", user),
+		MOAT_LF_STR("peer", peer),
+	};
+	moat_log_event(MOAT_LOG_NOTICE, event, f, MOAT_ARRAY_LEN(f), "%s",
+		       msg);
+}
+
+/* Is the request from an administrator?  Returns 0 when it may go on,
+ * or the status to answer (401, 403, 429, 500). */
+static unsigned authorise(struct http_listener *l, struct MHD_Connection *c)
+{
+	struct moat_broker *b = l->b;
+	struct moat_http *h = b->http;
+	char *pw = NULL;
+	char *user = MHD_basic_auth_get_username_password(c, &pw);
+	char peer[MOAT_PEER_STRLEN], key[MOAT_PEER_STRLEN], esc[300];
+	unsigned code = 401;
+	peer_of(c, peer);
+	if (!user || !pw || strlen(user) > HTTP_MAX_CRED ||
+	    strlen(pw) > HTTP_MAX_CRED)
+		goto out; /* asked to log in; not a failure yet */
+	pthread_mutex_lock(&b->sec_lock);
+	struct moat_security *sec = moat_security_ref(b->sec);
+	pthread_mutex_unlock(&b->sec_lock);
+	const struct moat_config *cfg = &sec->cfg;
+	const char *gk = guard_key(peer, key, sizeof(key));
+	moat_log_escape((const uint8_t *)user, strlen(user), esc, sizeof(esc));
+	uint64_t wait = moat_guard_admit(&b->guard, gk, user, moat_now_ms(),
+					 cfg->auth_backoff_initial_ms,
+					 cfg->auth_backoff_max_ms);
+	if (wait) {
+		atomic_fetch_add(&h->auth[MOAT_AUTH_THROTTLED], 1);
+		http_event("auth_throttled", esc, peer,
+			   "security: auth throttled: http user \"%s\" from "
+			   "%s: login back-off: next attempt in %llu ms",
+			   esc, peer, (unsigned long long)wait);
+		code = 429;
+	} else if (!sec->pw || moat_pwfile_check(sec->pw, user, strlen(user),
+						 (const uint8_t *)pw,
+						 strlen(pw)) != MOAT_OK) {
+		uint32_t n = moat_guard_failure(&b->guard, gk, user,
+						moat_now_ms(),
+						cfg->auth_backoff_initial_ms,
+						cfg->auth_backoff_max_ms);
+		atomic_fetch_add(&h->auth[MOAT_AUTH_FAIL], 1);
+		http_event("auth_failure", esc, peer,
+			   "security: auth failure: http user \"%s\" from %s: "
+			   "bad user name or password (failure %u in a row for "
+			   "it)",
+			   esc, peer, n);
+	} else {
+		moat_guard_success(&b->guard, gk, user);
+		atomic_fetch_add(&h->auth[MOAT_AUTH_OK], 1);
+		code = 0;
+		if (!sec->acl || !moat_acl_allows(sec->acl, user, "", "$SYS/#",
+						  6, MOAT_ACL_SUBSCRIBE)) {
+			MOAT_STAT_ADD(b, acl_denials, 1);
+			http_event("acl_denial", esc, peer,
+				   "security: acl denial: http user \"%s\" from "
+				   "%s: not an administrator (the ACL does not "
+				   "grant $SYS/#)",
+				   esc, peer);
+			code = 403;
+		}
+	}
+	moat_security_unref(&sec);
+out:
+	MHD_free(user);
+	MHD_free(pw);
+	return code;
+}
+
+static enum MHD_Result metrics(struct http_listener *l,
+			       struct MHD_Connection *c)
+{
+	if (!l->anonymous) {
+		unsigned code = authorise(l, c);
+		if (code == 401) {
+			count_code(l->b->http, 401);
+			struct MHD_Response *r = MHD_create_response_from_buffer(
+				14, (void *)(uintptr_t) "login needed.\n",
+				MHD_RESPMEM_PERSISTENT);
+			if (!r)
+				return MHD_NO;
+			enum MHD_Result rc = MHD_queue_basic_auth_fail_response(
+				c, "moat", r);
+			MHD_destroy_response(r);
+			return rc;
+		}
+		if (code == 403)
+			return text(l, c, 403, "not an administrator\n");
+		if (code)
+			return text(l, c, code, "too many failed logins: try "
+						"again later\n");
+	}
+	char *body;
+	size_t len;
+	if (moat__metrics_render(l->b, &body, &len) != MOAT_OK)
+		return text(l, c, 500, "out of memory\n");
+	return respond(l, c, 200, "text/plain; version=0.0.4; charset=utf-8",
+		    body, len, true);
+}
+
+/* A path we will look at: printable ASCII, no "..", no escapes (the
+ * unescape callback leaves %XX as it came, so "%00" or "%2e" never turn
+ * into something else). */
+static bool path_ok(const char *url)
+{
+	if (url[0] != '/' || strstr(url, "..") || strchr(url, '%'))
+		return false;
+	for (const char *p = url; *p; p++)
+		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
+			return false;
+	return true;
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *c,
+			      const char *url, const char *method,
+			      const char *version, const char *upload,
+			      size_t *upload_size, void **state)
+{
+	struct http_listener *l = cls;
+	(void)version;
+	(void)upload;
+	/* Decide on the first call, before any body is read: nothing here
+	 * takes a body, so one is refused (and never buffered). */
+	if (*state == &request_seen && *upload_size) {
+		*upload_size = 0; /* discard; the answer is queued already */
+		return MHD_YES;
+	}
+	*state = &request_seen;
+	if (strcmp(method, "GET") && strcmp(method, "HEAD"))
+		return text(l, c, 405, "method not allowed: use GET\n");
+	const char *clen = MHD_lookup_connection_value(
+		c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	const char *te = MHD_lookup_connection_value(
+		c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+	if ((clen && strcmp(clen, "0")) || te)
+		return text(l, c, 413, "request body not accepted\n");
+	if (!path_ok(url))
+		return text(l, c, 400, "bad path\n");
+	if (!strcmp(url, "/metrics"))
+		return metrics(l, c);
+	if (!strcmp(url, "/healthz"))
+		return text(l, c, 200, "ok\n");
+	if (!strcmp(url, "/readyz")) {
+		struct moat_broker *b = l->b;
+		bool ready = b->started && !atomic_load(&b->stopping);
+		return ready ? text(l, c, 200, "ready\n")
+			     : text(l, c, 503, "not ready\n");
+	}
+	return text(l, c, 404, "not found\n");
+}
+
+/* Leave the URL as it came: no %XX decoding (see path_ok). */
+static size_t no_unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+	(void)cls;
+	(void)c;
+	return strlen(s);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	struct http_listener *l = cls;
+	char msg[300];
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	size_t n = strlen(msg);
+	while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+		msg[--n] = '\0';
+	moat_info("http %s: %s", l->name, msg);
+}
+
+static int load_pem(struct http_listener *l, const struct moat_listener_cfg *lc)
+{
+	char err[300];
+	size_t n;
+	if (moat_file_read(lc->certfile, HTTP_PEM_MAX, false, &l->cert, &n,
+			   err, sizeof(err)) != MOAT_OK ||
+	    moat_file_read(lc->keyfile, HTTP_PEM_MAX, true, &l->key, &n, err,
+			   sizeof(err)) != MOAT_OK) {
+		moat_err_log("http listener %s: %s", l->name, err);
+		return MOAT_EIO;
+	}
+	return MOAT_OK;
+}
+
+int moat__http_bind(struct moat_broker *b)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < b->cfg.nlisteners; i++)
+		n += b->cfg.listeners[i].protocol == MOAT_PROTO_HTTP;
+	if (!n)
+		return MOAT_OK;
+	b->http = moat_calloc(1, sizeof(*b->http) + n * sizeof(b->http->l[0]));
+	if (!b->http)
+		return MOAT_ENOMEM;
+	for (size_t i = 0; i < b->cfg.nlisteners; i++) {
+		const struct moat_listener_cfg *lc = &b->cfg.listeners[i];
+		if (lc->protocol != MOAT_PROTO_HTTP)
+			continue;
+		struct http_listener *l = &b->http->l[b->http->n];
+		char err[160];
+		l->b = b;
+		l->idx = i;
+		l->tls = moat_listener_tls(lc);
+		l->anonymous = moat_cfg_listener_anonymous(&b->cfg, i);
+		l->fd = moat_net_listen(lc->addr, lc->port, &l->port, err,
+					sizeof(err));
+		if (l->fd < 0) {
+			moat_err_log("listener %zu: %s", i + 1, err);
+			return MOAT_EIO;
+		}
+		b->http->n++;
+		bool v6 = strchr(lc->addr, ':') != NULL || !lc->addr[0];
+		snprintf(l->name, sizeof(l->name), "%s%s%s:%u (%s)",
+			 v6 ? "[" : "", lc->addr[0] ? lc->addr : "::",
+			 v6 ? "]" : "", (unsigned)l->port,
+			 l->tls ? "HTTPS" : "HTTP");
+		if (l->tls && load_pem(l, lc) != MOAT_OK)
+			return MOAT_EIO;
+	}
+	return MOAT_OK;
+}
+
+static int start_one(struct http_listener *l)
+{
+	const struct moat_listener_cfg *lc = &l->b->cfg.listeners[l->idx];
+	unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+	/* GnuTLS priorities: forward-secret AEAD suites, TLS 1.2 or 1.3. */
+	const char *prio =
+		lc->tls_version == MOAT_TLS_13
+			? "SECURE256:+SECURE128:-VERS-ALL:+VERS-TLS1.3:"
+			  "%SERVER_PRECEDENCE"
+			: "SECURE256:+SECURE128:-VERS-ALL:+VERS-TLS1.3:"
+			  "+VERS-TLS1.2:-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:"
+			  "+CHACHA20-POLY1305:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:"
+			  "%SERVER_PRECEDENCE";
+	struct MHD_OptionItem tls_opts[] = {
+		{MHD_OPTION_HTTPS_MEM_CERT, 0, l->cert},
+		{MHD_OPTION_HTTPS_MEM_KEY, 0, l->key},
+		{MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)(uintptr_t)prio},
+		{MHD_OPTION_END, 0, NULL},
+	};
+	if (l->tls)
+		flags |= MHD_USE_TLS;
+	else
+		tls_opts[0].option = MHD_OPTION_END;
+	l->d = MHD_start_daemon(
+		flags, 0, NULL, NULL, handle, l, MHD_OPTION_EXTERNAL_LOGGER,
+		mhd_log, l, MHD_OPTION_LISTEN_SOCKET, l->fd,
+		MHD_OPTION_THREAD_POOL_SIZE, (unsigned)HTTP_POOL_THREADS,
+		MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_MAX_CONNS,
+		MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+		(unsigned)HTTP_MAX_CONNS_PER_IP, MHD_OPTION_CONNECTION_TIMEOUT,
+		(unsigned)HTTP_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+		(size_t)HTTP_REQUEST_MEMORY, MHD_OPTION_STRICT_FOR_CLIENT, 1,
+		MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL,
+		MHD_OPTION_SIGPIPE_HANDLED_BY_APP, 1, MHD_OPTION_ARRAY,
+		tls_opts, MHD_OPTION_END);
+	if (!l->d) {
+		moat_err_log("http listener %s: cannot start the HTTP server",
+			     l->name);
+		return MOAT_EIO;
+	}
+	l->fd = -1; /* the daemon closes it */
+	moat_notice("listening on %s: /metrics /healthz /readyz%s", l->name,
+		    l->anonymous ? "" : " (/metrics for administrators)");
+	return MOAT_OK;
+}
+
+int moat__http_start(struct moat_broker *b)
+{
+	for (size_t i = 0; b->http && i < b->http->n; i++)
+		if (start_one(&b->http->l[i]) != MOAT_OK)
+			return MOAT_EIO;
+	return MOAT_OK;
+}
+
+void moat__http_stop(struct moat_broker *b)
+{
+	if (!b->http)
+		return;
+	for (size_t i = 0; i < b->http->n; i++) {
+		struct http_listener *l = &b->http->l[i];
+		if (l->d)
+			MHD_stop_daemon(l->d);
+		if (l->fd >= 0)
+			close(l->fd);
+		if (l->key)
+			OPENSSL_cleanse(l->key, strlen(l->key));
+		moat_free(l->key);
+		moat_free(l->cert);
+	}
+	MOAT_FREE(b->http);
+}
+
+uint64_t moat__http_auth(const struct moat_broker *b, unsigned result)
+{
+	return b->http && result < 3
+		       ? atomic_load_explicit(&b->http->auth[result],
+					      memory_order_relaxed)
+		       : 0;
+}
+
+void moat__http_codes(const struct moat_broker *b,
+		      void (*each)(void *, unsigned, uint64_t), void *arg)
+{
+	for (size_t i = 0; b->http && i < HTTP_NCODES; i++)
+		each(arg, http_codes[i],
+		     atomic_load_explicit(&b->http->codes[i],
+					  memory_order_relaxed));
+}
