@@ -8,6 +8,9 @@
 #   scripts/dev.sh sanitize   the whole test suite under ASan+UBSan (build-asan/)
 #   scripts/dev.sh tsan       the integration tests under ThreadSanitizer (build-tsan/)
 #   scripts/dev.sh fuzz       fuzz-smoke: each libFuzzer harness briefly (build-fuzz/)
+#   scripts/dev.sh release    packagers' builds: Release (-O3) with gcc, tests
+#                             included, unit tests run (build-release/); and
+#                             Release with clang (build-clang/)
 #   scripts/dev.sh fuzz-long [SECONDS]
 #                             each harness for SECONDS (default 600), one
 #                             after the other; crashes land in build-fuzz/
@@ -15,6 +18,9 @@ set -eu
 
 cd "$(dirname "$0")/.."
 JOBS=$(nproc 2>/dev/null || echo 2)
+# Warnings are errors in the developers' and CI's builds, never in users'
+# and packagers' (run, build; a plain cmake build).
+WERROR=-DMOAT_WERROR=ON
 
 configure() { # DIR [cmake args...]
 	dir=$1
@@ -42,12 +48,12 @@ build)
 	;;
 test)
 	scripts/deps.sh
-	configure build -DBUILD_TESTING=ON
+	configure build -DBUILD_TESTING=ON $WERROR
 	run_ctest build -LE fuzz-smoke
 	;;
 sanitize)
 	scripts/deps.sh
-	configure build-asan -DBUILD_TESTING=ON -DMOAT_SANITIZE=ON \
+	configure build-asan -DBUILD_TESTING=ON -DMOAT_SANITIZE=ON $WERROR \
 		-DCMAKE_BUILD_TYPE=Debug
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
@@ -55,14 +61,22 @@ sanitize)
 	;;
 tsan)
 	scripts/deps.sh
-	configure build-tsan -DBUILD_TESTING=ON -DMOAT_TSAN=ON \
+	configure build-tsan -DBUILD_TESTING=ON -DMOAT_TSAN=ON $WERROR \
 		-DCMAKE_BUILD_TYPE=Debug
 	TSAN_OPTIONS=halt_on_error=1 run_ctest build-tsan -L integration
 	;;
 fuzz)
 	scripts/deps.sh
-	CC=clang configure build-fuzz -DBUILD_TESTING=ON -DMOAT_FUZZ=ON
+	CC=clang configure build-fuzz -DBUILD_TESTING=ON -DMOAT_FUZZ=ON $WERROR
 	run_ctest build-fuzz -L fuzz-smoke
+	;;
+release)
+	scripts/deps.sh
+	CC=gcc configure build-release -DBUILD_TESTING=ON $WERROR \
+		-DCMAKE_BUILD_TYPE=Release
+	run_ctest build-release -L unit
+	CC=clang configure build-clang -DBUILD_TESTING=ON $WERROR \
+		-DCMAKE_BUILD_TYPE=Release
 	;;
 fuzz-long)
 	scripts/deps.sh

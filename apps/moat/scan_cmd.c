@@ -164,7 +164,7 @@ static int parse_budget(const char *v, size_t *out)
 
 static int parse_option(struct scan_opts *o, int argc, char **argv, int *i)
 {
-	const char *a = argv[*i], *v;
+	const char *a = argv[*i], *v = NULL;
 	int rc;
 	if (!strcmp(a, "--jsonl")) {
 		o->jsonl = true;

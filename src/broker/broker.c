@@ -247,6 +247,7 @@ static void teardown_worker(struct moat_worker *w)
 		w->closed = c->next;
 		moat_conn_free(c);
 	}
+	moat__linger_teardown(w);
 	for (size_t i = 0; i < w->nbuckets; i++)
 		while (w->sessions[i])
 			moat_session_destroy(w->sessions[i]);

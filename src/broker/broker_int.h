@@ -126,6 +126,11 @@ struct moat_tree {
 	uint64_t share_seq; /* shared groups' ids (0 = not shared) */
 	uint64_t retain_seq; /* order of retained changes (persistence) */
 	bool retain_full_logged;
+	/* Retained messages with a Message Expiry, soonest first (sub_tree.c),
+	 * and the soonest deadline (UINT64_MAX: none), read without the lock. */
+	struct moat_tnode **xheap;
+	size_t nx, xcap;
+	_Atomic uint64_t next_retained_expiry;
 };
 
 /* One match result: a session reference (caller unrefs), the QoS, and the
@@ -181,6 +186,10 @@ struct moat_session *moat_tree_share_pick(struct moat_tree *t,
 int moat_tree_retained(struct moat_tree *t, const uint8_t *filter,
 		       size_t flen, size_t max, struct moat_msg ***out,
 		       size_t *n);
+/* Remove retained messages whose Message Expiry has passed at now (a few
+ * dozen per call; cheap when none is due).  Returns how many.  The store
+ * drops them when it loads them next. */
+size_t moat_tree_expire_retained(struct moat_tree *t, uint64_t now);
 
 /* ---- sessions (session.c) ----------------------------------------------- */
 enum moat_inflight_state {
@@ -355,6 +364,7 @@ enum moat_ev_kind {
 	EV_CONN = 1,
 	EV_LISTENER = 2,
 	EV_INBOX = 3,
+	EV_LINGER = 4,
 };
 
 /* Where a CONNECT is in its password check (authq.c). */
@@ -461,6 +471,18 @@ void moat_conn_close(struct moat_conn *c, const char *why);
 void moat_conn_disconnect(struct moat_conn *c, uint8_t reason,
 			  const char *why);
 void moat_conn_free(struct moat_conn *c);
+
+/* Lingering close (linger.c): takes fd (and ssl, the per-address count
+ * when ip_counted, and one from the connection count) and ends it after
+ * writing rest, a FIN, and a bounded wait for the peer's.  false when it
+ * cannot (limits): the caller closes as before. */
+struct moat_linger;
+bool moat__linger_start(struct moat_worker *w, int fd, SSL *ssl,
+			const union moat_sockaddr *addr, bool ip_counted,
+			const uint8_t *rest, size_t restlen);
+void moat__linger_event(struct moat_linger *l, uint32_t events);
+void moat__linger_tick(struct moat_worker *w, uint64_t now);
+void moat__linger_teardown(struct moat_worker *w);
 void moat_conn_on_readable(struct moat_conn *c);
 void moat_conn_on_writable(struct moat_conn *c);
 /* Queue bytes for sending.  MOAT_ELIMIT when the output buffer is at its
@@ -616,6 +638,8 @@ struct moat_worker {
 	size_t nconns;
 	struct moat_conn *dirty; /* connections with output to flush */
 	struct moat_conn *closed; /* to free at the end of the loop turn */
+	struct moat_linger *lingering; /* closing sockets (linger.c) */
+	size_t nlingering;
 	struct moat_msg **wills;  /* wills to publish at a safe point */
 	size_t nwills, wills_cap;
 

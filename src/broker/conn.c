@@ -239,19 +239,55 @@ static ssize_t transport_write(struct moat_conn *c, const uint8_t *p, size_t n,
 	return -1;
 }
 
-/* Best effort: push out what is buffered (a CONNACK with an error code)
- * before the socket goes away, and end TLS properly. */
-static void write_last_words(struct moat_conn *c)
+/* Push out what is buffered (a CONNACK with an error code, a
+ * DISCONNECT) before the socket goes away.  Returns how many bytes of it
+ * could not be written yet (they stay in c->out), or -1 when the socket
+ * is finished. */
+static ssize_t write_last_words(struct moat_conn *c)
 {
 	char why[128];
 	/* Not what waits for the store: it was never acknowledged. */
 	size_t used = moat__store_writable(c, moat_buf_used(&c->out));
-	if (used && (!c->ssl || SSL_is_init_finished(c->ssl)))
-		(void)transport_write(c, c->out.data + c->out.off, used, why,
-				      sizeof(why));
-	if (c->ssl && SSL_is_init_finished(c->ssl))
-		(void)SSL_shutdown(c->ssl);
-	ERR_clear_error();
+	if (c->ssl && !SSL_is_init_finished(c->ssl))
+		return -1;
+	while (used) {
+		ssize_t n = transport_write(c, c->out.data + c->out.off, used,
+					    why, sizeof(why));
+		if (n <= 0) {
+			ERR_clear_error();
+			return n < 0 ? -1 : (ssize_t)used;
+		}
+		moat_buf_consume(&c->out, (size_t)n);
+		used -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Close c's socket, lingering (linger.c) when it was told why: the peer
+ * may still be sending, and closing now would reset the connection and
+ * lose the reason code. */
+static void close_socket(struct moat_conn *c)
+{
+	struct moat_worker *w = c->w;
+	bool told = moat__store_writable(c, moat_buf_used(&c->out)) != 0;
+	ssize_t rest = write_last_words(c);
+	if (told && rest >= 0 &&
+	    moat__linger_start(w, c->fd, c->ssl, &c->addr, c->ip_counted,
+			       c->out.data + c->out.off, (size_t)rest)) {
+		c->ssl = NULL; /* the linger owns it now */
+	} else {
+		char ib[MOAT_PEER_STRLEN];
+		if (c->ssl && SSL_is_init_finished(c->ssl))
+			(void)SSL_shutdown(c->ssl);
+		ERR_clear_error();
+		close(c->fd);
+		if (c->ip_counted)
+			moat_iptab_release(&w->b->iptab, moat_conn_ip(c, ib),
+					   moat_now_ms());
+		MOAT_STAT_SUB(w->b, connections, 1);
+	}
+	c->fd = -1;
+	c->ip_counted = false;
 }
 
 void moat_conn_close(struct moat_conn *c, const char *why)
@@ -261,7 +297,7 @@ void moat_conn_close(struct moat_conn *c, const char *why)
 	struct moat_worker *w = c->w;
 	struct moat_broker *b = w->b;
 	struct moat_session *s = c->session;
-	char pb[MOAT_PEER_STRLEN], ib[MOAT_PEER_STRLEN], id[MOAT_LOG_ID_LEN];
+	char pb[MOAT_PEER_STRLEN], id[MOAT_LOG_ID_LEN];
 	if (s)
 		moat_info("client %s (%s) disconnected: %s",
 			  moat_session_log_id(s, id), moat_conn_peer(c, pb), why);
@@ -270,18 +306,11 @@ void moat_conn_close(struct moat_conn *c, const char *why)
 			  moat_conn_peer(c, pb), why);
 	bool was_active = c->state == CONN_ACTIVE;
 	c->state = CONN_CLOSED;
-	write_last_words(c);
-	moat__store_ungate(c);
 	moat_conn_detach(c);
-	close(c->fd);
-	c->fd = -1;
-	if (c->ip_counted)
-		moat_iptab_release(&b->iptab, moat_conn_ip(c, ib),
-				   moat_now_ms());
-	c->ip_counted = false;
+	close_socket(c);
+	moat__store_ungate(c);
 	c->next = w->closed;
 	w->closed = c;
-	MOAT_STAT_SUB(b, connections, 1);
 	if (was_active)
 		MOAT_STAT_SUB(b, clients_connected, 1);
 	if (s) {
@@ -315,7 +344,9 @@ void moat_conn_disconnect(struct moat_conn *c, uint8_t reason,
 			  const char *why)
 {
 	/* Only after CONNACK, and only to MQTT 5 clients [MQTT-3.14.0-1]. */
-	if (c->state == CONN_ACTIVE && c->proto_level == MQTT_PROTO_V5) {
+	/* (4 bytes at least: not to a client that allows less.) */
+	if (c->state == CONN_ACTIVE && c->proto_level == MQTT_PROTO_V5 &&
+	    (!c->client_max_packet || c->client_max_packet >= 4)) {
 		uint8_t pb[160];
 		struct moat_pw pw;
 		moat_pw_init(&pw, pb, sizeof(pb));

@@ -1,11 +1,13 @@
 /* CONNECT: validation, hand-over to the session's home worker, session
  * create/resume/takeover, CONNACK (3.1, 3.1.1 and 5.0). */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "auth/acl.h"
 #include "broker_int.h"
 #include "codec/mqtt5.h"
+#include "net/net_socket.h"
 
 /* Refuse a CONNECT: CONNACK with rc (v3 code space) or reason (v5), then
  * close [MQTT-3.2.2-4] [MQTT-3.2.2-6]. */
@@ -15,10 +17,16 @@ static int refuse(struct moat_conn *c, bool v5, uint8_t rc, uint8_t reason,
 	if (v5) {
 		uint8_t pb[160];
 		struct moat_pw pw;
+		size_t n = MOAT_MIN(strlen(why), (size_t)120);
+		uint32_t max = c->client_max_packet;
 		moat_pw_init(&pw, pb, sizeof(pb));
-		moat_pw_bytes(&pw, PROP_REASON_STRING, why,
-			      MOAT_MIN(strlen(why), (size_t)120));
-		(void)moat_mqtt5_connack(&c->out, false, reason, &pw);
+		/* Within the client's Maximum Packet Size [MQTT-3.1.2-24]:
+		 * 2 + 3 bytes bare, 8 + n with the Reason String (dropped
+		 * first [MQTT-3.2.2-19]); nothing at all below 5. */
+		if (!max || 8 + n <= max)
+			moat_pw_bytes(&pw, PROP_REASON_STRING, why, n);
+		if (!max || max >= 5)
+			(void)moat_mqtt5_connack(&c->out, false, reason, &pw);
 	} else {
 		uint8_t pkt[4];
 		moat_mqtt_connack_encode(pkt, false, rc);
@@ -384,6 +392,8 @@ int moat__handle_connect(struct moat_conn *c, const uint8_t *body, size_t len)
 		return connect_failed(c, rc, crc, cn->proto_level);
 	bool v5 = cn->proto_level == MQTT_PROTO_V5;
 	c->proto_level = cn->proto_level; /* for DISCONNECT encoding */
+	if (v5 && moat_props_has(&c5.props, PROP_MAXIMUM_PACKET_SIZE))
+		c->client_max_packet = c5.props.maximum_packet_size; /* refuse */
 	if (v5 && moat_props_has(&c5.props, PROP_AUTH_DATA) &&
 	    !moat_props_has(&c5.props, PROP_AUTH_METHOD))
 		return refuse(c, true, 0, RC_PROTOCOL_ERROR,
@@ -398,16 +408,26 @@ int moat__handle_connect(struct moat_conn *c, const uint8_t *body, size_t len)
 	if (v5 && cn->will_retain && !cfg->retain_available)
 		return refuse(c, true, 0, RC_RETAIN_NOT_SUPPORTED,
 			      "retained will while retain is not available");
-	/* Keep-alive: 3.1.1 cannot be told a lower one, so refuse more than
-	 * max_keepalive, and 0 (never time out); v5 is told [MQTT-3.2.2-21]. */
+	/* Keep-alive.  MQTT 5 is told the one to use [MQTT-3.2.2-21].  3.1.1
+	 * and 3.1 cannot be: 0 (none, a legal choice) and long keep-alives
+	 * are accepted as mosquitto does, and TCP keep-alive probes notice
+	 * a vanished peer within 1.5 x max_keepalive instead; the old
+	 * refusal is strict_keepalive's. */
 	uint16_t keepalive = cn->keepalive, server_keepalive = 0;
 	if (keepalive > cfg->max_keepalive || keepalive == 0) {
-		if (!v5)
+		if (v5)
+			keepalive = server_keepalive =
+				(uint16_t)cfg->max_keepalive;
+		else if (cfg->strict_keepalive)
 			return refuse(c, false, MQTT_CONNACK_ID_REJECTED, 0,
 				      keepalive ? "keep-alive above "
 						  "max_keepalive"
 						: "keep-alive 0 (none) refused");
-		keepalive = server_keepalive = (uint16_t)cfg->max_keepalive;
+		else if (moat_net_tcp_keepalive(
+				 c->fd, (unsigned)(cfg->max_keepalive * 3u /
+						   2u)) != 0)
+			moat_warn("cannot turn on TCP keep-alive: %s",
+				  strerror(errno));
 	}
 	const uint8_t *id = cn->client_id.p;
 	size_t idlen = cn->client_id.len;

@@ -288,6 +288,23 @@ static int send_ack(struct moat_conn *c, enum moat_mqtt_type type,
 {
 	int rc;
 	if (c->proto_level == MQTT_PROTO_V5) {
+		/* Nothing in it can be left out (no Reason String is sent):
+		 * one larger than the client's Maximum Packet Size cannot be
+		 * sent at all [MQTT-3.1.2-24], and the client would wait for
+		 * it forever. */
+		size_t body = 3 + n; /* id, empty properties, codes */
+		size_t size = 1 + moat_mqtt_varint_size((uint32_t)body) + body;
+		if (c->client_max_packet && size > c->client_max_packet) {
+			moat_conn_disconnect(c, RC_PACKET_TOO_LARGE,
+					     type == MQTT_SUBACK
+						     ? "SUBACK larger than the "
+						       "client's Maximum Packet "
+						       "Size"
+						     : "UNSUBACK larger than the "
+						       "client's Maximum Packet "
+						       "Size");
+			return MOAT_OK;
+		}
 		rc = moat_mqtt5_suback(&c->out, type, id, codes, n, NULL);
 		if (!rc)
 			moat_worker_mark_dirty(c->w, c);

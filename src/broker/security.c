@@ -188,7 +188,7 @@ void moat__security_log_flush(struct moat_worker *w)
 void moat__security_event(struct moat_conn *c, const char *event,
 			  const char *fmt, ...)
 {
-	char detail[300], user[200], id[200];
+	char detail[300], user[200], id[200], e[180];
 	if (c->sec_events++ >= SEC_EVENTS_LOGGED) {
 		if (c->sec_events == SEC_EVENTS_LOGGED + 1)
 			moat_notice("security: further events from %s are "
@@ -205,12 +205,11 @@ void moat__security_event(struct moat_conn *c, const char *event,
 	const char *cid = c->session ? c->session->client_id : c->connect_id;
 	if (c->username)
 		snprintf(user, sizeof(user), "\"%s\"",
-			 sec_escape(c->username, strlen(c->username), id,
-				    sizeof(id)));
+			 sec_escape(c->username, strlen(c->username), e,
+				    sizeof(e)));
 	else
 		snprintf(user, sizeof(user), "(anonymous)");
 	if (cid) {
-		char e[180];
 		snprintf(id, sizeof(id), "\"%s\"",
 			 sec_escape(cid, strlen(cid), e, sizeof(e)));
 	} else {

@@ -31,6 +31,7 @@ struct moat_tnode {
 	struct moat_subscriber *subs;
 	size_t nsubs, subs_cap;
 	struct moat_msg *retained;
+	size_t xidx; /* in t->xheap (1-based) while retained can expire */
 };
 
 static uint64_t level_hash(const uint8_t *p, size_t len)
@@ -136,6 +137,82 @@ static void node_free(struct moat_tnode *n)
 }
 
 /* Remove empty nodes from n up towards the root. */
+/* ---- retained messages that can expire ------------------------------------
+ * A binary min-heap of the nodes whose retained message has a Message
+ * Expiry, by deadline: the sweep (moat_tree_expire_retained) removes
+ * what has expired without walking the tree, and keeping it costs
+ * O(log n) per change of such a message. */
+
+static uint64_t xkey(const struct moat_tree *t, size_t i)
+{
+	return t->xheap[i]->retained->expiry_ms;
+}
+
+static void xplace(struct moat_tree *t, size_t i, struct moat_tnode *n)
+{
+	t->xheap[i] = n;
+	n->xidx = i + 1;
+}
+
+static void xsift(struct moat_tree *t, size_t i)
+{
+	struct moat_tnode *n = t->xheap[i];
+	uint64_t k = n->retained->expiry_ms;
+	while (i > 0 && xkey(t, (i - 1) / 2) > k) {
+		xplace(t, i, t->xheap[(i - 1) / 2]);
+		i = (i - 1) / 2;
+	}
+	for (;;) {
+		size_t c = 2 * i + 1;
+		if (c >= t->nx)
+			break;
+		if (c + 1 < t->nx && xkey(t, c + 1) < xkey(t, c))
+			c++;
+		if (xkey(t, c) >= k)
+			break;
+		xplace(t, i, t->xheap[c]);
+		i = c;
+	}
+	xplace(t, i, n);
+}
+
+static void xremove(struct moat_tree *t, struct moat_tnode *n)
+{
+	size_t i = n->xidx - 1;
+	n->xidx = 0;
+	if (i != --t->nx) {
+		xplace(t, i, t->xheap[t->nx]);
+		xsift(t, i);
+	}
+}
+
+/* After n->retained changed (under the write lock).  Out of memory for
+ * the heap leaves the message to expire when read, as before. */
+static void xupdate(struct moat_tree *t, struct moat_tnode *n)
+{
+	bool expires = n->retained && n->retained->expiry_ms;
+	if (n->xidx && !expires) {
+		xremove(t, n);
+	} else if (n->xidx) {
+		xsift(t, n->xidx - 1);
+	} else if (expires) {
+		if (t->nx == t->xcap) {
+			size_t cap = t->xcap ? t->xcap * 2 : 64;
+			struct moat_tnode **v =
+				moat_realloc(t->xheap, cap * sizeof(*v));
+			if (!v)
+				return;
+			t->xheap = v;
+			t->xcap = cap;
+		}
+		xplace(t, t->nx++, n);
+		xsift(t, t->nx - 1);
+	}
+	atomic_store_explicit(&t->next_retained_expiry,
+			      t->nx ? xkey(t, 0) : UINT64_MAX,
+			      memory_order_relaxed);
+}
+
 static void prune(struct moat_tree *t, struct moat_tnode *n)
 {
 	while (n && n != t->root && node_empty(n)) {
@@ -172,6 +249,7 @@ static struct moat_tnode *node_new(struct moat_tnode *parent,
 int moat_tree_init(struct moat_tree *t)
 {
 	memset(t, 0, sizeof(*t));
+	atomic_init(&t->next_retained_expiry, UINT64_MAX);
 	t->root = node_new(NULL, NULL, 0);
 	if (!t->root)
 		return MOAT_ENOMEM;
@@ -202,6 +280,8 @@ void moat_tree_cleanup(struct moat_tree *t)
 		return;
 	free_subtree(t->root);
 	t->root = NULL;
+	MOAT_FREE(t->xheap);
+	t->nx = t->xcap = 0;
 	pthread_rwlock_destroy(&t->lock);
 }
 
@@ -592,6 +672,7 @@ int moat_tree_retain(struct moat_tree *t, struct moat_msg *m, uint64_t *seq)
 				t->nretained_user--;
 				t->retained_bytes -= old_bytes;
 			}
+			xupdate(t, n);
 			prune(t, n);
 		}
 		goto out;
@@ -617,6 +698,7 @@ int moat_tree_retain(struct moat_tree *t, struct moat_msg *m, uint64_t *seq)
 		t->retained_bytes = t->retained_bytes - old_bytes +
 				    moat_msg_size(m);
 	n->retained = moat_msg_ref(m);
+	xupdate(t, n);
 out:;
 	bool log_full = rc == MOAT_ELIMIT && !t->retain_full_logged;
 	if (log_full)
@@ -732,4 +814,41 @@ int moat_tree_retained(struct moat_tree *t, const uint8_t *filter,
 	*out = vec.v;
 	*n = vec.n;
 	return rc;
+}
+
+size_t moat_tree_expire_retained(struct moat_tree *t, uint64_t now)
+{
+	enum { BATCH = 256, ROUNDS = 16 };
+	struct moat_msg *gone[BATCH];
+	size_t total = 0;
+	/* In batches, the write lock released between them so that routing
+	 * never waits long; what is left waits for the next tick. */
+	for (int round = 0; round < ROUNDS; round++) {
+		if (atomic_load_explicit(&t->next_retained_expiry,
+					 memory_order_relaxed) > now)
+			break;
+		size_t n = 0;
+		pthread_rwlock_wrlock(&t->lock);
+		while (t->nx && n < BATCH && xkey(t, 0) <= now) {
+			struct moat_tnode *x = t->xheap[0];
+			struct moat_msg *m = x->retained;
+			gone[n++] = m;
+			x->retained = NULL;
+			t->nretained--;
+			if (!moat_topic_is_sys((const uint8_t *)m->topic,
+					       m->topic_len)) {
+				t->nretained_user--;
+				t->retained_bytes -= moat_msg_size(m);
+			}
+			xupdate(t, x);
+			prune(t, x);
+		}
+		pthread_rwlock_unlock(&t->lock);
+		for (size_t i = 0; i < n; i++)
+			moat_msg_unref(&gone[i]);
+		total += n;
+		if (n < BATCH)
+			break;
+	}
+	return total;
 }

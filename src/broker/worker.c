@@ -676,6 +676,7 @@ static void tick(struct moat_worker *w, uint64_t now)
 	const struct moat_config *cfg = w->cfg;
 	struct moat_conn *next;
 	resume_listeners(w);
+	moat__linger_tick(w, now);
 	for (struct moat_conn *c = w->conns; c; c = next) {
 		next = c->next;
 		if (c->state == CONN_NEW && c->auth_phase == AUTH_VERIFYING)
@@ -715,6 +716,8 @@ static void tick(struct moat_worker *w, uint64_t now)
 	if (now >= w->next_expiry_ms) {
 		w->next_expiry_ms = now + 1000u;
 		expire_sessions(w, now);
+		if (w->idx == 0)
+			(void)moat_tree_expire_retained(&w->b->tree, now);
 		moat__security_log_flush(w);
 		moat__leak_log_flush(w);
 	}
@@ -731,6 +734,8 @@ static void handle_event(struct moat_worker *w, struct epoll_event *ev)
 		drain_inbox(w);
 	} else if (kind == EV_LISTENER) {
 		accept_all(w, ev->data.ptr);
+	} else if (kind == EV_LINGER) {
+		moat__linger_event(ev->data.ptr, ev->events);
 	} else {
 		struct moat_conn *c = ev->data.ptr;
 		bool rd = ev->events & (EPOLLIN | EPOLLHUP | EPOLLERR);

@@ -96,6 +96,7 @@ struct moat_config {
 	uint64_t max_topic_length;
 	uint64_t max_topic_levels;
 	uint64_t max_keepalive;       /* seconds */
+	bool strict_keepalive;        /* refuse 3.x keep-alive 0 / > max */
 	uint64_t connect_timeout;     /* seconds */
 	uint64_t output_buffer_size;  /* per connection, soft limit */
 	uint64_t sys_interval;        /* seconds, 0 = $SYS off */

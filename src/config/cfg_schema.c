@@ -171,9 +171,16 @@ const struct moat_cfg_directive moat__cfg_directives[] = {
 	{"max_topic_levels", CFG_U64, OFF(max_topic_levels), 1, 1024, "32",
 	 "Most '/'-separated levels in a topic name or filter."},
 	{"max_keepalive", CFG_DURATION, OFF(max_keepalive), 10, 65535, "300",
-	 "Largest keep-alive, in seconds, a client may ask for. MQTT 3.1.1 "
-	 "cannot tell a client to use less, so a CONNECT asking for more, or "
-	 "for 0 (no keep-alive at all), is refused with CONNACK 0x02."},
+	 "Largest keep-alive, in seconds, a client may use. MQTT 5 clients "
+	 "asking for more, or for 0 (none), are told to use max_keepalive "
+	 "(Server Keep Alive). MQTT 3.1.1 and 3.1 cannot be told: their "
+	 "keep-alive is accepted as asked (0 = none), and TCP keep-alive "
+	 "probes drop a peer that vanished within 1.5 x max_keepalive "
+	 "(see strict_keepalive)."},
+	{"strict_keepalive", CFG_BOOL, OFF(strict_keepalive), 0, 1, "false",
+	 "Refuse MQTT 3.1.1 and 3.1 clients that ask for keep-alive 0 or for "
+	 "more than max_keepalive (CONNACK 0x02) instead of accepting them "
+	 "with TCP keep-alive probes."},
 	{"connect_timeout", CFG_DURATION, OFF(connect_timeout), 1, 3600, "10",
 	 "Seconds a new connection has to send CONNECT before it is closed."},
 	{"output_buffer_size", CFG_SIZE, OFF(output_buffer_size), 4 * KIB,

@@ -1,6 +1,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -60,4 +61,27 @@ int moat_net_listen(const char *addr, uint16_t port, uint16_t *bound_port,
 	*bound_port = ntohs(ss.ss_family == AF_INET ? a4->sin_port
 						    : a6->sin6_port);
 	return fd;
+}
+
+int moat_net_tcp_keepalive(int fd, unsigned bound_s)
+{
+	int on = 1;
+	int idle = (int)(bound_s * 2u / 3u);
+	int intvl = (int)((bound_s + 14u) / 15u);
+	int cnt = 5;
+	unsigned user_timeout = bound_s * 1000u;
+	if (idle < 1)
+		idle = 1;
+	if (intvl < 1)
+		intvl = 1;
+	if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on)) != 0 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle)) !=
+		    0 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl,
+		       sizeof(intvl)) != 0 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt)) != 0 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout,
+		       sizeof(user_timeout)) != 0)
+		return -1;
+	return 0;
 }

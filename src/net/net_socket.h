@@ -11,4 +11,11 @@
 int moat_net_listen(const char *addr, uint16_t port, uint16_t *bound_port,
 		    char *err, size_t errsz);
 
+/* Turn on TCP keep-alive probes on a connected socket so that a peer that
+ * vanished without a FIN is noticed within bound_s seconds: the first
+ * probe after two thirds of bound_s of silence, then five more, one every
+ * bound_s / 15 seconds (rounded up), and unacknowledged data given up on
+ * after bound_s (TCP_USER_TIMEOUT).  0, or -1 with errno set. */
+int moat_net_tcp_keepalive(int fd, unsigned bound_s);
+
 #endif

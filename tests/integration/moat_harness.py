@@ -315,6 +315,30 @@ def connect_packet(client_id="raw", clean=True, keepalive=60, level=4,
     return packet(0x10, body)
 
 
+def split_stream(data):
+    """(the whole packets at the start of data as (first, body), the
+    number of bytes they take)."""
+    out, pos = [], 0
+    while pos < len(data):
+        if pos + 2 > len(data):
+            return out, pos
+        value, mult, i = 0, 1, pos + 1
+        while True:
+            if i >= len(data) or i > pos + 4:
+                return out, pos
+            b = data[i]
+            value += (b & 0x7F) * mult
+            mult *= 128
+            i += 1
+            if not b & 0x80:
+                break
+        if i + value > len(data):
+            return out, pos
+        out.append((data[pos], bytes(data[i:i + value])))
+        pos = i + value
+    return out, pos
+
+
 def recv_exact(s, n):
     data = b""
     while len(data) < n:

@@ -63,7 +63,7 @@ from moat_harness import (  # noqa: E402
     ack, as_bytes, cid_on, connect_packet, expect_closed, mqtt_str, packet,
     parse_publish, peer_closed, proc_status_kib, publish_packet,
     raw_connect, read_packet, read_until_close, recv_exact,
-    subscribe_packet, u16, varint)
+    split_stream, subscribe_packet, u16, varint)
 from test_mqtt5 import (  # noqa: E402
     NOPROPS, AUTH_METHOD, CONTENT_TYPE, MAXIMUM_PACKET_SIZE,
     MESSAGE_EXPIRY, PAYLOAD_FORMAT, RECEIVE_MAXIMUM, SESSION_EXPIRY,
@@ -162,30 +162,6 @@ def send_hostile(s, data):
 def close_with_reset(s):
     s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     s.close()
-
-
-def split_stream(data):
-    """(the whole packets at the start of data as (first, body), the
-    number of bytes they take)."""
-    out, pos = [], 0
-    while pos < len(data):
-        if pos + 2 > len(data):
-            return out, pos
-        value, mult, i = 0, 1, pos + 1
-        while True:
-            if i >= len(data) or i > pos + 4:
-                return out, pos
-            b = data[i]
-            value += (b & 0x7F) * mult
-            mult *= 128
-            i += 1
-            if not b & 0x80:
-                break
-        if i + value > len(data):
-            return out, pos
-        out.append((data[pos], bytes(data[i:i + value])))
-        pos = i + value
-    return out, pos
 
 
 def describe(pkts):

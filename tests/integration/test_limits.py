@@ -694,13 +694,17 @@ class DefaultLimitTests(LimitCase):
         self.assertNotIn(b"\x62\x02", data, "answered with PUBREL")
         self.assertEqual(self.next_publish(w)["payload"], b"violated")
 
-    def test_keepalive_zero_refused(self):
-        # Keep-alive 0 (none) would let an idle peer stay forever:
-        # refused with CONNACK 0x02 and closed.
+    def test_keepalive_zero_accepted(self):
+        # Keep-alive 0 (none) is legal in 3.1.1 [MQTT-3.1.2-10]: accepted
+        # (TCP keep-alive probes watch the peer instead).
         for clean in (True, False):
             with self.subTest(clean=clean):
                 s, data = self.connack(self.uid(), clean=clean, keepalive=0)
-                self.assert_refused(s, data, CONNACK_ID_REJECTED)
+                self.assertEqual(data, CONNACK_OK)
+                s.sendall(PINGREQ)
+                self.assertEqual(recv_exact(s, 2), PINGRESP)
+                s.sendall(DISCONNECT)
+                s.close()
 
     def test_client_id_escaped_in_log(self):
         # Control bytes in a client id are escaped in the log (\xNN), so

@@ -1995,5 +1995,83 @@ class RetainedBytesRegressionTests(V5TestCase):
         self.assertEqual(late.quiet(), [])
 
 
+class ClientMaximumPacketSizeTests(V5TestCase):
+    """Packets other than PUBLISH within the client's Maximum Packet Size
+    [MQTT-3.1.2-24]: a refusal CONNACK drops its Reason String, a SUBACK
+    or UNSUBACK that cannot fit (nothing in it may be left out) ends the
+    connection with DISCONNECT 0x95 instead of being sent."""
+    broker_config = "mqtt5 true\n"
+
+    def test_refusal_connack_without_reason_string(self):
+        s = self.sock()
+        # an authentication method is refused (0x8C) with a reason
+        # string, unless the client allows only small packets
+        cprops = props(p_u32(MAXIMUM_PACKET_SIZE, 16),
+                       p_str(0x15, "no-such-method"))
+        s.sendall(connect5(self.uid(), cprops=cprops))
+        closed, data = read_until_close(s)
+        self.assertTrue(closed)
+        self.assertLessEqual(len(data), 16)
+        first, body = split_packets(data)[0]
+        self.assertEqual((first, body[1]), (0x20, 0x8C))
+        plist, _ = parse_props(body, 2)
+        self.assertIsNone(pget(plist, REASON_STRING))
+        # with room for it, the reason string is there
+        s = self.sock()
+        s.sendall(connect5(self.uid(), cprops=props(
+            p_str(0x15, "no-such-method"))))
+        closed, data = read_until_close(s)
+        first, body = split_packets(data)[0]
+        plist, _ = parse_props(body, 2)
+        self.assertIsNotNone(pget(plist, REASON_STRING))
+
+    def test_suback_too_large_for_the_client(self):
+        c = self.client(cprops=props(p_u32(MAXIMUM_PACKET_SIZE, 20)))
+        # 10 filters: a 15-byte SUBACK fits
+        self.assertEqual(c.subscribe([("mp/%d" % i, 0) for i in range(10)]),
+                         [0] * 10)
+        self.assertEqual(c.unsubscribe(["mp/%d" % i for i in range(10)]),
+                         [0] * 10)
+        # 30 filters: 35 bytes, more than 20
+        c.send(subscribe5(c.pid(), [("mp/%d" % i, 0) for i in range(30)]))
+        c.expect_disconnect(0x95)
+        c = self.client(cprops=props(p_u32(MAXIMUM_PACKET_SIZE, 20)))
+        c.send(unsubscribe5(c.pid(), ["mp/%d" % i for i in range(30)]))
+        c.expect_disconnect(0x95)
+
+
+class RetainedExpiryTests(V5TestCase):
+    # sys_interval 0: the broker's own retained $SYS topics would count
+    broker_config = "mqtt5 true\nmax_retained_messages 1\nsys_interval 0\n"
+
+    def test_expired_retained_message_is_removed(self):
+        # An expired retained message leaves the store by itself, not only
+        # when replaced: its place under max_retained_messages is free.
+        t = "rx/" + self.tag
+        c = self.client()
+        self.assertEqual(c.publish(t + "/old", b"short-lived", qos=1,
+                                   retain=True,
+                                   pprops=props(p_u32(MESSAGE_EXPIRY, 1))),
+                         0)
+        # the store is full now: another topic is not kept
+        self.assertEqual(c.publish(t + "/new", b"x", qos=1, retain=True), 0)
+        r = self.client()
+        self.assertEqual(r.subscribe([(t + "/#", 0)]), [0])
+        self.assertEqual([p["topic"] for p in r.sync()], [
+            (t + "/old").encode()])
+        r.disconnect()
+
+        def kept():
+            c.publish(t + "/new", b"kept", qos=1, retain=True)
+            r = self.client()
+            r.subscribe([(t + "/#", 0)])
+            got = [(p["topic"], p["payload"]) for p in r.sync()]
+            r.disconnect()
+            return got == [((t + "/new").encode(), b"kept")]
+
+        self.assertTrue(wait_for(kept, timeout=10, interval=0.5))
+        c.publish(t + "/new", b"", qos=1, retain=True)
+
+
 if __name__ == "__main__":
     unittest.main()
