@@ -306,6 +306,7 @@ void moat_broker_free(struct moat_broker *b)
 	for (size_t i = 0; i < b->nlisteners; i++)
 		close(b->listeners[i].fd);
 	moat_free(b->listeners);
+	moat__http_free(b);
 	moat_tree_cleanup(&b->tree);
 	moat_security_unref(&b->sec);
 	moat_guard_cleanup(&b->guard);

@@ -793,6 +793,9 @@ int moat__http_bind(struct moat_broker *b);
 /* Serve them (after the workers started).  MOAT_OK or logged error. */
 int moat__http_start(struct moat_broker *b);
 void moat__http_stop(struct moat_broker *b);
+/* Free them (after the workers stopped: they log into the API's recent
+ * events). */
+void moat__http_free(struct moat_broker *b);
 /* The Prometheus text exposition of b into out (moat_free).  MOAT_OK or
  * MOAT_ENOMEM. */
 int moat__metrics_render(struct moat_broker *b, char **out, size_t *len);

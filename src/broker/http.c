@@ -1,11 +1,12 @@
-/* protocol http listeners: /metrics, /healthz, /readyz on libmicrohttpd.
+/* protocol http listeners: /metrics, /healthz, /readyz and the JSON API
+ * (http_api.c) on libmicrohttpd.
  *
  * Each http listener is one libmicrohttpd daemon with its own small
  * thread pool, polling its own sockets: a slow or hostile HTTP client
  * costs those threads at most, never an MQTT worker's loop.  What a peer
  * controls is bounded in the daemon's options: connections (in total and
  * per address), idle time, and the memory of one request (headers
- * included; no request here has a body).
+ * included); only the API's POSTs have a body, of at most 1 KiB.
  *
  * A listener that is not anonymous (moat_cfg_listener_anonymous: off
  * loopback always) answers /metrics only to administrators, checked by
@@ -19,11 +20,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <microhttpd.h>
-
 #include "auth/acl.h"
 #include "auth/passwd.h"
-#include "broker_int.h"
+#include "http_int.h"
 #include "net/net_socket.h"
 
 #define HTTP_POOL_THREADS 2
@@ -34,29 +33,9 @@
 #define HTTP_MAX_CRED 256         /* user name, password */
 #define HTTP_PEM_MAX (1024u * 1024u)
 
-/* Responses counted by status (moat_http_requests_total). */
-static const unsigned http_codes[] = {200, 400, 401, 403, 404,
-				      405, 413, 429, 500, 503};
-#define HTTP_NCODES (sizeof(http_codes) / sizeof(http_codes[0]))
-
-struct http_listener {
-	struct moat_broker *b;
-	size_t idx; /* in the configuration */
-	int fd;     /* until the daemon owns it */
-	uint16_t port;
-	bool anonymous;
-	bool tls;
-	char name[96];
-	char *cert, *key; /* PEM, alive as long as the daemon */
-	struct MHD_Daemon *d;
-};
-
-struct moat_http {
-	size_t n;
-	atomic_uint_fast64_t auth[3]; /* enum moat_auth_result */
-	atomic_uint_fast64_t codes[HTTP_NCODES];
-	struct http_listener l[];
-};
+/* Responses counted by status (moat_http_responses_total). */
+static const unsigned http_codes[HTTP_NCODES] = {
+	200, 400, 401, 403, 404, 405, 413, 415, 429, 500, 503};
 
 /* Marks a request the handler has seen (its first call decides). */
 static int request_seen;
@@ -69,9 +48,20 @@ static void count_code(struct moat_http *h, unsigned code)
 						  memory_order_relaxed);
 }
 
-static enum MHD_Result respond(struct http_listener *l, struct MHD_Connection *c,
-			    unsigned code, const char *type, char *body,
-			    size_t len, bool owned)
+enum MHD_Result moat__http_respond(struct http_listener *l,
+				   struct MHD_Connection *c, unsigned code,
+				   const char *type, char *body, size_t len,
+				   bool owned)
+{
+	return moat__http_respond_cookie(l, c, code, type, body, len, owned,
+					 NULL);
+}
+
+enum MHD_Result moat__http_respond_cookie(struct http_listener *l,
+					  struct MHD_Connection *c,
+					  unsigned code, const char *type,
+					  char *body, size_t len, bool owned,
+					  const char *cookie)
 {
 	struct MHD_Response *r =
 		owned ? MHD_create_response_from_buffer_with_free_callback(
@@ -96,21 +86,24 @@ static enum MHD_Result respond(struct http_listener *l, struct MHD_Connection *c
 					"Basic realm=\"moat\", charset=\"UTF-8\"");
 	if (code == 429)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+	if (cookie)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_SET_COOKIE, cookie);
 	count_code(l->b->http, code);
 	enum MHD_Result rc = MHD_queue_response(c, code, r);
 	MHD_destroy_response(r);
 	return rc;
 }
 
-static enum MHD_Result text(struct http_listener *l, struct MHD_Connection *c,
-			    unsigned code, const char *msg)
+enum MHD_Result moat__http_text(struct http_listener *l,
+				struct MHD_Connection *c, unsigned code,
+				const char *msg)
 {
 	/* Copied by libmicrohttpd (MHD_RESPMEM_MUST_COPY): never written. */
-	return respond(l, c, code, "text/plain; charset=utf-8",
+	return moat__http_respond(l, c, code, "text/plain; charset=utf-8",
 		       (char *)(uintptr_t)msg, strlen(msg), false);
 }
 
-static const char *peer_of(struct MHD_Connection *c, char *peer)
+const char *moat__http_peer(struct MHD_Connection *c, char *peer)
 {
 	const union MHD_ConnectionInfo *ci =
 		MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
@@ -153,11 +146,8 @@ static const char *guard_key(const char *peer, char *buf, size_t sz)
 
 /* A security event of an http listener: the same event names as MQTT's,
  * with protocol "http" (docs/logging.md). */
-static void http_event(const char *event, const char *user, const char *peer,
-		       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-
-static void http_event(const char *event, const char *user, const char *peer,
-		       const char *fmt, ...)
+void moat__http_event(const char *event, const char *user, const char *peer,
+		      const char *fmt, ...)
 {
 	char msg[600];
 	va_list ap;
@@ -173,20 +163,14 @@ static void http_event(const char *event, const char *user, const char *peer,
 		       msg);
 }
 
-/* Is the request from an administrator?  Returns 0 when it may go on,
- * or the status to answer (401, 403, 429, 500). */
-static unsigned authorise(struct http_listener *l, struct MHD_Connection *c)
+unsigned moat__http_login(struct http_listener *l, struct MHD_Connection *c,
+			  const char *user, const char *pw)
 {
 	struct moat_broker *b = l->b;
 	struct moat_http *h = b->http;
-	char *pw = NULL;
-	char *user = MHD_basic_auth_get_username_password(c, &pw);
 	char peer[MOAT_PEER_STRLEN], key[MOAT_PEER_STRLEN], esc[300];
 	unsigned code = 401;
-	peer_of(c, peer);
-	if (!user || !pw || strlen(user) > HTTP_MAX_CRED ||
-	    strlen(pw) > HTTP_MAX_CRED)
-		goto out; /* asked to log in; not a failure yet */
+	moat__http_peer(c, peer);
 	pthread_mutex_lock(&b->sec_lock);
 	struct moat_security *sec = moat_security_ref(b->sec);
 	pthread_mutex_unlock(&b->sec_lock);
@@ -198,7 +182,7 @@ static unsigned authorise(struct http_listener *l, struct MHD_Connection *c)
 					 cfg->auth_backoff_max_ms);
 	if (wait) {
 		atomic_fetch_add(&h->auth[MOAT_AUTH_THROTTLED], 1);
-		http_event("auth_throttled", esc, peer,
+		moat__http_event("auth_throttled", esc, peer,
 			   "security: auth throttled: http user \"%s\" from "
 			   "%s: login back-off: next attempt in %llu ms",
 			   esc, peer, (unsigned long long)wait);
@@ -211,7 +195,7 @@ static unsigned authorise(struct http_listener *l, struct MHD_Connection *c)
 						cfg->auth_backoff_initial_ms,
 						cfg->auth_backoff_max_ms);
 		atomic_fetch_add(&h->auth[MOAT_AUTH_FAIL], 1);
-		http_event("auth_failure", esc, peer,
+		moat__http_event("auth_failure", esc, peer,
 			   "security: auth failure: http user \"%s\" from %s: "
 			   "bad user name or password (failure %u in a row for "
 			   "it)",
@@ -223,7 +207,7 @@ static unsigned authorise(struct http_listener *l, struct MHD_Connection *c)
 		if (!sec->acl || !moat_acl_allows(sec->acl, user, "", "$SYS/#",
 						  6, MOAT_ACL_SUBSCRIBE)) {
 			MOAT_STAT_ADD(b, acl_denials, 1);
-			http_event("acl_denial", esc, peer,
+			moat__http_event("acl_denial", esc, peer,
 				   "security: acl denial: http user \"%s\" from "
 				   "%s: not an administrator (the ACL does not "
 				   "grant $SYS/#)",
@@ -232,7 +216,19 @@ static unsigned authorise(struct http_listener *l, struct MHD_Connection *c)
 		}
 	}
 	moat_security_unref(&sec);
-out:
+	return code;
+}
+
+/* Is the request from an administrator (HTTP Basic)?  0 when it may go
+ * on, or the status to answer (401, 403, 429). */
+static unsigned authorise(struct http_listener *l, struct MHD_Connection *c)
+{
+	char *pw = NULL;
+	char *user = MHD_basic_auth_get_username_password(c, &pw);
+	unsigned code = 401; /* no credentials: asked to log in */
+	if (user && pw && strlen(user) <= HTTP_MAX_CRED &&
+	    strlen(pw) <= HTTP_MAX_CRED)
+		code = moat__http_login(l, c, user, pw);
 	MHD_free(user);
 	MHD_free(pw);
 	return code;
@@ -256,16 +252,16 @@ static enum MHD_Result metrics(struct http_listener *l,
 			return rc;
 		}
 		if (code == 403)
-			return text(l, c, 403, "not an administrator\n");
+			return moat__http_text(l, c, 403, "not an administrator\n");
 		if (code)
-			return text(l, c, code, "too many failed logins: try "
+			return moat__http_text(l, c, code, "too many failed logins: try "
 						"again later\n");
 	}
 	char *body;
 	size_t len;
 	if (moat__metrics_render(l->b, &body, &len) != MOAT_OK)
-		return text(l, c, 500, "out of memory\n");
-	return respond(l, c, 200, "text/plain; version=0.0.4; charset=utf-8",
+		return moat__http_text(l, c, 500, "out of memory\n");
+	return moat__http_respond(l, c, 200, "text/plain; version=0.0.4; charset=utf-8",
 		    body, len, true);
 }
 
@@ -282,6 +278,61 @@ static bool path_ok(const char *url)
 	return true;
 }
 
+/* The body of a POST to the API, while it comes (bounded). */
+struct http_body {
+	size_t len;
+	char data[HTTP_API_BODY_MAX + 1];
+};
+
+static bool is_api(const char *url)
+{
+	return !strncmp(url, "/api/v1/", 8);
+}
+
+static enum MHD_Result route_get(struct http_listener *l,
+				 struct MHD_Connection *c, const char *url,
+				 const char *method)
+{
+	if (is_api(url))
+		return moat__api_handle(l, c, url, method, NULL, 0);
+	if (!strcmp(url, "/metrics"))
+		return metrics(l, c);
+	if (!strcmp(url, "/healthz"))
+		return moat__http_text(l, c, 200, "ok\n");
+	if (!strcmp(url, "/readyz")) {
+		struct moat_broker *b = l->b;
+		bool ready = b->started && !atomic_load(&b->stopping);
+		return ready ? moat__http_text(l, c, 200, "ready\n")
+			     : moat__http_text(l, c, 503, "not ready\n");
+	}
+	return moat__http_text(l, c, 404, "not found\n");
+}
+
+/* More of an API POST's body; answers once it is complete. */
+static enum MHD_Result take_body(struct http_listener *l,
+				 struct MHD_Connection *c, const char *url,
+				 const char *method, const char *upload,
+				 size_t *upload_size, void **state)
+{
+	struct http_body *hb = *state;
+	if (*upload_size) {
+		if (*upload_size > HTTP_API_BODY_MAX - hb->len) {
+			/* Answer now; the rest is never read. */
+			moat_free(hb);
+			*state = &request_seen;
+			*upload_size = 0;
+			return moat__http_text(l, c, 413, "request body too "
+							  "large\n");
+		}
+		memcpy(hb->data + hb->len, upload, *upload_size);
+		hb->len += *upload_size;
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	hb->data[hb->len] = '\0';
+	return moat__api_handle(l, c, url, method, hb->data, hb->len);
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c,
 			      const char *url, const char *method,
 			      const char *version, const char *upload,
@@ -289,35 +340,54 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c,
 {
 	struct http_listener *l = cls;
 	(void)version;
-	(void)upload;
-	/* Decide on the first call, before any body is read: nothing here
-	 * takes a body, so one is refused (and never buffered). */
-	if (*state == &request_seen && *upload_size) {
-		*upload_size = 0; /* discard; the answer is queued already */
+	/* Answered on the first call: a body that still comes is dropped
+	 * (never buffered). */
+	if (*state == &request_seen) {
+		*upload_size = 0;
 		return MHD_YES;
 	}
+	if (*state)
+		return take_body(l, c, url, method, upload, upload_size, state);
 	*state = &request_seen;
-	if (strcmp(method, "GET") && strcmp(method, "HEAD"))
-		return text(l, c, 405, "method not allowed: use GET\n");
+	bool post = !strcmp(method, "POST");
+	if (strcmp(method, "GET") && strcmp(method, "HEAD") &&
+	    !(post && is_api(url)))
+		return moat__http_text(l, c, 405, "method not allowed\n");
+	if (!path_ok(url))
+		return moat__http_text(l, c, 400, "bad path\n");
 	const char *clen = MHD_lookup_connection_value(
 		c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	const char *te = MHD_lookup_connection_value(
 		c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
-	if ((clen && strcmp(clen, "0")) || te)
-		return text(l, c, 413, "request body not accepted\n");
-	if (!path_ok(url))
-		return text(l, c, 400, "bad path\n");
-	if (!strcmp(url, "/metrics"))
-		return metrics(l, c);
-	if (!strcmp(url, "/healthz"))
-		return text(l, c, 200, "ok\n");
-	if (!strcmp(url, "/readyz")) {
-		struct moat_broker *b = l->b;
-		bool ready = b->started && !atomic_load(&b->stopping);
-		return ready ? text(l, c, 200, "ready\n")
-			     : text(l, c, 503, "not ready\n");
+	if (post) {
+		/* Only the API takes a body, of at most HTTP_API_BODY_MAX
+		 * bytes, with its length declared. */
+		char *end = NULL;
+		unsigned long long n = clen ? strtoull(clen, &end, 10) : 0;
+		if (te || !clen || *end || n > HTTP_API_BODY_MAX)
+			return moat__http_text(l, c, 413, "request body too "
+							  "large or of unknown "
+							  "length\n");
+		struct http_body *hb = moat_calloc(1, sizeof(*hb));
+		if (!hb)
+			return moat__http_text(l, c, 500, "out of memory\n");
+		*state = hb;
+		return MHD_YES;
 	}
-	return text(l, c, 404, "not found\n");
+	if ((clen && strcmp(clen, "0")) || te)
+		return moat__http_text(l, c, 413, "request body not accepted\n");
+	return route_get(l, c, url, method);
+}
+
+static void request_done(void *cls, struct MHD_Connection *c, void **state,
+			 enum MHD_RequestTerminationCode toe)
+{
+	(void)cls;
+	(void)c;
+	(void)toe;
+	if (*state && *state != &request_seen)
+		moat_free(*state);
+	*state = NULL;
 }
 
 /* Leave the URL as it came: no %XX decoding (see path_ok). */
@@ -366,6 +436,9 @@ int moat__http_bind(struct moat_broker *b)
 		return MOAT_OK;
 	b->http = moat_calloc(1, sizeof(*b->http) + n * sizeof(b->http->l[0]));
 	if (!b->http)
+		return MOAT_ENOMEM;
+	pthread_mutex_init(&b->http->api_lock, NULL);
+	if (moat__events_new(&b->http->events) != MOAT_OK)
 		return MOAT_ENOMEM;
 	for (size_t i = 0; i < b->cfg.nlisteners; i++) {
 		const struct moat_listener_cfg *lc = &b->cfg.listeners[i];
@@ -428,6 +501,7 @@ static int start_one(struct http_listener *l)
 		(unsigned)HTTP_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
 		(size_t)HTTP_REQUEST_MEMORY, MHD_OPTION_STRICT_FOR_CLIENT, 1,
 		MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL,
+		MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL,
 		MHD_OPTION_SIGPIPE_HANDLED_BY_APP, 1, MHD_OPTION_ARRAY,
 		tls_opts, MHD_OPTION_END);
 	if (!l->d) {
@@ -451,19 +525,32 @@ int moat__http_start(struct moat_broker *b)
 
 void moat__http_stop(struct moat_broker *b)
 {
-	if (!b->http)
-		return;
-	for (size_t i = 0; i < b->http->n; i++) {
+	for (size_t i = 0; b->http && i < b->http->n; i++) {
 		struct http_listener *l = &b->http->l[i];
 		if (l->d)
 			MHD_stop_daemon(l->d);
+		l->d = NULL;
 		if (l->fd >= 0)
 			close(l->fd);
+		l->fd = -1;
+	}
+}
+
+void moat__http_free(struct moat_broker *b)
+{
+	if (!b->http)
+		return;
+	moat__http_stop(b);
+	for (size_t i = 0; i < b->http->n; i++) {
+		struct http_listener *l = &b->http->l[i];
 		if (l->key)
 			OPENSSL_cleanse(l->key, strlen(l->key));
 		moat_free(l->key);
 		moat_free(l->cert);
 	}
+	moat__events_free(&b->http->events);
+	OPENSSL_cleanse(b->http->sessions, sizeof(b->http->sessions));
+	pthread_mutex_destroy(&b->http->api_lock);
 	MOAT_FREE(b->http);
 }
 

@@ -147,6 +147,14 @@ void moat_log_event(enum moat_log_level lvl, const char *event,
 		    const struct moat_log_field *f, size_t nf,
 		    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
+/* Also hand every event line (moat_log_event, at or above the log level)
+ * as its JSON text to hook(arg, event, json), whatever the format and
+ * destination; NULL removes it.  The hook runs on the logging thread and
+ * must not log. */
+typedef void (*moat_log_hook_fn)(void *arg, const char *event,
+				 const char *json);
+void moat_log_set_hook(moat_log_hook_fn hook, void *arg);
+
 /* Copy untrusted bytes into out (size outsz) with control characters and
  * non-ASCII escaped as \xNN, truncated with "..." if needed.  Returns out. */
 const char *moat_log_escape(const uint8_t *p, size_t len, char *out,

@@ -57,6 +57,16 @@ static enum moat_log_format sink_format = MOAT_LOG_TEXT;
 static enum moat_log_dest sink_dest = MOAT_LOG_STDERR;
 static int sink_fd = -1;
 static char sink_path[512];
+static moat_log_hook_fn sink_hook; /* under sink_lock */
+static void *sink_hook_arg;
+
+void moat_log_set_hook(moat_log_hook_fn hook, void *arg)
+{
+	pthread_rwlock_wrlock(&sink_lock);
+	sink_hook = hook;
+	sink_hook_arg = arg;
+	pthread_rwlock_unlock(&sink_lock);
+}
 
 static const int syslog_prio[] = {LOG_ERR, LOG_WARNING, LOG_NOTICE, LOG_INFO,
 				  LOG_DEBUG};
@@ -184,9 +194,13 @@ static void emit(enum moat_log_level lvl, const char *event,
 	char ts[64], line[2048];
 	timestamp(ts, sizeof(ts));
 	pthread_rwlock_rdlock(&sink_lock);
-	char *json = sink_format == MOAT_LOG_JSON
+	char *json = sink_format == MOAT_LOG_JSON || (event && sink_hook)
 			     ? json_line(ts, lvl, event, f, nf, msg)
 			     : NULL;
+	if (event && sink_hook && json)
+		sink_hook(sink_hook_arg, event, json);
+	if (sink_format != MOAT_LOG_JSON)
+		MOAT_FREE(json);
 	int fd = sink_dest == MOAT_LOG_FILE ? sink_fd : STDERR_FILENO;
 	if (sink_dest == MOAT_LOG_SYSLOG) {
 		syslog(syslog_prio[lvl], "%s", json ? json : msg);

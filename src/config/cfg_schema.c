@@ -33,8 +33,8 @@ const struct moat_cfg_directive moat__cfg_directives[] = {
 	 "With no listener, moatd listens on 127.0.0.1:1883 only."},
 	{"protocol", CFG_ENUM, LOFF(protocol), 0, 1, "mqtt",
 	 "(listener) What the listener above speaks: mqtt (MQTT over TCP, "
-	 "or TLS when certfile is set), or http (/metrics, /healthz and "
-	 "/readyz, docs/metrics.md; HTTPS when certfile is set; served by "
+	 "or TLS when certfile is set), or http (/metrics, /healthz, "
+	 "/readyz, docs/metrics.md, and the JSON API, docs/api.md; HTTPS when certfile is set; served by "
 	 "its own threads, never the MQTT workers). An http listener off "
 	 "loopback needs TLS, a password_file and an acl_file like any "
 	 "other, and then answers /metrics only to administrators (users "

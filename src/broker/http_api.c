@@ -1,0 +1,357 @@
+/* The JSON API under /api/v1/ (docs/api.md): logins of administrators,
+ * recent leak findings and security events, leak counts.
+ *
+ * Every endpoint but login needs a session: the token from a login, sent
+ * back as the moat_session cookie (HttpOnly, SameSite=Strict, Secure on
+ * HTTPS) or as "Authorization: Bearer TOKEN".  A POST authenticated by
+ * the cookie must carry the session's CSRF token in X-CSRF-Token (a
+ * browser sends cookies by itself, never that header).  The administrator
+ * right is checked again on every request against the current ACL, so a
+ * reload that withdraws it ends the sessions' use at once. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include "auth/acl.h"
+#include "http_int.h"
+#include "leak/leak.h"
+
+#define SESSION_IDLE_MS (30u * 60u * 1000u)
+#define SESSION_MAX_MS (8u * 3600u * 1000u)
+#define API_LIST_MAX 256
+
+struct api_ctx {
+	struct http_listener *l;
+	struct MHD_Connection *c;
+	struct api_session s; /* a copy of the caller's session */
+	bool by_cookie;
+};
+
+static enum MHD_Result send_json(struct api_ctx *x, unsigned code, json_t *o,
+				 const char *cookie)
+{
+	char *text = o ? json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+	json_decref(o);
+	if (!text)
+		return moat__http_text(x->l, x->c, 500, "out of memory\n");
+	return moat__http_respond_cookie(x->l, x->c, code, "application/json",
+					 text, strlen(text), true, cookie);
+}
+
+static enum MHD_Result error(struct api_ctx *x, unsigned code,
+			     const char *why)
+{
+	return send_json(x, code, json_pack("{s:s}", "error", why), NULL);
+}
+
+static void random_hex(char *out, size_t nbytes)
+{
+	unsigned char r[32];
+	static const char hex[] = "0123456789abcdef";
+	if (RAND_bytes(r, (int)nbytes) != 1)
+		abort(); /* no randomness: no safe token can be made */
+	for (size_t i = 0; i < nbytes; i++) {
+		out[2 * i] = hex[r[i] >> 4];
+		out[2 * i + 1] = hex[r[i] & 15];
+	}
+	out[2 * nbytes] = '\0';
+	OPENSSL_cleanse(r, sizeof(r));
+}
+
+static bool expired(const struct api_session *s, uint64_t now)
+{
+	return now - s->used_ms > SESSION_IDLE_MS ||
+	       now - s->created_ms > SESSION_MAX_MS;
+}
+
+/* A new session for user (the oldest is replaced when all are taken). */
+static void session_new(struct moat_http *h, const char *user,
+			struct api_session *out)
+{
+	uint64_t now = moat_now_ms();
+	pthread_mutex_lock(&h->api_lock);
+	struct api_session *pick = &h->sessions[0];
+	for (size_t i = 0; i < HTTP_API_SESSIONS; i++) {
+		struct api_session *s = &h->sessions[i];
+		if (!s->token[0] || expired(s, now)) {
+			pick = s;
+			break;
+		}
+		if (s->used_ms < pick->used_ms)
+			pick = s;
+	}
+	random_hex(pick->token, 32);
+	random_hex(pick->csrf, 32);
+	snprintf(pick->user, sizeof(pick->user), "%s", user);
+	pick->created_ms = pick->used_ms = now;
+	*out = *pick;
+	pthread_mutex_unlock(&h->api_lock);
+}
+
+/* Find the session of token (constant time per slot); refreshes it. */
+static bool session_find(struct moat_http *h, const char *token,
+			 struct api_session *out)
+{
+	bool found = false;
+	uint64_t now = moat_now_ms();
+	if (strlen(token) != 64)
+		return false;
+	pthread_mutex_lock(&h->api_lock);
+	for (size_t i = 0; i < HTTP_API_SESSIONS; i++) {
+		struct api_session *s = &h->sessions[i];
+		if (s->token[0] && !CRYPTO_memcmp(s->token, token, 64) &&
+		    !expired(s, now)) {
+			s->used_ms = now;
+			*out = *s;
+			found = true;
+		}
+	}
+	pthread_mutex_unlock(&h->api_lock);
+	return found;
+}
+
+static void session_end(struct moat_http *h, const char *token)
+{
+	pthread_mutex_lock(&h->api_lock);
+	for (size_t i = 0; i < HTTP_API_SESSIONS; i++)
+		if (!CRYPTO_memcmp(h->sessions[i].token, token, 65))
+			OPENSSL_cleanse(&h->sessions[i],
+					sizeof(h->sessions[i]));
+	pthread_mutex_unlock(&h->api_lock);
+}
+
+/* Is user still an administrator under the current ACL? */
+static bool still_admin(struct moat_broker *b, const char *user)
+{
+	pthread_mutex_lock(&b->sec_lock);
+	struct moat_security *sec = moat_security_ref(b->sec);
+	pthread_mutex_unlock(&b->sec_lock);
+	bool ok = sec->acl && moat_acl_allows(sec->acl, user, "", "$SYS/#", 6,
+					      MOAT_ACL_SUBSCRIBE);
+	moat_security_unref(&sec);
+	return ok;
+}
+
+/* The caller's session from the cookie or the bearer token. */
+static unsigned authenticate(struct api_ctx *x)
+{
+	const char *auth = MHD_lookup_connection_value(
+		x->c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+	const char *cookie = MHD_lookup_connection_value(x->c, MHD_COOKIE_KIND,
+							 "moat_session");
+	const char *token = NULL;
+	if (auth && !strncmp(auth, "Bearer ", 7))
+		token = auth + 7;
+	else if (cookie)
+		token = cookie;
+	x->by_cookie = token == cookie;
+	if (!token || !session_find(x->l->b->http, token, &x->s))
+		return 401;
+	if (!still_admin(x->l->b, x->s.user))
+		return 403;
+	return 0;
+}
+
+static enum MHD_Result login(struct api_ctx *x, const char *body, size_t len)
+{
+	const char *type = MHD_lookup_connection_value(
+		x->c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+	/* A cross-site form cannot send this type without a preflight. */
+	if (!type || strncmp(type, "application/json", 16))
+		return error(x, 415, "send the login as application/json");
+	json_error_t jerr;
+	json_t *o = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+	const char *user = NULL, *pw = NULL;
+	if (!o || json_unpack(o, "{s:s, s:s}", "user", &user, "password",
+			      &pw) || strlen(user) > 256 || strlen(pw) > 256) {
+		json_decref(o);
+		return error(x, 400, "expected {\"user\": ..., \"password\": "
+				     "...}");
+	}
+	unsigned code = moat__http_login(x->l, x->c, user, pw);
+	if (code) {
+		json_decref(o);
+		return error(x, code, code == 403 ? "not an administrator"
+				      : code == 429 ? "too many failed logins: "
+						      "try again later"
+						    : "bad user name or "
+						      "password");
+	}
+	struct api_session s;
+	session_new(x->l->b->http, user, &s);
+	char peer[MOAT_PEER_STRLEN], esc[300], cookie[200];
+	moat_log_escape((const uint8_t *)user, strlen(user), esc, sizeof(esc));
+	moat__http_event("api_login", esc, moat__http_peer(x->c, peer),
+			 "security: api login: http user \"%s\" from %s",
+			 esc, peer);
+	snprintf(cookie, sizeof(cookie),
+		 "moat_session=%s; Path=/api/v1/; Max-Age=%u; HttpOnly; "
+		 "SameSite=Strict%s",
+		 s.token, SESSION_MAX_MS / 1000u, x->l->tls ? "; Secure" : "");
+	json_t *r = json_pack("{s:s, s:s, s:s, s:i}", "user", user, "token",
+			      s.token, "csrf_token", s.csrf, "idle_timeout",
+			      (int)(SESSION_IDLE_MS / 1000u));
+	json_decref(o);
+	OPENSSL_cleanse(&s, sizeof(s));
+	return send_json(x, 200, r, cookie);
+}
+
+static enum MHD_Result logout(struct api_ctx *x)
+{
+	char peer[MOAT_PEER_STRLEN], esc[300];
+	session_end(x->l->b->http, x->s.token);
+	moat_log_escape((const uint8_t *)x->s.user, strlen(x->s.user), esc,
+			sizeof(esc));
+	moat__http_event("api_logout", esc, moat__http_peer(x->c, peer),
+			 "security: api logout: http user \"%s\" from %s", esc,
+			 peer);
+	return send_json(x, 200, json_pack("{s:b}", "ok", 1),
+			 "moat_session=; Path=/api/v1/; Max-Age=0; HttpOnly; "
+			 "SameSite=Strict");
+}
+
+/* ---- lists of recent events ------------------------------------------- */
+
+struct filter {
+	json_t *out;
+	const char *key[3];
+	const char *want[3];
+};
+
+static bool take_event(void *arg, const char *json)
+{
+	struct filter *f = arg;
+	json_t *o = json_loads(json, 0, NULL);
+	if (!o)
+		return false;
+	for (int i = 0; i < 3; i++) {
+		if (!f->want[i])
+			continue;
+		const char *v = json_string_value(json_object_get(o, f->key[i]));
+		if (!v || strcmp(v, f->want[i])) {
+			json_decref(o);
+			return false;
+		}
+	}
+	json_array_append_new(f->out, o);
+	return true;
+}
+
+/* A query argument, %-decoded into buf (the URL itself is never
+ * decoded: see path_ok in http.c); NULL when absent or too long. */
+static const char *arg(struct api_ctx *x, const char *name, char *buf,
+		       size_t sz)
+{
+	const char *v = MHD_lookup_connection_value(x->c,
+						    MHD_GET_ARGUMENT_KIND, name);
+	if (!v || strlen(v) >= sz)
+		return NULL;
+	snprintf(buf, sz, "%s", v);
+	MHD_http_unescape(buf);
+	return buf;
+}
+
+static size_t limit_arg(struct api_ctx *x)
+{
+	char buf[16];
+	const char *v = arg(x, "limit", buf, sizeof(buf));
+	long n = v ? strtol(v, NULL, 10) : 50;
+	return n < 1 ? 1 : n > API_LIST_MAX ? API_LIST_MAX : (size_t)n;
+}
+
+static enum MHD_Result list(struct api_ctx *x, struct moat_event_ring *r,
+			    const char *name, const char *const keys[3])
+{
+	char bufs[3][300];
+	struct filter f = {.out = json_array()};
+	for (int i = 0; i < 3 && keys[i]; i++) {
+		f.key[i] = keys[i];
+		f.want[i] = arg(x, keys[i], bufs[i], sizeof(bufs[i]));
+	}
+	if (!f.out)
+		return error(x, 500, "out of memory");
+	moat__events_recent(r, limit_arg(x), take_event, &f);
+	return send_json(x, 200, json_pack("{s:o}", name, f.out), NULL);
+}
+
+static enum MHD_Result leak_counts(struct api_ctx *x)
+{
+	static const char *const action[4] = {"log", "alert", "redact",
+					      "block"};
+	struct moat_broker *b = x->l->b;
+	json_t *cats = json_object();
+	for (unsigned c = 0; cats && c < MOAT_LEAK_CATEGORY_COUNT; c++) {
+		json_t *one = json_object();
+		for (unsigned a = 0; one && a < 4; a++)
+			json_object_set_new(
+				one, action[a],
+				json_integer((json_int_t)MOAT_WSTAT_SUM(
+					b, leaks[c][a])));
+		json_object_set_new(
+			cats, moat_leak_category_name((enum moat_leak_category)c),
+			one);
+	}
+	return send_json(
+		x, 200,
+		json_pack("{s:o, s:{s:I, s:I}}", "categories", cats, "messages",
+			  "redacted",
+			  (json_int_t)MOAT_STAT_GET(b, leaks_redacted), "blocked",
+			  (json_int_t)MOAT_STAT_GET(b, leaks_blocked)),
+		NULL);
+}
+
+enum MHD_Result moat__api_handle(struct http_listener *l,
+				 struct MHD_Connection *c, const char *url,
+				 const char *method, const char *body,
+				 size_t len)
+{
+	static const char *const leak_keys[3] = {"category", "client_id",
+						 "topic"};
+	static const char *const sec_keys[3] = {"event", NULL, NULL};
+	struct api_ctx x = {.l = l, .c = c};
+	const char *path = url + strlen("/api/v1");
+	bool post = !strcmp(method, "POST");
+	if (!strcmp(path, "/login"))
+		return post ? login(&x, body, len)
+			    : error(&x, 405, "log in with POST");
+	unsigned code = authenticate(&x);
+	if (code)
+		return error(&x, code, code == 401 ? "log in first"
+						   : "not an administrator");
+	enum MHD_Result rc;
+	if (post && x.by_cookie) {
+		const char *t = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+							    "X-CSRF-Token");
+		if (!t || strlen(t) != 64 || CRYPTO_memcmp(t, x.s.csrf, 64)) {
+			rc = error(&x, 403, "missing or wrong X-CSRF-Token");
+			goto out;
+		}
+	}
+	if (!strcmp(path, "/logout") && post)
+		rc = logout(&x);
+	else if (post)
+		rc = error(&x, 405, "not a POST endpoint");
+	else if (!strcmp(path, "/whoami"))
+		rc = send_json(&x, 200,
+			       json_pack("{s:s, s:s}", "user", x.s.user,
+					 "auth", x.by_cookie ? "cookie"
+							     : "bearer"),
+			       NULL);
+	else if (!strcmp(path, "/leaks"))
+		rc = list(&x, &l->b->http->events->leaks, "findings",
+			  leak_keys);
+	else if (!strcmp(path, "/leaks/counts"))
+		rc = leak_counts(&x);
+	else if (!strcmp(path, "/security-events"))
+		rc = list(&x, &l->b->http->events->security, "events",
+			  sec_keys);
+	else
+		rc = error(&x, 404, "no such endpoint");
+out:
+	OPENSSL_cleanse(&x.s, sizeof(x.s));
+	return rc;
+}
