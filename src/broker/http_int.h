@@ -1,5 +1,6 @@
-/* Internal to the http listeners: http.c (daemons, routing, metrics,
- * logins), http_api.c (the JSON API) and events.c (recent events). */
+/* Internal to the http listeners: http.c (daemons, routing, /metrics and
+ * the probes), http_common.c (responses, logins, events), http_api.c (the
+ * JSON API) and events.c (recent events). */
 #ifndef MOAT_HTTP_INT_H
 #define MOAT_HTTP_INT_H
 
@@ -30,7 +31,7 @@ void moat__events_free(struct moat_events **e);
 size_t moat__events_recent(struct moat_event_ring *r, size_t max,
 			   bool (*each)(void *, const char *), void *arg);
 
-/* ---- the listeners (http.c) ------------------------------------------- */
+/* ---- the listeners (http.c, http_common.c) ------------------------------------------- */
 struct http_listener {
 	struct moat_broker *b;
 	size_t idx; /* in the configuration */
@@ -64,6 +65,8 @@ struct moat_http {
 	struct http_listener l[];
 };
 
+/* Count a response by status (moat_http_responses_total). */
+void moat__http_count(struct moat_http *h, unsigned code);
 /* Queue a response.  owned: body is moat_malloc'd and handed over;
  * otherwise it is copied. */
 enum MHD_Result moat__http_respond(struct http_listener *l,
