@@ -274,6 +274,7 @@ void moat_broker_free(struct moat_broker *b)
 	for (unsigned i = 0; b->workers && i < b->nworkers; i++) {
 		release_batch(&b->workers[i].inbox);
 		release_batch(&b->workers[i].draining);
+		moat__admin_cancel(&b->workers[i]);
 	}
 	/* Sessions end here without leaving the store: they are restored
 	 * at the next start. */

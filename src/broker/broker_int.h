@@ -612,6 +612,34 @@ struct moat_wstats {
 
 #define MOAT_WSTAT_ADD(w, field, v) MOAT_SW_ADD((w)->st.field, (v))
 
+/* ---- administrators' requests (admin.c) -----------------------------------
+ * Carried out by the worker that owns what they touch (docs/api.md). */
+enum moat_admin_kind {
+	MOAT_ADMIN_CLIENTS,        /* list connected clients (every worker) */
+	MOAT_ADMIN_SESSIONS,       /* list sessions (every worker) */
+	MOAT_ADMIN_DISCONNECT,     /* a client id's connection */
+	MOAT_ADMIN_DELETE_SESSION, /* a client id's session (and connection) */
+	MOAT_ADMIN_CLEAR_RETAINED, /* a topic's retained message */
+};
+#define MOAT_ADMIN_ARG_MAX 65535
+
+struct moat_admin_node;
+struct moat_admin_result {
+	struct json_t *items; /* lists: entries (caller json_decref) */
+	size_t total;         /* lists: entries there were in all */
+	bool found;           /* actions: the client or session existed */
+};
+/* From a thread that is no worker: run a request and wait for it (a few
+ * seconds at most).  MOAT_OK, MOAT_EAGAIN when the workers did not answer
+ * in time, MOAT_ENOMEM, MOAT_EINVAL (arg too long). */
+int moat__admin_request(struct moat_broker *b, enum moat_admin_kind kind,
+			const char *arg, size_t limit,
+			struct moat_admin_result *out);
+/* Worker side: carry out the requests taken from w->admin. */
+void moat__admin_run(struct moat_worker *w, struct moat_admin_node *list);
+/* Teardown (workers stopped): answer what is left unanswered. */
+void moat__admin_cancel(struct moat_worker *w);
+
 struct moat_worker {
 	uint8_t ev_kind; /* EV_INBOX (the eventfd); must stay first */
 	struct moat_broker *b;
@@ -630,6 +658,7 @@ struct moat_worker {
 	pthread_mutex_t inbox_lock;
 	struct moat_inbox_batch inbox;   /* filled by other threads */
 	struct moat_inbox_batch draining; /* swapped in by the owner */
+	struct moat_admin_node *admin;    /* requests (admin.c), inbox_lock */
 
 	/* Per-destination batches built while routing, flushed after. */
 	struct moat_inbox_batch *outbox;

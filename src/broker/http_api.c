@@ -18,6 +18,7 @@
 
 #include "auth/acl.h"
 #include "http_int.h"
+#include "codec/mqtt_codec.h"
 #include "leak/leak.h"
 
 #define SESSION_IDLE_MS (30u * 60u * 1000u)
@@ -156,18 +157,34 @@ static unsigned authenticate(struct api_ctx *x)
 	return 0;
 }
 
-static enum MHD_Result login(struct api_ctx *x, const char *body, size_t len)
+/* The JSON object of a POST body: 0, or the status to answer (415: not
+ * application/json, which a cross-site form cannot send without a
+ * preflight; 400: not a JSON object). */
+static unsigned body_json(struct api_ctx *x, const char *body, size_t len,
+			  json_t **out)
 {
 	const char *type = MHD_lookup_connection_value(
 		x->c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-	/* A cross-site form cannot send this type without a preflight. */
-	if (!type || strncmp(type, "application/json", 16))
-		return error(x, 415, "send the login as application/json");
 	json_error_t jerr;
-	json_t *o = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+	*out = NULL;
+	if (!type || strncmp(type, "application/json", 16))
+		return 415;
+	*out = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES,
+			  &jerr);
+	return *out && json_is_object(*out) ? 0 : 400;
+}
+
+static enum MHD_Result login(struct api_ctx *x, const char *body, size_t len)
+{
+	json_t *o;
 	const char *user = NULL, *pw = NULL;
-	if (!o || json_unpack(o, "{s:s, s:s}", "user", &user, "password",
-			      &pw) || strlen(user) > 256 || strlen(pw) > 256) {
+	unsigned bad = body_json(x, body, len, &o);
+	if (bad == 415) {
+		json_decref(o);
+		return error(x, 415, "send the login as application/json");
+	}
+	if (bad || json_unpack(o, "{s:s, s:s}", "user", &user, "password",
+			       &pw) || strlen(user) > 256 || strlen(pw) > 256) {
 		json_decref(o);
 		return error(x, 400, "expected {\"user\": ..., \"password\": "
 				     "...}");
@@ -304,6 +321,92 @@ static enum MHD_Result leak_counts(struct api_ctx *x)
 		NULL);
 }
 
+/* ---- clients, sessions, admin actions (admin.c) ------------------------- */
+
+static enum MHD_Result admin_list(struct api_ctx *x, enum moat_admin_kind k,
+				  const char *name)
+{
+	char buf[16];
+	const char *v = arg(x, "limit", buf, sizeof(buf));
+	long n = v ? strtol(v, NULL, 10) : 100;
+	size_t limit = n < 1 ? 1 : n > 1000 ? 1000 : (size_t)n;
+	struct moat_admin_result res;
+	int rc = moat__admin_request(x->l->b, k, NULL, limit, &res);
+	if (rc != MOAT_OK) {
+		json_decref(res.items);
+		return error(x, rc == MOAT_EAGAIN ? 503 : 500,
+			     rc == MOAT_EAGAIN ? "the workers did not answer "
+						 "in time"
+					       : "out of memory");
+	}
+	return send_json(x, 200,
+			 json_pack("{s:o, s:I, s:b}", name, res.items, "total",
+				   (json_int_t)res.total, "truncated",
+				   res.total > limit),
+			 NULL);
+}
+
+/* An admin action: {"client_id": ...} or {"topic": ...}; logged. */
+static enum MHD_Result admin_action(struct api_ctx *x, enum moat_admin_kind k,
+				    const char *body, size_t len)
+{
+	static const char *const names[] = {
+		[MOAT_ADMIN_DISCONNECT] = "disconnect client",
+		[MOAT_ADMIN_DELETE_SESSION] = "delete session",
+		[MOAT_ADMIN_CLEAR_RETAINED] = "clear retained message",
+	};
+	const char *key = k == MOAT_ADMIN_CLEAR_RETAINED ? "topic"
+							 : "client_id";
+	json_t *o;
+	const char *val = NULL;
+	unsigned bad = body_json(x, body, len, &o);
+	if (!bad && (json_unpack(o, "{s:s}", key, &val) || !val[0]))
+		bad = 400;
+	if (!bad && k == MOAT_ADMIN_CLEAR_RETAINED &&
+	    (!moat_topic_name_valid((const uint8_t *)val, strlen(val)) ||
+	     moat_topic_is_sys((const uint8_t *)val, strlen(val))))
+		bad = 400;
+	if (bad) {
+		json_decref(o);
+		return error(x, bad, bad == 415 ? "send application/json"
+						: k == MOAT_ADMIN_CLEAR_RETAINED
+						? "expected {\"topic\": a topic "
+						  "name, not $SYS}"
+						: "expected {\"client_id\": ...}");
+	}
+	struct moat_admin_result res;
+	int rc = moat__admin_request(x->l->b, k, val, 0, &res);
+	json_decref(res.items);
+	char peer[MOAT_PEER_STRLEN], esc[300], what[200];
+	moat_log_escape((const uint8_t *)x->s.user, strlen(x->s.user), esc,
+			sizeof(esc));
+	moat_log_escape((const uint8_t *)val, strlen(val), what, sizeof(what));
+	const char *result = rc != MOAT_OK ? "failed"
+			     : res.found  ? "done"
+					  : "not found";
+	const struct moat_log_field f[] = {
+		MOAT_LF_STR("protocol", "http"),
+		MOAT_LF_STR("user", esc),
+		MOAT_LF_STR("peer", moat__http_peer(x->c, peer)),
+		MOAT_LF_STR("action", names[k]),
+		MOAT_LF_STR(key, what),
+		MOAT_LF_STR("result", result),
+	};
+	moat_log_event(MOAT_LOG_NOTICE, "admin_action", f, MOAT_ARRAY_LEN(f),
+		       "security: admin action: http user \"%s\" from %s: %s "
+		       "%s \"%s\": %s",
+		       esc, peer, names[k], key, what, result);
+	json_decref(o);
+	if (rc != MOAT_OK)
+		return error(x, rc == MOAT_EAGAIN ? 503 : 500,
+			     "not carried out");
+	if (!res.found)
+		return error(x, 404, k == MOAT_ADMIN_DISCONNECT
+					     ? "no such client connected"
+					     : "no such session");
+	return send_json(x, 200, json_pack("{s:b}", "ok", 1), NULL);
+}
+
 enum MHD_Result moat__api_handle(struct http_listener *l,
 				 struct MHD_Connection *c, const char *url,
 				 const char *method, const char *body,
@@ -333,6 +436,12 @@ enum MHD_Result moat__api_handle(struct http_listener *l,
 	}
 	if (!strcmp(path, "/logout") && post)
 		rc = logout(&x);
+	else if (!strcmp(path, "/clients/disconnect") && post)
+		rc = admin_action(&x, MOAT_ADMIN_DISCONNECT, body, len);
+	else if (!strcmp(path, "/sessions/delete") && post)
+		rc = admin_action(&x, MOAT_ADMIN_DELETE_SESSION, body, len);
+	else if (!strcmp(path, "/retained/clear") && post)
+		rc = admin_action(&x, MOAT_ADMIN_CLEAR_RETAINED, body, len);
 	else if (post)
 		rc = error(&x, 405, "not a POST endpoint");
 	else if (!strcmp(path, "/whoami"))
@@ -346,6 +455,10 @@ enum MHD_Result moat__api_handle(struct http_listener *l,
 			  leak_keys);
 	else if (!strcmp(path, "/leaks/counts"))
 		rc = leak_counts(&x);
+	else if (!strcmp(path, "/clients"))
+		rc = admin_list(&x, MOAT_ADMIN_CLIENTS, "clients");
+	else if (!strcmp(path, "/sessions"))
+		rc = admin_list(&x, MOAT_ADMIN_SESSIONS, "sessions");
 	else if (!strcmp(path, "/security-events"))
 		rc = list(&x, &l->b->http->events->security, "events",
 			  sec_keys);

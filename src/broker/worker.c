@@ -227,9 +227,12 @@ static void drain_inbox(struct moat_worker *w)
 	struct moat_inbox_batch tmp = w->inbox;
 	w->inbox = w->draining;
 	w->draining = tmp;
+	struct moat_admin_node *admin = w->admin;
+	w->admin = NULL;
 	pthread_mutex_unlock(&w->inbox_lock);
 	/* The store may have woken us: output waiting for it can go. */
 	moat__store_release(w);
+	moat__admin_run(w, admin);
 	for (size_t i = 0; i < w->draining.n; i++) {
 		struct moat_inbox_item *it = &w->draining.v[i];
 		if (it->kind == INBOX_ADOPT)

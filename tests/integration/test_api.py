@@ -7,7 +7,10 @@ import os
 import ssl
 import subprocess
 import tempfile
+import threading
 import unittest
+
+import paho.mqtt.client as mqtt
 
 from moat_harness import Broker, password_file_text, wait_for
 from test_metrics import get, http_port, raw_http
@@ -37,7 +40,8 @@ def api_json(resp):
     return status, headers, json.loads(body) if body else None
 
 
-class ApiTests(unittest.TestCase):
+class ApiBase(unittest.TestCase):
+    """A broker with an admin, a user, and an http listener."""
     @classmethod
     def setUpClass(cls):
         cls.broker = Broker(CONFIG, files=FILES).start()
@@ -66,6 +70,9 @@ class ApiTests(unittest.TestCase):
 
     def bearer(self, token):
         return {"Authorization": "Bearer " + token}
+
+
+class ApiTests(ApiBase):
 
     def test_no_access_without_login(self):
         for path in ("/api/v1/leaks", "/api/v1/leaks/counts",
@@ -194,6 +201,122 @@ class ApiTests(unittest.TestCase):
         finally:
             self.broker.write("acl", FILES["acl"])
             self.assertTrue(self.broker.reload())
+
+
+class AdminTests(ApiBase):
+    """Lists of clients and sessions, and the admin actions."""
+
+    def act(self, auth, path, body):
+        return api_json(post(self.http, path, body, headers=auth))
+
+    def client(self, cid, **kw):
+        done = threading.Event()
+        c = mqtt.Client(client_id=cid, protocol=mqtt.MQTTv5, **kw)
+        c.username_pw_set("bob", BOB_PW)
+        reasons = []
+
+        def on_disconnect(client, userdata, rc, props=None):
+            reasons.append(rc)
+            done.set()
+        c.on_disconnect = on_disconnect
+        c.on_connect = lambda *a: done.set()
+        c.connect("127.0.0.1", self.broker.port, clean_start=False,
+                  properties=session_props())
+        c.loop_start()
+        self.assertTrue(done.wait(TIMEOUT))
+        done.clear()
+        return c, done, reasons
+
+    def test_clients_sessions_disconnect_delete(self):
+        _, _, body = self.login()
+        auth = self.bearer(body["token"])
+        c, done, reasons = self.client("bob-admin-test")
+        try:
+            c.subscribe("bob/a", qos=1)
+            status, _, lst = api_json(get(self.http, "/api/v1/clients",
+                                          headers=auth))
+            self.assertEqual(status, 200)
+            mine = [e for e in lst["clients"]
+                    if e["client_id"] == "bob-admin-test"]
+            self.assertEqual(len(mine), 1, lst)
+            e = mine[0]
+            self.assertEqual((e["user"], e["protocol"], e["version"]),
+                             ("bob", "mqtt", "5.0"))
+            self.assertTrue(e["address"].startswith("127.0.0.1:"))
+            self.assertRegex(e["connected_since"], r"^\d{4}-\d\d-\d\dT")
+            self.assertTrue(wait_for(lambda: [
+                x for x in api_json(get(self.http, "/api/v1/clients",
+                                        headers=auth))[2]["clients"]
+                if x["client_id"] == "bob-admin-test" and
+                x["subscriptions"] == 1], TIMEOUT))
+            self.assertEqual(self.act(auth, "/api/v1/clients/disconnect",
+                                      {"client_id": "bob-admin-test"})[0],
+                             200)
+            self.assertTrue(done.wait(TIMEOUT))
+            self.assertEqual(reasons, [0x98])  # Administrative action
+        finally:
+            c.loop_stop()
+        # The session stays (persistent), offline.
+        sessions = api_json(get(self.http, "/api/v1/sessions?limit=1000",
+                                headers=auth))[2]["sessions"]
+        s = [x for x in sessions if x["client_id"] == "bob-admin-test"][0]
+        self.assertEqual((s["connected"], s["owner"], s["subscriptions"]),
+                         (False, "bob", 1))
+        self.assertEqual(self.act(auth, "/api/v1/clients/disconnect",
+                                  {"client_id": "bob-admin-test"})[0], 404)
+        self.assertEqual(self.act(auth, "/api/v1/sessions/delete",
+                                  {"client_id": "bob-admin-test"})[0], 200)
+        self.assertEqual(self.act(auth, "/api/v1/sessions/delete",
+                                  {"client_id": "bob-admin-test"})[0], 404)
+        self.assertEqual(self.act(auth, "/api/v1/sessions/delete",
+                                  {"nope": 1})[0], 400)
+        events = api_json(get(self.http,
+                              "/api/v1/security-events?event=admin_action",
+                              headers=auth))[2]["events"]
+        self.assertTrue(any(x["action"] == "delete session" and
+                            x["result"] == "done" and x["user"] == "admin"
+                            for x in events), events)
+
+    def test_clear_retained(self):
+        _, _, body = self.login()
+        auth = self.bearer(body["token"])
+        pub = subprocess.run(["mosquitto_pub", "-p", str(self.broker.port),
+                              "-u", "bob", "-P", BOB_PW, "-t", "bob/kept",
+                              "-r", "-m", "old"], capture_output=True,
+                             timeout=TIMEOUT)
+        self.assertEqual(pub.returncode, 0)
+
+        def retained():
+            r = subprocess.run(["mosquitto_sub", "-p", str(self.broker.port),
+                                "-u", "bob", "-P", BOB_PW, "-t", "bob/kept",
+                                "-W", "1", "-C", "1"], capture_output=True,
+                               text=True, timeout=TIMEOUT)
+            return r.stdout.strip()
+        self.assertEqual(retained(), "old")
+        self.assertEqual(self.act(auth, "/api/v1/retained/clear",
+                                  {"topic": "bob/kept"})[0], 200)
+        self.assertEqual(retained(), "")
+        for bad in ("bob/+", "$SYS/broker/version", ""):
+            self.assertEqual(self.act(auth, "/api/v1/retained/clear",
+                                      {"topic": bad})[0], 400, bad)
+
+    def test_actions_need_csrf_with_cookie(self):
+        _, _, body = self.login()
+        cookie = {"Cookie": "moat_session=" + body["token"]}
+        self.assertEqual(self.act(cookie, "/api/v1/sessions/delete",
+                                  {"client_id": "x"})[0], 403)
+        self.assertEqual(self.act(dict(cookie, **{
+            "X-CSRF-Token": body["csrf_token"]}), "/api/v1/sessions/delete",
+            {"client_id": "x"})[0], 404)
+        self.assertEqual(get(self.http, "/api/v1/clients")[0], 401)
+
+
+def session_props():
+    from paho.mqtt.properties import Properties
+    from paho.mqtt.packettypes import PacketTypes
+    p = Properties(PacketTypes.CONNECT)
+    p.SessionExpiryInterval = 3600
+    return p
 
 
 class ApiTlsTests(unittest.TestCase):
