@@ -7,7 +7,8 @@ BUILD="build-essential cmake pkg-config libssl-dev openssl libargon2-dev \
 libpwquality-dev cracklib-runtime libsqlite3-dev libvectorscan-dev \
 libmicrohttpd-dev libjansson-dev"
 TEST="libcmocka-dev iproute2 mosquitto-clients mosquitto python3 python3-paho-mqtt \
-libcoap3-bin clang libclang-rt-14-dev prometheus"
+libcoap3-bin clang libclang-rt-14-dev prometheus chromium chromium-driver \
+python3-selenium"
 
 case "${1:-all}" in
 build) PKGS="$BUILD" ;;

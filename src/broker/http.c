@@ -1,5 +1,5 @@
-/* protocol http listeners: /metrics, /healthz, /readyz and the JSON API
- * (http_api.c) on libmicrohttpd.
+/* protocol http listeners: /metrics, /healthz, /readyz, the JSON API
+ * (http_api.c) and the leak console (console.c) on libmicrohttpd.
  *
  * Each http listener is one libmicrohttpd daemon with its own small
  * thread pool, polling its own sockets: a slow or hostile HTTP client
@@ -109,6 +109,8 @@ static enum MHD_Result route_get(struct http_listener *l,
 {
 	if (is_api(url))
 		return moat__api_handle(l, c, url, method, NULL, 0);
+	if (moat__console_path(url))
+		return moat__console_serve(l, c, url);
 	if (!strcmp(url, "/metrics"))
 		return metrics(l, c);
 	if (!strcmp(url, "/healthz"))

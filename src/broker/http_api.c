@@ -446,9 +446,10 @@ enum MHD_Result moat__api_handle(struct http_listener *l,
 		rc = error(&x, 405, "not a POST endpoint");
 	else if (!strcmp(path, "/whoami"))
 		rc = send_json(&x, 200,
-			       json_pack("{s:s, s:s}", "user", x.s.user,
+			       json_pack("{s:s, s:s, s:s}", "user", x.s.user,
 					 "auth", x.by_cookie ? "cookie"
-							     : "bearer"),
+							     : "bearer",
+					 "csrf_token", x.s.csrf),
 			       NULL);
 	else if (!strcmp(path, "/leaks"))
 		rc = list(&x, &l->b->http->events->leaks, "findings",

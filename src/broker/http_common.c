@@ -56,9 +56,6 @@ enum MHD_Result moat__http_respond_cookie(struct http_listener *l,
 	MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
 	if (code == 405)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
-	if (code == 401)
-		MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
-					"Basic realm=\"moat\", charset=\"UTF-8\"");
 	if (code == 429)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
 	if (cookie)

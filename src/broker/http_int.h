@@ -93,6 +93,11 @@ unsigned moat__http_login(struct http_listener *l, struct MHD_Connection *c,
 void moat__http_event(const char *event, const char *user, const char *peer,
 		      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
+/* ---- the leak console (console.c) ------------------------------------- */
+bool moat__console_path(const char *url);
+enum MHD_Result moat__console_serve(struct http_listener *l,
+				    struct MHD_Connection *c, const char *url);
+
 /* ---- the JSON API (http_api.c) ---------------------------------------- */
 #define HTTP_API_BODY_MAX 1024 /* a login is all that has a body */
 

@@ -97,8 +97,9 @@ class ApiTests(ApiBase):
         self.assertNotIn("Secure", cookie)  # plain HTTP on loopback
         status, _, who = api_json(get(self.http, "/api/v1/whoami",
                                       headers=self.bearer(body["token"])))
-        self.assertEqual((status, who), (200, {"user": "admin",
-                                               "auth": "bearer"}))
+        self.assertEqual((status, who["user"], who["auth"]),
+                         (200, "admin", "bearer"))
+        self.assertEqual(who["csrf_token"], body["csrf_token"])
         status, _, who = api_json(get(self.http, "/api/v1/whoami", headers={
             "Cookie": "moat_session=" + body["token"]}))
         self.assertEqual((status, who["auth"]), (200, "cookie"))
