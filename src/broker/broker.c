@@ -126,7 +126,8 @@ int moat_broker_new(const struct moat_config *cfg, struct moat_broker **out)
 	fit_connections_to_fd_limit(&b->cfg, false);
 	if (pthread_mutex_init(&b->sec_lock, NULL) != 0 ||
 	    moat_guard_init(&b->guard, 8192) != MOAT_OK ||
-	    moat_iptab_init(&b->iptab, 4096) != MOAT_OK) {
+	    moat_iptab_init(&b->iptab, 4096) != MOAT_OK ||
+	    moat_iptab_init(&b->usertab, 4096) != MOAT_OK) {
 		rc = MOAT_ENOMEM;
 		goto fail;
 	}
@@ -248,6 +249,7 @@ static void teardown_worker(struct moat_worker *w)
 		moat_conn_free(c);
 	}
 	moat__linger_teardown(w);
+	moat__worker_drop_held(w);
 	for (size_t i = 0; i < w->nbuckets; i++)
 		while (w->sessions[i])
 			moat_session_destroy(w->sessions[i]);
@@ -312,6 +314,7 @@ void moat_broker_free(struct moat_broker *b)
 	moat_security_unref(&b->sec);
 	moat_guard_cleanup(&b->guard);
 	moat_iptab_cleanup(&b->iptab);
+	moat_iptab_cleanup(&b->usertab);
 	pthread_mutex_destroy(&b->sec_lock);
 	moat_free(b);
 }

@@ -431,6 +431,7 @@ struct moat_conn {
 	uint16_t keepalive; /* seconds; 0 = none */
 	bool tls_write_wants_read; /* SSL_write needs the socket readable */
 	bool ip_counted;           /* counted in the broker's iptab */
+	bool user_counted;         /* counted in the broker's usertab */
 	bool authenticated;        /* username is verified (else anonymous) */
 	bool auth_by_cert;         /* ... by its client certificate */
 	bool auth_ok;              /* the auth thread's verdict (AUTH_DONE) */
@@ -589,6 +590,7 @@ enum moat_limit_kind {
 	MOAT_LIMIT_PUBLISH_RATE,    /* max_publish_rate */
 	MOAT_LIMIT_AUTH_BACKOFF,    /* auth_backoff_*: a login refused */
 	MOAT_LIMIT_LOGIN_QUEUE,     /* too many logins waiting for a check */
+	MOAT_LIMIT_CONNS_PER_USER,  /* max_connections_per_user */
 	MOAT_LIMIT_N
 };
 
@@ -668,6 +670,8 @@ struct moat_worker {
 	struct moat_conn *dirty; /* connections with output to flush */
 	struct moat_conn *closed; /* to free at the end of the loop turn */
 	struct moat_linger *lingering; /* closing sockets (linger.c) */
+	struct moat_conn *held, *held_tail; /* waiting for an accept token */
+	size_t nheld;
 	size_t nlingering;
 	struct moat_msg **wills;  /* wills to publish at a safe point */
 	size_t nwills, wills_cap;
@@ -770,12 +774,12 @@ struct moat_listener {
 };
 
 /* Password checks run by auth threads (authq.c). */
-struct moat_auth_job;
+struct moat_auth_flow;
 struct moat_authq {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	struct moat_auth_job *head, *tail;
-	size_t len;
+	struct moat_auth_flow *flows, *flows_tail; /* round robin */
+	size_t len; /* checks waiting */
 	bool stopping, initialised;
 	pthread_t *threads;
 	unsigned nthreads;
@@ -784,10 +788,11 @@ struct moat_authq {
 int moat_authq_start(struct moat_authq *q, unsigned nthreads);
 void moat_authq_stop(struct moat_authq *q);
 /* Queue a check of user/pw for c (on c's worker, with its security
- * state).  MOAT_ELIMIT when the queue is full. */
+ * state); ip is its address as the login back-off keys it.  MOAT_ELIMIT
+ * when the queue is full. */
 int moat_authq_submit(struct moat_authq *q, struct moat_conn *c,
-		      const uint8_t *user, size_t ulen, const uint8_t *pw,
-		      size_t pwlen);
+		      const char *ip, const uint8_t *user, size_t ulen,
+		      const uint8_t *pw, size_t pwlen);
 
 struct moat_broker {
 	struct moat_authq authq;
@@ -796,7 +801,8 @@ struct moat_broker {
 	struct moat_security *sec; /* the newest; guarded by sec_lock */
 	atomic_uint_fast64_t sec_gen;
 	struct moat_guard guard;
-	struct moat_iptab iptab;
+	struct moat_iptab iptab;   /* connections not yet authenticated */
+	struct moat_iptab usertab; /* authenticated connections per user */
 	uint64_t memory_auto; /* the budget when memory_limit is 0 */
 	struct moat_listener *listeners;
 	size_t nlisteners;
@@ -865,6 +871,10 @@ void moat__worker_sync_security(struct moat_worker *w);
  * MOAT_OK (c->username set when verified), MOAT_EAGAIN when back-off
  * parked the connection (the CONNECT stays buffered), or MOAT_EDENIED
  * with *v3rc, *v5rc and *why for the refusal. */
+/* Close the connections still held for an accept token (teardown). */
+void moat__worker_drop_held(struct moat_worker *w);
+/* An authenticated connection leaves the per-user count (at close). */
+void moat__uncount_user(struct moat_conn *c);
 int moat__authenticate(struct moat_conn *c, const struct moat_mqtt_connect *cn,
 		       const uint8_t *id, size_t idlen, uint8_t *v3rc,
 		       uint8_t *v5rc, const char **why);

@@ -308,6 +308,7 @@ void moat_conn_close(struct moat_conn *c, const char *why)
 	c->state = CONN_CLOSED;
 	moat_conn_detach(c);
 	close_socket(c);
+	moat__uncount_user(c);
 	moat__store_ungate(c);
 	c->next = w->closed;
 	w->closed = c;
@@ -588,7 +589,7 @@ static int dispatch(struct moat_conn *c, uint8_t tf, const uint8_t *body,
 		return moat_conn_send(c, pkt, 2);
 	case MQTT_DISCONNECT:
 		return handle_disconnect(c, body, len);
-	case 15: /* AUTH: no enhanced authentication was started */
+	case MQTT_AUTH: /* no enhanced authentication was started */
 	default:
 		return MOAT_EPROTO; /* server-to-client packet types */
 	}

@@ -27,6 +27,10 @@ struct moat_guard_slot {
 #define LEASE_MS 30000
 /* Retry delay for an attempt held back by MAX_INFLIGHT. */
 #define BUSY_WAIT_MS 100
+/* An address with this many failed logins on record is paced; the
+ * record fades after a quiet spell this long. */
+#define PACE_AFTER 10
+#define PACE_FORGET_MS 600000u
 
 static uint64_t hash_key(uint64_t seed, char kind, const char *s)
 {
@@ -123,14 +127,33 @@ static void age(struct moat_guard_slot *s, uint64_t now, uint64_t max)
 		s->inflight = 0;
 }
 
+/* The keys of an attempt: [0] the (address, user name) pair - or the
+ * address alone for an attempt without a user name - and [1] the user
+ * name.  Admission and back-off look at these; the address alone ([2])
+ * only records failures, for pacing (moat_guard_pace). */
+static void attempt_keys(const struct moat_guard *g, const char *ip,
+			 const char *user, uint64_t keys[3])
+{
+	keys[0] = hash_key(g->seed, 'i', ip);
+	keys[1] = user ? hash_key(g->seed, 'u', user) : 0;
+	keys[2] = 0;
+	if (user) {
+		keys[2] = keys[0];
+		uint64_t h = hash_key(g->seed, 'p', ip);
+		for (const char *p = user; *p; p++)
+			h = (h ^ (uint8_t)*p) * 1099511628211ull;
+		keys[0] = h ? h : 1;
+	}
+}
+
 uint64_t moat_guard_admit(struct moat_guard *g, const char *ip,
 			  const char *user, uint64_t now, uint64_t initial,
 			  uint64_t max)
 {
-	uint64_t keys[2] = {hash_key(g->seed, 'i', ip),
-			    user ? hash_key(g->seed, 'u', user) : 0};
+	uint64_t keys[3];
 	struct moat_guard_slot *s[2] = {NULL, NULL};
 	uint64_t wait = 0;
+	attempt_keys(g, ip, user, keys);
 	pthread_mutex_lock(&g->lock);
 	for (int k = 0; k < 2; k++) {
 		if (!keys[k])
@@ -159,40 +182,49 @@ uint32_t moat_guard_failure(struct moat_guard *g, const char *ip,
 			    const char *user, uint64_t now, uint64_t initial,
 			    uint64_t max)
 {
-	uint64_t keys[2] = {hash_key(g->seed, 'i', ip),
-			    user ? hash_key(g->seed, 'u', user) : 0};
+	uint64_t keys[3];
 	uint32_t count = 0;
+	attempt_keys(g, ip, user, keys);
 	pthread_mutex_lock(&g->lock);
 	g->failures++;
-	for (int k = 0; k < 2; k++) {
+	for (int k = 0; k < 3; k++) {
 		if (!keys[k])
 			continue;
 		struct moat_guard_slot *s = find_slot(g, keys[k], true, now);
-		if (s->inflight)
+		if (k < 2 && s->inflight)
 			s->inflight--;
 		if (s->failures < UINT32_MAX)
 			s->failures++;
-		s->next_ms = now + backoff(s->failures, initial, max);
+		if (k < 2) {
+			s->next_ms = now + backoff(s->failures, initial, max);
+			count = s->failures; /* the user's when there is one */
+		}
 		s->touched = now;
-		count = s->failures; /* the user's when there is one */
 	}
 	pthread_mutex_unlock(&g->lock);
 	return count;
 }
 
-/* An admitted attempt is over: it no longer counts as in flight; clear
- * also wipes the records (a success). */
+/* An admitted attempt is over: it no longer counts as in flight.  A
+ * success (clear) wipes the pair's and the user's records and takes one
+ * failure off the address's: neighbours behind one NAT address are never
+ * locked out by one of them, and an address that mostly succeeds heals. */
 static void settle(struct moat_guard *g, const char *ip, const char *user,
 		   bool clear)
 {
-	uint64_t keys[2] = {hash_key(g->seed, 'i', ip),
-			    user ? hash_key(g->seed, 'u', user) : 0};
+	uint64_t keys[3];
+	attempt_keys(g, ip, user, keys);
 	pthread_mutex_lock(&g->lock);
-	for (int k = 0; k < 2; k++) {
+	for (int k = 0; k < 3; k++) {
 		struct moat_guard_slot *s =
 			keys[k] ? find_slot(g, keys[k], false, 0) : NULL;
 		if (!s)
 			continue;
+		if (k == 2) {
+			if (clear && s->failures)
+				s->failures--;
+			continue;
+		}
 		if (s->inflight)
 			s->inflight--;
 		if (clear) {
@@ -203,9 +235,6 @@ static void settle(struct moat_guard *g, const char *ip, const char *user,
 	pthread_mutex_unlock(&g->lock);
 }
 
-/* Both records are cleared: devices behind one NAT address must not stay
- * locked out by one of them with a wrong password.  (So a valid account
- * also clears its address; each user name keeps its own back-off.) */
 void moat_guard_success(struct moat_guard *g, const char *ip,
 			const char *user)
 {
@@ -216,6 +245,26 @@ void moat_guard_release(struct moat_guard *g, const char *ip,
 			const char *user)
 {
 	settle(g, ip, user, false);
+}
+
+uint64_t moat_guard_pace(struct moat_guard *g, const char *ip, uint64_t now,
+			 uint64_t rate)
+{
+	if (!rate)
+		return 0;
+	uint64_t key = hash_key(g->seed, 'i', ip), wait = 0;
+	pthread_mutex_lock(&g->lock);
+	struct moat_guard_slot *s = find_slot(g, key, false, now);
+	if (s && s->failures && now - s->touched > PACE_FORGET_MS)
+		s->failures = 0;
+	if (s && s->failures >= PACE_AFTER) {
+		if (s->next_ms > now)
+			wait = s->next_ms - now;
+		else
+			s->next_ms = now + MOAT_MAX(1000u / rate, 1u);
+	}
+	pthread_mutex_unlock(&g->lock);
+	return wait;
 }
 
 /* ---- connections per address ---------------------------------------------- */
@@ -276,9 +325,18 @@ static void prune(struct moat_iptab *t, struct moat_ipent **pp, uint64_t now)
 	}
 }
 
+static struct moat_ipent *ipent_find(struct moat_iptab *t, const char *ip)
+{
+	size_t b = (size_t)hash_key(t->seed, 'a', ip) & (t->nbuckets - 1);
+	struct moat_ipent *e = t->buckets[b];
+	while (e && strcmp(e->ip, ip))
+		e = e->next;
+	return e;
+}
+
 enum moat_ip_verdict moat_iptab_admit(struct moat_iptab *t, const char *ip,
 				      uint64_t now, uint64_t max_conns,
-				      uint64_t rate)
+				      uint64_t rate, bool hold)
 {
 	if (!max_conns && !rate)
 		return MOAT_IP_OK;
@@ -286,9 +344,7 @@ enum moat_ip_verdict moat_iptab_admit(struct moat_iptab *t, const char *ip,
 	enum moat_ip_verdict v = MOAT_IP_OK;
 	pthread_mutex_lock(&t->lock);
 	prune(t, &t->buckets[b], now);
-	struct moat_ipent *e = t->buckets[b];
-	while (e && strcmp(e->ip, ip))
-		e = e->next;
+	struct moat_ipent *e = ipent_find(t, ip);
 	if (!e && t->nentries >= IPTAB_MAX_ENTRIES) {
 		pthread_mutex_unlock(&t->lock);
 		return MOAT_IP_OK; /* cannot track more: max_connections holds */
@@ -306,32 +362,60 @@ enum moat_ip_verdict moat_iptab_admit(struct moat_iptab *t, const char *ip,
 		t->buckets[b] = e;
 		t->nentries++;
 	}
-	if (rate) {
-		refill(e, now, rate);
-		if (e->tokens < 1.0)
-			v = MOAT_IP_TOO_FAST;
-	}
-	if (v == MOAT_IP_OK && max_conns && e->conns >= max_conns)
+	if (max_conns && e->conns >= max_conns) {
 		v = MOAT_IP_TOO_MANY;
-	if (v == MOAT_IP_OK) {
-		if (rate)
+	} else if (rate) {
+		refill(e, now, rate);
+		if (e->tokens >= 1.0)
 			e->tokens -= 1.0;
-		e->conns++;
+		else
+			v = hold ? MOAT_IP_HELD : MOAT_IP_TOO_FAST;
 	}
+	if (v == MOAT_IP_OK || v == MOAT_IP_HELD)
+		e->conns++;
 	pthread_mutex_unlock(&t->lock);
 	return v;
+}
+
+bool moat_iptab_take(struct moat_iptab *t, const char *ip, uint64_t now,
+		     uint64_t rate)
+{
+	bool ok = true;
+	pthread_mutex_lock(&t->lock);
+	struct moat_ipent *e = ipent_find(t, ip);
+	if (e && rate) {
+		refill(e, now, rate);
+		if (e->tokens >= 1.0)
+			e->tokens -= 1.0;
+		else
+			ok = false;
+	}
+	pthread_mutex_unlock(&t->lock);
+	return ok;
 }
 
 void moat_iptab_release(struct moat_iptab *t, const char *ip, uint64_t now)
 {
 	(void)now;
-	size_t b = (size_t)hash_key(t->seed, 'a', ip) & (t->nbuckets - 1);
 	pthread_mutex_lock(&t->lock);
-	for (struct moat_ipent *e = t->buckets[b]; e; e = e->next)
-		if (!strcmp(e->ip, ip)) {
-			if (e->conns)
-				e->conns--;
-			break;
+	struct moat_ipent *e = ipent_find(t, ip);
+	if (e && e->conns)
+		e->conns--;
+	pthread_mutex_unlock(&t->lock);
+}
+
+void moat_iptab_authenticated(struct moat_iptab *t, const char *ip,
+			      uint64_t now, uint64_t rate)
+{
+	pthread_mutex_lock(&t->lock);
+	struct moat_ipent *e = ipent_find(t, ip);
+	if (e) {
+		if (e->conns)
+			e->conns--;
+		if (rate) {
+			refill(e, now, rate);
+			e->tokens = MOAT_MIN(e->tokens + 1.0, 2.0 * (double)rate);
 		}
+	}
 	pthread_mutex_unlock(&t->lock);
 }

@@ -124,7 +124,7 @@ static void refusals_and_limits(struct out *o, struct moat_broker *b)
 		"memory_limit",       "max_connections_per_ip",
 		"max_accept_rate_per_ip", "max_connections",
 		"max_publish_rate",   "auth_backoff",
-		"login_queue",
+		"login_queue",        "max_connections_per_user",
 	};
 	static const char *const auth[3] = {"success", "failure",
 					    "throttled"};

@@ -391,7 +391,7 @@ static int check_password(struct moat_conn *c,
 		moat_free(user);
 		return bad_password(c, cn, v3rc, v5rc, why);
 	}
-	int rc = moat_authq_submit(&w->b->authq, c, cn->username.p,
+	int rc = moat_authq_submit(&w->b->authq, c, gip, cn->username.p,
 				   cn->username.len, cn->password.p,
 				   cn->password.len);
 	if (rc != MOAT_OK)
@@ -410,9 +410,9 @@ static int check_password(struct moat_conn *c,
 	return MOAT_EAGAIN;
 }
 
-int moat__authenticate(struct moat_conn *c, const struct moat_mqtt_connect *cn,
-		       const uint8_t *id, size_t idlen, uint8_t *v3rc,
-		       uint8_t *v5rc, const char **why)
+static int authenticate(struct moat_conn *c, const struct moat_mqtt_connect *cn,
+			const uint8_t *id, size_t idlen, uint8_t *v3rc,
+			uint8_t *v5rc, const char **why)
 {
 	struct moat_worker *w = c->w;
 	const struct moat_config *cfg = w->cfg;
@@ -481,6 +481,70 @@ int moat__authenticate(struct moat_conn *c, const struct moat_mqtt_connect *cn,
 			    "client id not allowed for this user");
 	}
 	return MOAT_OK;
+}
+
+/* The per-user table's key: user names can be longer than its keys. */
+static const char *user_key(const char *user, char *buf, size_t sz)
+{
+	uint64_t h = 1469598103934665603ull;
+	size_t n = strlen(user);
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (uint8_t)user[i]) * 1099511628211ull;
+	snprintf(buf, sz, "%016llx:%zu", (unsigned long long)h, n);
+	return buf;
+}
+
+/* An authenticated connection moves from the per-address count (what an
+ * address may hold before authentication) to the per-user one: devices
+ * behind one NAT address are bounded by their users and the global
+ * limits, not by their neighbours. */
+static int count_authenticated(struct moat_conn *c, uint8_t *v3rc,
+			       uint8_t *v5rc, const char **why)
+{
+	struct moat_worker *w = c->w;
+	const struct moat_config *cfg = w->cfg;
+	char kb[48], ib[MOAT_PEER_STRLEN];
+	uint64_t now = moat_now_ms();
+	if (!c->authenticated || !c->username)
+		return MOAT_OK; /* anonymous: stays counted per address */
+	if (!c->user_counted && cfg->max_connections_per_user) {
+		if (moat_iptab_admit(&w->b->usertab,
+				     user_key(c->username, kb, sizeof(kb)),
+				     now, cfg->max_connections_per_user,
+				     0, false) != MOAT_IP_OK) {
+			moat__limit_hit(w, MOAT_LIMIT_CONNS_PER_USER);
+			moat__security_event(c, "limit",
+					     "max_connections_per_user reached");
+			return deny(v3rc, v5rc, why, MQTT_CONNACK_UNAVAILABLE,
+				    RC_QUOTA_EXCEEDED,
+				    "too many connections for this user");
+		}
+		c->user_counted = true;
+	}
+	if (c->ip_counted) {
+		moat_iptab_authenticated(&w->b->iptab, moat_conn_ip(c, ib), now,
+					 cfg->max_accept_rate_per_ip);
+		c->ip_counted = false;
+	}
+	return MOAT_OK;
+}
+
+int moat__authenticate(struct moat_conn *c, const struct moat_mqtt_connect *cn,
+		       const uint8_t *id, size_t idlen, uint8_t *v3rc,
+		       uint8_t *v5rc, const char **why)
+{
+	int rc = authenticate(c, cn, id, idlen, v3rc, v5rc, why);
+	return rc == MOAT_OK ? count_authenticated(c, v3rc, v5rc, why) : rc;
+}
+
+void moat__uncount_user(struct moat_conn *c)
+{
+	char kb[48];
+	if (!c->user_counted)
+		return;
+	c->user_counted = false;
+	moat_iptab_release(&c->w->b->usertab,
+			   user_key(c->username, kb, sizeof(kb)), c->w->now_ms);
 }
 
 /* ---- authorisation ------------------------------------------------------------------ */

@@ -432,33 +432,110 @@ static void refuse_log(struct moat_worker *w, const char *peer,
 		       peer, why);
 }
 
-/* Per-address and memory limits at accept.  True when c may stay. */
-static bool admit(struct moat_worker *w, const char *peer, const char *ip,
-		  bool loopback)
+/* Per-address and memory limits at accept: MOAT_IP_OK, MOAT_IP_HELD (to
+ * wait in w->held for an accept token) or a refusal. */
+static enum moat_ip_verdict admit(struct moat_worker *w, const char *peer,
+				  const char *ip, bool loopback)
 {
 	const struct moat_config *cfg = w->cfg;
 	if (moat__memory_exhausted(w)) {
 		refuse_log(w, peer, MOAT_REFUSE_MEMORY, MOAT_LIMIT_MEMORY,
 			   "memory_limit reached");
-		return false;
+		return MOAT_IP_TOO_MANY;
 	}
 	if (loopback && !cfg->limit_loopback)
-		return true; /* local tools are not throttled by default */
-	switch (moat_iptab_admit(&w->b->iptab, ip, moat_now_ms(),
+		return MOAT_IP_OK; /* local tools are not throttled by default */
+	/* Beyond the accept rate a connection waits for a token (within
+	 * max_connections_per_ip) rather than being refused: a device
+	 * behind a busy NAT address is delayed, not turned away. */
+	enum moat_ip_verdict v =
+		moat_iptab_admit(&w->b->iptab, ip, w->now_ms,
 				 cfg->max_connections_per_ip,
-				 cfg->max_accept_rate_per_ip)) {
-	case MOAT_IP_OK: return true;
-	case MOAT_IP_TOO_MANY:
+				 cfg->max_accept_rate_per_ip,
+				 cfg->max_connections_per_ip != 0);
+	if (v == MOAT_IP_TOO_MANY)
 		refuse_log(w, peer, MOAT_REFUSE_PER_IP,
 			   MOAT_LIMIT_CONNS_PER_IP,
 			   "max_connections_per_ip reached");
-		return false;
-	case MOAT_IP_TOO_FAST:
+	else if (v == MOAT_IP_TOO_FAST)
 		refuse_log(w, peer, MOAT_REFUSE_RATE, MOAT_LIMIT_ACCEPT_RATE,
 			   "max_accept_rate_per_ip exceeded");
-		return false;
+	return v;
+}
+
+/* Connections held for an accept token (w->held, oldest first, linked
+ * through next/prev; not in the epoll set): on each tick the oldest that
+ * get a token start, those past connect_timeout are closed. */
+static void held_unlink(struct moat_worker *w, struct moat_conn *c)
+{
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		w->held = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	else
+		w->held_tail = c->prev;
+	c->next = c->prev = NULL;
+	w->nheld--;
+}
+
+static void held_append(struct moat_worker *w, struct moat_conn *c)
+{
+	c->next = NULL;
+	c->prev = w->held_tail;
+	if (w->held_tail)
+		w->held_tail->next = c;
+	else
+		w->held = c;
+	w->held_tail = c;
+	w->nheld++;
+}
+
+/* Close a held connection already taken off the list. */
+static void held_close(struct moat_worker *w, struct moat_conn *c,
+		       const char *why)
+{
+	char pb[MOAT_PEER_STRLEN], ib[MOAT_PEER_STRLEN];
+	moat_info("connection from %s closed: %s", moat_conn_peer(c, pb), why);
+	moat_iptab_release(&w->b->iptab, moat_conn_ip(c, ib), w->now_ms);
+	close(c->fd);
+	MOAT_STAT_SUB(w->b, connections, 1);
+	moat_conn_free(c);
+}
+
+static void held_drop(struct moat_worker *w, struct moat_conn *c,
+		      const char *why)
+{
+	held_unlink(w, c);
+	held_close(w, c, why);
+}
+
+static void release_held(struct moat_worker *w, uint64_t now)
+{
+	const struct moat_config *cfg = w->cfg;
+	struct moat_conn *next;
+	for (struct moat_conn *c = w->held; c; c = next) {
+		char ib[MOAT_PEER_STRLEN];
+		next = c->next;
+		if (now - c->created_ms > cfg->connect_timeout * 1000u) {
+			held_drop(w, c, "no accept token within "
+					"connect_timeout");
+			continue;
+		}
+		if (!moat_iptab_take(&w->b->iptab, moat_conn_ip(c, ib), now,
+				     cfg->max_accept_rate_per_ip))
+			continue;
+		held_unlink(w, c);
+		if (moat_conn_attach(w, c) != MOAT_OK)
+			held_close(w, c, "cannot watch the connection");
 	}
-	return false;
+}
+
+void moat__worker_drop_held(struct moat_worker *w)
+{
+	while (w->held)
+		held_drop(w, w->held, "broker shutting down");
 }
 
 static int start_tls(struct moat_worker *w, struct moat_conn *c)
@@ -532,7 +609,8 @@ static void accept_all(struct moat_worker *w, struct moat_listener *l)
 		bool counted = (!loopback || w->cfg->limit_loopback) &&
 			       (w->cfg->max_connections_per_ip ||
 				w->cfg->max_accept_rate_per_ip);
-		if (!admit(w, peer, ip, loopback)) {
+		enum moat_ip_verdict v = admit(w, peer, ip, loopback);
+		if (v != MOAT_IP_OK && v != MOAT_IP_HELD) {
 			close(fd);
 			continue;
 		}
@@ -552,7 +630,13 @@ static void accept_all(struct moat_worker *w, struct moat_listener *l)
 			c->listener = l->idx;
 			c->ip_counted = counted;
 		}
-		if (!c || start_tls(w, c) != MOAT_OK ||
+		if (c && v == MOAT_IP_HELD && start_tls(w, c) == MOAT_OK) {
+			held_append(w, c);
+			MOAT_STAT_ADD(b, connections, 1);
+			MOAT_WSTAT_ADD(w, accepted[moat__conn_proto(c)], 1);
+			continue;
+		}
+		if (!c || v == MOAT_IP_HELD || start_tls(w, c) != MOAT_OK ||
 		    moat_conn_attach(w, c) != MOAT_OK) {
 			moat_warn("connection from %s refused: out of memory",
 				  peer);
@@ -680,6 +764,7 @@ static void tick(struct moat_worker *w, uint64_t now)
 	struct moat_conn *next;
 	resume_listeners(w);
 	moat__linger_tick(w, now);
+	release_held(w, now);
 	for (struct moat_conn *c = w->conns; c; c = next) {
 		next = c->next;
 		if (c->state == CONN_NEW && c->auth_phase == AUTH_VERIFYING)

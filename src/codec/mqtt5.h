@@ -137,9 +137,6 @@ static inline bool moat_props_has(const struct moat_mqtt_props *p,
 	return (p->has >> (unsigned)id) & 1u;
 }
 
-/* Variable byte integer at the cursor (1..4 bytes, minimal or not). */
-int moat_rd_varint(struct moat_rd *rd, uint32_t *v);
-
 /* Read a property block (length + properties) at the cursor.
  * MOAT_EMALFORMED: bad length, unknown identifier, identifier not allowed
  * in ctx, bad type or truncated value (Malformed Packet, 0x81).

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "../common/moat_common.h"
+#include "mqtt_prim.h"
 
 enum moat_mqtt_type {
 	MQTT_CONNECT = 1,
@@ -29,6 +30,7 @@ enum moat_mqtt_type {
 	MQTT_PINGREQ = 12,
 	MQTT_PINGRESP = 13,
 	MQTT_DISCONNECT = 14,
+	MQTT_AUTH = 15, /* MQTT 5 */
 };
 
 /* CONNACK return codes, MQTT 3.1.1 §3.2.2.3 */
@@ -42,7 +44,6 @@ enum moat_mqtt_connack_rc {
 };
 
 #define MQTT_SUBACK_FAILURE 0x80
-#define MQTT_MAX_REMAINING_LENGTH 268435455u /* 4-byte varint maximum */
 #define MQTT_PROTO_V31 3
 #define MQTT_PROTO_V311 4
 #define MQTT_PROTO_V5 5
@@ -58,38 +59,6 @@ int moat_mqtt_fixed_header(const uint8_t *buf, size_t len,
 /* Check the reserved flag bits of the fixed header for a packet type
  * [MQTT-2.2.2-1] [MQTT-2.2.2-2].  Returns MOAT_OK or MOAT_EMALFORMED. */
 int moat_mqtt_check_flags(uint8_t type_flags);
-
-/* Varint: writes 1..4 bytes, returns the count. */
-size_t moat_mqtt_varint_size(uint32_t v);
-size_t moat_mqtt_varint_write(uint8_t *out, uint32_t v);
-
-/* ---- cursor reader ---- */
-struct moat_rd {
-	const uint8_t *p;
-	size_t len;
-	size_t pos;
-};
-
-static inline void moat_rd_init(struct moat_rd *rd, const uint8_t *p,
-				size_t len)
-{
-	rd->p = p;
-	rd->len = len;
-	rd->pos = 0;
-}
-
-static inline size_t moat_rd_left(const struct moat_rd *rd)
-{
-	return rd->len - rd->pos;
-}
-
-int moat_rd_u8(struct moat_rd *rd, uint8_t *v);
-int moat_rd_u16(struct moat_rd *rd, uint16_t *v);
-/* Length-prefixed binary; out points into the buffer. */
-int moat_rd_binary(struct moat_rd *rd, struct moat_bytes *out);
-/* Length-prefixed UTF-8 string, validated [MQTT-1.5.3-*].
- * MOAT_EUTF8 when the bytes are present but not valid UTF-8. */
-int moat_rd_string(struct moat_rd *rd, struct moat_bytes *out);
 
 /* ---- CONNECT ---- */
 struct moat_mqtt_connect {

@@ -1,4 +1,5 @@
-/* MQTT decoders.  Untrusted input: every read is bounds-checked. */
+/* MQTT decoders, 3.1, 3.1.1 and 5.0.  Untrusted input: every read is
+ * bounds-checked. */
 #include <string.h>
 
 #include "mqtt5.h"
@@ -50,44 +51,6 @@ int moat_mqtt_check_flags(uint8_t type_flags)
 	default:
 		return MOAT_EMALFORMED; /* types 0 and 15 are reserved in 3.1.1 */
 	}
-}
-
-int moat_rd_u8(struct moat_rd *rd, uint8_t *v)
-{
-	if (moat_rd_left(rd) < 1)
-		return MOAT_EMALFORMED;
-	*v = rd->p[rd->pos++];
-	return MOAT_OK;
-}
-
-int moat_rd_u16(struct moat_rd *rd, uint16_t *v)
-{
-	if (moat_rd_left(rd) < 2)
-		return MOAT_EMALFORMED;
-	*v = (uint16_t)((rd->p[rd->pos] << 8) | rd->p[rd->pos + 1]);
-	rd->pos += 2;
-	return MOAT_OK;
-}
-
-int moat_rd_binary(struct moat_rd *rd, struct moat_bytes *out)
-{
-	uint16_t n;
-	if (moat_rd_u16(rd, &n) != MOAT_OK || moat_rd_left(rd) < n)
-		return MOAT_EMALFORMED;
-	out->p = rd->p + rd->pos;
-	out->len = n;
-	rd->pos += n;
-	return MOAT_OK;
-}
-
-int moat_rd_string(struct moat_rd *rd, struct moat_bytes *out)
-{
-	int rc = moat_rd_binary(rd, out);
-	if (rc != MOAT_OK)
-		return rc;
-	if (!moat_utf8_valid(out->p, out->len))
-		return MOAT_EUTF8;
-	return MOAT_OK;
 }
 
 static int check_protocol(const struct moat_mqtt_connect *c, bool allow_v5,
@@ -292,4 +255,140 @@ int moat_mqtt_decode_connack(const uint8_t *body, size_t len,
 	*session_present = body[0] & 1;
 	*rc = body[1];
 	return MOAT_OK;
+}
+
+/* ---- decoders ------------------------------------------------------------ */
+
+int moat_mqtt_decode_publish_v(uint8_t flags, const uint8_t *body,
+			       size_t len, uint8_t version,
+			       struct moat_mqtt_publish5 *p5)
+{
+	struct moat_mqtt_publish *p = &p5->p;
+	struct moat_rd rd;
+	int rc;
+	memset(p5, 0, sizeof(*p5));
+	if (version != MQTT_PROTO_V5)
+		return moat_mqtt_decode_publish(flags, body, len, p);
+	moat_rd_init(&rd, body, len);
+	/* An empty topic is allowed here if a Topic Alias follows. */
+	if ((rc = moat__mqtt_publish_head(flags, &rd, true, p)) != MOAT_OK)
+		return rc;
+	if ((rc = moat_mqtt_props_read(&rd, PCTX_PUBLISH, &p5->props)) != 0)
+		return rc;
+	/* A client never sends Subscription Identifiers [MQTT-3.3.4-6]. */
+	if (p5->props.n_subscription_ids)
+		return MOAT_EPROTO;
+	if (p->topic.len == 0 && !moat_props_has(&p5->props, PROP_TOPIC_ALIAS))
+		return MOAT_EPROTO; /* [MQTT-3.3.2-1] */
+	p->payload.p = rd.p + rd.pos;
+	p->payload.len = moat_rd_left(&rd);
+	return MOAT_OK;
+}
+
+int moat_mqtt_decode_ack_v(const uint8_t *body, size_t len, uint8_t version,
+			   uint16_t *packet_id, uint8_t *reason,
+			   struct moat_mqtt_props *props)
+{
+	struct moat_rd rd;
+	memset(props, 0, sizeof(*props));
+	*reason = RC_SUCCESS;
+	if (version != MQTT_PROTO_V5)
+		return moat_mqtt_decode_ack(body, len, packet_id);
+	moat_rd_init(&rd, body, len);
+	if (moat_rd_u16(&rd, packet_id) != MOAT_OK || *packet_id == 0)
+		return MOAT_EMALFORMED;
+	if (!moat_rd_left(&rd))
+		return MOAT_OK; /* [MQTT-3.4.2-1]: reason 0, no properties */
+	if (moat_rd_u8(&rd, reason) != MOAT_OK)
+		return MOAT_EMALFORMED;
+	if (!moat_rd_left(&rd))
+		return MOAT_OK;
+	int rc = moat_mqtt_props_read(&rd, PCTX_ACK, props);
+	if (rc)
+		return rc;
+	return moat_rd_left(&rd) ? MOAT_EMALFORMED : MOAT_OK;
+}
+
+int moat_mqtt_decode_sub_start_v(const uint8_t *body, size_t len,
+				 uint8_t version, bool subscribe,
+				 struct moat_rd *rd, uint16_t *packet_id,
+				 struct moat_mqtt_props *props)
+{
+	memset(props, 0, sizeof(*props));
+	if (version != MQTT_PROTO_V5)
+		return moat_mqtt_decode_sub_start(body, len, rd, packet_id);
+	moat_rd_init(rd, body, len);
+	if (moat_rd_u16(rd, packet_id) != MOAT_OK || *packet_id == 0)
+		return MOAT_EMALFORMED;
+	int rc = moat_mqtt_props_read(
+		rd, subscribe ? PCTX_SUBSCRIBE : PCTX_UNSUBSCRIBE, props);
+	if (rc)
+		return rc;
+	if (moat_rd_left(rd) == 0) /* [MQTT-3.8.3-2] [MQTT-3.10.3-2] */
+		return MOAT_EPROTO;
+	return MOAT_OK;
+}
+
+int moat_mqtt_decode_sub_next_v(struct moat_rd *rd, uint8_t version,
+				struct moat_bytes *filter,
+				struct moat_sub_opts *o)
+{
+	uint8_t b;
+	memset(o, 0, sizeof(*o));
+	if (moat_rd_left(rd) == 0)
+		return MOAT_ENOTFOUND;
+	int rc = moat_rd_string(rd, filter);
+	if (rc)
+		return rc;
+	if (moat_rd_u8(rd, &b) != MOAT_OK)
+		return MOAT_EMALFORMED;
+	o->qos = b & 0x03;
+	if (version != MQTT_PROTO_V5) /* QoS 3 or other bits [MQTT-3.8.3-4] */
+		return b > 2 ? MOAT_EMALFORMED : MOAT_OK;
+	o->no_local = (b & 0x04) != 0;
+	o->retain_as_published = (b & 0x08) != 0;
+	o->retain_handling = (uint8_t)((b >> 4) & 0x03);
+	if (b & 0xC0) /* reserved bits [MQTT-3.8.3-5] */
+		return MOAT_EMALFORMED;
+	/* Maximum QoS 3 and Retain Handling 3: "a Protocol Error" (§3.8.3.1) */
+	if (o->qos == 3 || o->retain_handling == 3)
+		return MOAT_EPROTO;
+	return MOAT_OK;
+}
+
+static int decode_reason_props(const uint8_t *body, size_t len,
+			       enum moat_mqtt_prop_ctx ctx, uint8_t *reason,
+			       struct moat_mqtt_props *props)
+{
+	struct moat_rd rd;
+	memset(props, 0, sizeof(*props));
+	*reason = RC_SUCCESS;
+	if (len == 0)
+		return MOAT_OK;
+	moat_rd_init(&rd, body, len);
+	(void)moat_rd_u8(&rd, reason);
+	if (!moat_rd_left(&rd))
+		return MOAT_OK;
+	int rc = moat_mqtt_props_read(&rd, ctx, props);
+	if (rc)
+		return rc;
+	return moat_rd_left(&rd) ? MOAT_EMALFORMED : MOAT_OK;
+}
+
+int moat_mqtt_decode_disconnect_v(const uint8_t *body, size_t len,
+				  uint8_t version, uint8_t *reason,
+				  struct moat_mqtt_props *props)
+{
+	if (version != MQTT_PROTO_V5) {
+		memset(props, 0, sizeof(*props));
+		*reason = RC_SUCCESS;
+		return len ? MOAT_EMALFORMED : MOAT_OK;
+	}
+	return decode_reason_props(body, len, PCTX_DISCONNECT, reason, props);
+}
+
+int moat_mqtt_decode_auth(const uint8_t *body, size_t len, uint8_t *reason,
+			  struct moat_mqtt_props *props)
+{
+	return decode_reason_props(body, len, PCTX_AUTH, reason, props);
 }

@@ -1,34 +1,9 @@
-/* MQTT encoders.  Buffers are sized by the *_size() functions, so writes
- * assert instead of checking. */
+/* MQTT encoders, 3.1.1 and 5.0.  Buffers are sized by the *_size()
+ * functions, so writes assert instead of checking. */
 #include <assert.h>
 #include <string.h>
 
-#include "mqtt_codec.h"
-
-size_t moat_mqtt_varint_size(uint32_t v)
-{
-	if (v < 128u)
-		return 1;
-	if (v < 16384u)
-		return 2;
-	if (v < 2097152u)
-		return 3;
-	return 4;
-}
-
-size_t moat_mqtt_varint_write(uint8_t *out, uint32_t v)
-{
-	assert(v <= MQTT_MAX_REMAINING_LENGTH);
-	size_t n = 0;
-	do {
-		uint8_t b = (uint8_t)(v & 0x7F);
-		v >>= 7;
-		if (v)
-			b |= 0x80;
-		out[n++] = b;
-	} while (v);
-	return n;
-}
+#include "mqtt5.h"
 
 static size_t put_u16(uint8_t *out, uint16_t v)
 {
@@ -275,4 +250,144 @@ int moat_mqtt_unsubscribe_encode(struct moat_buf *b, uint16_t packet_id,
 {
 	return sub_encode(b, MQTT_UNSUBSCRIBE, packet_id, filters, NULL, count,
 			  false, NULL);
+}
+
+/* ---- v5 encoders ----------------------------------------------------------- */
+
+static size_t props_size(const struct moat_pw *props)
+{
+	size_t n = props ? props->len : 0;
+	return moat_mqtt_varint_size((uint32_t)n) + n;
+}
+
+/* header + fixed part + property block, appended as one packet */
+static int put_packet(struct moat_buf *b, uint8_t first, const uint8_t *fix,
+		      size_t fixlen, const struct moat_pw *props,
+		      const uint8_t *tail, size_t taillen)
+{
+	size_t plen = props ? props->len : 0;
+	size_t rl = fixlen + props_size(props) + taillen;
+	if (rl > MQTT_MAX_REMAINING_LENGTH || (props && props->overflow))
+		return MOAT_EINVAL;
+	size_t total = 1 + moat_mqtt_varint_size((uint32_t)rl) + rl;
+	uint8_t *o = moat_buf_reserve(b, total);
+	if (!o)
+		return MOAT_ENOMEM;
+	size_t n = 0;
+	o[n++] = first;
+	n += moat_mqtt_varint_write(o + n, (uint32_t)rl);
+	memcpy(o + n, fix, fixlen);
+	n += fixlen;
+	n += moat_mqtt_varint_write(o + n, (uint32_t)plen);
+	if (plen)
+		memcpy(o + n, props->p, plen);
+	n += plen;
+	if (taillen)
+		memcpy(o + n, tail, taillen);
+	n += taillen;
+	assert(n == total);
+	moat_buf_commit(b, total);
+	return MOAT_OK;
+}
+
+int moat_mqtt5_connack(struct moat_buf *b, bool session_present,
+		       uint8_t reason, const struct moat_pw *props)
+{
+	uint8_t fix[2] = {session_present ? 1 : 0, reason};
+	return put_packet(b, MQTT_CONNACK << 4, fix, 2, props, NULL, 0);
+}
+
+int moat_mqtt5_ack(struct moat_buf *b, enum moat_mqtt_type type,
+		   uint16_t packet_id, uint8_t reason,
+		   const struct moat_pw *props)
+{
+	uint8_t first = (uint8_t)((unsigned)type << 4);
+	if (type == MQTT_PUBREL)
+		first |= 0x02;
+	if (reason == RC_SUCCESS && (!props || !props->len)) {
+		uint8_t pkt[4];
+		moat_mqtt_ack_encode(pkt, type, packet_id);
+		return moat_buf_append(b, pkt, 4);
+	}
+	uint8_t fix[3] = {(uint8_t)(packet_id >> 8), (uint8_t)packet_id,
+			  reason};
+	return put_packet(b, first, fix, 3, props, NULL, 0);
+}
+
+int moat_mqtt5_suback(struct moat_buf *b, enum moat_mqtt_type type,
+		      uint16_t packet_id, const uint8_t *codes, size_t n,
+		      const struct moat_pw *props)
+{
+	uint8_t fix[2] = {(uint8_t)(packet_id >> 8), (uint8_t)packet_id};
+	return put_packet(b, (uint8_t)((unsigned)type << 4), fix, 2, props,
+			  codes, n);
+}
+
+int moat_mqtt5_disconnect(struct moat_buf *b, uint8_t reason,
+			  const struct moat_pw *props)
+{
+	uint8_t fix[1] = {reason};
+	return put_packet(b, MQTT_DISCONNECT << 4, fix, 1, props, NULL, 0);
+}
+
+int moat_mqtt5_auth(struct moat_buf *b, uint8_t reason,
+		    const struct moat_pw *props)
+{
+	uint8_t fix[1] = {reason};
+	return put_packet(b, 0xF0, fix, 1, props, NULL, 0);
+}
+
+size_t moat_mqtt5_publish_size(size_t topic_len, size_t props_len,
+			       size_t payload_len, uint8_t qos)
+{
+	size_t fixed = 2 + topic_len + (qos ? 2u : 0u);
+	if (topic_len > 65535 || props_len > MQTT_MAX_REMAINING_LENGTH)
+		return 0;
+	size_t pl = moat_mqtt_varint_size((uint32_t)props_len) + props_len;
+	if (payload_len > MQTT_MAX_REMAINING_LENGTH - fixed ||
+	    pl > MQTT_MAX_REMAINING_LENGTH - fixed - payload_len)
+		return 0;
+	size_t rl = fixed + pl + payload_len;
+	return 1 + moat_mqtt_varint_size((uint32_t)rl) + rl;
+}
+
+size_t moat_mqtt5_publish_encode(uint8_t *out, const uint8_t *topic,
+				 size_t topic_len, const uint8_t *pre,
+				 size_t pre_len, const uint8_t *msgp,
+				 size_t msgp_len, const uint8_t *payload,
+				 size_t payload_len, uint8_t qos, bool retain,
+				 bool dup, uint16_t packet_id)
+{
+	size_t plen = pre_len + msgp_len;
+	size_t total = moat_mqtt5_publish_size(topic_len, plen, payload_len,
+					       qos);
+	assert(total);
+	size_t rl = 2 + topic_len + (qos ? 2u : 0u) +
+		    moat_mqtt_varint_size((uint32_t)plen) + plen + payload_len;
+	size_t n = 0;
+	out[n++] = (uint8_t)((MQTT_PUBLISH << 4) | (dup ? 0x08 : 0) |
+			     (qos << 1) | (retain ? 1 : 0));
+	n += moat_mqtt_varint_write(out + n, (uint32_t)rl);
+	out[n++] = (uint8_t)(topic_len >> 8);
+	out[n++] = (uint8_t)topic_len;
+	if (topic_len)
+		memcpy(out + n, topic, topic_len);
+	n += topic_len;
+	if (qos) {
+		out[n++] = (uint8_t)(packet_id >> 8);
+		out[n++] = (uint8_t)packet_id;
+	}
+	n += moat_mqtt_varint_write(out + n, (uint32_t)plen);
+	if (pre_len)
+		memcpy(out + n, pre, pre_len);
+	n += pre_len;
+	if (msgp_len)
+		memcpy(out + n, msgp, msgp_len);
+	n += msgp_len;
+	if (payload_len)
+		memcpy(out + n, payload, payload_len);
+	n += payload_len;
+	assert(n == total);
+	(void)total;
+	return n;
 }

@@ -77,6 +77,8 @@ struct moat_config {
 	uint64_t auth_backoff_initial_ms;
 	uint64_t auth_backoff_max_ms;
 	uint64_t max_connections_per_ip;
+	uint64_t max_connections_per_user;
+	uint64_t auth_rate_per_ip;       /* checks/s of a failing address */
 	uint64_t max_accept_rate_per_ip; /* per second, 0 = no limit */
 	bool limit_loopback;             /* per-IP limits for loopback too */
 	uint64_t max_publish_rate;       /* per client per second, 0 = none */

@@ -100,19 +100,36 @@ const struct moat_cfg_directive moat__cfg_directives[] = {
 	 NULL},
 	{"auth_backoff_initial", CFG_MSEC, OFF(auth_backoff_initial_ms), 0,
 	 3600000, "1s",
-	 "Delay before the next login attempt from the same address or for "
-	 "the same user name after one failure; doubles with each further "
-	 "failure. 0 = no delay."},
+	 "Delay before the next login attempt for the same user name from "
+	 "the same address, or for the same user name from anywhere, after "
+	 "one failure; doubles with each further failure. Failures for other "
+	 "user names never delay a login (see auth_rate_per_ip). 0 = no "
+	 "delay."},
 	{"auth_backoff_max", CFG_MSEC, OFF(auth_backoff_max_ms), 0, 3600000,
 	 "5m", "Longest login delay after repeated failures."},
 	{"max_connections_per_ip", CFG_U64, OFF(max_connections_per_ip), 0,
 	 10000000, "32",
-	 "Connections at once from one IP address (loopback addresses are "
-	 "exempt). 0 = no limit."},
+	 "Connections at once from one IP address that have not completed "
+	 "authentication (TLS handshake, CONNECT, password check) or are "
+	 "anonymous; a connection authenticated by password or certificate "
+	 "no longer counts, so any number of devices behind one NAT address "
+	 "can be connected (see max_connections_per_user). Loopback "
+	 "addresses are exempt. 0 = no limit."},
 	{"max_accept_rate_per_ip", CFG_U64, OFF(max_accept_rate_per_ip), 0,
 	 1000000, "20",
 	 "New connections per second from one IP address, with bursts of "
-	 "twice that (loopback exempt). 0 = no limit."},
+	 "twice that; a connection that authenticates gives its token back, "
+	 "so only connections that fail or stay anonymous use the rate up "
+	 "(loopback exempt). 0 = no limit."},
+	{"max_connections_per_user", CFG_U64, OFF(max_connections_per_user),
+	 0, 10000000, "0",
+	 "Authenticated connections at once for one user name; one more is "
+	 "refused with CONNACK 0x03 (MQTT 5: 0x97). 0 = no limit."},
+	{"auth_rate_per_ip", CFG_U64, OFF(auth_rate_per_ip), 0, 1000000, "20",
+	 "Password checks per second started for an IP address that has 10 "
+	 "or more failed logins on record (it is paced, never refused: a "
+	 "correct login from it waits its turn). Checks wait in a fair queue "
+	 "per address and user name. 0 = no pacing."},
 	{"limit_loopback", CFG_BOOL, OFF(limit_loopback), 0, 1, "false",
 	 "Apply max_connections_per_ip and max_accept_rate_per_ip to "
 	 "loopback peers too (by default local tools are exempt)."},

@@ -1,5 +1,6 @@
-/* Unit tests for the MQTT 5.0 additions to the codec (src/codec/mqtt5.c and
- * moat_mqtt_decode_connect_v in src/codec/mqtt_read.c).
+/* Unit tests for the MQTT 5.0 parts of the codec: properties
+ * (src/codec/mqtt_props.c), v5 decoders (mqtt_read.c) and encoders
+ * (mqtt_write.c).
  *
  * Same conventions as test_codec.c: decoders are fed exact-size heap copies
  * (ASan reports any read past the end), each test checks that it freed
