@@ -192,6 +192,7 @@ static int serve(const struct moat_config *cfg, const struct start_args *a)
 	struct moat_broker *b;
 	if (moat_broker_new(cfg, &b) != MOAT_OK)
 		return 1;
+	moat_broker_set_check(b, moatd_check_json);
 	if (moat_broker_start(b) != MOAT_OK) {
 		moat_broker_free(b);
 		return 1;

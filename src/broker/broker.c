@@ -319,6 +319,11 @@ void moat_broker_free(struct moat_broker *b)
 	moat_free(b);
 }
 
+void moat_broker_set_check(struct moat_broker *b, moat_check_fn fn)
+{
+	b->check = fn;
+}
+
 int moat_broker_check_files(const struct moat_config *cfg, char *err,
 			    size_t errsz)
 {

@@ -818,6 +818,7 @@ struct moat_broker {
 	struct moat_store *store; /* NULL when persistence is off */
 	bool shutting_down; /* teardown: sessions end without store rows */
 	struct moat_http *http; /* HTTP listeners (http.c), NULL = none */
+	moat_check_fn check;    /* the API's configuration check */
 };
 
 /* ---- HTTP listeners (http.c) and metrics (metrics.c) ----------------------

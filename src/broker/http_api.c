@@ -407,6 +407,21 @@ static enum MHD_Result admin_action(struct api_ctx *x, enum moat_admin_kind k,
 	return send_json(x, 200, json_pack("{s:b}", "ok", 1), NULL);
 }
 
+/* The moatd --check report of the file moatd was started with, as that
+ * file is now. */
+static enum MHD_Result config_check(struct api_ctx *x)
+{
+	struct moat_broker *b = x->l->b;
+	char *json;
+	size_t len;
+	if (!b->check || !b->cfg.source[0])
+		return error(x, 404, "moatd runs without a configuration file");
+	if (b->check(b->cfg.source, &json, &len) != MOAT_OK)
+		return error(x, 500, "the configuration could not be checked");
+	return moat__http_respond(x->l, x->c, 200, "application/json", json,
+				  len, true);
+}
+
 enum MHD_Result moat__api_handle(struct http_listener *l,
 				 struct MHD_Connection *c, const char *url,
 				 const char *method, const char *body,
@@ -456,6 +471,8 @@ enum MHD_Result moat__api_handle(struct http_listener *l,
 			  leak_keys);
 	else if (!strcmp(path, "/leaks/counts"))
 		rc = leak_counts(&x);
+	else if (!strcmp(path, "/check"))
+		rc = config_check(&x);
 	else if (!strcmp(path, "/clients"))
 		rc = admin_list(&x, MOAT_ADMIN_CLIENTS, "clients");
 	else if (!strcmp(path, "/sessions"))

@@ -12,7 +12,7 @@ import unittest
 
 import paho.mqtt.client as mqtt
 
-from moat_harness import Broker, password_file_text, wait_for
+from moat_harness import MOATD, Broker, password_file_text, wait_for
 from test_metrics import get, http_port, raw_http
 
 TIMEOUT = 10.0
@@ -188,6 +188,24 @@ class ApiTests(ApiBase):
         events = api_json(get(self.http, "/api/v1/security-events",
                               headers=auth))[2]["events"]
         self.assertTrue(any(e["event"] == "api_login" for e in events))
+
+    def test_config_check(self):
+        _, _, body = self.login()
+        status, _, rep = api_json(get(self.http, "/api/v1/check",
+                                      headers=self.bearer(body["token"])))
+        self.assertEqual(status, 200)
+        self.assertEqual(rep["file"], self.broker.conf)
+        self.assertEqual(rep["dialect"], "moatd")
+        self.assertIn("high", rep["summary"])
+        for f in rep["findings"]:
+            self.assertTrue({"id", "severity", "title", "evidence",
+                             "remediation"} <= set(f))
+        # The same report as moatd --check --format json.
+        r = subprocess.run([MOATD, "--check", "-c", self.broker.conf,
+                            "--format", "json"], capture_output=True,
+                           text=True, timeout=TIMEOUT)
+        self.assertEqual(json.loads(r.stdout), rep)
+        self.assertEqual(get(self.http, "/api/v1/check")[0], 401)
 
     def test_rights_rechecked_after_reload(self):
         _, _, body = self.login()

@@ -188,6 +188,13 @@ class ConsoleTests(unittest.TestCase):
         self.wait(lambda d: "admin_action" in d.find_element(
             By.ID, "security").text, "the admin action event")
         self.shot("05-security")
+        # The configuration check of the running broker's file.
+        d.find_element(By.CSS_SELECTOR, 'nav [data-view="check"]').click()
+        self.wait(lambda d: self.broker.conf in d.find_element(
+            By.ID, "check-file").text, "the configuration check")
+        self.wait(lambda d: "high" in d.find_element(
+            By.ID, "check-summary").text, "the check summary")
+        self.shot("06-check")
         # The value is nowhere: not in the DOM, not in any API response
         # the page received, not in the console's own API answers.
         self.assertNotIn(SECRET, d.page_source)

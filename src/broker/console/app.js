@@ -52,7 +52,7 @@ function where(f) {
 
 function show(view) {
   state.view = view;
-  for (const v of ["login", "findings", "clients", "client", "security"])
+  for (const v of ["login", "findings", "clients", "client", "security", "check"])
     $(v + "-view").hidden = v !== view;
   for (const b of document.querySelectorAll("nav .tab"))
     b.classList.toggle("active", b.dataset.view === view);
@@ -81,6 +81,7 @@ async function refresh() {
   if (state.view === "clients") return refreshClients();
   if (state.view === "client") return refreshClient();
   if (state.view === "security") return refreshSecurity();
+  if (state.view === "check") return refreshCheck();
 }
 
 // ---- findings ------------------------------------------------------------
@@ -245,6 +246,32 @@ async function refreshSecurity() {
     cell(row, e.client_id || "");
     cell(row, e.peer || "");
     cell(row, e.detail || e.action || "");
+    body.appendChild(row);
+  }
+}
+
+// ---- configuration check -------------------------------------------------
+
+async function refreshCheck() {
+  const r = await api("/check");
+  const body = $("check").querySelector("tbody");
+  if (r.status !== 200) {
+    $("check-summary").textContent = (r.data && r.data.error) || ("Not available (" + r.status + ")");
+    clear(body);
+    return;
+  }
+  $("check-file").textContent = r.data.file;
+  $("check-summary").textContent = Object.entries(r.data.summary)
+    .map(([sev, n]) => sev + ": " + n).join(", ");
+  clear(body);
+  for (const f of r.data.findings) {
+    const row = document.createElement("tr");
+    row.className = "check-finding";
+    cell(row, f.id);
+    cell(row, f.severity);
+    cell(row, f.title);
+    cell(row, f.evidence);
+    cell(row, f.remediation);
     body.appendChild(row);
   }
 }
