@@ -29,7 +29,7 @@ struct moat_admin_req {
 	char arg[MOAT_ADMIN_ARG_MAX + 1]; /* client id or topic */
 	size_t arglen;
 	size_t limit; /* list entries wanted in all */
-	json_t *items; /* the lists' entries */
+	json_t *items; /* the lists' entries (under lock; NULL once taken) */
 	size_t total;  /* entries there were (beyond limit too) */
 	bool found;
 };
@@ -177,15 +177,18 @@ static void answer(struct moat_worker *w, struct moat_admin_req *r)
 	} else if (w) {
 		found = act(w, r);
 	}
+	/* JSON values are not shared between threads: the entries change
+	 * hands under the lock (their reference counts too), and the HTTP
+	 * thread takes r->items away under it when it stops waiting. */
 	pthread_mutex_lock(&r->lock);
 	if (mine && r->items)
 		json_array_extend(r->items, mine);
+	json_decref(mine);
 	r->total += total;
 	r->found |= found;
 	r->pending--;
 	pthread_cond_signal(&r->cond);
 	pthread_mutex_unlock(&r->lock);
-	json_decref(mine);
 	req_unref(r);
 }
 
@@ -264,7 +267,8 @@ int moat__admin_request(struct moat_broker *b, enum moat_admin_kind kind,
 			rc = MOAT_EAGAIN; /* not answered in time */
 	if (rc == MOAT_OK && (!r->items || posted < (all ? b->nworkers : 1)))
 		rc = MOAT_ENOMEM;
-	out->items = json_incref(r->items);
+	out->items = r->items; /* ours now; late answers find none */
+	r->items = NULL;
 	out->total = r->total;
 	out->found = r->found;
 	pthread_mutex_unlock(&r->lock);
