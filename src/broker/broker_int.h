@@ -832,6 +832,8 @@ void moat__http_stop(struct moat_broker *b);
 /* Free them (after the workers stopped: they log into the API's recent
  * events). */
 void moat__http_free(struct moat_broker *b);
+/* Worker 0's tick: the leak timeline's minute samples (events.c). */
+void moat__events_tick(struct moat_broker *b, uint64_t now_ms);
 /* The Prometheus text exposition of b into out (moat_free).  MOAT_OK or
  * MOAT_ENOMEM. */
 int moat__metrics_render(struct moat_broker *b, char **out, size_t *len);

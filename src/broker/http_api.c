@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 #include <openssl/crypto.h>
@@ -321,6 +322,73 @@ static enum MHD_Result leak_counts(struct api_ctx *x)
 		NULL);
 }
 
+/* ---- the leak timeline (events.c) --------------------------------------- */
+
+struct points {
+	size_t n;
+	int64_t wall[MOAT_TIMELINE + 2];
+	uint64_t tot[MOAT_TIMELINE + 2][32];
+};
+
+static void take_point(void *arg, int64_t wall, const uint64_t *tot)
+{
+	struct points *p = arg;
+	if (p->n == MOAT_TIMELINE + 2)
+		return;
+	p->wall[p->n] = wall;
+	memcpy(p->tot[p->n], tot, sizeof(p->tot[0]));
+	p->n++;
+}
+
+static json_t *iso(int64_t wall)
+{
+	char buf[32];
+	struct tm tm;
+	time_t t = (time_t)wall;
+	gmtime_r(&t, &tm);
+	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return json_string(buf);
+}
+
+/* Findings per category in each interval between samples (a minute; the
+ * newest runs from the last sample to now), oldest first. */
+static enum MHD_Result leak_timeline(struct api_ctx *x)
+{
+	struct points *p = moat_calloc(1, sizeof(*p));
+	json_t *list = json_array();
+	if (!p || !list) {
+		moat_free(p);
+		json_decref(list);
+		return error(x, 500, "out of memory");
+	}
+	moat__events_timeline(x->l->b, take_point, p);
+	for (size_t k = p->n; k-- > 1;) { /* k: older, k-1: newer */
+		json_t *counts = json_object();
+		uint64_t total = 0;
+		for (unsigned c = 0; counts && c < MOAT_LEAK_CATEGORY_COUNT;
+		     c++) {
+			uint64_t d = p->tot[k - 1][c] - p->tot[k][c];
+			total += d;
+			if (d)
+				json_object_set_new(
+					counts,
+					moat_leak_category_name(
+						(enum moat_leak_category)c),
+					json_integer((json_int_t)d));
+		}
+		json_array_append_new(
+			list, json_pack("{s:o, s:o, s:I, s:o}", "start",
+					iso(p->wall[k]), "end",
+					iso(p->wall[k - 1]), "total",
+					(json_int_t)total, "counts", counts));
+	}
+	moat_free(p);
+	return send_json(x, 200,
+			 json_pack("{s:i, s:o}", "interval_seconds", 60,
+				   "intervals", list),
+			 NULL);
+}
+
 /* ---- clients, sessions, admin actions (admin.c) ------------------------- */
 
 static enum MHD_Result admin_list(struct api_ctx *x, enum moat_admin_kind k,
@@ -471,6 +539,8 @@ enum MHD_Result moat__api_handle(struct http_listener *l,
 			  leak_keys);
 	else if (!strcmp(path, "/leaks/counts"))
 		rc = leak_counts(&x);
+	else if (!strcmp(path, "/leaks/timeline"))
+		rc = leak_timeline(&x);
 	else if (!strcmp(path, "/check"))
 		rc = config_check(&x);
 	else if (!strcmp(path, "/clients"))

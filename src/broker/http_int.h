@@ -17,10 +17,30 @@ struct moat_event_ring {
 	uint64_t seq;             /* events pushed so far */
 };
 
+/* Leak findings per category, sampled every minute (exact: from the
+ * counters, not the rate-limited log). */
+#define MOAT_TIMELINE 60 /* minutes kept */
+struct moat_leak_timeline {
+	pthread_mutex_t lock;
+	uint64_t next_ms;                    /* monotonic: next sample */
+	int64_t wall[MOAT_TIMELINE + 1];     /* seconds since the epoch */
+	uint64_t tot[MOAT_TIMELINE + 1][32]; /* totals per category then */
+	uint64_t n;                          /* samples taken */
+};
+
 struct moat_events {
 	struct moat_event_ring leaks;    /* event leak, leak_unscanned */
 	struct moat_event_ring security; /* every other event */
+	struct moat_leak_timeline timeline;
 };
+
+/* The totals per category now (sums of the workers' counters). */
+void moat__events_totals(const struct moat_broker *b, uint64_t tot[32]);
+/* Newest sample first: each(arg, wall, tot) for every sample kept, then
+ * (wall = now) the totals now. */
+void moat__events_timeline(struct moat_broker *b,
+			   void (*each)(void *, int64_t, const uint64_t *),
+			   void *arg);
 
 /* Create the rings and hook them to the log (moat_log_set_hook). */
 int moat__events_new(struct moat_events **out);

@@ -813,6 +813,8 @@ static void tick(struct moat_worker *w, uint64_t now)
 		w->next_sys_ms = now + cfg->sys_interval * 1000u;
 		moat__sys_publish(w);
 	}
+	if (w->idx == 0 && w->b->http)
+		moat__events_tick(w->b, now);
 }
 
 static void handle_event(struct moat_worker *w, struct epoll_event *ev)

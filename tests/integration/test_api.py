@@ -178,6 +178,13 @@ class ApiTests(ApiBase):
                          f)
         self.assertEqual(findings("?client_id=nobody"), [])
         self.assertLessEqual(len(findings("?limit=1")), 1)
+        tl = api_json(get(self.http, "/api/v1/leaks/timeline",
+                          headers=auth))[2]
+        self.assertEqual(tl["interval_seconds"], 60)
+        self.assertGreaterEqual(sum(i["counts"].get("email", 0)
+                                    for i in tl["intervals"]), 1, tl)
+        for i in tl["intervals"]:
+            self.assertEqual(i["total"], sum(i["counts"].values()))
         counts = api_json(get(self.http, "/api/v1/leaks/counts",
                               headers=auth))[2]
         self.assertGreaterEqual(counts["categories"]["email"]["alert"], 1)

@@ -166,6 +166,11 @@ class ConsoleTests(unittest.TestCase):
                 By.CLASS_NAME, "bar-value").text), 1)
             self.assertIn("cams/7/owner", d.find_element(
                 By.ID, "top-topics").text)
+            self.wait(lambda d: [b for b in d.find_elements(
+                By.CSS_SELECTOR, "#timeline .tl-bar")
+                if int(b.get_attribute("data-total")) >= 1 and
+                "email" in b.get_attribute("title")],
+                "the finding in the per-minute chart")
             self.shot("02-findings")
             # The client's page, then disconnect it.
             d.find_element(By.CSS_SELECTOR, "#feed a.client-link").click()

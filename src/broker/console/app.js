@@ -89,6 +89,8 @@ async function refresh() {
 async function refreshFindings() {
   const counts = await api("/leaks/counts");
   if (counts.status === 200) drawChart(counts.data.categories);
+  const tl = await api("/leaks/timeline");
+  if (tl.status === 200) drawTimeline(tl.data.intervals);
   const r = await api("/leaks?limit=256");
   if (r.status !== 200) return;
   state.findings = r.data.findings;
@@ -145,6 +147,22 @@ function drawChart(categories) {
     value.textContent = String(n);
     row.append(label, bar, value);
     chart.appendChild(row);
+  }
+}
+
+function drawTimeline(intervals) {
+  const box = $("timeline");
+  clear(box);
+  const max = Math.max(1, ...intervals.map((i) => i.total));
+  for (const i of intervals) {
+    const bar = document.createElement("span");
+    bar.className = i.total ? "tl-bar" : "tl-bar empty";
+    bar.dataset.total = String(i.total);
+    bar.style.height = Math.max(1, Math.round(110 * i.total / max)) + "px";
+    const parts = Object.entries(i.counts).map(([c, n]) => c + " " + n);
+    bar.title = time(i.start) + " to " + time(i.end) + ": " +
+      (parts.length ? parts.join(", ") : "none");
+    box.appendChild(bar);
   }
 }
 
