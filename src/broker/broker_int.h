@@ -218,6 +218,19 @@ struct moat_qitem {
 	bool retain;
 };
 
+/* A session queue's deadlines: a min-heap by at_ms (session_queue.c). */
+struct moat_qexp_entry {
+	uint64_t at_ms; /* moat_msg.expiry_ms */
+	uint64_t seq;	/* the sequence number of its slot */
+};
+
+struct moat_qexp {
+	uint64_t seq;  /* the number of the queue's head slot */
+	uint32_t n, cap;
+	uint32_t live; /* entries whose message is still queued */
+	struct moat_qexp_entry e[];
+};
+
 struct moat_sub_entry {
 	char *filter; /* without any $share/NAME/ prefix */
 	uint16_t len;
@@ -264,8 +277,13 @@ struct moat_session {
 	 * when the head is that old. */
 	uint64_t id_issue;
 
-	struct moat_qitem *queue; /* ring buffer of waiting messages */
-	uint32_t qhead, qlen, qcap;
+	/* Messages waiting for the window (session_queue.c): a ring of
+	 * qcap slots, qused of them from qhead in use, qlen of those holding
+	 * a message (the others are holes left by expired ones); qexp: the
+	 * deadlines of those that can expire (NULL when none). */
+	struct moat_qitem *queue;
+	uint32_t qhead, qused, qlen, qcap;
+	struct moat_qexp *qexp;
 	size_t queued_bytes;
 	uint64_t dropped;     /* messages dropped for limits */
 
@@ -288,8 +306,28 @@ struct moat_session {
 	atomic_bool stored;
 };
 
+/* The queue (session_queue.c).  Append a message (MOAT_OK, or
+ * MOAT_ENOMEM); the limits are the caller's. */
+int moat__squeue_push(struct moat_session *s, struct moat_msg *m, uint8_t qos,
+		      bool retain, uint64_t share, uint64_t did);
+/* The first message waiting, NULL when none. */
+const struct moat_qitem *moat__squeue_head(struct moat_session *s);
+/* Take the first message out (the caller owns its reference); false when
+ * the queue is empty. */
+bool moat__squeue_pop(struct moat_session *s, struct moat_qitem *out);
+/* Drop the messages expired by now (and their stored deliveries);
+ * O(log n) per message dropped.  Returns how many. */
+size_t moat__squeue_purge(struct moat_session *s, uint64_t now);
+/* Forget the slots of an empty queue. */
+void moat__squeue_reset(struct moat_session *s);
+/* Free the memory of an empty queue. */
+void moat__squeue_free(struct moat_session *s);
+
 /* A new session owned by owner (a verified user name, NULL = anonymous),
  * with the worker table's reference; NULL when out of memory. */
+/* Are messages waiting for the session's in-flight window (and nothing
+ * else)? */
+bool moat_session_window_starved(const struct moat_session *s);
 struct moat_session *moat_session_new(struct moat_worker *w,
 				      const uint8_t *client_id, size_t len,
 				      uint32_t expiry_s, const char *owner);
@@ -324,7 +362,8 @@ void moat_session_sub_ids(const struct moat_session *s,
 			  uint64_t share, struct moat_pw *w);
 /* Publish the delayed will now (session ending, or its time came). */
 void moat_session_fire_will(struct moat_session *s);
-/* Free the in-flight window's memory when it is empty (idle sessions). */
+/* Free the in-flight window's and the queue's memory when they are empty
+ * (idle sessions). */
 void moat_session_trim(struct moat_session *s);
 /* Send what the queue and window allow (after acks and drained writes). */
 void moat_session_pump(struct moat_session *s);
@@ -438,6 +477,7 @@ struct moat_conn {
 	bool epollout;    /* EPOLLOUT armed */
 	bool reading;     /* EPOLLIN armed (off under back-pressure) */
 	bool dirty;       /* on the worker's flush list */
+	bool starved;     /* on the worker's starved list (worker.c) */
 	bool will_discard; /* DISCONNECT received */
 	bool problem_info;          /* client wants reason strings */
 	struct moat_session *session;
@@ -456,6 +496,10 @@ struct moat_conn *moat_conn_new(struct moat_worker *w, int fd,
 /* An address as "addr:port" (peer, for logs) and "addr" (ip, for the
  * per-address tables), each MOAT_PEER_STRLEN bytes; true for loopback. */
 #define MOAT_PEER_STRLEN 64
+/* Window-starved subscribers a worker reads between events, and after
+ * how many events or messages routed (worker.c). */
+#define MOAT_STARVED_MAX 8
+#define MOAT_STARVED_EVERY 32
 bool moat__format_addr(const union moat_sockaddr *a, char *peer, char *ip);
 /* c's peer "addr:port" / "addr", formatted into buf (MOAT_PEER_STRLEN). */
 const char *moat_conn_peer(const struct moat_conn *c, char *buf);
@@ -673,6 +717,11 @@ struct moat_worker {
 	struct moat_conn *held, *held_tail; /* waiting for an accept token */
 	size_t nheld;
 	size_t nlingering;
+	/* Subscribers whose messages wait for their in-flight window
+	 * (worker.c): read between events, not once per loop turn. */
+	struct moat_conn *starved[MOAT_STARVED_MAX];
+	uint32_t nstarved;
+	uint32_t starved_events, starved_routed; /* since they were read */
 	struct moat_msg **wills;  /* wills to publish at a safe point */
 	size_t nwills, wills_cap;
 
@@ -736,6 +785,10 @@ void moat_worker_defer_will(struct moat_worker *w, struct moat_msg *m);
 /* Route a message from this worker to every matching session (and the
  * retained store when m->retain). */
 void moat_worker_route(struct moat_worker *w, struct moat_msg *m);
+/* c's session has messages waiting for its in-flight window: read c
+ * every few events of a loop turn (its acknowledgements open the window)
+ * rather than once per turn.  A few connections at a time. */
+void moat__worker_watch_starved(struct moat_worker *w, struct moat_conn *c);
 void moat_worker_mark_dirty(struct moat_worker *w, struct moat_conn *c);
 /* Post an item to another worker's inbox (takes the item's references).
  * MOAT_ENOMEM when the inbox could not grow: the item was released (an

@@ -62,19 +62,6 @@ void moat_session_unref(struct moat_session **sp)
 	moat_free(s);
 }
 
-static struct moat_qitem *queue_at(struct moat_session *s, size_t i)
-{
-	return &s->queue[(s->qhead + i) % s->qcap];
-}
-
-static void queue_pop(struct moat_session *s, struct moat_qitem *out)
-{
-	*out = *queue_at(s, 0);
-	s->qhead = (s->qhead + 1) % s->qcap;
-	s->qlen--;
-	s->queued_bytes -= moat_msg_size(out->msg);
-}
-
 /* ---- the outgoing in-flight window: a ring in send order ---- */
 
 static struct moat_inflight *inflight_at(struct moat_session *s, size_t i)
@@ -130,6 +117,8 @@ void moat_session_trim(struct moat_session *s)
 		MOAT_FREE(s->inflight);
 		s->icap = s->ihead = 0;
 	}
+	if (!s->qlen && s->queue)
+		moat__squeue_free(s); /* a ring once grown by a burst */
 }
 
 /* A stored delivery that will not happen: its row goes. */
@@ -216,14 +205,13 @@ void moat_session_destroy(struct moat_session *s)
 	}
 	s->ninflight = 0;
 	moat_session_trim(s);
-	while (s->qlen) {
-		struct moat_qitem it;
-		queue_pop(s, &it);
+	struct moat_qitem it;
+	while (moat__squeue_pop(s, &it)) {
 		if (hand_over && it.share)
 			moat__share_redeliver(s, it.msg, it.share);
 		moat_msg_unref(&it.msg);
 	}
-	MOAT_FREE(s->queue);
+	moat__squeue_free(s);
 	MOAT_FREE(s->qos2_in);
 	moat_worker_remove_session(s->home, s);
 	MOAT_STAT_SUB(b, sessions, 1);
@@ -326,82 +314,6 @@ static int send_now(struct moat_session *s, struct moat_msg *m, uint8_t qos,
 	return MOAT_OK;
 }
 
-/* Drop expired messages from the queue, keeping the order of the rest. */
-static void purge_expired(struct moat_session *s)
-{
-	uint64_t now = s->home->now_ms;
-	size_t kept = 0, n = s->qlen;
-	for (size_t i = 0; i < n; i++) {
-		struct moat_qitem it = *queue_at(s, i);
-		if (moat_msg_expired(it.msg, now)) {
-			MOAT_WSTAT_ADD(s->home, expired, 1);
-			s->queued_bytes -= moat_msg_size(it.msg);
-			forget_did(s, it.did, it.msg);
-			moat_msg_unref(&it.msg);
-			continue;
-		}
-		*queue_at(s, kept++) = it;
-	}
-	s->qlen = (uint32_t)kept;
-}
-
-static bool queue_grow(struct moat_session *s)
-{
-	size_t cap = s->qcap ? s->qcap * 2 : 16;
-	struct moat_qitem *v = moat_malloc(cap * sizeof(*v));
-	if (!v)
-		return false;
-	for (size_t i = 0; i < s->qlen; i++)
-		v[i] = *queue_at(s, i);
-	moat_free(s->queue);
-	s->queue = v;
-	s->qcap = (uint32_t)cap; /* <= 2 x max_queued_messages */
-	s->qhead = 0;
-	return true;
-}
-
-/* Append to the queue (growing it); MOAT_ENOMEM when it cannot grow. */
-static int queue_push(struct moat_session *s, struct moat_msg *m, uint8_t qos,
-		      bool retain, uint64_t share, uint64_t did)
-{
-	if (s->qlen == s->qcap && !queue_grow(s))
-		return MOAT_ENOMEM;
-	struct moat_qitem *it = &s->queue[(s->qhead + s->qlen) % s->qcap];
-	it->msg = moat_msg_ref(m);
-	it->qos = qos;
-	it->retain = retain;
-	it->share = share;
-	it->did = did;
-	s->qlen++;
-	s->queued_bytes += moat_msg_size(m);
-	return MOAT_OK;
-}
-
-static void enqueue(struct moat_session *s, struct moat_msg *m, uint8_t qos,
-		    bool retain, uint64_t share, uint64_t did)
-{
-	const struct moat_config *cfg = s->home->cfg;
-	if (s->qlen >= cfg->max_queued_messages ||
-	    (cfg->max_queued_bytes &&
-	     s->queued_bytes + moat_msg_size(m) > cfg->max_queued_bytes))
-		purge_expired(s); /* expired ones make room [MQTT-3.3.2-5] */
-	if (s->qlen >= cfg->max_queued_messages) {
-		note_drop(s, "queue full (max_queued_messages)");
-		forget_did(s, did, m);
-		return;
-	}
-	if (cfg->max_queued_bytes &&
-	    s->queued_bytes + moat_msg_size(m) > cfg->max_queued_bytes) {
-		note_drop(s, "queue full (max_queued_bytes)");
-		forget_did(s, did, m);
-		return;
-	}
-	if (queue_push(s, m, qos, retain, share, did) != MOAT_OK) {
-		note_drop(s, "out of memory for the queue");
-		forget_did(s, did, m);
-	}
-}
-
 /* The outgoing window: ours, and the client's Receive Maximum (v5), which
  * counts what is outstanding on this connection [MQTT-3.3.4-9]. */
 static size_t window_size(const struct moat_session *s)
@@ -419,6 +331,55 @@ static bool window_open(const struct moat_session *s)
 	return s->nsent < window_size(s) &&
 	       s->ninflight < s->home->cfg->max_inflight_messages &&
 	       s->nsent == s->ninflight;
+}
+
+/* Is there room in the queue for m?  Else it is dropped and counted
+ * (with its stored delivery, if any).  Expired messages make room
+ * [MQTT-3.3.2-5]; that costs O(1) while none has expired: a full queue
+ * is not scanned for every message. */
+static bool queue_room(struct moat_session *s, struct moat_msg *m,
+		       uint64_t did)
+{
+	const struct moat_config *cfg = s->home->cfg;
+	size_t size = moat_msg_size(m);
+	bool bytes_full = cfg->max_queued_bytes &&
+			  s->queued_bytes + size > cfg->max_queued_bytes;
+	if (s->qlen >= cfg->max_queued_messages || bytes_full) {
+		MOAT_WSTAT_ADD(s->home, expired,
+			       moat__squeue_purge(s, s->home->now_ms));
+		bytes_full = cfg->max_queued_bytes &&
+			     s->queued_bytes + size > cfg->max_queued_bytes;
+	}
+	const char *why = s->qlen >= cfg->max_queued_messages
+				  ? "queue full (max_queued_messages)"
+			  : bytes_full ? "queue full (max_queued_bytes)"
+				       : NULL;
+	if (!why)
+		return true;
+	note_drop(s, why);
+	forget_did(s, did, m);
+	return false;
+}
+
+bool moat_session_window_starved(const struct moat_session *s)
+{
+	return s->conn && s->qlen && s->nsent == s->ninflight &&
+	       !window_open(s);
+}
+
+/* Queue m (queue_room said yes). */
+static void enqueue(struct moat_session *s, struct moat_msg *m, uint8_t qos,
+		    bool retain, uint64_t share, uint64_t did)
+{
+	/* Waiting for acknowledgements of a connected client: those are
+	 * read between the worker's events, so that a full window does not
+	 * wait for a whole loop turn to open again. */
+	if (s->conn && !s->conn->starved && qos && !window_open(s))
+		moat__worker_watch_starved(s->home, s->conn);
+	if (moat__squeue_push(s, m, qos, retain, share, did) != MOAT_OK) {
+		note_drop(s, "out of memory for the queue");
+		forget_did(s, did, m);
+	}
 }
 
 /* The shared group of a stored delivery, by name and filter (group ids
@@ -447,6 +408,12 @@ static void deliver(struct moat_session *s, struct moat_msg *m, uint8_t qos,
 		if (s->dead)
 			return;
 	}
+	/* Offline, or behind others: queued.  A message the full queue
+	 * drops is dropped now, before anything is recorded for it. */
+	bool direct = s->conn && !s->qlen && moat_conn_can_send(s->conn) &&
+		      (qos == 0 || window_open(s));
+	if (!direct && (qos || s->conn) && !queue_room(s, m, did))
+		return;
 	if (qos && !did)
 		did = moat__store_delivery(s->home, s, m, qos, retain);
 	else if (did && retain) /* recorded by the router without it (RAP) */
@@ -461,8 +428,7 @@ static void deliver(struct moat_session *s, struct moat_msg *m, uint8_t qos,
 		return;
 	}
 	/* Keep order: nothing overtakes what is already queued. */
-	if (!s->qlen && moat_conn_can_send(s->conn) &&
-	    (qos == 0 || window_open(s))) {
+	if (direct) {
 		if (send_now(s, m, qos, retain, share, did) != MOAT_OK)
 			moat_conn_close(s->conn, "output buffer overflow");
 		return;
@@ -546,10 +512,13 @@ void moat_session_fire_will(struct moat_session *s)
 
 /* Re-send the next in-flight message not yet sent on this connection:
  * PUBLISH with DUP [MQTT-4.4.0-1] [MQTT-3.3.1-1], or PUBREL.  Returns
- * MOAT_OK, MOAT_ENOTFOUND when none is left, or an error. */
+ * MOAT_OK, MOAT_ENOTFOUND when none is left, or an error.  The entries
+ * sent on this connection are the first nsent (resends go in order, new
+ * ones only when all are sent, and removal keeps the order): the search
+ * starts there, so a resume costs O(window), not O(window^2). */
 static int resend_next(struct moat_session *s)
 {
-	for (size_t i = 0; i < s->ninflight; i++) {
+	for (size_t i = s->nsent; i < s->ninflight; i++) {
 		struct moat_inflight *f = inflight_at(s, i);
 		int rc;
 		if (f->sent)
@@ -608,12 +577,13 @@ void moat_session_pump(struct moat_session *s)
 			return;
 		}
 	}
-	while (s->qlen && s->conn && moat_conn_can_send(s->conn)) {
-		struct moat_qitem *head = queue_at(s, 0);
+	const struct moat_qitem *head;
+	while (s->conn && moat_conn_can_send(s->conn) &&
+	       (head = moat__squeue_head(s))) {
 		if (head->qos && !window_open(s))
 			break;
 		struct moat_qitem it;
-		queue_pop(s, &it);
+		moat__squeue_pop(s, &it);
 		int rc = send_now(s, it.msg, it.qos, it.retain, it.share,
 				  it.did);
 		moat_msg_unref(&it.msg);
@@ -813,5 +783,5 @@ int moat__session_restore_delivery(struct moat_session *s, struct moat_msg *m,
 		/* Only its PUBREL was left, and the window (made smaller
 		 * since?) has no room: the row goes. */
 		return MOAT_ENOTFOUND;
-	return queue_push(s, m, qos, retain, share, did);
+	return moat__squeue_push(s, m, qos, retain, share, did);
 }

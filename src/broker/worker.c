@@ -260,6 +260,7 @@ void moat_worker_route(struct moat_worker *w, struct moat_msg *m)
 			  moat__log_topic(m->topic, m->topic_len, t, sizeof(t)));
 	if (m->retain && rc == MOAT_OK)
 		moat__store_retain(w, m, seq);
+	w->starved_routed++;
 	w->matches.n = 0;
 	if (moat_tree_match(&b->tree, (const uint8_t *)m->topic, m->topic_len,
 			    &w->matches) != MOAT_OK) {
@@ -386,6 +387,51 @@ static void flush_dirty(struct moat_worker *w)
 			moat_conn_flush(c);
 		if (w->nwills)
 			publish_wills(w);
+	}
+}
+
+/* ---- window-starved subscribers ------------------------------------------
+ * A subscriber whose messages wait for its in-flight window takes one
+ * window's worth per loop turn if it is read once per turn -- and a turn
+ * with hundreds of busy publishers is long: each delivered message would
+ * cost O(publishers) events (issue 14).  So a few such connections are
+ * read after every MOAT_STARVED_EVERY events or messages routed, whichever
+ * comes first (under overload one read brings many messages); their
+ * acknowledgements open the window and the next messages go out at once.  Reading a socket with
+ * nothing in it costs one system call, so the list is short. */
+
+void moat__worker_watch_starved(struct moat_worker *w, struct moat_conn *c)
+{
+	if (c->starved || w->nstarved == MOAT_STARVED_MAX)
+		return;
+	c->starved = true;
+	w->starved[w->nstarved++] = c;
+}
+
+static void unwatch_starved(struct moat_worker *w, uint32_t i)
+{
+	w->starved[i]->starved = false;
+	w->starved[i] = w->starved[--w->nstarved];
+}
+
+/* Read the starved connections (serve) or only drop those that are no
+ * longer starved or closed (before closed connections are freed). */
+static void visit_starved(struct moat_worker *w, bool serve)
+{
+	w->starved_events = w->starved_routed = 0;
+	for (uint32_t i = 0; i < w->nstarved;) {
+		struct moat_conn *c = w->starved[i];
+		if (c->state != CONN_ACTIVE || !c->session ||
+		    !moat_session_window_starved(c->session)) {
+			unwatch_starved(w, i);
+			continue;
+		}
+		if (serve && c->reading) {
+			moat_conn_on_readable(c);
+			if (c->state == CONN_ACTIVE && c->dirty)
+				moat_conn_flush(c); /* the next ones go now */
+		}
+		i++;
 	}
 }
 
@@ -871,6 +917,10 @@ void *moat_worker_main(void *arg)
 			 * allocated (freed below), so its events are safe to
 			 * look at; handle_event skips closed ones. */
 			handle_event(w, &evs[i]);
+			if (w->nstarved &&
+			    (++w->starved_events >= MOAT_STARVED_EVERY ||
+			     w->starved_routed >= MOAT_STARVED_EVERY))
+				visit_starved(w, true);
 		}
 		publish_wills(w);
 		flush_dirty(w);
@@ -882,6 +932,7 @@ void *moat_worker_main(void *arg)
 		}
 		/* What this turn recorded goes to the store in one batch. */
 		moat__store_flush(w);
+		visit_starved(w, false);
 		free_closed(w);
 		if (n > 0)
 			moat_histo_observe(&w->st.loop, moat_now_ns() - t0);

@@ -87,6 +87,9 @@ bool moat_utf8_valid(const uint8_t *p, size_t len);
 uint64_t moat_now_ms(void);
 /* Monotonic nanoseconds (the same clock). */
 uint64_t moat_now_ns(void);
+/* Milliseconds from now until deadline (a moat_now_ms() time) for poll():
+ * 0 once it has passed, at most 10^9. */
+int moat_ms_left(uint64_t deadline);
 /* Wall clock seconds since the epoch. */
 int64_t moat_wall_s(void);
 

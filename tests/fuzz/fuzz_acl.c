@@ -25,17 +25,8 @@
 
 #include "auth/acl.h"
 #include "codec/mqtt_codec.h"
+#include "fuzz_util.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                           \
-	do {                                                                  \
-		if (!(cond)) {                                                \
-			fprintf(stderr, "%s:%d: property failed: %s\n",       \
-				__FILE__, __LINE__, #cond);                   \
-			abort();                                              \
-		}                                                             \
-	} while (0)
 
 #define SAMPLE_MAX 256 /* longest filter expanded into sample names */
 

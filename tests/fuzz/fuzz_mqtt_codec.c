@@ -28,27 +28,8 @@
 #include <string.h>
 
 #include "codec/mqtt5.h"
+#include "fuzz_util.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                           \
-	do {                                                                  \
-		if (!(cond)) {                                                \
-			fprintf(stderr, "%s:%d: property failed: %s\n",       \
-				__FILE__, __LINE__, #cond);                   \
-			abort();                                              \
-		}                                                             \
-	} while (0)
-
-static uint8_t *copy_exact(const uint8_t *p, size_t n)
-{
-	uint8_t *h = malloc(n ? n : 1);
-	if (!h)
-		abort();
-	if (n)
-		memcpy(h, p, n);
-	return h;
-}
 
 static bool slice_in(struct moat_bytes s, const uint8_t *base, size_t len)
 {
@@ -394,8 +375,8 @@ static void fuzz_topic(const uint8_t *data, size_t size)
 	size_t n = size - 1;
 	if (split > n)
 		split = n;
-	uint8_t *f = copy_exact(rest, split);
-	uint8_t *t = copy_exact(rest + split, n - split);
+	uint8_t *f = fuzz_copy_exact(rest, split);
+	uint8_t *t = fuzz_copy_exact(rest + split, n - split);
 	size_t fl = split, tl = n - split;
 
 	bool fv = moat_topic_filter_valid(f, fl);
@@ -429,7 +410,7 @@ static void fuzz_stream(const uint8_t *data, size_t size)
 			return;
 		if (rem > size - off - hl)
 			return; /* EAGAIN at stream level */
-		uint8_t *body = copy_exact(data + off + hl, rem);
+		uint8_t *body = fuzz_copy_exact(data + off + hl, rem);
 		off += hl + rem;
 		if (moat_mqtt_check_flags(tf) != MOAT_OK) {
 			free(body);
@@ -948,7 +929,7 @@ static void fuzz_publish_v(uint8_t flags, uint8_t version, const uint8_t *body,
 		CHECK(memcmp(out + hl, body, len) == 0);
 	/* and decodes back to the same */
 	struct moat_mqtt_publish5 m2;
-	uint8_t *b2 = copy_exact(out + hl, rem);
+	uint8_t *b2 = fuzz_copy_exact(out + hl, rem);
 	CHECK(moat_mqtt_decode_publish_v(tf & 0x0F, b2, rem, 5, &m2) ==
 	      MOAT_OK);
 	CHECK(m2.p.packet_id == p->packet_id && m2.p.qos == p->qos);
@@ -1027,7 +1008,7 @@ static void fuzz_ack_v(uint8_t sel, const uint8_t *body, size_t len)
 	     block_hdr(&props, body + 3) ==
 		     moat_mqtt_varint_size((uint32_t)props.raw.len)))
 		CHECK(rem == len && memcmp(pkt + hl, body, len) == 0);
-	uint8_t *b2 = copy_exact(pkt + hl, rem);
+	uint8_t *b2 = fuzz_copy_exact(pkt + hl, rem);
 	uint16_t id2;
 	uint8_t reason2;
 	struct moat_mqtt_props p2;
@@ -1158,7 +1139,7 @@ static void fuzz_reason_props(bool auth, uint8_t version, const uint8_t *body,
 	if (len >= 2 && block_hdr(&props, body + 1) ==
 				moat_mqtt_varint_size((uint32_t)props.raw.len))
 		CHECK(rem == len && memcmp(pkt + hl, body, len) == 0);
-	uint8_t *b2 = copy_exact(pkt + hl, rem);
+	uint8_t *b2 = fuzz_copy_exact(pkt + hl, rem);
 	uint8_t reason2;
 	struct moat_mqtt_props p2;
 	CHECK((auth ? moat_mqtt_decode_auth(b2, rem, &reason2, &p2)
@@ -1186,7 +1167,7 @@ static void fuzz_stream5(const uint8_t *data, size_t size)
 			return;
 		if (rem > size - off - hl)
 			return;
-		uint8_t *body = copy_exact(data + off + hl, rem);
+		uint8_t *body = fuzz_copy_exact(data + off + hl, rem);
 		off += hl + rem;
 		if (tf != 0xF0 && moat_mqtt_check_flags(tf) != MOAT_OK) {
 			free(body);
@@ -1252,7 +1233,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		/* byte 2 holds the fixed-header flags */
 		if (n < 1)
 			return 0;
-		uint8_t *body = copy_exact(in + 1, n - 1);
+		uint8_t *body = fuzz_copy_exact(in + 1, n - 1);
 		fuzz_publish(in[0] & 0x0F, body, n - 1);
 		free(body);
 		return 0;
@@ -1262,7 +1243,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (n < 1)
 			return 0;
 		uint8_t v = in[0];
-		uint8_t *body = copy_exact(in + 1, n - 1);
+		uint8_t *body = fuzz_copy_exact(in + 1, n - 1);
 		static const uint8_t versions[3] = {MQTT_PROTO_V5,
 						    MQTT_PROTO_V311,
 						    MQTT_PROTO_V31};
@@ -1290,7 +1271,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fuzz_topic(in, n); /* makes its own exact copies */
 		return 0;
 	}
-	uint8_t *buf = copy_exact(in, n);
+	uint8_t *buf = fuzz_copy_exact(in, n);
 	switch (target) {
 	case F_CONNECT:
 		fuzz_connect(buf, n);

@@ -23,17 +23,8 @@
 
 #include "auth/passwd.h"
 #include "common/moat_common.h"
+#include "fuzz_util.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                           \
-	do {                                                                  \
-		if (!(cond)) {                                                \
-			fprintf(stderr, "%s:%d: property failed: %s\n",       \
-				__FILE__, __LINE__, #cond);                   \
-			abort();                                              \
-		}                                                             \
-	} while (0)
 
 #define FUZZ_MAX_ITER 1000UL
 #define FUZZ_MAX_CHECKS 4

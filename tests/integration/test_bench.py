@@ -87,6 +87,19 @@ class BenchScenarios(BrokerTest):
         self.assertEqual(res["connect"]["failed"], 0)
         self.assert_complete(res, 12000, 1)
 
+    def test_fan_in_unbatched(self):
+        # One PUBLISH per write (the overload scenarios' client): the
+        # counting is the same.
+        res = self.run_json("fan-in", "-c", 40, "-n", 100, "-q", 1,
+                            "--unbatched")
+        self.assertTrue(res["unbatched"])
+        self.assert_complete(res, 4000, 1)
+
+    def test_pairs_unbatched_at_a_rate(self):
+        res = self.run_json("pairs", "-c", 20, "-n", 50, "-q", 1, "-r",
+                            20000, "--unbatched")
+        self.assert_complete(res, 1000, 1)
+
     def test_fan_out_qos1(self):
         res = self.run_json("fan-out", "-c", 5, "-n", 2000, "-q", 1)
         self.assertEqual((res["publishers"], res["subscribers"]), (1, 5))

@@ -51,16 +51,6 @@ static void bb_str(struct bb *b, const char *s)
 	bb_bin(b, s, strlen(s));
 }
 
-/* Exact-size heap copy of p[0..n) (ASan catches over-reads). */
-static uint8_t *heap(const void *p, size_t n)
-{
-	uint8_t *h = moat_malloc(n ? n : 1);
-	assert_non_null(h);
-	if (n)
-		memcpy(h, p, n);
-	return h;
-}
-
 static void assert_bytes(struct moat_bytes got, const void *want, size_t n)
 {
 	assert_int_equal(got.len, n);

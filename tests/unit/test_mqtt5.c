@@ -120,16 +120,6 @@ static void bb_block(struct bb *b, const struct bb *p)
 	bb_raw(b, p->d, p->n);
 }
 
-/* Exact-size heap copy of p[0..n) (ASan catches over-reads). */
-static uint8_t *heap(const void *p, size_t n)
-{
-	uint8_t *h = moat_malloc(n ? n : 1);
-	assert_non_null(h);
-	if (n)
-		memcpy(h, p, n);
-	return h;
-}
-
 static void assert_bytes(struct moat_bytes got, const void *want, size_t n)
 {
 	assert_int_equal(got.len, n);

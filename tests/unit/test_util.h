@@ -5,6 +5,8 @@
 #define MOAT_TEST_UTIL_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 
 #include "common/moat_common.h"
 
@@ -29,6 +31,17 @@ static int teardown_no_leaks(void **state)
 		return -1;
 	}
 	return 0;
+}
+
+/* Exact-size heap copy of p[0..n) (moat_free it): decoders fed with it
+ * let ASan catch any read past the end. */
+static inline uint8_t *heap(const void *p, size_t n)
+{
+	uint8_t *h = moat_malloc(n ? n : 1);
+	assert_non_null(h);
+	if (n)
+		memcpy(h, p, n);
+	return h;
 }
 
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_baseline, teardown_no_leaks)
