@@ -213,6 +213,12 @@ static void histogram(struct out *o, const char *name, const char *help,
 	put(o, "%s_count %llu\n", name, (unsigned long long)count);
 }
 
+/* A family with one unlabelled sample. */
+struct single {
+	const char *name, *type, *help;
+	uint64_t value;
+};
+
 static void state(struct out *o, struct moat_broker *b)
 {
 	size_t nsubs, nretained, rbytes;
@@ -221,48 +227,52 @@ static void state(struct out *o, struct moat_broker *b)
 	nretained = b->tree.nretained;
 	rbytes = b->tree.retained_bytes;
 	pthread_rwlock_unlock(&b->tree.lock);
-	one(o, "moat_connections", "gauge",
-	    "Open client connections, in any state.",
-	    MOAT_STAT_GET(b, connections));
-	one(o, "moat_clients_connected", "gauge",
-	    "Clients whose CONNECT was accepted.",
-	    MOAT_STAT_GET(b, clients_connected));
-	one(o, "moat_sessions", "gauge",
-	    "Sessions kept, connected or not.", MOAT_STAT_GET(b, sessions));
-	one(o, "moat_subscriptions", "gauge", "Subscriptions in the tree.",
-	    nsubs);
-	one(o, "moat_retained_messages", "gauge",
-	    "Retained messages (including the broker's $SYS ones).",
-	    nretained);
-	one(o, "moat_retained_bytes", "gauge",
-	    "Payload bytes of the retained messages the limits count.",
-	    rbytes);
-	one(o, "moat_queued_messages", "gauge",
-	    "Messages waiting in session queues (refreshed every second).",
-	    MOAT_WSTAT_SUM(b, queued));
-	one(o, "moat_queued_bytes", "gauge",
-	    "Bytes of the messages waiting in session queues (refreshed "
-	    "every second).",
-	    MOAT_WSTAT_SUM(b, queued_bytes));
-	one(o, "moat_inflight_messages", "gauge",
-	    "QoS 1 and 2 messages sent and not yet acknowledged (refreshed "
-	    "every second).",
-	    MOAT_WSTAT_SUM(b, inflight));
-	one(o, "moat_messages_dropped_total", "counter",
-	    "Messages dropped for a limit (queue full, inbox full, too "
-	    "large for the client).",
-	    MOAT_STAT_GET(b, msgs_dropped));
-	one(o, "moat_messages_expired_total", "counter",
-	    "Messages whose Message Expiry Interval ran out before delivery.",
-	    MOAT_WSTAT_SUM(b, expired));
-	uint64_t limit = b->cfg.memory_limit ? b->cfg.memory_limit
-					     : b->memory_auto;
-	one(o, "moat_memory_bytes", "gauge",
-	    "Memory the broker holds through its allocator (what "
-	    "memory_limit counts).",
-	    moat_alloc_live_bytes());
-	one(o, "moat_memory_limit_bytes", "gauge",
-	    "memory_limit in force (the automatic one when it is 0).", limit);
+	const struct single v[] = {
+		{"moat_connections", "gauge",
+		 "Open client connections, in any state.",
+		 MOAT_STAT_GET(b, connections)},
+		{"moat_clients_connected", "gauge",
+		 "Clients whose CONNECT was accepted.",
+		 MOAT_STAT_GET(b, clients_connected)},
+		{"moat_sessions", "gauge", "Sessions kept, connected or not.",
+		 MOAT_STAT_GET(b, sessions)},
+		{"moat_subscriptions", "gauge", "Subscriptions in the tree.",
+		 nsubs},
+		{"moat_retained_messages", "gauge",
+		 "Retained messages (including the broker's $SYS ones).",
+		 nretained},
+		{"moat_retained_bytes", "gauge",
+		 "Payload bytes of the retained messages the limits count.",
+		 rbytes},
+		{"moat_queued_messages", "gauge",
+		 "Messages waiting in session queues (refreshed every second).",
+		 MOAT_WSTAT_SUM(b, queued)},
+		{"moat_queued_bytes", "gauge",
+		 "Bytes of the messages waiting in session queues (refreshed "
+		 "every second).",
+		 MOAT_WSTAT_SUM(b, queued_bytes)},
+		{"moat_inflight_messages", "gauge",
+		 "QoS 1 and 2 messages sent and not yet acknowledged "
+		 "(refreshed every second).",
+		 MOAT_WSTAT_SUM(b, inflight)},
+		{"moat_messages_dropped_total", "counter",
+		 "Messages dropped for a limit (queue full, inbox full, too "
+		 "large for the client).",
+		 MOAT_STAT_GET(b, msgs_dropped)},
+		{"moat_messages_expired_total", "counter",
+		 "Messages whose Message Expiry Interval ran out before "
+		 "delivery.",
+		 MOAT_WSTAT_SUM(b, expired)},
+		{"moat_memory_bytes", "gauge",
+		 "Memory the broker holds through its allocator (what "
+		 "memory_limit counts).",
+		 moat_alloc_live_bytes()},
+		{"moat_memory_limit_bytes", "gauge",
+		 "memory_limit in force (the automatic one when it is 0).",
+		 b->cfg.memory_limit ? b->cfg.memory_limit : b->memory_auto},
+	};
+	for (size_t i = 0; i < MOAT_ARRAY_LEN(v); i++)
+		one(o, v[i].name, v[i].type, v[i].help, v[i].value);
 }
 
 static void store(struct out *o, struct moat_broker *b)
