@@ -82,6 +82,13 @@ static int open_file(const char *path, char *err, size_t errsz)
 	return fd;
 }
 
+static pthread_once_t json_alloc_once = PTHREAD_ONCE_INIT;
+
+static void json_alloc_setup(void)
+{
+	json_set_alloc_funcs(moat_malloc, moat_free);
+}
+
 int moat_log_open(enum moat_log_format format, enum moat_log_dest dest,
 		  const char *path, char *err, size_t errsz)
 {
@@ -94,8 +101,9 @@ int moat_log_open(enum moat_log_format format, enum moat_log_dest dest,
 		if ((fd = open_file(path, err, errsz)) < 0)
 			return MOAT_EIO;
 	}
-	/* JSON objects are built with moatd's allocator (counted). */
-	json_set_alloc_funcs(moat_malloc, moat_free);
+	/* JSON values are built with moatd's allocator (counted), set
+	 * once, before any thread uses jansson. */
+	pthread_once(&json_alloc_once, json_alloc_setup);
 	pthread_rwlock_wrlock(&sink_lock);
 	if (sink_fd >= 0)
 		close(sink_fd);
