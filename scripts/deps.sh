@@ -7,13 +7,18 @@ BUILD="build-essential cmake pkg-config libssl-dev openssl libargon2-dev \
 libpwquality-dev cracklib-runtime libsqlite3-dev libvectorscan-dev \
 libmicrohttpd-dev libjansson-dev"
 TEST="libcmocka-dev iproute2 mosquitto-clients mosquitto python3 python3-paho-mqtt \
-libcoap3-bin clang libclang-rt-14-dev prometheus chromium chromium-driver \
-python3-selenium"
+libcoap3-bin clang libclang-rt-14-dev nodejs chromium chromium-driver \
+python3-selenium prometheus"
 
 case "${1:-all}" in
 build) PKGS="$BUILD" ;;
 *) PKGS="$BUILD $TEST" ;;
 esac
+# Debian's nodejs comes without npm (its own package); a nodejs that
+# brings npm along (NodeSource's) conflicts with that package.
+if [ "${1:-all}" != build ] && ! command -v npm >/dev/null 2>&1; then
+	PKGS="$PKGS npm"
+fi
 
 missing=""
 for p in $PKGS; do
@@ -21,7 +26,14 @@ for p in $PKGS; do
 		missing="$missing $p"
 	fi
 done
-[ -z "$missing" ] && exit 0
+# The test-only npm packages (pinned by tests/js/package-lock.json).
+npm_deps() {
+	[ "${1:-all}" = build ] || "$(dirname "$0")/npm-deps.sh"
+}
+if [ -z "$missing" ]; then
+	npm_deps "${1:-all}"
+	exit 0
+fi
 
 if [ "$(id -u)" -ne 0 ]; then
 	echo "deps: missing packages:$missing" >&2
@@ -33,3 +45,4 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $missing >/dev/null
+npm_deps "${1:-all}"

@@ -35,9 +35,14 @@ static int open_listeners(struct moat_broker *b)
 		}
 		b->nlisteners++;
 		bool v6 = strchr(lc->addr, ':') != NULL || !lc->addr[0];
-		snprintf(l->name, sizeof(l->name), "%s%s%s:%u%s", v6 ? "[" : "",
-			 lc->addr[0] ? lc->addr : "::", v6 ? "]" : "",
-			 (unsigned)port, moat_listener_tls(lc) ? " (TLS)" : "");
+		bool ws = lc->protocol == MOAT_PROTO_WEBSOCKETS;
+		snprintf(l->name, sizeof(l->name), "%s%s%s:%u%s%s%s%s",
+			 v6 ? "[" : "", lc->addr[0] ? lc->addr : "::",
+			 v6 ? "]" : "", (unsigned)port,
+			 ws || moat_listener_tls(lc) ? " (" : "",
+			 ws ? "WebSocket" : "",
+			 ws && moat_listener_tls(lc) ? ", " : "",
+			 moat_listener_tls(lc) ? "TLS)" : ws ? ")" : "");
 	}
 	return MOAT_OK;
 }
@@ -225,8 +230,7 @@ static void release_batch(struct moat_inbox_batch *bt)
 	for (size_t i = 0; i < bt->n; i++) {
 		struct moat_inbox_item *it = &bt->v[i];
 		if (it->kind == INBOX_ADOPT) {
-			close(it->conn->fd);
-			moat_conn_free(it->conn);
+			moat_conn_free(it->conn); /* closes the socket */
 		}
 		moat_msg_unref(&it->msg);
 		moat_session_unref(&it->session);

@@ -24,6 +24,7 @@
 #include "codec/mqtt_codec.h"
 #include "common/moat_common.h"
 #include "common/moat_histo.h"
+#include "net/net.h"
 
 struct moat_pwfile;
 struct moat_acl;
@@ -436,14 +437,16 @@ struct moat_conn {
 	uint8_t ev_kind; /* EV_CONN; must stay first */
 	uint8_t auth_phase;        /* enum moat_auth_phase */
 	uint8_t proto_level;
-	bool tls_read_wants_write; /* SSL_read needs the socket writable */
 	int fd;
 	struct moat_worker *w;
 	/* The peer: formatted on demand by moat_conn_peer, moat_conn_ip. */
 	union moat_sockaddr addr;
 	enum moat_conn_state state;
 	size_t listener; /* index into the broker's listeners */
-	SSL *ssl;        /* TLS listener: the session; NULL for plain TCP */
+	/* The transport stack's top layer (tcp, or tls, ws over it); NULL
+	 * once closed.  The bottom layer lives here. */
+	struct moat_net *net;
+	struct moat_net_tcp tcp;
 	uint64_t auth_wait_until;  /* parked by login back-off until then */
 	double pub_tokens;         /* max_publish_rate bucket */
 	uint64_t pub_refill_ms;
@@ -454,7 +457,6 @@ struct moat_conn {
 	uint64_t last_rx_ms;
 	uint64_t last_tx_ms; /* last time the peer took bytes (or none were
 			      * waiting) */
-	uint64_t tx_bytes;    /* bytes the kernel accepted from us */
 	uint64_t last_acked;  /* bytes the peer had acknowledged at the last
 			       * tick (write-stall detection) */
 	struct moat_msg *will;
@@ -468,7 +470,6 @@ struct moat_conn {
 	char **alias_out;  /* [1..n_alias_out] topics we assigned */
 	uint16_t n_alias_out;
 	uint16_t keepalive; /* seconds; 0 = none */
-	bool tls_write_wants_read; /* SSL_write needs the socket readable */
 	bool ip_counted;           /* counted in the broker's iptab */
 	bool user_counted;         /* counted in the broker's usertab */
 	bool authenticated;        /* username is verified (else anonymous) */
@@ -504,6 +505,13 @@ bool moat__format_addr(const union moat_sockaddr *a, char *peer, char *ip);
 /* c's peer "addr:port" / "addr", formatted into buf (MOAT_PEER_STRLEN). */
 const char *moat_conn_peer(const struct moat_conn *c, char *buf);
 const char *moat_conn_ip(const struct moat_conn *c, char *buf);
+/* " (X-Forwarded-For ADDR)" when c came through a trusted proxy
+ * (websockets_trusted_proxy) that said so, else ""; buf has
+ * MOAT_FWD_STRLEN bytes. */
+#define MOAT_FWD_STRLEN 80
+const char *moat_conn_forwarded(const struct moat_conn *c, char *buf);
+/* " over TLS", " over WebSocket", " over WebSocket/TLS" or "" (for logs). */
+const char *moat_conn_transport(const struct moat_conn *c);
 /* Attach to w's epoll and list (new or handed-over connection). */
 int moat_conn_attach(struct moat_worker *w, struct moat_conn *c);
 /* Remove from its worker's epoll and list without closing (hand-over). */
@@ -517,12 +525,15 @@ void moat_conn_disconnect(struct moat_conn *c, uint8_t reason,
 			  const char *why);
 void moat_conn_free(struct moat_conn *c);
 
-/* Lingering close (linger.c): takes fd (and ssl, the per-address count
- * when ip_counted, and one from the connection count) and ends it after
- * writing rest, a FIN, and a bounded wait for the peer's.  false when it
- * cannot (limits): the caller closes as before. */
+/* Lingering close (linger.c): takes the transport stack net (whose
+ * bottom layer *tcp is moved into the linger; the per-address count when
+ * ip_counted, and one from the connection count) and ends it after
+ * writing rest through it, the layers' shutdown, a FIN, and a bounded
+ * wait for the peer's.  false when it cannot (limits): the caller closes
+ * as before. */
 struct moat_linger;
-bool moat__linger_start(struct moat_worker *w, int fd, SSL *ssl,
+bool moat__linger_start(struct moat_worker *w, struct moat_net *net,
+			struct moat_net_tcp *tcp,
 			const union moat_sockaddr *addr, bool ip_counted,
 			const uint8_t *rest, size_t restlen);
 void moat__linger_event(struct moat_linger *l, uint32_t events);

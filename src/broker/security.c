@@ -215,7 +215,8 @@ void moat__security_event(struct moat_conn *c, const char *event,
 	} else {
 		snprintf(id, sizeof(id), "(none yet)");
 	}
-	char pb[MOAT_PEER_STRLEN], name[32], ecid[180], euser[200];
+	char pb[MOAT_PEER_STRLEN], fb[MOAT_FWD_STRLEN], name[32], ecid[180],
+		euser[200];
 	moat__event_name(event, name, sizeof(name));
 	const struct moat_log_field f[] = {
 		MOAT_LF_STR("client_id", cid ? sec_escape(cid, strlen(cid), ecid,
@@ -230,8 +231,8 @@ void moat__security_event(struct moat_conn *c, const char *event,
 		MOAT_LF_STR("detail", detail),
 	};
 	moat_log_event(MOAT_LOG_NOTICE, name, f, MOAT_ARRAY_LEN(f),
-		       "security: %s: client %s user %s from %s: %s", event, id,
-		       user, pb, detail);
+		       "security: %s: client %s user %s from %s%s: %s", event,
+		       id, user, pb, moat_conn_forwarded(c, fb), detail);
 }
 
 void moat__event_name(const char *event, char *out, size_t outsz)
@@ -270,8 +271,7 @@ static int cert_identity(struct moat_conn *c, const struct moat_listener_cfg *lc
 			 uint8_t *v3rc, uint8_t *v5rc, const char **why)
 {
 	char name[256];
-	if (!c->ssl ||
-	    moat_tls_peer_identity(c->ssl,
+	if (moat_net_peer_identity(c->net,
 				   lc->use_identity_as_username ==
 					   MOAT_IDENTITY_SAN,
 				   name, sizeof(name)) != MOAT_OK)

@@ -44,7 +44,11 @@ enum moat_psync { MOAT_PSYNC_FULL = 0, MOAT_PSYNC_NORMAL = 1, MOAT_PSYNC_OFF = 2
 /* tls_version (a minimum) */
 enum moat_tls_min { MOAT_TLS_12 = 0, MOAT_TLS_13 = 1 };
 /* protocol (what a listener speaks; values are added as transports land) */
-enum moat_listener_proto { MOAT_PROTO_MQTT = 0, MOAT_PROTO_HTTP = 1 };
+enum moat_listener_proto {
+	MOAT_PROTO_MQTT = 0,
+	MOAT_PROTO_WEBSOCKETS = 1,
+	MOAT_PROTO_HTTP = 2,
+};
 
 struct moat_listener_cfg {
 	char addr[64]; /* numeric IPv4/IPv6 address, "" = all */
@@ -60,6 +64,9 @@ struct moat_listener_cfg {
 	uint32_t use_identity_as_username; /* enum moat_identity */
 	uint32_t tls_version;              /* enum moat_tls_min */
 	uint32_t protocol;                 /* enum moat_listener_proto */
+	char ws_path[256];     /* websockets_path */
+	char ws_origins[1024]; /* websockets_origin: comma-separated */
+	char ws_proxies[512];  /* websockets_trusted_proxy: comma-separated */
 };
 
 static inline bool moat_listener_tls(const struct moat_listener_cfg *lc)

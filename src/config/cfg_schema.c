@@ -16,8 +16,9 @@
 #define GIB (1024ull * 1024ull * 1024ull)
 
 /* The protocol values, in enum moat_listener_proto order. */
-#define PROTOCOLS "mqtt|http"
-static const char *const protocol_names[] = {"mqtt", "http"};
+#define PROTOCOLS "mqtt|websockets|http"
+static const char *const protocol_names[] = {"mqtt", "websockets",
+					     "http"};
 
 const char *moat_cfg_protocol_name(uint32_t proto)
 {
@@ -31,15 +32,40 @@ const struct moat_cfg_directive moat__cfg_directives[] = {
 	 "listener PORT [ADDRESS]: accept MQTT on TCP PORT (0 = any free "
 	 "port) at a numeric address (default: all addresses). Repeatable. "
 	 "With no listener, moatd listens on 127.0.0.1:1883 only."},
-	{"protocol", CFG_ENUM, LOFF(protocol), 0, 1, "mqtt",
+	{"protocol", CFG_ENUM, LOFF(protocol), 0, 2, "mqtt",
 	 "(listener) What the listener above speaks: mqtt (MQTT over TCP, "
-	 "or TLS when certfile is set), or http (/metrics, /healthz, "
-	 "/readyz, docs/metrics.md, and the JSON API, docs/api.md; HTTPS when certfile is set; served by "
-	 "its own threads, never the MQTT workers). An http listener off "
-	 "loopback needs TLS, a password_file and an acl_file like any "
-	 "other, and then answers /metrics only to administrators (users "
-	 "the ACL lets subscribe to $SYS/#) by HTTP Basic authentication.",
+	 "or TLS when certfile is set), websockets (MQTT over WebSockets: "
+	 "ws://, or wss:// when certfile is set; see docs/websockets.md), "
+	 "or http (/metrics, /healthz, /readyz, docs/metrics.md, the JSON "
+	 "API and the leak console, docs/api.md; HTTPS when certfile is "
+	 "set; served by its own threads, never the MQTT workers). An http "
+	 "listener off loopback needs TLS, a password_file and an acl_file "
+	 "like any other, and then answers /metrics only to administrators "
+	 "(users the ACL lets subscribe to $SYS/#) by HTTP Basic "
+	 "authentication.",
 	 true, PROTOCOLS},
+	{"websockets_path", CFG_STRING, LOFF(ws_path), 0, LSIZE(ws_path),
+	 "/mqtt",
+	 "(listener, websockets) The HTTP path WebSocket clients must ask "
+	 "for; other paths get 404.",
+	 true, NULL},
+	{"websockets_origin", CFG_STRING, LOFF(ws_origins), 0,
+	 LSIZE(ws_origins), NULL,
+	 "(listener, websockets) Comma-separated Origins that browsers may "
+	 "connect from, e.g. https://app.example.com,http://localhost:8080. "
+	 "Clients that send no Origin (non-browser clients) are always "
+	 "accepted, and so is an Origin naming the listener itself "
+	 "(scheme://Host, as paho-mqtt sends); with none configured, every "
+	 "browser is refused (403).",
+	 true, NULL},
+	{"websockets_trusted_proxy", CFG_STRING, LOFF(ws_proxies), 0,
+	 LSIZE(ws_proxies), NULL,
+	 "(listener, websockets) Comma-separated numeric addresses of "
+	 "reverse proxies in front of the listener. Only for connections "
+	 "from them do logs also show the client address of the last "
+	 "X-Forwarded-For entry; limits per address still apply to the TCP "
+	 "peer.",
+	 true, NULL},
 	{"certfile", CFG_PATH, LOFF(certfile), 0, LSIZE(certfile), NULL,
 	 "(listener) PEM certificate chain of the server; turns TLS on for "
 	 "the listener above it. Needs keyfile.", true, NULL},
