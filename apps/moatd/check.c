@@ -1,5 +1,6 @@
 /* moatd --check -c FILE [--format text|json]: the command's output. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
@@ -16,17 +17,39 @@ static void print_text(const char *file, const struct moat_lint_report *r)
 	moat_findings_print_summary(stdout, &r->findings);
 }
 
-static void print_json(const char *file, const struct moat_lint_report *r)
+static void print_json(FILE *out, const char *file,
+		       const struct moat_lint_report *r)
 {
-	fputs("{\n  \"file\": ", stdout);
-	moat_json_print_string(stdout, file);
-	fputs(",\n  \"dialect\": ", stdout);
-	moat_json_print_string(stdout, moat_lint_dialect_name(r->dialect));
-	fputs(",\n  \"summary\": ", stdout);
-	moat_findings_print_json_summary(stdout, &r->findings);
-	fputs(",\n  \"findings\": ", stdout);
-	moat_findings_print_json_array(stdout, &r->findings);
-	fputs("\n}\n", stdout);
+	fputs("{\n  \"file\": ", out);
+	moat_json_print_string(out, file);
+	fputs(",\n  \"dialect\": ", out);
+	moat_json_print_string(out, moat_lint_dialect_name(r->dialect));
+	fputs(",\n  \"summary\": ", out);
+	moat_findings_print_json_summary(out, &r->findings);
+	fputs(",\n  \"findings\": ", out);
+	moat_findings_print_json_array(out, &r->findings);
+	fputs("\n}\n", out);
+}
+
+int moatd_check_json(const char *file, char **json, size_t *len)
+{
+	struct moat_lint_report r;
+	char *buf = NULL;
+	size_t n = 0;
+	int rc = moat_lint_file(file, MOAT_LINT_AUTO, &r);
+	FILE *f = rc == MOAT_OK ? open_memstream(&buf, &n) : NULL;
+	if (f) {
+		print_json(f, file, &r);
+		rc = fclose(f) == 0 && buf ? MOAT_OK : MOAT_ENOMEM;
+	} else if (rc == MOAT_OK) {
+		rc = MOAT_ENOMEM;
+	}
+	moat_lint_report_free(&r);
+	/* Handed over in moatd's allocator (open_memstream used malloc). */
+	*json = rc == MOAT_OK ? moat_strndup(buf, n) : NULL;
+	*len = n;
+	free(buf);
+	return *json ? MOAT_OK : rc == MOAT_OK ? MOAT_ENOMEM : rc;
 }
 
 int moatd_check(const char *file, const char *format)
@@ -50,7 +73,7 @@ int moatd_check(const char *file, const char *format)
 		return 2;
 	}
 	if (json)
-		print_json(file, &r);
+		print_json(stdout, file, &r);
 	else
 		print_text(file, &r);
 	enum moat_severity worst;

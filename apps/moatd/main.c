@@ -55,7 +55,10 @@ static void usage(FILE *f)
 		"\n"
 		"Signals: SIGINT or SIGTERM stop the broker cleanly; SIGHUP "
 		"reloads the\nconfiguration, password file, ACL and "
-		"certificates (docs/security.md).\n"
+		"certificates (docs/security.md), and\nopens the log_dest "
+		"file again (docs/logging.md).\n"
+		"Metrics and health: a 'protocol http' listener "
+		"(docs/metrics.md).\n"
 		"Exit status: 0 after a clean stop, 1 on a configuration or "
 		"start-up error,\n"
 		"2 on a usage error.\n"
@@ -128,6 +131,20 @@ static void warn_insecure(const struct moat_config *cfg)
 	}
 }
 
+/* log_format and log_dest of cfg, in force from now on. */
+static int apply_log(const struct moat_config *cfg)
+{
+	char err[600];
+	moat_log_set_level(cfg->log_level);
+	if (moat_log_open((enum moat_log_format)cfg->log_format,
+			  (enum moat_log_dest)cfg->log_dest, cfg->log_file, err,
+			  sizeof(err)) != MOAT_OK) {
+		moat_err_log("log_dest: %s", err);
+		return -1;
+	}
+	return 0;
+}
+
 static void reload(struct moat_broker *b, const struct start_args *a)
 {
 	char note[64];
@@ -158,6 +175,8 @@ static void reload_config(struct moat_broker *b, const struct start_args *a)
 		moat_err_log("reload failed: %s; keeping the current "
 			     "configuration", why);
 	} else {
+		/* (A log_dest that cannot be opened keeps the current one.) */
+		(void)apply_log(cfg);
 		warn_insecure(cfg);
 		moat_notice("configuration reloaded from %s",
 			    a->file ? a->file : "(defaults)");
@@ -268,6 +287,7 @@ static int serve(const struct moat_config *cfg, const struct start_args *a)
 	struct drop_args d = {.cfg = cfg, .ra = &ra};
 	if (moat_broker_new_hook(cfg, drop_root, &d, &b) != MOAT_OK)
 		return 1;
+	moat_broker_set_check(b, moatd_check_json);
 	if (moat_broker_start(b) != MOAT_OK) {
 		moat_broker_free(b);
 		return 1;
@@ -278,6 +298,13 @@ static int serve(const struct moat_config *cfg, const struct start_args *a)
 	for (;;) {
 		int sig = wait_signal(b, &set, watchdog_us);
 		if (sig == SIGHUP) {
+			/* logrotate: the file first, whatever the reload's
+			 * verdict. */
+			char lerr[600];
+			if (moat_log_reopen(lerr, sizeof(lerr)) != MOAT_OK)
+				moat_err_log("log file: %s; still writing to the "
+					     "old one",
+					     lerr);
 			reload(b, a);
 			continue;
 		}
@@ -361,6 +388,8 @@ int main(int argc, char **argv)
 	}
 	bool defaulted = !file && !ports.nlisteners;
 	moat_log_set_level(cfg.log_level);
+	if (!test_only && apply_log(&cfg) != 0)
+		return 1;
 	if (test_only) {
 		/* The files it names too: password file, ACL, certificates,
 		 * keys (as a start would load them). */

@@ -19,8 +19,10 @@ static int open_listeners(struct moat_broker *b)
 		return MOAT_ENOMEM;
 	for (size_t i = 0; i < cfg->nlisteners; i++) {
 		const struct moat_listener_cfg *lc = &cfg->listeners[i];
-		struct moat_listener *l = &b->listeners[i];
+		struct moat_listener *l = &b->listeners[b->nlisteners];
 		char err[160];
+		if (lc->protocol == MOAT_PROTO_HTTP)
+			continue; /* http.c binds its own */
 		uint16_t port;
 		l->ev_kind = EV_LISTENER;
 		l->idx = i;
@@ -150,7 +152,8 @@ int moat_broker_new_hook(const struct moat_config *cfg,
 		goto fail;
 	b->tree.max_retained = (size_t)cfg->max_retained_messages;
 	b->tree.max_retained_bytes = (size_t)cfg->max_retained_bytes;
-	if ((rc = open_listeners(b)) != MOAT_OK)
+	if ((rc = open_listeners(b)) != MOAT_OK ||
+	    (rc = moat__http_bind(b)) != MOAT_OK)
 		goto fail;
 	b->workers = moat_calloc(b->nworkers, sizeof(*b->workers));
 	if (!b->workers) {
@@ -217,6 +220,8 @@ int moat_broker_start(struct moat_broker *b)
 		}
 	}
 	b->started = true;
+	if (moat__http_start(b) != MOAT_OK)
+		return MOAT_EIO; /* logged; moat_broker_free stops the rest */
 	moat_notice("moat %s running with %u worker thread%s", MOAT_VERSION,
 		    b->nworkers, b->nworkers == 1 ? "" : "s");
 	return MOAT_OK;
@@ -287,6 +292,8 @@ void moat_broker_free(struct moat_broker *b)
 {
 	if (!b)
 		return;
+	/* First: scrapes read the workers' state. */
+	moat__http_stop(b);
 	if (b->started) {
 		moat_broker_stop(b);
 		for (unsigned i = 0; i < b->nworkers; i++)
@@ -298,6 +305,7 @@ void moat_broker_free(struct moat_broker *b)
 	for (unsigned i = 0; b->workers && i < b->nworkers; i++) {
 		release_batch(&b->workers[i].inbox);
 		release_batch(&b->workers[i].draining);
+		moat__admin_cancel(&b->workers[i]);
 	}
 	/* Sessions end here without leaving the store: they are restored
 	 * at the next start. */
@@ -330,6 +338,7 @@ void moat_broker_free(struct moat_broker *b)
 	for (size_t i = 0; i < b->nlisteners; i++)
 		close(b->listeners[i].fd);
 	moat_free(b->listeners);
+	moat__http_free(b);
 	moat_tree_cleanup(&b->tree);
 	moat_security_unref(&b->sec);
 	moat_guard_cleanup(&b->guard);
@@ -337,6 +346,11 @@ void moat_broker_free(struct moat_broker *b)
 	moat_iptab_cleanup(&b->usertab);
 	pthread_mutex_destroy(&b->sec_lock);
 	moat_free(b);
+}
+
+void moat_broker_set_check(struct moat_broker *b, moat_check_fn fn)
+{
+	b->check = fn;
 }
 
 int moat_broker_check_files(const struct moat_config *cfg, char *err,
@@ -397,6 +411,8 @@ int moat_broker_reload(struct moat_broker *b, const struct moat_config *in,
 	bool same = cfg->nlisteners == b->cfg.nlisteners;
 	for (size_t i = 0; same && i < cfg->nlisteners; i++)
 		same = cfg->listeners[i].port == b->cfg.listeners[i].port &&
+		       cfg->listeners[i].protocol ==
+			       b->cfg.listeners[i].protocol &&
 		       !strcmp(cfg->listeners[i].addr, b->cfg.listeners[i].addr);
 	if (!same) {
 		snprintf(err, errsz, "the listeners changed; restart moatd to "

@@ -36,6 +36,10 @@ int moat_broker_reload(struct moat_broker *b, const struct moat_config *cfg,
  * starting anything: moatd -t.  MOAT_OK, or an error with err set. */
 int moat_broker_check_files(const struct moat_config *cfg, char *err,
 			    size_t errsz);
+/* What /api/v1/check serves: the moatd --check report (JSON) of file, in
+ * *json (moat_free).  Set before moat_broker_start; NULL = none. */
+typedef int (*moat_check_fn)(const char *file, char **json, size_t *len);
+void moat_broker_set_check(struct moat_broker *b, moat_check_fn fn);
 /* Join workers and free everything. */
 void moat_broker_free(struct moat_broker *b);
 

@@ -10,6 +10,7 @@
 #define MOAT_BROKER_INT_H
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -22,6 +23,7 @@
 #include "broker/guard.h"
 #include "codec/mqtt_codec.h"
 #include "common/moat_common.h"
+#include "common/moat_histo.h"
 #include "net/net.h"
 
 struct moat_pwfile;
@@ -622,6 +624,83 @@ int moat_security_new(const struct moat_config *cfg,
 struct moat_security *moat_security_ref(struct moat_security *s);
 void moat_security_unref(struct moat_security **s);
 
+/* ---- per-worker statistics (metrics.c sums them at scrape time) -------
+ * Written only by the owning worker with MOAT_SW_ADD (no read-modify-write,
+ * no shared cache line), read by any thread. */
+#define MOAT_PROTO_N 4 /* room for the listener protocols (cfg.h) */
+
+/* Why a connection was refused at accept; names in metrics.c. */
+enum moat_refusal {
+	MOAT_REFUSE_MEMORY,     /* memory_limit */
+	MOAT_REFUSE_PER_IP,     /* max_connections_per_ip */
+	MOAT_REFUSE_RATE,       /* max_accept_rate_per_ip */
+	MOAT_REFUSE_MAX_CONN,   /* max_connections */
+	MOAT_REFUSE_NO_FD,      /* out of file descriptors */
+	MOAT_REFUSE_NO_MEMORY,  /* an allocation failed */
+	MOAT_REFUSE_N
+};
+
+/* Limits that were hit; names (the directive) in metrics.c. */
+enum moat_limit_kind {
+	MOAT_LIMIT_MEMORY,          /* memory_limit (connection or publish) */
+	MOAT_LIMIT_CONNS_PER_IP,    /* max_connections_per_ip */
+	MOAT_LIMIT_ACCEPT_RATE,     /* max_accept_rate_per_ip */
+	MOAT_LIMIT_CONNECTIONS,     /* max_connections */
+	MOAT_LIMIT_PUBLISH_RATE,    /* max_publish_rate */
+	MOAT_LIMIT_AUTH_BACKOFF,    /* auth_backoff_*: a login refused */
+	MOAT_LIMIT_LOGIN_QUEUE,     /* too many logins waiting for a check */
+	MOAT_LIMIT_CONNS_PER_USER,  /* max_connections_per_user */
+	MOAT_LIMIT_N
+};
+
+enum moat_auth_result { MOAT_AUTH_OK, MOAT_AUTH_FAIL, MOAT_AUTH_THROTTLED };
+
+struct moat_wstats {
+	atomic_uint_fast64_t msgs_in[MOAT_PROTO_N][3];  /* by QoS */
+	atomic_uint_fast64_t msgs_out[MOAT_PROTO_N][3];
+	atomic_uint_fast64_t bytes_in[MOAT_PROTO_N];
+	atomic_uint_fast64_t bytes_out[MOAT_PROTO_N];
+	atomic_uint_fast64_t accepted[MOAT_PROTO_N];
+	atomic_uint_fast64_t refused[MOAT_REFUSE_N];
+	atomic_uint_fast64_t limits[MOAT_LIMIT_N];
+	atomic_uint_fast64_t auth[3]; /* enum moat_auth_result */
+	atomic_uint_fast64_t expired; /* messages expired before delivery */
+	atomic_uint_fast64_t leaks[32][4]; /* findings: category, action */
+	/* Gauges, refreshed by the worker's once-a-second session walk. */
+	atomic_uint_fast64_t queued, queued_bytes, inflight;
+	struct moat_histo loop; /* time to handle one loop turn */
+};
+
+#define MOAT_WSTAT_ADD(w, field, v) MOAT_SW_ADD((w)->st.field, (v))
+
+/* ---- administrators' requests (admin.c) -----------------------------------
+ * Carried out by the worker that owns what they touch (docs/api.md). */
+enum moat_admin_kind {
+	MOAT_ADMIN_CLIENTS,        /* list connected clients (every worker) */
+	MOAT_ADMIN_SESSIONS,       /* list sessions (every worker) */
+	MOAT_ADMIN_DISCONNECT,     /* a client id's connection */
+	MOAT_ADMIN_DELETE_SESSION, /* a client id's session (and connection) */
+	MOAT_ADMIN_CLEAR_RETAINED, /* a topic's retained message */
+};
+#define MOAT_ADMIN_ARG_MAX 65535
+
+struct moat_admin_node;
+struct moat_admin_result {
+	struct json_t *items; /* lists: entries (caller json_decref) */
+	size_t total;         /* lists: entries there were in all */
+	bool found;           /* actions: the client or session existed */
+};
+/* From a thread that is no worker: run a request and wait for it (a few
+ * seconds at most).  MOAT_OK, MOAT_EAGAIN when the workers did not answer
+ * in time, MOAT_ENOMEM, MOAT_EINVAL (arg too long). */
+int moat__admin_request(struct moat_broker *b, enum moat_admin_kind kind,
+			const char *arg, size_t limit,
+			struct moat_admin_result *out);
+/* Worker side: carry out the requests taken from w->admin. */
+void moat__admin_run(struct moat_worker *w, struct moat_admin_node *list);
+/* Teardown (workers stopped): answer what is left unanswered. */
+void moat__admin_cancel(struct moat_worker *w);
+
 struct moat_worker {
 	uint8_t ev_kind; /* EV_INBOX (the eventfd); must stay first */
 	struct moat_broker *b;
@@ -643,6 +722,7 @@ struct moat_worker {
 	pthread_mutex_t inbox_lock;
 	struct moat_inbox_batch inbox;   /* filled by other threads */
 	struct moat_inbox_batch draining; /* swapped in by the owner */
+	struct moat_admin_node *admin;    /* requests (admin.c), inbox_lock */
 
 	/* Per-destination batches built while routing, flushed after. */
 	struct moat_inbox_batch *outbox;
@@ -701,7 +781,23 @@ struct moat_worker {
 	uint64_t store_lost; /* records that could not be made (no memory) */
 	bool store_gate_pending; /* a gate waits for the batch being filled */
 	struct moat_conn *gated;
+
+	struct moat_wstats st; /* last: its own cache lines */
 };
+
+/* The protocol of c's listener, as an index into the per-protocol
+ * statistics. */
+static inline unsigned moat__conn_proto(const struct moat_conn *c)
+{
+	uint32_t p = c->w->cfg->listeners[c->listener].protocol;
+	return p < MOAT_PROTO_N ? (unsigned)p : 0;
+}
+/* A limit was hit (counted; the caller logs). */
+static inline void moat__limit_hit(struct moat_worker *w,
+				   enum moat_limit_kind k)
+{
+	MOAT_WSTAT_ADD(w, limits[k], 1);
+}
 
 /* Publish m (a will) at the next safe point of the loop (takes m). */
 void moat_worker_defer_will(struct moat_worker *w, struct moat_msg *m);
@@ -731,21 +827,14 @@ void *moat_worker_main(void *arg);
 
 /* ---- the broker (broker.c) ---------------------------------------------- */
 struct moat_stats {
-	atomic_uint_fast64_t msgs_received;
-	atomic_uint_fast64_t msgs_sent;
-	atomic_uint_fast64_t bytes_received;
-	atomic_uint_fast64_t bytes_sent;
 	atomic_uint_fast64_t msgs_dropped;
 	atomic_uint_fast64_t clients_connected;
 	atomic_uint_fast64_t clients_maximum;
 	atomic_uint_fast64_t sessions;
 	atomic_uint_fast64_t connections; /* open sockets, any state */
-	atomic_uint_fast64_t auth_failures;
 	atomic_uint_fast64_t acl_denials;
-	atomic_uint_fast64_t limit_hits;
-	atomic_uint_fast64_t leaks[32]; /* findings per leak category */
-	atomic_uint_fast64_t leaks_blocked;
-	atomic_uint_fast64_t leaks_redacted;
+	atomic_uint_fast64_t leaks_blocked;  /* messages */
+	atomic_uint_fast64_t leaks_redacted; /* messages */
 };
 
 struct moat_listener {
@@ -800,7 +889,45 @@ struct moat_broker {
 	bool started;
 	struct moat_store *store; /* NULL when persistence is off */
 	bool shutting_down; /* teardown: sessions end without store rows */
+	struct moat_http *http; /* HTTP listeners (http.c), NULL = none */
+	moat_check_fn check;    /* the API's configuration check */
 };
+
+/* ---- HTTP listeners (http.c) and metrics (metrics.c) ----------------------
+ * protocol http listeners run on libmicrohttpd's own threads, never on the
+ * workers' loops.  Started after the workers, stopped before them. */
+/* Bind the http listeners' sockets (at creation, with the others). */
+int moat__http_bind(struct moat_broker *b);
+/* Serve them (after the workers started).  MOAT_OK or logged error. */
+int moat__http_start(struct moat_broker *b);
+void moat__http_stop(struct moat_broker *b);
+/* Free them (after the workers stopped: they log into the API's recent
+ * events). */
+void moat__http_free(struct moat_broker *b);
+/* Worker 0's tick: the leak timeline's minute samples (events.c). */
+void moat__events_tick(struct moat_broker *b, uint64_t now_ms);
+/* The Prometheus text exposition of b into out (moat_free).  MOAT_OK or
+ * MOAT_ENOMEM. */
+int moat__metrics_render(struct moat_broker *b, char **out, size_t *len);
+/* The http listeners' logins by result (enum moat_auth_result), and
+ * their responses by status code (each(arg, code, count)). */
+uint64_t moat__http_auth(const struct moat_broker *b, unsigned result);
+void moat__http_codes(const struct moat_broker *b,
+		      void (*each)(void *, unsigned, uint64_t), void *arg);
+/* Totals over workers, protocols and QoS levels (any thread). */
+enum moat_traffic {
+	MOAT_TRAFFIC_MSGS_IN,
+	MOAT_TRAFFIC_MSGS_OUT,
+	MOAT_TRAFFIC_BYTES_IN,
+	MOAT_TRAFFIC_BYTES_OUT,
+};
+uint64_t moat__traffic(const struct moat_broker *b, enum moat_traffic t);
+/* Leak findings of a category, whatever the action. */
+uint64_t moat__leak_findings(const struct moat_broker *b, unsigned cat);
+/* Sum of a per-worker counter over the workers (any thread). */
+uint64_t moat__wstat_sum(const struct moat_broker *b, size_t offset);
+#define MOAT_WSTAT_SUM(b, field)                                              \
+	moat__wstat_sum((b), offsetof(struct moat_wstats, field))
 
 /* The forwardable MQTT 5 properties of a will or PUBLISH, re-encoded in
  * order into a new buffer (caller moat_frees *out). */
@@ -839,6 +966,9 @@ bool moat__acl_check_each(struct moat_conn *c, const char *filter,
 void moat__security_event(struct moat_conn *c, const char *event,
 			  const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* The log's event name of a security event ("auth failure" ->
+ * "auth_failure"; docs/logging.md lists them). */
+void moat__event_name(const char *event, char *out, size_t outsz);
 /* May the publisher recorded in m (wills, retained) still publish on its
  * topic under the current ACL?  True when none is recorded. */
 bool moat__source_may_publish(struct moat_worker *w, const struct moat_msg *m);
@@ -925,6 +1055,10 @@ static inline bool moat__store_gated(const struct moat_conn *c)
 }
 
 /* ---- leak detection (leak_inline.c) ---------------------------------------- */
+/* The findings of their own kind (leak_inline.c, leak_track.c): counted
+ * after the detector's categories, at MOAT_LEAK_CATEGORY_COUNT + k. */
+#define MOAT_LEAK_TRACKS 2
+const char *moat__leak_track_name(unsigned k);
 /* Build the detector of a security state (leak_detection). */
 int moat__leak_setup(struct moat_security *s, char *err, size_t errsz);
 void moat__leak_cleanup(struct moat_security *s);

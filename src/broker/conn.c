@@ -495,7 +495,7 @@ static int send_publish5_with(struct moat_conn *c, const struct moat_msg *m,
 				  pw.len, m->props, m->props_len, m->payload,
 				  m->payload_len, qos, retain, dup, id);
 	moat_conn_commit(c, n);
-	MOAT_STAT_ADD(c->w->b, msgs_sent, 1);
+	MOAT_WSTAT_ADD(c->w, msgs_out[moat__conn_proto(c)][qos], 1);
 	return MOAT_OK;
 }
 
@@ -513,7 +513,7 @@ int moat_conn_send_publish(struct moat_conn *c, const struct moat_msg *m,
 				 m->payload, m->payload_len, qos, retain, dup,
 				 id);
 	moat_conn_commit(c, n);
-	MOAT_STAT_ADD(c->w->b, msgs_sent, 1);
+	MOAT_WSTAT_ADD(c->w, msgs_out[moat__conn_proto(c)][qos], 1);
 	return MOAT_OK;
 }
 
@@ -724,7 +724,7 @@ static ssize_t read_via_worker(struct moat_conn *c, uint8_t *dst,
 	if (n == 0)
 		return 0;
 	moat_buf_commit(in, (size_t)n);
-	MOAT_STAT_ADD(w->b, bytes_received, (uint64_t)n);
+	MOAT_WSTAT_ADD(w, bytes_in[moat__conn_proto(c)], (uint64_t)n);
 	bool open = true;
 	if (c->state == CONN_ACTIVE) {
 		w->rbuf_busy = true;
@@ -769,7 +769,7 @@ static ssize_t read_some(struct moat_conn *c)
 	if (n == 0)
 		return 0;
 	moat_buf_commit(&c->in, (size_t)n);
-	MOAT_STAT_ADD(c->w->b, bytes_received, (uint64_t)n);
+	MOAT_WSTAT_ADD(c->w, bytes_in[moat__conn_proto(c)], (uint64_t)n);
 	return moat_conn_process_input(c) ? n : -1;
 }
 
@@ -820,7 +820,8 @@ static bool write_out(struct moat_conn *c)
 		if (n > 0) {
 			c->out_done += (uint64_t)n;
 			moat_buf_consume(&c->out, (size_t)n);
-			MOAT_STAT_ADD(c->w->b, bytes_sent, (uint64_t)n);
+			MOAT_WSTAT_ADD(c->w, bytes_out[moat__conn_proto(c)],
+				       (uint64_t)n);
 			continue;
 		}
 		if (n == 0)

@@ -150,7 +150,7 @@ int moat__handle_publish(struct moat_conn *c, uint8_t flags,
 	if (rc)
 		return rc;
 	if (!within_rate(c, cfg->max_publish_rate)) {
-		MOAT_STAT_ADD(w->b, limit_hits, 1);
+		moat__limit_hit(w, MOAT_LIMIT_PUBLISH_RATE);
 		moat__security_event(c, "limit", "max_publish_rate (%llu/s) "
 				     "exceeded; disconnected",
 				     (unsigned long long)cfg->max_publish_rate);
@@ -170,7 +170,7 @@ int moat__handle_publish(struct moat_conn *c, uint8_t flags,
 	if (p->topic.len > cfg->max_topic_length ||
 	    moat_topic_levels(p->topic.p, p->topic.len) > cfg->max_topic_levels)
 		return MOAT_ELIMIT;
-	MOAT_STAT_ADD(w->b, msgs_received, 1);
+	MOAT_WSTAT_ADD(w, msgs_in[moat__conn_proto(c)][p->qos], 1);
 	uint64_t records = moat__store_nrec(w), lost = w->store_lost;
 	/* QoS 2 arriving again before PUBREL: acknowledge, do not deliver
 	 * twice [MQTT-4.3.3-2]. */
@@ -194,7 +194,7 @@ int moat__handle_publish(struct moat_conn *c, uint8_t flags,
 						     sizeof(t)));
 	} else if (moat__memory_exhausted(w)) {
 		reason = RC_QUOTA_EXCEEDED;
-		MOAT_STAT_ADD(w->b, limit_hits, 1);
+		moat__limit_hit(w, MOAT_LIMIT_MEMORY);
 		moat__security_event(c, "limit",
 				     "memory_limit reached: publish refused");
 	} else if ((p->qos || p->retain) && moat__store_failing(w->b)) {

@@ -280,15 +280,34 @@ static void emit(struct inspect *x, const char *cat,
 	if (x->user)
 		moat_log_escape((const uint8_t *)x->user, strlen(x->user), u,
 				sizeof(u));
-	moat_notice("leak: %s (%s, confidence %u%%) in the %s of a %s by "
-		    "client \"%s\" user %s%s%s on %s%s%s, bytes %zu-%zu: %s "
-		    "(hmac %s); policy %s, message %s",
-		    cat, moat_leak_severity_name(f->severity),
-		    (unsigned)f->confidence, part, x->origin, id,
-		    x->user ? "\"" : "", x->user ? u : "(anonymous)",
-		    x->user ? "\"" : "", t, f->path[0] ? " at " : "", f->path,
-		    f->start, f->end, f->preview, f->hmac,
-		    action_names[action], fate_name(x->action));
+	/* The same fields as the $SYS event below (docs/logging.md). */
+	const struct moat_log_field lf[] = {
+		MOAT_LF_STR("category", cat),
+		MOAT_LF_STR("severity", moat_leak_severity_name(f->severity)),
+		MOAT_LF_NUM("confidence", f->confidence),
+		MOAT_LF_STR("action", action_names[action]),
+		MOAT_LF_STR("message", fate_name(x->action)),
+		MOAT_LF_STR("origin", x->origin),
+		MOAT_LF_STR("part", part),
+		MOAT_LF_STR("topic", t),
+		MOAT_LF_STR("client_id", id),
+		MOAT_LF_STR("user", x->user ? u : NULL),
+		MOAT_LF_STR("path", f->path[0] ? f->path : NULL),
+		MOAT_LF_NUM("start", f->start),
+		MOAT_LF_NUM("end", f->end),
+		MOAT_LF_STR("preview", f->preview),
+		MOAT_LF_STR("hmac", f->hmac),
+	};
+	moat_log_event(MOAT_LOG_NOTICE, "leak", lf, MOAT_ARRAY_LEN(lf),
+		       "leak: %s (%s, confidence %u%%) in the %s of a %s by "
+		       "client \"%s\" user %s%s%s on %s%s%s, bytes %zu-%zu: %s "
+		       "(hmac %s); policy %s, message %s",
+		       cat, moat_leak_severity_name(f->severity),
+		       (unsigned)f->confidence, part, x->origin, id,
+		       x->user ? "\"" : "", x->user ? u : "(anonymous)",
+		       x->user ? "\"" : "", t, f->path[0] ? " at " : "",
+		       f->path, f->start, f->end, f->preview, f->hmac,
+		       action_names[action], fate_name(x->action));
 	if (action == MOAT_LEAK_LOG)
 		return;
 	/* The event: what an operator needs, never the data itself. */
@@ -339,6 +358,11 @@ static void report(struct inspect *x, const struct pending_report *pr)
  * ($SYS/moat/leaks/count/location_track, .../linked_health). */
 static const char *const track_names[] = {"location_track",
 					  "linked_health"};
+
+const char *moat__leak_track_name(unsigned k)
+{
+	return k < MOAT_ARRAY_LEN(track_names) ? track_names[k] : "?";
+}
 _Static_assert(MOAT_LEAK_CATEGORY_COUNT + 2 <= 32, "stats.leaks too small");
 
 static void report_tracks(struct inspect *x)
@@ -360,9 +384,9 @@ static void report_tracks(struct inspect *x)
 		f.severity = MOAT_LEAK_SEV_HIGH;
 		f.confidence = 90;
 		snprintf(f.preview, sizeof(f.preview), "%s", previews[i]);
-		atomic_fetch_add_explicit(
-			&x->w->b->stats.leaks[MOAT_LEAK_CATEGORY_COUNT + i], 1,
-			memory_order_relaxed);
+		MOAT_WSTAT_ADD(x->w,
+			       leaks[MOAT_LEAK_CATEGORY_COUNT + i][MOAT_LEAK_ALERT],
+			       1);
 		emit(x, track_names[i], &f, "messages", MOAT_LEAK_ALERT);
 	}
 }
@@ -396,8 +420,7 @@ static int apply(struct inspect *x, struct moat_leak_scratch *s,
 		const struct moat_leak_finding *f = &fs[i];
 		int p = policy_for(cfg, x->m, f->category);
 		int a = p >= 0 ? cfg->leak_policies[p].action : MOAT_LEAK_ALERT;
-		atomic_fetch_add_explicit(&x->w->b->stats.leaks[f->category], 1,
-					  memory_order_relaxed);
+		MOAT_WSTAT_ADD(x->w, leaks[f->category][a], 1);
 		if (p >= 0)
 			atomic_fetch_add_explicit(
 				&x->w->sec->leak_policy_hits[p], 1,
@@ -612,19 +635,27 @@ int moat__leak_inspect(struct moat_worker *w, struct moat_msg *m,
 	    strongest_for(w->cfg, m) >= MOAT_LEAK_REDACT) {
 		char t[160];
 		x->action = MOAT_LEAK_BLOCK;
-		if (may_report(w))
-			moat_notice("leak: a %s by client \"%s\" on %s could not "
-				    "be scanned to its end (larger than the "
-				    "budget, or too many findings): blocked, as "
-				    "a leak_policy for its topic redacts or "
-				    "blocks",
-				    origin,
-				    moat_log_escape((const uint8_t *)x->cid,
-						    strlen(x->cid), t,
-						    sizeof(t)),
-				    x->topic_len && x->topic != m->topic
-					    ? x->topic
-					    : "(topic withheld)");
+		if (may_report(w)) {
+			const char *topic = x->topic_len && x->topic != m->topic
+						    ? x->topic
+						    : "(topic withheld)";
+			moat_log_escape((const uint8_t *)x->cid,
+					strlen(x->cid), t, sizeof(t));
+			const struct moat_log_field lf[] = {
+				MOAT_LF_STR("origin", origin),
+				MOAT_LF_STR("client_id", t),
+				MOAT_LF_STR("topic", topic),
+				MOAT_LF_STR("message", "blocked"),
+			};
+			moat_log_event(MOAT_LOG_NOTICE, "leak_unscanned", lf,
+				       MOAT_ARRAY_LEN(lf),
+				       "leak: a %s by client \"%s\" on %s could "
+				       "not be scanned to its end (larger than "
+				       "the budget, or too many findings): "
+				       "blocked, as a leak_policy for its topic "
+				       "redacts or blocks",
+				       origin, t, topic);
+		}
 	}
 	for (size_t i = 0; i < x->nrep; i++)
 		report(x, &x->rep[i]);
@@ -728,17 +759,16 @@ void moat__leak_sys_publish(struct moat_worker *w,
 		snprintf(topic, sizeof(topic), "$SYS/moat/leaks/count/%s",
 			 moat_leak_category_name((enum moat_leak_category)c));
 		snprintf(val, sizeof(val), "%llu",
-			 (unsigned long long)atomic_load_explicit(
-				 &b->stats.leaks[c], memory_order_relaxed));
+			 (unsigned long long)moat__leak_findings(b,
+								 (unsigned)c));
 		put(w, topic, val);
 	}
 	for (int k = 0; k < 2; k++) {
 		snprintf(topic, sizeof(topic), "$SYS/moat/leaks/count/%s",
 			 track_names[k]);
 		snprintf(val, sizeof(val), "%llu",
-			 (unsigned long long)atomic_load_explicit(
-				 &b->stats.leaks[MOAT_LEAK_CATEGORY_COUNT + k],
-				 memory_order_relaxed));
+			 (unsigned long long)moat__leak_findings(
+				 b, MOAT_LEAK_CATEGORY_COUNT + (unsigned)k));
 		put(w, topic, val);
 	}
 	snprintf(val, sizeof(val), "%llu",

@@ -215,10 +215,32 @@ void moat__security_event(struct moat_conn *c, const char *event,
 	} else {
 		snprintf(id, sizeof(id), "(none yet)");
 	}
-	char pb[MOAT_PEER_STRLEN], fb[MOAT_FWD_STRLEN];
-	moat_notice("security: %s: client %s user %s from %s%s: %s", event,
-		    id, user, moat_conn_peer(c, pb), moat_conn_forwarded(c, fb),
-		    detail);
+	char pb[MOAT_PEER_STRLEN], fb[MOAT_FWD_STRLEN], name[32], ecid[180],
+		euser[200];
+	moat__event_name(event, name, sizeof(name));
+	const struct moat_log_field f[] = {
+		MOAT_LF_STR("client_id", cid ? sec_escape(cid, strlen(cid), ecid,
+							  sizeof(ecid))
+					     : NULL),
+		MOAT_LF_STR("user", c->username
+					    ? sec_escape(c->username,
+							 strlen(c->username),
+							 euser, sizeof(euser))
+					    : NULL),
+		MOAT_LF_STR("peer", moat_conn_peer(c, pb)),
+		MOAT_LF_STR("detail", detail),
+	};
+	moat_log_event(MOAT_LOG_NOTICE, name, f, MOAT_ARRAY_LEN(f),
+		       "security: %s: client %s user %s from %s%s: %s", event,
+		       id, user, pb, moat_conn_forwarded(c, fb), detail);
+}
+
+void moat__event_name(const char *event, char *out, size_t outsz)
+{
+	size_t i = 0;
+	for (; event[i] && i + 1 < outsz; i++)
+		out[i] = event[i] == ' ' ? '_' : event[i];
+	out[i] = '\0';
 }
 
 /* ---- authentication -------------------------------------------------------------- */
@@ -261,6 +283,7 @@ static int cert_identity(struct moat_conn *c, const struct moat_listener_cfg *lc
 		return MOAT_ENOMEM;
 	c->authenticated = true;
 	c->auth_by_cert = true;
+	MOAT_WSTAT_ADD(c->w, auth[MOAT_AUTH_OK], 1);
 	return MOAT_OK;
 }
 
@@ -296,7 +319,7 @@ static int bad_password(struct moat_conn *c, const struct moat_mqtt_connect *cn,
 					w->cfg->auth_backoff_initial_ms,
 					w->cfg->auth_backoff_max_ms);
 	moat_free(user);
-	MOAT_STAT_ADD(w->b, auth_failures, 1);
+	MOAT_WSTAT_ADD(w, auth[MOAT_AUTH_FAIL], 1);
 	char esc[300];
 	sec_escape((const char *)cn->username.p,
 		   MOAT_MIN(cn->username.len, (size_t)64), esc, sizeof(esc));
@@ -326,6 +349,7 @@ static int check_password(struct moat_conn *c,
 		if (!c->username)
 			return MOAT_ENOMEM;
 		c->authenticated = true;
+		MOAT_WSTAT_ADD(w, auth[MOAT_AUTH_OK], 1);
 		char ipbuf[64];
 		moat_guard_success(&w->b->guard,
 				   guard_ip(c, ipbuf, sizeof(ipbuf)),
@@ -347,7 +371,8 @@ static int check_password(struct moat_conn *c,
 	 * beyond it, refuse, so that held connections stay bounded in time. */
 	uint64_t deadline = c->created_ms + cfg->connect_timeout * 1000u;
 	if (wait && now + wait > deadline) {
-		MOAT_STAT_ADD(w->b, limit_hits, 1);
+		moat__limit_hit(w, MOAT_LIMIT_AUTH_BACKOFF);
+		MOAT_WSTAT_ADD(w, auth[MOAT_AUTH_THROTTLED], 1);
 		moat__security_event(c, "auth throttled",
 				     "login back-off: next attempt in %llu ms",
 				     (unsigned long long)wait);
@@ -373,7 +398,7 @@ static int check_password(struct moat_conn *c,
 		moat_guard_release(&w->b->guard, gip, user);
 	moat_free(user);
 	if (rc == MOAT_ELIMIT) {
-		MOAT_STAT_ADD(w->b, limit_hits, 1);
+		moat__limit_hit(w, MOAT_LIMIT_LOGIN_QUEUE);
 		moat__security_event(c, "limit", "too many logins waiting "
 						 "for a password check");
 		return deny(v3rc, v5rc, why, MQTT_CONNACK_UNAVAILABLE,
@@ -403,7 +428,7 @@ static int authenticate(struct moat_conn *c, const struct moat_mqtt_connect *cn,
 	else if (moat_cfg_listener_anonymous(cfg, c->listener))
 		rc = MOAT_OK; /* anonymous; an unverifiable name is ignored */
 	else {
-		MOAT_STAT_ADD(w->b, auth_failures, 1);
+		MOAT_WSTAT_ADD(w, auth[MOAT_AUTH_FAIL], 1);
 		moat__security_event(c, "auth failure",
 				     cn->has_username
 					     ? "user names cannot be verified "
@@ -487,7 +512,7 @@ static int count_authenticated(struct moat_conn *c, uint8_t *v3rc,
 				     user_key(c->username, kb, sizeof(kb)),
 				     now, cfg->max_connections_per_user,
 				     0, false) != MOAT_IP_OK) {
-			MOAT_STAT_ADD(w->b, limit_hits, 1);
+			moat__limit_hit(w, MOAT_LIMIT_CONNS_PER_USER);
 			moat__security_event(c, "limit",
 					     "max_connections_per_user reached");
 			return deny(v3rc, v5rc, why, MQTT_CONNACK_UNAVAILABLE,

@@ -253,6 +253,7 @@ static int send_now(struct moat_session *s, struct moat_msg *m, uint8_t qos,
 	uint16_t id = 0;
 	/* Expired while it waited: not sent [MQTT-3.3.2-5]. */
 	if (moat_msg_expired(m, s->home->now_ms)) {
+		MOAT_WSTAT_ADD(s->home, expired, 1);
 		forget_did(s, did, m);
 		return MOAT_OK;
 	}
@@ -344,7 +345,8 @@ static bool queue_room(struct moat_session *s, struct moat_msg *m,
 	bool bytes_full = cfg->max_queued_bytes &&
 			  s->queued_bytes + size > cfg->max_queued_bytes;
 	if (s->qlen >= cfg->max_queued_messages || bytes_full) {
-		moat__squeue_purge(s, s->home->now_ms);
+		MOAT_WSTAT_ADD(s->home, expired,
+			       moat__squeue_purge(s, s->home->now_ms));
 		bytes_full = cfg->max_queued_bytes &&
 			     s->queued_bytes + size > cfg->max_queued_bytes;
 	}
@@ -480,6 +482,7 @@ void moat_session_route(struct moat_session *s, struct moat_msg *m,
 		}
 	}
 	if (moat_msg_expired(m, s->home->now_ms)) {
+		MOAT_WSTAT_ADD(s->home, expired, 1);
 		forget_did(s, did, m);
 		return;
 	}

@@ -621,7 +621,9 @@ static void *store_main(void *arg)
 			list = retry;
 			retry = retry_tail = NULL;
 		}
+		uint64_t t0 = moat_now_ns();
 		int rc = commit_batches(st, list);
+		moat_histo_observe(&st->commit_hist, moat_now_ns() - t0);
 		if (rc == SQLITE_OK) {
 			if (atomic_exchange(&st->failing, false))
 				moat_notice("persistence: %s: writing again",

@@ -87,6 +87,7 @@ struct moat_store {
 	atomic_uint_fast64_t next_did;
 	atomic_uint_fast64_t lost; /* records that could not be made */
 	atomic_size_t backlog; /* records handed over, not yet committed */
+	struct moat_histo commit_hist; /* written by the store thread */
 
 	/* store thread only */
 	uint8_t *buf; /* message blobs */

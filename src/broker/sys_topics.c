@@ -47,13 +47,13 @@ void moat__sys_publish(struct moat_worker *w)
 	put_u64(w, "$SYS/broker/clients/maximum",
 		MOAT_STAT_GET(b, clients_maximum));
 	put_u64(w, "$SYS/broker/messages/received",
-		MOAT_STAT_GET(b, msgs_received));
-	put_u64(w, "$SYS/broker/messages/sent", MOAT_STAT_GET(b, msgs_sent));
+		moat__traffic(b, MOAT_TRAFFIC_MSGS_IN));
+	put_u64(w, "$SYS/broker/messages/sent", moat__traffic(b, MOAT_TRAFFIC_MSGS_OUT));
 	put_u64(w, "$SYS/broker/publish/messages/dropped",
 		MOAT_STAT_GET(b, msgs_dropped));
 	put_u64(w, "$SYS/broker/bytes/received",
-		MOAT_STAT_GET(b, bytes_received));
-	put_u64(w, "$SYS/broker/bytes/sent", MOAT_STAT_GET(b, bytes_sent));
+		moat__traffic(b, MOAT_TRAFFIC_BYTES_IN));
+	put_u64(w, "$SYS/broker/bytes/sent", moat__traffic(b, MOAT_TRAFFIC_BYTES_OUT));
 	put_u64(w, "$SYS/broker/subscriptions/count", nsubs);
 	put_u64(w, "$SYS/broker/retained messages/count", nretained);
 	put_u64(w, "$SYS/broker/heap/current", moat_alloc_live_bytes());

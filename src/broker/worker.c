@@ -227,9 +227,12 @@ static void drain_inbox(struct moat_worker *w)
 	struct moat_inbox_batch tmp = w->inbox;
 	w->inbox = w->draining;
 	w->draining = tmp;
+	struct moat_admin_node *admin = w->admin;
+	w->admin = NULL;
 	pthread_mutex_unlock(&w->inbox_lock);
 	/* The store may have woken us: output waiting for it can go. */
 	moat__store_release(w);
+	moat__admin_run(w, admin);
 	for (size_t i = 0; i < w->draining.n; i++) {
 		struct moat_inbox_item *it = &w->draining.v[i];
 		if (it->kind == INBOX_ADOPT)
@@ -346,12 +349,18 @@ static void publish_wills(struct moat_worker *w)
 		} else {
 			char t[96];
 			MOAT_STAT_ADD(w->b, acl_denials, 1);
-			moat_notice("security: acl denial: will of client %s on "
-				    "%s not published: its user may no longer "
-				    "publish there",
-				    m->src_cid,
-				    moat__log_topic(m->topic, m->topic_len, t,
-						    sizeof(t)));
+			moat__log_topic(m->topic, m->topic_len, t, sizeof(t));
+			const struct moat_log_field f[] = {
+				MOAT_LF_STR("client_id", m->src_cid),
+				MOAT_LF_STR("user", m->src_user),
+				MOAT_LF_STR("topic", t),
+			};
+			moat_log_event(MOAT_LOG_NOTICE, "acl_denial", f,
+				       MOAT_ARRAY_LEN(f),
+				       "security: acl denial: will of client %s "
+				       "on %s not published: its user may no "
+				       "longer publish there",
+				       m->src_cid, t);
 		}
 		moat_msg_unref(&m);
 	}
@@ -450,16 +459,23 @@ static void free_closed(struct moat_worker *w)
 
 /* A refused connection is logged at most once a second per worker. */
 static void refuse_log(struct moat_worker *w, const char *peer,
+		       enum moat_refusal r, enum moat_limit_kind k,
 		       const char *why)
 {
 	uint64_t now = moat_now_ms();
-	MOAT_STAT_ADD(w->b, limit_hits, 1);
+	moat__limit_hit(w, k);
+	MOAT_WSTAT_ADD(w, refused[r], 1);
 	if (now - w->limit_log_ms < 1000)
 		return;
 	w->limit_log_ms = now;
-	moat_notice("security: limit: connection from %s refused: %s (such "
-		    "refusals are logged at most once a second)",
-		    peer, why);
+	const struct moat_log_field f[] = {
+		MOAT_LF_STR("peer", peer),
+		MOAT_LF_STR("detail", why),
+	};
+	moat_log_event(MOAT_LOG_NOTICE, "limit", f, MOAT_ARRAY_LEN(f),
+		       "security: limit: connection from %s refused: %s (such "
+		       "refusals are logged at most once a second)",
+		       peer, why);
 }
 
 /* Per-address and memory limits at accept: MOAT_IP_OK, MOAT_IP_HELD (to
@@ -469,7 +485,8 @@ static enum moat_ip_verdict admit(struct moat_worker *w, const char *peer,
 {
 	const struct moat_config *cfg = w->cfg;
 	if (moat__memory_exhausted(w)) {
-		refuse_log(w, peer, "memory_limit reached");
+		refuse_log(w, peer, MOAT_REFUSE_MEMORY, MOAT_LIMIT_MEMORY,
+			   "memory_limit reached");
 		return MOAT_IP_TOO_MANY;
 	}
 	if (loopback && !cfg->limit_loopback)
@@ -483,9 +500,12 @@ static enum moat_ip_verdict admit(struct moat_worker *w, const char *peer,
 				 cfg->max_accept_rate_per_ip,
 				 cfg->max_connections_per_ip != 0);
 	if (v == MOAT_IP_TOO_MANY)
-		refuse_log(w, peer, "max_connections_per_ip reached");
+		refuse_log(w, peer, MOAT_REFUSE_PER_IP,
+			   MOAT_LIMIT_CONNS_PER_IP,
+			   "max_connections_per_ip reached");
 	else if (v == MOAT_IP_TOO_FAST)
-		refuse_log(w, peer, "max_accept_rate_per_ip exceeded");
+		refuse_log(w, peer, MOAT_REFUSE_RATE, MOAT_LIMIT_ACCEPT_RATE,
+			   "max_accept_rate_per_ip exceeded");
 	return v;
 }
 
@@ -611,8 +631,10 @@ static void shed_connection(struct moat_worker *w, struct moat_listener *l,
 	if (w->spare_fd >= 0) {
 		close(w->spare_fd);
 		int fd = accept(l->fd, NULL, NULL);
-		if (fd >= 0)
+		if (fd >= 0) {
 			close(fd);
+			MOAT_WSTAT_ADD(w, refused[MOAT_REFUSE_NO_FD], 1);
+		}
 		w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	}
 }
@@ -648,7 +670,9 @@ static void accept_all(struct moat_worker *w, struct moat_listener *l)
 			continue;
 		}
 		if (MOAT_STAT_GET(b, connections) >= w->cfg->max_connections) {
-			refuse_log(w, peer, "max_connections reached");
+			refuse_log(w, peer, MOAT_REFUSE_MAX_CONN,
+				   MOAT_LIMIT_CONNECTIONS,
+				   "max_connections reached");
 			if (counted)
 				moat_iptab_release(&b->iptab, ip, moat_now_ms());
 			close(fd);
@@ -665,12 +689,14 @@ static void accept_all(struct moat_worker *w, struct moat_listener *l)
 		    start_transport(w, c) == MOAT_OK) {
 			held_append(w, c);
 			MOAT_STAT_ADD(b, connections, 1);
+			MOAT_WSTAT_ADD(w, accepted[moat__conn_proto(c)], 1);
 			continue;
 		}
 		if (!c || v == MOAT_IP_HELD || start_transport(w, c) != MOAT_OK ||
 		    moat_conn_attach(w, c) != MOAT_OK) {
 			moat_warn("connection from %s refused: out of memory",
 				  peer);
+			MOAT_WSTAT_ADD(w, refused[MOAT_REFUSE_NO_MEMORY], 1);
 			if (counted)
 				moat_iptab_release(&b->iptab, ip, moat_now_ms());
 			if (c)
@@ -680,6 +706,7 @@ static void accept_all(struct moat_worker *w, struct moat_listener *l)
 			continue;
 		}
 		MOAT_STAT_ADD(b, connections, 1);
+		MOAT_WSTAT_ADD(w, accepted[moat__conn_proto(c)], 1);
 		moat_debug("new connection from %s on %s", peer, l->name);
 	}
 }
@@ -706,9 +733,13 @@ static void expire_sessions(struct moat_worker *w, uint64_t now)
 	 * redelivery overflowing a clean session's connection). */
 	struct moat_session *expired[256];
 	size_t n = 0;
-	for (size_t i = 0; i < w->nbuckets && n < MOAT_ARRAY_LEN(expired);
-	     i++) {
+	/* The same walk refreshes the queue gauges of the metrics. */
+	uint64_t queued = 0, qbytes = 0, inflight = 0;
+	for (size_t i = 0; i < w->nbuckets; i++) {
 		for (struct moat_session *s = w->sessions[i]; s; s = s->hnext) {
+			queued += s->qlen;
+			qbytes += s->queued_bytes;
+			inflight += s->ninflight;
 			if (!s->conn && s->will && now >= s->will_at_ms)
 				moat_session_fire_will(s);
 			uint64_t life = session_lifetime_ms(w, s);
@@ -720,6 +751,10 @@ static void expire_sessions(struct moat_worker *w, uint64_t now)
 			}
 		}
 	}
+	atomic_store_explicit(&w->st.queued, queued, memory_order_relaxed);
+	atomic_store_explicit(&w->st.queued_bytes, qbytes,
+			      memory_order_relaxed);
+	atomic_store_explicit(&w->st.inflight, inflight, memory_order_relaxed);
 	/* At most 256 a second per worker; the rest go next second. */
 	for (size_t i = 0; i < n; i++) {
 		if (!expired[i]->dead) {
@@ -833,6 +868,8 @@ static void tick(struct moat_worker *w, uint64_t now)
 		w->next_sys_ms = now + cfg->sys_interval * 1000u;
 		moat__sys_publish(w);
 	}
+	if (w->idx == 0 && w->b->http)
+		moat__events_tick(w->b, now);
 }
 
 static void handle_event(struct moat_worker *w, struct epoll_event *ev)
@@ -875,8 +912,10 @@ void *moat_worker_main(void *arg)
 				      ? 0
 				      : (int)(w->next_tick_ms - w->now_ms);
 		int n = epoll_wait(w->epfd, evs, MAX_EVENTS, timeout);
-		/* The one clock reading of this turn. */
-		uint64_t now = w->now_ms = moat_now_ms();
+		/* The one clock reading of this turn (and, for the loop time
+		 * histogram, one more at its end). */
+		uint64_t t0 = moat_now_ns();
+		uint64_t now = w->now_ms = t0 / 1000000u;
 		atomic_store_explicit(&w->turn_ms, now, memory_order_relaxed);
 		moat__worker_sync_security(w);
 		if (n < 0 && errno != EINTR) {
@@ -906,6 +945,8 @@ void *moat_worker_main(void *arg)
 		moat__store_flush(w);
 		visit_starved(w, false);
 		free_closed(w);
+		if (n > 0)
+			moat_histo_observe(&w->st.loop, moat_now_ns() - t0);
 	}
 	return NULL;
 }

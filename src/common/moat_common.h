@@ -85,6 +85,8 @@ bool moat_utf8_valid(const uint8_t *p, size_t len);
 /* ---- time ---------------------------------------------------------------- */
 /* Monotonic milliseconds. */
 uint64_t moat_now_ms(void);
+/* Monotonic nanoseconds (the same clock). */
+uint64_t moat_now_ns(void);
 /* Milliseconds from now until deadline (a moat_now_ms() time) for poll():
  * 0 once it has passed, at most 10^9. */
 int moat_ms_left(uint64_t deadline);
@@ -115,6 +117,47 @@ enum moat_log_level moat_log_get_level(void);
 int moat_log_level_parse(const char *s, enum moat_log_level *out);
 void moat_log(enum moat_log_level lvl, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* Where log lines go and in which form (log_format, log_dest).  Until
+ * moat_log_open is called: text on stderr. */
+enum moat_log_format { MOAT_LOG_TEXT = 0, MOAT_LOG_JSON = 1 };
+enum moat_log_dest {
+	MOAT_LOG_STDERR = 0,
+	MOAT_LOG_SYSLOG = 1,
+	MOAT_LOG_FILE = 2,
+};
+/* Switch to format and dest (path: the file for MOAT_LOG_FILE, opened
+ * append-only, created 0600, never through a symbolic link).  On an
+ * error nothing changes and err says why. */
+int moat_log_open(enum moat_log_format format, enum moat_log_dest dest,
+		  const char *path, char *err, size_t errsz);
+/* Open the log file again by its name (after logrotate moved it: SIGHUP).
+ * Nothing to do for stderr and syslog.  On an error the old file stays. */
+int moat_log_reopen(char *err, size_t errsz);
+
+/* A line with a stable event name (security and leak events: see
+ * docs/logging.md) and fields: in JSON each field is a member; in text
+ * the line is the message alone, as moat_log writes it.  A field with
+ * str NULL is a number (num), or null when null is set. */
+struct moat_log_field {
+	const char *key;
+	const char *str;
+	long long num;
+	bool null;
+};
+#define MOAT_LF_STR(k, v) {.key = (k), .str = (v), .null = (v) == NULL}
+#define MOAT_LF_NUM(k, v) {.key = (k), .num = (long long)(v)}
+void moat_log_event(enum moat_log_level lvl, const char *event,
+		    const struct moat_log_field *f, size_t nf,
+		    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* Also hand every event line (moat_log_event, at or above the log level)
+ * as its JSON text to hook(arg, event, json), whatever the format and
+ * destination; NULL removes it.  The hook runs on the logging thread and
+ * must not log. */
+typedef void (*moat_log_hook_fn)(void *arg, const char *event,
+				 const char *json);
+void moat_log_set_hook(moat_log_hook_fn hook, void *arg);
+
 /* Copy untrusted bytes into out (size outsz) with control characters and
  * non-ASCII escaped as \xNN, truncated with "..." if needed.  Returns out. */
 const char *moat_log_escape(const uint8_t *p, size_t len, char *out,

@@ -4,9 +4,14 @@
 
 uint64_t moat_now_ms(void)
 {
+	return moat_now_ns() / 1000000u;
+}
+
+uint64_t moat_now_ns(void)
+{
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 int moat_ms_left(uint64_t deadline)

@@ -44,7 +44,11 @@ enum moat_psync { MOAT_PSYNC_FULL = 0, MOAT_PSYNC_NORMAL = 1, MOAT_PSYNC_OFF = 2
 /* tls_version (a minimum) */
 enum moat_tls_min { MOAT_TLS_12 = 0, MOAT_TLS_13 = 1 };
 /* protocol (what a listener speaks; values are added as transports land) */
-enum moat_listener_proto { MOAT_PROTO_MQTT = 0, MOAT_PROTO_WEBSOCKETS = 1 };
+enum moat_listener_proto {
+	MOAT_PROTO_MQTT = 0,
+	MOAT_PROTO_WEBSOCKETS = 1,
+	MOAT_PROTO_HTTP = 2,
+};
 
 struct moat_listener_cfg {
 	char addr[64]; /* numeric IPv4/IPv6 address, "" = all */
@@ -122,6 +126,9 @@ struct moat_config {
 	bool allow_zero_length_clientid;
 	enum moat_log_level log_level;
 	char user[64]; /* run as this user when started as root */
+	uint32_t log_format; /* enum moat_log_format */
+	uint32_t log_dest;   /* enum moat_log_dest */
+	char log_file[MOAT_CFG_PATH_MAX]; /* log_dest file PATH */
 	char source[256]; /* file the config came from, "" = defaults */
 };
 
@@ -151,6 +158,8 @@ const char *moat_cfg_listener_risks(const struct moat_config *cfg, size_t i,
 				    char *out, size_t outsz);
 /* Does listener i accept clients without credentials? */
 bool moat_cfg_listener_anonymous(const struct moat_config *cfg, size_t i);
+/* The name of a protocol value ("mqtt", "http", ...), "?" if unknown. */
+const char *moat_cfg_protocol_name(uint32_t proto);
 /* True when addr is a loopback address ("127.x", "::1", "localhost"). */
 bool moat_cfg_addr_is_loopback(const char *addr);
 /* Print every directive with type, default and description. */

@@ -17,6 +17,7 @@ enum moat_cfg_type {
 	CFG_MSEC,     /* milliseconds: plain number = seconds; ms, s, m, h */
 	CFG_ENUM,     /* one of the words in values, stored as uint32 index */
 	CFG_LEAK_POLICY, /* leak_policy FILTER CATEGORY ACTION (repeatable) */
+	CFG_LOG_DEST,    /* stderr | syslog | file PATH */
 };
 
 struct moat_cfg_directive {

@@ -180,6 +180,28 @@ static int set_listener(struct moat_config *cfg, const struct cfg_line *l,
 	return MOAT_OK;
 }
 
+static int set_path(const struct moat_config *cfg, char *dst, size_t dstsz,
+		    const char *val);
+
+static int set_log_dest(struct moat_config *cfg, const struct cfg_line *l,
+			struct moat_cfg_err *err)
+{
+	static const char *const dests[] = {"stderr", "syslog", "file"};
+	int d = -1;
+	for (int i = 0; i < 3; i++)
+		if (l->argc >= 2 && !strcmp(l->argv[1], dests[i]))
+			d = i;
+	if (d < 0 || (d == MOAT_LOG_FILE) != (l->argc == 3) || l->argc > 3)
+		return fail(err, l, "expected: log_dest stderr|syslog|file PATH");
+	cfg->log_dest = (uint32_t)d;
+	cfg->log_file[0] = '\0';
+	if (d == MOAT_LOG_FILE &&
+	    set_path(cfg, cfg->log_file, sizeof(cfg->log_file), l->argv[2]))
+		return fail(err, l, "path longer than %zu bytes",
+			    sizeof(cfg->log_file) - 1);
+	return MOAT_OK;
+}
+
 static int set_leak_policy(struct moat_config *cfg, const struct cfg_line *l,
 			   struct moat_cfg_err *err)
 {
@@ -317,6 +339,8 @@ static int set_value(struct moat_config *cfg,
 		else
 			*(uint64_t *)(void *)(base + d->offset) = v;
 		return MOAT_OK;
+	case CFG_LOG_DEST:
+		return MOAT_OK; /* default: stderr (zero) */
 	case CFG_LISTENER:
 	case CFG_LEAK_POLICY:
 		break;
@@ -402,6 +426,8 @@ static int apply_line(struct moat_config *cfg, struct cfg_line *l,
 		return set_listener(cfg, l, err);
 	if (d->type == CFG_LEAK_POLICY)
 		return set_leak_policy(cfg, l, err);
+	if (d->type == CFG_LOG_DEST)
+		return set_log_dest(cfg, l, err);
 	if (l->argc != 2)
 		return fail(err, l, "expected exactly one value");
 	return set_value(cfg, d, l->argv[1], l, err);
@@ -577,6 +603,12 @@ static int check_tls(const struct moat_config *cfg,
 	else if (!addr_list_valid(lc->ws_proxies))
 		why = "websockets_trusted_proxy takes numeric IPv4 or IPv6 "
 		      "addresses separated by commas";
+	else if (lc->protocol == MOAT_PROTO_HTTP &&
+		 (lc->cafile[0] || lc->require_certificate))
+		why = "client certificates (cafile, crlfile, "
+		      "require_certificate, use_identity_as_username) are not "
+		      "available on protocol http listeners; they use HTTP "
+		      "Basic authentication";
 	if (!why)
 		return MOAT_OK;
 	return fail(err, NULL, "%s: listener %u: %s", src, (unsigned)lc->port,
@@ -636,6 +668,7 @@ static const char *type_name(enum moat_cfg_type t)
 	case CFG_LOGLEVEL: return "log level";
 	case CFG_LISTENER: return "PORT [ADDRESS]";
 	case CFG_LEAK_POLICY: return "TOPIC-FILTER CATEGORY|all ACTION";
+	case CFG_LOG_DEST: return "stderr|syslog|file PATH";
 	case CFG_STRING: return "string";
 	case CFG_PATH: return "file path";
 	case CFG_MSEC: return "duration (seconds; ms, s, m, h suffixes)";
@@ -658,7 +691,7 @@ void moat_cfg_print_reference(void *stream)
 				(unsigned long long)d->max);
 		else if (d->type != CFG_BOOL && d->type != CFG_LOGLEVEL &&
 			 d->type != CFG_LISTENER && d->type != CFG_ENUM &&
-			 d->type != CFG_LEAK_POLICY &&
+			 d->type != CFG_LEAK_POLICY && d->type != CFG_LOG_DEST &&
 			 d->type != CFG_STRING && d->type != CFG_PATH)
 			fprintf(f, ", %llu to %llu",
 				(unsigned long long)d->min,

@@ -15,16 +15,35 @@
 #define MIB (1024ull * 1024ull)
 #define GIB (1024ull * 1024ull * 1024ull)
 
+/* The protocol values, in enum moat_listener_proto order. */
+#define PROTOCOLS "mqtt|websockets|http"
+static const char *const protocol_names[] = {"mqtt", "websockets",
+					     "http"};
+
+const char *moat_cfg_protocol_name(uint32_t proto)
+{
+	return proto < sizeof(protocol_names) / sizeof(protocol_names[0])
+		       ? protocol_names[proto]
+		       : "?";
+}
+
 const struct moat_cfg_directive moat__cfg_directives[] = {
 	{"listener", CFG_LISTENER, 0, 0, 65535, NULL,
 	 "listener PORT [ADDRESS]: accept MQTT on TCP PORT (0 = any free "
 	 "port) at a numeric address (default: all addresses). Repeatable. "
 	 "With no listener, moatd listens on 127.0.0.1:1883 only."},
-	{"protocol", CFG_ENUM, LOFF(protocol), 0, 1, "mqtt",
+	{"protocol", CFG_ENUM, LOFF(protocol), 0, 2, "mqtt",
 	 "(listener) What the listener above speaks: mqtt (MQTT over TCP, "
-	 "or TLS when certfile is set) or websockets (MQTT over WebSockets: "
-	 "ws://, or wss:// when certfile is set; see docs/websockets.md).",
-	 true, "mqtt|websockets"},
+	 "or TLS when certfile is set), websockets (MQTT over WebSockets: "
+	 "ws://, or wss:// when certfile is set; see docs/websockets.md), "
+	 "or http (/metrics, /healthz, /readyz, docs/metrics.md, the JSON "
+	 "API and the leak console, docs/api.md; HTTPS when certfile is "
+	 "set; served by its own threads, never the MQTT workers). An http "
+	 "listener off loopback needs TLS, a password_file and an acl_file "
+	 "like any other, and then answers /metrics only to administrators "
+	 "(users the ACL lets subscribe to $SYS/#) by HTTP Basic "
+	 "authentication.",
+	 true, PROTOCOLS},
 	{"websockets_path", CFG_STRING, LOFF(ws_path), 0, LSIZE(ws_path),
 	 "/mqtt",
 	 "(listener, websockets) The HTTP path WebSocket clients must ask "
@@ -284,6 +303,16 @@ const struct moat_cfg_directive moat__cfg_directives[] = {
 	 "Ignored when not started as root. Restart-only. See docs/install.md."},
 	{"log_level", CFG_LOGLEVEL, OFF(log_level), 0, 4, "notice",
 	 "error, warning, notice, info or debug."},
+	{"log_format", CFG_ENUM, OFF(log_format), 0, 1, "text",
+	 "text: 'TIME level: message' lines; json: one JSON object per line "
+	 "with ts, level, msg and, on security and leak lines, event and "
+	 "its fields (docs/logging.md).",
+	 false, "text|json"},
+	{"log_dest", CFG_LOG_DEST, OFF(log_dest), 0, 0, "stderr",
+	 "log_dest stderr|syslog|file PATH: where log lines go. syslog: "
+	 "the daemon facility, as moatd. file: appended to PATH (created "
+	 "0600, never through a symbolic link) and opened again on SIGHUP, "
+	 "for logrotate."},
 };
 
 const size_t moat__cfg_ndirectives =
