@@ -35,6 +35,7 @@ int moat__events_new(struct moat_events **out)
 	pthread_mutex_init(&e->leaks.lock, NULL);
 	pthread_mutex_init(&e->security.lock, NULL);
 	pthread_mutex_init(&e->timeline.lock, NULL);
+	pthread_mutex_init(&e->clients.lock, NULL);
 	/* The first sample: nothing found yet, at start (the counters
 	 * begin at zero); worker 0 takes the next ones. */
 	e->timeline.wall[0] = moat_wall_s();
@@ -58,6 +59,7 @@ void moat__events_free(struct moat_events **ep)
 	pthread_mutex_destroy(&e->leaks.lock);
 	pthread_mutex_destroy(&e->security.lock);
 	pthread_mutex_destroy(&e->timeline.lock);
+	pthread_mutex_destroy(&e->clients.lock);
 	MOAT_FREE(*ep);
 }
 
@@ -114,5 +116,70 @@ void moat__events_timeline(struct moat_broker *b,
 		size_t i = (size_t)((t->n - 1 - k) % (MOAT_TIMELINE + 1));
 		each(arg, t->wall[i], t->tot[i]);
 	}
+	pthread_mutex_unlock(&t->lock);
+}
+
+/* ---- findings per client ------------------------------------------------ */
+
+static uint64_t id_hash(const char *id, size_t len)
+{
+	uint64_t h = 1469598103934665603ull; /* FNV-1a */
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (uint8_t)id[i]) * 1099511628211ull;
+	return h ? h : 1;
+}
+
+static void keep_id(struct moat_leak_client *c, const char *id, size_t len)
+{
+	size_t n = len < sizeof(c->id) - 1 ? len : sizeof(c->id) - 1;
+	while (n < len && n > 0 && ((uint8_t)id[n] & 0xC0) == 0x80)
+		n--; /* not inside a UTF-8 sequence */
+	memcpy(c->id, id, n);
+	c->id[n] = '\0';
+	c->cut = n < len;
+}
+
+void moat__events_client_finding(struct moat_broker *b, const char *id,
+				 size_t len, int64_t minute)
+{
+	if (!b->http || !b->http->events)
+		return;
+	struct moat_leak_clients *t = &b->http->events->clients;
+	uint64_t h = id_hash(id, len);
+	pthread_mutex_lock(&t->lock);
+	struct moat_leak_client *c = NULL, *least = &t->v[0];
+	for (size_t i = 0; i < MOAT_LEAK_CLIENTS; i++) {
+		struct moat_leak_client *e = &t->v[i];
+		if (e->hash == h) {
+			c = e;
+			break;
+		}
+		if (!e->hash || (least->hash && e->total < least->total))
+			least = e;
+	}
+	if (!c) { /* a free slot, or the one with the fewest */
+		uint64_t inherit = least->hash ? least->total : 0;
+		memset(least, 0, sizeof(*least));
+		least->hash = h;
+		least->total = least->err = inherit;
+		keep_id(least, id, len);
+		c = least;
+	}
+	size_t slot = (size_t)((uint64_t)minute % MOAT_TIMELINE);
+	if (c->minute[slot] != minute) {
+		c->minute[slot] = minute;
+		c->count[slot] = 0;
+	}
+	c->count[slot]++;
+	c->total++;
+	pthread_mutex_unlock(&t->lock);
+}
+
+void moat__events_clients(struct moat_broker *b,
+			  struct moat_leak_client out[MOAT_LEAK_CLIENTS])
+{
+	struct moat_leak_clients *t = &b->http->events->clients;
+	pthread_mutex_lock(&t->lock);
+	memcpy(out, t->v, sizeof(t->v));
 	pthread_mutex_unlock(&t->lock);
 }

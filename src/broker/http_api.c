@@ -389,6 +389,56 @@ static enum MHD_Result leak_timeline(struct api_ctx *x)
 			 NULL);
 }
 
+/* ---- findings per client (events.c) ------------------------------------ */
+
+static int by_total(const void *a, const void *b)
+{
+	const struct moat_leak_client *x = a, *y = b;
+	return (x->total < y->total) - (x->total > y->total);
+}
+
+/* The clients with the most findings, each with its findings per minute
+ * of the last hour (minutes with none left out), most first. */
+static enum MHD_Result leak_clients(struct api_ctx *x)
+{
+	struct moat_leak_client *v =
+		moat_calloc(MOAT_LEAK_CLIENTS, sizeof(*v));
+	json_t *list = json_array();
+	if (!v || !list) {
+		moat_free(v);
+		json_decref(list);
+		return error(x, 500, "out of memory");
+	}
+	moat__events_clients(x->l->b, v);
+	qsort(v, MOAT_LEAK_CLIENTS, sizeof(*v), by_total);
+	int64_t now = moat_wall_s() / 60;
+	for (size_t i = 0; i < MOAT_LEAK_CLIENTS && v[i].hash; i++) {
+		json_t *mins = json_array();
+		for (int64_t m = now - MOAT_TIMELINE + 1; mins && m <= now;
+		     m++) {
+			size_t slot = (size_t)((uint64_t)m % MOAT_TIMELINE);
+			if (v[i].minute[slot] == m && v[i].count[slot])
+				json_array_append_new(
+					mins, json_pack("{s:o, s:I}", "start",
+							iso(m * 60), "count",
+							(json_int_t)v[i]
+								.count[slot]));
+		}
+		json_array_append_new(
+			list,
+			json_pack("{s:s, s:b, s:I, s:I, s:o}", "client_id",
+				  v[i].id, "client_id_cut", v[i].cut, "total",
+				  (json_int_t)v[i].total, "total_error",
+				  (json_int_t)v[i].err, "minutes", mins));
+	}
+	moat_free(v);
+	return send_json(x, 200,
+			 json_pack("{s:i, s:i, s:o}", "interval_seconds", 60,
+				   "max_clients", MOAT_LEAK_CLIENTS, "clients",
+				   list),
+			 NULL);
+}
+
 /* ---- clients, sessions, admin actions (admin.c) ------------------------- */
 
 static enum MHD_Result admin_list(struct api_ctx *x, enum moat_admin_kind k,
@@ -541,6 +591,8 @@ enum MHD_Result moat__api_handle(struct http_listener *l,
 		rc = leak_counts(&x);
 	else if (!strcmp(path, "/leaks/timeline"))
 		rc = leak_timeline(&x);
+	else if (!strcmp(path, "/leaks/clients"))
+		rc = leak_clients(&x);
 	else if (!strcmp(path, "/check"))
 		rc = config_check(&x);
 	else if (!strcmp(path, "/clients"))

@@ -28,10 +28,34 @@ struct moat_leak_timeline {
 	uint64_t n;                          /* samples taken */
 };
 
+/* Leak findings per client over the last hour: the MOAT_LEAK_CLIENTS
+ * clients with the most findings since start, kept by the space-saving
+ * algorithm (a newcomer to a full table takes the place of the client
+ * with the fewest and inherits that count as its possible error), each
+ * with a count per minute (a ring of MOAT_TIMELINE minutes).  Bounded
+ * whatever the number of clients. */
+#define MOAT_LEAK_CLIENTS 128
+#define MOAT_LEAK_CLIENT_ID 128 /* bytes of a client id kept */
+struct moat_leak_client {
+	uint64_t hash;  /* of the whole client id; 0 = free slot */
+	uint64_t total; /* findings counted since it entered (with err) */
+	uint64_t err;   /* how many of total may belong to others */
+	int64_t minute[MOAT_TIMELINE]; /* the minute each count is for */
+	uint32_t count[MOAT_TIMELINE];
+	char id[MOAT_LEAK_CLIENT_ID]; /* cut at a UTF-8 boundary */
+	bool cut;
+};
+
+struct moat_leak_clients {
+	pthread_mutex_t lock;
+	struct moat_leak_client v[MOAT_LEAK_CLIENTS];
+};
+
 struct moat_events {
 	struct moat_event_ring leaks;    /* event leak, leak_unscanned */
 	struct moat_event_ring security; /* every other event */
 	struct moat_leak_timeline timeline;
+	struct moat_leak_clients clients;
 };
 
 /* The totals per category now (sums of the workers' counters). */
@@ -41,6 +65,10 @@ void moat__events_totals(const struct moat_broker *b, uint64_t tot[32]);
 void moat__events_timeline(struct moat_broker *b,
 			   void (*each)(void *, int64_t, const uint64_t *),
 			   void *arg);
+
+/* Copy out the per-client table (under its lock) for the API. */
+void moat__events_clients(struct moat_broker *b,
+			  struct moat_leak_client out[MOAT_LEAK_CLIENTS]);
 
 /* Create the rings and hook them to the log (moat_log_set_hook). */
 int moat__events_new(struct moat_events **out);

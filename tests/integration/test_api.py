@@ -76,6 +76,7 @@ class ApiTests(ApiBase):
 
     def test_no_access_without_login(self):
         for path in ("/api/v1/leaks", "/api/v1/leaks/counts",
+                     "/api/v1/leaks/clients",
                      "/api/v1/security-events", "/api/v1/whoami"):
             self.assertEqual(get(self.http, path)[0], 401, path)
             self.assertEqual(get(self.http, path, headers=self.bearer(
@@ -188,9 +189,38 @@ class ApiTests(ApiBase):
         counts = api_json(get(self.http, "/api/v1/leaks/counts",
                               headers=auth))[2]
         self.assertGreaterEqual(counts["categories"]["email"]["alert"], 1)
+        # Per client over time: bob-sensor's finding and three from a
+        # second client, each in this hour's minutes, most first.
+        for i in range(3):
+            r = subprocess.run(["mosquitto_pub", "-p", str(self.broker.port),
+                                "-u", "bob", "-P", BOB_PW, "-i",
+                                "bob-leaky", "-t", "bob/contact", "-m",
+                                "mail %d.%s" % (i, secret)],
+                               capture_output=True, timeout=TIMEOUT)
+            self.assertEqual(r.returncode, 0, r.stderr)
+
+        def clients():
+            return api_json(get(self.http, "/api/v1/leaks/clients",
+                                headers=auth))[2]
+        self.assertTrue(wait_for(lambda: any(
+            c["client_id"] == "bob-leaky" and c["total"] >= 3
+            for c in clients()["clients"]), TIMEOUT))
+        cl = clients()
+        self.assertEqual(cl["interval_seconds"], 60)
+        self.assertEqual(cl["max_clients"], 128)
+        by_id = {c["client_id"]: c for c in cl["clients"]}
+        totals = [c["total"] for c in cl["clients"]]
+        self.assertEqual(totals, sorted(totals, reverse=True))
+        for cid, n in (("bob-sensor", 1), ("bob-leaky", 3)):
+            c = by_id[cid]
+            self.assertGreaterEqual(c["total"], n)
+            self.assertEqual(c["total_error"], 0)
+            self.assertEqual(sum(m["count"] for m in c["minutes"]),
+                             c["total"])
         # Neither the API nor its events ever carry the value.
         for path in ("/api/v1/leaks", "/api/v1/security-events",
-                     "/api/v1/leaks/counts", "/metrics"):
+                     "/api/v1/leaks/counts", "/api/v1/leaks/clients",
+                     "/metrics"):
             self.assertNotIn(secret, get(self.http, path, headers=auth)[2])
         events = api_json(get(self.http, "/api/v1/security-events",
                               headers=auth))[2]["events"]
