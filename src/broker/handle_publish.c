@@ -135,12 +135,142 @@ static bool within_rate(struct moat_conn *c, uint64_t rate)
 	return true;
 }
 
+/* Why an otherwise valid PUBLISH is refused (its reason code, with why
+ * for the log and the v5 reason string), RC_SUCCESS when it may be
+ * routed.  *close: a 3.1.1 QoS 1/2 message that cannot be kept ends the
+ * connection instead (it has no negative acknowledgement). */
+static uint8_t refusal(struct moat_conn *c, const struct moat_mqtt_publish5 *p5,
+		       const char **why, bool *close)
+{
+	struct moat_worker *w = c->w;
+	const struct moat_mqtt_publish *p = &p5->p;
+	*why = NULL;
+	*close = false;
+	if (moat_topic_is_sys(p->topic.p, p->topic.len)) {
+		/* $SYS is the broker's: nobody may forge its statistics. */
+		*why = "$SYS topics are the broker's";
+		return RC_NOT_AUTHORIZED;
+	}
+	if (!moat__acl_allows(c, (const char *)p->topic.p, p->topic.len,
+			      MOAT_ACL_WRITE)) {
+		char t[96];
+		MOAT_STAT_ADD(w->b, acl_denials, 1);
+		moat__security_event(c, "acl denial", "publish to %s",
+				     moat__log_topic((const char *)p->topic.p,
+						     p->topic.len, t,
+						     sizeof(t)));
+		return RC_NOT_AUTHORIZED;
+	}
+	if (moat__memory_exhausted(w)) {
+		moat__limit_hit(w, MOAT_LIMIT_MEMORY);
+		moat__security_event(c, "limit",
+				     "memory_limit reached: publish refused");
+		return RC_QUOTA_EXCEEDED;
+	}
+	if ((p->qos || p->retain) && moat__store_failing(w->b)) {
+		/* Nothing is acknowledged that could not be kept: v5 is
+		 * told, a 3.1.1 client is disconnected and sends it again
+		 * later. */
+		*close = c->proto_level != MQTT_PROTO_V5 && p->qos;
+		*why = "persistence unavailable (store failing)";
+		return RC_UNSPECIFIED;
+	}
+	if (p5->props.payload_format == 1 &&
+	    !moat_utf8_valid(p->payload.p, p->payload.len)) {
+		*why = "payload is not UTF-8 as its format indicator says";
+		return RC_PAYLOAD_FORMAT_INVALID; /* [MQTT-3.3.2-4] */
+	}
+	return RC_SUCCESS;
+}
+
+/* What accepting a message came to. */
+enum accepted { ROUTED, BLOCKED, CLOSED };
+
+/* Build, inspect (leak_policy) and route an accepted message.  MOAT_OK
+ * with *out set, or an error that closes the connection. */
+static int accept_publish(struct moat_conn *c,
+			  const struct moat_mqtt_publish5 *p5,
+			  enum accepted *out)
+{
+	struct moat_worker *w = c->w;
+	const struct moat_mqtt_publish *p = &p5->p;
+	struct moat_msg *m =
+		build_msg(c, p5, p->retain && w->cfg->retain_available);
+	if (!m)
+		return MOAT_ENOMEM;
+	/* Private data: logged, alerted, redacted in m, or the message
+	 * dropped, by leak_policy (docs/leaks.md). */
+	int leak = w->sec->leak_db
+			   ? moat__leak_inspect(w, m, "publish",
+						c->session->client_id,
+						c->username)
+			   : -1;
+	/* (Its alert events may have gone to this very client.) */
+	*out = c->state == CONN_CLOSED ? CLOSED
+	       : leak == MOAT_LEAK_BLOCK ? BLOCKED
+					 : ROUTED;
+	if (*out != ROUTED) {
+		moat_msg_unref(&m);
+		return MOAT_OK;
+	}
+	if (p->qos == 2) {
+		/* The id is pending before the message is routed, and
+		 * recorded in the same batch as its deliveries (or an earlier
+		 * one): after a crash, a resent PUBLISH is recognised if and
+		 * only if it was routed. */
+		int rc = moat_session_qos2_set(c->session, p->packet_id);
+		if (rc) {
+			moat_msg_unref(&m);
+			return rc;
+		}
+		moat__store_qos2(w, c->session, p->packet_id, true);
+	}
+	moat_worker_route(w, m);
+	moat_msg_unref(&m);
+	/* Routing can deliver to this very client and, if its output
+	 * overflows, close it and end its clean session. */
+	if (c->state == CONN_CLOSED)
+		*out = CLOSED;
+	return MOAT_OK;
+}
+
+/* PUBACK / PUBREC for a QoS 1/2 message (refused with reason, or
+ * accepted), once what it caused is recorded: records and lost are the
+ * store's counts from before. */
+static int acknowledge(struct moat_conn *c, const struct moat_mqtt_publish *p,
+		       uint8_t reason, const char *why, uint64_t records,
+		       uint64_t lost)
+{
+	struct moat_worker *w = c->w;
+	if (why) {
+		char t[96], id[MOAT_LOG_ID_LEN];
+		moat_info("client %s: publish to %s refused: %s",
+			  moat_session_log_id(c->session, id),
+			  moat__log_topic((const char *)p->topic.p,
+					  p->topic.len, t, sizeof(t)),
+			  why);
+	}
+	if (!p->qos)
+		return MOAT_OK;
+	/* Out of memory for a record: not acknowledged; the connection
+	 * closes and the client sends it again. */
+	if (w->store_lost != lost)
+		return MOAT_ENOMEM;
+	/* Acknowledged once durable for every stored session it was queued
+	 * to and the retained store (persistence_sync).  A refused QoS 2
+	 * ends with the PUBREC [MQTT-4.3.3-4]; an accepted one was made
+	 * pending before it was routed. */
+	if (moat__store_nrec(w) != records)
+		moat__store_gate(c);
+	return ack(c, p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id,
+		   reason, why);
+}
+
 int moat__handle_publish(struct moat_conn *c, uint8_t flags,
 			 const uint8_t *body, size_t len)
 {
 	struct moat_worker *w = c->w;
 	const struct moat_config *cfg = w->cfg;
-	struct moat_session *s = c->session;
 	struct moat_mqtt_publish5 p5;
 	struct moat_mqtt_publish *p = &p5.p;
 	bool v5 = c->proto_level == MQTT_PROTO_V5;
@@ -174,115 +304,26 @@ int moat__handle_publish(struct moat_conn *c, uint8_t flags,
 	uint64_t records = moat__store_nrec(w), lost = w->store_lost;
 	/* QoS 2 arriving again before PUBREL: acknowledge, do not deliver
 	 * twice [MQTT-4.3.3-2]. */
-	bool duplicate = p->qos == 2 && moat_session_qos2_test(s, p->packet_id);
-	uint8_t reason = RC_SUCCESS;
-	const char *why = NULL;
-	if (duplicate) {
-		/* acknowledged below */
-	} else if (moat_topic_is_sys(p->topic.p, p->topic.len)) {
-		/* $SYS is the broker's: nobody may forge its statistics. */
-		reason = RC_NOT_AUTHORIZED;
-		why = "$SYS topics are the broker's";
-	} else if (!moat__acl_allows(c, (const char *)p->topic.p, p->topic.len,
-				     MOAT_ACL_WRITE)) {
-		char t[96];
-		reason = RC_NOT_AUTHORIZED;
-		MOAT_STAT_ADD(w->b, acl_denials, 1);
-		moat__security_event(c, "acl denial", "publish to %s",
-				     moat__log_topic((const char *)p->topic.p,
-						     p->topic.len, t,
-						     sizeof(t)));
-	} else if (moat__memory_exhausted(w)) {
-		reason = RC_QUOTA_EXCEEDED;
-		moat__limit_hit(w, MOAT_LIMIT_MEMORY);
-		moat__security_event(c, "limit",
-				     "memory_limit reached: publish refused");
-	} else if ((p->qos || p->retain) && moat__store_failing(w->b)) {
-		/* Nothing is acknowledged that could not be kept: v5 is
-		 * told, a 3.1.1 client is disconnected and sends it again
-		 * later (it has no negative acknowledgement). */
-		if (!v5 && p->qos)
-			return MOAT_EIO;
-		reason = RC_UNSPECIFIED;
-		why = "persistence unavailable (store failing)";
-	} else if (p5.props.payload_format == 1 &&
-		   !moat_utf8_valid(p->payload.p, p->payload.len)) {
-		reason = RC_PAYLOAD_FORMAT_INVALID; /* [MQTT-3.3.2-4] */
-		why = "payload is not UTF-8 as its format indicator says";
-	} else {
-		struct moat_msg *m =
-			build_msg(c, &p5, p->retain && cfg->retain_available);
-		if (!m)
-			return MOAT_ENOMEM;
-		/* Private data: logged, alerted, redacted in m, or the
-		 * message dropped, by leak_policy (docs/leaks.md). */
-		int leak = w->sec->leak_db
-				   ? moat__leak_inspect(w, m, "publish",
-							s->client_id,
-							c->username)
-				   : -1;
-		/* (Its alert events may have gone to this very client.) */
-		if (c->state == CONN_CLOSED) {
-			moat_msg_unref(&m);
-			return MOAT_OK;
-		}
-		s = c->session;
-		if (leak == MOAT_LEAK_BLOCK) {
-			moat_msg_unref(&m);
-			/* MQTT 5 is told (0x83: valid, but not accepted);
-			 * 3.1.1 has no way to say it: acknowledged, dropped
-			 * and logged (by the detector, topic redacted). */
-			if (v5)
-				return ack_blocked(c, p->qos, p->packet_id);
-			goto acked;
-		}
-		if (p->qos == 2) {
-			/* The id is pending before the message is routed, and
-			 * recorded in the same batch as its deliveries (or an
-			 * earlier one): after a crash, a resent PUBLISH is
-			 * recognised if and only if it was routed. */
-			if ((rc = moat_session_qos2_set(s, p->packet_id))) {
-				moat_msg_unref(&m);
-				return rc;
-			}
-			moat__store_qos2(w, s, p->packet_id, true);
-		}
-		moat_worker_route(w, m);
-		moat_msg_unref(&m);
-		/* Routing can deliver to this very client and, if its output
-		 * overflows, close it and end its clean session. */
-		if (c->state == CONN_CLOSED)
-			return MOAT_OK;
-		s = c->session;
-	}
-acked:
-	if (why) {
-		char t[96], id[MOAT_LOG_ID_LEN];
-		moat_info("client %s: publish to %s refused: %s",
-			  moat_session_log_id(s, id),
-			  moat__log_topic((const char *)p->topic.p,
-					  p->topic.len, t, sizeof(t)),
-			  why);
-	}
-	/* Out of memory for a record: not acknowledged; the connection
-	 * closes and the client sends it again. */
-	if (p->qos && w->store_lost != lost)
-		return MOAT_ENOMEM;
-	if (p->qos == 1) {
-		/* Acknowledged once durable for every stored session it was
-		 * queued to and the retained store (persistence_sync). */
-		if (moat__store_nrec(w) != records)
-			moat__store_gate(c);
-		return ack(c, MQTT_PUBACK, p->packet_id, reason, why);
-	}
-	if (p->qos == 2) {
-		/* A refused QoS 2 ends with the PUBREC [MQTT-4.3.3-4]; an
-		 * accepted one was made pending before it was routed. */
-		if (moat__store_nrec(w) != records)
-			moat__store_gate(c);
-		return ack(c, MQTT_PUBREC, p->packet_id, reason, why);
-	}
-	return MOAT_OK;
+	if (p->qos == 2 && moat_session_qos2_test(c->session, p->packet_id))
+		return acknowledge(c, p, RC_SUCCESS, NULL, records, lost);
+	const char *why;
+	bool close;
+	uint8_t reason = refusal(c, &p5, &why, &close);
+	if (close)
+		return MOAT_EIO;
+	if (reason != RC_SUCCESS)
+		return acknowledge(c, p, reason, why, records, lost);
+	enum accepted a;
+	if ((rc = accept_publish(c, &p5, &a)) != MOAT_OK)
+		return rc;
+	if (a == CLOSED)
+		return MOAT_OK;
+	/* Blocked by leak_policy: MQTT 5 is told (0x83: valid, but not
+	 * accepted); 3.1.1 has no way to say it: acknowledged, dropped and
+	 * logged (by the detector, topic redacted). */
+	if (a == BLOCKED && v5)
+		return ack_blocked(c, p->qos, p->packet_id);
+	return acknowledge(c, p, RC_SUCCESS, NULL, records, lost);
 }
 
 int moat__handle_pubrel(struct moat_conn *c, const uint8_t *body, size_t len)
