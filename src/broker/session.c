@@ -664,11 +664,13 @@ int moat_session_on_pubrec(struct moat_session *s, uint16_t id)
 	}
 	/* Answer PUBREL even for an unknown id, so the client can finish
 	 * its flow; MQTT 5 says it was unknown (0x92 Packet Identifier not
-	 * found; with no properties the length may stop after the reason). */
+	 * found). */
 	if (!f && s->conn->proto_level == MQTT_PROTO_V5) {
-		uint8_t p5[5] = {0x62, 0x03, (uint8_t)(id >> 8),
-				 (uint8_t)(id & 0xFF), RC_PACKET_ID_NOT_FOUND};
-		return moat_conn_send(s->conn, p5, sizeof(p5));
+		if (moat_mqtt5_ack(&s->conn->out, MQTT_PUBREL, id,
+				   RC_PACKET_ID_NOT_FOUND, NULL) != MOAT_OK)
+			return MOAT_ELIMIT;
+		moat_worker_mark_dirty(s->conn->w, s->conn);
+		return MOAT_OK;
 	}
 	moat_mqtt_ack_encode(pkt, MQTT_PUBREL, id);
 	return moat_conn_send(s->conn, pkt, sizeof(pkt));
