@@ -809,6 +809,16 @@ void moat_worker_route(struct moat_worker *w, struct moat_msg *m);
  * rather than once per turn.  A few connections at a time. */
 void moat__worker_watch_starved(struct moat_worker *w, struct moat_conn *c);
 void moat_worker_mark_dirty(struct moat_worker *w, struct moat_conn *c);
+/* Inbox batches (inbox.c): append an item (MOAT_ENOMEM when it cannot
+ * grow); drop an item's references; move a whole batch into to's inbox
+ * with one lock round trip and wake it (MOAT_ENOMEM: the rest was
+ * dropped, counted and released). */
+int moat__inbox_push(struct moat_inbox_batch *bt,
+		     const struct moat_inbox_item *it);
+void moat__inbox_release(struct moat_inbox_item *it);
+int moat__inbox_post(struct moat_worker *to, struct moat_inbox_batch *bt);
+/* Publish the wills deferred this loop turn (route.c). */
+void moat__worker_publish_wills(struct moat_worker *w);
 /* Post an item to another worker's inbox (takes the item's references).
  * MOAT_ENOMEM when the inbox could not grow: the item was released (an
  * adopted connection closed; an INBOX_AUTH must be posted again). */

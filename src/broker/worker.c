@@ -1,5 +1,7 @@
 /* Worker threads: one epoll loop each, owning connections and the
- * sessions homed on it; cross-worker delivery through inboxes. */
+ * sessions homed on it: accepting, the loop turn (events, inbox, output,
+ * timers).  Routing and wills are in route.c, the inboxes in inbox.c,
+ * the session table in session_table.c. */
 #include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
@@ -22,172 +24,6 @@
 #define MAX_EVENTS 256
 #define ACCEPT_BURST 64
 #define TICK_MS 500u
-
-static uint64_t id_hash(const uint8_t *p, size_t len)
-{
-	uint64_t h = 1469598103934665603ull;
-	for (size_t i = 0; i < len; i++) {
-		h ^= p[i];
-		h *= 1099511628211ull;
-	}
-	return h;
-}
-
-struct moat_worker *moat_worker_home(struct moat_broker *b, const uint8_t *id,
-				     size_t len)
-{
-	return &b->workers[id_hash(id, len) % b->nworkers];
-}
-
-/* ---- session table ------------------------------------------------------ */
-
-static size_t bucket_of(const struct moat_worker *w, const uint8_t *id,
-			size_t len)
-{
-	/* Different bits from the home choice, which used the low ones. */
-	return (size_t)((id_hash(id, len) >> 16) % w->nbuckets);
-}
-
-struct moat_session *moat_worker_find_session(struct moat_worker *w,
-					      const uint8_t *id, size_t len)
-{
-	if (!w->nbuckets)
-		return NULL;
-	for (struct moat_session *s = w->sessions[bucket_of(w, id, len)]; s;
-	     s = s->hnext)
-		if (s->client_id_len == len && !memcmp(s->client_id, id, len))
-			return s;
-	return NULL;
-}
-
-static void rehash(struct moat_worker *w)
-{
-	size_t nb = w->nbuckets ? w->nbuckets * 2 : 64;
-	struct moat_session **v = moat_calloc(nb, sizeof(*v));
-	if (!v)
-		return; /* keep the old table: longer chains, still correct */
-	struct moat_session **old = w->sessions;
-	size_t oldn = w->nbuckets;
-	w->sessions = v;
-	w->nbuckets = nb;
-	for (size_t i = 0; i < oldn; i++) {
-		struct moat_session *s = old[i];
-		while (s) {
-			struct moat_session *next = s->hnext;
-			size_t bk = bucket_of(w, (const uint8_t *)s->client_id,
-					      s->client_id_len);
-			s->hnext = v[bk];
-			v[bk] = s;
-			s = next;
-		}
-	}
-	moat_free(old);
-}
-
-int moat_worker_add_session(struct moat_worker *w, struct moat_session *s)
-{
-	if (w->nsessions >= w->nbuckets * 2)
-		rehash(w);
-	if (!w->nbuckets)
-		return MOAT_ENOMEM; /* not even a first table */
-	size_t bk = bucket_of(w, (const uint8_t *)s->client_id,
-			      s->client_id_len);
-	s->hnext = w->sessions[bk];
-	w->sessions[bk] = s;
-	w->nsessions++;
-	MOAT_STAT_ADD(w->b, sessions, 1);
-	return MOAT_OK;
-}
-
-void moat_worker_remove_session(struct moat_worker *w,
-				struct moat_session *s)
-{
-	size_t bk = bucket_of(w, (const uint8_t *)s->client_id,
-			      s->client_id_len);
-	for (struct moat_session **pp = &w->sessions[bk]; *pp;
-	     pp = &(*pp)->hnext) {
-		if (*pp == s) {
-			*pp = s->hnext;
-			s->hnext = NULL;
-			w->nsessions--;
-			return;
-		}
-	}
-}
-
-/* ---- inboxes --------------------------------------------------------------- */
-
-static int batch_push(struct moat_inbox_batch *bt,
-		      const struct moat_inbox_item *it)
-{
-	if (bt->n == bt->cap) {
-		size_t cap = bt->cap ? bt->cap * 2 : 64;
-		struct moat_inbox_item *v =
-			moat_realloc(bt->v, cap * sizeof(*v));
-		if (!v)
-			return MOAT_ENOMEM;
-		bt->v = v;
-		bt->cap = cap;
-	}
-	bt->v[bt->n++] = *it;
-	return MOAT_OK;
-}
-
-static void wake(struct moat_worker *w)
-{
-	uint64_t one = 1;
-	ssize_t n;
-	do {
-		n = write(w->evfd, &one, sizeof(one));
-	} while (n < 0 && errno == EINTR);
-}
-
-static void release_item(struct moat_inbox_item *it)
-{
-	moat_msg_unref(&it->msg);
-	moat_session_unref(&it->session);
-}
-
-/* Move a whole batch into to's inbox with one lock round-trip. */
-static int post_batch(struct moat_worker *to, struct moat_inbox_batch *bt)
-{
-	int rc = MOAT_OK;
-	bool was_empty;
-	size_t i = 0;
-	pthread_mutex_lock(&to->inbox_lock);
-	was_empty = to->inbox.n == 0;
-	for (; i < bt->n; i++)
-		if (batch_push(&to->inbox, &bt->v[i]) != MOAT_OK)
-			break;
-	pthread_mutex_unlock(&to->inbox_lock);
-	if (i < bt->n) {
-		rc = MOAT_ENOMEM;
-		MOAT_STAT_ADD(to->b, msgs_dropped, bt->n - i);
-		moat_warn("worker %u: out of memory for its inbox; dropped %zu "
-			  "deliveries",
-			  to->idx, bt->n - i);
-		for (; i < bt->n; i++) {
-			struct moat_conn *c = bt->v[i].conn;
-			if (bt->v[i].kind == INBOX_ADOPT) {
-				/* Detached from every worker: free it here. */
-				MOAT_STAT_SUB(to->b, connections, 1);
-				moat_conn_free(c);
-			}
-			release_item(&bt->v[i]);
-		}
-	}
-	bt->n = 0;
-	if (was_empty)
-		wake(to);
-	return rc;
-}
-
-int moat_worker_post(struct moat_worker *to, const struct moat_inbox_item *item)
-{
-	struct moat_inbox_item copy = *item;
-	struct moat_inbox_batch one = {&copy, 1, 1};
-	return post_batch(to, &one);
-}
 
 static void adopt(struct moat_worker *w, struct moat_conn *c)
 {
@@ -242,129 +78,9 @@ static void drain_inbox(struct moat_worker *w)
 		else
 			moat_session_route(it->session, it->msg, it->qos,
 					   it->share, it->did);
-		release_item(it);
+		moat__inbox_release(it);
 	}
 	w->draining.n = 0;
-}
-
-/* ---- routing ------------------------------------------------------------ */
-
-void moat_worker_route(struct moat_worker *w, struct moat_msg *m)
-{
-	struct moat_broker *b = w->b;
-	char t[96];
-	uint64_t seq = 0;
-	int rc = m->retain ? moat_tree_retain(&b->tree, m, &seq) : MOAT_OK;
-	if (rc == MOAT_ENOMEM)
-		moat_warn("out of memory storing a retained message on %s",
-			  moat__log_topic(m->topic, m->topic_len, t, sizeof(t)));
-	if (m->retain && rc == MOAT_OK)
-		moat__store_retain(w, m, seq);
-	w->starved_routed++;
-	w->matches.n = 0;
-	if (moat_tree_match(&b->tree, (const uint8_t *)m->topic, m->topic_len,
-			    &w->matches) != MOAT_OK) {
-		MOAT_STAT_ADD(b, msgs_dropped, 1);
-		moat_warn("out of memory routing a message on %s",
-			  moat__log_topic(m->topic, m->topic_len, t, sizeof(t)));
-		return;
-	}
-	bool recorded = false;
-	for (size_t i = 0; i < w->matches.n; i++) {
-		struct moat_match *mt = &w->matches.v[i];
-		struct moat_worker *home = mt->session->home;
-		if (home == w) {
-			moat_session_route(mt->session, m, mt->qos, mt->share,
-					   0);
-			moat_session_unref(&mt->session);
-			continue;
-		}
-		/* A stored session on another worker: recorded here, so
-		 * that the publisher's acknowledgement waits for it. */
-		uint64_t did = moat__store_delivery(
-			w, mt->session, m, MOAT_MIN(mt->qos, m->qos), false);
-		recorded = recorded || did;
-		struct moat_inbox_item it = {.kind = INBOX_DELIVER,
-					     .qos = mt->qos,
-					     .session = mt->session,
-					     .msg = moat_msg_ref(m),
-					     .share = mt->share,
-					     .did = did};
-		if (batch_push(&w->outbox[home->idx], &it) != MOAT_OK) {
-			MOAT_STAT_ADD(b, msgs_dropped, 1);
-			if (did)
-				moat__store_delivery_del(w, did, m->store_id);
-			release_item(&it);
-		}
-	}
-	w->matches.n = 0;
-	/* The store sees those records before the other workers can make
-	 * theirs about the same deliveries (acks, drops). */
-	if (recorded)
-		moat__store_flush(w);
-	for (unsigned i = 0; i < b->nworkers; i++)
-		if (w->outbox[i].n)
-			post_batch(&b->workers[i], &w->outbox[i]);
-}
-
-void moat_worker_defer_will(struct moat_worker *w, struct moat_msg *m)
-{
-	moat_msg_start_expiry(m); /* counted from publication */
-	if (w->nwills == w->wills_cap) {
-		size_t cap = w->wills_cap ? w->wills_cap * 2 : 8;
-		struct moat_msg **v = moat_realloc(w->wills, cap * sizeof(*v));
-		if (!v) {
-			char t[96];
-			moat_warn("out of memory: will on %s not published",
-				  moat__log_topic(m->topic, m->topic_len, t,
-						  sizeof(t)));
-			moat_msg_unref(&m);
-			return;
-		}
-		w->wills = v;
-		w->wills_cap = cap;
-	}
-	w->wills[w->nwills++] = m;
-}
-
-static void publish_wills(struct moat_worker *w)
-{
-	/* Routing a will can close connections and add wills: loop. */
-	for (size_t i = 0; i < w->nwills; i++) {
-		struct moat_msg *m = w->wills[i];
-		w->wills[i] = NULL;
-		/* Authorised at CONNECT, and again now: rights may have been
-		 * revoked since (T-07).  While the store fails, a will that
-		 * would have to be stored is not published (it could not be
-		 * kept, and would grow the store's backlog without bound). */
-		if ((m->qos || m->retain) && moat__store_failing(w->b)) {
-			char t[96];
-			moat_err_log("persistence unavailable: will of client %s "
-				     "on %s not published",
-				     m->src_cid,
-				     moat__log_topic(m->topic, m->topic_len, t,
-						     sizeof(t)));
-		} else if (moat__source_may_publish(w, m)) {
-			moat_worker_route(w, m);
-		} else {
-			char t[96];
-			MOAT_STAT_ADD(w->b, acl_denials, 1);
-			moat__log_topic(m->topic, m->topic_len, t, sizeof(t));
-			const struct moat_log_field f[] = {
-				MOAT_LF_STR("client_id", m->src_cid),
-				MOAT_LF_STR("user", m->src_user),
-				MOAT_LF_STR("topic", t),
-			};
-			moat_log_event(MOAT_LOG_NOTICE, "acl_denial", f,
-				       MOAT_ARRAY_LEN(f),
-				       "security: acl denial: will of client %s "
-				       "on %s not published: its user may no "
-				       "longer publish there",
-				       m->src_cid, t);
-		}
-		moat_msg_unref(&m);
-	}
-	w->nwills = 0;
 }
 
 void moat_worker_mark_dirty(struct moat_worker *w, struct moat_conn *c)
@@ -386,7 +102,7 @@ static void flush_dirty(struct moat_worker *w)
 		if (c->state != CONN_CLOSED)
 			moat_conn_flush(c);
 		if (w->nwills)
-			publish_wills(w);
+			moat__worker_publish_wills(w);
 	}
 }
 
@@ -933,12 +649,12 @@ void *moat_worker_main(void *arg)
 			     w->starved_routed >= MOAT_STARVED_EVERY))
 				visit_starved(w, true);
 		}
-		publish_wills(w);
+		moat__worker_publish_wills(w);
 		flush_dirty(w);
 		if (now >= w->next_tick_ms) {
 			w->next_tick_ms = now + TICK_MS;
 			tick(w, now);
-			publish_wills(w);
+			moat__worker_publish_wills(w);
 			flush_dirty(w);
 		}
 		/* What this turn recorded goes to the store in one batch. */
