@@ -531,7 +531,7 @@ static int stack_connect(struct moat_client *c, const struct moat_client_opts *o
 		char host[300];
 		snprintf(host, sizeof(host), "%s:%s", o->host, o->port);
 		struct moat_net *w = moat_net_ws_client_new(
-			c->net, host, o->ws_path, (uint64_t)c->max_packet + 5);
+			c->net, host, o->ws_path, MOAT_WS_CLIENT_MAX_FRAME);
 		if (!w)
 			return set_err(c, MOAT_ENOMEM, "out of memory");
 		c->net = w;

@@ -16,6 +16,11 @@ struct moat_net *moat_net_ws_new(struct moat_net *lower,
 				 const struct moat_ws_policy *pol,
 				 uint64_t max_frame);
 
+/* A client's limit on the server's frames: a frame may carry many MQTT
+ * packets (each is bounded by the MQTT reader above), and payload is
+ * passed through as it comes, never buffered whole. */
+#define MOAT_WS_CLIENT_MAX_FRAME ((uint64_t)1 << 40)
+
 /* A WebSocket layer in the client role over lower: it sends the opening
  * request for path on host (the Host header: "name" or "name:port"),
  * offering the sub-protocol mqtt, and checks the answer (101, the accept

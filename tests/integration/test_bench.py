@@ -209,11 +209,17 @@ class BenchTLS(unittest.TestCase):
             timeout=60)
         os.chmod(os.path.join(d, "key.pem"), 0o600)
         cls.ca = os.path.join(d, "cert.pem")
+        key = os.path.join(d, "key.pem")
         cls.broker = Broker(GENEROUS + "listener 0 127.0.0.1\n"
                             "certfile %s\nkeyfile %s\n"
-                            % (cls.ca, os.path.join(d, "key.pem")))
+                            "listener 0 127.0.0.1\nprotocol websockets\n"
+                            "listener 0 127.0.0.1\nprotocol websockets\n"
+                            "certfile %s\nkeyfile %s\n"
+                            % (cls.ca, key, cls.ca, key))
         cls.broker.start()
         cls.tls_port = cls.broker.tls_ports[0]
+        cls.ws_port = cls.broker.ws_ports[0]
+        cls.wss_port = cls.broker.wss_ports[0]
 
     @classmethod
     def tearDownClass(cls):
@@ -248,6 +254,29 @@ class BenchTLS(unittest.TestCase):
                              "--json")
         self.assertEqual(rc, 0, err)
         self.assertEqual(json.loads(out)["connect"]["connected"], 20)
+
+    def test_websockets(self):
+        """The same client over ws:// and wss:// (the transport stack's
+        WebSocket client layer), every message accounted for."""
+        for name, args in (("ws", ["-p", self.ws_port, "--ws"]),
+                           ("wss", ["-p", self.wss_port, "--ws",
+                                    "--cafile", self.ca])):
+            for scenario, clients, n, want in (("pairs", 3, 400, 1200),
+                                               ("fan-out", 4, 300, 1200)):
+                with self.subTest(name, scenario=scenario):
+                    rc, out, err = bench(scenario, "-c", clients, "-n", n,
+                                         "-q", 1, "-h", "127.0.0.1",
+                                         "--json", *args)
+                    self.assertEqual(rc, 0, err)
+                    res = json.loads(out)
+                    self.assertEqual(res["received"], want)
+                    self.assertEqual(res["lost"], 0)
+                    self.assertEqual(res["duplicated"], 0)
+        rc, out, err = bench("pairs", "-c", 1, "-n", 10, "-h", "127.0.0.1",
+                             "-p", self.ws_port, "--ws", "--ws-path",
+                             "/nope")
+        self.assertEqual(rc, 1)
+        self.assertIn("WebSocket", err)
 
     def test_unverifiable_certificate_fails(self):
         """Verification is on by default: a self-signed broker is refused."""

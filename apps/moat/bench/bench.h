@@ -19,6 +19,7 @@
 
 #include "client/client_proto.h"
 #include "common/moat_common.h"
+#include "net/net.h"
 
 /* ---- configuration (bench_cli.c) -------------------------------------- */
 
@@ -38,6 +39,8 @@ struct bench_cfg {
 	bool tls;
 	const char *cafile;
 	bool insecure; /* TLS without verifying the server */
+	bool ws;		/* MQTT over WebSockets */
+	const char *ws_path;	/* its path (default /mqtt) */
 	const char *username;
 	char *password; /* owned copy; argv's copy is wiped */
 	uint8_t proto_level; /* 4 (3.1.1) or 5 */
@@ -159,10 +162,11 @@ struct bench_sub;
 
 struct bench_conn {
 	int fd;
-	void *ssl; /* SSL *, NULL for plain TCP */
+	/* The transport stack on fd (src/net/net.h): TCP, then TLS and
+	 * WebSocket layers as asked for; NULL until connected. */
+	struct moat_net_tcp tcp;
+	struct moat_net *net;
 	uint8_t state; /* enum bench_cstate */
-	bool tls_read_wants_write;
-	bool tls_write_wants_read;
 	bool tls_handshake_wants_write;
 	bool dirty;	  /* on the engine's flush list */
 	uint32_t events;  /* registered with epoll; 0 = not registered */
@@ -182,6 +186,8 @@ struct bench_conn {
 struct bench_net {
 	int ep;
 	void *ctx; /* SSL_CTX *, NULL without TLS */
+	const char *ws_path; /* MQTT over WebSockets: the path; NULL: no */
+	char ws_host[300];   /* the Host header: HOST:PORT */
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
 	const char *host;
@@ -205,6 +211,11 @@ long bench_conn_read(struct bench_net *n, struct bench_conn *c, uint8_t *dst,
 		     size_t len, char *why, size_t whysz);
 /* More bytes decrypted and waiting inside TLS? */
 bool bench_conn_pending(const struct bench_conn *c);
+/* A layer's read waits for the socket to be writable, or its write for
+ * it to be readable (TLS renegotiation-like waits, a WebSocket client
+ * waiting for the server's handshake answer). */
+bool bench_conn_read_wants_write(const struct bench_conn *c);
+bool bench_conn_write_wants_read(const struct bench_conn *c);
 /* Write what is in c->out: 1 when it is empty, 0 when the socket is
  * full (EPOLLOUT armed), -1 on error. */
 int bench_conn_flush(struct bench_net *n, struct bench_conn *c, char *why,

@@ -40,6 +40,10 @@ static const struct cli_opt options[] = {
 	 "--tls)", 0},
 	{0, "insecure", 0, CLI_OPT_FLAG, F(insecure), 0, 0, NULL,
 	 "TLS without verifying the broker's certificate (implies --tls)", 0},
+	{0, "ws", 0, CLI_OPT_FLAG, F(ws), 0, 0, NULL,
+	 "MQTT over WebSockets (with --tls or --cafile: wss)", 0},
+	{0, "ws-path", 0, CLI_OPT_STR, F(ws_path), 0, 0, "PATH",
+	 "the listener's WebSocket path (default: /mqtt; needs --ws)", 0},
 	{'V', "protocol-version", 0, CLI_OPT_CALL, 0, 0, 0, "VERSION",
 	 "311 or mqttv311 (default), 5 or mqttv5", B_PROTO},
 	{'q', "qos", 0, CLI_OPT_LONG, F(qos), 0, 2, "QOS",
@@ -188,6 +192,10 @@ static int check_cfg(struct bench_cfg *cfg)
 				   cfg->name);
 	if (cfg->cafile || cfg->insecure)
 		cfg->tls = true;
+	if (cfg->ws_path && !cfg->ws)
+		return usage_error("--ws-path needs --ws");
+	if (cfg->ws_path && cfg->ws_path[0] != '/')
+		return usage_error("--ws-path must start with '/'");
 	if (cfg->password && !cfg->username &&
 	    cfg->proto_level != MQTT_PROTO_V5)
 		return usage_error("a password needs a user name (-u) with "

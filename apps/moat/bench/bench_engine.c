@@ -485,9 +485,10 @@ static void on_event(struct engine *e, struct bench_conn *c, uint32_t ev)
 			send_connect(e, c);
 		return;
 	}
-	if ((ev & EPOLLOUT) && c->tls_read_wants_write)
+	if ((ev & EPOLLOUT) && bench_conn_read_wants_write(c))
 		ev |= EPOLLIN;
-	if ((ev & (EPOLLIN | EPOLLHUP | EPOLLERR)) && c->tls_write_wants_read)
+	if ((ev & (EPOLLIN | EPOLLHUP | EPOLLERR)) &&
+	    bench_conn_write_wants_read(c))
 		ev |= EPOLLOUT;
 	if (ev & EPOLLOUT)
 		flush_conn(e, c);

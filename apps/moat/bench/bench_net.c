@@ -1,5 +1,6 @@
-/* `moat bench` connections: non-blocking TCP and TLS (OpenSSL 3) under one
- * epoll set, and the buffers behind them.  Knows bytes, not MQTT. */
+/* `moat bench` connections: non-blocking transport stacks (src/net: TCP,
+ * TLS, WebSocket) under one epoll set, and the buffers behind them.
+ * Knows bytes, not MQTT. */
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -14,6 +15,8 @@
 #include <openssl/ssl.h>
 
 #include "bench.h"
+#include "net/net_tls.h"
+#include "net/net_ws.h"
 #include "net/tls_client.h"
 
 /* ---- buffers ---------------------------------------------------------- */
@@ -82,6 +85,11 @@ int bench_net_init(struct bench_net *n, const struct bench_cfg *cfg,
 	n->host = cfg->host;
 	char port[16];
 	snprintf(port, sizeof(port), "%ld", cfg->port);
+	if (cfg->ws) {
+		n->ws_path = cfg->ws_path ? cfg->ws_path : "/mqtt";
+		snprintf(n->ws_host, sizeof(n->ws_host), "%s:%s", cfg->host,
+			 port);
+	}
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
 				 .ai_family = AF_UNSPEC};
 	struct addrinfo *ai = NULL;
@@ -116,15 +124,27 @@ void bench_net_cleanup(struct bench_net *n)
 
 /* ---- connecting ------------------------------------------------------- */
 
+bool bench_conn_read_wants_write(const struct bench_conn *c)
+{
+	return c->net &&
+	       (moat_net_wants(c->net) & MOAT_NET_READ_WANTS_WRITE) != 0;
+}
+
+bool bench_conn_write_wants_read(const struct bench_conn *c)
+{
+	return c->net &&
+	       (moat_net_wants(c->net) & MOAT_NET_WRITE_WANTS_READ) != 0;
+}
+
 void bench_conn_update_events(struct bench_net *n, struct bench_conn *c)
 {
 	if (c->fd < 0)
 		return;
 	uint32_t want = EPOLLIN;
-	/* A TLS write that waits for input is retried when readable. */
-	bool out = bench_buf_used(&c->out) && !c->tls_write_wants_read;
+	/* A write that waits for input is retried when readable. */
+	bool out = bench_buf_used(&c->out) && !bench_conn_write_wants_read(c);
 	if (c->state == BC_CONNECTING || c->tls_handshake_wants_write ||
-	    c->tls_read_wants_write || out)
+	    bench_conn_read_wants_write(c) || out)
 		want |= EPOLLOUT;
 	if (want == c->events)
 		return;
@@ -147,6 +167,7 @@ int bench_conn_start(struct bench_net *n, struct bench_conn *c, char *why,
 	/* We batch our own writes: never wait for Nagle. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->fd = fd;
+	c->net = NULL;
 	c->events = 0;
 	c->state = BC_CONNECTING;
 	if (connect(fd, (const struct sockaddr *)&n->addr, n->addrlen) != 0 &&
@@ -162,24 +183,19 @@ int bench_conn_start(struct bench_net *n, struct bench_conn *c, char *why,
 	return MOAT_OK;
 }
 
-/* The message of a failed SSL call: OpenSSL's reason, a failed
- * certificate check or errno. */
-static void tls_why(struct bench_conn *c, int ret, const char *op, char *why,
-		    size_t whysz)
-{
-	char what[32];
-	snprintf(what, sizeof(what), "TLS %s failed", op);
-	moat_tls_client_error(c->ssl, ret, what, why, whysz);
-}
-
+/* TLS: a session that checks the broker's name, in the stack; its
+ * handshake is driven here (BC_TLS) so that failures read well. */
 static int tls_start(struct bench_net *n, struct bench_conn *c, char *why,
 		     size_t whysz)
 {
-	c->ssl = moat_tls_client_new(n->ctx, c->fd, n->host);
-	if (!c->ssl) {
+	SSL *ssl = moat_tls_client_new(n->ctx, c->fd, n->host);
+	struct moat_net *t = ssl ? moat_net_tls_adopt(c->net, ssl) : NULL;
+	if (!t) {
+		SSL_free(ssl);
 		snprintf(why, whysz, "cannot create a TLS session");
 		return -1;
 	}
+	c->net = t;
 	c->state = BC_TLS;
 	return 0;
 }
@@ -187,22 +203,40 @@ static int tls_start(struct bench_net *n, struct bench_conn *c, char *why,
 static int tls_handshake(struct bench_net *n, struct bench_conn *c, char *why,
 			 size_t whysz)
 {
+	SSL *ssl = moat_net_tls_ssl(c->net);
 	ERR_clear_error();
 	errno = 0;
-	int r = SSL_do_handshake(c->ssl);
+	int r = SSL_do_handshake(ssl);
 	if (r == 1) {
 		c->tls_handshake_wants_write = false;
 		bench_conn_update_events(n, c);
 		return 1;
 	}
-	int err = SSL_get_error(c->ssl, r);
+	int err = SSL_get_error(ssl, r);
 	if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
 		c->tls_handshake_wants_write = err == SSL_ERROR_WANT_WRITE;
 		bench_conn_update_events(n, c);
 		return 0;
 	}
-	tls_why(c, r, "handshake", why, whysz);
+	moat_tls_client_error(ssl, r, "TLS handshake failed", why, whysz);
 	return -1;
+}
+
+/* The layers above TLS: WebSocket when asked for (its handshake runs in
+ * the first write and read, the CONNECT waiting behind it). */
+static int upper_layers(struct bench_net *n, struct bench_conn *c, char *why,
+			size_t whysz)
+{
+	if (!n->ws_path)
+		return 1;
+	struct moat_net *w = moat_net_ws_client_new(
+		c->net, n->ws_host, n->ws_path, MOAT_WS_CLIENT_MAX_FRAME);
+	if (!w) {
+		snprintf(why, whysz, "out of memory");
+		return -1;
+	}
+	c->net = w;
+	return 1;
 }
 
 int bench_conn_establish(struct bench_net *n, struct bench_conn *c,
@@ -219,16 +253,14 @@ int bench_conn_establish(struct bench_net *n, struct bench_conn *c,
 			snprintf(why, whysz, "connect: %s", strerror(err));
 			return -1;
 		}
-		if (!n->ctx) {
-			c->state = BC_CONNACK; /* the caller sends CONNECT */
-			return 1;
-		}
-		if (tls_start(n, c, why, whysz) != 0)
+		moat_net_tcp_init(&c->tcp, c->fd);
+		c->net = &c->tcp.base;
+		if (n->ctx && tls_start(n, c, why, whysz) != 0)
 			return -1;
 	}
-	int r = tls_handshake(n, c, why, whysz);
-	if (r == 1)
-		c->state = BC_CONNACK;
+	int r = n->ctx ? tls_handshake(n, c, why, whysz) : 1;
+	if (r == 1 && (r = upper_layers(n, c, why, whysz)) == 1)
+		c->state = BC_CONNACK; /* the caller sends CONNECT */
 	return r;
 }
 
@@ -237,70 +269,38 @@ int bench_conn_establish(struct bench_net *n, struct bench_conn *c,
 long bench_conn_read(struct bench_net *n, struct bench_conn *c, uint8_t *dst,
 		     size_t len, char *why, size_t whysz)
 {
-	if (!c->ssl) {
-		ssize_t r = recv(c->fd, dst, len, MSG_DONTWAIT);
-		if (r > 0)
-			return (long)r;
-		if (r < 0 && (errno == EAGAIN || errno == EINTR))
-			return 0;
-		snprintf(why, whysz, "%s",
-			 r == 0 ? "connection closed by the broker"
-				: strerror(errno));
+	bool rww = bench_conn_read_wants_write(c);
+	moat_net_clear_want(c->net, MOAT_NET_READ_WANTS_WRITE);
+	ssize_t r = moat_net_read(c->net, dst, len, why, whysz);
+	if (r == MOAT_NET_AGAIN && (moat_net_wants(c->net) &
+				    MOAT_NET_HAS_OUTPUT) &&
+	    moat_net_flush(c->net, why, whysz) < 0) /* a pong, a close */
 		return -1;
-	}
-	bool rww = c->tls_read_wants_write;
-	c->tls_read_wants_write = false;
-	ERR_clear_error();
-	errno = 0;
-	int r = SSL_read(c->ssl, dst, (int)MOAT_MIN(len, (size_t)INT32_MAX));
-	if (r > 0) {
-		if (rww)
-			bench_conn_update_events(n, c);
-		return r;
-	}
-	int err = SSL_get_error(c->ssl, r);
-	if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
-		c->tls_read_wants_write = err == SSL_ERROR_WANT_WRITE;
-		if (rww != c->tls_read_wants_write)
-			bench_conn_update_events(n, c);
+	if (rww != bench_conn_read_wants_write(c))
+		bench_conn_update_events(n, c);
+	if (r > 0)
+		return (long)r;
+	if (r == MOAT_NET_AGAIN)
 		return 0;
-	}
-	tls_why(c, r, "read", why, whysz);
+	if (!strcmp(why, "connection closed by peer"))
+		snprintf(why, whysz, "connection closed by the broker");
 	return -1;
 }
 
 bool bench_conn_pending(const struct bench_conn *c)
 {
-	return c->ssl && SSL_pending(c->ssl) > 0;
+	return c->net && moat_net_pending(c->net) > 0;
 }
 
 static long conn_write(struct bench_conn *c, const uint8_t *p, size_t len,
 		       char *why, size_t whysz)
 {
-	if (!c->ssl) {
-		ssize_t r = send(c->fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (r >= 0)
-			return (long)r;
-		if (errno == EAGAIN || errno == EINTR)
-			return 0;
-		snprintf(why, whysz, "write: %s", strerror(errno));
-		return -1;
-	}
-	ERR_clear_error();
-	errno = 0;
-	int r = SSL_write(c->ssl, p, (int)MOAT_MIN(len, (size_t)INT32_MAX));
-	c->tls_write_wants_read = false;
+	moat_net_clear_want(c->net, MOAT_NET_WRITE_WANTS_READ);
+	ssize_t r = moat_net_write(c->net, p, len, why, whysz);
 	if (r > 0)
-		return r;
-	int err = SSL_get_error(c->ssl, r);
-	if (err == SSL_ERROR_WANT_WRITE)
-		return 0;
-	if (err == SSL_ERROR_WANT_READ) {
-		c->tls_write_wants_read = true; /* retried when readable */
-		return 0;
-	}
-	tls_why(c, r, "write", why, whysz);
-	return -1;
+		return (long)r;
+	return r == MOAT_NET_AGAIN ? 0 : -1; /* retried when the stack
+					       * says (wants) */
 }
 
 int bench_conn_flush(struct bench_net *n, struct bench_conn *c, char *why,
@@ -329,17 +329,21 @@ void bench_conn_close(struct bench_net *n, struct bench_conn *c)
 		return;
 	}
 	char why[64];
-	if (bench_buf_used(&c->out) &&
+	if (c->net && bench_buf_used(&c->out) &&
 	    (c->state == BC_READY || c->state == BC_SUBACK ||
 	     c->state == BC_CONNACK))
 		(void)conn_write(c, c->out.p + c->out.off,
 				 bench_buf_used(&c->out), why, sizeof(why));
-	if (c->ssl && SSL_is_init_finished((SSL *)c->ssl))
-		(void)SSL_shutdown(c->ssl);
-	ERR_clear_error();
 	if (c->events)
 		epoll_ctl(n->ep, EPOLL_CTL_DEL, c->fd, NULL);
-	close(c->fd);
+	if (c->net) {
+		moat_net_shutdown(c->net); /* WebSocket close, close_notify */
+		ERR_clear_error();
+		moat_net_close(c->net); /* closes the socket */
+	} else {
+		close(c->fd);
+	}
+	c->net = NULL;
 	c->fd = -1;
 	c->events = 0;
 	c->state = BC_CLOSED;
@@ -347,8 +351,6 @@ void bench_conn_close(struct bench_net *n, struct bench_conn *c)
 
 void bench_conn_free(struct bench_conn *c)
 {
-	SSL_free(c->ssl);
-	c->ssl = NULL;
 	moat_free(c->in.p);
 	moat_free(c->out.p);
 	memset(&c->in, 0, sizeof(c->in));
