@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "broker_int.h"
+#include "coap_int.h"
 #include "codec/mqtt5.h"
 #include "net/net_socket.h"
 
@@ -19,8 +20,10 @@ static int open_listeners(struct moat_broker *b)
 		return MOAT_ENOMEM;
 	for (size_t i = 0; i < cfg->nlisteners; i++) {
 		const struct moat_listener_cfg *lc = &cfg->listeners[i];
-		struct moat_listener *l = &b->listeners[i];
+		struct moat_listener *l = &b->listeners[b->nlisteners];
 		char err[160];
+		if (moat_listener_coap(lc))
+			continue; /* UDP, one socket per worker (coap_srv.c) */
 		uint16_t port;
 		l->ev_kind = EV_LISTENER;
 		l->idx = i;
@@ -152,6 +155,10 @@ int moat_broker_new(const struct moat_config *cfg, struct moat_broker **out)
 			goto fail;
 		}
 	}
+	if ((rc = moat__coap_open(b, err, sizeof(err))) != MOAT_OK) {
+		moat_err_log("CoAP listener: %s", err);
+		goto fail;
+	}
 	/* Restored into the workers' tables and the tree, before any
 	 * thread runs. */
 	if ((rc = moat_store_open(b, err, sizeof(err))) != MOAT_OK) {
@@ -160,6 +167,7 @@ int moat_broker_new(const struct moat_config *cfg, struct moat_broker **out)
 	}
 	for (size_t i = 0; i < b->nlisteners; i++)
 		moat_notice("listening on %s", b->listeners[i].name);
+	moat__coap_log_listeners(b);
 	*out = b;
 	return MOAT_OK;
 fail:
@@ -233,6 +241,7 @@ static void release_batch(struct moat_inbox_batch *bt)
 /* Single-threaded teardown after the workers have stopped. */
 static void teardown_worker(struct moat_worker *w)
 {
+	moat__coap_worker_free(w);
 	while (w->conns) {
 		w->conns->will_discard = true; /* shutdown is not a failure */
 		moat_conn_disconnect(w->conns, RC_SERVER_SHUTTING_DOWN,

@@ -302,7 +302,13 @@ struct moat_session {
 	/* Kept in the persistent store (persistence on and expiry_s > 0);
 	 * readable by other workers, which record deliveries to it. */
 	atomic_bool stored;
+	/* A CoAP peer's observations (coap_int.h): deliveries go to
+	 * moat__coap_deliver, not to a connection.  NULL for MQTT. */
+	struct moat_coap_peer *coap;
 };
+
+/* Hand m to the CoAP observer session s (coap_ps.c). */
+void moat__coap_deliver(struct moat_session *s, struct moat_msg *m);
 
 /* The queue (session_queue.c).  Append a message (MOAT_OK, or
  * MOAT_ENOMEM); the limits are the caller's. */
@@ -402,6 +408,7 @@ enum moat_ev_kind {
 	EV_LISTENER = 2,
 	EV_INBOX = 3,
 	EV_LINGER = 4,
+	EV_COAP = 5, /* a CoAP listener's UDP socket (coap_int.h) */
 };
 
 /* Where a CONNECT is in its password check (authq.c). */
@@ -682,6 +689,7 @@ struct moat_worker {
 	uint64_t store_lost; /* records that could not be made (no memory) */
 	bool store_gate_pending; /* a gate waits for the batch being filled */
 	struct moat_conn *gated;
+	struct moat_coap *coap; /* CoAP sockets and peers, NULL when none */
 };
 
 /* Publish m (a will) at the next safe point of the loop (takes m). */
@@ -727,6 +735,13 @@ struct moat_stats {
 	atomic_uint_fast64_t leaks[32]; /* findings per leak category */
 	atomic_uint_fast64_t leaks_blocked;
 	atomic_uint_fast64_t leaks_redacted;
+	/* CoAP ($SYS/broker/coap/...) */
+	atomic_uint_fast64_t coap_requests;
+	atomic_uint_fast64_t coap_publishes;
+	atomic_uint_fast64_t coap_notifications;
+	atomic_uint_fast64_t coap_echo;    /* 4.01 + Echo sent */
+	atomic_uint_fast64_t coap_dropped; /* datagrams ignored */
+	atomic_uint_fast64_t coap_observers;
 };
 
 struct moat_listener {
@@ -893,6 +908,12 @@ static inline uint64_t moat__store_nrec(const struct moat_worker *w)
 void moat__store_flush(struct moat_worker *w);
 /* Gate c's output queued from now on behind the current batch. */
 void moat__store_gate(struct moat_conn *c);
+/* Output waiting for the store that is not a connection's (CoAP
+ * responses): the batch to wait for (the one being filled), or 0 when
+ * nothing needs to wait (persistence off, persistence_sync off). */
+uint64_t moat__store_gate_seq(struct moat_worker *w);
+/* CoAP responses held for batches up to done go out (coap_srv.c). */
+void moat__coap_store_release(struct moat_worker *w, uint64_t done);
 /* Release gates whose batches were committed (the store wakes us). */
 void moat__store_release(struct moat_worker *w);
 /* May bytes at the head of c->out be written now?  How many. */

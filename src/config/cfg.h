@@ -44,7 +44,11 @@ enum moat_psync { MOAT_PSYNC_FULL = 0, MOAT_PSYNC_NORMAL = 1, MOAT_PSYNC_OFF = 2
 /* tls_version (a minimum) */
 enum moat_tls_min { MOAT_TLS_12 = 0, MOAT_TLS_13 = 1 };
 /* protocol (what a listener speaks; values are added as transports land) */
-enum moat_listener_proto { MOAT_PROTO_MQTT = 0 };
+enum moat_listener_proto {
+	MOAT_PROTO_MQTT = 0,
+	MOAT_PROTO_COAP = 1,  /* CoAP over UDP (RFC 7252) */
+	MOAT_PROTO_COAPS = 2, /* CoAP over DTLS: not available yet */
+};
 
 struct moat_listener_cfg {
 	char addr[64]; /* numeric IPv4/IPv6 address, "" = all */
@@ -65,6 +69,13 @@ struct moat_listener_cfg {
 static inline bool moat_listener_tls(const struct moat_listener_cfg *lc)
 {
 	return lc->certfile[0] != '\0';
+}
+
+/* Does the listener speak CoAP (over UDP or DTLS)? */
+static inline bool moat_listener_coap(const struct moat_listener_cfg *lc)
+{
+	return lc->protocol == MOAT_PROTO_COAP ||
+	       lc->protocol == MOAT_PROTO_COAPS;
 }
 
 struct moat_config {

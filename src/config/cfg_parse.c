@@ -511,9 +511,15 @@ const char *moat_cfg_listener_risks(const struct moat_config *cfg, size_t i,
 		return out;
 	const char *risk[4];
 	size_t nr = 0;
-	if (!moat_listener_tls(lc))
+	if (lc->protocol == MOAT_PROTO_COAP) {
+		/* Plain CoAP has no credentials: every client is anonymous. */
+		risk[nr++] = "as plaintext CoAP over UDP (no DTLS, no "
+			     "authentication: every client is anonymous)";
+	} else if (!moat_listener_tls(lc)) {
 		risk[nr++] = "without TLS";
-	if (!cfg->password_file[0] && !lc->use_identity_as_username)
+	}
+	if (lc->protocol != MOAT_PROTO_COAP && !cfg->password_file[0] &&
+	    !lc->use_identity_as_username)
 		risk[nr++] = "without authentication (no password_file, no "
 			     "use_identity_as_username)";
 	if (moat_cfg_listener_anonymous(cfg, i))
@@ -538,7 +544,14 @@ static int check_tls(const struct moat_config *cfg,
 {
 	const char *src = cfg->source[0] ? cfg->source : "config";
 	const char *why = NULL;
-	if (!lc->certfile[0] != !lc->keyfile[0])
+	if (lc->protocol == MOAT_PROTO_COAPS)
+		why = "protocol coaps (CoAP over DTLS) is not available yet "
+		      "(issue 15); use protocol coap on a loopback address";
+	else if (lc->protocol == MOAT_PROTO_COAP &&
+		 (lc->certfile[0] || lc->keyfile[0] || lc->cafile[0]))
+		why = "protocol coap is plaintext UDP: certfile, keyfile and "
+		      "cafile do not apply to it";
+	else if (!lc->certfile[0] != !lc->keyfile[0])
 		why = "certfile and keyfile go together";
 	else if (!moat_listener_tls(lc) &&
 		 (lc->cafile[0] || lc->crlfile[0] || lc->require_certificate ||
@@ -582,6 +595,15 @@ int moat_cfg_finish(struct moat_config *cfg, struct moat_cfg_err *err)
 				    (unsigned)lc->port, lc->addr[0] ? " " : "",
 				    lc->addr[0] ? lc->addr : " (all addresses)",
 				    risks);
+		if (lc->protocol == MOAT_PROTO_COAP &&
+		    !moat_cfg_listener_anonymous(cfg, i))
+			return fail(err, NULL,
+				    "%s: listener %u: no client could use it: "
+				    "plaintext CoAP has no credentials, and "
+				    "allow_anonymous does not allow anonymous "
+				    "clients on this listener",
+				    cfg->source[0] ? cfg->source : "config",
+				    (unsigned)lc->port);
 		if (!moat_cfg_listener_anonymous(cfg, i) &&
 		    !cfg->password_file[0] && !lc->use_identity_as_username)
 			return fail(err, NULL,

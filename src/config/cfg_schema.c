@@ -22,8 +22,10 @@ const struct moat_cfg_directive moat__cfg_directives[] = {
 	 "With no listener, moatd listens on 127.0.0.1:1883 only."},
 	{"protocol", CFG_ENUM, LOFF(protocol), 0, 0, "mqtt",
 	 "(listener) What the listener above speaks: mqtt (MQTT over TCP, "
-	 "or TLS when certfile is set).",
-	 true, "mqtt"},
+	 "or TLS when certfile is set) or coap (CoAP over UDP: the /ps/ "
+	 "topic mapping of docs/coap.md; the usual port is 5683). coaps "
+	 "(CoAP over DTLS) is not available yet and is refused.",
+	 true, "mqtt|coap|coaps"},
 	{"certfile", CFG_PATH, LOFF(certfile), 0, LSIZE(certfile), NULL,
 	 "(listener) PEM certificate chain of the server; turns TLS on for "
 	 "the listener above it. Needs keyfile.", true, NULL},
