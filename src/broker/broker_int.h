@@ -24,6 +24,7 @@
 #include "common/moat_common.h"
 
 struct moat_pwfile;
+struct moat_pskfile;
 struct moat_acl;
 struct moat_leak_db;
 struct moat_leak_scratch;
@@ -604,7 +605,9 @@ struct moat_security {
 	struct moat_config cfg;
 	struct moat_pwfile *pw;
 	struct moat_acl *acl;
-	SSL_CTX *tls[MOAT_CFG_MAX_LISTENERS];
+	SSL_CTX *tls[MOAT_CFG_MAX_LISTENERS]; /* TLS, or DTLS for coaps */
+	struct moat_pskfile *psk; /* psk_file, NULL when none */
+	uint8_t cookie_key[32];	  /* DTLS cookies (coap_dtls.c) */
 	struct moat_leak_db *leak_db; /* NULL when leak_detection is off */
 	atomic_uint_fast64_t leak_policy_hits[MOAT_CFG_MAX_LEAK_POLICIES];
 };

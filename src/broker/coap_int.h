@@ -36,6 +36,8 @@
 #define MOAT_COAP_BLOCK 1024 /* largest block, and our preferred one */
 #define MOAT_COAP_DGRAM_MAX 1500 /* largest datagram we answer with */
 #define MOAT_COAP_RX_MAX 65536	/* largest datagram we read */
+#define MOAT_COAP_HANDSHAKES_MAX 256 /* DTLS handshakes per worker */
+#define MOAT_COAP_HANDSHAKE_MS 30000 /* to finish one */
 
 struct moat_coap_ep {
 	uint8_t ev_kind; /* EV_COAP; must stay first */
@@ -43,6 +45,8 @@ struct moat_coap_ep {
 	size_t listener;
 	bool loopback;
 	uint16_t port; /* as bound (worker 0's, for the log) */
+	bool dtls;     /* coaps */
+	SSL *lssl;     /* coaps: the listening SSL (cookies), no peer */
 	struct moat_worker *w;
 };
 
@@ -102,6 +106,10 @@ struct moat_coap_peer {
 	struct moat_coap_pending pend;
 	struct coap_mid_gen mids;
 	struct moat_coap_rx *rx;
+	SSL *ssl;	  /* coaps: the DTLS session */
+	bool hs_done;	  /* its handshake finished */
+	uint64_t hs_start_ms;
+	char *user;	  /* coaps: PSK or certificate identity */
 	char name[MOAT_PEER_STRLEN]; /* "addr:port" for logs, ACL %c */
 };
 
@@ -113,6 +121,8 @@ struct moat_coap {
 	size_t nbuckets, npeers, nobs;
 	struct moat_coap_peer *peers; /* list, for the tick */
 	size_t reasm_bytes;
+	size_t nhandshakes; /* DTLS handshakes in progress */
+	uint8_t *dbuf;	    /* MOAT_COAP_RX_MAX: decrypted records */
 	struct coap_echo_key echo;
 	uint64_t limit_log_ms;
 	uint8_t *rbuf; /* MOAT_COAP_RX_MAX + 1 */
@@ -155,6 +165,32 @@ void moat__coap_limit(struct moat_worker *w, const struct moat_coap_peer *p,
 		      const char *what);
 bool moat__coap_acl(struct moat_coap_peer *p, const char *topic, size_t len,
 		    int access);
+
+struct moat_coap_peer *moat__coap_peer_new(struct moat_coap_ep *ep,
+					   const union moat_sockaddr *a,
+					   socklen_t alen);
+/* Forget p (its observations, its DTLS session): p is freed. */
+void moat__coap_peer_close(struct moat_coap_peer *p);
+/* A CoAP message from p (decrypted DTLS record): false when p was
+ * closed meanwhile. */
+bool moat__coap_message(struct moat_coap_peer *p, const uint8_t *d, size_t n);
+
+/* coap_dtls.c */
+SSL_CTX *moat__coap_dtls_ctx(struct moat_security *sec,
+			     const struct moat_listener_cfg *lc, char *err,
+			     size_t errsz);
+/* A datagram on a coaps endpoint from p (NULL: unknown address). */
+void moat__coap_dtls_datagram(struct moat_coap_ep *ep,
+			      struct moat_coap_peer *p, const uint8_t *d,
+			      size_t n, const union moat_sockaddr *a,
+			      socklen_t alen);
+void moat__coap_dtls_input(struct moat_coap_peer *p, const uint8_t *d,
+			   size_t n);
+int moat__coap_dtls_send(struct moat_coap_peer *p, const uint8_t *pkt,
+			 size_t len);
+void moat__coap_dtls_tick(struct moat_coap_peer *p, uint64_t now);
+void moat__coap_dtls_free(struct moat_coap_peer *p);
+void moat__coap_dtls_ep_free(struct moat_coap_ep *ep);
 
 /* coap_ps.c */
 void moat__coap_request(struct moat_coap_peer *p, const struct coap_msg *req,

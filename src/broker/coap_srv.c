@@ -63,9 +63,10 @@ static int worker_setup(struct moat_worker *w)
 	w->coap = c;
 	c->eps = moat_calloc(w->b->nlisteners, sizeof(*c->eps));
 	c->rbuf = moat_malloc(MOAT_COAP_RX_MAX + 1);
+	c->dbuf = moat_malloc(MOAT_COAP_RX_MAX);
 	c->nbuckets = 256;
 	c->buckets = moat_calloc(c->nbuckets, sizeof(*c->buckets));
-	if (!c->eps || !c->rbuf || !c->buckets)
+	if (!c->eps || !c->rbuf || !c->dbuf || !c->buckets)
 		return MOAT_ENOMEM;
 	return coap_echo_key_init(&c->echo);
 }
@@ -90,6 +91,7 @@ int moat__coap_open(struct moat_broker *b, char *err, size_t errsz)
 			ep->w = w;
 			ep->listener = i;
 			ep->loopback = moat_cfg_addr_is_loopback(lc->addr);
+			ep->dtls = lc->protocol == MOAT_PROTO_COAPS;
 			ep->fd = udp_socket(lc->addr, port, &port, err, errsz);
 			if (ep->fd < 0)
 				return MOAT_EIO;
@@ -114,9 +116,10 @@ void moat__coap_log_listeners(const struct moat_broker *b)
 	for (size_t i = 0; c && i < c->neps; i++) {
 		const char *a = b->cfg.listeners[c->eps[i].listener].addr;
 		bool v6 = strchr(a, ':') != NULL || !a[0];
-		moat_notice("listening on %s%s%s:%u (CoAP, UDP)", v6 ? "[" : "",
+		moat_notice("listening on %s%s%s:%u (CoAP, %s)", v6 ? "[" : "",
 			    a[0] ? a : "::", v6 ? "]" : "",
-			    (unsigned)c->eps[i].port);
+			    (unsigned)c->eps[i].port,
+			    c->eps[i].dtls ? "DTLS" : "UDP");
 	}
 }
 
@@ -151,6 +154,8 @@ static struct moat_coap_peer *peer_find(struct moat_coap_ep *ep,
 	return NULL;
 }
 
+static void drop_held_of(struct moat_coap_peer *p);
+
 static void peer_free(struct moat_coap_peer *p)
 {
 	struct moat_coap *c = p->ep->w->coap;
@@ -171,15 +176,22 @@ static void peer_free(struct moat_coap_peer *p)
 	c->npeers--;
 	moat__coap_peer_drop_obs(p);
 	moat__coap_rx_free(p);
+	moat__coap_dtls_free(p);
+	drop_held_of(p);
 	for (size_t i = 0; i < MOAT_COAP_DEDUP; i++)
 		moat_free(p->dd[i].resp);
 	moat_free(p->pend.pkt);
 	moat_free(p);
 }
 
-static struct moat_coap_peer *peer_new(struct moat_coap_ep *ep,
-				       const union moat_sockaddr *a,
-				       socklen_t alen)
+void moat__coap_peer_close(struct moat_coap_peer *p)
+{
+	peer_free(p);
+}
+
+struct moat_coap_peer *moat__coap_peer_new(struct moat_coap_ep *ep,
+					   const union moat_sockaddr *a,
+					   socklen_t alen)
 {
 	struct moat_worker *w = ep->w;
 	struct moat_coap *c = w->coap;
@@ -193,6 +205,7 @@ static struct moat_coap_peer *peer_new(struct moat_coap_ep *ep,
 	p->ep = ep;
 	p->last_ms = p->refill_ms = w->now_ms;
 	p->tokens = 2.0 * MOAT_COAP_RATE;
+	p->validated = ep->dtls; /* the handshake proves the address */
 	coap_mid_init(&p->mids);
 	char ip[MOAT_PEER_STRLEN];
 	(void)moat__format_addr(a, p->name, ip);
@@ -209,8 +222,7 @@ static struct moat_coap_peer *peer_new(struct moat_coap_ep *ep,
 
 const char *moat__coap_user(const struct moat_coap_peer *p)
 {
-	(void)p;
-	return NULL; /* plain CoAP has no credentials */
+	return p->user; /* NULL on plain CoAP: no credentials */
 }
 
 bool moat__coap_acl(struct moat_coap_peer *p, const char *topic, size_t len,
@@ -244,6 +256,8 @@ void moat__coap_limit(struct moat_worker *w, const struct moat_coap_peer *p,
 int moat__coap_sendto(struct moat_coap_peer *p, const uint8_t *pkt,
 		      size_t len)
 {
+	if (p->ssl)
+		return moat__coap_dtls_send(p, pkt, len);
 	ssize_t n = sendto(p->ep->fd, pkt, len, MSG_DONTWAIT, &p->addr.sa,
 			   p->alen);
 	if (n < 0)
@@ -252,15 +266,21 @@ int moat__coap_sendto(struct moat_coap_peer *p, const uint8_t *pkt,
 	return MOAT_OK;
 }
 
-static void send_raw(struct moat_coap_ep *ep, const union moat_sockaddr *a,
-		     socklen_t alen, uint8_t type, uint16_t mid)
+/* An Empty message (RST) to p, or to an address without a peer. */
+static void send_raw(struct moat_coap_ep *ep, struct moat_coap_peer *p,
+		     const union moat_sockaddr *a, socklen_t alen,
+		     uint8_t type, uint16_t mid)
 {
 	uint8_t pkt[4];
 	struct coap_wr wr;
 	size_t len;
 	coap_wr_init(&wr, pkt, sizeof(pkt));
 	coap_wr_header(&wr, type, COAP_EMPTY, mid, NULL, 0);
-	if (coap_wr_finish(&wr, &len) == MOAT_OK)
+	if (coap_wr_finish(&wr, &len) != MOAT_OK)
+		return;
+	if (p)
+		(void)moat__coap_sendto(p, pkt, len);
+	else
 		(void)sendto(ep->fd, pkt, len, MSG_DONTWAIT, &a->sa, alen);
 }
 
@@ -483,39 +503,26 @@ static void answer(struct moat_coap_peer *p, const struct coap_msg *m,
 	(void)moat__coap_sendto(p, pkt, len);
 }
 
-static void on_datagram(struct moat_coap_ep *ep, const uint8_t *d, size_t n,
-			const union moat_sockaddr *a, socklen_t alen)
+/* A parsed message from the address a (p: its peer, NULL when none yet;
+ * only plain CoAP creates one here). */
+static void dispatch(struct moat_coap_ep *ep, struct moat_coap_peer *p,
+		     const struct coap_msg *m, size_t n,
+		     const union moat_sockaddr *a, socklen_t alen)
 {
 	struct moat_worker *w = ep->w;
-	struct coap_msg m;
-	MOAT_STAT_ADD(w->b, bytes_received, n);
-	if (coap_parse(d, n, &m) != MOAT_OK) {
-		/* A Confirmable message with a format error is rejected
-		 * with RST (RFC 7252 §4.2); other ones are ignored. */
-		if (n >= 4 && m.type == COAP_CON)
-			send_raw(ep, a, alen, COAP_RST, m.mid);
-		MOAT_STAT_ADD(w->b, coap_dropped, 1);
-		return;
-	}
-	struct moat_coap_peer *p = peer_find(ep, a);
-	if (m.type == COAP_ACK || m.type == COAP_RST) {
+	if (m->type == COAP_ACK || m->type == COAP_RST) {
 		if (p)
-			moat__coap_on_ack(p, m.mid, m.type == COAP_RST);
+			moat__coap_on_ack(p, m->mid, m->type == COAP_RST);
 		return;
 	}
-	if (m.code == COAP_EMPTY) {
-		/* A CoAP ping (Empty CON) is answered with RST §4.3. */
-		if (m.type == COAP_CON)
-			send_raw(ep, a, alen, COAP_RST, m.mid);
+	if (m->code == COAP_EMPTY || COAP_CODE_CLASS(m->code) != 0) {
+		/* A CoAP ping (Empty CON, §4.3), or a response to nothing
+		 * of ours: RST. */
+		if (m->type == COAP_CON)
+			send_raw(ep, p, a, alen, COAP_RST, m->mid);
 		return;
 	}
-	if (COAP_CODE_CLASS(m.code) != 0) {
-		/* A response to nothing of ours. */
-		if (m.type == COAP_CON)
-			send_raw(ep, a, alen, COAP_RST, m.mid);
-		return;
-	}
-	if (!p && !(p = peer_new(ep, a, alen))) {
+	if (!p && !(p = moat__coap_peer_new(ep, a, alen))) {
 		moat__coap_limit(w, NULL, "too many CoAP peers or "
 					  "memory_limit; request ignored");
 		MOAT_STAT_ADD(w->b, coap_dropped, 1);
@@ -533,16 +540,50 @@ static void on_datagram(struct moat_coap_ep *ep, const uint8_t *d, size_t n,
 	 * done twice (a publish stays one publish). */
 	struct coap_tx_params tp = COAP_TX_PARAMS_DEFAULT;
 	struct moat_coap_cached *dup = recall(
-		p, m.mid, w->now_ms,
-		m.type == COAP_CON ? coap_exchange_lifetime_ms(&tp)
-				   : coap_non_lifetime_ms(&tp));
+		p, m->mid, w->now_ms,
+		m->type == COAP_CON ? coap_exchange_lifetime_ms(&tp)
+				    : coap_non_lifetime_ms(&tp));
 	if (dup) {
 		if (dup->resp)
 			(void)moat__coap_sendto(p, dup->resp, dup->len);
 		return;
 	}
-	check_echo(p, &m);
-	answer(p, &m, n);
+	check_echo(p, m);
+	answer(p, m, n);
+}
+
+bool moat__coap_message(struct moat_coap_peer *p, const uint8_t *d, size_t n)
+{
+	struct coap_msg m;
+	if (coap_parse(d, n, &m) != MOAT_OK) {
+		if (n >= 4 && m.type == COAP_CON)
+			send_raw(p->ep, p, NULL, 0, COAP_RST, m.mid);
+		MOAT_STAT_ADD(p->ep->w->b, coap_dropped, 1);
+		return true;
+	}
+	dispatch(p->ep, p, &m, n, &p->addr, p->alen);
+	return true;
+}
+
+static void on_datagram(struct moat_coap_ep *ep, const uint8_t *d, size_t n,
+			const union moat_sockaddr *a, socklen_t alen)
+{
+	struct moat_worker *w = ep->w;
+	struct coap_msg m;
+	MOAT_STAT_ADD(w->b, bytes_received, n);
+	if (ep->dtls) {
+		moat__coap_dtls_datagram(ep, peer_find(ep, a), d, n, a, alen);
+		return;
+	}
+	if (coap_parse(d, n, &m) != MOAT_OK) {
+		/* A Confirmable message with a format error is rejected
+		 * with RST (RFC 7252 §4.2); other ones are ignored. */
+		if (n >= 4 && m.type == COAP_CON)
+			send_raw(ep, NULL, a, alen, COAP_RST, m.mid);
+		MOAT_STAT_ADD(w->b, coap_dropped, 1);
+		return;
+	}
+	dispatch(ep, peer_find(ep, a), &m, n, a, alen);
 }
 
 void moat__coap_on_readable(struct moat_coap_ep *ep)
@@ -594,12 +635,14 @@ void moat__coap_tick(struct moat_worker *w, uint64_t now)
 	struct moat_coap_peer *next;
 	for (struct moat_coap_peer *p = w->coap->peers; p; p = next) {
 		next = p->next;
+		if (p->ssl && !p->hs_done) {
+			moat__coap_dtls_tick(p, now); /* may close p */
+			continue;
+		}
 		peer_tick(p, now);
 		if (!p->nobs && !p->rx && !p->pend.active &&
-		    now - p->last_ms > MOAT_COAP_PEER_IDLE_MS) {
-			drop_held_of(p);
+		    now - p->last_ms > MOAT_COAP_PEER_IDLE_MS)
 			peer_free(p);
-		}
 	}
 }
 
@@ -615,12 +658,15 @@ void moat__coap_worker_free(struct moat_worker *w)
 	}
 	while (c->peers)
 		peer_free(c->peers);
-	for (size_t i = 0; i < c->neps; i++)
+	for (size_t i = 0; i < c->neps; i++) {
+		moat__coap_dtls_ep_free(&c->eps[i]);
 		if (c->eps[i].fd >= 0)
 			close(c->eps[i].fd);
+	}
 	moat_free(c->eps);
 	moat_free(c->buckets);
 	moat_free(c->rbuf);
+	moat_free(c->dbuf);
 	moat_free(c);
 	w->coap = NULL;
 }

@@ -47,7 +47,7 @@ enum moat_tls_min { MOAT_TLS_12 = 0, MOAT_TLS_13 = 1 };
 enum moat_listener_proto {
 	MOAT_PROTO_MQTT = 0,
 	MOAT_PROTO_COAP = 1,  /* CoAP over UDP (RFC 7252) */
-	MOAT_PROTO_COAPS = 2, /* CoAP over DTLS: not available yet */
+	MOAT_PROTO_COAPS = 2, /* CoAP over DTLS 1.2 */
 };
 
 struct moat_listener_cfg {
@@ -85,6 +85,7 @@ struct moat_config {
 	uint32_t allow_anonymous; /* enum moat_anon */
 	char password_file[MOAT_CFG_PATH_MAX];
 	char acl_file[MOAT_CFG_PATH_MAX];
+	char psk_file[MOAT_CFG_PATH_MAX]; /* DTLS keys of coaps clients */
 	uint64_t auth_backoff_initial_ms;
 	uint64_t auth_backoff_max_ms;
 	uint64_t max_connections_per_ip;

@@ -493,6 +493,8 @@ bool moat_cfg_listener_anonymous(const struct moat_config *cfg, size_t i)
 	const struct moat_listener_cfg *lc = &cfg->listeners[i];
 	if (lc->use_identity_as_username)
 		return false; /* every client is its certificate */
+	if (lc->protocol == MOAT_PROTO_COAPS && !lc->certfile[0])
+		return false; /* every client is its pre-shared key */
 	switch ((enum moat_anon)cfg->allow_anonymous) {
 	case MOAT_ANON_TRUE: return true;
 	case MOAT_ANON_LOOPBACK: return moat_cfg_addr_is_loopback(lc->addr);
@@ -515,10 +517,14 @@ const char *moat_cfg_listener_risks(const struct moat_config *cfg, size_t i,
 		/* Plain CoAP has no credentials: every client is anonymous. */
 		risk[nr++] = "as plaintext CoAP over UDP (no DTLS, no "
 			     "authentication: every client is anonymous)";
+	} else if (lc->protocol == MOAT_PROTO_COAPS) {
+		if (!cfg->psk_file[0] && !lc->use_identity_as_username)
+			risk[nr++] = "without authentication (no psk_file, no "
+				     "use_identity_as_username)";
 	} else if (!moat_listener_tls(lc)) {
 		risk[nr++] = "without TLS";
 	}
-	if (lc->protocol != MOAT_PROTO_COAP && !cfg->password_file[0] &&
+	if (!moat_listener_coap(lc) && !cfg->password_file[0] &&
 	    !lc->use_identity_as_username)
 		risk[nr++] = "without authentication (no password_file, no "
 			     "use_identity_as_username)";
@@ -544,9 +550,10 @@ static int check_tls(const struct moat_config *cfg,
 {
 	const char *src = cfg->source[0] ? cfg->source : "config";
 	const char *why = NULL;
-	if (lc->protocol == MOAT_PROTO_COAPS)
-		why = "protocol coaps (CoAP over DTLS) is not available yet "
-		      "(issue 15); use protocol coap on a loopback address";
+	if (lc->protocol == MOAT_PROTO_COAPS && !cfg->psk_file[0] &&
+	    !lc->certfile[0])
+		why = "protocol coaps needs psk_file (pre-shared keys) or "
+		      "certfile and keyfile (certificates)";
 	else if (lc->protocol == MOAT_PROTO_COAP &&
 		 (lc->certfile[0] || lc->keyfile[0] || lc->cafile[0]))
 		why = "protocol coap is plaintext UDP: certfile, keyfile and "
@@ -605,12 +612,14 @@ int moat_cfg_finish(struct moat_config *cfg, struct moat_cfg_err *err)
 				    cfg->source[0] ? cfg->source : "config",
 				    (unsigned)lc->port);
 		if (!moat_cfg_listener_anonymous(cfg, i) &&
-		    !cfg->password_file[0] && !lc->use_identity_as_username)
+		    !(lc->protocol == MOAT_PROTO_COAPS ? cfg->psk_file[0]
+						      : cfg->password_file[0]) &&
+		    !lc->use_identity_as_username)
 			return fail(err, NULL,
 				    "%s: listener %u: no client could connect: "
 				    "anonymous access is off (allow_anonymous) "
-				    "and there is no password_file or "
-				    "use_identity_as_username",
+				    "and there is no password_file (psk_file "
+				    "for coaps) or use_identity_as_username",
 				    cfg->source[0] ? cfg->source : "config",
 				    (unsigned)lc->port);
 	}

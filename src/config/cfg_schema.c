@@ -22,9 +22,10 @@ const struct moat_cfg_directive moat__cfg_directives[] = {
 	 "With no listener, moatd listens on 127.0.0.1:1883 only."},
 	{"protocol", CFG_ENUM, LOFF(protocol), 0, 0, "mqtt",
 	 "(listener) What the listener above speaks: mqtt (MQTT over TCP, "
-	 "or TLS when certfile is set) or coap (CoAP over UDP: the /ps/ "
-	 "topic mapping of docs/coap.md; the usual port is 5683). coaps "
-	 "(CoAP over DTLS) is not available yet and is refused.",
+	 "or TLS when certfile is set), coap (CoAP over UDP: the /ps/ "
+	 "topic mapping of docs/coap.md; the usual port is 5683; loopback "
+	 "only unless allow_insecure_listener) or coaps (CoAP over DTLS 1.2 "
+	 "with psk_file keys and/or certfile certificates; usually 5684).",
 	 true, "mqtt|coap|coaps"},
 	{"certfile", CFG_PATH, LOFF(certfile), 0, LSIZE(certfile), NULL,
 	 "(listener) PEM certificate chain of the server; turns TLS on for "
@@ -84,6 +85,11 @@ const struct moat_cfg_directive moat__cfg_directives[] = {
 	 "Without one, every client may publish and subscribe to every topic "
 	 "but $SYS. Refused like password_file when not private.", false,
 	 NULL},
+	{"psk_file", CFG_PATH, OFF(psk_file), 0, CSIZE(psk_file), NULL,
+	 "Pre-shared keys of CoAP clients over DTLS (protocol coaps), one "
+	 "identity:hexkey per line (mosquitto's format); the identity is the "
+	 "client's user name for the ACL. Refused like password_file when "
+	 "not private.", false, NULL},
 	{"auth_backoff_initial", CFG_MSEC, OFF(auth_backoff_initial_ms), 0,
 	 3600000, "1s",
 	 "Delay before the next login attempt for the same user name from "
