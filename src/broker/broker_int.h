@@ -745,6 +745,7 @@ struct moat_stats {
 	atomic_uint_fast64_t coap_echo;    /* 4.01 + Echo sent */
 	atomic_uint_fast64_t coap_dropped; /* datagrams ignored */
 	atomic_uint_fast64_t coap_observers;
+	atomic_uint_fast64_t coap_dtls_sessions; /* handshaken */
 };
 
 struct moat_listener {

@@ -201,10 +201,12 @@ void moat__coap_dtls_free(struct moat_coap_peer *p)
 {
 	if (!p->ssl)
 		return;
-	if (!p->hs_done)
+	if (!p->hs_done) {
 		p->ep->w->coap->nhandshakes--;
-	else
+	} else {
 		(void)SSL_shutdown(p->ssl); /* close_notify */
+		MOAT_STAT_SUB(p->ep->w->b, coap_dtls_sessions, 1);
+	}
 	SSL_free(p->ssl);
 	p->ssl = NULL;
 	moat_free(p->user);
@@ -333,6 +335,7 @@ void moat__coap_dtls_input(struct moat_coap_peer *p, const uint8_t *d,
 		}
 		p->hs_done = true;
 		w->coap->nhandshakes--;
+		MOAT_STAT_ADD(w->b, coap_dtls_sessions, 1);
 		if (!identify(p)) {
 			moat__coap_peer_close(p);
 			return;
