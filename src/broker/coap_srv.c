@@ -61,7 +61,7 @@ static int worker_setup(struct moat_worker *w)
 	if (!c)
 		return MOAT_ENOMEM;
 	w->coap = c;
-	c->eps = moat_calloc(w->b->nlisteners, sizeof(*c->eps));
+	c->eps = moat_calloc(w->b->cfg.nlisteners, sizeof(*c->eps));
 	c->rbuf = moat_malloc(MOAT_COAP_RX_MAX + 1);
 	c->dbuf = moat_malloc(MOAT_COAP_RX_MAX);
 	c->nbuckets = 256;

@@ -15,7 +15,7 @@ import unittest
 
 from moat_harness import Broker, proc_status_kib, wait_for
 from test_coap_client import (ACK, CON, NON, RST, coap_build, coap_parse,
-                              opt, uint)
+                              make_certs, opt, uint)
 
 MOAT = os.environ.get("MOAT_BIN", "../../build/moat")
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -378,6 +378,132 @@ class TestSpoofedSource(unittest.TestCase):
              os.path.join(HERE, "coap_spoof_check.py")],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
         self.assertEqual(r.returncode, 0, r.stdout.decode(errors="replace"))
+
+
+PSK = "sesame-key-0001"
+
+
+class TestDtls(CoapBrokerBase):
+    """protocol coaps: PSK and certificates with both libcoap builds."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.certs = tempfile.TemporaryDirectory(prefix="moat-coaps-")
+        d = cls.certs.name
+        make_certs(d)
+        cls.files = {
+            "psk": "# devices\ndev1:%s\n" % PSK.encode().hex(),
+            "acl": "topic read dev/#\ntopic read cert/#\n"
+                   "user dev1\ntopic readwrite dev/#\n"
+                   "user client\ntopic readwrite cert/#\n"}
+        cls.config = ("psk_file @DIR@/psk\nacl_file @DIR@/acl\n"
+                      "listener 0 127.0.0.1\nprotocol coaps\n"
+                      "certfile {d}/server.crt\nkeyfile {d}/server.key\n"
+                      "cafile {d}/ca.crt\nrequire_certificate true\n"
+                      "use_identity_as_username true\n").format(d=d)
+        cls.broker = Broker("listener 0 127.0.0.1\nprotocol coaps\n" +
+                            cls.config, files=cls.files).start()
+        cls.mport, cls.cport, cls.xport = cls.broker.ports[:3]
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        cls.certs.cleanup()
+
+    def suri(self, path, port=None):
+        return "coaps://127.0.0.1:%d%s" % (port or self.cport, path)
+
+    def cert_args(self):
+        d = self.certs.name
+        return ["-c", d + "/client.crt", "-j", d + "/client.key",
+                "-C", d + "/ca.crt"]
+
+    def test_psk_each_client_to_mqtt(self):
+        for cl in CLIENTS:
+            s = self.sub("dev/" + cl, 1)
+            rc, out, err = run([cl, "-u", "dev1", "-k", PSK, "-m", "put",
+                                "-e", "psk " + cl, self.suri("/ps/dev/" + cl)])
+            self.assertEqual(rc, 0, err)
+            out, _ = s.communicate(timeout=T)
+            self.assertEqual(out.decode().strip(), "psk " + cl)
+            rc, out, err = run([cl, "-u", "dev1", "-k", PSK, "-m", "get",
+                                self.suri("/ps/dev/" + cl)])
+            self.assertEqual(out.strip(), ("psk " + cl).encode())
+
+    def test_psk_acl_and_observe(self):
+        rc, out, err = run([CLIENTS[0], "-u", "dev1", "-k", PSK, "-m", "put",
+                            "-e", "x", self.suri("/ps/cert/x")])
+        self.assertIn(b"4.03", out + err.encode())
+        o = subprocess.Popen([CLIENTS[1], "-u", "dev1", "-k", PSK, "-s", "4",
+                              "-m", "get", self.suri("/ps/dev/obs")],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(1)
+        for i in range(3):
+            run([CLIENTS[0], "-u", "dev1", "-k", PSK, "-m", "put", "-e",
+                 "<%d>" % i, self.suri("/ps/dev/obs")])
+        out, _ = o.communicate(timeout=T)
+        self.assertIn(b"<0><1><2>", out.replace(b"\n", b""))
+
+    def test_unknown_psk_identity(self):
+        rc, out, err = run([CLIENTS[0], "-u", "intruder", "-k", PSK, "-m",
+                            "get", self.suri("/ps/dev/x")])
+        self.assertNotIn(b"2.05", out)
+        self.assertTrue(wait_for(lambda: "PSK identity not in psk_file"
+                                 in self.broker.read_log()))
+        self.test_psk_each_client_to_mqtt()  # a legitimate client still works
+
+    def test_certificates_each_client(self):
+        for cl in CLIENTS:
+            rc, out, err = run([cl] + self.cert_args() +
+                               ["-m", "put", "-e", "cert " + cl,
+                                self.suri("/ps/cert/" + cl, self.xport)])
+            self.assertEqual(rc, 0, err)
+            rc, out, err = run([cl] + self.cert_args() +
+                               ["-m", "get",
+                                self.suri("/ps/cert/" + cl, self.xport)])
+            self.assertEqual(out.strip(), ("cert " + cl).encode(), err)
+        # the certificate's user (CN "client") may not write dev/
+        rc, out, err = run([CLIENTS[0]] + self.cert_args() +
+                           ["-m", "put", "-e", "x",
+                            self.suri("/ps/dev/x", self.xport)])
+        self.assertIn(b"4.03", out + err.encode())
+
+    def client_hello(self):
+        """The first datagram coap-client-openssl sends: a ClientHello."""
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.1", 0))
+        s.settimeout(10)
+        p = subprocess.Popen([CLIENTS[0], "-u", "dev1", "-k", PSK, "-m",
+                              "get", "coaps://127.0.0.1:%d/x"
+                              % s.getsockname()[1]],
+                             stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        hello = s.recv(4096)
+        p.kill()
+        p.wait()
+        s.close()
+        return hello
+
+    def test_spoofed_client_hellos_allocate_nothing(self):
+        hello = self.client_hello()
+        self.assertEqual(hello[0], 22)  # a handshake record
+        before = proc_status_kib(self.broker.proc.pid)
+        sent = 0
+        for a in range(2, 202):  # 200 "victims" x 50 source ports
+            socks = []
+            for _ in range(50):
+                u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                u.bind(("127.0.0.%d" % a, 0))
+                u.sendto(hello, ("127.0.0.1", self.cport))
+                socks.append(u)
+                sent += 1
+            for u in socks:
+                u.close()
+        self.assertEqual(sent, 10000)
+        self.test_psk_each_client_to_mqtt()  # a real client connects
+        grown = proc_status_kib(self.broker.proc.pid) - before
+        self.assertLess(grown, 4096, "RSS grew %d KiB" % grown)
+        self.assertNotIn("127.0.0.2:", self.broker.read_log())
 
 
 class TestPersistence(unittest.TestCase):
