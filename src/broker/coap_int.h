@@ -151,6 +151,10 @@ int moat__coap_open(struct moat_broker *b, char *err, size_t errsz);
 /* "listening on ADDR:PORT (CoAP, UDP)" for each CoAP listener. */
 void moat__coap_log_listeners(const struct moat_broker *b);
 void moat__coap_on_readable(struct moat_coap_ep *ep);
+/* One datagram received on ep from a (what on_readable does for each;
+ * the fuzz harness calls it directly). */
+void moat__coap_datagram(struct moat_coap_ep *ep, const uint8_t *d, size_t n,
+			 const union moat_sockaddr *a, socklen_t alen);
 void moat__coap_tick(struct moat_worker *w, uint64_t now);
 void moat__coap_worker_free(struct moat_worker *w);
 void moat__coap_store_release(struct moat_worker *w, uint64_t done);

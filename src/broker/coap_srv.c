@@ -565,8 +565,8 @@ bool moat__coap_message(struct moat_coap_peer *p, const uint8_t *d, size_t n)
 	return true;
 }
 
-static void on_datagram(struct moat_coap_ep *ep, const uint8_t *d, size_t n,
-			const union moat_sockaddr *a, socklen_t alen)
+void moat__coap_datagram(struct moat_coap_ep *ep, const uint8_t *d, size_t n,
+			 const union moat_sockaddr *a, socklen_t alen)
 {
 	struct moat_worker *w = ep->w;
 	struct coap_msg m;
@@ -601,7 +601,7 @@ void moat__coap_on_readable(struct moat_coap_ep *ep)
 			MOAT_STAT_ADD(ep->w->b, coap_dropped, 1);
 			continue;
 		}
-		on_datagram(ep, c->rbuf, (size_t)n, &a, alen);
+		moat__coap_datagram(ep, c->rbuf, (size_t)n, &a, alen);
 	}
 }
 
