@@ -370,8 +370,16 @@ int moat__coap_dtls_send(struct moat_coap_peer *p, const uint8_t *pkt,
 
 void moat__coap_dtls_tick(struct moat_coap_peer *p, uint64_t now)
 {
-	if (!p->ssl || p->hs_done)
+	if (!p->ssl)
 		return;
+	if (p->hs_done) {
+		/* An idle session gives its record buffers back (~35 KB;
+		 * SSL_MODE_RELEASE_BUFFERS does not apply to DTLS); they
+		 * come back with the next record. */
+		if (now - p->last_ms > 1000)
+			(void)SSL_free_buffers(p->ssl);
+		return;
+	}
 	if (now - p->hs_start_ms > MOAT_COAP_HANDSHAKE_MS) {
 		moat_info("coaps peer %s: DTLS handshake timed out", p->name);
 		moat__coap_peer_close(p);

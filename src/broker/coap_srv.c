@@ -639,6 +639,7 @@ void moat__coap_tick(struct moat_worker *w, uint64_t now)
 			moat__coap_dtls_tick(p, now); /* may close p */
 			continue;
 		}
+		moat__coap_dtls_tick(p, now);
 		peer_tick(p, now);
 		if (!p->nobs && !p->rx && !p->pend.active &&
 		    now - p->last_ms > MOAT_COAP_PEER_IDLE_MS)

@@ -17,8 +17,9 @@
 
 const struct moat_cfg_directive moat__cfg_directives[] = {
 	{"listener", CFG_LISTENER, 0, 0, 65535, NULL,
-	 "listener PORT [ADDRESS]: accept MQTT on TCP PORT (0 = any free "
-	 "port) at a numeric address (default: all addresses). Repeatable. "
+	 "listener PORT [ADDRESS]: accept MQTT on TCP PORT (or CoAP on UDP "
+	 "PORT, see protocol; 0 = any free port) at a numeric address "
+	 "(default: all addresses). Repeatable. "
 	 "With no listener, moatd listens on 127.0.0.1:1883 only."},
 	{"protocol", CFG_ENUM, LOFF(protocol), 0, 0, "mqtt",
 	 "(listener) What the listener above speaks: mqtt (MQTT over TCP, "

@@ -344,6 +344,31 @@ class TestHostile(CoapBrokerBase):
         self.legit()
 
 
+class TestLeak(CoapBrokerBase):
+    config = ("leak_detection true\nleak_policy t/redact/# all redact\n"
+              "leak_policy t/block/# credential block\n")
+    SECRET = "hunter2"
+
+    def test_redact_and_block(self):
+        payload = '{"device": "pump-7", "password": "%s"}' % self.SECRET
+        s = self.sub("t/#", 1, extra=["-v"])
+        rc, out, err = run([CLIENTS[0], "-m", "put", "-e", payload,
+                            self.uri("/ps/t/block/a")])
+        self.assertIn(b"4.03", out + err.encode())
+        rc, out, err = run([CLIENTS[0], "-m", "put", "-e", payload,
+                            self.uri("/ps/t/redact/a")])
+        self.assertEqual(rc, 0, err)
+        out, _ = s.communicate(timeout=T)
+        self.assertTrue(out.startswith(b"t/redact/a "), out)
+        self.assertNotIn(self.SECRET.encode(), out)
+        rc, out, err = run([CLIENTS[0], "-m", "get",
+                            self.uri("/ps/t/redact/a")])
+        self.assertNotIn(self.SECRET.encode(), out)
+        log = self.broker.read_log()
+        self.assertIn("leak: credential", log)
+        self.assertIn("127.0.0.1:", log)  # the CoAP peer is named
+
+
 class TestConfig(unittest.TestCase):
 
     def refused(self, config):
