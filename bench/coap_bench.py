@@ -68,8 +68,9 @@ def path(*segs):
 
 
 def publishes(mport, cport, seconds):
+    got = tempfile.TemporaryFile()
     sub = subprocess.Popen(["mosquitto_sub", "-p", str(mport), "-t",
-                            "bench/p", "-q", "0"], stdout=subprocess.PIPE,
+                            "bench/p", "-q", "0"], stdout=got,
                            stderr=subprocess.DEVNULL)
     time.sleep(0.5)
     # Several client sockets: each is a peer with its own request rate
@@ -102,8 +103,9 @@ def publishes(mport, cport, seconds):
     elapsed = time.monotonic() - t0
     time.sleep(0.5)
     sub.terminate()
-    out, _ = sub.communicate()
-    return acked / elapsed, out.count(b"\n")
+    sub.wait()
+    got.seek(0)
+    return acked / elapsed, got.read().count(b"\n")
 
 
 def notifications(cport, seconds):
