@@ -106,10 +106,9 @@ void moatd_init_usage(FILE *f)
 		"user with a\n"
 		"random password, a deny-by-default ACL and moatd.conf (MQTT "
 		"over TLS on\n"
-		"port 8883; port 1883 on 127.0.0.1 only, for local tools; "
-		"every client\n"
-		"must log in).  The admin password is printed once and stored "
-		"only as a hash.\n"
+		"port 8883 only, every client must log in).  The admin "
+		"password is printed\n"
+		"once and stored only as a hash.\n"
 		"\n"
 		"  --san NAME   also name the server certificate NAME, a DNS "
 		"name or an IP\n"
@@ -586,13 +585,9 @@ static const char conf_text[] =
 	"#cafile ca.crt\n"
 	"#require_certificate true\n"
 	"\n"
-	"# Local tools (moat pub/sub speak no TLS yet): plaintext, loopback\n"
-	"# only, and they must log in like everyone else (allow_anonymous\n"
-	"# false below).  Every local user, and every container sharing this\n"
-	"# host's network, can reach it, and it clashes with another broker\n"
-	"# on 127.0.0.1:1883: delete these lines if your local tools can use\n"
-	"# port 8883.\n"
-	"listener 1883 127.0.0.1\n"
+	"# Local tools use port 8883 as well, e.g. moat pub --cafile ca.crt\n"
+	"# -h localhost -u USER -t TOPIC -m MESSAGE: there is no plaintext\n"
+	"# port.\n"
 	"\n"
 	"# CoAP devices over DTLS 1.2 (docs/coap.md): uncomment, and write\n"
 	"# coap.psk (mode 0600) with one identity:hexkey line per device,\n"
@@ -831,8 +826,7 @@ static void put_files(const struct init_state *s)
 			  "every topic",
 		[F_LEAK_KEY] = "install key of the leak detector (HMACs in "
 			       "logs)",
-		[F_CONF] = "configuration: TLS on port 8883, all addresses; "
-			   "port 1883 on 127.0.0.1",
+		[F_CONF] = "configuration: TLS on port 8883, all addresses",
 	};
 	printf("moatd init: a new set-up in %s\n\n", s->path);
 	for (int f = 0; f < F_COUNT; f++) {
@@ -857,8 +851,8 @@ static int report(const struct init_state *s)
 	printf(" %s\n\nStart the broker:\n  moatd -c ", INIT_ADMIN);
 	put_path(s, F_CONF);
 	printf("\n\nThen, from another terminal:\n");
-	put_client(s, "mosquitto_sub", "-t '#' -v");
-	put_client(s, "mosquitto_pub", "-t test -m hello");
+	put_client(s, "moat sub", "-t '#' -v");
+	put_client(s, "moat pub", "-t test -m hello");
 	if (fflush(stdout) != 0 || ferror(stdout))
 		return fail("cannot print the admin password (%s); the set-up "
 			    "is removed, run moatd init again",

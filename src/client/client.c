@@ -1,8 +1,8 @@
 /* Blocking MQTT 3.1.1 / 5.0 client: socket I/O, packet dispatch and the
- * QoS flows.  Decoding and most encoding are the codec's (codec/mqtt_codec.h,
- * codec/mqtt5.h); the client-side MQTT 5 packets the codec has no encoder
- * for (CONNECT, SUBSCRIBE, UNSUBSCRIBE, DISCONNECT with properties) and the
- * server-to-client PUBLISH and CONNACK decoding are here.
+ * QoS flows.  Encoding is the codec's (codec/mqtt_codec.h, codec/mqtt5.h);
+ * decoding what a server sends, refusal messages and keep-alive timing are
+ * the client core's (client_proto.h), which moat bench and moat audit use
+ * too.
  *
  * MQTT 5 state: the server's CONNACK limits (struct moat_client_server),
  * both topic alias tables, and the last Reason String.  A malformed packet
@@ -25,7 +25,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+
 #include "client.h"
+#include "client_proto.h"
+#include "net/tls_client.h"
 
 #define READ_CHUNK ((size_t)65536)
 #define ERR_LEN 512
@@ -54,14 +58,15 @@ struct alias {
 
 struct moat_client {
 	int fd;
+	SSL *ssl;	     /* the TLS session on fd; NULL: plain TCP */
+	bool tls_want_write; /* SSL_read needs the socket writable */
 	struct moat_buf in;  /* received bytes; max = max_packet + 5 */
 	struct moat_buf out; /* the packet being written */
 	uint32_t max_packet; /* limit on a packet's remaining length */
 	uint32_t timeout_ms; /* connect, acknowledgement and write timeout */
 	uint16_t keepalive;  /* seconds; 0 = no PINGREQ */
 	uint16_t next_id;    /* last packet id used */
-	uint64_t last_tx_ms; /* when we last sent a packet */
-	uint64_t ping_ms;    /* when the outstanding PINGREQ went; 0 = none */
+	struct moat_client_keepalive ka; /* last send, outstanding PINGREQ */
 	/* Bit n set: QoS 2 message n was delivered and PUBREC sent; PUBREL
 	 * not yet seen.  A PUBLISH with that id is a resend, not new. */
 	uint8_t *qos2_in;
@@ -190,26 +195,6 @@ static int alias_set(struct alias *a, struct moat_bytes topic)
 	return MOAT_OK;
 }
 
-const char *moat_client_connack_str(uint8_t rc)
-{
-	switch (rc) {
-	case MQTT_CONNACK_ACCEPTED:
-		return "connection accepted";
-	case MQTT_CONNACK_BAD_PROTOCOL:
-		return "connection refused: unacceptable protocol version";
-	case MQTT_CONNACK_ID_REJECTED:
-		return "connection refused: identifier rejected";
-	case MQTT_CONNACK_UNAVAILABLE:
-		return "connection refused: server unavailable";
-	case MQTT_CONNACK_BAD_CREDENTIALS:
-		return "connection refused: bad user name or password";
-	case MQTT_CONNACK_NOT_AUTHORIZED:
-		return "connection refused: not authorised";
-	default:
-		return "connection refused: unknown reason";
-	}
-}
-
 struct moat_client *moat_client_new(void)
 {
 	struct moat_client *c = moat_calloc(1, sizeof(*c));
@@ -230,6 +215,9 @@ struct moat_client *moat_client_new(void)
 
 static void close_fd(struct moat_client *c)
 {
+	SSL_free(c->ssl);
+	c->ssl = NULL;
+	c->tls_want_write = false;
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
@@ -269,13 +257,35 @@ bool moat_client_stopped(const struct moat_client *c)
 
 /* ---- socket I/O ------------------------------------------------------ */
 
-static int ms_left(uint64_t deadline)
+/* One write to the transport: the bytes written (> 0), 0 when the socket
+ * would block (*ev: what to wait for), or an error (message set). */
+static ssize_t io_write(struct moat_client *c, const uint8_t *p, size_t len,
+			short *ev)
 {
-	uint64_t now = moat_now_ms();
-	if (now >= deadline)
+	*ev = POLLOUT;
+	if (c->ssl) {
+		ERR_clear_error();
+		int n = SSL_write(c->ssl, p, (int)MOAT_MIN(len, 1u << 30));
+		if (n > 0)
+			return n;
+		int e = SSL_get_error(c->ssl, n);
+		if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+			*ev = e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
+			return 0;
+		}
+		moat_tls_client_error(c->ssl, n, "TLS write to the server "
+						 "failed", c->err,
+				      sizeof(c->err));
+		return MOAT_EIO;
+	}
+	ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL);
+	if (n > 0)
+		return n;
+	if (n < 0 && (errno == EINTR || errno == EAGAIN ||
+		      errno == EWOULDBLOCK))
 		return 0;
-	uint64_t left = deadline - now;
-	return left > 1000000000u ? 1000000000 : (int)left;
+	return set_err(c, MOAT_EIO, "write to server failed: %s",
+		       n < 0 ? strerror(errno) : "no progress");
 }
 
 /* Write all of p[0..len).  The timeout bounds a stall, not the whole
@@ -284,20 +294,18 @@ static int write_all(struct moat_client *c, const uint8_t *p, size_t len)
 {
 	uint64_t deadline = moat_now_ms() + c->timeout_ms;
 	while (len > 0) {
-		ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL);
+		short ev;
+		ssize_t n = io_write(c, p, len, &ev);
 		if (n > 0) {
 			p += n;
 			len -= (size_t)n;
 			deadline = moat_now_ms() + c->timeout_ms;
 			continue;
 		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
-			return set_err(c, MOAT_EIO, "write to server failed: %s",
-				       strerror(errno));
-		struct pollfd pfd = {.fd = c->fd, .events = POLLOUT};
-		int left = ms_left(deadline);
+		if (n < 0)
+			return (int)n;
+		struct pollfd pfd = {.fd = c->fd, .events = ev};
+		int left = moat_ms_left(deadline);
 		if (left == 0)
 			return set_err(c, MOAT_EIO,
 				       "timed out writing to the server");
@@ -305,7 +313,7 @@ static int write_all(struct moat_client *c, const uint8_t *p, size_t len)
 			return set_err(c, MOAT_EIO, "poll failed: %s",
 				       strerror(errno));
 	}
-	c->last_tx_ms = moat_now_ms();
+	c->ka.last_tx_ms = moat_now_ms();
 	return MOAT_OK;
 }
 
@@ -364,6 +372,54 @@ static int send_simple(struct moat_client *c, enum moat_mqtt_type type)
 	return send_small(c, pkt, n, type_name(type));
 }
 
+/* One read from the transport into dst: the bytes read (> 0), 0 when
+ * nothing is there yet, MOAT_ECLOSED at end of stream, or an error. */
+static ssize_t io_read(struct moat_client *c, uint8_t *dst, size_t want)
+{
+	if (c->ssl) {
+		ERR_clear_error();
+		errno = 0;
+		c->tls_want_write = false;
+		int n = SSL_read(c->ssl, dst, (int)MOAT_MIN(want, 1u << 30));
+		if (n > 0)
+			return n;
+		int e = SSL_get_error(c->ssl, n);
+		if (e == SSL_ERROR_WANT_READ)
+			return 0;
+		if (e == SSL_ERROR_WANT_WRITE) {
+			c->tls_want_write = true;
+			return 0;
+		}
+		if (e == SSL_ERROR_ZERO_RETURN ||
+		    (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0 &&
+		     errno == 0))
+			return set_err(c, MOAT_ECLOSED,
+				       "connection closed by the server%s",
+				       moat_tls_client_hint(c->ssl));
+		moat_tls_client_error(c->ssl, n, "TLS read from the server "
+						 "failed", c->err,
+				      sizeof(c->err));
+		return MOAT_EIO;
+	}
+	ssize_t n = recv(c->fd, dst, want, 0);
+	if (n > 0)
+		return n;
+	if (n == 0)
+		return set_err(c, MOAT_ECLOSED,
+			       "connection closed by the server");
+	if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
+		return 0;
+	return set_err(c, MOAT_EIO, "read from server failed: %s",
+		       strerror(errno));
+}
+
+/* Decrypted bytes waiting inside the TLS session (poll() cannot see
+ * them). */
+static bool io_pending(const struct moat_client *c)
+{
+	return c->ssl && (SSL_pending(c->ssl) > 0 || SSL_has_pending(c->ssl));
+}
+
 /* Read what is available into c->in.  MOAT_ECLOSED at end of stream. */
 static int read_some(struct moat_client *c)
 {
@@ -374,18 +430,11 @@ static int read_some(struct moat_client *c)
 	uint8_t *dst = moat_buf_reserve(&c->in, want);
 	if (!dst)
 		return set_err(c, MOAT_ENOMEM, "out of memory");
-	ssize_t n = recv(c->fd, dst, want, 0);
-	if (n > 0) {
-		moat_buf_commit(&c->in, (size_t)n);
-		return MOAT_OK;
-	}
-	if (n == 0)
-		return set_err(c, MOAT_ECLOSED,
-			       "connection closed by the server");
-	if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
-		return MOAT_OK;
-	return set_err(c, MOAT_EIO, "read from server failed: %s",
-		       strerror(errno));
+	ssize_t n = io_read(c, dst, want);
+	if (n < 0)
+		return (int)n;
+	moat_buf_commit(&c->in, (size_t)n);
+	return MOAT_OK;
 }
 
 /* Non-blocking connect to one address, bounded by deadline.  Returns the
@@ -402,7 +451,7 @@ static int connect_addr(const struct addrinfo *ai, uint64_t deadline)
 		err = errno;
 		while (err == EINPROGRESS || err == EINTR) {
 			struct pollfd pfd = {.fd = fd, .events = POLLOUT};
-			int n = poll(&pfd, 1, ms_left(deadline));
+			int n = poll(&pfd, 1, moat_ms_left(deadline));
 			if (n < 0 && errno == EINTR)
 				continue;
 			if (n <= 0) {
@@ -455,6 +504,26 @@ out:
 	return rc;
 }
 
+/* TLS over the connected socket: the handshake, with the server's
+ * certificate checked against host (unless the context is insecure). */
+static int tls_connect(struct moat_client *c, SSL_CTX *ctx, const char *host,
+		       const char *port)
+{
+	c->ssl = moat_tls_client_new(ctx, c->fd, host);
+	if (!c->ssl)
+		return set_err(c, MOAT_ENOMEM, "out of memory");
+	char why[ERR_LEN - 64];
+	int rc = moat_tls_client_handshake(c->ssl,
+					   moat_now_ms() + c->timeout_ms,
+					   why, sizeof(why), NULL);
+	if (rc != MOAT_OK)
+		return set_err(c, rc == MOAT_ETLS ? MOAT_ETLS : MOAT_EIO,
+			       "%s port %s: %s", host, port, why);
+	moat_debug("client %s: TLS connection (%s, %s)", c->id,
+		   SSL_get_version(c->ssl), SSL_get_cipher_name(c->ssl));
+	return MOAT_OK;
+}
+
 /* ---- incoming packets ------------------------------------------------ */
 
 static bool qos2_test(const struct moat_client *c, uint16_t id)
@@ -485,42 +554,6 @@ static void deliver(struct moat_client *c, const struct moat_mqtt_publish5 *p5)
 						     : NULL};
 	if (c->msg_cb)
 		c->msg_cb(c->msg_arg, &m);
-}
-
-/* A PUBLISH from an MQTT 5 server.  The codec's moat_mqtt_decode_publish_v
- * is the server's view (it refuses Subscription Identifiers, which only a
- * server may send), so the client decodes here with the same checks. */
-static int decode_publish5(uint8_t flags, const uint8_t *body, size_t len,
-			   struct moat_mqtt_publish5 *p5)
-{
-	struct moat_mqtt_publish *p = &p5->p;
-	struct moat_rd rd;
-	int rc;
-	memset(p5, 0, sizeof(*p5));
-	p->dup = (flags & 0x08) != 0;
-	p->qos = (uint8_t)((flags >> 1) & 0x03);
-	p->retain = (flags & 0x01) != 0;
-	if (p->qos == 3 || (p->qos == 0 && p->dup)) /* [MQTT-3.3.1-2,4] */
-		return MOAT_EMALFORMED;
-	moat_rd_init(&rd, body, len);
-	if ((rc = moat_rd_string(&rd, &p->topic)) != MOAT_OK)
-		return rc;
-	if (p->topic.len &&
-	    !moat_topic_name_valid(p->topic.p, p->topic.len))
-		return MOAT_EPROTO; /* [MQTT-3.3.2-2] */
-	if (p->qos > 0) {
-		if ((rc = moat_rd_u16(&rd, &p->packet_id)) != MOAT_OK)
-			return rc;
-		if (p->packet_id == 0) /* [MQTT-2.2.1-3] */
-			return MOAT_EMALFORMED;
-	}
-	if ((rc = moat_mqtt_props_read(&rd, PCTX_PUBLISH, &p5->props)) != 0)
-		return rc;
-	if (p->topic.len == 0 && !moat_props_has(&p5->props, PROP_TOPIC_ALIAS))
-		return MOAT_EPROTO; /* [MQTT-3.3.2-1] */
-	p->payload.p = rd.p + rd.pos;
-	p->payload.len = moat_rd_left(&rd);
-	return MOAT_OK;
 }
 
 /* Topic Alias from the server [MQTT-3.3.2-8..10]: a topic with an alias
@@ -556,10 +589,7 @@ static int on_publish(struct moat_client *c, uint8_t flags,
 {
 	struct moat_mqtt_publish5 p5;
 	struct moat_mqtt_publish *p = &p5.p;
-	int rc = c->version == MQTT_PROTO_V5
-			 ? decode_publish5(flags, body, len, &p5)
-			 : moat_mqtt_decode_publish_v(flags, body, len,
-						      c->version, &p5);
+	int rc = moat_client_publish_decode(flags, body, len, c->version, &p5);
 	if (rc != MOAT_OK)
 		return bad_packet(c, rc, "PUBLISH");
 	if ((rc = resolve_alias(c, &p5)) != MOAT_OK)
@@ -644,55 +674,27 @@ static int on_sub_ack(struct moat_client *c, uint8_t type, const uint8_t *body,
 		      size_t len)
 {
 	const char *what = type_name(type);
-	bool v5 = c->version == MQTT_PROTO_V5;
-	struct moat_mqtt_props props;
-	struct moat_rd rd;
-	uint16_t id;
-	memset(&props, 0, sizeof(props));
-	moat_rd_init(&rd, body, len);
-	if (moat_rd_u16(&rd, &id) != MOAT_OK || id == 0)
-		return set_err(c, MOAT_EMALFORMED, "invalid %s from server",
-			       what);
-	if (v5) {
-		int rc = moat_mqtt_props_read(&rd, type == MQTT_SUBACK
-							   ? PCTX_SUBACK
-							   : PCTX_UNSUBACK,
-					      &props);
-		if (rc != MOAT_OK)
-			return bad_packet(c, rc, what);
-	}
-	const uint8_t *codes = rd.p + rd.pos;
-	size_t n = moat_rd_left(&rd);
-	if (type == MQTT_UNSUBACK && !v5 && n != 0)
-		return set_err(c, MOAT_EMALFORMED, "invalid UNSUBACK from "
-						   "server");
-	if ((type == MQTT_SUBACK || v5) && n == 0)
-		return set_err(c, MOAT_EMALFORMED, "invalid %s from server: "
-						   "no reason codes", what);
-	for (size_t i = 0; i < n; i++) {
-		uint8_t k = codes[i];
-		bool ok = type == MQTT_SUBACK
-				  ? k <= 2 || (k >= 0x80 && (v5 || k == 0x80))
-				  : k == 0 || k == RC_NO_SUBSCRIPTION_EXISTED ||
-					    k >= 0x80;
-		if (!ok)
-			return set_err(c, MOAT_EPROTO,
-				       "invalid %s return code 0x%02x", what, k);
-	}
-	moat_debug("client %s received %s (m%u, %zu codes)", c->id, what, id,
-		   n);
+	struct moat_client_suback sa;
+	int rc = moat_client_suback_decode(type, body, len, c->version, &sa);
+	if (rc == MOAT_EPROTO)
+		return set_err(c, MOAT_EPROTO, "invalid %s return code from "
+					       "server", what);
+	if (rc != MOAT_OK)
+		return bad_packet(c, rc, what);
+	moat_debug("client %s received %s (m%u, %zu codes)", c->id, what,
+		   sa.packet_id, sa.ncodes);
 	struct ack_wait *w = c->wait;
-	if (!w || w->done || w->type != type || w->id != id) {
+	if (!w || w->done || w->type != type || w->id != sa.packet_id) {
 		moat_debug("client %s: ignoring unexpected %s", c->id, what);
 		return MOAT_OK;
 	}
-	if (type == MQTT_SUBACK && n != w->ncodes)
+	if (type == MQTT_SUBACK && sa.ncodes != w->ncodes)
 		return set_err(c, MOAT_EPROTO,
 			       "SUBACK has %zu return codes for %zu filters",
-			       n, w->ncodes);
+			       sa.ncodes, w->ncodes);
 	if (w->codes)
-		memcpy(w->codes, codes, MOAT_MIN(n, w->ncodes));
-	keep_reason(c, &props);
+		memcpy(w->codes, sa.codes, MOAT_MIN(sa.ncodes, w->ncodes));
+	keep_reason(c, &sa.props);
 	w->done = true;
 	return MOAT_OK;
 }
@@ -746,88 +748,29 @@ static int take_server_limits(struct moat_client *c,
 	return MOAT_OK;
 }
 
-/* A refused MQTT 5 CONNACK: the reason by name, the server's Reason String
- * and Server Reference. */
-static void connack5_refusal(struct moat_client *c, uint8_t reason,
-			     const struct moat_mqtt_props *p)
-{
-	char why[REASON_LEN], ref[REASON_LEN];
-	bool has_why = moat_props_has(p, PROP_REASON_STRING);
-	bool has_ref = moat_props_has(p, PROP_SERVER_REFERENCE);
-	if (has_why)
-		esc(p->reason_string, why, sizeof(why));
-	if (has_ref)
-		esc(p->server_reference, ref, sizeof(ref));
-	set_err(c, MOAT_EDENIED, "connection refused: %s (0x%02X)%s%s%s%s%s",
-		moat_mqtt_rc_name(reason), reason, has_why ? ": " : "",
-		has_why ? why : "", has_ref ? " (server reference: " : "",
-		has_ref ? ref : "", has_ref ? ")" : "");
-}
-
-static int on_connack5(struct moat_client *c, struct ack_wait *w,
-		       const uint8_t *body, size_t len)
-{
-	struct moat_mqtt_props props;
-	struct moat_rd rd;
-	uint8_t flags, reason;
-	/* A 3.1.1 server answers a v5 CONNECT with its own 2-byte CONNACK
-	 * and code 1 (unacceptable protocol version) [MQTT-3.1.2-2]. */
-	if (len == 2 && body[0] == 0 && body[1] >= 1 &&
-	    body[1] <= MQTT_CONNACK_NOT_AUTHORIZED) {
-		w->connack_rc = body[1];
-		set_err(c, MOAT_EDENIED, "%s (CONNACK code %u)%s",
-			moat_client_connack_str(body[1]), body[1],
-			body[1] == MQTT_CONNACK_BAD_PROTOCOL
-				? ": the server does not support MQTT 5"
-				: "");
-		return MOAT_OK;
-	}
-	moat_rd_init(&rd, body, len);
-	if (moat_rd_u8(&rd, &flags) != MOAT_OK ||
-	    moat_rd_u8(&rd, &reason) != MOAT_OK || (flags & 0xFE))
-		return set_err(c, MOAT_EMALFORMED, "invalid CONNACK from server");
-	int rc = moat_mqtt_props_read(&rd, PCTX_CONNACK, &props);
-	if (rc != MOAT_OK)
-		return bad_packet(c, rc, "CONNACK");
-	if (moat_rd_left(&rd))
-		return set_err(c, MOAT_EMALFORMED, "invalid CONNACK from server: "
-						   "bytes after the properties");
-	if ((reason && reason < 0x80) || (reason && (flags & 1)))
-		return set_err(c, MOAT_EPROTO, "protocol error: CONNACK with "
-					       "reason code 0x%02x%s", reason,
-			       flags & 1 ? " and session present" : "");
-	moat_debug("client %s received CONNACK (0x%02x, session present %d)",
-		   c->id, reason, flags & 1);
-	w->session_present = flags & 1;
-	w->connack_rc = reason;
-	if (reason) {
-		connack5_refusal(c, reason, &props);
-		return MOAT_OK;
-	}
-	return take_server_limits(c, &props);
-}
-
 static int on_connack(struct moat_client *c, const uint8_t *body,
 		      size_t len)
 {
 	struct ack_wait *w = c->wait;
+	struct moat_client_connack ca;
 	if (c->connected || !w || w->type != MQTT_CONNACK)
 		return set_err(c, MOAT_EPROTO, "unexpected CONNACK from server");
-	if (c->version == MQTT_PROTO_V5) {
-		int rc = on_connack5(c, w, body, len);
-		w->done = rc == MOAT_OK;
-		return rc;
-	}
-	if (moat_mqtt_decode_connack(body, len, &w->session_present,
-				     &w->connack_rc) != MOAT_OK)
-		return set_err(c, MOAT_EMALFORMED, "invalid CONNACK from server");
-	moat_debug("client %s received CONNACK (%u, session present %d)",
-		   c->id, w->connack_rc, w->session_present);
-	if (w->connack_rc != MQTT_CONNACK_ACCEPTED)
-		set_err(c, MOAT_EDENIED, "%s (CONNACK code %u)",
-			moat_client_connack_str(w->connack_rc), w->connack_rc);
+	int rc = moat_client_connack_decode(body, len, c->version, &ca);
+	if (rc != MOAT_OK)
+		return bad_packet(c, rc, "CONNACK");
+	moat_debug("client %s received CONNACK (0x%02x, session present %d)",
+		   c->id, ca.rc, ca.session_present);
+	w->session_present = ca.session_present;
+	w->connack_rc = ca.rc;
 	w->done = true;
-	return MOAT_OK;
+	if (ca.rc) {
+		char why[ERR_LEN];
+		set_err(c, MOAT_EDENIED, "%s",
+			moat_client_connack_refusal(&ca, why, sizeof(why)));
+		return MOAT_OK;
+	}
+	return ca.version == MQTT_PROTO_V5 ? take_server_limits(c, &ca.props)
+					   : MOAT_OK;
 }
 
 /* DISCONNECT from an MQTT 5 server: print why it closes. */
@@ -892,7 +835,7 @@ static int handle_packet(struct moat_client *c, uint8_t type_flags,
 			return set_err(c, MOAT_EMALFORMED,
 				       "invalid PINGRESP from server");
 		moat_debug("client %s received PINGRESP", c->id);
-		c->ping_ms = 0;
+		moat_client_ka_pong(&c->ka);
 		return MOAT_OK;
 	case MQTT_DISCONNECT:
 		if (v5)
@@ -948,34 +891,28 @@ static int process_input(struct moat_client *c)
 
 #define NO_DEADLINE UINT64_MAX
 
-/* Keep-alive [MQTT-3.1.2-23]: PINGREQ once nothing was sent for keepalive
- * seconds; give up when its PINGRESP is keepalive seconds late.  *next_ms
- * is the time until the next check, -1 for none. */
+/* Keep-alive (client_proto.h): PINGREQ when due; give up when its
+ * PINGRESP is late.  *next_ms is the time until the next check, -1 for
+ * none. */
 static int keep_alive(struct moat_client *c, int *next_ms)
 {
-	*next_ms = -1;
-	if (!c->keepalive || !c->connected)
-		return MOAT_OK;
-	uint64_t ka = (uint64_t)c->keepalive * 1000u;
-	uint64_t now = moat_now_ms();
-	if (c->ping_ms) {
-		if (now - c->ping_ms >= ka)
-			return set_err(c, MOAT_EIO,
-				       "no PINGRESP from the server within %u s",
-				       c->keepalive);
-		*next_ms = (int)(c->ping_ms + ka - now);
+	c->ka.interval_ms = c->connected ? c->keepalive * 1000u : 0;
+	switch (moat_client_ka_check(&c->ka, moat_now_ms(), next_ms)) {
+	case MOAT_KA_TIMEOUT:
+		return set_err(c, MOAT_EIO,
+			       "no PINGRESP from the server within %u s",
+			       c->keepalive);
+	case MOAT_KA_PING: {
+		int rc = send_simple(c, MQTT_PINGREQ);
+		if (rc == MOAT_OK) {
+			moat_client_ka_pinged(&c->ka, moat_now_ms());
+			*next_ms = (int)c->ka.interval_ms;
+		}
+		return rc;
+	}
+	default:
 		return MOAT_OK;
 	}
-	if (now - c->last_tx_ms < ka) {
-		*next_ms = (int)(c->last_tx_ms + ka - now);
-		return MOAT_OK;
-	}
-	int rc = send_simple(c, MQTT_PINGREQ);
-	if (rc == MOAT_OK) {
-		c->ping_ms = moat_now_ms();
-		*next_ms = (int)ka;
-	}
-	return rc;
 }
 
 /* MQTT 5 [MQTT-4.13.1]: tell the server why we close on its malformed
@@ -996,8 +933,12 @@ static void send_fail_disconnect(struct moat_client *c, int rc)
 	uint8_t pkt[4] = {MQTT_DISCONNECT << 4, 2, reason, 0};
 	moat_debug("client %s sending DISCONNECT (0x%02x %s)", c->id, reason,
 		   moat_mqtt_rc_name(reason));
-	ssize_t n = send(c->fd, pkt, sizeof(pkt), MSG_NOSIGNAL | MSG_DONTWAIT);
-	(void)n;
+	char keep[ERR_LEN]; /* a failed send must not replace the message */
+	memcpy(keep, c->err, sizeof(keep));
+	short ev;
+	(void)io_write(c, pkt, sizeof(pkt), &ev); /* the socket is
+						   * non-blocking */
+	memcpy(c->err, keep, sizeof(keep));
 }
 
 struct pump_result {
@@ -1008,9 +949,11 @@ struct pump_result {
 static int pump_poll(struct moat_client *c, int timeout, int extra_fd,
 		     struct pump_result *res)
 {
-	struct pollfd pfd[2] = {{.fd = c->fd, .events = POLLIN},
+	short ev = (short)(POLLIN | (c->tls_want_write ? POLLOUT : 0));
+	struct pollfd pfd[2] = {{.fd = c->fd, .events = ev},
 				{.fd = extra_fd, .events = POLLIN}};
-	int n = poll(pfd, extra_fd >= 0 ? 2 : 1, timeout);
+	bool pending = io_pending(c);
+	int n = poll(pfd, extra_fd >= 0 ? 2 : 1, pending ? 0 : timeout);
 	if (n < 0 && errno == EINTR) {
 		res->interrupted = true;
 		return MOAT_OK;
@@ -1019,7 +962,7 @@ static int pump_poll(struct moat_client *c, int timeout, int extra_fd,
 		return set_err(c, MOAT_EIO, "poll failed: %s", strerror(errno));
 	if (extra_fd >= 0 && pfd[1].revents)
 		res->extra_ready = true;
-	if (!pfd[0].revents)
+	if (!pfd[0].revents && !pending)
 		return MOAT_OK;
 	int rc = read_some(c);
 	return rc == MOAT_OK ? process_input(c) : rc;
@@ -1040,7 +983,7 @@ static int pump(struct moat_client *c, uint64_t deadline, int extra_fd,
 	rc = keep_alive(c, &ka_ms);
 	if (rc != MOAT_OK)
 		goto out;
-	int timeout = deadline == NO_DEADLINE ? -1 : ms_left(deadline);
+	int timeout = deadline == NO_DEADLINE ? -1 : moat_ms_left(deadline);
 	if (ka_ms >= 0 && (timeout < 0 || ka_ms < timeout))
 		timeout = ka_ms;
 	rc = pump_poll(c, timeout, extra_fd, res);
@@ -1069,7 +1012,7 @@ static int wait_ack(struct moat_client *c, struct ack_wait *w)
 	int rc = MOAT_OK;
 	c->wait = w;
 	while (!w->done) {
-		if (ms_left(deadline) == 0) {
+		if (moat_ms_left(deadline) == 0) {
 			rc = set_err(c, MOAT_EIO,
 				     "timed out waiting for %s from the server",
 				     type_name(w->type));
@@ -1096,7 +1039,7 @@ int moat_client_loop(struct moat_client *c, int timeout_ms, int extra_fd,
 	while (rc == MOAT_OK && !c->stopped && !res.extra_ready &&
 	       !res.interrupted) {
 		rc = pump(c, deadline, extra_fd, &res);
-		if (deadline != NO_DEADLINE && ms_left(deadline) == 0)
+		if (deadline != NO_DEADLINE && moat_ms_left(deadline) == 0)
 			break;
 	}
 	if (extra_ready)
@@ -1237,6 +1180,8 @@ int moat_client_connect(struct moat_client *c,
 		goto out;
 	}
 	if ((rc = tcp_connect(c, o->host, o->port)) != MOAT_OK ||
+	    (o->tls && (rc = tls_connect(c, o->tls, o->host, o->port)) !=
+			       MOAT_OK) ||
 	    (rc = flush_out(c, "CONNECT")) != MOAT_OK ||
 	    (rc = wait_ack(c, &w)) != MOAT_OK)
 		goto out;
@@ -1525,20 +1470,36 @@ static void linger_close(struct moat_client *c)
 {
 	uint64_t deadline = moat_now_ms() + MOAT_MIN(LINGER_MS, c->timeout_ms);
 	uint8_t scratch[4096];
+	char keep[ERR_LEN]; /* the server's close is no error here */
+	memcpy(keep, c->err, sizeof(keep));
 	for (;;) {
-		struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
-		int left = ms_left(deadline);
-		if (left == 0)
-			break;
-		int n = poll(&pfd, 1, left);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		ssize_t r = recv(c->fd, scratch, sizeof(scratch), 0);
-		if (r == 0 || (r < 0 && errno != EINTR && errno != EAGAIN))
+		if (!io_pending(c)) {
+			struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+			int left = moat_ms_left(deadline);
+			if (left == 0)
+				break;
+			int n = poll(&pfd, 1, left);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				break;
+		}
+		if (io_read(c, scratch, sizeof(scratch)) < 0)
 			break;
 	}
+	memcpy(c->err, keep, sizeof(keep));
+}
+
+/* End our side: TLS close_notify (best effort: the socket is
+ * non-blocking), then the TCP FIN. */
+static int shutdown_write(struct moat_client *c)
+{
+	if (c->ssl) {
+		ERR_clear_error();
+		(void)SSL_shutdown(c->ssl);
+		ERR_clear_error();
+	}
+	return shutdown(c->fd, SHUT_WR);
 }
 
 int moat_client_disconnect(struct moat_client *c)
@@ -1578,7 +1539,7 @@ int moat_client_disconnect_props(struct moat_client *c, uint8_t reason,
 	int rc = check_conn(c);
 	if (rc == MOAT_OK)
 		rc = send_disconnect(c, reason, props);
-	if (rc == MOAT_OK && shutdown(c->fd, SHUT_WR) == 0)
+	if (rc == MOAT_OK && shutdown_write(c) == 0)
 		linger_close(c);
 	close_fd(c);
 	return rc;

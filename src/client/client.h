@@ -9,8 +9,9 @@
  * a QoS 2 message once even when the server sends it again), and PINGREQ
  * keeps an idle connection alive.
  *
- * It is not thread-safe, does not reconnect, keeps one outgoing message in
- * flight at a time and does no TLS (yet).  Everything from the network is
+ * It is not thread-safe, does not reconnect and keeps one outgoing message
+ * in flight at a time.  The connection is TCP, or TLS with a context from
+ * net/tls_client.h.  Everything from the network is
  * untrusted: malformed or oversized packets end the connection with an
  * error, never a crash.
  *
@@ -69,9 +70,16 @@ struct moat_client_server {
  * moat_client_stop(). */
 typedef void moat_client_msg_cb(void *arg, const struct moat_client_msg *msg);
 
+struct ssl_ctx_st; /* OpenSSL's SSL_CTX */
+
 struct moat_client_opts {
 	const char *host; /* name or address; borrowed for the call */
 	const char *port; /* number or service name; borrowed */
+	/* TLS: a client context (moat_tls_client_ctx()), borrowed for the
+	 * call (the session takes its own reference); the server's
+	 * certificate is checked against host as the context says.  NULL:
+	 * plain TCP. */
+	struct ssl_ctx_st *tls;
 	/* CONNECT fields: protocol level (3, 4 or 5), clean session (MQTT 5:
 	 * Clean Start), keepalive (seconds, 0 = off), client id, credentials
 	 * and will.  Borrowed for the call.  MQTT 5 allows a password without
@@ -107,6 +115,8 @@ void moat_client_set_msg_cb(struct moat_client *c, moat_client_msg_cb *cb,
  * whether the server resumed a session.  MQTT 5: the server's CONNACK
  * properties are applied (Server Keep Alive replaces ours, an Assigned
  * Client Identifier becomes the id) and kept for moat_client_server().
+ * With o->tls the TLS handshake comes first; a failed one is MOAT_ETLS
+ * (the message names a failed certificate check) or MOAT_EIO.
  * Returns MOAT_OK; MOAT_EIO (resolve/connect/timeout), MOAT_ECLOSED,
  * MOAT_EDENIED (CONNACK refused; the message gives the reason, by name for
  * MQTT 5), MOAT_EMALFORMED/MOAT_EPROTO (bad server), MOAT_EINVAL (options
@@ -195,8 +205,6 @@ uint8_t moat_client_version(const struct moat_client *c);
 /* The server's announced limits (after a successful connect). */
 const struct moat_client_server *moat_client_server(const struct moat_client *c);
 
-/* Human text for a CONNACK return code ("connection refused: not
- * authorised", ...). */
-const char *moat_client_connack_str(uint8_t rc);
+/* moat_client_connack_str(): client_proto.h. */
 
 #endif

@@ -85,6 +85,9 @@ bool moat_utf8_valid(const uint8_t *p, size_t len);
 /* ---- time ---------------------------------------------------------------- */
 /* Monotonic milliseconds. */
 uint64_t moat_now_ms(void);
+/* Milliseconds from now until deadline (a moat_now_ms() time) for poll():
+ * 0 once it has passed, at most 10^9. */
+int moat_ms_left(uint64_t deadline);
 /* Wall clock seconds since the epoch. */
 int64_t moat_wall_s(void);
 

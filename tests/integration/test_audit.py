@@ -743,8 +743,8 @@ def moat_passwd(path, user, password):
 
 
 class InitBroker(Broker):
-    """moatd on a `moatd init` set-up, its listeners moved to ephemeral
-    loopback ports (as tests/integration/test_init.py does)."""
+    """moatd on a `moatd init` set-up, its TLS listener (the only one)
+    moved to an ephemeral loopback port (as test_init.py does)."""
 
     def __init__(self, setup_dir):
         self.dir = tempfile.TemporaryDirectory(prefix="moat-audit-log-")
@@ -754,8 +754,6 @@ class InitBroker(Broker):
             text = f.read()
         text = re.sub(r"^listener 8883$", "listener 0 127.0.0.1", text,
                       flags=re.M)
-        text = re.sub(r"^listener 1883 127\.0\.0\.1$",
-                      "listener 0 127.0.0.1", text, flags=re.M)
         text += "workers 2\n"
         fd = os.open(self.conf, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
@@ -769,8 +767,6 @@ class InitBroker(Broker):
         log = self.read_log()
         self.tls_port = int(re.search(
             r"listening on 127\.0\.0\.1:(\d+) \(TLS\)", log).group(1))
-        self.plain_port = int(re.search(
-            r"listening on 127\.0\.0\.1:(\d+)\n", log).group(1))
         return self
 
 
@@ -804,21 +800,13 @@ class MoatdInit(unittest.TestCase):
                 "--as", "sensor-1:" + self.pw["sensor-1"],
                 "--as", "sensor-2:" + self.pw["sensor-2"],
                 "--intrusive", "--test-topic", "commands/sensor-2/audit",
-                "mqtts://127.0.0.1:%d" % b.tls_port,
-                "mqtt://127.0.0.1:%d" % b.plain_port)
+                "mqtts://127.0.0.1:%d" % b.tls_port)
             self.assertTrue(b.alive())
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-        tls, plain = doc["targets"]
+        [tls] = doc["targets"]
         self.assertEqual(tls["status"], "audited", tls)
-        self.assertEqual(plain["status"], "audited", plain)
-        # The TLS listener: nothing at all.
+        # The TLS listener, the only one: nothing at all.
         self.assertEqual(ids_of(tls), set(), tls)
-        # The local plaintext listener init keeps for local tools.
-        self.assertEqual(ids_of(plain), {"AUD-MQ-01"})
-        self.assertEqual(finding(plain, "AUD-MQ-01")[0]["severity"], "low")
-        for t in (tls, plain):
-            self.assertFalse([f for f in t["findings"]
-                              if f["severity"] in ("high", "critical")])
         notes = "\n".join(tls["notes"])
         for what in ("TLS versions accepted: TLS 1.2, TLS 1.3",
                      "anonymous CONNECT refused",

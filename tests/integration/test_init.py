@@ -2,6 +2,7 @@
 
 Environment:
   MOATD_BIN  path of moatd (required)
+  MOAT_BIN   path of moat (InitBroker)
 
 Groups:
   InitUsage      command-line errors exit 2 and write nothing; --help.
@@ -11,10 +12,11 @@ Groups:
   InitReplace    an existing set-up is never replaced without --force;
                  --force replaces all of it; a directory other users can
                  write to is refused; failures leave nothing behind.
-  InitBroker     moatd started on the set-up (its listeners moved to
-                 ephemeral loopback ports) serves mosquitto_pub/_sub over
-                 TLS with the admin password, and refuses a wrong password,
-                 an untrusted certificate and anonymous local clients.
+  InitBroker     moatd started on the set-up (its listener moved to an
+                 ephemeral loopback port) serves moat pub/sub over TLS with
+                 the admin password (moat's own clients only, as printed by
+                 init), has no plaintext port, and refuses a wrong
+                 password, an untrusted certificate and anonymous clients.
 
 Every subprocess has a timeout; only loopback addresses are used.
 """
@@ -31,10 +33,11 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from moat_harness import (Broker, CONNACK_NOT_AUTHORIZED, CONNACK_OK,  # noqa
+from moat_harness import (Broker,  # noqa
                           connect_packet, raw_connect, read_packet)
 
 MOATD = os.environ.get("MOATD_BIN", "moatd")
+MOAT = os.environ.get("MOAT_BIN", "moat")
 TIMEOUT = 60.0
 FILES = {"ca.key": 0o600, "ca.crt": 0o644, "server.key": 0o600,
          "server.crt": 0o644, "passwd": 0o600, "acl": 0o600,
@@ -43,8 +46,6 @@ SECRET_FILES = [n for n, m in FILES.items() if m == 0o600]
 PASSWORD_LINE = re.compile(r"^Admin password: (\S+)$", re.M)
 ARGON_LINE = re.compile(r"^admin:\$argon2id\$v=19\$m=\d+,t=\d+,p=\d+\$"
                         r"[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+\n$")
-HAVE_MOSQUITTO = shutil.which("mosquitto_pub") and \
-    shutil.which("mosquitto_sub")
 
 
 def check_sanitizers(text):
@@ -281,10 +282,12 @@ class InitFiles(unittest.TestCase):
         pw = password_of(self.r)
         out = self.r.stdout
         self.assertIn("moatd -c %s/moatd.conf\n" % d, out)
-        self.assertIn("mosquitto_sub --cafile %s/ca.crt -h localhost -p 8883 "
+        self.assertIn("moat sub --cafile %s/ca.crt -h localhost -p 8883 "
                       "-u admin -P '%s' -t '#' -v\n" % (d, pw), out)
-        self.assertIn("mosquitto_pub --cafile %s/ca.crt -h localhost -p 8883 "
+        self.assertIn("moat pub --cafile %s/ca.crt -h localhost -p 8883 "
                       "-u admin -P '%s' -t test -m hello\n" % (d, pw), out)
+        self.assertNotIn("mosquitto", out)
+        self.assertNotIn("1883", out)
         for name in FILES:
             self.assertIn(name, out)
 
@@ -294,10 +297,12 @@ class InitFiles(unittest.TestCase):
         lines = [ln for ln in conf.splitlines() if ln and ln[0] != "#"]
         self.assertEqual(lines[:3], ["listener 8883", "certfile server.crt",
                                      "keyfile server.key"])
-        for want in ("listener 1883 127.0.0.1", "password_file passwd",
-                     "acl_file acl", "allow_anonymous false",
-                     "max_publish_rate 1000"):
+        for want in ("password_file passwd", "acl_file acl",
+                     "allow_anonymous false", "max_publish_rate 1000"):
             self.assertIn(want, lines)
+        # one listener, the TLS one: no plaintext port
+        self.assertEqual([ln for ln in lines if ln.startswith("listener")],
+                         ["listener 8883"])
         self.assertFalse([ln for ln in lines if "insecure" in ln])
         r = run(MOATD, "-t", "-c", self.path("moatd.conf"))
         self.assertEqual(r.returncode, 0, r.stderr)
@@ -448,8 +453,8 @@ class InitReplace(TmpDirTest):
 
 
 class SetupBroker(Broker):
-    """moatd on an init set-up, its listeners moved to ephemeral loopback
-    ports (tests must not listen on every address, nor on fixed ports)."""
+    """moatd on an init set-up, its listener moved to an ephemeral loopback
+    port (tests must not listen on every address, nor on fixed ports)."""
 
     def __init__(self, setup_dir, edit=None):
         self.dir = tempfile.TemporaryDirectory(prefix="moat-init-log-")
@@ -459,8 +464,6 @@ class SetupBroker(Broker):
             text = f.read()
         text = re.sub(r"^listener 8883$", "listener 0 127.0.0.1", text,
                       flags=re.M)
-        text = re.sub(r"^listener 1883 127\.0\.0\.1$", "listener 0 127.0.0.1",
-                      text, flags=re.M)
         text += "workers 2\n"
         fd = os.open(self.conf, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
@@ -474,13 +477,13 @@ class SetupBroker(Broker):
         log = self.read_log()
         self.tls_port = int(re.search(
             r"listening on 127\.0\.0\.1:(\d+) \(TLS\)", log).group(1))
-        self.plain_port = int(re.search(
-            r"listening on 127\.0\.0\.1:(\d+)\n", log).group(1))
+        self.listeners = re.findall(r"listening on (\S+)", log)
         return self
 
 
-@unittest.skipUnless(HAVE_MOSQUITTO, "mosquitto_pub/_sub not installed")
 class InitBroker(TmpDirTest):
+    """The set-up with moat's own clients, as init prints them."""
+
     def setUp(self):
         super().setUp()
         r = init(self.dir)
@@ -488,55 +491,62 @@ class InitBroker(TmpDirTest):
         self.pw = password_of(r)
 
     def client(self, tool, port, *args, pw=None, cafile=True):
-        cmd = [tool, "-h", "localhost", "-p", str(port), "-u", "admin",
+        cmd = [MOAT, tool, "-h", "localhost", "-p", str(port), "-u", "admin",
                "-P", pw or self.pw]
         if cafile:
             cmd += ["--cafile", self.path("ca.crt")]
         return cmd + list(args)
 
     def pub(self, port, *args, **kw):
-        return run(*self.client("mosquitto_pub", port, "-t", "test", "-m",
-                                "hello", *args, **kw), timeout=20)
+        return run(*self.client("pub", port, "-t", "test", "-m", "hello",
+                                "-q", "1", *args, **kw), timeout=20)
 
     def test_pub_sub_over_tls(self):
         with SetupBroker(self.dir) as b:
-            sub = subprocess.Popen(
-                self.client("mosquitto_sub", b.tls_port, "-t", "#", "-v",
-                            "-C", "1", "-W", "10"),
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                universal_newlines=True)
-            # Publish until the subscriber has it: no sleep-and-hope
-            # about when its SUBSCRIBE is in place.
-            deadline = time.monotonic() + 10
-            while sub.poll() is None and time.monotonic() < deadline:
-                r = self.pub(b.tls_port)
-                self.assertEqual(r.returncode, 0, r.stderr)
-                time.sleep(0.2)
-            out, err = sub.communicate(timeout=15)
-            self.assertEqual(sub.returncode, 0, err)
-            self.assertEqual(out, "test hello\n")
+            self.assertEqual(b.listeners, ["127.0.0.1:%d" % b.tls_port])
+            r = self.pub(b.tls_port, "-r")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            # the retained message: the subscriber cannot miss it
+            r = run(*self.client("sub", b.tls_port, "-t", "#", "-v",
+                                 "-C", "1", "-W", "10"), timeout=20)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(r.stdout, "test hello\n")
             self.assertIn("over TLS", b.read_log())
+            r = run(*self.client("pub", b.tls_port, "-t", "test", "-r",
+                                 "-n", "-q", "1"), timeout=20)
+            self.assertEqual(r.returncode, 0, r.stderr)
 
     def test_wrong_password_refused(self):
         with SetupBroker(self.dir) as b:
             r = self.pub(b.tls_port, pw="not-the-password-0123456")
-            self.assertNotEqual(r.returncode, 0)
+            self.assertEqual(r.returncode, 1)
             self.assertIn("bad user name or password", r.stderr)
+
+    def test_anonymous_refused(self):
+        with SetupBroker(self.dir) as b:
+            r = run(MOAT, "pub", "-h", "localhost", "-p", str(b.tls_port),
+                    "--cafile", self.path("ca.crt"), "-t", "t", "-m", "x",
+                    timeout=20)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("not authorised", r.stderr)
 
     def test_untrusted_certificate_refused(self):
         other = os.path.join(self.tmp.name, "other")
         self.assertInitOk(init(other))
         with SetupBroker(self.dir) as b:
             # The system's CAs do not know ours...
-            r = self.pub(b.tls_port, "--tls-use-os-certs", cafile=False)
-            self.assertNotEqual(r.returncode, 0)
+            r = self.pub(b.tls_port, "--tls-version", "tlsv1.2",
+                         cafile=False)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("certificate verify failed", r.stderr)
             # ...nor does another set-up's CA vouch for this server.
             r = self.pub(b.tls_port, "--cafile",
                          os.path.join(other, "ca.crt"), cafile=False)
-            self.assertNotEqual(r.returncode, 0)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("certificate verify failed", r.stderr)
             # Plain MQTT on the TLS port gets nowhere either.
             r = self.pub(b.tls_port, cafile=False)
-            self.assertNotEqual(r.returncode, 0)
+            self.assertEqual(r.returncode, 1)
             self.assertIn("unknown ca", b.read_log())
 
     def connack(self, port, **kw):
@@ -550,12 +560,10 @@ class InitBroker(TmpDirTest):
         finally:
             s.close()
 
-    def test_local_listener_needs_credentials(self):
+    def test_no_plaintext_mqtt(self):
         with SetupBroker(self.dir) as b:
-            self.assertIn(self.connack(b.plain_port),
-                          (CONNACK_NOT_AUTHORIZED, b""))
-            self.assertEqual(self.connack(b.plain_port, user="admin",
-                                          password=self.pw), CONNACK_OK)
+            self.assertEqual(self.connack(b.tls_port, user="admin",
+                                          password=self.pw), b"")
 
     def test_acl_examples_are_valid(self):
         """Uncommenting the ACL's examples gives a file moatd loads."""
@@ -567,8 +575,8 @@ class InitBroker(TmpDirTest):
         with open(self.path("acl"), "w") as f:
             f.write(text)
         with SetupBroker(self.dir) as b:
-            self.assertEqual(self.connack(b.plain_port, user="admin",
-                                          password=self.pw), CONNACK_OK)
+            r = self.pub(b.tls_port)
+            self.assertEqual(r.returncode, 0, r.stderr)
 
 
 def setUpModule():

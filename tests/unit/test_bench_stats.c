@@ -1,4 +1,4 @@
-/* Unit tests for `moat bench` statistics (apps/moat/bench_stats.c): the
+/* Unit tests for `moat bench` statistics (apps/moat/bench/bench_stats.c): the
  * sequence accounting that counts lost, duplicated and out-of-order
  * messages, and the latency histogram's quantiles.  These cases cannot be
  * provoked on demand through a real broker, so they are checked here. */

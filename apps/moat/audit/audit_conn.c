@@ -19,6 +19,7 @@
 
 #include "audit.h"
 #include "codec/mqtt_codec.h"
+#include "net/tls_client.h"
 
 #define READ_CHUNK ((size_t)16384)
 
@@ -33,20 +34,11 @@ bool audit_out_of_time(const struct audit_ctx *x)
 	return moat_now_ms() >= x->run->deadline;
 }
 
-static int ms_left(uint64_t deadline)
-{
-	uint64_t now = moat_now_ms();
-	if (now >= deadline)
-		return 0;
-	uint64_t left = deadline - now;
-	return left > 1000000000u ? 1000000000 : (int)left;
-}
-
 void audit_sleep(const struct audit_ctx *x, unsigned ms)
 {
 	uint64_t until = MOAT_MIN(moat_now_ms() + ms, x->run->deadline);
 	int left;
-	while ((left = ms_left(until)) > 0) {
+	while ((left = moat_ms_left(until)) > 0) {
 		struct timespec ts = {.tv_sec = left / 1000,
 				      .tv_nsec = (long)(left % 1000) * 1000000L};
 		nanosleep(&ts, NULL); /* EINTR: the loop sleeps the rest */
@@ -78,7 +70,7 @@ static int wait_fd(int fd, short events, uint64_t deadline)
 {
 	for (;;) {
 		struct pollfd pfd = {.fd = fd, .events = events};
-		int left = ms_left(deadline);
+		int left = moat_ms_left(deadline);
 		if (left == 0)
 			return 0;
 		int n = poll(&pfd, 1, left);
@@ -198,12 +190,6 @@ static int tls_fail(struct audit_conn *c, int ret, const char *what)
 	return MOAT_ETLS;
 }
 
-static bool is_ip_literal(const char *h)
-{
-	unsigned char buf[sizeof(struct in6_addr)];
-	return inet_pton(AF_INET, h, buf) == 1 || inet_pton(AF_INET6, h, buf) == 1;
-}
-
 static void on_cert_request(SSL *ssl)
 {
 	struct audit_conn *c = SSL_get_app_data(ssl);
@@ -230,46 +216,23 @@ static int tls_open(struct audit_ctx *x, struct audit_conn *c, SSL_CTX *ctx)
 		return MOAT_ENOMEM;
 	}
 	SSL_set_app_data(c->ssl, c);
-	const char *host = x->t->host;
-	if (!is_ip_literal(host))
-		/* SSL_set_tlsext_host_name, without its cast that drops
-		 * const (OpenSSL copies the name). */
-		SSL_ctrl(c->ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME,
-			 TLSEXT_NAMETYPE_host_name, (void *)(uintptr_t)host);
-	/* Name check for the verifying context (ignored under VERIFY_NONE,
-	 * but SSL_get_verify_result() still reports it). */
-	X509_VERIFY_PARAM *vp = SSL_get0_param(c->ssl);
-	if (is_ip_literal(host))
-		X509_VERIFY_PARAM_set1_ip_asc(vp, host);
-	else
-		X509_VERIFY_PARAM_set1_host(vp, host, 0);
-	uint64_t deadline = audit_step_deadline(x);
-	ERR_clear_error();
-	for (;;) {
-		int r = SSL_connect(c->ssl);
-		if (r == 1)
-			return MOAT_OK;
-		int e = SSL_get_error(c->ssl, r);
-		short ev = e == SSL_ERROR_WANT_READ    ? POLLIN
-			   : e == SSL_ERROR_WANT_WRITE ? POLLOUT
-						       : 0;
-		if (!ev) {
-			int rc = tls_fail(c, r, "TLS handshake failed");
-			if (rc == MOAT_ECLOSED)
-				snprintf(c->err, sizeof(c->err),
-					 "TLS handshake failed: the server "
-					 "closed the connection");
-			return MOAT_ETLS;
-		}
-		int w = wait_fd(c->fd, ev, deadline);
-		if (w <= 0) {
-			snprintf(c->err, sizeof(c->err),
-				 "TLS handshake failed: %s",
-				 w == 0 ? "no answer within the timeout"
-					: strerror(errno));
-			return MOAT_ETLS;
-		}
+	/* SNI and the name check (ignored under VERIFY_NONE, but
+	 * SSL_get_verify_result() still reports it). */
+	if (moat_tls_client_name(c->ssl, x->t->host) != MOAT_OK) {
+		snprintf(c->err, sizeof(c->err), "TLS: out of memory");
+		return MOAT_ENOMEM;
 	}
+	SSL_set_connect_state(c->ssl);
+	unsigned long e = 0;
+	int rc = moat_tls_client_handshake(c->ssl, audit_step_deadline(x),
+					   c->err, sizeof(c->err), &e);
+	if (rc == MOAT_OK)
+		return MOAT_OK;
+	c->tls_reason = ERR_GET_REASON(e);
+	if (ERR_GET_LIB(e) == ERR_LIB_SSL &&
+	    ERR_GET_REASON(e) == SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED)
+		c->tls_alert_cert_required = true;
+	return MOAT_ETLS;
 }
 
 int audit_conn_open(struct audit_ctx *x, struct audit_conn *c, SSL_CTX *ctx)

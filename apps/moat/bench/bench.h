@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
+#include "client/client_proto.h"
 #include "common/moat_common.h"
 
 /* ---- configuration (bench_cli.c) -------------------------------------- */
@@ -57,14 +58,12 @@ struct bench_cfg {
 	char nonce[16];	/* run id in client ids */
 	bool json;
 	bool quiet;
-	bool help;
 	/* Which fields were given (defaults depend on the scenario). */
 	bool given_clients, given_rate, given_inflight;
 };
 
-/* Exit codes: those of `moat` (moat_cli.h). */
-int moat_bench_main(int argc, char **argv);
-void moat_bench_usage(FILE *f);
+/* Exit codes: those of `moat` (cli_opt.h); moat_bench_main() and
+ * moat_bench_usage() are in commands.h. */
 
 /* ---- the payload --------------------------------------------------------
  * Every benchmark payload starts with this header (native byte order: the
@@ -157,7 +156,8 @@ struct bench_conn {
 	struct bench_buf in, out;
 	size_t in_max, out_max;
 	uint64_t t_start;  /* attempt started (ns) */
-	uint64_t last_tx;  /* last packet queued (ns), for keep-alive */
+	struct moat_client_keepalive ka; /* client core: last packet queued,
+					  * PINGREQ outstanding (ms) */
 	uint16_t next_pid;
 	uint16_t server_receive_max; /* MQTT 5 CONNACK; 65535 otherwise */
 	char id[48];	   /* client id */
@@ -169,7 +169,6 @@ struct bench_net {
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
 	const char *host;
-	bool verify;
 };
 
 /* Resolve the broker, create the epoll set and the TLS context.

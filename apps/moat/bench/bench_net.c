@@ -1,6 +1,5 @@
 /* `moat bench` connections: non-blocking TCP and TLS (OpenSSL 3) under one
  * epoll set, and the buffers behind them.  Knows bytes, not MQTT. */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -13,9 +12,9 @@
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 
 #include "bench.h"
+#include "net/tls_client.h"
 
 /* ---- buffers ---------------------------------------------------------- */
 
@@ -64,32 +63,14 @@ void bench_buf_consume(struct bench_buf *b, size_t n)
 static int tls_context(struct bench_net *n, const struct bench_cfg *cfg,
 		       char *err, size_t errsz)
 {
-	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-	if (!ctx) {
-		snprintf(err, errsz, "cannot create a TLS context");
+	struct moat_tls_client_opts o = {.cafile = cfg->cafile,
+					 .insecure = cfg->insecure};
+	SSL_CTX *ctx = moat_tls_client_ctx(&o, err, errsz);
+	if (!ctx)
 		return MOAT_ETLS;
-	}
 	n->ctx = ctx;
-	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
 				      SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-	n->verify = !cfg->insecure;
-	if (!n->verify) {
-		SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
-		return MOAT_OK;
-	}
-	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-	int ok = cfg->cafile
-			 ? SSL_CTX_load_verify_locations(ctx, cfg->cafile, NULL)
-			 : SSL_CTX_set_default_verify_paths(ctx);
-	if (ok != 1) {
-		char e[200];
-		ERR_error_string_n(ERR_get_error(), e, sizeof(e));
-		snprintf(err, errsz, "cannot load CA certificates%s%s: %s",
-			 cfg->cafile ? " from " : "",
-			 cfg->cafile ? cfg->cafile : "", e);
-		return MOAT_ETLS;
-	}
 	return MOAT_OK;
 }
 
@@ -181,51 +162,24 @@ int bench_conn_start(struct bench_net *n, struct bench_conn *c, char *why,
 	return MOAT_OK;
 }
 
-static void tls_why(int err, const char *op, char *why, size_t whysz)
+/* The message of a failed SSL call: OpenSSL's reason, a failed
+ * certificate check or errno. */
+static void tls_why(struct bench_conn *c, int ret, const char *op, char *why,
+		    size_t whysz)
 {
-	unsigned long e = ERR_get_error();
-	if (e) {
-		char s[200];
-		ERR_error_string_n(e, s, sizeof(s));
-		snprintf(why, whysz, "TLS %s failed: %s", op, s);
-	} else if (err == SSL_ERROR_ZERO_RETURN ||
-		   (err == SSL_ERROR_SYSCALL && !errno)) {
-		snprintf(why, whysz, "connection closed by the broker");
-	} else if (err == SSL_ERROR_SYSCALL) {
-		snprintf(why, whysz, "TLS %s failed: %s", op, strerror(errno));
-	} else {
-		snprintf(why, whysz, "TLS %s failed (error %d)", op, err);
-	}
+	char what[32];
+	snprintf(what, sizeof(what), "TLS %s failed", op);
+	moat_tls_client_error(c->ssl, ret, what, why, whysz);
 }
 
 static int tls_start(struct bench_net *n, struct bench_conn *c, char *why,
 		     size_t whysz)
 {
-	SSL *ssl = SSL_new(n->ctx);
-	if (!ssl || SSL_set_fd(ssl, c->fd) != 1) {
-		SSL_free(ssl);
+	c->ssl = moat_tls_client_new(n->ctx, c->fd, n->host);
+	if (!c->ssl) {
 		snprintf(why, whysz, "cannot create a TLS session");
 		return -1;
 	}
-	c->ssl = ssl;
-	unsigned char ip[16];
-	bool is_ip = inet_pton(AF_INET, n->host, ip) == 1 ||
-		     inet_pton(AF_INET6, n->host, ip) == 1;
-	if (!is_ip)
-		/* SSL_set_tlsext_host_name, without its cast that drops
-		 * const (OpenSSL copies the name). */
-		SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME,
-			 TLSEXT_NAMETYPE_host_name, (void *)(uintptr_t)n->host);
-	if (n->verify) {
-		int ok = is_ip ? X509_VERIFY_PARAM_set1_ip_asc(
-					 SSL_get0_param(ssl), n->host)
-			       : SSL_set1_host(ssl, n->host);
-		if (ok != 1) {
-			snprintf(why, whysz, "cannot set the name to verify");
-			return -1;
-		}
-	}
-	SSL_set_connect_state(ssl);
 	c->state = BC_TLS;
 	return 0;
 }
@@ -247,7 +201,7 @@ static int tls_handshake(struct bench_net *n, struct bench_conn *c, char *why,
 		bench_conn_update_events(n, c);
 		return 0;
 	}
-	tls_why(err, "handshake", why, whysz);
+	tls_why(c, r, "handshake", why, whysz);
 	return -1;
 }
 
@@ -311,7 +265,7 @@ long bench_conn_read(struct bench_net *n, struct bench_conn *c, uint8_t *dst,
 			bench_conn_update_events(n, c);
 		return 0;
 	}
-	tls_why(err, "read", why, whysz);
+	tls_why(c, r, "read", why, whysz);
 	return -1;
 }
 
@@ -345,7 +299,7 @@ static long conn_write(struct bench_conn *c, const uint8_t *p, size_t len,
 		c->tls_write_wants_read = true; /* retried when readable */
 		return 0;
 	}
-	tls_why(err, "write", why, whysz);
+	tls_why(c, r, "write", why, whysz);
 	return -1;
 }
 

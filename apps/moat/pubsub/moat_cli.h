@@ -9,20 +9,14 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "cli_opt.h"
+#include "commands.h"
 #include "common/moat_common.h"
-
-/* Exit codes (documented in `moat --help` and docs/cli.md). */
-#define CLI_EXIT_OK 0
-#define CLI_EXIT_FAIL 1     /* connection, protocol or I/O error */
-#define CLI_EXIT_USAGE 2    /* bad command line */
-#define CLI_EXIT_TIMEOUT 27 /* moat sub -W expired (as mosquitto_sub) */
-/* cli_setup(): go on and run the command. */
-#define CLI_CONTINUE (-1)
 
 enum cli_tool {
 	CLI_PUB = 1,
 	CLI_SUB = 2,
-	CLI_COAP = 4, /* moat coap (coap_cmd.c) */
+	CLI_COAP = 4, /* moat coap (coap/coap_cmd.c) */
 };
 
 /* Where `moat pub` takes its message from. */
@@ -88,8 +82,25 @@ struct cli_cfg {
 	bool no_clean;
 	bool debug;
 	bool quiet;
-	bool help;
 	uint8_t proto_level;
+	/* TLS: on with any TLS option or an mqtts:// URL. */
+	bool tls;
+	const char *cafile;
+	const char *capath;
+	const char *certfile;
+	const char *keyfile;
+	bool insecure;		 /* no host name check (as mosquitto) */
+	const char *tls_version; /* --tls-version as given */
+	int tls_min;		 /* its OpenSSL version; 0: default */
+	/* -L URL: an owned copy, cut in place into the parts below (all
+	 * pointing into it), merged by cli_url_merge(). */
+	char *url;
+	const char *url_host;
+	long url_port; /* 0: not in the URL */
+	const char *url_user;
+	char *url_password; /* owned until merged */
+	const char *url_topic;
+	bool url_tls; /* mqtts:// */
 	const char *will_topic;
 	const char *will_payload;
 	long will_qos; /* -1: not given */
@@ -133,7 +144,8 @@ void cli_cleanup(struct cli_cfg *cfg);
 
 /* Print the option list of tool (generated from the option table). */
 void cli_print_usage(FILE *f, enum cli_tool tool);
-/* Print "moat NAME: message" on stderr unless --quiet. */
+/* Messages and lists (cli_common.c).  Print "moat NAME: message" on
+ * stderr unless --quiet. */
 void cli_error(const struct cli_cfg *cfg, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* Print a usage error (even with --quiet) and return CLI_EXIT_USAGE. */
@@ -148,6 +160,18 @@ int cli_usage_error(const struct cli_cfg *cfg, const char *fmt, ...)
 int cli_prop_parse(struct cli_cfg *cfg, int argc, char **argv, int *i);
 int cli_props_encode(struct cli_cfg *cfg);
 void cli_props_cleanup(struct cli_cfg *cfg);
+
+/* Append v to l; MOAT_OK or CLI_EXIT_USAGE after printing the error. */
+int cli_list_add(const struct cli_cfg *cfg, struct cli_list *l,
+		 const char *v);
+
+/* -L URL (moat_url.c).  cli_url_parse() copies and splits arg (wiping a
+ * password in it from argv); cli_url_merge(), after every option is read
+ * and cfg->tls is known, moves host, port, user, password and topic into
+ * cfg, refusing what was also given by its own option.  Both return
+ * MOAT_OK or CLI_EXIT_USAGE after printing the error. */
+int cli_url_parse(struct cli_cfg *cfg, char *arg);
+int cli_url_merge(struct cli_cfg *cfg);
 /* Print the -D help (commands and properties) for tool. */
 void cli_props_usage(FILE *f, enum cli_tool tool);
 
@@ -161,13 +185,6 @@ int cli_format_check(const struct cli_cfg *cfg);
 int cli_format_print(const struct cli_cfg *cfg, FILE *f,
 		     const struct moat_client_msg *m);
 
-/* Prompt on /dev/tty with echo off and read one line (at most
- * CLI_SECRET_MAX bytes, NUL-terminated, without the newline) into buf,
- * which holds CLI_SECRET_MAX + 1 (passwd_cmd.c).  MOAT_OK, MOAT_ELIMIT,
- * MOAT_EINVAL (a NUL byte), MOAT_ECLOSED (no input), MOAT_EIO. */
-#define CLI_SECRET_MAX 65535
-int cli_tty_secret(const char *prompt, char *buf, size_t *len);
-
 /* -m/-f/-s: read the message from a file or stdin into b (whose max is
  * the limit + 1); MOAT_OK, or an error after a message (pubsub.c). */
 int cli_read_source(const struct cli_cfg *cfg, struct moat_buf *b);
@@ -179,20 +196,5 @@ int cli_signal_fd(void);
  * UTF-8 v; "key":"text" when v is UTF-8, else "key-base64":"...". */
 int cli_json_str(struct moat_buf *b, struct moat_bytes v);
 int cli_json_data(struct moat_buf *b, const char *key, struct moat_bytes v);
-/* `moat coap` (coap_cmd.c): argv[0] is "coap". */
-int moat_coap_main(int argc, char **argv);
-void moat_coap_usage(FILE *f);
-
-int moat_pub_main(int argc, char **argv);
-int moat_sub_main(int argc, char **argv);
-/* `moat passwd` (passwd_cmd.c): argv[0] is "passwd". */
-int moat_passwd_main(int argc, char **argv);
-void moat_passwd_usage(FILE *f);
-/* `moat audit` (audit_cli.c): argv[0] is "audit". */
-int moat_audit_main(int argc, char **argv);
-void moat_audit_usage(FILE *f);
-/* `moat scan` (scan_cmd.c): argv[0] is "scan". */
-int moat_scan_main(int argc, char **argv);
-void moat_scan_usage(FILE *f);
 
 #endif

@@ -13,6 +13,7 @@
 
 #include "client/client.h"
 #include "moat_cli.h"
+#include "net/tls_client.h"
 
 #define READ_CHUNK ((size_t)65536)
 #define NO_DEADLINE UINT64_MAX
@@ -29,14 +30,34 @@ static uint32_t op_timeout(uint64_t deadline)
 	return (uint32_t)MOAT_MIN(left, MOAT_CLIENT_DEFAULT_TIMEOUT_MS);
 }
 
+/* The TLS context of the TLS options; NULL after printing the error. */
+static SSL_CTX *cli_tls_ctx(const struct cli_cfg *cfg)
+{
+	struct moat_tls_client_opts t = {.cafile = cfg->cafile,
+					 .capath = cfg->capath,
+					 .certfile = cfg->certfile,
+					 .keyfile = cfg->keyfile,
+					 .no_name_check = cfg->insecure,
+					 .min_version = cfg->tls_min};
+	char err[512];
+	SSL_CTX *ctx = moat_tls_client_ctx(&t, err, sizeof(err));
+	if (!ctx)
+		cli_error(cfg, "%s", err);
+	return ctx;
+}
+
 static int cli_connect(const struct cli_cfg *cfg, struct moat_client *c,
 		       uint64_t deadline)
 {
 	char port[16];
 	snprintf(port, sizeof(port), "%ld", cfg->port);
+	SSL_CTX *tls = cfg->tls ? cli_tls_ctx(cfg) : NULL;
+	if (cfg->tls && !tls)
+		return MOAT_ETLS;
 	struct moat_client_opts o = {
 		.host = cfg->host,
 		.port = port,
+		.tls = tls,
 		.timeout_ms = op_timeout(deadline),
 		.connect = {
 			.proto_level = cfg->proto_level,
@@ -58,6 +79,7 @@ static int cli_connect(const struct cli_cfg *cfg, struct moat_client *c,
 		.will_props = cfg->props_enc[CLI_PCMD_WILL]};
 	bool session_present = false;
 	int rc = moat_client_connect(c, &o, &session_present);
+	SSL_CTX_free(tls);
 	if (rc != MOAT_OK)
 		cli_error(cfg, "%s", moat_client_errmsg(c));
 	else if (cfg->no_clean || cfg->proto_level == MQTT_PROTO_V5)

@@ -19,44 +19,34 @@
 
 #include "audit.h"
 #include "codec/mqtt_codec.h"
+#include "net/tls_client.h"
 
-static SSL_CTX *base_ctx(void)
+/* A client context from net/tls_client.h (verifying with --cafile or the
+ * system's CAs, or not at all), tolerant of a server that closes without
+ * close_notify.  NULL after audit_fail() when the CAs do not load. */
+static SSL_CTX *client_ctx(struct audit_ctx *x, bool insecure)
 {
-	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-	if (ctx)
-		SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+	struct moat_tls_client_opts o = {.cafile = x->run->o->cafile,
+					 .insecure = insecure};
+	char err[400];
+	SSL_CTX *ctx = moat_tls_client_ctx(&o, err, sizeof(err));
+	if (!ctx) {
+		audit_fail(x->t, "%s", err);
+		return NULL;
+	}
+	SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
 	return ctx;
 }
 
 /* The context of the MQTT probes when the server is verified. */
 static SSL_CTX *verify_ctx(struct audit_ctx *x)
 {
-	const char *cafile = x->run->o->cafile;
-	SSL_CTX *ctx = base_ctx();
-	if (!ctx)
-		return NULL;
-	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-	int ok = cafile ? SSL_CTX_load_verify_locations(ctx, cafile, NULL)
-			: SSL_CTX_set_default_verify_paths(ctx);
-	if (!ok) {
-		char err[300] = "";
-		unsigned long e = ERR_get_error();
-		ERR_error_string_n(e, err, sizeof(err));
-		audit_fail(x->t, "cannot load the CA certificates%s%s: %s",
-			   cafile ? " from " : "", cafile ? cafile : "", err);
-		ERR_clear_error();
-		SSL_CTX_free(ctx);
-		return NULL;
-	}
-	return ctx;
+	return client_ctx(x, false);
 }
 
-static SSL_CTX *insecure_ctx(void)
+static SSL_CTX *insecure_ctx(struct audit_ctx *x)
 {
-	SSL_CTX *ctx = base_ctx();
-	if (ctx)
-		SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
-	return ctx;
+	return client_ctx(x, true);
 }
 
 /* ---- the certificate --------------------------------------------------- */
@@ -219,9 +209,9 @@ static enum tls_try try_ctx(struct audit_ctx *x, SSL_CTX *ctx, char *cipher,
 	return r;
 }
 
-static SSL_CTX *legacy_ctx(int min, int max)
+static SSL_CTX *legacy_ctx(struct audit_ctx *x, int min, int max)
 {
-	SSL_CTX *ctx = insecure_ctx();
+	SSL_CTX *ctx = insecure_ctx(x);
 	if (!ctx)
 		return NULL;
 	SSL_CTX_set_security_level(ctx, 0);
@@ -250,7 +240,7 @@ static bool check_versions(struct audit_ctx *x)
 	bool legacy = false, old = false;
 	for (size_t i = 0; i < MOAT_ARRAY_LEN(versions); i++) {
 		int v = versions[i].v;
-		SSL_CTX *ctx = legacy_ctx(v, v);
+		SSL_CTX *ctx = legacy_ctx(x, v, v);
 		if (ctx && v < TLS1_3_VERSION &&
 		    !SSL_CTX_set_cipher_list(ctx, "ALL:COMPLEMENTOFALL:"
 						  "@SECLEVEL=0")) {
@@ -301,7 +291,7 @@ static void check_ciphers(struct audit_ctx *x)
 	for (size_t i = 0; i < MOAT_ARRAY_LEN(weak); i++) {
 		char list[64], cipher[64] = "";
 		snprintf(list, sizeof(list), "%s:@SECLEVEL=0", weak[i].list);
-		SSL_CTX *ctx = legacy_ctx(TLS1_VERSION, TLS1_2_VERSION);
+		SSL_CTX *ctx = legacy_ctx(x, TLS1_VERSION, TLS1_2_VERSION);
 		if (ctx && !SSL_CTX_set_cipher_list(ctx, list)) {
 			SSL_CTX_free(ctx);
 			ctx = NULL;
@@ -351,7 +341,7 @@ static SSL_CTX *first_handshake(struct audit_ctx *x, struct audit_conn *c)
 	int rc = audit_conn_open(x, c, vctx);
 	long verify = c->ssl ? SSL_get_verify_result(c->ssl) : X509_V_OK;
 	if (rc == MOAT_ETLS && verify != X509_V_OK) {
-		if (!(ictx = insecure_ctx()))
+		if (!(ictx = insecure_ctx(x)))
 			goto out;
 		rc = audit_conn_open(x, c, ictx);
 	}

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "client/client_proto.h"
 #include "codec/mqtt5.h"
 
 #define MAX_EVENTS 512
@@ -112,7 +113,7 @@ static bool out_append(struct engine *e, struct bench_conn *c, const void *p,
 		return false;
 	memcpy(dst, p, n);
 	c->out.len += n;
-	c->last_tx = e->now;
+	c->ka.last_tx_ms = e->now / 1000000u;
 	mark_dirty(e, c);
 	return true;
 }
@@ -199,40 +200,25 @@ static void conn_ready(struct engine *e, struct bench_conn *c)
 static void on_connack(struct engine *e, struct bench_conn *c,
 		       const uint8_t *body, size_t len)
 {
-	bool sp;
-	uint8_t rc;
-	char why[160];
+	struct moat_client_connack ca;
+	char why[300];
 	if (c->state != BC_CONNACK) {
 		conn_fail(e, c, "unexpected CONNACK");
 		return;
 	}
-	if (e->cfg->proto_level == MQTT_PROTO_V5) {
-		struct moat_rd rd;
-		uint8_t flags;
-		struct moat_mqtt_props props;
-		moat_rd_init(&rd, body, len);
-		if (moat_rd_u8(&rd, &flags) || moat_rd_u8(&rd, &rc) ||
-		    (rc == 0 && moat_mqtt_props_read(&rd, PCTX_CONNACK,
-						     &props))) {
-			conn_fail(e, c, "malformed CONNACK");
-			return;
-		}
-		if (rc == 0 && moat_props_has(&props, PROP_RECEIVE_MAXIMUM))
-			c->server_receive_max = props.receive_maximum;
-		if (rc) {
-			snprintf(why, sizeof(why),
-				 "connection refused: %s (0x%02X)",
-				 moat_mqtt_rc_name(rc), rc);
-			conn_fail(e, c, why);
-			return;
-		}
-	} else if (moat_mqtt_decode_connack(body, len, &sp, &rc) != MOAT_OK ||
-		   rc != 0) {
-		snprintf(why, sizeof(why),
-			 "connection refused (CONNACK code %u)", rc);
-		conn_fail(e, c, why);
+	if (moat_client_connack_decode(body, len, e->cfg->proto_level, &ca) !=
+	    MOAT_OK) {
+		conn_fail(e, c, "malformed CONNACK");
 		return;
 	}
+	if (ca.rc) {
+		conn_fail(e, c,
+			  moat_client_connack_refusal(&ca, why, sizeof(why)));
+		return;
+	}
+	if (ca.version == MQTT_PROTO_V5 &&
+	    moat_props_has(&ca.props, PROP_RECEIVE_MAXIMUM))
+		c->server_receive_max = ca.props.receive_maximum;
 	if (c->sub)
 		send_subscribe(e, c);
 	else
@@ -242,16 +228,18 @@ static void on_connack(struct engine *e, struct bench_conn *c,
 static void on_suback(struct engine *e, struct bench_conn *c,
 		      const uint8_t *body, size_t len)
 {
-	if (c->state != BC_SUBACK || len < 3) {
+	struct moat_client_suback sa;
+	if (c->state != BC_SUBACK ||
+	    moat_client_suback_decode(MQTT_SUBACK, body, len,
+				      e->cfg->proto_level, &sa) != MOAT_OK ||
+	    sa.packet_id != 1 || sa.ncodes != 1) {
 		conn_fail(e, c, "unexpected SUBACK");
 		return;
 	}
-	/* One filter: its code is the last byte (after any v5 properties). */
-	uint8_t code = body[len - 1];
-	if (code >= 0x80) {
+	if (sa.codes[0] >= 0x80) {
 		char why[96];
 		snprintf(why, sizeof(why), "subscription to %s refused (0x%02X)",
-			 c->sub->filter, code);
+			 c->sub->filter, sa.codes[0]);
 		conn_fail(e, c, why);
 		return;
 	}
@@ -260,12 +248,13 @@ static void on_suback(struct engine *e, struct bench_conn *c,
 
 /* ---- messages ------------------------------------------------------------ */
 
-static void send_ack(struct engine *e, struct bench_conn *c,
-		     enum moat_mqtt_type type, uint16_t id)
+/* The acknowledgement the QoS flow owes for packet type (client_proto.h). */
+static void send_ack(struct engine *e, struct bench_conn *c, uint8_t type,
+		     uint8_t qos, uint16_t id)
 {
 	uint8_t pkt[4];
-	moat_mqtt_ack_encode(pkt, type, id);
-	if (!out_append(e, c, pkt, sizeof(pkt)))
+	size_t n = moat_client_ack_for(type, qos, id, pkt);
+	if (n && !out_append(e, c, pkt, n))
 		conn_fail(e, c, "output buffer full");
 }
 
@@ -317,7 +306,7 @@ static void on_publish(struct engine *e, struct bench_conn *c, uint8_t flags,
 {
 	struct moat_mqtt_publish5 p5;
 	if (!c->sub || c->state != BC_READY ||
-	    moat_mqtt_decode_publish_v(flags, body, len, e->cfg->proto_level,
+	    moat_client_publish_decode(flags, body, len, e->cfg->proto_level,
 				       &p5) != MOAT_OK) {
 		conn_fail(e, c, "malformed or unexpected PUBLISH");
 		return;
@@ -326,10 +315,7 @@ static void on_publish(struct engine *e, struct bench_conn *c, uint8_t flags,
 	e->received++;
 	e->t_last_rx = e->now;
 	account(e, c->sub, &p5.p.payload);
-	if (p5.p.qos == 1)
-		send_ack(e, c, MQTT_PUBACK, p5.p.packet_id);
-	else if (p5.p.qos == 2)
-		send_ack(e, c, MQTT_PUBREC, p5.p.packet_id);
+	send_ack(e, c, MQTT_PUBLISH, p5.p.qos, p5.p.packet_id);
 }
 
 /* PUBACK, PUBREC, PUBREL, PUBCOMP. */
@@ -345,7 +331,7 @@ static void on_ack(struct engine *e, struct bench_conn *c, uint8_t type,
 		return;
 	}
 	if (type == MQTT_PUBREL) {
-		send_ack(e, c, MQTT_PUBCOMP, id);
+		send_ack(e, c, MQTT_PUBREL, 0, id);
 		return;
 	}
 	struct bench_pub *p = c->pub;
@@ -360,7 +346,7 @@ static void on_ack(struct engine *e, struct bench_conn *c, uint8_t type,
 		note_error(e, c, why);
 	}
 	if (type == MQTT_PUBREC && reason < 0x80) {
-		send_ack(e, c, MQTT_PUBREL, id);
+		send_ack(e, c, MQTT_PUBREC, 0, id);
 		return;
 	}
 	p->inflight--;
@@ -399,6 +385,7 @@ static void on_packet(struct engine *e, struct bench_conn *c, uint8_t tf,
 		on_ack(e, c, type, body, len);
 		break;
 	case MQTT_PINGRESP:
+		moat_client_ka_pong(&c->ka);
 		break;
 	case MQTT_DISCONNECT:
 		on_disconnect(e, c, body, len);
@@ -594,7 +581,7 @@ static void publish_some(struct engine *e, struct bench_pub *p)
 		memcpy(dst + p->payload_off + BENCH_OFF_TIME, &ts, 8);
 	}
 	c->out.len += (size_t)n * p->tmpl_len;
-	c->last_tx = e->now;
+	c->ka.last_tx_ms = e->now / 1000000u;
 	p->seq += n;
 	e->sent += n;
 	e->expected += n * p->fanout;
@@ -709,17 +696,34 @@ static void flush_dirty(struct engine *e)
 	}
 }
 
+/* Keep-alive by the client core's rule (client_proto.h), checked once a
+ * second for every ready connection. */
 static void keepalive(struct engine *e)
 {
-	uint64_t half = (uint64_t)e->cfg->keepalive * 500000000u;
-	if (!half || e->now < e->next_ping_check)
+	uint32_t interval_ms = (uint32_t)e->cfg->keepalive * 1000u;
+	if (!interval_ms || e->now < e->next_ping_check)
 		return;
 	e->next_ping_check = e->now + 1000000000u;
-	static const uint8_t ping[2] = {0xC0, 0x00};
+	static const uint8_t ping[2] = {MQTT_PINGREQ << 4, 0x00};
+	uint64_t now_ms = e->now / 1000000u;
 	for (size_t i = 0; i < e->nconns; i++) {
 		struct bench_conn *c = &e->conns[i];
-		if (c->state == BC_READY && e->now - c->last_tx >= half)
-			(void)out_append(e, c, ping, sizeof(ping));
+		int next_ms;
+		if (c->state != BC_READY)
+			continue;
+		c->ka.interval_ms = interval_ms;
+		switch (moat_client_ka_check(&c->ka, now_ms, &next_ms)) {
+		case MOAT_KA_PING:
+			if (out_append(e, c, ping, sizeof(ping)))
+				moat_client_ka_pinged(&c->ka, now_ms);
+			break;
+		case MOAT_KA_TIMEOUT:
+			conn_fail(e, c, "no PINGRESP from the broker "
+					"within the keep-alive interval");
+			break;
+		default:
+			break;
+		}
 	}
 }
 

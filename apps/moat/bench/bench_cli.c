@@ -13,86 +13,83 @@
 
 #include "bench.h"
 #include "codec/mqtt5.h"
-#include "moat_cli.h"
+#include "cli_opt.h"
+#include "commands.h"
+#include "common/moat_common.h"
 
 /* ---- options -------------------------------------------------------------- */
 
-enum bopt_kind {
-	BO_FLAG,   /* bool field = true */
-	BO_STR,	   /* const char * field = argument */
-	BO_INT,	   /* long field within [min, max] */
-	BO_DOUBLE, /* double field within [min, max] */
-	BO_SECRET, /* char * field = copy of the argument; argv wiped */
-	BO_PROTO,  /* -V */
-	BO_HELP,
-};
+enum { B_PROTO = 1 };
 
 #define F(field) offsetof(struct bench_cfg, field)
 
-struct bench_opt {
-	char short_name;
-	const char *long_name;
-	enum bopt_kind kind;
-	size_t offset;
-	double min, max; /* BO_INT, BO_DOUBLE */
-	const char *arg;
-	const char *help;
+static const struct cli_opt options[] = {
+	{'h', "host", 0, CLI_OPT_STR, F(host), 0, 0, "HOST",
+	 "broker host name or address (default: localhost)", 0},
+	{'p', "port", 0, CLI_OPT_LONG, F(port), 1, 65535, "PORT",
+	 "broker port (default: 1883)", 0},
+	{'u', "username", 0, CLI_OPT_STR, F(username), 0, 0, "USER",
+	 "user name for every connection", 0},
+	{'P', "pw", 0, CLI_OPT_SECRET, F(password), 0, 0, "PASSWORD",
+	 "password (needs -u); safer: MOAT_PASSWORD in the environment", 0},
+	{0, "password", 0, CLI_OPT_SECRET, F(password), 0, 0, "PASSWORD", "same as -P", 0},
+	{0, "tls", 0, CLI_OPT_FLAG, F(tls), 0, 0, NULL,
+	 "connect with TLS (verifying the broker with the system CAs)", 0},
+	{0, "cafile", 0, CLI_OPT_STR, F(cafile), 0, 0, "FILE",
+	 "verify the broker against the CA certificates in FILE (implies "
+	 "--tls)", 0},
+	{0, "insecure", 0, CLI_OPT_FLAG, F(insecure), 0, 0, NULL,
+	 "TLS without verifying the broker's certificate (implies --tls)", 0},
+	{'V', "protocol-version", 0, CLI_OPT_CALL, 0, 0, 0, "VERSION",
+	 "311 or mqttv311 (default), 5 or mqttv5", B_PROTO},
+	{'q', "qos", 0, CLI_OPT_LONG, F(qos), 0, 2, "QOS",
+	 "QoS of publications and subscriptions (default: 0)", 0},
+	{'s', "size", 0, CLI_OPT_LONG, F(size), BENCH_HDR_SIZE, 16777216, "BYTES",
+	 "payload size, at least 24 (default: 64)", 0},
+	{'c', "clients", 0, CLI_OPT_LONG, F(clients), 1, 1000000, "N",
+	 "publishers (fan-in), subscribers (fan-out), pairs (pairs, latency) "
+	 "or connections (conn)", 0},
+	{'n', "messages", 0, CLI_OPT_LONG, F(messages), 0, 1000000000000L, "N",
+	 "messages per publisher (default: as many as --duration allows)", 0},
+	{'d', "duration", 0, CLI_OPT_DOUBLE, F(duration), 0.1, 3600, "SECONDS",
+	 "publishing time; conn: time to connect (default: 10)", 0},
+	{'r', "rate", 0, CLI_OPT_LONG, F(rate), 0, 100000000, "N",
+	 "messages per second in total, 0 = as fast as possible (latency: "
+	 "1000); conn: connection attempts per second", 0},
+	{0, "inflight", 0, CLI_OPT_LONG, F(inflight), 1, 65535, "N",
+	 "QoS 1/2 messages per publisher awaiting their ack (default: 100); "
+	 "conn: connection attempts at once (default: 100)", 0},
+	{0, "window", 0, CLI_OPT_LONG, F(window), 0, 100000000, "N",
+	 "messages per publisher on their way to subscribers (end-to-end "
+	 "flow control), 0 = no limit (default: 1000)", 0},
+	{0, "unbatched", 0, CLI_OPT_FLAG, F(unbatched), 0, 0, NULL,
+	 "one PUBLISH per write system call, as client libraries send "
+	 "(default: batched, up to 64 KiB per write)", 0},
+	{'k', "keepalive", 0, CLI_OPT_LONG, F(keepalive), 0, 65535, "SECONDS",
+	 "keep-alive of every connection (default: 60)", 0},
+	{0, "hold", 0, CLI_OPT_DOUBLE, F(hold), 0, 3600, "SECONDS",
+	 "conn: keep the connections open this long (default: 1)", 0},
+	{'t', "topic", 0, CLI_OPT_STR, F(topic), 0, 0, "PREFIX",
+	 "topic prefix (default: moat-bench/RUNID)", 0},
+	{0, "json", 0, CLI_OPT_FLAG, F(json), 0, 0, NULL,
+	 "print the result as one JSON object", 0},
+	{0, "quiet", 0, CLI_OPT_FLAG, F(quiet), 0, 0, NULL,
+	 "no progress line on the terminal", 0},
+	{0, "help", 0, CLI_OPT_HELP, 0, 0, 0, NULL, "show this help", 0},
 };
 
-static const struct bench_opt options[] = {
-	{'h', "host", BO_STR, F(host), 0, 0, "HOST",
-	 "broker host name or address (default: localhost)"},
-	{'p', "port", BO_INT, F(port), 1, 65535, "PORT",
-	 "broker port (default: 1883)"},
-	{'u', "username", BO_STR, F(username), 0, 0, "USER",
-	 "user name for every connection"},
-	{'P', "pw", BO_SECRET, F(password), 0, 0, "PASSWORD",
-	 "password (needs -u); safer: MOAT_PASSWORD in the environment"},
-	{0, "password", BO_SECRET, F(password), 0, 0, "PASSWORD", "same as -P"},
-	{0, "tls", BO_FLAG, F(tls), 0, 0, NULL,
-	 "connect with TLS (verifying the broker with the system CAs)"},
-	{0, "cafile", BO_STR, F(cafile), 0, 0, "FILE",
-	 "verify the broker against the CA certificates in FILE (implies "
-	 "--tls)"},
-	{0, "insecure", BO_FLAG, F(insecure), 0, 0, NULL,
-	 "TLS without verifying the broker's certificate (implies --tls)"},
-	{'V', "protocol-version", BO_PROTO, 0, 0, 0, "VERSION",
-	 "311 or mqttv311 (default), 5 or mqttv5"},
-	{'q', "qos", BO_INT, F(qos), 0, 2, "QOS",
-	 "QoS of publications and subscriptions (default: 0)"},
-	{'s', "size", BO_INT, F(size), BENCH_HDR_SIZE, 16777216, "BYTES",
-	 "payload size, at least 24 (default: 64)"},
-	{'c', "clients", BO_INT, F(clients), 1, 1000000, "N",
-	 "publishers (fan-in), subscribers (fan-out), pairs (pairs, latency) "
-	 "or connections (conn)"},
-	{'n', "messages", BO_INT, F(messages), 0, 1000000000000L, "N",
-	 "messages per publisher (default: as many as --duration allows)"},
-	{'d', "duration", BO_DOUBLE, F(duration), 0.1, 3600, "SECONDS",
-	 "publishing time; conn: time to connect (default: 10)"},
-	{'r', "rate", BO_INT, F(rate), 0, 100000000, "N",
-	 "messages per second in total, 0 = as fast as possible (latency: "
-	 "1000); conn: connection attempts per second"},
-	{0, "inflight", BO_INT, F(inflight), 1, 65535, "N",
-	 "QoS 1/2 messages per publisher awaiting their ack (default: 100); "
-	 "conn: connection attempts at once (default: 100)"},
-	{0, "window", BO_INT, F(window), 0, 100000000, "N",
-	 "messages per publisher on their way to subscribers (end-to-end "
-	 "flow control), 0 = no limit (default: 1000)"},
-	{0, "unbatched", BO_FLAG, F(unbatched), 0, 0, NULL,
-	 "one PUBLISH per write system call, as client libraries send "
-	 "(default: batched, up to 64 KiB per write)"},
-	{'k', "keepalive", BO_INT, F(keepalive), 0, 65535, "SECONDS",
-	 "keep-alive of every connection (default: 60)"},
-	{0, "hold", BO_DOUBLE, F(hold), 0, 3600, "SECONDS",
-	 "conn: keep the connections open this long (default: 1)"},
-	{'t', "topic", BO_STR, F(topic), 0, 0, "PREFIX",
-	 "topic prefix (default: moat-bench/RUNID)"},
-	{0, "json", BO_FLAG, F(json), 0, 0, NULL,
-	 "print the result as one JSON object"},
-	{0, "quiet", BO_FLAG, F(quiet), 0, 0, NULL,
-	 "no progress line on the terminal"},
-	{0, "help", BO_HELP, 0, 0, 0, NULL, "show this help"},
+static int on_call(void *cfg, const struct cli_opt *o, char *v,
+		   struct cli_pos *p);
+
+static const struct cli_cmd command = {
+	.name = "bench",
+	.opts = options,
+	.nopts = MOAT_ARRAY_LEN(options),
+	.call = on_call,
+	.usage = moat_bench_usage,
 };
+
+#define usage_error(...) cli_opt_usage("bench", __VA_ARGS__)
 
 static const struct {
 	const char *name;
@@ -122,19 +119,7 @@ void moat_bench_usage(FILE *f)
 	for (size_t i = 0; i < MOAT_ARRAY_LEN(scenarios); i++)
 		fprintf(f, "  %-9s %s\n", scenarios[i].name, scenarios[i].help);
 	fputs("\nOptions:\n", f);
-	for (size_t i = 0; i < MOAT_ARRAY_LEN(options); i++) {
-		const struct bench_opt *o = &options[i];
-		char lhs[64];
-		snprintf(lhs, sizeof(lhs), "%c%c%s--%s%s%s",
-			 o->short_name ? '-' : ' ',
-			 o->short_name ? o->short_name : ' ',
-			 o->short_name ? ", " : "  ", o->long_name,
-			 o->arg ? " " : "", o->arg ? o->arg : "");
-		if (strlen(lhs) > 26)
-			fprintf(f, "  %s\n  %-26s %s\n", lhs, "", o->help);
-		else
-			fprintf(f, "  %-26s %s\n", lhs, o->help);
-	}
+	cli_opt_print(f, &command, 29);
 	fputs("\nEach payload carries its publisher, a sequence number and "
 	      "the time it was sent:\nthe subscribers count lost, "
 	      "duplicated and out-of-order messages and measure\nlatency.  "
@@ -143,131 +128,35 @@ void moat_bench_usage(FILE *f)
 	      f);
 }
 
-__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt,
-							     ...)
+static int on_call(void *cfg, const struct cli_opt *o, char *v,
+		   struct cli_pos *p)
 {
-	va_list ap;
-	va_start(ap, fmt);
-	fputs("moat bench: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputs("\nTry 'moat bench --help' for more information.\n", stderr);
-	va_end(ap);
-	return CLI_EXIT_USAGE;
+	struct bench_cfg *c = cfg;
+	(void)o; /* B_PROTO, the only one */
+	(void)p;
+	if (!strcmp(v, "311") || !strcmp(v, "mqttv311"))
+		c->proto_level = MQTT_PROTO_V311;
+	else if (!strcmp(v, "5") || !strcmp(v, "mqttv5"))
+		c->proto_level = MQTT_PROTO_V5;
+	else
+		return usage_error("unknown protocol version '%s' (use 311 or "
+				   "5)", v);
+	return CLI_CONTINUE;
 }
 
-static const struct bench_opt *find_opt(const char *a, const char **value)
-{
-	*value = NULL;
-	if (a[0] != '-' || !a[1])
-		return NULL;
-	bool is_long = a[1] == '-';
-	size_t n = 0;
-	if (is_long) {
-		a += 2;
-		const char *eq = strchr(a, '=');
-		n = eq ? (size_t)(eq - a) : strlen(a);
-		if (eq)
-			*value = eq + 1;
-	} else if (a[2]) {
-		return NULL; /* no bundling, no attached values */
-	}
-	for (size_t i = 0; i < MOAT_ARRAY_LEN(options); i++) {
-		const struct bench_opt *o = &options[i];
-		if (is_long ? strlen(o->long_name) == n &&
-				      !strncmp(o->long_name, a, n)
-			    : o->short_name == a[1])
-			return o;
-	}
-	return NULL;
-}
-
-static int apply_opt(struct bench_cfg *cfg, const struct bench_opt *o,
-		     char *v, const char *a)
-{
-	void *field = (char *)cfg + o->offset;
-	char *end;
-	switch (o->kind) {
-	case BO_FLAG:
-		*(bool *)field = true;
-		return MOAT_OK;
-	case BO_STR:
-		*(const char **)field = v;
-		return MOAT_OK;
-	case BO_INT: {
-		errno = 0;
-		long x = strtol(v, &end, 10);
-		if (errno || end == v || *end || (double)x < o->min ||
-		    (double)x > o->max)
-			return usage_error("%s needs a whole number from %.0f "
-					   "to %.0f, not '%s'",
-					   a, o->min, o->max, v);
-		*(long *)field = x;
-		return MOAT_OK;
-	}
-	case BO_DOUBLE: {
-		errno = 0;
-		double x = strtod(v, &end);
-		if (errno || end == v || *end || !isfinite(x) ||
-		    x < o->min || x > o->max)
-			return usage_error("%s needs a number from %g to %g, "
-					   "not '%s'",
-					   a, o->min, o->max, v);
-		*(double *)field = x;
-		return MOAT_OK;
-	}
-	case BO_SECRET:
-		moat_free(cfg->password);
-		cfg->password = moat_strdup(v);
-		memset(v, '*', strlen(v)); /* hide it from ps */
-		return cfg->password ? MOAT_OK : CLI_EXIT_FAIL;
-	case BO_PROTO:
-		if (!strcmp(v, "311") || !strcmp(v, "mqttv311"))
-			cfg->proto_level = MQTT_PROTO_V311;
-		else if (!strcmp(v, "5") || !strcmp(v, "mqttv5"))
-			cfg->proto_level = MQTT_PROTO_V5;
-		else
-			return usage_error("unknown protocol version '%s' (use "
-					   "311 or 5)",
-					   v);
-		return MOAT_OK;
-	case BO_HELP:
-		cfg->help = true;
-		return MOAT_OK;
-	}
-	return MOAT_OK;
-}
-
+/* The options after the scenario (argv[0] is the scenario). */
 static int parse_args(struct bench_cfg *cfg, int argc, char **argv)
 {
-	for (int i = 1; i < argc; i++) {
-		char *a = argv[i];
-		const char *value;
-		const struct bench_opt *o = find_opt(a, &value);
-		if (!o)
-			return usage_error(a[0] == '-' ? "unknown option '%s'"
-						       : "unexpected argument "
-							 "'%s'",
-					   a);
-		bool takes = o->arg != NULL;
-		if (!takes && value)
-			return usage_error("--%s takes no value",
-					   o->long_name);
-		if (takes && !value) {
-			if (i + 1 >= argc)
-				return usage_error("%s needs a value", a);
-			value = argv[++i];
-		}
-		if (o->short_name == 'c')
-			cfg->given_clients = true;
-		else if (o->short_name == 'r')
-			cfg->given_rate = true;
-		else if (!strcmp(o->long_name, "inflight"))
-			cfg->given_inflight = true;
-		int rc = apply_opt(cfg, o, (char *)(uintptr_t)value, a);
-		if (rc != MOAT_OK)
-			return rc;
-	}
-	return MOAT_OK;
+	struct cli_cmd c = command;
+	c.cfg = cfg;
+	cfg->clients = 0; /* not given (1 at least when given) */
+	cfg->rate = -1;
+	int rc = cli_opt_parse(&c, argc, argv);
+	cfg->given_clients = cfg->clients != 0;
+	cfg->given_rate = cfg->rate >= 0;
+	if (!cfg->given_rate)
+		cfg->rate = 0;
+	return rc;
 }
 
 static void make_nonce(struct bench_cfg *cfg)
@@ -557,10 +446,7 @@ int moat_bench_main(int argc, char **argv)
 	int rc = pick_scenario(&cfg, argv[1]);
 	if (rc == MOAT_OK)
 		rc = parse_args(&cfg, argc - 1, argv + 1);
-	if (rc == MOAT_OK && cfg.help) {
-		moat_bench_usage(stdout);
-		rc = CLI_EXIT_OK;
-	} else if (rc == MOAT_OK) {
+	if (rc == CLI_CONTINUE) {
 		rc = check_cfg(&cfg);
 		if (rc == MOAT_OK)
 			rc = run(&cfg);

@@ -11,7 +11,6 @@
  * detector's redacted preview and HMAC (a --jsonl topic is printed with
  * its own findings redacted). */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +19,11 @@
 
 #include "check/findings.h"
 #include "leak/leak.h"
-#include "moat_cli.h"
+#include "cli_opt.h"
+#include "commands.h"
+#include "common/moat_common.h"
+
+#define usage_error(...) cli_opt_usage("scan", __VA_ARGS__)
 
 #define BLOCK (1u << 20)        /* read size */
 #define JSONL_MAX (8u << 20)    /* longest --jsonl line */
@@ -62,6 +65,49 @@ struct scan_ctx {
 	bool found;
 };
 
+/* ---- options ---------------------------------------------------------------- */
+
+enum { S_FORMAT = 1, S_CATEGORIES, S_LIST, S_BUDGET };
+
+#define F(field) offsetof(struct scan_opts, field)
+
+static const struct cli_opt options[] = {
+	{0, "jsonl", 0, CLI_OPT_FLAG, F(jsonl), 0, 0, NULL,
+	 "each line is a JSON object {\"topic\": \"...\", \"payload\": "
+	 "\"...\"} (or \"payload-base64\", as moat sub --json writes); both "
+	 "are scanned", 0},
+	{0, "format", 0, CLI_OPT_CALL, 0, 0, 0, "text|json",
+	 "a table (default), or one JSON object per finding per line",
+	 S_FORMAT},
+	{0, "categories", 0, CLI_OPT_CALL, 0, 0, 0, "LIST",
+	 "only these categories (names separated by commas)", S_CATEGORIES},
+	{0, "list-categories", 0, CLI_OPT_CALL, 0, 0, 0, NULL,
+	 "print the category names and exit", S_LIST},
+	{0, "stats", 0, CLI_OPT_FLAG, F(stats), 0, 0, NULL,
+	 "print counts per category and the throughput (MB/s) on standard "
+	 "error", 0},
+	{0, "budget", 0, CLI_OPT_CALL, 0, 0, 0, "BYTES",
+	 "bytes scanned per message (default 65536, at most 16777216); the "
+	 "rest of a longer line is skipped", S_BUDGET},
+	{0, "key-file", 0, CLI_OPT_STR, F(key_file), 0, 0, "FILE",
+	 "install key for the findings' HMACs: 32 bytes, or 64 hex digits "
+	 "(default: a random key per run)", 0},
+	{'h', "help", 0, CLI_OPT_HELP, 0, 0, 0, NULL, "show this help", 0},
+};
+
+static int on_call(void *cfg, const struct cli_opt *o, char *v,
+		   struct cli_pos *p);
+static int on_arg(void *cfg, char *a);
+
+static const struct cli_cmd command = {
+	.name = "scan",
+	.opts = options,
+	.nopts = MOAT_ARRAY_LEN(options),
+	.call = on_call,
+	.arg = on_arg,
+	.usage = moat_scan_usage,
+};
+
 void moat_scan_usage(FILE *f)
 {
 	fprintf(f,
@@ -72,30 +118,9 @@ void moat_scan_usage(FILE *f)
 		"identifiers, health\ndata, locations (the categories are in "
 		"docs/leaks.md).  Each input line is\none message payload; "
 		"with no FILE, or when FILE is -, standard input is read.\n"
-		"\n"
-		"  --jsonl              each line is a JSON object "
-		"{\"topic\": \"...\",\n"
-		"                       \"payload\": \"...\"} (or "
-		"\"payload-base64\", as moat sub\n"
-		"                       --json writes); both are scanned\n"
-		"  --format text|json   a table (default), or one JSON object "
-		"per finding\n"
-		"                       per line\n"
-		"  --categories LIST    only these categories (names separated "
-		"by commas)\n"
-		"  --list-categories    print the category names and exit\n"
-		"  --stats              print counts per category and the "
-		"throughput (MB/s)\n"
-		"                       on standard error\n"
-		"  --budget BYTES       bytes scanned per message (default "
-		"65536, at most\n"
-		"                       16777216); the rest of a longer line "
-		"is skipped\n"
-		"  --key-file FILE      install key for the findings' HMACs: 32 "
-		"bytes, or 64\n"
-		"                       hex digits (default: a random key per "
-		"run)\n"
-		"  -h, --help           show this help\n"
+		"\n");
+	cli_opt_print(f, &command, 25);
+	fprintf(f,
 		"\n"
 		"Findings show where (line, byte offsets in the payload, JSON "
 		"path), what\n(category, severity) and a redacted preview, "
@@ -105,48 +130,11 @@ void moat_scan_usage(FILE *f)
 		"unreadable file,\nmalformed --jsonl line).\n");
 }
 
-static int usage_error(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2)));
-
-static int usage_error(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fputs("moat scan: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputs("\nTry 'moat scan --help' for more information.\n", stderr);
-	return CLI_EXIT_USAGE;
-}
-
 static void list_categories(void)
 {
 	for (unsigned i = 0; i < MOAT_LEAK_CATEGORY_COUNT; i++)
 		printf("%s\n",
 		       moat_leak_category_name((enum moat_leak_category)i));
-}
-
-/* ---- options ---------------------------------------------------------------- */
-
-static int opt_value(int argc, char **argv, int *i, const char *name,
-		     const char **val)
-{
-	const char *a = argv[*i];
-	size_t n = strlen(name);
-	if (a[n] == '=') {
-		*val = a + n + 1;
-		return CLI_CONTINUE;
-	}
-	if (*i + 1 >= argc)
-		return usage_error("option '%s' needs a value", name);
-	*val = argv[++*i];
-	return CLI_CONTINUE;
-}
-
-static bool opt_is(const char *a, const char *name)
-{
-	size_t n = strlen(name);
-	return !strncmp(a, name, n) && (a[n] == '\0' || a[n] == '=');
 }
 
 static int parse_budget(const char *v, size_t *out)
@@ -162,23 +150,13 @@ static int parse_budget(const char *v, size_t *out)
 	return CLI_CONTINUE;
 }
 
-static int parse_option(struct scan_opts *o, int argc, char **argv, int *i)
+static int on_call(void *cfg, const struct cli_opt *opt, char *v,
+		   struct cli_pos *p)
 {
-	const char *a = argv[*i], *v = NULL;
-	int rc;
-	if (!strcmp(a, "--jsonl")) {
-		o->jsonl = true;
-	} else if (!strcmp(a, "--stats")) {
-		o->stats = true;
-	} else if (!strcmp(a, "--list-categories")) {
-		list_categories();
-		return CLI_EXIT_OK;
-	} else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-		moat_scan_usage(stdout);
-		return CLI_EXIT_OK;
-	} else if (opt_is(a, "--format")) {
-		if ((rc = opt_value(argc, argv, i, "--format", &v)) != CLI_CONTINUE)
-			return rc;
+	struct scan_opts *o = cfg;
+	(void)p;
+	switch (opt->code) {
+	case S_FORMAT:
 		if (!strcmp(v, "text"))
 			o->fmt = FMT_TEXT;
 		else if (!strcmp(v, "json"))
@@ -186,24 +164,27 @@ static int parse_option(struct scan_opts *o, int argc, char **argv, int *i)
 		else
 			return usage_error("--format must be text or json, "
 					   "not '%s'", v);
-	} else if (opt_is(a, "--categories")) {
+		return CLI_CONTINUE;
+	case S_CATEGORIES: {
 		char err[128];
-		if ((rc = opt_value(argc, argv, i, "--categories", &v)) !=
-		    CLI_CONTINUE)
-			return rc;
 		if (moat_leak_categories_parse(v, &o->categories, err,
 					       sizeof(err)) != MOAT_OK)
 			return usage_error("--categories: %s (see "
 					   "--list-categories)", err);
-	} else if (opt_is(a, "--budget")) {
-		if ((rc = opt_value(argc, argv, i, "--budget", &v)) != CLI_CONTINUE)
-			return rc;
-		return parse_budget(v, &o->budget);
-	} else if (opt_is(a, "--key-file")) {
-		return opt_value(argc, argv, i, "--key-file", &o->key_file);
-	} else {
-		return usage_error("unknown option '%s'", a);
+		return CLI_CONTINUE;
 	}
+	case S_LIST:
+		list_categories();
+		return CLI_EXIT_OK;
+	default: /* S_BUDGET */
+		return parse_budget(v, &o->budget);
+	}
+}
+
+static int on_arg(void *cfg, char *a)
+{
+	struct scan_opts *o = cfg;
+	o->files[o->nfiles++] = a;
 	return CLI_CONTINUE;
 }
 
@@ -214,19 +195,11 @@ static int parse_args(struct scan_opts *o, int argc, char **argv)
 	o->files = moat_calloc((size_t)argc + 1, sizeof(*o->files));
 	if (!o->files)
 		return usage_error("%s", "out of memory");
-	bool opts = true;
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		if (opts && !strcmp(a, "--")) {
-			opts = false;
-		} else if (opts && a[0] == '-' && a[1]) {
-			int rc = parse_option(o, argc, argv, &i);
-			if (rc != CLI_CONTINUE)
-				return rc;
-		} else {
-			o->files[o->nfiles++] = a;
-		}
-	}
+	struct cli_cmd c = command;
+	c.cfg = o;
+	int rc = cli_opt_parse(&c, argc, argv);
+	if (rc != CLI_CONTINUE)
+		return rc;
 	if (o->nfiles == 0)
 		o->files[o->nfiles++] = "-";
 	return CLI_CONTINUE;

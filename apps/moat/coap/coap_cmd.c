@@ -18,7 +18,8 @@
 #include <unistd.h>
 
 #include "coap/coap_client.h"
-#include "moat_cli.h"
+#include "commands.h"
+#include "pubsub/moat_cli.h"
 #include "net/dgram.h"
 #include "net/dtls.h"
 
@@ -558,8 +559,6 @@ int moat_coap_main(int argc, char **argv)
 	memset(&c, 0, sizeof(c));
 	c.cfg = &cfg;
 	int rc = cli_setup(&cfg, CLI_COAP, argc, argv);
-	if (rc == CLI_EXIT_OK && cfg.help)
-		moat_coap_usage(stdout);
 	if (rc == CLI_CONTINUE && (rc = check_args(&c)) == MOAT_OK) {
 		moat_buf_init(&c.payload, c.cc.max_body + 1);
 		rc = run(&c);

@@ -1,7 +1,8 @@
-/* moat audit: the run of one target and the checks every target gets:
- * does it speak MQTT (and in clear), anonymous access, the advertised and
- * enforced limits, the idle-socket timeout, what an identity sees through
- * #, +/# and $SYS/# (and retained messages), and the broker version. */
+/* moat audit: the checks every target gets: does it speak MQTT (and in
+ * clear), anonymous access, the advertised and enforced limits, the
+ * idle-socket timeout, what an identity sees through #, +/# and $SYS/#
+ * (and retained messages), and the broker version.  The run of a target
+ * that calls them is audit_run.c. */
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -22,44 +23,6 @@ static const char *const window_filters[] = {
 	"$CONTROL/dynamic-security/v1/response",
 	"$CONTROL/broker/v1/response",
 };
-
-void audit_note(struct audit_target *t, const char *fmt, ...)
-{
-	char raw[AUDIT_NOTE_LEN];
-	va_list ap;
-	if (t->notes.n == AUDIT_MAX_NOTES)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(raw, sizeof(raw), fmt, ap);
-	va_end(ap);
-	moat_log_escape((const uint8_t *)raw, strlen(raw),
-			t->notes.v[t->notes.n++], AUDIT_NOTE_LEN);
-}
-
-void audit_fail(struct audit_target *t, const char *fmt, ...)
-{
-	char raw[AUDIT_ERR_LEN];
-	va_list ap;
-	if (t->error[0])
-		return;
-	va_start(ap, fmt);
-	vsnprintf(raw, sizeof(raw), fmt, ap);
-	va_end(ap);
-	moat_log_escape((const uint8_t *)raw, strlen(raw), t->error,
-			sizeof(t->error));
-}
-
-void audit_progress(const struct audit_ctx *x, const char *fmt, ...)
-{
-	if (!x->run->o->progress)
-		return;
-	char line[400];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "moat audit: %s: %s\n", x->t->spec, line);
-}
 
 /* ---- does it speak MQTT? ----------------------------------------------- */
 
@@ -476,116 +439,4 @@ void audit_check_version(struct audit_ctx *x)
 	if (!audit_cve_check(v, src, &x->t->findings))
 		audit_note(x->t, "broker version \"%s\" (%s): not in moat's "
 				 "vulnerability table", v, src);
-}
-
-/* ---- the run of one target --------------------------------------------- */
-
-static bool is_loopback(const struct sockaddr *sa)
-{
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *s = (const struct sockaddr_in *)
-			(const void *)sa;
-		return (ntohl(s->sin_addr.s_addr) >> 24) == 127;
-	}
-	if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)
-			(const void *)sa;
-		const uint8_t *a = s->sin6_addr.s6_addr;
-		static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0,
-						   0, 0, 0, 0, 0xff, 0xff};
-		if (IN6_IS_ADDR_LOOPBACK(&s->sin6_addr))
-			return true;
-		return !memcmp(a, mapped, 12) && a[12] == 127;
-	}
-	return false;
-}
-
-static int resolve(struct audit_ctx *x)
-{
-	struct addrinfo hints = {.ai_family = AF_UNSPEC,
-				 .ai_socktype = SOCK_STREAM};
-	int gai = getaddrinfo(x->t->host, x->t->port, &hints, &x->addrs);
-	if (gai != 0) {
-		audit_fail(x->t, "cannot resolve the host name: %s",
-			   gai_strerror(gai));
-		x->addrs = NULL;
-		return MOAT_EIO;
-	}
-	x->loopback = true;
-	for (const struct addrinfo *ai = x->addrs; ai; ai = ai->ai_next)
-		x->loopback = x->loopback && is_loopback(ai->ai_addr);
-	return MOAT_OK;
-}
-
-static void plaintext_finding(struct audit_ctx *x)
-{
-	moat_findings_add_sev(
-		&x->t->findings, "AUD-MQ-01",
-		x->loopback ? MOAT_SEV_LOW : MOAT_SEV_HIGH,
-		"%s:%s answers MQTT CONNECT without TLS%s", x->t->host,
-		x->t->port,
-		x->loopback ? " (a loopback address: only local users and "
-			      "programs can reach it; audit the broker's "
-			      "network address to see whether it is exposed)"
-			    : "");
-}
-
-static void run_accounts(struct audit_ctx *x)
-{
-	const struct audit_opts *o = x->run->o;
-	if (x->anon_ok) {
-		struct audit_ident anon;
-		uint8_t codes[AUDIT_W_ALL];
-		audit_ident_anon(&anon);
-		audit_check_window(x, &anon, &x->anon_h, codes, false);
-	}
-	for (size_t i = 0; i < o->nacct && !audit_out_of_time(x); i++)
-		audit_check_account(x, &o->acct[i]);
-}
-
-void audit_target_run(struct audit_run *run, struct audit_target *t)
-{
-	struct audit_ctx x = {.run = run, .t = t};
-	const struct audit_opts *o = run->o;
-	audit_progress(&x, "starting");
-	if (resolve(&x) != MOAT_OK)
-		goto out;
-	if (t->scheme == AUDIT_MQTTS && audit_tls_run(&x) != MOAT_OK)
-		goto out;
-	if (audit_first_probe(&x) != MOAT_OK)
-		goto out;
-	if (t->scheme == AUDIT_MQTT)
-		plaintext_finding(&x);
-	audit_check_anonymous(&x);
-	audit_check_idle(&x);
-	run_accounts(&x);
-	if (!x.limits_read)
-		audit_note(t, "limits (AUD-MQ-12) not read: no identity could "
-			      "log in with MQTT 5");
-	audit_check_version(&x);
-	if (o->intrusive && !audit_out_of_time(&x))
-		audit_check_intrusive(&x);
-	if (o->sample_s && !audit_out_of_time(&x)) {
-		struct audit_ident id;
-		if (o->nacct)
-			audit_ident_account(&id, &o->acct[0]);
-		else
-			audit_ident_anon(&id);
-		audit_sample_payloads(&x, &id, o->sample_s);
-	}
-	if (o->try_creds && !audit_out_of_time(&x))
-		audit_check_creds(&x);
-out:
-	if (audit_out_of_time(&x) && !t->error[0]) {
-		t->incomplete = true;
-		audit_fail(t, "the time budget (--max-time %u s) ran out "
-			      "before every check had run",
-			   o->max_time_s);
-	}
-	if (x.addrs)
-		freeaddrinfo(x.addrs);
-	if (x.tls)
-		SSL_CTX_free(x.tls);
-	moat_findings_sort(&t->findings);
-	audit_progress(&x, "done");
 }

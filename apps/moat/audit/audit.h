@@ -1,8 +1,9 @@
 /* `moat audit`: security probes of the user's own MQTT brokers (THREATS.md
- * section 9, docs/audit.md).  Internal to apps/moat.
+ * section 9, docs/audit.md).  Internal to apps/moat/audit.
  *
  * Files:
  *   audit_cli.c      options, targets, the run, exit status
+ *   audit_run.c      the run of one target (calls the files below)
  *   audit_conn.c     the probe transport: TCP (+TLS), bounded reads, pacing
  *   audit_session.c  MQTT on a probe connection: CONNECT, SUBSCRIBE,
  *                    PUBLISH, collection windows
@@ -12,7 +13,8 @@
  *                    --try-default-creds
  *   audit_tls.c      TLS versions, ciphers, certificate, client certificates
  *   audit_cve.c      broker version -> known CVEs
- *   audit_report.c   text, JSON and SARIF output
+ *   audit_report.c   notes, failures and progress; text, JSON and SARIF
+ *                    output
  *   audit_sample.c   --sample-payloads (the leak detector hook)
  *
  * Guardrails (every file keeps them): only the targets given are contacted;
@@ -84,7 +86,6 @@ struct audit_opts {
 	const char *test_topic;     /* --test-topic prefix */
 	bool quiet;
 	bool progress;
-	bool help;
 };
 
 /* Informational lines of a target's report: checks skipped or

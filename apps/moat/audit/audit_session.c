@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "audit.h"
+#include "client/client_proto.h"
 #include "codec/mqtt5.h"
 
 #define WILL_PAYLOAD "moat audit: will test"
@@ -165,34 +166,25 @@ static void connack_props(struct audit_connack *ca,
 static int parse_connack(struct audit_conn *c, const struct audit_pkt *pk,
 			 struct audit_connack *ca)
 {
-	const uint8_t *b = pk->body;
-	if (pk->first != (MQTT_CONNACK << 4) || pk->len < 2 || (b[0] & 0xFE)) {
+	struct moat_client_connack k;
+	if (pk->first != (MQTT_CONNACK << 4)) {
 		snprintf(c->err, sizeof(c->err),
 			 "expected CONNACK, got a packet starting 0x%02X "
 			 "(not an MQTT server?)", pk->first);
 		return MOAT_EPROTO;
 	}
-	ca->session_present = b[0] & 1;
-	ca->rc = b[1];
-	ca->version = c->version;
-	/* A 3.1.1 server answers MQTT 5 with its own 2-byte CONNACK. */
-	if (c->version == MQTT_PROTO_V5 && pk->len == 2 && b[1] >= 1 &&
-	    b[1] <= 5)
-		ca->version = MQTT_PROTO_V311;
-	if (ca->version == MQTT_PROTO_V5) {
-		struct moat_rd rd;
-		struct moat_mqtt_props p;
-		moat_rd_init(&rd, b + 2, pk->len - 2);
-		if (moat_mqtt_props_read(&rd, PCTX_CONNACK, &p) != MOAT_OK) {
-			snprintf(c->err, sizeof(c->err),
-				 "invalid CONNACK properties from the server");
-			return MOAT_EMALFORMED;
-		}
-		connack_props(ca, &p);
-	} else if (pk->len != 2) {
-		snprintf(c->err, sizeof(c->err), "invalid CONNACK length");
-		return MOAT_EMALFORMED;
+	int rc = moat_client_connack_decode(pk->body, pk->len, c->version, &k);
+	if (rc != MOAT_OK) {
+		snprintf(c->err, sizeof(c->err),
+			 "invalid CONNACK from the server: %s",
+			 moat_strerror(rc));
+		return rc;
 	}
+	ca->session_present = k.session_present;
+	ca->rc = k.rc;
+	ca->version = k.version;
+	if (k.version == MQTT_PROTO_V5)
+		connack_props(ca, &k.props);
 	ca->accepted = ca->rc == 0;
 	return MOAT_OK;
 }
@@ -350,12 +342,9 @@ static int on_publish(struct audit_conn *c, const struct audit_pkt *pk,
 		if (h->on_msg)
 			h->on_msg(h->arg, topic, payload, pk->first & 1);
 	}
-	if (qos == 0)
-		return MOAT_OK;
 	uint8_t ack[4];
-	size_t n = moat_mqtt_ack_encode(ack, qos == 1 ? MQTT_PUBACK
-						      : MQTT_PUBREC, id);
-	return audit_conn_send(c, ack, n, moat_now_ms() + 5000);
+	size_t n = moat_client_ack_for(MQTT_PUBLISH, qos, id, ack);
+	return n ? audit_conn_send(c, ack, n, moat_now_ms() + 5000) : MOAT_OK;
 }
 
 /* Handle what is not the packet a call waits for: messages, PUBREL,
@@ -369,7 +358,7 @@ static int on_other(struct audit_conn *c, const struct audit_pkt *pk,
 	if (type == MQTT_PUBREL && pk->len >= 2) {
 		uint8_t ack[4];
 		uint16_t id = (uint16_t)(pk->body[0] << 8 | pk->body[1]);
-		size_t n = moat_mqtt_ack_encode(ack, MQTT_PUBCOMP, id);
+		size_t n = moat_client_ack_for(MQTT_PUBREL, 0, id, ack);
 		return audit_conn_send(c, ack, n, moat_now_ms() + 5000);
 	}
 	if (type == MQTT_DISCONNECT) {
@@ -412,32 +401,38 @@ static int wait_ack(struct audit_ctx *x, struct audit_conn *c, uint8_t type,
 				return rc;
 			continue;
 		}
-		struct moat_rd rd;
-		uint16_t got;
-		moat_rd_init(&rd, pk.body, pk.len);
-		if (moat_rd_u16(&rd, &got) != MOAT_OK || got != id)
-			continue;
 		if (type == MQTT_PUBACK) {
-			uint8_t r = 0;
-			if (c->version == MQTT_PROTO_V5 && moat_rd_left(&rd))
-				(void)moat_rd_u8(&rd, &r);
+			uint16_t got;
+			uint8_t r;
+			struct moat_mqtt_props p;
+			if (moat_mqtt_decode_ack_v(pk.body, pk.len, c->version,
+						   &got, &r, &p) != MOAT_OK) {
+				snprintf(c->err, sizeof(c->err),
+					 "invalid PUBACK from the server");
+				return MOAT_EMALFORMED;
+			}
+			if (got != id)
+				continue;
 			*reason = r;
 			return MOAT_OK;
 		}
-		if (c->version == MQTT_PROTO_V5) {
-			uint32_t plen;
-			if (moat_rd_varint(&rd, &plen) != MOAT_OK ||
-			    plen > moat_rd_left(&rd))
-				return MOAT_EMALFORMED;
-			rd.pos += plen;
+		struct moat_client_suback sa;
+		rc = moat_client_suback_decode(MQTT_SUBACK, pk.body, pk.len,
+					       c->version, &sa);
+		if (rc != MOAT_OK) {
+			snprintf(c->err, sizeof(c->err),
+				 "invalid SUBACK from the server");
+			return rc;
 		}
-		if (moat_rd_left(&rd) != n) {
+		if (sa.packet_id != id)
+			continue;
+		if (sa.ncodes != n) {
 			snprintf(c->err, sizeof(c->err),
 				 "SUBACK with %zu codes for %zu filters",
-				 moat_rd_left(&rd), n);
+				 sa.ncodes, n);
 			return MOAT_EPROTO;
 		}
-		memcpy(codes, rd.p + rd.pos, n);
+		memcpy(codes, sa.codes, n);
 		return MOAT_OK;
 	}
 }

@@ -12,7 +12,9 @@
 
 #include "audit.h"
 #include "check/lint.h"
-#include "moat_cli.h"
+#include "cli_opt.h"
+#include "commands.h"
+#include "common/moat_common.h"
 
 #define TARGETS_FILE_MAX (64u * 1024u)
 
@@ -23,100 +25,71 @@ enum aopt {
 	A_HELP,
 };
 
-struct aopt_def {
-	char short_name;
-	const char *name;
-	enum aopt id;
-	const char *arg; /* NULL: takes none */
-	long min, max;	 /* numeric arguments */
-	const char *help;
-	bool hidden; /* parsed, not listed (not available yet) */
-};
-
-static const struct aopt_def opts[] = {
-	{0, "targets", A_TARGETS, "FILE", 0, 0,
-	 "read targets from FILE, one per line (# starts a comment)", false},
-	{0, "cafile", A_CAFILE, "FILE", 0, 0,
+static const struct cli_opt opts[] = {
+	{0, "targets", 0, CLI_OPT_CALL, 0, 0, 0, "FILE",
+	 "read targets from FILE, one per line (# starts a comment)", A_TARGETS},
+	{0, "cafile", 0, CLI_OPT_CALL, 0, 0, 0, "FILE",
 	 "CA certificates to verify mqtts:// servers with (default: the "
-	 "system's)", false},
-	{0, "insecure", A_INSECURE, NULL, 0, 0,
+	 "system's)", A_CAFILE},
+	{0, "insecure", 0, CLI_OPT_CALL, 0, 0, 0, NULL,
 	 "go on when the certificate cannot be verified (self-signed "
-	 "set-ups); it is still reported", false},
-	{0, "as", A_AS, "USER:PASS", 0, 0,
+	 "set-ups); it is still reported", A_INSECURE},
+	{0, "as", 0, CLI_OPT_CALL, 0, 0, 0, "USER:PASS",
 	 "also audit as this test account of yours (at most twice); prefer "
-	 "MOAT_AUDIT_AS=USER:PASS in the environment", false},
-	{0, "intrusive", A_INTRUSIVE, NULL, 0, 0,
+	 "MOAT_AUDIT_AS=USER:PASS in the environment", A_AS},
+	{0, "intrusive", 0, CLI_OPT_CALL, 0, 0, 0, NULL,
 	 "also: will authorisation, client-id takeover, invalid UTF-8 "
-	 "(publishes test messages under --test-topic)", false},
-	{0, "test-topic", A_TEST_TOPIC, "PREFIX", 0, 0,
+	 "(publishes test messages under --test-topic)", A_INTRUSIVE},
+	{0, "test-topic", 0, CLI_OPT_CALL, 0, 0, 0, "PREFIX",
 	 "topic subtree of the --intrusive test messages (default: "
-	 "moat-audit)", false},
-	{0, "try-default-creds", A_CREDS, NULL, 0, 0,
+	 "moat-audit)", A_TEST_TOPIC},
+	{0, "try-default-creds", 0, CLI_OPT_CALL, 0, 0, 0, NULL,
 	 "try up to 10 well-known user name/password pairs (stops at the "
-	 "first success) and measure login throttling", false},
-	{0, "sample-payloads", A_SAMPLE, "SECONDS", 1, AUDIT_SAMPLE_MAX_S,
+	 "first success) and measure login throttling", A_CREDS},
+	{0, "sample-payloads", 0, CLI_OPT_CALL, 0, 1, AUDIT_SAMPLE_MAX_S, "SECONDS",
 	 "subscribe to # as each identity for SECONDS (at most 60) and run "
 	 "the leak detector over what arrives (AUD-LK-01; findings "
-	 "redacted)", false},
-	{0, "broker-version", A_VERSION, "VERSION", 0, 0,
+	 "redacted)", A_SAMPLE},
+	{0, "broker-version", 0, CLI_OPT_CALL, 0, 0, 0, "VERSION",
 	 "look VERSION (\"mosquitto 2.0.11\") up for known vulnerabilities "
-	 "when $SYS does not show it", false},
-	{0, "wait", A_WAIT, "MS", 100, 60000,
-	 "length of each collection window (default: 3000)", false},
-	{0, "timeout", A_TIMEOUT, "MS", 100, 60000,
+	 "when $SYS does not show it", A_VERSION},
+	{0, "wait", 0, CLI_OPT_CALL, 0, 100, 60000, "MS",
+	 "length of each collection window (default: 3000)", A_WAIT},
+	{0, "timeout", 0, CLI_OPT_CALL, 0, 100, 60000, "MS",
 	 "limit of each step: connect, TLS handshake, CONNACK, SUBACK, "
-	 "PUBACK (default: 5000)", false},
-	{0, "delay", A_DELAY, "MS", 10, 10000,
-	 "pause between two connections (default: 200)", false},
-	{0, "idle-limit", A_IDLE, "SECONDS", 1, 120,
-	 "report sockets kept open longer without CONNECT (default: 30)",
-	 false},
-	{0, "max-time", A_MAX_TIME, "SECONDS", 10, 3600,
-	 "bound on the whole run (default: 300)", false},
-	{0, "format", A_FORMAT, "FORMAT", 0, 0,
-	 "text (default), json or sarif", false},
-	{0, "fail-on", A_FAIL_ON, "SEVERITY", 0, 0,
+	 "PUBACK (default: 5000)", A_TIMEOUT},
+	{0, "delay", 0, CLI_OPT_CALL, 0, 10, 10000, "MS",
+	 "pause between two connections (default: 200)", A_DELAY},
+	{0, "idle-limit", 0, CLI_OPT_CALL, 0, 1, 120, "SECONDS",
+	 "report sockets kept open longer without CONNECT (default: 30)", A_IDLE},
+	{0, "max-time", 0, CLI_OPT_CALL, 0, 10, 3600, "SECONDS",
+	 "bound on the whole run (default: 300)", A_MAX_TIME},
+	{0, "format", 0, CLI_OPT_CALL, 0, 0, 0, "FORMAT",
+	 "text (default), json or sarif", A_FORMAT},
+	{0, "fail-on", 0, CLI_OPT_CALL, 0, 0, 0, "SEVERITY",
 	 "exit 1 for findings at or above: info, low, medium, high "
-	 "(default) or critical", false},
-	{'q', "quiet", A_QUIET, NULL, 0, 0, "no progress lines on stderr",
-	 false},
-	{0, "progress", A_PROGRESS, NULL, 0, 0,
-	 "progress lines on stderr even when it is not a terminal", false},
-	{0, "config", A_CONFIG, "FILE", 0, 0,
+	 "(default) or critical", A_FAIL_ON},
+	{'q', "quiet", 0, CLI_OPT_CALL, 0, 0, 0, NULL, "no progress lines on stderr", A_QUIET},
+	{0, "progress", 0, CLI_OPT_CALL, 0, 0, 0, NULL,
+	 "progress lines on stderr even when it is not a terminal", A_PROGRESS},
+	{0, "config", 0, CLI_OPT_CALL, 0, 0, 0, "FILE",
 	 "lint a moatd or mosquitto configuration file instead (the checks "
-	 "of moatd --check)", false},
-	{'h', "help", A_HELP, NULL, 0, 0, "show this help", false},
+	 "of moatd --check)", A_CONFIG},
+	{'h', "help", 0, CLI_OPT_HELP, 0, 0, 0, NULL, "show this help", A_HELP},
 };
 
-/* "  LEFT   help..." with the help wrapped at 79 columns. */
-static void print_opt(FILE *f, const char *left, const char *help)
-{
-	enum { COL = 26, WIDTH = 79 };
-	size_t col;
-	fprintf(f, "  %s", left);
-	col = 2 + strlen(left);
-	if (col > COL - 2) {
-		fputc('\n', f);
-		col = 0;
-	}
-	const char *p = help;
-	while (*p) {
-		fprintf(f, "%*s", (int)(COL - col), "");
-		size_t n = strlen(p), room = WIDTH - COL;
-		if (n > room) {
-			n = room;
-			while (n > 0 && p[n] != ' ')
-				n--;
-			if (!n)
-				n = room;
-		}
-		fprintf(f, "%.*s\n", (int)n, p);
-		p += n;
-		while (*p == ' ')
-			p++;
-		col = 0;
-	}
-}
+static int on_call(void *cfg, const struct cli_opt *o, char *v,
+		   struct cli_pos *p);
+static int on_arg(void *cfg, char *a);
+
+static const struct cli_cmd command = {
+	.name = "audit",
+	.opts = opts,
+	.nopts = MOAT_ARRAY_LEN(opts),
+	.call = on_call,
+	.arg = on_arg,
+	.usage = moat_audit_usage,
+};
 
 void moat_audit_usage(FILE *f)
 {
@@ -134,18 +107,7 @@ void moat_audit_usage(FILE *f)
 		"given are contacted, one connection at a time; nothing is "
 		"written but the\nreport (on stdout).\n\n"
 		"Options:\n");
-	for (size_t i = 0; i < MOAT_ARRAY_LEN(opts); i++) {
-		const struct aopt_def *d = &opts[i];
-		char left[64];
-		if (d->hidden)
-			continue;
-		snprintf(left, sizeof(left), "%c%c%s--%s%s%s",
-			 d->short_name ? '-' : ' ',
-			 d->short_name ? d->short_name : ' ',
-			 d->short_name ? ", " : "  ", d->name,
-			 d->arg ? " " : "", d->arg ? d->arg : "");
-		print_opt(f, left, d->help);
-	}
+	cli_opt_print(f, &command, 26);
 	fprintf(f,
 		"\nEvery step waits at most --timeout, every collection "
 		"window --wait; the run\nstops after --max-time (the "
@@ -158,46 +120,17 @@ void moat_audit_usage(FILE *f)
 
 /* ---- option parsing --------------------------------------------------- */
 
-__attribute__((format(printf, 1, 2))) static int usage(const char *fmt, ...)
-{
-	va_list ap;
-	fputs("moat audit: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputs("\nTry 'moat audit --help' for more information.\n", stderr);
-	return CLI_EXIT_USAGE;
-}
+#define usage(...) cli_opt_usage("audit", __VA_ARGS__)
 
-static const struct aopt_def *find_opt(const char *arg, const char **val)
-{
-	*val = NULL;
-	if (arg[0] == '-' && arg[1] && arg[1] != '-' && !arg[2]) {
-		for (size_t i = 0; i < MOAT_ARRAY_LEN(opts); i++)
-			if (opts[i].short_name == arg[1])
-				return &opts[i];
-		return NULL;
-	}
-	if (strncmp(arg, "--", 2))
-		return NULL;
-	const char *name = arg + 2, *eq = strchr(name, '=');
-	size_t n = eq ? (size_t)(eq - name) : strlen(name);
-	for (size_t i = 0; i < MOAT_ARRAY_LEN(opts); i++)
-		if (strlen(opts[i].name) == n && !strncmp(opts[i].name, name, n)) {
-			*val = eq ? eq + 1 : NULL;
-			return &opts[i];
-		}
-	return NULL;
-}
-
-static int parse_num(const struct aopt_def *d, const char *v, unsigned *out)
+static int parse_num(const struct cli_opt *d, const char *v, unsigned *out)
 {
 	char *end;
 	errno = 0;
 	long n = strtol(v, &end, 10);
-	if (errno || end == v || *end || n < d->min || n > d->max)
+	if (errno || end == v || *end || n < (long)d->min ||
+	    n > (long)d->max)
 		return usage("--%s: expected a number from %ld to %ld, got '%s'",
-			     d->name, d->min, d->max, v);
+			     d->long_name, (long)d->min, (long)d->max, v);
 	*out = (unsigned)n;
 	return MOAT_OK;
 }
@@ -253,9 +186,9 @@ static int set_format(struct audit_opts *o, const char *v)
 	return MOAT_OK;
 }
 
-static int apply(struct audit_opts *o, const struct aopt_def *d, char *v)
+static int apply(struct audit_opts *o, const struct cli_opt *d, char *v)
 {
-	switch (d->id) {
+	switch ((enum aopt)d->code) {
 	case A_TARGETS: o->targets_file = v; break;
 	case A_CAFILE: o->cafile = v; break;
 	case A_INSECURE: o->insecure = true; break;
@@ -275,48 +208,47 @@ static int apply(struct audit_opts *o, const struct aopt_def *d, char *v)
 	case A_QUIET: o->quiet = true; break;
 	case A_PROGRESS: o->progress = true; break;
 	case A_CONFIG: o->config = v; break;
-	case A_HELP: o->help = true; break;
+	case A_HELP: break; /* CLI_OPT_HELP */
 	}
 	return MOAT_OK;
 }
 
+/* What the parser fills: the options and the targets (borrowed). */
+struct audit_args {
+	struct audit_opts *o;
+	const char **targets;
+	size_t n;
+};
+
+static int on_call(void *cfg, const struct cli_opt *o, char *v,
+		   struct cli_pos *p)
+{
+	struct audit_args *x = cfg;
+	(void)p;
+	int rc = apply(x->o, o, v);
+	return rc == MOAT_OK ? CLI_CONTINUE : rc;
+}
+
+static int on_arg(void *cfg, char *a)
+{
+	struct audit_args *x = cfg;
+	if (x->n == AUDIT_MAX_TARGETS)
+		return usage("at most %d targets", AUDIT_MAX_TARGETS);
+	x->targets[x->n++] = a;
+	return CLI_CONTINUE;
+}
+
 /* Parse argv (argv[0] is "audit"); targets (borrowed) into *targets.
- * MOAT_OK, or an exit status. */
+ * CLI_CONTINUE, or an exit status. */
 static int parse_args(struct audit_opts *o, int argc, char **argv,
 		      const char **targets, size_t *ntargets)
 {
-	bool only_targets = false;
-	*ntargets = 0;
-	for (int i = 1; i < argc; i++) {
-		char *a = argv[i];
-		if (only_targets || a[0] != '-' || !a[1]) {
-			if (*ntargets == AUDIT_MAX_TARGETS)
-				return usage("at most %d targets",
-					     AUDIT_MAX_TARGETS);
-			targets[(*ntargets)++] = a;
-			continue;
-		}
-		if (!strcmp(a, "--")) {
-			only_targets = true;
-			continue;
-		}
-		const char *inl;
-		const struct aopt_def *d = find_opt(a, &inl);
-		if (!d)
-			return usage("unknown option '%s'", a);
-		char *v = (char *)(uintptr_t)inl;
-		if (d->arg && !v) {
-			if (i + 1 >= argc)
-				return usage("--%s needs %s", d->name, d->arg);
-			v = argv[++i];
-		} else if (!d->arg && v) {
-			return usage("--%s takes no value", d->name);
-		}
-		int rc = apply(o, d, v);
-		if (rc != MOAT_OK)
-			return rc;
-	}
-	return MOAT_OK;
+	struct audit_args x = {.o = o, .targets = targets};
+	struct cli_cmd c = command;
+	c.cfg = &x;
+	int rc = cli_opt_parse(&c, argc, argv);
+	*ntargets = x.n;
+	return rc;
 }
 
 /* ---- targets ---------------------------------------------------------- */
@@ -548,12 +480,9 @@ int moat_audit_main(int argc, char **argv)
 	size_t ngiven;
 	defaults(&o);
 	int rc = parse_args(&o, argc, argv, given, &ngiven);
-	if (rc == MOAT_OK && o.help) {
-		moat_audit_usage(stdout);
+	if (rc != CLI_CONTINUE)
 		goto out;
-	}
-	if (rc == MOAT_OK)
-		rc = check_combination(&o, ngiven);
+	rc = check_combination(&o, ngiven);
 	if (rc != MOAT_OK)
 		goto out;
 	l.v = moat_calloc(AUDIT_MAX_TARGETS, sizeof(*l.v));

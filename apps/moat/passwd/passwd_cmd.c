@@ -15,7 +15,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +25,11 @@
 #include <openssl/crypto.h>
 
 #include "auth/passwd.h"
-#include "moat_cli.h"
+#include "cli_opt.h"
+#include "commands.h"
+#include "common/moat_common.h"
+
+#define usage_error(...) cli_opt_usage("passwd", __VA_ARGS__)
 
 #define PW_MAX 65535 /* an MQTT password is binary data of this size */
 /* The edited file may be a little larger than what we read. */
@@ -38,6 +41,42 @@ struct pw_cmd {
 	bool from_stdin; /* --stdin */
 	const char *file;
 	const char *user;
+	const char *pos[3]; /* the arguments */
+	int npos;	    /* how many were given */
+};
+
+/* ---- command line ------------------------------------------------------- */
+
+enum { PW_REFUSE_B = 1 };
+
+#define F(field) offsetof(struct pw_cmd, field)
+
+static const struct cli_opt options[] = {
+	{'c', NULL, 0, CLI_OPT_FLAG, F(create), 0, 0, NULL,
+	 "create FILE (overwrites an existing one; refuses if FILE is a "
+	 "symlink)", 0},
+	{'D', NULL, 0, CLI_OPT_FLAG, F(del), 0, 0, NULL,
+	 "delete USER from FILE", 0},
+	{0, "stdin", 0, CLI_OPT_FLAG, F(from_stdin), 0, 0, NULL,
+	 "read the password from the first line of standard input instead "
+	 "of prompting on the terminal", 0},
+	{'b', NULL, 0, CLI_OPT_CALL, 0, 0, 0, NULL,
+	 "refused: mosquitto_passwd's batch mode takes the password from the "
+	 "command line", PW_REFUSE_B},
+	{'h', "help", 0, CLI_OPT_HELP, 0, 0, 0, NULL, "show this help", 0},
+};
+
+static int on_call(void *cfg, const struct cli_opt *o, char *v,
+		   struct cli_pos *p);
+static int on_arg(void *cfg, char *a);
+
+static const struct cli_cmd command = {
+	.name = "passwd",
+	.opts = options,
+	.nopts = MOAT_ARRAY_LEN(options),
+	.call = on_call,
+	.arg = on_arg,
+	.usage = moat_passwd_usage,
 };
 
 void moat_passwd_usage(FILE *f)
@@ -51,15 +90,9 @@ void moat_passwd_usage(FILE *f)
 		"for moatd.\n"
 		"New passwords are hashed with argon2id; weak passwords are "
 		"refused.\n"
-		"\n"
-		"  -c       create FILE (overwrites an existing one; refuses if "
-		"FILE is a\n"
-		"           symlink)\n"
-		"  -D       delete USER from FILE\n"
-		"  --stdin  read the password from the first line of standard "
-		"input instead\n"
-		"           of prompting on the terminal\n"
-		"  -h, --help  show this help\n"
+		"\n");
+	cli_opt_print(f, &command, 16);
+	fprintf(f,
 		"\n"
 		"The password is never taken from the command line: it would "
 		"be kept in\n"
@@ -72,28 +105,12 @@ void moat_passwd_usage(FILE *f)
 		"2 usage error.\n");
 }
 
-static int usage_error(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2)));
-
-static int usage_error(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fputs("moat passwd: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputs("\nTry 'moat passwd --help' for more information.\n", stderr);
-	return CLI_EXIT_USAGE;
-}
-
 static int fail(const char *what, const char *detail)
 {
 	fprintf(stderr, "moat passwd: %s%s%s\n", what, detail ? ": " : "",
 		detail ? detail : "");
 	return CLI_EXIT_FAIL;
 }
-
-/* ---- command line ------------------------------------------------------- */
 
 static int refuse_argv_password(void)
 {
@@ -105,35 +122,24 @@ static int refuse_argv_password(void)
 	return CLI_EXIT_USAGE;
 }
 
-/* A cluster of short options such as "-c" or "-cD". */
-static int parse_short(struct pw_cmd *o, const char *arg)
+static int on_call(void *cfg, const struct cli_opt *o, char *v,
+		   struct cli_pos *p)
 {
-	for (const char *p = arg + 1; *p; p++) {
-		if (*p == 'c')
-			o->create = true;
-		else if (*p == 'D')
-			o->del = true;
-		else if (*p == 'b') /* mosquitto_passwd's batch mode */
-			return refuse_argv_password();
-		else if (*p == 'h')
-			return CLI_EXIT_OK;
-		else
-			return usage_error("unknown option '%s'", arg);
-	}
-	return CLI_CONTINUE;
+	(void)cfg;
+	(void)o;
+	(void)v;
+	(void)p;
+	return refuse_argv_password(); /* -b, the only one */
 }
 
-static int parse_option(struct pw_cmd *o, const char *arg)
+/* FILE, USER and (refused) PASSWORD; more are counted. */
+static int on_arg(void *cfg, char *a)
 {
-	if (strcmp(arg, "--help") == 0)
-		return CLI_EXIT_OK;
-	if (strcmp(arg, "--stdin") == 0) {
-		o->from_stdin = true;
-		return CLI_CONTINUE;
-	}
-	if (arg[1] == '-')
-		return usage_error("unknown option '%s'", arg);
-	return parse_short(o, arg);
+	struct pw_cmd *o = cfg;
+	if (o->npos < 3)
+		o->pos[o->npos] = a;
+	o->npos++;
+	return CLI_CONTINUE;
 }
 
 static int check_combination(const struct pw_cmd *o, int npos)
@@ -152,31 +158,16 @@ static int check_combination(const struct pw_cmd *o, int npos)
 }
 
 /* argv[0] is "passwd".  CLI_CONTINUE, or an exit code. */
-static int parse_args(struct pw_cmd *o, int argc, char **argv)
+static int parse_args(struct pw_cmd *o, const struct cli_cmd *c, int argc,
+		      char **argv)
 {
-	const char *pos[3];
-	int npos = 0;
-	bool opts = true;
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		if (opts && strcmp(a, "--") == 0) {
-			opts = false;
-		} else if (opts && a[0] == '-' && a[1]) {
-			int rc = parse_option(o, a);
-			if (rc == CLI_EXIT_OK)
-				moat_passwd_usage(stdout);
-			if (rc != CLI_CONTINUE)
-				return rc;
-		} else if (npos < 3) {
-			pos[npos++] = a;
-		} else {
-			npos++;
-		}
-	}
-	int rc = check_combination(o, npos);
+	int rc = cli_opt_parse(c, argc, argv);
+	if (rc != CLI_CONTINUE)
+		return rc;
+	rc = check_combination(o, o->npos);
 	if (rc == CLI_CONTINUE) {
-		o->file = pos[0];
-		o->user = pos[1];
+		o->file = o->pos[0];
+		o->user = o->pos[1];
 	}
 	return rc;
 }
@@ -628,7 +619,9 @@ static int run(const struct pw_cmd *o)
 int moat_passwd_main(int argc, char **argv)
 {
 	struct pw_cmd o = {0};
-	int rc = parse_args(&o, argc, argv);
+	struct cli_cmd c = command;
+	c.cfg = &o;
+	int rc = parse_args(&o, &c, argc, argv);
 	if (rc == CLI_CONTINUE)
 		rc = check_user(o.user);
 	if (rc == CLI_CONTINUE)

@@ -4,12 +4,53 @@
  * catalogue id is a rule; each finding a result located at its target).
  * Everything printed from the network or a file was escaped when the
  * finding or note was recorded. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "audit.h"
 
 #define WRAP 78
+
+/* ---- recording notes, failures and progress ----------------------------- */
+
+void audit_note(struct audit_target *t, const char *fmt, ...)
+{
+	char raw[AUDIT_NOTE_LEN];
+	va_list ap;
+	if (t->notes.n == AUDIT_MAX_NOTES)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
+	va_end(ap);
+	moat_log_escape((const uint8_t *)raw, strlen(raw),
+			t->notes.v[t->notes.n++], AUDIT_NOTE_LEN);
+}
+
+void audit_fail(struct audit_target *t, const char *fmt, ...)
+{
+	char raw[AUDIT_ERR_LEN];
+	va_list ap;
+	if (t->error[0])
+		return;
+	va_start(ap, fmt);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
+	va_end(ap);
+	moat_log_escape((const uint8_t *)raw, strlen(raw), t->error,
+			sizeof(t->error));
+}
+
+void audit_progress(const struct audit_ctx *x, const char *fmt, ...)
+{
+	if (!x->run->o->progress)
+		return;
+	char line[400];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "moat audit: %s: %s\n", x->t->spec, line);
+}
 
 static const char *status_of(const struct audit_target *t)
 {
