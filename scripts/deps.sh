@@ -6,7 +6,7 @@ set -eu
 BUILD="build-essential cmake pkg-config libssl-dev openssl libargon2-dev \
 libpwquality-dev cracklib-runtime libsqlite3-dev libvectorscan-dev"
 TEST="libcmocka-dev iproute2 mosquitto-clients mosquitto python3 python3-paho-mqtt \
-libcoap3-bin clang libclang-rt-14-dev"
+libcoap3-bin clang libclang-rt-14-dev nodejs"
 
 case "${1:-all}" in
 build) PKGS="$BUILD" ;;
@@ -19,7 +19,14 @@ for p in $PKGS; do
 		missing="$missing $p"
 	fi
 done
-[ -z "$missing" ] && exit 0
+# npm packages of the tests (pinned, with a lockfile), after the Debian ones.
+npm_deps() {
+	[ "$PKGS" = "$BUILD" ] || "$(dirname "$0")/coapjs-deps.sh"
+}
+if [ -z "$missing" ]; then
+	npm_deps
+	exit 0
+fi
 
 if [ "$(id -u)" -ne 0 ]; then
 	echo "deps: missing packages:$missing" >&2
@@ -31,3 +38,4 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $missing >/dev/null
+npm_deps

@@ -177,6 +177,20 @@ class TestInterop(CoapBrokerBase):
             out, _ = o.communicate(timeout=T)
             self.assertIn(b"<0><1><2><3><4>", out.replace(b"\n", b""))
 
+    def test_node_coap_observe(self):
+        js = os.path.join(HERE, "..", "coapjs")
+        self.assertTrue(os.path.exists(os.path.join(
+            js, "node_modules", "coap")), "run scripts/deps.sh (node-coap)")
+        o = subprocess.Popen(["node", os.path.join(js, "observe.js"),
+                              self.uri("/ps/js/obs"), "4"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(1)
+        for i in range(3):
+            self.pub("js/obs", "j%d" % i, "mqttv5")
+        out, err = o.communicate(timeout=T)
+        self.assertEqual(o.returncode, 0, err)
+        self.assertEqual(out.split(), [b"j0", b"j1", b"j2"])
+
     def test_observe_100_notifications(self):
         o = subprocess.Popen([MOAT, "coap", "observe", "-C", "101", "-W",
                               "60", self.uri("/ps/hundred")],
@@ -388,9 +402,15 @@ class TestConfig(unittest.TestCase):
                            "allow_anonymous loopback\n")
         self.assertIn("plaintext CoAP has no credentials", log)
 
-    def test_coaps_not_available(self):
+    def test_coaps_needs_credentials(self):
         log = self.refused("listener 0 127.0.0.1\nprotocol coaps\n")
-        self.assertIn("not available yet", log)
+        self.assertIn("protocol coaps needs psk_file", log)
+
+    def test_network_coaps_needs_acl(self):
+        log = self.refused("listener 0 0.0.0.0\nprotocol coaps\n"
+                           "psk_file @DIR@/psk\n".replace(
+                               "@DIR@", "/nonexistent"))
+        self.assertIn("without an acl_file", log)
 
 
 class TestSpoofedSource(unittest.TestCase):
