@@ -254,6 +254,13 @@ static void listen_input(struct moat_coap_ep *ep, const uint8_t *d, size_t n,
 	tmp.alen = alen;
 	tmp.ep = ep;
 	snprintf(tmp.name, sizeof(tmp.name), "-");
+	/* After a reload (new certificates, keys or cookie key) the
+	 * listening SSL is made again from the current context. */
+	if (ep->lssl &&
+	    SSL_get_SSL_CTX(ep->lssl) != w->sec->tls[ep->listener]) {
+		SSL_free(ep->lssl);
+		ep->lssl = NULL;
+	}
 	if (!ep->lssl && !(ep->lssl = ssl_new(ep, &tmp)))
 		return;
 	SSL *ls = ep->lssl;
