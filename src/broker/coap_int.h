@@ -38,6 +38,9 @@
 #define MOAT_COAP_RX_MAX 65536	/* largest datagram we read */
 #define MOAT_COAP_HANDSHAKES_MAX 256 /* DTLS handshakes per worker */
 #define MOAT_COAP_HANDSHAKE_MS 30000 /* to finish one */
+/* What an idle DTLS session costs in OpenSSL (measured, docs/benchmarks.md),
+ * counted in memory_limit. */
+#define MOAT_COAP_DTLS_SESSION_BYTES ((uint64_t)40 * 1024)
 
 struct moat_coap_ep {
 	uint8_t ev_kind; /* EV_COAP; must stay first */

@@ -670,7 +670,16 @@ static void ps_get(struct moat_coap_peer *p, const struct coap_msg *req,
 					  : retained_of(w, pp->topic, pp->len);
 	if (m && (!m->has_src || moat__source_may_publish(w, m))) {
 		struct coap_opt et;
+		uint32_t acc;
 		content(r, m, has_b2 ? &want : NULL, w->now_ms);
+		/* RFC 7252 §5.10.4: a known format other than the one asked
+		 * for.  (A value without a known format is sent.) */
+		if (coap_opt_uint(req, COAP_OPT_ACCEPT, 2, &acc) == MOAT_OK &&
+		    r->has_cf && r->cf != acc && !r->has_observe) {
+			moat_msg_unref(&m);
+			memset(r, 0, sizeof(*r));
+			return fail(r, COAP_NOT_ACCEPTABLE, NULL);
+		}
 		if (coap_opt_find(req, COAP_OPT_ETAG, &et) && et.len == 8 &&
 		    !memcmp(et.val, r->etag, 8) && !r->has_block2) {
 			r->code = COAP_VALID; /* RFC 7252 §5.10.6 */

@@ -588,5 +588,9 @@ bool moat__memory_exhausted(struct moat_worker *w)
 {
 	uint64_t budget = w->cfg->memory_limit ? w->cfg->memory_limit
 					       : w->b->memory_auto;
-	return moat_alloc_live_bytes() >= budget;
+	/* OpenSSL's memory for DTLS sessions is not allocated through
+	 * moat's allocator: each counts with its measured size. */
+	uint64_t dtls = MOAT_STAT_GET(w->b, coap_dtls_sessions) *
+			MOAT_COAP_DTLS_SESSION_BYTES;
+	return moat_alloc_live_bytes() + dtls >= budget;
 }

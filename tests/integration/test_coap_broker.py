@@ -221,6 +221,22 @@ class TestInterop(CoapBrokerBase):
                                          self.uri("/ps/bw/" + cl))
                 self.assertEqual(out.strip(), body)
 
+    def test_accept_and_etag(self):
+        u = Udp(self.cport)
+        m = u.request(CON, PUT, 300, "/ps/acc", opts=[(CONTENT_FORMAT,
+                                                      uint(50))],
+                      payload=b'{"v":1}')
+        self.assertEqual(m[1], 0x44)  # 2.04
+        m = u.request(CON, GET, 301, "/ps/acc", opts=[(17, uint(0))])
+        self.assertEqual(m[1], 0x86)  # 4.06: it is JSON
+        m = u.request(CON, GET, 302, "/ps/acc", opts=[(17, uint(50))])
+        self.assertEqual((m[1], m[5]), (0x45, b'{"v":1}'))
+        self.assertEqual(opt(m[4], CONTENT_FORMAT), uint(50))
+        etag = opt(m[4], 4)
+        m = u.request(CON, GET, 303, "/ps/acc", opts=[(4, etag)])
+        self.assertEqual((m[1], m[5]), (0x43, b""))  # 2.03 Valid
+        u.close()
+
     def test_well_known_core_on_loopback(self):
         self.coap(CLIENTS[0], "-m", "put", "-e", "x", self.uri("/ps/wk/a b"))
         rc, out, err = self.coap(CLIENTS[0], "-m", "get",
