@@ -9,7 +9,9 @@ and never fails on them).  docs/benchmarks.md has the results.
    MQTT subscriber (the count it received is reported too);
 2. notifications/s: NON POSTs to /ps/bench/n while a raw CoAP observer of
    that topic counts the notifications it receives;
-3. RSS per idle DTLS session: moatd's VmRSS before and after N
+3. publishes/s over DTLS-PSK (openssl s_client -dtls1_2 sessions, one
+   CoAP message per record), into the MQTT subscriber;
+4. RSS per idle DTLS session: moatd's VmRSS before and after N
    coap-client-openssl processes each hold a DTLS-PSK session with one
    observation (idle: nothing is published meanwhile).
 
@@ -142,6 +144,47 @@ def notifications(cport, seconds):
     return got / (time.monotonic() - t0)
 
 
+def dtls_publishes(mport, sport, seconds):
+    """CON POSTs over DTLS-PSK through `openssl s_client -dtls1_2` (one
+    CoAP message per record), one session per peer, round robin."""
+    import select
+    got = tempfile.TemporaryFile()
+    sub = subprocess.Popen(["mosquitto_sub", "-p", str(mport), "-t",
+                            "bench/d", "-q", "0"], stdout=got,
+                           stderr=subprocess.DEVNULL)
+    procs = [subprocess.Popen(
+        ["openssl", "s_client", "-dtls1_2", "-quiet", "-psk_identity", "dev",
+         "-psk", PSK.encode().hex(), "-cipher", "PSK-AES128-CCM8",
+         "-connect", "127.0.0.1:%d" % sport],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL) for _ in range(PEERS)]
+    time.sleep(1)
+    mid = 0
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < seconds:
+        for p in procs:
+            mid = (mid + 1) & 0xFFFF
+            p.stdin.write(coap_build(0, 2, mid, b"\x01",
+                                     path("ps", "bench", "d"), b"z" * 32))
+            p.stdin.flush()
+        for p in procs:
+            r, _, _ = select.select([p.stdout], [], [], 1)
+            if r:
+                os.read(p.stdout.fileno(), 2048)
+    elapsed = time.monotonic() - t0
+    for p in procs:
+        p.kill()
+        p.wait()
+    time.sleep(0.5)
+    sub.terminate()
+    sub.wait()
+    got.seek(0)
+    # (Responses can arrive merged in one read of s_client's output: the
+    # subscriber's count is the figure.)
+    delivered = got.read().count(b"\n")
+    return delivered / elapsed, delivered
+
+
 def dtls_rss(pid, sport, n):
     before = rss_kib(pid)
     procs = []
@@ -177,6 +220,10 @@ def main():
                   "(subscriber received %d)" % (rate, delivered))
             print("CoAP NON POST -> CoAP observer: %.0f notifications/s"
                   % notifications(cport, a.seconds))
+            rate, delivered = dtls_publishes(mport, sport, a.seconds)
+            print("CoAP over DTLS (%d sessions, one request at a time "
+                  "each) -> MQTT subscriber: %.0f publishes/s delivered "
+                  "(%d)" % (PEERS, rate, delivered))
             before, after = dtls_rss(p.pid, sport, a.sessions)
             print("RSS %d KiB -> %d KiB with %d idle DTLS sessions "
                   "(one observation each): %.1f KiB per session"
