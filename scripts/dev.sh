@@ -11,6 +11,10 @@
 #   scripts/dev.sh release    packagers' builds: Release (-O3) with gcc, tests
 #                             included, unit tests run (build-release/); and
 #                             Release with clang (build-clang/)
+#   scripts/dev.sh package    the Debian package: build it from a clean copy
+#                             of the tree, lintian, install it into a Debian
+#                             12 chroot and check the installed broker
+#                             (tests/package/run.sh; build-pkg/)
 #   scripts/dev.sh fuzz-long [SECONDS]
 #                             each harness for SECONDS (default 600), one
 #                             after the other; crashes land in build-fuzz/
@@ -78,6 +82,10 @@ release)
 	CC=clang configure build-clang -DBUILD_TESTING=ON $WERROR \
 		-DCMAKE_BUILD_TYPE=Release
 	;;
+package)
+	scripts/deps.sh pkg
+	exec tests/package/run.sh build-pkg
+	;;
 fuzz-long)
 	scripts/deps.sh
 	CC=clang configure build-fuzz -DBUILD_TESTING=ON -DMOAT_FUZZ=ON
@@ -103,7 +111,7 @@ fuzz-long)
 	exit $status
 	;;
 *)
-	sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
 	exit 2
 	;;
 esac

@@ -1,14 +1,17 @@
 /* moatd — the moat MQTT broker. */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "broker/broker.h"
 #include "config/cfg.h"
 #include "check.h"
 #include "moatd_cmds.h"
+#include "runas.h"
 
 static void usage(FILE *f)
 {
@@ -16,6 +19,8 @@ static void usage(FILE *f)
 		"Usage: moatd [-c FILE] [-p PORT] [-v] [--test-config]\n"
 		"       moatd init DIR [--san NAME]... [--force]\n"
 		"       moatd --check -c FILE [--format text|json]\n"
+		"       moatd migrate [--force] MOSQUITTO_CONF OUTDIR\n"
+		"       moatd migrate --retained FROM_HOST:PORT --to HOST:PORT\n"
 		"\n"
 		"moat MQTT broker (MQTT 5.0, 3.1.1 and 3.1 over TCP and TLS).\n"
 		"With no configuration file it listens on 127.0.0.1:1883 "
@@ -44,6 +49,9 @@ static void usage(FILE *f)
 		"server certificate, an admin password, an ACL and moatd.conf "
 		"(moatd init\n"
 		"--help).\n"
+		"moatd migrate writes a moatd set-up equivalent to a mosquitto "
+		"one, with a\nreport of what was and was not carried over "
+		"(moatd migrate --help).\n"
 		"\n"
 		"Signals: SIGINT or SIGTERM stop the broker cleanly; SIGHUP "
 		"reloads the\nconfiguration, password file, ACL and "
@@ -70,6 +78,9 @@ static int add_port(struct moat_config *cfg, const char *arg)
 	l->port = (uint16_t)port;
 	return 0;
 }
+
+struct start_args;
+static void reload_config(struct moat_broker *b, const struct start_args *a);
 
 struct start_args {
 	const char *file;
@@ -119,6 +130,19 @@ static void warn_insecure(const struct moat_config *cfg)
 
 static void reload(struct moat_broker *b, const struct start_args *a)
 {
+	char note[64];
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	snprintf(note, sizeof(note), "RELOADING=1\nMONOTONIC_USEC=%llu",
+		 (unsigned long long)ts.tv_sec * 1000000ull +
+			 (unsigned long long)ts.tv_nsec / 1000ull);
+	moatd_notify(note);
+	reload_config(b, a);
+	moatd_notify("READY=1");
+}
+
+static void reload_config(struct moat_broker *b, const struct start_args *a)
+{
 	struct moat_config *cfg = malloc(sizeof(*cfg));
 	struct moat_cfg_err err;
 	char why[800];
@@ -156,6 +180,67 @@ static void torture_mode(void)
 	}
 }
 
+struct drop_args {
+	const struct moat_config *cfg;
+	const struct moatd_runas *ra;
+};
+
+/* The broker's before_store hook: drop root (runas.c). */
+static int drop_root(void *arg)
+{
+	const struct drop_args *d = arg;
+	char err[300];
+	moatd_runas_own_store(d->cfg, d->ra);
+	if (moatd_runas_drop(d->ra, err, sizeof(err)) != MOAT_OK) {
+		moat_err_log("%s", err);
+		return MOAT_EDENIED;
+	}
+	return MOAT_OK;
+}
+
+/* Tell the systemd watchdog we are alive, unless a worker's loop has
+ * not come round for a whole watchdog interval: then say nothing, and
+ * systemd restarts the service when the interval ends. */
+static void watchdog_ping(struct moat_broker *b, uint64_t watchdog_us)
+{
+	/* Idle workers wake every 500 ms: under 5 s is never a hang. */
+	uint64_t max_ms = watchdog_us / 1000u > 5000 ? watchdog_us / 1000u
+						     : 5000;
+	int w = moat_broker_stalled(b, max_ms);
+	if (w < 0) {
+		moatd_notify("WATCHDOG=1");
+		return;
+	}
+	moat_err_log("worker %d has not come round its event loop for over "
+		     "%llu ms: not answering the watchdog", w,
+		     (unsigned long long)max_ms);
+}
+
+/* Wait for a signal; with a systemd watchdog, answer it at half its
+ * interval meanwhile.  Returns the signal. */
+static int wait_signal(struct moat_broker *b, const sigset_t *set,
+		       uint64_t watchdog_us)
+{
+	for (;;) {
+		int sig;
+		if (!watchdog_us) {
+			if (sigwait(set, &sig) == 0)
+				return sig;
+			continue;
+		}
+		/* Half the interval, as sd_watchdog_enabled(3) advises; never
+		 * a busy loop. */
+		uint64_t half = watchdog_us / 2 > 10000 ? watchdog_us / 2 : 10000;
+		struct timespec ts = {.tv_sec = (time_t)(half / 1000000u),
+				      .tv_nsec = (long)(half % 1000000u) * 1000};
+		sig = sigtimedwait(set, NULL, &ts);
+		if (sig > 0)
+			return sig;
+		if (errno == EAGAIN)
+			watchdog_ping(b, watchdog_us);
+	}
+}
+
 static int serve(const struct moat_config *cfg, const struct start_args *a)
 {
 	sigset_t set;
@@ -170,18 +255,28 @@ static int serve(const struct moat_config *cfg, const struct start_args *a)
 	 * instead of killing the broker. */
 	signal(SIGXFSZ, SIG_IGN);
 
+	struct moatd_runas ra;
+	char err[300];
+	if (moatd_runas_resolve(cfg, &ra, err, sizeof(err)) != MOAT_OK) {
+		moat_err_log("%s", err);
+		return 1;
+	}
+	if (ra.as_root)
+		moat_warn("running as root ('user root'): a flaw in moatd "
+			  "would be a flaw with root's rights");
 	struct moat_broker *b;
-	if (moat_broker_new(cfg, &b) != MOAT_OK)
+	struct drop_args d = {.cfg = cfg, .ra = &ra};
+	if (moat_broker_new_hook(cfg, drop_root, &d, &b) != MOAT_OK)
 		return 1;
 	if (moat_broker_start(b) != MOAT_OK) {
 		moat_broker_free(b);
 		return 1;
 	}
 	torture_mode();
+	moatd_notify("READY=1\nSTATUS=serving");
+	uint64_t watchdog_us = moatd_watchdog_usec();
 	for (;;) {
-		int sig;
-		if (sigwait(&set, &sig) != 0)
-			continue;
+		int sig = wait_signal(b, &set, watchdog_us);
 		if (sig == SIGHUP) {
 			reload(b, a);
 			continue;
@@ -189,6 +284,7 @@ static int serve(const struct moat_config *cfg, const struct start_args *a)
 		moat_notice("signal %d: shutting down", sig);
 		break;
 	}
+	moatd_notify("STOPPING=1");
 	moat_alloc_fail_every(0); /* a clean teardown, also under torture */
 	moat_broker_free(b);
 	moat_notice("stopped");
@@ -221,6 +317,8 @@ int main(int argc, char **argv)
 	/* Sub-commands come first, before the broker's own options. */
 	if (argc > 1 && strcmp(argv[1], "init") == 0)
 		return moatd_init_main(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "migrate") == 0)
+		return moatd_migrate_main(argc - 1, argv + 1);
 
 	while ((opt = getopt_long(argc, argv, "c:p:vthV", opts, NULL)) != -1) {
 		switch (opt) {
@@ -267,7 +365,9 @@ int main(int argc, char **argv)
 		/* The files it names too: password file, ACL, certificates,
 		 * keys (as a start would load them). */
 		char ferr[800];
-		if (moat_broker_check_files(&cfg, ferr, sizeof(ferr))) {
+		struct moatd_runas ra;
+		if (moatd_runas_resolve(&cfg, &ra, ferr, sizeof(ferr)) ||
+		    moat_broker_check_files(&cfg, ferr, sizeof(ferr))) {
 			fprintf(stderr, "moatd: %s: %s\n",
 				file ? file : "(defaults)", ferr);
 			return 1;

@@ -13,4 +13,9 @@ int moatd_init_main(int argc, char **argv);
 /* The usage text of moatd init. */
 void moatd_init_usage(FILE *f);
 
+/* moatd migrate MOSQUITTO_CONF OUTDIR, or moatd migrate --retained FROM
+ * --to TO (migrate.c).  argv[0] is "migrate".  Returns the exit status:
+ * 0 done, 1 failed, 2 usage error. */
+int moatd_migrate_main(int argc, char **argv);
+
 #endif

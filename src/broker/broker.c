@@ -36,9 +36,14 @@ static int open_listeners(struct moat_broker *b)
 		}
 		b->nlisteners++;
 		bool v6 = strchr(lc->addr, ':') != NULL || !lc->addr[0];
-		snprintf(l->name, sizeof(l->name), "%s%s%s:%u%s", v6 ? "[" : "",
-			 lc->addr[0] ? lc->addr : "::", v6 ? "]" : "",
-			 (unsigned)port, moat_listener_tls(lc) ? " (TLS)" : "");
+		bool ws = lc->protocol == MOAT_PROTO_WEBSOCKETS;
+		snprintf(l->name, sizeof(l->name), "%s%s%s:%u%s%s%s%s",
+			 v6 ? "[" : "", lc->addr[0] ? lc->addr : "::",
+			 v6 ? "]" : "", (unsigned)port,
+			 ws || moat_listener_tls(lc) ? " (" : "",
+			 ws ? "WebSocket" : "",
+			 ws && moat_listener_tls(lc) ? ", " : "",
+			 moat_listener_tls(lc) ? "TLS)" : ws ? ")" : "");
 	}
 	return MOAT_OK;
 }
@@ -111,6 +116,13 @@ static int init_worker(struct moat_broker *b, unsigned idx)
 
 int moat_broker_new(const struct moat_config *cfg, struct moat_broker **out)
 {
+	return moat_broker_new_hook(cfg, NULL, NULL, out);
+}
+
+int moat_broker_new_hook(const struct moat_config *cfg,
+			 int (*before_store)(void *arg), void *arg,
+			 struct moat_broker **out)
+{
 	int rc;
 	struct moat_broker *b = moat_calloc(1, sizeof(*b));
 	*out = NULL;
@@ -159,6 +171,10 @@ int moat_broker_new(const struct moat_config *cfg, struct moat_broker **out)
 		moat_err_log("CoAP listener: %s", err);
 		goto fail;
 	}
+	/* moatd drops root here: listeners bound, files loaded; the
+	 * database belongs to the user it runs as. */
+	if (before_store && (rc = before_store(arg)) != MOAT_OK)
+		goto fail;
 	/* Restored into the workers' tables and the tree, before any
 	 * thread runs. */
 	if ((rc = moat_store_open(b, err, sizeof(err))) != MOAT_OK) {
@@ -196,6 +212,7 @@ int moat_broker_start(struct moat_broker *b)
 	moat__leak_sweep_retained(&b->workers[0]);
 	moat__store_flush(&b->workers[0]);
 	for (unsigned i = 0; i < b->nworkers; i++) {
+		atomic_store(&b->workers[i].turn_ms, moat_now_ms());
 		int e = pthread_create(&b->workers[i].thread, NULL,
 				       moat_worker_main, &b->workers[i]);
 		if (e) {
@@ -213,6 +230,19 @@ int moat_broker_start(struct moat_broker *b)
 	return MOAT_OK;
 }
 
+int moat_broker_stalled(struct moat_broker *b, uint64_t max_ms)
+{
+	uint64_t now = moat_now_ms();
+	for (unsigned i = 0; i < b->nworkers; i++) {
+		uint64_t t = atomic_load_explicit(&b->workers[i].turn_ms,
+						  memory_order_relaxed);
+		/* A loop turn is at most TICK_MS plus its work. */
+		if (t && now > t && now - t > max_ms)
+			return (int)i;
+	}
+	return -1;
+}
+
 void moat_broker_stop(struct moat_broker *b)
 {
 	atomic_store(&b->stopping, true);
@@ -228,8 +258,7 @@ static void release_batch(struct moat_inbox_batch *bt)
 	for (size_t i = 0; i < bt->n; i++) {
 		struct moat_inbox_item *it = &bt->v[i];
 		if (it->kind == INBOX_ADOPT) {
-			close(it->conn->fd);
-			moat_conn_free(it->conn);
+			moat_conn_free(it->conn); /* closes the socket */
 		}
 		moat_msg_unref(&it->msg);
 		moat_session_unref(&it->session);
@@ -351,6 +380,10 @@ static void keep_restart_only(const struct moat_config *old,
 	KEEP(persistence);
 	KEEP(persistence_sync);
 #undef KEEP
+	if (strcmp(cfg->user, old->user))
+		moat_warn("reload: user changed; it takes effect at the next "
+			  "restart");
+	memcpy(cfg->user, old->user, sizeof(cfg->user));
 	if (strcmp(cfg->persistence_location, old->persistence_location)) {
 		moat_warn("reload: persistence_location changed; it takes "
 			  "effect at the next restart");

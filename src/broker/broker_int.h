@@ -22,6 +22,7 @@
 #include "broker/guard.h"
 #include "codec/mqtt_codec.h"
 #include "common/moat_common.h"
+#include "net/net.h"
 
 struct moat_pwfile;
 struct moat_pskfile;
@@ -185,6 +186,10 @@ struct moat_session *moat_tree_share_pick(struct moat_tree *t,
 int moat_tree_retained(struct moat_tree *t, const uint8_t *filter,
 		       size_t flen, size_t max, struct moat_msg ***out,
 		       size_t *n);
+/* The same for every retained message, topics starting with '$'
+ * included (the leak sweep at start). */
+int moat_tree_retained_all(struct moat_tree *t, size_t max,
+			   struct moat_msg ***out, size_t *n);
 /* Remove retained messages whose Message Expiry has passed at now (a few
  * dozen per call; cheap when none is due).  Returns how many.  The store
  * drops them when it loads them next. */
@@ -442,14 +447,16 @@ struct moat_conn {
 	uint8_t ev_kind; /* EV_CONN; must stay first */
 	uint8_t auth_phase;        /* enum moat_auth_phase */
 	uint8_t proto_level;
-	bool tls_read_wants_write; /* SSL_read needs the socket writable */
 	int fd;
 	struct moat_worker *w;
 	/* The peer: formatted on demand by moat_conn_peer, moat_conn_ip. */
 	union moat_sockaddr addr;
 	enum moat_conn_state state;
 	size_t listener; /* index into the broker's listeners */
-	SSL *ssl;        /* TLS listener: the session; NULL for plain TCP */
+	/* The transport stack's top layer (tcp, or tls, ws over it); NULL
+	 * once closed.  The bottom layer lives here. */
+	struct moat_net *net;
+	struct moat_net_tcp tcp;
 	uint64_t auth_wait_until;  /* parked by login back-off until then */
 	double pub_tokens;         /* max_publish_rate bucket */
 	uint64_t pub_refill_ms;
@@ -460,7 +467,6 @@ struct moat_conn {
 	uint64_t last_rx_ms;
 	uint64_t last_tx_ms; /* last time the peer took bytes (or none were
 			      * waiting) */
-	uint64_t tx_bytes;    /* bytes the kernel accepted from us */
 	uint64_t last_acked;  /* bytes the peer had acknowledged at the last
 			       * tick (write-stall detection) */
 	struct moat_msg *will;
@@ -474,7 +480,6 @@ struct moat_conn {
 	char **alias_out;  /* [1..n_alias_out] topics we assigned */
 	uint16_t n_alias_out;
 	uint16_t keepalive; /* seconds; 0 = none */
-	bool tls_write_wants_read; /* SSL_write needs the socket readable */
 	bool ip_counted;           /* counted in the broker's iptab */
 	bool user_counted;         /* counted in the broker's usertab */
 	bool authenticated;        /* username is verified (else anonymous) */
@@ -510,6 +515,13 @@ bool moat__format_addr(const union moat_sockaddr *a, char *peer, char *ip);
 /* c's peer "addr:port" / "addr", formatted into buf (MOAT_PEER_STRLEN). */
 const char *moat_conn_peer(const struct moat_conn *c, char *buf);
 const char *moat_conn_ip(const struct moat_conn *c, char *buf);
+/* " (X-Forwarded-For ADDR)" when c came through a trusted proxy
+ * (websockets_trusted_proxy) that said so, else ""; buf has
+ * MOAT_FWD_STRLEN bytes. */
+#define MOAT_FWD_STRLEN 80
+const char *moat_conn_forwarded(const struct moat_conn *c, char *buf);
+/* " over TLS", " over WebSocket", " over WebSocket/TLS" or "" (for logs). */
+const char *moat_conn_transport(const struct moat_conn *c);
 /* Attach to w's epoll and list (new or handed-over connection). */
 int moat_conn_attach(struct moat_worker *w, struct moat_conn *c);
 /* Remove from its worker's epoll and list without closing (hand-over). */
@@ -523,12 +535,15 @@ void moat_conn_disconnect(struct moat_conn *c, uint8_t reason,
 			  const char *why);
 void moat_conn_free(struct moat_conn *c);
 
-/* Lingering close (linger.c): takes fd (and ssl, the per-address count
- * when ip_counted, and one from the connection count) and ends it after
- * writing rest, a FIN, and a bounded wait for the peer's.  false when it
- * cannot (limits): the caller closes as before. */
+/* Lingering close (linger.c): takes the transport stack net (whose
+ * bottom layer *tcp is moved into the linger; the per-address count when
+ * ip_counted, and one from the connection count) and ends it after
+ * writing rest through it, the layers' shutdown, a FIN, and a bounded
+ * wait for the peer's.  false when it cannot (limits): the caller closes
+ * as before. */
 struct moat_linger;
-bool moat__linger_start(struct moat_worker *w, int fd, SSL *ssl,
+bool moat__linger_start(struct moat_worker *w, struct moat_net *net,
+			struct moat_net_tcp *tcp,
 			const union moat_sockaddr *addr, bool ip_counted,
 			const uint8_t *rest, size_t restlen);
 void moat__linger_event(struct moat_linger *l, uint32_t events);
@@ -629,6 +644,9 @@ struct moat_worker {
 	uint64_t sec_log_suppressed;
 	unsigned idx;
 	pthread_t thread;
+	/* When the loop last came round (moat_now_ms), for moatd's
+	 * watchdog; the worker writes it, the main thread reads it. */
+	_Atomic uint64_t turn_ms;
 	int epfd;
 	int evfd;
 
@@ -685,6 +703,7 @@ struct moat_worker {
 	uint64_t leak_suppressed;
 	uint8_t *leak_buf; /* "name=value" of a user property */
 	size_t leak_bufcap;
+	struct moat_leak_tracks *leak_tracks; /* leak_track.c */
 
 	struct moat_store_batch *sbatch;
 	uint64_t store_seq;
@@ -947,6 +966,16 @@ int moat__leak_inspect(struct moat_worker *w, struct moat_msg *m,
 void moat__leak_sweep_retained(struct moat_worker *w);
 /* Report what the log rate limit held back (tick). */
 void moat__leak_log_flush(struct moat_worker *w);
+/* Tracks (leak_track.c): note what one message of client cid on topic
+ * held (its finding categories, whether a precise position); returns the
+ * MOAT_LEAK_TRACK_* to report now (each once per window or client
+ * slot).  Bounded per worker; nothing allocated after the first call. */
+#define MOAT_LEAK_TRACK_LOCATION 0x1u /* "location_track" */
+#define MOAT_LEAK_TRACK_LINKED 0x2u   /* "linked_health" */
+unsigned moat__leak_track(struct moat_worker *w, const char *cid,
+			  const uint8_t *topic, size_t tlen,
+			  uint32_t categories, bool precise, uint64_t now_ms);
+void moat__leak_tracks_free(struct moat_worker *w);
 void moat__leak_sys_publish(struct moat_worker *w,
 			    void (*put)(struct moat_worker *, const char *,
 					const char *));

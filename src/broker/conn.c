@@ -7,11 +7,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <openssl/err.h>
-
 #include "broker_int.h"
 #include "codec/mqtt5.h"
-#include "net/tls.h"
+#include "net/net_tls.h"
+#include "net/net_ws.h"
 
 /* An empty output buffer up to this size is freed at once (getting it
  * again is cheap); a bigger one, grown by a busy connection, is kept
@@ -46,6 +45,41 @@ const char *moat_conn_peer(const struct moat_conn *c, char *buf)
 	return buf;
 }
 
+const char *moat_conn_transport(const struct moat_conn *c)
+{
+	if (!c->net)
+		return "";
+	if (moat_net_find(c->net, "ws"))
+		return c->net->secure ? " over WebSocket/TLS" : " over WebSocket";
+	return c->net->secure ? " over TLS" : "";
+}
+
+/* Is ip one of the comma-separated addresses in list? */
+static bool in_list(const char *list, const char *ip)
+{
+	size_t n = strlen(ip);
+	for (const char *p = list; *p;) {
+		const char *e = strchr(p, ',');
+		size_t len = e ? (size_t)(e - p) : strlen(p);
+		if (len == n && !memcmp(p, ip, n))
+			return true;
+		p += len + (e ? 1 : 0);
+	}
+	return false;
+}
+
+const char *moat_conn_forwarded(const struct moat_conn *c, char *buf)
+{
+	const char *proxies = c->w->cfg->listeners[c->listener].ws_proxies;
+	const char *fwd = proxies[0] && c->net ? moat_net_ws_forwarded(c->net)
+					       : NULL;
+	char ip[MOAT_PEER_STRLEN];
+	buf[0] = '\0';
+	if (fwd && in_list(proxies, moat_conn_ip(c, ip)))
+		snprintf(buf, MOAT_FWD_STRLEN, " (X-Forwarded-For %s)", fwd);
+	return buf;
+}
+
 const char *moat_conn_ip(const struct moat_conn *c, char *buf)
 {
 	char peer[MOAT_PEER_STRLEN];
@@ -65,6 +99,8 @@ struct moat_conn *moat_conn_new(struct moat_worker *w, int fd,
 	c->w = w;
 	c->state = CONN_NEW;
 	c->addr = *addr;
+	moat_net_tcp_init(&c->tcp, fd);
+	c->net = &c->tcp.base;
 	if (moat__store_on(w->b) &&
 	    !(c->gates = moat_calloc(1, sizeof(*c->gates)))) {
 		moat_free(c);
@@ -87,8 +123,14 @@ static int update_events(struct moat_conn *c)
 {
 	struct epoll_event ev = {0};
 	/* TLS may need the other direction to make progress. */
-	ev.events = (c->reading || c->tls_write_wants_read ? EPOLLIN : 0u) |
-		    (c->epollout || c->tls_read_wants_write ? EPOLLOUT : 0u);
+	unsigned want = c->net ? moat_net_wants(c->net) : 0;
+	ev.events = (c->reading || (want & MOAT_NET_WRITE_WANTS_READ)
+			     ? EPOLLIN
+			     : 0u) |
+		    (c->epollout || (want & (MOAT_NET_READ_WANTS_WRITE |
+					     MOAT_NET_HAS_OUTPUT))
+			     ? EPOLLOUT
+			     : 0u);
 	ev.data.ptr = c;
 	return epoll_ctl(c->w->epfd, EPOLL_CTL_MOD, c->fd, &ev);
 }
@@ -148,95 +190,64 @@ void moat_conn_free(struct moat_conn *c)
 	moat_msg_unref(&c->will);
 	moat_free(c->username);
 	moat_free(c->gates);
-	SSL_free(c->ssl);
+	if (c->net) /* never opened for business (refused, not adopted) */
+		moat_net_close(c->net);
 	moat_free(c);
 }
 
-/* ---- transport: plain TCP or TLS ------------------------------------------
- * Both return bytes moved (> 0), 0 when the socket would block, or -1
- * when the connection is finished (why says how). */
+/* ---- transport ------------------------------------------------------------
+ * Through the stack's top layer (net.h): bytes moved (> 0), 0 when the
+ * socket would block (the events follow what the layers wait for), or -1
+ * when the connection is finished (why says how).
+ *
+ * TCP and TLS change what they wait for only when they would block; a
+ * layer with output of its own (WebSocket, on top when present) may also
+ * queue some (a pong) in a call that moved bytes: only then are the
+ * flags compared before and after. */
 
-static void tls_failure(struct moat_conn *c, int err, const char *op,
-			char *why, size_t whysz)
+static bool has_own_output(const struct moat_conn *c)
 {
-	char detail[300] = "";
-	if (err == SSL_ERROR_ZERO_RETURN) {
-		snprintf(why, whysz, "connection closed by peer");
-		return;
+	return c->net->ops->flush != NULL;
+}
+
+static ssize_t transport_result(struct moat_conn *c, ssize_t r,
+				unsigned want_before, const char *why)
+{
+	if (r >= 0) {
+		if (moat_net_wants(c->net) != want_before)
+			update_events(c);
+		return r;
 	}
-	moat_tls_error_string(detail, sizeof(detail));
-	if (err == SSL_ERROR_SYSCALL && !detail[0]) {
-		snprintf(why, whysz, "%s", errno ? strerror(errno)
-					   : "connection closed by peer");
-		return;
-	}
-	snprintf(why, whysz, "TLS %s failed: %s", op,
-		 detail[0] ? detail : "protocol error");
-	if (!SSL_is_init_finished(c->ssl))
-		moat__security_event(c, "tls failure", "%s", why);
+	/* TLS refuses only during its handshake; above it, WebSocket. */
+	if (r == MOAT_NET_REFUSED)
+		moat__security_event(c,
+				     moat_net_tls_established(c->net)
+					     ? "websocket refused"
+					     : "tls failure",
+				     "%s", why);
+	return -1;
 }
 
 static ssize_t transport_read(struct moat_conn *c, uint8_t *dst, size_t n,
 			      char *why, size_t whysz)
 {
-	if (!c->ssl) {
-		ssize_t r = recv(c->fd, dst, n, MSG_DONTWAIT);
-		if (r > 0)
-			return r;
-		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK ||
-			      errno == EINTR))
-			return 0;
-		snprintf(why, whysz, "%s",
-			 r == 0 ? "connection closed by peer" : strerror(errno));
-		return -1;
-	}
-	ERR_clear_error();
-	errno = 0;
-	int r = SSL_read(c->ssl, dst, (int)MOAT_MIN(n, (size_t)INT32_MAX));
-	if (r > 0)
-		return r;
-	int err = SSL_get_error(c->ssl, r);
-	if (err == SSL_ERROR_WANT_READ)
-		return 0;
-	if (err == SSL_ERROR_WANT_WRITE) {
-		c->tls_read_wants_write = true;
-		update_events(c);
-		return 0;
-	}
-	tls_failure(c, err, SSL_is_init_finished(c->ssl) ? "read" : "handshake",
-		    why, whysz);
-	return -1;
+	bool own = has_own_output(c);
+	unsigned before = own ? moat_net_wants(c->net) : 0;
+	ssize_t r = moat_net_read(c->net, dst, n, why, whysz);
+	if (r > 0 && !own)
+		return r; /* the hot path */
+	return transport_result(c, r, before, why);
 }
 
 static ssize_t transport_write(struct moat_conn *c, const uint8_t *p, size_t n,
 			       char *why, size_t whysz)
 {
-	if (!c->ssl) {
-		ssize_t r = send(c->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (r > 0)
-			return r;
-		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK ||
-			      errno == EINTR))
-			return 0;
-		snprintf(why, whysz, "write error: %s",
-			 r < 0 ? strerror(errno) : "no progress");
-		return -1;
-	}
-	ERR_clear_error();
-	errno = 0;
-	int r = SSL_write(c->ssl, p, (int)MOAT_MIN(n, (size_t)INT32_MAX));
-	if (r > 0)
-		return r;
-	int err = SSL_get_error(c->ssl, r);
-	if (err == SSL_ERROR_WANT_WRITE)
-		return 0;
-	if (err == SSL_ERROR_WANT_READ) {
-		c->tls_write_wants_read = true;
-		update_events(c);
-		return 0;
-	}
-	tls_failure(c, err, "write", why, whysz);
-	return -1;
+	bool own = has_own_output(c);
+	unsigned before = own ? moat_net_wants(c->net) : 0;
+	ssize_t r = moat_net_write(c->net, p, n, why, whysz);
+	if (r > 0 && !own)
+		return r; /* the hot path */
+	return transport_result(c, r, before, why);
 }
 
 /* Push out what is buffered (a CONNACK with an error code, a
@@ -248,15 +259,13 @@ static ssize_t write_last_words(struct moat_conn *c)
 	char why[128];
 	/* Not what waits for the store: it was never acknowledged. */
 	size_t used = moat__store_writable(c, moat_buf_used(&c->out));
-	if (c->ssl && !SSL_is_init_finished(c->ssl))
+	if (!moat_net_tls_established(c->net))
 		return -1;
 	while (used) {
-		ssize_t n = transport_write(c, c->out.data + c->out.off, used,
-					    why, sizeof(why));
-		if (n <= 0) {
-			ERR_clear_error();
+		ssize_t n = moat_net_write(c->net, c->out.data + c->out.off,
+					   used, why, sizeof(why));
+		if (n <= 0)
 			return n < 0 ? -1 : (ssize_t)used;
-		}
 		moat_buf_consume(&c->out, (size_t)n);
 		used -= (size_t)n;
 	}
@@ -265,22 +274,23 @@ static ssize_t write_last_words(struct moat_conn *c)
 
 /* Close c's socket, lingering (linger.c) when it was told why: the peer
  * may still be sending, and closing now would reset the connection and
- * lose the reason code. */
+ * lose the reason code.  A WebSocket always says why (its close frame,
+ * or an HTTP status for a refused handshake). */
 static void close_socket(struct moat_conn *c)
 {
 	struct moat_worker *w = c->w;
-	bool told = moat__store_writable(c, moat_buf_used(&c->out)) != 0;
+	bool told = moat__store_writable(c, moat_buf_used(&c->out)) != 0 ||
+		    moat_net_find(c->net, "ws") != NULL;
 	ssize_t rest = write_last_words(c);
 	if (told && rest >= 0 &&
-	    moat__linger_start(w, c->fd, c->ssl, &c->addr, c->ip_counted,
+	    moat__linger_start(w, c->net, &c->tcp, &c->addr, c->ip_counted,
 			       c->out.data + c->out.off, (size_t)rest)) {
-		c->ssl = NULL; /* the linger owns it now */
+		c->net = NULL; /* the linger owns the stack now */
 	} else {
 		char ib[MOAT_PEER_STRLEN];
-		if (c->ssl && SSL_is_init_finished(c->ssl))
-			(void)SSL_shutdown(c->ssl);
-		ERR_clear_error();
-		close(c->fd);
+		moat_net_shutdown(c->net);
+		moat_net_close(c->net);
+		c->net = NULL;
 		if (c->ip_counted)
 			moat_iptab_release(&w->b->iptab, moat_conn_ip(c, ib),
 					   moat_now_ms());
@@ -765,23 +775,25 @@ static ssize_t read_some(struct moat_conn *c)
 
 void moat_conn_on_readable(struct moat_conn *c)
 {
-	if (c->tls_read_wants_write) { /* this is the retry it waited for */
-		c->tls_read_wants_write = false;
+	unsigned want = moat_net_wants(c->net);
+	if (want & MOAT_NET_READ_WANTS_WRITE) { /* the retry it waited for */
+		moat_net_clear_want(c->net, MOAT_NET_READ_WANTS_WRITE);
 		update_events(c); /* else EPOLLOUT stays armed: a busy loop */
 	}
-	if (c->tls_write_wants_read) { /* a TLS write waited for input */
-		c->tls_write_wants_read = false;
+	if (want & MOAT_NET_WRITE_WANTS_READ) { /* a write waited for input */
+		moat_net_clear_want(c->net, MOAT_NET_WRITE_WANTS_READ);
 		update_events(c);
 		moat_conn_flush(c);
 		if (c->state == CONN_CLOSED)
 			return;
 	}
-	/* TLS keeps decrypted bytes it could not hand over yet: go on while
-	 * it has some, since the socket will not signal them again. */
+	/* TLS and WebSocket keep bytes they could not hand over yet: go on
+	 * while they have some, since the socket will not signal them
+	 * again. */
 	do {
 		if (read_some(c) <= 0)
 			return;
-	} while (c->ssl && c->reading && SSL_pending(c->ssl) > 0);
+	} while (c->reading && moat_net_pending(c->net) > 0);
 }
 
 /* Write what is buffered and not waiting for the store.  Returns true
@@ -789,12 +801,23 @@ void moat_conn_on_readable(struct moat_conn *c)
 static bool write_out(struct moat_conn *c)
 {
 	size_t can;
+	if (c->net->want & MOAT_NET_HAS_OUTPUT) { /* (only a top layer) */
+		/* The layers' own bytes first (a handshake answer, a pong). */
+		char why[400];
+		int r = moat_net_flush(c->net, why, sizeof(why));
+		if (r < 0) {
+			moat_conn_close(c, why);
+			return false;
+		}
+		if (r == MOAT_NET_AGAIN)
+			return false;
+		update_events(c);
+	}
 	while ((can = moat__store_writable(c, moat_buf_used(&c->out))) != 0) {
 		char why[400];
 		ssize_t n = transport_write(c, c->out.data + c->out.off, can,
 					    why, sizeof(why));
 		if (n > 0) {
-			c->tx_bytes += (uint64_t)n;
 			c->out_done += (uint64_t)n;
 			moat_buf_consume(&c->out, (size_t)n);
 			MOAT_STAT_ADD(c->w->b, bytes_sent, (uint64_t)n);
@@ -849,7 +872,7 @@ void moat_conn_flush(struct moat_conn *c)
 	if (c->reading && c->state == CONN_ACTIVE) {
 		if (moat_buf_used(&c->in) && !moat_conn_process_input(c))
 			return;
-		if (c->ssl && c->reading && SSL_pending(c->ssl) > 0)
+		if (c->reading && moat_net_pending(c->net) > 0)
 			moat_conn_on_readable(c);
 	}
 }
@@ -869,8 +892,8 @@ void moat_conn_resume_input(struct moat_conn *c)
 	if (moat_buf_used(&c->in) && !moat_conn_process_input(c))
 		return;
 	/* TLS may hold decrypted bytes the socket will not signal again. */
-	if (c->ssl && c->reading && c->state != CONN_CLOSED &&
-	    SSL_pending(c->ssl) > 0)
+	if (c->reading && c->state != CONN_CLOSED &&
+	    moat_net_pending(c->net) > 0)
 		moat_conn_on_readable(c);
 }
 

@@ -365,11 +365,11 @@ static int connect_session(struct moat_conn *c,
 	if (c->username)
 		moat_log_escape((const uint8_t *)c->username,
 				strlen(c->username), user, sizeof(user));
-	char pb[MOAT_PEER_STRLEN], lid[MOAT_LOG_ID_LEN];
-	moat_info("client %s connected from %s%s (protocol %u, clean %d, "
+	char pb[MOAT_PEER_STRLEN], lid[MOAT_LOG_ID_LEN], fb[MOAT_FWD_STRLEN];
+	moat_info("client %s connected from %s%s%s (protocol %u, clean %d, "
 		  "keep-alive %u, session present %d, user %s)",
 		  moat_session_log_id(s, lid), moat_conn_peer(c, pb),
-		  c->ssl ? " over TLS" : "",
+		  moat_conn_forwarded(c, fb), moat_conn_transport(c),
 		  cn->proto_level, cn->clean_session, keepalive, present,
 		  c->username ? user : "(anonymous)");
 	if (present)

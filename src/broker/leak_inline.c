@@ -119,6 +119,7 @@ void moat__leak_worker_free(struct moat_worker *w)
 	moat_leak_scratch_free(w->leak_scratch);
 	w->leak_scratch = NULL;
 	w->leak_scratch_db = NULL;
+	moat__leak_tracks_free(w);
 }
 
 /* ---- policy ------------------------------------------------------------------- */
@@ -245,13 +246,15 @@ struct inspect {
 	const char *origin;  /* "publish", "will", "retained" */
 	const char *topic;   /* the topic, redacted where it leaked */
 	size_t topic_len;
-	char tbuf[1024];
 	int action;          /* strongest so far, -1 = nothing found */
 	bool incomplete;     /* a part could not be scanned to its end */
+	uint32_t cats;       /* categories of all findings (tracks) */
+	bool precise;        /* a precise geolocation among them */
 	uint32_t seen;       /* categories with a pending report */
 	size_t nrep;
 	/* Not cleared (written before read): keep last. */
 	struct pending_report rep[MOAT_LEAK_CATEGORY_COUNT];
+	char tbuf[1024];
 };
 
 static const char *fate_name(int action)
@@ -261,11 +264,13 @@ static const char *fate_name(int action)
 					    : "delivered";
 }
 
-static void report(struct inspect *x, const struct pending_report *pr)
+/* The log line and (unless the action is log) the event of finding f,
+ * of kind cat, in part of the message x. */
+static void emit(struct inspect *x, const char *cat,
+		 const struct moat_leak_finding *f, const char *part,
+		 int action)
 {
 	struct moat_worker *w = x->w;
-	const struct moat_leak_finding *f = &pr->f;
-	const char *cat = moat_leak_category_name(f->category);
 	if (!may_report(w))
 		return;
 	char t[160], id[80], u[80];
@@ -279,12 +284,12 @@ static void report(struct inspect *x, const struct pending_report *pr)
 		    "client \"%s\" user %s%s%s on %s%s%s, bytes %zu-%zu: %s "
 		    "(hmac %s); policy %s, message %s",
 		    cat, moat_leak_severity_name(f->severity),
-		    (unsigned)f->confidence, pr->part, x->origin, id,
+		    (unsigned)f->confidence, part, x->origin, id,
 		    x->user ? "\"" : "", x->user ? u : "(anonymous)",
 		    x->user ? "\"" : "", t, f->path[0] ? " at " : "", f->path,
 		    f->start, f->end, f->preview, f->hmac,
-		    action_names[pr->action], fate_name(x->action));
-	if (pr->action == MOAT_LEAK_LOG)
+		    action_names[action], fate_name(x->action));
+	if (action == MOAT_LEAK_LOG)
 		return;
 	/* The event: what an operator needs, never the data itself. */
 	char jt[512], jc[160], ju[160], jp[2 * MOAT_LEAK_PATH_MAX],
@@ -304,8 +309,8 @@ static void report(struct inspect *x, const struct pending_report *pr)
 		"\"user\":%s%s%s,\"path\":%s%s%s,\"start\":%zu,\"end\":%zu,"
 		"\"preview\":\"%s\",\"hmac\":\"%s\"}",
 		cat, moat_leak_severity_name(f->severity),
-		(unsigned)f->confidence, action_names[pr->action],
-		fate_name(x->action), x->origin, pr->part, jt, jc,
+		(unsigned)f->confidence, action_names[action],
+		fate_name(x->action), x->origin, part, jt, jc,
 		x->user ? "\"" : "", x->user ? ju : "null", x->user ? "\"" : "",
 		f->path[0] ? "\"" : "", f->path[0] ? jp : "null",
 		f->path[0] ? "\"" : "", f->start, f->end, jv, f->hmac);
@@ -323,6 +328,45 @@ static void report(struct inspect *x, const struct pending_report *pr)
 	moat_msg_unref(&ev_msg);
 }
 
+static void report(struct inspect *x, const struct pending_report *pr)
+{
+	emit(x, moat_leak_category_name(pr->f.category), &pr->f, pr->part,
+	     pr->action);
+}
+
+/* Tracks: findings of their own kind over a client's messages (always
+ * alerts: the earlier messages are gone), counted after the categories
+ * ($SYS/moat/leaks/count/location_track, .../linked_health). */
+static const char *const track_names[] = {"location_track",
+					  "linked_health"};
+_Static_assert(MOAT_LEAK_CATEGORY_COUNT + 2 <= 32, "stats.leaks too small");
+
+static void report_tracks(struct inspect *x)
+{
+	if (strcmp(x->origin, "publish") || !x->cats)
+		return;
+	unsigned k = moat__leak_track(x->w, x->cid,
+				      (const uint8_t *)x->m->topic,
+				      x->m->topic_len, x->cats, x->precise,
+				      moat_now_ms());
+	static const char *const previews[] = {
+		"5+ precise positions in 10 minutes",
+		"health and a person id on 2 topics"};
+	for (unsigned i = 0; i < 2; i++) {
+		if (!(k & (1u << i)))
+			continue;
+		struct moat_leak_finding f;
+		memset(&f, 0, sizeof(f));
+		f.severity = MOAT_LEAK_SEV_HIGH;
+		f.confidence = 90;
+		snprintf(f.preview, sizeof(f.preview), "%s", previews[i]);
+		atomic_fetch_add_explicit(
+			&x->w->b->stats.leaks[MOAT_LEAK_CATEGORY_COUNT + i], 1,
+			memory_order_relaxed);
+		emit(x, track_names[i], &f, "messages", MOAT_LEAK_ALERT);
+	}
+}
+
 /* ---- inspection --------------------------------------------------------------- */
 
 /* A JSON path can hold private data itself (a map keyed by e-mail or MAC
@@ -337,26 +381,16 @@ static void sanitize_path(struct inspect *x, struct moat_leak_scratch *s,
 		moat_leak_redact_inplace((uint8_t *)path, n, &r);
 }
 
-/* Scan one part; decide each finding's action; redact in buf what a
- * redact policy asks for.  Returns the strongest action (-1: none). */
-static int scan_part(struct inspect *x, struct moat_leak_scratch *s,
-		     const char *part, uint8_t *buf, size_t len)
+/* The findings fs[0..nf) of one part: decide each finding's action;
+ * redact in buf what a redact policy asks for.  Returns the strongest
+ * action (-1: none). */
+static int apply(struct inspect *x, struct moat_leak_scratch *s,
+		 const char *part, uint8_t *buf, size_t len,
+		 const struct moat_leak_finding *fs, size_t nf)
 {
 	const struct moat_config *cfg = x->w->cfg;
-	struct moat_leak_result r;
-	struct moat_leak_finding fs[MOAT_LEAK_MAX_FINDINGS];
 	struct moat_leak_finding red[MOAT_LEAK_MAX_FINDINGS];
 	size_t nred = 0;
-	int n = moat_leak_scan(x->w->sec->leak_db, s, buf, len, &r);
-	if (n < 0) {
-		x->incomplete = true;
-		return -1;
-	}
-	/* Beyond the budget or the findings cap: the rest is unknown. */
-	if (r.total > r.n || (r.flags & MOAT_LEAK_R_BUDGET))
-		x->incomplete = true;
-	size_t nf = r.n;
-	memcpy(fs, r.findings, nf * sizeof(fs[0])); /* scratch is reused */
 	int action = -1;
 	for (size_t i = 0; i < nf; i++) {
 		const struct moat_leak_finding *f = &fs[i];
@@ -368,6 +402,9 @@ static int scan_part(struct inspect *x, struct moat_leak_scratch *s,
 			atomic_fetch_add_explicit(
 				&x->w->sec->leak_policy_hits[p], 1,
 				memory_order_relaxed);
+		x->cats |= MOAT_LEAK_BIT(f->category);
+		x->precise |= f->category == MOAT_LEAK_GEOLOCATION &&
+			      (f->flags & MOAT_LEAK_F_PRECISE);
 		if (a == MOAT_LEAK_REDACT)
 			red[nred++] = *f;
 		action = MOAT_MAX(action, a);
@@ -389,53 +426,161 @@ static int scan_part(struct inspect *x, struct moat_leak_scratch *s,
 	return action;
 }
 
-/* MQTT 5 user properties, scanned as one text "name=value\n..." (one
- * budget for all of them), so that key-based rules see password=12345;
- * redactions are copied back into the message's properties. */
+/* Beyond the budget or the findings cap: the rest is unknown. */
+static void note_incomplete(struct inspect *x, const struct moat_leak_result *r)
+{
+	if (r->total > r->n || (r->flags & MOAT_LEAK_R_BUDGET))
+		x->incomplete = true;
+}
+
+/* Scan one part (a property text, correlation data) and apply its
+ * findings. */
+static int scan_part(struct inspect *x, struct moat_leak_scratch *s,
+		     const char *part, uint8_t *buf, size_t len)
+{
+	struct moat_leak_result r;
+	struct moat_leak_finding fs[MOAT_LEAK_MAX_FINDINGS];
+	if (moat_leak_scan(x->w->sec->leak_db, s, buf, len, &r) < 0) {
+		x->incomplete = true;
+		return -1;
+	}
+	note_incomplete(x, &r);
+	memcpy(fs, r.findings, r.n * sizeof(fs[0])); /* scratch is reused */
+	return apply(x, s, part, buf, len, fs, r.n);
+}
+
+/* The topic and the payload, in one scan (the scratch caches clean
+ * topics).  The message is not shared yet: the payload is redacted in
+ * place.  Topic findings are shown redacted (in x->tbuf) in every line
+ * and event about this message; a topic cannot be rewritten (it decides
+ * who gets the message): there, redact means block. */
+static void scan_message(struct inspect *x, struct moat_leak_scratch *s)
+{
+	struct moat_msg *m = x->m;
+	bool tfits = m->topic_len < sizeof(x->tbuf);
+	struct moat_leak_result r;
+	struct moat_leak_finding fs[MOAT_LEAK_MAX_FINDINGS];
+	uint8_t *pl = (uint8_t *)(uintptr_t)m->payload;
+	if (!tfits)
+		x->incomplete = true; /* over what a topic may show */
+	if (moat_leak_scan_msg(x->w->sec->leak_db, s,
+			       (const uint8_t *)m->topic,
+			       tfits ? m->topic_len : 0, pl, m->payload_len,
+			       &r) < 0) {
+		x->incomplete = true;
+		return;
+	}
+	note_incomplete(x, &r);
+	size_t nf = r.n, nt = 0;
+	memcpy(fs, r.findings, nf * sizeof(fs[0])); /* scratch is reused */
+	while (nt < nf && fs[nt].part == MOAT_LEAK_PART_TOPIC)
+		nt++;
+	if (nt) {
+		memcpy(x->tbuf, m->topic, m->topic_len);
+		int a = apply(x, s, "topic", (uint8_t *)x->tbuf, m->topic_len,
+			      fs, nt);
+		x->topic = x->tbuf;
+		x->action = a == MOAT_LEAK_REDACT ? MOAT_LEAK_BLOCK : a;
+	}
+	/* the topic may leak where it was not looked at */
+	if (!tfits || m->topic_len > moat_leak_db_budget(x->w->sec->leak_db) ||
+	    (r.total > r.n && nt == nf)) {
+		x->topic = "(topic withheld)";
+		x->topic_len = strlen(x->topic);
+	}
+	int a = apply(x, s, "payload", pl, m->payload_len, fs + nt, nf - nt);
+	x->action = MOAT_MAX(x->action, a);
+}
+
+/* The MQTT 5 properties whose values are scanned as text lines: user
+ * properties ("name=value") and the response topic and content type
+ * ("response_topic=...", "content_type=...").  Their name part (for
+ * a user property, its name) and value. */
+static bool text_prop(const struct moat_mqtt_prop_item *it,
+		      struct moat_bytes *name, struct moat_bytes *val,
+		      bool *fixed)
+{
+	*fixed = true;
+	switch (it->id) {
+	case PROP_USER_PROPERTY:
+		*name = it->a;
+		*val = it->b;
+		*fixed = false;
+		return true;
+	case PROP_RESPONSE_TOPIC:
+		*name = (struct moat_bytes){(const uint8_t *)"response_topic",
+					    14};
+		*val = it->a;
+		return true;
+	case PROP_CONTENT_TYPE:
+		*name = (struct moat_bytes){(const uint8_t *)"content_type", 12};
+		*val = it->a;
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* MQTT 5 properties, scanned as one text "name=value\n..." (one budget
+ * for all of them; its part keeps the name "user properties"), so that
+ * key-based rules see password=12345; redactions are copied back into the
+ * message's properties (never into the fixed names).  Correlation data
+ * (binary or text) is a part of its own, "correlation data". */
 static int scan_props(struct inspect *x, struct moat_leak_scratch *s)
 {
 	struct moat_worker *w = x->w;
 	struct moat_msg *m = x->m;
 	struct moat_bytes raw = {m->props, m->props_len};
 	struct moat_mqtt_prop_item it;
+	struct moat_bytes name, val;
+	bool fixed;
 	size_t pos = 0, n = 0;
-	while (moat_mqtt_props_next(&raw, &pos, &it))
-		if (it.id == PROP_USER_PROPERTY)
-			n += it.a.len + it.b.len + 2;
+	int action = -1;
+	while (moat_mqtt_props_next(&raw, &pos, &it)) {
+		if (it.id == PROP_CORRELATION_DATA && it.a.len) {
+			int a = scan_part(x, s, "correlation data",
+					  (uint8_t *)(uintptr_t)it.a.p,
+					  it.a.len);
+			action = MOAT_MAX(action, a);
+		}
+		if (text_prop(&it, &name, &val, &fixed))
+			n += name.len + val.len + 2;
+	}
 	if (!n)
-		return -1;
+		return action;
 	if (n > w->leak_bufcap) {
 		uint8_t *nb = moat_realloc(w->leak_buf, n);
 		if (!nb) {
 			x->incomplete = true;
-			return -1;
+			return action;
 		}
 		w->leak_buf = nb;
 		w->leak_bufcap = n;
 	}
 	size_t o = 0;
 	for (pos = 0; moat_mqtt_props_next(&raw, &pos, &it);) {
-		if (it.id != PROP_USER_PROPERTY)
+		if (!text_prop(&it, &name, &val, &fixed))
 			continue;
-		memcpy(w->leak_buf + o, it.a.p, it.a.len);
-		o += it.a.len;
+		memcpy(w->leak_buf + o, name.p, name.len);
+		o += name.len;
 		w->leak_buf[o++] = '=';
-		memcpy(w->leak_buf + o, it.b.p, it.b.len);
-		o += it.b.len;
+		memcpy(w->leak_buf + o, val.p, val.len);
+		o += val.len;
 		w->leak_buf[o++] = '\n';
 	}
-	int action = scan_part(x, s, "user properties", w->leak_buf, n);
-	if (action != MOAT_LEAK_REDACT && action != MOAT_LEAK_BLOCK)
+	int a = scan_part(x, s, "user properties", w->leak_buf, n);
+	action = MOAT_MAX(action, a);
+	if (a != MOAT_LEAK_REDACT && a != MOAT_LEAK_BLOCK)
 		return action;
 	for (pos = 0, o = 0; moat_mqtt_props_next(&raw, &pos, &it);) {
-		if (it.id != PROP_USER_PROPERTY)
+		if (!text_prop(&it, &name, &val, &fixed))
 			continue;
-		memcpy((uint8_t *)(uintptr_t)it.a.p, w->leak_buf + o,
-		       it.a.len);
-		o += it.a.len + 1;
-		memcpy((uint8_t *)(uintptr_t)it.b.p, w->leak_buf + o,
-		       it.b.len);
-		o += it.b.len + 1;
+		if (!fixed)
+			memcpy((uint8_t *)(uintptr_t)name.p, w->leak_buf + o,
+			       name.len);
+		o += name.len + 1;
+		memcpy((uint8_t *)(uintptr_t)val.p, w->leak_buf + o, val.len);
+		o += val.len + 1;
 	}
 	return action;
 }
@@ -457,33 +602,8 @@ int moat__leak_inspect(struct moat_worker *w, struct moat_msg *m,
 	if (!s) {
 		x->incomplete = true; /* no scratch: nothing could be looked at */
 	} else {
-		/* The message is not shared yet: redaction is in place.  The
-		 * topic goes first; its findings are shown redacted in every
-		 * line and event about this message.  A topic cannot be
-		 * rewritten (it decides who gets the message): there,
-		 * redact means block. */
-		if (m->topic_len < sizeof(x->tbuf)) {
-			memcpy(x->tbuf, m->topic, m->topic_len);
-			int a = scan_part(x, s, "topic", (uint8_t *)x->tbuf,
-					  m->topic_len);
-			if (a >= 0)
-				x->topic = x->tbuf;
-			x->action = a == MOAT_LEAK_REDACT ? MOAT_LEAK_BLOCK : a;
-		} else {
-			x->incomplete = true; /* over what a topic may show */
-		}
-		if (x->incomplete) { /* it may leak where it was not looked at */
-			x->topic = "(topic withheld)";
-			x->topic_len = strlen(x->topic);
-		}
-		/* (MOAT_MAX evaluates its arguments twice: not with a scan.) */
-		int a = m->payload_len
-				? scan_part(x, s, "payload",
-					    (uint8_t *)(uintptr_t)m->payload,
-					    m->payload_len)
-				: -1;
-		x->action = MOAT_MAX(x->action, a);
-		a = m->props_len ? scan_props(x, s) : -1;
+		scan_message(x, s);
+		int a = m->props_len ? scan_props(x, s) : -1;
 		x->action = MOAT_MAX(x->action, a);
 	}
 	/* What could not be scanned to its end is assumed to hold what the
@@ -508,6 +628,7 @@ int moat__leak_inspect(struct moat_worker *w, struct moat_msg *m,
 	}
 	for (size_t i = 0; i < x->nrep; i++)
 		report(x, &x->rep[i]);
+	report_tracks(x);
 	if (x->action == MOAT_LEAK_BLOCK)
 		MOAT_STAT_ADD(w->b, leaks_blocked, 1);
 	else if (x->action == MOAT_LEAK_REDACT)
@@ -555,8 +676,8 @@ void moat__leak_sweep_retained(struct moat_worker *w)
 	pthread_rwlock_rdlock(&b->tree.lock);
 	size_t max = b->tree.nretained;
 	pthread_rwlock_unlock(&b->tree.lock);
-	if (!max || moat_tree_retained(&b->tree, (const uint8_t *)"#", 1, max,
-				       &v, &n) != MOAT_OK)
+	/* '$' topics too: "#" would leave them out */
+	if (!max || moat_tree_retained_all(&b->tree, max, &v, &n) != MOAT_OK)
 		return;
 	for (size_t i = 0; i < n; i++) {
 		struct moat_msg *c = clone_msg(v[i]);
@@ -609,6 +730,15 @@ void moat__leak_sys_publish(struct moat_worker *w,
 		snprintf(val, sizeof(val), "%llu",
 			 (unsigned long long)atomic_load_explicit(
 				 &b->stats.leaks[c], memory_order_relaxed));
+		put(w, topic, val);
+	}
+	for (int k = 0; k < 2; k++) {
+		snprintf(topic, sizeof(topic), "$SYS/moat/leaks/count/%s",
+			 track_names[k]);
+		snprintf(val, sizeof(val), "%llu",
+			 (unsigned long long)atomic_load_explicit(
+				 &b->stats.leaks[MOAT_LEAK_CATEGORY_COUNT + k],
+				 memory_order_relaxed));
 		put(w, topic, val);
 	}
 	snprintf(val, sizeof(val), "%llu",

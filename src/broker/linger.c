@@ -11,6 +11,10 @@
  * away until the peer closes too, LINGER_MS pass or LINGER_BYTES have
  * been discarded.  Then it is closed.
  *
+ * The connection's transport stack (net.h) comes along: the rest goes
+ * through it (a WebSocket frames it), and its shutdown (a WebSocket close
+ * frame, TLS close_notify) comes before the FIN.
+ *
  * A lingering socket is a few dozen bytes plus what was left to write
  * (at most LINGER_OUT_MAX); it keeps its place in the per-address table
  * and in the connection count until it is closed, so max_connections and
@@ -22,9 +26,6 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include <openssl/err.h>
-#include <openssl/ssl.h>
 
 #include "broker_int.h"
 #include "common/moat_common.h"
@@ -38,8 +39,10 @@ struct moat_linger {
 	uint8_t ev_kind; /* EV_LINGER; must stay first */
 	bool ip_counted;
 	bool shut;       /* write side shut down: only draining now */
+	bool tls;        /* TLS in the stack: its output waits for EPOLLOUT */
 	int fd;
-	SSL *ssl;        /* only while TLS output is pending */
+	struct moat_net *net; /* the stack, bottom layer in tcp */
+	struct moat_net_tcp tcp;
 	uint64_t deadline_ms;
 	uint32_t drained;
 	uint32_t outlen, outoff;
@@ -53,9 +56,7 @@ static void linger_end(struct moat_linger *l)
 {
 	struct moat_worker *w = l->w;
 	epoll_ctl(w->epfd, EPOLL_CTL_DEL, l->fd, NULL);
-	close(l->fd);
-	SSL_free(l->ssl);
-	ERR_clear_error();
+	moat_net_close(l->net); /* and the socket */
 	if (l->ip_counted) {
 		char pb[MOAT_PEER_STRLEN], ib[MOAT_PEER_STRLEN];
 		(void)moat__format_addr(&l->addr, pb, ib);
@@ -77,41 +78,22 @@ static void linger_end(struct moat_linger *l)
 static int write_rest(struct moat_linger *l)
 {
 	while (l->outoff < l->outlen) {
-		const uint8_t *p = l->out + l->outoff;
-		size_t n = l->outlen - l->outoff;
-		ssize_t r;
-		if (l->ssl) {
-			ERR_clear_error();
-			int k = SSL_write(l->ssl, p, (int)n);
-			if (k <= 0)
-				return SSL_get_error(l->ssl, k) ==
-						       SSL_ERROR_WANT_WRITE
-					       ? 0
-					       : -1;
-			r = k;
-		} else {
-			r = send(l->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
-			if (r < 0)
-				return errno == EAGAIN || errno == EWOULDBLOCK ||
-						       errno == EINTR
-					       ? 0
-					       : -1;
-		}
+		char why[128];
+		ssize_t r = moat_net_write(l->net, l->out + l->outoff,
+					   l->outlen - l->outoff, why,
+					   sizeof(why));
+		if (r <= 0)
+			return r == MOAT_NET_AGAIN ? 0 : -1;
 		l->outoff += (uint32_t)r;
 	}
 	return 1;
 }
 
-/* After the last words: close_notify (TLS), then FIN. */
+/* After the last words: the layers' own ends (WebSocket close frame, TLS
+ * close_notify), then FIN. */
 static void shut_write(struct moat_linger *l)
 {
-	if (l->ssl) {
-		ERR_clear_error();
-		(void)SSL_shutdown(l->ssl);
-		SSL_free(l->ssl);
-		l->ssl = NULL;
-		ERR_clear_error();
-	}
+	moat_net_shutdown(l->net);
 	(void)shutdown(l->fd, SHUT_WR);
 	l->shut = true;
 }
@@ -139,7 +121,7 @@ static bool set_events(struct moat_linger *l, int op)
 	/* TLS output pending: only writability (input waits, see
 	 * progress); then only input. */
 	ev.events = l->shut ? EPOLLIN
-		    : l->ssl ? EPOLLOUT
+		    : l->tls ? EPOLLOUT
 			     : EPOLLIN | EPOLLOUT;
 	ev.data.ptr = l;
 	return epoll_ctl(l->w->epfd, op, l->fd, &ev) == 0;
@@ -161,12 +143,13 @@ static bool progress(struct moat_linger *l)
 	/* Until the output is out, input stays where it is for TLS (it
 	 * may be what SSL_write waits for); plain sockets drain at once
 	 * so the receive queue never fills. */
-	if (l->shut || !l->ssl)
+	if (l->shut || !l->tls)
 		return drain(l);
 	return true;
 }
 
-bool moat__linger_start(struct moat_worker *w, int fd, SSL *ssl,
+bool moat__linger_start(struct moat_worker *w, struct moat_net *net,
+			struct moat_net_tcp *tcp,
 			const union moat_sockaddr *addr, bool ip_counted,
 			const uint8_t *rest, size_t restlen)
 {
@@ -178,29 +161,19 @@ bool moat__linger_start(struct moat_worker *w, int fd, SSL *ssl,
 		return false;
 	memset(l, 0, sizeof(*l));
 	l->ev_kind = EV_LINGER;
-	l->fd = fd;
+	l->net = moat_net_move_tcp(net, tcp, &l->tcp);
+	l->fd = l->tcp.base.fd;
+	l->tls = moat_net_find(l->net, "tls") != NULL;
 	l->w = w;
 	l->addr = *addr;
 	l->ip_counted = ip_counted;
 	l->outlen = (uint32_t)restlen;
 	if (restlen)
 		memcpy(l->out, rest, restlen);
-	if (ssl && restlen) {
-		/* SSL_write is retried from our copy, not the caller's. */
-		SSL_set_mode(ssl, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-		l->ssl = ssl;
-	} else {
-		if (ssl) {
-			ERR_clear_error();
-			(void)SSL_shutdown(ssl);
-			ERR_clear_error();
-		}
-		SSL_free(ssl);
-	}
-	if (!restlen) {
-		(void)shutdown(fd, SHUT_WR);
-		l->shut = true;
-	}
+	/* (A TLS write is retried from our copy: the contexts allow a
+	 * moving write buffer.) */
+	if (!restlen)
+		shut_write(l);
 	l->deadline_ms = w->now_ms + LINGER_MS;
 	l->next = w->lingering;
 	if (w->lingering)

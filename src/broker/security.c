@@ -225,9 +225,10 @@ void moat__security_event(struct moat_conn *c, const char *event,
 	} else {
 		snprintf(id, sizeof(id), "(none yet)");
 	}
-	char pb[MOAT_PEER_STRLEN];
-	moat_notice("security: %s: client %s user %s from %s: %s", event, id,
-		    user, moat_conn_peer(c, pb), detail);
+	char pb[MOAT_PEER_STRLEN], fb[MOAT_FWD_STRLEN];
+	moat_notice("security: %s: client %s user %s from %s%s: %s", event,
+		    id, user, moat_conn_peer(c, pb), moat_conn_forwarded(c, fb),
+		    detail);
 }
 
 /* ---- authentication -------------------------------------------------------------- */
@@ -258,8 +259,7 @@ static int cert_identity(struct moat_conn *c, const struct moat_listener_cfg *lc
 			 uint8_t *v3rc, uint8_t *v5rc, const char **why)
 {
 	char name[256];
-	if (!c->ssl ||
-	    moat_tls_peer_identity(c->ssl,
+	if (moat_net_peer_identity(c->net,
 				   lc->use_identity_as_username ==
 					   MOAT_IDENTITY_SAN,
 				   name, sizeof(name)) != MOAT_OK)

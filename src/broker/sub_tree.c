@@ -794,6 +794,23 @@ static int collect(const struct moat_tnode *n, const uint8_t *f, size_t flen,
 	return collect_child(child_find(n, f + pos, e - pos), f, flen, e, vec);
 }
 
+/* Hand the collected messages over (none on an error). */
+static int vec_done(struct msg_vec *vec, int rc, struct moat_msg ***out,
+		    size_t *n)
+{
+	if (rc == MOAT_ELIMIT)
+		rc = MOAT_OK; /* the caller's budget: the rest would be dropped */
+	if (rc) {
+		for (size_t i = 0; i < vec->n; i++)
+			moat_msg_unref(&vec->v[i]);
+		MOAT_FREE(vec->v);
+		vec->n = 0;
+	}
+	*out = vec->v;
+	*n = vec->n;
+	return rc;
+}
+
 int moat_tree_retained(struct moat_tree *t, const uint8_t *filter,
 		       size_t flen, size_t max, struct moat_msg ***out,
 		       size_t *n)
@@ -803,17 +820,18 @@ int moat_tree_retained(struct moat_tree *t, const uint8_t *filter,
 	pthread_rwlock_rdlock(&t->lock);
 	int rc = collect(t->root, filter, flen, 0, &vec);
 	pthread_rwlock_unlock(&t->lock);
-	if (rc == MOAT_ELIMIT)
-		rc = MOAT_OK; /* the caller's budget: the rest would be dropped */
-	if (rc) {
-		for (size_t i = 0; i < vec.n; i++)
-			moat_msg_unref(&vec.v[i]);
-		MOAT_FREE(vec.v);
-		vec.n = 0;
-	}
-	*out = vec.v;
-	*n = vec.n;
-	return rc;
+	return vec_done(&vec, rc, out, n);
+}
+
+int moat_tree_retained_all(struct moat_tree *t, size_t max,
+			   struct moat_msg ***out, size_t *n)
+{
+	struct msg_vec vec = {0};
+	vec.max = max;
+	pthread_rwlock_rdlock(&t->lock);
+	int rc = collect_all(t->root, false, &vec); /* '$' topics too */
+	pthread_rwlock_unlock(&t->lock);
+	return vec_done(&vec, rc, out, n);
 }
 
 size_t moat_tree_expire_retained(struct moat_tree *t, uint64_t now)

@@ -17,6 +17,8 @@
 #include "broker_int.h"
 #include "coap_int.h"
 #include "codec/mqtt5.h"
+#include "net/net_tls.h"
+#include "net/net_ws.h"
 
 #define MAX_EVENTS 256
 #define ACCEPT_BURST 64
@@ -171,7 +173,6 @@ static int post_batch(struct moat_worker *to, struct moat_inbox_batch *bt)
 			struct moat_conn *c = bt->v[i].conn;
 			if (bt->v[i].kind == INBOX_ADOPT) {
 				/* Detached from every worker: free it here. */
-				close(c->fd);
 				MOAT_STAT_SUB(to->b, connections, 1);
 				moat_conn_free(c);
 			}
@@ -200,7 +201,6 @@ static void adopt(struct moat_worker *w, struct moat_conn *c)
 		if (c->ip_counted)
 			moat_iptab_release(&w->b->iptab, moat_conn_ip(c, ib),
 					   moat_now_ms());
-		close(c->fd);
 		MOAT_STAT_SUB(w->b, connections, 1);
 		moat_conn_free(c);
 		return;
@@ -528,9 +528,8 @@ static void held_close(struct moat_worker *w, struct moat_conn *c,
 	char pb[MOAT_PEER_STRLEN], ib[MOAT_PEER_STRLEN];
 	moat_info("connection from %s closed: %s", moat_conn_peer(c, pb), why);
 	moat_iptab_release(&w->b->iptab, moat_conn_ip(c, ib), w->now_ms);
-	close(c->fd);
 	MOAT_STAT_SUB(w->b, connections, 1);
-	moat_conn_free(c);
+	moat_conn_free(c); /* closes the socket */
 }
 
 static void held_drop(struct moat_worker *w, struct moat_conn *c,
@@ -567,15 +566,25 @@ void moat__worker_drop_held(struct moat_worker *w)
 		held_drop(w, w->held, "broker shutting down");
 }
 
-static int start_tls(struct moat_worker *w, struct moat_conn *c)
+/* The transport stack of a new connection: TCP (in c), then TLS and
+ * WebSocket as its listener says. */
+static int start_transport(struct moat_worker *w, struct moat_conn *c)
 {
 	SSL_CTX *ctx = w->sec->tls[c->listener];
-	if (!ctx)
-		return MOAT_OK;
-	c->ssl = SSL_new(ctx);
-	if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1)
-		return MOAT_ENOMEM;
-	SSL_set_accept_state(c->ssl);
+	const struct moat_listener_cfg *lc = &w->cfg->listeners[c->listener];
+	struct moat_net *top;
+	if (ctx) {
+		if (!(top = moat_net_tls_new(c->net, ctx, true)))
+			return MOAT_ENOMEM;
+		c->net = top;
+	}
+	if (lc->protocol == MOAT_PROTO_WEBSOCKETS) {
+		struct moat_ws_policy pol = {lc->ws_path, lc->ws_origins};
+		if (!(top = moat_net_ws_new(c->net, &pol,
+					    w->cfg->max_packet_size)))
+			return MOAT_ENOMEM;
+		c->net = top;
+	}
 	return MOAT_OK;
 }
 
@@ -655,20 +664,22 @@ static void accept_all(struct moat_worker *w, struct moat_listener *l)
 			c->listener = l->idx;
 			c->ip_counted = counted;
 		}
-		if (c && v == MOAT_IP_HELD && start_tls(w, c) == MOAT_OK) {
+		if (c && v == MOAT_IP_HELD &&
+		    start_transport(w, c) == MOAT_OK) {
 			held_append(w, c);
 			MOAT_STAT_ADD(b, connections, 1);
 			continue;
 		}
-		if (!c || v == MOAT_IP_HELD || start_tls(w, c) != MOAT_OK ||
+		if (!c || v == MOAT_IP_HELD || start_transport(w, c) != MOAT_OK ||
 		    moat_conn_attach(w, c) != MOAT_OK) {
 			moat_warn("connection from %s refused: out of memory",
 				  peer);
 			if (counted)
 				moat_iptab_release(&b->iptab, ip, moat_now_ms());
 			if (c)
-				moat_conn_free(c);
-			close(fd);
+				moat_conn_free(c); /* closes fd */
+			else
+				close(fd);
 			continue;
 		}
 		MOAT_STAT_ADD(b, connections, 1);
@@ -730,9 +741,7 @@ static void expire_sessions(struct moat_worker *w, uint64_t now)
  * progress; nothing waiting to go out is. */
 static bool write_stalled(struct moat_conn *c, uint64_t now)
 {
-	uint64_t written = c->ssl ? (uint64_t)BIO_number_written(
-					    SSL_get_wbio(c->ssl))
-				  : c->tx_bytes;
+	uint64_t written = moat_net_wire_sent(c->net);
 	/* The kernel's send queue grows only by our writes: when all that
 	 * was written had been acknowledged at the last tick and nothing
 	 * was written since, it is still empty (an idle connection costs
@@ -846,7 +855,8 @@ static void handle_event(struct moat_worker *w, struct epoll_event *ev)
 		bool rd = ev->events & (EPOLLIN | EPOLLHUP | EPOLLERR);
 		/* A TLS read that waited for the socket to be writable is
 		 * retried (moat_conn_on_readable clears the flag). */
-		if (c->tls_read_wants_write && (ev->events & EPOLLOUT))
+		if ((ev->events & EPOLLOUT) && c->state != CONN_CLOSED &&
+		    (moat_net_wants(c->net) & MOAT_NET_READ_WANTS_WRITE))
 			rd = true;
 		if (c->state != CONN_CLOSED && (ev->events & EPOLLOUT))
 			moat_conn_on_writable(c);
@@ -873,6 +883,7 @@ void *moat_worker_main(void *arg)
 		int n = epoll_wait(w->epfd, evs, MAX_EVENTS, timeout);
 		/* The one clock reading of this turn. */
 		uint64_t now = w->now_ms = moat_now_ms();
+		atomic_store_explicit(&w->turn_ms, now, memory_order_relaxed);
 		moat__worker_sync_security(w);
 		if (n < 0 && errno != EINTR) {
 			moat_err_log("worker %u: epoll_wait: %s", w->idx,

@@ -207,7 +207,7 @@ static void check_config_file(const struct lint_model *m,
 
 /* ---- entry point --------------------------------------------------------- */
 
-static struct lint_model *model_new(const char *path)
+struct lint_model *lint_model_new(const char *path)
 {
 	struct lint_model *m = moat_calloc(1, sizeof(*m));
 	if (!m)
@@ -227,7 +227,7 @@ static struct lint_model *model_new(const char *path)
 	return m;
 }
 
-static void model_free(struct lint_model *m)
+void lint_model_free(struct lint_model *m)
 {
 	if (!m)
 		return;
@@ -274,7 +274,7 @@ int moat_lint_file(const char *path, enum moat_lint_dialect dialect,
 				sizeof(out->error));
 	if (rc != MOAT_OK)
 		return rc;
-	struct lint_model *m = model_new(path);
+	struct lint_model *m = lint_model_new(path);
 	if (!m) {
 		moat_free(text);
 		snprintf(out->error, sizeof(out->error), "out of memory");
@@ -292,7 +292,7 @@ int moat_lint_file(const char *path, enum moat_lint_dialect dialect,
 	}
 	if (rc == MOAT_ENOMEM)
 		snprintf(out->error, sizeof(out->error), "out of memory");
-	model_free(m);
+	lint_model_free(m);
 	moat_free(text);
 	return rc;
 }

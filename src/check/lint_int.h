@@ -119,6 +119,10 @@ struct lint_model {
 	size_t nacl;
 };
 
+/* An empty model of the configuration at path (borrowed); NULL when out
+ * of memory.  Free with lint_model_free. */
+struct lint_model *lint_model_new(const char *path);
+void lint_model_free(struct lint_model *m);
 /* "name:line" into buf. */
 void lint_where(char *buf, size_t bufsz, const char *name, size_t line);
 /* Set s to val (truncated to LINT_VAL) with where. */
@@ -161,6 +165,23 @@ void lint_moatd_free(struct lint_moatd *st);
 /* mosquitto: parse text (and include_dir files) into the model. */
 void lint_mosq_parse(struct lint_model *m, char *text, size_t len,
 		     struct moat_findings *f);
+
+/* One directive line as lint_mosq_parse_visit read it. */
+struct lint_mosq_line {
+	const char *where;  /* "file:line" (include_dir files by name) */
+	const char *name;   /* the directive */
+	const char *value;  /* its value, as written (trimmed) */
+	bool known;         /* a mosquitto directive (or plugin option) */
+	int listener;       /* index into m->l it applied to; -1 none */
+	int bridge;         /* index into m->br of the open connection; -1 */
+};
+typedef void (*lint_mosq_visit_fn)(void *arg, const struct lint_mosq_line *l);
+/* lint_mosq_parse, and fn(arg, line) for every directive line read
+ * (include_dir's line before its files' lines), once the model has taken
+ * it: moatd migrate carries the configuration over line by line. */
+void lint_mosq_parse_visit(struct lint_model *m, char *text, size_t len,
+			   struct moat_findings *f, lint_mosq_visit_fn fn,
+			   void *arg);
 
 /* Read a whole regular file (at most LINT_MAX_FILE bytes) without
  * following a final symbolic link when nofollow.  MOAT_OK or an error

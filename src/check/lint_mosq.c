@@ -46,6 +46,8 @@ struct mq_parse {
 	/* Options of listeners beyond LINT_MAX_LISTENERS land here, not on
 	 * a listener they do not belong to. */
 	struct lint_listener overflow;
+	lint_mosq_visit_fn visit; /* lint_mosq_parse_visit */
+	void *visit_arg;
 };
 
 struct mq_dir;
@@ -629,6 +631,22 @@ bool lint_mosq_knows(const char *name)
 
 /* ---- lines and files ----------------------------------------------------- */
 
+/* Tell lint_mosq_parse_visit's caller about a line. */
+static void visit(struct mq_parse *p, const char *name, const char *val,
+		  bool known)
+{
+	if (!p->visit)
+		return;
+	struct lint_model *m = p->m;
+	struct lint_mosq_line l = {
+		.where = p->where, .name = name, .value = val, .known = known,
+		.listener = p->cur && p->cur != &p->overflow
+				    ? (int)(p->cur - m->l) : -1,
+		.bridge = p->br ? (int)(p->br - m->br) : -1,
+	};
+	p->visit(p->visit_arg, &l);
+}
+
 static bool mq_line(void *arg, char *line, size_t lineno)
 {
 	struct mq_parse *p = arg;
@@ -646,20 +664,27 @@ static bool mq_line(void *arg, char *line, size_t lineno)
 	while (n && (val[n - 1] == ' ' || val[n - 1] == '\t'))
 		val[--n] = '\0';
 	const struct mq_dir *d = find_dir(line);
+	char copy[LINT_VAL];
+	snprintf(copy, sizeof(copy), "%s", val); /* handlers cut val */
+	bool include = d && d->fn == do_include_dir;
+	if (include)
+		visit(p, line, copy, true);
 	if (!d && !plugin_option(line)) {
 		moat_findings_add(p->f, "AUD-CFG-03",
 				  "%s: unknown directive '%s'; mosquitto "
 				  "refuses the file",
 				  p->where, line);
+		visit(p, line, copy, false);
 		return true;
 	}
-	if (!d || !d->fn)
-		return true;
-	if (!*val) {
+	if (d && d->fn && !*val)
 		bad(p, d->name, "no value");
-		return true;
+	else if (d && d->fn)
+		d->fn(p, d, val);
+	if (!include) {
+		lint_where(p->where, sizeof(p->where), p->file, lineno);
+		visit(p, line, copy, true);
 	}
-	d->fn(p, d, val);
 	return true;
 }
 
@@ -784,11 +809,20 @@ static void local_only_listener(struct lint_model *m)
 void lint_mosq_parse(struct lint_model *m, char *text, size_t len,
 		     struct moat_findings *f)
 {
+	lint_mosq_parse_visit(m, text, len, f, NULL, NULL);
+}
+
+void lint_mosq_parse_visit(struct lint_model *m, char *text, size_t len,
+			   struct moat_findings *f, lint_mosq_visit_fn fn,
+			   void *arg)
+{
 	struct mq_parse *p = moat_calloc(1, sizeof(*p));
 	if (!p) {
 		f->oom = true;
 		return;
 	}
+	p->visit = fn;
+	p->visit_arg = arg;
 	p->m = m;
 	p->f = f;
 	p->file = m->name;

@@ -29,6 +29,9 @@
 
 #include "client.h"
 #include "client_proto.h"
+#include "net/net.h"
+#include "net/net_tls.h"
+#include "net/net_ws.h"
 #include "net/tls_client.h"
 
 #define READ_CHUNK ((size_t)65536)
@@ -58,8 +61,10 @@ struct alias {
 
 struct moat_client {
 	int fd;
-	SSL *ssl;	     /* the TLS session on fd; NULL: plain TCP */
-	bool tls_want_write; /* SSL_read needs the socket writable */
+	/* The transport stack on fd (net.h): TCP, then TLS and WebSocket
+	 * layers when asked for; NULL while not connected. */
+	struct moat_net_tcp tcp;
+	struct moat_net *net;
 	struct moat_buf in;  /* received bytes; max = max_packet + 5 */
 	struct moat_buf out; /* the packet being written */
 	uint32_t max_packet; /* limit on a packet's remaining length */
@@ -215,13 +220,29 @@ struct moat_client *moat_client_new(void)
 
 static void close_fd(struct moat_client *c)
 {
-	SSL_free(c->ssl);
-	c->ssl = NULL;
-	c->tls_want_write = false;
-	if (c->fd >= 0)
+	if (c->net)
+		moat_net_close(c->net); /* closes the socket */
+	else if (c->fd >= 0)
 		close(c->fd);
+	c->net = NULL;
 	c->fd = -1;
 	c->connected = false;
+}
+
+/* A layer's finishing result as the client's error (with a hint when
+ * TLS closed before it could tell why). */
+static ssize_t net_error(struct moat_client *c, ssize_t r, const char *why,
+			 bool reading)
+{
+	SSL *ssl = moat_net_tls_ssl(c->net);
+	if (reading && r == MOAT_NET_CLOSED &&
+	    !strcmp(why, "connection closed by peer"))
+		return set_err(c, MOAT_ECLOSED,
+			       "connection closed by the server%s",
+			       ssl ? moat_tls_client_hint(ssl) : "");
+	return set_err(c, MOAT_EIO, "%s the server failed: %s%s",
+		       reading ? "read from" : "write to", why,
+		       ssl ? moat_tls_client_hint(ssl) : "");
 }
 
 void moat_client_free(struct moat_client *c)
@@ -262,30 +283,18 @@ bool moat_client_stopped(const struct moat_client *c)
 static ssize_t io_write(struct moat_client *c, const uint8_t *p, size_t len,
 			short *ev)
 {
+	char why[300];
 	*ev = POLLOUT;
-	if (c->ssl) {
-		ERR_clear_error();
-		int n = SSL_write(c->ssl, p, (int)MOAT_MIN(len, 1u << 30));
-		if (n > 0)
-			return n;
-		int e = SSL_get_error(c->ssl, n);
-		if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-			*ev = e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
-			return 0;
-		}
-		moat_tls_client_error(c->ssl, n, "TLS write to the server "
-						 "failed", c->err,
-				      sizeof(c->err));
-		return MOAT_EIO;
-	}
-	ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL);
+	ssize_t n = moat_net_write(c->net, p, len, why, sizeof(why));
 	if (n > 0)
 		return n;
-	if (n < 0 && (errno == EINTR || errno == EAGAIN ||
-		      errno == EWOULDBLOCK))
+	if (n == MOAT_NET_AGAIN) {
+		if (moat_net_wants(c->net) & MOAT_NET_WRITE_WANTS_READ)
+			*ev = POLLIN;
+		moat_net_clear_want(c->net, MOAT_NET_WRITE_WANTS_READ);
 		return 0;
-	return set_err(c, MOAT_EIO, "write to server failed: %s",
-		       n < 0 ? strerror(errno) : "no progress");
+	}
+	return net_error(c, n, why, false);
 }
 
 /* Write all of p[0..len).  The timeout bounds a stall, not the whole
@@ -376,48 +385,32 @@ static int send_simple(struct moat_client *c, enum moat_mqtt_type type)
  * nothing is there yet, MOAT_ECLOSED at end of stream, or an error. */
 static ssize_t io_read(struct moat_client *c, uint8_t *dst, size_t want)
 {
-	if (c->ssl) {
-		ERR_clear_error();
-		errno = 0;
-		c->tls_want_write = false;
-		int n = SSL_read(c->ssl, dst, (int)MOAT_MIN(want, 1u << 30));
-		if (n > 0)
-			return n;
-		int e = SSL_get_error(c->ssl, n);
-		if (e == SSL_ERROR_WANT_READ)
-			return 0;
-		if (e == SSL_ERROR_WANT_WRITE) {
-			c->tls_want_write = true;
-			return 0;
-		}
-		if (e == SSL_ERROR_ZERO_RETURN ||
-		    (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0 &&
-		     errno == 0))
-			return set_err(c, MOAT_ECLOSED,
-				       "connection closed by the server%s",
-				       moat_tls_client_hint(c->ssl));
-		moat_tls_client_error(c->ssl, n, "TLS read from the server "
-						 "failed", c->err,
-				      sizeof(c->err));
-		return MOAT_EIO;
-	}
-	ssize_t n = recv(c->fd, dst, want, 0);
+	char why[300];
+	ssize_t n = moat_net_read(c->net, dst, want, why, sizeof(why));
 	if (n > 0)
 		return n;
-	if (n == 0)
-		return set_err(c, MOAT_ECLOSED,
-			       "connection closed by the server");
-	if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
+	if (n == MOAT_NET_AGAIN) {
+		/* A layer's own bytes (a WebSocket pong, a close answer). */
+		if (moat_net_wants(c->net) & MOAT_NET_HAS_OUTPUT &&
+		    moat_net_flush(c->net, why, sizeof(why)) < 0)
+			return net_error(c, MOAT_NET_CLOSED, why, false);
 		return 0;
-	return set_err(c, MOAT_EIO, "read from server failed: %s",
-		       strerror(errno));
+	}
+	return net_error(c, n, why, true);
 }
 
-/* Decrypted bytes waiting inside the TLS session (poll() cannot see
- * them). */
+/* Bytes a layer holds (decrypted TLS records, decoded WebSocket frames)
+ * that poll() cannot see. */
 static bool io_pending(const struct moat_client *c)
 {
-	return c->ssl && (SSL_pending(c->ssl) > 0 || SSL_has_pending(c->ssl));
+	return c->net && moat_net_pending(c->net) > 0;
+}
+
+/* A read that waits for the socket to be writable (TLS). */
+static bool io_read_wants_write(const struct moat_client *c)
+{
+	return c->net &&
+	       (moat_net_wants(c->net) & MOAT_NET_READ_WANTS_WRITE) != 0;
 }
 
 /* Read what is available into c->in.  MOAT_ECLOSED at end of stream. */
@@ -504,23 +497,45 @@ out:
 	return rc;
 }
 
-/* TLS over the connected socket: the handshake, with the server's
- * certificate checked against host (unless the context is insecure). */
-static int tls_connect(struct moat_client *c, SSL_CTX *ctx, const char *host,
-		       const char *port)
+/* The transport stack over the connected socket: TCP, then TLS (the
+ * handshake, with the server's certificate checked against host unless
+ * the context is insecure), then WebSocket (its opening handshake runs in
+ * the first write and read). */
+static int stack_connect(struct moat_client *c, const struct moat_client_opts *o)
 {
-	c->ssl = moat_tls_client_new(ctx, c->fd, host);
-	if (!c->ssl)
-		return set_err(c, MOAT_ENOMEM, "out of memory");
-	char why[ERR_LEN - 64];
-	int rc = moat_tls_client_handshake(c->ssl,
-					   moat_now_ms() + c->timeout_ms,
-					   why, sizeof(why), NULL);
-	if (rc != MOAT_OK)
-		return set_err(c, rc == MOAT_ETLS ? MOAT_ETLS : MOAT_EIO,
-			       "%s port %s: %s", host, port, why);
-	moat_debug("client %s: TLS connection (%s, %s)", c->id,
-		   SSL_get_version(c->ssl), SSL_get_cipher_name(c->ssl));
+	moat_net_tcp_init(&c->tcp, c->fd);
+	c->net = &c->tcp.base;
+	if (o->tls) {
+		SSL *ssl = moat_tls_client_new(o->tls, c->fd, o->host);
+		if (!ssl)
+			return set_err(c, MOAT_ENOMEM, "out of memory");
+		char why[ERR_LEN - 64];
+		int rc = moat_tls_client_handshake(
+			ssl, moat_now_ms() + c->timeout_ms, why, sizeof(why),
+			NULL);
+		struct moat_net *t = rc == MOAT_OK
+					     ? moat_net_tls_adopt(c->net, ssl)
+					     : NULL;
+		if (!t) {
+			SSL_free(ssl);
+			if (rc == MOAT_OK)
+				return set_err(c, MOAT_ENOMEM, "out of memory");
+			return set_err(c, rc == MOAT_ETLS ? MOAT_ETLS : MOAT_EIO,
+				       "%s port %s: %s", o->host, o->port, why);
+		}
+		c->net = t;
+		moat_debug("client %s: TLS connection (%s, %s)", c->id,
+			   SSL_get_version(ssl), SSL_get_cipher_name(ssl));
+	}
+	if (o->ws_path) {
+		char host[300];
+		snprintf(host, sizeof(host), "%s:%s", o->host, o->port);
+		struct moat_net *w = moat_net_ws_client_new(
+			c->net, host, o->ws_path, (uint64_t)c->max_packet + 5);
+		if (!w)
+			return set_err(c, MOAT_ENOMEM, "out of memory");
+		c->net = w;
+	}
 	return MOAT_OK;
 }
 
@@ -949,7 +964,7 @@ struct pump_result {
 static int pump_poll(struct moat_client *c, int timeout, int extra_fd,
 		     struct pump_result *res)
 {
-	short ev = (short)(POLLIN | (c->tls_want_write ? POLLOUT : 0));
+	short ev = (short)(POLLIN | (io_read_wants_write(c) ? POLLOUT : 0));
 	struct pollfd pfd[2] = {{.fd = c->fd, .events = ev},
 				{.fd = extra_fd, .events = POLLIN}};
 	bool pending = io_pending(c);
@@ -1180,8 +1195,7 @@ int moat_client_connect(struct moat_client *c,
 		goto out;
 	}
 	if ((rc = tcp_connect(c, o->host, o->port)) != MOAT_OK ||
-	    (o->tls && (rc = tls_connect(c, o->tls, o->host, o->port)) !=
-			       MOAT_OK) ||
+	    (rc = stack_connect(c, o)) != MOAT_OK ||
 	    (rc = flush_out(c, "CONNECT")) != MOAT_OK ||
 	    (rc = wait_ack(c, &w)) != MOAT_OK)
 		goto out;
@@ -1494,11 +1508,7 @@ static void linger_close(struct moat_client *c)
  * non-blocking), then the TCP FIN. */
 static int shutdown_write(struct moat_client *c)
 {
-	if (c->ssl) {
-		ERR_clear_error();
-		(void)SSL_shutdown(c->ssl);
-		ERR_clear_error();
-	}
+	moat_net_shutdown(c->net); /* WebSocket close, TLS close_notify */
 	return shutdown(c->fd, SHUT_WR);
 }
 

@@ -80,6 +80,9 @@ struct moat_client_opts {
 	 * certificate is checked against host as the context says.  NULL:
 	 * plain TCP. */
 	struct ssl_ctx_st *tls;
+	/* MQTT over WebSockets: the path of the opening request ("/mqtt");
+	 * NULL: plain MQTT.  The Host header is host:port. */
+	const char *ws_path;
 	/* CONNECT fields: protocol level (3, 4 or 5), clean session (MQTT 5:
 	 * Clean Start), keepalive (seconds, 0 = off), client id, credentials
 	 * and will.  Borrowed for the call.  MQTT 5 allows a password without

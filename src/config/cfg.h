@@ -46,8 +46,9 @@ enum moat_tls_min { MOAT_TLS_12 = 0, MOAT_TLS_13 = 1 };
 /* protocol (what a listener speaks; values are added as transports land) */
 enum moat_listener_proto {
 	MOAT_PROTO_MQTT = 0,
-	MOAT_PROTO_COAP = 1,  /* CoAP over UDP (RFC 7252) */
-	MOAT_PROTO_COAPS = 2, /* CoAP over DTLS 1.2 */
+	MOAT_PROTO_WEBSOCKETS = 1,
+	MOAT_PROTO_COAP = 2,  /* CoAP over UDP (RFC 7252) */
+	MOAT_PROTO_COAPS = 3, /* CoAP over DTLS 1.2 */
 };
 
 struct moat_listener_cfg {
@@ -64,6 +65,9 @@ struct moat_listener_cfg {
 	uint32_t use_identity_as_username; /* enum moat_identity */
 	uint32_t tls_version;              /* enum moat_tls_min */
 	uint32_t protocol;                 /* enum moat_listener_proto */
+	char ws_path[256];     /* websockets_path */
+	char ws_origins[1024]; /* websockets_origin: comma-separated */
+	char ws_proxies[512];  /* websockets_trusted_proxy: comma-separated */
 };
 
 static inline bool moat_listener_tls(const struct moat_listener_cfg *lc)
@@ -130,6 +134,7 @@ struct moat_config {
 	bool subscription_identifiers;
 	bool allow_zero_length_clientid;
 	enum moat_log_level log_level;
+	char user[64]; /* run as this user when started as root */
 	char source[256]; /* file the config came from, "" = defaults */
 };
 

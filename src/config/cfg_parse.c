@@ -543,6 +543,25 @@ const char *moat_cfg_listener_risks(const struct moat_config *cfg, size_t i,
 	return out;
 }
 
+/* "" or comma-separated numeric addresses. */
+static bool addr_list_valid(const char *list)
+{
+	while (*list) {
+		char one[INET6_ADDRSTRLEN];
+		struct in6_addr a;
+		size_t n = strcspn(list, ",");
+		if (n == 0 || n >= sizeof(one))
+			return false;
+		memcpy(one, list, n);
+		one[n] = '\0';
+		if (inet_pton(AF_INET, one, &a) != 1 &&
+		    inet_pton(AF_INET6, one, &a) != 1)
+			return false;
+		list += n + (list[n] == ',');
+	}
+	return true;
+}
+
 /* TLS directives that only make sense together. */
 static int check_tls(const struct moat_config *cfg,
 		     const struct moat_listener_cfg *lc,
@@ -573,6 +592,11 @@ static int check_tls(const struct moat_config *cfg,
 		why = "use_identity_as_username needs require_certificate true";
 	else if (lc->crlfile[0] && !lc->cafile[0])
 		why = "crlfile needs cafile";
+	else if (lc->protocol == MOAT_PROTO_WEBSOCKETS && lc->ws_path[0] != '/')
+		why = "websockets_path must start with '/'";
+	else if (!addr_list_valid(lc->ws_proxies))
+		why = "websockets_trusted_proxy takes numeric IPv4 or IPv6 "
+		      "addresses separated by commas";
 	if (!why)
 		return MOAT_OK;
 	return fail(err, NULL, "%s: listener %u: %s", src, (unsigned)lc->port,

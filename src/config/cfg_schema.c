@@ -21,13 +21,37 @@ const struct moat_cfg_directive moat__cfg_directives[] = {
 	 "PORT, see protocol; 0 = any free port) at a numeric address "
 	 "(default: all addresses). Repeatable. "
 	 "With no listener, moatd listens on 127.0.0.1:1883 only."},
-	{"protocol", CFG_ENUM, LOFF(protocol), 0, 0, "mqtt",
+	{"protocol", CFG_ENUM, LOFF(protocol), 0, 1, "mqtt",
 	 "(listener) What the listener above speaks: mqtt (MQTT over TCP, "
-	 "or TLS when certfile is set), coap (CoAP over UDP: the /ps/ "
-	 "topic mapping of docs/coap.md; the usual port is 5683; loopback "
-	 "only unless allow_insecure_listener) or coaps (CoAP over DTLS 1.2 "
-	 "with psk_file keys and/or certfile certificates; usually 5684).",
-	 true, "mqtt|coap|coaps"},
+	 "or TLS when certfile is set), websockets (MQTT over WebSockets: "
+	 "ws://, or wss:// when certfile is set; see docs/websockets.md), "
+	 "coap (CoAP over UDP: the /ps/ topic mapping of docs/coap.md; the "
+	 "usual port is 5683; loopback only unless "
+	 "allow_insecure_listener) or coaps (CoAP over DTLS 1.2 with "
+	 "psk_file keys and/or certfile certificates; usually 5684).",
+	 true, "mqtt|websockets|coap|coaps"},
+	{"websockets_path", CFG_STRING, LOFF(ws_path), 0, LSIZE(ws_path),
+	 "/mqtt",
+	 "(listener, websockets) The HTTP path WebSocket clients must ask "
+	 "for; other paths get 404.",
+	 true, NULL},
+	{"websockets_origin", CFG_STRING, LOFF(ws_origins), 0,
+	 LSIZE(ws_origins), NULL,
+	 "(listener, websockets) Comma-separated Origins that browsers may "
+	 "connect from, e.g. https://app.example.com,http://localhost:8080. "
+	 "Clients that send no Origin (non-browser clients) are always "
+	 "accepted, and so is an Origin naming the listener itself "
+	 "(scheme://Host, as paho-mqtt sends); with none configured, every "
+	 "browser is refused (403).",
+	 true, NULL},
+	{"websockets_trusted_proxy", CFG_STRING, LOFF(ws_proxies), 0,
+	 LSIZE(ws_proxies), NULL,
+	 "(listener, websockets) Comma-separated numeric addresses of "
+	 "reverse proxies in front of the listener. Only for connections "
+	 "from them do logs also show the client address of the last "
+	 "X-Forwarded-For entry; limits per address still apply to the TCP "
+	 "peer.",
+	 true, NULL},
 	{"certfile", CFG_PATH, LOFF(certfile), 0, LSIZE(certfile), NULL,
 	 "(listener) PEM certificate chain of the server; turns TLS on for "
 	 "the listener above it. Needs keyfile.", true, NULL},
@@ -200,9 +224,10 @@ const struct moat_cfg_directive moat__cfg_directives[] = {
 	{"sys_interval", CFG_DURATION, OFF(sys_interval), 0, 86400, "10",
 	 "Seconds between $SYS/broker/... updates. 0 disables $SYS."},
 	{"leak_detection", CFG_BOOL, OFF(leak_detection), 0, 1, "true",
-	 "Scan PUBLISH topics, payloads and MQTT 5 user properties, and will "
-	 "payloads, for private data (docs/leaks.md) and act on what is found "
-	 "by the first matching leak_policy (default: alert)."},
+	 "Scan PUBLISH topics, payloads and MQTT 5 properties (user "
+	 "properties, response topic, content type, correlation data), and "
+	 "will payloads, for private data (docs/leaks.md) and act on what is "
+	 "found by the first matching leak_policy (default: alert)."},
 	{"leak_key_file", CFG_PATH, OFF(leak_key_file), 0,
 	 CSIZE(leak_key_file), NULL,
 	 "Install key for the HMACs that identify findings in logs and "
@@ -259,6 +284,14 @@ const struct moat_cfg_directive moat__cfg_directives[] = {
 	{"allow_zero_length_clientid", CFG_BOOL,
 	 OFF(allow_zero_length_clientid), 0, 1, "true",
 	 "Accept an empty client id with clean session and assign one."},
+	{"user", CFG_STRING, OFF(user), 0, CSIZE(user), "moat",
+	 "Started as root, moatd binds its listeners and opens its files "
+	 "(password file, ACL, certificates, keys), then runs as this user: "
+	 "its uid and primary group, supplementary groups cleared. When the "
+	 "default user moat does not exist it falls back to nobody (a "
+	 "warning says so); another user that does not exist is an error. "
+	 "user root keeps root (the only way to; warned at every start). "
+	 "Ignored when not started as root. Restart-only. See docs/install.md."},
 	{"log_level", CFG_LOGLEVEL, OFF(log_level), 0, 4, "notice",
 	 "error, warning, notice, info or debug."},
 };

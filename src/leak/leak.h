@@ -125,7 +125,8 @@ uint32_t moat_leak_db_categories(const struct moat_leak_db *db);
 size_t moat_leak_db_budget(const struct moat_leak_db *db);
 
 /* Per-thread working memory for scanning with db (Vectorscan scratch,
- * findings, JSON stack, key-class cache; about 100 KiB).  Use one per
+ * findings, JSON stacks, key-class and clean-topic caches, decoder buffers;
+ * about 290 KiB).  Use one per
  * thread; it can be reused for any number of scans with db.  MOAT_OK and
  * *out, MOAT_ENOMEM, or MOAT_EIO. */
 int moat_leak_scratch_new(const struct moat_leak_db *db,
@@ -152,10 +153,14 @@ void moat_leak_scratch_free(struct moat_leak_scratch *s);
 					   * person, id or location */
 #define MOAT_LEAK_F_ENCRYPTED 0x0200u     /* jwt: a JWE (5 segments) */
 #define MOAT_LEAK_F_TRUNCATED 0x0400u     /* match runs into the budget end */
+#define MOAT_LEAK_F_DECODED 0x0800u       /* found in decoded content: a
+					   * base64 blob (the range is the
+					   * blob) or CBOR (the range is the
+					   * item's bytes) */
 
 /* "weak_password", "test_value", "context", "json_string", "json_scalar",
- * "expired", "alg_none", "precise", "linked", "encrypted", "truncated"
- * for one MOAT_LEAK_F_* bit; NULL for other values. */
+ * "expired", "alg_none", "precise", "linked", "encrypted", "truncated",
+ * "decoded" for one MOAT_LEAK_F_* bit; NULL for other values. */
 const char *moat_leak_flag_name(uint32_t flag);
 
 struct moat_leak_finding {
@@ -163,6 +168,9 @@ struct moat_leak_finding {
 	enum moat_leak_severity severity;
 	uint8_t confidence; /* 0..100: how sure the validators are */
 	uint32_t flags;     /* MOAT_LEAK_F_* */
+	/* moat_leak_scan_msg: the part the offsets are in
+	 * (MOAT_LEAK_PART_*); moat_leak_scan: always PAYLOAD. */
+	uint8_t part;
 	/* The sensitive bytes: data[start..end) of the scanned buffer.  For
 	 * a key-based finding, the value only (not the key). */
 	size_t start, end;
@@ -206,6 +214,23 @@ struct moat_leak_result {
 int moat_leak_scan(const struct moat_leak_db *db, struct moat_leak_scratch *s,
 		   const uint8_t *data, size_t len,
 		   struct moat_leak_result *out);
+
+/* Parts of a message (struct moat_leak_finding.part). */
+#define MOAT_LEAK_PART_PAYLOAD 0
+#define MOAT_LEAK_PART_TOPIC 1
+
+/* Scan a message: its topic and its payload in one call (as
+ * moat_leak_scan on each; findings hold their part and offsets within
+ * it, topic findings first, each part sorted by start; MOAT_LEAK_R_*
+ * flags and `scanned` are the payload's, with MOAT_LEAK_R_BUDGET also
+ * for a topic longer than the budget).  The scratch remembers topics
+ * that had no finding (a small cache, exact bytes, topics up to 64 bytes,
+ * per scratch, i.e. per thread): such a topic is not scanned again.
+ * Returns the number of findings reported, or MOAT_EINVAL. */
+int moat_leak_scan_msg(const struct moat_leak_db *db,
+		       struct moat_leak_scratch *s, const uint8_t *topic,
+		       size_t tlen, const uint8_t *payload, size_t plen,
+		       struct moat_leak_result *out);
 
 /* ---- redaction ---------------------------------------------------------- */
 

@@ -213,6 +213,26 @@ static void remember_wifi(struct lk_scan *sc, const struct lk_field *f,
 	}
 }
 
+/* A log line's component tag ("auth: client dev1 connected", "token:
+ * refreshed for ..."): a key ended by ':' in text whose value starts a
+ * sentence (a word of lower-case letters followed by another word). */
+static bool log_tag(const struct lk_scan *sc, const struct lk_field *f,
+		    size_t s)
+{
+	const uint8_t *d = sc->d;
+	if (f->vt != LV_TEXT || !f->key)
+		return false;
+	const uint8_t *k = f->key + f->klen;
+	if (k >= d + s || *k != ':')
+		return false;
+	size_t w = s;
+	while (w < sc->n && lk_lower(d[w]))
+		w++;
+	if (w - s < 2 || w + 1 >= sc->n || d[w] != ' ')
+		return false;
+	return lk_alpha(d[w + 1]) || lk_digit(d[w + 1]);
+}
+
 static void cred_field(struct lk_scan *sc, const struct lk_field *f)
 {
 	static const char *const pass_words[] = {"pass", "fail", "passed",
@@ -228,7 +248,8 @@ static void cred_field(struct lk_scan *sc, const struct lk_field *f)
 	if (f->vt == LV_NUMBER &&
 	    (sub != KC_PASSWORD && sub != KC_PIN && sub != KC_PSK))
 		return;
-	if (moat__leak_placeholder(d + s, n) || looks_like_path(d + s, n))
+	if (moat__leak_placeholder(d + s, n) || looks_like_path(d + s, n) ||
+	    log_tag(sc, f, s))
 		return;
 	switch (sub) {
 	case KC_PASS:
@@ -504,12 +525,15 @@ static void health_field(struct lk_scan *sc, const struct lk_field *f)
 		ok = f->idx <= 0;
 		break;
 	}
-	if (!ok)
-		return;
+	if (!ok || (f->obj && f->obj->music && (f->ki.sub == KH_HR ||
+						 f->ki.sub == KH_HR_AMBIG)))
+		return; /* beats per minute of a song */
 	struct lk_cand *c = add_field(sc, f, MOAT_LEAK_HEALTH, s, e,
 				      MOAT_LEAK_SEV_HIGH, 90, 0);
-	if (c)
+	if (c) {
+		c->rule = (uint16_t)(300 + f->ki.sub);
 		prev_key(sc, c, f, "=***");
+	}
 }
 
 /* ---- person (L19) --------------------------------------------------------------- */
@@ -1197,8 +1221,8 @@ static size_t text_value_end(const struct lk_scan *sc, size_t v, size_t hi,
 			e++;
 			continue;
 		}
-		if (value_stop(c))
-			break;
+		if (value_stop(c) || (sc->binary && c >= 0x7f))
+			break; /* binary around a text island ends the value */
 		e++;
 	}
 	return e;
@@ -1345,11 +1369,11 @@ struct lk_keyinfo moat__leak_key_class(struct lk_scan *sc, const uint8_t *k,
 {
 	if (n == 0 || n > LEAK_KCACHE_KEY)
 		return moat__leak_key_classify(k, n);
-	/* a cheap hash: keys repeat message after message */
-	uint32_t h = (uint32_t)k[0] | (uint32_t)k[n - 1] << 8 |
-		     (uint32_t)k[n / 2] << 16 | (uint32_t)n << 24;
-	h *= 2654435761u;
-	struct lk_kcache_ent *e = &sc->kcache[h >> 24 & (LEAK_KCACHE - 1)];
+	/* keys repeat message after message: FNV-1a over the (short) key */
+	uint32_t h = 2166136261u;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ k[i]) * 16777619u;
+	struct lk_kcache_ent *e = &sc->kcache[(h ^ h >> 16) & (LEAK_KCACHE - 1)];
 	if (e->len == n) {
 		size_t i = 0;
 		while (i < n && e->key[i] == k[i])

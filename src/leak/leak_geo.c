@@ -270,6 +270,22 @@ static size_t skip_sp(const uint8_t *d, size_t n, size_t i)
 	return i;
 }
 
+/* The length of a degree (0), minute (1) or second (2) sign at i: UTF-8,
+ * ASCII or the JSON escapes of both (DMS inside a JSON string); 0 when
+ * there is none. */
+static size_t dms_mark(const uint8_t *d, size_t n, size_t i, unsigned kind)
+{
+	static const char *const marks[3][6] = {
+		{"\xc2\xb0", "\xc2\xba", "\\u00b0", "\\u00B0", "\\u00ba", NULL},
+		{"'", "\xe2\x80\xb2", "\\u2032", NULL},
+		{"\"", "\\\"", "''", "\xe2\x80\xb3", "\\u2033", NULL},
+	};
+	for (const char *const *m = marks[kind]; *m; m++)
+		if (is_seq(d, n, i, *m))
+			return strlen(*m);
+	return 0;
+}
+
 /* deg[° [min[' ′] [sec[" ″]]]] [N|S|E|W] */
 static size_t parse_comp(const struct lk_scan *sc, size_t i, struct comp *c)
 {
@@ -283,23 +299,23 @@ static size_t parse_comp(const struct lk_scan *sc, size_t i, struct comp *c)
 	bool neg = c->v < 0;
 	c->precise = dec >= 4;
 	j = skip_sp(d, n, j);
-	if (is_seq(d, n, j, "\xc2\xb0") || is_seq(d, n, j, "\xc2\xba")) {
+	size_t ml = dms_mark(d, n, j, 0);
+	if (ml) {
 		c->deg = true;
-		j = skip_sp(d, n, j + 2);
+		j = skip_sp(d, n, j + ml);
 		double m, s;
 		int md, sd;
 		size_t k = read_num(d, n, j, &m, &md);
-		if (k && m >= 0 && m < 60 && dec == 0 &&
-		    (is_seq(d, n, k, "'") || is_seq(d, n, k, "\xe2\x80\xb2"))) {
-			j = skip_sp(d, n, k + (d[k] == '\'' ? 1 : 3));
+		size_t ml1 = k ? dms_mark(d, n, k, 1) : 0;
+		if (k && m >= 0 && m < 60 && dec == 0 && ml1 &&
+		    !(ml1 == 1 && dms_mark(d, n, k, 2) == 2)) {
+			j = skip_sp(d, n, k + ml1);
 			c->v += (neg ? -m : m) / 60.0;
 			c->precise = md >= 2;
 			size_t q = read_num(d, n, j, &s, &sd);
-			if (q && s >= 0 && s < 60 &&
-			    (is_seq(d, n, q, "\"") || is_seq(d, n, q, "''") ||
-			     is_seq(d, n, q, "\xe2\x80\xb3"))) {
-				j = q + (d[q] == '"' ? 1 : d[q] == '\'' ? 2 : 3);
-				j = skip_sp(d, n, j);
+			size_t ml2 = q ? dms_mark(d, n, q, 2) : 0;
+			if (q && s >= 0 && s < 60 && ml2) {
+				j = skip_sp(d, n, q + ml2);
 				c->v += (neg ? -s : s) / 3600.0;
 				c->precise = true;
 			}
@@ -384,12 +400,77 @@ void moat__leak_x_geo_hemi(struct lk_scan *sc, unsigned rule, size_t end)
 
 /* ---- health in text ----------------------------------------------------------- */
 
+/* HL7 v2 segments end at a carriage return or a line feed, raw or as a
+ * JSON escape (an HL7 message inside a JSON string). */
+static bool hl7_break(const uint8_t *d, size_t k, size_t me)
+{
+	return d[k] == '\r' || d[k] == '\n' ||
+	       (d[k] == '"' && (k == 0 || d[k - 1] != '\\')) ||
+	       (d[k] == '\\' && k + 1 < me && (d[k + 1] == 'r' || d[k + 1] == 'n'));
+}
+
+/* A segment may start at s: after a break or a non-word byte. */
+static bool hl7_seg_start(const uint8_t *d, size_t s)
+{
+	if (s >= 2 && d[s - 2] == '\\' && (d[s - 1] == 'r' || d[s - 1] == 'n'))
+		return true;
+	return s == 0 || (!lk_alnum(d[s - 1]) && d[s - 1] != '_' &&
+			  d[s - 1] != '|' && d[s - 1] != '^');
+}
+
+static size_t hl7_seg_end(const uint8_t *d, size_t i, size_t me)
+{
+	size_t k = i;
+	while (k < me && k - i < 2048 && !hl7_break(d, k, me))
+		k++;
+	return k;
+}
+
+/* Field f (1-based, after the segment name) of the segment d[i..se). */
+static bool hl7_field(const uint8_t *d, size_t i, size_t se, unsigned f,
+		      size_t *fs, size_t *fe)
+{
+	unsigned n = 0;
+	size_t k = i;
+	while (k < se && n < f) {
+		if (d[k] == '|')
+			n++;
+		k++;
+	}
+	if (n < f)
+		return false;
+	*fs = k;
+	while (k < se && d[k] != '|')
+		k++;
+	*fe = k;
+	return true;
+}
+
+/* PID-5 (patient name, "Doe^John") is a person. */
+static void hl7_pid(struct lk_scan *sc, size_t i, size_t se)
+{
+	const uint8_t *d = sc->d;
+	size_t fs, fe;
+	if (!hl7_field(d, i, se, 5, &fs, &fe))
+		return;
+	bool letters = false;
+	for (size_t k = fs; k < fe; k++)
+		letters |= lk_alpha(d[k]);
+	if (!letters)
+		return;
+	struct lk_cand *c = moat__leak_add(sc, MOAT_LEAK_PERSON, fs, fe,
+					   MOAT_LEAK_SEV_MEDIUM, 95, 0);
+	if (c)
+		moat__leak_prev_fmt(c, "PID-5 %c***", d[fs]);
+}
+
 /* HL7 v2: the message is health data; the PID segment's name (PID-5) is
- * a person. */
+ * a person.  The match ends after "MSH|^~\&" (or its JSON form with the
+ * backslash escaped). */
 void moat__leak_x_hl7(struct lk_scan *sc, unsigned rule, size_t end)
 {
 	const uint8_t *d = sc->d;
-	size_t s = end - 8;
+	size_t s = d[end - 3] == '\\' ? end - 9 : end - 8;
 	if (s < sc->tok_end[rule])
 		return;
 	/* the message runs to the end of the line or of a JSON string */
@@ -403,32 +484,45 @@ void moat__leak_x_hl7(struct lk_scan *sc, unsigned rule, size_t end)
 	if (c)
 		moat__leak_prev_set(c, "HL7 message ***");
 	for (size_t i = end; i + 4 <= me; i++) {
-		if (memcmp(d + i, "PID|", 4) ||
-		    (i > 0 && lk_alnum(d[i - 1])))
+		if (memcmp(d + i, "PID|", 4) || !hl7_seg_start(d, i))
 			continue;
-		size_t f = 0, fs = i;
-		for (size_t k = i; k < me && d[k] != '\r'; k++) {
-			if (d[k] != '|')
-				continue;
-			if (f == 5)
-				break;
-			f++;
-			fs = k + 1;
-		}
-		size_t fe = fs;
-		while (fe < me && d[fe] != '|' && d[fe] != '\r')
-			fe++;
-		bool letters = false;
-		for (size_t k = fs; k < fe; k++)
-			letters |= lk_alpha(d[k]);
-		if (f == 5 && letters) {
-			c = moat__leak_add(sc, MOAT_LEAK_PERSON, fs, fe,
-					   MOAT_LEAK_SEV_MEDIUM, 95, 0);
-			if (c)
-				moat__leak_prev_fmt(c, "PID-5 %c***", d[fs]);
-		}
+		hl7_pid(sc, i, hl7_seg_end(d, i, me));
 		break;
 	}
+}
+
+/* A PID or OBX segment without its MSH header (a message cut into
+ * segments, one per JSON string or line).  OBX is an observation when its
+ * identifier is coded (OBX-3 "8867-4^Heart rate^LN") and it has a value
+ * (OBX-5): health data. */
+void moat__leak_x_hl7_seg(struct lk_scan *sc, unsigned rule, size_t end)
+{
+	const uint8_t *d = sc->d;
+	/* the match is "PID|" or "OBX|", up to 4 digits and '|' */
+	size_t s = end - 5;
+	while (s + 9 > end && s > 0 && memcmp(d + s, "PID|", 4) &&
+	       memcmp(d + s, "OBX|", 4))
+		s--;
+	if ((memcmp(d + s, "PID|", 4) && memcmp(d + s, "OBX|", 4)) ||
+	    s < sc->tok_end[rule])
+		return;
+	if (!hl7_seg_start(d, s))
+		return;
+	size_t se = hl7_seg_end(d, s, sc->n);
+	sc->tok_end[rule] = se;
+	if (d[s] == 'P') {
+		hl7_pid(sc, s, se);
+		return;
+	}
+	size_t is, ie, vs, ve;
+	if (!hl7_field(d, s, se, 3, &is, &ie) ||
+	    !memchr(d + is, '^', ie - is) ||
+	    !hl7_field(d, s, se, 5, &vs, &ve) || ve == vs)
+		return;
+	struct lk_cand *c = moat__leak_add(sc, MOAT_LEAK_HEALTH, s, se,
+					   MOAT_LEAK_SEV_HIGH, 90, 0);
+	if (c)
+		moat__leak_prev_set(c, "HL7 OBX ***");
 }
 
 void moat__leak_x_fhir(struct lk_scan *sc, unsigned rule, size_t end)

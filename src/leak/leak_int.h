@@ -132,11 +132,17 @@ enum lk_natid {
 #define KF_VETO 0x02u        /* hash/checksum/public/type...: not a secret */
 #define KF_VERSION 0x04u     /* version/firmware: dotted numbers are not IPs */
 #define KF_E7 0x08u          /* latitudeE7: degrees x 1e7 */
+/* What a JSON member name says about its object (leak_json.c). */
+#define KF_NV_NAME 0x10u     /* name, n, metric: a record's name */
+#define KF_NV_VALUE 0x20u    /* value, v, val: a record's value */
+#define KF_MUSIC 0x40u       /* tempo, song, track: "bpm" is music */
+#define KF_FRIENDLY 0x80u    /* Home Assistant friendly_name */
+#define KF_ENTITY 0x100u     /* Home Assistant entity_id */
 
 struct lk_keyinfo {
 	uint8_t kind; /* enum lk_kind */
 	uint8_t sub;  /* enum lk_cred / lk_health / lk_person / ... */
-	uint8_t flags;
+	uint16_t flags;
 };
 
 struct moat_leak_db;
@@ -195,6 +201,32 @@ struct moat_leak_db {
 	uint64_t id;           /* ties scratches to their db */
 };
 
+/* ---- decoders (leak_cbor.c, leak_decode.c) ------------------------------- */
+
+#define LK_SEG_MAX 512        /* segments of a CBOR transcoding */
+#define LK_DECODE_MAX 16384   /* bytes of decoded or transcoded text */
+#define LK_B64_MAX 6144       /* bytes a base64 blob decodes to, at most */
+#define LK_B64_MIN 24         /* characters of a blob worth decoding */
+#define LK_DECODES_MAX 8      /* blobs decoded per message */
+
+/* JSON text out[os..] came from the input bytes [is, ie). */
+struct lk_seg {
+	uint32_t os, is, ie;
+};
+
+struct lk_decode {
+	uint8_t *buf;
+	size_t cap, len;
+	bool cut;     /* the output did not fit */
+	size_t nseg;
+	struct lk_seg seg[LK_SEG_MAX];
+};
+
+/* Transcode the CBOR map or array p[0..n) into dc (JSON text and its
+ * segment map).  False when p is not one well-formed item of that kind
+ * (or uses what is not handled); dc->cut when the text did not fit. */
+bool moat__leak_cbor_json(const uint8_t *p, size_t n, struct lk_decode *dc);
+
 /* ---- per-scan state (inside struct moat_leak_scratch) ------------------- */
 
 /* A finding before resolution. */
@@ -250,7 +282,19 @@ struct lk_frame {
 				 * would make a wifi credential */
 	size_t psk_s, psk_e;
 	uint8_t psk_vflags;
+	size_t start;            /* offset of the '{' or '[' */
+	uint8_t role;            /* current member: enum lk_nv_role */
+	bool music;              /* a tempo/song/track key: bpm is music */
+	bool person_ent;         /* Home Assistant "entity_id": "person.x" */
+	/* name-value records ({"name":"GPS/Latitude","value":52.1},
+	 * SenML {"n":"hr","v":72}): the name's and the value's spans */
+	bool nv_name, nv_val;
+	uint8_t nv_vt;           /* enum lk_vtype of the value */
+	uint32_t nv_ns, nv_ne, nv_vs, nv_ve;
 };
+
+/* What a member of a name-value record holds. */
+enum lk_nv_role { NV_NONE = 0, NV_NAME, NV_VALUE };
 
 struct lk_kcache_ent {
 	uint8_t len; /* 0: empty */
@@ -263,6 +307,10 @@ struct lk_scan {
 	const uint8_t *d;
 	size_t n;           /* bytes scanned */
 	bool json;          /* message is walked as JSON */
+	bool binary;        /* not UTF-8 text: findings only in text islands */
+	bool nested;        /* scanning decoded content: no further decoding */
+	unsigned ndecoded;  /* base64 blobs decoded in this message */
+	struct moat_leak_scratch *owner;
 	bool stop;          /* candidate table full */
 	uint32_t rflags;    /* MOAT_LEAK_R_* */
 	size_t total;       /* candidates produced (kept or not) */
@@ -286,14 +334,41 @@ struct lk_scan {
 	struct lk_kcache_ent kcache[LEAK_KCACHE];
 };
 
+/* Topics that had no finding (moat_leak_scan_msg): direct-mapped by a
+ * hash, exact bytes compared. */
+#define LK_TCACHE 1024
+#define LK_TCACHE_TOPIC 64
+struct lk_tcache_ent {
+	uint8_t len; /* 0: empty */
+	uint8_t topic[LK_TCACHE_TOPIC];
+};
+
 struct moat_leak_scratch {
 	const struct moat_leak_db *db;
 	uint64_t db_id;
+	struct lk_tcache_ent tcache[LK_TCACHE];
 	hs_scratch_t *hs;
 	struct lk_scan sc;
+	struct lk_scan sub;       /* decoded content (one level deep) */
+	struct lk_decode dec;     /* CBOR transcoding, into text[] */
+	uint8_t raw[LK_B64_MAX];  /* a decoded base64 blob */
+	uint8_t text[LK_DECODE_MAX];
 	struct moat_leak_finding out[MOAT_LEAK_MAX_FINDINGS];
-	struct lk_frame frames[]; /* db->json_depth + 1 */
+	struct lk_frame frames[]; /* 2 x (db->json_depth + 1): sc, sub */
 };
+
+/* UTF-8 text: printable, tabs, line ends, valid multi-byte sequences. */
+bool moat__leak_is_text(const uint8_t *d, size_t n);
+/* Phases 1 and 2 and the resolution over data[0..len) into sc (the
+ * scratch's sc or sub). */
+void moat__leak_scan_core(struct moat_leak_scratch *s, struct lk_scan *sc,
+			  const uint8_t *data, size_t len);
+/* Decoded content (leak_decode.c): the base64 blob d[s..e) of sc (a JSON
+ * string's content or the whole text message), and a binary message that
+ * is CBOR.  Findings inside become findings of sc on the blob or on the
+ * CBOR bytes they came from. */
+void moat__leak_decode_b64(struct lk_scan *sc, size_t s, size_t e);
+void moat__leak_decode_cbor(struct lk_scan *sc);
 
 /* ---- recording candidates (leak_scan.c) --------------------------------- */
 
@@ -414,6 +489,7 @@ void moat__leak_x_wifi_qr(struct lk_scan *sc, unsigned rule, size_t end);
 void moat__leak_x_basic(struct lk_scan *sc, unsigned rule, size_t end);
 void moat__leak_x_bearer(struct lk_scan *sc, unsigned rule, size_t end);
 void moat__leak_x_jwt(struct lk_scan *sc, unsigned rule, size_t end);
+void moat__leak_x_jwe(struct lk_scan *sc, unsigned rule, size_t end);
 void moat__leak_x_privkey(struct lk_scan *sc, unsigned rule, size_t end);
 void moat__leak_x_aws(struct lk_scan *sc, unsigned rule, size_t end);
 void moat__leak_x_vendor(struct lk_scan *sc, unsigned rule, size_t end);
@@ -434,10 +510,12 @@ void moat__leak_x_nmea(struct lk_scan *sc, unsigned rule, size_t end);
 void moat__leak_x_geo_words(struct lk_scan *sc, unsigned rule, size_t end);
 void moat__leak_x_geo_hemi(struct lk_scan *sc, unsigned rule, size_t end);
 void moat__leak_x_hl7(struct lk_scan *sc, unsigned rule, size_t end);
+void moat__leak_x_hl7_seg(struct lk_scan *sc, unsigned rule, size_t end);
 void moat__leak_x_fhir(struct lk_scan *sc, unsigned rule, size_t end);
 void moat__leak_x_health_unit(struct lk_scan *sc, unsigned rule, size_t end);
 void moat__leak_x_health_words(struct lk_scan *sc, unsigned rule, size_t end);
 void moat__leak_x_cli_pw(struct lk_scan *sc, unsigned rule, size_t end);
+void moat__leak_x_console(struct lk_scan *sc, unsigned rule, size_t end);
 
 
 /* A geolocation finding for data[s..e) (a coordinate pair). */
@@ -487,6 +565,10 @@ void moat__leak_text_end(struct lk_scan *sc);
  * JSON string (in_str). */
 void moat__leak_kv_scan(struct lk_scan *sc, size_t lo, size_t hi,
 			bool in_str);
+/* CSV rows in d[lo..hi) (text, or the inside of a JSON string): header
+ * columns and name,value cells (leak_csv.c). */
+void moat__leak_csv_scan(struct lk_scan *sc, size_t lo, size_t hi,
+			 bool in_str);
 /* MOAT_LEAK_F_JSON_* flags for a field's value. */
 uint32_t moat__leak_vflags(const struct lk_field *f);
 

@@ -143,12 +143,13 @@ static struct lk_frame *top(struct lk_scan *sc)
 	return sc->depth ? &sc->stack[sc->depth - 1] : NULL;
 }
 
-static void push(struct lk_scan *sc, bool obj)
+static void push(struct lk_scan *sc, bool obj, size_t at)
 {
 	struct lk_frame *parent = top(sc);
 	struct lk_frame *f = &sc->stack[sc->depth++];
 	memset(f, 0, sizeof(*f));
 	f->obj = obj;
+	f->start = at;
 	f->want_key = obj;
 	if (parent)
 		f->in = parent->obj ? parent->ki : parent->in;
@@ -164,6 +165,83 @@ static bool has_sep(const uint8_t *p, size_t n)
 		if ((p[i] == '=' || p[i] == ':') && !lk_digit(p[i - 1]))
 			return true;
 	return false;
+}
+
+/* ---- records: name-value metrics, Home Assistant, music --------------------- */
+
+/* A member name: its part in a name-value record, and what it says about
+ * the object (music, a Home Assistant person).  The flags come with the
+ * key's (cached) class. */
+static void member_key(struct lk_scan *sc, struct lk_frame *f)
+{
+	uint16_t kf = f->ki.flags;
+	f->role = (kf & KF_NV_NAME)    ? NV_NAME
+		  : (kf & KF_NV_VALUE) ? NV_VALUE
+				       : NV_NONE;
+	f->music |= (kf & KF_MUSIC) != 0;
+	if (kf & KF_FRIENDLY) {
+		for (unsigned i = 0; i < sc->depth; i++)
+			if (sc->stack[i].person_ent) {
+				f->ki.kind = KK_PERSON;
+				f->ki.sub = KP_NAME;
+			}
+	}
+}
+
+/* A string value of the current member of object f. */
+static void member_string(struct lk_scan *sc, struct lk_frame *f, size_t s,
+			  size_t e)
+{
+	if (e - s > 7 && (f->ki.flags & KF_ENTITY) &&
+	    !memcmp(sc->d + s, "person.", 7))
+		f->person_ent = true;
+}
+
+/* The name of a record (the last part of "GPS/Latitude", "Node/hr")
+ * names its value: the field rules see them as one member. */
+static void nv_record(struct lk_scan *sc, struct lk_frame *f)
+{
+	const uint8_t *d = sc->d;
+	size_t ks = f->nv_ns, ke = f->nv_ne;
+	for (size_t i = ke; i > ks; i--)
+		if (d[i - 1] == '/' || d[i - 1] == ':') {
+			ks = i;
+			break;
+		}
+	if (ke == ks)
+		return;
+	struct lk_keyinfo ki = moat__leak_key_class(sc, d + ks, ke - ks);
+	if (ki.kind == KK_NONE && !(ki.flags & KF_SECRET_WORD))
+		return;
+	if (ki.kind == KK_HEALTH && f->music)
+		return;
+	struct lk_frame *p = sc->depth > 1 ? &sc->stack[sc->depth - 2] : NULL;
+	struct lk_field fl;
+	memset(&fl, 0, sizeof(fl));
+	fl.key = d + ks;
+	fl.klen = ke - ks;
+	fl.ki = ki;
+	fl.parent = f->in;
+	fl.s = f->nv_vs;
+	fl.e = f->nv_ve;
+	fl.vt = (enum lk_vtype)f->nv_vt;
+	fl.json = true;
+	fl.idx = -1;
+	/* records in an array pair up there (latitude and longitude are
+	 * two records) */
+	fl.obj = p && !p->obj ? p : f;
+	moat__leak_field(sc, &fl);
+}
+
+/* A health value keyed "bpm" next to a song or a tempo is music. */
+static void music_veto(struct lk_scan *sc, const struct lk_frame *f)
+{
+	for (size_t i = 0; i < sc->ncand; i++) {
+		struct lk_cand *c = &sc->cand[i];
+		if (c->f.category == MOAT_LEAK_HEALTH && c->f.start > f->start &&
+		    (c->rule == 300 + KH_HR || c->rule == 300 + KH_HR_AMBIG))
+			c->dead = true;
+	}
 }
 
 static void field(struct lk_scan *sc, struct lk_frame *f, size_t s, size_t e,
@@ -213,8 +291,24 @@ static void value(struct lk_scan *sc, size_t s, size_t e, enum lk_vtype vt)
 		       vt == LV_STRING ? MOAT_LEAK_F_JSON_STRING
 				       : MOAT_LEAK_F_JSON_SCALAR,
 		       ki);
+	if (f->obj && f->role == NV_NAME && vt == LV_STRING) {
+		f->nv_name = true;
+		f->nv_ns = (uint32_t)s;
+		f->nv_ne = (uint32_t)e;
+	} else if (f->obj && f->role == NV_VALUE && vt != LV_LITERAL) {
+		f->nv_val = true;
+		f->nv_vt = (uint8_t)vt;
+		f->nv_vs = (uint32_t)s;
+		f->nv_ve = (uint32_t)e;
+	}
+	if (f->obj && vt == LV_STRING)
+		member_string(sc, f, s, e);
 	if (vt == LV_STRING && has_sep(sc->d + s, e - s))
 		moat__leak_kv_scan(sc, s, e, true);
+	if (vt == LV_STRING && e - s > 8 && memchr(sc->d + s, ',', e - s))
+		moat__leak_csv_scan(sc, s, e, true);
+	if (vt == LV_STRING && e - s >= LK_B64_MIN && !sc->nested)
+		moat__leak_decode_b64(sc, s, e);
 	if (ki.kind != KK_NONE || (ki.flags & KF_SECRET_WORD))
 		field(sc, f, s, e, vt, ki);
 }
@@ -223,6 +317,7 @@ static void value(struct lk_scan *sc, size_t s, size_t e, enum lk_vtype vt)
  * two high-precision numbers in range anywhere. */
 static void array_end(struct lk_scan *sc, struct lk_frame *f)
 {
+	moat__leak_geo_fields(sc, &f->lat, &f->lon, true);
 	if (f->nonnum || f->nnum < 2 || f->nnum > 3 ||
 	    !lk_enabled(sc, MOAT_LEAK_GEOLOCATION))
 		return;
@@ -263,9 +358,13 @@ static void array_end(struct lk_scan *sc, struct lk_frame *f)
 static void close_frame(struct lk_scan *sc)
 {
 	struct lk_frame *f = top(sc);
-	if (f->obj)
+	if (f->obj) {
+		if (f->nv_name && f->nv_val)
+			nv_record(sc, f);
+		if (f->music)
+			music_veto(sc, f);
 		moat__leak_object_end(sc, f);
-	else
+	} else
 		array_end(sc, f);
 	sc->depth--;
 }
@@ -341,7 +440,7 @@ static size_t step(struct lk_scan *sc, size_t i)
 			sc->rflags |= MOAT_LEAK_R_JSON_ERROR;
 			return SIZE_MAX;
 		}
-		push(sc, c == '{');
+		push(sc, c == '{', i);
 		return i + 1;
 	case '}':
 	case ']':
@@ -357,6 +456,7 @@ static size_t step(struct lk_scan *sc, size_t i)
 			f->key_s = (uint32_t)(i + 1);
 			f->key_n = (uint32_t)(e - i - 1);
 			f->ki = moat__leak_key_class(sc, d + i + 1, e - i - 1);
+			member_key(sc, f);
 			f->want_key = false;
 			assign(sc, i + 1, e, MOAT_LEAK_F_JSON_STRING, f->in);
 		} else {

@@ -525,6 +525,62 @@ static void word_flags(const struct words *w, uint8_t *veto, uint8_t *secret,
 	}
 }
 
+static bool key_is(const uint8_t *k, size_t n, const char *w)
+{
+	size_t wn = strlen(w);
+	if (wn != n)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (lk_tolower(k[i]) != (uint8_t)w[i])
+			return false;
+	return true;
+}
+
+static bool key_has(const uint8_t *k, size_t n, const char *w)
+{
+	size_t wn = strlen(w);
+	for (size_t i = 0; i + wn <= n; i++) {
+		size_t j = 0;
+		while (j < wn && lk_tolower(k[i + j]) == (uint8_t)w[j])
+			j++;
+		if (j == wn)
+			return true;
+	}
+	return false;
+}
+
+/* Flags for a JSON member name about its object: a name-value record's
+ * parts (Sparkplug B "name"/"value", SenML "n"/"v"), music, Home
+ * Assistant's entity_id and friendly_name. */
+static uint16_t record_flags(const uint8_t *k, size_t n)
+{
+	static const char *const names[] = {"name", "n", "metric",
+					    "metricname", "measurement",
+					    "key", "field", "param",
+					    "parameter", NULL};
+	static const char *const values[] = {"value", "v", "vs", "val",
+					     "reading", NULL};
+	static const char *const music[] = {"tempo", "song", "track",
+					    "artist", "album", "genre",
+					    "music", "playlist", "media",
+					    "audio", "midi", NULL};
+	uint16_t f = 0;
+	for (const char *const *w = names; *w; w++)
+		if (key_is(k, n, *w))
+			f |= KF_NV_NAME;
+	for (const char *const *w = values; *w; w++)
+		if (key_is(k, n, *w))
+			f |= KF_NV_VALUE;
+	for (const char *const *w = music; *w && !(f & KF_MUSIC); w++)
+		if (key_has(k, n, *w))
+			f |= KF_MUSIC;
+	if (key_is(k, n, "friendly_name"))
+		f |= KF_FRIENDLY;
+	if (key_is(k, n, "entity_id"))
+		f |= KF_ENTITY;
+	return f;
+}
+
 struct lk_keyinfo moat__leak_key_classify(const uint8_t *key, size_t len)
 {
 	struct lk_keyinfo ki = {0, 0, 0};
@@ -568,5 +624,6 @@ struct lk_keyinfo moat__leak_key_classify(const uint8_t *key, size_t len)
 		if (ki.kind == KK_CRED || ki.kind == KK_AWS_SECRET)
 			ki.kind = KK_NONE;
 	}
+	ki.flags |= record_flags(key, len);
 	return ki;
 }

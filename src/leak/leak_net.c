@@ -129,6 +129,14 @@ void moat__leak_x_ipv6(struct lk_scan *sc, unsigned rule, size_t end)
 	if (e > s && (d[e - 1] == '.' || (d[e - 1] == ':' && e - s > 2 &&
 					   d[e - 2] != ':')))
 		e--;
+	const uint8_t *dot = memchr(d + s, '.', e - s);
+	if (dot) { /* ::ffff:10.0.0.1:51234: the port is not the address */
+		size_t q = (size_t)(dot - d) + 1;
+		while (q < e && (lk_digit(d[q]) || d[q] == '.'))
+			q++;
+		if (q < e && d[q] == ':')
+			e = q;
+	}
 	if (e - s < 3 || e - s > 45)
 		return;
 	if (e < sc->n && (lk_alpha(d[e]) || d[e] == '_'))

@@ -69,11 +69,15 @@ const struct lk_rule moat__leak_rules[] = {
 	/* L5 */
 	R("\\$(?:GP|GN|GL|GA|GB|BD|GQ)(?:GGA|RMC|GLL|GNS),", 0, GEOLOCATION,
 	  moat__leak_x_nmea, NULL),
-	R("[0-9]\\xc2\\xb0", 0, GEOLOCATION, moat__leak_x_geo_hemi, NULL),
+	R("[0-9](?:\\xc2[\\xb0\\xba]|\\\\u00[bB][0aA])", 0, GEOLOCATION,
+	  moat__leak_x_geo_hemi, NULL),
 	/* L6: passwords on command lines (--password x, mosquitto's -P x) */
 	R("(?:--pass(?:word)?|--pw)[ =]", 0, CREDENTIAL, moat__leak_x_cli_pw,
 	  NULL),
 	R("-P ", 0, CREDENTIAL, moat__leak_x_cli_pw, NULL),
+	/* device console commands (Tasmota) */
+	R("(?:mqtt|web)password ", CASELESS, CREDENTIAL, moat__leak_x_console,
+	  NULL),
 	/* L7 */
 	R("basic\\s{1,4}[A-Za-z0-9+/]{8}", CASELESS, HTTP_AUTH,
 	  moat__leak_x_basic, NULL),
@@ -82,6 +86,9 @@ const struct lk_rule moat__leak_rules[] = {
 	/* L8 */
 	R("ey[A-Za-z0-9_-]{10,}\\.ey[A-Za-z0-9_-]", 0, JWT, moat__leak_x_jwt,
 	  NULL),
+	/* JWE: a header naming "alg" or "enc" first, 5 segments */
+	R("eyJ(?:hbGciOi|lbmMiOi)[A-Za-z0-9_-]{8,}\\.", 0, JWT,
+	  moat__leak_x_jwe, NULL),
 	/* L9 */
 	R("-----BEGIN[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----", 0,
 	  PRIVATE_KEY, moat__leak_x_privkey, NULL),
@@ -184,7 +191,8 @@ const struct lk_rule moat__leak_rules[] = {
 	R("[0-9]{8,10}:AA[0-9A-Za-z_-]{33}", 0, VENDOR_TOKEN,
 	  moat__leak_x_telegram, NULL),
 	/* L18 */
-	R("MSH\\|\\^~\\\\&", 0, HEALTH, moat__leak_x_hl7, NULL),
+	R("MSH\\|\\^~\\\\(?:\\\\)?&", 0, HEALTH, moat__leak_x_hl7, NULL),
+	R("(?:PID|OBX)\\|[0-9]{0,4}\\|", 0, HEALTH, moat__leak_x_hl7_seg, NULL),
 	R("\"resourceType\"\\s{0,4}:\\s{0,4}\"(?:Patient|Observation|Condition|"
 	  "MedicationRequest|MedicationStatement|Encounter|DiagnosticReport|"
 	  "Procedure|AllergyIntolerance|Immunization|CarePlan)\"",
@@ -211,6 +219,9 @@ const struct lk_rule moat__leak_rules[] = {
 	  moat__leak_x_unc, NULL),
 	R("[a-z]:(?:\\\\){1,2}users(?:\\\\){1,2}[a-z0-9]", CASELESS,
 	  INTERNAL_HOSTNAME, moat__leak_x_winuser, NULL),
+	/* L21: Tasmota's Wi-Fi passwords (Password1 ...) */
+	R("password[1-4] ", CASELESS, WIFI_CREDENTIALS, moat__leak_x_console,
+	  NULL),
 	/* L21: Wi-Fi QR codes */
 	R("WIFI:[STPH]:", 0, WIFI_CREDENTIALS, moat__leak_x_wifi_qr, NULL),
 	/* "lat 45.4642 lon 9.1900": coordinates named by words */

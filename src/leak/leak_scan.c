@@ -98,7 +98,7 @@ const char *moat_leak_flag_name(uint32_t flag)
 	static const char *const names[] = {
 		"weak_password", "test_value", "context", "json_string",
 		"json_scalar", "expired", "alg_none", "precise", "linked",
-		"encrypted", "truncated"};
+		"encrypted", "truncated", "decoded"};
 	for (unsigned i = 0; i < MOAT_ARRAY_LEN(names); i++)
 		if (flag == UINT32_C(1) << i)
 			return names[i];
@@ -227,7 +227,7 @@ int moat_leak_scratch_new(const struct moat_leak_db *db,
 	*out = NULL;
 	size_t frames = (size_t)db->json_depth + 1;
 	struct moat_leak_scratch *s = moat_calloc(
-		1, sizeof(*s) + frames * sizeof(struct lk_frame));
+		1, sizeof(*s) + 2 * frames * sizeof(struct lk_frame));
 	if (!s)
 		return MOAT_ENOMEM;
 	s->db = db;
@@ -241,6 +241,13 @@ int moat_leak_scratch_new(const struct moat_leak_db *db,
 	}
 	s->sc.stack = s->frames;
 	s->sc.max_depth = db->json_depth;
+	s->sc.owner = s;
+	s->sub.stack = s->frames + frames;
+	s->sub.max_depth = db->json_depth;
+	s->sub.owner = s;
+	s->sub.nested = true;
+	s->dec.buf = s->text;
+	s->dec.cap = sizeof(s->text);
 	*out = s;
 	return MOAT_OK;
 }
@@ -307,9 +314,8 @@ static int on_match(unsigned id, unsigned long long from,
 	return sc->stop ? 1 : 0;
 }
 
-static void run_patterns(struct moat_leak_scratch *s)
+static void run_patterns(struct moat_leak_scratch *s, struct lk_scan *sc)
 {
-	struct lk_scan *sc = &s->sc;
 	memset(sc->tok_end, 0,
 	       moat__leak_rule_count * sizeof(sc->tok_end[0]));
 	if (s->db->hs && sc->n)
@@ -438,14 +444,13 @@ static void sort_cands(struct lk_cand *v, size_t n)
 	}
 }
 
-static void finish(struct moat_leak_scratch *s, struct moat_leak_result *out)
+/* Append the findings of the last scan (of `part`) to out. */
+static void finish(struct moat_leak_scratch *s, struct moat_leak_result *out,
+		   uint8_t part)
 {
 	struct lk_scan *sc = &s->sc;
-	resolve(sc);
-	link_health(sc);
 	sort_cands(sc->cand, sc->ncand);
 	size_t alive = 0;
-	memset(out, 0, sizeof(*out));
 	for (size_t i = 0; i < sc->ncand; i++) {
 		const struct lk_cand *c = &sc->cand[i];
 		if (c->dead)
@@ -455,17 +460,175 @@ static void finish(struct moat_leak_scratch *s, struct moat_leak_result *out)
 			continue;
 		struct moat_leak_finding *f = &s->out[out->n++];
 		*f = c->f;
+		f->part = part;
 		moat__leak_hmac(s->db, sc->d, f->start, f->end, f->hmac);
 		out->categories |= MOAT_LEAK_BIT(f->category);
 		if (f->severity > out->max_severity)
 			out->max_severity = f->severity;
 	}
 	out->findings = s->out;
-	out->total = alive + (sc->total - sc->ncand);
-	out->scanned = sc->n;
-	out->flags = sc->rflags;
+	out->total += alive + (sc->total - sc->ncand);
 	if (out->total > out->n)
 		out->flags |= MOAT_LEAK_R_TRUNCATED;
+}
+
+/* ---- the clean-topic cache ------------------------------------------------- */
+
+static struct lk_tcache_ent *tcache_slot(struct moat_leak_scratch *s,
+					 const uint8_t *t, size_t n)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ t[i]) * 16777619u;
+	return &s->tcache[(h ^ h >> 16) & (LK_TCACHE - 1)];
+}
+
+static bool tcache_clean(struct moat_leak_scratch *s, const uint8_t *t,
+			 size_t n)
+{
+	if (n == 0 || n > LK_TCACHE_TOPIC)
+		return false;
+	const struct lk_tcache_ent *e = tcache_slot(s, t, n);
+	return e->len == n && !memcmp(e->topic, t, n);
+}
+
+static void tcache_add(struct moat_leak_scratch *s, const uint8_t *t,
+		       size_t n)
+{
+	if (n == 0 || n > LK_TCACHE_TOPIC)
+		return;
+	struct lk_tcache_ent *e = tcache_slot(s, t, n);
+	e->len = (uint8_t)n;
+	memcpy(e->topic, t, n);
+}
+
+/* ---- binary payloads ------------------------------------------------------ */
+
+#define LEAK_ISLAND_MIN 16 /* bytes of text around a finding in binary */
+
+static inline bool text_byte(uint8_t c)
+{
+	return (c >= 0x20 && c < 0x7f) || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* Length of the UTF-8 sequence at p[0..n) (lead byte >= 0x80), or 0 when
+ * it is not valid (overlong forms, surrogates and > U+10FFFF too). */
+static size_t utf8_seq(const uint8_t *p, size_t n)
+{
+	uint8_t c = p[0];
+	size_t k;
+	uint8_t lo = 0x80, hi = 0xbf;
+	if (c >= 0xc2 && c <= 0xdf)
+		k = 2;
+	else if (c >= 0xe0 && c <= 0xef) {
+		k = 3;
+		if (c == 0xe0)
+			lo = 0xa0;
+		else if (c == 0xed)
+			hi = 0x9f;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		k = 4;
+		if (c == 0xf0)
+			lo = 0x90;
+		else if (c == 0xf4)
+			hi = 0x8f;
+	} else
+		return 0;
+	if (n < k || p[1] < lo || p[1] > hi)
+		return 0;
+	for (size_t i = 2; i < k; i++)
+		if (p[i] < 0x80 || p[i] > 0xbf)
+			return 0;
+	return k;
+}
+
+/* UTF-8 text: printable, tabs and line ends, valid multi-byte
+ * sequences.  Anything else (NUL, control bytes, invalid UTF-8) is a
+ * binary payload: protobuf, CBOR, encrypted or compressed data. */
+bool moat__leak_is_text(const uint8_t *d, size_t n)
+{
+	size_t i = 0;
+	while (i < n) {
+		/* 8 ASCII printable bytes at a time */
+		while (i + 8 <= n) {
+			uint64_t w;
+			memcpy(&w, d + i, 8);
+			uint64_t hi = w & UINT64_C(0x8080808080808080);
+			uint64_t lo = (w - UINT64_C(0x2020202020202020)) &
+				      ~w & UINT64_C(0x8080808080808080);
+			if (hi | lo)
+				break;
+			i += 8;
+		}
+		if (i >= n)
+			break;
+		uint8_t c = d[i];
+		if (c < 0x80) {
+			if (!text_byte(c) && c != '\f' && c != '\v')
+				return false;
+			i++;
+			continue;
+		}
+		size_t k = utf8_seq(d + i, n - i);
+		if (!k)
+			return false;
+		i += k;
+	}
+	return true;
+}
+
+/* Categories whose matches carry their own proof (a private address
+ * prefix and dotted quad, a checksum, a vendor prefix and length): one of
+ * LEAK_STRONG_MIN bytes or more is never an accident of random bytes, so
+ * it needs no island around it. */
+#define LEAK_STRONG_MIN 7
+
+static bool strong(enum moat_leak_category c)
+{
+	switch (c) {
+	case MOAT_LEAK_PRIVATE_IPV4:
+	case MOAT_LEAK_PRIVATE_IPV6:
+	case MOAT_LEAK_MAC_ADDRESS:
+	case MOAT_LEAK_JWT:
+	case MOAT_LEAK_PRIVATE_KEY:
+	case MOAT_LEAK_AWS_KEY:
+	case MOAT_LEAK_VENDOR_TOKEN:
+	case MOAT_LEAK_PAYMENT_CARD:
+	case MOAT_LEAK_IBAN:
+	case MOAT_LEAK_DEVICE_ID:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* In a binary payload, keep the findings that lie in a run of at least
+ * LEAK_ISLAND_MIN printable bytes (or are strong and long enough): a key
+ * word and a separator that random bytes happen to spell, with binary
+ * right around them, are noise. */
+static void island_filter(struct lk_scan *sc)
+{
+	const uint8_t *d = sc->d;
+	for (size_t i = 0; i < sc->ncand; i++) {
+		struct lk_cand *c = &sc->cand[i];
+		if (c->dead)
+			continue;
+		size_t s = c->f.start, e = c->f.end, k;
+		for (k = s; k < e && text_byte(d[k]); k++)
+			;
+		if (k < e) {
+			c->dead = true;
+			continue;
+		}
+		if (strong(c->f.category) && e - s >= LEAK_STRONG_MIN)
+			continue;
+		while (s > 0 && e - s < LEAK_ISLAND_MIN && text_byte(d[s - 1]))
+			s--;
+		while (e < sc->n && e - s < LEAK_ISLAND_MIN && text_byte(d[e]))
+			e++;
+		if (e - s < LEAK_ISLAND_MIN)
+			c->dead = true;
+	}
 }
 
 static void reset(struct lk_scan *sc, const struct moat_leak_db *db,
@@ -483,22 +646,19 @@ static void reset(struct lk_scan *sc, const struct moat_leak_db *db,
 	sc->any_ssid = false;
 	sc->nwifi = 0;
 	sc->depth = 0;
+	sc->ndecoded = 0;
 	size_t i = 0;
 	while (i < sc->n && i < 256 && lk_space(data[i]))
 		i++;
 	sc->json = i < sc->n && (data[i] == '{' || data[i] == '[');
+	sc->binary = !moat__leak_is_text(data, sc->n);
 }
 
-int moat_leak_scan(const struct moat_leak_db *db, struct moat_leak_scratch *s,
-		   const uint8_t *data, size_t len,
-		   struct moat_leak_result *out)
+void moat__leak_scan_core(struct moat_leak_scratch *s, struct lk_scan *sc,
+			  const uint8_t *data, size_t len)
 {
-	if (!db || !s || !out || (!data && len) || s->db_id != db->id)
-		return MOAT_EINVAL;
-	struct lk_scan *sc = &s->sc;
-	static const uint8_t empty[1];
-	reset(sc, db, data ? data : empty, len);
-	run_patterns(s);
+	reset(sc, s->db, data, len);
+	run_patterns(s, sc);
 	size_t text_from = 0;
 	if (sc->json && !sc->stop) {
 		sc->rflags |= MOAT_LEAK_R_JSON;
@@ -516,9 +676,58 @@ int moat_leak_scan(const struct moat_leak_db *db, struct moat_leak_scratch *s,
 		if (text_from < sc->n) /* the rest is text */
 			sc->rflags |= MOAT_LEAK_R_JSON_ERROR;
 	}
-	if (text_from < sc->n && !sc->stop)
+	if (text_from < sc->n && !sc->stop) {
 		moat__leak_kv_scan(sc, text_from, sc->n, false);
+		moat__leak_csv_scan(sc, text_from, sc->n, false);
+		if (!sc->json && !sc->binary)
+			moat__leak_decode_b64(sc, 0, sc->n);
+	}
 	moat__leak_text_end(sc);
-	finish(s, out);
+	if (sc->binary)
+		island_filter(sc);
+	if (sc->binary && !sc->nested)
+		moat__leak_decode_cbor(sc);
+	resolve(sc);
+	link_health(sc);
+}
+
+int moat_leak_scan(const struct moat_leak_db *db, struct moat_leak_scratch *s,
+		   const uint8_t *data, size_t len,
+		   struct moat_leak_result *out)
+{
+	if (!db || !s || !out || (!data && len) || s->db_id != db->id)
+		return MOAT_EINVAL;
+	static const uint8_t empty[1];
+	memset(out, 0, sizeof(*out));
+	moat__leak_scan_core(s, &s->sc, data ? data : empty, len);
+	out->scanned = s->sc.n;
+	out->flags = s->sc.rflags;
+	finish(s, out, MOAT_LEAK_PART_PAYLOAD);
+	return (int)out->n;
+}
+
+int moat_leak_scan_msg(const struct moat_leak_db *db,
+		       struct moat_leak_scratch *s, const uint8_t *topic,
+		       size_t tlen, const uint8_t *payload, size_t plen,
+		       struct moat_leak_result *out)
+{
+	if (!db || !s || !out || (!topic && tlen) || (!payload && plen) ||
+	    s->db_id != db->id)
+		return MOAT_EINVAL;
+	static const uint8_t empty[1];
+	memset(out, 0, sizeof(*out));
+	uint32_t tflags = 0;
+	if (tlen && !tcache_clean(s, topic, tlen)) {
+		moat__leak_scan_core(s, &s->sc, topic, tlen);
+		tflags = s->sc.rflags & MOAT_LEAK_R_BUDGET;
+		size_t before = out->total;
+		finish(s, out, MOAT_LEAK_PART_TOPIC);
+		if (out->total == before && !tflags)
+			tcache_add(s, topic, tlen);
+	}
+	moat__leak_scan_core(s, &s->sc, payload ? payload : empty, plen);
+	out->scanned = s->sc.n;
+	out->flags |= s->sc.rflags | tflags;
+	finish(s, out, MOAT_LEAK_PART_PAYLOAD);
 	return (int)out->n;
 }

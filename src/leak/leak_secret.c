@@ -154,12 +154,13 @@ static bool jwt_payload(const uint8_t *d, size_t s, size_t e, uint32_t *fl)
 	return true;
 }
 
-/* The segments: header [hs, dot), payload (dot, pe), signature (pe, se),
- * and for a JWE two more up to te. */
-void moat__leak_x_jwt(struct lk_scan *sc, unsigned rule, size_t end)
+/* The token whose header segment ends at dot: header [hs, dot), payload
+ * (dot, pe), signature (pe, se), and for a JWE two more up to te.  JWE
+ * only: just tokens of 5 segments (the JWE anchor also matches JWS). */
+static void jwt_at(struct lk_scan *sc, unsigned rule, size_t dot,
+		   bool jwe_only)
 {
 	const uint8_t *d = sc->d;
-	size_t dot = end - 4;
 	if (dot < sc->tok_end[rule])
 		return;
 	size_t hs = moat__leak_rspan(sc, dot, LK_CS_B64URL);
@@ -180,12 +181,15 @@ void moat__leak_x_jwt(struct lk_scan *sc, unsigned rule, size_t end)
 	char alg[16];
 	bool none;
 	uint32_t fl = jwe ? MOAT_LEAK_F_ENCRYPTED : 0;
-	if ((te < sc->n && (d[te] == '.' || d[te] == '=')) ||
+	if ((jwe_only && !jwe) ||
+	    (te < sc->n && (d[te] == '.' || d[te] == '=')) ||
 	    !jwt_alg(d, hs, dot, alg, &none))
 		return;
 	if (!jwe && (!jwt_payload(d, dot + 1, pe, &fl) ||
 		     (!none && se - pe - 1 < 16)))
 		return; /* a signed token has a signature */
+	if (jwe && (se - pe - 1 < 16 || te - se - 1 < 8))
+		return; /* a JWE has an IV, a ciphertext and a tag */
 	if (none)
 		fl |= MOAT_LEAK_F_ALG_NONE;
 	struct lk_cand *c = moat__leak_add(
@@ -194,6 +198,19 @@ void moat__leak_x_jwt(struct lk_scan *sc, unsigned rule, size_t end)
 	if (c)
 		moat__leak_prev_fmt(c, "%s alg=%s%s", jwe ? "JWE" : "JWT", alg,
 				    (fl & MOAT_LEAK_F_EXPIRED) ? " expired" : "");
+}
+
+/* JWS (and JWE whose encrypted key happens to start "ey"): the match
+ * ends at ".eyX" after the header. */
+void moat__leak_x_jwt(struct lk_scan *sc, unsigned rule, size_t end)
+{
+	jwt_at(sc, rule, end - 4, false);
+}
+
+/* JWE: the match ends just after the header's dot. */
+void moat__leak_x_jwe(struct lk_scan *sc, unsigned rule, size_t end)
+{
+	jwt_at(sc, rule, end - 1, true);
 }
 
 /* ---- private keys (L9) ------------------------------------------------------- */

@@ -387,6 +387,50 @@ static bool env_name(const uint8_t *p, size_t n)
 		      contains_ci(p, n, "pwd"));
 }
 
+/* A run of at least 4 mask characters (sk-****abcd, AKIA********WXYZ,
+ * ghp_XXXXXXXXXXXX...): a masked or made-up key, never a real one. */
+static bool masked_run(const uint8_t *p, size_t n)
+{
+	size_t run = 0;
+	uint8_t prev = 0;
+	for (size_t i = 0; i < n; i++) {
+		uint8_t c = p[i];
+		if (c == 0xe2 && i + 2 < n && p[i + 1] == 0x80 &&
+		    p[i + 2] == 0xa2) { /* U+2022 bullet counts as '*' */
+			i += 2;
+			c = '*';
+		}
+		if (c != '*' && c != 'X' && c != 'x' && c != '#') {
+			run = 0;
+			continue;
+		}
+		run = c == prev && run ? run + 1 : 1;
+		prev = c;
+		/* xxxx in a real random key is rare, **** in one never */
+		if (run >= (c == '*' ? 4u : 8u))
+			return true;
+	}
+	return false;
+}
+
+/* A vendor-shaped prefix (xoxb-, ghp_, sk_live_, glpat-): its length, or
+ * 0.  Up to three lower-case words of 2..6 letters, each ending in '-'
+ * or '_'. */
+static size_t vendor_prefix(const uint8_t *p, size_t n)
+{
+	size_t i = 0, k = 0;
+	for (unsigned w = 0; w < 3; w++) {
+		size_t j = i;
+		while (j < n && j - i <= 6 && (lk_lower(p[j]) || lk_digit(p[j])))
+			j++;
+		if (j - i < 2 || j - i > 6 || j >= n ||
+		    (p[j] != '-' && p[j] != '_'))
+			break;
+		i = k = j + 1;
+	}
+	return k < n ? k : 0;
+}
+
 bool moat__leak_placeholder(const uint8_t *p, size_t n)
 {
 	static const char *const words[] = {
@@ -394,7 +438,9 @@ bool moat__leak_placeholder(const uint8_t *p, size_t n)
 		"hidden", "masked", "removed", "omitted", "empty", "unset",
 		"not set", "notset", "tbd", "todo", "true", "false", "yes",
 		"no", "on", "off", "enabled", "disabled", "required",
-		"optional", "unknown", "not_set", "<none>", "nan", NULL};
+		"optional", "unknown", "not_set", "<none>", "nan", "generate",
+		"generated", "auto", "random", "token", "apikey", "api_key", "api-key",
+		NULL};
 	static const char *const prefixes[] = {
 		"${", "{{", "%(", "$(", "env:", "vault:", "file:", "ssm:",
 		"kms:", "keyvault:", "op://", "secretsmanager:",
@@ -409,13 +455,18 @@ bool moat__leak_placeholder(const uint8_t *p, size_t n)
 	}
 	while (n && lk_space(p[n - 1]))
 		n--;
-	if (n == 0 || mask_only(p, n) || in_list_ci(p, n, words))
+	if (n == 0 || mask_only(p, n) || in_list_ci(p, n, words) ||
+	    masked_run(p, n))
+		return true;
+	size_t vp = vendor_prefix(p, n); /* xoxb-your-token */
+	if (vp && moat__leak_placeholder(p + vp, n - vp))
 		return true;
 	for (const char *const *w = prefixes; *w; w++)
 		if (prefix_ci(p, n, *w))
 			return true;
-	if ((p[0] == '<' && p[n - 1] == '>') ||
-	    (p[0] == '[' && p[n - 1] == ']'))
+	/* <your key>, [API KEY], also when the value was cut at a space */
+	if (p[0] == '<' || (p[0] == '[' && (n == 1 || !lk_digit(p[1]))) ||
+	    (p[0] == '{' && p[n - 1] == '}'))
 		return true;
 	if (eq_ci(p, n, "%s") || eq_ci(p, n, "%d") || eq_ci(p, n, "%v"))
 		return true;

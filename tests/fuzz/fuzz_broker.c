@@ -84,8 +84,9 @@ static struct moat_conn *open_conn(struct moat_worker *w, int fds[2])
 	struct moat_conn *c = moat_conn_new(w, fds[0], &peer);
 	if (!c || moat_conn_attach(w, c) != MOAT_OK) {
 		if (c)
-			moat_conn_free(c);
-		close(fds[0]);
+			moat_conn_free(c); /* closes fds[0] */
+		else
+			close(fds[0]);
 		close(fds[1]);
 		return NULL;
 	}

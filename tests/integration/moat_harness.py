@@ -45,7 +45,7 @@ class Broker:
         self.log_start = 0
         if workers is not None and "workers" not in config:
             text += "workers %d\n" % workers
-        text += config
+        text += stay_root(config) + config
         with open(self.conf, "w") as f:
             f.write(text)
         self.args = list(args)
@@ -53,6 +53,8 @@ class Broker:
         self.port = None
         self.ports = []       # every listener's port, in config order
         self.tls_ports = []   # the TLS listeners' ports
+        self.ws_ports = []    # protocol websockets, plain (ws://)
+        self.wss_ports = []   # protocol websockets with TLS (wss://)
 
     def path(self, name):
         """A path in the broker's temporary directory."""
@@ -104,10 +106,14 @@ class Broker:
             if m and "running with" in log:
                 self.port = int(m.group(1))
                 found = re.findall(
-                    r"listening on (?:127\.0\.0\.1|\[::1\]):(\d+)( \(TLS\))?",
-                    log)
+                    r"listening on (?:127\.0\.0\.1|\[::1\]):(\d+)"
+                    r"(?: \(([^)]*)\))?", log)
                 self.ports = [int(p) for p, _ in found]
-                self.tls_ports = [int(p) for p, tls in found if tls]
+                self.tls_ports = [int(p) for p, t in found if t == "TLS"]
+                self.ws_ports = [int(p) for p, t in found
+                                 if t == "WebSocket"]
+                self.wss_ports = [int(p) for p, t in found
+                                  if t == "WebSocket, TLS"]
                 return self
             if self.proc.poll() is not None:
                 raise RuntimeError("moatd exited early:\n" + self.read_log())
@@ -189,6 +195,16 @@ class BrokerTest(unittest.TestCase):
     def tearDown(self):
         self.assertTrue(self.broker.alive(),
                         "broker died:\n" + self.broker.read_log()[-4000:])
+
+
+def stay_root(config):
+    """The line "user root" when the suite runs as root and config names no
+    user, else "".  The suite's files are 0600 root-owned in 0700
+    directories, read again at reload: its brokers keep root unless a
+    test says otherwise (test_runas.py covers the drop)."""
+    if os.geteuid() == 0 and not re.search(r"^user\s", config, re.M):
+        return "user root\n"
+    return ""
 
 
 def free_port():
@@ -502,3 +518,178 @@ def peer_closed(s):
     except OSError:
         return True
     return info[0] in (TCP_STATE_CLOSE, TCP_STATE_CLOSE_WAIT)
+
+
+# ---- WebSocket (RFC 6455) client side, for raw tests ----------------------
+
+WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+def ws_request(path="/mqtt", protocol="mqtt", origin=None, key=None,
+               extra=b"", host="127.0.0.1"):
+    """The bytes of an opening handshake request."""
+    key = key if key is not None else base64.b64encode(os.urandom(16))
+    req = (b"GET " + as_bytes(path) + b" HTTP/1.1\r\nHost: " +
+           as_bytes(host) + b"\r\nUpgrade: websocket\r\n"
+           b"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n")
+    if key:
+        req += b"Sec-WebSocket-Key: " + as_bytes(key) + b"\r\n"
+    if protocol:
+        req += b"Sec-WebSocket-Protocol: " + as_bytes(protocol) + b"\r\n"
+    if origin:
+        req += b"Origin: " + as_bytes(origin) + b"\r\n"
+    return req + extra + b"\r\n"
+
+
+def ws_read_response(s):
+    """(status, {lowercase header: value}, leftover bytes) of the answer
+    to a handshake; status 0 when the peer closed first."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        try:
+            chunk = s.recv(4096)
+        except (ConnectionError, OSError):
+            chunk = b""
+        if not chunk:
+            return 0, {}, b""
+        data += chunk
+    head, rest = data.split(b"\r\n\r\n", 1)
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return int(lines[0].split()[1]), headers, rest
+
+
+def ws_accept_of(key):
+    return base64.b64encode(hashlib.sha1(as_bytes(key) + WS_GUID).digest())
+
+
+def ws_connect(port, timeout=5.0, wrap=None, **kw):
+    """A WsStream past a successful handshake (raises otherwise);
+    wrap(sock) may add TLS first."""
+    s = raw_connect(port, timeout)
+    if wrap:
+        s = wrap(s)
+    key = base64.b64encode(os.urandom(16))
+    s.sendall(ws_request(key=key, **kw))
+    status, headers, rest = ws_read_response(s)
+    if status != 101:
+        raise ConnectionError("handshake answered %d" % status)
+    if headers.get("sec-websocket-accept", "").encode() != ws_accept_of(key):
+        raise ConnectionError("wrong Sec-WebSocket-Accept")
+    ws = WsStream(s)
+    ws.raw = rest  # frame bytes that came with the answer
+    return ws
+
+
+def ws_frame(opcode, payload=b"", fin=True, mask=True, rsv=0, length=None):
+    """One client frame (masked unless told otherwise); length overrides
+    the length field."""
+    n = len(payload) if length is None else length
+    head = bytes([(0x80 if fin else 0) | (rsv << 4) | opcode])
+    m = 0x80 if mask else 0
+    if n < 126:
+        head += bytes([m | n])
+    elif n < 65536:
+        head += bytes([m | 126]) + n.to_bytes(2, "big")
+    else:
+        head += bytes([m | 127]) + n.to_bytes(8, "big")
+    if not mask:
+        return head + payload
+    key = os.urandom(4)
+    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+def ws_binary(payload, **kw):
+    return ws_frame(0x2, payload, **kw)
+
+
+def ws_close_frame(code=1000, reason=b""):
+    return ws_frame(0x8, code.to_bytes(2, "big") + reason)
+
+
+def ws_read_frame(s):
+    """(fin, opcode, payload) of the next server frame (never masked)."""
+    b0, b1 = recv_exact(s, 2)
+    n = b1 & 0x7F
+    if n == 126:
+        n = int.from_bytes(recv_exact(s, 2), "big")
+    elif n == 127:
+        n = int.from_bytes(recv_exact(s, 8), "big")
+    if b1 & 0x80:
+        raise ConnectionError("masked frame from the server")
+    return bool(b0 & 0x80), b0 & 0x0F, recv_exact(s, n)
+
+
+class WsStream:
+    """MQTT packets out of the binary frames of a WebSocket; control
+    frames are kept in .control."""
+
+    def __init__(self, s):
+        self.s = s
+        self.buf = b""
+        self.raw = b""
+        self.control = []
+
+    def send(self, data):
+        self.s.sendall(data)
+
+    def frame(self):
+        """The next frame, (fin, opcode, payload)."""
+        if self.raw:  # rare: frames that came with the 101 answer
+            class Pre:
+                def __init__(self, data, s):
+                    self.data, self.s = data, s
+                def recv(self, n):
+                    if self.data:
+                        out, self.data = self.data[:n], self.data[n:]
+                        return out
+                    return self.s.recv(n)
+            pre = Pre(self.raw, self.s)
+            self.raw = b""
+            r = ws_read_frame(pre)
+            self.raw = pre.data
+            return r
+        return ws_read_frame(self.s)
+
+    def _more(self):
+        fin, op, payload = self.frame()
+        if op in (0x0, 0x2):
+            self.buf += payload
+        else:
+            self.control.append((op, payload))
+            if op == 0x8:
+                raise ConnectionError("close frame")
+
+    def read_packet(self):
+        """(first byte, body) of the next MQTT packet."""
+        while True:
+            if len(self.buf) >= 2:
+                value, mult, i = 0, 1, 1
+                while i < len(self.buf) and i <= 4:
+                    b = self.buf[i]
+                    value += (b & 0x7F) * mult
+                    mult *= 128
+                    i += 1
+                    if not b & 0x80:
+                        if len(self.buf) >= i + value:
+                            first, body = self.buf[0], self.buf[i:i + value]
+                            self.buf = self.buf[i + value:]
+                            return first, body
+                        break
+            self._more()
+
+    def close_code(self, timeout=5.0):
+        """The status of the server's close frame (None: closed without
+        one), reading past anything else."""
+        self.s.settimeout(timeout)
+        try:
+            while True:
+                fin, op, payload = self.frame()
+                if op == 0x8:
+                    return int.from_bytes(payload[:2], "big") if payload \
+                        else 1005
+        except (ConnectionError, OSError):
+            return None

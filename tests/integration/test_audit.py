@@ -53,7 +53,8 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from moat_harness import (free_port, Broker, connect_packet, mosquitto_pw_hash,  # noqa
-                          publish_packet, raw_connect, read_packet)
+                          publish_packet, raw_connect, read_packet,
+                          stay_root)
 
 MOAT = os.environ.get("MOAT_BIN", "moat")
 MOATD = os.environ.get("MOATD_BIN", "moatd")
@@ -754,7 +755,7 @@ class InitBroker(Broker):
             text = f.read()
         text = re.sub(r"^listener 8883$", "listener 0 127.0.0.1", text,
                       flags=re.M)
-        text += "workers 2\n"
+        text += "workers 2\n" + stay_root(text)
         fd = os.open(self.conf, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(text)

@@ -179,10 +179,10 @@ class TestInterop(CoapBrokerBase):
             self.assertIn(b"<0><1><2><3><4>", out.replace(b"\n", b""))
 
     def test_node_coap_observe(self):
-        js = os.path.join(HERE, "..", "coapjs")
+        js = os.path.join(HERE, "..", "js")
         self.assertTrue(os.path.exists(os.path.join(
-            js, "node_modules", "coap")), "run scripts/deps.sh (node-coap)")
-        o = subprocess.Popen(["node", os.path.join(js, "observe.js"),
+            js, "node_modules", "coap")), "run scripts/npm-deps.sh (node-coap)")
+        o = subprocess.Popen(["node", os.path.join(js, "coap_observe.js"),
                               self.uri("/ps/js/obs"), "4"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         time.sleep(1)

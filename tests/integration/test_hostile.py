@@ -38,6 +38,12 @@ Groups, one broker (one class) each:
   7. QoS2ExhaustionTests: QoS 2 packet ids never released.
   8. BigPropertiesTests: 10000 and more user properties, huge CONNECT
      properties.
+  9. WebSocketHostileTests (a protocol websockets listener, connect_timeout
+     2, and a second canary subscribed over WebSocket): bad Upgrade
+     requests, 1 MiB of headers, slow headers, wrong or missing
+     Sec-WebSocket-Key, unmasked frames, a 2^63 frame length, reserved
+     opcodes and bits, endless continuation frames, control frames over
+     125 bytes, text frames, ping floods, disallowed Origins.
 
 Two cases were broker bugs this suite found, fixed since (see the comments
 above test_pinging_subscribers_that_never_read_qos1 and
@@ -59,7 +65,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from moat_harness import (  # noqa: E402
-    MOATD, HOST, BrokerTest, CONNACK_OK, DISCONNECT, PINGREQ, PINGRESP,
+    WsStream, ws_binary, ws_connect, ws_frame, ws_read_response,
+    ws_request, MOATD, HOST, BrokerTest, CONNACK_OK, DISCONNECT, PINGREQ, PINGRESP,
     ack, as_bytes, cid_on, connect_packet, expect_closed, mqtt_str, packet,
     parse_publish, peer_closed, proc_status_kib, publish_packet,
     raw_connect, read_packet, read_until_close, recv_exact,
@@ -119,6 +126,9 @@ QOS2_SESSION_KIB = 32
 # PUBLISHes with 10000 and ~150000 user properties (up to 1 MiB each),
 # delivered: observed VmHWM 9.8 MiB.
 RSS_BIG_PROPS_MIB = 64
+# WebSocket catalogue: small connections, 1 MiB of headers (refused at
+# 8 KiB), a ping flood of 20000 pings: observed VmHWM 7.6 MiB.
+RSS_WEBSOCKET_MIB = 64
 
 
 def _is_sanitized(path):
@@ -1955,6 +1965,219 @@ class BigPropertiesTests(HostileCase):
                     closed, data = read_until_close(s, TIMEOUT)
                     self.assertEqual((closed, data), (True, b""))
         self.assertIn("exceeds max_connect_packet_size", self.log())
+
+
+
+# ---- 9. WebSockets ------------------------------------------------------------
+
+class WebSocketHostileTests(HostileCase):
+    group = "websocket"
+    rss_bound_mib = RSS_WEBSOCKET_MIB
+    broker_config = ("sys_interval 0\nconnect_timeout 2\n"
+                     "listener 0 127.0.0.1\nprotocol websockets\n")
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        try:
+            cls.wsport = cls.broker.ws_ports[0]
+            ws = cls.ws_canary = ws_connect(cls.wsport, TIMEOUT)
+            ws.send(ws_binary(connect_packet(
+                cid_on("ws-canary", 1), keepalive=300)))
+            if ws.read_packet() != (0x20, b"\x00\x00"):
+                raise AssertionError("WebSocket canary not connected")
+            ws.send(ws_binary(subscribe_packet(1, [(cls.canary_topic, 0)])))
+            if ws.read_packet()[0] != 0x90:
+                raise AssertionError("WebSocket canary not subscribed")
+        except BaseException:
+            super().tearDownClass()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.ws_canary.s.close()
+        super().tearDownClass()
+
+    def assert_canary(self):
+        """Both canaries, over TCP and over WebSocket, get the message."""
+        super().assert_canary()
+        payload = ("canary-%d-%s" % (type(self).canary_seq,
+                                     self.tag)).encode()
+        ws = self.ws_canary
+        ws.s.settimeout(TIMEOUT)
+        for _ in range(100):
+            first, body = ws.read_packet()
+            if first >> 4 == 3 and parse_publish(first, body)["payload"] \
+                    == payload:
+                return
+        self.fail("the WebSocket canary missed " + self.tag)
+
+    def wsock(self):
+        s = raw_connect(self.wsport, TIMEOUT)
+        self._socks.append(s)
+        return s
+
+    def refused(self, request):
+        """The HTTP status the broker answers request with (0: closed
+        without one); the connection must end."""
+        s = self.wsock()
+        send_hostile(s, request)
+        status, _, _ = ws_read_response(s)
+        self.assertTrue(expect_closed(s, TIMEOUT))
+        return status
+
+    def session(self):
+        ws = ws_connect(self.wsport, TIMEOUT)
+        self._socks.append(ws.s)
+        ws.send(ws_binary(connect_packet(self.uid("ws"))))
+        self.assertEqual(ws.read_packet(), (0x20, b"\x00\x00"))
+        return ws
+
+    def close_code(self, data):
+        ws = self.session()
+        send_hostile(ws.s, data)
+        return ws.close_code(TIMEOUT)
+
+    def test_bad_upgrade_requests(self):
+        good = ws_request()
+        cases = [
+            (b"POST /mqtt HTTP/1.1\r\nHost: x\r\n\r\n", 405),
+            (good.replace(b"HTTP/1.1", b"HTTP/1.0", 1), 400),
+            (good.replace(b"Upgrade: websocket\r\n", b""), 400),
+            (good.replace(b"Connection: Upgrade", b"Connection: close"),
+             400),
+            (good.replace(b"Host: 127.0.0.1\r\n", b""), 400),
+            (good.replace(b"Host:", b"Host :"), 400),
+            (good.replace(b"\r\nUpgrade", b"\r\n Upgrade"), 400),
+            (good.replace(b"Host: 127.0.0.1", b"Host: a\x00b"), 400),
+            (good.replace(b"GET /mqtt", b"GET mqtt"), 400),
+            (connect_packet("not-http"), 405),
+            (b"\x16\x03\x01\x02\x00" + b"\x00" * 100, 405),
+            (good.replace(b"\r\n\r\n", b"\r\nHost: twice\r\n\r\n"), 400),
+        ]
+        for req, status in cases:
+            with self.subTest(req=req[:40]):
+                self.assertEqual(self.refused(req), status)
+        self.assertIn("security: websocket refused", self.log())
+
+    def test_one_mib_of_headers(self):
+        pad = b"".join(b"X-Pad-%d: %s\r\n" % (i, b"p" * 1000)
+                       for i in range(1024))
+        self.assertEqual(self.refused(ws_request(extra=pad)), 431)
+        many = b"".join(b"X-%d: 1\r\n" % i for i in range(100))
+        self.assertEqual(self.refused(ws_request(extra=many)), 431)
+        # Without the blank line: refused once 8 KiB have come.
+        self.assertEqual(self.refused(b"GET /mqtt HTTP/1.1\r\n" +
+                                      b"X: " + b"y" * MiB), 431)
+
+    def test_slow_headers(self):
+        # 20 sockets trickling a request one byte every 0.5 s: closed by
+        # connect_timeout (2 s), which covers the handshake and CONNECT.
+        n = 20
+        socks = [self.wsock() for _ in range(n)]
+        req = ws_request()
+        pos = [0] * n
+        start = time.monotonic()
+        closed = set()
+        while len(closed) < n and time.monotonic() < start + 10.0:
+            for i, s in enumerate(socks):
+                if i in closed:
+                    continue
+                if peer_closed(s):
+                    closed.add(i)
+                elif pos[i] < len(req):
+                    send_hostile(s, req[pos[i]:pos[i] + 1])
+                    pos[i] += 1
+            time.sleep(0.5)
+        self.assertEqual(len(closed), n)
+        self.assertTrue(all(p < len(req) for p in pos))
+        note("websocket slow headers: %d sockets closed within %.1f s "
+             "after %d-%d bytes" % (n, time.monotonic() - start, min(pos),
+                                    max(pos)))
+
+    def test_wrong_or_missing_key(self):
+        for key in (b"", b"c2hvcnQ=", b"!!!!!!!!!!!!!!!!!!!!!!==",
+                    b"dGhlIHNhbXBsZSBub25jZQ=", b"x" * 300):
+            with self.subTest(key=key):
+                self.assertEqual(self.refused(ws_request(key=key)), 400)
+        two = ws_request().replace(
+            b"\r\n\r\n",
+            b"\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+        self.assertEqual(self.refused(two), 400)
+
+    def test_unmasked_client_frames(self):
+        self.assertEqual(self.close_code(ws_frame(0x2, PINGREQ, mask=False)),
+                         1002)
+        self.assertEqual(self.close_code(ws_frame(0x9, b"p", mask=False)),
+                         1002)
+
+    def test_frame_length_2_63(self):
+        self.assertEqual(self.close_code(ws_frame(0x2, length=1 << 63)),
+                         1002)
+        # Legal lengths beyond max_packet_size: refused on the header,
+        # nothing allocated.
+        for n in ((1 << 63) - 1, 1 << 40, 300 * MiB):
+            self.assertEqual(self.close_code(ws_frame(0x2, length=n)), 1009)
+
+    def test_reserved_opcodes_and_bits(self):
+        for op in (3, 4, 5, 6, 7, 0xB, 0xC, 0xD, 0xE, 0xF):
+            with self.subTest(opcode=op):
+                self.assertEqual(self.close_code(ws_frame(op, b"x")), 1002)
+        for rsv in (1, 2, 4, 7):
+            with self.subTest(rsv=rsv):
+                self.assertEqual(
+                    self.close_code(ws_frame(0x2, PINGREQ, rsv=rsv)), 1002)
+
+    def test_endless_continuation_frames(self):
+        # Empty continuations: refused (1008) after 64.
+        data = ws_frame(0x2, b"", fin=False) + \
+            ws_frame(0x0, b"", fin=False) * 10000
+        self.assertEqual(self.close_code(data), 1008)
+        # A message that never ends, carrying a PUBLISH that claims 200
+        # MiB: the MQTT layer refuses its header (max_packet_size).
+        ws = self.session()
+        head = b"\x30" + varint(200 * MiB)
+        sent = send_hostile(ws.s, ws_frame(0x2, head, fin=False) + b"".join(
+            ws_frame(0x0, b"z" * 1000, fin=False) for _ in range(2000)))
+        self.assertGreater(sent, 0)
+        self.assertIn(ws.close_code(TIMEOUT), (1000, None))
+        self.assertIn("exceeds max_packet_size", self.log())
+
+    def test_control_frames_over_125_bytes(self):
+        for op in (0x8, 0x9, 0xA):
+            for n in (126, 1000, 70000):
+                with self.subTest(opcode=op, n=n):
+                    self.assertEqual(
+                        self.close_code(ws_frame(op, b"c" * n)), 1002)
+
+    def test_text_frames(self):
+        self.assertEqual(self.close_code(ws_frame(0x1, b"{}")), 1003)
+        # A text frame continuing a binary message is a protocol error.
+        self.assertEqual(self.close_code(
+            ws_frame(0x2, b"\xc0", fin=False) + ws_frame(0x1, b"\x00")),
+            1002)
+
+    def test_ping_flood(self):
+        # 20000 pings of 125 bytes without reading: the broker keeps one
+        # pong pending, its memory stays flat, and MQTT still works.
+        ws = self.session()
+        flood = ws_frame(0x9, b"f" * 125) * 1000
+        for _ in range(20):
+            self.assertEqual(send_hostile(ws.s, flood), len(flood))
+        self.check_rss("after the ping flood")
+        ws.send(ws_binary(PINGREQ))
+        ws.s.settimeout(TIMEOUT)
+        self.assertEqual(ws.read_packet(), (0xD0, b""))
+        pongs = [c for c in ws.control if c[0] == 0xA]
+        self.assertTrue(all(p == b"f" * 125 for _, p in pongs))
+        note("websocket ping flood: 20000 pings, %d pongs back (a ping "
+             "that comes while a pong waits replaces it)" % len(pongs))
+
+    def test_disallowed_origin(self):
+        for i in range(50):
+            self.assertEqual(self.refused(ws_request(
+                origin="https://evil-%d.example" % i)), 403)
+        self.assertGreaterEqual(self.log().count("Origin not allowed"), 50)
 
 
 if __name__ == "__main__":

@@ -219,6 +219,43 @@ class LeakInlineTest(BrokerTest):
             x.disconnect()
             x.loop_stop()
 
+    def test_response_topic_content_type_correlation_scanned(self):
+        # MQTT 5 Response Topic, Content Type and Correlation Data are
+        # scanned too (issue 20): each finding gets its event, and a
+        # redact policy rewrites the correlation data in place.
+        c = mqtt.Client("v5rt", protocol=mqtt.MQTTv5)
+        c.username_pw_set("dev", PW["dev"])
+        c.connect("127.0.0.1", self.port, 30)
+        c.loop_start()
+        sub5 = mqtt.Client("v5rtsub", protocol=mqtt.MQTTv5)
+        sub5.username_pw_set("dev", PW["dev"])
+        got = []
+        sub5.on_message = lambda cl, u, m: got.append(m)
+        sub5.connect("127.0.0.1", self.port, 30)
+        sub5.loop_start()
+        done = threading.Event()
+        sub5.on_subscribe = lambda *a: done.set()
+        sub5.subscribe("t/redact/rt", 1)
+        self.assertTrue(done.wait(10))
+        p = Properties(PacketTypes.PUBLISH)
+        p.ResponseTopic = "t/replies/jane.doe@example.com"
+        p.ContentType = "application/json; charset=utf-8"
+        p.CorrelationData = b"\x01\x02req-7 password=Zq8!vR2mXx\x00\xff"
+        c.publish("t/redact/rt", b"ok", qos=1,
+                  properties=p).wait_for_publish(10)
+        self.assertTrue(wait_for(lambda: got, 10))
+        self.assertNotIn(b"Zq8!vR2mXx", got[0].properties.CorrelationData)
+        self.assertEqual(len(got[0].properties.CorrelationData),
+                         len(p.CorrelationData))
+        self.assertTrue(wait_for(lambda: {"email", "credential"} <= {
+            e["category"] for e in self.events()}, 10))
+        parts = {e["category"]: e["part"] for e in self.events()}
+        self.assertEqual(parts["credential"], "correlation data")
+        self.assertEqual(parts["email"], "user properties")
+        for x in (c, sub5):
+            x.disconnect()
+            x.loop_stop()
+
     def test_will_blocked(self):
         c = mqtt.Client("willer")
         c.username_pw_set("dev", PW["dev"])
@@ -246,6 +283,45 @@ class LeakInlineTest(BrokerTest):
             m.topic == "$SYS/moat/leaks/policy/2" for m in cnt.msgs), 10))
         cnt.close()
 
+
+    def test_tracks(self):
+        # Issue 20.6: a client publishing precise positions again and
+        # again is a location track; health on one topic and a person on
+        # another from one client are linked.  Each is its own kind of
+        # finding, with an event and a counter, reported once.
+        # (events are limited to 50 a second per worker: let a previous
+        # test's burst pass)
+        time.sleep(1.2)
+        c = Client(self.port, "tracker-7", "dev")
+        for i in range(6):
+            c.c.publish("t/fleet/7/pos", json.dumps(
+                {"lat": 48.858370 + i / 1e4, "lon": 2.294481}),
+                qos=1).wait_for_publish(10)
+        c.c.publish("t/ward/3/vitals", '{"heart_rate": 88, "spo2": 97}',
+                    qos=1).wait_for_publish(10)
+        c.c.publish("t/ward/3/patient", '{"patient": "Maria Rossi"}',
+                    qos=1).wait_for_publish(10)
+        self.assertTrue(wait_for(lambda: {"location_track",
+                                          "linked_health"} <= {
+            e["category"] for e in self.events()}, 10))
+        evs = self.events()
+        tr = [e for e in evs if e["category"] == "location_track"]
+        self.assertEqual(len(tr), 1)  # once per window
+        self.assertEqual(tr[0]["client_id"], "tracker-7")
+        self.assertEqual(tr[0]["part"], "messages")
+        self.assertEqual(tr[0]["action"], "alert")
+        lk = [e for e in evs if e["category"] == "linked_health"]
+        self.assertEqual(len(lk), 1)
+        self.assertNotIn("Rossi", json.dumps(evs))
+        cnt = Client(self.port, "track-counter", "admin")
+        cnt.sub("$SYS/moat/leaks/count/+", 0)
+        self.assertTrue(wait_for(lambda: any(
+            m.topic == "$SYS/moat/leaks/count/location_track" and
+            int(m.payload) >= 1 for m in cnt.msgs), 10))
+        self.assertTrue(any(m.topic == "$SYS/moat/leaks/count/linked_health"
+                            for m in cnt.msgs))
+        cnt.close()
+        c.close()
 
     # ---- cases a review found --------------------------------------------
 
@@ -413,13 +489,19 @@ class RetainedSweepTest(unittest.TestCase):
                         "-m", CRED, "-r", "-q", "1"], timeout=10)
         subprocess.run(["mosquitto_pub", "-p", str(port), "-t", "r/ok",
                         "-m", "fine", "-r", "-q", "1"], timeout=10)
+        # a '$' topic is swept too ("#" alone would leave it out)
+        pub = subprocess.run(["mosquitto_pub", "-p", str(port), "-t",
+                              "$dev/r/cfg", "-m", CRED, "-r", "-q", "1"],
+                             timeout=10, capture_output=True)
+        dollar = pub.returncode == 0
         self.assertEqual(b.stop(), 0)
         with open(b.conf, "a") as f:
-            f.write("leak_detection true\nleak_policy r/# all redact\n")
+            f.write("leak_detection true\nleak_policy r/# all redact\n"
+                    "leak_policy $dev/# all block\n")
         b.start()
         try:
-            self.assertIn("retained store swept: 2 messages scanned, 1",
-                          b.run_log())
+            self.assertIn("retained store swept: %d messages scanned, %d"
+                          % ((3, 2) if dollar else (2, 1)), b.run_log())
             out = subprocess.run(["mosquitto_sub", "-p", str(port), "-t",
                                   "r/#", "-C", "2", "-W", "10", "-v"],
                                  capture_output=True, text=True, timeout=20)

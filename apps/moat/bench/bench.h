@@ -58,6 +58,9 @@ struct bench_cfg {
 	char nonce[16];	/* run id in client ids */
 	bool json;
 	bool quiet;
+	bool help;
+	const char *payload; /* --payload FILE or "telemetry"; NULL: binary */
+	struct bench_payloads *payloads; /* its templates (bench_payload.c) */
 	/* Which fields were given (defaults depend on the scenario). */
 	bool given_clients, given_rate, given_inflight;
 };
@@ -73,6 +76,19 @@ struct bench_cfg {
 #define BENCH_OFF_PUB 4u
 #define BENCH_OFF_SEQ 8u
 #define BENCH_OFF_TIME 16u
+
+/* JSON payloads (bench_payload.c): load the --payload templates (and set
+ * cfg->size to their average size); MOAT_OK or a CLI_EXIT_* code after a
+ * message.  Build publisher pub's payload (moat_malloc'd), stamp a copy
+ * with a sequence number and time, read the header back. */
+int bench_payload_load(struct bench_cfg *cfg);
+void bench_payload_free(struct bench_cfg *cfg);
+int bench_payload_build(const struct bench_cfg *cfg, uint32_t pub,
+			uint8_t **out, size_t *len);
+void bench_payload_stamp(const struct bench_cfg *cfg, uint8_t *payload,
+			 uint64_t seq, uint64_t ts);
+bool bench_payload_read(const uint8_t *p, size_t n, uint32_t *pub,
+			uint64_t *seq, uint64_t *ts);
 
 /* ---- statistics (bench_stats.c) ---------------------------------------- */
 

@@ -71,6 +71,9 @@ static const struct cli_opt options[] = {
 	 "conn: keep the connections open this long (default: 1)", 0},
 	{'t', "topic", 0, CLI_OPT_STR, F(topic), 0, 0, "PREFIX",
 	 "topic prefix (default: moat-bench/RUNID)", 0},
+	{0, "payload", 0, CLI_OPT_STR, F(payload), 0, 0, "FILE|telemetry",
+	 "JSON payloads: one JSON object per line of FILE, or a built-in "
+	 "telemetry mix (instead of --size bytes)", 0},
 	{0, "json", 0, CLI_OPT_FLAG, F(json), 0, 0, NULL,
 	 "print the result as one JSON object", 0},
 	{0, "quiet", 0, CLI_OPT_FLAG, F(quiet), 0, 0, NULL,
@@ -231,22 +234,19 @@ static int check_fd_limit(const struct bench_cfg *cfg, size_t nconns)
 static int build_template(const struct bench_cfg *cfg, struct bench_pub *p,
 			  const char *topic)
 {
-	size_t tlen = strlen(topic), plen = (size_t)cfg->size;
+	size_t tlen = strlen(topic), plen;
 	uint8_t qos = (uint8_t)cfg->qos;
 	bool v5 = cfg->proto_level == MQTT_PROTO_V5;
+	uint8_t *payload;
+	if (bench_payload_build(cfg, p->id, &payload, &plen))
+		return MOAT_ENOMEM;
 	size_t n = v5 ? moat_mqtt5_publish_size(tlen, 0, plen, qos)
 		      : moat_mqtt_publish_size(tlen, plen, qos);
-	uint8_t *payload = moat_malloc(plen);
 	p->tmpl = n ? moat_malloc(n) : NULL;
-	if (!payload || !p->tmpl) {
+	if (!p->tmpl) {
 		moat_free(payload);
 		return MOAT_ENOMEM;
 	}
-	memset(payload, 'x', plen);
-	uint32_t magic = BENCH_MAGIC;
-	memcpy(payload, &magic, 4);
-	memcpy(payload + BENCH_OFF_PUB, &p->id, 4);
-	memset(payload + BENCH_OFF_SEQ, 0, 16);
 	const uint8_t *t = (const uint8_t *)topic;
 	p->tmpl_len = v5 ? moat_mqtt5_publish_encode(p->tmpl, t, tlen, NULL, 0,
 						     NULL, 0, payload, plen,
@@ -449,7 +449,10 @@ int moat_bench_main(int argc, char **argv)
 	if (rc == CLI_CONTINUE) {
 		rc = check_cfg(&cfg);
 		if (rc == MOAT_OK)
+			rc = bench_payload_load(&cfg);
+		if (rc == MOAT_OK)
 			rc = run(&cfg);
+		bench_payload_free(&cfg);
 	}
 	if (cfg.password) {
 		memset(cfg.password, 0, strlen(cfg.password));

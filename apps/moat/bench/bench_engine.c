@@ -258,37 +258,22 @@ static void send_ack(struct engine *e, struct bench_conn *c, uint8_t type,
 		conn_fail(e, c, "output buffer full");
 }
 
-static uint64_t rd64(const uint8_t *p)
-{
-	uint64_t v;
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-
-static uint32_t rd32(const uint8_t *p)
-{
-	uint32_t v;
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-
 /* A payload from one of our publishers: account for it. */
 static void account(struct engine *e, struct bench_sub *s,
 		    const struct moat_bytes *pl)
 {
 	struct bench_run *r = e->r;
-	if (pl->len < BENCH_HDR_SIZE || rd32(pl->p) != BENCH_MAGIC) {
+	uint32_t pid;
+	uint64_t seq, ts;
+	if (!bench_payload_read(pl->p, pl->len, &pid, &seq, &ts)) {
 		s->foreign++;
 		return;
 	}
-	uint32_t pid = rd32(pl->p + BENCH_OFF_PUB);
 	if (pid < s->first_pub || pid - s->first_pub >= s->npubs ||
 	    pid >= r->npubs) {
 		s->foreign++;
 		return;
 	}
-	uint64_t seq = rd64(pl->p + BENCH_OFF_SEQ);
-	uint64_t ts = rd64(pl->p + BENCH_OFF_TIME);
 	struct bench_pub *p = &r->pubs[pid];
 	uint64_t k = bench_stream_add(&s->streams[pid - s->first_pub], seq);
 	if (k) {
@@ -576,9 +561,8 @@ static void publish_some(struct engine *e, struct bench_pub *p)
 				c->next_pid = 1;
 			put16(dst + p->pid_off, c->next_pid);
 		}
-		uint64_t seq = p->seq + i;
-		memcpy(dst + p->payload_off + BENCH_OFF_SEQ, &seq, 8);
-		memcpy(dst + p->payload_off + BENCH_OFF_TIME, &ts, 8);
+		bench_payload_stamp(e->cfg, dst + p->payload_off, p->seq + i,
+				    ts);
 	}
 	c->out.len += (size_t)n * p->tmpl_len;
 	c->ka.last_tx_ms = e->now / 1000000u;

@@ -92,6 +92,10 @@ struct cli_cfg {
 	bool insecure;		 /* no host name check (as mosquitto) */
 	const char *tls_version; /* --tls-version as given */
 	int tls_min;		 /* its OpenSSL version; 0: default */
+	/* MQTT over WebSockets: --ws or a ws[s]:// URL; ws_path: the
+	 * listener's path (/mqtt by default). */
+	bool ws;
+	const char *ws_path;
 	/* -L URL: an owned copy, cut in place into the parts below (all
 	 * pointing into it), merged by cli_url_merge(). */
 	char *url;
@@ -100,7 +104,8 @@ struct cli_cfg {
 	const char *url_user;
 	char *url_password; /* owned until merged */
 	const char *url_topic;
-	bool url_tls; /* mqtts:// */
+	bool url_tls; /* mqtts://, wss:// */
+	bool url_ws;  /* ws://, wss:// */
 	const char *will_topic;
 	const char *will_payload;
 	long will_qos; /* -1: not given */

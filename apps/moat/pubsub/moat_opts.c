@@ -28,10 +28,10 @@ static const struct cli_opt options[] = {
 	{'h', "host", BOTH, CLI_OPT_STR, F(host), 0, 0, "HOST",
 	 "broker host name or address (default: localhost)", 0},
 	{'p', "port", BOTH, CLI_OPT_LONG, F(port), 1, 65535, "PORT",
-	 "broker port (default: 1883, with TLS 8883)", 0},
+	 "broker port (default: 1883, with TLS 8883; --ws: 80, 443)", 0},
 	{'L', "url", BOTH, CLI_OPT_CALL, 0, 0, 0, "URL",
-	 "mqtt[s]://[USER[:PASSWORD]@]HOST[:PORT]/TOPIC instead of -h, -p, "
-	 "-u, -t", P_URL},
+	 "mqtt[s]://[USER[:PASSWORD]@]HOST[:PORT]/TOPIC (or ws[s]:// for "
+	 "WebSockets) instead of -h, -p, -u, -t", P_URL},
 	{0, "cafile", BOTH, CLI_OPT_STR, F(cafile), 0, 0, "FILE",
 	 "TLS: verify the broker with the CA certificates in FILE (PEM)", 0},
 	{0, "capath", BOTH, CLI_OPT_STR, F(capath), 0, 0, "DIR",
@@ -40,6 +40,10 @@ static const struct cli_opt options[] = {
 	 "TLS: client certificate (PEM, needs --key)", 0},
 	{0, "key", BOTH, CLI_OPT_STR, F(keyfile), 0, 0, "FILE",
 	 "TLS: private key of --cert (PEM)", 0},
+	{0, "ws", BOTH, CLI_OPT_FLAG, F(ws), 0, 0, NULL,
+	 "MQTT over WebSockets (default port 80, with TLS 443)", 0},
+	{0, "ws-path", BOTH, CLI_OPT_STR, F(ws_path), 0, 0, "PATH",
+	 "WebSocket path of the broker's listener (default: /mqtt)", 0},
 	{0, "insecure", BOTH, CLI_OPT_FLAG, F(insecure), 0, 0, NULL,
 	 "TLS: do not check that the certificate names the host", 0},
 	{0, "tls-version", BOTH, CLI_OPT_STR, F(tls_version), 0, 0, "VERSION",
@@ -370,8 +374,16 @@ static int check_tls(struct cli_cfg *cfg)
 		return rc;
 	if (!cfg->host)
 		cfg->host = "localhost";
+	if (cfg->ws_path && !cfg->ws)
+		return usage_error(cfg, "--ws-path needs --ws (or a ws:// or "
+					"wss:// URL)");
+	if (cfg->ws_path && cfg->ws_path[0] != '/')
+		return usage_error(cfg, "--ws-path must start with '/'");
+	if (cfg->ws && !cfg->ws_path)
+		cfg->ws_path = "/mqtt";
 	if (!cfg->port)
-		cfg->port = cfg->tls ? 8883 : 1883;
+		cfg->port = cfg->ws ? (cfg->tls ? 443 : 80)
+				    : (cfg->tls ? 8883 : 1883);
 	return MOAT_OK;
 }
 

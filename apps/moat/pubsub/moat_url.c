@@ -2,9 +2,12 @@
  *
  *     mqtt://[USER[:PASSWORD]@]HOST[:PORT]/TOPIC
  *     mqtts://[USER[:PASSWORD]@]HOST[:PORT]/TOPIC    (TLS)
+ *     ws://[USER[:PASSWORD]@]HOST[:PORT]/TOPIC       (MQTT over WebSockets)
+ *     wss://[USER[:PASSWORD]@]HOST[:PORT]/TOPIC      (WebSockets over TLS)
  *
  * HOST may be an IPv6 literal in brackets.  The port defaults to 1883
- * (mqtt) or 8883 (mqtts).  Nothing is percent-decoded, as in mosquitto.
+ * (mqtt), 8883 (mqtts), 80 (ws) or 443 (wss); the WebSocket path is
+ * --ws-path's (/mqtt by default).  Nothing is percent-decoded, as in mosquitto.
  * A password in the URL is wiped from argv (like -P) and never printed:
  * messages about a URL never repeat it. */
 #include <stdlib.h>
@@ -21,8 +24,8 @@ static void wipe(char *p, size_t n)
 static int url_error(const struct cli_cfg *cfg, const char *why)
 {
 	return cli_usage_error(cfg, "invalid -L URL: %s (the form is "
-				    "mqtt[s]://[USER[:PASSWORD]@]HOST[:PORT]/"
-				    "TOPIC)", why);
+				    "mqtt[s]|ws[s]://[USER[:PASSWORD]@]HOST"
+				    "[:PORT]/TOPIC)", why);
 }
 
 /* Split "HOST[:PORT]" or "[V6]:PORT" in place. */
@@ -92,12 +95,12 @@ int cli_url_parse(struct cli_cfg *cfg, char *arg)
 	if (!sep)
 		return url_error(cfg, "no scheme");
 	*sep = '\0';
-	if (strcmp(s, "mqtts") == 0) {
-		cfg->url_tls = true;
-	} else if (strcmp(s, "mqtt") != 0) {
+	cfg->url_tls = strcmp(s, "mqtts") == 0 || strcmp(s, "wss") == 0;
+	cfg->url_ws = strcmp(s, "ws") == 0 || strcmp(s, "wss") == 0;
+	if (!cfg->url_tls && !cfg->url_ws && strcmp(s, "mqtt") != 0)
 		return cli_usage_error(cfg, "unsupported -L URL scheme '%.16s': "
-					    "use mqtt:// or mqtts://", s);
-	}
+					    "use mqtt://, mqtts://, ws:// or "
+					    "wss://", s);
 	char *auth = sep + 3;
 	char *slash = strchr(auth, '/');
 	if (!slash || !slash[1])
@@ -144,9 +147,15 @@ int cli_url_merge(struct cli_cfg *cfg)
 		cfg->url_password = NULL;
 	}
 	if (!cfg->url_tls && cfg->tls)
-		return cli_usage_error(cfg, "TLS options with an mqtt:// URL: "
-					    "use mqtts://");
+		return cli_usage_error(cfg, "TLS options with %s:// URL: "
+					    "use %s://",
+				       cfg->url_ws ? "a ws" : "an mqtt",
+				       cfg->url_ws ? "wss" : "mqtts");
+	if (!cfg->url_ws && cfg->ws)
+		return cli_usage_error(cfg, "--ws with an mqtt[s]:// URL: use "
+					    "ws:// or wss://");
 	cfg->tls = cfg->tls || cfg->url_tls;
+	cfg->ws = cfg->ws || cfg->url_ws;
 	if (cfg->tool == CLI_SUB)
 		return cli_list_add(cfg, &cfg->filters, cfg->url_topic);
 	if (cfg->topic)

@@ -58,6 +58,7 @@ static int cli_connect(const struct cli_cfg *cfg, struct moat_client *c,
 		.host = cfg->host,
 		.port = port,
 		.tls = tls,
+		.ws_path = cfg->ws ? cfg->ws_path : NULL,
 		.timeout_ms = op_timeout(deadline),
 		.connect = {
 			.proto_level = cfg->proto_level,

@@ -1,6 +1,6 @@
 // node-coap observer for test_coap_broker.py: observe URL, print each
 // notification's payload on a line, stop after COUNT of them (the first
-// response included) and deregister.  Usage: node observe.js URL COUNT
+// response included) and deregister.  Usage: node coap_observe.js URL COUNT
 'use strict';
 const coap = require('coap');
 const url = new URL(process.argv[2]);
