@@ -34,7 +34,7 @@ def main():
     with open(conf, "w") as f:
         f.write("listener 0 127.0.0.1\nlistener 0 0.0.0.0\nprotocol coap\n"
                 "allow_insecure_listener true\nallow_anonymous true\n"
-                "acl_file %s/acl\nworkers 2\n" % d)
+                "acl_file %s/acl\nworkers 2\nuser root\n" % d)
     log = open(os.path.join(d, "log"), "w+")
     p = subprocess.Popen([MOATD, "-c", conf, "-v"], stdout=log,
                          stderr=subprocess.STDOUT)
