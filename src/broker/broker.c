@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "broker_int.h"
+#include "coap_int.h"
 #include "codec/mqtt5.h"
 #include "net/net_socket.h"
 
@@ -23,6 +24,8 @@ static int open_listeners(struct moat_broker *b)
 		char err[160];
 		if (lc->protocol == MOAT_PROTO_HTTP)
 			continue; /* http.c binds its own */
+		if (moat_listener_coap(lc))
+			continue; /* UDP, one socket per worker (coap_srv.c) */
 		uint16_t port;
 		l->ev_kind = EV_LISTENER;
 		l->idx = i;
@@ -167,6 +170,10 @@ int moat_broker_new_hook(const struct moat_config *cfg,
 			goto fail;
 		}
 	}
+	if ((rc = moat__coap_open(b, err, sizeof(err))) != MOAT_OK) {
+		moat_err_log("CoAP listener: %s", err);
+		goto fail;
+	}
 	/* moatd drops root here: listeners bound, files loaded; the
 	 * database belongs to the user it runs as. */
 	if (before_store && (rc = before_store(arg)) != MOAT_OK)
@@ -179,6 +186,7 @@ int moat_broker_new_hook(const struct moat_config *cfg,
 	}
 	for (size_t i = 0; i < b->nlisteners; i++)
 		moat_notice("listening on %s", b->listeners[i].name);
+	moat__coap_log_listeners(b);
 	*out = b;
 	return MOAT_OK;
 fail:
@@ -267,6 +275,7 @@ static void release_batch(struct moat_inbox_batch *bt)
 /* Single-threaded teardown after the workers have stopped. */
 static void teardown_worker(struct moat_worker *w)
 {
+	moat__coap_worker_free(w);
 	while (w->conns) {
 		w->conns->will_discard = true; /* shutdown is not a failure */
 		moat_conn_disconnect(w->conns, RC_SERVER_SHUTTING_DOWN,

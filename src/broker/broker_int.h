@@ -27,6 +27,7 @@
 #include "net/net.h"
 
 struct moat_pwfile;
+struct moat_pskfile;
 struct moat_acl;
 struct moat_leak_db;
 struct moat_leak_scratch;
@@ -309,7 +310,13 @@ struct moat_session {
 	/* Kept in the persistent store (persistence on and expiry_s > 0);
 	 * readable by other workers, which record deliveries to it. */
 	atomic_bool stored;
+	/* A CoAP peer's observations (coap_int.h): deliveries go to
+	 * moat__coap_deliver, not to a connection.  NULL for MQTT. */
+	struct moat_coap_peer *coap;
 };
+
+/* Hand m to the CoAP observer session s (coap_ps.c). */
+void moat__coap_deliver(struct moat_session *s, struct moat_msg *m);
 
 /* The queue (session_queue.c).  Append a message (MOAT_OK, or
  * MOAT_ENOMEM); the limits are the caller's. */
@@ -409,6 +416,7 @@ enum moat_ev_kind {
 	EV_LISTENER = 2,
 	EV_INBOX = 3,
 	EV_LINGER = 4,
+	EV_COAP = 5, /* a CoAP listener's UDP socket (coap_int.h) */
 };
 
 /* Where a CONNECT is in its password check (authq.c). */
@@ -614,7 +622,9 @@ struct moat_security {
 	struct moat_config cfg;
 	struct moat_pwfile *pw;
 	struct moat_acl *acl;
-	SSL_CTX *tls[MOAT_CFG_MAX_LISTENERS];
+	SSL_CTX *tls[MOAT_CFG_MAX_LISTENERS]; /* TLS, or DTLS for coaps */
+	struct moat_pskfile *psk; /* psk_file, NULL when none */
+	uint8_t cookie_key[32];	  /* DTLS cookies (coap_dtls.c) */
 	struct moat_leak_db *leak_db; /* NULL when leak_detection is off */
 	atomic_uint_fast64_t leak_policy_hits[MOAT_CFG_MAX_LEAK_POLICIES];
 };
@@ -627,7 +637,7 @@ void moat_security_unref(struct moat_security **s);
 /* ---- per-worker statistics (metrics.c sums them at scrape time) -------
  * Written only by the owning worker with MOAT_SW_ADD (no read-modify-write,
  * no shared cache line), read by any thread. */
-#define MOAT_PROTO_N 4 /* room for the listener protocols (cfg.h) */
+#define MOAT_PROTO_N 5 /* room for the listener protocols (cfg.h) */
 
 /* Why a connection was refused at accept; names in metrics.c. */
 enum moat_refusal {
@@ -650,6 +660,7 @@ enum moat_limit_kind {
 	MOAT_LIMIT_AUTH_BACKOFF,    /* auth_backoff_*: a login refused */
 	MOAT_LIMIT_LOGIN_QUEUE,     /* too many logins waiting for a check */
 	MOAT_LIMIT_CONNS_PER_USER,  /* max_connections_per_user */
+	MOAT_LIMIT_COAP,            /* CoAP peers, rate, observers, DTLS */
 	MOAT_LIMIT_N
 };
 
@@ -781,6 +792,7 @@ struct moat_worker {
 	uint64_t store_lost; /* records that could not be made (no memory) */
 	bool store_gate_pending; /* a gate waits for the batch being filled */
 	struct moat_conn *gated;
+	struct moat_coap *coap; /* CoAP sockets and peers, NULL when none */
 
 	struct moat_wstats st; /* last: its own cache lines */
 };
@@ -845,6 +857,14 @@ struct moat_stats {
 	atomic_uint_fast64_t acl_denials;
 	atomic_uint_fast64_t leaks_blocked;  /* messages */
 	atomic_uint_fast64_t leaks_redacted; /* messages */
+	/* CoAP ($SYS/broker/coap/...) */
+	atomic_uint_fast64_t coap_requests;
+	atomic_uint_fast64_t coap_publishes;
+	atomic_uint_fast64_t coap_notifications;
+	atomic_uint_fast64_t coap_echo;    /* 4.01 + Echo sent */
+	atomic_uint_fast64_t coap_dropped; /* datagrams ignored */
+	atomic_uint_fast64_t coap_observers;
+	atomic_uint_fast64_t coap_dtls_sessions; /* handshaken */
 };
 
 struct moat_listener {
@@ -1052,6 +1072,12 @@ static inline uint64_t moat__store_nrec(const struct moat_worker *w)
 void moat__store_flush(struct moat_worker *w);
 /* Gate c's output queued from now on behind the current batch. */
 void moat__store_gate(struct moat_conn *c);
+/* Output waiting for the store that is not a connection's (CoAP
+ * responses): the batch to wait for (the one being filled), or 0 when
+ * nothing needs to wait (persistence off, persistence_sync off). */
+uint64_t moat__store_gate_seq(struct moat_worker *w);
+/* CoAP responses held for batches up to done go out (coap_srv.c). */
+void moat__coap_store_release(struct moat_worker *w, uint64_t done);
 /* Release gates whose batches were committed (the store wakes us). */
 void moat__store_release(struct moat_worker *w);
 /* May bytes at the head of c->out be written now?  How many. */

@@ -72,7 +72,8 @@ static void traffic(struct out *o, struct moat_broker *b)
 	family(o, "moat_connections_accepted_total", "counter",
 	       "Connections accepted, by listener protocol.");
 	for (unsigned p = 0; p < MOAT_PROTO_N; p++)
-		if (proto_used(b, p))
+		if (proto_used(b, p) && p != MOAT_PROTO_COAP &&
+		    p != MOAT_PROTO_COAPS) /* datagrams: no connections */
 			put(o, "moat_connections_accepted_total{protocol=\"%s\"} "
 			       "%llu\n",
 			    moat_cfg_protocol_name(p),
@@ -125,6 +126,7 @@ static void refusals_and_limits(struct out *o, struct moat_broker *b)
 		"max_accept_rate_per_ip", "max_connections",
 		"max_publish_rate",   "auth_backoff",
 		"login_queue",        "max_connections_per_user",
+		"coap",
 	};
 	static const char *const auth[3] = {"success", "failure",
 					    "throttled"};
@@ -157,6 +159,47 @@ static void http_code(void *arg, unsigned code, uint64_t n)
 {
 	put(arg, "moat_http_responses_total{code=\"%u\"} %llu\n", code,
 	    (unsigned long long)n);
+}
+
+/* CoAP listeners (docs/coap.md): requests, publishes, notifications,
+ * address validations, dropped datagrams; observers and DTLS sessions. */
+static void coap(struct out *o, struct moat_broker *b)
+{
+	static const struct {
+		const char *name, *type, *help;
+		size_t off;
+	} f[] = {
+		{"moat_coap_requests_total", "counter",
+		 "CoAP requests handled.",
+		 offsetof(struct moat_stats, coap_requests)},
+		{"moat_coap_publishes_total", "counter",
+		 "CoAP PUT/POST requests published to the topic tree.",
+		 offsetof(struct moat_stats, coap_publishes)},
+		{"moat_coap_notifications_total", "counter",
+		 "Observe notifications sent.",
+		 offsetof(struct moat_stats, coap_notifications)},
+		{"moat_coap_echo_total", "counter",
+		 "4.01 answers with an Echo option (address validation).",
+		 offsetof(struct moat_stats, coap_echo)},
+		{"moat_coap_dropped_total", "counter",
+		 "Datagrams ignored (malformed, duplicate, over a limit).",
+		 offsetof(struct moat_stats, coap_dropped)},
+		{"moat_coap_observers", "gauge", "Observe registrations.",
+		 offsetof(struct moat_stats, coap_observers)},
+		{"moat_coap_dtls_sessions", "gauge",
+		 "DTLS sessions that completed their handshake.",
+		 offsetof(struct moat_stats, coap_dtls_sessions)},
+	};
+	for (size_t i = 0; i < MOAT_ARRAY_LEN(f); i++) {
+		const atomic_uint_fast64_t *v =
+			(const atomic_uint_fast64_t *)(const void *)((const char
+								   *)&b->stats +
+								  f[i].off);
+		family(o, f[i].name, f[i].type, f[i].help);
+		put(o, "%s %llu\n", f[i].name,
+		    (unsigned long long)atomic_load_explicit(
+			    v, memory_order_relaxed));
+	}
 }
 
 static void leaks(struct out *o, struct moat_broker *b)
@@ -313,6 +356,7 @@ int moat__metrics_render(struct moat_broker *b, char **text, size_t *len)
 	traffic(&o, b);
 	refusals_and_limits(&o, b);
 	leaks(&o, b);
+	coap(&o, b);
 	histogram(&o, "moat_worker_loop_duration_seconds",
 		  "Time a worker spent handling the events of one loop turn.",
 		  &b->workers[0].st.loop, b->nworkers,

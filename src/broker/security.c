@@ -8,8 +8,10 @@
 
 #include "auth/acl.h"
 #include "auth/passwd.h"
+#include "auth/pskfile.h"
 #include "broker_int.h"
 #include "codec/mqtt5.h"
+#include "coap_int.h"
 #include "net/tls.h"
 
 /* Security log lines per connection before it is only counted. */
@@ -30,6 +32,7 @@ void moat_security_unref(struct moat_security **sp)
 	if (!s || atomic_fetch_sub(&s->refs, 1) != 1)
 		return;
 	moat_pwfile_free(s->pw);
+	moat_pskfile_free(s->psk);
 	moat_acl_free(s->acl);
 	for (size_t i = 0; i < MOAT_CFG_MAX_LISTENERS; i++)
 		SSL_CTX_free(s->tls[i]);
@@ -60,12 +63,19 @@ int moat_security_new(const struct moat_config *cfg,
 		snprintf(err, errsz, "acl_file %s", e);
 		goto fail;
 	}
+	if (cfg->psk_file[0] &&
+	    (rc = moat_pskfile_load(cfg->psk_file, &s->psk, e, sizeof(e)))) {
+		snprintf(err, errsz, "psk_file %s", e);
+		goto fail;
+	}
 	for (size_t i = 0; i < cfg->nlisteners; i++) {
 		const struct moat_listener_cfg *lc = &cfg->listeners[i];
-		if (!moat_listener_tls(lc))
+		bool dtls = lc->protocol == MOAT_PROTO_COAPS;
+		if (!moat_listener_tls(lc) && !dtls)
 			continue;
 		e[0] = '\0';
-		s->tls[i] = moat_tls_server_ctx(lc, e, sizeof(e));
+		s->tls[i] = dtls ? moat__coap_dtls_ctx(s, lc, e, sizeof(e))
+			       : moat_tls_server_ctx(lc, e, sizeof(e));
 		if (!s->tls[i]) {
 			snprintf(err, errsz, "listener %u: %s",
 				 (unsigned)lc->port, e);
@@ -603,5 +613,9 @@ bool moat__memory_exhausted(struct moat_worker *w)
 {
 	uint64_t budget = w->cfg->memory_limit ? w->cfg->memory_limit
 					       : w->b->memory_auto;
-	return moat_alloc_live_bytes() >= budget;
+	/* OpenSSL's memory for DTLS sessions is not allocated through
+	 * moat's allocator: each counts with its measured size. */
+	uint64_t dtls = MOAT_STAT_GET(w->b, coap_dtls_sessions) *
+			MOAT_COAP_DTLS_SESSION_BYTES;
+	return moat_alloc_live_bytes() + dtls >= budget;
 }

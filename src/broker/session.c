@@ -402,6 +402,12 @@ static void note_share(struct moat_session *s, uint64_t did, uint64_t share)
 static void deliver(struct moat_session *s, struct moat_msg *m, uint8_t qos,
 		    bool retain, uint64_t share, uint64_t did)
 {
+	if (s->coap) { /* a CoAP peer's observations (coap_ps.c) */
+		forget_did(s, did, m);
+		if (!s->dead)
+			moat__coap_deliver(s, m);
+		return;
+	}
 	if (s->dead || !qos) {
 		forget_did(s, did, m);
 		did = 0;

@@ -83,6 +83,8 @@ int moat_worker_add_session(struct moat_worker *w, struct moat_session *s)
 void moat_worker_remove_session(struct moat_worker *w,
 				struct moat_session *s)
 {
+	if (!w->nbuckets)
+		return; /* no table yet (a CoAP observer is never in one) */
 	size_t bk = bucket_of(w, (const uint8_t *)s->client_id,
 			      s->client_id_len);
 	for (struct moat_session **pp = &w->sessions[bk]; *pp;

@@ -519,13 +519,24 @@ size_t moat__store_writable(const struct moat_conn *c, size_t used)
 	return limit < used ? (size_t)limit : used;
 }
 
+uint64_t moat__store_gate_seq(struct moat_worker *w)
+{
+	if (!gates_on(w->b))
+		return 0;
+	w->store_gate_pending = true;
+	return w->store_seq + 1; /* the batch being filled */
+}
+
 void moat__store_release(struct moat_worker *w)
 {
 	struct moat_store *st = w->b->store;
-	if (!st || !w->gated)
+	if (!st)
 		return;
 	uint64_t done = atomic_load_explicit(&st->committed[w->idx],
 					     memory_order_acquire);
+	moat__coap_store_release(w, done);
+	if (!w->gated)
+		return;
 	struct moat_conn *next;
 	for (struct moat_conn *c = w->gated; c; c = next) {
 		struct moat_gates *g = c->gates;

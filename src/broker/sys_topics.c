@@ -57,5 +57,16 @@ void moat__sys_publish(struct moat_worker *w)
 	put_u64(w, "$SYS/broker/subscriptions/count", nsubs);
 	put_u64(w, "$SYS/broker/retained messages/count", nretained);
 	put_u64(w, "$SYS/broker/heap/current", moat_alloc_live_bytes());
+	put_u64(w, "$SYS/broker/coap/requests", MOAT_STAT_GET(b, coap_requests));
+	put_u64(w, "$SYS/broker/coap/publishes",
+		MOAT_STAT_GET(b, coap_publishes));
+	put_u64(w, "$SYS/broker/coap/notifications",
+		MOAT_STAT_GET(b, coap_notifications));
+	put_u64(w, "$SYS/broker/coap/observers",
+		MOAT_STAT_GET(b, coap_observers));
+	put_u64(w, "$SYS/broker/coap/echo", MOAT_STAT_GET(b, coap_echo));
+	put_u64(w, "$SYS/broker/coap/dropped", MOAT_STAT_GET(b, coap_dropped));
+	put_u64(w, "$SYS/broker/coap/dtls sessions",
+		MOAT_STAT_GET(b, coap_dtls_sessions));
 	moat__leak_sys_publish(w, put);
 }

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "broker_int.h"
+#include "coap_int.h"
 #include "codec/mqtt5.h"
 #include "net/net_tls.h"
 #include "net/net_ws.h"
@@ -535,6 +536,7 @@ static void tick(struct moat_worker *w, uint64_t now)
 	struct moat_conn *next;
 	resume_listeners(w);
 	moat__linger_tick(w, now);
+	moat__coap_tick(w, now);
 	release_held(w, now);
 	for (struct moat_conn *c = w->conns; c; c = next) {
 		next = c->next;
@@ -597,6 +599,8 @@ static void handle_event(struct moat_worker *w, struct epoll_event *ev)
 		accept_all(w, ev->data.ptr);
 	} else if (kind == EV_LINGER) {
 		moat__linger_event(ev->data.ptr, ev->events);
+	} else if (kind == EV_COAP) {
+		moat__coap_on_readable(ev->data.ptr);
 	} else {
 		struct moat_conn *c = ev->data.ptr;
 		bool rd = ev->events & (EPOLLIN | EPOLLHUP | EPOLLERR);

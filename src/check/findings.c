@@ -280,6 +280,22 @@ static const struct moat_finding_def catalogue[] = {
 	 "Set websockets_origin (mosquitto 2.1+) to the allowed origins, or "
 	 "bind the WebSocket listener to loopback behind a reverse proxy that "
 	 "checks Origin."},
+	{"AUD-CO-01", MOAT_SEV_HIGH, "Plaintext CoAP on a network address",
+	 "CoAP over UDP without DTLS (NoSec) reachable from the network has "
+	 "no authentication and no confidentiality, and UDP lets anyone "
+	 "spoof a victim's address: an open CoAP endpoint is a reflection "
+	 "and amplification source (T-23). moatd bounds answers to "
+	 "unvalidated addresses to 3x the request (RFC 9175 Echo), but "
+	 "every client is still anonymous.",
+	 "Use protocol coaps (DTLS with psk_file or client certificates) on "
+	 "network addresses, or bind the plain coap listener to 127.0.0.1."},
+	{"AUD-CO-05", MOAT_SEV_HIGH, "Anonymous CoAP on a network listener",
+	 "CoAP clients without credentials may publish, read retained values "
+	 "and observe topics on a listener reachable from the network; "
+	 "observations multiply what one spoofed request sends (T-25).",
+	 "Require DTLS identities (psk_file, or require_certificate with "
+	 "use_identity_as_username) on network CoAP listeners and keep "
+	 "allow_anonymous false or loopback."},
 	{"AUD-BR-01", MOAT_SEV_HIGH, "Bridge connection without verified TLS",
 	 "A bridge forwards topics to another broker. Without bridge_cafile, "
 	 "bridge_capath, bridge_tls_use_os_certs or a PSK, or with "

@@ -46,6 +46,7 @@ struct lint_listener {
 	bool unix_socket;    /* mosquitto "listener 0 /path" */
 	bool loopback_iface; /* bind_interface lo */
 	bool websockets, ws_origin;
+	bool coap; /* moatd protocol coap/coaps (UDP; AUD-CO-*) */
 	struct lint_str certfile, keyfile, cafile, capath, crlfile;
 	struct lint_str tls_version, ciphers, ciphers13;
 	bool psk; /* TLS-PSK (psk_hint) counts as TLS */

@@ -190,6 +190,9 @@ static void build_listener(struct lint_model *m, const struct lint_moatd *st,
 	l->port = lc->port;
 	l->sec.anon = -1;
 	listener_tls(m, st, i, l);
+	l->coap = moat_listener_coap(lc);
+	if (lc->protocol == MOAT_PROTO_COAPS)
+		l->tls = true; /* DTLS */
 	l->network = !moat_cfg_addr_is_loopback(lc->addr);
 	l->anonymous = moat_cfg_listener_anonymous(cfg, i);
 	l->acl = m->global.acl_file.v[0] ? &m->global.acl_file : NULL;
@@ -334,6 +337,26 @@ static void moatd_only_checks(const struct lint_model *m,
 				  "auth_backoff_initial 0 (%s): failed logins "
 				  "are not delayed",
 				  w);
+	}
+	for (size_t i = 0; i < cfg->nlisteners && i < m->nl; i++) {
+		const struct moat_listener_cfg *lc = &cfg->listeners[i];
+		char d[300];
+		if (!moat_listener_coap(lc) ||
+		    moat_cfg_addr_is_loopback(lc->addr))
+			continue;
+		lint_listener_desc(&m->l[i], d, sizeof(d));
+		if (lc->protocol == MOAT_PROTO_COAP)
+			moat_findings_add(f, "AUD-CO-01",
+					  "%s: protocol coap (no DTLS) on a "
+					  "network address",
+					  d);
+		if (moat_cfg_listener_anonymous(cfg, i))
+			moat_findings_add(f, "AUD-CO-05",
+					  "%s: CoAP clients without credentials "
+					  "are accepted (%s)",
+					  d, lc->protocol == MOAT_PROTO_COAP
+						     ? "plain CoAP has none"
+						     : "allow_anonymous");
 	}
 	for (size_t i = 0; i < m->nl; i++) {
 		const struct lint_listener *l = &m->l[i];

@@ -28,7 +28,7 @@ static void rule_network(const struct lint_listener *l,
 	const char *w = or_default(l->where);
 	lint_listener_desc(l, d, sizeof(d));
 	bool no_acl = !l->acl && !l->plugin;
-	if (!l->tls)
+	if (!l->tls && !l->coap) /* plain CoAP is AUD-CO-01 */
 		moat_findings_add(f, "AUD-MQ-01", "%s has no TLS (%s)", d, w);
 	if (l->anonymous)
 		moat_findings_add_sev(

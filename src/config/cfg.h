@@ -48,6 +48,8 @@ enum moat_listener_proto {
 	MOAT_PROTO_MQTT = 0,
 	MOAT_PROTO_WEBSOCKETS = 1,
 	MOAT_PROTO_HTTP = 2,
+	MOAT_PROTO_COAP = 3,  /* CoAP over UDP (RFC 7252) */
+	MOAT_PROTO_COAPS = 4, /* CoAP over DTLS 1.2 */
 };
 
 struct moat_listener_cfg {
@@ -74,6 +76,13 @@ static inline bool moat_listener_tls(const struct moat_listener_cfg *lc)
 	return lc->certfile[0] != '\0';
 }
 
+/* Does the listener speak CoAP (over UDP or DTLS)? */
+static inline bool moat_listener_coap(const struct moat_listener_cfg *lc)
+{
+	return lc->protocol == MOAT_PROTO_COAP ||
+	       lc->protocol == MOAT_PROTO_COAPS;
+}
+
 struct moat_config {
 	struct moat_listener_cfg listeners[MOAT_CFG_MAX_LISTENERS];
 	size_t nlisteners;
@@ -81,6 +90,7 @@ struct moat_config {
 	uint32_t allow_anonymous; /* enum moat_anon */
 	char password_file[MOAT_CFG_PATH_MAX];
 	char acl_file[MOAT_CFG_PATH_MAX];
+	char psk_file[MOAT_CFG_PATH_MAX]; /* DTLS keys of coaps clients */
 	uint64_t auth_backoff_initial_ms;
 	uint64_t auth_backoff_max_ms;
 	uint64_t max_connections_per_ip;

@@ -519,6 +519,8 @@ bool moat_cfg_listener_anonymous(const struct moat_config *cfg, size_t i)
 	const struct moat_listener_cfg *lc = &cfg->listeners[i];
 	if (lc->use_identity_as_username)
 		return false; /* every client is its certificate */
+	if (lc->protocol == MOAT_PROTO_COAPS && !lc->certfile[0])
+		return false; /* every client is its pre-shared key */
 	switch ((enum moat_anon)cfg->allow_anonymous) {
 	case MOAT_ANON_TRUE: return true;
 	case MOAT_ANON_LOOPBACK: return moat_cfg_addr_is_loopback(lc->addr);
@@ -537,9 +539,19 @@ const char *moat_cfg_listener_risks(const struct moat_config *cfg, size_t i,
 		return out;
 	const char *risk[4];
 	size_t nr = 0;
-	if (!moat_listener_tls(lc))
+	if (lc->protocol == MOAT_PROTO_COAP) {
+		/* Plain CoAP has no credentials: every client is anonymous. */
+		risk[nr++] = "as plaintext CoAP over UDP (no DTLS, no "
+			     "authentication: every client is anonymous)";
+	} else if (lc->protocol == MOAT_PROTO_COAPS) {
+		if (!cfg->psk_file[0] && !lc->use_identity_as_username)
+			risk[nr++] = "without authentication (no psk_file, no "
+				     "use_identity_as_username)";
+	} else if (!moat_listener_tls(lc)) {
 		risk[nr++] = "without TLS";
-	if (!cfg->password_file[0] && !lc->use_identity_as_username)
+	}
+	if (!moat_listener_coap(lc) && !cfg->password_file[0] &&
+	    !lc->use_identity_as_username)
 		risk[nr++] = "without authentication (no password_file, no "
 			     "use_identity_as_username)";
 	if (moat_cfg_listener_anonymous(cfg, i))
@@ -583,7 +595,15 @@ static int check_tls(const struct moat_config *cfg,
 {
 	const char *src = cfg->source[0] ? cfg->source : "config";
 	const char *why = NULL;
-	if (!lc->certfile[0] != !lc->keyfile[0])
+	if (lc->protocol == MOAT_PROTO_COAPS && !cfg->psk_file[0] &&
+	    !lc->certfile[0])
+		why = "protocol coaps needs psk_file (pre-shared keys) or "
+		      "certfile and keyfile (certificates)";
+	else if (lc->protocol == MOAT_PROTO_COAP &&
+		 (lc->certfile[0] || lc->keyfile[0] || lc->cafile[0]))
+		why = "protocol coap is plaintext UDP: certfile, keyfile and "
+		      "cafile do not apply to it";
+	else if (!lc->certfile[0] != !lc->keyfile[0])
 		why = "certfile and keyfile go together";
 	else if (!moat_listener_tls(lc) &&
 		 (lc->cafile[0] || lc->crlfile[0] || lc->require_certificate ||
@@ -638,13 +658,24 @@ int moat_cfg_finish(struct moat_config *cfg, struct moat_cfg_err *err)
 				    (unsigned)lc->port, lc->addr[0] ? " " : "",
 				    lc->addr[0] ? lc->addr : " (all addresses)",
 				    risks);
+		if (lc->protocol == MOAT_PROTO_COAP &&
+		    !moat_cfg_listener_anonymous(cfg, i))
+			return fail(err, NULL,
+				    "%s: listener %u: no client could use it: "
+				    "plaintext CoAP has no credentials, and "
+				    "allow_anonymous does not allow anonymous "
+				    "clients on this listener",
+				    cfg->source[0] ? cfg->source : "config",
+				    (unsigned)lc->port);
 		if (!moat_cfg_listener_anonymous(cfg, i) &&
-		    !cfg->password_file[0] && !lc->use_identity_as_username)
+		    !(lc->protocol == MOAT_PROTO_COAPS ? cfg->psk_file[0]
+						      : cfg->password_file[0]) &&
+		    !lc->use_identity_as_username)
 			return fail(err, NULL,
 				    "%s: listener %u: no client could connect: "
 				    "anonymous access is off (allow_anonymous) "
-				    "and there is no password_file or "
-				    "use_identity_as_username",
+				    "and there is no password_file (psk_file "
+				    "for coaps) or use_identity_as_username",
 				    cfg->source[0] ? cfg->source : "config",
 				    (unsigned)lc->port);
 	}

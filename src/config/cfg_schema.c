@@ -16,9 +16,9 @@
 #define GIB (1024ull * 1024ull * 1024ull)
 
 /* The protocol values, in enum moat_listener_proto order. */
-#define PROTOCOLS "mqtt|websockets|http"
-static const char *const protocol_names[] = {"mqtt", "websockets",
-					     "http"};
+#define PROTOCOLS "mqtt|websockets|http|coap|coaps"
+static const char *const protocol_names[] = {"mqtt", "websockets", "http",
+					     "coap", "coaps"};
 
 const char *moat_cfg_protocol_name(uint32_t proto)
 {
@@ -29,20 +29,25 @@ const char *moat_cfg_protocol_name(uint32_t proto)
 
 const struct moat_cfg_directive moat__cfg_directives[] = {
 	{"listener", CFG_LISTENER, 0, 0, 65535, NULL,
-	 "listener PORT [ADDRESS]: accept MQTT on TCP PORT (0 = any free "
-	 "port) at a numeric address (default: all addresses). Repeatable. "
+	 "listener PORT [ADDRESS]: accept MQTT on TCP PORT (or CoAP on UDP "
+	 "PORT, see protocol; 0 = any free port) at a numeric address "
+	 "(default: all addresses). Repeatable. "
 	 "With no listener, moatd listens on 127.0.0.1:1883 only."},
-	{"protocol", CFG_ENUM, LOFF(protocol), 0, 2, "mqtt",
+	{"protocol", CFG_ENUM, LOFF(protocol), 0, 4, "mqtt",
 	 "(listener) What the listener above speaks: mqtt (MQTT over TCP, "
 	 "or TLS when certfile is set), websockets (MQTT over WebSockets: "
 	 "ws://, or wss:// when certfile is set; see docs/websockets.md), "
-	 "or http (/metrics, /healthz, /readyz, docs/metrics.md, the JSON "
+	 "http (/metrics, /healthz, /readyz, docs/metrics.md, the JSON "
 	 "API and the leak console, docs/api.md; HTTPS when certfile is "
 	 "set; served by its own threads, never the MQTT workers). An http "
 	 "listener off loopback needs TLS, a password_file and an acl_file "
 	 "like any other, and then answers /metrics only to administrators "
 	 "(users the ACL lets subscribe to $SYS/#) by HTTP Basic "
-	 "authentication.",
+	 "authentication; "
+	 "coap (CoAP over UDP: the /ps/ topic mapping of docs/coap.md; the "
+	 "usual port is 5683; loopback only unless "
+	 "allow_insecure_listener) or coaps (CoAP over DTLS 1.2 with "
+	 "psk_file keys and/or certfile certificates; usually 5684).",
 	 true, PROTOCOLS},
 	{"websockets_path", CFG_STRING, LOFF(ws_path), 0, LSIZE(ws_path),
 	 "/mqtt",
@@ -124,6 +129,11 @@ const struct moat_cfg_directive moat__cfg_directives[] = {
 	 "Without one, every client may publish and subscribe to every topic "
 	 "but $SYS. Refused like password_file when not private.", false,
 	 NULL},
+	{"psk_file", CFG_PATH, OFF(psk_file), 0, CSIZE(psk_file), NULL,
+	 "Pre-shared keys of CoAP clients over DTLS (protocol coaps), one "
+	 "identity:hexkey per line (mosquitto's format); the identity is the "
+	 "client's user name for the ACL. Refused like password_file when "
+	 "not private.", false, NULL},
 	{"auth_backoff_initial", CFG_MSEC, OFF(auth_backoff_initial_ms), 0,
 	 3600000, "1s",
 	 "Delay before the next login attempt for the same user name from "

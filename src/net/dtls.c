@@ -11,17 +11,12 @@
 #include "dtls.h"
 #include "tls.h"
 
-/* RFC 7252 §9.1.3.1 makes TLS_PSK_WITH_AES_128_CCM_8 mandatory. */
-#define PSK_CIPHERS                                                           \
-	"PSK-AES128-CCM8:ECDHE-PSK-CHACHA20-POLY1305:PSK-AES128-GCM-SHA256:" \
-	"PSK-AES256-GCM-SHA384:PSK-CHACHA20-POLY1305:PSK-AES128-CCM:"         \
-	"ECDHE-PSK-AES128-CBC-SHA256:PSK-AES128-CBC-SHA256"
+#define PSK_CIPHERS MOAT_DTLS_PSK_CIPHERS
 #define CERT_CIPHERS                                                          \
 	"ECDHE-ECDSA-AES128-CCM8:ECDHE-ECDSA-AES128-GCM-SHA256:"             \
 	"ECDHE-RSA-AES128-GCM-SHA256:HIGH:!aNULL:!eNULL:!kRSA:!PSK:!SRP:"     \
 	"!MD5:!RC4:!3DES"
-/* Records must fit a datagram on any path (IPv6 minimum MTU). */
-#define DTLS_MTU 1280
+#define DTLS_MTU MOAT_DTLS_MTU
 
 static SSL_CTX *fail(SSL_CTX *ctx, char *err, size_t errsz, const char *what)
 {

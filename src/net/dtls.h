@@ -15,6 +15,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* RFC 7252 §9.1.3.1 makes TLS_PSK_WITH_AES_128_CCM_8 mandatory. */
+#define MOAT_DTLS_PSK_CIPHERS                                                 \
+	"PSK-AES128-CCM8:ECDHE-PSK-CHACHA20-POLY1305:PSK-AES128-GCM-SHA256:" \
+	"PSK-AES256-GCM-SHA384:PSK-CHACHA20-POLY1305:PSK-AES128-CCM:"         \
+	"ECDHE-PSK-AES128-CBC-SHA256:PSK-AES128-CBC-SHA256"
+/* Records must fit a datagram on any path (IPv6 minimum MTU). */
+#define MOAT_DTLS_MTU 1280
+
 struct moat_dtls_client_cfg {
 	const char *psk_identity; /* PSK mode when set */
 	const uint8_t *psk;	  /* the key (borrowed; outlives the ctx) */

@@ -86,6 +86,39 @@ static bool load_key(SSL_CTX *ctx, const char *path, char *err, size_t errsz)
 	return ok;
 }
 
+int moat_tls_server_certs(SSL_CTX *ctx, const struct moat_listener_cfg *lc,
+			  char *err, size_t errsz)
+{
+	if (SSL_CTX_use_certificate_chain_file(ctx, lc->certfile) != 1)
+		return ctx_fail(ctx, err, errsz, "certfile", lc->certfile),
+		       MOAT_ETLS;
+	if (!load_key(ctx, lc->keyfile, err, errsz)) {
+		SSL_CTX_free(ctx);
+		return MOAT_ETLS;
+	}
+	if (SSL_CTX_check_private_key(ctx) != 1)
+		return ctx_fail(ctx, err, errsz,
+				"keyfile does not match certfile", lc->keyfile),
+		       MOAT_ETLS;
+	if (lc->cafile[0]) {
+		if (SSL_CTX_load_verify_locations(ctx, lc->cafile, NULL) != 1)
+			return ctx_fail(ctx, err, errsz, "cafile", lc->cafile),
+			       MOAT_ETLS;
+		STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(lc->cafile);
+		if (names)
+			SSL_CTX_set_client_CA_list(ctx, names);
+		int mode = SSL_VERIFY_PEER;
+		if (lc->require_certificate)
+			mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+		SSL_CTX_set_verify(ctx, mode, NULL);
+		SSL_CTX_set_verify_depth(ctx, 8);
+	}
+	if (lc->crlfile[0] && load_crl(ctx, lc->crlfile) != 0)
+		return ctx_fail(ctx, err, errsz, "crlfile", lc->crlfile),
+		       MOAT_ETLS;
+	return MOAT_OK;
+}
+
 SSL_CTX *moat_tls_server_ctx(const struct moat_listener_cfg *lc, char *err,
 			     size_t errsz)
 {
@@ -110,29 +143,8 @@ SSL_CTX *moat_tls_server_ctx(const struct moat_listener_cfg *lc, char *err,
 	    SSL_CTX_set_ciphersuites(ctx, lc->ciphersuites) != 1)
 		return ctx_fail(ctx, err, errsz, "ciphersuites",
 				lc->ciphersuites);
-	if (SSL_CTX_use_certificate_chain_file(ctx, lc->certfile) != 1)
-		return ctx_fail(ctx, err, errsz, "certfile", lc->certfile);
-	if (!load_key(ctx, lc->keyfile, err, errsz)) {
-		SSL_CTX_free(ctx);
+	if (moat_tls_server_certs(ctx, lc, err, errsz) != MOAT_OK)
 		return NULL;
-	}
-	if (SSL_CTX_check_private_key(ctx) != 1)
-		return ctx_fail(ctx, err, errsz,
-				"keyfile does not match certfile", lc->keyfile);
-	if (lc->cafile[0]) {
-		if (SSL_CTX_load_verify_locations(ctx, lc->cafile, NULL) != 1)
-			return ctx_fail(ctx, err, errsz, "cafile", lc->cafile);
-		STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(lc->cafile);
-		if (names)
-			SSL_CTX_set_client_CA_list(ctx, names);
-		int mode = SSL_VERIFY_PEER;
-		if (lc->require_certificate)
-			mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
-		SSL_CTX_set_verify(ctx, mode, NULL);
-		SSL_CTX_set_verify_depth(ctx, 8);
-	}
-	if (lc->crlfile[0] && load_crl(ctx, lc->crlfile) != 0)
-		return ctx_fail(ctx, err, errsz, "crlfile", lc->crlfile);
 	/* Resumption by tickets only (no server-side cache to share
 	 * between workers); the id context is required for resuming
 	 * sessions that were verified with a client certificate. */

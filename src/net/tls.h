@@ -20,6 +20,11 @@ SSL_CTX *moat_tls_server_ctx(const struct moat_listener_cfg *lc, char *err,
  * MOAT_ENOTFOUND when there is no certificate or no such field, or
  * MOAT_EINVAL when the value is not printable UTF-8. */
 int moat_tls_peer_identity(SSL *ssl, bool san, char *out, size_t outsz);
+/* Load lc's certfile, keyfile, cafile (client verification, required
+ * with require_certificate) and crlfile into ctx (a TLS or DTLS server
+ * context).  MOAT_OK, or MOAT_ETLS with err set and ctx freed. */
+int moat_tls_server_certs(SSL_CTX *ctx, const struct moat_listener_cfg *lc,
+			  char *err, size_t errsz);
 /* Append OpenSSL's queued errors to buf (and clear the queue). */
 const char *moat_tls_error_string(char *buf, size_t sz);
 

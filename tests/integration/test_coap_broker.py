@@ -1,0 +1,603 @@
+"""CoAP in moatd (protocol coap): libcoap's coap-client-openssl and
+coap-client-gnutls and `moat coap` against the broker, with mosquitto_pub
+/ mosquitto_sub (MQTT 3.1.1 and 5) on the same topics; ACLs both ways;
+block-wise 10 KiB both ways; Observe for 100 notifications; hostile
+datagrams, Size1 of 1 GiB, message-id replay, reassembly and observer
+floods (each with a legitimate client checked alongside); the
+amplification limit with spoofed sources (coap_spoof_check.py in a
+network namespace); kill -9 with persistence."""
+import os
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+
+from moat_harness import Broker, proc_status_kib, wait_for
+from test_hostile import SANITIZED  # RSS bounds do not apply under ASan
+from test_coap_client import (ACK, CON, NON, RST, coap_build, coap_parse,
+                              make_certs, opt, uint)
+
+MOAT = os.environ.get("MOAT_BIN", "../../build/moat")
+HERE = os.path.dirname(os.path.abspath(__file__))
+CLIENTS = ("coap-client-openssl", "coap-client-gnutls")
+T = 30
+
+PUT, POST, GET, DELETE = 3, 2, 1, 4
+URI_PATH, OBSERVE, CONTENT_FORMAT, BLOCK1, SIZE1 = 11, 6, 12, 27, 60
+
+
+def run(args, data=None, timeout=T):
+    p = subprocess.run(args, input=data, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=timeout)
+    return p.returncode, p.stdout, p.stderr.decode(errors="replace")
+
+
+def path_opts(path):
+    return [(URI_PATH, s.encode()) for s in path.strip("/").split("/")]
+
+
+class Udp:
+    """A raw CoAP peer on loopback."""
+
+    def __init__(self, port, bind=("127.0.0.1", 0)):
+        self.s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.s.bind(bind)
+        self.s.settimeout(5)
+        self.to = ("127.0.0.1", port)
+
+    def send(self, data):
+        self.s.sendto(data, self.to)
+
+    def recv(self, timeout=5):
+        self.s.settimeout(timeout)
+        try:
+            return self.s.recvfrom(70000)[0]
+        except socket.timeout:
+            return None
+
+    def request(self, typ, code, mid, path, opts=(), payload=b"",
+                token=b"\x01\x02"):
+        self.send(coap_build(typ, code, mid, token,
+                             list(opts) + path_opts(path), payload))
+        d = self.recv()
+        return coap_parse(d) if d else None
+
+    def close(self):
+        self.s.close()
+
+
+class CoapBrokerBase(unittest.TestCase):
+    config = ""
+    files = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.broker = Broker("listener 0 127.0.0.1\nprotocol coap\n" +
+                            cls.config, files=cls.files).start()
+        cls.mport = cls.broker.ports[0]
+        cls.cport = cls.broker.ports[1]
+
+    @classmethod
+    def tearDownClass(cls):
+        b = cls.broker
+        rc = b.stop()
+        log = b.read_log()
+        b.dir.cleanup()
+        if rc != 0 or "Sanitizer" in log or "runtime error:" in log:
+            raise AssertionError("moatd exit status %d; log:\n%s"
+                                 % (rc, log[-6000:]))
+
+    def setUp(self):
+        self.assertTrue(self.broker.alive(), "broker died earlier")
+
+    def tearDown(self):
+        self.assertTrue(self.broker.alive(),
+                        "broker died:\n" + self.broker.read_log()[-4000:])
+
+    def uri(self, path):
+        return "coap://127.0.0.1:%d%s" % (self.cport, path)
+
+    def coap(self, client, *args, data=None):
+        return run([client] + list(args), data=data)
+
+    def sub(self, topic, count, version="mqttv311", extra=()):
+        p = subprocess.Popen(
+            ["mosquitto_sub", "-p", str(self.mport), "-t", topic, "-C",
+             str(count), "-W", "20", "-V", version, "-q", "1"] +
+            list(extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(0.3)  # subscribed (mosquitto_sub has no ready signal)
+        return p
+
+    def pub(self, topic, msg, version="mqttv311", qos=1, extra=()):
+        rc, out, err = run(["mosquitto_pub", "-p", str(self.mport), "-t",
+                            topic, "-m", msg, "-V", version, "-q",
+                            str(qos)] + list(extra))
+        self.assertEqual(rc, 0, err)
+
+
+class TestInterop(CoapBrokerBase):
+
+    def test_put_get_delete_each_client(self):
+        for cl in CLIENTS:
+            rc, out, err = self.coap(cl, "-m", "put", "-e", "v-" + cl,
+                                     self.uri("/ps/i/" + cl))
+            self.assertEqual(rc, 0, err)
+            rc, out, err = self.coap(cl, "-m", "get", self.uri("/ps/i/" + cl))
+            self.assertEqual(out.strip(), ("v-" + cl).encode())
+            rc, out, err = self.coap(cl, "-m", "delete",
+                                     self.uri("/ps/i/" + cl))
+            self.assertEqual(rc, 0, err)
+            rc, out, err = self.coap(cl, "-m", "get", self.uri("/ps/i/" + cl))
+            self.assertIn(b"4.04", out + err.encode())
+
+    def test_coap_put_reaches_mqtt_v311_and_v5(self):
+        for version in ("mqttv311", "mqttv5"):
+            for cl in CLIENTS:
+                topic = "c2m/%s/%s" % (version, cl)
+                s = self.sub(topic, 1, version, ["-v"])
+                rc, _, err = self.coap(cl, "-m", "post", "-e", "hi " + cl,
+                                       self.uri("/ps/" + topic))
+                self.assertEqual(rc, 0, err)
+                out, _ = s.communicate(timeout=T)
+                self.assertEqual(out.decode().strip(),
+                                 "%s hi %s" % (topic, cl))
+
+    def test_content_format_to_mqtt5_content_type(self):
+        s = self.sub("cf/json", 1, "mqttv5", ["-F", "%t|%p|%C"])
+        rc, _, err = self.coap(CLIENTS[0], "-m", "put", "-t", "json", "-e",
+                               '{"a":1}', self.uri("/ps/cf/json"))
+        self.assertEqual(rc, 0, err)
+        out, _ = s.communicate(timeout=T)
+        self.assertEqual(out.decode().strip(),
+                         'cf/json|{"a":1}|application/json')
+
+    def test_mqtt_reaches_coap_observer(self):
+        for version in ("mqttv311", "mqttv5"):
+            topic = "m2c/" + version
+            o = subprocess.Popen([MOAT, "coap", "observe", "-C", "4",
+                                  "-W", "20", self.uri("/ps/m2c/%2B")],
+                                 stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE)
+            time.sleep(0.5)
+            for i in range(3):
+                self.pub(topic, "n%d" % i, version)
+            out, err = o.communicate(timeout=T)
+            lines = out.decode().split()
+            self.assertEqual(lines[-3:], ["n0", "n1", "n2"], err)
+
+    def test_libcoap_observe(self):
+        for cl in CLIENTS:
+            o = subprocess.Popen([cl, "-s", "4", "-m", "get",
+                                  self.uri("/ps/lobs/" + cl)],
+                                 stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE)
+            time.sleep(0.5)
+            for i in range(5):
+                self.pub("lobs/" + cl, "<%d>" % i)
+            out, _ = o.communicate(timeout=T)
+            self.assertIn(b"<0><1><2><3><4>", out.replace(b"\n", b""))
+
+    def test_node_coap_observe(self):
+        js = os.path.join(HERE, "..", "js")
+        self.assertTrue(os.path.exists(os.path.join(
+            js, "node_modules", "coap")), "run scripts/npm-deps.sh (node-coap)")
+        o = subprocess.Popen(["node", os.path.join(js, "coap_observe.js"),
+                              self.uri("/ps/js/obs"), "4"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(1)
+        for i in range(3):
+            self.pub("js/obs", "j%d" % i, "mqttv5")
+        out, err = o.communicate(timeout=T)
+        self.assertEqual(o.returncode, 0, err)
+        self.assertEqual(out.split(), [b"j0", b"j1", b"j2"])
+
+    def test_observe_100_notifications(self):
+        o = subprocess.Popen([MOAT, "coap", "observe", "-C", "101", "-W",
+                              "60", self.uri("/ps/hundred")],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(0.5)
+        data = "".join("m%d\n" % i for i in range(100))
+        rc, _, err = run(["mosquitto_pub", "-p", str(self.mport), "-t",
+                          "hundred", "-l", "-q", "1"], data=data.encode())
+        self.assertEqual(rc, 0, err)
+        out, err = o.communicate(timeout=90)
+        got = out.decode().split()
+        self.assertEqual(got[-100:], ["m%d" % i for i in range(100)], err)
+
+    def test_blockwise_10k_both_ways(self):
+        body = os.urandom(7680).hex()[:10240].encode()
+        with tempfile.NamedTemporaryFile() as f:
+            f.write(body)
+            f.flush()
+            for cl in CLIENTS:
+                s = self.sub("bw/" + cl, 1)
+                rc, _, err = self.coap(cl, "-m", "put", "-b", "1024", "-f",
+                                       f.name, self.uri("/ps/bw/" + cl))
+                self.assertEqual(rc, 0, err)
+                out, _ = s.communicate(timeout=T)
+                self.assertEqual(out.strip(), body)
+                rc, out, err = self.coap(cl, "-m", "get", "-b", "1024",
+                                         self.uri("/ps/bw/" + cl))
+                self.assertEqual(out.strip(), body)
+
+    def test_accept_and_etag(self):
+        u = Udp(self.cport)
+        m = u.request(CON, PUT, 300, "/ps/acc", opts=[(CONTENT_FORMAT,
+                                                      uint(50))],
+                      payload=b'{"v":1}')
+        self.assertEqual(m[1], 0x44)  # 2.04
+        m = u.request(CON, GET, 301, "/ps/acc", opts=[(17, uint(0))])
+        self.assertEqual(m[1], 0x86)  # 4.06: it is JSON
+        m = u.request(CON, GET, 302, "/ps/acc", opts=[(17, uint(50))])
+        self.assertEqual((m[1], m[5]), (0x45, b'{"v":1}'))
+        self.assertEqual(opt(m[4], CONTENT_FORMAT), uint(50))
+        etag = opt(m[4], 4)
+        m = u.request(CON, GET, 303, "/ps/acc", opts=[(4, etag)])
+        self.assertEqual((m[1], m[5]), (0x43, b""))  # 2.03 Valid
+        u.close()
+
+    def test_well_known_core_on_loopback(self):
+        self.coap(CLIENTS[0], "-m", "put", "-e", "x", self.uri("/ps/wk/a b"))
+        rc, out, err = self.coap(CLIENTS[0], "-m", "get",
+                                 self.uri("/.well-known/core"))
+        self.assertIn(b'</ps>;rt="core.ps"', out)
+        self.assertIn(b"</ps/wk/a%20b>", out)
+
+    def test_unknown_critical_option_and_proxy(self):
+        u = Udp(self.cport)
+        m = u.request(CON, GET, 100, "/ps/x", opts=[(9, b"z")])
+        self.assertEqual((m[0], m[1], m[2]), (ACK, 0x82, 100))  # 4.02
+        m = u.request(CON, GET, 101, "/ps/x",
+                      opts=[(35, b"coap://example.org/")])
+        self.assertEqual(m[1], 0xA5)  # 5.05
+        m = u.request(CON, GET, 102, "/nowhere")
+        self.assertEqual(m[1], 0x84)  # 4.04
+        m = u.request(CON, 5, 103, "/ps/x")  # FETCH
+        self.assertEqual(m[1], 0x85)  # 4.05
+        u.send(coap_build(CON, 0, 104))  # ping
+        self.assertEqual(coap_parse(u.recv())[:3], (RST, 0, 104))
+        u.close()
+
+    def test_message_id_replay_publishes_once(self):
+        s = self.sub("replay", 2, extra=["-W", "3"])
+        u = Udp(self.cport)
+        first = u.request(CON, POST, 7, "/ps/replay", payload=b"once")
+        for _ in range(5):  # retransmissions and replays: same answer
+            again = u.request(CON, POST, 7, "/ps/replay", payload=b"once")
+            self.assertEqual(again, first)
+        out, _ = s.communicate(timeout=T)
+        self.assertEqual(out.split(), [b"once"])
+        u.close()
+
+
+class TestAcl(CoapBrokerBase):
+    config = "acl_file @DIR@/acl\n"
+    files = {"acl": "topic readwrite open/#\ntopic read ro/#\n"
+                    "topic write wo/#\n"}
+
+    def test_coap_publish_acl(self):
+        s = self.sub("open/#", 1, extra=["-v"])
+        rc, out, err = run([CLIENTS[0], "-m", "put", "-e", "no",
+                            self.uri("/ps/ro/x")])
+        self.assertIn(b"4.03", out + err.encode())
+        rc, out, err = run([CLIENTS[0], "-m", "put", "-e", "yes",
+                            self.uri("/ps/open/x")])
+        out, _ = s.communicate(timeout=T)
+        self.assertEqual(out.decode().strip(), "open/x yes")
+
+    def test_coap_observe_acl(self):
+        rc, out, err = run([CLIENTS[0], "-s", "1", "-m", "get",
+                            self.uri("/ps/wo/x")])
+        self.assertIn(b"4.03", out + err.encode())
+        rc, out, err = run([CLIENTS[0], "-s", "1", "-m", "get",
+                            self.uri("/ps/%23")])
+        self.assertIn(b"4.03", out + err.encode())  # not the whole filter
+        o = subprocess.Popen([MOAT, "coap", "observe", "-C", "2", "-W",
+                              "20", self.uri("/ps/open/%2B")],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(0.5)
+        self.pub("ro/a", "r0")  # not writable by anonymous: dropped
+        self.pub("wo/a", "r0")
+        self.pub("open/a", "r1")
+        out, err = o.communicate(timeout=T)
+        self.assertEqual(out.split()[-1:], [b"r1"], err)
+
+
+class TestHostile(CoapBrokerBase):
+    config = "max_packet_size 65536\n"
+
+    def rss(self):
+        return proc_status_kib(self.broker.proc.pid)
+
+    def legit(self):
+        rc, out, err = run([CLIENTS[0], "-m", "put", "-e", "ok",
+                            self.uri("/ps/legit")])
+        self.assertEqual(rc, 0, err)
+        rc, out, err = run([CLIENTS[0], "-m", "get", self.uri("/ps/legit")])
+        self.assertEqual(out.strip(), b"ok")
+
+    def test_malformed_catalogue(self):
+        u = Udp(self.cport)
+        before = self.rss()
+        bad = [b"", b"\x40", b"\x40\x01\x00", b"\x80\x01\x00\x01",
+               b"\x49\x01\x00\x01", b"\x41\x01\x00\x01",
+               b"\x40\x01\x00\x01\xff", b"\x40\x01\x00\x01\xf0",
+               b"\x40\x01\x00\x01\x0f", b"\x40\x01\x00\x01\xd1",
+               b"\x40\x00\x00\x01\x01", b"\x40\x01\x00\x01\xb5abc",
+               b"\x60\x45\x00\x09", b"\x40\x45\x00\x09"]
+        for i in range(2000):
+            u.send(bad[i % len(bad)] + os.urandom(i % 7))
+        self.legit()
+        wait_for(lambda: True)
+        if not SANITIZED:
+            self.assertLess(self.rss() - before, 8192)
+        u.close()
+
+    def test_size1_1gib_allocates_nothing(self):
+        u = Udp(self.cport)
+        before = self.rss()
+        m = u.request(CON, PUT, 9, "/ps/huge",
+                      opts=[(BLOCK1, uint(0x0E)), (SIZE1, uint(1 << 30))],
+                      payload=b"x" * 1024)
+        self.assertEqual(m[1], 0x8D)  # 4.13
+        if not SANITIZED:
+            self.assertLess(self.rss() - before, 4096)
+        u.close()
+        self.legit()
+
+    def test_reassembly_flood(self):
+        socks = [Udp(self.cport) for _ in range(50)]
+        before = self.rss()
+        for k in range(40):  # each peer: blocks up to max_packet_size
+            for i, u in enumerate(socks):
+                u.send(coap_build(CON, PUT, (k << 8) | i, b"\x01",
+                                  path_opts("/ps/flood") +
+                                  [(BLOCK1, uint(k << 4 | 0x0E))],
+                                  b"y" * 1024))
+            for u in socks:
+                u.recv(timeout=2)
+        last = socks[0].recv(timeout=0.2)
+        self.legit()
+        # 50 peers x 64 KiB at most, plus allocator slack
+        if not SANITIZED:
+            self.assertLess(self.rss() - before, 50 * 64 + 16384)
+        for u in socks:
+            u.close()
+
+    def test_observer_flood_bounded(self):
+        u = Udp(self.cport)
+        codes = []
+        for i in range(40):
+            m = u.request(CON, GET, 1000 + i, "/ps/of/%d" % i,
+                          opts=[(OBSERVE, b"")],
+                          token=bytes([i, 1, 2, 3]))
+            codes.append(opt(m[4], OBSERVE) is not None)
+        self.assertEqual(sum(codes), 16)  # per peer; the rest plain GETs
+        u.close()
+        self.legit()
+
+
+class TestLeak(CoapBrokerBase):
+    config = ("leak_detection true\nleak_policy t/redact/# all redact\n"
+              "leak_policy t/block/# credential block\n")
+    SECRET = "hunter2"
+
+    def test_redact_and_block(self):
+        payload = '{"device": "pump-7", "password": "%s"}' % self.SECRET
+        s = self.sub("t/#", 1, extra=["-v"])
+        rc, out, err = run([CLIENTS[0], "-m", "put", "-e", payload,
+                            self.uri("/ps/t/block/a")])
+        self.assertIn(b"4.03", out + err.encode())
+        rc, out, err = run([CLIENTS[0], "-m", "put", "-e", payload,
+                            self.uri("/ps/t/redact/a")])
+        self.assertEqual(rc, 0, err)
+        out, _ = s.communicate(timeout=T)
+        self.assertTrue(out.startswith(b"t/redact/a "), out)
+        self.assertNotIn(self.SECRET.encode(), out)
+        rc, out, err = run([CLIENTS[0], "-m", "get",
+                            self.uri("/ps/t/redact/a")])
+        self.assertNotIn(self.SECRET.encode(), out)
+        log = self.broker.read_log()
+        self.assertIn("leak: credential", log)
+        self.assertIn("127.0.0.1:", log)  # the CoAP peer is named
+
+
+class TestConfig(unittest.TestCase):
+
+    def refused(self, config):
+        b = Broker(config)
+        with self.assertRaises(RuntimeError) as cm:
+            b.start()
+        b.dir.cleanup()
+        return str(cm.exception)
+
+    def test_plain_coap_on_network_refused(self):
+        log = self.refused("listener 0 0.0.0.0\nprotocol coap\n")
+        self.assertIn("plaintext CoAP", log)
+
+    def test_anonymous_coap_on_network_refused(self):
+        log = self.refused("listener 0 0.0.0.0\nprotocol coap\n"
+                           "allow_insecure_listener true\n"
+                           "allow_anonymous loopback\n")
+        self.assertIn("plaintext CoAP has no credentials", log)
+
+    def test_coaps_needs_credentials(self):
+        log = self.refused("listener 0 127.0.0.1\nprotocol coaps\n")
+        self.assertIn("protocol coaps needs psk_file", log)
+
+    def test_network_coaps_needs_acl(self):
+        log = self.refused("listener 0 0.0.0.0\nprotocol coaps\n"
+                           "psk_file @DIR@/psk\n".replace(
+                               "@DIR@", "/nonexistent"))
+        self.assertIn("without an acl_file", log)
+
+
+class TestSpoofedSource(unittest.TestCase):
+    """A network listener (0.0.0.0, in a private network namespace that
+    has only loopback) and spoofed 127.0.0.x sources."""
+
+    def test_amplification_bounded(self):
+        r = subprocess.run(
+            ["unshare", "-rn", "/usr/bin/python3",
+             os.path.join(HERE, "coap_spoof_check.py")],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stdout.decode(errors="replace"))
+
+
+PSK = "sesame-key-0001"
+
+
+class TestDtls(CoapBrokerBase):
+    """protocol coaps: PSK and certificates with both libcoap builds."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.certs = tempfile.TemporaryDirectory(prefix="moat-coaps-")
+        d = cls.certs.name
+        make_certs(d)
+        cls.files = {
+            "psk": "# devices\ndev1:%s\n" % PSK.encode().hex(),
+            "acl": "topic read dev/#\ntopic read cert/#\n"
+                   "user dev1\ntopic readwrite dev/#\n"
+                   "user client\ntopic readwrite cert/#\n"}
+        cls.config = ("psk_file @DIR@/psk\nacl_file @DIR@/acl\n"
+                      "listener 0 127.0.0.1\nprotocol coaps\n"
+                      "certfile {d}/server.crt\nkeyfile {d}/server.key\n"
+                      "cafile {d}/ca.crt\nrequire_certificate true\n"
+                      "use_identity_as_username true\n").format(d=d)
+        cls.broker = Broker("listener 0 127.0.0.1\nprotocol coaps\n" +
+                            cls.config, files=cls.files).start()
+        cls.mport, cls.cport, cls.xport = cls.broker.ports[:3]
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        cls.certs.cleanup()
+
+    def suri(self, path, port=None):
+        return "coaps://127.0.0.1:%d%s" % (port or self.cport, path)
+
+    def cert_args(self):
+        d = self.certs.name
+        return ["-c", d + "/client.crt", "-j", d + "/client.key",
+                "-C", d + "/ca.crt"]
+
+    def test_psk_each_client_to_mqtt(self):
+        for cl in CLIENTS:
+            s = self.sub("dev/" + cl, 1)
+            rc, out, err = run([cl, "-u", "dev1", "-k", PSK, "-m", "put",
+                                "-e", "psk " + cl, self.suri("/ps/dev/" + cl)])
+            self.assertEqual(rc, 0, err)
+            out, _ = s.communicate(timeout=T)
+            self.assertEqual(out.decode().strip(), "psk " + cl)
+            rc, out, err = run([cl, "-u", "dev1", "-k", PSK, "-m", "get",
+                                self.suri("/ps/dev/" + cl)])
+            self.assertEqual(out.strip(), ("psk " + cl).encode())
+
+    def test_psk_acl_and_observe(self):
+        rc, out, err = run([CLIENTS[0], "-u", "dev1", "-k", PSK, "-m", "put",
+                            "-e", "x", self.suri("/ps/cert/x")])
+        self.assertIn(b"4.03", out + err.encode())
+        o = subprocess.Popen([CLIENTS[1], "-u", "dev1", "-k", PSK, "-s", "4",
+                              "-m", "get", self.suri("/ps/dev/obs")],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(1)
+        for i in range(3):
+            run([CLIENTS[0], "-u", "dev1", "-k", PSK, "-m", "put", "-e",
+                 "<%d>" % i, self.suri("/ps/dev/obs")])
+        out, _ = o.communicate(timeout=T)
+        self.assertIn(b"<0><1><2>", out.replace(b"\n", b""))
+
+    def test_unknown_psk_identity(self):
+        rc, out, err = run([CLIENTS[0], "-u", "intruder", "-k", PSK, "-m",
+                            "get", self.suri("/ps/dev/x")])
+        self.assertNotIn(b"2.05", out)
+        self.assertTrue(wait_for(lambda: "PSK identity not in psk_file"
+                                 in self.broker.read_log()))
+        self.test_psk_each_client_to_mqtt()  # a legitimate client still works
+
+    def test_certificates_each_client(self):
+        for cl in CLIENTS:
+            rc, out, err = run([cl] + self.cert_args() +
+                               ["-m", "put", "-e", "cert " + cl,
+                                self.suri("/ps/cert/" + cl, self.xport)])
+            self.assertEqual(rc, 0, err)
+            rc, out, err = run([cl] + self.cert_args() +
+                               ["-m", "get",
+                                self.suri("/ps/cert/" + cl, self.xport)])
+            self.assertEqual(out.strip(), ("cert " + cl).encode(), err)
+        # the certificate's user (CN "client") may not write dev/
+        rc, out, err = run([CLIENTS[0]] + self.cert_args() +
+                           ["-m", "put", "-e", "x",
+                            self.suri("/ps/dev/x", self.xport)])
+        self.assertIn(b"4.03", out + err.encode())
+
+    def client_hello(self):
+        """The first datagram coap-client-openssl sends: a ClientHello."""
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.1", 0))
+        s.settimeout(10)
+        p = subprocess.Popen([CLIENTS[0], "-u", "dev1", "-k", PSK, "-m",
+                              "get", "coaps://127.0.0.1:%d/x"
+                              % s.getsockname()[1]],
+                             stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        hello = s.recv(4096)
+        p.kill()
+        p.wait()
+        s.close()
+        return hello
+
+    def test_spoofed_client_hellos_allocate_nothing(self):
+        hello = self.client_hello()
+        self.assertEqual(hello[0], 22)  # a handshake record
+        before = proc_status_kib(self.broker.proc.pid)
+        sent = 0
+        for a in range(2, 202):  # 200 "victims" x 50 source ports
+            socks = []
+            for _ in range(50):
+                u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                u.bind(("127.0.0.%d" % a, 0))
+                u.sendto(hello, ("127.0.0.1", self.cport))
+                socks.append(u)
+                sent += 1
+            for u in socks:
+                u.close()
+        self.assertEqual(sent, 10000)
+        self.test_psk_each_client_to_mqtt()  # a real client connects
+        grown = proc_status_kib(self.broker.proc.pid) - before
+        if not SANITIZED:
+            self.assertLess(grown, 4096, "RSS grew %d KiB" % grown)
+        self.assertNotIn("127.0.0.2:", self.broker.read_log())
+
+
+class TestPersistence(unittest.TestCase):
+
+    def test_acked_con_put_survives_kill9(self):
+        b = Broker("listener 0 127.0.0.1\nprotocol coap\n"
+                   "persistence true\npersistence_location @DIR@/db\n")
+        b.start()
+        mport, cport = b.ports[0], b.ports[1]
+        # A persistent MQTT session subscribed at QoS 1, offline.
+        rc, _, err = run(["mosquitto_sub", "-p", str(mport), "-t", "kept",
+                          "-q", "1", "-c", "-i", "keeper", "-W", "1"])
+        rc, _, err = run([CLIENTS[0], "-m", "put", "-e", "durable",
+                          "coap://127.0.0.1:%d/ps/kept" % cport])
+        self.assertEqual(rc, 0, err)
+        b.kill9()
+        b.start()
+        mport, cport = b.ports[0], b.ports[1]
+        rc, out, err = run(["mosquitto_sub", "-p", str(mport), "-t", "kept",
+                            "-q", "1", "-c", "-i", "keeper", "-C", "1",
+                            "-W", "10"])
+        self.assertEqual(out.strip(), b"durable", err)
+        rc, out, err = run([CLIENTS[0], "-m", "get",
+                            "coap://127.0.0.1:%d/ps/kept" % cport])
+        self.assertEqual(out.strip(), b"durable")
+        b.stop()
+        b.dir.cleanup()
+
+
+if __name__ == "__main__":
+    unittest.main()
