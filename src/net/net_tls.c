@@ -12,6 +12,7 @@
 struct net_tls {
 	struct moat_net base;
 	SSL *ssl;
+	unsigned long err; /* OpenSSL's error of the last failure, 0: none */
 };
 
 /* Finished: closed by the peer, an I/O error, or a TLS failure.  A
@@ -24,6 +25,7 @@ static int tls_failure(struct net_tls *t, int err, const char *op, char *why,
 		snprintf(why, whysz, "connection closed by peer");
 		return MOAT_NET_CLOSED;
 	}
+	t->err = ERR_peek_last_error();
 	moat_tls_error_string(detail, sizeof(detail));
 	if (err == SSL_ERROR_SYSCALL && !detail[0]) {
 		snprintf(why, whysz, "%s", errno ? strerror(errno)
@@ -163,4 +165,10 @@ bool moat_net_tls_established(struct moat_net *n)
 {
 	SSL *ssl = moat_net_tls_ssl(n);
 	return !ssl || SSL_is_init_finished(ssl);
+}
+
+unsigned long moat_net_tls_error(struct moat_net *n)
+{
+	n = moat_net_find(n, "tls");
+	return n ? ((struct net_tls *)n)->err : 0;
 }

@@ -20,6 +20,10 @@ struct moat_net *moat_net_tls_adopt(struct moat_net *lower, SSL *ssl);
 /* The SSL of the TLS layer in the stack n (for SNI, certificates), or
  * NULL when there is none. */
 SSL *moat_net_tls_ssl(struct moat_net *n);
+/* OpenSSL's error code (ERR_GET_LIB/ERR_GET_REASON) behind the TLS
+ * layer's last failure in the stack n, 0 when there was none (or no TLS
+ * layer): what a caller needs to tell an alert from a plain close. */
+unsigned long moat_net_tls_error(struct moat_net *n);
 /* True without TLS in the stack, or once its handshake is complete. */
 bool moat_net_tls_established(struct moat_net *n);
 

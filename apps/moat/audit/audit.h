@@ -33,6 +33,7 @@
 
 #include "check/findings.h"
 #include "common/moat_common.h"
+#include "net/net.h"
 
 #define AUDIT_MAX_TARGETS 64
 #define AUDIT_MAX_ACCOUNTS 2
@@ -171,7 +172,12 @@ struct audit_ctx {
 
 struct audit_conn {
 	int fd;
-	SSL *ssl;
+	/* The transport stack on fd (src/net/net.h): TCP, and TLS once its
+	 * handshake is done; NULL while there is no connection. */
+	struct moat_net_tcp tcp;
+	struct moat_net *net;
+	SSL *ssl; /* the TLS session (the stack's once adopted), for the
+		   * checks that look at it */
 	struct moat_buf in;
 	size_t skip; /* bytes of an oversized packet still to drop */
 	size_t pending, pending_skip; /* the last packet read: consumed at

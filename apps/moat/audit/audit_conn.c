@@ -19,6 +19,7 @@
 
 #include "audit.h"
 #include "codec/mqtt_codec.h"
+#include "net/net_tls.h"
 #include "net/tls_client.h"
 
 #define READ_CHUNK ((size_t)16384)
@@ -54,11 +55,14 @@ void audit_conn_init(struct audit_conn *c)
 
 void audit_conn_close(struct audit_conn *c)
 {
-	if (c->ssl)
-		SSL_free(c->ssl);
-	c->ssl = NULL;
-	if (c->fd >= 0)
+	if (c->ssl && (!c->net || moat_net_tls_ssl(c->net) != c->ssl))
+		SSL_free(c->ssl); /* a handshake that failed: not adopted */
+	if (c->net)
+		moat_net_close(c->net); /* the socket (and an adopted SSL) */
+	else if (c->fd >= 0)
 		close(c->fd);
+	c->net = NULL;
+	c->ssl = NULL;
 	c->fd = -1;
 	moat_buf_cleanup(&c->in);
 	moat_buf_init(&c->in, (size_t)AUDIT_MAX_PACKET + 5);
@@ -133,8 +137,11 @@ static int tcp_open(struct audit_ctx *x, struct audit_conn *c)
 	for (const struct addrinfo *ai = x->addrs; ai && c->fd < 0;
 	     ai = ai->ai_next)
 		c->fd = connect_one(ai, deadline, &err);
-	if (c->fd >= 0)
+	if (c->fd >= 0) {
+		moat_net_tcp_init(&c->tcp, c->fd);
+		c->net = &c->tcp.base;
 		return MOAT_OK;
+	}
 	snprintf(c->err, sizeof(c->err), "cannot connect: %s%s",
 		 err == ETIMEDOUT ? "no answer within the timeout"
 				  : strerror(err),
@@ -143,50 +150,25 @@ static int tcp_open(struct audit_ctx *x, struct audit_conn *c)
 }
 
 /* OpenSSL's queued errors as one line (the queue is cleared). */
-static void tls_errors(char *buf, size_t sz)
+/* A finishing result of the stack (why says what): MOAT_ECLOSED for a
+ * clean or unclean end of stream, MOAT_ETLS for a TLS failure (an alert:
+ * its OpenSSL reason kept), MOAT_EIO otherwise (message in c->err). */
+static int net_fail(struct audit_conn *c, const char *why, const char *what)
 {
-	unsigned long e;
-	size_t o = strlen(buf);
-	bool first = true;
-	while ((e = ERR_get_error()) != 0 && o + 8 < sz) {
-		char one[256];
-		ERR_error_string_n(e, one, sizeof(one));
-		/* "error:0A000086:SSL routines::certificate verify failed":
-		 * keep the reason only. */
-		const char *r = strrchr(one, ':');
-		snprintf(buf + o, sz - o, "%s%s", first ? "" : "; ",
-			 r ? r + 1 : one);
-		first = false;
-		o = strlen(buf);
+	unsigned long e = moat_net_tls_error(c->net);
+	if (!e) {
+		if (strstr(why, "closed by peer") ||
+		    strstr(why, strerror(ECONNRESET)) ||
+		    strstr(why, strerror(EPIPE)))
+			return MOAT_ECLOSED;
+		snprintf(c->err, sizeof(c->err), "%s: %s", what, why);
+		return MOAT_EIO;
 	}
-}
-
-static void note_cert_alert(struct audit_conn *c)
-{
-	unsigned long e = ERR_peek_last_error();
 	if (ERR_GET_LIB(e) == ERR_LIB_SSL &&
 	    ERR_GET_REASON(e) == SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED)
 		c->tls_alert_cert_required = true;
-}
-
-/* The error of a failed SSL_* call: MOAT_ECLOSED for a clean or unclean
- * end of stream, MOAT_ETLS otherwise (message in c->err). */
-static int tls_fail(struct audit_conn *c, int ret, const char *what)
-{
-	int e = SSL_get_error(c->ssl, ret);
-	if (e == SSL_ERROR_ZERO_RETURN)
-		return MOAT_ECLOSED;
-	if (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0) {
-		if (errno == 0 || errno == ECONNRESET || errno == EPIPE)
-			return MOAT_ECLOSED;
-		snprintf(c->err, sizeof(c->err), "%s: %s", what,
-			 strerror(errno));
-		return MOAT_EIO;
-	}
-	note_cert_alert(c);
-	c->tls_reason = ERR_GET_REASON(ERR_peek_last_error());
-	snprintf(c->err, sizeof(c->err), "%s: ", what);
-	tls_errors(c->err, sizeof(c->err));
+	c->tls_reason = ERR_GET_REASON(e);
+	snprintf(c->err, sizeof(c->err), "%s", why);
 	return MOAT_ETLS;
 }
 
@@ -226,8 +208,15 @@ static int tls_open(struct audit_ctx *x, struct audit_conn *c, SSL_CTX *ctx)
 	unsigned long e = 0;
 	int rc = moat_tls_client_handshake(c->ssl, audit_step_deadline(x),
 					   c->err, sizeof(c->err), &e);
-	if (rc == MOAT_OK)
+	if (rc == MOAT_OK) {
+		struct moat_net *t = moat_net_tls_adopt(c->net, c->ssl);
+		if (!t) {
+			snprintf(c->err, sizeof(c->err), "TLS: out of memory");
+			return MOAT_ENOMEM;
+		}
+		c->net = t; /* owns c->ssl from now on */
 		return MOAT_OK;
+	}
 	c->tls_reason = ERR_GET_REASON(e);
 	if (ERR_GET_LIB(e) == ERR_LIB_SSL &&
 	    ERR_GET_REASON(e) == SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED)
@@ -261,37 +250,21 @@ int audit_conn_send(struct audit_conn *c, const uint8_t *p, size_t n,
 	if (c->cap)
 		deadline = MOAT_MIN(deadline, c->cap);
 	while (n > 0) {
-		short ev;
-		if (c->ssl) {
-			ERR_clear_error();
-			int r = SSL_write(c->ssl, p, (int)MOAT_MIN(n, 65536u));
-			if (r > 0) {
-				p += r;
-				n -= (size_t)r;
-				continue;
-			}
-			int e = SSL_get_error(c->ssl, r);
-			if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
-				return tls_fail(c, r, "TLS write failed");
-			ev = e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
-		} else {
-			ssize_t r = send(c->fd, p, n, MSG_NOSIGNAL);
-			if (r > 0) {
-				p += r;
-				n -= (size_t)r;
-				continue;
-			}
-			if (r < 0 && errno == EINTR)
-				continue;
-			if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-				if (errno == EPIPE || errno == ECONNRESET)
-					return MOAT_ECLOSED;
-				snprintf(c->err, sizeof(c->err),
-					 "write failed: %s", strerror(errno));
-				return MOAT_EIO;
-			}
-			ev = POLLOUT;
+		char why[300];
+		moat_net_clear_want(c->net, MOAT_NET_WRITE_WANTS_READ);
+		ssize_t r = moat_net_write(c->net, p, MOAT_MIN(n, 65536u), why,
+					   sizeof(why));
+		if (r > 0) {
+			p += r;
+			n -= (size_t)r;
+			continue;
 		}
+		if (r != MOAT_NET_AGAIN)
+			return net_fail(c, why, c->ssl ? "TLS write failed"
+						       : "write failed");
+		short ev = moat_net_wants(c->net) & MOAT_NET_WRITE_WANTS_READ
+				   ? POLLIN
+				   : POLLOUT;
 		if (wait_fd(c->fd, ev, deadline) <= 0) {
 			snprintf(c->err, sizeof(c->err),
 				 "write timed out (the server reads nothing)");
@@ -309,34 +282,19 @@ int audit_conn_recv(struct audit_conn *c, uint8_t *p, size_t n,
 	if (c->cap)
 		deadline = MOAT_MIN(deadline, c->cap);
 	for (;;) {
-		short ev = POLLIN;
-		if (c->ssl) {
-			ERR_clear_error();
-			int r = SSL_read(c->ssl, p, (int)n);
-			if (r > 0)
-				return r;
-			int e = SSL_get_error(c->ssl, r);
-			if (e == SSL_ERROR_WANT_WRITE)
-				ev = POLLOUT;
-			else if (e != SSL_ERROR_WANT_READ) {
-				int rc = tls_fail(c, r, "TLS read failed");
-				return rc == MOAT_ECLOSED ? 0 : rc;
-			}
-		} else {
-			ssize_t r = recv(c->fd, p, n, 0);
-			if (r >= 0)
-				return (int)r;
-			if (errno == ECONNRESET)
-				return 0;
-			if (errno != EINTR && errno != EAGAIN &&
-			    errno != EWOULDBLOCK) {
-				snprintf(c->err, sizeof(c->err),
-					 "read failed: %s", strerror(errno));
-				return MOAT_EIO;
-			}
-			if (errno == EINTR)
-				continue;
+		char why[300];
+		moat_net_clear_want(c->net, MOAT_NET_READ_WANTS_WRITE);
+		ssize_t r = moat_net_read(c->net, p, n, why, sizeof(why));
+		if (r > 0)
+			return (int)r;
+		if (r != MOAT_NET_AGAIN) {
+			int rc = net_fail(c, why, c->ssl ? "TLS read failed"
+							 : "read failed");
+			return rc == MOAT_ECLOSED ? 0 : rc;
 		}
+		short ev = moat_net_wants(c->net) & MOAT_NET_READ_WANTS_WRITE
+				   ? POLLOUT
+				   : POLLIN;
 		int w = wait_fd(c->fd, ev, deadline);
 		if (w == 0)
 			return MOAT_EAGAIN;

@@ -516,8 +516,8 @@ void audit_mqtt_disconnect(struct audit_ctx *x, struct audit_conn *c)
 		uint8_t pkt[2];
 		size_t n = moat_mqtt_simple_encode(pkt, MQTT_DISCONNECT);
 		(void)audit_conn_send(c, pkt, n, moat_now_ms() + 1000);
-		if (c->ssl)
-			(void)SSL_shutdown(c->ssl);
+		if (c->net)
+			moat_net_shutdown(c->net); /* TLS close_notify */
 	}
 	audit_conn_close(c);
 }

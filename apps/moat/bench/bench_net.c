@@ -270,13 +270,18 @@ long bench_conn_read(struct bench_net *n, struct bench_conn *c, uint8_t *dst,
 		     size_t len, char *why, size_t whysz)
 {
 	bool rww = bench_conn_read_wants_write(c);
-	moat_net_clear_want(c->net, MOAT_NET_READ_WANTS_WRITE);
+	/* A write that waited for input (a WebSocket client waiting for the
+	 * server's answer behind TLS) may be satisfied by this read, which
+	 * can take the answer itself: let the write try again (EPOLLOUT). */
+	bool wwr = bench_conn_write_wants_read(c);
+	moat_net_clear_want(c->net, MOAT_NET_READ_WANTS_WRITE |
+					    MOAT_NET_WRITE_WANTS_READ);
 	ssize_t r = moat_net_read(c->net, dst, len, why, whysz);
 	if (r == MOAT_NET_AGAIN && (moat_net_wants(c->net) &
 				    MOAT_NET_HAS_OUTPUT) &&
 	    moat_net_flush(c->net, why, whysz) < 0) /* a pong, a close */
 		return -1;
-	if (rww != bench_conn_read_wants_write(c))
+	if (wwr || rww != bench_conn_read_wants_write(c))
 		bench_conn_update_events(n, c);
 	if (r > 0)
 		return (long)r;
