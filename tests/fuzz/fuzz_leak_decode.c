@@ -9,23 +9,8 @@
  * finding covers exactly the blob.  Both: findings lie inside the
  * message, and a second scan gives the same findings (the nested scan
  * state leaves nothing behind). */
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
+#include "fuzz_util.h"
 #include "leak/leak_int.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                           \
-	do {                                                                  \
-		if (!(cond)) {                                                \
-			fprintf(stderr, "%s:%d: property failed: %s\n",       \
-				__FILE__, __LINE__, #cond);                   \
-			abort();                                              \
-		}                                                             \
-	} while (0)
 
 static struct moat_leak_db *db;
 static struct moat_leak_scratch *scr;

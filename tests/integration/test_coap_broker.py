@@ -13,7 +13,7 @@ import tempfile
 import time
 import unittest
 
-from moat_harness import Broker, proc_status_kib, wait_for
+from moat_harness import Broker, BrokerTest, proc_status_kib, wait_for
 from test_hostile import SANITIZED  # RSS bounds do not apply under ASan
 from test_coap_client import (ACK, CON, NON, RST, coap_build, coap_parse,
                               make_certs, opt, uint)
@@ -67,7 +67,9 @@ class Udp:
         self.s.close()
 
 
-class CoapBrokerBase(unittest.TestCase):
+class CoapBrokerBase(BrokerTest):
+    """A broker with an MQTT and a CoAP listener (BrokerTest's checks at
+    teardown: exit status, sanitizer reports)."""
     config = ""
     files = None
 
@@ -77,23 +79,6 @@ class CoapBrokerBase(unittest.TestCase):
                             cls.config, files=cls.files).start()
         cls.mport = cls.broker.ports[0]
         cls.cport = cls.broker.ports[1]
-
-    @classmethod
-    def tearDownClass(cls):
-        b = cls.broker
-        rc = b.stop()
-        log = b.read_log()
-        b.dir.cleanup()
-        if rc != 0 or "Sanitizer" in log or "runtime error:" in log:
-            raise AssertionError("moatd exit status %d; log:\n%s"
-                                 % (rc, log[-6000:]))
-
-    def setUp(self):
-        self.assertTrue(self.broker.alive(), "broker died earlier")
-
-    def tearDown(self):
-        self.assertTrue(self.broker.alive(),
-                        "broker died:\n" + self.broker.read_log()[-4000:])
 
     def uri(self, path):
         return "coap://127.0.0.1:%d%s" % (self.cport, path)
