@@ -193,14 +193,10 @@ class LeakInlineTest(BrokerTest):
         ev = [e for e in self.events() if e["part"] == "topic"]
         self.assertNotIn("alice.smith", ev[0]["topic"])
 
-    def test_user_property_redacted(self):
-        c = mqtt.Client("v5up", protocol=mqtt.MQTTv5)
-        c.username_pw_set("dev", PW["dev"])
-        c.connect("127.0.0.1", self.port, 30)
-        c.loop_start()
-        p = Properties(PacketTypes.PUBLISH)
-        p.UserProperty = [("password", SECRET), ("site", "plant-3")]
-        sub5 = mqtt.Client("v5sub", protocol=mqtt.MQTTv5)
+    def v5_subscriber(self, cid, topic):
+        """A paho MQTT 5 client of user dev subscribed to topic (QoS 1):
+        (client, the list its messages go to)."""
+        sub5 = mqtt.Client(cid, protocol=mqtt.MQTTv5)
         sub5.username_pw_set("dev", PW["dev"])
         got = []
         sub5.on_message = lambda cl, u, m: got.append(m)
@@ -208,8 +204,18 @@ class LeakInlineTest(BrokerTest):
         sub5.loop_start()
         done = threading.Event()
         sub5.on_subscribe = lambda *a: done.set()
-        sub5.subscribe("t/redact/up", 1)
+        sub5.subscribe(topic, 1)
         self.assertTrue(done.wait(10))
+        return sub5, got
+
+    def test_user_property_redacted(self):
+        c = mqtt.Client("v5up", protocol=mqtt.MQTTv5)
+        c.username_pw_set("dev", PW["dev"])
+        c.connect("127.0.0.1", self.port, 30)
+        c.loop_start()
+        p = Properties(PacketTypes.PUBLISH)
+        p.UserProperty = [("password", SECRET), ("site", "plant-3")]
+        sub5, got = self.v5_subscriber("v5sub", "t/redact/up")
         c.publish("t/redact/up", b"ok", qos=1, properties=p).wait_for_publish(10)
         self.assertTrue(wait_for(lambda: got, 10))
         props = dict(got[0].properties.UserProperty)
@@ -227,16 +233,7 @@ class LeakInlineTest(BrokerTest):
         c.username_pw_set("dev", PW["dev"])
         c.connect("127.0.0.1", self.port, 30)
         c.loop_start()
-        sub5 = mqtt.Client("v5rtsub", protocol=mqtt.MQTTv5)
-        sub5.username_pw_set("dev", PW["dev"])
-        got = []
-        sub5.on_message = lambda cl, u, m: got.append(m)
-        sub5.connect("127.0.0.1", self.port, 30)
-        sub5.loop_start()
-        done = threading.Event()
-        sub5.on_subscribe = lambda *a: done.set()
-        sub5.subscribe("t/redact/rt", 1)
-        self.assertTrue(done.wait(10))
+        sub5, got = self.v5_subscriber("v5rtsub", "t/redact/rt")
         p = Properties(PacketTypes.PUBLISH)
         p.ResponseTopic = "t/replies/jane.doe@example.com"
         p.ContentType = "application/json; charset=utf-8"
