@@ -1091,11 +1091,10 @@ static inline bool moat__store_gated(const struct moat_conn *c)
 }
 
 /* ---- leak detection (leak_inline.c) ---------------------------------------- */
-/* One finding of client id (len bytes) in minute (wall clock / 60), for
- * the API's per-client counts (events.c; nothing without an http
+/* One leak finding of client id now, for the API's per-client counts
+ * (events.c; nothing, not even a clock reading, without an http
  * listener). */
-void moat__events_client_finding(struct moat_broker *b, const char *id,
-				 size_t len, int64_t minute);
+void moat__events_client_finding(struct moat_broker *b, const char *id);
 /* The findings of their own kind (leak_inline.c, leak_track.c): counted
  * after the detector's categories, at MOAT_LEAK_CATEGORY_COUNT + k. */
 #define MOAT_LEAK_TRACKS 2

@@ -139,11 +139,12 @@ static void keep_id(struct moat_leak_client *c, const char *id, size_t len)
 	c->cut = n < len;
 }
 
-void moat__events_client_finding(struct moat_broker *b, const char *id,
-				 size_t len, int64_t minute)
+void moat__events_client_finding(struct moat_broker *b, const char *id)
 {
 	if (!b->http || !b->http->events)
-		return;
+		return; /* no http listener: nothing to count for */
+	size_t len = strlen(id);
+	int64_t minute = moat_wall_s() / 60;
 	struct moat_leak_clients *t = &b->http->events->clients;
 	uint64_t h = id_hash(id, len);
 	pthread_mutex_lock(&t->lock);

@@ -421,8 +421,7 @@ static int apply(struct inspect *x, struct moat_leak_scratch *s,
 		int p = policy_for(cfg, x->m, f->category);
 		int a = p >= 0 ? cfg->leak_policies[p].action : MOAT_LEAK_ALERT;
 		MOAT_WSTAT_ADD(x->w, leaks[f->category][a], 1);
-		moat__events_client_finding(x->w->b, x->cid, strlen(x->cid),
-					    moat_wall_s() / 60);
+		moat__events_client_finding(x->w->b, x->cid);
 		if (p >= 0)
 			atomic_fetch_add_explicit(
 				&x->w->sec->leak_policy_hits[p], 1,
