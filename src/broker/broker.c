@@ -184,6 +184,12 @@ int moat_broker_new_hook(const struct moat_config *cfg,
 		moat_err_log("%s", err);
 		goto fail;
 	}
+	/* After the restore: the bridges' local subscriptions take the
+	 * retained messages they match. */
+	if ((rc = moat__bridges_start(b, err, sizeof(err))) != MOAT_OK) {
+		moat_err_log("%s", err);
+		goto fail;
+	}
 	for (size_t i = 0; i < b->nlisteners; i++)
 		moat_notice("listening on %s", b->listeners[i].name);
 	moat__coap_log_listeners(b);
@@ -319,6 +325,7 @@ void moat_broker_free(struct moat_broker *b)
 	/* Sessions end here without leaving the store: they are restored
 	 * at the next start. */
 	b->shutting_down = true;
+	moat__bridges_free(b); /* their connections close with the rest */
 	for (unsigned i = 0; b->workers && i < b->nworkers; i++)
 		if (b->workers[i].b)
 			teardown_worker(&b->workers[i]);
