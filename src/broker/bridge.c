@@ -579,10 +579,12 @@ void moat__bridge_tick(struct moat_worker *w, uint64_t now)
 
 /* ---- start and stop ----------------------------------------------------- */
 
-static int make_tls(struct moat_bridge *br, char *err, size_t errsz)
+/* The client TLS context of bc in *out (NULL without TLS). */
+static int make_tls(const struct moat_bridge_cfg *bc, SSL_CTX **out,
+		    char *err, size_t errsz)
 {
-	const struct moat_bridge_cfg *bc = br->cfg;
 	char e[400];
+	*out = NULL;
 	if (!moat_bridge_tls(bc))
 		return MOAT_OK;
 	if (bc->keyfile[0] &&
@@ -600,10 +602,23 @@ static int make_tls(struct moat_bridge *br, char *err, size_t errsz)
 		.min_version = bc->tls_version == MOAT_TLS_13 ? TLS1_3_VERSION
 							     : 0,
 	};
-	br->tls = moat_tls_client_ctx(&o, e, sizeof(e));
-	if (!br->tls) {
+	*out = moat_tls_client_ctx(&o, e, sizeof(e));
+	if (!*out) {
 		snprintf(err, errsz, "bridge %s: %s", bc->name, e);
 		return MOAT_ETLS;
+	}
+	return MOAT_OK;
+}
+
+int moat__bridges_check(const struct moat_config *cfg, char *err,
+			size_t errsz)
+{
+	for (size_t i = 0; i < cfg->nbridges; i++) {
+		SSL_CTX *ctx;
+		int rc = make_tls(&cfg->bridges[i], &ctx, err, errsz);
+		if (rc)
+			return rc;
+		SSL_CTX_free(ctx);
 	}
 	return MOAT_OK;
 }
@@ -649,10 +664,9 @@ static int start_one(struct moat_broker *b, size_t i, char *err,
 	br->b = b;
 	br->cfg = bc;
 	br->w = &b->workers[i % b->nworkers];
-	br->w->now_ms = moat_now_ms();
 	br->version = bc->protocol_version ? MQTT_PROTO_V5 : MQTT_PROTO_V311;
 	br->state_dirty = true;
-	int rc = make_tls(br, err, errsz);
+	int rc = make_tls(bc, &br->tls, err, errsz);
 	if (rc)
 		return rc;
 	br->s = moat_session_new(br->w, (const uint8_t *)bc->local_clientid,
@@ -666,22 +680,6 @@ static int start_one(struct moat_broker *b, size_t i, char *err,
 	/* Every message out is checked against the ACL as the bridge's
 	 * user when it leaves (queued ones too). */
 	br->s->acl_each = true;
-	if ((rc = subscribe_local(br)) != MOAT_OK) {
-		snprintf(err, errsz, "bridge %s: out of memory", bc->name);
-		return rc;
-	}
-	char at[300];
-	moat_notice("bridge %s: to %s%s%s (MQTT %s%s), %zu topic line%s, "
-		    "local user %s",
-		    bc->name, where(br, at, sizeof(at)),
-		    bc->naddrs > 1 ? " and fail-over addresses" : "",
-		    moat_bridge_tls(bc) ? " over TLS" : "",
-		    br->version == MQTT_PROTO_V5 ? "5.0" : "3.1.1",
-		    br->version != MQTT_PROTO_V5 && bc->try_private
-			    ? ", bridge bit"
-			    : "",
-		    bc->ntopics, bc->ntopics == 1 ? "" : "s",
-		    bc->local_username);
 	return MOAT_OK;
 }
 
@@ -699,6 +697,36 @@ int moat__bridges_start(struct moat_broker *b, char *err, size_t errsz)
 		int rc = start_one(b, i, err, errsz);
 		if (rc)
 			return rc;
+	}
+	return MOAT_OK;
+}
+
+int moat__bridges_subscribe(struct moat_broker *b, char *err, size_t errsz)
+{
+	for (size_t i = 0; i < b->nbridges; i++) {
+		struct moat_bridge *br = &b->bridges[i];
+		const struct moat_bridge_cfg *bc = br->cfg;
+		br->w->now_ms = moat_now_ms();
+		/* A serial after every restored session's (No Local tells
+		 * the bridge's own messages by it). */
+		br->s->serial = atomic_fetch_add(&b->session_seq, 1) + 1;
+		if (subscribe_local(br) != MOAT_OK) {
+			snprintf(err, errsz, "bridge %s: out of memory",
+				 bc->name);
+			return MOAT_ENOMEM;
+		}
+		char at[300];
+		moat_notice("bridge %s: to %s%s%s (MQTT %s%s), %zu topic "
+			    "line%s, local user %s",
+			    bc->name, where(br, at, sizeof(at)),
+			    bc->naddrs > 1 ? " and fail-over addresses" : "",
+			    moat_bridge_tls(bc) ? " over TLS" : "",
+			    br->version == MQTT_PROTO_V5 ? "5.0" : "3.1.1",
+			    br->version != MQTT_PROTO_V5 && bc->try_private
+				    ? ", bridge bit"
+				    : "",
+			    bc->ntopics, bc->ntopics == 1 ? "" : "s",
+			    bc->local_username);
 	}
 	return MOAT_OK;
 }

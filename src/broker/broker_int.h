@@ -1142,11 +1142,18 @@ void moat__leak_sys_publish(struct moat_worker *w,
  * subscriptions are the out topics (No Local: nothing the bridge
  * published here goes back). */
 struct moat_bridge;
-/* Set up every configured bridge (TLS contexts, local sessions and
- * subscriptions) before the workers run.  MOAT_OK or an error in err. */
+/* Set up every configured bridge (TLS contexts, local sessions) before
+ * the workers run and before root is dropped; then, after the store's
+ * restore, their local subscriptions (with the retained messages they
+ * match).  MOAT_OK or an error in err. */
 int moat__bridges_start(struct moat_broker *b, char *err, size_t errsz);
-/* After the workers stopped and their connections were freed. */
+int moat__bridges_subscribe(struct moat_broker *b, char *err, size_t errsz);
+/* Before the teardown of the workers: connections closed, sessions
+ * ended, memory freed. */
 void moat__bridges_free(struct moat_broker *b);
+/* Can the bridges' TLS files be loaded (moatd --test-config)? */
+int moat__bridges_check(const struct moat_config *cfg, char *err,
+			size_t errsz);
 /* The worker's tick: connect when due, keep-alive, state topics. */
 void moat__bridge_tick(struct moat_worker *w, uint64_t now);
 /* A packet from a bridge's remote: handled (a result), or MOAT_DECLINED

@@ -122,6 +122,7 @@ struct moat_bridge_cfg {
 	char certfile[MOAT_CFG_PATH_MAX];
 	char keyfile[MOAT_CFG_PATH_MAX];
 	bool insecure;             /* bridge_insecure: no host name check */
+	bool tls_os_certs;         /* bridge_tls_use_os_certs */
 	uint32_t protocol_version; /* 0 mqttv311, 1 mqttv50 */
 	uint32_t tls_version;      /* enum moat_tls_min */
 	bool cleansession;
@@ -140,7 +141,8 @@ struct moat_bridge_cfg {
 /* Does the bridge use TLS (any of bridge_cafile/capath/certfile)? */
 static inline bool moat_bridge_tls(const struct moat_bridge_cfg *bc)
 {
-	return bc->cafile[0] || bc->capath[0] || bc->certfile[0];
+	return bc->cafile[0] || bc->capath[0] || bc->certfile[0] ||
+	       bc->tls_os_certs;
 }
 
 struct moat_config {

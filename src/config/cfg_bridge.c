@@ -296,8 +296,8 @@ static const char *check_bridge(const struct moat_config *cfg,
 	if (!bc->certfile[0] != !bc->keyfile[0])
 		return "bridge_certfile and bridge_keyfile go together";
 	if (bc->insecure && !moat_bridge_tls(bc))
-		return "bridge_insecure applies to TLS bridges (bridge_cafile "
-		       "or bridge_capath)";
+		return "bridge_insecure applies to TLS bridges (bridge_cafile, "
+		       "bridge_capath or bridge_tls_use_os_certs)";
 	if (bc->start_type != 0)
 		return "start_type: only automatic is supported";
 	const char *e = check_secret(cfg, bc, buf, bufsz);

@@ -390,7 +390,7 @@ const struct moat_cfg_directive moat__cfg_directives[] = {
 	{"bridge_cafile", CFG_PATH, BOFF(cafile), 0, BSIZE(cafile), NULL,
 	 "(connection) PEM CA certificates the remote's certificate is "
 	 "verified against; turns TLS on for the bridge (as do "
-	 "bridge_capath and bridge_certfile). The certificate must name "
+	 "bridge_capath, bridge_certfile and bridge_tls_use_os_certs). The certificate must name "
 	 "the address's host unless bridge_insecure.",
 	 false, NULL, true},
 	{"bridge_capath", CFG_PATH, BOFF(capath), 0, BSIZE(capath), NULL,
@@ -406,6 +406,12 @@ const struct moat_cfg_directive moat__cfg_directives[] = {
 	{"bridge_keyfile", CFG_PATH, BOFF(keyfile), 0, BSIZE(keyfile), NULL,
 	 "(connection) PEM private key of bridge_certfile.", false, NULL,
 	 true},
+	{"bridge_tls_use_os_certs", CFG_BOOL, BOFF(tls_os_certs), 0, 1,
+	 "false",
+	 "(connection) TLS to the remote, verified against the system's "
+	 "trust store (/etc/ssl/certs) when neither bridge_cafile nor "
+	 "bridge_capath is set.",
+	 false, NULL, true},
 	{"bridge_insecure", CFG_BOOL, BOFF(insecure), 0, 1, "false",
 	 "(connection) Do not check that the remote's certificate names the "
 	 "host connected to (the chain is still verified). Reported by "
