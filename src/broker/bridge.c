@@ -354,6 +354,7 @@ static int on_connack(struct moat_bridge *br, const uint8_t *body, size_t len)
 	    (rc = send_notification(br)) != MOAT_OK)
 		return rc;
 	br->phase = BRIDGE_UP;
+	s->drop_logged = false; /* one line per outage that drops */
 	br->ping_ms = c->w->now_ms;
 	br->wait_ms = 0;
 	br->state_dirty = true;

@@ -517,6 +517,78 @@ class MosquittoToMoat5(MosquittoToMoatBase, unittest.TestCase):
     version = "mqttv50"
 
 
+# ---- moatd migrate ----------------------------------------------------------
+
+@unittest.skipUnless(HAVE_MOSQUITTO, "mosquitto not installed")
+class Migrate(BridgePair, unittest.TestCase):
+    """A mosquitto set-up with a TLS bridge to a moatd: mosquitto serves it,
+    then the moatd that moatd migrate wrote serves it on the same port;
+    the same checks pass against both."""
+
+    def test_migrated_bridge_works(self):
+        remote = moat_remote(persistence=False).start()
+        d = tempfile.TemporaryDirectory(prefix="moat-bridge-mig-")
+        moatd = log = None
+        try:
+            os.chmod(d.name, 0o755)
+            p = lambda *n: os.path.join(d.name, *n)
+            write_private(p("ca.crt"), pki("ca.crt"), 0o644)
+            write_private(p("acl"), "topic readwrite #\n", 0o644)
+            port = free_port()
+            write_private(p("mosquitto.conf"), (
+                "user root\nlistener %d 127.0.0.1\nallow_anonymous true\n"
+                "acl_file %s\n\nconnection toremote\naddress 127.0.0.1:%d\n"
+                "bridge_cafile %s\nremote_username bridge\n"
+                "remote_password %s\nrestart_timeout 1\n"
+                "bridge_protocol_version mqttv50\n%s"
+                % (port, p("acl"), remote.tls_port, p("ca.crt"),
+                   BRIDGE_PW, TOPICS)), 0o644)
+            with open(p("mosquitto.log"), "w") as mlog:
+                mq = subprocess.Popen([MOSQUITTO, "-c", p("mosquitto.conf")],
+                                      stdout=mlog, stderr=subprocess.STDOUT)
+                try:
+                    self.assertTrue(wait_for(lambda: can_connect(port), 10))
+                    self.check_out_and_in(port, remote.port)
+                finally:
+                    mq.terminate()
+                    mq.wait(10)
+            r = subprocess.run([MOATD, "migrate", p("mosquitto.conf"),
+                                p("out")], capture_output=True, text=True,
+                               timeout=60)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertIn("bridge lines carried over", r.stdout)
+            self.assertNotIn("would not start", r.stdout)
+            with open(p("out", "moatd.conf")) as f:
+                conf = f.read()
+            with open(p("out", "MIGRATION.md")) as f:
+                report = f.read()
+            self.assertIn("connection toremote\n", conf)
+            self.assertIn("remote_password_file bridge-toremote.pw", conf)
+            self.assertNotIn(BRIDGE_PW, conf + report)
+            st = os.stat(p("out", "bridge-toremote.pw"))
+            self.assertEqual(st.st_mode & 0o777, 0o600)
+            self.assertIn("## Bridges (1)", report)
+            with open(p("out", "acl")) as f:
+                self.assertIn("user toremote\ntopic read site/#\n"
+                              "topic write cmd/#\ntopic readwrite both/#\n",
+                              f.read())
+            log = open(p("moatd.log"), "w")
+            moatd = subprocess.Popen([MOATD, "-c", p("out", "moatd.conf"),
+                                      "-v"], stdout=log,
+                                     stderr=subprocess.STDOUT)
+            self.assertTrue(wait_for(lambda: can_connect(port), 10))
+            self.check_out_and_in(port, remote.port)
+            self.check_no_echo(port, remote.port)
+        finally:
+            if moatd:
+                moatd.terminate()
+                self.assertEqual(moatd.wait(15), 0)
+                log.close()
+            remote.stop()
+            remote.dir.cleanup()
+            d.cleanup()
+
+
 # ---- the local ACL and leak policy apply to what comes in -------------------
 
 class Policy(unittest.TestCase):
