@@ -329,7 +329,7 @@ static int on_connack(struct moat_bridge *br, const uint8_t *body, size_t len)
 	if (rc)
 		return rc;
 	if (ca.downgraded || ca.rc) {
-		char r[300], why[360];
+		char r[300], why[400];
 		moat_client_connack_refusal(&ca, r, sizeof(r));
 		snprintf(why, sizeof(why), "the remote refused: %s%s", r,
 			 ca.downgraded ? " (it speaks 3.1.1 only: set "
