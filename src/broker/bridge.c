@@ -347,6 +347,12 @@ static int on_connack(struct moat_bridge *br, const uint8_t *body, size_t len)
 	if (moat_props_has(&ca.props, PROP_SERVER_KEEPALIVE))
 		c->keepalive = ca.props.server_keepalive;
 	struct moat_session *s = br->s;
+	if (!ca.session_present) {
+		/* A new session there: its QoS 2 packet ids start over, and
+		 * one still pending here would swallow a new message. */
+		MOAT_FREE(s->qos2_in);
+		s->qos2_pending = 0;
+	}
 	s->conn = c;
 	c->session = s;
 	atomic_store_explicit(&s->online, true, memory_order_relaxed);

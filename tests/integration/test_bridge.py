@@ -259,7 +259,8 @@ def bridge_conf(name, port, version, topics, extra=""):
 
 TOPICS = ("topic site/# out 1 \"\" a/\n"   # local site/x -> remote a/site/x
           "topic cmd/# in 1 \"\" a/\n"     # remote a/cmd/x -> local cmd/x
-          "topic both/# both 1\n")
+          "topic both/# both 1\n"
+          "topic q2/# both 2\n")
 
 
 ADMIN = ("admin", "Adm1n-Br1dge-T3st!")
@@ -368,6 +369,27 @@ class PairTests(BridgePair):
 
     def test_no_echo(self):
         self.check_no_echo(self.origin.port, self.remote.port)
+
+    def test_qos2_both_ways(self):
+        """QoS 2 end to end: each message arrives once, at QoS 2."""
+        osub = Sub(self.origin.port, ["q2/#"], qos=2)
+        rsub = Sub(self.remote.port, ["q2/#"], qos=2)
+        try:
+            until_bridged(self.origin.port, "q2/probe", rsub, "q2/probe")
+            until_bridged(self.remote.port, "q2/probe2", osub, "q2/probe2")
+            for i in range(5):
+                publish(self.origin.port, "q2/o", b"o%d" % i, qos=2)
+                publish(self.remote.port, "q2/r", b"r%d" % i, qos=2)
+            for i in range(5):
+                rsub.wait_for("q2/o", b"o%d" % i)
+                osub.wait_for("q2/r", b"r%d" % i)
+            self.assertEqual(sorted(rsub.payloads("q2/o")),
+                             [b"o%d" % i for i in range(5)])
+            self.assertEqual(sorted(osub.payloads("q2/r")),
+                             [b"r%d" % i for i in range(5)])
+        finally:
+            osub.close()
+            rsub.close()
 
 
 def restart_test():
