@@ -237,7 +237,8 @@ const struct moat_cfg_directive moat__cfg_directives[] = {
 	 "more than max_keepalive (CONNACK 0x02) instead of accepting them "
 	 "with TCP keep-alive probes."},
 	{"connect_timeout", CFG_DURATION, OFF(connect_timeout), 1, 3600, "10",
-	 "Seconds a new connection has to send CONNECT before it is closed."},
+	 "Seconds a new connection has to send CONNECT before it is closed "
+	 "(and a bridge's remote to answer its CONNECT with CONNACK)."},
 	{"output_buffer_size", CFG_SIZE, OFF(output_buffer_size), 4 * KIB,
 	 1 * GIB, "1m",
 	 "Bytes waiting to be written to one client before new messages go "

@@ -446,6 +446,10 @@ class MoatToMoat(PairTests):
                       get(http)[2], 5)
         body = get(http)[2]
         self.assertTrue(ok, body)
+        if shutil.which("promtool"):
+            r = subprocess.run(["promtool", "check", "metrics"], input=body,
+                               capture_output=True, text=True, timeout=30)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertIn('moat_bridge_connects_total{bridge="toremote"} 1', body)
         self.assertIn('moat_bridge_messages_sent_total{bridge="toremote"}',
                       body)
@@ -734,6 +738,30 @@ class Hostile(unittest.TestCase):
 # ---- secrets ---------------------------------------------------------------
 
 class Secrets(unittest.TestCase):
+    def test_check_reports_plaintext_bridges_off_loopback(self):
+        """moatd --check: AUD-BR-01 for a bridge without TLS to a network
+        address and for bridge_insecure; none for one on loopback."""
+        d = tempfile.TemporaryDirectory(prefix="moat-bridge-check-")
+        try:
+            conf = os.path.join(d.name, "moatd.conf")
+            write_private(conf, (
+                "connection far\naddress 192.0.2.1:1883\ntopic a/# out\n"
+                "connection near\naddress 127.0.0.1:1883 localhost\n"
+                "topic a/# out\n"
+                "connection lax\naddress 192.0.2.2:8883\n"
+                "bridge_cafile /nonexistent/ca.crt\nbridge_insecure true\n"
+                "topic a/# out\n"), 0o600)
+            r = subprocess.run([MOATD, "--check", "-c", conf],
+                               capture_output=True, text=True, timeout=30)
+            out = r.stdout
+            self.assertIn("AUD-BR-01", out)
+            self.assertIn("bridge far has no bridge_cafile", out)
+            self.assertIn("bridge lax: bridge_insecure true", out)
+            self.assertNotIn("bridge near", out)
+            self.assertNotIn("bridge lax has no", out)
+        finally:
+            d.cleanup()
+
     def test_password_in_a_readable_config_is_refused(self):
         d = tempfile.TemporaryDirectory(prefix="moat-bridge-conf-")
         try:
