@@ -735,6 +735,25 @@ class Hostile(unittest.TestCase):
             self.assertTrue(ok, b.read_log()[-2000:])
 
 
+class Bounds(unittest.TestCase):
+    def test_queue_bounded_while_the_remote_is_away(self):
+        """QoS 1 for a remote that is down waits within max_queued_messages;
+        the rest is dropped and counted, never kept."""
+        with Broker("listener 0 127.0.0.1\nprotocol http\n"
+                    "max_queued_messages 10\nconnection gone\n"
+                    "address 127.0.0.1:%d\ntopic q/# out 1\n"
+                    "restart_timeout 1\n" % free_port()) as b:
+            http = http_port(b)
+            publish_many(b.port, "q/x", [b"%d" % i for i in range(30)])
+            want = ('moat_bridge_queued_messages{bridge="gone"} 10',
+                    'moat_bridge_dropped_messages_total{bridge="gone"} 20',
+                    'moat_bridge_up{bridge="gone"} 0')
+            ok = wait_for(lambda: all(w in get(http)[2] for w in want), 5)
+            self.assertTrue(ok, get(http)[2])
+            self.assertEqual(b.read_log().count(
+                "queue full (max_queued_messages)"), 1)
+
+
 # ---- secrets ---------------------------------------------------------------
 
 class Secrets(unittest.TestCase):
