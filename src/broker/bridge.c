@@ -65,12 +65,18 @@ static uint64_t next_wait(struct moat_bridge *br)
 	return br->wait_ms;
 }
 
+/* A connection this long proves the remote good: the back-off starts over
+ * (one that breaks at once, however often accepted, keeps backing off). */
+#define BRIDGE_GOOD_MS 60000u
+
 /* The attempt failed or the connection ended: wait, then the next
  * address (or the first one again, round_robin false, after a
  * connection that worked). */
 static void schedule(struct moat_bridge *br, bool was_up, const char *why)
 {
 	char at[300];
+	if (was_up && br->w->now_ms - br->up_ms >= BRIDGE_GOOD_MS)
+		br->wait_ms = 0;
 	where(br, at, sizeof(at));
 	size_t n = br->cfg->naddrs;
 	if (was_up)
@@ -361,8 +367,7 @@ static int on_connack(struct moat_bridge *br, const uint8_t *body, size_t len)
 		return rc;
 	br->phase = BRIDGE_UP;
 	s->drop_logged = false; /* one line per outage that drops */
-	br->ping_ms = c->w->now_ms;
-	br->wait_ms = 0;
+	br->ping_ms = br->up_ms = c->w->now_ms;
 	br->state_dirty = true;
 	atomic_store(&br->up, true);
 	add(&br->connects, 1);

@@ -26,6 +26,7 @@ struct moat_bridge {
 	size_t addr;       /* index of the address tried or in use */
 	uint64_t next_ms;  /* BRIDGE_WAIT: when to try again */
 	uint64_t wait_ms;  /* the last back-off wait, 0 after a success */
+	uint64_t up_ms;    /* when the current connection's CONNACK came */
 	uint64_t ping_ms;  /* when the last PINGREQ went */
 	uint16_t sub_id;   /* packet id of our SUBSCRIBE */
 	bool state_dirty;  /* the local state topic is to be published */

@@ -680,6 +680,14 @@ def huge(c):
     c.sendall(b"\x30\xff\xff\xff\x7f" + b"x" * 65536)  # 256 MB PUBLISH
 
 
+def empty_suback(c):
+    """CVE-2024-10525's SUBACK: no reason codes at all."""
+    c.recv(4096)
+    c.sendall(b"\x20\x02\x00\x00")
+    sub = c.recv(4096)                    # SUBSCRIBE: its packet id
+    c.sendall(b"\x90\x02" + sub[2:4])
+
+
 class Hostile(unittest.TestCase):
     def run_against(self, behaviour, expect, extra=""):
         srv = HostileServer(behaviour)
@@ -723,6 +731,20 @@ class Hostile(unittest.TestCase):
                 self.assertIn("reconnecting in", log)
                 self.assertLess(proc_status_kib(b.proc.pid) - rss0,
                                 64 * 1024)
+        finally:
+            srv.close()
+
+    def test_suback_without_codes(self):
+        # (the connection was accepted: lost, not failed)
+        srv = HostileServer(empty_suback)
+        try:
+            with Broker("connection evil\naddress 127.0.0.1:%d\n"
+                        "topic # in 1\nrestart_timeout 1 2\n"
+                        % srv.port) as b:
+                ok = wait_for(lambda: b.read_log().count(
+                    "malformed packet (packet type 9)") >= 2, 20)
+                self.assertTrue(ok, b.read_log()[-3000:])
+                self.assertIn("reconnecting in", b.read_log())
         finally:
             srv.close()
 
