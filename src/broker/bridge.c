@@ -325,6 +325,25 @@ static int send_notification(struct moat_bridge *br)
 	return MOAT_OK;
 }
 
+/* A remote's MQTT 5 Maximum QoS below an out line's QoS: messages at that
+ * QoS are a protocol error there (moatd does not downgrade in flight). */
+static void check_max_qos(const struct moat_bridge *br,
+			  const struct moat_client_connack *ca)
+{
+	if (!moat_props_has(&ca->props, PROP_MAXIMUM_QOS))
+		return;
+	for (size_t i = 0; i < br->cfg->ntopics; i++) {
+		const struct moat_bridge_topic *t = &br->cfg->topics[i];
+		if (t->dir != MOAT_BRIDGE_IN && t->qos > ca->props.maximum_qos)
+			moat_warn("bridge %s: the remote accepts QoS %u at "
+				  "most, but topic %s sends at QoS %u: lower "
+				  "it to %u",
+				  br->cfg->name, ca->props.maximum_qos,
+				  t->pattern[0] ? t->pattern : t->local_prefix,
+				  t->qos, ca->props.maximum_qos);
+	}
+}
+
 static int on_connack(struct moat_bridge *br, const uint8_t *body, size_t len)
 {
 	struct moat_conn *c = br->c;
@@ -352,6 +371,7 @@ static int on_connack(struct moat_bridge *br, const uint8_t *body, size_t len)
 		c->client_max_packet = ca.props.maximum_packet_size;
 	if (moat_props_has(&ca.props, PROP_SERVER_KEEPALIVE))
 		c->keepalive = ca.props.server_keepalive;
+	check_max_qos(br, &ca);
 	struct moat_session *s = br->s;
 	if (!ca.session_present) {
 		/* A new session there: its QoS 2 packet ids start over, and
