@@ -190,6 +190,29 @@ static void test_state_topic(void **state)
 #undef ST
 }
 
+/* mosquitto's try_private: the bridge bit in a 3.x protocol level is
+ * accepted and reported; not in 5 (or any other level). */
+static void test_bridge_bit(void **state)
+{
+	(void)state;
+	uint8_t body[] = {0x00, 0x04, 'M', 'Q', 'T', 'T', 0x84, 0x02,
+			  0x00, 0x3c, 0x00, 0x01, 'b'};
+	struct moat_mqtt_connect c;
+	uint8_t rc;
+	assert_int_equal(moat_mqtt_decode_connect(body, sizeof(body), &c, &rc),
+			 MOAT_OK);
+	assert_true(c.bridge);
+	assert_int_equal(c.proto_level, MQTT_PROTO_V311);
+	body[6] = 0x04;
+	assert_int_equal(moat_mqtt_decode_connect(body, sizeof(body), &c, &rc),
+			 MOAT_OK);
+	assert_false(c.bridge);
+	body[6] = 0x85;
+	assert_int_equal(moat_mqtt_decode_connect(body, sizeof(body), &c, &rc),
+			 MOAT_EPROTO);
+	assert_int_equal(rc, MQTT_CONNACK_BAD_PROTOCOL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -198,6 +221,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_refused, setup_baseline,
 						teardown_no_leaks),
 		cmocka_unit_test_setup_teardown(test_map, setup_baseline,
+						teardown_no_leaks),
+		cmocka_unit_test_setup_teardown(test_bridge_bit, setup_baseline,
 						teardown_no_leaks),
 		cmocka_unit_test_setup_teardown(test_state_topic,
 						setup_baseline,
