@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -556,6 +557,77 @@ bool moat__bridge_map_in(struct moat_conn *c, struct moat_bytes *topic)
 	return true;
 }
 
+/* ---- back to the first address ------------------------------------------ */
+
+/* While connected to a fail-over address (round_robin false), a TCP
+ * connection to the first one is tried now and then, as mosquitto does;
+ * once it is accepted the bridge moves back.  Numeric first addresses
+ * only (a name would need resolving each time). */
+#define PROBE_EVERY_MS 5000u
+
+static void stop_probe(struct moat_bridge *br)
+{
+	if (br->probe_fd >= 0)
+		close(br->probe_fd);
+	br->probe_fd = -1;
+}
+
+static void start_probe(struct moat_bridge *br, uint64_t now)
+{
+	const struct moat_bridge_addr *a = &br->cfg->addrs[0];
+	char port[8];
+	struct addrinfo hints = {.ai_family = AF_UNSPEC,
+				 .ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV};
+	struct addrinfo *ai = NULL;
+	br->probe_ms = now + MOAT_MAX(br->cfg->restart_base_ms,
+				      (uint64_t)PROBE_EVERY_MS);
+	snprintf(port, sizeof(port), "%u", (unsigned)a->port);
+	if (getaddrinfo(a->host, port, &hints, &ai) != 0)
+		return;
+	int fd = socket(ai->ai_family,
+			SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) != 0 &&
+	    errno != EINPROGRESS) {
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(ai);
+	br->probe_fd = fd;
+}
+
+static void probe_primary(struct moat_bridge *br, uint64_t now)
+{
+	if (br->probe_fd < 0) {
+		if (now >= br->probe_ms)
+			start_probe(br, now);
+		return;
+	}
+	struct pollfd p = {.fd = br->probe_fd, .events = POLLOUT};
+	int err = 0;
+	socklen_t len = sizeof(err);
+	if (poll(&p, 1, 0) <= 0) {
+		if (now >= br->probe_ms) /* no answer until the next try */
+			stop_probe(br);
+		return;
+	}
+	if (getsockopt(br->probe_fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+		err = errno;
+	stop_probe(br);
+	if (err)
+		return;
+	char at[300], first[300];
+	const struct moat_bridge_addr *a = &br->cfg->addrs[0];
+	snprintf(first, sizeof(first),
+		 strchr(a->host, ':') ? "[%s]:%u" : "%s:%u", a->host,
+		 (unsigned)a->port);
+	moat_notice("bridge %s: the first address %s answers again; moving "
+		    "back from %s",
+		    br->cfg->name, first, where(br, at, sizeof(at)));
+	/* (schedule, round_robin false: the first address next) */
+	moat_conn_close(br->c, "moving back to the first address");
+}
+
 /* ---- the tick ----------------------------------------------------------- */
 
 /* $SYS/broker/connection/NAME/state: 1 up, 0 not (retained, as
@@ -600,6 +672,11 @@ void moat__bridge_tick(struct moat_worker *w, uint64_t now)
 			resolved(br);
 		else if (br->phase == BRIDGE_UP && br->c)
 			keepalive(br, now);
+		if (br->phase == BRIDGE_UP && br->c && br->addr != 0 &&
+		    !br->cfg->round_robin)
+			probe_primary(br, now);
+		else if (br->probe_fd >= 0)
+			stop_probe(br);
 		if (br->state_dirty)
 			publish_state(br);
 		atomic_store_explicit(&br->queued, br->s->qlen,
@@ -698,6 +775,7 @@ static int start_one(struct moat_broker *b, size_t i, char *err,
 	br->w = &b->workers[i % b->nworkers];
 	br->version = bc->protocol_version ? MQTT_PROTO_V5 : MQTT_PROTO_V311;
 	br->state_dirty = true;
+	br->probe_fd = -1;
 	int rc = make_tls(bc, &br->tls, err, errsz);
 	if (rc)
 		return rc;
@@ -782,6 +860,8 @@ void moat__bridges_free(struct moat_broker *b)
 		struct moat_bridge *br = &b->bridges[i];
 		if (br->phase == BRIDGE_RESOLVING)
 			stop_resolving(br);
+		if (br->cfg)
+			stop_probe(br);
 		if (br->c) {
 			/* A normal DISCONNECT: the remote drops our will. */
 			static const uint8_t disc[2] = {MQTT_DISCONNECT << 4,

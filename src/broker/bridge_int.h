@@ -29,6 +29,11 @@ struct moat_bridge {
 	uint64_t up_ms;    /* when the current connection's CONNACK came */
 	uint64_t ping_ms;  /* when the last PINGREQ went */
 	uint16_t sub_id;   /* packet id of our SUBSCRIBE */
+	/* round_robin false, connected to a fail-over address: a TCP
+	 * connection being tried to the first one (-1: none), and when the
+	 * next try is due. */
+	int probe_fd;
+	uint64_t probe_ms;
 	bool state_dirty;  /* the local state topic is to be published */
 	bool failed_logged; /* one warning per run of failures */
 	struct gaicb gai;  /* BRIDGE_RESOLVING */

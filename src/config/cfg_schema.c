@@ -467,9 +467,12 @@ const struct moat_cfg_directive moat__cfg_directives[] = {
 	 "there).",
 	 false, NULL, true},
 	{"round_robin", CFG_BOOL, BOFF(round_robin), 0, 1, "false",
-	 "(connection) With several addresses: false goes back to the first "
-	 "one on each new attempt after being connected elsewhere; true "
-	 "carries on with the next.",
+	 "(connection) With several addresses: false treats the first as "
+	 "the main one: a lost connection starts again there, and while "
+	 "connected to another address a TCP connection to the first (a "
+	 "numeric address) is tried every restart_timeout BASE (at least "
+	 "5 s) and the bridge moves back once it is accepted; true carries "
+	 "on with the next address.",
 	 false, NULL, true},
 	{"start_type", CFG_ENUM, BOFF(start_type), 0, 0, "automatic",
 	 "(connection) automatic only: connect at start and reconnect "

@@ -225,11 +225,12 @@ def finish(broker):
         raise AssertionError("moatd exit %d:\n%s" % (rc, log[-4000:]))
 
 
-def moat_remote(persistence=True):
+def moat_remote(persistence=True, tls=None):
     """A moatd that bridges connect to: a plain listener for clients (fixed
-    port), a TLS listener for the bridge, the bridge's user in the
-    password file and the ACL (with the notification topic granted)."""
-    tls = free_port()
+    port), a TLS listener for the bridge (on port tls, or a free one), the
+    bridge's user in the password file and the ACL (with the notification
+    topic granted)."""
+    tls = tls or free_port()
     conf = ("listener %d 127.0.0.1\ncertfile @DIR@/server.crt\n"
             "keyfile @DIR@/server.key\n"
             "password_file @DIR@/passwd\nacl_file @DIR@/acl\n" % tls)
@@ -517,6 +518,41 @@ for _base in (MoatToMoat, MoatToMosquitto, MosquittoToMoat):
         globals()[_name] = type(_name, (_base, unittest.TestCase),
                                 {"version": _v})
 del _base, _v, _suffix, _name
+
+
+class Failover(unittest.TestCase):
+    def test_back_to_the_first_address(self):
+        """round_robin false: the first address is down, the bridge uses
+        the second; once the first answers it moves back."""
+        first = free_port()
+        second = moat_remote(persistence=False).start()
+        origin = primary = None
+        try:
+            origin = Broker(
+                "connection toremote\naddress 127.0.0.1:%d 127.0.0.1:%d\n"
+                "bridge_cafile @DIR@/ca.crt\nremote_username bridge\n"
+                "remote_password_file @DIR@/bridge.pw\nrestart_timeout 1\n"
+                "topic site/# out 1 \"\" a/\n" % (first, second.tls_port),
+                port=free_port(),
+                files={"ca.crt": pki("ca.crt"),
+                       "bridge.pw": BRIDGE_PW + "\n"}).start()
+            sub = Sub(second.port, ["a/#"])
+            try:
+                until_bridged(origin.port, "site/x", sub, "a/site/x")
+            finally:
+                sub.close()
+            primary = moat_remote(persistence=False, tls=first).start()
+            sub = Sub(primary.port, ["a/#"])
+            try:
+                until_bridged(origin.port, "site/y", sub, "a/site/y")
+            finally:
+                sub.close()
+            self.assertIn("answers again; moving back from 127.0.0.1:%d"
+                          % second.tls_port, origin.read_log())
+        finally:
+            for b in (origin, primary, second):
+                if b:
+                    finish(b)
 
 
 # ---- moatd migrate ----------------------------------------------------------
