@@ -66,6 +66,10 @@ void moat__sys_publish(struct moat_worker *w)
 		MOAT_STAT_GET(b, coap_observers));
 	put_u64(w, "$SYS/broker/coap/echo", MOAT_STAT_GET(b, coap_echo));
 	put_u64(w, "$SYS/broker/coap/dropped", MOAT_STAT_GET(b, coap_dropped));
+	put_u64(w, "$SYS/broker/coap/separate",
+		MOAT_STAT_GET(b, coap_separate));
+	put_u64(w, "$SYS/broker/coap/suppressed",
+		MOAT_STAT_GET(b, coap_suppressed));
 	put_u64(w, "$SYS/broker/coap/dtls sessions",
 		MOAT_STAT_GET(b, coap_dtls_sessions));
 	moat__leak_sys_publish(w, put);

@@ -557,6 +557,116 @@ class TestDtls(CoapBrokerBase):
         self.assertNotIn("127.0.0.2:", self.broker.read_log())
 
 
+class StoreHeld:
+    """Stops moatd's store thread alone (ptrace, as a debugger does; the
+    broker is our child), so that commits wait: a CON PUT's answer is then
+    not ready in time and goes as a separate response.  A context
+    manager; resume() lets the store go on earlier."""
+    SEIZE, INTERRUPT, DETACH, WALL = 0x4206, 0x4207, 17, 0x40000000
+
+    def __init__(self, broker):
+        import ctypes
+        self.libc = ctypes.CDLL(None, use_errno=True)
+        self.libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_int,
+                                     ctypes.c_void_p, ctypes.c_void_p]
+        pid = broker.proc.pid
+        self.tid = None
+        for t in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/comm" % (pid, t)) as f:
+                if f.read().strip() == "moat-store":
+                    self.tid = int(t)
+        assert self.tid, "no moat-store thread"
+
+    def __enter__(self):
+        if self.libc.ptrace(self.SEIZE, self.tid, None, None) or \
+           self.libc.ptrace(self.INTERRUPT, self.tid, None, None):
+            raise OSError("ptrace: errno %d" % __import__("ctypes").get_errno())
+        os.waitpid(self.tid, self.WALL)
+        self.held = True
+        return self
+
+    def resume(self):
+        if self.held:
+            self.libc.ptrace(self.DETACH, self.tid, None, None)
+            self.held = False
+
+    def __exit__(self, *exc):
+        self.resume()
+
+
+class TestSeparateResponse(unittest.TestCase):
+    """RFC 7252 §5.2.2 with persistence: a CON PUT whose commit is held
+    back gets an Empty ACK, then its 2.04 as a CON with the same token,
+    retransmitted until acknowledged."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.broker = Broker("listener 0 127.0.0.1\nprotocol coap\n"
+                            "persistence true\n"
+                            "persistence_location @DIR@/db\n",
+                            args=["-v"]).start()
+        cls.mport, cls.cport = cls.broker.ports[0], cls.broker.ports[1]
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.broker.stop()
+        cls.broker.dir.cleanup()
+
+    def uri(self, path):
+        return "coap://127.0.0.1:%d%s" % (self.cport, path)
+
+    def separated(self):
+        return self.broker.read_log().count("Empty ACK sent")
+
+    def test_raw_empty_ack_then_con_response(self):
+        u = Udp(self.cport)
+        put = coap_build(CON, PUT, 500, b"sp", path_opts("/ps/sep/raw"),
+                         b"late")
+        with StoreHeld(self.broker) as held:
+            u.send(put)
+            m = coap_parse(u.recv(10))
+            self.assertEqual(m[:4], (ACK, 0, 500, b""))  # Empty ACK
+            u.send(put)  # a retransmission gets it again, nothing twice
+            self.assertEqual(coap_parse(u.recv(10))[:3], (ACK, 0, 500))
+            held.resume()
+            m = coap_parse(u.recv(10))
+            self.assertEqual((m[0], m[1], m[3]), (CON, 0x44, b"sp"))
+            self.assertNotEqual(m[2], 500)
+            # Not acknowledged: it comes again, with the same id.
+            again = coap_parse(u.recv(10))
+            self.assertEqual(again[:4], m[:4])
+            u.send(coap_build(ACK, 0, m[2]))
+        rc, out, err = run(["coap-client-openssl", "-m", "get",
+                            self.uri("/ps/sep/raw")])
+        self.assertEqual(out.strip(), b"late", err)
+        u.close()
+
+    def each_client(self, name, argv):
+        before = self.separated()
+        with StoreHeld(self.broker) as held:
+            p = subprocess.Popen(argv, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE)
+            self.assertTrue(wait_for(lambda: self.separated() > before,
+                                     timeout=20), "no Empty ACK")
+            held.resume()
+            out, err = p.communicate(timeout=T * 2)
+        self.assertEqual(p.returncode, 0, err)
+        rc, got, err = run(["coap-client-openssl", "-m", "get",
+                            self.uri("/ps/sep/" + name)])
+        self.assertEqual(got.strip(), name.encode(), err)
+        return out
+
+    def test_libcoap_and_node_coap(self):
+        for cl in CLIENTS:
+            self.each_client(cl, [cl, "-m", "put", "-e", cl,
+                                  self.uri("/ps/sep/" + cl)])
+        js = os.path.join(HERE, "..", "js")
+        out = self.each_client("node", [
+            "node", os.path.join(js, "coap_put.js"),
+            self.uri("/ps/sep/node"), "node"])
+        self.assertEqual(out.strip(), b"2.04")
+
+
 class TestPersistence(unittest.TestCase):
 
     def test_acked_con_put_survives_kill9(self):
