@@ -244,6 +244,67 @@ class TestInterop(CoapBrokerBase):
         self.assertEqual(coap_parse(u.recv())[:3], (RST, 0, 104))
         u.close()
 
+    def test_no_response(self):
+        """RFC 7967: only the classes the client names are suppressed; a
+        CON request still gets its (Empty) ACK; errors it did not name
+        are sent."""
+        NR = 258
+        s = self.sub("nr/#", 2, extra=["-v"])
+        u = Udp(self.cport)
+        u.send(coap_build(NON, POST, 600, b"n1", path_opts("/ps/nr/non") +
+                          [(NR, uint(2))], b"quiet"))
+        m = u.request(CON, POST, 601, "/ps/nr/con", opts=[(NR, uint(2))],
+                      payload=b"acked")
+        self.assertEqual(m[:4], (ACK, 0, 601, b""))  # Empty ACK only
+        m = u.request(CON, POST, 602, "/ps/$SYS/x", opts=[(NR, uint(2))])
+        self.assertEqual((m[0], m[1]), (ACK, 0x83))  # 4.03 still sent
+        m = u.request(NON, GET, 603, "/ps/nr/none", opts=[(NR, uint(2))])
+        self.assertEqual((m[0], m[1]), (NON, 0x84))  # 4.04: not named
+        u.send(coap_build(NON, GET, 604, b"n4", path_opts("/ps/nr/none") +
+                          [(NR, uint(8 | 16))]))
+        self.assertIsNone(u.recv(1))  # 4.04 suppressed
+        out, _ = s.communicate(timeout=T)
+        self.assertEqual(sorted(out.decode().splitlines()),
+                         ["nr/con acked", "nr/non quiet"])
+        u.close()
+
+    def test_wildcard_observe_gets_retained(self):
+        """GET + Observe on a wildcard filter: the first response (2.05,
+        Observe, no payload), then each matching retained value as a
+        notification naming its topic (Location-Path), then live ones."""
+        LOC = 8
+        u = Udp(self.cport)
+        for i, t in enumerate(("a", "b")):
+            m = u.request(CON, PUT, 700 + i, "/ps/wr/" + t,
+                          payload=t.upper().encode())
+            self.assertEqual(m[1], 0x44)
+        m = u.request(CON, GET, 710, "/ps/wr/%2B".replace("%2B", "+"),
+                      opts=[(OBSERVE, b"")], token=b"wo")
+        self.assertEqual((m[0], m[1], m[3], m[5]), (ACK, 0x45, b"wo", b""))
+        self.assertIsNotNone(opt(m[4], OBSERVE))
+        got = {}
+        for _ in range(2):
+            n = coap_parse(u.recv())
+            self.assertEqual((n[1], n[3]), (0x45, b"wo"))
+            loc = [v for k, v in n[4] if k == LOC]
+            got[b"/".join(loc)] = n[5]
+            if n[0] == CON:
+                u.send(coap_build(ACK, 0, n[2]))
+        self.assertEqual(got, {b"ps/wr/a": b"A", b"ps/wr/b": b"B"})
+        self.pub("wr/c", "C")
+        n = coap_parse(u.recv())
+        self.assertEqual(([v for k, v in n[4] if k == LOC], n[5]),
+                         ([b"ps", b"wr", b"c"], b"C"))
+        if n[0] == CON:
+            u.send(coap_build(ACK, 0, n[2]))
+        # libcoap prints the retained values it is sent (wr/c was not
+        # retained).
+        o = subprocess.run(["coap-client-openssl", "-s", "2", "-m", "get",
+                            self.uri("/ps/wr/%23")], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=T)
+        self.assertEqual(bytes(sorted(o.stdout.replace(b"\n", b""))), b"AB")
+        u.close()
+
     def test_message_id_replay_publishes_once(self):
         s = self.sub("replay", 2, extra=["-W", "3"])
         u = Udp(self.cport)
