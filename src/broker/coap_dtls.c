@@ -9,8 +9,17 @@
  * writing through a BIO that sends each record with sendto().
  *
  * Identity: the PSK identity (psk_file), or the client certificate's
- * (use_identity_as_username), is the user name for the ACL. */
+ * (use_identity_as_username), is the user name for the ACL.
+ *
+ * Memory: OpenSSL's allocations for the sessions are counted byte for
+ * byte (net/ossl_mem.h): every OpenSSL call on a session's SSL runs with
+ * the DTLS account current (DTLS_ON ... DTLS_OFF), and memory_limit
+ * includes that account. */
+
+#define DTLS_ON() enum moat_ossl_account acc_prev_ = moat_ossl_account_set(MOAT_OSSL_DTLS)
+#define DTLS_OFF() (void)moat_ossl_account_set(acc_prev_)
 #include <errno.h>
+#include <malloc.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -21,6 +30,7 @@
 #include "auth/pskfile.h"
 #include "coap_int.h"
 #include "net/dtls.h"
+#include "net/ossl_mem.h"
 #include "net/tls.h"
 
 #define COOKIE_LEN 16
@@ -98,8 +108,10 @@ SSL_CTX *moat__coap_dtls_ctx(struct moat_security *sec,
 					 SSL_OP_NO_QUERY_MTU |
 					 SSL_OP_COOKIE_EXCHANGE |
 					 SSL_OP_CIPHER_SERVER_PREFERENCE);
-	/* Idle sessions give their record buffers back. */
+	/* Idle sessions give their record buffers back; a write buffer
+	 * holds one datagram, not a 16 KiB TLS record. */
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	SSL_CTX_set_max_send_fragment(ctx, MOAT_COAP_DGRAM_MAX);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	SSL_CTX_set_cookie_generate_cb(ctx, cookie_make);
 	SSL_CTX_set_cookie_verify_cb(ctx, cookie_check);
@@ -202,6 +214,7 @@ void moat__coap_dtls_free(struct moat_coap_peer *p)
 {
 	if (!p->ssl)
 		return;
+	DTLS_ON();
 	if (!p->hs_done) {
 		p->ep->w->coap->nhandshakes--;
 	} else {
@@ -209,6 +222,7 @@ void moat__coap_dtls_free(struct moat_coap_peer *p)
 		MOAT_STAT_SUB(p->ep->w->b, coap_dtls_sessions, 1);
 	}
 	SSL_free(p->ssl);
+	DTLS_OFF();
 	p->ssl = NULL;
 	moat_free(p->user);
 	p->user = NULL;
@@ -315,7 +329,9 @@ void moat__coap_dtls_datagram(struct moat_coap_ep *ep,
 			      socklen_t alen)
 {
 	if (!p || !p->ssl) {
+		DTLS_ON();
 		listen_input(ep, d, n, a, alen);
+		DTLS_OFF();
 		return;
 	}
 	moat__coap_dtls_input(p, d, n);
@@ -325,6 +341,7 @@ void moat__coap_dtls_input(struct moat_coap_peer *p, const uint8_t *d,
 			   size_t n)
 {
 	struct moat_worker *w = p->ep->w;
+	DTLS_ON();
 	if (n)
 		BIO_write(SSL_get_rbio(p->ssl), d, (int)n);
 	if (!p->hs_done) {
@@ -339,6 +356,7 @@ void moat__coap_dtls_input(struct moat_coap_peer *p, const uint8_t *d,
 					  p->name);
 				moat__coap_peer_close(p);
 			}
+			DTLS_OFF();
 			return;
 		}
 		p->hs_done = true;
@@ -346,6 +364,7 @@ void moat__coap_dtls_input(struct moat_coap_peer *p, const uint8_t *d,
 		MOAT_STAT_ADD(w->b, coap_dtls_sessions, 1);
 		if (!identify(p)) {
 			moat__coap_peer_close(p);
+			DTLS_OFF();
 			return;
 		}
 	}
@@ -358,11 +377,16 @@ void moat__coap_dtls_input(struct moat_coap_peer *p, const uint8_t *d,
 			if (e == SSL_ERROR_ZERO_RETURN || e == SSL_ERROR_SSL ||
 			    e == SSL_ERROR_SYSCALL)
 				moat__coap_peer_close(p);
+			DTLS_OFF();
 			return;
 		}
-		/* The handler may close the peer (a limit): stop then. */
+		/* The broker's work is not the session's: outside the
+		 * account.  The handler may close the peer (a limit): stop
+		 * then. */
+		DTLS_OFF();
 		if (!moat__coap_message(p, buf, (size_t)r))
 			return;
+		(void)moat_ossl_account_set(MOAT_OSSL_DTLS);
 	}
 }
 
@@ -371,9 +395,31 @@ int moat__coap_dtls_send(struct moat_coap_peer *p, const uint8_t *pkt,
 {
 	if (!p->hs_done)
 		return MOAT_EAGAIN;
+	DTLS_ON();
 	int r = SSL_write(p->ssl, pkt, (int)len);
 	ERR_clear_error();
+	DTLS_OFF();
 	return r == (int)len ? MOAT_OK : MOAT_EIO;
+}
+
+/* Record buffers given back: when a good deal was (sessions going idle
+ * together), glibc is asked to return the free pages to the system now
+ * and then, else the holes they leave between long-lived allocations stay
+ * resident. */
+static void released(struct moat_coap *c, uint64_t before, uint64_t now)
+{
+	uint64_t after = moat_ossl_bytes(MOAT_OSSL_DTLS);
+	c->dtls_released += before > after ? before - after : 0;
+#ifdef __GLIBC__
+	if (c->dtls_released >= MOAT_COAP_TRIM_BYTES &&
+	    now - c->trim_ms >= MOAT_COAP_TRIM_MS) {
+		(void)malloc_trim(0);
+		c->dtls_released = 0;
+		c->trim_ms = now;
+	}
+#else
+	(void)now;
+#endif
 }
 
 void moat__coap_dtls_tick(struct moat_coap_peer *p, uint64_t now)
@@ -384,8 +430,13 @@ void moat__coap_dtls_tick(struct moat_coap_peer *p, uint64_t now)
 		/* An idle session gives its record buffers back (~35 KB;
 		 * SSL_MODE_RELEASE_BUFFERS does not apply to DTLS); they
 		 * come back with the next record. */
-		if (now - p->last_ms > 1000)
-			(void)SSL_free_buffers(p->ssl);
+		if (now - p->last_ms > 1000) {
+			DTLS_ON();
+			uint64_t before = moat_ossl_bytes(MOAT_OSSL_DTLS);
+			if (SSL_free_buffers(p->ssl) == 1)
+				released(p->ep->w->coap, before, now);
+			DTLS_OFF();
+		}
 		return;
 	}
 	if (now - p->hs_start_ms > MOAT_COAP_HANDSHAKE_MS) {
@@ -393,12 +444,16 @@ void moat__coap_dtls_tick(struct moat_coap_peer *p, uint64_t now)
 		moat__coap_peer_close(p);
 		return;
 	}
+	DTLS_ON();
 	(void)DTLSv1_handle_timeout(p->ssl);
 	ERR_clear_error();
+	DTLS_OFF();
 }
 
 void moat__coap_dtls_ep_free(struct moat_coap_ep *ep)
 {
+	DTLS_ON();
 	SSL_free(ep->lssl);
+	DTLS_OFF();
 	ep->lssl = NULL;
 }

@@ -41,8 +41,11 @@
 #define MOAT_COAP_SEP_MAX 64 /* separate CON responses unacknowledged, per peer */
 #define MOAT_COAP_HANDSHAKES_MAX 256 /* DTLS handshakes per worker */
 #define MOAT_COAP_HANDSHAKE_MS 30000 /* to finish one */
-/* What an idle DTLS session costs in OpenSSL (measured, docs/benchmarks.md),
- * counted in memory_limit. */
+#define MOAT_COAP_TRIM_BYTES ((uint64_t)4 << 20) /* released DTLS buffers */
+#define MOAT_COAP_TRIM_MS 10000 /* ... then malloc_trim, at most this often */
+/* What an idle DTLS session costs in OpenSSL, counted in memory_limit only
+ * where OpenSSL's allocations are not counted byte for byte
+ * (net/ossl_mem.h: moatd counts them; a fuzz harness may not). */
 #define MOAT_COAP_DTLS_SESSION_BYTES ((uint64_t)40 * 1024)
 
 struct moat_coap_ep {
@@ -143,6 +146,8 @@ struct moat_coap {
 	struct coap_echo_key echo;
 	uint64_t limit_log_ms;
 	uint8_t *rbuf; /* MOAT_COAP_RX_MAX + 1 */
+	uint64_t dtls_released; /* OpenSSL bytes freed since the last trim */
+	uint64_t trim_ms;	/* malloc_trim() last called */
 	struct moat_coap_held *held; /* responses waiting for the store */
 };
 

@@ -707,7 +707,10 @@ static void dispatch(struct moat_coap_ep *ep, struct moat_coap_peer *p,
 		return;
 	}
 	p->last_ms = w->now_ms;
-	if (!within_rate(p, w->now_ms)) {
+	/* (Local tools are not throttled unless limit_loopback, as for
+	 * MQTT's per-address limits.) */
+	if ((!p->lo_addr || w->cfg->limit_loopback) &&
+	    !within_rate(p, w->now_ms)) {
 		moat__coap_limit(w, p, "request rate above the per-peer "
 				       "limit; ignored");
 		MOAT_STAT_ADD(w->b, coap_dropped, 1);

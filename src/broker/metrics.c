@@ -11,6 +11,7 @@
 
 #include "broker_int.h"
 #include "leak/leak.h"
+#include "net/ossl_mem.h"
 #include "store_int.h"
 
 /* Rendered text is bounded: the families are fixed, the labels too. */
@@ -322,6 +323,10 @@ static void state(struct out *o, struct moat_broker *b)
 		 "Memory the broker holds through its allocator (what "
 		 "memory_limit counts).",
 		 moat_alloc_live_bytes()},
+		{"moat_coap_dtls_bytes", "gauge",
+		 "OpenSSL memory of the CoAP DTLS sessions, counted byte for "
+		 "byte (part of what memory_limit counts).",
+		 moat_ossl_bytes(MOAT_OSSL_DTLS)},
 		{"moat_memory_limit_bytes", "gauge",
 		 "memory_limit in force (the automatic one when it is 0).",
 		 b->cfg.memory_limit ? b->cfg.memory_limit : b->memory_auto},
