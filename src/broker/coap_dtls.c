@@ -14,10 +14,16 @@
  * Memory: OpenSSL's allocations for the sessions are counted byte for
  * byte (net/ossl_mem.h): every OpenSSL call on a session's SSL runs with
  * the DTLS account current (DTLS_ON ... DTLS_OFF), and memory_limit
- * includes that account. */
+ * includes that account.  The handshake's large buffer (OpenSSL 3.0
+ * keeps its 21 KB handshake message buffer for the whole DTLS session,
+ * "in case there are any unexpected retransmits") is captured on pages of
+ * its own (hs_buf) and its pages are given back whenever the session goes
+ * idle: after the handshake it is scratch that OpenSSL writes before it
+ * reads, so it costs RAM only while handshake messages pass. */
 
 #define DTLS_ON() enum moat_ossl_account acc_prev_ = moat_ossl_account_set(MOAT_OSSL_DTLS)
-#define DTLS_OFF() (void)moat_ossl_account_set(acc_prev_)
+#define DTLS_OFF() \
+	((void)moat_ossl_account_set(acc_prev_), moat_ossl_capture(NULL))
 #include <errno.h>
 #include <malloc.h>
 #include <string.h>
@@ -284,7 +290,9 @@ static void listen_input(struct moat_coap_ep *ep, const uint8_t *d, size_t n,
 	(void)BIO_reset(rb);
 	BIO_write(rb, d, (int)n);
 	BIO_ADDR *ba = BIO_ADDR_new();
+	moat_ossl_capture(&ep->hs_buf);
 	int rc = ba ? DTLSv1_listen(ls, ba) : -1;
+	moat_ossl_capture(NULL);
 	BIO_ADDR_free(ba);
 	ERR_clear_error();
 	if (rc <= 0) {
@@ -315,6 +323,7 @@ static void listen_input(struct moat_coap_ep *ep, const uint8_t *d, size_t n,
 	 * verified is read again by the handshake. */
 	p->ssl = ls;
 	ep->lssl = NULL;
+	moat_ossl_capture_move(ep->hs_buf, &p->hs_buf);
 	repoint(p->ssl, p);
 	c->nhandshakes++;
 	p->hs_start_ms = w->now_ms;
@@ -342,10 +351,13 @@ void moat__coap_dtls_input(struct moat_coap_peer *p, const uint8_t *d,
 {
 	struct moat_worker *w = p->ep->w;
 	DTLS_ON();
+	if (!p->hs_done)
+		moat_ossl_capture(&p->hs_buf);
 	if (n)
 		BIO_write(SSL_get_rbio(p->ssl), d, (int)n);
 	if (!p->hs_done) {
 		int rc = SSL_do_handshake(p->ssl);
+		moat_ossl_capture(NULL);
 		if (rc != 1) {
 			int e = SSL_get_error(p->ssl, rc);
 			ERR_clear_error();
@@ -396,20 +408,32 @@ int moat__coap_dtls_send(struct moat_coap_peer *p, const uint8_t *pkt,
 	if (!p->hs_done)
 		return MOAT_EAGAIN;
 	DTLS_ON();
+	if (p->bufs_freed) {
+		/* OpenSSL 3.0's DTLS write path does not set up the record
+		 * buffers that SSL_free_buffers() released (it writes into a
+		 * NULL buffer); its read path sets up both.  A read with no
+		 * datagram pending (moat__coap_dtls_input drains the input
+		 * BIO) brings them back. */
+		(void)SSL_read(p->ssl, p->ep->w->coap->dbuf, MOAT_COAP_RX_MAX);
+		ERR_clear_error();
+		p->bufs_freed = false;
+	}
 	int r = SSL_write(p->ssl, pkt, (int)len);
 	ERR_clear_error();
 	DTLS_OFF();
 	return r == (int)len ? MOAT_OK : MOAT_EIO;
 }
 
-/* Record buffers given back: when a good deal was (sessions going idle
- * together), glibc is asked to return the free pages to the system now
- * and then, else the holes they leave between long-lived allocations stay
- * resident. */
-static void released(struct moat_coap *c, uint64_t before, uint64_t now)
+/* Record buffers given back (true when there were any): when a good deal
+ * was (sessions going idle together), glibc is asked to return the free
+ * pages to the system now and then, else the holes they leave between
+ * long-lived allocations stay resident. */
+static bool released(struct moat_coap *c, uint64_t before, uint64_t now)
 {
 	uint64_t after = moat_ossl_bytes(MOAT_OSSL_DTLS);
-	c->dtls_released += before > after ? before - after : 0;
+	if (before <= after)
+		return false; /* nothing was held (still idle) */
+	c->dtls_released += before - after;
 #ifdef __GLIBC__
 	if (c->dtls_released >= MOAT_COAP_TRIM_BYTES &&
 	    now - c->trim_ms >= MOAT_COAP_TRIM_MS) {
@@ -420,6 +444,7 @@ static void released(struct moat_coap *c, uint64_t before, uint64_t now)
 #else
 	(void)now;
 #endif
+	return true;
 }
 
 void moat__coap_dtls_tick(struct moat_coap_peer *p, uint64_t now)
@@ -433,8 +458,11 @@ void moat__coap_dtls_tick(struct moat_coap_peer *p, uint64_t now)
 		if (now - p->last_ms > 1000) {
 			DTLS_ON();
 			uint64_t before = moat_ossl_bytes(MOAT_OSSL_DTLS);
-			if (SSL_free_buffers(p->ssl) == 1)
-				released(p->ep->w->coap, before, now);
+			if (SSL_free_buffers(p->ssl) == 1 &&
+			    released(p->ep->w->coap, before, now)) {
+				p->bufs_freed = true;
+				moat_ossl_discard(p->hs_buf);
+			}
 			DTLS_OFF();
 		}
 		return;

@@ -56,6 +56,7 @@ struct moat_coap_ep {
 	uint16_t port; /* as bound (worker 0's, for the log) */
 	bool dtls;     /* coaps */
 	SSL *lssl;     /* coaps: the listening SSL (cookies), no peer */
+	void *hs_buf;  /* its handshake buffer (net/ossl_mem.h capture) */
 	struct moat_worker *w;
 };
 
@@ -126,6 +127,8 @@ struct moat_coap_peer {
 	struct moat_coap_rx *rx;
 	SSL *ssl;	  /* coaps: the DTLS session */
 	bool hs_done;	  /* its handshake finished */
+	void *hs_buf;	  /* OpenSSL's handshake buffer (coap_dtls.c) */
+	bool bufs_freed;  /* its record buffers were given back */
 	uint64_t hs_start_ms;
 	char *user;	  /* coaps: PSK or certificate identity */
 	bool lo_addr;	  /* a loopback address */

@@ -30,4 +30,20 @@ enum moat_ossl_account moat_ossl_account_set(enum moat_ossl_account acc);
 /* Bytes allocated under acc and not yet freed. */
 uint64_t moat_ossl_bytes(enum moat_ossl_account acc);
 
+/* Large scratch blocks that can give their pages back.
+ *
+ * While a capture slot is set (by the calling thread), each block of at
+ * least MOAT_OSSL_BIG bytes that OpenSSL allocates is mapped on its own
+ * pages, and the largest one is recorded in *slot.  The allocator keeps
+ * the slot true: freeing or moving the block clears it, so *slot is NULL
+ * or a live block.  The slot must stay valid while its block lives (or be
+ * moved with moat_ossl_capture_move).  moat_ossl_discard() gives the
+ * block's pages back to the system: its contents become zeros, its size
+ * and address stay (used for OpenSSL's DTLS handshake buffer, scratch
+ * once the handshake is over: coap_dtls.c). */
+#define MOAT_OSSL_BIG ((size_t)16 << 10)
+void moat_ossl_capture(void **slot);
+void moat_ossl_capture_move(void *block, void **slot);
+void moat_ossl_discard(void *block);
+
 #endif

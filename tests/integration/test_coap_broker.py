@@ -555,6 +555,25 @@ class TestDtls(CoapBrokerBase):
         out, _ = o.communicate(timeout=T)
         self.assertIn(b"<0><1><2>", out.replace(b"\n", b""))
 
+    def test_notifications_to_an_idle_session(self):
+        """A session idle for more than a second gives its record buffers
+        (and its handshake buffer's pages) back; the next notification
+        must bring them back (a publish to an idle DTLS observer crashed
+        moatd in SSL_write before)."""
+        for cl in CLIENTS:
+            o = subprocess.Popen([cl, "-u", "dev1", "-k", PSK, "-s", "8",
+                                  "-m", "get", self.suri("/ps/dev/idle/" +
+                                                         cl)],
+                                 stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE)
+            for i in range(2):
+                time.sleep(2.5)  # idle for more than a second
+                run([CLIENTS[0], "-u", "dev1", "-k", PSK, "-m", "put", "-e",
+                     "<i%d>" % i, self.suri("/ps/dev/idle/" + cl)])
+            out, _ = o.communicate(timeout=T)
+            self.assertIn(b"<i0><i1>", out.replace(b"\n", b""))
+            self.assertTrue(self.broker.alive())
+
     def test_unknown_psk_identity(self):
         rc, out, err = run([CLIENTS[0], "-u", "intruder", "-k", PSK, "-m",
                             "get", self.suri("/ps/dev/x")])
