@@ -376,18 +376,19 @@ static struct moat_coap_cached *recall(struct moat_coap_peer *p,
 	return NULL;
 }
 
-static void hold(struct moat_coap_peer *p, uint16_t mid, const uint8_t *pkt,
+/* Hold the response pkt to request mid until the store has committed what
+ * the request recorded: false when nothing waits (persistence_sync off:
+ * the caller sends it now). */
+static bool hold(struct moat_coap_peer *p, uint16_t mid, const uint8_t *pkt,
 		 size_t len)
 {
 	struct moat_worker *w = p->ep->w;
 	uint64_t seq = moat__store_gate_seq(w);
-	if (!seq) {
-		(void)moat__coap_sendto(p, pkt, len);
-		return;
-	}
+	if (!seq)
+		return false;
 	struct moat_coap_held *h = moat_malloc(sizeof(*h) + len);
 	if (!h) /* not acknowledged: the client sends it again */
-		return;
+		return true;
 	memset(h, 0, sizeof(*h));
 	h->peer = p;
 	h->seq = seq;
@@ -397,6 +398,7 @@ static void hold(struct moat_coap_peer *p, uint16_t mid, const uint8_t *pkt,
 	memcpy(h->pkt, pkt, len);
 	h->next = w->coap->held;
 	w->coap->held = h;
+	return true;
 }
 
 static void held_unlink(struct moat_coap_held **hp)
@@ -635,9 +637,8 @@ static void answer(struct moat_coap_peer *p, const struct coap_msg *m,
 		if (!(len = empty_msg(pkt, COAP_ACK, m->mid)))
 			return;
 	}
-	if (r.hold && m->type == COAP_CON) {
+	if (r.hold && m->type == COAP_CON && hold(p, m->mid, pkt, len)) {
 		remember(p, m->mid, NULL, 0, w->now_ms);
-		hold(p, m->mid, pkt, len);
 		return;
 	}
 	remember(p, m->mid, pkt, len, w->now_ms);
