@@ -190,6 +190,22 @@ class TestInterop(CoapBrokerBase):
         got = out.decode().split()
         self.assertEqual(got[-100:], ["m%d" % i for i in range(100)], err)
 
+    def test_libcoap_observe_100_notifications(self):
+        for cl in CLIENTS:
+            o = subprocess.Popen([cl, "-s", "10", "-m", "get",
+                                  self.uri("/ps/hundred/" + cl)],
+                                 stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE)
+            time.sleep(1)  # registered (libcoap has no ready signal)
+            data = "".join("<%d>\n" % i for i in range(100))
+            rc, _, err = run(["mosquitto_pub", "-p", str(self.mport), "-t",
+                              "hundred/" + cl, "-l", "-q", "1"],
+                             data=data.encode())
+            self.assertEqual(rc, 0, err)
+            out, err = o.communicate(timeout=T)
+            self.assertIn("".join("<%d>" % i for i in range(100)).encode(),
+                          out.replace(b"\n", b""), err)
+
     def test_blockwise_10k_both_ways(self):
         body = os.urandom(7680).hex()[:10240].encode()
         with tempfile.NamedTemporaryFile() as f:
