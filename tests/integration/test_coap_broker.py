@@ -707,7 +707,7 @@ class StoreHeld:
         self.resume()
 
 
-class TestSeparateResponse(unittest.TestCase):
+class TestSeparateResponse(BrokerTest):
     """RFC 7252 §5.2.2 with persistence: a CON PUT whose commit is held
     back gets an Empty ACK, then its 2.04 as a CON with the same token,
     retransmitted until acknowledged."""
@@ -719,11 +719,6 @@ class TestSeparateResponse(unittest.TestCase):
                             "persistence_location @DIR@/db\n",
                             args=["-v"]).start()
         cls.mport, cls.cport = cls.broker.ports[0], cls.broker.ports[1]
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.broker.stop()
-        cls.broker.dir.cleanup()
 
     def uri(self, path):
         return "coap://127.0.0.1:%d%s" % (self.cport, path)
