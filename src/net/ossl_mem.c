@@ -39,14 +39,12 @@ static void count(uint32_t acc, uint64_t add, uint64_t sub)
 					  memory_order_relaxed);
 }
 
+/* Set by moat_ossl_mem_install(), before any thread runs. */
+static size_t page;
+
 static size_t page_size(void)
 {
-	static size_t ps;
-	if (!ps) {
-		long v = sysconf(_SC_PAGESIZE);
-		ps = v > 0 ? (size_t)v : 4096;
-	}
-	return ps;
+	return page;
 }
 
 static struct hdr *hdr_of(void *p)
@@ -188,6 +186,8 @@ void moat_ossl_discard(void *block)
 
 bool moat_ossl_mem_install(void)
 {
+	long ps = sysconf(_SC_PAGESIZE);
+	page = ps > 0 ? (size_t)ps : 4096;
 	if (!installed)
 		installed = CRYPTO_set_mem_functions(m_alloc, m_realloc,
 						     m_free) == 1;
