@@ -167,14 +167,15 @@ const struct moat_cfg_directive moat__cfg_directives[] = {
 	 "correct login from it waits its turn). Checks wait in a fair queue "
 	 "per address and user name. 0 = no pacing."},
 	{"limit_loopback", CFG_BOOL, OFF(limit_loopback), 0, 1, "false",
-	 "Apply max_connections_per_ip and max_accept_rate_per_ip to "
+	 "Apply max_connections_per_ip and max_accept_rate_per_ip, and the "
+	 "CoAP request rates (per peer and coap_request_rate_per_ip), to "
 	 "loopback peers too (by default local tools are exempt)."},
 	{"coap_request_rate_per_ip", CFG_U64, OFF(coap_request_rate_per_ip),
 	 0, 1000000, "200",
 	 "CoAP requests per second from one IP address (any port), with "
 	 "bursts of twice that, by peers whose address is not validated "
 	 "(plaintext CoAP before an Echo round trip, RFC 9175). Beyond it a "
-	 "request is answered with 4.01 + Echo (as many again per second), "
+	 "CON request is answered with 4.01 + Echo (as many again per second), "
 	 "so a device behind a shared NAT address validates its address and "
 	 "goes on under the per-peer limit; further requests are dropped. "
 	 "DTLS peers and validated ones are limited per address and port "
