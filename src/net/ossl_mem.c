@@ -26,6 +26,10 @@ static atomic_uint_fast64_t totals[MOAT_OSSL_NACCOUNTS];
 static _Thread_local enum moat_ossl_account current;
 static _Thread_local void **capture;
 static bool installed;
+/* Giving a captured block's pages back relies on OpenSSL 3.0's DTLS
+ * writing its handshake buffer before reading it; other versions keep
+ * their pages. */
+static bool discard_ok;
 
 static void count(uint32_t acc, uint64_t add, uint64_t sub)
 {
@@ -176,7 +180,7 @@ void moat_ossl_capture_move(void *block, void **slot)
 
 void moat_ossl_discard(void *block)
 {
-	if (!block || !hdr_of(block)->mapped)
+	if (!block || !hdr_of(block)->mapped || !discard_ok)
 		return;
 	size_t ps = page_size();
 	size_t len = (size_t)hdr_of(block)->size / ps * ps;
@@ -188,6 +192,7 @@ bool moat_ossl_mem_install(void)
 {
 	long ps = sysconf(_SC_PAGESIZE);
 	page = ps > 0 ? (size_t)ps : 4096;
+	discard_ok = (OpenSSL_version_num() & 0xFFF00000UL) == 0x30000000UL;
 	if (!installed)
 		installed = CRYPTO_set_mem_functions(m_alloc, m_realloc,
 						     m_free) == 1;
