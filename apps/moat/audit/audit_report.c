@@ -170,6 +170,11 @@ static void json_target(FILE *out, const struct audit_target *t, bool last)
 		fputs("null", out);
 	fputs(",\n     \"summary\": ", out);
 	moat_findings_print_json_summary(out, &t->findings);
+	if (audit_is_coap(t))
+		fprintf(out, ",\n     \"traffic\": {\"datagrams_sent\": %zu, "
+			     "\"bytes_sent\": %zu, \"datagrams_received\": %zu, "
+			     "\"bytes_received\": %zu}",
+			t->dg_sent, t->bytes_sent, t->dg_recv, t->bytes_recv);
 	fputs(",\n     \"findings\": ", out);
 	moat_findings_print_json_array(out, &t->findings);
 	fputs(",\n     \"notes\": [", out);
@@ -213,7 +218,8 @@ static const char *security_severity(enum moat_severity s)
  * everything but unreserved characters and '/' percent-encoded. */
 static void print_uri(FILE *out, const char *s)
 {
-	bool url = !strncmp(s, "mqtt://", 7) || !strncmp(s, "mqtts://", 8);
+	bool url = !strncmp(s, "mqtt://", 7) || !strncmp(s, "mqtts://", 8) ||
+		   !strncmp(s, "coap://", 7) || !strncmp(s, "coaps://", 8);
 	fputc('"', out);
 	if (!url && s[0] == '/')
 		fputs("file://", out);
