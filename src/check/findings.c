@@ -321,10 +321,9 @@ static const struct moat_finding_def catalogue[] = {
 	 "the next one and inject an ACK, RST or response that a client or "
 	 "the server accepts: cancelled observations, forged answers "
 	 "(T-24, RFC 7252 section 11.4, RFC 9175 section 4).",
-	 "moatd draws ids and tokens from a CSPRNG. libcoap increments "
-	 "message ids per session from a random start (RFC 7252 allows "
-	 "it): rely on DTLS (coaps) on untrusted networks rather than on "
-	 "id randomness, or update to a release that randomises them."},
+	 "moatd draws ids and tokens from a CSPRNG. For other servers, "
+	 "update to a release that draws them at random, and rely on DTLS "
+	 "(coaps) on untrusted networks rather than on id randomness."},
 	{"AUD-CO-05", MOAT_SEV_HIGH,
 	 "CoAP requests and observations accepted without authentication",
 	 "Clients without credentials may publish, read and observe "

@@ -437,9 +437,14 @@ static void try_write(struct co_state *s, const char *path)
 		      0, &get, err, sizeof(err));
 	if (rc != MOAT_OK || get.code != COAP_NOT_FOUND) {
 		coap_code_str(get.code, code);
-		audit_note(s->x->t, "write test on %s not run: %s %s", path,
-			   rc != MOAT_OK ? "GET failed:" : "it exists (GET",
-			   rc != MOAT_OK ? err : code);
+		if (rc != MOAT_OK)
+			audit_note(s->x->t, "write test on %s not run: GET "
+					    "failed: %s", path, err);
+		else
+			audit_note(s->x->t, "write test on %s not run: GET "
+					    "answered %s, not 4.04, so it may "
+					    "exist (the audit writes only where "
+					    "nothing is)", path, code);
 		audit_udp_close(&u);
 		return;
 	}
