@@ -366,22 +366,39 @@ static const struct co_res *largest(const struct co_state *s)
 
 /* ---- Observe (AUD-CO-05) ------------------------------------------------- */
 
+/* Resources that say obs; without any, those read anonymously. */
+static bool observable(const struct co_res *r, bool any_obs)
+{
+	return any_obs ? r->obs : COAP_CODE_CLASS(r->code) == 2;
+}
+
+/* Each observation lasts --wait; with --sample-payloads, the observations
+ * share the sampling window (--sample-payloads SECONDS in all). */
 static void observe_all(struct co_state *s)
 {
-	unsigned window = s->x->run->o->sample_s
-				  ? s->x->run->o->sample_s * 1000u
-				  : s->x->run->o->wait_ms;
+	const struct audit_opts *o = s->x->run->o;
 	char acc[500] = "", err[AUDIT_ERR_LEN];
-	size_t tried = 0, accepted = 0;
-	/* Resources that say obs; without any, those read anonymously. */
+	size_t tried = 0, accepted = 0, todo = 0;
 	bool any_obs = false;
 	for (size_t i = 0; i < s->nres; i++)
 		any_obs = any_obs || s->res[i].obs;
+	for (size_t i = 0; i < s->nres; i++)
+		todo += observable(&s->res[i], any_obs);
+	todo = MOAT_MIN(todo, (size_t)CO_OBSERVE_MAX);
+	uint64_t sample_end = moat_now_ms() + (uint64_t)o->sample_s * 1000u;
 	for (size_t i = 0; i < s->nres && tried < CO_OBSERVE_MAX &&
 			   !audit_out_of_time(s->x); i++) {
 		struct co_res *r = &s->res[i];
-		if (any_obs ? !r->obs : COAP_CODE_CLASS(r->code) != 2)
+		if (!observable(r, any_obs))
 			continue;
+		unsigned window = o->wait_ms;
+		if (o->sample_s) {
+			uint64_t left = sample_end > moat_now_ms()
+						? sample_end - moat_now_ms()
+						: 0;
+			window = (unsigned)MOAT_MAX(left / (todo - tried),
+						    1000u);
+		}
 		struct audit_udp u;
 		if (open_sock(s, &u) != MOAT_OK) {
 			audit_note(s->x->t, "Observe not checked: %s", u.err);
