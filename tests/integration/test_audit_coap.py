@@ -20,8 +20,11 @@ import json
 import os
 import re
 import shutil
+import socket
+import struct
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 
@@ -240,6 +243,7 @@ class MoatdSecure(unittest.TestCase):
         co, cs = ts[specs[1]], ts[specs[2]]
         self.assertNotIn("AUD-CO-05", ids(co))
         self.assertNotIn("AUD-CO-02", ids(co))
+        self.assertNotIn("AUD-CO-04", ids(co))
         self.assertNotIn("AUD-CO-06", ids(cs))
         self.assertNotIn("AUD-CO-07", ids(cs))
         self.assertTrue(any("HelloVerifyRequest with a cookie" in n
@@ -391,6 +395,86 @@ class Hostile(unittest.TestCase):
         self.assertIn("AUD-CO-05", ids(ts[specs[3]]))
         self.assertEqual(rc, 2)
         print("hostile run: %.1f s" % took)
+
+
+def sequential_mids(srv, addr, m):
+    """Piggybacked answers, and NON answers numbered 1, 2, 3..."""
+    if path_of(m) != "/.well-known/core":
+        return [coap_build(ACK, 0x84, m[2], m[3])]
+    if m[0] == CON:
+        return [coap_build(ACK, CONTENT, m[2], m[3], [], b"</x>")]
+    srv.mid = getattr(srv, "mid", 0x4000) + 1
+    return [coap_build(1, CONTENT, srv.mid, m[3], [], b"</x>")]
+
+
+def dtls_record(seq, body, epoch=0):
+    return (struct.pack(">BHH", 22, 0xFEFD, epoch) + seq.to_bytes(6, "big") +
+            struct.pack(">H", len(body)) + body)
+
+
+def dtls_handshake(typ, mseq, body):
+    n = len(body).to_bytes(3, "big")
+    return bytes([typ]) + n + struct.pack(">H", mseq) + b"\0\0\0" + n + body
+
+
+def no_cookie_server(sock, der, stop):
+    """Answers every ClientHello with ServerHello (ECDHE-ECDSA-AES128-GCM-
+    SHA256) and Certificate at once: no HelloVerifyRequest."""
+    sock.settimeout(0.1)
+    hello = (b"\xfe\xfd" + os.urandom(32) + b"\x00" + b"\xc0\x2b" +
+             b"\x00" + b"\x00\x05" + b"\xff\x01\x00\x01\x00")
+    cert = len(der).to_bytes(3, "big") + der
+    cert = len(cert).to_bytes(3, "big") + cert
+    while not stop:
+        try:
+            d, addr = sock.recvfrom(70000)
+        except socket.timeout:
+            continue
+        if len(d) > 25 and d[0] == 22 and d[13] == 1:
+            sock.sendto(dtls_record(0, dtls_handshake(2, 0, hello)), addr)
+            sock.sendto(dtls_record(1, dtls_handshake(11, 1, cert)), addr)
+
+
+class Positives(unittest.TestCase):
+    """Servers made to show AUD-CO-04 and AUD-CO-06."""
+
+    def test_sequential_message_ids(self):
+        with HostileServer(sequential_mids) as srv:
+            rc, out, err = audit("coap://127.0.0.1:%d" % srv.port)
+        t = targets(out)["coap://127.0.0.1:%d" % srv.port]
+        f = finding(t, "AUD-CO-04")
+        self.assertEqual(len(f), 1, t)
+        self.assertIn("4001 4002 4003", f[0]["evidence"])
+
+    def test_certificate_flight_without_cookie(self):
+        d = tempfile.mkdtemp(prefix="moat-auditcoap-")
+        self.addCleanup(shutil.rmtree, d, True)
+        make_certs(d)
+        der = subprocess.run(["openssl", "x509", "-in", d + "/server.crt",
+                              "-outform", "DER"], stdout=subprocess.PIPE,
+                             check=True).stdout
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("127.0.0.1", 0))
+        stop = []
+        th = threading.Thread(target=no_cookie_server,
+                              args=(sock, der, stop), daemon=True)
+        th.start()
+        try:
+            spec = "coaps://127.0.0.1:%d" % sock.getsockname()[1]
+            rc, out, err = audit("--timeout", "1000", spec)
+        finally:
+            stop.append(1)
+            th.join(5)
+            sock.close()
+        t = targets(out)[spec]
+        f = finding(t, "AUD-CO-06")
+        self.assertEqual(len(f), 1, t)
+        self.assertIn("Certificate flight", f[0]["evidence"])
+        # a suite we did not offer is not "accepted"; nothing else invented
+        self.assertNotIn("AUD-CO-07", ids(t))
+        self.assertTrue(any(n.startswith("DTLS versions accepted: DTLS 1.2")
+                            for n in t["notes"]), t["notes"])
+        self.assertEqual(rc, 1)
 
 
 class Usage(unittest.TestCase):

@@ -32,14 +32,18 @@
 
 struct dtls_probe {
 	struct audit_target *t;
-	bool wrote_hello, second_flight;
-	size_t in_pre, out_pre; /* bytes to / from the server before the
-				 * cookie round trip (or our 2nd flight) */
+	bool wrote_hello;
+	bool answered;	/* a record came from the server */
+	bool pre_done;	/* we wrote again after that answer */
+	size_t in_pre;	/* our bytes before the server's first record */
+	size_t out_pre;	/* the server's bytes from then until we wrote
+			 * again: its answer to our first ClientHello */
 	unsigned nin;		/* handshake messages received */
 	uint8_t first_in;	/* type of the first one */
 	bool hvr;		/* a HelloVerifyRequest came */
 	bool cert_pre;		/* a Certificate came before any cookie */
-	bool server_hello;
+	bool server_hello;	/* one that chose what we offered */
+	uint16_t want;		/* the version offered (0: any) */
 	uint16_t version;	/* the ServerHello's */
 	char cipher[64];	/* the suite it chose */
 	bool psk_asked;		/* the PSK callback ran (PSK suite chosen) */
@@ -71,12 +75,13 @@ static void count_cb(int write_p, int version, int type, const void *buf,
 		count(arg, write_p, buf, len, &rec);
 }
 
+/* A ServerHello counts only when it chose a version and a suite that we
+ * offered (OpenSSL then aborts the handshake, but we look first). */
 static void server_hello(struct dtls_probe *p, SSL *ssl, const uint8_t *b,
 			 size_t len)
 {
 	/* DTLS handshake header (12), version (2), random (32), session
 	 * id (1 + n), cipher suite (2). */
-	p->server_hello = true;
 	if (len < 12 + 2 + 32 + 1)
 		return;
 	p->version = (uint16_t)(b[12] << 8 | b[13]);
@@ -86,6 +91,10 @@ static void server_hello(struct dtls_probe *p, SSL *ssl, const uint8_t *b,
 	const SSL_CIPHER *c = SSL_CIPHER_find(ssl, b + 47 + sid);
 	snprintf(p->cipher, sizeof(p->cipher), "%s",
 		 c ? SSL_CIPHER_get_name(c) : "an unknown suite");
+	bool version_ok = p->want ? p->version == p->want
+				  : p->version == 0xfefd || p->version == 0xfeff;
+	p->server_hello = c && version_ok &&
+			  sk_SSL_CIPHER_find(SSL_get_ciphers(ssl), c) >= 0;
 }
 
 static void probe_cb(int write_p, int version, int type, const void *buf,
@@ -97,21 +106,22 @@ static void probe_cb(int write_p, int version, int type, const void *buf,
 	if (type == SSL3_RT_HEADER) {
 		size_t rec;
 		count(p->t, write_p, b, len, &rec);
-		if (write_p && !p->hvr && !p->second_flight)
+		if (write_p && !p->answered)
 			p->in_pre += rec;
-		if (!write_p && !p->second_flight && !p->hvr) {
-			p->out_pre += rec;
+		else if (write_p)
+			p->pre_done = true;
+		else
 			p->records_in++;
+		if (!write_p && !p->pre_done) {
+			p->answered = true;
+			p->out_pre += rec;
 		}
 		return;
 	}
 	if (type != SSL3_RT_HANDSHAKE || len < 1)
 		return;
 	if (write_p) {
-		if (b[0] == SSL3_MT_CLIENT_HELLO)
-			p->wrote_hello = true;
-		else
-			p->second_flight = true;
+		p->wrote_hello = p->wrote_hello || b[0] == SSL3_MT_CLIENT_HELLO;
 		return;
 	}
 	if (!p->nin++)
@@ -169,13 +179,14 @@ static SSL_CTX *dctx(int min, int max, const char *suites, bool psk)
 enum dres { D_HELLO, D_REFUSED, D_SILENT, D_UNTESTABLE, D_ERROR };
 
 /* One handshake with ctx (NULL: untestable).  *done: it completed. */
-static enum dres probe(struct audit_ctx *x, SSL_CTX *ctx,
+static enum dres probe(struct audit_ctx *x, SSL_CTX *ctx, uint16_t want,
 		       struct dtls_probe *p, bool *done, char *err,
 		       size_t errsz)
 {
 	struct audit_udp u;
 	memset(p, 0, sizeof(*p));
 	p->t = x->t;
+	p->want = want;
 	*done = false;
 	err[0] = 0;
 	if (!ctx)
@@ -216,7 +227,7 @@ static bool check_cookie(struct audit_ctx *x)
 	bool done;
 	SSL_CTX *c = dctx(DTLS1_2_VERSION, DTLS1_2_VERSION,
 			  MOAT_DTLS_PSK_CIPHERS ":" CERT_SUITES, true);
-	enum dres r = probe(x, c, &p, &done, err, sizeof(err));
+	enum dres r = probe(x, c, 0, &p, &done, err, sizeof(err));
 	SSL_CTX_free(c);
 	if (r == D_SILENT || r == D_ERROR || r == D_UNTESTABLE) {
 		audit_fail(x->t, "no DTLS answer to a ClientHello%s%s (is "
@@ -227,10 +238,9 @@ static bool check_cookie(struct audit_ctx *x)
 	}
 	double ratio = p.in_pre ? (double)p.out_pre / (double)p.in_pre : 0;
 	char seen[300];
-	snprintf(seen, sizeof(seen), "before %s the server sent %zu bytes "
-		 "for our %zu (factor %.1f)",
-		 p.hvr ? "the cookie round trip" : "our second flight",
-		 p.out_pre, p.in_pre, ratio);
+	snprintf(seen, sizeof(seen), "in answer to our first ClientHello "
+		 "(%zu bytes) the server sent %zu bytes (factor %.1f)",
+		 p.in_pre, p.out_pre, ratio);
 	if (p.cert_pre)
 		moat_findings_add(&x->t->findings, "AUD-CO-06",
 				  "the server sent its Certificate flight to a "
@@ -245,8 +255,8 @@ static bool check_cookie(struct audit_ctx *x)
 	else
 		audit_note(x->t, "DTLS: %s to an unvalidated address; %s",
 			   p.hvr ? "HelloVerifyRequest with a cookie first"
-				 : "no HelloVerifyRequest (no certificate "
-				   "sent before the client's second flight)",
+				 : "no HelloVerifyRequest (but no certificate "
+				   "before the client's second flight)",
 			   seen);
 	if (p.server_hello)
 		audit_note(x->t, "DTLS: the server chose %s with %s for a "
@@ -264,7 +274,7 @@ static void check_psk(struct audit_ctx *x)
 	bool done;
 	SSL_CTX *c = dctx(DTLS1_2_VERSION, DTLS1_2_VERSION,
 			  "PSK:@SECLEVEL=0", true);
-	enum dres r = probe(x, c, &p, &done, err, sizeof(err));
+	enum dres r = probe(x, c, 0, &p, &done, err, sizeof(err));
 	SSL_CTX_free(c);
 	if (r != D_HELLO) {
 		audit_note(x->t, "DTLS: PSK suites %s",
@@ -294,10 +304,11 @@ static enum dres try_version(struct audit_ctx *x, int v, struct dtls_probe *p)
 					    "ALL:!PSK:!SRP:@SECLEVEL=0"};
 	enum dres best = D_UNTESTABLE;
 	char err[AUDIT_ERR_LEN];
+	uint16_t wire = v == DTLS1_VERSION ? 0xfeff : 0xfefd;
 	for (size_t i = 0; i < MOAT_ARRAY_LEN(lists); i++) {
 		bool done;
 		SSL_CTX *c = dctx(v, v, lists[i], true);
-		enum dres r = probe(x, c, p, &done, err, sizeof(err));
+		enum dres r = probe(x, c, wire, p, &done, err, sizeof(err));
 		SSL_CTX_free(c);
 		if (r == D_HELLO)
 			return r;
@@ -345,7 +356,7 @@ static void check_suites(struct audit_ctx *x)
 		snprintf(list, sizeof(list), "%s:@SECLEVEL=0",
 			 audit_weak[i].list);
 		SSL_CTX *c = dctx(DTLS1_VERSION, DTLS1_2_VERSION, list, true);
-		enum dres r = probe(x, c, &p, &done, err, sizeof(err));
+		enum dres r = probe(x, c, 0, &p, &done, err, sizeof(err));
 		SSL_CTX_free(c);
 		char *l = r == D_UNTESTABLE ? untested : tested;
 		size_t o = strlen(l);
@@ -375,7 +386,7 @@ static SSL_CTX *anonymous_ctx(struct audit_ctx *x)
 	bool done;
 	SSL_CTX *c = dctx(DTLS1_2_VERSION, DTLS1_2_VERSION, CERT_SUITES,
 			  false);
-	enum dres r = probe(x, c, &p, &done, err, sizeof(err));
+	enum dres r = probe(x, c, 0, &p, &done, err, sizeof(err));
 	if (done) {
 		SSL_CTX_set_msg_callback(c, count_cb);
 		SSL_CTX_set_msg_callback_arg(c, x->t);
