@@ -296,17 +296,17 @@ static void read_all(struct co_state *s)
 	struct audit_udp u;
 	char err[AUDIT_ERR_LEN], ok[500] = "", failed[500] = "";
 	size_t nok = 0, nfail = 0, tried = 0;
-	bool open = false;
+	bool have_sock = false;
 	for (size_t i = 0; i < s->nres && tried < CO_READ_MAX &&
 			   !audit_out_of_time(s->x); i++) {
 		struct co_res *r = &s->res[i];
 		if (!strcmp(r->path, "/.well-known/core"))
 			continue;
-		if (!open && open_sock(s, &u) != MOAT_OK) {
+		if (!have_sock && open_sock(s, &u) != MOAT_OK) {
 			audit_note(s->x->t, "anonymous reads not run: %s", u.err);
 			return;
 		}
-		open = true;
+		have_sock = true;
 		tried++;
 		struct co_call c = {.path = r->path, .sample = true};
 		int rc = call(s, &u, COAP_GET, false, audit_step_deadline(s->x),
@@ -326,10 +326,10 @@ static void read_all(struct co_state *s)
 			append(failed, sizeof(failed), what);
 			/* a broken exchange may leave datagrams behind */
 			audit_udp_close(&u);
-			open = false;
+			have_sock = false;
 		}
 	}
-	if (open)
+	if (have_sock)
 		audit_udp_close(&u);
 	if (nfail)
 		audit_note(s->x->t, "anonymous GET failed for %zu resource%s: %s",
