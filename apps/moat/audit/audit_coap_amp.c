@@ -176,7 +176,7 @@ void co_check_ids(struct co_state *s, const char *path)
 {
 	struct audit_udp u;
 	uint16_t mids[CO_MID_SAMPLES];
-	size_t n = 0;
+	size_t n = 0, missed = 0;
 	uint8_t req[600];
 	if (audit_udp_open(s->x, &u) != MOAT_OK) {
 		audit_note(s->x->t, "message ids (AUD-CO-04) not checked: %s",
@@ -185,7 +185,9 @@ void co_check_ids(struct co_state *s, const char *path)
 	}
 	audit_progress(s->x, "CoAP message ids of %d NON responses",
 		       CO_MID_SAMPLES);
-	for (int i = 0; i < CO_MID_SAMPLES && !audit_out_of_time(s->x); i++) {
+	/* Three unanswered in a row: the server does not answer NON. */
+	for (int i = 0; i < CO_MID_SAMPLES && missed < 3 &&
+			!audit_out_of_time(s->x); i++) {
 		size_t len;
 		uint16_t mid;
 		uint8_t tok[4];
@@ -196,6 +198,7 @@ void co_check_ids(struct co_state *s, const char *path)
 		/* Wait for the answer to this one (NON: no retransmission). */
 		uint64_t until = MOAT_MIN(audit_step_deadline(s->x),
 					  moat_now_ms() + 1000u);
+		missed++;
 		for (;;) {
 			size_t got;
 			struct coap_msg m;
@@ -207,6 +210,7 @@ void co_check_ids(struct co_state *s, const char *path)
 			    m.type == COAP_ACK || m.type == COAP_RST)
 				continue;
 			mids[n++] = m.mid;
+			missed = 0;
 			break;
 		}
 		audit_sleep(s->x, CO_MID_PACE_MS);
