@@ -207,7 +207,17 @@ class LibcoapLoopback(unittest.TestCase):
         uri = run["results"][0]["locations"][0]["physicalLocation"][
             "artifactLocation"]["uri"]
         self.assertEqual(uri, "coap://127.0.0.1:%d" % self.port)
+        props = run["invocations"][0]["properties"]
+        self.assertGreater(props["coap_datagrams_sent"], 0)
+        self.assertGreater(props["coap_bytes_sent"], 0)
         self.assertEqual(rc, 1)
+
+    def test_text_totals(self):
+        r = subprocess.run([MOAT, "audit", "--wait", "500", "--delay", "20",
+                            "coap://127.0.0.1:%d" % self.port],
+                           stdout=subprocess.PIPE, timeout=T)
+        self.assertRegex(r.stdout.decode(), r"CoAP: the audit sent \d+ "
+                                            r"datagrams \(\d+ bytes\) in all")
 
 
 class MoatdSecure(unittest.TestCase):

@@ -138,9 +138,25 @@ static void text_target(FILE *out, const struct audit_target *t)
 	fputc('\n', out);
 }
 
+/* Datagrams and bytes sent to every CoAP target; false when none. */
+static bool coap_totals(const struct audit_target *t, size_t n, size_t *dg,
+			size_t *bytes)
+{
+	bool any = false;
+	*dg = *bytes = 0;
+	for (size_t i = 0; i < n; i++)
+		if (audit_is_coap(&t[i])) {
+			any = true;
+			*dg += t[i].dg_sent;
+			*bytes += t[i].bytes_sent;
+		}
+	return any;
+}
+
 static void print_text(FILE *out, const struct audit_opts *o,
 		       const struct audit_target *t, size_t n)
 {
+	size_t dg, bytes;
 	size_t errors = 0;
 	fprintf(out, "moat audit %s: %zu target%s (exit status 1 for "
 		     "findings at or above %s)\n\n",
@@ -153,6 +169,9 @@ static void print_text(FILE *out, const struct audit_opts *o,
 	if (n > 1 && errors)
 		fprintf(out, "%zu of %zu targets could not be fully audited.\n",
 			errors, n);
+	if (coap_totals(t, n, &dg, &bytes))
+		fprintf(out, "CoAP: the audit sent %zu datagram%s (%zu bytes) in "
+			     "all.\n", dg, dg == 1 ? "" : "s", bytes);
 }
 
 /* ---- JSON --------------------------------------------------------------- */
@@ -292,9 +311,13 @@ static void sarif_invocation(FILE *out, const struct audit_target *t,
 	bool ok = true, first = true;
 	for (size_t i = 0; i < n; i++)
 		ok = ok && !t[i].error[0];
-	fprintf(out, "      \"invocations\": [{\"executionSuccessful\": %s, "
-		     "\"toolExecutionNotifications\": [",
+	size_t dg, bytes;
+	fprintf(out, "      \"invocations\": [{\"executionSuccessful\": %s, ",
 		ok ? "true" : "false");
+	if (coap_totals(t, n, &dg, &bytes))
+		fprintf(out, "\"properties\": {\"coap_datagrams_sent\": %zu, "
+			     "\"coap_bytes_sent\": %zu}, ", dg, bytes);
+	fputs("\"toolExecutionNotifications\": [", out);
 	for (size_t i = 0; i < n; i++) {
 		if (!t[i].error[0])
 			continue;
