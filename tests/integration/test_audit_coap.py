@@ -170,6 +170,65 @@ class OpenLibcoapExposed(unittest.TestCase):
                             for n in self.t["notes"]), self.t["notes"])
 
 
+MOATD_NS_SCRIPT = r"""
+ip link set lo up
+ip addr add {addr}/32 dev lo
+{moatd} -c {conf} >{log} 2>&1 &
+S=$!
+trap 'kill $S; wait $S 2>/dev/null || true' EXIT
+for i in $(seq 100); do
+  {moat} coap get -W 1 coap://{addr}:{port}/.well-known/core >/dev/null 2>&1 \
+    && break
+  sleep 0.1
+done
+{moat} audit --format json --wait 1000 --delay 20 coap://{addr}:{port}
+echo "rc=$?" >&2
+"""
+
+
+class MoatdEchoExposed(unittest.TestCase):
+    """moatd's plain CoAP listener on a network address (10.77.0.1 in a
+    network namespace, allow_insecure_listener true): exposed, but Echo
+    keeps every answer to an unvalidated address within 3x."""
+
+    def test_echo_bounds_amplification(self):
+        if not have_netns():
+            self.skipTest("no unprivileged network namespaces")
+        moatd = os.path.abspath(os.environ.get("MOATD_BIN",
+                                               "../../build/moatd"))
+        d = tempfile.mkdtemp(prefix="moat-auditcoap-")
+        self.addCleanup(shutil.rmtree, d, True)
+        with open(os.path.join(d, "acl"), "w") as f:
+            f.write("topic read pub/#\n")
+        os.chmod(os.path.join(d, "acl"), 0o600)
+        conf = os.path.join(d, "moatd.conf")
+        with open(conf, "w") as f:
+            f.write("listener 25683 %s\nprotocol coap\n"
+                    "allow_insecure_listener true\nallow_anonymous true\n"
+                    "acl_file %s/acl\nuser root\n" % (NS_ADDR, d))
+        script = MOATD_NS_SCRIPT.format(addr=NS_ADDR, port=25683,
+                                        moat=os.path.abspath(MOAT),
+                                        moatd=moatd, conf=conf,
+                                        log=os.path.join(d, "log"))
+        p = subprocess.run(["unshare", "-rn", "sh", "-c", script],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=T)
+        with open(os.path.join(d, "log")) as f:
+            log = f.read()
+        t = targets(p.stdout.decode())["coap://%s:25683" % NS_ADDR]
+        self.assertEqual(t["status"], "audited", (t, log))
+        if os.environ.get("SHOW"):
+            print(json.dumps(t, indent=1))
+        self.assertIn("AUD-CO-01", ids(t))        # plaintext on a network
+        self.assertNotIn("AUD-CO-02", ids(t), t)  # Echo: within 3x
+        self.assertNotIn("AUD-CO-03", ids(t), t)
+        self.assertNotIn("AUD-CO-05", ids(t), t)  # nothing to observe
+        self.assertTrue(any("4.01 with an Echo option" in n
+                            for n in t["notes"]), t["notes"])
+        self.assertTrue(any(n.startswith("amplification within 3x")
+                            for n in t["notes"]), t["notes"])
+
+
 class LibcoapLoopback(unittest.TestCase):
     """The same open server on 127.0.0.1: not exposed (AUD-CO-01 is a
     note), the rest reported at the loopback severities; text and SARIF."""
