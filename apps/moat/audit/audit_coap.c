@@ -72,7 +72,6 @@ struct co_call {
 	size_t len;	     /* body bytes of the last response */
 	struct moat_buf *keep; /* the body, when wanted */
 	bool sample;	     /* pass bodies to the sampler */
-	bool stop_after_first;
 };
 
 static int on_response(void *arg, const struct coap_msg *m,
@@ -102,7 +101,7 @@ static int on_response(void *arg, const struct coap_msg *m,
 		if (!audit_sampler_feed(c->s->sampler, &sm))
 			return MOAT_ELIMIT;
 	}
-	if (c->stop_after_first || c->notifications >= CO_NOTIFY_MAX)
+	if (c->notifications >= CO_NOTIFY_MAX)
 		return MOAT_DECLINED; /* stop: deregistration follows */
 	return MOAT_OK;
 }
@@ -134,6 +133,7 @@ static int call(struct co_state *s, struct audit_udp *u, uint8_t method,
 				  .observe = observe};
 	audit_udp_io(u, &io);
 	c->s = s;
+	u->err[0] = 0;
 	int rc = coap_client_run(&io, &cfg, &rq, on_response, c, err, errsz);
 	if (rc == MOAT_DECLINED && c->answered)
 		rc = MOAT_OK;
