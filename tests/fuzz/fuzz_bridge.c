@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "broker/bridge_int.h"
+#include "fuzz_conn.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -56,33 +57,12 @@ static void setup(void)
 	}
 }
 
-static void drain(int fd)
-{
-	uint8_t sink[65536];
-	while (read(fd, sink, sizeof(sink)) > 0)
-		;
-}
-
 /* The bridge's connection, as connect_to makes it, on a socketpair. */
 static struct moat_conn *open_bridge(struct moat_bridge *br, int fds[2])
 {
-	struct moat_worker *w = br->w;
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
-		       fds) != 0)
+	struct moat_conn *c = fuzz_open_conn(br->w, fds);
+	if (!c)
 		return NULL;
-	union moat_sockaddr peer = {.v4 = {.sin_family = AF_INET,
-					   .sin_addr.s_addr =
-						   htonl(INADDR_LOOPBACK)}};
-	struct moat_conn *c = moat_conn_new(w, fds[0], &peer);
-	if (!c || moat_conn_attach(w, c) != MOAT_OK) {
-		if (c)
-			moat_conn_free(c);
-		else
-			close(fds[0]);
-		close(fds[1]);
-		return NULL;
-	}
-	MOAT_STAT_ADD(w->b, connections, 1);
 	c->bridge = br;
 	c->proto_level = br->version;
 	c->keepalive = 60;
@@ -104,27 +84,6 @@ static void local_messages(struct moat_worker *w, int n)
 		moat_worker_route(w, m);
 		moat_msg_unref(&m);
 	}
-}
-
-static bool feed(struct moat_conn *c, int peer, const uint8_t *p, size_t n,
-		 size_t chunk)
-{
-	while (n && c->state != CONN_CLOSED) {
-		size_t room = c->in.max - moat_buf_used(&c->in);
-		size_t k = MOAT_MIN(MOAT_MIN(n, chunk), room);
-		uint8_t *dst = k ? moat_buf_reserve(&c->in, k) : NULL;
-		if (!dst)
-			return false;
-		memcpy(dst, p, k);
-		moat_buf_commit(&c->in, k);
-		p += k;
-		n -= k;
-		if (!moat_conn_process_input(c))
-			return false;
-		moat_conn_flush(c);
-		drain(peer);
-	}
-	return c->state != CONN_CLOSED;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -154,14 +113,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (mode & 4)
 			local_messages(w, 12);
 		if (mode & 2)
-			ok = mode & 1 ? feed(c, fd[1], ack5, sizeof(ack5), 5)
-				      : feed(c, fd[1], ack3, sizeof(ack3), 4);
+			ok = mode & 1 ? fuzz_feed(c, fd[1], ack5, sizeof(ack5), 5)
+				      : fuzz_feed(c, fd[1], ack3, sizeof(ack3), 4);
 		if (ok)
-			ok = feed(c, fd[1], data, size, chunk);
+			ok = fuzz_feed(c, fd[1], data, size, chunk);
 		if (ok && (mode & 4)) {
 			local_messages(w, 4);
 			moat_conn_flush(c);
-			drain(fd[1]);
+			fuzz_drain(fd[1]);
 		}
 		if (c->state != CONN_CLOSED)
 			moat_conn_close(c, "fuzz input ended");
