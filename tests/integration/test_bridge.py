@@ -140,10 +140,10 @@ def publish_many(port, topic, payloads):
     c.loop_stop()
 
 
-def until_bridged(src_port, src_topic, sub, dst_topic):
+def until_bridged(src_port, src_topic, sub, dst_topic, timeout=WAIT):
     """Publish probes on src until sub sees one on dst (the bridge is up
     and subscribed both sides)."""
-    deadline = time.monotonic() + WAIT
+    deadline = time.monotonic() + timeout
     n = 0
     while time.monotonic() < deadline:
         n += 1
@@ -542,13 +542,17 @@ class Failover(unittest.TestCase):
             finally:
                 sub.close()
             primary = moat_remote(persistence=False, tls=first).start()
+            ok = wait_for(lambda: "answers again; moving back from "
+                          "127.0.0.1:%d" % second.tls_port
+                          in origin.read_log(), 30)
+            self.assertTrue(ok, origin.read_log()[-3000:])
             sub = Sub(primary.port, ["a/#"])
             try:
-                until_bridged(origin.port, "site/y", sub, "a/site/y")
+                until_bridged(origin.port, "site/y", sub, "a/site/y", 30)
+            except AssertionError as e:
+                raise AssertionError("%s\n%s" % (e, origin.read_log()[-3000:]))
             finally:
                 sub.close()
-            self.assertIn("answers again; moving back from 127.0.0.1:%d"
-                          % second.tls_port, origin.read_log())
         finally:
             for b in (origin, primary, second):
                 if b:
