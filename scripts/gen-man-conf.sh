@@ -13,7 +13,8 @@ One directive per line,
 .IR "directive value" ;
 lines starting with # are comments.
 Sizes take k, m and g suffixes (1024\-based), durations s, m and h.
-Directives marked (listener) apply to the listener line above them.
+Directives marked (listener) apply to the listener line above them,
+those marked (connection) to the bridge of the connection line above them.
 Unknown directives and bad values are errors that name the file and line.
 .B moatd \-\-test\-config \-c
 .I FILE

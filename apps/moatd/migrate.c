@@ -481,7 +481,7 @@ static void translate_lines(FILE *o, struct mg *g)
 			set(x, MG_DROPPED, "not a mosquitto directive "
 			    "(mosquitto refuses the file)");
 		else if (x->bridge >= 0 && bridge_directive(x->name))
-			set(x, MG_BRIDGE, "bridge %s: a note in moatd.conf",
+			set(x, MG_BRIDGE, "bridge %s",
 			    g->m->br[x->bridge >= 0 ? x->bridge : 0].name);
 		else if (is_plugin_option(x->name))
 			set(x, MG_DROPPED, NO_PLUGINS);
@@ -502,25 +502,6 @@ static void translate_lines(FILE *o, struct mg *g)
 	if (log_level >= 0)
 		fprintf(o, "# from log_type\nlog_level %s\n",
 			levels[log_level]);
-}
-
-/* Bridges as comments (moatd has no bridges yet). */
-static void put_bridges(FILE *o, const struct mg *g)
-{
-	if (!g->m->nbr)
-		return;
-	fprintf(o, "\n# Bridges: moatd does not bridge yet. mosquitto's "
-		   "bridge sections, for reference\n# (passwords and PSKs "
-		   "removed):\n");
-	for (size_t i = 0; i < g->n; i++) {
-		const struct mg_line *x = &g->v[i];
-		if (x->status != MG_BRIDGE)
-			continue;
-		bool secret = strstr(x->name, "password") ||
-			      !strcmp(x->name, "bridge_psk");
-		fprintf(o, "#   %s %s\n", x->name,
-			secret ? "(removed)" : x->value);
-	}
 }
 
 /* ---- the configuration text ---------------------------------------------- */
@@ -546,7 +527,7 @@ static char *build_conf(struct mg *g, size_t *len)
 	for (size_t i = 0; i < g->m->nl; i++)
 		if (g->l[i].carried)
 			put_listener(o, g, i);
-	put_bridges(o, g);
+	mg_put_bridges(o, g);
 	if (fclose(o) != 0) {
 		free(text);
 		return NULL;

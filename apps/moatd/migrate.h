@@ -68,6 +68,15 @@ int mg_write_file(const struct mg *g, const char *name, const char *text,
 int mg_write_report(struct mg *g, const char *newconf, char *err,
 		    size_t errsz);
 
+/* migrate_bridge.c: the bridge lines (status MG_BRIDGE from
+ * translate_lines) as connection sections into o, each line's fate set
+ * (MG_BRIDGE carried, MG_DROPPED with why); the remote passwords into
+ * OUTDIR/bridge-NAME.pw (0600); a user block per bridge granting its
+ * topics, for an ACL. */
+void mg_put_bridges(FILE *o, struct mg *g);
+int mg_write_bridge_secrets(const struct mg *g, char *err, size_t errsz);
+void mg_bridge_acl(FILE *t, const struct mg *g);
+
 /* migrate_retained.c: moatd migrate --retained ... */
 int mg_retained_main(int argc, char **argv);
 

@@ -163,6 +163,7 @@ static int write_acl(struct mg *g, char *err, size_t errsz)
 		}
 		moat_free(text);
 	}
+	mg_bridge_acl(t, g);
 	fclose(h);
 	fclose(t);
 	h = t = NULL;
@@ -192,7 +193,7 @@ int mg_write_auth(struct mg *g, char *err, size_t errsz)
 		return MOAT_EIO;
 	if (g->nacl && write_acl(g, err, errsz))
 		return MOAT_EIO;
-	return MOAT_OK;
+	return mg_write_bridge_secrets(g, err, errsz);
 }
 
 /* ---- the report ---------------------------------------------------------- */
@@ -305,8 +306,16 @@ int mg_write_report(struct mg *g, const char *newconf, char *err,
 	if (g->lines_dropped)
 		fprintf(o, "- %zu more lines beyond %d were not read\n",
 			g->lines_dropped, MG_MAX_LINES);
-	fprintf(o, "\n## Bridges (%zu)\n\nmoatd does not bridge yet; each "
-		   "bridge is a comment in moatd.conf.\n\n", g->m->nbr);
+	fprintf(o, "\n## Bridges (%zu)\n\nEach bridge is a connection "
+		   "section of moatd.conf (docs/bridges.md); its remote "
+		   "password, if any, is in bridge-NAME.pw (0600).%s Lines "
+		   "moatd has no use for are under Not carried over.\n\n",
+		g->m->nbr,
+		g->nacl && g->m->nbr
+			? " In moatd a bridge is a user of the local ACL: the "
+			  "acl grants each bridge (its local_username, or its "
+			  "connection name) its topics."
+			: "");
 	put_lines(o, g, MG_BRIDGE);
 	fprintf(o, "\n## Security differences\n\n");
 	if (g->diffs_len)
@@ -334,7 +343,7 @@ int mg_write_report(struct mg *g, const char *newconf, char *err,
 	if (rc == MOAT_OK) {
 		printf("moatd migrate: wrote %s/moatd.conf%s%s and "
 		       "MIGRATION.md: %zu directives carried over, %zu not, "
-		       "%zu bridge lines as notes\n",
+		       "%zu bridge lines carried over\n",
 		       g->outdir, g->npw ? ", passwd" : "",
 		       g->nacl ? ", acl" : "", count(g, MG_CARRIED),
 		       count(g, MG_DROPPED), count(g, MG_BRIDGE));

@@ -175,6 +175,11 @@ int moat_broker_new_hook(const struct moat_config *cfg,
 		moat_err_log("CoAP listener: %s", err);
 		goto fail;
 	}
+	/* The bridges' certificates and keys are files too. */
+	if ((rc = moat__bridges_start(b, err, sizeof(err))) != MOAT_OK) {
+		moat_err_log("%s", err);
+		goto fail;
+	}
 	/* moatd drops root here: listeners bound, files loaded; the
 	 * database belongs to the user it runs as. */
 	if (before_store && (rc = before_store(arg)) != MOAT_OK)
@@ -182,6 +187,12 @@ int moat_broker_new_hook(const struct moat_config *cfg,
 	/* Restored into the workers' tables and the tree, before any
 	 * thread runs. */
 	if ((rc = moat_store_open(b, err, sizeof(err))) != MOAT_OK) {
+		moat_err_log("%s", err);
+		goto fail;
+	}
+	/* After the restore: the bridges' local subscriptions take the
+	 * retained messages they match. */
+	if ((rc = moat__bridges_subscribe(b, err, sizeof(err))) != MOAT_OK) {
 		moat_err_log("%s", err);
 		goto fail;
 	}
@@ -320,6 +331,7 @@ void moat_broker_free(struct moat_broker *b)
 	/* Sessions end here without leaving the store: they are restored
 	 * at the next start. */
 	b->shutting_down = true;
+	moat__bridges_free(b); /* their connections close with the rest */
 	for (unsigned i = 0; b->workers && i < b->nworkers; i++)
 		if (b->workers[i].b)
 			teardown_worker(&b->workers[i]);
@@ -371,7 +383,7 @@ int moat_broker_check_files(const struct moat_config *cfg, char *err,
 	int rc = moat_security_new(cfg, &s, err, errsz);
 	if (rc == MOAT_OK)
 		moat_security_unref(&s);
-	return rc;
+	return rc ? rc : moat__bridges_check(cfg, err, errsz);
 }
 
 /* Settings that size per-connection or per-session structures, or the
@@ -400,6 +412,12 @@ static void keep_restart_only(const struct moat_config *old,
 		moat_warn("reload: user changed; it takes effect at the next "
 			  "restart");
 	memcpy(cfg->user, old->user, sizeof(cfg->user));
+	if (cfg->nbridges != old->nbridges ||
+	    memcmp(cfg->bridges, old->bridges, sizeof(cfg->bridges)))
+		moat_warn("reload: the bridges (connection sections) changed; "
+			  "that takes effect at the next restart");
+	cfg->nbridges = old->nbridges;
+	memcpy(cfg->bridges, old->bridges, sizeof(cfg->bridges));
 	if (strcmp(cfg->persistence_location, old->persistence_location)) {
 		moat_warn("reload: persistence_location changed; it takes "
 			  "effect at the next restart");

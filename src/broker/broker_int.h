@@ -495,6 +495,10 @@ struct moat_conn {
 	bool problem_info;          /* client wants reason strings */
 	struct moat_session *session;
 	char *username; /* verified user name, NULL = anonymous */
+	/* A bridge's connection to its remote broker (bridge.c): we are the
+	 * client; NULL for clients that connected to us. */
+	struct moat_bridge *bridge;
+	bool peer_bridge; /* the client is a bridge (try_private bit) */
 	struct moat_conn *next, *prev; /* worker's list */
 	struct moat_conn *dirty_next;
 	uint64_t out_done; /* bytes consumed from out so far */
@@ -924,6 +928,8 @@ struct moat_broker {
 	bool shutting_down; /* teardown: sessions end without store rows */
 	struct moat_http *http; /* HTTP listeners (http.c), NULL = none */
 	moat_check_fn check;    /* the API's configuration check */
+	struct moat_bridge *bridges; /* bridge.c; nbridges of them */
+	size_t nbridges;
 };
 
 /* ---- HTTP listeners (http.c) and metrics (metrics.c) ----------------------
@@ -1131,6 +1137,58 @@ void moat__leak_tracks_free(struct moat_worker *w);
 void moat__leak_sys_publish(struct moat_worker *w,
 			    void (*put)(struct moat_worker *, const char *,
 					const char *));
+
+/* ---- bridges (bridge.c, bridge_topic.c; docs/bridges.md) ----------------
+ * Each bridge lives on one worker: its connection to the remote is a
+ * moat_conn of that worker in the client role (c->bridge), its local side
+ * a session of that worker that is in no client-id table, whose
+ * subscriptions are the out topics (No Local: nothing the bridge
+ * published here goes back). */
+struct moat_bridge;
+/* Set up every configured bridge (TLS contexts, local sessions) before
+ * the workers run and before root is dropped; then, after the store's
+ * restore, their local subscriptions (with the retained messages they
+ * match).  MOAT_OK or an error in err. */
+int moat__bridges_start(struct moat_broker *b, char *err, size_t errsz);
+int moat__bridges_subscribe(struct moat_broker *b, char *err, size_t errsz);
+/* Before the teardown of the workers: connections closed, sessions
+ * ended, memory freed. */
+void moat__bridges_free(struct moat_broker *b);
+/* Can the bridges' TLS files be loaded (moatd --test-config)? */
+int moat__bridges_check(const struct moat_config *cfg, char *err,
+			size_t errsz);
+/* The worker's tick: connect when due, keep-alive, state topics. */
+void moat__bridge_tick(struct moat_worker *w, uint64_t now);
+/* A packet from a bridge's remote: handled (a result), or MOAT_DECLINED
+ * for the ordinary handlers (PUBLISH, acknowledgements). */
+int moat__bridge_packet(struct moat_conn *c, uint8_t tf, const uint8_t *body,
+			size_t len);
+/* c, a bridge's connection, is closing (from moat_conn_close). */
+void moat__bridge_closed(struct moat_conn *c, const char *why);
+/* PUBLISH m to the remote with its topic mapped (an out topic).  Same
+ * results as moat_conn_send_publish. */
+int moat__bridge_send_publish(struct moat_conn *c, const struct moat_msg *m,
+			      uint8_t qos, bool retain, bool dup, uint16_t id);
+/* The local topic of a PUBLISH from the remote (an in topic), in place
+ * of *topic (pointing into the bridge's scratch until the next call);
+ * false when no in topic covers it. */
+bool moat__bridge_map_in(struct moat_conn *c, struct moat_bytes *topic);
+/* Is t $SYS/broker/connection/X/state, a remote bridge's notification
+ * (the one $SYS topic clients may publish to, when the ACL lets them),
+ * X not the name of one of b's own bridges (whose state b publishes)? */
+bool moat__bridge_state_topic(const struct moat_broker *b, const uint8_t *t,
+			      size_t len);
+/* Figures of bridge i for /metrics and $SYS (any thread). */
+struct moat_bridge_stat {
+	const char *name;
+	bool up;
+	uint64_t connects, failures, msgs_in, msgs_out, dropped, queued;
+};
+void moat__bridge_stat(const struct moat_broker *b, size_t i,
+		       struct moat_bridge_stat *out);
+/* A fresh packet id of session s, free in its in-flight window (for a
+ * bridge's SUBSCRIBE). */
+uint16_t moat__session_take_id(struct moat_session *s);
 
 /* $SYS topics (sys_topics.c): publish the current values. */
 void moat__sys_publish(struct moat_worker *w);

@@ -345,7 +345,9 @@ void moat_conn_close(struct moat_conn *c, const char *why)
 		}
 		c->will = NULL;
 	}
-	if (s && s->expiry_s == 0)
+	if (c->bridge) /* its session stays: it is the bridge's, not c's */
+		moat__bridge_closed(c, why);
+	else if (s && s->expiry_s == 0)
 		moat_session_destroy(s); /* [MQTT-3.1.2-6] */
 	else if (s)
 		moat__store_session(w, s); /* offline now; its will, if any */
@@ -503,6 +505,8 @@ int moat_conn_send_publish(struct moat_conn *c, const struct moat_msg *m,
 			   uint8_t qos, bool retain, bool dup, uint16_t id,
 			   uint64_t share)
 {
+	if (c->bridge) /* to a remote broker: topic mapped (bridge.c) */
+		return moat__bridge_send_publish(c, m, qos, retain, dup, id);
 	if (c->proto_level == MQTT_PROTO_V5)
 		return send_publish5(c, m, qos, retain, dup, id, share);
 	size_t n = moat_mqtt_publish_size(m->topic_len, m->payload_len, qos);
@@ -575,6 +579,11 @@ static int dispatch(struct moat_conn *c, uint8_t tf, const uint8_t *body,
 	uint8_t pkt[2];
 	/* Flags and "CONNECT first" [MQTT-3.1.0-1] were checked on the
 	 * fixed header in moat_conn_process_input. */
+	if (c->bridge) { /* we are the client: bridge.c answers the rest */
+		int rc = moat__bridge_packet(c, tf, body, len);
+		if (rc != MOAT_DECLINED)
+			return rc;
+	}
 	switch (type) {
 	case MQTT_CONNECT:
 		if (c->state != CONN_NEW)
@@ -650,7 +659,8 @@ static bool process_packets(struct moat_conn *c, struct moat_buf *in)
 		 * (say, an HTTP request) is refused at once. */
 		bool auth5 = tf == 0xF0 && c->proto_level == MQTT_PROTO_V5;
 		if ((!auth5 && (rc = moat_mqtt_check_flags(tf)) != MOAT_OK) ||
-		    (c->state == CONN_NEW && (tf >> 4) != MQTT_CONNECT)) {
+		    (c->state == CONN_NEW &&
+		     (tf >> 4) != (c->bridge ? MQTT_CONNACK : MQTT_CONNECT))) {
 			close_for(c, rc ? rc : MOAT_EPROTO, (uint8_t)(tf >> 4));
 			return false;
 		}

@@ -93,7 +93,9 @@ static int make_will(struct moat_conn *c, const struct moat_mqtt_connect5 *c5)
 	const struct moat_mqtt_props *wp = &c5->will_props;
 	if (!cn->will_flag)
 		return MOAT_OK;
-	if (moat_topic_is_sys(cn->will_topic.p, cn->will_topic.len))
+	if (moat_topic_is_sys(cn->will_topic.p, cn->will_topic.len) &&
+	    !moat__bridge_state_topic(c->w->b, cn->will_topic.p,
+				      cn->will_topic.len))
 		return MOAT_EDENIED; /* $SYS is the broker's */
 	/* A will is a publication: the ACL must allow it now (T-07). */
 	if (!moat__acl_allows(c, (const char *)cn->will_topic.p,
@@ -392,6 +394,7 @@ int moat__handle_connect(struct moat_conn *c, const uint8_t *body, size_t len)
 		return connect_failed(c, rc, crc, cn->proto_level);
 	bool v5 = cn->proto_level == MQTT_PROTO_V5;
 	c->proto_level = cn->proto_level; /* for DISCONNECT encoding */
+	c->peer_bridge = cn->bridge;
 	if (v5 && moat_props_has(&c5.props, PROP_MAXIMUM_PACKET_SIZE))
 		c->client_max_packet = c5.props.maximum_packet_size; /* refuse */
 	if (v5 && moat_props_has(&c5.props, PROP_AUTH_DATA) &&

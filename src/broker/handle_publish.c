@@ -146,7 +146,8 @@ static uint8_t refusal(struct moat_conn *c, const struct moat_mqtt_publish5 *p5,
 	const struct moat_mqtt_publish *p = &p5->p;
 	*why = NULL;
 	*close = false;
-	if (moat_topic_is_sys(p->topic.p, p->topic.len)) {
+	if (moat_topic_is_sys(p->topic.p, p->topic.len) &&
+	    !moat__bridge_state_topic(w->b, p->topic.p, p->topic.len)) {
 		/* $SYS is the broker's: nobody may forge its statistics. */
 		*why = "$SYS topics are the broker's";
 		return RC_NOT_AUTHORIZED;
@@ -297,6 +298,13 @@ int moat__handle_publish(struct moat_conn *c, uint8_t flags,
 	} else if (p->qos > cfg->max_qos) {
 		return MOAT_ELIMIT;
 	}
+	/* From a bridge's remote: the local topic its in topics map it to
+	 * (bridge.c); then the ACL, limits and leak policy as for a
+	 * client's PUBLISH. */
+	if (c->bridge && !moat__bridge_map_in(c, &p->topic))
+		return acknowledge(c, p, RC_NO_MATCHING_SUBSCRIBERS,
+				   "not covered by an in topic of the bridge",
+				   moat__store_nrec(w), w->store_lost);
 	if (p->topic.len > cfg->max_topic_length ||
 	    moat_topic_levels(p->topic.p, p->topic.len) > cfg->max_topic_levels)
 		return MOAT_ELIMIT;

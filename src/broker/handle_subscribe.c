@@ -181,8 +181,10 @@ static uint8_t subscribe_one(struct moat_conn *c, const struct sub_req *r,
 		return RC_UNSPECIFIED;
 	}
 	e->qos = qos;
-	e->no_local = r->o.no_local;
-	e->retain_as_published = r->o.retain_as_published;
+	/* A bridge (try_private) gets nothing back it published, with the
+	 * retain flags as published: as mosquitto does for bridges. */
+	e->no_local = r->o.no_local || c->peer_bridge;
+	e->retain_as_published = r->o.retain_as_published || c->peer_bridge;
 	e->sub_id = sub_id;
 	e->group = group;
 	update_options_flag(s);

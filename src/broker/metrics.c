@@ -351,6 +351,56 @@ static void store(struct out *o, struct moat_broker *b)
 		  &st->commit_hist, 1, 0);
 }
 
+/* Bridges (docs/bridges.md): one series per connection, labelled with
+ * its configured name. */
+static void bridges(struct out *o, struct moat_broker *b)
+{
+	static const struct {
+		const char *name, *type, *help;
+		size_t off;
+	} fam[] = {
+		{"moat_bridge_up", "gauge",
+		 "1 while the bridge is connected to its remote (CONNACK).",
+		 0},
+		{"moat_bridge_connects_total", "counter",
+		 "Connections to the remote that were accepted.",
+		 offsetof(struct moat_bridge_stat, connects)},
+		{"moat_bridge_connect_failures_total", "counter",
+		 "Attempts that ended before CONNACK (refused, unreachable, "
+		 "TLS, timeout, protocol).",
+		 offsetof(struct moat_bridge_stat, failures)},
+		{"moat_bridge_messages_received_total", "counter",
+		 "PUBLISH packets received from the remote (in topics).",
+		 offsetof(struct moat_bridge_stat, msgs_in)},
+		{"moat_bridge_messages_sent_total", "counter",
+		 "PUBLISH packets sent to the remote (out topics; resent "
+		 "ones too).",
+		 offsetof(struct moat_bridge_stat, msgs_out)},
+		{"moat_bridge_queued_messages", "gauge",
+		 "Messages waiting for the remote (bounded by "
+		 "max_queued_messages and max_queued_bytes).",
+		 offsetof(struct moat_bridge_stat, queued)},
+		{"moat_bridge_dropped_messages_total", "counter",
+		 "Messages for the remote dropped by the queue limits.",
+		 offsetof(struct moat_bridge_stat, dropped)},
+	};
+	if (!b->nbridges)
+		return;
+	for (size_t f = 0; f < sizeof(fam) / sizeof(fam[0]); f++) {
+		family(o, fam[f].name, fam[f].type, fam[f].help);
+		for (size_t i = 0; i < b->nbridges; i++) {
+			struct moat_bridge_stat st;
+			moat__bridge_stat(b, i, &st);
+			uint64_t v = f == 0 ? (uint64_t)st.up
+					    : *(const uint64_t *)(const void *)(
+						      (const char *)&st +
+						      fam[f].off);
+			put(o, "%s{bridge=\"%s\"} %llu\n", fam[f].name, st.name,
+			    (unsigned long long)v);
+		}
+	}
+}
+
 int moat__metrics_render(struct moat_broker *b, char **text, size_t *len)
 {
 	struct out o = {.failed = false};
@@ -368,6 +418,7 @@ int moat__metrics_render(struct moat_broker *b, char **text, size_t *len)
 	refusals_and_limits(&o, b);
 	leaks(&o, b);
 	coap(&o, b);
+	bridges(&o, b);
 	histogram(&o, "moat_worker_loop_duration_seconds",
 		  "Time a worker spent handling the events of one loop turn.",
 		  &b->workers[0].st.loop, b->nworkers,

@@ -245,6 +245,10 @@ static uint16_t next_id(struct moat_session *s)
 	}
 }
 
+uint16_t moat__session_take_id(struct moat_session *s)
+{
+	return next_id(s);
+}
 
 /* Put a message on the wire as a new in-flight (QoS>0) or plain QoS 0. */
 static int send_now(struct moat_session *s, struct moat_msg *m, uint8_t qos,

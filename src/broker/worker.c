@@ -537,6 +537,7 @@ static void tick(struct moat_worker *w, uint64_t now)
 	resume_listeners(w);
 	moat__linger_tick(w, now);
 	moat__coap_tick(w, now);
+	moat__bridge_tick(w, now);
 	release_held(w, now);
 	for (struct moat_conn *c = w->conns; c; c = next) {
 		next = c->next;
@@ -550,7 +551,10 @@ static void tick(struct moat_worker *w, uint64_t now)
 		}
 		if (c->state == CONN_NEW &&
 		    now - c->created_ms > cfg->connect_timeout * 1000u) {
-			moat_conn_close(c, "no CONNECT within connect_timeout");
+			moat_conn_close(c, c->bridge ? "no CONNACK within "
+							"connect_timeout"
+						     : "no CONNECT within "
+						       "connect_timeout");
 			continue;
 		}
 		if (c->state != CONN_ACTIVE)

@@ -1,6 +1,7 @@
 /* moatd.conf -> lint model, with moatd's own parser (so the lint reads
  * exactly what moatd reads), plus the checks only moatd has. */
 #include <string.h>
+#include <sys/stat.h>
 
 #include "check/lint_int.h"
 #include "common/moat_common.h"
@@ -16,6 +17,7 @@ struct lint_moatd {
 	size_t gline[MOATD_MAX_DIRS];
 	size_t lline[MOAT_CFG_MAX_LISTENERS][MOATD_MAX_DIRS];
 	size_t listener_line[MOAT_CFG_MAX_LISTENERS];
+	size_t bridge_line[MOAT_CFG_MAX_BRIDGES]; /* connection lines */
 };
 
 struct moatd_parse {
@@ -54,7 +56,9 @@ static void note_line(struct lint_moatd *st, const char *line, size_t lineno,
 	size_t nl = st->cfg.nlisteners;
 	if (i < 0)
 		return;
-	if (moat__cfg_directives[i].type == CFG_LISTENER) {
+	if (moat__cfg_directives[i].type == CFG_BRIDGE && st->cfg.nbridges) {
+		st->bridge_line[st->cfg.nbridges - 1] = lineno;
+	} else if (moat__cfg_directives[i].type == CFG_LISTENER) {
 		if (nl > listeners_before)
 			st->listener_line[nl - 1] = lineno;
 	} else if (moat__cfg_directives[i].per_listener && nl) {
@@ -100,6 +104,10 @@ int lint_moatd_parse(struct lint_model *m, const char *text, size_t len,
 	}
 	moat_cfg_defaults(&st->cfg);
 	snprintf(st->cfg.source, sizeof(st->cfg.source), "%s", m->path);
+	struct stat sb; /* (moatd refuses a remote_password in a file
+			 * others can read: the same check) */
+	if (stat(m->path, &sb) == 0)
+		st->cfg.source_mode = (uint32_t)(sb.st_mode & 07777);
 	struct moatd_parse p = {m, st, errs, 0};
 	if (memchr(text, '\0', len)) {
 		p.nerr++;
@@ -374,11 +382,39 @@ static void moatd_only_checks(const struct lint_model *m,
 	}
 }
 
+/* Bridges, for the shared rule (AUD-BR-01): one to addresses all on
+ * loopback needs no TLS; bridge_insecure is reported wherever. */
+static void build_bridges(struct lint_model *m, const struct lint_moatd *st)
+{
+	for (size_t i = 0; i < st->cfg.nbridges && m->nbr < LINT_MAX_BRIDGES;
+	     i++) {
+		const struct moat_bridge_cfg *bc = &st->cfg.bridges[i];
+		struct lint_bridge *b = &m->br[m->nbr++];
+		bool loopback = true;
+		for (size_t k = 0; k < bc->naddrs; k++)
+			loopback = loopback &&
+				   moat_cfg_addr_is_loopback(bc->addrs[k].host);
+		snprintf(b->name, sizeof(b->name), "%s", bc->name);
+		where_of(m, st->bridge_line[i], b->where, sizeof(b->where));
+		b->tls = moat_bridge_tls(bc) || loopback;
+		lint_str_set(&b->insecure, bc->insecure ? "true" : "", b->where);
+		lint_str_set(&b->tls_version,
+			     bc->tls_version == MOAT_TLS_13 ? "tlsv1.3"
+							    : "tlsv1.2",
+			     b->where);
+		lint_str_set(&b->keyfile, bc->keyfile, b->where);
+		if (bc->password_inline)
+			snprintf(m->secret_in_config,
+				 sizeof(m->secret_in_config), "%s", b->where);
+	}
+}
+
 void lint_moatd_finish(struct lint_model *m, struct lint_moatd *st,
 		       struct moat_findings *f)
 {
 	build_global(m, st);
 	build_listeners(m, st);
+	build_bridges(m, st);
 	build_limits(m, st);
 	moatd_only_checks(m, st, f);
 }

@@ -64,6 +64,7 @@ int moat_mqtt_check_flags(uint8_t type_flags);
 struct moat_mqtt_connect {
 	struct moat_bytes proto_name;
 	uint8_t proto_level;
+	bool bridge; /* 0x80 was set in the level: a bridge (try_private) */
 	bool clean_session;
 	bool will_flag;
 	uint8_t will_qos;

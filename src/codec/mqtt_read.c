@@ -140,6 +140,12 @@ int moat_mqtt_decode_connect_v(const uint8_t *body, size_t len, bool allow_v5,
 	if ((rc = moat_rd_binary(&rd, &c->proto_name)) != MOAT_OK ||
 	    (rc = moat_rd_u8(&rd, &c->proto_level)) != MOAT_OK)
 		return rc;
+	/* mosquitto's bridges set 0x80 in a 3.x level (try_private). */
+	if (c->proto_level == (0x80 | MQTT_PROTO_V311) ||
+	    c->proto_level == (0x80 | MQTT_PROTO_V31)) {
+		c->bridge = true;
+		c->proto_level &= 0x7F;
+	}
 	if ((rc = check_protocol(c, allow_v5, connack_rc)) != MOAT_OK)
 		return rc;
 	if ((rc = moat_rd_u8(&rd, &flags)) != MOAT_OK ||

@@ -83,6 +83,68 @@ static inline bool moat_listener_coap(const struct moat_listener_cfg *lc)
 	       lc->protocol == MOAT_PROTO_COAPS;
 }
 
+/* Bridges (connection sections, docs/bridges.md).  Restart-only. */
+#define MOAT_CFG_MAX_BRIDGES 8
+#define MOAT_CFG_MAX_BRIDGE_ADDRS 4
+#define MOAT_CFG_MAX_BRIDGE_TOPICS 16
+/* topic ... out|in|both: mosquitto's default is out */
+enum moat_bridge_dir { MOAT_BRIDGE_OUT = 0, MOAT_BRIDGE_IN = 1, MOAT_BRIDGE_BOTH = 2 };
+
+/* topic PATTERN [DIR [QOS [LOCAL_PREFIX [REMOTE_PREFIX]]]] */
+struct moat_bridge_topic {
+	char pattern[256];       /* may be "" (then the prefixes are topics) */
+	char local_prefix[128];
+	char remote_prefix[128];
+	uint8_t dir; /* enum moat_bridge_dir */
+	uint8_t qos;
+};
+
+struct moat_bridge_addr {
+	char host[256]; /* name or numeric address */
+	uint16_t port;
+};
+
+struct moat_bridge_cfg {
+	char name[64]; /* connection NAME */
+	struct moat_bridge_addr addrs[MOAT_CFG_MAX_BRIDGE_ADDRS];
+	size_t naddrs;
+	struct moat_bridge_topic topics[MOAT_CFG_MAX_BRIDGE_TOPICS];
+	size_t ntopics;
+	char remote_username[128];
+	char remote_password[128]; /* from the config or remote_password_file */
+	char remote_password_file[MOAT_CFG_PATH_MAX];
+	bool password_inline; /* remote_password was written in the config */
+	char remote_clientid[128];
+	char local_username[128]; /* the bridge's identity in the local ACL */
+	char local_clientid[128];
+	char cafile[MOAT_CFG_PATH_MAX];
+	char capath[MOAT_CFG_PATH_MAX];
+	char certfile[MOAT_CFG_PATH_MAX];
+	char keyfile[MOAT_CFG_PATH_MAX];
+	bool insecure;             /* bridge_insecure: no host name check */
+	bool tls_os_certs;         /* bridge_tls_use_os_certs */
+	uint32_t protocol_version; /* 0 mqttv311, 1 mqttv50 */
+	uint32_t tls_version;      /* enum moat_tls_min */
+	bool cleansession;
+	uint64_t keepalive;        /* seconds */
+	uint64_t restart_base_ms;  /* restart_timeout BASE [CAP] */
+	uint64_t restart_cap_ms;   /* 0: constant BASE */
+	bool try_private;
+	bool notifications;
+	bool notifications_local_only;
+	char notification_topic[256];
+	bool round_robin;
+	uint32_t start_type; /* automatic only */
+	unsigned line;       /* of the connection line */
+};
+
+/* Does the bridge use TLS (any of bridge_cafile/capath/certfile)? */
+static inline bool moat_bridge_tls(const struct moat_bridge_cfg *bc)
+{
+	return bc->cafile[0] || bc->capath[0] || bc->certfile[0] ||
+	       bc->tls_os_certs;
+}
+
 struct moat_config {
 	struct moat_listener_cfg listeners[MOAT_CFG_MAX_LISTENERS];
 	size_t nlisteners;
@@ -142,6 +204,9 @@ struct moat_config {
 	uint32_t log_dest;   /* enum moat_log_dest */
 	char log_file[MOAT_CFG_PATH_MAX]; /* log_dest file PATH */
 	char source[256]; /* file the config came from, "" = defaults */
+	uint32_t source_mode; /* its mode bits (0: not a file) */
+	struct moat_bridge_cfg bridges[MOAT_CFG_MAX_BRIDGES];
+	size_t nbridges;
 };
 
 /* Error text, "file:line: directive: message". */

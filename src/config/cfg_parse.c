@@ -17,7 +17,7 @@
 #include "cfg_int.h"
 
 #define CFG_MAX_FILE (4u * 1024u * 1024u)
-#define CFG_MAX_ARGS 4
+#define CFG_MAX_ARGS 8 /* topic PATTERN DIR QOS LOCAL REMOTE; address x4 */
 
 struct cfg_line {
 	const char *file;
@@ -288,6 +288,12 @@ static int set_value(struct moat_config *cfg,
 				    "applies to a listener: put it after a "
 				    "'listener' line");
 		base = (char *)&cfg->listeners[cfg->nlisteners - 1];
+	} else if (d->per_bridge) {
+		if (!cfg->nbridges)
+			return fail(err, l,
+				    "applies to a bridge: put it after a "
+				    "'connection' line");
+		base = (char *)&cfg->bridges[cfg->nbridges - 1];
 	}
 	switch (d->type) {
 	case CFG_STRING:
@@ -343,6 +349,11 @@ static int set_value(struct moat_config *cfg,
 		return MOAT_OK; /* default: stderr (zero) */
 	case CFG_LISTENER:
 	case CFG_LEAK_POLICY:
+	case CFG_BRIDGE:
+	case CFG_BRIDGE_ADDRESS:
+	case CFG_BRIDGE_TOPIC:
+	case CFG_BRIDGE_RESTART:
+	case CFG_BRIDGE_SECRET:
 		break;
 	}
 	return fail(err, l, "internal: bad directive type");
@@ -362,7 +373,7 @@ void moat_cfg_defaults(struct moat_config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	for (size_t i = 0; i < moat__cfg_ndirectives; i++) {
 		const struct moat_cfg_directive *d = &moat__cfg_directives[i];
-		if (d->def && !d->per_listener)
+		if (d->def && !d->per_listener && !d->per_bridge)
 			(void)set_value(cfg, d, d->def, NULL, &err);
 	}
 }
@@ -374,6 +385,18 @@ static void listener_defaults(struct moat_config *cfg)
 	for (size_t i = 0; i < moat__cfg_ndirectives; i++) {
 		const struct moat_cfg_directive *d = &moat__cfg_directives[i];
 		if (d->def && d->per_listener)
+			(void)set_value(cfg, d, d->def, NULL, &err);
+	}
+}
+
+/* Defaults of the per-connection directives for the newest bridge. */
+static void bridge_defaults(struct moat_config *cfg)
+{
+	struct moat_cfg_err err;
+	for (size_t i = 0; i < moat__cfg_ndirectives; i++) {
+		const struct moat_cfg_directive *d = &moat__cfg_directives[i];
+		/* (connection sets the others' defaults itself) */
+		if (d->per_bridge && d->def && d->type < CFG_BRIDGE)
 			(void)set_value(cfg, d, d->def, NULL, &err);
 	}
 }
@@ -428,6 +451,24 @@ static int apply_line(struct moat_config *cfg, struct cfg_line *l,
 		return set_leak_policy(cfg, l, err);
 	if (d->type == CFG_LOG_DEST)
 		return set_log_dest(cfg, l, err);
+	if (d->type >= CFG_BRIDGE) {
+		char msg[256];
+		size_t before = cfg->nbridges;
+		const char *e = d->type != CFG_BRIDGE && !cfg->nbridges
+					? "applies to a bridge: put it after a "
+					  "'connection' line"
+					: moat__cfg_bridge_apply(cfg, d, l->argv,
+								 l->argc, msg,
+								 sizeof(msg));
+		if (e)
+			return fail(err, l, "%s", e);
+		if (cfg->nbridges > before) {
+			cfg->bridges[cfg->nbridges - 1].line =
+				(unsigned)l->lineno;
+			bridge_defaults(cfg);
+		}
+		return MOAT_OK;
+	}
 	if (l->argc != 2)
 		return fail(err, l, "expected exactly one value");
 	return set_value(cfg, d, l->argv[1], l, err);
@@ -507,6 +548,7 @@ int moat_cfg_load_file(struct moat_config *cfg, const char *path,
 		got += (size_t)n;
 	}
 	snprintf(cfg->source, sizeof(cfg->source), "%s", path);
+	cfg->source_mode = (uint32_t)(st.st_mode & 07777);
 	rc = moat_cfg_load_string(cfg, path, text, got, err);
 out:
 	moat_free(text);
@@ -679,6 +721,11 @@ int moat_cfg_finish(struct moat_config *cfg, struct moat_cfg_err *err)
 				    cfg->source[0] ? cfg->source : "config",
 				    (unsigned)lc->port);
 	}
+	char bmsg[400];
+	const char *be = moat__cfg_bridge_finish(cfg, bmsg, sizeof(bmsg));
+	if (be)
+		return fail(err, NULL, "%s: %s",
+			    cfg->source[0] ? cfg->source : "config", be);
 	if (cfg->auth_backoff_max_ms < cfg->auth_backoff_initial_ms)
 		cfg->auth_backoff_max_ms = cfg->auth_backoff_initial_ms;
 	if (cfg->max_topic_length > cfg->max_packet_size)
@@ -704,6 +751,13 @@ static const char *type_name(enum moat_cfg_type t)
 	case CFG_PATH: return "file path";
 	case CFG_MSEC: return "duration (seconds; ms, s, m, h suffixes)";
 	case CFG_ENUM: return "one of";
+	case CFG_BRIDGE: return "NAME";
+	case CFG_BRIDGE_ADDRESS: return "HOST[:PORT] [HOST[:PORT] ...]";
+	case CFG_BRIDGE_TOPIC:
+		return "PATTERN [in|out|both [QOS [LOCAL_PREFIX "
+		       "[REMOTE_PREFIX]]]]";
+	case CFG_BRIDGE_RESTART: return "BASE [CAP] (seconds)";
+	case CFG_BRIDGE_SECRET: return "string";
 	}
 	return "?";
 }
@@ -723,7 +777,8 @@ void moat_cfg_print_reference(void *stream)
 		else if (d->type != CFG_BOOL && d->type != CFG_LOGLEVEL &&
 			 d->type != CFG_LISTENER && d->type != CFG_ENUM &&
 			 d->type != CFG_LEAK_POLICY && d->type != CFG_LOG_DEST &&
-			 d->type != CFG_STRING && d->type != CFG_PATH)
+			 d->type != CFG_STRING && d->type != CFG_PATH &&
+			 d->type < CFG_BRIDGE)
 			fprintf(f, ", %llu to %llu",
 				(unsigned long long)d->min,
 				(unsigned long long)d->max);

@@ -10,6 +10,8 @@
 #define OFF(f) offsetof(struct moat_config, f)
 #define LOFF(f) offsetof(struct moat_listener_cfg, f)
 #define LSIZE(f) sizeof(((struct moat_listener_cfg *)0)->f)
+#define BOFF(f) offsetof(struct moat_bridge_cfg, f)
+#define BSIZE(f) sizeof(((struct moat_bridge_cfg *)0)->f)
 #define CSIZE(f) sizeof(((struct moat_config *)0)->f)
 #define KIB 1024ull
 #define MIB (1024ull * 1024ull)
@@ -252,7 +254,8 @@ const struct moat_cfg_directive moat__cfg_directives[] = {
 	 "more than max_keepalive (CONNACK 0x02) instead of accepting them "
 	 "with TCP keep-alive probes."},
 	{"connect_timeout", CFG_DURATION, OFF(connect_timeout), 1, 3600, "10",
-	 "Seconds a new connection has to send CONNECT before it is closed."},
+	 "Seconds a new connection has to send CONNECT before it is closed "
+	 "(and a bridge's remote to answer its CONNECT with CONNACK)."},
 	{"output_buffer_size", CFG_SIZE, OFF(output_buffer_size), 4 * KIB,
 	 1 * GIB, "1m",
 	 "Bytes waiting to be written to one client before new messages go "
@@ -340,6 +343,158 @@ const struct moat_cfg_directive moat__cfg_directives[] = {
 	 "the daemon facility, as moatd. file: appended to PATH (created "
 	 "0600, never through a symbolic link) and opened again on SIGHUP, "
 	 "for logrotate."},
+	/* Bridges: docs/bridges.md.  Rows after a connection line apply to
+	 * it (per_bridge); the last field of each row. */
+	{"connection", CFG_BRIDGE, 0, 0, 0, NULL,
+	 "connection NAME: start a bridge to a remote broker (mosquitto's "
+	 "syntax; at most 8). The directives below it, up to the next "
+	 "connection, configure it. moatd connects out, subscribes there "
+	 "to the in topics and here to the out topics, and forwards both "
+	 "ways. In the local ACL and leak detector the bridge is the user "
+	 "local_username (default: NAME). Restart-only. See "
+	 "docs/bridges.md."},
+	{"address", CFG_BRIDGE_ADDRESS, 0, 0, 0, NULL,
+	 "(connection) HOST[:PORT] [HOST[:PORT] ...] (default port 1883; "
+	 "[V6]:PORT for IPv6; up to 4): the remote broker, and fail-over "
+	 "addresses tried in turn when a connection fails. Names are "
+	 "resolved without blocking the workers.",
+	 false, NULL, true},
+	{"addresses", CFG_BRIDGE_ADDRESS, 0, 0, 0, NULL,
+	 "(connection) Another name for address (as in mosquitto).", false,
+	 NULL, true},
+	{"topic", CFG_BRIDGE_TOPIC, 0, 0, 0, NULL,
+	 "(connection) PATTERN [in|out|both [QOS [LOCAL_PREFIX "
+	 "[REMOTE_PREFIX]]]], repeatable (up to 16): out forwards local "
+	 "messages matching LOCAL_PREFIX+PATTERN to the remote as "
+	 "REMOTE_PREFIX+the rest; in the reverse; both, both. Direction "
+	 "defaults to out, QoS (of the subscriptions made for it) to 0; "
+	 "\"\" writes an empty pattern or prefix (an empty pattern makes "
+	 "the two prefixes one local and one remote topic).",
+	 false, NULL, true},
+	{"remote_username", CFG_STRING, BOFF(remote_username), 0,
+	 BSIZE(remote_username), NULL,
+	 "(connection) User name sent to the remote broker.", false, NULL,
+	 true},
+	{"remote_password", CFG_BRIDGE_SECRET, 0, 0, 0, NULL,
+	 "(connection) Password sent to the remote broker. Refused unless "
+	 "the config file is private (no access for other users, not "
+	 "writable by its group: chmod o-rwx,g-w); or use "
+	 "remote_password_file. Never logged.",
+	 false, NULL, true},
+	{"remote_password_file", CFG_PATH, BOFF(remote_password_file), 0,
+	 BSIZE(remote_password_file), NULL,
+	 "(connection) A private file (same rules as password_file) whose "
+	 "first line is the remote password. Read at start.",
+	 false, NULL, true},
+	{"remote_clientid", CFG_STRING, BOFF(remote_clientid), 0,
+	 BSIZE(remote_clientid), NULL,
+	 "(connection) Client id on the remote broker. Default: "
+	 "HOSTNAME.NAME (as mosquitto).",
+	 false, NULL, true},
+	{"local_username", CFG_STRING, BOFF(local_username), 0,
+	 BSIZE(local_username), NULL,
+	 "(connection) The bridge's user name on this broker: the ACL "
+	 "decides with it what the bridge may publish here (in topics) and "
+	 "read here (out topics), and the leak detector and its per-client "
+	 "counts name it. Default: the connection NAME. No password is "
+	 "needed (the bridge is inside moatd).",
+	 false, NULL, true},
+	{"local_clientid", CFG_STRING, BOFF(local_clientid), 0,
+	 BSIZE(local_clientid), NULL,
+	 "(connection) The bridge's client id here (logs, %c in ACL "
+	 "patterns). Default: local.REMOTE_CLIENTID (as mosquitto). It is "
+	 "never in the client id table: no client can take it over.",
+	 false, NULL, true},
+	{"bridge_cafile", CFG_PATH, BOFF(cafile), 0, BSIZE(cafile), NULL,
+	 "(connection) PEM CA certificates the remote's certificate is "
+	 "verified against; turns TLS on for the bridge (as do "
+	 "bridge_capath, bridge_certfile and bridge_tls_use_os_certs). The certificate must name "
+	 "the address's host unless bridge_insecure.",
+	 false, NULL, true},
+	{"bridge_capath", CFG_PATH, BOFF(capath), 0, BSIZE(capath), NULL,
+	 "(connection) Directory of hashed CA certificates (c_rehash), "
+	 "instead of or besides bridge_cafile.",
+	 false, NULL, true},
+	{"bridge_certfile", CFG_PATH, BOFF(certfile), 0, BSIZE(certfile),
+	 NULL,
+	 "(connection) PEM client certificate for the remote broker (with "
+	 "bridge_keyfile). Without bridge_cafile/bridge_capath the system's "
+	 "trust store verifies the remote.",
+	 false, NULL, true},
+	{"bridge_keyfile", CFG_PATH, BOFF(keyfile), 0, BSIZE(keyfile), NULL,
+	 "(connection) PEM private key of bridge_certfile.", false, NULL,
+	 true},
+	{"bridge_tls_use_os_certs", CFG_BOOL, BOFF(tls_os_certs), 0, 1,
+	 "false",
+	 "(connection) TLS to the remote, verified against the system's "
+	 "trust store (/etc/ssl/certs) when neither bridge_cafile nor "
+	 "bridge_capath is set.",
+	 false, NULL, true},
+	{"bridge_insecure", CFG_BOOL, BOFF(insecure), 0, 1, "false",
+	 "(connection) Do not check that the remote's certificate names the "
+	 "host connected to (the chain is still verified). Reported by "
+	 "moatd --check.",
+	 false, NULL, true},
+	{"bridge_protocol_version", CFG_ENUM, BOFF(protocol_version), 0, 1,
+	 "mqttv311",
+	 "(connection) MQTT version spoken to the remote: mqttv311 or "
+	 "mqttv50 (its subscriptions then use No Local and Retain As "
+	 "Published, so nothing comes back that the bridge sent).",
+	 false, "mqttv311|mqttv50", true},
+	{"bridge_tls_version", CFG_ENUM, BOFF(tls_version), 0, 1, "tlsv1.2",
+	 "(connection) Oldest TLS version accepted from the remote.", false,
+	 "tlsv1.2|tlsv1.3", true},
+	{"cleansession", CFG_BOOL, BOFF(cleansession), 0, 1, "false",
+	 "(connection) Ask the remote for a clean session on every connection "
+	 "(MQTT 5: session expiry 0; else never expiring). With false the "
+	 "remote keeps the bridge's subscriptions and queues for it while "
+	 "it is away.",
+	 false, NULL, true},
+	{"keepalive_interval", CFG_DURATION, BOFF(keepalive), 5, 65535, "60",
+	 "(connection) Keep-alive with the remote: a PINGREQ when that long "
+	 "passed without one; no answer within 1.5 times it ends the "
+	 "connection.",
+	 false, NULL, true},
+	{"restart_timeout", CFG_BRIDGE_RESTART, 0, 0, 0, "5 30",
+	 "(connection) BASE [CAP] seconds: after a failed or lost "
+	 "connection, wait BASE, then randomly between BASE and three times "
+	 "the last wait, at most CAP (mosquitto's jittered back-off); one "
+	 "value: always that long.",
+	 false, NULL, true},
+	{"try_private", CFG_BOOL, BOFF(try_private), 0, 1, "true",
+	 "(connection) MQTT 3.1.1: set the bridge bit in CONNECT's protocol "
+	 "level (0x84, as mosquitto): a remote mosquitto or moatd then "
+	 "sends the bridge nothing it published itself (no loop) and keeps "
+	 "retain flags.",
+	 false, NULL, true},
+	{"notifications", CFG_BOOL, BOFF(notifications), 0, 1, "true",
+	 "(connection) Also publish the bridge's state (retained 1 when up, "
+	 "0 as its will) on the remote, to notification_topic. The local "
+	 "state is always in $SYS/broker/connection/NAME/state.",
+	 false, NULL, true},
+	{"notifications_local_only", CFG_BOOL, BOFF(notifications_local_only),
+	 0, 1, "false",
+	 "(connection) Publish the state only locally (not on the remote).",
+	 false, NULL, true},
+	{"notification_topic", CFG_STRING, BOFF(notification_topic), 0,
+	 BSIZE(notification_topic), NULL,
+	 "(connection) Remote topic of the notifications. Default: "
+	 "$SYS/broker/connection/REMOTE_CLIENTID/state (as mosquitto; a "
+	 "remote moatd accepts it when its ACL lets the bridge's user write "
+	 "there).",
+	 false, NULL, true},
+	{"round_robin", CFG_BOOL, BOFF(round_robin), 0, 1, "false",
+	 "(connection) With several addresses: false treats the first as "
+	 "the main one: a lost connection starts again there, and while "
+	 "connected to another address a TCP connection to the first (a "
+	 "numeric address) is tried every restart_timeout BASE (at least "
+	 "5 s) and the bridge moves back once it is accepted; true carries "
+	 "on with the next address.",
+	 false, NULL, true},
+	{"start_type", CFG_ENUM, BOFF(start_type), 0, 0, "automatic",
+	 "(connection) automatic only: connect at start and reconnect "
+	 "after every failure (mosquitto's lazy and once are refused).",
+	 false, "automatic", true},
 };
 
 const size_t moat__cfg_ndirectives =

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "broker/broker_int.h"
+#include "fuzz_conn.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -64,58 +65,6 @@ static void setup(void)
 	}
 }
 
-/* Read and drop what the broker wrote to the other end. */
-static void drain(int fd)
-{
-	uint8_t sink[65536];
-	while (read(fd, sink, sizeof(sink)) > 0)
-		;
-}
-
-static struct moat_conn *open_conn(struct moat_worker *w, int fds[2])
-{
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
-		       fds) != 0)
-		return NULL;
-	/* A loopback peer, as the tests' clients are. */
-	union moat_sockaddr peer = {.v4 = {.sin_family = AF_INET,
-					   .sin_addr.s_addr =
-						   htonl(INADDR_LOOPBACK)}};
-	struct moat_conn *c = moat_conn_new(w, fds[0], &peer);
-	if (!c || moat_conn_attach(w, c) != MOAT_OK) {
-		if (c)
-			moat_conn_free(c); /* closes fds[0] */
-		else
-			close(fds[0]);
-		close(fds[1]);
-		return NULL;
-	}
-	MOAT_STAT_ADD(w->b, connections, 1);
-	return c;
-}
-
-/* Feed bytes in chunks like a TCP stream; false once c is closed. */
-static bool feed(struct moat_conn *c, int peer, const uint8_t *p, size_t n,
-		 size_t chunk)
-{
-	while (n && c->state != CONN_CLOSED) {
-		size_t room = c->in.max - moat_buf_used(&c->in);
-		size_t k = MOAT_MIN(MOAT_MIN(n, chunk), room);
-		uint8_t *dst = k ? moat_buf_reserve(&c->in, k) : NULL;
-		if (!dst)
-			return false; /* input buffer full: the peer waits */
-		memcpy(dst, p, k);
-		moat_buf_commit(&c->in, k);
-		p += k;
-		n -= k;
-		if (!moat_conn_process_input(c))
-			return false;
-		moat_conn_flush(c);
-		drain(peer);
-	}
-	return c->state != CONN_CLOSED;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static bool ready;
@@ -136,11 +85,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int wfd[2] = {-1, -1}, fd[2] = {-1, -1};
 	struct moat_conn *wc = NULL, *c;
 	if (mode & 4) {
-		wc = open_conn(w, wfd);
+		wc = fuzz_open_conn(w, wfd);
 		if (wc)
-			feed(wc, wfd[1], watcher, sizeof(watcher), sizeof(watcher));
+			fuzz_feed(wc, wfd[1], watcher, sizeof(watcher),
+				  sizeof(watcher));
 	}
-	if ((c = open_conn(w, fd)) != NULL) {
+	if ((c = fuzz_open_conn(w, fd)) != NULL) {
 		static const uint8_t *pre[] = {NULL, connect311, connect5,
 					       connect31};
 		static const size_t prelen[] = {0, sizeof(connect311),
@@ -154,17 +104,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			memcpy(first, pre[k], prelen[k]);
 			if (mode & 8) /* clean session / clean start off */
 				first[flags_at[k]] &= (uint8_t)~0x02;
-			ok = feed(c, fd[1], first, prelen[k], prelen[k]);
+			ok = fuzz_feed(c, fd[1], first, prelen[k], prelen[k]);
 		}
 		if (ok)
-			feed(c, fd[1], data, size, chunk);
+			fuzz_feed(c, fd[1], data, size, chunk);
 		if (c->state != CONN_CLOSED)
 			moat_conn_close(c, "fuzz input ended");
 		close(fd[1]);
 	}
 	if (wc) {
 		moat_conn_flush(wc);
-		drain(wfd[1]);
+		fuzz_drain(wfd[1]);
 		close(wfd[1]);
 	}
 	moat_broker_free(b);

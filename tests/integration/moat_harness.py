@@ -217,6 +217,15 @@ def free_port():
     return port
 
 
+def can_connect(port):
+    """Does something accept TCP connections on 127.0.0.1:port?"""
+    try:
+        socket.create_connection((HOST, port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
 def raw_connect(port, timeout=5.0):
     s = socket.create_connection((HOST, port), timeout=timeout)
     s.settimeout(timeout)

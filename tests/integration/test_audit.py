@@ -52,9 +52,9 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from moat_harness import (free_port, Broker, connect_packet, mosquitto_pw_hash,  # noqa
-                          publish_packet, raw_connect, read_packet,
-                          stay_root)
+from moat_harness import (free_port, Broker, can_connect, connect_packet,  # noqa
+                          mosquitto_pw_hash, publish_packet, raw_connect,
+                          read_packet, stay_root)
 
 MOAT = os.environ.get("MOAT_BIN", "moat")
 MOATD = os.environ.get("MOATD_BIN", "moatd")
@@ -181,15 +181,6 @@ def finding(target, fid):
     if not hits:
         raise AssertionError("no %s in %r" % (fid, target))
     return hits
-
-
-
-def can_connect(port):
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        return True
-    except OSError:
-        return False
 
 
 # ---- servers -----------------------------------------------------------

@@ -191,7 +191,8 @@ class Migrate(unittest.TestCase):
                       self.report)
         self.assertIn("`limits.conf:1` `max_packet_size 65536`", self.report)
         self.assertIn("## Bridges (1)", self.report)
-        self.assertIn("#   connection cloud\n", self.conf)
+        self.assertIn("\nconnection cloud\n", self.conf)
+        self.assertIn("\nremote_password_file bridge-cloud.pw\n", self.conf)
         for text in (self.conf, self.report):
             self.assertNotIn("Bridge-Secret-9", text)
         self.assertIn("## moatd --check %s (mosquitto)"
