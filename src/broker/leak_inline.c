@@ -367,7 +367,7 @@ _Static_assert(MOAT_LEAK_CATEGORY_COUNT + 2 <= 32, "stats.leaks too small");
 
 static void report_tracks(struct inspect *x)
 {
-	if (strcmp(x->origin, "publish") || !x->cats)
+	if (!x->cats || strcmp(x->origin, "publish"))
 		return;
 	unsigned k = moat__leak_track(x->w, x->cid,
 				      (const uint8_t *)x->m->topic,

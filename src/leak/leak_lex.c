@@ -51,8 +51,10 @@ static bool on(const struct lk_scan *sc, unsigned rule)
 
 static void call(struct lk_scan *sc, unsigned rule, size_t end)
 {
-	if (end <= sc->n && on(sc, rule))
+	if (end <= sc->n && on(sc, rule)) {
+		sc->touched++;
 		moat__leak_rules[rule].fn(sc, rule, end);
+	}
 }
 
 /* Digits joined by single ' ' or '-' from s: total digits, groups. */
@@ -120,6 +122,8 @@ static void decimal(struct lk_scan *sc, size_t s, size_t e)
 	call(sc, LX_GEO_PAIR, k + 5);
 }
 
+/* A run of digits: the structure cache (leak_shape.c, run_safe) knows
+ * which of them get here and call an extractor; keep the two in step. */
 static void digits_word(struct lk_scan *sc, size_t s, size_t e)
 {
 	const uint8_t *d = sc->d;
