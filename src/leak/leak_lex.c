@@ -316,14 +316,14 @@ void moat__leak_lex(struct lk_scan *sc)
 			unsigned st = (unsigned)__builtin_ctzll(starts);
 			starts &= starts - 1;
 			uint64_t from = x >> st;
-			size_t s = b + st, e;
+			unsigned len = ~from ? (unsigned)__builtin_ctzll(~from)
+					     : 64;
+			size_t s = b + st, e = s + len;
 			bool upper;
-			if (~from) {
-				unsigned len = (unsigned)__builtin_ctzll(~from);
-				e = s + len;
+			if (st + len < 64) {
 				upper = (up >> st) & ((((uint64_t)1) << len) - 1);
-			} else { /* runs past the window */
-				e = s + (64 - st);
+			} else { /* runs to the window's end, maybe past it
+				  * (an ICCID starting at its 48th byte) */
 				while (e < n && (cls[d[e]] & (C_DIG | C_UP)))
 					e++;
 				upper = false;
