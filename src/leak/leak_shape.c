@@ -33,10 +33,15 @@
  * needs the other (tests/unit/test_leak_shape.c compares the two). */
 #include <string.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "leak/leak_int.h"
 
 uint32_t moat__leak_topic_hash(const uint8_t *t, size_t n)
 {
+	const uint8_t *start = t;
 	uint64_t h = UINT64_C(0x9e3779b97f4a7c15) ^ n;
 	while (n >= 8) {
 		uint64_t w;
@@ -47,11 +52,20 @@ uint32_t moat__leak_topic_hash(const uint8_t *t, size_t n)
 		n -= 8;
 	}
 	uint64_t w = 0;
-	for (size_t i = 0; i < n; i++)
-		w |= (uint64_t)t[i] << (8 * i);
-	h = (h ^ w) * UINT64_C(0xc4ceb9fe1a85ec53);
-	h ^= h >> 29;
-	return (uint32_t)(h ^ h >> 32);
+	if (n && t - start >= 8) { /* the last 8 bytes, overlapping */
+		memcpy(&w, t + n - 8, 8);
+	} else {
+		for (size_t i = 0; i < n; i++)
+			w |= (uint64_t)t[i] << (8 * i);
+	}
+	/* every input bit reaches the low bits (MurmurHash3's fmix64) */
+	h ^= w;
+	h ^= h >> 33;
+	h *= UINT64_C(0xff51afd7ed558ccd);
+	h ^= h >> 33;
+	h *= UINT64_C(0xc4ceb9fe1a85ec53);
+	h ^= h >> 33;
+	return (uint32_t)h;
 }
 
 /* a[0..n) == b[0..n), for the short runs between slots. */
@@ -138,6 +152,31 @@ static size_t hex_len(const uint8_t *p, size_t n)
 {
 	size_t i = 0;
 	bool letter = false;
+#if defined(__SSE2__)
+	for (; i + 16 <= n; i += 16) { /* 16 bytes at a time */
+		__m128i x = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
+		__m128i d = _mm_sub_epi8(x, _mm_set1_epi8('0'));
+		__m128i l = _mm_sub_epi8(x, _mm_set1_epi8('a'));
+		int dig = _mm_movemask_epi8(_mm_cmpeq_epi8(
+			_mm_min_epu8(d, _mm_set1_epi8(9)), d));
+		int af = _mm_movemask_epi8(_mm_cmpeq_epi8(
+			_mm_min_epu8(l, _mm_set1_epi8(5)), l));
+		if ((dig | af) != 0xffff) { /* the end, or another byte */
+			int q = _mm_movemask_epi8(
+				_mm_cmpeq_epi8(x, _mm_set1_epi8('"')));
+			unsigned before = q ? ((1u << __builtin_ctz((unsigned)q)) -
+					       1)
+					    : 0;
+			if (q && ((unsigned)(dig | af) & before) == before) {
+				letter |= ((unsigned)af & before) != 0;
+				i += (size_t)__builtin_ctz((unsigned)q);
+				goto end;
+			}
+			break;
+		}
+		letter |= af != 0;
+	}
+#else
 	for (; i + 8 <= n; i += 8) { /* 8 bytes at a time */
 		uint64_t w;
 		memcpy(&w, p + i, 8);
@@ -147,6 +186,7 @@ static size_t hex_len(const uint8_t *p, size_t n)
 			break;
 		letter |= af != 0;
 	}
+#endif
 	for (; i < n && p[i] != '"'; i++) {
 		if (lk_digit(p[i]))
 			continue;
@@ -156,6 +196,9 @@ static size_t hex_len(const uint8_t *p, size_t n)
 	}
 	if (i == n)
 		return SIZE_MAX;
+#if defined(__SSE2__)
+end:
+#endif
 	/* a digit run touching a letter is part of a word: not looked at */
 	if (!letter && i && !run_safe(p, i))
 		return SIZE_MAX;
@@ -258,6 +301,27 @@ void moat__leak_shape_value(struct lk_scan *sc, size_t s, size_t e,
 	sl->kind = kind;
 }
 
+/* Mark in m the digits of slot sl (of payload p) that any digit may
+ * replace keeping the value harmless: a time's; a number's but for the
+ * first of several integer digits (a leading zero is not JSON) and, when
+ * they are enough for run_safe to look at them, the first two. */
+static void mark_free(uint64_t *m, const struct lk_slot *sl, const uint8_t *p)
+{
+	size_t s = sl->off, e = s + sl->len, lead = s + (p[s] == '-');
+	size_t ilen = 0;
+	while (lead + ilen < e && lk_digit(p[lead + ilen]))
+		ilen++;
+	size_t fixed = sl->kind == LS_TIME ? 0
+		       : ilen >= 13	   ? 2
+		       : ilen > 1	   ? 1
+					   : 0;
+	if (sl->kind == LS_HEX)
+		return;
+	for (size_t i = s; i < e; i++)
+		if (lk_digit(p[i]) && (i < lead || i >= lead + fixed))
+			m[i / 64] |= (uint64_t)1 << (i % 64);
+}
+
 /* The index of topic t's entry in its set (from set, the set's first),
  * or -1. */
 static int lookup(const struct moat_leak_scratch *s, size_t set,
@@ -293,10 +357,130 @@ void moat__leak_shape_store(struct moat_leak_scratch *s, uint32_t h,
 	memcpy(en->topic, t, tn);
 	memcpy(en->payload, p, pn);
 	memcpy(en->slot, sc->slot, sc->nslot * sizeof(sc->slot[0]));
+	memset(en->in_slot, 0, sizeof(en->in_slot));
+	memset(en->free_dig, 0, sizeof(en->free_dig));
+	for (unsigned k = 0; k < sc->nslot; k++) {
+		for (size_t i = sc->slot[k].off;
+		     i < (size_t)sc->slot[k].off + sc->slot[k].len; i++)
+			en->in_slot[i / 64] |= (uint64_t)1 << (i % 64);
+		mark_free(en->free_dig, &sc->slot[k], p);
+	}
 }
 
 /* ---- matching ----------------------------------------------------------- */
 
+
+/* Bit i of diff_at(a, b): a[i] != b[i], for LK_STEP bytes. */
+#if defined(__SSE2__)
+#define LK_STEP 16
+static inline uint64_t diff_at(const uint8_t *a, const uint8_t *b)
+{
+	__m128i x = _mm_loadu_si128((const __m128i *)(const void *)a);
+	__m128i y = _mm_loadu_si128((const __m128i *)(const void *)b);
+	return (uint16_t)~_mm_movemask_epi8(_mm_cmpeq_epi8(x, y));
+}
+/* Bit i: a[i] is a digit, for LK_STEP bytes. */
+static inline uint64_t digits_at(const uint8_t *a)
+{
+	__m128i x = _mm_sub_epi8(_mm_loadu_si128((const __m128i *)(const void *)a),
+				 _mm_set1_epi8('0'));
+	__m128i nine = _mm_set1_epi8(9);
+	return (uint16_t)_mm_movemask_epi8(
+		_mm_cmpeq_epi8(_mm_min_epu8(x, nine), x));
+}
+#else
+#define LK_STEP 8
+static inline uint64_t diff_at(const uint8_t *a, const uint8_t *b)
+{
+	uint64_t x, y;
+	memcpy(&x, a, 8);
+	memcpy(&y, b, 8);
+	uint64_t d = x ^ y;
+	uint64_t t = (((d & ~LK_HIGH) + ~LK_HIGH) | d) & LK_HIGH;
+	return (t * UINT64_C(0x0002040810204081)) >> 56;
+}
+static inline uint64_t digits_at(const uint8_t *a)
+{
+	uint64_t m = 0;
+	for (unsigned i = 0; i < 8; i++)
+		m |= (uint64_t)lk_digit(a[i]) << i;
+	return m;
+}
+#endif
+
+/* Whether bits [from, from + n) of m are all zero (from + n <= the
+ * bits of m). */
+static inline bool none_in(const uint64_t *m, size_t from, size_t n)
+{
+	size_t end = from + n;
+	for (size_t w = from / 64; w * 64 < end; w++) {
+		uint64_t bits = ~(uint64_t)0;
+		if (w * 64 < from)
+			bits <<= from % 64;
+		if (end < (w + 1) * 64)
+			bits &= ((uint64_t)1 << (end % 64)) - 1;
+		if (m[w] & bits)
+			return false;
+	}
+	return true;
+}
+
+/* A payload of the cached one's length (LK_STEP bytes or more) that
+ * differs from it only inside slots (the common case: readings of the
+ * same width): 1 when each changed slot still holds a harmless value of
+ * its kind and length, 0 when one does not, -1 when bytes outside the
+ * slots differ (the slots may have moved: see the general walk).  A
+ * digit that became another where any digit may stand (free_dig) needs
+ * no further look; a slot with any other change is looked at whole. */
+static int same_width(const struct lk_shape_ent *en, const uint8_t *p)
+{
+	const uint8_t *c = en->payload;
+	size_t n = en->plen;
+	uint64_t look[LK_SHAPE_PAYLOAD / 64] = {0}, outside = 0, any = 0;
+	for (size_t w = 0; w * 64 < n; w++) {
+		uint64_t bits = 0, dig = 0;
+		for (unsigned q = 0; q < 64 / LK_STEP; q++) {
+			size_t i = 64 * w + LK_STEP * q;
+			if (i >= n)
+				break;
+			size_t at = MOAT_MIN(i, n - LK_STEP); /* the last
+								* overlaps */
+			unsigned sh = (unsigned)(i - at);
+			bits |= (diff_at(p + at, c + at) >> sh) << (LK_STEP * q);
+			dig |= (digits_at(p + at) >> sh) << (LK_STEP * q);
+		}
+		/* free_dig marks digits of the cached payload: a digit
+		 * there that is a digit now changed harmlessly */
+		outside |= bits & ~en->in_slot[w];
+		look[w] = bits & ~(dig & en->free_dig[w]);
+		any |= look[w];
+	}
+	if (outside)
+		return -1;
+	/* each slot with a byte to look at, once: slots are in order */
+	unsigned k = 0;
+	for (unsigned w = 0; any && w < LK_SHAPE_PAYLOAD / 64; w++) {
+		while (look[w]) {
+			size_t at = 64 * w + (unsigned)__builtin_ctzll(look[w]);
+			while (k < en->nslot &&
+			       (size_t)en->slot[k].off + en->slot[k].len <= at)
+				k++;
+			if (k == en->nslot)
+				return 0; /* not reached: look is in slots */
+			const struct lk_slot *sl = &en->slot[k];
+			if (slot_len(sl->kind, p + sl->off, n - sl->off) !=
+			    sl->len)
+				return 0;
+			/* the rest of this slot needs no other look */
+			size_t end = (size_t)sl->off + sl->len;
+			for (unsigned x = w; x * 64 < end; x++)
+				look[x] &= end >= (x + 1) * 64
+						   ? 0
+						   : ~(((uint64_t)1 << (end % 64)) - 1);
+		}
+	}
+	return 1;
+}
 
 bool moat__leak_shape_hit(struct moat_leak_scratch *s, uint32_t h,
 			  const uint8_t *t, size_t tn, const uint8_t *p,
@@ -308,6 +492,11 @@ bool moat__leak_shape_hit(struct moat_leak_scratch *s, uint32_t h,
 		return false;
 	s->shape_victim[set / 2] = (uint8_t)!w;
 	const struct lk_shape_ent *en = &s->shapes[set + (size_t)w];
+	if (pn == en->plen && pn >= LK_STEP) {
+		int r = same_width(en, p);
+		if (r >= 0)
+			return r == 1;
+	}
 	const uint8_t *c = en->payload;
 	size_t i = 0, j = 0;
 	for (unsigned k = 0; k < en->nslot; k++) {

@@ -371,6 +371,18 @@ static void value(char *o, size_t osz, unsigned kind)
 	}
 }
 
+/* New readings of the same width: every digit (and hex letter) of v
+ * drawn again. */
+static void jitter(char *v)
+{
+	for (; *v; v++) {
+		if (*v >= '0' && *v <= '9')
+			*v = (char)('0' + rnd(10));
+		else if (*v >= 'a' && *v <= 'f')
+			*v = "0123456789abcdef"[rnd(16)];
+	}
+}
+
 /* Keys: mostly naming nothing; some that name something. */
 static const char *const keys[] = {
 	"a",    "val",  "id",   "Time", "seq",  "temp", "x1",  "_b",
@@ -437,6 +449,8 @@ static void test_differential(void **state)
 			if (st ? rnd(40) == 0 : rnd(2) != 0)
 				value(vals[t][k], sizeof(vals[t][k]),
 				      kind[t][k]);
+			else if (!st && rnd(2))
+				jitter(vals[t][k]);
 		}
 		if (rnd(50) == 0)
 			layout[t][rnd(MEMBERS)] = t < 8 ? rnd(10) : rnd(20);
