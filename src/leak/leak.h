@@ -125,8 +125,9 @@ uint32_t moat_leak_db_categories(const struct moat_leak_db *db);
 size_t moat_leak_db_budget(const struct moat_leak_db *db);
 
 /* Per-thread working memory for scanning with db (Vectorscan scratch,
- * findings, JSON stacks, key-class and clean-topic caches, decoder buffers;
- * about 290 KiB).  Use one per
+ * findings, JSON stacks, key-class, clean-topic and structure caches,
+ * decoder buffers; about 710 KiB, most of it touched only as topics
+ * arrive).  Use one per
  * thread; it can be reused for any number of scans with db.  MOAT_OK and
  * *out, MOAT_ENOMEM, or MOAT_EIO. */
 int moat_leak_scratch_new(const struct moat_leak_db *db,

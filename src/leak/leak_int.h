@@ -237,7 +237,7 @@ bool moat__leak_cbor_json(const uint8_t *p, size_t n, struct lk_decode *dc);
  * change without a rule noticing (numbers, hex strings, ISO 8601 times
  * under keys that name nothing).  A payload equal to it outside the
  * slots, with slot values of the same harmless kind, is clean. */
-#define LK_SHAPES 1024        /* entries (power of two), 484 bytes each */
+#define LK_SHAPES 1024        /* entries (power of two), 456 bytes each */
 #define LK_SHAPE_TOPIC 64     /* longest topic cached */
 #define LK_SHAPE_PAYLOAD 256  /* longest payload cached */
 #define LK_SHAPE_SLOTS 16     /* slots per payload (more: the rest must

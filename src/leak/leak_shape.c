@@ -138,12 +138,14 @@ static size_t number_len(const uint8_t *p, size_t n)
 /* Bytes of w (8 of them, all < 0x80) in (m, n): their high bits. */
 #define LK_ONES UINT64_C(0x0101010101010101)
 #define LK_HIGH UINT64_C(0x8080808080808080)
+#if !defined(__SSE2__)
 static inline uint64_t between(uint64_t w, unsigned m, unsigned n)
 {
 	uint64_t x = w & ~LK_HIGH;
 	return (LK_ONES * (127 + n) - x) & ~w & (x + LK_ONES * (127 - m)) &
 	       LK_HIGH;
 }
+#endif
 
 /* Lower-case hex digits at p[0..n), up to the closing quote: their
  * length, or SIZE_MAX when something else comes first or the string is
@@ -407,23 +409,6 @@ static inline uint64_t digits_at(const uint8_t *a)
 	return m;
 }
 #endif
-
-/* Whether bits [from, from + n) of m are all zero (from + n <= the
- * bits of m). */
-static inline bool none_in(const uint64_t *m, size_t from, size_t n)
-{
-	size_t end = from + n;
-	for (size_t w = from / 64; w * 64 < end; w++) {
-		uint64_t bits = ~(uint64_t)0;
-		if (w * 64 < from)
-			bits <<= from % 64;
-		if (end < (w + 1) * 64)
-			bits &= ((uint64_t)1 << (end % 64)) - 1;
-		if (m[w] & bits)
-			return false;
-	}
-	return true;
-}
 
 /* A payload of the cached one's length (LK_STEP bytes or more) that
  * differs from it only inside slots (the common case: readings of the
