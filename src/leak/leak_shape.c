@@ -424,15 +424,23 @@ static int same_width(const struct lk_shape_ent *en, const uint8_t *p)
 	uint64_t look[LK_SHAPE_PAYLOAD / 64] = {0}, outside = 0, any = 0;
 	for (size_t w = 0; w * 64 < n; w++) {
 		uint64_t bits = 0, dig = 0;
-		for (unsigned q = 0; q < 64 / LK_STEP; q++) {
-			size_t i = 64 * w + LK_STEP * q;
-			if (i >= n)
-				break;
-			size_t at = MOAT_MIN(i, n - LK_STEP); /* the last
-								* overlaps */
-			unsigned sh = (unsigned)(i - at);
-			bits |= (diff_at(p + at, c + at) >> sh) << (LK_STEP * q);
-			dig |= (digits_at(p + at) >> sh) << (LK_STEP * q);
+		if (w * 64 + 64 <= n) { /* a whole word: no overlap */
+			for (unsigned q = 0; q < 64 / LK_STEP; q++) {
+				size_t i = 64 * w + LK_STEP * q;
+				bits |= diff_at(p + i, c + i) << (LK_STEP * q);
+				dig |= digits_at(p + i) << (LK_STEP * q);
+			}
+		} else {
+			for (unsigned q = 0; 64 * w + LK_STEP * q < n; q++) {
+				size_t i = 64 * w + LK_STEP * q;
+				size_t at = MOAT_MIN(i, n - LK_STEP); /* the
+								       * last
+								       * overlaps */
+				unsigned sh = (unsigned)(i - at);
+				bits |= (diff_at(p + at, c + at) >> sh)
+					<< (LK_STEP * q);
+				dig |= (digits_at(p + at) >> sh) << (LK_STEP * q);
+			}
 		}
 		/* free_dig marks digits of the cached payload: a digit
 		 * there that is a digit now changed harmlessly */
