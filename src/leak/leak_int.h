@@ -243,7 +243,8 @@ bool moat__leak_cbor_json(const uint8_t *p, size_t n, struct lk_decode *dc);
 #define LK_SHAPE_SLOTS 16     /* slots per payload (more: the rest must
 			       * stay the same) */
 
-enum lk_slot_kind { LS_NUMBER = 1, LS_HEX, LS_TIME };
+/* LS_STRING: a string value not looked at yet (see prepare()). */
+enum lk_slot_kind { LS_NUMBER = 1, LS_HEX, LS_TIME, LS_STRING };
 
 struct lk_slot {
 	uint16_t off; /* in the cached payload */
@@ -255,6 +256,7 @@ struct lk_shape_ent {
 	uint16_t plen;  /* 0: empty */
 	uint8_t tlen;
 	uint8_t nslot;
+	bool ready;     /* slots classified, in_slot and free_dig set */
 	uint8_t topic[LK_SHAPE_TOPIC];
 	struct lk_slot slot[LK_SHAPE_SLOTS];
 	uint64_t in_slot[LK_SHAPE_PAYLOAD / 64]; /* bit i: payload[i] is in a

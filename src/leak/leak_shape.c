@@ -89,6 +89,47 @@ static inline bool same(const uint8_t *a, const uint8_t *b, size_t n)
 	return true;
 }
 
+#define LK_ONES UINT64_C(0x0101010101010101)
+#define LK_HIGH UINT64_C(0x8080808080808080)
+
+/* Bit i of diff_at(a, b): a[i] != b[i], for LK_STEP bytes. */
+#if defined(__SSE2__)
+#define LK_STEP 16
+static inline uint64_t diff_at(const uint8_t *a, const uint8_t *b)
+{
+	__m128i x = _mm_loadu_si128((const __m128i *)(const void *)a);
+	__m128i y = _mm_loadu_si128((const __m128i *)(const void *)b);
+	return (uint16_t)~_mm_movemask_epi8(_mm_cmpeq_epi8(x, y));
+}
+/* Bit i: a[i] is a digit, for LK_STEP bytes. */
+static inline uint64_t digits_at(const uint8_t *a)
+{
+	__m128i x = _mm_sub_epi8(_mm_loadu_si128((const __m128i *)(const void *)a),
+				 _mm_set1_epi8('0'));
+	__m128i nine = _mm_set1_epi8(9);
+	return (uint16_t)_mm_movemask_epi8(
+		_mm_cmpeq_epi8(_mm_min_epu8(x, nine), x));
+}
+#else
+#define LK_STEP 8
+static inline uint64_t diff_at(const uint8_t *a, const uint8_t *b)
+{
+	uint64_t x, y;
+	memcpy(&x, a, 8);
+	memcpy(&y, b, 8);
+	uint64_t d = x ^ y;
+	uint64_t t = (((d & ~LK_HIGH) + ~LK_HIGH) | d) & LK_HIGH;
+	return (t * UINT64_C(0x0002040810204081)) >> 56;
+}
+static inline uint64_t digits_at(const uint8_t *a)
+{
+	uint64_t m = 0;
+	for (unsigned i = 0; i < 8; i++)
+		m |= (uint64_t)lk_digit(a[i]) << i;
+	return m;
+}
+#endif
+
 /* ---- harmless values -------------------------------------------------- */
 
 /* A whole run of L digits r[0..L) (no digit, separator or upper-case
@@ -136,8 +177,6 @@ static size_t number_len(const uint8_t *p, size_t n)
 }
 
 /* Bytes of w (8 of them, all < 0x80) in (m, n): their high bits. */
-#define LK_ONES UINT64_C(0x0101010101010101)
-#define LK_HIGH UINT64_C(0x8080808080808080)
 #if !defined(__SSE2__)
 static inline uint64_t between(uint64_t w, unsigned m, unsigned n)
 {
@@ -261,8 +300,10 @@ static size_t slot_len(uint8_t k, const uint8_t *p, size_t n)
 	}
 	case LS_HEX:
 		return hex_len(p, n);
-	default:
+	case LS_TIME:
 		return time_len(p, n);
+	default:
+		return SIZE_MAX;
 	}
 }
 
@@ -274,26 +315,19 @@ void moat__leak_shape_value(struct lk_scan *sc, size_t s, size_t e,
 	const uint8_t *d = sc->d;
 	uint8_t kind;
 	if (sc->nslot == LK_SHAPE_SLOTS || e - s > UINT8_MAX ||
-	    e > LK_SHAPE_PAYLOAD)
+	    e > LK_SHAPE_PAYLOAD || e >= sc->n)
 		return;
+	/* what the value is, later: most stored payloads are never used */
 	if (vt == LV_NUMBER) {
 		/* "k":1, or "k": 1} - not "1 2" (the shape pass would join
 		 * such numbers into one) */
 		bool before = s > 1 && (d[s - 1] == ':' ||
 					(d[s - 1] == ' ' && d[s - 2] == ':'));
-		if (!before || e >= sc->n || (d[e] != ',' && d[e] != '}') ||
-		    number_len(d + s, e - s) != e - s)
+		if (!before || (d[e] != ',' && d[e] != '}'))
 			return;
 		kind = LS_NUMBER;
-	} else if (vt == LV_STRING) {
-		if (e >= sc->n || d[e] != '"')
-			return;
-		if (hex_len(d + s, sc->n - s) == e - s)
-			kind = LS_HEX;
-		else if (time_len(d + s, sc->n - s) == e - s)
-			kind = LS_TIME;
-		else
-			return;
+	} else if (vt == LV_STRING && d[e] == '"') {
+		kind = LS_STRING;
 	} else {
 		return;
 	}
@@ -303,25 +337,39 @@ void moat__leak_shape_value(struct lk_scan *sc, size_t s, size_t e,
 	sl->kind = kind;
 }
 
-/* Mark in m the digits of slot sl (of payload p) that any digit may
- * replace keeping the value harmless: a time's; a number's but for the
- * first of several integer digits (a leading zero is not JSON) and, when
- * they are enough for run_safe to look at them, the first two. */
+/* Set (or clear) bits [from, from + n) of m. */
+static void set_bits(uint64_t *m, size_t from, size_t n, bool on)
+{
+	if (!n)
+		return;
+	size_t last = from + n - 1;
+	for (size_t w = from / 64; w <= last / 64; w++) {
+		uint64_t bits = ~(uint64_t)0;
+		if (w == from / 64)
+			bits <<= from % 64;
+		if (w == last / 64)
+			bits &= ~(uint64_t)0 >> (63 - last % 64);
+		m[w] = on ? m[w] | bits : m[w] & ~bits;
+	}
+}
+
+/* Mark in m the bytes of slot sl (of payload p) where any digit may
+ * replace a digit keeping the value harmless (m is then limited to the
+ * digits): a time's; a number's but for the first of several integer
+ * digits (a leading zero is not JSON) and, when they are enough for
+ * run_safe to look at them, the first two. */
 static void mark_free(uint64_t *m, const struct lk_slot *sl, const uint8_t *p)
 {
+	if (sl->kind == LS_HEX)
+		return;
+	set_bits(m, sl->off, sl->len, true);
+	if (sl->kind == LS_TIME)
+		return;
 	size_t s = sl->off, e = s + sl->len, lead = s + (p[s] == '-');
 	size_t ilen = 0;
 	while (lead + ilen < e && lk_digit(p[lead + ilen]))
 		ilen++;
-	size_t fixed = sl->kind == LS_TIME ? 0
-		       : ilen >= 13	   ? 2
-		       : ilen > 1	   ? 1
-					   : 0;
-	if (sl->kind == LS_HEX)
-		return;
-	for (size_t i = s; i < e; i++)
-		if (lk_digit(p[i]) && (i < lead || i >= lead + fixed))
-			m[i / 64] |= (uint64_t)1 << (i % 64);
+	set_bits(m, lead, ilen >= 13 ? 2 : ilen > 1 ? 1 : 0, false);
 }
 
 /* The index of topic t's entry in its set (from set, the set's first),
@@ -359,56 +407,66 @@ void moat__leak_shape_store(struct moat_leak_scratch *s, uint32_t h,
 	memcpy(en->topic, t, tn);
 	memcpy(en->payload, p, pn);
 	memcpy(en->slot, sc->slot, sc->nslot * sizeof(sc->slot[0]));
+	en->ready = false;
+}
+
+/* At the first use of an entry: which of its candidate slots hold
+ * harmless values (the others must stay as they are, like the rest of
+ * the payload), and the bit maps same_width() reads. */
+static void prepare(struct lk_shape_ent *en)
+{
+	const uint8_t *p = en->payload;
+	size_t pn = en->plen;
+	unsigned k = 0;
+	for (unsigned i = 0; i < en->nslot; i++) {
+		struct lk_slot sl = en->slot[i];
+		const uint8_t *v = p + sl.off;
+		size_t n = pn - sl.off;
+		if (sl.kind == LS_NUMBER) {
+			if (number_len(v, n) != sl.len)
+				continue;
+		} else if ((sl.len == 0 || lk_digit(v[0]) ||
+			    (v[0] >= 'a' && v[0] <= 'f')) &&
+			   hex_len(v, n) == sl.len) {
+			sl.kind = LS_HEX;
+		} else if (sl.len >= 10 && lk_digit(v[0]) &&
+			   time_len(v, n) == sl.len) {
+			sl.kind = LS_TIME;
+		} else {
+			continue;
+		}
+		en->slot[k++] = sl;
+	}
+	en->nslot = (uint8_t)k;
 	memset(en->in_slot, 0, sizeof(en->in_slot));
 	memset(en->free_dig, 0, sizeof(en->free_dig));
-	for (unsigned k = 0; k < sc->nslot; k++) {
-		for (size_t i = sc->slot[k].off;
-		     i < (size_t)sc->slot[k].off + sc->slot[k].len; i++)
-			en->in_slot[i / 64] |= (uint64_t)1 << (i % 64);
-		mark_free(en->free_dig, &sc->slot[k], p);
+	for (unsigned i = 0; i < k; i++) {
+		set_bits(en->in_slot, en->slot[i].off, en->slot[i].len, true);
+		mark_free(en->free_dig, &en->slot[i], p);
 	}
+	/* ... and there, only the digits */
+	for (size_t x = 0; x * 64 < pn; x++) {
+		uint64_t dig = 0;
+		for (unsigned q = 0; en->free_dig[x] && q < 64 / LK_STEP &&
+				     64 * x + LK_STEP * q < pn;
+		     q++) {
+			size_t i = 64 * x + LK_STEP * q;
+			if (pn < LK_STEP) { /* short: a byte at a time */
+				for (size_t b = i; b < pn; b++)
+					dig |= (uint64_t)lk_digit(p[b]) << b;
+				break;
+			}
+			size_t at = MOAT_MIN(i, pn - LK_STEP);
+			dig |= (digits_at(p + at) >> (i - at)) << (LK_STEP * q);
+		}
+		en->free_dig[x] &= dig;
+	}
+	en->ready = true;
 }
 
 /* ---- matching ----------------------------------------------------------- */
 
 
-/* Bit i of diff_at(a, b): a[i] != b[i], for LK_STEP bytes. */
-#if defined(__SSE2__)
-#define LK_STEP 16
-static inline uint64_t diff_at(const uint8_t *a, const uint8_t *b)
-{
-	__m128i x = _mm_loadu_si128((const __m128i *)(const void *)a);
-	__m128i y = _mm_loadu_si128((const __m128i *)(const void *)b);
-	return (uint16_t)~_mm_movemask_epi8(_mm_cmpeq_epi8(x, y));
-}
-/* Bit i: a[i] is a digit, for LK_STEP bytes. */
-static inline uint64_t digits_at(const uint8_t *a)
-{
-	__m128i x = _mm_sub_epi8(_mm_loadu_si128((const __m128i *)(const void *)a),
-				 _mm_set1_epi8('0'));
-	__m128i nine = _mm_set1_epi8(9);
-	return (uint16_t)_mm_movemask_epi8(
-		_mm_cmpeq_epi8(_mm_min_epu8(x, nine), x));
-}
-#else
-#define LK_STEP 8
-static inline uint64_t diff_at(const uint8_t *a, const uint8_t *b)
-{
-	uint64_t x, y;
-	memcpy(&x, a, 8);
-	memcpy(&y, b, 8);
-	uint64_t d = x ^ y;
-	uint64_t t = (((d & ~LK_HIGH) + ~LK_HIGH) | d) & LK_HIGH;
-	return (t * UINT64_C(0x0002040810204081)) >> 56;
-}
-static inline uint64_t digits_at(const uint8_t *a)
-{
-	uint64_t m = 0;
-	for (unsigned i = 0; i < 8; i++)
-		m |= (uint64_t)lk_digit(a[i]) << i;
-	return m;
-}
-#endif
 
 /* A payload of the cached one's length (LK_STEP bytes or more) that
  * differs from it only inside slots (the common case: readings of the
@@ -484,7 +542,16 @@ bool moat__leak_shape_hit(struct moat_leak_scratch *s, uint32_t h,
 	if (w < 0 || pn > s->db->budget)
 		return false;
 	s->shape_victim[set / 2] = (uint8_t)!w;
-	const struct lk_shape_ent *en = &s->shapes[set + (size_t)w];
+	struct lk_shape_ent *en = &s->shapes[set + (size_t)w];
+	/* what comes before the first slot stays: a cheap first look
+	 * (topics whose payload layout changes fail here) */
+	size_t head = MOAT_MIN(en->nslot ? (size_t)en->slot[0].off
+					 : (size_t)en->plen,
+			       (size_t)64);
+	if (head > pn || !same(p, en->payload, head))
+		return false;
+	if (!en->ready)
+		prepare(en);
 	if (pn == en->plen && pn >= LK_STEP) {
 		int r = same_width(en, p);
 		if (r >= 0)
