@@ -1,17 +1,22 @@
 #!/usr/bin/python3
 """Write short MQTT messages for detector benchmarks to stdout.
 
-    short_telemetry.py [COUNT] [--payloads]    (default 200000)
+    short_telemetry.py [COUNT] [--payloads] [--fleet]    (default 200000)
 
 One message per line as `moat scan --jsonl` reads it: {"topic": ...,
 "payload": ...} with a 20-60 byte topic (one of a fleet of 500 devices)
 and a 100-200 byte JSON telemetry payload (sensors, meters, trackers,
-plugs; no leaks), the shape of most IoT traffic.  With --payloads, the payloads only, one per line (the
+plugs; no leaks), the shape of most IoT traffic.  By default every
+message draws its topic and its payload's kind and fields anew; with
+--fleet each device keeps one payload layout (kind, fields, formats)
+and only its readings change from message to message, as real devices
+publish (what the detector's per-topic structure cache is for).  With --payloads, the payloads only, one per line (the
 payload templates for `moat bench --payload FILE`).  Deterministic (fixed
 seed).  Standard library only.
 """
 import json
 import random
+import re
 import sys
 
 R = random.Random(20)
@@ -38,7 +43,14 @@ def topic():
     return R.choice(TOPICS)
 
 
-def payload():
+def payload(rng=None):
+    global R
+    if rng is not None:  # draw this payload's choices from rng
+        saved, R = R, rng
+        try:
+            return payload()
+        finally:
+            R = saved
     while True:
         k = R.randrange(4)
         if k == 0:
@@ -81,12 +93,45 @@ def payload():
             return s
 
 
+# --fleet: a device's layout comes from a generator seeded with its
+# index (the same choices of kind, extra fields and lengths each time);
+# its readings from a digit shuffle of that layout.
+LAYOUT_SEED = 2020
+
+
+def fleet_message():
+    d = R.randrange(len(TOPICS))
+    p = payload(random.Random(LAYOUT_SEED + d))
+    # new readings: every digit of a number changes, lengths stay
+    out, in_str = [], False
+    for i, c in enumerate(p):
+        if c == '"' and p[i - 1] != "\\":
+            in_str = not in_str
+        if not in_str and c.isdigit() and p[i - 1] != '"':
+            first = not p[i - 1].isdigit() and p[i - 1] != "."
+            c = str(R.randrange(1, 10) if first else R.randrange(10))
+        out.append(c)
+    # and the clock moves (the seconds of a "Time" string)
+    p = re.sub(r'(T\d\d:\d\d:)\d\d"',
+               lambda m: "%s%02d\"" % (m.group(1), R.randrange(60)),
+               "".join(out))
+    return TOPICS[d], p
+
+
 def main():
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     n = int(args[0]) if args else 200000
     only = "--payloads" in sys.argv[1:]
+    fleet = "--fleet" in sys.argv[1:]
     out = sys.stdout
     for _ in range(n):
+        if fleet:
+            t, p = fleet_message()
+            if only:
+                out.write(p + "\n")
+            else:
+                out.write(json.dumps({"topic": t, "payload": p}) + "\n")
+            continue
         p = payload()
         if only:
             out.write(p + "\n")

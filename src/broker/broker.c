@@ -224,6 +224,7 @@ int moat_broker_start(struct moat_broker *b)
 	 * policies: scanned before any client is served (worker 0's state,
 	 * from this thread: the workers do not run yet). */
 	b->workers[0].now_ms = moat_now_ms();
+	moat__leak_route_held(&b->workers[0]); /* of the queues' sweep */
 	moat__leak_sweep_retained(&b->workers[0]);
 	moat__store_flush(&b->workers[0]);
 	for (unsigned i = 0; i < b->nworkers; i++) {

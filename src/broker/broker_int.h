@@ -789,6 +789,11 @@ struct moat_worker {
 	uint8_t *leak_buf; /* "name=value" of a user property */
 	size_t leak_bufcap;
 	struct moat_leak_tracks *leak_tracks; /* leak_track.c */
+	/* Restore at start: events of the queued messages' sweep wait
+	 * until the sessions are whole (moat__leak_route_held). */
+	bool leak_hold;
+	unsigned nleak_held;
+	struct moat_msg *leak_held[64];
 
 	struct moat_store_batch *sbatch;
 	uint64_t store_seq;
@@ -1122,6 +1127,13 @@ int moat__leak_inspect(struct moat_worker *w, struct moat_msg *m,
 		       const char *origin, const char *cid, const char *user);
 /* At start (worker 0): scan the retained store, apply the policies. */
 void moat__leak_sweep_retained(struct moat_worker *w);
+/* Restore (store_load.c, before the workers run): a message of sessions'
+ * queues, scanned once (worker 0's detector, origin "queued"); its
+ * events are held for moat__leak_route_held.  Returns what
+ * moat__leak_inspect returns. */
+int moat__leak_restored(struct moat_broker *b, struct moat_msg *m);
+/* Route the held events (once the sessions are restored). */
+void moat__leak_route_held(struct moat_worker *w);
 /* Report what the log rate limit held back (tick). */
 void moat__leak_log_flush(struct moat_worker *w);
 /* Tracks (leak_track.c): note what one message of client cid on topic

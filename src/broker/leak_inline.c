@@ -114,6 +114,9 @@ static struct moat_leak_scratch *scratch(struct moat_worker *w)
 
 void moat__leak_worker_free(struct moat_worker *w)
 {
+	for (unsigned i = 0; i < w->nleak_held; i++)
+		moat_msg_unref(&w->leak_held[i]);
+	w->nleak_held = 0;
 	MOAT_FREE(w->leak_buf);
 	w->leak_bufcap = 0;
 	moat_leak_scratch_free(w->leak_scratch);
@@ -343,6 +346,13 @@ static void emit(struct inspect *x, const char *cat,
 					       0, false);
 	if (!ev_msg)
 		return;
+	if (w->leak_hold) { /* restoring: routed once sessions are whole */
+		if (w->nleak_held < MOAT_ARRAY_LEN(w->leak_held))
+			w->leak_held[w->nleak_held++] = ev_msg;
+		else
+			moat_msg_unref(&ev_msg);
+		return;
+	}
 	moat_worker_route(w, ev_msg);
 	moat_msg_unref(&ev_msg);
 }
@@ -367,7 +377,7 @@ _Static_assert(MOAT_LEAK_CATEGORY_COUNT + 2 <= 32, "stats.leaks too small");
 
 static void report_tracks(struct inspect *x)
 {
-	if (strcmp(x->origin, "publish") || !x->cats)
+	if (!x->cats || strcmp(x->origin, "publish"))
 		return;
 	unsigned k = moat__leak_track(x->w, x->cid,
 				      (const uint8_t *)x->m->topic,
@@ -743,6 +753,29 @@ void moat__leak_sweep_retained(struct moat_worker *w)
 	moat_notice("leak: retained store swept: %zu messages scanned, %zu "
 		    "redacted or deleted by leak_policy",
 		    scanned, changed);
+}
+
+/* ---- restored queues ------------------------------------------------------------ */
+
+int moat__leak_restored(struct moat_broker *b, struct moat_msg *m)
+{
+	struct moat_worker *w = &b->workers[0];
+	if (!w->sec || !w->sec->leak_db)
+		return -1;
+	w->now_ms = moat_now_ms();
+	w->leak_hold = true;
+	int a = moat__leak_inspect(w, m, "queued", m->src_cid, m->src_user);
+	w->leak_hold = false;
+	return a;
+}
+
+void moat__leak_route_held(struct moat_worker *w)
+{
+	for (unsigned i = 0; i < w->nleak_held; i++) {
+		moat_worker_route(w, w->leak_held[i]);
+		moat_msg_unref(&w->leak_held[i]);
+	}
+	w->nleak_held = 0;
 }
 
 /* ---- $SYS ---------------------------------------------------------------------- */

@@ -17,6 +17,7 @@ struct loaded {
 struct msg_slot {
 	uint64_t id;
 	struct moat_msg *m; /* counted reference */
+	bool blocked;       /* by a leak_policy: its deliveries go */
 };
 
 struct load_ctx {
@@ -28,6 +29,7 @@ struct load_ctx {
 	struct msg_slot *msgs; /* open addressing, power-of-two size */
 	size_t nmsgs, msgcap;
 	size_t nsubs, nqueued, ninflight, nretained, nexpired, nwills;
+	size_t nscanned, nredacted, nblocked; /* leak sweep of the queues */
 	char *err;
 	size_t errsz;
 };
@@ -83,7 +85,7 @@ static uint64_t slot_of(uint64_t id, size_t cap)
 	return (id * 0x9E3779B97F4A7C15ull) & (cap - 1);
 }
 
-static struct moat_msg *cached_msg(struct load_ctx *x, uint64_t id)
+static struct msg_slot *cached_msg(struct load_ctx *x, uint64_t id)
 {
 	if (!x->msgcap)
 		return NULL;
@@ -91,7 +93,7 @@ static struct moat_msg *cached_msg(struct load_ctx *x, uint64_t id)
 		if (!x->msgs[i].m)
 			return NULL;
 		if (x->msgs[i].id == id)
-			return x->msgs[i].m;
+			return &x->msgs[i];
 	}
 }
 
@@ -119,6 +121,7 @@ static int cache_msg(struct load_ctx *x, uint64_t id, struct moat_msg *m)
 		i = (i + 1) & (x->msgcap - 1);
 	x->msgs[i].id = id;
 	x->msgs[i].m = moat_msg_ref(m);
+	x->msgs[i].blocked = false;
 	x->nmsgs++;
 	return MOAT_OK;
 }
@@ -390,6 +393,68 @@ static int delete_delivery(struct load_ctx *x, uint64_t did)
 				 : load_error(x, rc, "removing an expired message");
 }
 
+/* A queued message as leak_policy wants it now (it was published before
+ * the current policies): scanned once, however many sessions queue it;
+ * redacted in memory and in the store, or blocked (cached as such: its
+ * deliveries go, then the message itself, drop_blocked). */
+static int sweep_msg(struct load_ctx *x, struct msg_slot *ms)
+{
+	struct moat_msg *m = ms->m;
+	const struct moat_worker *w0 = &x->b->workers[0];
+	if (!w0->sec || !w0->sec->leak_db)
+		return MOAT_OK;
+	int a = moat__leak_restored(x->b, m);
+	x->nscanned++;
+	if (a == MOAT_LEAK_BLOCK) {
+		ms->blocked = true;
+		x->nblocked++;
+		return MOAT_OK;
+	}
+	if (a != MOAT_LEAK_REDACT)
+		return MOAT_OK;
+	x->nredacted++;
+	size_t n = moat__msg_blob_size(m);
+	uint8_t *blob = moat_malloc(n);
+	if (!blob)
+		return MOAT_ENOMEM;
+	moat__msg_blob(m, blob, x->now_mono, x->now_wall);
+	sqlite3_stmt *s;
+	int rc = sqlite3_prepare_v2(x->st->db,
+				    "UPDATE msgs SET data = ?2 WHERE id = ?1",
+				    -1, &s, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_int64(s, 1, (sqlite3_int64)ms->id);
+		sqlite3_bind_blob64(s, 2, blob, (sqlite3_uint64)n,
+				    SQLITE_STATIC);
+		rc = sqlite3_step(s);
+		sqlite3_finalize(s);
+	}
+	moat_free(blob);
+	return rc == SQLITE_DONE ? MOAT_OK
+				 : load_error(x, rc, "redacting a message");
+}
+
+/* The blocked messages' rows, once none of their deliveries is left. */
+static int drop_blocked(struct load_ctx *x)
+{
+	for (size_t i = 0; i < x->msgcap; i++) {
+		if (!x->msgs[i].m || !x->msgs[i].blocked)
+			continue;
+		sqlite3_stmt *s;
+		int rc = sqlite3_prepare_v2(x->st->db,
+					    "DELETE FROM msgs WHERE id = ?1", -1,
+					    &s, NULL);
+		if (rc == SQLITE_OK) {
+			sqlite3_bind_int64(s, 1, (sqlite3_int64)x->msgs[i].id);
+			rc = sqlite3_step(s);
+			sqlite3_finalize(s);
+		}
+		if (rc != SQLITE_DONE)
+			return load_error(x, rc, "removing a blocked message");
+	}
+	return MOAT_OK;
+}
+
 static int delivery_row(struct load_ctx *x, sqlite3_stmt *q)
 {
 	uint64_t did = (uint64_t)sqlite3_column_int64(q, 0);
@@ -405,8 +470,11 @@ static int delivery_row(struct load_ctx *x, sqlite3_stmt *q)
 		return bad_row(x, "queued message");
 	struct moat_msg *m = NULL;
 	uint64_t mid = (uint64_t)sqlite3_column_int64(q, 8);
-	if (data && (m = cached_msg(x, mid)) != NULL) {
-		moat_msg_ref(m);
+	struct msg_slot *ms = data ? cached_msg(x, mid) : NULL;
+	if (ms && ms->blocked) {
+		return delete_delivery(x, did);
+	} else if (ms) {
+		m = moat_msg_ref(ms->m);
 	} else if (data) {
 		int rc = moat__msg_unblob(data,
 					  (size_t)sqlite3_column_bytes(q, 9),
@@ -424,6 +492,14 @@ static int delivery_row(struct load_ctx *x, sqlite3_stmt *q)
 			if (cache_msg(x, mid, m) != MOAT_OK) {
 				moat_msg_unref(&m);
 				return MOAT_ENOMEM;
+			}
+			ms = cached_msg(x, mid);
+			rc = sweep_msg(x, ms);
+			if (rc == MOAT_OK && ms->blocked)
+				rc = delete_delivery(x, did);
+			if (rc != MOAT_OK || ms->blocked) {
+				moat_msg_unref(&m);
+				return rc;
 			}
 		}
 	}
@@ -556,6 +632,7 @@ int moat__store_load(struct moat_store *st, char *err, size_t errsz)
 			   "m.data FROM deliveries d LEFT JOIN msgs m ON m.id "
 			   "= d.msg_id ORDER BY d.did",
 			   delivery_row)) ||
+	    (rc = drop_blocked(&x)) ||
 	    (rc = each_row(&x, "SELECT sid, packet_id FROM qos2_in",
 			   qos2_row)) ||
 	    (rc = drop_tombstones(&x)) ||
@@ -575,6 +652,10 @@ int moat__store_load(struct moat_store *st, char *err, size_t errsz)
 		    st->path, x.n, x.nsubs, x.nqueued, x.ninflight,
 		    x.nretained, x.nexpired,
 		    x.nwills ? "; their wills are published" : "");
+	if (b->workers[0].sec && b->workers[0].sec->leak_db)
+		moat_notice("leak: restored queues swept: %zu messages scanned, "
+			    "%zu redacted, %zu blocked by leak_policy",
+			    x.nscanned, x.nredacted, x.nblocked);
 out:
 	if (rc == MOAT_ENOMEM && !err[0])
 		snprintf(err, errsz, "persistence: out of memory restoring %s",

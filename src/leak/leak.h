@@ -125,8 +125,9 @@ uint32_t moat_leak_db_categories(const struct moat_leak_db *db);
 size_t moat_leak_db_budget(const struct moat_leak_db *db);
 
 /* Per-thread working memory for scanning with db (Vectorscan scratch,
- * findings, JSON stacks, key-class and clean-topic caches, decoder buffers;
- * about 290 KiB).  Use one per
+ * findings, JSON stacks, key-class, clean-topic and structure caches,
+ * decoder buffers; about 710 KiB, most of it touched only as topics
+ * arrive).  Use one per
  * thread; it can be reused for any number of scans with db.  MOAT_OK and
  * *out, MOAT_ENOMEM, or MOAT_EIO. */
 int moat_leak_scratch_new(const struct moat_leak_db *db,
@@ -225,8 +226,14 @@ int moat_leak_scan(const struct moat_leak_db *db, struct moat_leak_scratch *s,
  * flags and `scanned` are the payload's, with MOAT_LEAK_R_BUDGET also
  * for a topic longer than the budget).  The scratch remembers topics
  * that had no finding (a small cache, exact bytes, topics up to 64 bytes,
- * per scratch, i.e. per thread): such a topic is not scanned again.
- * Returns the number of findings reported, or MOAT_EINVAL. */
+ * per scratch, i.e. per thread): such a topic is not scanned again.  It
+ * also remembers, per topic, the last clean JSON payload (up to 256
+ * bytes) in which no rule had anything to look at, and which of its
+ * member values may change harmlessly (numbers, lower-case hex strings,
+ * ISO 8601 times under keys that name nothing): a payload equal to it
+ * but for such values is clean without a scan (docs/leaks.md, "The
+ * structure cache").  Returns the number of findings reported, or
+ * MOAT_EINVAL. */
 int moat_leak_scan_msg(const struct moat_leak_db *db,
 		       struct moat_leak_scratch *s, const uint8_t *topic,
 		       size_t tlen, const uint8_t *payload, size_t plen,

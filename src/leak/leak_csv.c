@@ -126,6 +126,7 @@ void moat__leak_csv_scan(struct lk_scan *sc, size_t lo, size_t hi,
 {
 	struct csv c = {sc, lo, hi, in_str, 0};
 	const uint8_t *d = sc->d;
+	sc->touched++;
 	if (!memchr(d + lo, ',', hi - lo) && !memchr(d + lo, ';', hi - lo) &&
 	    !memchr(d + lo, '\t', hi - lo))
 		return;

@@ -84,6 +84,7 @@ void moat__leak_decode_b64(struct lk_scan *sc, size_t s, size_t e)
 		e--;
 	if (e - s > (LK_B64_MAX / 3) * 4 || !b64_blob(d, s, e))
 		return;
+	sc->touched++;
 	long n = moat__leak_b64_decode(d + s, e - s, o->raw, sizeof(o->raw));
 	if (n <= 0)
 		return;

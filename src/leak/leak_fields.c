@@ -1071,6 +1071,7 @@ static void secret_word_field(struct lk_scan *sc, const struct lk_field *f)
 
 void moat__leak_field(struct lk_scan *sc, const struct lk_field *f)
 {
+	sc->touched++;
 	switch (f->ki.kind) {
 	case KK_CRED:
 		if (lk_enabled(sc, MOAT_LEAK_CREDENTIAL) ||
@@ -1339,6 +1340,7 @@ void moat__leak_kv_scan(struct lk_scan *sc, size_t lo, size_t hi,
 			bool in_str)
 {
 	const uint8_t *d = sc->d;
+	sc->touched++;
 	for (size_t i = lo; i < hi && !sc->stop; i++) {
 		uint8_t c = d[i];
 		if (c != '=' && c != ':')

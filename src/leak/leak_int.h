@@ -229,6 +229,44 @@ bool moat__leak_cbor_json(const uint8_t *p, size_t n, struct lk_decode *dc);
 
 /* ---- per-scan state (inside struct moat_leak_scratch) ------------------- */
 
+/* ---- the structure cache (leak_shape.c) --------------------------------- */
+
+/* Per scratch, per topic (two-way sets chosen by a hash of the topic,
+ * exact bytes compared, the least recently used replaced): the last clean JSON payload of the topic whose scan
+ * made no rule look at anything, and its slots: member values that may
+ * change without a rule noticing (numbers, hex strings, ISO 8601 times
+ * under keys that name nothing).  A payload equal to it outside the
+ * slots, with slot values of the same harmless kind, is clean. */
+#define LK_SHAPES 1024        /* entries (power of two), 456 bytes each */
+#define LK_SHAPE_TOPIC 64     /* longest topic cached */
+#define LK_SHAPE_PAYLOAD 256  /* longest payload cached */
+#define LK_SHAPE_SLOTS 16     /* slots per payload (more: the rest must
+			       * stay the same) */
+
+/* LS_STRING: a string value not looked at yet (see prepare()). */
+enum lk_slot_kind { LS_NUMBER = 1, LS_HEX, LS_TIME, LS_STRING };
+
+struct lk_slot {
+	uint16_t off; /* in the cached payload */
+	uint8_t len;
+	uint8_t kind; /* enum lk_slot_kind */
+};
+
+struct lk_shape_ent {
+	uint16_t plen;  /* 0: empty */
+	uint8_t tlen;
+	uint8_t nslot;
+	bool ready;     /* slots classified, in_slot and free_dig set */
+	uint8_t topic[LK_SHAPE_TOPIC];
+	struct lk_slot slot[LK_SHAPE_SLOTS];
+	uint64_t in_slot[LK_SHAPE_PAYLOAD / 64]; /* bit i: payload[i] is in a
+						  * slot */
+	uint64_t free_dig[LK_SHAPE_PAYLOAD / 64]; /* bit i: any digit may
+						   * replace the digit
+						   * payload[i] */
+	uint8_t payload[LK_SHAPE_PAYLOAD];
+};
+
 /* A finding before resolution. */
 struct lk_cand {
 	struct moat_leak_finding f;
@@ -332,6 +370,12 @@ struct lk_scan {
 	struct lk_frame *stack; /* json_depth + 1 frames */
 	unsigned max_depth;
 	struct lk_kcache_ent kcache[LEAK_KCACHE];
+	/* the structure cache (leak_shape.c): whether a rule looked at
+	 * anything, and the values this clean message may vary in */
+	uint32_t touched;   /* extractors, field rules, decoders called */
+	bool shape_rec;     /* record the slots below in this scan */
+	unsigned nslot;
+	struct lk_slot slot[LK_SHAPE_SLOTS];
 };
 
 /* Topics that had no finding (moat_leak_scan_msg): direct-mapped by a
@@ -347,6 +391,9 @@ struct moat_leak_scratch {
 	const struct moat_leak_db *db;
 	uint64_t db_id;
 	struct lk_tcache_ent tcache[LK_TCACHE];
+	struct lk_shape_ent shapes[LK_SHAPES]; /* sets of two */
+	uint8_t shape_victim[LK_SHAPES / 2];    /* per set: the way to
+						 * replace next */
 	hs_scratch_t *hs;
 	struct lk_scan sc;
 	struct lk_scan sub;       /* decoded content (one level deep) */
@@ -356,6 +403,19 @@ struct moat_leak_scratch {
 	struct moat_leak_finding out[MOAT_LEAK_MAX_FINDINGS];
 	struct lk_frame frames[]; /* 2 x (db->json_depth + 1): sc, sub */
 };
+
+/* A hash of a topic (both caches). */
+uint32_t moat__leak_topic_hash(const uint8_t *t, size_t n);
+/* Payload p[0..pn) of topic t is the cached clean structure with other
+ * harmless values. */
+bool moat__leak_shape_hit(struct moat_leak_scratch *s, uint32_t h,
+			  const uint8_t *t, size_t tn, const uint8_t *p,
+			  size_t pn);
+/* Remember p[0..pn), just scanned clean into s->sc, for topic t (when
+ * the scan qualifies). */
+void moat__leak_shape_store(struct moat_leak_scratch *s, uint32_t h,
+			    const uint8_t *t, size_t tn, const uint8_t *p,
+			    size_t pn);
 
 /* UTF-8 text: printable, tabs, line ends, valid multi-byte sequences. */
 bool moat__leak_is_text(const uint8_t *d, size_t n);
@@ -580,6 +640,12 @@ size_t moat__leak_json_walk(struct lk_scan *sc);
 /* Write the JSON path of the current walker position (with `last` as
  * the innermost member/index when given) into out. */
 void moat__leak_json_path(const struct lk_scan *sc, char *out, size_t outsz);
+
+/* A JSON member value d[s..e) (a string's inside, or a number) under a
+ * key that names nothing (leak_json.c): a slot when it is of a harmless
+ * kind. */
+void moat__leak_shape_value(struct lk_scan *sc, size_t s, size_t e,
+			    enum lk_vtype vt);
 
 /* Top-level member `key` of the JSON object in p[0..n): its value span
  * (string: inside the quotes) and type.  False when absent or p is not an

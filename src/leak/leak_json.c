@@ -311,6 +311,9 @@ static void value(struct lk_scan *sc, size_t s, size_t e, enum lk_vtype vt)
 		moat__leak_decode_b64(sc, s, e);
 	if (ki.kind != KK_NONE || (ki.flags & KF_SECRET_WORD))
 		field(sc, f, s, e, vt, ki);
+	else if (sc->shape_rec && f->obj &&
+		 !(ki.flags & ~(KF_VETO | KF_VERSION))) /* vetoes only */
+		moat__leak_shape_value(sc, s, e, vt);
 }
 
 /* [a, b] or [a, b, c] of numbers: coordinates under a location key, or

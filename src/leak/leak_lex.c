@@ -51,8 +51,10 @@ static bool on(const struct lk_scan *sc, unsigned rule)
 
 static void call(struct lk_scan *sc, unsigned rule, size_t end)
 {
-	if (end <= sc->n && on(sc, rule))
+	if (end <= sc->n && on(sc, rule)) {
+		sc->touched++;
 		moat__leak_rules[rule].fn(sc, rule, end);
+	}
 }
 
 /* Digits joined by single ' ' or '-' from s: total digits, groups. */
@@ -120,6 +122,8 @@ static void decimal(struct lk_scan *sc, size_t s, size_t e)
 	call(sc, LX_GEO_PAIR, k + 5);
 }
 
+/* A run of digits: the structure cache (leak_shape.c, run_safe) knows
+ * which of them get here and call an extractor; keep the two in step. */
 static void digits_word(struct lk_scan *sc, size_t s, size_t e)
 {
 	const uint8_t *d = sc->d;
@@ -312,14 +316,14 @@ void moat__leak_lex(struct lk_scan *sc)
 			unsigned st = (unsigned)__builtin_ctzll(starts);
 			starts &= starts - 1;
 			uint64_t from = x >> st;
-			size_t s = b + st, e;
+			unsigned len = ~from ? (unsigned)__builtin_ctzll(~from)
+					     : 64;
+			size_t s = b + st, e = s + len;
 			bool upper;
-			if (~from) {
-				unsigned len = (unsigned)__builtin_ctzll(~from);
-				e = s + len;
+			if (st + len < 64) {
 				upper = (up >> st) & ((((uint64_t)1) << len) - 1);
-			} else { /* runs past the window */
-				e = s + (64 - st);
+			} else { /* runs to the window's end, maybe past it
+				  * (an ICCID starting at its 48th byte) */
 				while (e < n && (cls[d[e]] & (C_DIG | C_UP)))
 					e++;
 				upper = false;

@@ -310,6 +310,7 @@ static int on_match(unsigned id, unsigned long long from,
 	struct lk_scan *sc = ctx;
 	(void)from;
 	(void)flags;
+	sc->touched++;
 	moat__leak_rules[id].fn(sc, id, (size_t)to);
 	return sc->stop ? 1 : 0;
 }
@@ -474,30 +475,21 @@ static void finish(struct moat_leak_scratch *s, struct moat_leak_result *out,
 
 /* ---- the clean-topic cache ------------------------------------------------- */
 
-static struct lk_tcache_ent *tcache_slot(struct moat_leak_scratch *s,
-					 const uint8_t *t, size_t n)
-{
-	uint32_t h = 2166136261u; /* FNV-1a */
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ t[i]) * 16777619u;
-	return &s->tcache[(h ^ h >> 16) & (LK_TCACHE - 1)];
-}
-
-static bool tcache_clean(struct moat_leak_scratch *s, const uint8_t *t,
-			 size_t n)
+static bool tcache_clean(struct moat_leak_scratch *s, uint32_t h,
+			 const uint8_t *t, size_t n)
 {
 	if (n == 0 || n > LK_TCACHE_TOPIC)
 		return false;
-	const struct lk_tcache_ent *e = tcache_slot(s, t, n);
+	const struct lk_tcache_ent *e = &s->tcache[h & (LK_TCACHE - 1)];
 	return e->len == n && !memcmp(e->topic, t, n);
 }
 
-static void tcache_add(struct moat_leak_scratch *s, const uint8_t *t,
-		       size_t n)
+static void tcache_add(struct moat_leak_scratch *s, uint32_t h,
+		       const uint8_t *t, size_t n)
 {
 	if (n == 0 || n > LK_TCACHE_TOPIC)
 		return;
-	struct lk_tcache_ent *e = tcache_slot(s, t, n);
+	struct lk_tcache_ent *e = &s->tcache[h & (LK_TCACHE - 1)];
 	e->len = (uint8_t)n;
 	memcpy(e->topic, t, n);
 }
@@ -647,6 +639,8 @@ static void reset(struct lk_scan *sc, const struct moat_leak_db *db,
 	sc->nwifi = 0;
 	sc->depth = 0;
 	sc->ndecoded = 0;
+	sc->touched = 0;
+	sc->nslot = 0;
 	size_t i = 0;
 	while (i < sc->n && i < 256 && lk_space(data[i]))
 		i++;
@@ -717,17 +711,34 @@ int moat_leak_scan_msg(const struct moat_leak_db *db,
 	static const uint8_t empty[1];
 	memset(out, 0, sizeof(*out));
 	uint32_t tflags = 0;
-	if (tlen && !tcache_clean(s, topic, tlen)) {
+	uint32_t h = tlen ? moat__leak_topic_hash(topic, tlen) : 0;
+	out->findings = s->out;
+	/* a clean topic and the structure of its last clean payload */
+	if (tlen && plen &&
+	    moat__leak_shape_hit(s, h, topic, tlen, payload, plen)) {
+		out->scanned = plen;
+		out->flags = MOAT_LEAK_R_JSON;
+		return 0;
+	}
+	bool tclean = true;
+	if (tlen && !tcache_clean(s, h, topic, tlen)) {
 		moat__leak_scan_core(s, &s->sc, topic, tlen);
 		tflags = s->sc.rflags & MOAT_LEAK_R_BUDGET;
 		size_t before = out->total;
 		finish(s, out, MOAT_LEAK_PART_TOPIC);
-		if (out->total == before && !tflags)
-			tcache_add(s, topic, tlen);
+		tclean = out->total == before && !tflags;
+		if (tclean)
+			tcache_add(s, h, topic, tlen);
 	}
+	s->sc.shape_rec = tclean && tlen && tlen <= LK_SHAPE_TOPIC &&
+			  plen <= LK_SHAPE_PAYLOAD;
 	moat__leak_scan_core(s, &s->sc, payload ? payload : empty, plen);
 	out->scanned = s->sc.n;
 	out->flags |= s->sc.rflags | tflags;
+	size_t before = out->total;
 	finish(s, out, MOAT_LEAK_PART_PAYLOAD);
+	if (s->sc.shape_rec && out->total == before)
+		moat__leak_shape_store(s, h, topic, tlen, payload, plen);
+	s->sc.shape_rec = false;
 	return (int)out->n;
 }

@@ -19,6 +19,11 @@
  *  - scanning is deterministic and stateless: the same message gives the
  *    same findings again after an unrelated message was scanned with
  *    the same scratch;
+ *  - the structure cache of moat_leak_scan_msg hides nothing: after the
+ *    message was scanned on a topic (the topic's entry set to it when it
+ *    qualifies), the message with its digits and hex letters changed
+ *    (the same structure, other readings) gives the payload findings
+ *    moat_leak_scan gives;
  *  - redaction: in place keeps the length and changes nothing outside
  *    the (escape-widened) ranges; a message that was walked as JSON
  *    without error is still walked without error after redaction (JSON
@@ -174,6 +179,39 @@ static void check_redaction(struct moat_leak_db *db,
 	free(red);
 }
 
+/* The structure cache property (see the top).  The topic's entry is set
+ * to "{}" first, so that the outcome depends on this input only. */
+static void check_cache(struct moat_leak_db *db, struct moat_leak_scratch *s,
+			const uint8_t *m, size_t len)
+{
+	static const uint8_t t[] = "fuzz/shape/topic";
+	struct moat_leak_result r;
+	moat_leak_scan_msg(db, s, t, sizeof(t) - 1, (const uint8_t *)"{}", 2,
+			   &r);
+	moat_leak_scan_msg(db, s, t, sizeof(t) - 1, m, len, &r);
+	uint8_t *v = malloc(len ? len : 1);
+	CHECK(v);
+	for (size_t i = 0; i < len; i++) {
+		uint8_t c = m[i];
+		v[i] = c >= '0' && c <= '9'   ? (uint8_t)('0' + (c - '0' + 7) % 10)
+		       : c >= 'a' && c <= 'f' ? (uint8_t)('a' + (c - 'a' + 1) % 6)
+					      : c;
+	}
+	moat_leak_scan(db, s, v, len, &r);
+	size_t n = r.n;
+	memcpy(saved, r.findings, n * sizeof(saved[0]));
+	moat_leak_scan_msg(db, s, t, sizeof(t) - 1, v, len, &r);
+	size_t k = 0;
+	while (k < r.n && r.findings[k].part == MOAT_LEAK_PART_TOPIC)
+		k++;
+	CHECK(r.n - k == n);
+	for (size_t i = 0; i < n; i++)
+		CHECK(saved[i].category == r.findings[k + i].category &&
+		      saved[i].start == r.findings[k + i].start &&
+		      saved[i].end == r.findings[k + i].end);
+	free(v);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (!dbs[0])
@@ -201,6 +239,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	rc = moat_leak_scan(db, s, m, len, &r);
 	CHECK(same(saved, &r, n));
 	check_redaction(db, s, m, len, &r);
+	check_cache(db, s, m, len);
 	free(m);
 	return 0;
 }

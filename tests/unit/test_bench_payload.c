@@ -58,6 +58,18 @@ static void test_telemetry(void **state)
 	assert_true(cfg.size >= 100 && cfg.size <= 250);
 	for (uint32_t i = 0; i < 8; i++)
 		roundtrip(&cfg, i * 1000003u);
+	/* the readings follow the sequence number, lengths stay */
+	uint8_t *a, *b;
+	size_t na, nb;
+	assert_int_equal(bench_payload_build(&cfg, 0, &a, &na), MOAT_OK);
+	assert_int_equal(bench_payload_build(&cfg, 0, &b, &nb), MOAT_OK);
+	bench_payload_stamp(&cfg, a, 1, 42);
+	bench_payload_stamp(&cfg, b, 2, 42);
+	assert_int_equal(na, nb);
+	assert_memory_not_equal(a + 49, b + 49, na - 49);
+	assert_non_null(memmem(a, na, "\"battery\":8", 11));
+	moat_free(a);
+	moat_free(b);
 	/* a header with a bad hex digit is not ours */
 	static const char bad[] =
 		"{\"_b\":\"0000000g000000000000000000000000000000ff\",\"a\":1}";

@@ -6,7 +6,9 @@
  *
  * (publisher, sequence number and send time in hex), so that a broker's
  * payload inspection sees realistic JSON and the subscribers still count
- * loss and latency.  Templates: one JSON object per line of FILE
+ * loss and latency.  The readings change from message to message as a
+ * device's do: the last digit of every number in the template (outside
+ * strings) follows the sequence number (lengths stay).  Templates: one JSON object per line of FILE
  * (publisher i uses line i modulo their number), or a built-in mix of
  * 100-200 byte sensor, meter, plug and tracker readings. */
 #include <errno.h>
@@ -22,6 +24,7 @@
 #define TEXT_HDR_SIZE (TEXT_HDR_LEN + TEXT_HEX + 2u) /* ...", */
 #define MAX_TEMPLATES 4096
 #define MAX_TEMPLATE 65536
+#define MAX_READINGS 64 /* numbers per template that change */
 
 static const char *const telemetry[] = {
 	"{\"temp\":21.37,\"hum\":48.2,\"battery\":87,\"rssi\":-71,\"ts\":"
@@ -41,11 +44,39 @@ static const char *const telemetry[] = {
 	"false,\"fuel\":61.5,\"engine_temp\":71,\"dtc\":[],\"sats\":11}",
 };
 
+struct bench_readings {
+	size_t n;
+	uint32_t off[MAX_READINGS]; /* last digits, offsets in the body */
+};
+
 struct bench_payloads {
 	size_t n;
 	char **t;    /* template bodies: the members after the '{' */
 	size_t *len;
+	struct bench_readings *rd;
 };
+
+/* The last digit of each number outside strings in t[0..n). */
+static void find_readings(const char *t, size_t n, struct bench_readings *rd)
+{
+	bool str = false;
+	rd->n = 0;
+	for (size_t i = 0; i < n && rd->n < MAX_READINGS; i++) {
+		char c = t[i];
+		if (str) {
+			if (c == '\\')
+				i++;
+			else if (c == '"')
+				str = false;
+			continue;
+		}
+		if (c == '"')
+			str = true;
+		else if (c >= '0' && c <= '9' &&
+			 (i + 1 == n || !strchr("0123456789.eE", t[i + 1])))
+			rd->off[rd->n++] = (uint32_t)i;
+	}
+}
 
 void bench_payload_free(struct bench_cfg *cfg)
 {
@@ -56,6 +87,7 @@ void bench_payload_free(struct bench_cfg *cfg)
 		moat_free(p->t[i]);
 	moat_free(p->t);
 	moat_free(p->len);
+	moat_free(p->rd);
 	moat_free(p);
 	cfg->payloads = NULL;
 }
@@ -78,6 +110,7 @@ static int add(struct bench_payloads *p, const char *s, size_t n)
 	/* "{}" keeps just the header: drop the comma then */
 	p->t[p->n] = t;
 	p->len[p->n] = body;
+	find_readings(t, body, &p->rd[p->n]);
 	p->n++;
 	return MOAT_OK;
 }
@@ -125,9 +158,10 @@ int bench_payload_load(struct bench_cfg *cfg)
 	if (p) {
 		p->t = moat_calloc(MAX_TEMPLATES, sizeof(*p->t));
 		p->len = moat_calloc(MAX_TEMPLATES, sizeof(*p->len));
+		p->rd = moat_calloc(MAX_TEMPLATES, sizeof(*p->rd));
 	}
 	cfg->payloads = p;
-	if (!p || !p->t || !p->len) {
+	if (!p || !p->t || !p->len || !p->rd) {
 		bench_payload_free(cfg);
 		return CLI_EXIT_FAIL;
 	}
@@ -185,18 +219,6 @@ static void hex(uint8_t *out, uint64_t v, unsigned digits)
 		out[i - 1] = (uint8_t)d[v & 15];
 }
 
-void bench_payload_stamp(const struct bench_cfg *cfg, uint8_t *payload,
-			 uint64_t seq, uint64_t ts)
-{
-	if (!cfg->payloads) {
-		memcpy(payload + BENCH_OFF_SEQ, &seq, 8);
-		memcpy(payload + BENCH_OFF_TIME, &ts, 8);
-		return;
-	}
-	hex(payload + TEXT_HDR_LEN + 8, seq, 16);
-	hex(payload + TEXT_HDR_LEN + 24, ts, 16);
-}
-
 static bool unhex(const uint8_t *p, unsigned digits, uint64_t *v)
 {
 	*v = 0;
@@ -211,6 +233,27 @@ static bool unhex(const uint8_t *p, unsigned digits, uint64_t *v)
 	}
 	return true;
 }
+
+void bench_payload_stamp(const struct bench_cfg *cfg, uint8_t *payload,
+			 uint64_t seq, uint64_t ts)
+{
+	if (!cfg->payloads) {
+		memcpy(payload + BENCH_OFF_SEQ, &seq, 8);
+		memcpy(payload + BENCH_OFF_TIME, &ts, 8);
+		return;
+	}
+	hex(payload + TEXT_HDR_LEN + 8, seq, 16);
+	hex(payload + TEXT_HDR_LEN + 24, ts, 16);
+	uint64_t pub;
+	if (!unhex(payload + TEXT_HDR_LEN, 8, &pub))
+		return;
+	const struct bench_readings *rd = &cfg->payloads->rd[pub %
+							     cfg->payloads->n];
+	uint8_t *body = payload + TEXT_HDR_SIZE;
+	for (size_t i = 0; i < rd->n; i++)
+		body[rd->off[i]] = (uint8_t)('0' + (seq + i) % 10);
+}
+
 
 bool bench_payload_read(const uint8_t *p, size_t n, uint32_t *pub,
 			uint64_t *seq, uint64_t *ts)
