@@ -5,9 +5,24 @@
 
 void moat_worker_route(struct moat_worker *w, struct moat_msg *m)
 {
+	moat__worker_route_sel(w, m, 0);
+}
+
+void moat__worker_route_sel(struct moat_worker *w, struct moat_msg *m,
+			    uint64_t only)
+{
 	struct moat_broker *b = w->b;
 	char t[96];
 	uint64_t seq = 0;
+	w->cluster_tok = 0;
+	/* Cluster mode: forwarded to the other nodes; shared groups are
+	 * then served through NATS (balanced over the nodes) while it is
+	 * connected. */
+	if (b->cluster && !m->remote) {
+		moat__cluster_publish(w, m);
+		if (!only && moat__cluster_shares_remote(b, m))
+			only = MOAT_MATCH_NO_GROUPS;
+	}
 	int rc = m->retain ? moat_tree_retain(&b->tree, m, &seq) : MOAT_OK;
 	if (rc == MOAT_ENOMEM)
 		moat_warn("out of memory storing a retained message on %s",
@@ -16,6 +31,7 @@ void moat_worker_route(struct moat_worker *w, struct moat_msg *m)
 		moat__store_retain(w, m, seq);
 	w->starved_routed++;
 	w->matches.n = 0;
+	w->matches.only = only;
 	if (moat_tree_match(&b->tree, (const uint8_t *)m->topic, m->topic_len,
 			    &w->matches) != MOAT_OK) {
 		MOAT_STAT_ADD(b, msgs_dropped, 1);
