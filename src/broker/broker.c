@@ -153,6 +153,11 @@ int moat_broker_new_hook(const struct moat_config *cfg,
 	}
 	if ((rc = moat_tree_init(&b->tree)) != MOAT_OK)
 		goto fail;
+	/* Before the store restores subscriptions: they are interest. */
+	if ((rc = moat_cluster_new(b, err, sizeof(err))) != MOAT_OK) {
+		moat_err_log("%s", err);
+		goto fail;
+	}
 	b->tree.max_retained = (size_t)cfg->max_retained_messages;
 	b->tree.max_retained_bytes = (size_t)cfg->max_retained_bytes;
 	if ((rc = open_listeners(b)) != MOAT_OK ||
@@ -228,6 +233,8 @@ int moat_broker_start(struct moat_broker *b)
 		}
 	}
 	b->started = true;
+	if (moat_cluster_start(b) != MOAT_OK)
+		return MOAT_EIO; /* logged; moat_broker_free stops the rest */
 	if (moat__http_start(b) != MOAT_OK)
 		return MOAT_EIO; /* logged; moat_broker_free stops the rest */
 	moat_notice("moat %s running with %u worker thread%s", MOAT_VERSION,
@@ -308,6 +315,8 @@ void moat_broker_free(struct moat_broker *b)
 		for (unsigned i = 0; i < b->nworkers; i++)
 			pthread_join(b->workers[i].thread, NULL);
 	}
+	/* No NATS callback posts to an inbox after this. */
+	moat_cluster_stop(b);
 	/* Before the workers' state goes: queued checks refer to
 	 * connections. */
 	moat_authq_stop(&b->authq);
@@ -323,6 +332,9 @@ void moat_broker_free(struct moat_broker *b)
 		if (b->workers[i].b)
 			teardown_worker(&b->workers[i]);
 	moat_store_close(b);
+	for (unsigned i = 0; b->workers && i < b->nworkers; i++)
+		moat__cluster_worker_free(&b->workers[i]);
+	moat_cluster_free(b);
 	for (unsigned i = 0; b->workers && i < b->nworkers; i++) {
 		struct moat_worker *w = &b->workers[i];
 		if (!w->b)

@@ -37,8 +37,11 @@ int moat_cluster_new(struct moat_broker *b, char *err, size_t errsz);
 /* Connect (in the background: an unreachable NATS does not stop moatd),
  * make the stream, subscribe.  MOAT_OK when off. */
 int moat_cluster_start(struct moat_broker *b);
-/* Close the NATS connection, wait for libnats's threads, free. */
+/* Close the NATS connection and wait for libnats's threads (after the
+ * workers were joined: no callback runs after it returns). */
 void moat_cluster_stop(struct moat_broker *b);
+/* Free what is left (after the workers' teardown). */
+void moat_cluster_free(struct moat_broker *b);
 
 /* ---- hooks (worker threads) ----------------------------------------------- */
 /* A message accepted on this node (MQTT PUBLISH, CoAP, will) is being

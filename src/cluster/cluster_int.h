@@ -45,4 +45,16 @@ struct moat_cluster {
  * process), or NULL when off. */
 struct moat_cluster *moat__cluster_of(const struct moat_broker *b);
 
+/* The envelope between nodes (cluster_env.c): its size for m, and m
+ * encoded into out (that many bytes) with this process's nonce. */
+size_t moat__cluster_env_size(const struct moat_msg *m);
+size_t moat__cluster_env_encode(const struct moat_msg *m, uint64_t nonce,
+				uint64_t now_ms, uint8_t *out);
+/* A message received from NATS: *out is a new remote message on topic
+ * (validated by the caller), *nonce its sender's.  MOAT_EMALFORMED or
+ * MOAT_ENOMEM. */
+int moat__cluster_env_decode(const uint8_t *d, size_t len,
+			     const uint8_t *topic, size_t tlen,
+			     uint64_t *nonce, struct moat_msg **out);
+
 #endif
