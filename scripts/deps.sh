@@ -6,7 +6,7 @@ set -eu
 
 BUILD="build-essential cmake pkg-config libssl-dev openssl libargon2-dev \
 libpwquality-dev cracklib-runtime libsqlite3-dev libvectorscan-dev \
-libmicrohttpd-dev libjansson-dev"
+libmicrohttpd-dev libjansson-dev libnats-dev"
 TEST="libcmocka-dev iproute2 mosquitto-clients mosquitto python3 python3-paho-mqtt \
 libcoap3-bin clang libclang-rt-14-dev nodejs chromium chromium-driver \
 python3-selenium prometheus nats-server curl"
