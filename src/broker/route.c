@@ -19,9 +19,10 @@ void moat__worker_route_sel(struct moat_worker *w, struct moat_msg *m,
 	 * then served through NATS (balanced over the nodes) while it is
 	 * connected. */
 	if (b->cluster && !m->remote) {
-		moat__cluster_publish(w, m);
-		if (!only && moat__cluster_shares_remote(b, m))
+		bool remote = moat__cluster_shares_remote(b, m);
+		if (!only && remote)
 			only = MOAT_MATCH_NO_GROUPS;
+		moat__cluster_publish(w, m, !remote);
 	}
 	int rc = m->retain ? moat_tree_retain(&b->tree, m, &seq) : MOAT_OK;
 	if (rc == MOAT_ENOMEM)

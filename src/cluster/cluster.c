@@ -42,7 +42,9 @@ struct ient {
 	struct ient *next;
 	uint64_t group;
 	natsSubscription *sub[2]; /* the filter, its parent ("a/#" -> "a") */
+	natsSubscription *jsub[2]; /* a shared group's stream consumers */
 	bool shared;
+	bool js_wanted; /* a shared group whose consumers are not made yet */
 	uint16_t flen, slen;
 	char key[]; /* filter, then share name */
 };
@@ -54,6 +56,7 @@ struct moat_cluster_ctl {
 	pthread_t thread;
 	bool started;
 	struct ient *map[IBUCKETS]; /* control thread only */
+	size_t js_missing; /* entries with js_wanted */
 };
 
 /* libnats's callbacks reach the broker through this (one per process,
@@ -99,17 +102,21 @@ static void receive(struct moat_cluster *cl, natsMsg *msg, const char *pfx,
 	int tlen = moat_subject_to_topic(pfx, subj, strlen(subj), topic,
 					 sizeof(topic));
 	uint64_t nonce;
+	bool groups_done;
 	struct moat_msg *m = NULL;
 	if (tlen <= 0 ||
 	    moat__cluster_env_decode((const uint8_t *)natsMsg_GetData(msg),
 				     (size_t)natsMsg_GetDataLength(msg), topic,
-				     (size_t)tlen, &nonce, &m) != MOAT_OK) {
+				     (size_t)tlen, &nonce, &groups_done,
+				     &m) != MOAT_OK) {
 		atomic_fetch_add(&cl->dropped, 1);
 		return;
 	}
 	/* This node's own: its subscribers had it when it was published;
-	 * only a shared group served through NATS takes it back. */
-	if (nonce == cl->nonce && (only == 0 || only == MOAT_MATCH_NO_GROUPS)) {
+	 * only a shared group served through NATS takes it back, unless
+	 * the node served its groups itself (no NATS then). */
+	bool group = only != MOAT_MATCH_NO_GROUPS;
+	if ((nonce == cl->nonce && !group) || (group && groups_done)) {
 		moat_msg_unref(&m);
 		return;
 	}
@@ -140,7 +147,19 @@ static void on_js(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
 {
 	(void)nc;
 	(void)sub;
-	receive(closure, msg, MOAT_CLUSTER_PFX_JS, 0, true);
+	receive(closure, msg, MOAT_CLUSTER_PFX_JS, MOAT_MATCH_NO_GROUPS, true);
+	natsMsg_Destroy(msg);
+}
+
+/* A shared group's consumer: acknowledged (by libnats) once handed to a
+ * worker. */
+static void on_js_share(natsConnection *nc, natsSubscription *sub,
+			natsMsg *msg, void *closure)
+{
+	(void)nc;
+	(void)sub;
+	receive(the_cluster, msg, MOAT_CLUSTER_PFX_JS,
+		(uint64_t)(uintptr_t)closure, true);
 	natsMsg_Destroy(msg);
 }
 
@@ -261,7 +280,16 @@ static struct ient **ient_find(struct moat_cluster_ctl *ctl,
 
 static void ient_free(struct moat_cluster *cl, struct ient *e)
 {
+	if (e->js_wanted)
+		cl->ctl->js_missing--;
 	for (int i = 0; i < 2; i++) {
+		if (e->jsub[i]) {
+			/* Bound to the group's durable consumer: the
+			 * consumer stays for the group's other members. */
+			natsSubscription_Unsubscribe(e->jsub[i]);
+			natsSubscription_Destroy(e->jsub[i]);
+			atomic_fetch_sub(&cl->interest, 1);
+		}
 		if (!e->sub[i])
 			continue;
 		natsSubscription_Unsubscribe(e->sub[i]);
@@ -269,6 +297,98 @@ static void ient_free(struct moat_cluster *cl, struct ient *e)
 		atomic_fetch_sub(&cl->interest, 1);
 	}
 	moat_free(e);
+}
+
+/* The group's queue name (the same on every node). */
+static void share_queue(const struct ient *e, char *out, size_t cap)
+{
+	snprintf(out, cap, "moat-s-%016" PRIx64,
+		 fnv(e->key, (size_t)e->flen + e->slen,
+		     fnv(&e->flen, sizeof(e->flen), FNV0)));
+}
+
+/* A shared group's QoS 1/2 messages: a durable push consumer of the
+ * stream per subject (the filter's, its parent's), delivered to a queue
+ * group that every node with members joins, so JetStream hands each
+ * message to one node.  Made with js_AddConsumer and bound to, so that
+ * a node leaving does not delete it under the others; the server drops
+ * it after cluster_stream_max_age without members. */
+static bool subscribe_js(struct moat_cluster *cl, struct ient *e)
+{
+	char subj[MOAT_SUBJECT_BUF], queue[64], name[72], deliver[96];
+	size_t plen = 0;
+	if (moat_subject_from_filter(MOAT_CLUSTER_PFX_JS,
+				     (const uint8_t *)e->key, e->flen, subj,
+				     sizeof(subj), &plen) < 0)
+		return true; /* logged by subscribe() */
+	share_queue(e, queue, sizeof(queue));
+	for (int i = 0; i < 2; i++) {
+		if (i == 1) {
+			if (!plen)
+				break;
+			subj[plen] = 0;
+		}
+		if (e->jsub[i])
+			continue;
+		snprintf(name, sizeof(name), "%s%s", queue, i ? "-p" : "");
+		snprintf(deliver, sizeof(deliver), "moat.d.%s", name);
+		jsConsumerConfig cc;
+		jsConsumerConfig_Init(&cc);
+		cc.Durable = name;
+		cc.DeliverSubject = deliver;
+		cc.DeliverGroup = name;
+		cc.FilterSubject = subj;
+		cc.AckPolicy = js_AckExplicit;
+		cc.DeliverPolicy = js_DeliverNew;
+		cc.AckWait = 30 * 1000000000LL;
+		cc.MaxAckPending = 10000;
+		cc.InactiveThreshold =
+			(int64_t)cl->b->cfg.cluster_stream_max_age *
+			1000000000LL;
+		jsConsumerInfo *ci = NULL;
+		jsErrCode jerr = 0;
+		natsStatus s = js_AddConsumer(&ci, cl->js, MOAT_CLUSTER_STREAM,
+					      &cc, NULL, &jerr);
+		jsConsumerInfo_Destroy(ci);
+		if (s != NATS_OK && jerr != JSConsumerNameExistErr &&
+		    jerr != JSConsumerExistingActiveErr) {
+			atomic_fetch_add(&cl->js_errors, 1);
+			moat_warn("cluster: shared group consumer %s: %s "
+				  "(JetStream error %d); retrying",
+				  name, nats_GetLastError(NULL), (int)jerr);
+			return false;
+		}
+		jsSubOptions so;
+		jsSubOptions_Init(&so);
+		so.Stream = MOAT_CLUSTER_STREAM;
+		so.Consumer = name;
+		so.Queue = name;
+		s = js_Subscribe(&e->jsub[i], cl->js, subj, on_js_share,
+				 (void *)(uintptr_t)e->group, NULL, &so,
+				 &jerr);
+		if (s != NATS_OK) {
+			e->jsub[i] = NULL;
+			atomic_fetch_add(&cl->js_errors, 1);
+			moat_warn("cluster: cannot join shared group consumer "
+				  "%s: %s; retrying",
+				  name, nats_GetLastError(NULL));
+			return false;
+		}
+		atomic_fetch_add(&cl->interest, 1);
+	}
+	return true;
+}
+
+/* Shared groups whose consumers could not be made yet (no stream). */
+static void retry_js(struct moat_cluster *cl)
+{
+	struct moat_cluster_ctl *ctl = cl->ctl;
+	for (size_t i = 0; i < IBUCKETS && ctl->js_missing; i++)
+		for (struct ient *e = ctl->map[i]; e; e = e->next)
+			if (e->js_wanted && subscribe_js(cl, e)) {
+				e->js_wanted = false;
+				ctl->js_missing--;
+			}
 }
 
 static void subscribe(struct moat_cluster *cl, struct ient *e)
@@ -287,9 +407,7 @@ static void subscribe(struct moat_cluster *cl, struct ient *e)
 		return;
 	}
 	if (e->shared)
-		snprintf(queue, sizeof(queue), "moat-s-%016" PRIx64,
-			 fnv(e->key, (size_t)e->flen + e->slen,
-			     fnv(&e->flen, sizeof(e->flen), FNV0)));
+		share_queue(e, queue, sizeof(queue));
 	else /* one copy per node, however many of its filters match */
 		snprintf(queue, sizeof(queue), "moat-n-%s", cl->nonce_hex);
 	void *closure = (void *)(uintptr_t)e->group;
@@ -341,6 +459,11 @@ static void apply(struct moat_cluster *cl, struct iop *op)
 	e->slen = op->slen;
 	memcpy(e->key, op->data, klen);
 	subscribe(cl, e);
+	if (e->shared && !(atomic_load(&cl->stream_ready) &&
+			   subscribe_js(cl, e))) {
+		e->js_wanted = true;
+		ctl->js_missing++;
+	}
 	e->next = ctl->map[fnv(op->data, klen, fnv(&op->shared, 1, FNV0)) %
 			   IBUCKETS];
 	ctl->map[fnv(op->data, klen, fnv(&op->shared, 1, FNV0)) % IBUCKETS] = e;
@@ -417,6 +540,9 @@ static void *ctl_main(void *arg)
 		if (atomic_load(&cl->connected) &&
 		    !atomic_load(&cl->stream_ready) && setup_stream(cl))
 			atomic_store(&cl->stream_ready, true);
+		if (ctl->js_missing && atomic_load(&cl->connected) &&
+		    atomic_load(&cl->stream_ready))
+			retry_js(cl);
 		pthread_mutex_lock(&ctl->lock);
 		if (!ctl->head && !atomic_load(&cl->stopping)) {
 			struct timespec ts;

@@ -49,9 +49,12 @@ void moat_cluster_free(struct moat_broker *b);
  * stream, and w->cluster_tok is set to the publication's token until
  * JetStream acknowledges it (0: nothing to wait for).  Only called for
  * local messages (m->remote false). */
-void moat__cluster_publish(struct moat_worker *w, struct moat_msg *m);
+void moat__cluster_publish(struct moat_worker *w, struct moat_msg *m,
+			   bool groups_done);
 /* Are m's shared-subscription groups served through NATS (balanced
- * over the nodes), so that routing m here must skip them? */
+ * over the nodes: connected, and for QoS 1/2 the stream ready), so that
+ * routing m here must skip them?  If not, the node serves them itself
+ * and says so in what it forwards (groups_done). */
 bool moat__cluster_shares_remote(const struct moat_broker *b,
 				 const struct moat_msg *m);
 /* May a QoS 1/2 message be accepted now?  False when this worker's

@@ -3,7 +3,9 @@
  * payload, so that one NATS message carries it without headers.
  *
  *   byte 0     version (1)
- *   byte 1     flags: bits 0-1 QoS, 2 retain, 3 expiry, 4 source
+ *   byte 1     flags: bits 0-1 QoS, 2 retain, 3 expiry, 4 source,
+ *              5 the publishing node served the shared groups itself
+ *              (it had no NATS then): their consumers skip it
  *   bytes 2-9  the sending process's nonce (big-endian)
  *   [expiry]   u32 Message Expiry Interval left, seconds
  *   u32        length of the MQTT 5 properties, then the properties
@@ -23,6 +25,7 @@
 #define F_RETAIN 0x04u
 #define F_EXPIRY 0x08u
 #define F_SOURCE 0x10u
+#define F_GROUPS 0x20u
 #define NO_USER 0xffffu
 
 static uint8_t *put32(uint8_t *p, uint32_t v)
@@ -62,7 +65,7 @@ size_t moat__cluster_env_size(const struct moat_msg *m)
 }
 
 size_t moat__cluster_env_encode(const struct moat_msg *m, uint64_t nonce,
-				uint64_t now_ms, uint8_t *out)
+				bool groups_done, uint64_t now_ms, uint8_t *out)
 {
 	uint8_t *p = out;
 	bool expiry = m->expiry_ms != 0;
@@ -71,7 +74,8 @@ size_t moat__cluster_env_encode(const struct moat_msg *m, uint64_t nonce,
 	bool src = m->has_src && ulen < NO_USER && clen < NO_USER;
 	*p++ = ENV_VERSION;
 	*p++ = (uint8_t)((m->qos & 3u) | (m->retain ? F_RETAIN : 0) |
-			 (expiry ? F_EXPIRY : 0) | (src ? F_SOURCE : 0));
+			 (expiry ? F_EXPIRY : 0) | (src ? F_SOURCE : 0) |
+			 (groups_done ? F_GROUPS : 0));
 	p = put32(p, (uint32_t)(nonce >> 32));
 	p = put32(p, (uint32_t)nonce);
 	if (expiry) {
@@ -110,14 +114,16 @@ static bool take_str(const uint8_t **p, const uint8_t *end, size_t len,
 
 int moat__cluster_env_decode(const uint8_t *d, size_t len,
 			     const uint8_t *topic, size_t tlen,
-			     uint64_t *nonce, struct moat_msg **out)
+			     uint64_t *nonce, bool *groups_done,
+			     struct moat_msg **out)
 {
 	const uint8_t *p = d, *end = d + len;
 	*out = NULL;
 	if (len < 14 || p[0] != ENV_VERSION || (p[1] & 3u) == 3u ||
-	    (p[1] & ~0x1fu))
+	    (p[1] & ~0x3fu))
 		return MOAT_EMALFORMED;
 	uint8_t flags = p[1];
+	*groups_done = (flags & F_GROUPS) != 0;
 	*nonce = (uint64_t)get32(p + 2) << 32 | get32(p + 6);
 	p += 10;
 	struct moat_msg_extra x = {0};

@@ -24,6 +24,7 @@ struct pend {
 	struct moat_msg *msg;
 	struct moat_session *s; /* whose acknowledgement waits, or NULL */
 	uint8_t state;
+	bool groups_done; /* the shared groups were served here */
 };
 
 struct moat_cluster_w {
@@ -114,7 +115,8 @@ static bool sys_topic(const struct moat_msg *m)
 
 /* The envelope of m in cw->buf; its length, 0 when out of memory. */
 static size_t envelope(struct moat_worker *w, struct moat_cluster_w *cw,
-		       struct moat_cluster *cl, const struct moat_msg *m)
+		       struct moat_cluster *cl, const struct moat_msg *m,
+		       bool groups_done)
 {
 	size_t need = moat__cluster_env_size(m);
 	if (need > cw->bufcap) {
@@ -124,7 +126,8 @@ static size_t envelope(struct moat_worker *w, struct moat_cluster_w *cw,
 		cw->buf = b;
 		cw->bufcap = need;
 	}
-	return moat__cluster_env_encode(m, cl->nonce, w->now_ms, cw->buf);
+	return moat__cluster_env_encode(m, cl->nonce, groups_done, w->now_ms,
+					cw->buf);
 }
 
 /* Send the publication tok (ring entry p) to JetStream. */
@@ -133,7 +136,7 @@ static void js_send(struct moat_worker *w, struct moat_cluster_w *cw,
 {
 	struct moat_cluster *cl = moat__cluster_of(w->b);
 	natsMsg *nm = NULL;
-	size_t len = envelope(w, cw, cl, p->msg);
+	size_t len = envelope(w, cw, cl, p->msg, p->groups_done);
 	p->state = PEND_FAILED; /* until the send below worked */
 	if (!len || moat_subject_from_topic(MOAT_CLUSTER_PFX_JS,
 					    (const uint8_t *)p->msg->topic,
@@ -157,7 +160,8 @@ static void js_send(struct moat_worker *w, struct moat_cluster_w *cw,
 	natsMsg_Destroy(nm); /* no effect when libnats took it */
 }
 
-void moat__cluster_publish(struct moat_worker *w, struct moat_msg *m)
+void moat__cluster_publish(struct moat_worker *w, struct moat_msg *m,
+			   bool groups_done)
 {
 	struct moat_cluster *cl = moat__cluster_of(w->b);
 	struct moat_cluster_w *cw = cw_get(w);
@@ -168,7 +172,7 @@ void moat__cluster_publish(struct moat_worker *w, struct moat_msg *m)
 		return;
 	}
 	if (m->qos == 0) {
-		size_t len = envelope(w, cw, cl, m);
+		size_t len = envelope(w, cw, cl, m, groups_done);
 		if (!len ||
 		    moat_subject_from_topic(MOAT_CLUSTER_PFX_CORE,
 					    (const uint8_t *)m->topic,
@@ -193,6 +197,7 @@ void moat__cluster_publish(struct moat_worker *w, struct moat_msg *m)
 	cw->n++;
 	p->msg = moat_msg_ref(m);
 	p->s = NULL;
+	p->groups_done = groups_done;
 	atomic_fetch_add(&cl->pending, 1);
 	atomic_fetch_add(&cl->forwarded[m->qos], 1);
 	js_send(w, cw, tok, p);
@@ -387,9 +392,8 @@ void moat__cluster_worker_free(struct moat_worker *w)
 bool moat__cluster_shares_remote(const struct moat_broker *b,
 				 const struct moat_msg *m)
 {
-	/* QoS 1/2 messages reach every node through the stream: each node
-	 * serves its own groups (docs/cluster.md). */
-	return m->qos == 0 &&
-	       atomic_load_explicit(&moat__cluster_of(b)->connected,
-				    memory_order_relaxed);
+	const struct moat_cluster *cl = moat__cluster_of(b);
+	return atomic_load_explicit(&cl->connected, memory_order_relaxed) &&
+	       (m->qos == 0 ||
+		atomic_load_explicit(&cl->stream_ready, memory_order_relaxed));
 }

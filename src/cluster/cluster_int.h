@@ -49,12 +49,13 @@ struct moat_cluster *moat__cluster_of(const struct moat_broker *b);
  * encoded into out (that many bytes) with this process's nonce. */
 size_t moat__cluster_env_size(const struct moat_msg *m);
 size_t moat__cluster_env_encode(const struct moat_msg *m, uint64_t nonce,
-				uint64_t now_ms, uint8_t *out);
+				bool groups_done, uint64_t now_ms, uint8_t *out);
 /* A message received from NATS: *out is a new remote message on topic
- * (validated by the caller), *nonce its sender's.  MOAT_EMALFORMED or
- * MOAT_ENOMEM. */
+ * (validated by the caller), *nonce its sender's, *groups_done whether
+ * its node served the shared groups.  MOAT_EMALFORMED or MOAT_ENOMEM. */
 int moat__cluster_env_decode(const uint8_t *d, size_t len,
 			     const uint8_t *topic, size_t tlen,
-			     uint64_t *nonce, struct moat_msg **out);
+			     uint64_t *nonce, bool *groups_done,
+			     struct moat_msg **out);
 
 #endif
