@@ -18,12 +18,8 @@ void moat__worker_route_sel(struct moat_worker *w, struct moat_msg *m,
 	/* Cluster mode: forwarded to the other nodes; shared groups are
 	 * then served through NATS (balanced over the nodes) while it is
 	 * connected. */
-	if (b->cluster && !m->remote) {
-		bool remote = moat__cluster_shares_remote(b, m);
-		if (!only && remote)
-			only = MOAT_MATCH_NO_GROUPS;
-		moat__cluster_publish(w, m, !remote);
-	}
+	if (b->cluster && !m->remote && moat__cluster_publish(w, m) && !only)
+		only = MOAT_MATCH_NO_GROUPS;
 	int rc = m->retain ? moat_tree_retain(&b->tree, m, &seq) : MOAT_OK;
 	if (rc == MOAT_ENOMEM)
 		moat_warn("out of memory storing a retained message on %s",

@@ -48,15 +48,11 @@ void moat_cluster_free(struct moat_broker *b);
  * routed: forward it.  QoS 0 goes over core NATS; QoS 1/2 into the
  * stream, and w->cluster_tok is set to the publication's token until
  * JetStream acknowledges it (0: nothing to wait for).  Only called for
- * local messages (m->remote false). */
-void moat__cluster_publish(struct moat_worker *w, struct moat_msg *m,
-			   bool groups_done);
-/* Are m's shared-subscription groups served through NATS (balanced
- * over the nodes: connected, and for QoS 1/2 the stream ready), so that
- * routing m here must skip them?  If not, the node serves them itself
- * and says so in what it forwards (groups_done). */
-bool moat__cluster_shares_remote(const struct moat_broker *b,
-				 const struct moat_msg *m);
+ * local messages (m->remote false); $SYS stays local.  Returns true when
+ * m's shared-subscription groups are served through NATS (balanced over
+ * the nodes), so that routing here must skip them; false when this node
+ * serves them itself (no NATS now), which it tells the others. */
+bool moat__cluster_publish(struct moat_worker *w, struct moat_msg *m);
 /* May a QoS 1/2 message be accepted now?  False when this worker's
  * publications waiting for JetStream reached their bound
  * (cluster_max_pending / workers): the PUBLISH is refused. */

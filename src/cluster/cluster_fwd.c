@@ -160,17 +160,27 @@ static void js_send(struct moat_worker *w, struct moat_cluster_w *cw,
 	natsMsg_Destroy(nm); /* no effect when libnats took it */
 }
 
-void moat__cluster_publish(struct moat_worker *w, struct moat_msg *m,
-			   bool groups_done)
+/* Are m's groups served through NATS: connected, and for QoS 1/2 the
+ * stream ready? */
+static bool shares_remote(const struct moat_cluster *cl,
+			  const struct moat_msg *m)
+{
+	return atomic_load_explicit(&cl->connected, memory_order_relaxed) &&
+	       (m->qos == 0 ||
+		atomic_load_explicit(&cl->stream_ready, memory_order_relaxed));
+}
+
+bool moat__cluster_publish(struct moat_worker *w, struct moat_msg *m)
 {
 	struct moat_cluster *cl = moat__cluster_of(w->b);
 	struct moat_cluster_w *cw = cw_get(w);
 	if (sys_topic(m))
-		return; /* every node has its own */
+		return false; /* every node has its own */
 	if (!cw) {
 		atomic_fetch_add(&cl->dropped, 1);
-		return;
+		return false;
 	}
+	bool remote = shares_remote(cl, m), groups_done = !remote;
 	if (m->qos == 0) {
 		size_t len = envelope(w, cw, cl, m, groups_done);
 		if (!len ||
@@ -181,16 +191,16 @@ void moat__cluster_publish(struct moat_worker *w, struct moat_msg *m,
 		    natsConnection_Publish(cl->nc, cw->subj, cw->buf,
 					   (int)len) != NATS_OK) {
 			atomic_fetch_add(&cl->dropped, 1);
-			return;
+			return false;
 		}
 		atomic_fetch_add(&cl->forwarded[0], 1);
-		return;
+		return remote;
 	}
 	/* A will or a CoAP publish may come past the bound (their senders
 	 * are not refused); MQTT publishers were asked first. */
 	if (!pend_room(cw)) {
 		atomic_fetch_add(&cl->dropped, 1);
-		return;
+		return false;
 	}
 	uint64_t tok = cw->head_tok + cw->n;
 	struct pend *p = &cw->ring[(cw->head + cw->n) % cw->cap];
@@ -202,6 +212,7 @@ void moat__cluster_publish(struct moat_worker *w, struct moat_msg *m,
 	atomic_fetch_add(&cl->forwarded[m->qos], 1);
 	js_send(w, cw, tok, p);
 	w->cluster_tok = tok;
+	return remote;
 }
 
 /* ---- acknowledgements owed to a connection -------------------------------- */
@@ -387,13 +398,4 @@ void moat__cluster_worker_free(struct moat_worker *w)
 	moat_free(cw->ring);
 	moat_free(cw->buf);
 	MOAT_FREE(w->cw);
-}
-
-bool moat__cluster_shares_remote(const struct moat_broker *b,
-				 const struct moat_msg *m)
-{
-	const struct moat_cluster *cl = moat__cluster_of(b);
-	return atomic_load_explicit(&cl->connected, memory_order_relaxed) &&
-	       (m->qos == 0 ||
-		atomic_load_explicit(&cl->stream_ready, memory_order_relaxed));
 }
