@@ -8,18 +8,22 @@
  *              (it had no NATS then): their consumers skip it
  *   bytes 2-9  the sending process's nonce (big-endian)
  *   [expiry]   u32 Message Expiry Interval left, seconds
- *   u32        length of the MQTT 5 properties, then the properties
+ *   the MQTT 5 properties forwarded (payload format, content type,
+ *              response topic, correlation data, user properties) as in
+ *              a PUBLISH: variable byte integer length, properties
  *   [source]   u16 user length (0xffff: anonymous) + user,
  *              u16 client id length + client id
  *   the payload (the rest)
  *
  * Decoding trusts nothing: every length is checked against what is
- * left, and the properties are parsed again by the encoder that sends
- * them to a client. */
+ * left, and the properties are parsed as a PUBLISH's and must be ones a
+ * node forwards. */
 #include <string.h>
 
 #include "broker/broker_int.h"
 #include "cluster/cluster_int.h"
+#include "codec/mqtt5.h"
+#include "codec/mqtt_prim.h"
 
 #define ENV_VERSION 1
 #define F_RETAIN 0x04u
@@ -27,6 +31,11 @@
 #define F_SOURCE 0x10u
 #define F_GROUPS 0x20u
 #define NO_USER 0xffffu
+/* The properties a node forwards (moat__forward_props). */
+#define FORWARDED                                                             \
+	((1ull << PROP_PAYLOAD_FORMAT) | (1ull << PROP_CONTENT_TYPE) |         \
+	 (1ull << PROP_RESPONSE_TOPIC) | (1ull << PROP_CORRELATION_DATA) |    \
+	 (1ull << PROP_USER_PROPERTY))
 
 static uint8_t *put32(uint8_t *p, uint32_t v)
 {
@@ -85,7 +94,7 @@ size_t moat__cluster_env_encode(const struct moat_msg *m, uint64_t nonce,
 					: 1;
 		p = put32(p, (uint32_t)MOAT_MIN(left, (uint64_t)UINT32_MAX - 1));
 	}
-	p = put32(p, m->props_len);
+	p += moat_mqtt_varint_write(p, m->props_len);
 	memcpy(p, m->props, m->props_len);
 	p += m->props_len;
 	if (src) {
@@ -134,15 +143,15 @@ int moat__cluster_env_decode(const uint8_t *d, size_t len,
 		x.expiry_s = get32(p);
 		p += 4;
 	}
-	if (end - p < 4)
+	struct moat_rd rd;
+	struct moat_mqtt_props pr;
+	moat_rd_init(&rd, p, (size_t)(end - p));
+	if (moat_mqtt_props_read(&rd, PCTX_PUBLISH, &pr) != MOAT_OK ||
+	    (pr.has & ~FORWARDED) || pr.n_subscription_ids)
 		return MOAT_EMALFORMED;
-	uint32_t plen = get32(p);
-	p += 4;
-	if ((size_t)(end - p) < plen)
-		return MOAT_EMALFORMED;
-	x.props = p;
-	x.props_len = plen;
-	p += plen;
+	x.props = pr.raw.p;
+	x.props_len = pr.raw.len;
+	p += rd.pos;
 	char user[256], cid[65536];
 	if (flags & F_SOURCE) {
 		if (end - p < 2)
