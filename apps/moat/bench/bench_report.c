@@ -97,6 +97,8 @@ static void text_title(FILE *f, const struct bench_run *r)
 	}
 	fprintf(f, "  broker        %s:%ld%s, MQTT %s", cfg->host, cfg->port,
 		cfg->tls ? " (TLS)" : "", version_name(cfg));
+	if (cfg->sub_port)
+		fprintf(f, ", subscribers on port %ld", cfg->sub_port);
 	if (cfg->scenario != BENCH_CONN) {
 		fprintf(f, ", QoS %ld, %ld-byte payloads", cfg->qos, cfg->size);
 		if (cfg->rate)
