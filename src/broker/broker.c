@@ -405,17 +405,23 @@ static void keep_restart_only(const struct moat_config *old,
 	KEEP(max_connections);
 	KEEP(persistence);
 	KEEP(persistence_sync);
-#undef KEEP
 	if (strcmp(cfg->user, old->user))
 		moat_warn("reload: user changed; it takes effect at the next "
 			  "restart");
 	memcpy(cfg->user, old->user, sizeof(cfg->user));
+	/* Cluster mode: the NATS connection is made once (b->cfg). */
+	if (strcmp(cfg->cluster_nats_url, old->cluster_nats_url) ||
+	    strcmp(cfg->cluster_node_id, old->cluster_node_id))
+		moat_warn("reload: cluster_nats_url or cluster_node_id "
+			  "changed; it takes effect at the next restart");
+	KEEP(cluster_max_pending);
 	if (strcmp(cfg->persistence_location, old->persistence_location)) {
 		moat_warn("reload: persistence_location changed; it takes "
 			  "effect at the next restart");
 		memcpy(cfg->persistence_location, old->persistence_location,
 		       sizeof(cfg->persistence_location));
 	}
+#undef KEEP
 }
 
 int moat_broker_reload(struct moat_broker *b, const struct moat_config *in,
