@@ -222,6 +222,14 @@ fail_with_log() { # MESSAGE LOG
 	exit 1
 }
 
+# Nobody listens on loopback PORT (another cluster, another --base?).
+port_free() { # PORT
+	if ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; then
+		echo "cluster: port $1 is in use (another cluster? choose --base)" >&2
+		exit 1
+	fi
+}
+
 # Wait until URL answers 200 (the NATS monitoring port) or the process
 # KIND N is gone.
 wait_http() { # URL KIND N LOG
@@ -238,6 +246,8 @@ wait_http() { # URL KIND N LOG
 start_nats() { # N
 	n=$1
 	running nats "$n" && return 0
+	port_free "$(nats_port "$n")" && port_free "$(route_port "$n")" &&
+		port_free "$(mon_port "$n")"
 	write_nats_conf "$n"
 	log=$DIR/log/nats-n$n.log
 	nats-server -c "$DIR/nats/n$n.conf" >>"$log" 2>&1 &
@@ -248,7 +258,8 @@ start_nats() { # N
 # an error while the meta leader is unknown or this server lags).
 wait_nats() {
 	for n in $NODES; do
-		running nats "$n" || continue
+		running nats "$n" || fail_with_log "nats $n exited" \
+			"$DIR/log/nats-n$n.log"
 		wait_http "http://127.0.0.1:$(mon_port "$n")/healthz" nats "$n" \
 			"$DIR/log/nats-n$n.log"
 	done
@@ -257,6 +268,7 @@ wait_nats() {
 start_moatd() { # N
 	n=$1
 	running moatd "$n" && return 0
+	port_free "$(mqtt_port "$n")" && port_free "$(http_port "$n")"
 	[ -x "$MOATD" ] || { echo "cluster: no moatd at $MOATD (scripts/dev.sh build)" >&2; exit 1; }
 	write_moatd_conf "$n"
 	log=$DIR/log/moatd-n$n.log
