@@ -2,7 +2,7 @@
  * worker and, batched per worker, on the others; and wills, published at
  * a safe point of the loop. */
 #include "broker_int.h"
-#include "cluster/cluster_kv.h"
+#include "cluster/cluster_state.h"
 
 void moat_worker_route(struct moat_worker *w, struct moat_msg *m)
 {
@@ -22,7 +22,7 @@ void moat__worker_route_sel(struct moat_worker *w, struct moat_msg *m,
 	if (b->cluster && !m->remote && moat__cluster_publish(w, m) && !only)
 		only = MOAT_MATCH_NO_GROUPS;
 	/* Cluster mode: retained messages go through the bucket, which
-	 * alone decides what other nodes retain (cluster_kv.h). */
+	 * alone decides what other nodes retain (cluster_state.h). */
 	if (b->cluster && !m->remote)
 		moat__cluster_kv_publish(w, m);
 	bool retain = m->retain &&

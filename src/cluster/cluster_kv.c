@@ -1,5 +1,5 @@
 /* Retained messages in the JetStream key-value bucket MOAT_RETAINED
- * (cluster_kv.h, docs/cluster.md "Retained messages").
+ * (cluster_state.h, docs/cluster.md "Retained messages").
  *
  * Writes: a worker routing a retained message of its own clients
  * publishes its envelope to $KV.MOAT_RETAINED.<key> (an empty one: a
@@ -27,7 +27,7 @@
 
 #include "broker/broker_int.h"
 #include "cluster/cluster_int.h"
-#include "cluster/cluster_kv.h"
+#include "cluster/cluster_state.h"
 #include "cluster/subject.h"
 
 #define KV_BUCKET "MOAT_RETAINED"
@@ -453,7 +453,7 @@ static void *kv_main(void *arg)
 
 /* ---- lifecycle --------------------------------------------------------------- */
 
-int moat_cluster_kv_start(struct moat_broker *b)
+int moat__cluster_kv_start(struct moat_broker *b)
 {
 	struct moat_cluster *cl = b->cluster;
 	if (!cl)
@@ -491,7 +491,7 @@ int moat_cluster_kv_start(struct moat_broker *b)
 	return MOAT_OK;
 }
 
-void moat_cluster_kv_stop(struct moat_broker *b)
+void moat__cluster_kv_stop(struct moat_broker *b)
 {
 	struct kv_state *kv = the_kv;
 	(void)b;

@@ -1,5 +1,6 @@
 """Cluster mode, state shared by the nodes (issue 21, docs/cluster.md):
-retained messages in the JetStream key-value bucket MOAT_RETAINED.
+retained messages in the JetStream key-value bucket MOAT_RETAINED; client
+ids unique across the nodes (a connection on another node takes over).
 
 The same 3 x nats-server + 3 x moatd loopback cluster as test_cluster.py
 (scripts/cluster.sh in a temporary directory).  Retained messages become
@@ -117,6 +118,83 @@ class ClusterState(unittest.TestCase):
         publish(self.mqtt[2], "rc/x", "")
         for node in range(3):
             self.assert_retained(node, "rc/#", {"rc/y": "three"})
+
+    def connect(self, node, cid, v5=True, clean=True):
+        """A paho client on node; (client, events): "connack" holds the
+        session present flag, "disconnect" the reason code (v5) or rc."""
+        ev = {"connack": threading.Event(), "gone": threading.Event()}
+        proto = mqtt.MQTTv5 if v5 else mqtt.MQTTv311
+        if v5:
+            c = mqtt.Client(client_id=cid, protocol=proto)
+        else:
+            c = mqtt.Client(client_id=cid, protocol=proto,
+                            clean_session=clean)
+
+        def on_connect(client, userdata, flags, rc, *props):
+            ev["present"] = flags.get("session present")
+            ev["connack"].set()
+
+        def on_disconnect(client, userdata, rc, *props):
+            ev["reason"] = int(getattr(rc, "value", rc))
+            ev["gone"].set()
+        c.on_connect = on_connect
+        c.on_disconnect = on_disconnect
+        c.reconnect_delay_set(60, 120)  # a closed one stays closed
+        if v5:
+            from paho.mqtt.properties import Properties
+            from paho.mqtt.packettypes import PacketTypes
+            props = Properties(PacketTypes.CONNECT)
+            if not clean:
+                props.SessionExpiryInterval = 300
+            c.connect(HOST, self.mqtt[node], 30, clean_start=clean,
+                      properties=props)
+        else:
+            c.connect(HOST, self.mqtt[node], 30)
+        c.loop_start()
+        self.assertTrue(ev["connack"].wait(WAIT), "no CONNACK")
+        return c, ev
+
+    def test_client_id_taken_over_across_nodes(self):
+        """The same client id on node 2 takes over from node 1: the
+        connection on node 1 gets DISCONNECT 0x8E (MQTT 5) or is closed
+        (3.1.1); the one on node 2 stays."""
+        for v5 in (True, False):
+            with self.subTest(v5=v5):
+                cid = "takeover-%d" % v5
+                old, old_ev = self.connect(0, cid, v5)
+                new, new_ev = self.connect(1, cid, v5)
+                try:
+                    self.assertTrue(old_ev["gone"].wait(WAIT),
+                                    "node 1 kept the old connection")
+                    if v5:
+                        self.assertEqual(old_ev["reason"], 0x8E)
+                    old.loop_stop()  # no reconnection
+                    self.assertFalse(new_ev["gone"].wait(1.0),
+                                     "the new connection was closed: %r"
+                                     % new_ev.get("reason"))
+                finally:
+                    old.loop_stop()
+                    new.disconnect()
+                    new.loop_stop()
+
+    def test_taken_over_session_ends_on_the_old_node(self):
+        """A persistent session on node 1 ends when its client id connects
+        to node 2: coming back to node 1 finds no session there."""
+        c, ev = self.connect(0, "moved-1", v5=False, clean=False)
+        c.subscribe("moved/x", 1)
+        c.disconnect()
+        c.loop_stop()
+        c, ev = self.connect(1, "moved-1", v5=False, clean=False)
+        c.disconnect()
+        c.loop_stop()
+
+        def gone_on_node1():
+            c, ev = self.connect(0, "moved-1", v5=False, clean=False)
+            c.disconnect()
+            c.loop_stop()
+            return not ev["present"]
+        # the announcement reaches node 1 a little after node 2's CONNACK
+        self.assertTrue(wait_for(gone_on_node1, WAIT, 0.2))
 
     def test_z_node_back_after_kill9(self):
         """A node killed with kill -9 comes back with the bucket's
