@@ -128,7 +128,9 @@ int moat__cluster_env_decode(const uint8_t *d, size_t len,
 {
 	const uint8_t *p = d, *end = d + len;
 	*out = NULL;
-	if (len < 14 || p[0] != ENV_VERSION || (p[1] & 3u) == 3u ||
+	/* version, flags, nonce and at least the properties' length byte:
+	 * a payload of 2 bytes makes a 13-byte envelope */
+	if (len < 11 || p[0] != ENV_VERSION || (p[1] & 3u) == 3u ||
 	    (p[1] & ~0x3fu))
 		return MOAT_EMALFORMED;
 	uint8_t flags = p[1];

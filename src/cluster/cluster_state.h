@@ -15,7 +15,9 @@
  * Client ids ("Client ids across nodes"): a node that accepts a CONNECT
  * tells the others (core NATS, moat.c.connect); a node with a session of
  * that client id and the same owner disconnects its connection (MQTT 5:
- * 0x8E, session taken over) and ends the session there. */
+ * 0x8E, session taken over) and ends the session there, sending its
+ * subscriptions and waiting messages to the new node first (unless the
+ * client asked for a clean start). */
 #ifndef MOAT_CLUSTER_STATE_H
 #define MOAT_CLUSTER_STATE_H
 
@@ -46,9 +48,10 @@ int moat__cluster_kv_start(struct moat_broker *b);
 void moat__cluster_kv_stop(struct moat_broker *b);
 
 /* A client with the client id id (not one the node assigned) was
- * accepted on c: the other nodes end their sessions of it. */
+ * accepted on c (clean: it asked for a clean start): the other nodes end
+ * their sessions of it, and send their state here unless clean. */
 void moat__cluster_sess_connected(struct moat_conn *c, const uint8_t *id,
-				  size_t len);
+				  size_t len, bool clean);
 /* An INBOX_CLUSTER_CTL item (moat__cluster_inbox): another node
  * accepted a client id whose home worker is w. */
 void moat__cluster_sess_inbox(struct moat_worker *w,

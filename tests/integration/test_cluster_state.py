@@ -1,6 +1,7 @@
 """Cluster mode, state shared by the nodes (issue 21, docs/cluster.md):
 retained messages in the JetStream key-value bucket MOAT_RETAINED; client
-ids unique across the nodes (a connection on another node takes over).
+ids unique across the nodes (a connection on another node takes over, and
+the session's subscriptions and waiting messages move with it).
 
 The same 3 x nats-server + 3 x moatd loopback cluster as test_cluster.py
 (scripts/cluster.sh in a temporary directory).  Retained messages become
@@ -52,13 +53,13 @@ def retained(port, filt, v5=False, settle=1.0):
         c.loop_stop()
 
 
-def publish(port, topic, payload, qos=1, v5=False):
+def publish(port, topic, payload, qos=1, v5=False, retain=True):
     proto = mqtt.MQTTv5 if v5 else mqtt.MQTTv311
     c = mqtt.Client(protocol=proto)
     c.connect(HOST, port, 30)
     c.loop_start()
     try:
-        info = c.publish(topic, payload, qos, retain=True)
+        info = c.publish(topic, payload, qos, retain=retain)
         info.wait_for_publish(WAIT)
         if qos:
             assert info.is_published(), "not acknowledged"
@@ -119,7 +120,7 @@ class ClusterState(unittest.TestCase):
         for node in range(3):
             self.assert_retained(node, "rc/#", {"rc/y": "three"})
 
-    def connect(self, node, cid, v5=True, clean=True):
+    def connect(self, node, cid, v5=True, clean=True, on_message=None):
         """A paho client on node; (client, events): "connack" holds the
         session present flag, "disconnect" the reason code (v5) or rc."""
         ev = {"connack": threading.Event(), "gone": threading.Event()}
@@ -139,6 +140,8 @@ class ClusterState(unittest.TestCase):
             ev["gone"].set()
         c.on_connect = on_connect
         c.on_disconnect = on_disconnect
+        if on_message:
+            c.on_message = on_message
         c.reconnect_delay_set(60, 120)  # a closed one stays closed
         if v5:
             from paho.mqtt.properties import Properties
@@ -195,6 +198,47 @@ class ClusterState(unittest.TestCase):
             return not ev["present"]
         # the announcement reaches node 1 a little after node 2's CONNACK
         self.assertTrue(wait_for(gone_on_node1, WAIT, 0.2))
+
+    def test_session_moves_with_its_client(self):
+        """A persistent session on node 1 with queued QoS 1 messages: its
+        client connects to node 2 and gets them, and its subscription
+        goes on there without a new SUBSCRIBE."""
+        for v5 in (False, True):
+            with self.subTest(v5=v5):
+                cid, topic = "mover-%d" % v5, "mv%d/x" % v5
+                c, ev = self.connect(0, cid, v5=v5, clean=False)
+                done = threading.Event()
+                c.on_subscribe = lambda *a: done.set()
+                c.subscribe(topic.split("/")[0] + "/#", 1)
+                self.assertTrue(done.wait(WAIT))
+                c.disconnect()
+                c.loop_stop()
+                want = ["q%d" % i for i in range(10)]
+                for p in want:  # queued on node 1
+                    publish(self.mqtt[0], topic, p, qos=1, v5=v5,
+                            retain=False)
+                got = []
+                lock = threading.Lock()
+
+                def on_message(client, userdata, msg):
+                    with lock:
+                        got.append(msg.payload.decode())
+                c, ev = self.connect(1, cid, v5=v5, clean=False,
+                                     on_message=on_message)
+                try:
+                    self.assertTrue(wait_for(lambda: set(want) <= set(got),
+                                             WAIT),
+                                    "queued messages: %r" % got)
+                    publish(self.mqtt[2], topic, "later", qos=1, v5=v5,
+                            retain=False)
+                    self.assertTrue(wait_for(lambda: "later" in got, WAIT),
+                                    "the subscription did not move")
+                    with lock:
+                        firsts = list(dict.fromkeys(got))
+                    self.assertEqual(firsts, want + ["later"])
+                finally:
+                    c.disconnect()
+                    c.loop_stop()
 
     def test_z_node_back_after_kill9(self):
         """A node killed with kill -9 comes back with the bucket's
