@@ -25,7 +25,8 @@
 #   --tls          NATS with TLS: a CA, server and client certificates are
 #                  made in DIR/tls on the first start (openssl)
 #   --nats-only    start no moatd (only with start)
-#   --conf FILE    lines appended to every moatd.conf (tests' own settings)
+#   --conf FILE    lines appended to every moatd.conf (tests' own settings;
+#                  MOAT_CLUSTER_CONF)
 #
 # NATS always requires a user and password (random, made on the first
 # start, DIR/nats.pass, mode 0600); routes have their own.  Every wait is
@@ -39,7 +40,7 @@ BASE=${MOAT_CLUSTER_BASE:-14220}
 MOATD=${MOATD_BIN:-build/moatd}
 TLS=0
 NATS_ONLY=0
-EXTRA=""
+EXTRA=${MOAT_CLUSTER_CONF:-}
 NODES="1 2 3"
 WAIT_S=30
 

@@ -96,6 +96,8 @@ void moat__cluster_sess_connected(struct moat_conn *c, const uint8_t *id,
 	}
 	memcpy(buf, head, hl);
 	memcpy(buf + hl, id, len);
+	if (!clean)
+		moat__cluster_sreg_connected(c->w->b, id, len);
 	if (natsConnection_Publish(cl->nc, SESS_SUBJECT, buf,
 				   (int)(hl + len)) != NATS_OK)
 		atomic_fetch_add(&cl->dropped, 1);
@@ -177,13 +179,7 @@ static bool local_is_newer(const struct moat_cluster *cl,
  *       (cluster_env.c)
  * The receiver trusts nothing: every length is checked. */
 
-struct wbuf {
-	uint8_t *p;
-	size_t n, cap, max;
-	bool over;
-};
-
-static void wb_put(struct wbuf *b, const void *p, size_t n)
+void moat__wb_put(struct wbuf *b, const void *p, size_t n)
 {
 	if (b->over || b->max - b->n < n) {
 		b->over = true;
@@ -203,17 +199,36 @@ static void wb_put(struct wbuf *b, const void *p, size_t n)
 	b->n += n;
 }
 
-static void wb_u16(struct wbuf *b, uint16_t v)
+void moat__wb_u16(struct wbuf *b, uint16_t v)
 {
 	uint8_t x[2] = {(uint8_t)(v >> 8), (uint8_t)v};
-	wb_put(b, x, 2);
+	moat__wb_put(b, x, 2);
 }
 
-static void wb_u32(struct wbuf *b, uint32_t v)
+void moat__wb_u32(struct wbuf *b, uint32_t v)
 {
 	uint8_t x[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16),
 			(uint8_t)(v >> 8), (uint8_t)v};
-	wb_put(b, x, 4);
+	moat__wb_put(b, x, 4);
+}
+
+/* s's subscriptions in the snapshot's form. */
+void moat__snap_put_subs(struct wbuf *b, const struct moat_session *s)
+{
+	moat__wb_u32(b, s->nsubs);
+	for (uint32_t i = 0; i < s->nsubs; i++) {
+		const struct moat_sub_entry *e = &s->subs[i];
+		moat__wb_u16(b, e->len);
+		moat__wb_put(b, e->filter, e->len);
+		moat__wb_u16(b, e->share ? e->share_len : 0xffffu);
+		if (e->share)
+			moat__wb_put(b, e->share, e->share_len);
+		uint8_t o[2] = {e->qos, (uint8_t)((e->no_local ? 1u : 0u) |
+						  (e->retain_as_published ? 2u
+									  : 0u))};
+		moat__wb_put(b, o, 2);
+		moat__wb_u32(b, e->sub_id);
+	}
 }
 
 /* One message; false (and b as it was) when it does not fit. */
@@ -227,11 +242,11 @@ static bool wb_msg(struct wbuf *b, struct moat_cluster *cl,
 		return false;
 	el = moat__cluster_env_encode(m, cl->nonce, true, now_ms, env);
 	uint8_t h[2] = {qos, retain};
-	wb_put(b, h, 2);
-	wb_u16(b, m->topic_len);
-	wb_put(b, m->topic, m->topic_len);
-	wb_u32(b, (uint32_t)el);
-	wb_put(b, env, el);
+	moat__wb_put(b, h, 2);
+	moat__wb_u16(b, m->topic_len);
+	moat__wb_put(b, m->topic, m->topic_len);
+	moat__wb_u32(b, (uint32_t)el);
+	moat__wb_put(b, env, el);
 	moat_free(env);
 	if (b->over && b->p) {
 		b->n = at; /* the room is gone: the rest stays behind */
@@ -250,25 +265,12 @@ static void send_snapshot(struct moat_worker *w, struct moat_session *s,
 	struct wbuf b = {.max = maxp > SNAP_SLACK ? (size_t)maxp : 1u << 20};
 	uint32_t nmsg = 0, left = 0;
 	uint8_t v = SNAP_VERSION;
-	wb_put(&b, &v, 1);
-	wb_u16(&b, (uint16_t)s->client_id_len);
-	wb_put(&b, s->client_id, s->client_id_len);
-	wb_u32(&b, s->nsubs);
-	for (uint32_t i = 0; i < s->nsubs; i++) {
-		const struct moat_sub_entry *e = &s->subs[i];
-		wb_u16(&b, e->len);
-		wb_put(&b, e->filter, e->len);
-		wb_u16(&b, e->share ? e->share_len : 0xffffu);
-		if (e->share)
-			wb_put(&b, e->share, e->share_len);
-		uint8_t o[2] = {e->qos, (uint8_t)((e->no_local ? 1u : 0u) |
-						  (e->retain_as_published ? 2u
-									  : 0u))};
-		wb_put(&b, o, 2);
-		wb_u32(&b, e->sub_id);
-	}
+	moat__wb_put(&b, &v, 1);
+	moat__wb_u16(&b, (uint16_t)s->client_id_len);
+	moat__wb_put(&b, s->client_id, s->client_id_len);
+	moat__snap_put_subs(&b, s);
 	size_t count_at = b.n;
-	wb_u32(&b, 0); /* the message count, filled in below */
+	moat__wb_u32(&b, 0); /* the message count, filled in below */
 	if (b.over)
 		goto out; /* not even the subscriptions fit */
 	b.max -= SNAP_SLACK;
@@ -400,6 +402,45 @@ static size_t apply_msgs(struct moat_session *s, struct rd *r)
 	return done;
 }
 
+/* Client ids whose session state arrived lately (hashes, with when):
+ * recovery from the registry is not needed for them. */
+#define APPLIED_RING 256
+static struct {
+	pthread_mutex_t lock;
+	uint64_t id[APPLIED_RING], at_ms[APPLIED_RING];
+	unsigned next;
+} applied = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static uint64_t id_hash(const uint8_t *p, size_t n)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (size_t i = 0; i < n; i++) {
+		h ^= p[i];
+		h *= 1099511628211ull;
+	}
+	return h;
+}
+
+bool moat__snap_applied_since(const uint8_t *id, size_t len, uint64_t ms)
+{
+	uint64_t h = id_hash(id, len);
+	bool yes = false;
+	pthread_mutex_lock(&applied.lock);
+	for (unsigned i = 0; i < APPLIED_RING && !yes; i++)
+		yes = applied.id[i] == h && applied.at_ms[i] >= ms;
+	pthread_mutex_unlock(&applied.lock);
+	return yes;
+}
+
+static void note_applied(const uint8_t *id, size_t len)
+{
+	pthread_mutex_lock(&applied.lock);
+	applied.id[applied.next] = id_hash(id, len);
+	applied.at_ms[applied.next] = moat_now_ms();
+	applied.next = (applied.next + 1) % APPLIED_RING;
+	pthread_mutex_unlock(&applied.lock);
+}
+
 static void apply_snapshot(struct moat_worker *w, struct moat_msg *carrier)
 {
 	struct rd r = {carrier->payload,
@@ -412,6 +453,7 @@ static void apply_snapshot(struct moat_worker *w, struct moat_msg *carrier)
 		return; /* the client left again meanwhile */
 	size_t il = rd_uint(&r, 2);
 	rd_take(&r, il);
+	note_applied(id, carrier->topic_len);
 	apply_subs(w, s, &r);
 	size_t n = apply_msgs(s, &r);
 	if (r.bad)
@@ -455,29 +497,31 @@ out:
 	moat_msg_unref(&it->msg);
 }
 
+void moat__snap_post(struct moat_cluster *cl, const uint8_t *d, size_t n)
+{
+	if (n < 3 || d[0] != SNAP_VERSION)
+		return;
+	size_t il = (size_t)d[1] << 8 | d[2];
+	if (n - 3 < il)
+		return;
+	struct moat_msg *m = moat_msg_new(d + 3, il, d, n, 0, false);
+	if (!m)
+		return;
+	struct moat_inbox_item it = {
+		.kind = INBOX_CLUSTER_CTL, .qos = 1, .msg = m};
+	if (moat_worker_post(moat_worker_home(cl->b, d + 3, il), &it) !=
+	    MOAT_OK)
+		moat_msg_unref(&m);
+}
+
 /* libnats's delivery thread: a session sent here, to its home worker. */
 static void on_snapshot(natsConnection *nc, natsSubscription *sub,
 			natsMsg *msg, void *closure)
 {
 	(void)nc;
 	(void)sub;
-	struct moat_cluster *cl = closure;
-	const uint8_t *d = (const uint8_t *)natsMsg_GetData(msg);
-	size_t n = (size_t)natsMsg_GetDataLength(msg);
-	if (n < 3 || d[0] != SNAP_VERSION)
-		goto out;
-	size_t il = (size_t)d[1] << 8 | d[2];
-	if (n - 3 < il)
-		goto out;
-	struct moat_msg *m = moat_msg_new(d + 3, il, d, n, 0, false);
-	if (!m)
-		goto out;
-	struct moat_inbox_item it = {
-		.kind = INBOX_CLUSTER_CTL, .qos = 1, .msg = m};
-	if (moat_worker_post(moat_worker_home(cl->b, d + 3, il), &it) !=
-	    MOAT_OK)
-		moat_msg_unref(&m);
-out:
+	moat__snap_post(closure, (const uint8_t *)natsMsg_GetData(msg),
+			(size_t)natsMsg_GetDataLength(msg));
 	natsMsg_Destroy(msg);
 }
 
@@ -504,13 +548,15 @@ int moat_cluster_state_start(struct moat_broker *b)
 		return MOAT_EIO;
 	}
 	natsSubscription_SetPendingLimits(snap_sub, 65536, 256 * 1024 * 1024);
-	return moat__cluster_kv_start(b);
+	int rc = moat__cluster_kv_start(b);
+	return rc ? rc : moat__cluster_sreg_start(b);
 }
 
 void moat_cluster_state_stop(struct moat_broker *b)
 {
 	if (!b->cluster)
 		return;
+	moat__cluster_sreg_stop(b);
 	moat__cluster_kv_stop(b);
 	natsSubscription *subs[2] = {sess_sub, snap_sub};
 	for (int i = 0; i < 2; i++) {

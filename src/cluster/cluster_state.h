@@ -62,6 +62,35 @@ void moat__cluster_sess_inbox(struct moat_worker *w,
 void moat__cluster_kv_publish(struct moat_worker *w,
 			      const struct moat_msg *m);
 
+/* ---- between the cluster's own files ---------------------------------- */
+
+/* A growing byte buffer bounded by max (over: something did not fit). */
+struct wbuf {
+	uint8_t *p;
+	size_t n, cap, max;
+	bool over;
+};
+void moat__wb_put(struct wbuf *b, const void *p, size_t n);
+void moat__wb_u16(struct wbuf *b, uint16_t v);
+void moat__wb_u32(struct wbuf *b, uint32_t v);
+struct moat_session;
+struct moat_cluster;
+/* A session's subscriptions as a snapshot carries them (cluster_sess.c). */
+void moat__snap_put_subs(struct wbuf *b, const struct moat_session *s);
+/* Hand the snapshot d[0..n) to its client id's home worker. */
+void moat__snap_post(struct moat_cluster *cl, const uint8_t *d, size_t n);
+/* Did a snapshot for this client id arrive at or after ms (moat_now_ms)? */
+bool moat__snap_applied_since(const uint8_t *id, size_t len, uint64_t ms);
+
+/* The session registry (cluster_sreg.c; cluster_session_recovery). */
+int moat__cluster_sreg_start(struct moat_broker *b);
+void moat__cluster_sreg_stop(struct moat_broker *b);
+/* A worker's tick: its persistent sessions' records. */
+void moat__cluster_sreg_tick(struct moat_worker *w, uint64_t now);
+/* A client asked for its session (not a clean start) on this node. */
+void moat__cluster_sreg_connected(struct moat_broker *b, const uint8_t *id,
+				  size_t len);
+
 /* May routing a message (remote: from another node) with this `only`
  * change the tree's retained message?  In cluster mode only messages of
  * this node and bucket entries do. */

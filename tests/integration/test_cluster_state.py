@@ -11,7 +11,9 @@ never on timing.
 """
 import os
 import sys
+import tempfile
 import threading
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -70,9 +72,24 @@ def publish(port, topic, payload, qos=1, v5=False, retain=True):
 
 @unittest.skipIf(mqtt is None, "python3-paho-mqtt is missing")
 class ClusterState(unittest.TestCase):
-    # The cluster of test_cluster.py, without its tests.
-    setUpClass = classmethod(tc.ClusterTest.setUpClass.__func__)
-    tearDownClass = classmethod(tc.ClusterTest.tearDownClass.__func__)
+    # The cluster of test_cluster.py, without its tests, with session
+    # recovery on (experimental, off by default).
+    @classmethod
+    def setUpClass(cls):
+        cls.conf = tempfile.NamedTemporaryFile("w", suffix=".conf")
+        cls.conf.write("cluster_session_recovery true\n")
+        cls.conf.flush()
+        os.environ["MOAT_CLUSTER_CONF"] = cls.conf.name
+        try:
+            tc.ClusterTest.setUpClass.__func__(cls)
+        finally:
+            del os.environ["MOAT_CLUSTER_CONF"]
+
+    @classmethod
+    def tearDownClass(cls):
+        tc.ClusterTest.tearDownClass.__func__(cls)
+        cls.conf.close()
+
     cluster = classmethod(tc.ClusterTest.cluster.__func__)
     metric = classmethod(tc.ClusterTest.metric.__func__)
 
@@ -239,6 +256,66 @@ class ClusterState(unittest.TestCase):
                 finally:
                     c.disconnect()
                     c.loop_stop()
+
+    def test_z_moatd_kill9_persistent_clients(self):
+        """kill -9 of the node of persistent clients (one connected, one
+        offline, 3.1.1 and 5): they reconnect to another node, without
+        subscribing again, and receive every QoS 1 message acknowledged to
+        the publisher (before and after the kill)."""
+        clients = [("kl-on", True, True), ("kl-off", False, False)]
+        got = {cid: [] for cid, _, _ in clients}
+        lock = threading.Lock()
+
+        def collector(cid):
+            def on_message(client, userdata, msg):
+                with lock:
+                    got[cid].append(msg.payload.decode())
+            return on_message
+        live = []
+        for cid, v5, stay in clients:
+            c, ev = self.connect(0, cid, v5=v5, clean=False,
+                                 on_message=collector(cid))
+            done = threading.Event()
+            c.on_subscribe = lambda *a, d=done: d.set()
+            c.subscribe("kl/%s/#" % cid, 1)
+            self.assertTrue(done.wait(WAIT))
+            if stay:
+                live.append(c)
+            else:
+                c.disconnect()
+                c.loop_stop()
+        # The session records are written every 2 s (cluster_sreg.c).
+        time.sleep(5)
+        pub = tc.Pub(self.mqtt[2], False, "kl-pub")
+        try:
+            for i in range(60):
+                if i == 30:
+                    r = self.cluster("kill", "moatd", "1", "KILL")
+                    self.assertEqual(r.returncode, 0, r.stderr)
+                    for c in live:
+                        c.loop_stop()
+                for cid, _, _ in clients:
+                    pub.publish("kl/%s/x" % cid, "%s-%d" % (cid, i), 1)
+                time.sleep(0.01)
+            self.assertTrue(wait_for(lambda: len(pub.acked) == 120, WAIT))
+            news = []
+            for cid, v5, _ in clients:
+                c, ev = self.connect(1, cid, v5=v5, clean=False,
+                                     on_message=collector(cid))
+                news.append(c)
+            for cid, _, _ in clients:
+                want = {p for p in pub.acked if p.startswith(cid + "-")}
+                self.assertTrue(
+                    wait_for(lambda: want <= set(got[cid]), WAIT),
+                    "%s: acknowledged and lost: %s" %
+                    (cid, sorted(want - set(got[cid]))[:10]))
+            for c in news:
+                c.disconnect()
+                c.loop_stop()
+        finally:
+            pub.close()
+            r = self.cluster("up", "moatd", "1", timeout=120)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
 
     def test_z_node_back_after_kill9(self):
         """A node killed with kill -9 comes back with the bucket's
