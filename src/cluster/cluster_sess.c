@@ -49,12 +49,7 @@
 
 static natsSubscription *sess_sub, *snap_sub;
 
-static uint64_t wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
+
 
 static void put64(uint8_t *p, uint64_t v)
 {
@@ -81,7 +76,7 @@ void moat__cluster_sess_connected(struct moat_conn *c, const uint8_t *id,
 	if (!cl || !cl->nc || ulen > MAX_USER)
 		return;
 	put64(head, cl->nonce);
-	put64(head + 8, wall_ms());
+	put64(head + 8, moat__wall_ms());
 	head[16] = (uint8_t)((user ? F_USER : 0u) | (clean ? F_CLEAN : 0u));
 	if (user) {
 		head[HEAD] = (uint8_t)(ulen >> 8);
@@ -159,7 +154,7 @@ static bool same_owner(const struct moat_session *s, const struct moat_msg *m)
 static bool local_is_newer(const struct moat_cluster *cl,
 			   const struct moat_conn *c, const struct moat_msg *m)
 {
-	uint64_t mono = moat_now_ms(), wall = wall_ms();
+	uint64_t mono = moat_now_ms(), wall = moat__wall_ms();
 	uint64_t ours = wall - (mono - MOAT_MIN(c->created_ms, mono));
 	uint64_t theirs = get64(m->payload + 8);
 	if (ours != theirs)
@@ -411,19 +406,9 @@ static struct {
 	unsigned next;
 } applied = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
-static uint64_t id_hash(const uint8_t *p, size_t n)
-{
-	uint64_t h = 1469598103934665603ull;
-	for (size_t i = 0; i < n; i++) {
-		h ^= p[i];
-		h *= 1099511628211ull;
-	}
-	return h;
-}
-
 bool moat__snap_applied_since(const uint8_t *id, size_t len, uint64_t ms)
 {
-	uint64_t h = id_hash(id, len);
+	uint64_t h = moat_fnv1a(id, len, MOAT_FNV1A_INIT);
 	bool yes = false;
 	pthread_mutex_lock(&applied.lock);
 	for (unsigned i = 0; i < APPLIED_RING && !yes; i++)
@@ -435,7 +420,7 @@ bool moat__snap_applied_since(const uint8_t *id, size_t len, uint64_t ms)
 static void note_applied(const uint8_t *id, size_t len)
 {
 	pthread_mutex_lock(&applied.lock);
-	applied.id[applied.next] = id_hash(id, len);
+	applied.id[applied.next] = moat_fnv1a(id, len, MOAT_FNV1A_INIT);
 	applied.at_ms[applied.next] = moat_now_ms();
 	applied.next = (applied.next + 1) % APPLIED_RING;
 	pthread_mutex_unlock(&applied.lock);

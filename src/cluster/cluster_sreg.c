@@ -76,22 +76,6 @@ struct sreg {
 
 static struct sreg *the_reg;
 
-static uint64_t wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static uint64_t fnv(const void *p, size_t n, uint64_t h)
-{
-	const uint8_t *s = p;
-	for (size_t i = 0; i < n; i++) {
-		h ^= s[i];
-		h *= 1099511628211ull;
-	}
-	return h;
-}
 
 /* "$KV.MOAT_SESSIONS.<token>.<nonce>" for client id id. */
 static bool reg_subject(const struct sreg *r, const uint8_t *id, size_t len,
@@ -181,7 +165,8 @@ static void record(struct sreg *r, struct rworker *rw, struct moat_session *s,
 		return;
 	}
 	/* the fingerprint leaves the checkpoint out (bytes 1-8) */
-	uint64_t fp = fnv(b.p + 9, b.n - 9, fnv(b.p, 1, 1469598103934665603ull));
+	uint64_t fp = moat_fnv1a(b.p + 9, b.n - 9,
+				 moat_fnv1a(b.p, 1, MOAT_FNV1A_INIT));
 	if (fp != e->fp || ckpt >= e->ckpt_ms + REWRITE_MS) {
 		reg_send(r, subj, b.p, b.n);
 		e->fp = fp;
@@ -199,7 +184,7 @@ void moat__cluster_sreg_tick(struct moat_worker *w, uint64_t now)
 	if (now < rw->next_scan)
 		return;
 	rw->next_scan = now + SCAN_MS;
-	uint64_t wall = wall_ms();
+	uint64_t wall = moat__wall_ms();
 	for (size_t i = 0; i < rw->n; i++)
 		rw->v[i].seen = false;
 	for (size_t bk = 0; bk < w->nbuckets; bk++)
@@ -493,12 +478,7 @@ int moat__cluster_sreg_start(struct moat_broker *b)
 	r->cl = cl;
 	r->nw = b->nworkers;
 	pthread_mutex_init(&r->lock, NULL);
-	jsOptions jo;
-	jsOptions_Init(&jo);
-	jo.Wait = 5000;
-	jo.PublishAsync.MaxPending = 65536;
-	jo.PublishAsync.StallWait = 1;
-	if (natsConnection_JetStream(&r->js, cl->nc, &jo) != NATS_OK ||
+	if (!(r->js = moat__cluster_js_async(cl, NULL, NULL)) ||
 	    pthread_create(&r->thread, NULL, sreg_main, r) != 0) {
 		moat_err_log("cluster: cannot start session recovery");
 		jsCtx_Destroy(r->js);
@@ -523,12 +503,7 @@ void moat__cluster_sreg_stop(struct moat_broker *b)
 	the_reg = NULL;
 	atomic_store(&r->stopping, true);
 	pthread_join(r->thread, NULL);
-	jsPubOptions po;
-	jsPubOptions_Init(&po);
-	po.MaxWait = 2000;
-	(void)js_PublishAsyncComplete(r->js, &po);
-	kvStore_Destroy(r->kv);
-	jsCtx_Destroy(r->js);
+	moat__cluster_js_close(r->js, r->kv);
 	for (unsigned i = 0; i < r->nw; i++) {
 		for (size_t k = 0; k < r->w[i].n; k++)
 			moat_free(r->w[i].v[k].key);

@@ -24,6 +24,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
+
+#include <nats/nats.h>
 
 struct moat_broker;
 struct moat_worker;
@@ -64,6 +67,14 @@ void moat__cluster_kv_publish(struct moat_worker *w,
 
 /* ---- between the cluster's own files ---------------------------------- */
 
+/* Wall-clock milliseconds (what nodes compare: announcements, records). */
+static inline uint64_t moat__wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
 /* A growing byte buffer bounded by max (over: something did not fit). */
 struct wbuf {
 	uint8_t *p;
@@ -81,6 +92,14 @@ void moat__snap_put_subs(struct wbuf *b, const struct moat_session *s);
 void moat__snap_post(struct moat_cluster *cl, const uint8_t *d, size_t n);
 /* Did a snapshot for this client id arrive at or after ms (moat_now_ms)? */
 bool moat__snap_applied_since(const uint8_t *id, size_t len, uint64_t ms);
+
+/* A JetStream context for asynchronous writes that never hold a worker
+ * (ack: called with closure for each answer; may be NULL), or NULL; and
+ * its end, once the answers in flight arrived (at most 2 s), with the
+ * bucket it served (may be NULL).  cluster_kv.c. */
+jsCtx *moat__cluster_js_async(struct moat_cluster *cl, jsPubAckHandler ack,
+			      void *closure);
+void moat__cluster_js_close(jsCtx *js, kvStore *kv);
 
 /* The session registry (cluster_sreg.c; cluster_session_recovery). */
 int moat__cluster_sreg_start(struct moat_broker *b);
