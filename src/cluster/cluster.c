@@ -175,8 +175,10 @@ static void on_pub_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa,
 	bool ok = pa && !pae;
 	if (natsMsgHeader_Get(msg, "Nats-Msg-Id", &id) != NATS_OK || !id ||
 	    sscanf(id, "%*16[0-9a-f]-%u-%" SCNu64, &widx, &tok) != 2 ||
-	    widx >= cl->b->nworkers)
+	    widx >= cl->b->nworkers) {
+		natsMsg_Destroy(msg); /* the handler owns it (nats.h) */
 		return;
+	}
 	if (!ok) {
 		atomic_fetch_add(&cl->js_errors, 1);
 		moat_debug("cluster: JetStream publish failed (%s): retried",
@@ -187,6 +189,7 @@ static void on_pub_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa,
 	struct moat_inbox_item it = {
 		.kind = INBOX_CLUSTER_ACK, .qos = ok, .did = tok};
 	(void)moat_worker_post(&cl->b->workers[widx], &it);
+	natsMsg_Destroy(msg); /* the handler owns it (nats.h) */
 }
 
 /* ---- connection events ------------------------------------------------------ */

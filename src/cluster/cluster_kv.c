@@ -121,8 +121,10 @@ static void kv_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae,
 	(void)js;
 	(void)pa;
 	struct kv_state *kv = closure;
-	if (!pae)
+	if (!pae) {
+		natsMsg_Destroy(msg); /* the handler owns it (nats.h) */
 		return;
+	}
 	atomic_fetch_add(&kv->cl->js_errors, 1);
 	warn_some(kv, "a write failed; made again later",
 		  pae->ErrText ? pae->ErrText : natsStatus_GetText(pae->Err));
@@ -132,6 +134,7 @@ static void kv_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae,
 		at_ns = strtoll(at, NULL, 10);
 	remember(kv, natsMsg_GetSubject(msg), natsMsg_GetData(msg),
 		 (size_t)natsMsg_GetDataLength(msg), at_ns);
+	natsMsg_Destroy(msg);
 }
 
 /* Publish one write; false when it could not even be sent. */
@@ -302,7 +305,8 @@ static void push_local_only(struct kv_state *kv)
 	struct moat_msg **v = NULL;
 	size_t n = 0, pushed = 0;
 	char key[MOAT_SUBJECT_BUF];
-	qsort(kv->seen, kv->nseen, sizeof(*kv->seen), cmp_u64);
+	if (kv->nseen)
+		qsort(kv->seen, kv->nseen, sizeof(*kv->seen), cmp_u64);
 	if (moat_tree_retained_all(&kv->cl->b->tree, SIZE_MAX, &v, &n) !=
 	    MOAT_OK)
 		return;
@@ -314,8 +318,9 @@ static void push_local_only(struct kv_state *kv)
 					   "", (const uint8_t *)m->topic,
 					   m->topic_len, key, sizeof(key));
 		uint64_t h = kl > 0 ? moat_fnv1a(key, (size_t)kl, MOAT_FNV1A_INIT) : 0;
-		if (kl > 0 && !bsearch(&h, kv->seen, kv->nseen,
-				       sizeof(*kv->seen), cmp_u64)) {
+		if (kl > 0 && (!kv->nseen ||
+			       !bsearch(&h, kv->seen, kv->nseen,
+					sizeof(*kv->seen), cmp_u64))) {
 			kv_write(kv, m, moat_now_ms());
 			pushed++;
 		}
