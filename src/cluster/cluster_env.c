@@ -128,7 +128,7 @@ int moat__cluster_env_decode(const uint8_t *d, size_t len,
 {
 	const uint8_t *p = d, *end = d + len;
 	*out = NULL;
-	if (len < 14 || p[0] != ENV_VERSION || (p[1] & 3u) == 3u ||
+	if (len < 11 || p[0] != ENV_VERSION || (p[1] & 3u) == 3u ||
 	    (p[1] & ~0x3fu))
 		return MOAT_EMALFORMED;
 	uint8_t flags = p[1];

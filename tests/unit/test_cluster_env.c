@@ -105,6 +105,33 @@ static void test_anonymous_source(void **state)
 	free(buf);
 }
 
+/* The smallest: no properties, no payload, nothing optional (11 bytes). */
+static void test_smallest(void **state)
+{
+	(void)state;
+	for (size_t plen = 0; plen < 4; plen++) {
+		struct moat_msg *m = moat_msg_new((const uint8_t *)"t", 1,
+						  (const uint8_t *)"abc", plen,
+						  1, false);
+		size_t len;
+		uint8_t *buf = encode(m, false, &len);
+		assert_int_equal(len, 11 + plen);
+		uint64_t nonce;
+		bool groups;
+		struct moat_msg *r = NULL;
+		assert_int_equal(moat__cluster_env_decode(buf, len,
+							  (const uint8_t *)"t",
+							  1, &nonce, &groups,
+							  &r),
+				 MOAT_OK);
+		assert_int_equal(r->payload_len, plen);
+		assert_int_equal(r->qos, 1);
+		moat_msg_unref(&r);
+		moat_msg_unref(&m);
+		free(buf);
+	}
+}
+
 /* Every truncation is refused or decodes a shorter payload; nothing reads
  * past the end (ASan builds check that). */
 static void test_truncated(void **state)
@@ -199,6 +226,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_anonymous_source),
+		cmocka_unit_test(test_smallest),
 		cmocka_unit_test(test_truncated),
 		cmocka_unit_test(test_bad_header),
 		cmocka_unit_test(test_random),
