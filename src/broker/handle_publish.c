@@ -283,6 +283,8 @@ static int acknowledge(struct moat_conn *c, const struct moat_mqtt_publish *p,
 	bool gate = moat__store_nrec(w) != records;
 	uint8_t type = p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC;
 	/* Cluster mode: once JetStream stored it too. */
+	if (w->cluster_tok == MOAT_CLUSTER_TOK_LOST)
+		return MOAT_ENOMEM;
 	if (w->cluster_tok && reason == RC_SUCCESS)
 		return moat__cluster_defer_ack(c, w->cluster_tok, type,
 					       p->packet_id, gate);

@@ -107,6 +107,21 @@ bool moat__cluster_may_accept(struct moat_worker *w)
 	return false;
 }
 
+/* A message that cannot cross nodes (its subject or size is beyond
+ * NATS's limits): served on this node only; counted, and logged at most
+ * every 10 s per worker. */
+static void local_only(struct moat_worker *w, struct moat_cluster_w *cw,
+		       const struct moat_msg *m, const char *why)
+{
+	atomic_fetch_add(&moat__cluster_of(w->b)->dropped, 1);
+	if (w->now_ms - cw->warned_ms < 10000)
+		return;
+	cw->warned_ms = w->now_ms;
+	char t[96];
+	moat_warn("cluster: a message on %s stays on this node: %s",
+		  moat__log_topic(m->topic, m->topic_len, t, sizeof(t)), why);
+}
+
 static bool sys_topic(const struct moat_msg *m)
 {
 	return m->topic_len >= 4 && !memcmp(m->topic, "$SYS", 4) &&
@@ -181,13 +196,24 @@ bool moat__cluster_publish(struct moat_worker *w, struct moat_msg *m)
 		return false;
 	}
 	bool remote = shares_remote(cl, m), groups_done = !remote;
+	/* What NATS cannot carry is this node's only.  (cw->subj is then
+	 * the QoS 0 subject; a QoS 1/2 one is made when sent.) */
+	if (moat_subject_from_topic(MOAT_CLUSTER_PFX_CORE,
+				    (const uint8_t *)m->topic, m->topic_len,
+				    cw->subj, sizeof(cw->subj)) < 0) {
+		local_only(w, cw, m, "its topic is too long for a NATS "
+				     "subject");
+		return false;
+	}
+	int64_t max = natsConnection_GetMaxPayload(cl->nc);
+	if (max > 0 && moat__cluster_env_size(m) > (uint64_t)max) {
+		local_only(w, cw, m, "larger than the NATS servers' "
+				     "max_payload");
+		return false;
+	}
 	if (m->qos == 0) {
 		size_t len = envelope(w, cw, cl, m, groups_done);
 		if (!len ||
-		    moat_subject_from_topic(MOAT_CLUSTER_PFX_CORE,
-					    (const uint8_t *)m->topic,
-					    m->topic_len, cw->subj,
-					    sizeof(cw->subj)) < 0 ||
 		    natsConnection_Publish(cl->nc, cw->subj, cw->buf,
 					   (int)len) != NATS_OK) {
 			atomic_fetch_add(&cl->dropped, 1);
@@ -200,6 +226,7 @@ bool moat__cluster_publish(struct moat_worker *w, struct moat_msg *m)
 	 * are not refused); MQTT publishers were asked first. */
 	if (!pend_room(cw)) {
 		atomic_fetch_add(&cl->dropped, 1);
+		w->cluster_tok = MOAT_CLUSTER_TOK_LOST;
 		return false;
 	}
 	uint64_t tok = cw->head_tok + cw->n;
