@@ -195,10 +195,13 @@ static void on_pub_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa,
 	unsigned widx;
 	uint64_t tok;
 	bool ok = pa && !pae;
+	/* The message is ours to destroy. */
 	if (natsMsgHeader_Get(msg, "Nats-Msg-Id", &id) != NATS_OK || !id ||
 	    sscanf(id, "%*16[0-9a-f]-%u-%" SCNu64, &widx, &tok) != 2 ||
-	    widx >= cl->b->nworkers)
+	    widx >= cl->b->nworkers) {
+		natsMsg_Destroy(msg);
 		return;
+	}
 	if (!ok) {
 		atomic_fetch_add(&cl->js_errors, 1);
 		moat_debug("cluster: JetStream publish failed (%s): retried",
@@ -206,6 +209,7 @@ static void on_pub_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa,
 					       : natsStatus_GetText(pae ? pae->Err
 									: NATS_ERR));
 	}
+	natsMsg_Destroy(msg);
 	struct moat_inbox_item it = {
 		.kind = INBOX_CLUSTER_ACK, .qos = ok, .did = tok};
 	(void)moat_worker_post(&cl->b->workers[widx], &it);

@@ -95,17 +95,20 @@ size_t moat__cluster_env_encode(const struct moat_msg *m, uint64_t nonce,
 		p = put32(p, (uint32_t)MOAT_MIN(left, (uint64_t)UINT32_MAX - 1));
 	}
 	p += moat_mqtt_varint_write(p, m->props_len);
-	memcpy(p, m->props, m->props_len);
+	if (m->props_len)
+		memcpy(p, m->props, m->props_len);
 	p += m->props_len;
 	if (src) {
 		p = put16(p, m->src_user ? (uint16_t)ulen : NO_USER);
-		memcpy(p, m->src_user, ulen);
+		if (ulen)
+			memcpy(p, m->src_user, ulen);
 		p += ulen;
 		p = put16(p, (uint16_t)clen);
 		memcpy(p, m->src_cid, clen);
 		p += clen;
 	}
-	memcpy(p, m->payload, m->payload_len);
+	if (m->payload_len)
+		memcpy(p, m->payload, m->payload_len);
 	return (size_t)(p - out) + m->payload_len;
 }
 
