@@ -30,7 +30,7 @@ int moat__publish_ack(struct moat_conn *c, uint8_t type, uint16_t id,
 
 /* An acknowledgement, behind those that wait for JetStream (cluster
  * mode: they leave in the order the PUBLISH packets came). */
-static int ack(struct moat_conn *c, enum moat_mqtt_type type, uint16_t id,
+static int ack(struct moat_conn *c, uint8_t type, uint16_t id,
 	       uint8_t reason, const char *why)
 {
 	bool queued = false;
