@@ -65,6 +65,22 @@ static struct moat_cluster_w *cw_get(struct moat_worker *w)
 	return cw;
 }
 
+/* A ring's n elements of size sz from head, moved in order into a new
+ * array of cap elements (*v freed); false when out of memory. */
+static bool ring_regrow(void **v, uint32_t head, uint32_t n, uint32_t oldcap,
+			uint32_t cap, size_t sz)
+{
+	uint8_t *nv = moat_malloc((size_t)cap * sz);
+	if (!nv)
+		return false;
+	for (uint32_t i = 0; i < n; i++)
+		memcpy(nv + (size_t)i * sz,
+		       (uint8_t *)*v + (size_t)((head + i) % oldcap) * sz, sz);
+	moat_free(*v);
+	*v = nv;
+	return true;
+}
+
 static struct pend *pend_at(struct moat_cluster_w *cw, uint32_t i)
 {
 	return &cw->ring[(cw->head + i) % cw->cap];
@@ -79,12 +95,9 @@ static bool pend_room(struct moat_cluster_w *cw)
 	if (cw->n >= cw->max)
 		return false;
 	uint32_t cap = cw->cap ? MOAT_MIN(cw->cap * 2, cw->max) : 64;
-	struct pend *v = moat_malloc((size_t)cap * sizeof(*v));
-	if (!v)
+	void *v = cw->ring;
+	if (!ring_regrow(&v, cw->head, cw->n, cw->cap, cap, sizeof(struct pend)))
 		return false;
-	for (uint32_t i = 0; i < cw->n; i++)
-		v[i] = *pend_at(cw, i);
-	moat_free(cw->ring);
 	cw->ring = v;
 	cw->cap = cap;
 	cw->head = 0;
@@ -256,12 +269,10 @@ static int cack_push(struct moat_conn *c, const struct cack *e)
 		return MOAT_ENOMEM;
 	if (a->n == a->cap) {
 		uint32_t cap = a->cap ? a->cap * 2 : 16;
-		struct cack *v = moat_malloc((size_t)cap * sizeof(*v));
-		if (!v)
+		void *v = a->v;
+		if (!ring_regrow(&v, a->head, a->n, a->cap, cap,
+				 sizeof(struct cack)))
 			return MOAT_ENOMEM;
-		for (uint32_t i = 0; i < a->n; i++)
-			v[i] = *cack_at(a, i);
-		moat_free(a->v);
 		a->v = v;
 		a->cap = cap;
 		a->head = 0;
