@@ -21,10 +21,12 @@
 #include "cluster/cluster_int.h"
 #include "cluster/subject.h"
 
-/* Messages received and not yet routed by a worker, beyond which QoS 0
- * is dropped and the stream's consumer waits (flow control holds the
- * rest in JetStream). */
+/* Messages (and their bytes) received and not yet routed by a worker,
+ * beyond which QoS 0 is dropped and the stream's consumers wait (flow
+ * control holds the rest in JetStream); the same while memory_limit is
+ * reached. */
 #define MAX_INBOUND 100000
+#define MAX_INBOUND_BYTES (64u * 1024 * 1024)
 #define IBUCKETS 4096
 
 /* A change of interest for the control thread. */
@@ -87,9 +89,25 @@ static void post(struct moat_cluster *cl, struct moat_msg *m, uint64_t only)
 	unsigned i = (unsigned)(fnv(m->topic, m->topic_len, FNV0) % b->nworkers);
 	struct moat_inbox_item it = {
 		.kind = INBOX_CLUSTER_MSG, .msg = m, .share = only};
+	size_t size = moat_msg_size(m);
 	atomic_fetch_add(&cl->inbound, 1);
-	if (moat_worker_post(&b->workers[i], &it) != MOAT_OK)
-		atomic_fetch_sub(&cl->inbound, 1); /* counted as dropped */
+	atomic_fetch_add(&cl->inbound_bytes, size);
+	if (moat_worker_post(&b->workers[i], &it) != MOAT_OK) {
+		/* released and counted as dropped */
+		atomic_fetch_sub(&cl->inbound, 1);
+		atomic_fetch_sub(&cl->inbound_bytes, size);
+	}
+}
+
+/* May another message be handed to the workers now? */
+static bool inbound_room(struct moat_cluster *cl)
+{
+	const struct moat_broker *b = cl->b;
+	uint64_t budget = b->cfg.memory_limit ? b->cfg.memory_limit
+					      : b->memory_auto;
+	return atomic_load(&cl->inbound) < MAX_INBOUND &&
+	       atomic_load(&cl->inbound_bytes) < MAX_INBOUND_BYTES &&
+	       moat_alloc_live_bytes() < budget;
 }
 
 /* A message from NATS that cannot be delivered: counted, and logged at
@@ -142,9 +160,10 @@ static void receive(struct moat_cluster *cl, natsMsg *msg, const char *pfx,
 		moat_msg_unref(&m);
 		return;
 	}
-	while (atomic_load(&cl->inbound) >= MAX_INBOUND) {
+	while (!inbound_room(cl)) {
 		if (!js || atomic_load(&cl->stopping)) {
-			refuse(cl, msg, "inbound queue full");
+			refuse(cl, msg, "inbound queue full or memory_limit "
+					"reached");
 			moat_msg_unref(&m);
 			return;
 		}

@@ -170,7 +170,8 @@ class ClusterTest(unittest.TestCase):
                 with open(os.path.join(logs, name)) as f:
                     text = f.read()
                 if ("runtime error" in text or "AddressSanitizer" in text
-                        or "LeakSanitizer" in text):
+                        or "LeakSanitizer" in text
+                        or "ThreadSanitizer" in text):
                     bad.append(name)
         cls.tmp.cleanup()
         assert not bad, "sanitizer reports in " + ", ".join(bad)
