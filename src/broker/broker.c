@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "broker_int.h"
+#include "cluster/cluster_state.h"
 #include "coap_int.h"
 #include "codec/mqtt5.h"
 #include "net/net_socket.h"
@@ -233,7 +234,8 @@ int moat_broker_start(struct moat_broker *b)
 		}
 	}
 	b->started = true;
-	if (moat_cluster_start(b) != MOAT_OK)
+	if (moat_cluster_start(b) != MOAT_OK ||
+	    moat_cluster_state_start(b) != MOAT_OK)
 		return MOAT_EIO; /* logged; moat_broker_free stops the rest */
 	if (moat__http_start(b) != MOAT_OK)
 		return MOAT_EIO; /* logged; moat_broker_free stops the rest */
@@ -316,6 +318,7 @@ void moat_broker_free(struct moat_broker *b)
 			pthread_join(b->workers[i].thread, NULL);
 	}
 	/* No NATS callback posts to an inbox after this. */
+	moat_cluster_state_stop(b);
 	moat_cluster_stop(b);
 	/* Before the workers' state goes: queued checks refer to
 	 * connections. */

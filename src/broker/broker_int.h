@@ -616,6 +616,7 @@ enum moat_inbox_kind {
 	INBOX_AUTH,    /* conn's password check finished; qos = verdict */
 	INBOX_CLUSTER_MSG, /* msg from another node; share = group or 0 */
 	INBOX_CLUSTER_ACK, /* JetStream's answer: did = token, qos = ok */
+	INBOX_CLUSTER_CTL, /* a client id taken elsewhere (cluster_sess.c) */
 };
 
 struct moat_inbox_item {

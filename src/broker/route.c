@@ -2,6 +2,7 @@
  * worker and, batched per worker, on the others; and wills, published at
  * a safe point of the loop. */
 #include "broker_int.h"
+#include "cluster/cluster_state.h"
 
 void moat_worker_route(struct moat_worker *w, struct moat_msg *m)
 {
@@ -20,11 +21,17 @@ void moat__worker_route_sel(struct moat_worker *w, struct moat_msg *m,
 	 * connected. */
 	if (b->cluster && !m->remote && moat__cluster_publish(w, m) && !only)
 		only = MOAT_MATCH_NO_GROUPS;
-	int rc = m->retain ? moat_tree_retain(&b->tree, m, &seq) : MOAT_OK;
+	/* Cluster mode: retained messages go through the bucket, which
+	 * alone decides what other nodes retain (cluster_state.h). */
+	if (b->cluster && !m->remote)
+		moat__cluster_kv_publish(w, m);
+	bool retain = m->retain &&
+		      (!b->cluster || moat__cluster_kv_retains(m->remote, only));
+	int rc = retain ? moat_tree_retain(&b->tree, m, &seq) : MOAT_OK;
 	if (rc == MOAT_ENOMEM)
 		moat_warn("out of memory storing a retained message on %s",
 			  moat__log_topic(m->topic, m->topic_len, t, sizeof(t)));
-	if (m->retain && rc == MOAT_OK)
+	if (retain && rc == MOAT_OK)
 		moat__store_retain(w, m, seq);
 	w->starved_routed++;
 	w->matches.n = 0;

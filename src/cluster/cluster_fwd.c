@@ -15,6 +15,7 @@
 
 #include "broker/broker_int.h"
 #include "cluster/cluster_int.h"
+#include "cluster/cluster_state.h"
 #include "cluster/subject.h"
 #include "codec/mqtt5.h"
 
@@ -395,6 +396,10 @@ void moat__cluster_inbox(struct moat_worker *w, struct moat_inbox_item *it)
 	struct moat_cluster *cl = moat__cluster_of(w->b);
 	if (it->kind == INBOX_CLUSTER_ACK) {
 		on_ack(w, it->did, it->qos != 0);
+		return;
+	}
+	if (it->kind == INBOX_CLUSTER_CTL) {
+		moat__cluster_sess_inbox(w, it);
 		return;
 	}
 	atomic_fetch_sub(&cl->inbound, 1);

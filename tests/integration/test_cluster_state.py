@@ -1,0 +1,219 @@
+"""Cluster mode, state shared by the nodes (issue 21, docs/cluster.md):
+retained messages in the JetStream key-value bucket MOAT_RETAINED; client
+ids unique across the nodes (a connection on another node takes over).
+
+The same 3 x nats-server + 3 x moatd loopback cluster as test_cluster.py
+(scripts/cluster.sh in a temporary directory).  Retained messages become
+visible on the other nodes once the bucket has them: the checks subscribe
+again until they see the expected set (bounded), and assert on content,
+never on timing.
+"""
+import os
+import sys
+import threading
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+import test_cluster as tc  # noqa: E402
+from moat_harness import HOST, wait_for  # noqa: E402
+
+mqtt = tc.mqtt
+WAIT = tc.WAIT
+
+
+def retained(port, filt, v5=False, settle=1.0):
+    """{topic: payload} of the retained messages a new subscriber to filt
+    on port gets (those flagged retained, within settle seconds)."""
+    got = {}
+    lock = threading.Lock()
+    done = threading.Event()
+    proto = mqtt.MQTTv5 if v5 else mqtt.MQTTv311
+    c = mqtt.Client(protocol=proto)
+
+    def on_message(client, userdata, msg):
+        if msg.retain:
+            with lock:
+                got[msg.topic] = msg.payload.decode()
+
+    c.on_message = on_message
+    c.on_subscribe = lambda *a: done.set()
+    c.connect(HOST, port, 30)
+    c.loop_start()
+    try:
+        c.subscribe(filt, 1)
+        if not done.wait(WAIT):
+            raise AssertionError("no SUBACK from port %d" % port)
+        threading.Event().wait(settle)
+        with lock:
+            return dict(got)
+    finally:
+        c.disconnect()
+        c.loop_stop()
+
+
+def publish(port, topic, payload, qos=1, v5=False):
+    proto = mqtt.MQTTv5 if v5 else mqtt.MQTTv311
+    c = mqtt.Client(protocol=proto)
+    c.connect(HOST, port, 30)
+    c.loop_start()
+    try:
+        info = c.publish(topic, payload, qos, retain=True)
+        info.wait_for_publish(WAIT)
+        if qos:
+            assert info.is_published(), "not acknowledged"
+    finally:
+        c.disconnect()
+        c.loop_stop()
+
+
+@unittest.skipIf(mqtt is None, "python3-paho-mqtt is missing")
+class ClusterState(unittest.TestCase):
+    # The cluster of test_cluster.py, without its tests.
+    setUpClass = classmethod(tc.ClusterTest.setUpClass.__func__)
+    tearDownClass = classmethod(tc.ClusterTest.tearDownClass.__func__)
+    cluster = classmethod(tc.ClusterTest.cluster.__func__)
+    metric = classmethod(tc.ClusterTest.metric.__func__)
+
+    def assert_retained(self, node, filt, want, v5=False):
+        """Node sees exactly want (eventually, within WAIT)."""
+        last = {}
+
+        def same():
+            last.clear()
+            last.update(retained(self.mqtt[node], filt, v5))
+            return last == want
+        self.assertTrue(wait_for(same, WAIT, 0.2),
+                        "node %d, %s: %r, not %r" % (node + 1, filt, last,
+                                                     want))
+
+    def test_retained_wildcard_on_another_node(self):
+        """Retained on node 1 (QoS 0 and 1, 3.1.1 and 5, topics the
+        subject mapping must escape), read by wildcard subscribers on
+        node 3 and node 2."""
+        want = {
+            "rt/a/temp": "21.5",
+            "rt/b/temp": "19",
+            "rt/c.d/temp": "dots",
+            "rt/sp ace/temp": "space",
+            "rt/caf\u00e9/temp": "utf8",
+            "rt//temp": "empty level",
+        }
+        for i, (topic, payload) in enumerate(sorted(want.items())):
+            publish(self.mqtt[0], topic, payload, qos=i % 2, v5=i % 3 == 0)
+        self.assert_retained(2, "rt/+/temp", want)
+        self.assert_retained(1, "rt/#", want, v5=True)
+        self.assert_retained(2, "rt/a/temp", {"rt/a/temp": "21.5"})
+
+    def test_retained_replaced_and_cleared_anywhere(self):
+        """The last write wins on every node, whichever node wrote it; an
+        empty retained message clears it everywhere."""
+        publish(self.mqtt[0], "rc/x", "one")
+        self.assert_retained(2, "rc/#", {"rc/x": "one"})
+        publish(self.mqtt[1], "rc/x", "two")
+        publish(self.mqtt[2], "rc/y", "three")
+        for node in range(3):
+            self.assert_retained(node, "rc/#", {"rc/x": "two",
+                                                "rc/y": "three"})
+        publish(self.mqtt[2], "rc/x", "")
+        for node in range(3):
+            self.assert_retained(node, "rc/#", {"rc/y": "three"})
+
+    def connect(self, node, cid, v5=True, clean=True):
+        """A paho client on node; (client, events): "connack" holds the
+        session present flag, "disconnect" the reason code (v5) or rc."""
+        ev = {"connack": threading.Event(), "gone": threading.Event()}
+        proto = mqtt.MQTTv5 if v5 else mqtt.MQTTv311
+        if v5:
+            c = mqtt.Client(client_id=cid, protocol=proto)
+        else:
+            c = mqtt.Client(client_id=cid, protocol=proto,
+                            clean_session=clean)
+
+        def on_connect(client, userdata, flags, rc, *props):
+            ev["present"] = flags.get("session present")
+            ev["connack"].set()
+
+        def on_disconnect(client, userdata, rc, *props):
+            ev["reason"] = int(getattr(rc, "value", rc))
+            ev["gone"].set()
+        c.on_connect = on_connect
+        c.on_disconnect = on_disconnect
+        c.reconnect_delay_set(60, 120)  # a closed one stays closed
+        if v5:
+            from paho.mqtt.properties import Properties
+            from paho.mqtt.packettypes import PacketTypes
+            props = Properties(PacketTypes.CONNECT)
+            if not clean:
+                props.SessionExpiryInterval = 300
+            c.connect(HOST, self.mqtt[node], 30, clean_start=clean,
+                      properties=props)
+        else:
+            c.connect(HOST, self.mqtt[node], 30)
+        c.loop_start()
+        self.assertTrue(ev["connack"].wait(WAIT), "no CONNACK")
+        return c, ev
+
+    def test_client_id_taken_over_across_nodes(self):
+        """The same client id on node 2 takes over from node 1: the
+        connection on node 1 gets DISCONNECT 0x8E (MQTT 5) or is closed
+        (3.1.1); the one on node 2 stays."""
+        for v5 in (True, False):
+            with self.subTest(v5=v5):
+                cid = "takeover-%d" % v5
+                old, old_ev = self.connect(0, cid, v5)
+                new, new_ev = self.connect(1, cid, v5)
+                try:
+                    self.assertTrue(old_ev["gone"].wait(WAIT),
+                                    "node 1 kept the old connection")
+                    if v5:
+                        self.assertEqual(old_ev["reason"], 0x8E)
+                    old.loop_stop()  # no reconnection
+                    self.assertFalse(new_ev["gone"].wait(1.0),
+                                     "the new connection was closed: %r"
+                                     % new_ev.get("reason"))
+                finally:
+                    old.loop_stop()
+                    new.disconnect()
+                    new.loop_stop()
+
+    def test_taken_over_session_ends_on_the_old_node(self):
+        """A persistent session on node 1 ends when its client id connects
+        to node 2: coming back to node 1 finds no session there."""
+        c, ev = self.connect(0, "moved-1", v5=False, clean=False)
+        c.subscribe("moved/x", 1)
+        c.disconnect()
+        c.loop_stop()
+        c, ev = self.connect(1, "moved-1", v5=False, clean=False)
+        c.disconnect()
+        c.loop_stop()
+
+        def gone_on_node1():
+            c, ev = self.connect(0, "moved-1", v5=False, clean=False)
+            c.disconnect()
+            c.loop_stop()
+            return not ev["present"]
+        # the announcement reaches node 1 a little after node 2's CONNACK
+        self.assertTrue(wait_for(gone_on_node1, WAIT, 0.2))
+
+    def test_z_node_back_after_kill9(self):
+        """A node killed with kill -9 comes back with the bucket's
+        retained messages: those set and cleared while it was away."""
+        publish(self.mqtt[0], "rk/old", "stays")
+        publish(self.mqtt[0], "rk/gone", "cleared while away")
+        self.assert_retained(2, "rk/#", {"rk/old": "stays",
+                                         "rk/gone": "cleared while away"})
+        r = self.cluster("kill", "moatd", "3", "KILL")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        try:
+            publish(self.mqtt[0], "rk/gone", "")
+            publish(self.mqtt[1], "rk/new", "set while away")
+        finally:
+            r = self.cluster("up", "moatd", "3", timeout=120)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assert_retained(2, "rk/#", {"rk/old": "stays",
+                                         "rk/new": "set while away"})
+
+
+if __name__ == "__main__":
+    unittest.main()
