@@ -112,6 +112,7 @@ class Pub:
         self.c.max_queued_messages_set(0)
         self.acked = set()
         self.mids = {}
+        self.early = set()  # acknowledged before publish() returned
         self.lock = threading.Lock()
         self.c.on_publish = self._on_publish
         self.c.connect(HOST, port, 30)
@@ -121,11 +122,19 @@ class Pub:
         with self.lock:
             if mid in self.mids:
                 self.acked.add(self.mids.pop(mid))
+            else:
+                self.early.add(mid)
 
     def publish(self, topic, payload, qos):
+        # Not under self.lock: paho may run on_publish in its own thread
+        # while holding its locks, which publish() needs too.
+        info = self.c.publish(topic, payload, qos)
         with self.lock:
-            info = self.c.publish(topic, payload, qos)
-            if qos:
+            if info.mid in self.early:
+                self.early.discard(info.mid)
+                if qos:
+                    self.acked.add(payload)
+            elif qos:
                 self.mids[info.mid] = payload
         return info
 
