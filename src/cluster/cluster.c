@@ -87,9 +87,13 @@ static void post(struct moat_cluster *cl, struct moat_msg *m, uint64_t only)
 {
 	struct moat_broker *b = cl->b;
 	unsigned i = (unsigned)(fnv(m->topic, m->topic_len, FNV0) % b->nworkers);
-	struct moat_inbox_item it = {
-		.kind = INBOX_CLUSTER_MSG, .msg = m, .share = only};
 	size_t size = moat_msg_size(m);
+	/* did: the bytes counted in inbound_bytes, taken off by the worker
+	 * (0 for items posted without counting them). */
+	struct moat_inbox_item it = {.kind = INBOX_CLUSTER_MSG,
+				     .msg = m,
+				     .share = only,
+				     .did = size};
 	atomic_fetch_add(&cl->inbound, 1);
 	atomic_fetch_add(&cl->inbound_bytes, size);
 	if (moat_worker_post(&b->workers[i], &it) != MOAT_OK) {

@@ -403,7 +403,7 @@ void moat__cluster_inbox(struct moat_worker *w, struct moat_inbox_item *it)
 		return;
 	}
 	atomic_fetch_sub(&cl->inbound, 1);
-	atomic_fetch_sub(&cl->inbound_bytes, moat_msg_size(it->msg));
+	atomic_fetch_sub(&cl->inbound_bytes, it->did);
 	atomic_fetch_add(&cl->received, 1);
 	moat__worker_route_sel(w, it->msg, it->share);
 }
