@@ -221,15 +221,33 @@ static void test_random(void **state)
 	}
 }
 
+/* Every test gives back what it allocated. */
+static size_t live_at_start;
+
+static int setup(void **state)
+{
+	(void)state;
+	live_at_start = moat_alloc_live_bytes();
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	assert_int_equal(moat_alloc_live_bytes(), live_at_start);
+	return 0;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_round_trip),
-		cmocka_unit_test(test_anonymous_source),
-		cmocka_unit_test(test_smallest),
-		cmocka_unit_test(test_truncated),
-		cmocka_unit_test(test_bad_header),
-		cmocka_unit_test(test_random),
+		cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_anonymous_source, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_smallest, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_truncated, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_header, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_random, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
