@@ -31,6 +31,7 @@ struct pend {
 struct moat_cluster_w {
 	struct pend *ring;
 	uint32_t head, n, cap, max;
+	uint32_t nfailed; /* entries to send (again): new ones wait behind */
 	uint64_t head_tok; /* token of ring[head] (tokens start at 1) */
 	uint8_t *buf;      /* the envelope being built */
 	size_t bufcap;
@@ -80,6 +81,16 @@ static bool ring_regrow(void **v, uint32_t head, uint32_t n, uint32_t oldcap,
 	moat_free(*v);
 	*v = nv;
 	return true;
+}
+
+/* Every change of an entry's state, to keep nfailed. */
+static void pend_set(struct moat_cluster_w *cw, struct pend *p, uint8_t st)
+{
+	if (p->state == PEND_FAILED)
+		cw->nfailed--;
+	if (st == PEND_FAILED)
+		cw->nfailed++;
+	p->state = st;
 }
 
 static struct pend *pend_at(struct moat_cluster_w *cw, uint32_t i)
@@ -166,7 +177,7 @@ static void js_send(struct moat_worker *w, struct moat_cluster_w *cw,
 	struct moat_cluster *cl = moat__cluster_of(w->b);
 	natsMsg *nm = NULL;
 	size_t len = envelope(w, cw, cl, p->msg, p->groups_done);
-	p->state = PEND_FAILED; /* until the send below worked */
+	pend_set(cw, p, PEND_FAILED); /* until the send below worked */
 	if (!len || moat_subject_from_topic(MOAT_CLUSTER_PFX_JS,
 					    (const uint8_t *)p->msg->topic,
 					    p->msg->topic_len, cw->subj,
@@ -183,7 +194,7 @@ static void js_send(struct moat_worker *w, struct moat_cluster_w *cw,
 	po.MaxWait = 5000;
 	po.ExpectStream = MOAT_CLUSTER_STREAM;
 	if (js_PublishMsgAsync(cl->js, &nm, &po) == NATS_OK)
-		p->state = PEND_SENT;
+		pend_set(cw, p, PEND_SENT);
 	else
 		atomic_fetch_add(&cl->js_errors, 1);
 	natsMsg_Destroy(nm); /* no effect when libnats took it */
@@ -249,9 +260,15 @@ bool moat__cluster_publish(struct moat_worker *w, struct moat_msg *m)
 	p->msg = moat_msg_ref(m);
 	p->s = NULL;
 	p->groups_done = groups_done;
+	p->state = PEND_SENT;
 	atomic_fetch_add(&cl->pending, 1);
 	atomic_fetch_add(&cl->forwarded[m->qos], 1);
-	js_send(w, cw, tok, p);
+	/* Not ahead of publications waiting to be sent again (order per
+	 * publisher: the tick sends them all in order). */
+	if (cw->nfailed)
+		pend_set(cw, p, PEND_FAILED);
+	else
+		js_send(w, cw, tok, p);
 	w->cluster_tok = tok;
 	return remote;
 }
@@ -378,10 +395,10 @@ static void on_ack(struct moat_worker *w, uint64_t tok, bool ok)
 	if (p->state == PEND_DONE)
 		return;
 	if (!ok) {
-		p->state = PEND_FAILED; /* sent again at the tick */
+		pend_set(cw, p, PEND_FAILED); /* sent again at the tick */
 		return;
 	}
-	p->state = PEND_DONE;
+	pend_set(cw, p, PEND_DONE);
 	acked(p->s, tok);
 	pend_release(cl, p);
 	while (cw->n && pend_at(cw, 0)->state == PEND_DONE) {
@@ -417,14 +434,17 @@ void moat__cluster_tick(struct moat_worker *w, uint64_t now)
 	struct moat_cluster *cl = moat__cluster_of(w->b);
 	if (!atomic_load(&cl->connected) || !atomic_load(&cl->stream_ready))
 		return;
-	/* A few hundred a tick: JetStream's answers come back meanwhile. */
+	/* In order, a few thousand a tick (JetStream's answers come back
+	 * meanwhile); a send that fails stops the rest from going ahead. */
 	unsigned sent = 0;
-	for (uint32_t i = 0; i < cw->n && sent < 512; i++) {
+	for (uint32_t i = 0; i < cw->n && cw->nfailed && sent < 4096; i++) {
 		struct pend *p = pend_at(cw, i);
-		if (p->state == PEND_FAILED) {
-			js_send(w, cw, cw->head_tok + i, p);
-			sent++;
-		}
+		if (p->state != PEND_FAILED)
+			continue;
+		js_send(w, cw, cw->head_tok + i, p);
+		if (p->state == PEND_FAILED)
+			break;
+		sent++;
 	}
 }
 
