@@ -614,7 +614,8 @@ enum moat_inbox_kind {
 	INBOX_DELIVER, /* session, msg, qos */
 	INBOX_ADOPT,   /* conn handed over after CONNECT */
 	INBOX_AUTH,    /* conn's password check finished; qos = verdict */
-	INBOX_CLUSTER_MSG, /* msg from another node; share = group or 0 */
+	INBOX_CLUSTER_MSG, /* msg from another node; share = which subs
+			    * (moat_matches.only), did = bytes counted */
 	INBOX_CLUSTER_ACK, /* JetStream's answer: did = token, qos = ok */
 	INBOX_CLUSTER_CTL, /* a client id taken elsewhere (cluster_sess.c) */
 };

@@ -30,7 +30,7 @@ int moat__publish_ack(struct moat_conn *c, uint8_t type, uint16_t id,
 
 /* An acknowledgement, behind those that wait for JetStream (cluster
  * mode: they leave in the order the PUBLISH packets came). */
-static int ack(struct moat_conn *c, enum moat_mqtt_type type, uint16_t id,
+static int ack(struct moat_conn *c, uint8_t type, uint16_t id,
 	       uint8_t reason, const char *why)
 {
 	bool queued = false;
@@ -283,6 +283,8 @@ static int acknowledge(struct moat_conn *c, const struct moat_mqtt_publish *p,
 	bool gate = moat__store_nrec(w) != records;
 	uint8_t type = p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC;
 	/* Cluster mode: once JetStream stored it too. */
+	if (w->cluster_tok == MOAT_CLUSTER_TOK_LOST)
+		return MOAT_ENOMEM;
 	if (w->cluster_tok && reason == RC_SUCCESS)
 		return moat__cluster_defer_ack(c, w->cluster_tok, type,
 					       p->packet_id, gate);

@@ -21,10 +21,12 @@
 #include "cluster/cluster_int.h"
 #include "cluster/subject.h"
 
-/* Messages received and not yet routed by a worker, beyond which QoS 0
- * is dropped and the stream's consumer waits (flow control holds the
- * rest in JetStream). */
+/* Messages (and their bytes) received and not yet routed by a worker,
+ * beyond which QoS 0 is dropped and the stream's consumers wait (flow
+ * control holds the rest in JetStream); the same while memory_limit is
+ * reached. */
 #define MAX_INBOUND 100000
+#define MAX_INBOUND_BYTES (64u * 1024 * 1024)
 #define IBUCKETS 4096
 
 /* A change of interest for the control thread. */
@@ -85,11 +87,48 @@ static void post(struct moat_cluster *cl, struct moat_msg *m, uint64_t only)
 {
 	struct moat_broker *b = cl->b;
 	unsigned i = (unsigned)(fnv(m->topic, m->topic_len, FNV0) % b->nworkers);
-	struct moat_inbox_item it = {
-		.kind = INBOX_CLUSTER_MSG, .msg = m, .share = only};
+	size_t size = moat_msg_size(m);
+	/* did: the bytes counted in inbound_bytes, taken off by the worker
+	 * (0 for items posted without counting them). */
+	struct moat_inbox_item it = {.kind = INBOX_CLUSTER_MSG,
+				     .msg = m,
+				     .share = only,
+				     .did = size};
 	atomic_fetch_add(&cl->inbound, 1);
-	if (moat_worker_post(&b->workers[i], &it) != MOAT_OK)
-		atomic_fetch_sub(&cl->inbound, 1); /* counted as dropped */
+	atomic_fetch_add(&cl->inbound_bytes, size);
+	if (moat_worker_post(&b->workers[i], &it) != MOAT_OK) {
+		/* released and counted as dropped */
+		atomic_fetch_sub(&cl->inbound, 1);
+		atomic_fetch_sub(&cl->inbound_bytes, size);
+	}
+}
+
+/* May another message be handed to the workers now? */
+static bool inbound_room(struct moat_cluster *cl)
+{
+	const struct moat_broker *b = cl->b;
+	uint64_t budget = b->cfg.memory_limit ? b->cfg.memory_limit
+					      : b->memory_auto;
+	return atomic_load(&cl->inbound) < MAX_INBOUND &&
+	       atomic_load(&cl->inbound_bytes) < MAX_INBOUND_BYTES &&
+	       moat_alloc_live_bytes() < budget;
+}
+
+/* A message from NATS that cannot be delivered: counted, and logged at
+ * most every 10 s. */
+static void refuse(struct moat_cluster *cl, natsMsg *msg, const char *why)
+{
+	static _Atomic uint64_t logged_ms;
+	uint64_t now = moat_now_ms(), last = atomic_load(&logged_ms);
+	atomic_fetch_add(&cl->dropped, 1);
+	if (now - last < 10000 ||
+	    !atomic_compare_exchange_strong(&logged_ms, &last, now))
+		return;
+	char t[96];
+	const char *s = natsMsg_GetSubject(msg);
+	moat_warn("cluster: message on NATS subject %s dropped: %s (such "
+		  "drops are logged at most every 10 s)",
+		  moat__log_topic(s, strlen(s), t, sizeof(t)), why);
 }
 
 /* A message from NATS under prefix pfx; only: the subscriptions it is
@@ -104,12 +143,17 @@ static void receive(struct moat_cluster *cl, natsMsg *msg, const char *pfx,
 	uint64_t nonce;
 	bool groups_done;
 	struct moat_msg *m = NULL;
-	if (tlen <= 0 ||
-	    moat__cluster_env_decode((const uint8_t *)natsMsg_GetData(msg),
-				     (size_t)natsMsg_GetDataLength(msg), topic,
-				     (size_t)tlen, &nonce, &groups_done,
-				     &m) != MOAT_OK) {
-		atomic_fetch_add(&cl->dropped, 1);
+	if (tlen <= 0) {
+		refuse(cl, msg, "not a topic's subject");
+		return;
+	}
+	int rc = moat__cluster_env_decode(
+		(const uint8_t *)natsMsg_GetData(msg),
+		(size_t)natsMsg_GetDataLength(msg), topic, (size_t)tlen, &nonce,
+		&groups_done, &m);
+	if (rc) {
+		refuse(cl, msg, rc == MOAT_ENOMEM ? "out of memory"
+						  : "malformed envelope");
 		return;
 	}
 	/* This node's own: its subscribers had it when it was published;
@@ -120,9 +164,10 @@ static void receive(struct moat_cluster *cl, natsMsg *msg, const char *pfx,
 		moat_msg_unref(&m);
 		return;
 	}
-	while (atomic_load(&cl->inbound) >= MAX_INBOUND) {
+	while (!inbound_room(cl)) {
 		if (!js || atomic_load(&cl->stopping)) {
-			atomic_fetch_add(&cl->dropped, 1);
+			refuse(cl, msg, "inbound queue full or memory_limit "
+					"reached");
 			moat_msg_unref(&m);
 			return;
 		}
@@ -173,10 +218,11 @@ static void on_pub_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa,
 	unsigned widx;
 	uint64_t tok;
 	bool ok = pa && !pae;
+	/* The message is ours to destroy. */
 	if (natsMsgHeader_Get(msg, "Nats-Msg-Id", &id) != NATS_OK || !id ||
 	    sscanf(id, "%*16[0-9a-f]-%u-%" SCNu64, &widx, &tok) != 2 ||
 	    widx >= cl->b->nworkers) {
-		natsMsg_Destroy(msg); /* the handler owns it (nats.h) */
+		natsMsg_Destroy(msg);
 		return;
 	}
 	if (!ok) {
@@ -186,10 +232,10 @@ static void on_pub_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa,
 					       : natsStatus_GetText(pae ? pae->Err
 									: NATS_ERR));
 	}
+	natsMsg_Destroy(msg);
 	struct moat_inbox_item it = {
 		.kind = INBOX_CLUSTER_ACK, .qos = ok, .did = tok};
 	(void)moat_worker_post(&cl->b->workers[widx], &it);
-	natsMsg_Destroy(msg); /* the handler owns it (nats.h) */
 }
 
 /* ---- connection events ------------------------------------------------------ */
@@ -509,6 +555,10 @@ static bool setup_stream(struct moat_cluster *cl)
 	so.Stream = MOAT_CLUSTER_STREAM;
 	so.Ordered = true;
 	so.Config.DeliverPolicy = js_DeliverNew;
+	/* A missed heartbeat makes libnats remake the consumer after the
+	 * last message received: after losing its NATS server, a node
+	 * catches up within a few seconds (5 s by default: ~20 s). */
+	so.Config.Heartbeat = 1000000000LL;
 	s = js_Subscribe(&cl->js_sub, cl->js, MOAT_CLUSTER_PFX_JS ".>", on_js,
 			 cl, NULL, &so, &jerr);
 	if (s != NATS_OK) {

@@ -53,6 +53,9 @@ void moat_cluster_free(struct moat_broker *b);
  * the nodes), so that routing here must skip them; false when this node
  * serves them itself (no NATS now), which it tells the others. */
 bool moat__cluster_publish(struct moat_worker *w, struct moat_msg *m);
+/* w->cluster_tok after a QoS 1/2 message could not be kept for
+ * JetStream (out of memory): it must not be acknowledged. */
+#define MOAT_CLUSTER_TOK_LOST UINT64_MAX
 /* May a QoS 1/2 message be accepted now?  False when this worker's
  * publications waiting for JetStream reached their bound
  * (cluster_max_pending / workers): the PUBLISH is refused. */

@@ -95,7 +95,7 @@ size_t moat__cluster_env_encode(const struct moat_msg *m, uint64_t nonce,
 		p = put32(p, (uint32_t)MOAT_MIN(left, (uint64_t)UINT32_MAX - 1));
 	}
 	p += moat_mqtt_varint_write(p, m->props_len);
-	if (m->props_len) /* props and src_user may be NULL when empty */
+	if (m->props_len)
 		memcpy(p, m->props, m->props_len);
 	p += m->props_len;
 	if (src) {
@@ -107,7 +107,8 @@ size_t moat__cluster_env_encode(const struct moat_msg *m, uint64_t nonce,
 		memcpy(p, m->src_cid, clen);
 		p += clen;
 	}
-	memcpy(p, m->payload, m->payload_len);
+	if (m->payload_len)
+		memcpy(p, m->payload, m->payload_len);
 	return (size_t)(p - out) + m->payload_len;
 }
 
@@ -130,8 +131,6 @@ int moat__cluster_env_decode(const uint8_t *d, size_t len,
 {
 	const uint8_t *p = d, *end = d + len;
 	*out = NULL;
-	/* version, flags, nonce and at least the properties' length byte:
-	 * a payload of 2 bytes makes a 13-byte envelope */
 	if (len < 11 || p[0] != ENV_VERSION || (p[1] & 3u) == 3u ||
 	    (p[1] & ~0x3fu))
 		return MOAT_EMALFORMED;

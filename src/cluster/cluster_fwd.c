@@ -31,6 +31,7 @@ struct pend {
 struct moat_cluster_w {
 	struct pend *ring;
 	uint32_t head, n, cap, max;
+	uint32_t nfailed; /* entries to send (again): new ones wait behind */
 	uint64_t head_tok; /* token of ring[head] (tokens start at 1) */
 	uint8_t *buf;      /* the envelope being built */
 	size_t bufcap;
@@ -66,6 +67,32 @@ static struct moat_cluster_w *cw_get(struct moat_worker *w)
 	return cw;
 }
 
+/* A ring's n elements of size sz from head, moved in order into a new
+ * array of cap elements (*v freed); false when out of memory. */
+static bool ring_regrow(void **v, uint32_t head, uint32_t n, uint32_t oldcap,
+			uint32_t cap, size_t sz)
+{
+	uint8_t *nv = moat_malloc((size_t)cap * sz);
+	if (!nv)
+		return false;
+	for (uint32_t i = 0; i < n; i++)
+		memcpy(nv + (size_t)i * sz,
+		       (uint8_t *)*v + (size_t)((head + i) % oldcap) * sz, sz);
+	moat_free(*v);
+	*v = nv;
+	return true;
+}
+
+/* Every change of an entry's state, to keep nfailed. */
+static void pend_set(struct moat_cluster_w *cw, struct pend *p, uint8_t st)
+{
+	if (p->state == PEND_FAILED)
+		cw->nfailed--;
+	if (st == PEND_FAILED)
+		cw->nfailed++;
+	p->state = st;
+}
+
 static struct pend *pend_at(struct moat_cluster_w *cw, uint32_t i)
 {
 	return &cw->ring[(cw->head + i) % cw->cap];
@@ -80,12 +107,9 @@ static bool pend_room(struct moat_cluster_w *cw)
 	if (cw->n >= cw->max)
 		return false;
 	uint32_t cap = cw->cap ? MOAT_MIN(cw->cap * 2, cw->max) : 64;
-	struct pend *v = moat_malloc((size_t)cap * sizeof(*v));
-	if (!v)
+	void *v = cw->ring;
+	if (!ring_regrow(&v, cw->head, cw->n, cw->cap, cap, sizeof(struct pend)))
 		return false;
-	for (uint32_t i = 0; i < cw->n; i++)
-		v[i] = *pend_at(cw, i);
-	moat_free(cw->ring);
 	cw->ring = v;
 	cw->cap = cap;
 	cw->head = 0;
@@ -106,6 +130,21 @@ bool moat__cluster_may_accept(struct moat_worker *w)
 			  cw->n, w->idx);
 	}
 	return false;
+}
+
+/* A message that cannot cross nodes (its subject or size is beyond
+ * NATS's limits): served on this node only; counted, and logged at most
+ * every 10 s per worker. */
+static void local_only(struct moat_worker *w, struct moat_cluster_w *cw,
+		       const struct moat_msg *m, const char *why)
+{
+	atomic_fetch_add(&moat__cluster_of(w->b)->dropped, 1);
+	if (w->now_ms - cw->warned_ms < 10000)
+		return;
+	cw->warned_ms = w->now_ms;
+	char t[96];
+	moat_warn("cluster: a message on %s stays on this node: %s",
+		  moat__log_topic(m->topic, m->topic_len, t, sizeof(t)), why);
 }
 
 static bool sys_topic(const struct moat_msg *m)
@@ -138,7 +177,7 @@ static void js_send(struct moat_worker *w, struct moat_cluster_w *cw,
 	struct moat_cluster *cl = moat__cluster_of(w->b);
 	natsMsg *nm = NULL;
 	size_t len = envelope(w, cw, cl, p->msg, p->groups_done);
-	p->state = PEND_FAILED; /* until the send below worked */
+	pend_set(cw, p, PEND_FAILED); /* until the send below worked */
 	if (!len || moat_subject_from_topic(MOAT_CLUSTER_PFX_JS,
 					    (const uint8_t *)p->msg->topic,
 					    p->msg->topic_len, cw->subj,
@@ -155,7 +194,7 @@ static void js_send(struct moat_worker *w, struct moat_cluster_w *cw,
 	po.MaxWait = 5000;
 	po.ExpectStream = MOAT_CLUSTER_STREAM;
 	if (js_PublishMsgAsync(cl->js, &nm, &po) == NATS_OK)
-		p->state = PEND_SENT;
+		pend_set(cw, p, PEND_SENT);
 	else
 		atomic_fetch_add(&cl->js_errors, 1);
 	natsMsg_Destroy(nm); /* no effect when libnats took it */
@@ -182,13 +221,24 @@ bool moat__cluster_publish(struct moat_worker *w, struct moat_msg *m)
 		return false;
 	}
 	bool remote = shares_remote(cl, m), groups_done = !remote;
+	/* What NATS cannot carry is this node's only.  (cw->subj is then
+	 * the QoS 0 subject; a QoS 1/2 one is made when sent.) */
+	if (moat_subject_from_topic(MOAT_CLUSTER_PFX_CORE,
+				    (const uint8_t *)m->topic, m->topic_len,
+				    cw->subj, sizeof(cw->subj)) < 0) {
+		local_only(w, cw, m, "its topic is too long for a NATS "
+				     "subject");
+		return false;
+	}
+	int64_t max = natsConnection_GetMaxPayload(cl->nc);
+	if (max > 0 && moat__cluster_env_size(m) > (uint64_t)max) {
+		local_only(w, cw, m, "larger than the NATS servers' "
+				     "max_payload");
+		return false;
+	}
 	if (m->qos == 0) {
 		size_t len = envelope(w, cw, cl, m, groups_done);
 		if (!len ||
-		    moat_subject_from_topic(MOAT_CLUSTER_PFX_CORE,
-					    (const uint8_t *)m->topic,
-					    m->topic_len, cw->subj,
-					    sizeof(cw->subj)) < 0 ||
 		    natsConnection_Publish(cl->nc, cw->subj, cw->buf,
 					   (int)len) != NATS_OK) {
 			atomic_fetch_add(&cl->dropped, 1);
@@ -201,6 +251,7 @@ bool moat__cluster_publish(struct moat_worker *w, struct moat_msg *m)
 	 * are not refused); MQTT publishers were asked first. */
 	if (!pend_room(cw)) {
 		atomic_fetch_add(&cl->dropped, 1);
+		w->cluster_tok = MOAT_CLUSTER_TOK_LOST;
 		return false;
 	}
 	uint64_t tok = cw->head_tok + cw->n;
@@ -209,9 +260,15 @@ bool moat__cluster_publish(struct moat_worker *w, struct moat_msg *m)
 	p->msg = moat_msg_ref(m);
 	p->s = NULL;
 	p->groups_done = groups_done;
+	p->state = PEND_SENT;
 	atomic_fetch_add(&cl->pending, 1);
 	atomic_fetch_add(&cl->forwarded[m->qos], 1);
-	js_send(w, cw, tok, p);
+	/* Not ahead of publications waiting to be sent again (order per
+	 * publisher: the tick sends them all in order). */
+	if (cw->nfailed)
+		pend_set(cw, p, PEND_FAILED);
+	else
+		js_send(w, cw, tok, p);
 	w->cluster_tok = tok;
 	return remote;
 }
@@ -230,12 +287,10 @@ static int cack_push(struct moat_conn *c, const struct cack *e)
 		return MOAT_ENOMEM;
 	if (a->n == a->cap) {
 		uint32_t cap = a->cap ? a->cap * 2 : 16;
-		struct cack *v = moat_malloc((size_t)cap * sizeof(*v));
-		if (!v)
+		void *v = a->v;
+		if (!ring_regrow(&v, a->head, a->n, a->cap, cap,
+				 sizeof(struct cack)))
 			return MOAT_ENOMEM;
-		for (uint32_t i = 0; i < a->n; i++)
-			v[i] = *cack_at(a, i);
-		moat_free(a->v);
 		a->v = v;
 		a->cap = cap;
 		a->head = 0;
@@ -340,10 +395,10 @@ static void on_ack(struct moat_worker *w, uint64_t tok, bool ok)
 	if (p->state == PEND_DONE)
 		return;
 	if (!ok) {
-		p->state = PEND_FAILED; /* sent again at the tick */
+		pend_set(cw, p, PEND_FAILED); /* sent again at the tick */
 		return;
 	}
-	p->state = PEND_DONE;
+	pend_set(cw, p, PEND_DONE);
 	acked(p->s, tok);
 	pend_release(cl, p);
 	while (cw->n && pend_at(cw, 0)->state == PEND_DONE) {
@@ -365,6 +420,7 @@ void moat__cluster_inbox(struct moat_worker *w, struct moat_inbox_item *it)
 		return;
 	}
 	atomic_fetch_sub(&cl->inbound, 1);
+	atomic_fetch_sub(&cl->inbound_bytes, it->did);
 	atomic_fetch_add(&cl->received, 1);
 	moat__worker_route_sel(w, it->msg, it->share);
 }
@@ -379,14 +435,17 @@ void moat__cluster_tick(struct moat_worker *w, uint64_t now)
 	struct moat_cluster *cl = moat__cluster_of(w->b);
 	if (!atomic_load(&cl->connected) || !atomic_load(&cl->stream_ready))
 		return;
-	/* A few hundred a tick: JetStream's answers come back meanwhile. */
+	/* In order, a few thousand a tick (JetStream's answers come back
+	 * meanwhile); a send that fails stops the rest from going ahead. */
 	unsigned sent = 0;
-	for (uint32_t i = 0; i < cw->n && sent < 512; i++) {
+	for (uint32_t i = 0; i < cw->n && cw->nfailed && sent < 4096; i++) {
 		struct pend *p = pend_at(cw, i);
-		if (p->state == PEND_FAILED) {
-			js_send(w, cw, cw->head_tok + i, p);
-			sent++;
-		}
+		if (p->state != PEND_FAILED)
+			continue;
+		js_send(w, cw, cw->head_tok + i, p);
+		if (p->state == PEND_FAILED)
+			break;
+		sent++;
 	}
 }
 

@@ -39,6 +39,7 @@ struct moat_cluster {
 	/* Counters (moat_cluster_stats). */
 	atomic_uint_fast64_t reconnects, disconnects, forwarded[3], received,
 		pending, inbound, js_errors, dropped, refused, interest;
+	atomic_uint_fast64_t inbound_bytes; /* of the inbound messages */
 };
 
 /* The broker's cluster (the NATS connection is process-wide: one per

@@ -8,30 +8,51 @@
 #include "common/moat_common.h"
 #include "net/tls.h"
 
-const char *moat_tls_error_string(char *buf, size_t sz)
+/* Append OpenSSL's queued errors to buf, whole ("error:0A000086:SSL
+ * routines::certificate verify failed") or reasons only ("certificate
+ * verify failed"); the queue is cleared. */
+static void append_errors(char *buf, size_t sz, bool reasons)
 {
 	size_t n = strlen(buf);
 	unsigned long e;
 	while ((e = ERR_get_error()) != 0) {
-		char one[200];
+		char one[256];
 		ERR_error_string_n(e, one, sizeof(one));
+		const char *r = reasons ? strrchr(one, ':') : NULL;
 		int w = snprintf(buf + n, sz > n ? sz - n : 0, "%s%s",
-				 n ? "; " : "", one);
+				 n ? "; " : "", r ? r + 1 : one);
 		if (w > 0)
 			n = MOAT_MIN(n + (size_t)w, sz ? sz - 1 : 0);
 	}
+}
+
+const char *moat_tls_error_string(char *buf, size_t sz)
+{
+	append_errors(buf, sz, false);
 	return buf;
+}
+
+const char *moat_tls_error_reasons(char *buf, size_t sz)
+{
+	append_errors(buf, sz, true);
+	return buf;
+}
+
+SSL_CTX *moat_tls_ctx_fail(SSL_CTX *ctx, char *err, size_t errsz,
+			   const char *what, const char *path, bool reasons)
+{
+	char detail[400] = "";
+	append_errors(detail, sizeof(detail), reasons);
+	snprintf(err, errsz, "%s%s%s: %s", what, path ? " " : "",
+		 path ? path : "", detail[0] ? detail : "failed");
+	SSL_CTX_free(ctx);
+	return NULL;
 }
 
 static SSL_CTX *ctx_fail(SSL_CTX *ctx, char *err, size_t errsz,
 			 const char *what, const char *path)
 {
-	char detail[400] = "";
-	moat_tls_error_string(detail, sizeof(detail));
-	snprintf(err, errsz, "%s%s%s: %s", what, path ? " " : "",
-		 path ? path : "", detail[0] ? detail : "failed");
-	SSL_CTX_free(ctx);
-	return NULL;
+	return moat_tls_ctx_fail(ctx, err, errsz, what, path, false);
 }
 
 static int load_crl(SSL_CTX *ctx, const char *path)

@@ -25,7 +25,12 @@ int moat_tls_peer_identity(SSL *ssl, bool san, char *out, size_t outsz);
  * context).  MOAT_OK, or MOAT_ETLS with err set and ctx freed. */
 int moat_tls_server_certs(SSL_CTX *ctx, const struct moat_listener_cfg *lc,
 			  char *err, size_t errsz);
-/* Append OpenSSL's queued errors to buf (and clear the queue). */
+/* Append OpenSSL's queued errors to buf (and clear the queue): whole, or
+ * their reasons only ("certificate verify failed"), for people. */
 const char *moat_tls_error_string(char *buf, size_t sz);
+const char *moat_tls_error_reasons(char *buf, size_t sz);
+/* err = "WHAT [PATH]: queued errors" (or "failed"); frees ctx; NULL. */
+SSL_CTX *moat_tls_ctx_fail(SSL_CTX *ctx, char *err, size_t errsz,
+			   const char *what, const char *path, bool reasons);
 
 #endif

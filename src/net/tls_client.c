@@ -9,37 +9,13 @@
 #include <string.h>
 
 #include "common/moat_common.h"
+#include "net/tls.h"
 #include "net/tls_client.h"
-
-/* OpenSSL's queued errors, reasons only ("certificate verify failed"),
- * appended to buf; the queue is cleared. */
-static void queued_reasons(char *buf, size_t sz)
-{
-	size_t n = strlen(buf);
-	bool first = true;
-	unsigned long e;
-	while ((e = ERR_get_error()) != 0) {
-		char one[256];
-		ERR_error_string_n(e, one, sizeof(one));
-		/* "error:0A000086:SSL routines::certificate verify failed" */
-		const char *r = strrchr(one, ':');
-		int w = snprintf(buf + n, sz > n ? sz - n : 0, "%s%s",
-				 first ? "" : "; ", r ? r + 1 : one);
-		if (w > 0)
-			n = MOAT_MIN(n + (size_t)w, sz ? sz - 1 : 0);
-		first = false;
-	}
-}
 
 static SSL_CTX *ctx_fail(SSL_CTX *ctx, char *err, size_t errsz,
 			 const char *what, const char *path)
 {
-	char detail[400] = "";
-	queued_reasons(detail, sizeof(detail));
-	snprintf(err, errsz, "%s%s%s: %s", what, path ? " " : "",
-		 path ? path : "", detail[0] ? detail : "failed");
-	SSL_CTX_free(ctx);
-	return NULL;
+	return moat_tls_ctx_fail(ctx, err, errsz, what, path, true);
 }
 
 /* no_name_check: a certificate that does not name the host passes; every
@@ -253,7 +229,7 @@ static void describe(SSL *ssl, int ret, const char *what, char *err,
 		return;
 	}
 	char detail[400] = "";
-	queued_reasons(detail, sizeof(detail));
+	moat_tls_error_reasons(detail, sizeof(detail));
 	snprintf(err, errsz, "%s: %s", what,
 		 detail[0] ? detail : "unknown TLS error");
 }

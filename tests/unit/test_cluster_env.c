@@ -105,6 +105,33 @@ static void test_anonymous_source(void **state)
 	free(buf);
 }
 
+/* The smallest: no properties, no payload, nothing optional (11 bytes). */
+static void test_smallest(void **state)
+{
+	(void)state;
+	for (size_t plen = 0; plen < 4; plen++) {
+		struct moat_msg *m = moat_msg_new((const uint8_t *)"t", 1,
+						  (const uint8_t *)"abc", plen,
+						  1, false);
+		size_t len;
+		uint8_t *buf = encode(m, false, &len);
+		assert_int_equal(len, 11 + plen);
+		uint64_t nonce;
+		bool groups;
+		struct moat_msg *r = NULL;
+		assert_int_equal(moat__cluster_env_decode(buf, len,
+							  (const uint8_t *)"t",
+							  1, &nonce, &groups,
+							  &r),
+				 MOAT_OK);
+		assert_int_equal(r->payload_len, plen);
+		assert_int_equal(r->qos, 1);
+		moat_msg_unref(&r);
+		moat_msg_unref(&m);
+		free(buf);
+	}
+}
+
 /* Every truncation is refused or decodes a shorter payload; nothing reads
  * past the end (ASan builds check that). */
 static void test_truncated(void **state)
@@ -194,14 +221,33 @@ static void test_random(void **state)
 	}
 }
 
+/* Every test gives back what it allocated. */
+static size_t live_at_start;
+
+static int setup(void **state)
+{
+	(void)state;
+	live_at_start = moat_alloc_live_bytes();
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	assert_int_equal(moat_alloc_live_bytes(), live_at_start);
+	return 0;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_round_trip),
-		cmocka_unit_test(test_anonymous_source),
-		cmocka_unit_test(test_truncated),
-		cmocka_unit_test(test_bad_header),
-		cmocka_unit_test(test_random),
+		cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_anonymous_source, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_smallest, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_truncated, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_header, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_random, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
