@@ -5,7 +5,7 @@
  * (not one the node assigned) publishes on moat.c.connect:
  *
  *   bytes 0-7   the node's nonce (big-endian)
- *   bytes 8-15  when the CONNECT was accepted: wall clock, milliseconds
+ *   bytes 8-15  when the CONNECT was accepted: wall clock, microseconds
  *   byte 16     bit 0: a user name follows (else anonymous); bit 1: the
  *               client asked for a clean start
  *   u16         user name length, then the user name (when byte 8 is 1)
@@ -103,7 +103,7 @@ void moat__cluster_sess_connected(struct moat_conn *c, const uint8_t *id,
 	size_t hl = HEAD;
 	if (!cl || !cl->nc || ulen > MAX_USER)
 		return;
-	uint64_t now = moat__wall_ms();
+	uint64_t now = moat__wall_us(); /* ms would tie too often */
 	note_announced(id, len, now);
 	put64(head, cl->nonce);
 	put64(head + 8, now);
