@@ -6,10 +6,10 @@ set -eu
 
 BUILD="build-essential cmake pkg-config libssl-dev openssl libargon2-dev \
 libpwquality-dev cracklib-runtime libsqlite3-dev libvectorscan-dev \
-libmicrohttpd-dev libjansson-dev"
+libmicrohttpd-dev libjansson-dev libnats-dev"
 TEST="libcmocka-dev iproute2 mosquitto-clients mosquitto python3 python3-paho-mqtt \
 libcoap3-bin clang libclang-rt-14-dev nodejs chromium chromium-driver \
-python3-selenium prometheus"
+python3-selenium prometheus nats-server curl"
 # The package test (scripts/dev.sh package): build, lint, install into a
 # Debian 12 chroot.
 PKG="dpkg-dev debhelper fakeroot lintian devscripts debootstrap systemd \

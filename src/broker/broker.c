@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "broker_int.h"
+#include "cluster/cluster_state.h"
 #include "coap_int.h"
 #include "codec/mqtt5.h"
 #include "net/net_socket.h"
@@ -154,6 +155,11 @@ int moat_broker_new_hook(const struct moat_config *cfg,
 	}
 	if ((rc = moat_tree_init(&b->tree)) != MOAT_OK)
 		goto fail;
+	/* Before the store restores subscriptions: they are interest. */
+	if ((rc = moat_cluster_new(b, err, sizeof(err))) != MOAT_OK) {
+		moat_err_log("%s", err);
+		goto fail;
+	}
 	b->tree.max_retained = (size_t)cfg->max_retained_messages;
 	b->tree.max_retained_bytes = (size_t)cfg->max_retained_bytes;
 	if ((rc = open_listeners(b)) != MOAT_OK ||
@@ -241,6 +247,9 @@ int moat_broker_start(struct moat_broker *b)
 		}
 	}
 	b->started = true;
+	if (moat_cluster_start(b) != MOAT_OK ||
+	    moat_cluster_state_start(b) != MOAT_OK)
+		return MOAT_EIO; /* logged; moat_broker_free stops the rest */
 	if (moat__http_start(b) != MOAT_OK)
 		return MOAT_EIO; /* logged; moat_broker_free stops the rest */
 	moat_notice("moat %s running with %u worker thread%s", MOAT_VERSION,
@@ -321,6 +330,9 @@ void moat_broker_free(struct moat_broker *b)
 		for (unsigned i = 0; i < b->nworkers; i++)
 			pthread_join(b->workers[i].thread, NULL);
 	}
+	/* No NATS callback posts to an inbox after this. */
+	moat_cluster_state_stop(b);
+	moat_cluster_stop(b);
 	/* Before the workers' state goes: queued checks refer to
 	 * connections. */
 	moat_authq_stop(&b->authq);
@@ -337,6 +349,9 @@ void moat_broker_free(struct moat_broker *b)
 		if (b->workers[i].b)
 			teardown_worker(&b->workers[i]);
 	moat_store_close(b);
+	for (unsigned i = 0; b->workers && i < b->nworkers; i++)
+		moat__cluster_worker_free(&b->workers[i]);
+	moat_cluster_free(b);
 	for (unsigned i = 0; b->workers && i < b->nworkers; i++) {
 		struct moat_worker *w = &b->workers[i];
 		if (!w->b)
@@ -408,7 +423,6 @@ static void keep_restart_only(const struct moat_config *old,
 	KEEP(max_connections);
 	KEEP(persistence);
 	KEEP(persistence_sync);
-#undef KEEP
 	if (strcmp(cfg->user, old->user))
 		moat_warn("reload: user changed; it takes effect at the next "
 			  "restart");
@@ -419,12 +433,19 @@ static void keep_restart_only(const struct moat_config *old,
 			  "that takes effect at the next restart");
 	cfg->nbridges = old->nbridges;
 	memcpy(cfg->bridges, old->bridges, sizeof(cfg->bridges));
+	/* Cluster mode: the NATS connection is made once (b->cfg). */
+	if (strcmp(cfg->cluster_nats_url, old->cluster_nats_url) ||
+	    strcmp(cfg->cluster_node_id, old->cluster_node_id))
+		moat_warn("reload: cluster_nats_url or cluster_node_id "
+			  "changed; it takes effect at the next restart");
+	KEEP(cluster_max_pending);
 	if (strcmp(cfg->persistence_location, old->persistence_location)) {
 		moat_warn("reload: persistence_location changed; it takes "
 			  "effect at the next restart");
 		memcpy(cfg->persistence_location, old->persistence_location,
 		       sizeof(cfg->persistence_location));
 	}
+#undef KEEP
 }
 
 int moat_broker_reload(struct moat_broker *b, const struct moat_config *in,

@@ -25,6 +25,7 @@
 #include "common/moat_common.h"
 #include "common/moat_histo.h"
 #include "net/net.h"
+#include "cluster/cluster.h"
 
 struct moat_pwfile;
 struct moat_pskfile;
@@ -50,6 +51,8 @@ struct moat_msg {
 	bool expiry_pending;
 	uint32_t expiry_s;
 	uint64_t origin;        /* publishing session's serial; 0 = broker */
+	/* From another cluster node: routed here only, never forwarded. */
+	bool remote;
 	/* Who published it, for wills and retained messages: their rights
 	 * are checked again when the will fires or the retained message is
 	 * sent to a new subscriber (T-06, T-07).  src_user NULL = anonymous;
@@ -133,6 +136,8 @@ struct moat_tree {
 	struct moat_tnode **xheap;
 	size_t nx, xcap;
 	_Atomic uint64_t next_retained_expiry;
+	/* Cluster mode: told when a filter's interest starts or ends. */
+	struct moat_cluster *cluster;
 };
 
 /* One match result: a session reference (caller unrefs), the QoS, and the
@@ -148,7 +153,12 @@ struct moat_match {
 struct moat_matches {
 	struct moat_match *v;
 	size_t n, cap;
+	/* Which subscriptions a match looks at (cluster mode): 0 all,
+	 * MOAT_MATCH_NO_GROUPS the normal ones only, else the shared group
+	 * with this id only.  Set by the caller before matching. */
+	uint64_t only;
 };
+#define MOAT_MATCH_NO_GROUPS UINT64_MAX
 
 int moat_tree_init(struct moat_tree *t);
 void moat_tree_cleanup(struct moat_tree *t);
@@ -503,6 +513,8 @@ struct moat_conn {
 	struct moat_conn *dirty_next;
 	uint64_t out_done; /* bytes consumed from out so far */
 	struct moat_gates *gates; /* NULL without persistence */
+	/* Cluster: acknowledgements waiting for JetStream (cluster.c). */
+	struct moat_cluster_acks *cacks;
 };
 
 /* Bytes read from a socket at once. */
@@ -591,6 +603,11 @@ int moat__handle_connect(struct moat_conn *c, const uint8_t *body,
 int moat__handle_publish(struct moat_conn *c, uint8_t flags,
 			 const uint8_t *body, size_t len);
 int moat__handle_pubrel(struct moat_conn *c, const uint8_t *body, size_t len);
+/* Send PUBACK, PUBREC, PUBREL or PUBCOMP (type) for packet id with a
+ * reason (MQTT 5; why: its reason string or NULL).  MOAT_ELIMIT when the
+ * output is full. */
+int moat__publish_ack(struct moat_conn *c, uint8_t type, uint16_t id,
+		      uint8_t reason, const char *why);
 int moat__handle_subscribe(struct moat_conn *c, const uint8_t *body,
 			   size_t len);
 int moat__handle_unsubscribe(struct moat_conn *c, const uint8_t *body,
@@ -601,6 +618,10 @@ enum moat_inbox_kind {
 	INBOX_DELIVER, /* session, msg, qos */
 	INBOX_ADOPT,   /* conn handed over after CONNECT */
 	INBOX_AUTH,    /* conn's password check finished; qos = verdict */
+	INBOX_CLUSTER_MSG, /* msg from another node; share = which subs
+			    * (moat_matches.only), did = bytes counted */
+	INBOX_CLUSTER_ACK, /* JetStream's answer: did = token, qos = ok */
+	INBOX_CLUSTER_CTL, /* a client id taken elsewhere (cluster_sess.c) */
 };
 
 struct moat_inbox_item {
@@ -802,6 +823,10 @@ struct moat_worker {
 	bool store_gate_pending; /* a gate waits for the batch being filled */
 	struct moat_conn *gated;
 	struct moat_coap *coap; /* CoAP sockets and peers, NULL when none */
+	/* Cluster mode (cluster.c), NULL when off; the token of the QoS 1/2
+	 * publication the last route made (0: none). */
+	struct moat_cluster_w *cw;
+	uint64_t cluster_tok;
 
 	struct moat_wstats st; /* last: its own cache lines */
 };
@@ -825,6 +850,9 @@ void moat_worker_defer_will(struct moat_worker *w, struct moat_msg *m);
 /* Route a message from this worker to every matching session (and the
  * retained store when m->retain). */
 void moat_worker_route(struct moat_worker *w, struct moat_msg *m);
+/* The same, to some subscriptions only (struct moat_matches.only). */
+void moat__worker_route_sel(struct moat_worker *w, struct moat_msg *m,
+			    uint64_t only);
 /* c's session has messages waiting for its in-flight window: read c
  * every few events of a loop turn (its acknowledgements open the window)
  * rather than once per turn.  A few connections at a time. */
@@ -935,6 +963,7 @@ struct moat_broker {
 	moat_check_fn check;    /* the API's configuration check */
 	struct moat_bridge *bridges; /* bridge.c; nbridges of them */
 	size_t nbridges;
+	struct moat_cluster *cluster; /* cluster mode, NULL when off */
 };
 
 /* ---- HTTP listeners (http.c) and metrics (metrics.c) ----------------------

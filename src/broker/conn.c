@@ -190,6 +190,7 @@ void moat_conn_free(struct moat_conn *c)
 	moat_msg_unref(&c->will);
 	moat_free(c->username);
 	moat_free(c->gates);
+	moat__cluster_conn_free(c);
 	if (c->net) /* never opened for business (refused, not adopted) */
 		moat_net_close(c->net);
 	moat_free(c);

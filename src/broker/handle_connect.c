@@ -6,6 +6,7 @@
 
 #include "auth/acl.h"
 #include "broker_int.h"
+#include "cluster/cluster_state.h"
 #include "codec/mqtt5.h"
 #include "net/net_socket.h"
 
@@ -354,6 +355,9 @@ static int connect_session(struct moat_conn *c,
 	while (now > max && !atomic_compare_exchange_weak(
 				    &b->stats.clients_maximum, &max, now))
 		;
+	/* Cluster mode: the other nodes end their sessions of this id. */
+	if (b->cluster && !assigned)
+		moat__cluster_sess_connected(c, id, idlen, cn->clean_session);
 	/* A stored session is acknowledged once it is on disk. */
 	moat__store_session(w, s);
 	if (w->store_lost != lost)

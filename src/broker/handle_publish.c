@@ -5,8 +5,8 @@
 #include "broker_int.h"
 #include "codec/mqtt5.h"
 
-static int ack(struct moat_conn *c, enum moat_mqtt_type type, uint16_t id,
-	       uint8_t reason, const char *why)
+int moat__publish_ack(struct moat_conn *c, uint8_t type, uint16_t id,
+		      uint8_t reason, const char *why)
 {
 	if (c->proto_level != MQTT_PROTO_V5) {
 		uint8_t pkt[4];
@@ -26,6 +26,20 @@ static int ack(struct moat_conn *c, enum moat_mqtt_type type, uint16_t id,
 	if (!rc)
 		moat_worker_mark_dirty(c->w, c);
 	return rc ? MOAT_ELIMIT : MOAT_OK;
+}
+
+/* An acknowledgement, behind those that wait for JetStream (cluster
+ * mode: they leave in the order the PUBLISH packets came). */
+static int ack(struct moat_conn *c, uint8_t type, uint16_t id,
+	       uint8_t reason, const char *why)
+{
+	bool queued = false;
+	if (c->cacks) {
+		int rc = moat__cluster_queue_ack(c, type, id, reason, &queued);
+		if (rc || queued)
+			return rc;
+	}
+	return moat__publish_ack(c, type, id, reason, why);
 }
 
 /* Topic Alias from the client [MQTT-3.3.2-7..12]: set it with a topic,
@@ -176,6 +190,12 @@ static uint8_t refusal(struct moat_conn *c, const struct moat_mqtt_publish5 *p5,
 		*why = "persistence unavailable (store failing)";
 		return RC_UNSPECIFIED;
 	}
+	if (p->qos && w->b->cluster && !moat__cluster_may_accept(w)) {
+		/* Nothing is acknowledged that could not be forwarded. */
+		*close = c->proto_level != MQTT_PROTO_V5;
+		*why = "cluster backlog full (NATS unavailable)";
+		return RC_QUOTA_EXCEEDED;
+	}
 	if (p5->props.payload_format == 1 &&
 	    !moat_utf8_valid(p->payload.p, p->payload.len)) {
 		*why = "payload is not UTF-8 as its format indicator says";
@@ -261,10 +281,17 @@ static int acknowledge(struct moat_conn *c, const struct moat_mqtt_publish *p,
 	 * to and the retained store (persistence_sync).  A refused QoS 2
 	 * ends with the PUBREC [MQTT-4.3.3-4]; an accepted one was made
 	 * pending before it was routed. */
-	if (moat__store_nrec(w) != records)
+	bool gate = moat__store_nrec(w) != records;
+	uint8_t type = p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC;
+	/* Cluster mode: once JetStream stored it too. */
+	if (w->cluster_tok == MOAT_CLUSTER_TOK_LOST)
+		return MOAT_ENOMEM;
+	if (w->cluster_tok && reason == RC_SUCCESS)
+		return moat__cluster_defer_ack(c, w->cluster_tok, type,
+					       p->packet_id, gate);
+	if (gate)
 		moat__store_gate(c);
-	return ack(c, p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id,
-		   reason, why);
+	return ack(c, type, p->packet_id, reason, why);
 }
 
 int moat__handle_publish(struct moat_conn *c, uint8_t flags,
@@ -309,6 +336,7 @@ int moat__handle_publish(struct moat_conn *c, uint8_t flags,
 	    moat_topic_levels(p->topic.p, p->topic.len) > cfg->max_topic_levels)
 		return MOAT_ELIMIT;
 	MOAT_WSTAT_ADD(w, msgs_in[moat__conn_proto(c)][p->qos], 1);
+	w->cluster_tok = 0;
 	uint64_t records = moat__store_nrec(w), lost = w->store_lost;
 	/* QoS 2 arriving again before PUBREL: acknowledge, do not deliver
 	 * twice [MQTT-4.3.3-2]. */

@@ -401,6 +401,60 @@ static void bridges(struct out *o, struct moat_broker *b)
 	}
 }
 
+/* Cluster mode (docs/cluster.md): only when it is on. */
+static void cluster(struct out *o, struct moat_broker *b)
+{
+	struct moat_cluster_stats cs;
+	if (!b->cluster)
+		return;
+	moat_cluster_get_stats(b, &cs);
+	family(o, "moat_cluster_forwarded_total", "counter",
+	       "Messages this node's clients published, sent to NATS, by "
+	       "QoS.");
+	for (unsigned q = 0; q < 3; q++)
+		put(o, "moat_cluster_forwarded_total{qos=\"%u\"} %llu\n", q,
+		    (unsigned long long)cs.forwarded[q]);
+	const struct {
+		const char *name, *type, *help;
+		uint64_t value;
+	} v[] = {
+		{"moat_cluster_connected", "gauge",
+		 "1 while connected to a NATS server.", cs.connected},
+		{"moat_cluster_stream_ready", "gauge",
+		 "1 once the JetStream stream exists and is consumed.",
+		 cs.stream_ready},
+		{"moat_cluster_disconnects_total", "counter",
+		 "Times the NATS connection was lost.", cs.disconnects},
+		{"moat_cluster_reconnects_total", "counter",
+		 "Times it was made again.", cs.reconnects},
+		{"moat_cluster_received_total", "counter",
+		 "Messages from other nodes routed here.", cs.received},
+		{"moat_cluster_pending_messages", "gauge",
+		 "Lag out: QoS 1/2 messages waiting for JetStream to store "
+		 "them (their PUBACK/PUBREC waits too).",
+		 cs.pending},
+		{"moat_cluster_inbound_messages", "gauge",
+		 "Lag in: messages received from NATS not yet routed.",
+		 cs.inbound},
+		{"moat_cluster_jetstream_errors_total", "counter",
+		 "JetStream publications refused or unanswered (retried), "
+		 "stream and subscription failures.",
+		 cs.js_errors},
+		{"moat_cluster_dropped_total", "counter",
+		 "QoS 0 messages not forwarded or not delivered (NATS away "
+		 "and its buffer full, slow consumer, malformed).",
+		 cs.dropped},
+		{"moat_cluster_refused_total", "counter",
+		 "QoS 1/2 publishes refused: cluster_max_pending reached.",
+		 cs.refused},
+		{"moat_cluster_subscriptions", "gauge",
+		 "NATS subscriptions for this node's filters (its interest).",
+		 cs.interest},
+	};
+	for (size_t i = 0; i < MOAT_ARRAY_LEN(v); i++)
+		one(o, v[i].name, v[i].type, v[i].help, v[i].value);
+}
+
 int moat__metrics_render(struct moat_broker *b, char **text, size_t *len)
 {
 	struct out o = {.failed = false};
@@ -424,6 +478,7 @@ int moat__metrics_render(struct moat_broker *b, char **text, size_t *len)
 		  &b->workers[0].st.loop, b->nworkers,
 		  sizeof(struct moat_worker));
 	store(&o, b);
+	cluster(&o, b);
 	if (b->http) {
 		family(&o, "moat_http_responses_total", "counter",
 		       "Responses of the http listeners, by status code.");

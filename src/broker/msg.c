@@ -26,6 +26,7 @@ struct moat_msg *moat_msg_new5(const uint8_t *topic, size_t topic_len,
 	m->props_len = (uint32_t)plen;
 	m->expiry_ms = 0;
 	m->origin = x ? x->origin : 0;
+	m->remote = false;
 	m->expiry_pending = x && x->has_expiry && x->expiry_on_publish;
 	m->expiry_s = x ? x->expiry_s : 0;
 	if (x && x->has_expiry && !x->expiry_on_publish)

@@ -2,20 +2,40 @@
  * worker and, batched per worker, on the others; and wills, published at
  * a safe point of the loop. */
 #include "broker_int.h"
+#include "cluster/cluster_state.h"
 
 void moat_worker_route(struct moat_worker *w, struct moat_msg *m)
+{
+	moat__worker_route_sel(w, m, 0);
+}
+
+void moat__worker_route_sel(struct moat_worker *w, struct moat_msg *m,
+			    uint64_t only)
 {
 	struct moat_broker *b = w->b;
 	char t[96];
 	uint64_t seq = 0;
-	int rc = m->retain ? moat_tree_retain(&b->tree, m, &seq) : MOAT_OK;
+	w->cluster_tok = 0;
+	/* Cluster mode: forwarded to the other nodes; shared groups are
+	 * then served through NATS (balanced over the nodes) while it is
+	 * connected. */
+	if (b->cluster && !m->remote && moat__cluster_publish(w, m) && !only)
+		only = MOAT_MATCH_NO_GROUPS;
+	/* Cluster mode: retained messages go through the bucket, which
+	 * alone decides what other nodes retain (cluster_state.h). */
+	if (b->cluster && !m->remote)
+		moat__cluster_kv_publish(w, m);
+	bool retain = m->retain &&
+		      (!b->cluster || moat__cluster_kv_retains(m->remote, only));
+	int rc = retain ? moat_tree_retain(&b->tree, m, &seq) : MOAT_OK;
 	if (rc == MOAT_ENOMEM)
 		moat_warn("out of memory storing a retained message on %s",
 			  moat__log_topic(m->topic, m->topic_len, t, sizeof(t)));
-	if (m->retain && rc == MOAT_OK)
+	if (retain && rc == MOAT_OK)
 		moat__store_retain(w, m, seq);
 	w->starved_routed++;
 	w->matches.n = 0;
+	w->matches.only = only;
 	if (moat_tree_match(&b->tree, (const uint8_t *)m->topic, m->topic_len,
 			    &w->matches) != MOAT_OK) {
 		MOAT_STAT_ADD(b, msgs_dropped, 1);

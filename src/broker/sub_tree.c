@@ -434,12 +434,19 @@ int moat_tree_subscribe(struct moat_tree *t, const uint8_t *filter,
 		if (g) {
 			rc = subs_put(&g->m, &g->n, &g->cap, s, qos, added);
 			*group = g->id;
+			if (*added && g->n == 1 && t->cluster)
+				moat__cluster_interest(t->cluster, filter, flen,
+						       share->p, share->len,
+						       g->id, true);
 		} else {
 			rc = MOAT_ENOMEM;
 		}
 	} else {
 		rc = subs_put(&n->subs, &n->nsubs, &n->subs_cap, s, qos,
 			      added);
+		if (*added && n->nsubs == 1 && t->cluster)
+			moat__cluster_interest(t->cluster, filter, flen, NULL,
+					       0, 0, true);
 	}
 	if (*added)
 		t->nsubs++;
@@ -459,11 +466,19 @@ int moat_tree_unsubscribe(struct moat_tree *t, const uint8_t *filter,
 	struct moat_tnode *n = walk(t, filter, flen, false);
 	if (n && share) {
 		struct moat_share *g = share_find(t, n, share, false);
-		if (g && (found = subs_del(g->m, &g->n, s)) && !g->n)
+		if (g && (found = subs_del(g->m, &g->n, s)) && !g->n) {
+			if (t->cluster)
+				moat__cluster_interest(t->cluster, filter, flen,
+						       share->p, share->len,
+						       g->id, false);
 			share_remove(n, g);
+		}
 	} else if (n) {
 		found = subs_del(n->subs, &n->nsubs, s);
 		if (found && !n->nsubs) {
+			if (t->cluster)
+				moat__cluster_interest(t->cluster, filter, flen,
+						       NULL, 0, 0, false);
 			MOAT_FREE(n->subs);
 			n->subs_cap = 0;
 		}
@@ -495,12 +510,14 @@ static int matches_reserve(struct moat_matches *out, size_t more)
 /* One member of each shared group on n, round-robin. */
 static int add_shares(const struct moat_tnode *n, struct moat_matches *out)
 {
-	if (!n->nshares)
+	if (!n->nshares || out->only == MOAT_MATCH_NO_GROUPS)
 		return MOAT_OK;
 	if (matches_reserve(out, n->nshares))
 		return MOAT_ENOMEM;
 	for (size_t i = 0; i < n->nshares; i++) {
 		struct moat_share *g = n->shares[i];
+		if (out->only && g->id != out->only)
+			continue;
 		size_t k = atomic_fetch_add_explicit(&g->next, 1,
 						     memory_order_relaxed);
 		/* Prefer a connected member; an offline one only when all
@@ -526,6 +543,8 @@ static int add_subs(const struct moat_tnode *n, struct moat_matches *out)
 {
 	if (!n)
 		return MOAT_OK;
+	if (out->only && out->only != MOAT_MATCH_NO_GROUPS)
+		return add_shares(n, out); /* one group only */
 	if (n->nsubs && matches_reserve(out, n->nsubs))
 		return MOAT_ENOMEM;
 	for (size_t i = 0; i < n->nsubs; i++) {

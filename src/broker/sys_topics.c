@@ -76,4 +76,24 @@ void moat__sys_publish(struct moat_worker *w)
 	put_u64(w, "$SYS/broker/coap/dtls bytes",
 		moat_ossl_bytes(MOAT_OSSL_DTLS));
 	moat__leak_sys_publish(w, put);
+	if (b->cluster) {
+		/* Cluster mode: this node's view (docs/cluster.md). */
+		struct moat_cluster_stats cs;
+		moat_cluster_get_stats(b, &cs);
+		put(w, "$SYS/broker/cluster/connected",
+		    cs.connected ? "1" : "0");
+		put(w, "$SYS/broker/cluster/stream ready",
+		    cs.stream_ready ? "1" : "0");
+		put_u64(w, "$SYS/broker/cluster/reconnects", cs.reconnects);
+		put_u64(w, "$SYS/broker/cluster/forwarded",
+			cs.forwarded[0] + cs.forwarded[1] + cs.forwarded[2]);
+		put_u64(w, "$SYS/broker/cluster/received", cs.received);
+		put_u64(w, "$SYS/broker/cluster/lag/out", cs.pending);
+		put_u64(w, "$SYS/broker/cluster/lag/in", cs.inbound);
+		put_u64(w, "$SYS/broker/cluster/jetstream errors",
+			cs.js_errors);
+		put_u64(w, "$SYS/broker/cluster/dropped", cs.dropped);
+		put_u64(w, "$SYS/broker/cluster/refused", cs.refused);
+		put_u64(w, "$SYS/broker/cluster/subscriptions", cs.interest);
+	}
 }

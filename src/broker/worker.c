@@ -76,6 +76,8 @@ static void drain_inbox(struct moat_worker *w)
 			adopt(w, it->conn);
 		else if (it->kind == INBOX_AUTH)
 			auth_done(it->conn, it->qos != 0);
+		else if (it->kind >= INBOX_CLUSTER_MSG)
+			moat__cluster_inbox(w, it);
 		else
 			moat_session_route(it->session, it->msg, it->qos,
 					   it->share, it->did);
@@ -539,6 +541,8 @@ static void tick(struct moat_worker *w, uint64_t now)
 	moat__coap_tick(w, now);
 	moat__bridge_tick(w, now);
 	release_held(w, now);
+	if (w->b->cluster) /* cluster_fwd.c: nothing to do without w->cw */
+		moat__cluster_tick(w, now);
 	for (struct moat_conn *c = w->conns; c; c = next) {
 		next = c->next;
 		if (c->state == CONN_NEW && c->auth_phase == AUTH_VERIFYING)

@@ -388,6 +388,37 @@ static const struct moat_finding_def catalogue[] = {
 	 "the remote broker impersonated (T-20).",
 	 "Set bridge_cafile (or bridge_tls_use_os_certs true), remove "
 	 "bridge_insecure, and connect to the remote broker's TLS port."},
+	{"AUD-CL-01", MOAT_SEV_HIGH, "Cluster traffic to NATS without TLS",
+	 "In cluster mode every message that crosses nodes, with its topic, "
+	 "payload and the publishing client's identity, travels over the "
+	 "NATS connection. Without TLS anyone on the path reads it, and can "
+	 "change it or inject messages that every node delivers to its "
+	 "subscribers (T-02, T-20). Low when every NATS server is on a "
+	 "loopback address.",
+	 "Use tls:// URLs in cluster_nats_url and set cluster_nats_cafile to "
+	 "the CA of the NATS servers' certificates (nats-server: a tls block "
+	 "with cert_file and key_file; see docs/cluster.md)."},
+	{"AUD-CL-02", MOAT_SEV_HIGH,
+	 "Cluster NATS connection without authentication",
+	 "The node presents no credentials to NATS, so the NATS servers "
+	 "accept clients without any: whoever reaches them can read every "
+	 "message of the cluster and publish into it past every node's ACL "
+	 "and leak detection, or delete the stream and the retained "
+	 "messages (T-01, T-04). Medium when every NATS server is on a "
+	 "loopback address (local users and programs).",
+	 "Require authentication on the NATS servers (authorization with "
+	 "users, accounts with JWTs, or verify: true with client "
+	 "certificates) and give each node its own: cluster_nats_creds, "
+	 "cluster_nats_user with cluster_nats_password_file, or "
+	 "cluster_nats_certfile and cluster_nats_keyfile."},
+	{"AUD-CL-03", MOAT_SEV_MEDIUM,
+	 "NATS credentials written into the configuration",
+	 "A user:password@ or token@ in cluster_nats_url puts the secret "
+	 "into moatd.conf, which is read by more people and tools than a "
+	 "private file (backups, configuration management, support "
+	 "bundles), and into every place the URL is logged or shown (T-21).",
+	 "Remove the credentials from the URL; use cluster_nats_user with "
+	 "cluster_nats_password_file (mode 0600), or cluster_nats_creds."},
 };
 
 const struct moat_finding_def *moat_finding_table(size_t *n)

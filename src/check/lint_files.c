@@ -502,5 +502,11 @@ void lint_check_files(struct lint_model *m, struct moat_findings *f)
 	for (size_t i = 0; i < m->nbr; i++)
 		check_private(x, "bridge_keyfile", &m->br[i].keyfile);
 	check_persistence(x);
+	check_private(x, "cluster_nats_keyfile", &m->cluster.keyfile);
+	check_private(x, "cluster_nats_creds", &m->cluster.creds);
+	check_private(x, "cluster_nats_password_file",
+		      &m->cluster.password_file);
+	check_exists(x, "cluster_nats_cafile", &m->cluster.cafile, false);
+	check_exists(x, "cluster_nats_certfile", &m->cluster.certfile, false);
 	moat_free(x);
 }

@@ -72,6 +72,12 @@ struct lint_bridge {
 	struct lint_str tls_version, ciphers, keyfile;
 };
 
+/* moatd cluster mode: the NATS connection's settings (lint_cluster.c). */
+struct lint_cluster {
+	struct lint_str url; /* cluster_nats_url; "" = cluster mode off */
+	struct lint_str cafile, certfile, keyfile, creds, user, password_file;
+};
+
 /* A resource limit and where its value came from. */
 struct lint_limit {
 	const char *name;
@@ -117,6 +123,7 @@ struct lint_model {
 	char secret_in_config[LINT_WHERE]; /* e.g. a bridge password */
 	struct lint_acl_info acl[LINT_MAX_ACLS];
 	size_t nacl;
+	struct lint_cluster cluster; /* moatd only */
 };
 
 /* An empty model of the configuration at path (borrowed); NULL when out
@@ -194,6 +201,10 @@ void lint_check_files(struct lint_model *m, struct moat_findings *f);
 /* The scan result for an ACL path, or NULL. */
 const struct lint_acl_info *lint_acl_find(const struct lint_model *m,
 					  const char *path);
+
+/* moatd's cluster settings: AUD-CL-* (lint_cluster.c).  Run while the
+ * model is built (it may note a secret in the configuration). */
+void lint_cluster_rules(struct lint_model *m, struct moat_findings *f);
 
 /* The shared rules (lint_rules.c). */
 void lint_run_rules(const struct lint_model *m, struct moat_findings *f);

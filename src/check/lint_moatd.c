@@ -251,6 +251,24 @@ static void build_global(struct lint_model *m, const struct lint_moatd *st)
 	}
 }
 
+static void build_cluster(struct lint_model *m, const struct lint_moatd *st)
+{
+	const struct moat_config *cfg = &st->cfg;
+	struct lint_cluster *c = &m->cluster;
+	set_gstr(m, st, "cluster_nats_url", cfg->cluster_nats_url, &c->url);
+	set_gstr(m, st, "cluster_nats_cafile", cfg->cluster_nats_cafile,
+		 &c->cafile);
+	set_gstr(m, st, "cluster_nats_certfile", cfg->cluster_nats_certfile,
+		 &c->certfile);
+	set_gstr(m, st, "cluster_nats_keyfile", cfg->cluster_nats_keyfile,
+		 &c->keyfile);
+	set_gstr(m, st, "cluster_nats_creds", cfg->cluster_nats_creds,
+		 &c->creds);
+	set_gstr(m, st, "cluster_nats_user", cfg->cluster_nats_user, &c->user);
+	set_gstr(m, st, "cluster_nats_password_file",
+		 cfg->cluster_nats_password_file, &c->password_file);
+}
+
 #define KIB 1024ull
 #define MIB (1024ull * 1024ull)
 
@@ -416,5 +434,7 @@ void lint_moatd_finish(struct lint_model *m, struct lint_moatd *st,
 	build_listeners(m, st);
 	build_bridges(m, st);
 	build_limits(m, st);
+	build_cluster(m, st);
 	moatd_only_checks(m, st, f);
+	lint_cluster_rules(m, f);
 }

@@ -203,6 +203,20 @@ struct moat_config {
 	uint32_t log_format; /* enum moat_log_format */
 	uint32_t log_dest;   /* enum moat_log_dest */
 	char log_file[MOAT_CFG_PATH_MAX]; /* log_dest file PATH */
+	/* Cluster mode (docs/cluster.md); off while cluster_nats_url is "". */
+	char cluster_nats_url[1024];  /* comma-separated nats:// / tls:// */
+	char cluster_node_id[64];
+	char cluster_nats_cafile[MOAT_CFG_PATH_MAX];
+	char cluster_nats_certfile[MOAT_CFG_PATH_MAX];
+	char cluster_nats_keyfile[MOAT_CFG_PATH_MAX];
+	char cluster_nats_creds[MOAT_CFG_PATH_MAX];
+	char cluster_nats_user[128];
+	char cluster_nats_password_file[MOAT_CFG_PATH_MAX];
+	uint64_t cluster_replicas;
+	uint64_t cluster_max_pending;
+	uint64_t cluster_stream_max_age; /* seconds */
+	uint64_t cluster_stream_max_bytes;
+	bool cluster_session_recovery; /* cluster_sreg.c */
 	char source[256]; /* file the config came from, "" = defaults */
 	uint32_t source_mode; /* its mode bits (0: not a file) */
 	struct moat_bridge_cfg bridges[MOAT_CFG_MAX_BRIDGES];

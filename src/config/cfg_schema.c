@@ -298,6 +298,66 @@ const struct moat_cfg_directive moat__cfg_directives[] = {
 	 "cut may lose the last commits. off: acknowledgements do not wait; "
 	 "a crash loses what was not yet written (about the last 100 ms).",
 	 false, "full|normal|off"},
+	{"cluster_nats_url", CFG_STRING, OFF(cluster_nats_url), 0,
+	 CSIZE(cluster_nats_url), NULL,
+	 "Cluster mode (docs/cluster.md): comma-separated NATS servers "
+	 "(nats://host:port, tls://host:port) with JetStream, e.g. "
+	 "nats://10.0.0.1:4222,nats://10.0.0.2:4222. Unset (the default): "
+	 "no cluster. Nodes forward what their clients publish and receive "
+	 "what their subscribers need; ACLs, leak detection and limits "
+	 "apply at the node a client is connected to. Restart-only."},
+	{"cluster_node_id", CFG_STRING, OFF(cluster_node_id), 0,
+	 CSIZE(cluster_node_id), NULL,
+	 "This node's name in the cluster: letters, digits, '-' and '_' "
+	 "(default: the host name). Unique per node. Restart-only."},
+	{"cluster_nats_cafile", CFG_PATH, OFF(cluster_nats_cafile), 0,
+	 CSIZE(cluster_nats_cafile), NULL,
+	 "PEM CA certificates that NATS servers' certificates must chain "
+	 "to; turns TLS to NATS on (also implied by tls:// URLs)."},
+	{"cluster_nats_certfile", CFG_PATH, OFF(cluster_nats_certfile), 0,
+	 CSIZE(cluster_nats_certfile), NULL,
+	 "PEM client certificate chain presented to NATS servers (TLS "
+	 "client authentication). Needs cluster_nats_keyfile."},
+	{"cluster_nats_keyfile", CFG_PATH, OFF(cluster_nats_keyfile), 0,
+	 CSIZE(cluster_nats_keyfile), NULL,
+	 "PEM private key of cluster_nats_certfile."},
+	{"cluster_nats_creds", CFG_PATH, OFF(cluster_nats_creds), 0,
+	 CSIZE(cluster_nats_creds), NULL,
+	 "NATS credentials file (user JWT and NKey seed, as nsc writes it) "
+	 "for decentralised NATS authentication."},
+	{"cluster_nats_user", CFG_STRING, OFF(cluster_nats_user), 0,
+	 CSIZE(cluster_nats_user), NULL,
+	 "NATS user name (with cluster_nats_password_file)."},
+	{"cluster_nats_password_file", CFG_PATH,
+	 OFF(cluster_nats_password_file), 0,
+	 CSIZE(cluster_nats_password_file), NULL,
+	 "File whose first line is the NATS password of cluster_nats_user "
+	 "(kept out of the configuration file)."},
+	{"cluster_replicas", CFG_U64, OFF(cluster_replicas), 1, 5, "3",
+	 "Replicas of the cluster's JetStream stream (QoS 1/2 messages): "
+	 "3 survives the loss of one NATS server. At most the number of "
+	 "NATS servers."},
+	{"cluster_max_pending", CFG_U64, OFF(cluster_max_pending), 16,
+	 10000000, "10000",
+	 "QoS 1/2 messages this node keeps while they wait for JetStream to "
+	 "store them (their PUBACK/PUBREC waits too; retried until stored). "
+	 "Beyond it new QoS 1/2 publishes are refused until NATS catches "
+	 "up (MQTT 5: reason 0x97; 3.1.1: disconnected)."},
+	{"cluster_stream_max_age", CFG_DURATION, OFF(cluster_stream_max_age),
+	 60, 31536000, "1h",
+	 "How long the stream keeps QoS 1/2 messages: a node that lost NATS "
+	 "catches up on what was published meanwhile, within this age."},
+	{"cluster_stream_max_bytes", CFG_SIZE, OFF(cluster_stream_max_bytes),
+	 MIB, 1024 * GIB, "1g",
+	 "Size bound of the stream (oldest messages go first)."},
+	{"cluster_session_recovery", CFG_BOOL,
+	 OFF(cluster_session_recovery), 0, 1, "false",
+	 "Cluster mode, experimental: keep a record of each persistent "
+	 "session (subscriptions, when it last had nothing waiting) in the "
+	 "JetStream bucket MOAT_SESSIONS, so that when its node is lost its "
+	 "client, connecting to another node, gets its subscriptions back "
+	 "and the QoS 1/2 messages of the stream since then "
+	 "(docs/cluster.md). Restart-only."},
 	{"retain_available", CFG_BOOL, OFF(retain_available), 0, 1, "true",
 	 "Keep retained messages. When false, the retain flag is ignored."},
 	{"mqtt5", CFG_BOOL, OFF(mqtt5), 0, 1, "true",

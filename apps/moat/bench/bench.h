@@ -36,6 +36,7 @@ struct bench_cfg {
 	const char *name; /* scenario name as given */
 	const char *host;
 	long port;
+	long sub_port; /* subscribers' port (a cluster's other node), 0: port */
 	bool tls;
 	const char *cafile;
 	bool insecure; /* TLS without verifying the server */
@@ -190,6 +191,7 @@ struct bench_net {
 	char ws_host[300];   /* the Host header: HOST:PORT */
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
+	struct sockaddr_storage sub_addr; /* where subscribers connect */
 	const char *host;
 };
 

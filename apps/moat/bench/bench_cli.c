@@ -28,6 +28,9 @@ static const struct cli_opt options[] = {
 	 "broker host name or address (default: localhost)", 0},
 	{'p', "port", 0, CLI_OPT_LONG, F(port), 1, 65535, "PORT",
 	 "broker port (default: 1883)", 0},
+	{0, "sub-port", 0, CLI_OPT_LONG, F(sub_port), 1, 65535, "PORT",
+	 "subscribers connect to this port of the same host (another node "
+	 "of a cluster; default: --port)", 0},
 	{'u', "username", 0, CLI_OPT_STR, F(username), 0, 0, "USER",
 	 "user name for every connection", 0},
 	{'P', "pw", 0, CLI_OPT_SECRET, F(password), 0, 0, "PASSWORD",

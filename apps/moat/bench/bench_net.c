@@ -103,6 +103,15 @@ int bench_net_init(struct bench_net *n, const struct bench_cfg *cfg,
 	memcpy(&n->addr, ai->ai_addr, ai->ai_addrlen);
 	n->addrlen = ai->ai_addrlen;
 	freeaddrinfo(ai);
+	/* --sub-port: the same address, another port. */
+	n->sub_addr = n->addr;
+	if (cfg->sub_port) {
+		in_port_t p = htons((in_port_t)cfg->sub_port);
+		if (n->sub_addr.ss_family == AF_INET6)
+			((struct sockaddr_in6 *)&n->sub_addr)->sin6_port = p;
+		else
+			((struct sockaddr_in *)&n->sub_addr)->sin_port = p;
+	}
 	n->ep = epoll_create1(EPOLL_CLOEXEC);
 	if (n->ep < 0) {
 		snprintf(err, errsz, "epoll_create1: %s", strerror(errno));
@@ -170,7 +179,8 @@ int bench_conn_start(struct bench_net *n, struct bench_conn *c, char *why,
 	c->net = NULL;
 	c->events = 0;
 	c->state = BC_CONNECTING;
-	if (connect(fd, (const struct sockaddr *)&n->addr, n->addrlen) != 0 &&
+	const struct sockaddr_storage *to = c->sub ? &n->sub_addr : &n->addr;
+	if (connect(fd, (const struct sockaddr *)to, n->addrlen) != 0 &&
 	    errno != EINPROGRESS) {
 		snprintf(why, whysz, "connect: %s", strerror(errno));
 		return MOAT_EIO;

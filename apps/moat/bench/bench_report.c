@@ -97,6 +97,8 @@ static void text_title(FILE *f, const struct bench_run *r)
 	}
 	fprintf(f, "  broker        %s:%ld%s, MQTT %s", cfg->host, cfg->port,
 		cfg->tls ? " (TLS)" : "", version_name(cfg));
+	if (cfg->sub_port)
+		fprintf(f, ", subscribers on port %ld", cfg->sub_port);
 	if (cfg->scenario != BENCH_CONN) {
 		fprintf(f, ", QoS %ld, %ld-byte payloads", cfg->qos, cfg->size);
 		if (cfg->rate)
@@ -198,6 +200,8 @@ void bench_report_json(FILE *f, const struct bench_run *r)
 	json_str(f, cfg->host);
 	fprintf(f, ",\"port\":%ld,\"tls\":%s,\"mqtt_version\":\"%s\"",
 		cfg->port, cfg->tls ? "true" : "false", version_name(cfg));
+	if (cfg->sub_port)
+		fprintf(f, ",\"sub_port\":%ld", cfg->sub_port);
 	fprintf(f, ",\"qos\":%ld,\"payload_size\":%ld,\"rate\":%ld,"
 		   "\"window\":%ld,\"inflight\":%ld,\"unbatched\":%s",
 		cfg->qos, cfg->size, cfg->rate, cfg->window, cfg->inflight,
