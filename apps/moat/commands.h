@@ -30,6 +30,9 @@ int moat_coap_main(int argc, char **argv);
 void moat_coap_usage(FILE *f);
 int moat_bench_main(int argc, char **argv);
 void moat_bench_usage(FILE *f);
+/* moat bench --coap (bench/bench_coap.c). */
+int moat_bench_coap_main(int argc, char **argv);
+void moat_bench_coap_usage(FILE *f);
 
 /* Helpers one command lends another. */
 /* Prompt on /dev/tty with echo off and read one line (at most

@@ -11,6 +11,7 @@
 #include "config/cfg.h"
 #include "check.h"
 #include "moatd_cmds.h"
+#include "net/ossl_mem.h"
 #include "runas.h"
 
 static void usage(FILE *f)
@@ -342,6 +343,9 @@ int main(int argc, char **argv)
 	struct moat_config ports; /* -p listeners, applied after the file */
 	memset(&ports, 0, sizeof(ports));
 
+	/* Before OpenSSL allocates anything: its allocations for DTLS
+	 * sessions are then counted in memory_limit byte for byte. */
+	(void)moat_ossl_mem_install();
 	/* Sub-commands come first, before the broker's own options. */
 	if (argc > 1 && strcmp(argv[1], "init") == 0)
 		return moatd_init_main(argc - 1, argv + 1);

@@ -143,7 +143,8 @@ int moat_broker_new_hook(const struct moat_config *cfg,
 	if (pthread_mutex_init(&b->sec_lock, NULL) != 0 ||
 	    moat_guard_init(&b->guard, 8192) != MOAT_OK ||
 	    moat_iptab_init(&b->iptab, 4096) != MOAT_OK ||
-	    moat_iptab_init(&b->usertab, 4096) != MOAT_OK) {
+	    moat_iptab_init(&b->usertab, 4096) != MOAT_OK ||
+	    moat_iptab_init(&b->coaptab, 4096) != MOAT_OK) {
 		rc = MOAT_ENOMEM;
 		goto fail;
 	}
@@ -368,6 +369,7 @@ void moat_broker_free(struct moat_broker *b)
 	moat_guard_cleanup(&b->guard);
 	moat_iptab_cleanup(&b->iptab);
 	moat_iptab_cleanup(&b->usertab);
+	moat_iptab_cleanup(&b->coaptab);
 	pthread_mutex_destroy(&b->sec_lock);
 	moat_free(b);
 }

@@ -891,6 +891,8 @@ struct moat_stats {
 	atomic_uint_fast64_t coap_notifications;
 	atomic_uint_fast64_t coap_echo;    /* 4.01 + Echo sent */
 	atomic_uint_fast64_t coap_dropped; /* datagrams ignored */
+	atomic_uint_fast64_t coap_separate; /* separate responses sent */
+	atomic_uint_fast64_t coap_suppressed; /* by No-Response (RFC 7967) */
 	atomic_uint_fast64_t coap_observers;
 	atomic_uint_fast64_t coap_dtls_sessions; /* handshaken */
 };
@@ -933,6 +935,7 @@ struct moat_broker {
 	struct moat_guard guard;
 	struct moat_iptab iptab;   /* connections not yet authenticated */
 	struct moat_iptab usertab; /* authenticated connections per user */
+	struct moat_iptab coaptab; /* CoAP requests per IP (coap_srv.c) */
 	uint64_t memory_auto; /* the budget when memory_limit is 0 */
 	struct moat_listener *listeners;
 	size_t nlisteners;

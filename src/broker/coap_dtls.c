@@ -9,8 +9,23 @@
  * writing through a BIO that sends each record with sendto().
  *
  * Identity: the PSK identity (psk_file), or the client certificate's
- * (use_identity_as_username), is the user name for the ACL. */
+ * (use_identity_as_username), is the user name for the ACL.
+ *
+ * Memory: OpenSSL's allocations for the sessions are counted byte for
+ * byte (net/ossl_mem.h): every OpenSSL call on a session's SSL runs with
+ * the DTLS account current (DTLS_ON ... DTLS_OFF), and memory_limit
+ * includes that account.  The handshake's large buffer (OpenSSL 3.0
+ * keeps its 21 KB handshake message buffer for the whole DTLS session,
+ * "in case there are any unexpected retransmits") is captured on pages of
+ * its own (hs_buf) and its pages are given back whenever the session goes
+ * idle: after the handshake it is scratch that OpenSSL writes before it
+ * reads, so it costs RAM only while handshake messages pass. */
+
+#define DTLS_ON() enum moat_ossl_account acc_prev_ = moat_ossl_account_set(MOAT_OSSL_DTLS)
+#define DTLS_OFF() \
+	((void)moat_ossl_account_set(acc_prev_), moat_ossl_capture(NULL))
 #include <errno.h>
+#include <malloc.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -21,6 +36,7 @@
 #include "auth/pskfile.h"
 #include "coap_int.h"
 #include "net/dtls.h"
+#include "net/ossl_mem.h"
 #include "net/tls.h"
 
 #define COOKIE_LEN 16
@@ -98,8 +114,10 @@ SSL_CTX *moat__coap_dtls_ctx(struct moat_security *sec,
 					 SSL_OP_NO_QUERY_MTU |
 					 SSL_OP_COOKIE_EXCHANGE |
 					 SSL_OP_CIPHER_SERVER_PREFERENCE);
-	/* Idle sessions give their record buffers back. */
+	/* Idle sessions give their record buffers back; a write buffer
+	 * holds one datagram, not a 16 KiB TLS record. */
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	SSL_CTX_set_max_send_fragment(ctx, MOAT_COAP_DGRAM_MAX);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	SSL_CTX_set_cookie_generate_cb(ctx, cookie_make);
 	SSL_CTX_set_cookie_verify_cb(ctx, cookie_check);
@@ -202,6 +220,7 @@ void moat__coap_dtls_free(struct moat_coap_peer *p)
 {
 	if (!p->ssl)
 		return;
+	DTLS_ON();
 	if (!p->hs_done) {
 		p->ep->w->coap->nhandshakes--;
 	} else {
@@ -209,6 +228,7 @@ void moat__coap_dtls_free(struct moat_coap_peer *p)
 		MOAT_STAT_SUB(p->ep->w->b, coap_dtls_sessions, 1);
 	}
 	SSL_free(p->ssl);
+	DTLS_OFF();
 	p->ssl = NULL;
 	moat_free(p->user);
 	p->user = NULL;
@@ -270,7 +290,9 @@ static void listen_input(struct moat_coap_ep *ep, const uint8_t *d, size_t n,
 	(void)BIO_reset(rb);
 	BIO_write(rb, d, (int)n);
 	BIO_ADDR *ba = BIO_ADDR_new();
+	moat_ossl_capture(&ep->hs_buf);
 	int rc = ba ? DTLSv1_listen(ls, ba) : -1;
+	moat_ossl_capture(NULL);
 	BIO_ADDR_free(ba);
 	ERR_clear_error();
 	if (rc <= 0) {
@@ -301,6 +323,7 @@ static void listen_input(struct moat_coap_ep *ep, const uint8_t *d, size_t n,
 	 * verified is read again by the handshake. */
 	p->ssl = ls;
 	ep->lssl = NULL;
+	moat_ossl_capture_move(ep->hs_buf, &p->hs_buf);
 	repoint(p->ssl, p);
 	c->nhandshakes++;
 	p->hs_start_ms = w->now_ms;
@@ -315,7 +338,9 @@ void moat__coap_dtls_datagram(struct moat_coap_ep *ep,
 			      socklen_t alen)
 {
 	if (!p || !p->ssl) {
+		DTLS_ON();
 		listen_input(ep, d, n, a, alen);
+		DTLS_OFF();
 		return;
 	}
 	moat__coap_dtls_input(p, d, n);
@@ -325,10 +350,14 @@ void moat__coap_dtls_input(struct moat_coap_peer *p, const uint8_t *d,
 			   size_t n)
 {
 	struct moat_worker *w = p->ep->w;
+	DTLS_ON();
+	if (!p->hs_done)
+		moat_ossl_capture(&p->hs_buf);
 	if (n)
 		BIO_write(SSL_get_rbio(p->ssl), d, (int)n);
 	if (!p->hs_done) {
 		int rc = SSL_do_handshake(p->ssl);
+		moat_ossl_capture(NULL);
 		if (rc != 1) {
 			int e = SSL_get_error(p->ssl, rc);
 			ERR_clear_error();
@@ -339,6 +368,7 @@ void moat__coap_dtls_input(struct moat_coap_peer *p, const uint8_t *d,
 					  p->name);
 				moat__coap_peer_close(p);
 			}
+			DTLS_OFF();
 			return;
 		}
 		p->hs_done = true;
@@ -346,6 +376,7 @@ void moat__coap_dtls_input(struct moat_coap_peer *p, const uint8_t *d,
 		MOAT_STAT_ADD(w->b, coap_dtls_sessions, 1);
 		if (!identify(p)) {
 			moat__coap_peer_close(p);
+			DTLS_OFF();
 			return;
 		}
 	}
@@ -358,11 +389,16 @@ void moat__coap_dtls_input(struct moat_coap_peer *p, const uint8_t *d,
 			if (e == SSL_ERROR_ZERO_RETURN || e == SSL_ERROR_SSL ||
 			    e == SSL_ERROR_SYSCALL)
 				moat__coap_peer_close(p);
+			DTLS_OFF();
 			return;
 		}
-		/* The handler may close the peer (a limit): stop then. */
+		/* The broker's work is not the session's: outside the
+		 * account.  The handler may close the peer (a limit): stop
+		 * then. */
+		DTLS_OFF();
 		if (!moat__coap_message(p, buf, (size_t)r))
 			return;
+		(void)moat_ossl_account_set(MOAT_OSSL_DTLS);
 	}
 }
 
@@ -371,9 +407,44 @@ int moat__coap_dtls_send(struct moat_coap_peer *p, const uint8_t *pkt,
 {
 	if (!p->hs_done)
 		return MOAT_EAGAIN;
+	DTLS_ON();
+	if (p->bufs_freed) {
+		/* OpenSSL 3.0's DTLS write path does not set up the record
+		 * buffers that SSL_free_buffers() released (it writes into a
+		 * NULL buffer); its read path sets up both.  A read with no
+		 * datagram pending (moat__coap_dtls_input drains the input
+		 * BIO) brings them back. */
+		(void)SSL_read(p->ssl, p->ep->w->coap->dbuf, MOAT_COAP_RX_MAX);
+		ERR_clear_error();
+		p->bufs_freed = false;
+	}
 	int r = SSL_write(p->ssl, pkt, (int)len);
 	ERR_clear_error();
+	DTLS_OFF();
 	return r == (int)len ? MOAT_OK : MOAT_EIO;
+}
+
+/* Record buffers given back (true when there were any): when a good deal
+ * was (sessions going idle together), glibc is asked to return the free
+ * pages to the system now and then, else the holes they leave between
+ * long-lived allocations stay resident. */
+static bool released(struct moat_coap *c, uint64_t before, uint64_t now)
+{
+	uint64_t after = moat_ossl_bytes(MOAT_OSSL_DTLS);
+	if (before <= after)
+		return false; /* nothing was held (still idle) */
+	c->dtls_released += before - after;
+#ifdef __GLIBC__
+	if (c->dtls_released >= MOAT_COAP_TRIM_BYTES &&
+	    now - c->trim_ms >= MOAT_COAP_TRIM_MS) {
+		(void)malloc_trim(0);
+		c->dtls_released = 0;
+		c->trim_ms = now;
+	}
+#else
+	(void)now;
+#endif
+	return true;
 }
 
 void moat__coap_dtls_tick(struct moat_coap_peer *p, uint64_t now)
@@ -384,8 +455,16 @@ void moat__coap_dtls_tick(struct moat_coap_peer *p, uint64_t now)
 		/* An idle session gives its record buffers back (~35 KB;
 		 * SSL_MODE_RELEASE_BUFFERS does not apply to DTLS); they
 		 * come back with the next record. */
-		if (now - p->last_ms > 1000)
-			(void)SSL_free_buffers(p->ssl);
+		if (now - p->last_ms > 1000) {
+			DTLS_ON();
+			uint64_t before = moat_ossl_bytes(MOAT_OSSL_DTLS);
+			if (SSL_free_buffers(p->ssl) == 1 &&
+			    released(p->ep->w->coap, before, now)) {
+				p->bufs_freed = true;
+				moat_ossl_discard(p->hs_buf);
+			}
+			DTLS_OFF();
+		}
 		return;
 	}
 	if (now - p->hs_start_ms > MOAT_COAP_HANDSHAKE_MS) {
@@ -393,12 +472,16 @@ void moat__coap_dtls_tick(struct moat_coap_peer *p, uint64_t now)
 		moat__coap_peer_close(p);
 		return;
 	}
+	DTLS_ON();
 	(void)DTLSv1_handle_timeout(p->ssl);
 	ERR_clear_error();
+	DTLS_OFF();
 }
 
 void moat__coap_dtls_ep_free(struct moat_coap_ep *ep)
 {
+	DTLS_ON();
 	SSL_free(ep->lssl);
+	DTLS_OFF();
 	ep->lssl = NULL;
 }

@@ -26,6 +26,7 @@
 #define MOAT_COAP_OBS_PER_PEER 16    /* observations per peer */
 #define MOAT_COAP_OBS_MAX 8192	     /* observations per worker */
 #define MOAT_COAP_RATE 200	     /* requests/s per peer (burst 2x) */
+#define MOAT_COAP_RETAINED_MAX 16   /* retained values for a wildcard */
 #define MOAT_COAP_CON_EVERY 16	     /* a CON notification every N */
 #define MOAT_COAP_CON_MAX_MS (24ull * 3600 * 1000) /* ... and every 24 h */
 #define MOAT_COAP_UNVALIDATED_MAX 136 /* RFC 9175 §2.4 bound */
@@ -36,10 +37,15 @@
 #define MOAT_COAP_BLOCK 1024 /* largest block, and our preferred one */
 #define MOAT_COAP_DGRAM_MAX 1500 /* largest datagram we answer with */
 #define MOAT_COAP_RX_MAX 65536	/* largest datagram we read */
+#define MOAT_COAP_SEPARATE_MS 500 /* an answer later than this: Empty ACK */
+#define MOAT_COAP_SEP_MAX 64 /* separate CON responses unacknowledged, per peer */
 #define MOAT_COAP_HANDSHAKES_MAX 256 /* DTLS handshakes per worker */
 #define MOAT_COAP_HANDSHAKE_MS 30000 /* to finish one */
-/* What an idle DTLS session costs in OpenSSL (measured, docs/benchmarks.md),
- * counted in memory_limit. */
+#define MOAT_COAP_TRIM_BYTES ((uint64_t)4 << 20) /* released DTLS buffers */
+#define MOAT_COAP_TRIM_MS 10000 /* ... then malloc_trim, at most this often */
+/* What an idle DTLS session costs in OpenSSL, counted in memory_limit only
+ * where OpenSSL's allocations are not counted byte for byte
+ * (net/ossl_mem.h: moatd counts them; a fuzz harness may not). */
 #define MOAT_COAP_DTLS_SESSION_BYTES ((uint64_t)40 * 1024)
 
 struct moat_coap_ep {
@@ -50,6 +56,7 @@ struct moat_coap_ep {
 	uint16_t port; /* as bound (worker 0's, for the log) */
 	bool dtls;     /* coaps */
 	SSL *lssl;     /* coaps: the listening SSL (cookies), no peer */
+	void *hs_buf;  /* its handshake buffer (net/ossl_mem.h capture) */
 	struct moat_worker *w;
 };
 
@@ -72,6 +79,7 @@ struct moat_coap_obs {
 	uint8_t token[COAP_TOKEN_MAX];
 	uint8_t tkl;
 	bool acl_each; /* check each notification against the ACL */
+	bool wildcard; /* a filter with + or #: notifications name the topic */
 	uint16_t last_mid; /* of the last notification (RST matches it) */
 	uint16_t flen;
 	char *filter;
@@ -114,13 +122,18 @@ struct moat_coap_peer {
 	uint32_t nobs;
 	struct moat_session *session; /* observer session, NULL when none */
 	struct moat_coap_pending pend;
+	uint32_t nsep; /* separate CON responses waiting for their ACK */
 	struct coap_mid_gen mids;
 	struct moat_coap_rx *rx;
 	SSL *ssl;	  /* coaps: the DTLS session */
 	bool hs_done;	  /* its handshake finished */
+	void *hs_buf;	  /* OpenSSL's handshake buffer (coap_dtls.c) */
+	bool bufs_freed;  /* its record buffers were given back */
 	uint64_t hs_start_ms;
 	char *user;	  /* coaps: PSK or certificate identity */
+	bool lo_addr;	  /* a loopback address */
 	char name[MOAT_PEER_STRLEN]; /* "addr:port" for logs, ACL %c */
+	char ip[MOAT_PEER_STRLEN];   /* "addr", the per-IP rate's key */
 };
 
 /* Per worker. */
@@ -136,6 +149,8 @@ struct moat_coap {
 	struct coap_echo_key echo;
 	uint64_t limit_log_ms;
 	uint8_t *rbuf; /* MOAT_COAP_RX_MAX + 1 */
+	uint64_t dtls_released; /* OpenSSL bytes freed since the last trim */
+	uint64_t trim_ms;	/* malloc_trim() last called */
 	struct moat_coap_held *held; /* responses waiting for the store */
 };
 
@@ -154,6 +169,7 @@ struct moat_coap_resp {
 	bool hold;	  /* wait for the store before sending (persistence) */
 	bool need_echo;	  /* answer 4.01 + Echo (an unvalidated address) */
 	bool no_response; /* nothing to send (an RST-worthy NON) */
+	bool retained_after; /* send a wildcard's retained values after it */
 };
 
 /* coap_srv.c */
@@ -212,6 +228,10 @@ void moat__coap_request(struct moat_coap_peer *p, const struct coap_msg *req,
 /* An ACK or RST from p for message id mid. */
 void moat__coap_on_ack(struct moat_coap_peer *p, uint16_t mid, bool rst);
 void moat__coap_peer_drop_obs(struct moat_coap_peer *p);
+/* After the response to a wildcard registration req: the retained values
+ * matching its filter (at most MOAT_COAP_RETAINED_MAX), as notifications. */
+void moat__coap_obs_retained(struct moat_coap_peer *p,
+			     const struct coap_msg *req);
 void moat__coap_rx_free(struct moat_coap_peer *p);
 
 #endif

@@ -452,12 +452,32 @@ static bool observe(struct moat_coap_peer *p, const struct coap_msg *req,
 	o->last_con_ms = w->now_ms;
 	o->seq = 1;
 	const struct moat_acl *acl = w->sec->acl;
+	o->wildcard = pp->wildcard;
 	o->acl_each = acl && !moat_acl_filter_fully_readable(
 				     acl, moat__coap_user(p), p->name, f,
 				     pp->len);
 	w->coap->nobs++;
 	MOAT_STAT_ADD(w->b, coap_observers, 1);
 	return true;
+}
+
+/* A wildcard observation's notification names its topic: Location-Path
+ * "ps" and one per topic level (a topic longer than 255 bytes goes
+ * without: it would not fit beside a block). */
+static void location(struct coap_wr *wr, const struct moat_msg *m)
+{
+	if (m->topic_len > 255)
+		return;
+	coap_wr_opt(wr, COAP_OPT_LOCATION_PATH, PS, 2);
+	const char *t = m->topic, *end = t + m->topic_len;
+	for (;;) {
+		const char *slash = memchr(t, '/', (size_t)(end - t));
+		const char *e = slash ? slash : end;
+		coap_wr_opt(wr, COAP_OPT_LOCATION_PATH, t, (size_t)(e - t));
+		if (!slash)
+			return;
+		t = slash + 1;
+	}
 }
 
 /* Send m to observation o of p. */
@@ -482,6 +502,8 @@ static void notify(struct moat_coap_peer *p, struct moat_coap_obs *o,
 		       o->tkl);
 	coap_wr_opt(&wr, COAP_OPT_ETAG, r.etag, r.etag_len);
 	coap_wr_opt_uint(&wr, COAP_OPT_OBSERVE, o->seq);
+	if (o->wildcard)
+		location(&wr, m);
 	if (r.has_cf)
 		coap_wr_opt_uint(&wr, COAP_OPT_CONTENT_FORMAT, r.cf);
 	if (r.has_max_age)
@@ -539,6 +561,32 @@ void moat__coap_deliver(struct moat_session *s, struct moat_msg *m)
 			continue;
 		notify(p, o, m);
 	}
+}
+
+void moat__coap_obs_retained(struct moat_coap_peer *p,
+			     const struct coap_msg *req)
+{
+	struct moat_worker *w = p->ep->w;
+	struct moat_coap_obs *o = obs_by_token(p, req);
+	struct moat_msg **v = NULL;
+	size_t n = 0;
+	if (!o || !o->wildcard ||
+	    moat_tree_retained(&w->b->tree, (const uint8_t *)o->filter,
+			       o->flen, MOAT_COAP_RETAINED_MAX, &v,
+			       &n) != MOAT_OK)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		struct moat_msg *m = v[i];
+		/* notify() may end o (a failed send does not; nothing here
+		 * frees it), so it stays valid through the loop. */
+		if (!moat_msg_expired(m, w->now_ms) &&
+		    (!m->has_src || moat__source_may_publish(w, m)) &&
+		    (!o->acl_each || moat__coap_acl(p, m->topic, m->topic_len,
+						    MOAT_ACL_READ)))
+			notify(p, o, m);
+		moat_msg_unref(&v[i]);
+	}
+	moat_free(v);
 }
 
 void moat__coap_on_ack(struct moat_coap_peer *p, uint16_t mid, bool rst)
@@ -665,6 +713,9 @@ static void ps_get(struct moat_coap_peer *p, const struct coap_msg *req,
 	if (reg && (!has_b2 || want.num == 0) && observe(p, req, pp)) {
 		r->has_observe = true;
 		r->observe = 1;
+		/* A wildcard's retained values follow the response, as
+		 * notifications (as an MQTT SUBSCRIBE gets them). */
+		r->retained_after = pp->wildcard;
 	}
 	struct moat_msg *m = pp->wildcard ? NULL
 					  : retained_of(w, pp->topic, pp->len);

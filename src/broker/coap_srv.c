@@ -207,8 +207,7 @@ struct moat_coap_peer *moat__coap_peer_new(struct moat_coap_ep *ep,
 	p->tokens = 2.0 * MOAT_COAP_RATE;
 	p->validated = ep->dtls; /* the handshake proves the address */
 	coap_mid_init(&p->mids);
-	char ip[MOAT_PEER_STRLEN];
-	(void)moat__format_addr(a, p->name, ip);
+	p->lo_addr = moat__format_addr(a, p->name, p->ip);
 	size_t bk = addr_hash(a) % c->nbuckets;
 	p->hnext = c->buckets[bk];
 	c->buckets[bk] = p;
@@ -266,17 +265,24 @@ int moat__coap_sendto(struct moat_coap_peer *p, const uint8_t *pkt,
 	return MOAT_OK;
 }
 
+/* An Empty message (ACK or RST) into pkt: its length (4), 0 on error. */
+static size_t empty_msg(uint8_t pkt[4], uint8_t type, uint16_t mid)
+{
+	struct coap_wr wr;
+	size_t len;
+	coap_wr_init(&wr, pkt, 4);
+	coap_wr_header(&wr, type, COAP_EMPTY, mid, NULL, 0);
+	return coap_wr_finish(&wr, &len) == MOAT_OK ? len : 0;
+}
+
 /* An Empty message (RST) to p, or to an address without a peer. */
 static void send_raw(struct moat_coap_ep *ep, struct moat_coap_peer *p,
 		     const union moat_sockaddr *a, socklen_t alen,
 		     uint8_t type, uint16_t mid)
 {
 	uint8_t pkt[4];
-	struct coap_wr wr;
-	size_t len;
-	coap_wr_init(&wr, pkt, sizeof(pkt));
-	coap_wr_header(&wr, type, COAP_EMPTY, mid, NULL, 0);
-	if (coap_wr_finish(&wr, &len) != MOAT_OK)
+	size_t len = empty_msg(pkt, type, mid);
+	if (!len)
 		return;
 	if (p)
 		(void)moat__coap_sendto(p, pkt, len);
@@ -321,12 +327,22 @@ static int encode(const struct coap_msg *req, const struct moat_coap_resp *r,
 	return coap_wr_finish(&wr, len);
 }
 
-/* Responses waiting until the store has made the request durable. */
+/* Responses waiting until the store has made the request durable.  One
+ * not ready within MOAT_COAP_SEPARATE_MS gets an Empty ACK at once (the
+ * client stops retransmitting) and goes later as a separate response
+ * (RFC 7252 §5.2.2): a CON with the request's token and a new message id,
+ * retransmitted until its ACK or RST. */
 struct moat_coap_held {
 	struct moat_coap_held *next;
 	struct moat_coap_peer *peer;
-	uint64_t seq;
-	uint16_t mid;
+	uint64_t seq;	  /* store batch; 0 once released */
+	uint64_t at_ms;	  /* held since */
+	uint64_t due_ms;  /* separate response: next retransmission */
+	struct coap_retx retx;
+	uint16_t mid;	  /* the request's */
+	uint16_t sep_mid; /* the separate response's */
+	bool acked;	  /* Empty ACK sent */
+	bool sent;	  /* separate response sent, waiting for its ACK */
 	uint16_t len;
 	uint8_t pkt[];
 };
@@ -360,25 +376,65 @@ static struct moat_coap_cached *recall(struct moat_coap_peer *p,
 	return NULL;
 }
 
-static void hold(struct moat_coap_peer *p, uint16_t mid, const uint8_t *pkt,
+/* Hold the response pkt to request mid until the store has committed what
+ * the request recorded: false when nothing waits (persistence_sync off:
+ * the caller sends it now). */
+static bool hold(struct moat_coap_peer *p, uint16_t mid, const uint8_t *pkt,
 		 size_t len)
 {
 	struct moat_worker *w = p->ep->w;
 	uint64_t seq = moat__store_gate_seq(w);
-	if (!seq) {
-		(void)moat__coap_sendto(p, pkt, len);
-		return;
-	}
+	if (!seq)
+		return false;
 	struct moat_coap_held *h = moat_malloc(sizeof(*h) + len);
 	if (!h) /* not acknowledged: the client sends it again */
-		return;
+		return true;
+	memset(h, 0, sizeof(*h));
 	h->peer = p;
 	h->seq = seq;
+	h->at_ms = w->now_ms;
 	h->mid = mid;
 	h->len = (uint16_t)len;
 	memcpy(h->pkt, pkt, len);
 	h->next = w->coap->held;
 	w->coap->held = h;
+	return true;
+}
+
+static void held_unlink(struct moat_coap_held **hp)
+{
+	struct moat_coap_held *h = *hp;
+	*hp = h->next;
+	if (h->sent)
+		h->peer->nsep--;
+	moat_free(h);
+}
+
+/* The response of h, now durable, as a separate CON response (a NON when
+ * the peer already has MOAT_COAP_SEP_MAX of them unacknowledged):
+ * true when it stays listed for its ACK. */
+static bool separate(struct moat_coap_held *h, uint64_t now)
+{
+	struct moat_coap_peer *p = h->peer;
+	bool con = p->nsep < MOAT_COAP_SEP_MAX;
+	if (coap_mid_next(&p->mids, &h->sep_mid) != MOAT_OK)
+		return false;
+	h->pkt[0] = (uint8_t)((h->pkt[0] & 0xCF) |
+			      ((con ? COAP_CON : COAP_NON) << 4));
+	h->pkt[2] = (uint8_t)(h->sep_mid >> 8);
+	h->pkt[3] = (uint8_t)h->sep_mid;
+	MOAT_STAT_ADD(p->ep->w->b, coap_separate, 1);
+	(void)moat__coap_sendto(p, h->pkt, h->len);
+	if (!con)
+		return false;
+	struct coap_tx_params tp = COAP_TX_PARAMS_DEFAULT;
+	uint32_t rnd = 0;
+	(void)coap_random(&rnd, sizeof(rnd));
+	coap_retx_start(&h->retx, &tp, rnd);
+	h->due_ms = now + h->retx.timeout_ms;
+	h->sent = true;
+	p->nsep++;
+	return true;
 }
 
 void moat__coap_store_release(struct moat_worker *w, uint64_t done)
@@ -387,11 +443,18 @@ void moat__coap_store_release(struct moat_worker *w, uint64_t done)
 		return;
 	for (struct moat_coap_held **hp = &w->coap->held; *hp;) {
 		struct moat_coap_held *h = *hp;
-		if (h->seq > done) {
+		if (!h->seq || h->seq > done) {
 			hp = &h->next;
 			continue;
 		}
-		*hp = h->next;
+		h->seq = 0;
+		if (h->acked) {
+			if (h->pkt[1] != COAP_EMPTY && separate(h, w->now_ms))
+				hp = &h->next;
+			else
+				held_unlink(hp);
+			continue;
+		}
 		/* Now durable: the response goes out and is what a
 		 * retransmission of the request gets. */
 		struct moat_coap_cached *d =
@@ -401,8 +464,69 @@ void moat__coap_store_release(struct moat_worker *w, uint64_t done)
 			d->len = h->len;
 		}
 		(void)moat__coap_sendto(h->peer, h->pkt, h->len);
-		moat_free(h);
+		held_unlink(hp);
 	}
+}
+
+/* Each tick: an Empty ACK for what waits too long, retransmissions of
+ * separate responses. */
+static void held_tick(struct moat_coap *c, uint64_t now)
+{
+	for (struct moat_coap_held **hp = &c->held; *hp;) {
+		struct moat_coap_held *h = *hp;
+		struct moat_coap_peer *p = h->peer;
+		/* (An Empty ACK held itself, No-Response, waits: it is all
+		 * the client gets to know that the request is durable.) */
+		if (h->seq && !h->acked && h->pkt[1] != COAP_EMPTY &&
+		    now - h->at_ms >= MOAT_COAP_SEPARATE_MS) {
+			uint8_t ack[4];
+			size_t len = empty_msg(ack, COAP_ACK, h->mid);
+			if (len) {
+				/* A retransmitted request gets it again. */
+				struct moat_coap_cached *d =
+					recall(p, h->mid, now, UINT64_MAX);
+				if (d && !d->resp &&
+				    (d->resp = moat_malloc(len))) {
+					memcpy(d->resp, ack, len);
+					d->len = (uint16_t)len;
+				}
+				(void)moat__coap_sendto(p, ack, len);
+				h->acked = true;
+				moat_debug("coap peer %s: response waits for "
+					   "the store: Empty ACK sent, a "
+					   "separate response follows",
+					   p->name);
+			}
+		}
+		if (h->sent && now >= h->due_ms) {
+			if (!coap_retx_next(&h->retx)) {
+				moat_info("coap peer %s: separate response "
+					  "not acknowledged; given up",
+					  p->name);
+				held_unlink(hp);
+				continue;
+			}
+			h->due_ms = now + h->retx.timeout_ms;
+			(void)moat__coap_sendto(p, h->pkt, h->len);
+		}
+		hp = &h->next;
+	}
+}
+
+/* An ACK or RST for a separate response of p: true when it was one. */
+static bool held_ack(struct moat_coap_peer *p, uint16_t mid)
+{
+	if (!p->nsep)
+		return false;
+	for (struct moat_coap_held **hp = &p->ep->w->coap->held; *hp;
+	     hp = &(*hp)->next) {
+		struct moat_coap_held *h = *hp;
+		if (h->peer == p && h->sent && h->sep_mid == mid) {
+			held_unlink(hp);
+			return true;
+		}
+	}
+	return false;
 }
 
 static void drop_held_of(struct moat_coap_peer *p)
@@ -410,8 +534,7 @@ static void drop_held_of(struct moat_coap_peer *p)
 	for (struct moat_coap_held **hp = &p->ep->w->coap->held; *hp;) {
 		struct moat_coap_held *h = *hp;
 		if (h->peer == p) {
-			*hp = h->next;
-			moat_free(h);
+			held_unlink(hp);
 		} else {
 			hp = &h->next;
 		}
@@ -455,6 +578,28 @@ static void check_echo(struct moat_coap_peer *p, const struct coap_msg *m)
 		p->validated = true;
 }
 
+/* 4.01 with an Echo value for p to repeat (RFC 9175 §2.4), into pkt:
+ * false when even that would be more than 3x the request (then nothing is
+ * sent). */
+static bool echo_reply(struct moat_coap_peer *p, const struct coap_msg *m,
+		       size_t reqlen, uint8_t *pkt, size_t *len)
+{
+	struct moat_worker *w = p->ep->w;
+	uint8_t echo[COAP_ECHO_LEN], k[COAP_ADDR_KEY_MAX];
+	size_t kl = coap_addr_key(&p->addr.sa, k);
+	struct moat_coap_resp e = {.code = COAP_UNAUTHORIZED};
+	if (coap_echo_make(&w->coap->echo, (uint32_t)(w->now_ms / 1000), k, kl,
+			   echo) != MOAT_OK ||
+	    encode(m, &e, echo, pkt, MOAT_COAP_DGRAM_MAX, len) != MOAT_OK)
+		return false;
+	MOAT_STAT_ADD(w->b, coap_echo, 1);
+	if (*len > 3 * reqlen) {
+		MOAT_STAT_ADD(w->b, coap_dropped, 1);
+		return false;
+	}
+	return true;
+}
+
 static void answer(struct moat_coap_peer *p, const struct coap_msg *m,
 		   size_t reqlen)
 {
@@ -474,33 +619,67 @@ static void answer(struct moat_coap_peer *p, const struct coap_msg *m,
 		if (encode(m, &r, NULL, pkt, sizeof(pkt), &len) != MOAT_OK)
 			return;
 	}
-	if (r.need_echo || !amplification_ok(p, reqlen, len)) {
-		/* Too large for an address we have not seen answer: 4.01
-		 * with an Echo the client repeats (RFC 9175 §2.4).  What
-		 * the request did (a publish) is done; the repeated request
-		 * is a new one. */
-		uint8_t echo[COAP_ECHO_LEN], k[COAP_ADDR_KEY_MAX];
-		size_t kl = coap_addr_key(&p->addr.sa, k);
-		struct moat_coap_resp e = {.code = COAP_UNAUTHORIZED};
-		if (coap_echo_make(&w->coap->echo,
-				   (uint32_t)(w->now_ms / 1000), k, kl,
-				   echo) != MOAT_OK ||
-		    encode(m, &e, echo, pkt, sizeof(pkt), &len) != MOAT_OK)
-			return;
-		MOAT_STAT_ADD(w->b, coap_echo, 1);
-		if (len > 3 * reqlen) {
-			/* Not even that fits: nothing is sent. */
-			MOAT_STAT_ADD(w->b, coap_dropped, 1);
+	/* Too large for an address we have not seen answer: 4.01 with an
+	 * Echo the client repeats.  What the request did (a publish) is
+	 * done; the repeated request is a new one. */
+	if ((r.need_echo || !amplification_ok(p, reqlen, len)) &&
+	    !echo_reply(p, m, reqlen, pkt, &len))
+		return;
+	if (coap_no_response(m, pkt[1])) { /* the code sent */
+		/* RFC 7967: the client does not want this class of response.
+		 * A CON request still gets its (Empty) ACK, held like the
+		 * response until the store has what it acknowledges. */
+		MOAT_STAT_ADD(w->b, coap_suppressed, 1);
+		if (m->type != COAP_CON) {
+			remember(p, m->mid, NULL, 0, w->now_ms);
 			return;
 		}
+		if (!(len = empty_msg(pkt, COAP_ACK, m->mid)))
+			return;
 	}
-	if (r.hold && m->type == COAP_CON) {
+	if (r.hold && m->type == COAP_CON && hold(p, m->mid, pkt, len)) {
 		remember(p, m->mid, NULL, 0, w->now_ms);
-		hold(p, m->mid, pkt, len);
 		return;
 	}
 	remember(p, m->mid, pkt, len, w->now_ms);
 	(void)moat__coap_sendto(p, pkt, len);
+	if (r.retained_after)
+		moat__coap_obs_retained(p, m);
+}
+
+/* The request rate per IP address (coap_request_rate_per_ip): a host
+ * cannot multiply its budget by using many ports.  Only for peers whose
+ * address is not validated (unless coap_rate_per_ip_strict): a device
+ * behind a busy NAT address gets 4.01 + Echo, validates, and goes on
+ * under its per-peer limit.  false: the request is not handled. */
+static bool ip_rate_ok(struct moat_coap_peer *p, const struct coap_msg *m,
+		       size_t reqlen)
+{
+	struct moat_worker *w = p->ep->w;
+	const struct moat_config *cfg = w->cfg;
+	uint64_t rate = cfg->coap_request_rate_per_ip;
+	if (!rate || (p->lo_addr && !cfg->limit_loopback))
+		return true;
+	check_echo(p, m); /* a valid Echo validates before anything counts */
+	if (p->validated && !cfg->coap_rate_per_ip_strict)
+		return true;
+	if (moat_iptab_rate(&w->b->coaptab, p->ip, w->now_ms, rate))
+		return true;
+	char key[MOAT_PEER_STRLEN + 8];
+	uint8_t pkt[MOAT_COAP_DGRAM_MAX];
+	size_t len;
+	snprintf(key, sizeof(key), "echo %s", p->ip);
+	if (!p->validated && m->type == COAP_CON &&
+	    moat_iptab_rate(&w->b->coaptab, key, w->now_ms, rate) &&
+	    echo_reply(p, m, reqlen, pkt, &len)) {
+		remember(p, m->mid, pkt, len, w->now_ms);
+		(void)moat__coap_sendto(p, pkt, len);
+		return false;
+	}
+	moat__coap_limit(w, p, "request rate above coap_request_rate_per_ip; "
+			       "ignored");
+	MOAT_STAT_ADD(w->b, coap_dropped, 1);
+	return false;
 }
 
 /* A parsed message from the address a (p: its peer, NULL when none yet;
@@ -511,7 +690,7 @@ static void dispatch(struct moat_coap_ep *ep, struct moat_coap_peer *p,
 {
 	struct moat_worker *w = ep->w;
 	if (m->type == COAP_ACK || m->type == COAP_RST) {
-		if (p)
+		if (p && !held_ack(p, m->mid))
 			moat__coap_on_ack(p, m->mid, m->type == COAP_RST);
 		return;
 	}
@@ -529,12 +708,17 @@ static void dispatch(struct moat_coap_ep *ep, struct moat_coap_peer *p,
 		return;
 	}
 	p->last_ms = w->now_ms;
-	if (!within_rate(p, w->now_ms)) {
+	/* (Local tools are not throttled unless limit_loopback, as for
+	 * MQTT's per-address limits.) */
+	if ((!p->lo_addr || w->cfg->limit_loopback) &&
+	    !within_rate(p, w->now_ms)) {
 		moat__coap_limit(w, p, "request rate above the per-peer "
 				       "limit; ignored");
 		MOAT_STAT_ADD(w->b, coap_dropped, 1);
 		return;
 	}
+	if (!ip_rate_ok(p, m, n))
+		return;
 	MOAT_STAT_ADD(w->b, coap_requests, 1);
 	/* A duplicate (§4.5) gets the same response again, and nothing is
 	 * done twice (a publish stays one publish). */
@@ -632,6 +816,7 @@ void moat__coap_tick(struct moat_worker *w, uint64_t now)
 {
 	if (!w->coap)
 		return;
+	held_tick(w->coap, now);
 	struct moat_coap_peer *next;
 	for (struct moat_coap_peer *p = w->coap->peers; p; p = next) {
 		next = p->next;
@@ -641,7 +826,7 @@ void moat__coap_tick(struct moat_worker *w, uint64_t now)
 		}
 		moat__coap_dtls_tick(p, now);
 		peer_tick(p, now);
-		if (!p->nobs && !p->rx && !p->pend.active &&
+		if (!p->nobs && !p->rx && !p->pend.active && !p->nsep &&
 		    now - p->last_ms > MOAT_COAP_PEER_IDLE_MS)
 			peer_free(p);
 	}

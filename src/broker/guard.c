@@ -334,33 +334,39 @@ static struct moat_ipent *ipent_find(struct moat_iptab *t, const char *ip)
 	return e;
 }
 
+/* ip's entry, made when missing (with a full bucket of tokens); NULL
+ * when the table is full or out of memory: then only the global limits
+ * hold.  Called with the lock held. */
+static struct moat_ipent *ipent_get(struct moat_iptab *t, const char *ip,
+				    uint64_t now, uint64_t rate)
+{
+	size_t b = (size_t)hash_key(t->seed, 'a', ip) & (t->nbuckets - 1);
+	prune(t, &t->buckets[b], now);
+	struct moat_ipent *e = ipent_find(t, ip);
+	if (e || t->nentries >= IPTAB_MAX_ENTRIES ||
+	    !(e = moat_calloc(1, sizeof(*e))))
+		return e;
+	snprintf(e->ip, sizeof(e->ip), "%s", ip);
+	e->tokens = 2.0 * (double)rate;
+	e->refill_ms = now;
+	e->next = t->buckets[b];
+	t->buckets[b] = e;
+	t->nentries++;
+	return e;
+}
+
 enum moat_ip_verdict moat_iptab_admit(struct moat_iptab *t, const char *ip,
 				      uint64_t now, uint64_t max_conns,
 				      uint64_t rate, bool hold)
 {
 	if (!max_conns && !rate)
 		return MOAT_IP_OK;
-	size_t b = (size_t)hash_key(t->seed, 'a', ip) & (t->nbuckets - 1);
 	enum moat_ip_verdict v = MOAT_IP_OK;
 	pthread_mutex_lock(&t->lock);
-	prune(t, &t->buckets[b], now);
-	struct moat_ipent *e = ipent_find(t, ip);
-	if (!e && t->nentries >= IPTAB_MAX_ENTRIES) {
-		pthread_mutex_unlock(&t->lock);
-		return MOAT_IP_OK; /* cannot track more: max_connections holds */
-	}
+	struct moat_ipent *e = ipent_get(t, ip, now, rate);
 	if (!e) {
-		e = moat_calloc(1, sizeof(*e));
-		if (!e) { /* cannot track: the global limits still hold */
-			pthread_mutex_unlock(&t->lock);
-			return MOAT_IP_OK;
-		}
-		snprintf(e->ip, sizeof(e->ip), "%s", ip);
-		e->tokens = 2.0 * (double)rate;
-		e->refill_ms = now;
-		e->next = t->buckets[b];
-		t->buckets[b] = e;
-		t->nentries++;
+		pthread_mutex_unlock(&t->lock);
+		return MOAT_IP_OK; /* cannot track: max_connections holds */
 	}
 	if (max_conns && e->conns >= max_conns) {
 		v = MOAT_IP_TOO_MANY;
@@ -375,6 +381,25 @@ enum moat_ip_verdict moat_iptab_admit(struct moat_iptab *t, const char *ip,
 		e->conns++;
 	pthread_mutex_unlock(&t->lock);
 	return v;
+}
+
+bool moat_iptab_rate(struct moat_iptab *t, const char *ip, uint64_t now,
+		     uint64_t rate)
+{
+	if (!rate)
+		return true;
+	bool ok = true;
+	pthread_mutex_lock(&t->lock);
+	struct moat_ipent *e = ipent_get(t, ip, now, rate);
+	if (e) {
+		refill(e, now, rate);
+		if (e->tokens >= 1.0)
+			e->tokens -= 1.0;
+		else
+			ok = false;
+	}
+	pthread_mutex_unlock(&t->lock);
+	return ok;
 }
 
 bool moat_iptab_take(struct moat_iptab *t, const char *ip, uint64_t now,

@@ -16,7 +16,8 @@
  * moat_iptab  - connections and accept rate per IP address (exact counts;
  *               an entry lives while it has connections or tokens to
  *               refill); a second table counts authenticated connections
- *               per user name. */
+ *               per user name, a third CoAP requests per IP address
+ *               (moat_iptab_rate). */
 #ifndef MOAT_BROKER_GUARD_H
 #define MOAT_BROKER_GUARD_H
 
@@ -88,6 +89,11 @@ enum moat_ip_verdict moat_iptab_admit(struct moat_iptab *t, const char *ip,
 				      uint64_t rate, bool hold);
 /* A token for a held connection from ip: true when it may go on now. */
 bool moat_iptab_take(struct moat_iptab *t, const char *ip, uint64_t now,
+		     uint64_t rate);
+/* Rate only (nothing counted): a token of ip's bucket (rate per second,
+ * up to 2 * rate) for one more event; false when there is none.  rate 0
+ * = no limit. */
+bool moat_iptab_rate(struct moat_iptab *t, const char *ip, uint64_t now,
 		     uint64_t rate);
 /* A counted connection from ip closed. */
 void moat_iptab_release(struct moat_iptab *t, const char *ip, uint64_t now);

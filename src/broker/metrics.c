@@ -11,6 +11,7 @@
 
 #include "broker_int.h"
 #include "leak/leak.h"
+#include "net/ossl_mem.h"
 #include "store_int.h"
 
 /* Rendered text is bounded: the families are fixed, the labels too. */
@@ -184,6 +185,12 @@ static void coap(struct out *o, struct moat_broker *b)
 		{"moat_coap_dropped_total", "counter",
 		 "Datagrams ignored (malformed, duplicate, over a limit).",
 		 offsetof(struct moat_stats, coap_dropped)},
+		{"moat_coap_separate_total", "counter",
+		 "Separate responses sent (an Empty ACK first).",
+		 offsetof(struct moat_stats, coap_separate)},
+		{"moat_coap_suppressed_total", "counter",
+		 "Responses not sent because of a No-Response option.",
+		 offsetof(struct moat_stats, coap_suppressed)},
 		{"moat_coap_observers", "gauge", "Observe registrations.",
 		 offsetof(struct moat_stats, coap_observers)},
 		{"moat_coap_dtls_sessions", "gauge",
@@ -316,6 +323,10 @@ static void state(struct out *o, struct moat_broker *b)
 		 "Memory the broker holds through its allocator (what "
 		 "memory_limit counts).",
 		 moat_alloc_live_bytes()},
+		{"moat_coap_dtls_bytes", "gauge",
+		 "OpenSSL memory of the CoAP DTLS sessions, counted byte for "
+		 "byte (part of what memory_limit counts).",
+		 moat_ossl_bytes(MOAT_OSSL_DTLS)},
 		{"moat_memory_limit_bytes", "gauge",
 		 "memory_limit in force (the automatic one when it is 0).",
 		 b->cfg.memory_limit ? b->cfg.memory_limit : b->memory_auto},

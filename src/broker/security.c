@@ -8,6 +8,7 @@
 
 #include "auth/acl.h"
 #include "auth/passwd.h"
+#include "net/ossl_mem.h"
 #include "auth/pskfile.h"
 #include "broker_int.h"
 #include "codec/mqtt5.h"
@@ -613,9 +614,12 @@ bool moat__memory_exhausted(struct moat_worker *w)
 {
 	uint64_t budget = w->cfg->memory_limit ? w->cfg->memory_limit
 					       : w->b->memory_auto;
-	/* OpenSSL's memory for DTLS sessions is not allocated through
-	 * moat's allocator: each counts with its measured size. */
-	uint64_t dtls = MOAT_STAT_GET(w->b, coap_dtls_sessions) *
-			MOAT_COAP_DTLS_SESSION_BYTES;
+	/* OpenSSL's memory for DTLS sessions, counted byte for byte when
+	 * moatd installed the counting allocator (net/ossl_mem.h; otherwise,
+	 * as in the fuzz harness, each session counts its measured size). */
+	uint64_t dtls = moat_ossl_mem_installed()
+				? moat_ossl_bytes(MOAT_OSSL_DTLS)
+				: MOAT_STAT_GET(w->b, coap_dtls_sessions) *
+					  MOAT_COAP_DTLS_SESSION_BYTES;
 	return moat_alloc_live_bytes() + dtls >= budget;
 }

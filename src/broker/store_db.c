@@ -678,6 +678,9 @@ int moat_store_start(struct moat_broker *b)
 			     strerror(e));
 		return MOAT_EIO;
 	}
+	/* Named for ps, top and debuggers (the CoAP tests stop this thread
+	 * alone to hold a commit back). */
+	(void)pthread_setname_np(st->thread, "moat-store");
 	st->running = true;
 	return MOAT_OK;
 }

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "broker_int.h"
+#include "net/ossl_mem.h"
 
 static void put(struct moat_worker *w, const char *topic, const char *value)
 {
@@ -66,8 +67,14 @@ void moat__sys_publish(struct moat_worker *w)
 		MOAT_STAT_GET(b, coap_observers));
 	put_u64(w, "$SYS/broker/coap/echo", MOAT_STAT_GET(b, coap_echo));
 	put_u64(w, "$SYS/broker/coap/dropped", MOAT_STAT_GET(b, coap_dropped));
+	put_u64(w, "$SYS/broker/coap/separate",
+		MOAT_STAT_GET(b, coap_separate));
+	put_u64(w, "$SYS/broker/coap/suppressed",
+		MOAT_STAT_GET(b, coap_suppressed));
 	put_u64(w, "$SYS/broker/coap/dtls sessions",
 		MOAT_STAT_GET(b, coap_dtls_sessions));
+	put_u64(w, "$SYS/broker/coap/dtls bytes",
+		moat_ossl_bytes(MOAT_OSSL_DTLS));
 	moat__leak_sys_publish(w, put);
 	if (b->cluster) {
 		/* Cluster mode: this node's view (docs/cluster.md). */

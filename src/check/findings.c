@@ -284,18 +284,103 @@ static const struct moat_finding_def catalogue[] = {
 	 "CoAP over UDP without DTLS (NoSec) reachable from the network has "
 	 "no authentication and no confidentiality, and UDP lets anyone "
 	 "spoof a victim's address: an open CoAP endpoint is a reflection "
-	 "and amplification source (T-23). moatd bounds answers to "
-	 "unvalidated addresses to 3x the request (RFC 9175 Echo), but "
-	 "every client is still anonymous.",
-	 "Use protocol coaps (DTLS with psk_file or client certificates) on "
-	 "network addresses, or bind the plain coap listener to 127.0.0.1."},
-	{"AUD-CO-05", MOAT_SEV_HIGH, "Anonymous CoAP on a network listener",
-	 "CoAP clients without credentials may publish, read retained values "
-	 "and observe topics on a listener reachable from the network; "
-	 "observations multiply what one spoofed request sends (T-25).",
-	 "Require DTLS identities (psk_file, or require_certificate with "
-	 "use_identity_as_username) on network CoAP listeners and keep "
-	 "allow_anonymous false or loopback."},
+	 "and amplification source (T-23). moatd --check reports a "
+	 "protocol coap listener on a network address; moat audit reports a "
+	 "server that answers a GET of /.well-known/core without DTLS on a "
+	 "non-loopback address.",
+	 "moatd: use protocol coaps (DTLS with psk_file or client "
+	 "certificates) on network addresses, or bind the plain coap "
+	 "listener to 127.0.0.1. libcoap coap-server: serve coaps only (-k "
+	 "key or -c/-j/-C certificates) and bind the plain port to loopback "
+	 "(-A 127.0.0.1), or filter UDP 5683 at the firewall."},
+	{"AUD-CO-02", MOAT_SEV_HIGH,
+	 "CoAP responses amplify requests from unvalidated addresses",
+	 "A spoofed request makes the server send more than 3 times its "
+	 "bytes (counting every datagram it sends unasked: blocks, "
+	 "retransmissions), or a first response above 136 bytes, to an "
+	 "address that never proved it asked: a reflection amplifier for "
+	 "DDoS (T-23, RFC 9175 section 2.4). Low on a loopback address.",
+	 "moatd: nothing to set, plain coap listeners answer unvalidated "
+	 "addresses with at most 3x and 136 bytes (4.01 + Echo); use coaps "
+	 "on network addresses. libcoap coap-server: do not expose the plain "
+	 "port (-A 127.0.0.1 or a firewall), keep /.well-known/core and "
+	 "resources small, or put an Echo-validating proxy in front."},
+	{"AUD-CO-03", MOAT_SEV_HIGH,
+	 "No Echo address validation before large CoAP responses",
+	 "The server sends large content to an address it has not validated "
+	 "instead of answering 4.01 Unauthorized with an Echo option (RFC "
+	 "9175 section 2.4) that a spoofed victim cannot return: nothing "
+	 "limits the reflection (T-23). Low on a loopback address.",
+	 "moatd validates with Echo on plain network listeners by default. "
+	 "libcoap 4.3.1's coap-server has no Echo-based validation: serve "
+	 "coaps (the DTLS cookie validates the address) and keep the plain "
+	 "port off the network."},
+	{"AUD-CO-04", MOAT_SEV_MEDIUM,
+	 "Predictable CoAP message ids or tokens",
+	 "Sequential message ids (or tokens) let an off-path attacker guess "
+	 "the next one and inject an ACK, RST or response that a client or "
+	 "the server accepts: cancelled observations, forged answers "
+	 "(T-24, RFC 7252 section 11.4, RFC 9175 section 4).",
+	 "moatd draws ids and tokens from a CSPRNG. For other servers, "
+	 "update to a release that draws them at random, and rely on DTLS "
+	 "(coaps) on untrusted networks rather than on id randomness."},
+	{"AUD-CO-05", MOAT_SEV_HIGH,
+	 "CoAP requests and observations accepted without authentication",
+	 "Clients without credentials may publish, read and observe "
+	 "(register for notifications) on a CoAP listener reachable from the "
+	 "network: every observation makes the server send data to an "
+	 "address for as long as it lasts, multiplying what one spoofed "
+	 "registration sends (T-25). moatd --check reports anonymous CoAP on "
+	 "a network listener; moat audit reports Observe registrations an "
+	 "anonymous client got. Medium on a loopback address.",
+	 "moatd: require DTLS identities (psk_file, or require_certificate "
+	 "with use_identity_as_username) on network CoAP listeners, keep "
+	 "allow_anonymous false there, and deny anonymous reads in the "
+	 "acl_file. libcoap coap-server: serve coaps with PSK (-k, -i) or "
+	 "client certificates (-C without -n) and keep the plain port on "
+	 "loopback."},
+	{"AUD-CO-06", MOAT_SEV_HIGH,
+	 "DTLS handshake without a cookie round trip",
+	 "The server answers a ClientHello with its ServerHello and "
+	 "Certificate flight (or more than 3 times the ClientHello's bytes) "
+	 "before the client has returned a cookie (HelloVerifyRequest, RFC "
+	 "6347 section 4.2.1): a spoofed ClientHello makes it send kilobytes "
+	 "to a victim and keep handshake state (T-26).",
+	 "moatd's coaps listener always sends a stateless cookie first. "
+	 "libcoap's servers do too (OpenSSL DTLSv1_listen, GnuTLS "
+	 "gnutls_dtls_cookie_send); elsewhere enable the DTLS cookie "
+	 "exchange."},
+	{"AUD-CO-07", MOAT_SEV_HIGH,
+	 "Weak DTLS versions or suites, or a PSK identity hint",
+	 "DTLS 1.0 (RFC 8996) and NULL, anonymous, EXPORT, DES, 3DES or MD5 "
+	 "suites let an attacker on the path read or change the traffic "
+	 "(T-26). A PSK identity hint is sent in clear to anyone who starts "
+	 "a handshake and can name the key or identities to try (low).",
+	 "moatd's coaps offers DTLS 1.2 with AEAD suites only and sends no "
+	 "hint. libcoap coap-server: use a current TLS library build (DTLS "
+	 "1.2, AEAD suites) and give -h with an empty argument (\"\") so that "
+	 "no identity hint is sent."},
+	{"AUD-CO-08", MOAT_SEV_LOW,
+	 "CoAP resources listed to anonymous clients",
+	 "/.well-known/core (RFC 6690) tells anyone who asks which resources "
+	 "exist, with their types and which ones can be observed: a map for "
+	 "the next steps of an attacker, and the largest resources for "
+	 "amplification (T-23). Info on a loopback address.",
+	 "moatd lists /ps and only the retained topics the peer may read: "
+	 "deny anonymous reads in the acl_file. libcoap coap-server: serve "
+	 "coaps only, or keep sensitive resources out of the listing."},
+	{"AUD-CO-09", MOAT_SEV_MEDIUM,
+	 "CoAP resources readable or writable anonymously",
+	 "Listed resources answered an anonymous GET with their content "
+	 "(medium), or, with --intrusive, an anonymous client created a "
+	 "resource with PUT (high): anyone who reaches the port can read "
+	 "the data or change what the device serves (T-01 for CoAP). Lower "
+	 "on a loopback address.",
+	 "moatd: deny anonymous clients in the acl_file (a CoAP request "
+	 "without a DTLS identity is anonymous) and use coaps with "
+	 "psk_file. libcoap coap-server: serve coaps with PSK or client "
+	 "certificates and do not allow dynamic resources (-d) on a port "
+	 "anyone reaches."},
 	{"AUD-BR-01", MOAT_SEV_HIGH, "Bridge connection without verified TLS",
 	 "A bridge forwards topics to another broker. Without bridge_cafile, "
 	 "bridge_capath, bridge_tls_use_os_certs or a PSK, or with "

@@ -212,6 +212,19 @@ bool coap_observe_newer(uint32_t v1, uint64_t t1_ms, uint32_t v2,
 	return t2_ms > t1_ms + 128000u;
 }
 
+bool coap_no_response(const struct coap_msg *m, uint8_t code)
+{
+	uint32_t v;
+	if (coap_opt_uint(m, COAP_OPT_NO_RESPONSE, 1, &v) != MOAT_OK)
+		return false;
+	switch (COAP_CODE_CLASS(code)) {
+	case 2: return (v & COAP_NO_RESPONSE_2XX) != 0;
+	case 4: return (v & COAP_NO_RESPONSE_4XX) != 0;
+	case 5: return (v & COAP_NO_RESPONSE_5XX) != 0;
+	default: return false;
+	}
+}
+
 /* ---- writer ------------------------------------------------------------ */
 
 void coap_wr_init(struct coap_wr *w, uint8_t *buf, size_t cap)

@@ -209,6 +209,18 @@ uint8_t coap_block_szx_for(size_t n);
 bool coap_observe_newer(uint32_t v1, uint64_t t1_ms, uint32_t v2,
 			uint64_t t2_ms);
 
+/* ---- No-Response (RFC 7967) -------------------------------------------- */
+#define COAP_NO_RESPONSE_2XX 0x02u /* not interested in 2.xx */
+#define COAP_NO_RESPONSE_4XX 0x08u /* ... in 4.xx */
+#define COAP_NO_RESPONSE_5XX 0x10u /* ... in 5.xx */
+
+/* Does request m's No-Response option suppress a response with code?
+ * Only the classes whose bits are set are suppressed: an error class the
+ * client did not name is always sent.  No option, an empty one (0: all
+ * responses wanted) or a malformed one (longer than 1 byte: an elective
+ * option that is ignored, RFC 7252 §5.4.1) suppresses nothing. */
+bool coap_no_response(const struct coap_msg *m, uint8_t code);
+
 /* ---- writer ------------------------------------------------------------ */
 struct coap_wr {
 	uint8_t *buf;

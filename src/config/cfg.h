@@ -98,6 +98,8 @@ struct moat_config {
 	uint64_t auth_rate_per_ip;       /* checks/s of a failing address */
 	uint64_t max_accept_rate_per_ip; /* per second, 0 = no limit */
 	bool limit_loopback;             /* per-IP limits for loopback too */
+	uint64_t coap_request_rate_per_ip; /* unvalidated CoAP, per second */
+	bool coap_rate_per_ip_strict;    /* ... for validated peers too */
 	uint64_t max_publish_rate;       /* per client per second, 0 = none */
 	uint64_t memory_limit;           /* bytes, 0 = automatic */
 	uint32_t workers; /* 0 = number of online CPUs */

@@ -167,8 +167,25 @@ const struct moat_cfg_directive moat__cfg_directives[] = {
 	 "correct login from it waits its turn). Checks wait in a fair queue "
 	 "per address and user name. 0 = no pacing."},
 	{"limit_loopback", CFG_BOOL, OFF(limit_loopback), 0, 1, "false",
-	 "Apply max_connections_per_ip and max_accept_rate_per_ip to "
+	 "Apply max_connections_per_ip and max_accept_rate_per_ip, and the "
+	 "CoAP request rates (per peer and coap_request_rate_per_ip), to "
 	 "loopback peers too (by default local tools are exempt)."},
+	{"coap_request_rate_per_ip", CFG_U64, OFF(coap_request_rate_per_ip),
+	 0, 1000000, "200",
+	 "CoAP requests per second from one IP address (any port), with "
+	 "bursts of twice that, by peers whose address is not validated "
+	 "(plaintext CoAP before an Echo round trip, RFC 9175). Beyond it a "
+	 "CON request is answered with 4.01 + Echo (as many again per second), "
+	 "so a device behind a shared NAT address validates its address and "
+	 "goes on under the per-peer limit; further requests are dropped. "
+	 "DTLS peers and validated ones are limited per address and port "
+	 "only (200/s), unless coap_rate_per_ip_strict. Loopback addresses "
+	 "are exempt unless limit_loopback. 0 = no limit."},
+	{"coap_rate_per_ip_strict", CFG_BOOL, OFF(coap_rate_per_ip_strict), 0,
+	 1, "false",
+	 "Apply coap_request_rate_per_ip to every CoAP peer of an address, "
+	 "DTLS and validated peers too (one budget for a whole NAT address: "
+	 "strict, may refuse legal fleets)."},
 	{"max_publish_rate", CFG_U64, OFF(max_publish_rate), 0, 100000000, "0",
 	 "PUBLISH packets per second one client may send, with bursts of "
 	 "twice that; more disconnects it (MQTT 5: 0x96 message rate too "

@@ -9,6 +9,9 @@
  *                     so that publishes produce notifications
  *           bit 1     the listener is a "network" one (answers to
  *                     unvalidated addresses are bounded, Echo)
+ *           bit 2     limit_loopback and coap_request_rate_per_ip 3: the
+ *                     per-peer and per-IP request rates apply (both
+ *                     peers are loopback addresses)
  *   data[1..]         datagrams: a 2-byte header (bit 15: from peer B
  *                     instead of A; bits 0-14: length), then the bytes
  * At the end the clock jumps ahead and the tick runs (retransmissions of
@@ -60,6 +63,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	data++;
 	size--;
 	struct moat_broker *b;
+	cfg.limit_loopback = (mode & 4) != 0;
+	cfg.coap_request_rate_per_ip = mode & 4 ? 3 : 200;
 	if (moat_broker_new(&cfg, &b) != MOAT_OK)
 		return 0;
 	struct moat_worker *w = &b->workers[0];

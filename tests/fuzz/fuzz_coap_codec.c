@@ -71,6 +71,14 @@ static void fuzz_parse(const uint8_t *p, size_t n)
 		CHECK(b.szx <= COAP_BLOCK_SZX_MAX && b.num <= 0xFFFFF);
 	uint32_t v;
 	(void)coap_opt_uint(&m, COAP_OPT_OBSERVE, 3, &v);
+	/* No-Response never suppresses a class the option does not name. */
+	if (coap_opt_uint(&m, COAP_OPT_NO_RESPONSE, 1, &v) != MOAT_OK)
+		v = 0;
+	CHECK(coap_no_response(&m, COAP_CHANGED) == ((v & 2) != 0));
+	CHECK(coap_no_response(&m, COAP_NOT_FOUND) == ((v & 8) != 0));
+	CHECK(coap_no_response(&m, COAP_SERVICE_UNAVAILABLE) ==
+	      ((v & 16) != 0));
+	CHECK(!coap_no_response(&m, COAP_EMPTY));
 	char path[300];
 	(void)coap_path_format(&m, path, sizeof(path));
 	char *big = malloc(3 * n + 2);

@@ -17,6 +17,7 @@ from test_coap_client import CON, coap_build, coap_parse, opt  # noqa: E402
 
 MOATD = os.environ.get("MOATD_BIN", "../../build/moatd")
 ECHO, URI_PATH = 252, 11
+RATE = 5  # coap_request_rate_per_ip in this run
 
 
 def fail(msg):
@@ -34,7 +35,10 @@ def main():
     with open(conf, "w") as f:
         f.write("listener 0 127.0.0.1\nlistener 0 0.0.0.0\nprotocol coap\n"
                 "allow_insecure_listener true\nallow_anonymous true\n"
-                "acl_file %s/acl\nworkers 2\nuser root\n" % d)
+                "acl_file %s/acl\nworkers 2\nuser root\n"
+                # 127.0.0.x stand for network addresses here.
+                "limit_loopback true\ncoap_request_rate_per_ip %d\n"
+                % (d, RATE))
     log = open(os.path.join(d, "log"), "w+")
     p = subprocess.Popen([MOATD, "-c", conf, "-v"], stdout=log,
                          stderr=subprocess.STDOUT)
@@ -121,6 +125,64 @@ def check(port):
     if r.stdout.strip() != big:
         fail("coap-client-openssl: %r %r" % (r.stdout[:80], r.stderr))
     s.close()
+    check_rate_per_ip(port)
+
+
+def post(src, port, mid, echo=None):
+    """A CON POST from a new port of src: (socket, parsed answer)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((src, 0))
+    s.settimeout(3)
+    opts = [(URI_PATH, b"ps"), (URI_PATH, b"pub"), (URI_PATH, b"rate")]
+    if echo:
+        opts.append((ECHO, echo))
+    s.sendto(coap_build(CON, 2, mid, b"\x09", opts, b"r"), ("127.0.0.1", port))
+    try:
+        return s, coap_parse(s.recv(70000))
+    except socket.timeout:
+        return s, None
+
+
+def check_rate_per_ip(port):
+    """One host with many ports shares one budget per IP address
+    (coap_request_rate_per_ip, bursts of twice that) until a peer
+    validates its address with Echo; another address is not affected."""
+    n, start, codes, echoed = 40, time.monotonic(), [], None
+    socks = []
+    for i in range(n):
+        s, m = post("127.0.0.99", port, 100 + i)
+        socks.append(s)
+        codes.append(m[1] if m else None)
+        if m and m[1] == 0x81 and echoed is None:
+            echoed = (s, 100 + i, opt(m[4], ECHO))
+    elapsed = time.monotonic() - start
+    done = codes.count(0x44)
+    print("one address, %d ports: %d handled, %d 4.01 + Echo, %d silent "
+          "in %.2f s" % (n, done, codes.count(0x81), codes.count(None),
+                         elapsed))
+    # Within the budget (derived from the time taken: no timing
+    # assumption), and beyond it 4.01 + Echo rather than silence.
+    if done > 2 * RATE + RATE * elapsed + 1:
+        fail("%d of %d requests from one address handled in %.1f s"
+             % (done, n, elapsed))
+    if elapsed < (n - 2 * RATE) / RATE - 1:
+        if echoed is None:
+            fail("no 4.01 + Echo beyond the per-address rate: %r" % codes)
+        # The peer that repeats the Echo is validated: handled.
+        s, mid, echo = echoed
+        s.sendto(coap_build(CON, 2, mid + 1000, b"\x09",
+                            [(URI_PATH, b"ps"), (URI_PATH, b"pub"),
+                             (URI_PATH, b"rate"), (ECHO, echo)], b"r"),
+                 ("127.0.0.1", port))
+        m = coap_parse(s.recv(70000))
+        if m[1] != 0x44:
+            fail("a validated peer was refused: %r" % (m[:3],))
+    s, m = post("127.0.0.100", port, 1)  # another address: its own budget
+    socks.append(s)
+    if not m or m[1] != 0x44:
+        fail("another address was refused: %r" % (m,))
+    for s in socks:
+        s.close()
 
 
 if __name__ == "__main__":

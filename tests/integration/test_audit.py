@@ -933,10 +933,7 @@ class ConfigLint(unittest.TestCase):
     def test_every_probe_id_is_documented(self):
         with open(os.path.join(ROOT, "docs", "audit.md")) as f:
             doc = f.read()
-        # AUD-CO-*: found by moatd --check today; moat audit of CoAP
-        # (issue 16) is listed under "Not checked (yet)".
         probe = {i for i in catalogue_ids() if not i.startswith("AUD-CFG")
-                 and not i.startswith("AUD-CO-")
                  and i not in ("AUD-WS-01", "AUD-BR-01")}
         for fid in sorted(probe):
             self.assertRegex(doc, r"(?m)^### " + re.escape(fid) + r" ",

@@ -190,6 +190,22 @@ class TestInterop(CoapBrokerBase):
         got = out.decode().split()
         self.assertEqual(got[-100:], ["m%d" % i for i in range(100)], err)
 
+    def test_libcoap_observe_100_notifications(self):
+        for cl in CLIENTS:
+            o = subprocess.Popen([cl, "-s", "10", "-m", "get",
+                                  self.uri("/ps/hundred/" + cl)],
+                                 stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE)
+            time.sleep(1)  # registered (libcoap has no ready signal)
+            data = "".join("<%d>\n" % i for i in range(100))
+            rc, _, err = run(["mosquitto_pub", "-p", str(self.mport), "-t",
+                              "hundred/" + cl, "-l", "-q", "1"],
+                             data=data.encode())
+            self.assertEqual(rc, 0, err)
+            out, err = o.communicate(timeout=T)
+            self.assertIn("".join("<%d>" % i for i in range(100)).encode(),
+                          out.replace(b"\n", b""), err)
+
     def test_blockwise_10k_both_ways(self):
         body = os.urandom(7680).hex()[:10240].encode()
         with tempfile.NamedTemporaryFile() as f:
@@ -242,6 +258,67 @@ class TestInterop(CoapBrokerBase):
         self.assertEqual(m[1], 0x85)  # 4.05
         u.send(coap_build(CON, 0, 104))  # ping
         self.assertEqual(coap_parse(u.recv())[:3], (RST, 0, 104))
+        u.close()
+
+    def test_no_response(self):
+        """RFC 7967: only the classes the client names are suppressed; a
+        CON request still gets its (Empty) ACK; errors it did not name
+        are sent."""
+        NR = 258
+        s = self.sub("nr/#", 2, extra=["-v"])
+        u = Udp(self.cport)
+        u.send(coap_build(NON, POST, 600, b"n1", path_opts("/ps/nr/non") +
+                          [(NR, uint(2))], b"quiet"))
+        m = u.request(CON, POST, 601, "/ps/nr/con", opts=[(NR, uint(2))],
+                      payload=b"acked")
+        self.assertEqual(m[:4], (ACK, 0, 601, b""))  # Empty ACK only
+        m = u.request(CON, POST, 602, "/ps/$SYS/x", opts=[(NR, uint(2))])
+        self.assertEqual((m[0], m[1]), (ACK, 0x83))  # 4.03 still sent
+        m = u.request(NON, GET, 603, "/ps/nr/none", opts=[(NR, uint(2))])
+        self.assertEqual((m[0], m[1]), (NON, 0x84))  # 4.04: not named
+        u.send(coap_build(NON, GET, 604, b"n4", path_opts("/ps/nr/none") +
+                          [(NR, uint(8 | 16))]))
+        self.assertIsNone(u.recv(1))  # 4.04 suppressed
+        out, _ = s.communicate(timeout=T)
+        self.assertEqual(sorted(out.decode().splitlines()),
+                         ["nr/con acked", "nr/non quiet"])
+        u.close()
+
+    def test_wildcard_observe_gets_retained(self):
+        """GET + Observe on a wildcard filter: the first response (2.05,
+        Observe, no payload), then each matching retained value as a
+        notification naming its topic (Location-Path), then live ones."""
+        LOC = 8
+        u = Udp(self.cport)
+        for i, t in enumerate(("a", "b")):
+            m = u.request(CON, PUT, 700 + i, "/ps/wr/" + t,
+                          payload=t.upper().encode())
+            self.assertEqual(m[1], 0x44)
+        m = u.request(CON, GET, 710, "/ps/wr/%2B".replace("%2B", "+"),
+                      opts=[(OBSERVE, b"")], token=b"wo")
+        self.assertEqual((m[0], m[1], m[3], m[5]), (ACK, 0x45, b"wo", b""))
+        self.assertIsNotNone(opt(m[4], OBSERVE))
+        got = {}
+        for _ in range(2):
+            n = coap_parse(u.recv())
+            self.assertEqual((n[1], n[3]), (0x45, b"wo"))
+            loc = [v for k, v in n[4] if k == LOC]
+            got[b"/".join(loc)] = n[5]
+            if n[0] == CON:
+                u.send(coap_build(ACK, 0, n[2]))
+        self.assertEqual(got, {b"ps/wr/a": b"A", b"ps/wr/b": b"B"})
+        self.pub("wr/c", "C")
+        n = coap_parse(u.recv())
+        self.assertEqual(([v for k, v in n[4] if k == LOC], n[5]),
+                         ([b"ps", b"wr", b"c"], b"C"))
+        if n[0] == CON:
+            u.send(coap_build(ACK, 0, n[2]))
+        # libcoap prints the retained values it is sent (wr/c was not
+        # retained).
+        o = subprocess.run(["coap-client-openssl", "-s", "2", "-m", "get",
+                            self.uri("/ps/wr/%23")], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=T)
+        self.assertEqual(bytes(sorted(o.stdout.replace(b"\n", b""))), b"AB")
         u.close()
 
     def test_message_id_replay_publishes_once(self):
@@ -450,10 +527,21 @@ class TestDtls(CoapBrokerBase):
                       "listener 0 127.0.0.1\nprotocol coaps\n"
                       "certfile {d}/server.crt\nkeyfile {d}/server.key\n"
                       "cafile {d}/ca.crt\nrequire_certificate true\n"
-                      "use_identity_as_username true\n").format(d=d)
+                      "use_identity_as_username true\n"
+                      "listener 0 127.0.0.1\nprotocol http\n").format(d=d)
         cls.broker = Broker("listener 0 127.0.0.1\nprotocol coaps\n" +
                             cls.config, files=cls.files).start()
-        cls.mport, cls.cport, cls.xport = cls.broker.ports[:3]
+        cls.mport, cls.cport, cls.xport, cls.hport = cls.broker.ports[:4]
+
+    def dtls_bytes(self):
+        """OpenSSL's memory for DTLS, as moatd counts it (/metrics)."""
+        import urllib.request
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics"
+                                    % self.hport, timeout=T) as r:
+            for line in r.read().decode().splitlines():
+                if line.startswith("moat_coap_dtls_bytes "):
+                    return int(line.split()[1])
+        self.fail("no moat_coap_dtls_bytes in /metrics")
 
     @classmethod
     def tearDownClass(cls):
@@ -493,6 +581,25 @@ class TestDtls(CoapBrokerBase):
                  "<%d>" % i, self.suri("/ps/dev/obs")])
         out, _ = o.communicate(timeout=T)
         self.assertIn(b"<0><1><2>", out.replace(b"\n", b""))
+
+    def test_notifications_to_an_idle_session(self):
+        """A session idle for more than a second gives its record buffers
+        (and its handshake buffer's pages) back; the next notification
+        must bring them back (a publish to an idle DTLS observer crashed
+        moatd in SSL_write before)."""
+        for cl in CLIENTS:
+            o = subprocess.Popen([cl, "-u", "dev1", "-k", PSK, "-s", "8",
+                                  "-m", "get", self.suri("/ps/dev/idle/" +
+                                                         cl)],
+                                 stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE)
+            for i in range(2):
+                time.sleep(2.5)  # idle for more than a second
+                run([CLIENTS[0], "-u", "dev1", "-k", PSK, "-m", "put", "-e",
+                     "<i%d>" % i, self.suri("/ps/dev/idle/" + cl)])
+            out, _ = o.communicate(timeout=T)
+            self.assertIn(b"<i0><i1>", out.replace(b"\n", b""))
+            self.assertTrue(self.broker.alive())
 
     def test_unknown_psk_identity(self):
         rc, out, err = run([CLIENTS[0], "-u", "intruder", "-k", PSK, "-m",
@@ -538,6 +645,7 @@ class TestDtls(CoapBrokerBase):
         hello = self.client_hello()
         self.assertEqual(hello[0], 22)  # a handshake record
         before = proc_status_kib(self.broker.proc.pid)
+        counted = self.dtls_bytes()
         sent = 0
         for a in range(2, 202):  # 200 "victims" x 50 source ports
             socks = []
@@ -550,11 +658,123 @@ class TestDtls(CoapBrokerBase):
             for u in socks:
                 u.close()
         self.assertEqual(sent, 10000)
+        # What OpenSSL allocated for DTLS, counted byte for byte: at most
+        # the listening SSL of each worker's socket, nothing per hello (a
+        # session is about 35 KB).
+        grown = self.dtls_bytes() - counted
+        self.assertLess(grown, 256 * 1024, "DTLS memory grew %d" % grown)
         self.test_psk_each_client_to_mqtt()  # a real client connects
         grown = proc_status_kib(self.broker.proc.pid) - before
         if not SANITIZED:
             self.assertLess(grown, 4096, "RSS grew %d KiB" % grown)
         self.assertNotIn("127.0.0.2:", self.broker.read_log())
+
+
+class StoreHeld:
+    """Stops moatd's store thread alone (ptrace, as a debugger does; the
+    broker is our child), so that commits wait: a CON PUT's answer is then
+    not ready in time and goes as a separate response.  A context
+    manager; resume() lets the store go on earlier."""
+    SEIZE, INTERRUPT, DETACH, WALL = 0x4206, 0x4207, 17, 0x40000000
+
+    def __init__(self, broker):
+        import ctypes
+        self.libc = ctypes.CDLL(None, use_errno=True)
+        self.libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_int,
+                                     ctypes.c_void_p, ctypes.c_void_p]
+        pid = broker.proc.pid
+        self.tid = None
+        for t in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/comm" % (pid, t)) as f:
+                if f.read().strip() == "moat-store":
+                    self.tid = int(t)
+        assert self.tid, "no moat-store thread"
+
+    def __enter__(self):
+        if self.libc.ptrace(self.SEIZE, self.tid, None, None) or \
+           self.libc.ptrace(self.INTERRUPT, self.tid, None, None):
+            raise OSError("ptrace: errno %d" % __import__("ctypes").get_errno())
+        os.waitpid(self.tid, self.WALL)
+        self.held = True
+        return self
+
+    def resume(self):
+        if self.held:
+            self.libc.ptrace(self.DETACH, self.tid, None, None)
+            self.held = False
+
+    def __exit__(self, *exc):
+        self.resume()
+
+
+class TestSeparateResponse(BrokerTest):
+    """RFC 7252 §5.2.2 with persistence: a CON PUT whose commit is held
+    back gets an Empty ACK, then its 2.04 as a CON with the same token,
+    retransmitted until acknowledged."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.broker = Broker("listener 0 127.0.0.1\nprotocol coap\n"
+                            "persistence true\n"
+                            "persistence_location @DIR@/db\n",
+                            args=["-v"]).start()
+        cls.mport, cls.cport = cls.broker.ports[0], cls.broker.ports[1]
+
+    def uri(self, path):
+        return "coap://127.0.0.1:%d%s" % (self.cport, path)
+
+    def separated(self):
+        return self.broker.read_log().count("Empty ACK sent")
+
+    def test_raw_empty_ack_then_con_response(self):
+        u = Udp(self.cport)
+        put = coap_build(CON, PUT, 500, b"sp", path_opts("/ps/sep/raw"),
+                         b"late")
+        with StoreHeld(self.broker) as held:
+            u.send(put)
+            m = coap_parse(u.recv(10))
+            self.assertEqual(m[:4], (ACK, 0, 500, b""))  # Empty ACK
+            u.send(put)  # a retransmission gets it again, nothing twice
+            self.assertEqual(coap_parse(u.recv(10))[:3], (ACK, 0, 500))
+            held.resume()
+            m = coap_parse(u.recv(10))
+            self.assertEqual((m[0], m[1], m[3]), (CON, 0x44, b"sp"))
+            self.assertNotEqual(m[2], 500)
+            # Not acknowledged: it comes again, with the same id.
+            again = coap_parse(u.recv(10))
+            self.assertEqual(again[:4], m[:4])
+            u.send(coap_build(ACK, 0, m[2]))
+        rc, out, err = run(["coap-client-openssl", "-m", "get",
+                            self.uri("/ps/sep/raw")])
+        self.assertEqual(out.strip(), b"late", err)
+        u.close()
+
+    def each_client(self, name, argv):
+        before = self.separated()
+        with StoreHeld(self.broker) as held:
+            p = subprocess.Popen(argv, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE)
+            self.assertTrue(wait_for(lambda: self.separated() > before,
+                                     timeout=20), "no Empty ACK")
+            held.resume()
+            out, err = p.communicate(timeout=T * 2)
+        self.assertEqual(p.returncode, 0, err)
+        rc, got, err = run(["coap-client-openssl", "-m", "get",
+                            self.uri("/ps/sep/" + name)])
+        self.assertEqual(got.strip(), name.encode(), err)
+        return out
+
+    def test_libcoap_node_coap_and_moat_coap(self):
+        for cl in CLIENTS:
+            self.each_client(cl, [cl, "-m", "put", "-e", cl,
+                                  self.uri("/ps/sep/" + cl)])
+        self.each_client("moat", [MOAT, "coap", "put", "-m", "moat",
+                                  self.uri("/ps/sep/moat")])
+        js = os.path.join(HERE, "..", "js")
+        out = self.each_client("node", [
+            "node", os.path.join(js, "coap_put.js"),
+            self.uri("/ps/sep/node"), "node"])
+        self.assertEqual(out.strip(), b"2.04")
 
 
 class TestPersistence(unittest.TestCase):

@@ -657,6 +657,53 @@ static void test_pct(void **state)
 			 MOAT_ELIMIT);
 }
 
+/* RFC 7967: the bits of No-Response name the classes to suppress. */
+static void nr_msg(uint8_t *buf, size_t cap, const uint8_t *val, size_t vl,
+		   struct coap_msg *m)
+{
+	struct coap_wr w;
+	size_t len;
+	coap_wr_init(&w, buf, cap);
+	coap_wr_header(&w, COAP_NON, COAP_POST, 7, NULL, 0);
+	if (val)
+		coap_wr_opt(&w, COAP_OPT_NO_RESPONSE, val, vl);
+	assert_int_equal(coap_wr_finish(&w, &len), MOAT_OK);
+	assert_int_equal(coap_parse(buf, len, m), MOAT_OK);
+}
+
+static void test_rfc7967_no_response(void **state)
+{
+	(void)state;
+	uint8_t buf[32];
+	struct coap_msg m;
+	nr_msg(buf, sizeof(buf), NULL, 0, &m); /* no option */
+	assert_false(coap_no_response(&m, COAP_CHANGED));
+	nr_msg(buf, sizeof(buf), (const uint8_t *)"", 0, &m); /* 0: all */
+	assert_false(coap_no_response(&m, COAP_CHANGED));
+	assert_false(coap_no_response(&m, COAP_NOT_FOUND));
+	uint8_t v = COAP_NO_RESPONSE_2XX;
+	nr_msg(buf, sizeof(buf), &v, 1, &m);
+	assert_true(coap_no_response(&m, COAP_CHANGED));
+	assert_true(coap_no_response(&m, COAP_CONTENT));
+	/* errors the client did not name are always sent */
+	assert_false(coap_no_response(&m, COAP_FORBIDDEN));
+	assert_false(coap_no_response(&m, COAP_SERVICE_UNAVAILABLE));
+	v = COAP_NO_RESPONSE_4XX;
+	nr_msg(buf, sizeof(buf), &v, 1, &m);
+	assert_false(coap_no_response(&m, COAP_CHANGED));
+	assert_true(coap_no_response(&m, COAP_FORBIDDEN));
+	assert_false(coap_no_response(&m, COAP_SERVICE_UNAVAILABLE));
+	v = COAP_NO_RESPONSE_2XX | COAP_NO_RESPONSE_4XX | COAP_NO_RESPONSE_5XX;
+	nr_msg(buf, sizeof(buf), &v, 1, &m);
+	assert_true(coap_no_response(&m, COAP_CHANGED));
+	assert_true(coap_no_response(&m, COAP_BAD_REQUEST));
+	assert_true(coap_no_response(&m, COAP_SERVICE_UNAVAILABLE));
+	/* longer than 1 byte: malformed, ignored */
+	uint8_t two[2] = {0, COAP_NO_RESPONSE_2XX};
+	nr_msg(buf, sizeof(buf), two, 2, &m);
+	assert_false(coap_no_response(&m, COAP_CHANGED));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -675,6 +722,7 @@ int main(void)
 		T(test_rfc7252_6_4_uri_options),
 		T(test_uri_rejects),
 		T(test_pct),
+		T(test_rfc7967_no_response),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

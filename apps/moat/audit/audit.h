@@ -1,4 +1,5 @@
-/* `moat audit`: security probes of the user's own MQTT brokers (THREATS.md
+/* `moat audit`: security probes of the user's own MQTT brokers and CoAP
+ * servers (THREATS.md
  * section 9, docs/audit.md).  Internal to apps/moat/audit.
  *
  * Files:
@@ -16,6 +17,11 @@
  *   audit_report.c   notes, failures and progress; text, JSON and SARIF
  *                    output
  *   audit_sample.c   --sample-payloads (the leak detector hook)
+ *   audit_udp.c      the CoAP probe transport: connected UDP (or DTLS)
+ *                    sockets, datagrams and bytes counted, bounded waits
+ *   audit_coap.c     the checks of coap:// targets (AUD-CO-01..05, 08, 09,
+ *                    AUD-LK-01 over CoAP)
+ *   audit_dtls.c     the DTLS checks of coaps:// targets (AUD-CO-06, 07)
  *
  * Guardrails (every file keeps them): only the targets given are contacted;
  * connections are opened one at a time, at least --delay apart; every step
@@ -33,6 +39,8 @@
 
 #include "check/findings.h"
 #include "common/moat_common.h"
+#include "coap/coap_client.h"
+#include "net/dgram.h"
 #include "net/net.h"
 
 #define AUDIT_MAX_TARGETS 64
@@ -54,10 +62,42 @@
  * --sample-payloads is accepted and audit_scan_sample() calls it. */
 #ifndef MOAT_AUDIT_HAVE_LEAK
 #define MOAT_AUDIT_HAVE_LEAK 0
+/* ---- CoAP (audit_udp.c, audit_coap.c, audit_dtls.c) --------------------- */
+
+/* A probe socket: connected UDP to the target (or DTLS over it).  Every
+ * datagram is counted in the target's totals. */
+struct audit_udp {
+	struct moat_dgram d;
+	struct audit_ctx *x;
+	char err[AUDIT_ERR_LEN];
+};
+
+/* A connected UDP socket to the target's address (paced like a
+ * connection).  MOAT_OK, MOAT_EIO or MOAT_ELIMIT (time budget), with
+ * u->err set. */
+int audit_udp_open(struct audit_ctx *x, struct audit_udp *u);
+void audit_udp_close(struct audit_udp *u);
+int audit_udp_send(struct audit_udp *u, const uint8_t *p, size_t n);
+/* One datagram until deadline (never past the run's): MOAT_OK, MOAT_EAGAIN,
+ * MOAT_EIO (ICMP: nothing listens), MOAT_ETLS. */
+int audit_udp_recv(struct audit_udp *u, uint8_t *buf, size_t cap,
+		   uint64_t deadline, size_t *n);
+/* The coap_client transport on u. */
+void audit_udp_io(struct audit_udp *u, struct coap_io *io);
+
+/* Every check of a coap:// target (after resolving). */
+void audit_coap_run(struct audit_ctx *x);
+/* The DTLS checks of a coaps:// target; returns an SSL_CTX (owned by the
+ * caller) with which an anonymous DTLS handshake completed, or NULL. */
+SSL_CTX *audit_dtls_run(struct audit_ctx *x);
+/* The CoAP checks over DTLS with ctx (anonymous, certificate not
+ * verified). */
+void audit_coap_run_dtls(struct audit_ctx *x, SSL_CTX *ctx);
+
 #endif
 
 enum audit_format { AUDIT_TEXT = 0, AUDIT_JSON, AUDIT_SARIF };
-enum audit_scheme { AUDIT_MQTT = 0, AUDIT_MQTTS };
+enum audit_scheme { AUDIT_MQTT = 0, AUDIT_MQTTS, AUDIT_COAP, AUDIT_COAPS };
 
 /* A --as account.  The password is an owned copy (argv's is wiped). */
 struct audit_account {
@@ -105,7 +145,14 @@ struct audit_target {
 	struct audit_notes notes;
 	char error[AUDIT_ERR_LEN]; /* "" when the target was audited */
 	bool incomplete; /* the time budget ran out before every check */
+	/* CoAP targets: the datagrams and bytes the audit sent and got. */
+	size_t dg_sent, bytes_sent, dg_recv, bytes_recv;
 };
+
+static inline bool audit_is_coap(const struct audit_target *t)
+{
+	return t->scheme == AUDIT_COAP || t->scheme == AUDIT_COAPS;
+}
 
 /* State of one run, shared by every probe. */
 struct audit_run {
@@ -206,6 +253,9 @@ uint64_t audit_step_deadline(const struct audit_ctx *x);
 bool audit_out_of_time(const struct audit_ctx *x);
 /* Sleep ms (bounded by the run's deadline). */
 void audit_sleep(const struct audit_ctx *x, unsigned ms);
+/* Wait until --delay has passed since the last connection (or socket) the
+ * run opened; then count this one as opened now. */
+void audit_pace(struct audit_ctx *x);
 
 void audit_conn_init(struct audit_conn *c);
 /* Wait for the pacing delay, connect (trying each address), then the TLS
@@ -330,6 +380,13 @@ void audit_check_creds(struct audit_ctx *x);
  * target's certificate cannot be trusted.  MOAT_OK when the MQTT checks
  * can go on over TLS; otherwise t->error or a note says why. */
 int audit_tls_run(struct audit_ctx *x);
+/* Classes of weak cipher suites, offered one at a time (TLS and DTLS). */
+struct audit_weak_class {
+	const char *name; /* "NULL (no encryption)" */
+	const char *list; /* OpenSSL cipher string: "eNULL" */
+};
+extern const struct audit_weak_class audit_weak[];
+extern const size_t audit_weak_count;
 
 void audit_note(struct audit_target *t, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -368,9 +425,54 @@ struct audit_sample_msg {
  * Returns MOAT_OK, or MOAT_ENOTFOUND when this build has no detector. */
 int audit_scan_sample(const struct audit_sample_msg *m,
 		      const struct audit_ident *id, struct moat_findings *f);
+/* A leak-detector scanner for one identity's sampled messages (MQTT
+ * messages or CoAP responses and notifications; the "topic" is then the
+ * resource path).  new: MOAT_OK, or an error with err set. */
+struct audit_sampler;
+int audit_sampler_new(struct audit_sampler **s, const struct audit_ident *id,
+		      struct moat_findings *f, char *err, size_t errsz);
+/* Scan one message; false once AUDIT_SAMPLE_MAX_MSGS were scanned. */
+bool audit_sampler_feed(struct audit_sampler *s,
+			const struct audit_sample_msg *m);
+/* Notes (counts, findings below high, what was dropped); frees s.  what
+ * names a sample ("message", "CoAP response"). */
+void audit_sampler_finish(struct audit_ctx *x, struct audit_sampler *s,
+			  const char *what);
 /* Subscribe as id for at most seconds (<= AUDIT_SAMPLE_MAX_S) and at most
  * AUDIT_SAMPLE_MAX_MSGS messages, passing each to audit_scan_sample(). */
 void audit_sample_payloads(struct audit_ctx *x, const struct audit_ident *id,
 			   unsigned seconds);
+
+/* ---- CoAP (audit_udp.c, audit_coap.c, audit_dtls.c) --------------------- */
+
+/* A probe socket: connected UDP to the target (or DTLS over it).  Every
+ * datagram is counted in the target's totals. */
+struct audit_udp {
+	struct moat_dgram d;
+	struct audit_ctx *x;
+	char err[AUDIT_ERR_LEN];
+};
+
+/* A connected UDP socket to the target's address (paced like a
+ * connection).  MOAT_OK, MOAT_EIO or MOAT_ELIMIT (time budget), with
+ * u->err set. */
+int audit_udp_open(struct audit_ctx *x, struct audit_udp *u);
+void audit_udp_close(struct audit_udp *u);
+int audit_udp_send(struct audit_udp *u, const uint8_t *p, size_t n);
+/* One datagram until deadline (never past the run's): MOAT_OK, MOAT_EAGAIN,
+ * MOAT_EIO (ICMP: nothing listens), MOAT_ETLS. */
+int audit_udp_recv(struct audit_udp *u, uint8_t *buf, size_t cap,
+		   uint64_t deadline, size_t *n);
+/* The coap_client transport on u. */
+void audit_udp_io(struct audit_udp *u, struct coap_io *io);
+
+/* Every check of a coap:// target (after resolving). */
+void audit_coap_run(struct audit_ctx *x);
+/* The DTLS checks of a coaps:// target; returns an SSL_CTX (owned by the
+ * caller) with which an anonymous DTLS handshake completed, or NULL. */
+SSL_CTX *audit_dtls_run(struct audit_ctx *x);
+/* The CoAP checks over DTLS with ctx (anonymous, certificate not
+ * verified). */
+void audit_coap_run_dtls(struct audit_ctx *x, SSL_CTX *ctx);
 
 #endif

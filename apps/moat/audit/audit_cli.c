@@ -39,7 +39,8 @@ static const struct cli_opt opts[] = {
 	 "MOAT_AUDIT_AS=USER:PASS in the environment", A_AS},
 	{0, "intrusive", 0, CLI_OPT_CALL, 0, 0, 0, NULL,
 	 "also: will authorisation, client-id takeover, invalid UTF-8 "
-	 "(publishes test messages under --test-topic)", A_INTRUSIVE},
+	 "(publishes test messages under --test-topic); CoAP: PUT to a new "
+	 "resource, then DELETE it", A_INTRUSIVE},
 	{0, "test-topic", 0, CLI_OPT_CALL, 0, 0, 0, "PREFIX",
 	 "topic subtree of the --intrusive test messages (default: "
 	 "moat-audit)", A_TEST_TOPIC},
@@ -47,9 +48,9 @@ static const struct cli_opt opts[] = {
 	 "try up to 10 well-known user name/password pairs (stops at the "
 	 "first success) and measure login throttling", A_CREDS},
 	{0, "sample-payloads", 0, CLI_OPT_CALL, 0, 1, AUDIT_SAMPLE_MAX_S, "SECONDS",
-	 "subscribe to # as each identity for SECONDS (at most 60) and run "
-	 "the leak detector over what arrives (AUD-LK-01; findings "
-	 "redacted)", A_SAMPLE},
+	 "subscribe to # as each identity (CoAP: read and observe the listed "
+	 "resources) for SECONDS (at most 60) and run the leak detector over "
+	 "what arrives (AUD-LK-01; findings redacted)", A_SAMPLE},
 	{0, "broker-version", 0, CLI_OPT_CALL, 0, 0, 0, "VERSION",
 	 "look VERSION (\"mosquitto 2.0.11\") up for known vulnerabilities "
 	 "when $SYS does not show it", A_VERSION},
@@ -98,13 +99,15 @@ void moat_audit_usage(FILE *f)
 		"       moat audit --config FILE [--format FORMAT] "
 		"[--fail-on SEVERITY]\n"
 		"\n"
-		"Probe your own MQTT brokers for security weaknesses "
-		"(docs/audit.md).\n"
-		"TARGET is mqtt://HOST[:PORT] (default port 1883) or "
-		"mqtts://HOST[:PORT]\n"
-		"(TLS, default port 8883); IPv6 addresses go in brackets. "
-		"Only the targets\n"
-		"given are contacted, one connection at a time; nothing is "
+		"Probe your own MQTT brokers and CoAP servers for security "
+		"weaknesses\n(docs/audit.md).\n"
+		"TARGET is mqtt://HOST[:PORT] (default port 1883), "
+		"mqtts://HOST[:PORT] (TLS,\n"
+		"8883), coap://HOST[:PORT] (UDP, 5683) or coaps://HOST[:PORT] "
+		"(DTLS, 5684);\n"
+		"IPv6 addresses go in brackets. Only the targets given are "
+		"contacted, one\n"
+		"connection or socket at a time; no multicast; nothing is "
 		"written but the\nreport (on stdout).\n\n"
 		"Options:\n");
 	cli_opt_print(f, &command, 26);
@@ -265,21 +268,36 @@ static bool v6_char(char c)
 	       (c >= '0' && c <= '9') || c == ':' || c == '.';
 }
 
-/* "mqtt[s]://HOST[:PORT]" into t; err says why not. */
+static const struct {
+	const char *prefix;
+	enum audit_scheme scheme;
+	long port;
+} schemes[] = {
+	{"mqtt", AUDIT_MQTT, 1883},
+	{"mqtts", AUDIT_MQTTS, 8883},
+	{"coap", AUDIT_COAP, 5683},
+	{"coaps", AUDIT_COAPS, 5684},
+};
+
+/* "SCHEME://HOST[:PORT]" into t; err says why not. */
 static int parse_target(const char *s, struct audit_target *t, char *err,
 			size_t errsz)
 {
-	const char *p;
+	const char *p = NULL;
+	size_t k;
 	memset(t, 0, sizeof(*t));
-	if (!strncmp(s, "mqtt://", 7)) {
-		t->scheme = AUDIT_MQTT;
-		p = s + 7;
-	} else if (!strncmp(s, "mqtts://", 8)) {
-		t->scheme = AUDIT_MQTTS;
-		p = s + 8;
-	} else {
-		snprintf(err, errsz, "expected mqtt://HOST[:PORT] or "
-				     "mqtts://HOST[:PORT]");
+	for (k = 0; k < MOAT_ARRAY_LEN(schemes) && !p; k++) {
+		size_t n = strlen(schemes[k].prefix);
+		if (!strncmp(s, schemes[k].prefix, n) &&
+		    !strncmp(s + n, "://", 3)) {
+			t->scheme = schemes[k].scheme;
+			p = s + n + 3;
+			break;
+		}
+	}
+	if (!p) {
+		snprintf(err, errsz, "expected mqtt://, mqtts://, coap:// or "
+				     "coaps://HOST[:PORT]");
 		return MOAT_EINVAL;
 	}
 	bool v6 = *p == '[';
@@ -311,11 +329,10 @@ static int parse_target(const char *s, struct audit_target *t, char *err,
 		return MOAT_EINVAL;
 	}
 	if (!port)
-		n = t->scheme == AUDIT_MQTTS ? 8883 : 1883;
+		n = schemes[k].port;
 	snprintf(t->port, sizeof(t->port), "%ld", n);
 	snprintf(t->spec, sizeof(t->spec), "%s://%s%s%s:%ld",
-		 t->scheme == AUDIT_MQTTS ? "mqtts" : "mqtt", v6 ? "[" : "",
-		 t->host, v6 ? "]" : "", n);
+		 schemes[k].prefix, v6 ? "[" : "", t->host, v6 ? "]" : "", n);
 	moat_findings_init(&t->findings);
 	return MOAT_OK;
 }
@@ -426,8 +443,8 @@ static int check_combination(struct audit_opts *o, size_t ntargets)
 	if (o->config && (ntargets || o->targets_file))
 		return usage("--config lints a file: it takes no targets");
 	if (!o->config && !ntargets && !o->targets_file)
-		return usage("no target (mqtt://HOST[:PORT] or "
-			     "mqtts://HOST[:PORT])");
+		return usage("no target (mqtt://, mqtts://, coap:// or "
+			     "coaps://HOST[:PORT])");
 	if (!o->test_topic[0] || strpbrk(o->test_topic, "+#") ||
 	    o->test_topic[0] == '$' || strlen(o->test_topic) > 200)
 		return usage("--test-topic: a plain topic prefix (no +, # or "

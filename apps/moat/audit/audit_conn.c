@@ -120,7 +120,7 @@ static int connect_one(const struct addrinfo *ai, uint64_t deadline, int *err)
 }
 
 /* Pacing: at least --delay between two connections of the run. */
-static void pace(struct audit_ctx *x)
+void audit_pace(struct audit_ctx *x)
 {
 	struct audit_run *r = x->run;
 	uint64_t now = moat_now_ms();
@@ -237,7 +237,7 @@ int audit_conn_open(struct audit_ctx *x, struct audit_conn *c, SSL_CTX *ctx)
 						 "used up");
 		return MOAT_ELIMIT;
 	}
-	pace(x);
+	audit_pace(x);
 	int rc = tcp_open(x, c);
 	if (rc == MOAT_OK && ctx)
 		rc = tls_open(x, c, ctx);

@@ -138,9 +138,25 @@ static void text_target(FILE *out, const struct audit_target *t)
 	fputc('\n', out);
 }
 
+/* Datagrams and bytes sent to every CoAP target; false when none. */
+static bool coap_totals(const struct audit_target *t, size_t n, size_t *dg,
+			size_t *bytes)
+{
+	bool any = false;
+	*dg = *bytes = 0;
+	for (size_t i = 0; i < n; i++)
+		if (audit_is_coap(&t[i])) {
+			any = true;
+			*dg += t[i].dg_sent;
+			*bytes += t[i].bytes_sent;
+		}
+	return any;
+}
+
 static void print_text(FILE *out, const struct audit_opts *o,
 		       const struct audit_target *t, size_t n)
 {
+	size_t dg, bytes;
 	size_t errors = 0;
 	fprintf(out, "moat audit %s: %zu target%s (exit status 1 for "
 		     "findings at or above %s)\n\n",
@@ -153,6 +169,9 @@ static void print_text(FILE *out, const struct audit_opts *o,
 	if (n > 1 && errors)
 		fprintf(out, "%zu of %zu targets could not be fully audited.\n",
 			errors, n);
+	if (coap_totals(t, n, &dg, &bytes))
+		fprintf(out, "CoAP: the audit sent %zu datagram%s (%zu bytes) in "
+			     "all.\n", dg, dg == 1 ? "" : "s", bytes);
 }
 
 /* ---- JSON --------------------------------------------------------------- */
@@ -170,6 +189,11 @@ static void json_target(FILE *out, const struct audit_target *t, bool last)
 		fputs("null", out);
 	fputs(",\n     \"summary\": ", out);
 	moat_findings_print_json_summary(out, &t->findings);
+	if (audit_is_coap(t))
+		fprintf(out, ",\n     \"traffic\": {\"datagrams_sent\": %zu, "
+			     "\"bytes_sent\": %zu, \"datagrams_received\": %zu, "
+			     "\"bytes_received\": %zu}",
+			t->dg_sent, t->bytes_sent, t->dg_recv, t->bytes_recv);
 	fputs(",\n     \"findings\": ", out);
 	moat_findings_print_json_array(out, &t->findings);
 	fputs(",\n     \"notes\": [", out);
@@ -213,7 +237,8 @@ static const char *security_severity(enum moat_severity s)
  * everything but unreserved characters and '/' percent-encoded. */
 static void print_uri(FILE *out, const char *s)
 {
-	bool url = !strncmp(s, "mqtt://", 7) || !strncmp(s, "mqtts://", 8);
+	bool url = !strncmp(s, "mqtt://", 7) || !strncmp(s, "mqtts://", 8) ||
+		   !strncmp(s, "coap://", 7) || !strncmp(s, "coaps://", 8);
 	fputc('"', out);
 	if (!url && s[0] == '/')
 		fputs("file://", out);
@@ -286,9 +311,13 @@ static void sarif_invocation(FILE *out, const struct audit_target *t,
 	bool ok = true, first = true;
 	for (size_t i = 0; i < n; i++)
 		ok = ok && !t[i].error[0];
-	fprintf(out, "      \"invocations\": [{\"executionSuccessful\": %s, "
-		     "\"toolExecutionNotifications\": [",
+	size_t dg, bytes;
+	fprintf(out, "      \"invocations\": [{\"executionSuccessful\": %s, ",
 		ok ? "true" : "false");
+	if (coap_totals(t, n, &dg, &bytes))
+		fprintf(out, "\"properties\": {\"coap_datagrams_sent\": %zu, "
+			     "\"coap_bytes_sent\": %zu}, ", dg, bytes);
+	fputs("\"toolExecutionNotifications\": [", out);
 	for (size_t i = 0; i < n; i++) {
 		if (!t[i].error[0])
 			continue;

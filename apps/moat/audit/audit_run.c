@@ -34,7 +34,9 @@ static bool is_loopback(const struct sockaddr *sa)
 static int resolve(struct audit_ctx *x)
 {
 	struct addrinfo hints = {.ai_family = AF_UNSPEC,
-				 .ai_socktype = SOCK_STREAM};
+				 .ai_socktype = audit_is_coap(x->t)
+							? SOCK_DGRAM
+							: SOCK_STREAM};
 	int gai = getaddrinfo(x->t->host, x->t->port, &hints, &x->addrs);
 	if (gai != 0) {
 		audit_fail(x->t, "cannot resolve the host name: %s",
@@ -74,6 +76,26 @@ static void run_accounts(struct audit_ctx *x)
 		audit_check_account(x, &o->acct[i]);
 }
 
+/* coap:// and coaps:// targets (audit_coap.c, audit_dtls.c). */
+static void run_coap(struct audit_ctx *x)
+{
+	struct audit_target *t = x->t;
+	if (t->scheme == AUDIT_COAP) {
+		audit_coap_run(x);
+	} else {
+		SSL_CTX *ctx = audit_dtls_run(x);
+		if (ctx && !audit_out_of_time(x))
+			audit_coap_run_dtls(x, ctx);
+		SSL_CTX_free(ctx);
+	}
+	audit_note(t, "the audit sent %zu datagram%s (%zu bytes) to this "
+		      "target and received %zu (%zu bytes)%s",
+		   t->dg_sent, t->dg_sent == 1 ? "" : "s", t->bytes_sent,
+		   t->dg_recv, t->bytes_recv,
+		   t->scheme == AUDIT_COAPS ? "; DTLS counted in records"
+					    : "");
+}
+
 void audit_target_run(struct audit_run *run, struct audit_target *t)
 {
 	struct audit_ctx x = {.run = run, .t = t};
@@ -81,6 +103,10 @@ void audit_target_run(struct audit_run *run, struct audit_target *t)
 	audit_progress(&x, "starting");
 	if (resolve(&x) != MOAT_OK)
 		goto out;
+	if (audit_is_coap(t)) {
+		run_coap(&x);
+		goto out;
+	}
 	if (t->scheme == AUDIT_MQTTS && audit_tls_run(&x) != MOAT_OK)
 		goto out;
 	if (audit_first_probe(&x) != MOAT_OK)

@@ -15,7 +15,7 @@
 
 #define SAMPLE_MAX_FINDINGS 20 /* AUD-LK-01 findings per identity */
 
-struct sampler {
+struct audit_sampler {
 	const struct audit_ident *id;
 	struct moat_findings *f;
 	struct moat_leak_db *db;
@@ -27,7 +27,6 @@ struct sampler {
 	size_t dropped;           /* high ones past SAMPLE_MAX_FINDINGS */
 	uint64_t seen[64];        /* (category, topic) already reported */
 	size_t nseen;
-	bool unavailable;
 };
 
 static uint64_t key_of(enum moat_leak_category c, struct moat_bytes t)
@@ -42,7 +41,7 @@ static uint64_t key_of(enum moat_leak_category c, struct moat_bytes t)
 
 /* One finding: AUD-LK-01 for high and critical ones, once per category
  * and topic; the rest is counted for a note. */
-static void note_finding(struct sampler *s, const struct moat_leak_finding *fd,
+static void note_finding(struct audit_sampler *s, const struct moat_leak_finding *fd,
 			 struct moat_bytes topic, const char *shown_topic,
 			 const char *part)
 {
@@ -74,7 +73,7 @@ static void note_finding(struct sampler *s, const struct moat_leak_finding *fd,
 
 /* The findings of one scan; a JSON path can hold private data itself (a
  * map keyed by e-mail or MAC address): shown redacted. */
-static void note_all(struct sampler *s, const struct moat_leak_result *r,
+static void note_all(struct audit_sampler *s, const struct moat_leak_result *r,
 		     struct moat_bytes topic, const char *shown,
 		     const char *part)
 {
@@ -92,7 +91,7 @@ static void note_all(struct sampler *s, const struct moat_leak_result *r,
 	}
 }
 
-static void scan_sample(struct sampler *s, const struct audit_sample_msg *m)
+static void scan_sample(struct audit_sampler *s, const struct audit_sample_msg *m)
 {
 	struct moat_leak_result r;
 	char shown[200];
@@ -122,7 +121,7 @@ int audit_scan_sample(const struct audit_sample_msg *m,
 		      const struct audit_ident *id, struct moat_findings *f)
 {
 	/* One-off use (tests, other callers): its own detector. */
-	struct sampler s = {.id = id, .f = f};
+	struct audit_sampler s = {.id = id, .f = f};
 	char err[256];
 	if (moat_leak_db_new(NULL, &s.db, err, sizeof(err)) != MOAT_OK)
 		return MOAT_ENOTFOUND;
@@ -136,18 +135,76 @@ int audit_scan_sample(const struct audit_sample_msg *m,
 	return MOAT_OK;
 }
 
+int audit_sampler_new(struct audit_sampler **out,
+		      const struct audit_ident *id, struct moat_findings *f,
+		      char *err, size_t errsz)
+{
+	struct audit_sampler *s = moat_calloc(1, sizeof(*s));
+	*out = NULL;
+	snprintf(err, errsz, "out of memory for the leak detector");
+	if (!s)
+		return MOAT_ENOMEM;
+	s->id = id;
+	s->f = f;
+	if (moat_leak_db_new(NULL, &s->db, err, errsz) != MOAT_OK ||
+	    moat_leak_scratch_new(s->db, &s->scratch) != MOAT_OK) {
+		moat_leak_db_free(s->db);
+		moat_free(s);
+		return MOAT_ENOMEM;
+	}
+	*out = s;
+	return MOAT_OK;
+}
+
+static void sampler_free(struct audit_sampler *s)
+{
+	moat_leak_scratch_free(s->scratch);
+	moat_leak_db_free(s->db);
+	moat_free(s);
+}
+
+bool audit_sampler_feed(struct audit_sampler *s,
+			const struct audit_sample_msg *m)
+{
+	if (s->msgs >= AUDIT_SAMPLE_MAX_MSGS)
+		return false;
+	s->msgs++;
+	s->bytes += m->payload.len;
+	scan_sample(s, m);
+	return s->msgs < AUDIT_SAMPLE_MAX_MSGS;
+}
+
+void audit_sampler_finish(struct audit_ctx *x, struct audit_sampler *s,
+			  const char *what)
+{
+	if (!s)
+		return;
+	audit_note(x->t, "sampled %zu %s%s (%zu bytes) as %s; findings "
+			 "are redacted",
+		   s->msgs, what, s->msgs == 1 ? "" : "s", s->bytes,
+		   s->id->label);
+	for (int k = 0; k < MOAT_LEAK_CATEGORY_COUNT; k++)
+		if (s->lesser[k])
+			audit_note(x->t, "sampled payloads: %zu finding%s of %s "
+					 "below high severity (not reported as "
+					 "AUD-LK-01)",
+				   s->lesser[k], s->lesser[k] == 1 ? "" : "s",
+				   moat_leak_category_name(
+					   (enum moat_leak_category)k));
+	if (s->dropped)
+		audit_note(x->t, "sampled payloads: %zu more high findings not "
+				 "listed (at most %d)",
+			   s->dropped, SAMPLE_MAX_FINDINGS);
+	sampler_free(s);
+}
+
 static void on_msg(void *arg, struct moat_bytes topic,
 		   struct moat_bytes payload, bool retained)
 {
-	struct sampler *s = arg;
-	if (s->msgs >= AUDIT_SAMPLE_MAX_MSGS || s->unavailable)
-		return;
-	s->msgs++;
-	s->bytes += payload.len;
 	struct audit_sample_msg m = {.topic = topic,
 				     .payload = payload,
 				     .retained = retained};
-	scan_sample(s, &m);
+	(void)audit_sampler_feed(arg, &m);
 }
 
 void audit_sample_payloads(struct audit_ctx *x, const struct audit_ident *id,
@@ -155,16 +212,14 @@ void audit_sample_payloads(struct audit_ctx *x, const struct audit_ident *id,
 {
 	struct audit_conn c;
 	struct audit_connack ca;
-	struct sampler s = {.id = id, .f = &x->t->findings};
-	struct audit_harvest h = {.on_msg = on_msg, .arg = &s};
+	struct audit_sampler *s;
 	char err[256];
-	snprintf(err, sizeof(err), "out of memory for the leak detector");
-	if (moat_leak_db_new(NULL, &s.db, err, sizeof(err)) != MOAT_OK ||
-	    moat_leak_scratch_new(s.db, &s.scratch) != MOAT_OK) {
+	if (audit_sampler_new(&s, id, &x->t->findings, err, sizeof(err)) !=
+	    MOAT_OK) {
 		audit_note(x->t, "payload sampling not run: %s", err);
-		moat_leak_db_free(s.db);
 		return;
 	}
+	struct audit_harvest h = {.on_msg = on_msg, .arg = s};
 	char cid[64];
 	const char *f[1] = {"#"};
 	uint8_t code = 0x80;
@@ -181,33 +236,18 @@ void audit_sample_payloads(struct audit_ctx *x, const struct audit_ident *id,
 	    !audit_granted(code)) {
 		audit_note(x->t, "payload sampling not run: %s could not "
 				 "subscribe to #", id->label);
-		goto out;
+		audit_mqtt_disconnect(x, &c);
+		sampler_free(s);
+		return;
 	}
 	uint64_t until = moat_now_ms() + (uint64_t)seconds * 1000u;
-	while (moat_now_ms() < until && s.msgs < AUDIT_SAMPLE_MAX_MSGS &&
-	       !h.closed && !s.unavailable && !audit_out_of_time(x)) {
+	while (moat_now_ms() < until && s->msgs < AUDIT_SAMPLE_MAX_MSGS &&
+	       !h.closed && !audit_out_of_time(x)) {
 		uint64_t left = until - moat_now_ms();
 		if (audit_mqtt_collect(x, &c, (unsigned)MOAT_MIN(left, 1000u),
 				       &h) != MOAT_OK)
 			break;
 	}
-	audit_note(x->t, "sampled %zu message%s (%zu bytes) as %s; findings "
-			 "are redacted",
-		   s.msgs, s.msgs == 1 ? "" : "s", s.bytes, id->label);
-	for (int k = 0; k < MOAT_LEAK_CATEGORY_COUNT; k++)
-		if (s.lesser[k])
-			audit_note(x->t, "sampled payloads: %zu finding%s of %s "
-					 "below high severity (not reported as "
-					 "AUD-LK-01)",
-				   s.lesser[k], s.lesser[k] == 1 ? "" : "s",
-				   moat_leak_category_name(
-					   (enum moat_leak_category)k));
-	if (s.dropped)
-		audit_note(x->t, "sampled payloads: %zu more high findings not "
-				 "listed (at most %d)",
-			   s.dropped, SAMPLE_MAX_FINDINGS);
-out:
 	audit_mqtt_disconnect(x, &c);
-	moat_leak_scratch_free(s.scratch);
-	moat_leak_db_free(s.db);
+	audit_sampler_finish(x, s, "message");
 }

@@ -272,10 +272,7 @@ static bool check_versions(struct audit_ctx *x)
 	return legacy;
 }
 
-static const struct {
-	const char *name;
-	const char *list; /* OpenSSL cipher string */
-} weak[] = {
+const struct audit_weak_class audit_weak[] = {
 	{"NULL (no encryption)", "eNULL"},
 	{"anonymous (no authentication)", "aNULL"},
 	{"EXPORT", "EXPORT"},
@@ -284,13 +281,14 @@ static const struct {
 	{"3DES", "3DES"},
 	{"MD5", "MD5"},
 };
+const size_t audit_weak_count = MOAT_ARRAY_LEN(audit_weak);
 
 static void check_ciphers(struct audit_ctx *x)
 {
 	char tested[160] = "", untested[160] = "";
-	for (size_t i = 0; i < MOAT_ARRAY_LEN(weak); i++) {
+	for (size_t i = 0; i < audit_weak_count; i++) {
 		char list[64], cipher[64] = "";
-		snprintf(list, sizeof(list), "%s:@SECLEVEL=0", weak[i].list);
+		snprintf(list, sizeof(list), "%s:@SECLEVEL=0", audit_weak[i].list);
 		SSL_CTX *ctx = legacy_ctx(x, TLS1_VERSION, TLS1_2_VERSION);
 		if (ctx && !SSL_CTX_set_cipher_list(ctx, list)) {
 			SSL_CTX_free(ctx);
@@ -303,11 +301,11 @@ static void check_ciphers(struct audit_ctx *x)
 		char *l = r == TRY_UNTESTABLE ? untested : tested;
 		size_t o = strlen(l);
 		snprintf(l + o, sizeof(tested) - o, "%s%s", o ? ", " : "",
-			 weak[i].list);
+			 audit_weak[i].list);
 		if (r == TRY_ACCEPTED)
 			moat_findings_add(&x->t->findings, "AUD-TLS-02",
 					  "the server accepted the %s cipher "
-					  "suite %s", weak[i].name, cipher);
+					  "suite %s", audit_weak[i].name, cipher);
 	}
 	audit_note(x->t, "weak cipher classes offered one at a time: %s%s%s",
 		   tested[0] ? tested : "none",

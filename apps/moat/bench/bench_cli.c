@@ -130,6 +130,8 @@ void moat_bench_usage(FILE *f)
 		fprintf(f, "  %-9s %s\n", scenarios[i].name, scenarios[i].help);
 	fputs("\nOptions:\n", f);
 	cli_opt_print(f, &command, 29);
+	fputs("\nCoAP load (moatd's /ps/ resources): moat bench --coap "
+	      "SCENARIO, see\nmoat bench --coap --help.\n", f);
 	fputs("\nEach payload carries its publisher, a sequence number and "
 	      "the time it was sent:\nthe subscribers count lost, "
 	      "duplicated and out-of-order messages and measure\nlatency.  "
@@ -454,6 +456,8 @@ int moat_bench_main(int argc, char **argv)
 		moat_bench_usage(stdout);
 		return CLI_EXIT_OK;
 	}
+	if (!strcmp(argv[1], "--coap"))
+		return moat_bench_coap_main(argc - 1, argv + 1);
 	int rc = pick_scenario(&cfg, argv[1]);
 	if (rc == MOAT_OK)
 		rc = parse_args(&cfg, argc - 1, argv + 1);
