@@ -25,7 +25,8 @@
 #   --tls          NATS with TLS: a CA, server and client certificates are
 #                  made in DIR/tls on the first start (openssl)
 #   --nats-only    start no moatd (only with start)
-#   --conf FILE    lines appended to every moatd.conf (tests' own settings)
+#   --conf FILE    lines appended to every moatd.conf (tests' own settings;
+#                  MOAT_CLUSTER_CONF)
 #
 # NATS always requires a user and password (random, made on the first
 # start, DIR/nats.pass, mode 0600); routes have their own.  Every wait is
@@ -39,7 +40,7 @@ BASE=${MOAT_CLUSTER_BASE:-14220}
 MOATD=${MOATD_BIN:-build/moatd}
 TLS=0
 NATS_ONLY=0
-EXTRA=""
+EXTRA=${MOAT_CLUSTER_CONF:-}
 NODES="1 2 3"
 WAIT_S=30
 
@@ -254,14 +255,24 @@ start_nats() { # N
 	echo $! >"$(pidfile nats "$n")"
 }
 
-# JetStream is usable when every server's /healthz says so (it reports
-# an error while the meta leader is unknown or this server lags).
+# JetStream is usable once every server knows the cluster's meta leader
+# (/jsz).  Not /healthz: after a restart with old stores it reports every
+# stream catching up, for longer than moatd needs to wait.
 wait_nats() {
 	for n in $NODES; do
 		running nats "$n" || fail_with_log "nats $n exited" \
 			"$DIR/log/nats-n$n.log"
-		wait_http "http://127.0.0.1:$(mon_port "$n")/healthz" nats "$n" \
-			"$DIR/log/nats-n$n.log"
+		i=0
+		until curl -fs --max-time 1 "http://127.0.0.1:$(mon_port "$n")/jsz" |
+			grep -q '"leader":'; do
+			running nats "$n" || fail_with_log "nats $n exited" \
+				"$DIR/log/nats-n$n.log"
+			[ $i -lt $((WAIT_S * 10)) ] || fail_with_log \
+				"nats $n: no JetStream meta leader within ${WAIT_S}s" \
+				"$DIR/log/nats-n$n.log"
+			sleep 0.1
+			i=$((i + 1))
+		done
 	done
 }
 

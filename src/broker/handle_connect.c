@@ -355,7 +355,7 @@ static int connect_session(struct moat_conn *c,
 		;
 	/* Cluster mode: the other nodes end their sessions of this id. */
 	if (b->cluster && !assigned)
-		moat__cluster_sess_connected(c, id, idlen);
+		moat__cluster_sess_connected(c, id, idlen, cn->clean_session);
 	/* A stored session is acknowledged once it is on disk. */
 	moat__store_session(w, s);
 	if (w->store_lost != lost)

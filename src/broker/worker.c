@@ -540,7 +540,7 @@ static void tick(struct moat_worker *w, uint64_t now)
 	moat__linger_tick(w, now);
 	moat__coap_tick(w, now);
 	release_held(w, now);
-	if (w->cw)
+	if (w->b->cluster) /* cluster_fwd.c: nothing to do without w->cw */
 		moat__cluster_tick(w, now);
 	for (struct moat_conn *c = w->conns; c; c = next) {
 		next = c->next;

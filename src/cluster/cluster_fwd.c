@@ -427,6 +427,7 @@ void moat__cluster_inbox(struct moat_worker *w, struct moat_inbox_item *it)
 
 void moat__cluster_tick(struct moat_worker *w, uint64_t now)
 {
+	moat__cluster_sreg_tick(w, now);
 	struct moat_cluster_w *cw = w->cw;
 	(void)now;
 	if (!cw || !cw->n)

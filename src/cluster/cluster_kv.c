@@ -73,16 +73,6 @@ struct kv_state {
 /* One cluster per process (as cluster.c); NULL when off. */
 static struct kv_state *the_kv;
 
-static uint64_t key_hash(const char *k, size_t n)
-{
-	uint64_t h = 1469598103934665603ull;
-	for (size_t i = 0; i < n; i++) {
-		h ^= (uint8_t)k[i];
-		h *= 1099511628211ull;
-	}
-	return h;
-}
-
 static void warn_some(struct kv_state *kv, const char *what, const char *why)
 {
 	uint64_t now = moat_now_ms();
@@ -96,9 +86,7 @@ static void warn_some(struct kv_state *kv, const char *what, const char *why)
 
 static int64_t wall_ns(void)
 {
-	struct timespec now;
-	clock_gettime(CLOCK_REALTIME, &now);
-	return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+	return (int64_t)moat__wall_ms() * 1000000;
 }
 
 /* Keep a write that failed (any thread). */
@@ -133,8 +121,10 @@ static void kv_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae,
 	(void)js;
 	(void)pa;
 	struct kv_state *kv = closure;
-	if (!pae)
+	if (!pae) {
+		natsMsg_Destroy(msg); /* the handler owns it (nats.h) */
 		return;
+	}
 	atomic_fetch_add(&kv->cl->js_errors, 1);
 	warn_some(kv, "a write failed; made again later",
 		  pae->ErrText ? pae->ErrText : natsStatus_GetText(pae->Err));
@@ -144,6 +134,7 @@ static void kv_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae,
 		at_ns = strtoll(at, NULL, 10);
 	remember(kv, natsMsg_GetSubject(msg), natsMsg_GetData(msg),
 		 (size_t)natsMsg_GetDataLength(msg), at_ns);
+	natsMsg_Destroy(msg);
 }
 
 /* Publish one write; false when it could not even be sent. */
@@ -221,7 +212,7 @@ static void note_seen(struct kv_state *kv, const char *key, size_t n)
 		kv->seen = v;
 		kv->capseen = cap;
 	}
-	kv->seen[kv->nseen++] = key_hash(key, n);
+	kv->seen[kv->nseen++] = moat_fnv1a(key, n, MOAT_FNV1A_INIT);
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -314,7 +305,8 @@ static void push_local_only(struct kv_state *kv)
 	struct moat_msg **v = NULL;
 	size_t n = 0, pushed = 0;
 	char key[MOAT_SUBJECT_BUF];
-	qsort(kv->seen, kv->nseen, sizeof(*kv->seen), cmp_u64);
+	if (kv->nseen)
+		qsort(kv->seen, kv->nseen, sizeof(*kv->seen), cmp_u64);
 	if (moat_tree_retained_all(&kv->cl->b->tree, SIZE_MAX, &v, &n) !=
 	    MOAT_OK)
 		return;
@@ -325,9 +317,10 @@ static void push_local_only(struct kv_state *kv)
 				 : moat_subject_from_topic(
 					   "", (const uint8_t *)m->topic,
 					   m->topic_len, key, sizeof(key));
-		uint64_t h = kl > 0 ? key_hash(key, (size_t)kl) : 0;
-		if (kl > 0 && !bsearch(&h, kv->seen, kv->nseen,
-				       sizeof(*kv->seen), cmp_u64)) {
+		uint64_t h = kl > 0 ? moat_fnv1a(key, (size_t)kl, MOAT_FNV1A_INIT) : 0;
+		if (kl > 0 && (!kv->nseen ||
+			       !bsearch(&h, kv->seen, kv->nseen,
+					sizeof(*kv->seen), cmp_u64))) {
 			kv_write(kv, m, moat_now_ms());
 			pushed++;
 		}
@@ -453,6 +446,33 @@ static void *kv_main(void *arg)
 
 /* ---- lifecycle --------------------------------------------------------------- */
 
+jsCtx *moat__cluster_js_async(struct moat_cluster *cl, jsPubAckHandler ack,
+			      void *closure)
+{
+	jsCtx *js = NULL;
+	jsOptions jo;
+	jsOptions_Init(&jo);
+	jo.Wait = 5000;
+	jo.PublishAsync.AckHandler = ack;
+	jo.PublishAsync.AckHandlerClosure = closure;
+	jo.PublishAsync.MaxPending = 65536;
+	jo.PublishAsync.StallWait = 1; /* never hold a worker long */
+	if (natsConnection_JetStream(&js, cl->nc, &jo) != NATS_OK)
+		return NULL;
+	return js;
+}
+
+void moat__cluster_js_close(jsCtx *js, kvStore *kv)
+{
+	jsPubOptions po;
+	jsPubOptions_Init(&po);
+	po.MaxWait = 2000;
+	if (js) /* ack handlers' closures: let the answers arrive first */
+		(void)js_PublishAsyncComplete(js, &po);
+	kvStore_Destroy(kv);
+	jsCtx_Destroy(js);
+}
+
 int moat__cluster_kv_start(struct moat_broker *b)
 {
 	struct moat_cluster *cl = b->cluster;
@@ -463,14 +483,7 @@ int moat__cluster_kv_start(struct moat_broker *b)
 		return MOAT_ENOMEM;
 	kv->cl = cl;
 	pthread_mutex_init(&kv->lock, NULL);
-	jsOptions jo;
-	jsOptions_Init(&jo);
-	jo.Wait = 5000;
-	jo.PublishAsync.AckHandler = kv_ack;
-	jo.PublishAsync.AckHandlerClosure = kv;
-	jo.PublishAsync.MaxPending = 65536;
-	jo.PublishAsync.StallWait = 1; /* never hold a worker long */
-	if (natsConnection_JetStream(&kv->js, cl->nc, &jo) != NATS_OK) {
+	if (!(kv->js = moat__cluster_js_async(cl, kv_ack, kv))) {
 		moat_err_log("cluster: JetStream for the retained messages "
 			     "bucket: %s",
 			     nats_GetLastError(NULL));
@@ -505,13 +518,7 @@ void moat__cluster_kv_stop(struct moat_broker *b)
 		kvWatcher_Stop(kv->watch);
 		kvWatcher_Destroy(kv->watch);
 	}
-	/* kv_ack's closure is kv: let the answers in flight arrive first. */
-	jsPubOptions po;
-	jsPubOptions_Init(&po);
-	po.MaxWait = 2000;
-	(void)js_PublishAsyncComplete(kv->js, &po);
-	kvStore_Destroy(kv->kv);
-	jsCtx_Destroy(kv->js);
+	moat__cluster_js_close(kv->js, kv->kv); /* kv_ack's closure is kv */
 	moat_free(kv->seen);
 	for (size_t i = 0; i < kv->ndirty; i++) {
 		moat_free(kv->dirty[i].subj);

@@ -10,6 +10,20 @@
 #include "moat/errors.h"
 
 #define MOAT_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* FNV-1a (64 bits) of p[0..n), continuing from h: MOAT_FNV1A_INIT to
+ * start.  For hash tables, never against an adversary's choice of keys
+ * where that matters. */
+#define MOAT_FNV1A_INIT 1469598103934665603ull
+static inline uint64_t moat_fnv1a(const void *p, size_t n, uint64_t h)
+{
+	const uint8_t *s = (const uint8_t *)p;
+	for (size_t i = 0; i < n; i++) {
+		h ^= s[i];
+		h *= 1099511628211ull;
+	}
+	return h;
+}
 #define MOAT_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MOAT_MAX(a, b) ((a) > (b) ? (a) : (b))
 

@@ -154,6 +154,7 @@ struct moat_config {
 	uint64_t cluster_max_pending;
 	uint64_t cluster_stream_max_age; /* seconds */
 	uint64_t cluster_stream_max_bytes;
+	bool cluster_session_recovery; /* cluster_sreg.c */
 	char source[256]; /* file the config came from, "" = defaults */
 };
 

@@ -347,6 +347,14 @@ const struct moat_cfg_directive moat__cfg_directives[] = {
 	{"cluster_stream_max_bytes", CFG_SIZE, OFF(cluster_stream_max_bytes),
 	 MIB, 1024 * GIB, "1g",
 	 "Size bound of the stream (oldest messages go first)."},
+	{"cluster_session_recovery", CFG_BOOL,
+	 OFF(cluster_session_recovery), 0, 1, "false",
+	 "Cluster mode, experimental: keep a record of each persistent "
+	 "session (subscriptions, when it last had nothing waiting) in the "
+	 "JetStream bucket MOAT_SESSIONS, so that when its node is lost its "
+	 "client, connecting to another node, gets its subscriptions back "
+	 "and the QoS 1/2 messages of the stream since then "
+	 "(docs/cluster.md). Restart-only."},
 	{"retain_available", CFG_BOOL, OFF(retain_available), 0, 1, "true",
 	 "Keep retained messages. When false, the retain flag is ignored."},
 	{"mqtt5", CFG_BOOL, OFF(mqtt5), 0, 1, "true",

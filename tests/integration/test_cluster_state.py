@@ -1,6 +1,7 @@
 """Cluster mode, state shared by the nodes (issue 21, docs/cluster.md):
 retained messages in the JetStream key-value bucket MOAT_RETAINED; client
-ids unique across the nodes (a connection on another node takes over).
+ids unique across the nodes (a connection on another node takes over, and
+the session's subscriptions and waiting messages move with it).
 
 The same 3 x nats-server + 3 x moatd loopback cluster as test_cluster.py
 (scripts/cluster.sh in a temporary directory).  Retained messages become
@@ -10,7 +11,9 @@ never on timing.
 """
 import os
 import sys
+import tempfile
 import threading
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -52,13 +55,13 @@ def retained(port, filt, v5=False, settle=1.0):
         c.loop_stop()
 
 
-def publish(port, topic, payload, qos=1, v5=False):
+def publish(port, topic, payload, qos=1, v5=False, retain=True):
     proto = mqtt.MQTTv5 if v5 else mqtt.MQTTv311
     c = mqtt.Client(protocol=proto)
     c.connect(HOST, port, 30)
     c.loop_start()
     try:
-        info = c.publish(topic, payload, qos, retain=True)
+        info = c.publish(topic, payload, qos, retain=retain)
         info.wait_for_publish(WAIT)
         if qos:
             assert info.is_published(), "not acknowledged"
@@ -69,9 +72,24 @@ def publish(port, topic, payload, qos=1, v5=False):
 
 @unittest.skipIf(mqtt is None, "python3-paho-mqtt is missing")
 class ClusterState(unittest.TestCase):
-    # The cluster of test_cluster.py, without its tests.
-    setUpClass = classmethod(tc.ClusterTest.setUpClass.__func__)
-    tearDownClass = classmethod(tc.ClusterTest.tearDownClass.__func__)
+    # The cluster of test_cluster.py, without its tests, with session
+    # recovery on (experimental, off by default).
+    @classmethod
+    def setUpClass(cls):
+        cls.conf = tempfile.NamedTemporaryFile("w", suffix=".conf")
+        cls.conf.write("cluster_session_recovery true\n")
+        cls.conf.flush()
+        os.environ["MOAT_CLUSTER_CONF"] = cls.conf.name
+        try:
+            tc.ClusterTest.setUpClass.__func__(cls)
+        finally:
+            del os.environ["MOAT_CLUSTER_CONF"]
+
+    @classmethod
+    def tearDownClass(cls):
+        tc.ClusterTest.tearDownClass.__func__(cls)
+        cls.conf.close()
+
     cluster = classmethod(tc.ClusterTest.cluster.__func__)
     metric = classmethod(tc.ClusterTest.metric.__func__)
 
@@ -119,7 +137,7 @@ class ClusterState(unittest.TestCase):
         for node in range(3):
             self.assert_retained(node, "rc/#", {"rc/y": "three"})
 
-    def connect(self, node, cid, v5=True, clean=True):
+    def connect(self, node, cid, v5=True, clean=True, on_message=None):
         """A paho client on node; (client, events): "connack" holds the
         session present flag, "disconnect" the reason code (v5) or rc."""
         ev = {"connack": threading.Event(), "gone": threading.Event()}
@@ -139,6 +157,8 @@ class ClusterState(unittest.TestCase):
             ev["gone"].set()
         c.on_connect = on_connect
         c.on_disconnect = on_disconnect
+        if on_message:
+            c.on_message = on_message
         c.reconnect_delay_set(60, 120)  # a closed one stays closed
         if v5:
             from paho.mqtt.properties import Properties
@@ -195,6 +215,107 @@ class ClusterState(unittest.TestCase):
             return not ev["present"]
         # the announcement reaches node 1 a little after node 2's CONNACK
         self.assertTrue(wait_for(gone_on_node1, WAIT, 0.2))
+
+    def test_session_moves_with_its_client(self):
+        """A persistent session on node 1 with queued QoS 1 messages: its
+        client connects to node 2 and gets them, and its subscription
+        goes on there without a new SUBSCRIBE."""
+        for v5 in (False, True):
+            with self.subTest(v5=v5):
+                cid, topic = "mover-%d" % v5, "mv%d/x" % v5
+                c, ev = self.connect(0, cid, v5=v5, clean=False)
+                done = threading.Event()
+                c.on_subscribe = lambda *a: done.set()
+                c.subscribe(topic.split("/")[0] + "/#", 1)
+                self.assertTrue(done.wait(WAIT))
+                c.disconnect()
+                c.loop_stop()
+                want = ["q%d" % i for i in range(10)]
+                for p in want:  # queued on node 1
+                    publish(self.mqtt[0], topic, p, qos=1, v5=v5,
+                            retain=False)
+                got = []
+                lock = threading.Lock()
+
+                def on_message(client, userdata, msg):
+                    with lock:
+                        got.append(msg.payload.decode())
+                c, ev = self.connect(1, cid, v5=v5, clean=False,
+                                     on_message=on_message)
+                try:
+                    self.assertTrue(wait_for(lambda: set(want) <= set(got),
+                                             WAIT),
+                                    "queued messages: %r" % got)
+                    publish(self.mqtt[2], topic, "later", qos=1, v5=v5,
+                            retain=False)
+                    self.assertTrue(wait_for(lambda: "later" in got, WAIT),
+                                    "the subscription did not move")
+                    with lock:
+                        firsts = list(dict.fromkeys(got))
+                    self.assertEqual(firsts, want + ["later"])
+                finally:
+                    c.disconnect()
+                    c.loop_stop()
+
+    def test_z_moatd_kill9_persistent_clients(self):
+        """kill -9 of the node of persistent clients (one connected, one
+        offline, 3.1.1 and 5): they reconnect to another node, without
+        subscribing again, and receive every QoS 1 message acknowledged to
+        the publisher (before and after the kill)."""
+        clients = [("kl-on", True, True), ("kl-off", False, False)]
+        got = {cid: [] for cid, _, _ in clients}
+        lock = threading.Lock()
+
+        def collector(cid):
+            def on_message(client, userdata, msg):
+                with lock:
+                    got[cid].append(msg.payload.decode())
+            return on_message
+        live = []
+        for cid, v5, stay in clients:
+            c, ev = self.connect(0, cid, v5=v5, clean=False,
+                                 on_message=collector(cid))
+            done = threading.Event()
+            c.on_subscribe = lambda *a, d=done: d.set()
+            c.subscribe("kl/%s/#" % cid, 1)
+            self.assertTrue(done.wait(WAIT))
+            if stay:
+                live.append(c)
+            else:
+                c.disconnect()
+                c.loop_stop()
+        # The session records are written every 2 s (cluster_sreg.c).
+        time.sleep(5)
+        pub = tc.Pub(self.mqtt[2], False, "kl-pub")
+        try:
+            for i in range(60):
+                if i == 30:
+                    r = self.cluster("kill", "moatd", "1", "KILL")
+                    self.assertEqual(r.returncode, 0, r.stderr)
+                    for c in live:
+                        c.loop_stop()
+                for cid, _, _ in clients:
+                    pub.publish("kl/%s/x" % cid, "%s-%d" % (cid, i), 1)
+                time.sleep(0.01)
+            self.assertTrue(wait_for(lambda: len(pub.acked) == 120, WAIT))
+            news = []
+            for cid, v5, _ in clients:
+                c, ev = self.connect(1, cid, v5=v5, clean=False,
+                                     on_message=collector(cid))
+                news.append(c)
+            for cid, _, _ in clients:
+                want = {p for p in pub.acked if p.startswith(cid + "-")}
+                self.assertTrue(
+                    wait_for(lambda: want <= set(got[cid]), WAIT),
+                    "%s: acknowledged and lost: %s" %
+                    (cid, sorted(want - set(got[cid]))[:10]))
+            for c in news:
+                c.disconnect()
+                c.loop_stop()
+        finally:
+            pub.close()
+            r = self.cluster("up", "moatd", "1", timeout=120)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
 
     def test_z_node_back_after_kill9(self):
         """A node killed with kill -9 comes back with the bucket's
