@@ -256,7 +256,8 @@ start_nats() { # N
 }
 
 # JetStream is usable once every server knows the cluster's meta leader
-# (/jsz).  Not /healthz: after a restart with old stores it reports every
+# (/jsz), and core NATS once every server has its routes to the two
+# others (/routez).  Not /healthz: after a restart with old stores it reports every
 # stream catching up, for longer than moatd needs to wait.
 wait_nats() {
 	for n in $NODES; do
@@ -264,7 +265,9 @@ wait_nats() {
 			"$DIR/log/nats-n$n.log"
 		i=0
 		until curl -fs --max-time 1 "http://127.0.0.1:$(mon_port "$n")/jsz" |
-			grep -q '"leader":'; do
+			grep -q '"leader":' &&
+			curl -fs --max-time 1 "http://127.0.0.1:$(mon_port "$n")/routez" |
+			grep -q '"num_routes": 2,'; do
 			running nats "$n" || fail_with_log "nats $n exited" \
 				"$DIR/log/nats-n$n.log"
 			[ $i -lt $((WAIT_S * 10)) ] || fail_with_log \

@@ -5,7 +5,7 @@
  * (not one the node assigned) publishes on moat.c.connect:
  *
  *   bytes 0-7   the node's nonce (big-endian)
- *   bytes 8-15  when the CONNECT was accepted: wall clock, milliseconds
+ *   bytes 8-15  when the CONNECT was accepted: wall clock, microseconds
  *   byte 16     bit 0: a user name follows (else anonymous); bit 1: the
  *               client asked for a clean start
  *   u16         user name length, then the user name (when byte 8 is 1)
@@ -49,6 +49,34 @@
 
 static natsSubscription *sess_sub, *snap_sub;
 
+/* When this node last announced each client id (by hash; a collision
+ * forgets the older one, which then loses a tie it should have won):
+ * the time compared with another node's announcement. */
+#define ANNOUNCED 4096
+static struct {
+	pthread_mutex_t lock;
+	uint64_t id[ANNOUNCED], at_ms[ANNOUNCED];
+} announced = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static void note_announced(const uint8_t *id, size_t len, uint64_t at)
+{
+	uint64_t h = moat_fnv1a(id, len, MOAT_FNV1A_INIT);
+	pthread_mutex_lock(&announced.lock);
+	announced.id[h % ANNOUNCED] = h;
+	announced.at_ms[h % ANNOUNCED] = at;
+	pthread_mutex_unlock(&announced.lock);
+}
+
+static uint64_t announced_at(const uint8_t *id, size_t len)
+{
+	uint64_t h = moat_fnv1a(id, len, MOAT_FNV1A_INIT), at = 0;
+	pthread_mutex_lock(&announced.lock);
+	if (announced.id[h % ANNOUNCED] == h)
+		at = announced.at_ms[h % ANNOUNCED];
+	pthread_mutex_unlock(&announced.lock);
+	return at;
+}
+
 
 
 static void put64(uint8_t *p, uint64_t v)
@@ -75,8 +103,10 @@ void moat__cluster_sess_connected(struct moat_conn *c, const uint8_t *id,
 	size_t hl = HEAD;
 	if (!cl || !cl->nc || ulen > MAX_USER)
 		return;
+	uint64_t now = moat__wall_us(); /* ms would tie too often */
+	note_announced(id, len, now);
 	put64(head, cl->nonce);
-	put64(head + 8, moat__wall_ms());
+	put64(head + 8, now);
 	head[16] = (uint8_t)((user ? F_USER : 0u) | (clean ? F_CLEAN : 0u));
 	if (user) {
 		head[HEAD] = (uint8_t)(ulen >> 8);
@@ -149,14 +179,17 @@ static bool same_owner(const struct moat_session *s, const struct moat_msg *m)
 	       !memcmp(s->owner, m->payload + HEAD, ulen);
 }
 
-/* Is the local connection c newer than the one announced in m (it stays,
- * and the other node closes the announced one when ours reaches it)? */
+/* Is this node's connection of the client id newer than the one
+ * announced in m (it stays, and the other node closes the announced one
+ * when ours reaches it)?  Both times are the announcing nodes' wall
+ * clocks at their CONNECTs. */
 static bool local_is_newer(const struct moat_cluster *cl,
-			   const struct moat_conn *c, const struct moat_msg *m)
+			   const struct moat_msg *m)
 {
-	uint64_t mono = moat_now_ms(), wall = moat__wall_ms();
-	uint64_t ours = wall - (mono - MOAT_MIN(c->created_ms, mono));
+	uint64_t ours = announced_at((const uint8_t *)m->topic, m->topic_len);
 	uint64_t theirs = get64(m->payload + 8);
+	if (!ours)
+		return false; /* not announced (or forgotten): theirs wins */
 	if (ours != theirs)
 		return ours > theirs;
 	return cl->nonce > get64(m->payload);
@@ -461,7 +494,7 @@ void moat__cluster_sess_inbox(struct moat_worker *w,
 	struct moat_session *s = moat_worker_find_session(w, id, m->topic_len);
 	char lid[MOAT_LOG_ID_LEN];
 	if (!s || !same_owner(s, m) ||
-	    (s->conn && local_is_newer(moat__cluster_of(w->b), s->conn, m)))
+	    (s->conn && local_is_newer(moat__cluster_of(w->b), m)))
 		goto out;
 	moat_info("client %s connected to another cluster node: its session "
 		  "here ends",

@@ -67,12 +67,18 @@ void moat__cluster_kv_publish(struct moat_worker *w,
 
 /* ---- between the cluster's own files ---------------------------------- */
 
-/* Wall-clock milliseconds (what nodes compare: announcements, records). */
-static inline uint64_t moat__wall_ms(void)
+/* Wall-clock microseconds (what nodes compare: announcements). */
+static inline uint64_t moat__wall_us(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* Wall-clock milliseconds (records, bucket entries). */
+static inline uint64_t moat__wall_ms(void)
+{
+	return moat__wall_us() / 1000u;
 }
 
 /* A growing byte buffer bounded by max (over: something did not fit). */
