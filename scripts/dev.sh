@@ -4,7 +4,10 @@
 #
 #   scripts/dev.sh run        build (release) and start moatd on 127.0.0.1:1883
 #   scripts/dev.sh build      build into build/
-#   scripts/dev.sh test       build and run the whole test suite (ctest)
+#   scripts/dev.sh test       build and run the test suite (ctest), but for
+#                             the cluster tests
+#   scripts/dev.sh cluster    the cluster tests (label cluster: 3 nats-server
+#                             + 3 moatd each, one at a time; about 2 min)
 #   scripts/dev.sh sanitize   the whole test suite under ASan+UBSan (build-asan/)
 #   scripts/dev.sh tsan       the integration tests under ThreadSanitizer (build-tsan/)
 #   scripts/dev.sh fuzz       fuzz-smoke: each libFuzzer harness briefly (build-fuzz/)
@@ -53,7 +56,12 @@ build)
 test)
 	scripts/deps.sh
 	configure build -DBUILD_TESTING=ON $WERROR
-	run_ctest build -LE fuzz-smoke
+	run_ctest build -LE "fuzz-smoke|cluster"
+	;;
+cluster)
+	scripts/deps.sh
+	configure build -DBUILD_TESTING=ON $WERROR
+	run_ctest build -L cluster
 	;;
 sanitize)
 	scripts/deps.sh

@@ -233,6 +233,14 @@ int moat_broker_start(struct moat_broker *b)
 	moat__leak_route_held(&b->workers[0]); /* of the queues' sweep */
 	moat__leak_sweep_retained(&b->workers[0]);
 	moat__store_flush(&b->workers[0]);
+	/* Cluster mode: connected (or connecting) before the workers run,
+	 * which then only read what it set up; what NATS brings meanwhile
+	 * waits in their inboxes. */
+	if (moat_cluster_start(b) != MOAT_OK ||
+	    moat_cluster_state_start(b) != MOAT_OK) {
+		moat_authq_stop(&b->authq);
+		return MOAT_EIO; /* logged; moat_broker_free stops the rest */
+	}
 	for (unsigned i = 0; i < b->nworkers; i++) {
 		atomic_store(&b->workers[i].turn_ms, moat_now_ms());
 		int e = pthread_create(&b->workers[i].thread, NULL,
@@ -247,9 +255,6 @@ int moat_broker_start(struct moat_broker *b)
 		}
 	}
 	b->started = true;
-	if (moat_cluster_start(b) != MOAT_OK ||
-	    moat_cluster_state_start(b) != MOAT_OK)
-		return MOAT_EIO; /* logged; moat_broker_free stops the rest */
 	if (moat__http_start(b) != MOAT_OK)
 		return MOAT_EIO; /* logged; moat_broker_free stops the rest */
 	moat_notice("moat %s running with %u worker thread%s", MOAT_VERSION,

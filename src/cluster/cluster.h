@@ -12,8 +12,10 @@
  *
  * Lifecycle (main thread): moat_cluster_new after the tree is made and
  * before the store restores subscriptions (they become interest);
- * moat_cluster_start once the workers run; moat_cluster_stop after the
- * workers were joined (no callback runs after it returns). */
+ * moat_cluster_start before the workers run (they only read what it set
+ * up; messages that come meanwhile wait in their inboxes);
+ * moat_cluster_stop after the workers were joined (no callback runs after
+ * it returns). */
 #ifndef MOAT_CLUSTER_H
 #define MOAT_CLUSTER_H
 

@@ -59,4 +59,36 @@ int moat__cluster_env_decode(const uint8_t *d, size_t len,
 			     uint64_t *nonce, bool *groups_done,
 			     struct moat_msg **out);
 
+/* FNV-1a, for hashing topics and keys. */
+#define MOAT_CLUSTER_FNV0 1469598103934665603ull
+static inline uint64_t moat__cluster_fnv(const void *p, size_t n, uint64_t h)
+{
+	const uint8_t *s = p;
+	for (size_t i = 0; i < n; i++) {
+		h ^= s[i];
+		h *= 1099511628211ull;
+	}
+	return h;
+}
+
+/* libnats's message callbacks (cluster.c): core subscriptions (closure:
+ * the shared group, or 0 for the node's own filters), the node's stream
+ * consumer (closure: the cluster) and a shared group's (the group). */
+void moat__cluster_on_core(natsConnection *nc, natsSubscription *sub,
+			   natsMsg *msg, void *closure);
+void moat__cluster_on_js(natsConnection *nc, natsSubscription *sub,
+			 natsMsg *msg, void *closure);
+void moat__cluster_on_js_share(natsConnection *nc, natsSubscription *sub,
+			       natsMsg *msg, void *closure);
+
+/* The control thread (cluster_ctl.c): made with the cluster, started
+ * once connecting began, woken when there is news (connected), stopped
+ * (joined; every subscription and consumer of this node gone) before the
+ * NATS connection closes, freed last. */
+int moat__cluster_ctl_new(struct moat_cluster *cl);
+int moat__cluster_ctl_start(struct moat_cluster *cl);
+void moat__cluster_ctl_wake(struct moat_cluster *cl);
+void moat__cluster_ctl_stop(struct moat_cluster *cl);
+void moat__cluster_ctl_free(struct moat_cluster *cl);
+
 #endif

@@ -378,6 +378,55 @@ class ClusterTest(unittest.TestCase):
             r = self.cluster("up", "nats", victim, timeout=120)
             self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
 
+    def test_z_outage(self):
+        """Every nats-server gone (kill -9): node 1 keeps serving its own
+        clients (QoS 0 and 1 delivered locally at once), acknowledges no
+        QoS 1 message JetStream has not stored, and when NATS is back the
+        acknowledgements come and node 2's persistent subscriber gets
+        every message it missed."""
+        local = Sub(self.mqtt[0], "cl/out/#", 1, False, "out-local")
+        remote = Sub(self.mqtt[1], "cl/out/#", 1, False, "out-remote",
+                     clean=False)
+        pub = Pub(self.mqtt[0], False, "out-pub")
+        q1 = ["o1-%d" % i for i in range(20)]
+        q0 = ["o0-%d" % i for i in range(20)]
+        try:
+            for n in ("1", "2", "3"):
+                self.cluster("kill", "nats", n, "KILL")
+            self.assertTrue(wait_for(
+                lambda: self.metric(0, "moat_cluster_connected") == 0, WAIT))
+            for p in q1:
+                pub.publish("cl/out/x", p, 1)
+            for p in q0:
+                pub.publish("cl/out/y", p, 0)
+            self.assertTrue(wait_for(
+                lambda: set(q1 + q0) <= set(local.payloads()), WAIT),
+                "local traffic stopped without NATS")
+            self.assertEqual(pub.acked, set(),
+                             "PUBACK before JetStream stored the message")
+        finally:
+            # All three at once: JetStream needs a quorum to be healthy.
+            ups = [subprocess.Popen(["sh", SCRIPT, "up", "nats", n],
+                                    env=self.env, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+                   for n in ("1", "2", "3")]
+            for u in ups:
+                u.wait(timeout=120)
+        try:
+            self.assertTrue(wait_for(lambda: pub.acked == set(q1), 90),
+                            "acknowledged %d of %d after NATS came back"
+                            % (len(pub.acked), len(q1)))
+            self.assertTrue(wait_for(
+                lambda: set(q1) <= set(remote.payloads()), 60),
+                "node 2 missed %s" % sorted(set(q1) -
+                                            set(remote.payloads()))[:5])
+            got = [p for p in remote.payloads() if p in q1]
+            self.assertEqual(list(dict.fromkeys(got)), q1, "order")
+        finally:
+            pub.close()
+            local.close()
+            remote.close()
+
     def test_z_kill9_nats_publisher_side(self):
         self.kill9_run(1, "killpub")
 
