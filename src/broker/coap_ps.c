@@ -813,6 +813,10 @@ static void ps_get(struct moat_coap_peer *p, const struct coap_msg *req,
 			r->code = COAP_VALID; /* RFC 7252 §5.10.6 */
 			r->plen = 0;
 		}
+		/* The registration's own later blocks are served like a
+		 * notification's (a newer notification supersedes it). */
+		if (r->has_observe && r->has_block2 && r->block2.more)
+			keep_body(p, obs_by_token(p, req), m, true);
 		keep_payload(r);
 		moat_msg_unref(&m);
 		return;
