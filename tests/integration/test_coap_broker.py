@@ -550,6 +550,59 @@ class TestHostile(CoapBrokerBase):
         u.close()
         self.legit()
 
+    def test_block_follow_ups_hostile(self):
+        """Later-block GETs for a body never sent, block numbers out of
+        range, and a flood of them from observers of a 60 KB
+        notification: clear errors, memory bounded (one message, shared
+        by all the observations that keep it)."""
+        u = Udp(self.cport)
+        for i, path in enumerate(("/ps/hb/none", "/ps/hb/+")):
+            m = u.request(CON, GET, 10 + i, path, opts=[block2(1)])
+            self.assertEqual(m[1], 0x84, path)  # 4.04
+        socks = [Udp(self.cport) for _ in range(20)]
+        for i, s in enumerate(socks):
+            for j, path in enumerate(("/ps/hb/f", "/ps/hb/+")):
+                m = s.request(CON, GET, 100 + j, path,
+                              opts=[(OBSERVE, b"")], token=bytes([i, j]))
+                self.assertIsNotNone(opt(m[4], OBSERVE))
+        body = hexbody(60000)
+        with tempfile.NamedTemporaryFile() as f:
+            f.write(body)
+            f.flush()
+            rc, _, err = run(["mosquitto_pub", "-p", str(self.mport), "-t",
+                              "hb/f", "-f", f.name])
+            self.assertEqual(rc, 0, err)
+        for s in socks:
+            for _ in range(2):
+                n = coap_parse(s.recv())
+                self.assertEqual(opt(n[4], SIZE2), uint(60000))
+                if n[0] == CON:
+                    s.send(coap_build(ACK, 0, n[2]))
+        before = self.rss()
+        codes = {}
+        for k in range(100):
+            for i, s in enumerate(socks):
+                num = (k * 7 + i) % 70 + 1  # 59 blocks: some beyond
+                path = "/ps/hb/f" if k % 2 else "/ps/hb/+"
+                s.send(coap_build(NON, GET, (k << 8) | i, bytes([k, i]),
+                                  path_opts(path) + [block2(num)]))
+            for s in socks:
+                d = s.recv(timeout=2)
+                if d:
+                    m = coap_parse(d)
+                    codes[m[1]] = codes.get(m[1], 0) + 1
+        self.assertEqual(set(codes), {0x45, 0x80})  # 2.05, 4.00 beyond
+        m = socks[0].request(CON, GET, 1, "/ps/hb/f",
+                             opts=[(BLOCK2, uint(0xFFFFF << 4 | 6))])
+        self.assertEqual(m[1], 0x80)
+        m = socks[0].request(CON, GET, 2, "/ps/hb/f", opts=[block2(58)])
+        self.assertEqual((m[1], m[5]), (0x45, body[58 * 1024:]))
+        if not SANITIZED:
+            self.assertLess(self.rss() - before, 8192)
+        for s in socks:
+            s.close()
+        u.close()
+        self.legit()
 
 class TestLeak(CoapBrokerBase):
     config = ("leak_detection true\nleak_policy t/redact/# all redact\n"
@@ -711,6 +764,28 @@ class TestDtls(CoapBrokerBase):
             out, _ = o.communicate(timeout=T)
             self.assertIn(b"<i0><i1>", out.replace(b"\n", b""))
             self.assertTrue(self.broker.alive())
+
+    def test_large_notifications_over_dtls(self):
+        """A 5 KB notification over DTLS-PSK: first block, then the
+        later blocks by GET + Block2 (RFC 7959 §2.6), with both
+        libcoap builds."""
+        body = hexbody(5000)
+        procs = [(cl, subprocess.Popen(
+            [cl, "-u", "dev1", "-k", PSK, "-s", "5", "-m", "get",
+             self.suri("/ps/dev/bigd/" + cl)], stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE)) for cl in CLIENTS]
+        time.sleep(1)
+        with tempfile.NamedTemporaryFile() as f:
+            f.write(body)
+            f.flush()
+            for cl in CLIENTS:
+                rc, _, err = run([CLIENTS[0], "-u", "dev1", "-k", PSK, "-m",
+                                  "post", "-f", f.name,
+                                  self.suri("/ps/dev/bigd/" + cl)])
+                self.assertEqual(rc, 0, err)
+        for cl, o in procs:
+            out, err = o.communicate(timeout=T)
+            self.assertEqual(out.replace(b"\n", b""), body, cl + err.decode())
 
     def test_unknown_psk_identity(self):
         rc, out, err = run([CLIENTS[0], "-u", "intruder", "-k", PSK, "-m",
