@@ -747,6 +747,32 @@ static void keep_payload(struct moat_coap_resp *r)
 	r->payload = copy;
 }
 
+/* A later block of a notification (RFC 7959 §2.6, RFC 7641 §3.4): from
+ * the body kept for it, with its ETag; a newer notification's when one
+ * superseded it (its ETag tells the client to restart).  Its topic was
+ * checked against the ACL when it was sent.  False: not one (an exact
+ * path without a body: the retained value's block). */
+static bool notification_block(struct moat_coap_peer *p,
+			       const struct coap_msg *req,
+			       const struct path *pp, struct moat_coap_resp *r)
+{
+	struct coap_block want;
+	if (coap_opt_block(req, COAP_OPT_BLOCK2, &want) != MOAT_OK ||
+	    !want.num)
+		return false;
+	struct moat_msg *body = obs_body(p, req, pp);
+	if (body) {
+		content(r, body, &want, p->ep->w->now_ms);
+		keep_payload(r);
+		return true;
+	}
+	if (!pp->wildcard)
+		return false;
+	fail(r, COAP_NOT_FOUND, "no notification body to fetch (expired "
+				"or never sent)");
+	return true;
+}
+
 static void ps_get(struct moat_coap_peer *p, const struct coap_msg *req,
 		   const struct path *pp, struct moat_coap_resp *r)
 {
@@ -759,22 +785,9 @@ static void ps_get(struct moat_coap_peer *p, const struct coap_msg *req,
 			obs_remove(p, o);
 		has_ob = false;
 	}
+	if (notification_block(p, req, pp, r))
+		return;
 	bool reg = has_ob && ob == COAP_OBSERVE_REGISTER;
-	struct coap_block want;
-	bool has_b2 = coap_opt_block(req, COAP_OPT_BLOCK2, &want) == MOAT_OK;
-	/* A later block of a notification (RFC 7959 §2.6, RFC 7641 §3.4):
-	 * from the body kept for it, with its ETag; a newer notification's
-	 * when one superseded it (its ETag tells the client to restart).
-	 * Its topic was checked against the ACL when it was sent. */
-	struct moat_msg *body = has_b2 && want.num ? obs_body(p, req, pp)
-						   : NULL;
-	if (body) {
-		content(r, body, &want, w->now_ms);
-		return keep_payload(r);
-	}
-	if (pp->wildcard && has_b2 && want.num)
-		return fail(r, COAP_NOT_FOUND, "no notification body to "
-					       "fetch (expired or never sent)");
 	if (pp->wildcard && !reg)
 		return fail(r, COAP_BAD_REQUEST,
 			    "wildcards only with Observe");
@@ -785,6 +798,8 @@ static void ps_get(struct moat_coap_peer *p, const struct coap_msg *req,
 		MOAT_STAT_ADD(w->b, acl_denials, 1);
 		return fail(r, COAP_FORBIDDEN, "not allowed by the ACL");
 	}
+	struct coap_block want;
+	bool has_b2 = coap_opt_block(req, COAP_OPT_BLOCK2, &want) == MOAT_OK;
 	/* A later block of a registration is a plain GET (RFC 7959 §2.6). */
 	if (reg && (!has_b2 || want.num == 0) &&
 	    observe(p, req, pp, has_b2 ? MOAT_MIN(want.szx, 6) : 6)) {
