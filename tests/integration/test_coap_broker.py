@@ -1,7 +1,9 @@
 """CoAP in moatd (protocol coap): libcoap's coap-client-openssl and
 coap-client-gnutls and `moat coap` against the broker, with mosquitto_pub
 / mosquitto_sub (MQTT 3.1.1 and 5) on the same topics; ACLs both ways;
-block-wise 10 KiB both ways; Observe for 100 notifications; hostile
+block-wise 10 KiB both ways; Observe for 100 notifications;
+notifications larger than one block (3 KB, 10 KB, exact and wildcard,
+over DTLS too) received whole; hostile
 datagrams, Size1 of 1 GiB, message-id replay, reassembly and observer
 floods (each with a legitimate client checked alongside); the
 amplification limit with spoofed sources (coap_spoof_check.py in a
