@@ -354,35 +354,39 @@ static bool restart_newer(struct client *cl, struct coap_msg *m)
 static int deliver(struct client *cl, struct coap_msg *m,
 		   coap_response_cb cb, void *arg)
 {
-	struct coap_block b;
-	if (COAP_CODE_CLASS(m->code) != 2 ||
-	    coap_opt_block(m, COAP_OPT_BLOCK2, &b) != MOAT_OK ||
-	    (!b.more && b.num == 0))
-		return cb(arg, m, m->payload, m->payload_len);
-	struct coap_reasm ra;
-	int rc;
 	/* A notification's later blocks come from GETs without Observe
-	 * (RFC 7959 §2.6, RFC 7641 §3.4). */
+	 * (RFC 7959 §2.6, RFC 7641 §3.4); an answer to them is not a
+	 * notification: an error or another ETag (a newer notification
+	 * superseded this one on the server) restarts with the newer
+	 * notification, or skips this one when none came yet. */
 	cl->fetching = cl->observing && token_eq(m, cl->obs_token);
 	cl->newer_len = 0;
 	for (;;) {
+		struct coap_block b;
+		if (COAP_CODE_CLASS(m->code) != 2 ||
+		    coap_opt_block(m, COAP_OPT_BLOCK2, &b) != MOAT_OK ||
+		    (!b.more && b.num == 0)) {
+			cl->fetching = false;
+			return cb(arg, m, m->payload, m->payload_len);
+		}
+		struct coap_reasm ra;
 		coap_reasm_init(&ra, cl->cfg->max_body);
-		rc = fetch_rest(cl, m, &ra);
-		if (rc != MOAT_EAGAIN || !cl->fetching)
-			break;
-		coap_reasm_cleanup(&ra);
-		if (!restart_newer(cl, m)) {
+		int rc = fetch_rest(cl, m, &ra);
+		if (cl->fetching && (rc == MOAT_EAGAIN || rc == MOAT_DECLINED)) {
+			coap_reasm_cleanup(&ra);
+			if (restart_newer(cl, m))
+				continue;
 			cl->fetching = false;
 			return MOAT_OK;
 		}
+		cl->fetching = false;
+		if (rc == MOAT_OK)
+			rc = cb(arg, m, ra.body.data, moat_buf_used(&ra.body));
+		else if (rc == MOAT_DECLINED)
+			rc = cb(arg, m, m->payload, m->payload_len);
+		coap_reasm_cleanup(&ra);
+		return rc;
 	}
-	cl->fetching = false;
-	if (rc == MOAT_OK)
-		rc = cb(arg, m, ra.body.data, moat_buf_used(&ra.body));
-	else if (rc == MOAT_DECLINED)
-		rc = cb(arg, m, m->payload, m->payload_len);
-	coap_reasm_cleanup(&ra);
-	return rc;
 }
 
 /* A request body larger than one block goes in Block1 blocks (§2.5),
