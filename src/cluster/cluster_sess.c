@@ -24,7 +24,13 @@
  * node (moat.c.sess.<its nonce>), which adds them to the client's new
  * session (see snapshot format below).  Two connections made at nearly the same moment on two nodes
  * announce each other; the later one (by the time in the announcements,
- * then by nonce) stays on both sides, so exactly one remains.  Its delayed will is cancelled, as a client's return cancels it. */
+ * then by nonce) stays on both sides, so exactly one remains.
+ *
+ * Wills (as on one node): the ended connection's will goes out at once
+ * unless it has a Will Delay (MQTT 5 takeover, [MQTT-3.1.4-3]); a delayed
+ * will waiting in the session is cancelled when the session moves (the
+ * client is back) and published, once, by this node when the new
+ * connection asked for a clean start (the session ends). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -505,10 +511,15 @@ void moat__cluster_sess_inbox(struct moat_worker *w,
 				     "another cluster node");
 	/* A session that ended with its connection is gone; look again. */
 	s = moat_worker_find_session(w, id, m->topic_len);
-	if (s) {
-		moat_msg_unref(&s->will); /* the client is back [MQTT-3.1.3-9] */
-		if (!(m->payload[16] & F_CLEAN))
-			send_snapshot(w, s, get64(m->payload));
+	if (s && (m->payload[16] & F_CLEAN)) {
+		/* A clean start ends the session: a delayed will goes out
+		 * now, once, from here [MQTT-3.1.3-9] (as on one node). */
+		moat_session_destroy(s);
+	} else if (s) {
+		/* The session goes on at the other node: the client is back
+		 * before its delayed will was due, which is cancelled. */
+		moat_msg_unref(&s->will);
+		send_snapshot(w, s, get64(m->payload));
 		moat_session_destroy(s);
 	}
 out:
