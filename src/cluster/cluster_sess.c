@@ -478,6 +478,7 @@ static void apply_snapshot(struct moat_worker *w, struct moat_msg *carrier)
 	size_t il = rd_uint(&r, 2);
 	rd_take(&r, il);
 	note_applied(id, carrier->topic_len);
+	atomic_fetch_add(&moat__cluster_of(w->b)->sessions_moved_in, 1);
 	apply_subs(w, s, &r);
 	size_t n = apply_msgs(s, &r);
 	if (r.bad)
@@ -505,6 +506,7 @@ void moat__cluster_sess_inbox(struct moat_worker *w,
 	moat_info("client %s connected to another cluster node: its session "
 		  "here ends",
 		  moat_session_log_id(s, lid));
+	atomic_fetch_add(&moat__cluster_of(w->b)->sessions_ended, 1);
 	if (s->conn) /* [MQTT-3.1.4-2], across nodes */
 		moat_conn_disconnect(s->conn, RC_SESSION_TAKEN_OVER,
 				     "session taken over by a connection on "
@@ -577,6 +579,12 @@ int moat_cluster_state_start(struct moat_broker *b)
 		return MOAT_EIO;
 	}
 	natsSubscription_SetPendingLimits(snap_sub, 65536, 256 * 1024 * 1024);
+	/* Our NATS server has both subscriptions before the node says it is
+	 * ready (announcements sent to us before that are lost: core NATS).
+	 * Its routes pass them on to the other servers just after. */
+	if (natsConnection_FlushTimeout(cl->nc, 5000) != NATS_OK)
+		moat_warn("cluster: NATS did not confirm the session "
+			  "subscriptions: %s", nats_GetLastError(NULL));
 	int rc = moat__cluster_kv_start(b);
 	return rc ? rc : moat__cluster_sreg_start(b);
 }

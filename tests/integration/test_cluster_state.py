@@ -72,6 +72,24 @@ def publish(port, topic, payload, qos=1, v5=False, retain=True):
         c.loop_stop()
 
 
+def raw_mqtt(port, cid, v5):
+    """A raw MQTT connection (clean start) to port, CONNACK read:
+    (socket, return code)."""
+    sock = socket.create_connection((HOST, port), WAIT)
+    sock.settimeout(WAIT)
+    var = b"\x00\x04MQTT" + (b"\x05" if v5 else b"\x04") + \
+        b"\x02\x00\x3c" + (b"\x00" if v5 else b"")
+    body = var + struct.pack(">H", len(cid)) + cid.encode()
+    sock.sendall(b"\x10" + bytes([len(body)]) + body)
+    head = sock.recv(2)
+    assert head[:1] == b"\x20", "no CONNACK"
+    rest = b""
+    while len(rest) < head[1]:
+        rest += sock.recv(head[1] - len(rest))
+    assert rest[1] == 0, "CONNACK refused"
+    return sock
+
+
 @unittest.skipIf(mqtt is None, "python3-paho-mqtt is missing")
 class ClusterState(unittest.TestCase):
     # The cluster of test_cluster.py, without its tests, with session
@@ -86,6 +104,35 @@ class ClusterState(unittest.TestCase):
             tc.ClusterTest.setUpClass.__func__(cls)
         finally:
             del os.environ["MOAT_CLUSTER_CONF"]
+        cls.announcements_cross()
+
+    @classmethod
+    def announcements_cross(cls):
+        """Client-id announcements are core NATS: one sent before the
+        other nodes' subscriptions crossed the NATS routes is lost.  Ready
+        when a takeover from every node reached every other one."""
+        for old in range(3):
+            for new in range(3):
+                if new == old:
+                    continue
+                cid = "probe-%d-%d" % (old, new)
+                name = "moat_cluster_sessions_ended_total"
+
+                def crossed():
+                    before = cls.metric(old, name)
+                    a = raw_mqtt(cls.mqtt[old], cid, True)
+                    b = raw_mqtt(cls.mqtt[new], cid, True)
+                    try:
+                        return wait_for(lambda: cls.metric(old, name) !=
+                                        before, 2.0)
+                    finally:
+                        a.close()
+                        b.close()
+                if not wait_for(crossed, WAIT, 0.1):
+                    cls.tearDownClass()
+                    raise AssertionError("announcements from node %d do "
+                                         "not reach node %d" %
+                                         (new + 1, old + 1))
 
     @classmethod
     def tearDownClass(cls):
@@ -178,19 +225,7 @@ class ClusterState(unittest.TestCase):
 
     def raw_connect(self, node, cid, v5):
         """A raw MQTT connection (clean start) on node, CONNACK read."""
-        sock = socket.create_connection((HOST, self.mqtt[node]), WAIT)
-        sock.settimeout(WAIT)
-        var = b"\x00\x04MQTT" + (b"\x05" if v5 else b"\x04") + \
-            b"\x02\x00\x3c" + (b"\x00" if v5 else b"")
-        body = var + struct.pack(">H", len(cid)) + cid.encode()
-        sock.sendall(b"\x10" + bytes([len(body)]) + body)
-        head = sock.recv(2)
-        self.assertEqual(head[:1], b"\x20", "no CONNACK")
-        rest = b""
-        while len(rest) < head[1]:
-            rest += sock.recv(head[1] - len(rest))
-        self.assertEqual(rest[1], 0, "CONNACK refused")
-        return sock
+        return raw_mqtt(self.mqtt[node], cid, v5)
 
     def test_client_id_taken_over_across_nodes(self):
         """The same client id on node 2 takes over from node 1: the
@@ -221,24 +256,68 @@ class ClusterState(unittest.TestCase):
                     old.close()
                     new.close()
 
+    def ended(self, node, before):
+        """Wait until node ended a session for a connection elsewhere
+        (its counter passed before)."""
+        name = "moat_cluster_sessions_ended_total"
+        self.assertTrue(wait_for(lambda: self.metric(node, name) > before,
+                                 WAIT), "node %d kept the session" %
+                        (node + 1))
+
     def test_taken_over_session_ends_on_the_old_node(self):
-        """A persistent session on node 1 ends when its client id connects
-        to node 2: coming back to node 1 finds no session there."""
+        """A persistent session on node 1 ends there when its client id
+        connects to node 2 with a clean start: coming back to node 1
+        finds no session.  (The test waits for node 1 to have ended it:
+        a client back at node 1 before the announcement reached it would
+        find the old session, docs/cluster.md.)"""
+        name = "moat_cluster_sessions_ended_total"
         c, ev = self.connect(0, "moved-1", v5=False, clean=False)
         c.subscribe("moved/x", 1)
         c.disconnect()
         c.loop_stop()
-        c, ev = self.connect(1, "moved-1", v5=False, clean=False)
+        before = self.metric(0, name)
+        c, ev = self.connect(1, "moved-1", v5=False, clean=True)
         c.disconnect()
         c.loop_stop()
+        self.ended(0, before)
+        c, ev = self.connect(0, "moved-1", v5=False, clean=False)
+        c.disconnect()
+        c.loop_stop()
+        self.assertFalse(ev["present"], "the old session is still there")
 
-        def gone_on_node1():
-            c, ev = self.connect(0, "moved-1", v5=False, clean=False)
+    def test_session_moves_back_and_forth(self):
+        """Without a clean start the session follows its client: node 1
+        -> node 2 -> node 1, its subscription still delivers on node 1
+        without a new SUBSCRIBE."""
+        got = []
+        c, ev = self.connect(0, "bf-1", v5=True, clean=False,
+                             on_message=lambda cl, u, m: got.append(
+                                 m.payload.decode()))
+        done = threading.Event()
+        c.on_subscribe = lambda *a: done.set()
+        c.subscribe("bf/x", 1)
+        self.assertTrue(done.wait(WAIT))
+        c.disconnect()
+        c.loop_stop()
+        for old, new in ((0, 1), (1, 0)):
+            before = self.metric(old, "moat_cluster_sessions_ended_total")
+            c, ev = self.connect(new, "bf-1", v5=True, clean=False,
+                                 on_message=lambda cl, u, m: got.append(
+                                     m.payload.decode()))
+            self.ended(old, before)
+            if new == 1:
+                c.disconnect()
+                c.loop_stop()
+
+        def delivered():
+            publish(self.mqtt[2], "bf/x", "back", qos=1, retain=False)
+            return "back" in got
+        try:
+            self.assertTrue(wait_for(delivered, WAIT, 0.5),
+                            "the subscription did not come back: %r" % got)
+        finally:
             c.disconnect()
             c.loop_stop()
-            return not ev["present"]
-        # the announcement reaches node 1 a little after node 2's CONNACK
-        self.assertTrue(wait_for(gone_on_node1, WAIT, 0.2))
 
     def test_session_moves_with_its_client(self):
         """A persistent session on node 1 with queued QoS 1 messages: its
