@@ -1,5 +1,6 @@
-/* Persistent sessions surviving the loss of their node (experimental,
- * cluster_session_recovery; docs/cluster.md "Losing a node").
+/* Persistent sessions surviving the loss of their node
+ * (cluster_session_recovery, on by default in cluster mode;
+ * docs/cluster.md "Losing a node").
  *
  * Records: every 2 s each worker writes, for each persistent session it
  * homes, a record in the key-value bucket MOAT_SESSIONS under
@@ -499,9 +500,7 @@ int moat__cluster_sreg_start(struct moat_broker *b)
 		return MOAT_EIO;
 	}
 	the_reg = r;
-	moat_notice("cluster: session recovery on (experimental): records in "
-		    "%s",
-		    REG_BUCKET);
+	moat_notice("cluster: session recovery on: records in %s", REG_BUCKET);
 	return MOAT_OK;
 }
 

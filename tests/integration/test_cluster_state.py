@@ -92,18 +92,11 @@ def raw_mqtt(port, cid, v5):
 
 @unittest.skipIf(mqtt is None, "python3-paho-mqtt is missing")
 class ClusterState(unittest.TestCase):
-    # The cluster of test_cluster.py, without its tests, with session
-    # recovery on (experimental, off by default).
+    # The cluster of test_cluster.py, without its tests (session
+    # recovery on: the default in cluster mode).
     @classmethod
     def setUpClass(cls):
-        cls.conf = tempfile.NamedTemporaryFile("w", suffix=".conf")
-        cls.conf.write("cluster_session_recovery true\n")
-        cls.conf.flush()
-        os.environ["MOAT_CLUSTER_CONF"] = cls.conf.name
-        try:
-            tc.ClusterTest.setUpClass.__func__(cls)
-        finally:
-            del os.environ["MOAT_CLUSTER_CONF"]
+        tc.ClusterTest.setUpClass.__func__(cls)
         cls.announcements_cross()
 
     @classmethod
@@ -137,7 +130,6 @@ class ClusterState(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         tc.ClusterTest.tearDownClass.__func__(cls)
-        cls.conf.close()
 
     cluster = classmethod(tc.ClusterTest.cluster.__func__)
     metric = classmethod(tc.ClusterTest.metric.__func__)
@@ -531,7 +523,7 @@ class ClusterState(unittest.TestCase):
             else:
                 c.disconnect()
                 c.loop_stop()
-        # The session records are written every 2 s (cluster_sreg.c).
+        # The session records are written within 2 s (cluster_sreg.c).
         time.sleep(5)
         pub = tc.Pub(self.mqtt[2], False, "kl-pub")
         try:
