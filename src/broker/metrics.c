@@ -450,6 +450,14 @@ static void cluster(struct out *o, struct moat_broker *b)
 		{"moat_cluster_subscriptions", "gauge",
 		 "NATS subscriptions for this node's filters (its interest).",
 		 cs.interest},
+		{"moat_cluster_sessions_ended_total", "counter",
+		 "Sessions ended here because their client id connected at "
+		 "another node.",
+		 cs.sessions_ended},
+		{"moat_cluster_sessions_moved_in_total", "counter",
+		 "Session states received from another node (the client "
+		 "moved here).",
+		 cs.sessions_moved_in},
 	};
 	for (size_t i = 0; i < MOAT_ARRAY_LEN(v); i++)
 		one(o, v[i].name, v[i].type, v[i].help, v[i].value);

@@ -501,4 +501,6 @@ void moat_cluster_get_stats(const struct moat_broker *b,
 	o->dropped = atomic_load(&cl->dropped);
 	o->refused = atomic_load(&cl->refused);
 	o->interest = atomic_load(&cl->interest);
+	o->sessions_ended = atomic_load(&cl->sessions_ended);
+	o->sessions_moved_in = atomic_load(&cl->sessions_moved_in);
 }

@@ -105,6 +105,9 @@ struct moat_cluster_stats {
 	uint64_t dropped;      /* QoS 0 not forwarded / not delivered */
 	uint64_t refused;      /* QoS 1/2 refused: pending bound reached */
 	uint64_t interest;     /* NATS subscriptions for local filters */
+	/* sessions ended here: their client id connected at another node */
+	uint64_t sessions_ended;
+	uint64_t sessions_moved_in; /* session states received */
 };
 void moat_cluster_get_stats(const struct moat_broker *b,
 			    struct moat_cluster_stats *out);

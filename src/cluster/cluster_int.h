@@ -38,7 +38,8 @@ struct moat_cluster {
 	struct moat_cluster_ctl *ctl;
 	/* Counters (moat_cluster_stats). */
 	atomic_uint_fast64_t reconnects, disconnects, forwarded[3], received,
-		pending, inbound, js_errors, dropped, refused, interest;
+		pending, inbound, js_errors, dropped, refused, interest,
+		sessions_ended, sessions_moved_in;
 	atomic_uint_fast64_t inbound_bytes; /* of the inbound messages */
 };
 

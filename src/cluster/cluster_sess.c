@@ -24,7 +24,13 @@
  * node (moat.c.sess.<its nonce>), which adds them to the client's new
  * session (see snapshot format below).  Two connections made at nearly the same moment on two nodes
  * announce each other; the later one (by the time in the announcements,
- * then by nonce) stays on both sides, so exactly one remains.  Its delayed will is cancelled, as a client's return cancels it. */
+ * then by nonce) stays on both sides, so exactly one remains.
+ *
+ * Wills (as on one node): the ended connection's will goes out at once
+ * unless it has a Will Delay (MQTT 5 takeover, [MQTT-3.1.4-3]); a delayed
+ * will waiting in the session is cancelled when the session moves (the
+ * client is back) and published, once, by this node when the new
+ * connection asked for a clean start (the session ends). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -472,6 +478,7 @@ static void apply_snapshot(struct moat_worker *w, struct moat_msg *carrier)
 	size_t il = rd_uint(&r, 2);
 	rd_take(&r, il);
 	note_applied(id, carrier->topic_len);
+	atomic_fetch_add(&moat__cluster_of(w->b)->sessions_moved_in, 1);
 	apply_subs(w, s, &r);
 	size_t n = apply_msgs(s, &r);
 	if (r.bad)
@@ -499,16 +506,22 @@ void moat__cluster_sess_inbox(struct moat_worker *w,
 	moat_info("client %s connected to another cluster node: its session "
 		  "here ends",
 		  moat_session_log_id(s, lid));
+	atomic_fetch_add(&moat__cluster_of(w->b)->sessions_ended, 1);
 	if (s->conn) /* [MQTT-3.1.4-2], across nodes */
 		moat_conn_disconnect(s->conn, RC_SESSION_TAKEN_OVER,
 				     "session taken over by a connection on "
 				     "another cluster node");
 	/* A session that ended with its connection is gone; look again. */
 	s = moat_worker_find_session(w, id, m->topic_len);
-	if (s) {
-		moat_msg_unref(&s->will); /* the client is back [MQTT-3.1.3-9] */
-		if (!(m->payload[16] & F_CLEAN))
-			send_snapshot(w, s, get64(m->payload));
+	if (s && (m->payload[16] & F_CLEAN)) {
+		/* A clean start ends the session: a delayed will goes out
+		 * now, once, from here [MQTT-3.1.3-9] (as on one node). */
+		moat_session_destroy(s);
+	} else if (s) {
+		/* The session goes on at the other node: the client is back
+		 * before its delayed will was due, which is cancelled. */
+		moat_msg_unref(&s->will);
+		send_snapshot(w, s, get64(m->payload));
 		moat_session_destroy(s);
 	}
 out:
@@ -566,6 +579,12 @@ int moat_cluster_state_start(struct moat_broker *b)
 		return MOAT_EIO;
 	}
 	natsSubscription_SetPendingLimits(snap_sub, 65536, 256 * 1024 * 1024);
+	/* Our NATS server has both subscriptions before the node says it is
+	 * ready (announcements sent to us before that are lost: core NATS).
+	 * Its routes pass them on to the other servers just after. */
+	if (natsConnection_FlushTimeout(cl->nc, 5000) != NATS_OK)
+		moat_warn("cluster: NATS did not confirm the session "
+			  "subscriptions: %s", nats_GetLastError(NULL));
 	int rc = moat__cluster_kv_start(b);
 	return rc ? rc : moat__cluster_sreg_start(b);
 }

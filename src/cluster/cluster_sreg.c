@@ -1,5 +1,6 @@
-/* Persistent sessions surviving the loss of their node (experimental,
- * cluster_session_recovery; docs/cluster.md "Losing a node").
+/* Persistent sessions surviving the loss of their node
+ * (cluster_session_recovery, on by default in cluster mode;
+ * docs/cluster.md "Losing a node").
  *
  * Records: every 2 s each worker writes, for each persistent session it
  * homes, a record in the key-value bucket MOAT_SESSIONS under
@@ -8,8 +9,10 @@
  * time 5 s before the session last had nothing waiting (no message in
  * flight or queued): everything the stream got before the checkpoint
  * had reached the client.  A record is written again when the
- * subscriptions change or the checkpoint moved by 10 s, and deleted when
- * the session is gone from the node.
+ * subscriptions change, or when the checkpoint moved by 10 s after the
+ * session had QoS 1/2 messages (waiting, or a packet id used) since the
+ * last write: an idle session costs no write.  Deleted when the session
+ * is gone from the node.
  *
  * Recovery: a client that asks for its session at a node gets it from
  * its old node when that one is alive (cluster_sess.c).  When no state
@@ -46,6 +49,8 @@ struct rentry {
 	uint64_t fp;       /* fingerprint of the record written */
 	uint64_t empty_ms; /* wall clock: last seen with nothing waiting */
 	uint64_t ckpt_ms;  /* checkpoint written */
+	uint16_t pid;      /* the session's next packet id then */
+	bool busy;         /* had messages since the record was written */
 	bool seen;
 };
 
@@ -146,6 +151,8 @@ static void record(struct sreg *r, struct rworker *rw, struct moat_session *s,
 	if (!e)
 		return;
 	e->seen = true;
+	if (s->ninflight || s->qlen || s->next_packet_id != e->pid)
+		e->busy = true;
 	if (!e->empty_ms || (!s->ninflight && !s->qlen))
 		e->empty_ms = wall;
 	uint64_t ckpt = e->empty_ms - MARGIN_MS;
@@ -167,10 +174,15 @@ static void record(struct sreg *r, struct rworker *rw, struct moat_session *s,
 	/* the fingerprint leaves the checkpoint out (bytes 1-8) */
 	uint64_t fp = moat_fnv1a(b.p + 9, b.n - 9,
 				 moat_fnv1a(b.p, 1, MOAT_FNV1A_INIT));
-	if (fp != e->fp || ckpt >= e->ckpt_ms + REWRITE_MS) {
+	/* An idle session's checkpoint is not moved: no QoS 1/2 message
+	 * reached it since (it would have used a packet id or waited), so
+	 * a replay from the old checkpoint finds nothing more for it. */
+	if (fp != e->fp || (e->busy && ckpt >= e->ckpt_ms + REWRITE_MS)) {
 		reg_send(r, subj, b.p, b.n);
 		e->fp = fp;
 		e->ckpt_ms = ckpt;
+		e->pid = s->next_packet_id;
+		e->busy = false;
 	}
 	moat_free(b.p);
 }
@@ -488,9 +500,7 @@ int moat__cluster_sreg_start(struct moat_broker *b)
 		return MOAT_EIO;
 	}
 	the_reg = r;
-	moat_notice("cluster: session recovery on (experimental): records in "
-		    "%s",
-		    REG_BUCKET);
+	moat_notice("cluster: session recovery on: records in %s", REG_BUCKET);
 	return MOAT_OK;
 }
 

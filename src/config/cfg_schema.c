@@ -351,8 +351,8 @@ const struct moat_cfg_directive moat__cfg_directives[] = {
 	 MIB, 1024 * GIB, "1g",
 	 "Size bound of the stream (oldest messages go first)."},
 	{"cluster_session_recovery", CFG_BOOL,
-	 OFF(cluster_session_recovery), 0, 1, "false",
-	 "Cluster mode, experimental: keep a record of each persistent "
+	 OFF(cluster_session_recovery), 0, 1, "true",
+	 "Cluster mode: keep a record of each persistent "
 	 "session (subscriptions, when it last had nothing waiting) in the "
 	 "JetStream bucket MOAT_SESSIONS, so that when its node is lost its "
 	 "client, connecting to another node, gets its subscriptions back "

@@ -62,38 +62,6 @@
  * --sample-payloads is accepted and audit_scan_sample() calls it. */
 #ifndef MOAT_AUDIT_HAVE_LEAK
 #define MOAT_AUDIT_HAVE_LEAK 0
-/* ---- CoAP (audit_udp.c, audit_coap.c, audit_dtls.c) --------------------- */
-
-/* A probe socket: connected UDP to the target (or DTLS over it).  Every
- * datagram is counted in the target's totals. */
-struct audit_udp {
-	struct moat_dgram d;
-	struct audit_ctx *x;
-	char err[AUDIT_ERR_LEN];
-};
-
-/* A connected UDP socket to the target's address (paced like a
- * connection).  MOAT_OK, MOAT_EIO or MOAT_ELIMIT (time budget), with
- * u->err set. */
-int audit_udp_open(struct audit_ctx *x, struct audit_udp *u);
-void audit_udp_close(struct audit_udp *u);
-int audit_udp_send(struct audit_udp *u, const uint8_t *p, size_t n);
-/* One datagram until deadline (never past the run's): MOAT_OK, MOAT_EAGAIN,
- * MOAT_EIO (ICMP: nothing listens), MOAT_ETLS. */
-int audit_udp_recv(struct audit_udp *u, uint8_t *buf, size_t cap,
-		   uint64_t deadline, size_t *n);
-/* The coap_client transport on u. */
-void audit_udp_io(struct audit_udp *u, struct coap_io *io);
-
-/* Every check of a coap:// target (after resolving). */
-void audit_coap_run(struct audit_ctx *x);
-/* The DTLS checks of a coaps:// target; returns an SSL_CTX (owned by the
- * caller) with which an anonymous DTLS handshake completed, or NULL. */
-SSL_CTX *audit_dtls_run(struct audit_ctx *x);
-/* The CoAP checks over DTLS with ctx (anonymous, certificate not
- * verified). */
-void audit_coap_run_dtls(struct audit_ctx *x, SSL_CTX *ctx);
-
 #endif
 
 enum audit_format { AUDIT_TEXT = 0, AUDIT_JSON, AUDIT_SARIF };
