@@ -35,6 +35,8 @@
 #define MOAT_COAP_REASM_TOTAL ((size_t)32 << 20) /* per worker */
 #define MOAT_COAP_REASM_IDLE_MS 60000
 #define MOAT_COAP_BLOCK 1024 /* largest block, and our preferred one */
+#define MOAT_COAP_BODY_MS 247000 /* EXCHANGE_LIFETIME: a notification's
+				   * body kept for its later blocks */
 #define MOAT_COAP_DGRAM_MAX 1500 /* largest datagram we answer with */
 #define MOAT_COAP_RX_MAX 65536	/* largest datagram we read */
 #define MOAT_COAP_SEPARATE_MS 500 /* an answer later than this: Empty ACK */
@@ -86,6 +88,12 @@ struct moat_coap_obs {
 	uint32_t seq;	    /* Observe sequence number (24 bits) */
 	uint32_t since_con; /* NON notifications since the last CON */
 	uint64_t last_con_ms;
+	uint8_t szx; /* block size the registration asked for (Block2) */
+	/* The last notification, when it did not fit one block: its later
+	 * blocks are served from it (RFC 7959 §2.6) until a newer one
+	 * supersedes it, the observation ends or MOAT_COAP_BODY_MS pass. */
+	struct moat_msg *body;
+	uint64_t body_ms;
 };
 
 /* The one Confirmable notification a peer may have outstanding. */
@@ -228,6 +236,8 @@ void moat__coap_request(struct moat_coap_peer *p, const struct coap_msg *req,
 /* An ACK or RST from p for message id mid. */
 void moat__coap_on_ack(struct moat_coap_peer *p, uint16_t mid, bool rst);
 void moat__coap_peer_drop_obs(struct moat_coap_peer *p);
+/* Release notification bodies older than MOAT_COAP_BODY_MS. */
+void moat__coap_obs_tick(struct moat_coap_peer *p, uint64_t now);
 /* After the response to a wildcard registration req: the retained values
  * matching its filter (at most MOAT_COAP_RETAINED_MAX), as notifications. */
 void moat__coap_obs_retained(struct moat_coap_peer *p,

@@ -378,6 +378,7 @@ static void obs_remove(struct moat_coap_peer *p, struct moat_coap_obs *o)
 					    (const uint8_t *)o->filter, o->flen,
 					    NULL, p->session);
 	moat_free(o->filter);
+	moat_msg_unref(&o->body);
 	*o = p->obs[--p->nobs];
 	w->coap->nobs--;
 	MOAT_STAT_SUB(w->b, coap_observers, 1);
@@ -415,7 +416,7 @@ static bool observer_session(struct moat_coap_peer *p)
 }
 
 static bool observe(struct moat_coap_peer *p, const struct coap_msg *req,
-		    const struct path *pp)
+		    const struct path *pp, uint8_t szx)
 {
 	struct moat_worker *w = p->ep->w;
 	struct moat_coap_obs *o = obs_by_token(p, req);
@@ -451,6 +452,7 @@ static bool observe(struct moat_coap_peer *p, const struct coap_msg *req,
 	memcpy(o->token, req->token, req->tkl);
 	o->last_con_ms = w->now_ms;
 	o->seq = 1;
+	o->szx = szx;
 	const struct moat_acl *acl = w->sec->acl;
 	o->wildcard = pp->wildcard;
 	o->acl_each = acl && !moat_acl_filter_fully_readable(
@@ -480,14 +482,64 @@ static void location(struct coap_wr *wr, const struct moat_msg *m)
 	}
 }
 
+/* A notification larger than one block: keep m for its later blocks
+ * (one body per observation, the latest; a reference to the message, so
+ * counted in memory_limit like the message itself). */
+static void keep_body(struct moat_coap_peer *p, struct moat_coap_obs *o,
+		      struct moat_msg *m, bool blocks)
+{
+	struct moat_worker *w = p->ep->w;
+	moat_msg_unref(&o->body); /* superseded */
+	if (!blocks)
+		return;
+	if (moat__memory_exhausted(w)) {
+		moat__coap_limit(w, p, "memory_limit reached: a notification's "
+				       "later blocks are not kept");
+		return;
+	}
+	o->body = moat_msg_ref(m);
+	o->body_ms = w->now_ms;
+}
+
+void moat__coap_obs_tick(struct moat_coap_peer *p, uint64_t now)
+{
+	for (uint32_t i = 0; i < p->nobs; i++)
+		if (p->obs[i].body &&
+		    now - p->obs[i].body_ms > MOAT_COAP_BODY_MS)
+			moat_msg_unref(&p->obs[i].body);
+}
+
+/* The notification body a later-block GET (RFC 7959 §2.6: without
+ * Observe, any token) asks for: the observation with req's token, else
+ * the newest body of an observation of the same URI. */
+static struct moat_msg *obs_body(struct moat_coap_peer *p,
+				 const struct coap_msg *req,
+				 const struct path *pp)
+{
+	struct moat_coap_obs *o = obs_by_token(p, req), *best = NULL;
+	if (o && o->body && o->flen == pp->len &&
+	    !memcmp(o->filter, pp->topic, pp->len))
+		return o->body;
+	for (uint32_t i = 0; i < p->nobs; i++) {
+		o = &p->obs[i];
+		if (o->body && o->flen == pp->len &&
+		    !memcmp(o->filter, pp->topic, pp->len) &&
+		    (!best || o->body_ms >= best->body_ms))
+			best = o;
+	}
+	return best ? best->body : NULL;
+}
+
 /* Send m to observation o of p. */
 static void notify(struct moat_coap_peer *p, struct moat_coap_obs *o,
-		   const struct moat_msg *m)
+		   struct moat_msg *m)
 {
 	struct moat_worker *w = p->ep->w;
 	struct moat_coap_resp r;
 	memset(&r, 0, sizeof(r));
-	content(&r, m, NULL, w->now_ms);
+	struct coap_block first = {0, false, o->szx};
+	content(&r, m, &first, w->now_ms);
+	keep_body(p, o, m, r.has_block2 && r.block2.more);
 	bool con = m->qos > 0 || ++o->since_con >= MOAT_COAP_CON_EVERY ||
 		   w->now_ms - o->last_con_ms >= MOAT_COAP_CON_MAX_MS;
 	uint16_t mid;
@@ -684,6 +736,43 @@ static void wellknown(struct moat_coap_peer *p, struct moat_coap_resp *r)
 
 /* ---- requests -------------------------------------------------------------- */
 
+/* The response is built: the message its payload points into is
+ * referenced no more after. */
+static void keep_payload(struct moat_coap_resp *r)
+{
+	static _Thread_local uint8_t copy[MOAT_COAP_BLOCK];
+	if (!r->plen)
+		return;
+	memcpy(copy, r->payload, r->plen);
+	r->payload = copy;
+}
+
+/* A later block of a notification (RFC 7959 §2.6, RFC 7641 §3.4): from
+ * the body kept for it, with its ETag; a newer notification's when one
+ * superseded it (its ETag tells the client to restart).  Its topic was
+ * checked against the ACL when it was sent.  False: not one (an exact
+ * path without a body: the retained value's block). */
+static bool notification_block(struct moat_coap_peer *p,
+			       const struct coap_msg *req,
+			       const struct path *pp, struct moat_coap_resp *r)
+{
+	struct coap_block want;
+	if (coap_opt_block(req, COAP_OPT_BLOCK2, &want) != MOAT_OK ||
+	    !want.num)
+		return false;
+	struct moat_msg *body = obs_body(p, req, pp);
+	if (body) {
+		content(r, body, &want, p->ep->w->now_ms);
+		keep_payload(r);
+		return true;
+	}
+	if (!pp->wildcard)
+		return false;
+	fail(r, COAP_NOT_FOUND, "no notification body to fetch (expired "
+				"or never sent)");
+	return true;
+}
+
 static void ps_get(struct moat_coap_peer *p, const struct coap_msg *req,
 		   const struct path *pp, struct moat_coap_resp *r)
 {
@@ -696,6 +785,8 @@ static void ps_get(struct moat_coap_peer *p, const struct coap_msg *req,
 			obs_remove(p, o);
 		has_ob = false;
 	}
+	if (notification_block(p, req, pp, r))
+		return;
 	bool reg = has_ob && ob == COAP_OBSERVE_REGISTER;
 	if (pp->wildcard && !reg)
 		return fail(r, COAP_BAD_REQUEST,
@@ -710,7 +801,8 @@ static void ps_get(struct moat_coap_peer *p, const struct coap_msg *req,
 	struct coap_block want;
 	bool has_b2 = coap_opt_block(req, COAP_OPT_BLOCK2, &want) == MOAT_OK;
 	/* A later block of a registration is a plain GET (RFC 7959 §2.6). */
-	if (reg && (!has_b2 || want.num == 0) && observe(p, req, pp)) {
+	if (reg && (!has_b2 || want.num == 0) &&
+	    observe(p, req, pp, has_b2 ? MOAT_MIN(want.szx, 6) : 6)) {
 		r->has_observe = true;
 		r->observe = 1;
 		/* A wildcard's retained values follow the response, as
@@ -736,12 +828,11 @@ static void ps_get(struct moat_coap_peer *p, const struct coap_msg *req,
 			r->code = COAP_VALID; /* RFC 7252 §5.10.6 */
 			r->plen = 0;
 		}
-		/* The response is built: m is referenced no more after. */
-		if (r->plen) {
-			static _Thread_local uint8_t copy[MOAT_COAP_BLOCK];
-			memcpy(copy, r->payload, r->plen);
-			r->payload = copy;
-		}
+		/* The registration's own later blocks are served like a
+		 * notification's (a newer notification supersedes it). */
+		if (r->has_observe && r->has_block2 && r->block2.more)
+			keep_body(p, obs_by_token(p, req), m, true);
+		keep_payload(r);
 		moat_msg_unref(&m);
 		return;
 	}

@@ -810,6 +810,7 @@ static void peer_tick(struct moat_coap_peer *p, uint64_t now)
 	}
 	if (p->rx && now - p->rx->last_ms > MOAT_COAP_REASM_IDLE_MS)
 		moat__coap_rx_free(p);
+	moat__coap_obs_tick(p, now);
 }
 
 void moat__coap_tick(struct moat_worker *w, uint64_t now)

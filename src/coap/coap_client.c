@@ -26,6 +26,13 @@ struct client {
 	size_t echo_len;
 	uint8_t obs_token[COAP_TOKEN_MAX];
 	bool observing; /* notifications with obs_token are ours */
+	size_t rx_len;	/* of the datagram in rx */
+	/* While the blocks of a notification are fetched: the newest
+	 * notification that came meanwhile (RFC 7959 §2.6: when the ETag
+	 * changes, the client restarts with it). */
+	bool fetching;
+	uint8_t *newer, *cur; /* RX_MAX each, swapped */
+	size_t newer_len;
 	bool lost;	/* a re-registration got no answer */
 	char *err;
 	size_t errsz;
@@ -130,6 +137,11 @@ static void stray(struct client *cl, const struct coap_msg *m)
 	if (cl->observing && token_eq(m, cl->obs_token) && is_response(m)) {
 		if (m->type == COAP_CON)
 			send_empty(cl, COAP_ACK, m->mid);
+		if (cl->fetching && COAP_CODE_CLASS(m->code) == 2 &&
+		    cl->newer) {
+			memcpy(cl->newer, cl->rx, cl->rx_len);
+			cl->newer_len = cl->rx_len;
+		}
 		return;
 	}
 	if (m->type == COAP_CON || is_response(m))
@@ -184,6 +196,7 @@ static int receive(struct client *cl, uint64_t until, struct coap_msg *m)
 			return rc;
 		if (cl->cfg->trace)
 			cl->cfg->trace(cl->cfg->trace_arg, false, cl->rx, n);
+		cl->rx_len = n;
 		if (coap_parse(cl->rx, n, m) == MOAT_OK)
 			return MOAT_OK;
 	}
@@ -296,9 +309,11 @@ static int fetch_rest(struct client *cl, struct coap_msg *m,
 				    size2, ra->max);
 		(void)coap_opt_find(m, COAP_OPT_ETAG, &etag);
 		if (coap_reasm_etag(ra, etag.val, etag.len) != MOAT_OK)
-			return fail(cl, MOAT_EPROTO, "the resource changed "
-						     "during the transfer "
-						     "(ETag)");
+			return cl->fetching ? MOAT_EAGAIN
+					    : fail(cl, MOAT_EPROTO,
+						   "the resource changed "
+						   "during the transfer "
+						   "(ETag)");
 		int rc = coap_reasm_add(ra, &b, m->payload, m->payload_len);
 		if (rc == MOAT_ELIMIT)
 			return fail(cl, rc, "response body above the limit of "
@@ -320,24 +335,58 @@ static int fetch_rest(struct client *cl, struct coap_msg *m,
 	}
 }
 
+/* A notification's later blocks changed ETag (a newer one superseded
+ * it): m becomes the newest notification that came meanwhile; false when
+ * none did (it is still on its way: this one is skipped). */
+static bool restart_newer(struct client *cl, struct coap_msg *m)
+{
+	if (!cl->newer_len)
+		return false;
+	uint8_t *t = cl->cur;
+	cl->cur = cl->newer;
+	cl->newer = t;
+	size_t n = cl->newer_len;
+	cl->newer_len = 0;
+	return coap_parse(cl->cur, n, m) == MOAT_OK;
+}
+
 /* Deliver response m (fetching its remaining blocks first) to cb. */
 static int deliver(struct client *cl, struct coap_msg *m,
 		   coap_response_cb cb, void *arg)
 {
-	struct coap_block b;
-	if (COAP_CODE_CLASS(m->code) != 2 ||
-	    coap_opt_block(m, COAP_OPT_BLOCK2, &b) != MOAT_OK ||
-	    (!b.more && b.num == 0))
-		return cb(arg, m, m->payload, m->payload_len);
-	struct coap_reasm ra;
-	coap_reasm_init(&ra, cl->cfg->max_body);
-	int rc = fetch_rest(cl, m, &ra);
-	if (rc == MOAT_OK)
-		rc = cb(arg, m, ra.body.data, moat_buf_used(&ra.body));
-	else if (rc == MOAT_DECLINED)
-		rc = cb(arg, m, m->payload, m->payload_len);
-	coap_reasm_cleanup(&ra);
-	return rc;
+	/* A notification's later blocks come from GETs without Observe
+	 * (RFC 7959 §2.6, RFC 7641 §3.4); an answer to them is not a
+	 * notification: an error or another ETag (a newer notification
+	 * superseded this one on the server) restarts with the newer
+	 * notification, or skips this one when none came yet. */
+	cl->fetching = cl->observing && token_eq(m, cl->obs_token);
+	cl->newer_len = 0;
+	for (;;) {
+		struct coap_block b;
+		if (COAP_CODE_CLASS(m->code) != 2 ||
+		    coap_opt_block(m, COAP_OPT_BLOCK2, &b) != MOAT_OK ||
+		    (!b.more && b.num == 0)) {
+			cl->fetching = false;
+			return cb(arg, m, m->payload, m->payload_len);
+		}
+		struct coap_reasm ra;
+		coap_reasm_init(&ra, cl->cfg->max_body);
+		int rc = fetch_rest(cl, m, &ra);
+		if (cl->fetching && (rc == MOAT_EAGAIN || rc == MOAT_DECLINED)) {
+			coap_reasm_cleanup(&ra);
+			if (restart_newer(cl, m))
+				continue;
+			cl->fetching = false;
+			return MOAT_OK;
+		}
+		cl->fetching = false;
+		if (rc == MOAT_OK)
+			rc = cb(arg, m, ra.body.data, moat_buf_used(&ra.body));
+		else if (rc == MOAT_DECLINED)
+			rc = cb(arg, m, m->payload, m->payload_len);
+		coap_reasm_cleanup(&ra);
+		return rc;
+	}
 }
 
 /* A request body larger than one block goes in Block1 blocks (§2.5),
@@ -544,8 +593,12 @@ int coap_client_run(const struct coap_io *io,
 		    128 + ECHO_MAX + coap_block_size(cfg->block_szx);
 	cl.tx = moat_malloc(cl.tx_cap);
 	cl.rx = moat_malloc(RX_MAX);
+	if (rq->observe) {
+		cl.newer = moat_malloc(RX_MAX);
+		cl.cur = moat_malloc(RX_MAX);
+	}
 	int rc = MOAT_ENOMEM;
-	if (!cl.tx || !cl.rx) {
+	if (!cl.tx || !cl.rx || (rq->observe && (!cl.newer || !cl.cur))) {
 		fail(&cl, rc, "out of memory");
 		goto out;
 	}
@@ -573,5 +626,7 @@ int coap_client_run(const struct coap_io *io,
 out:
 	moat_free(cl.tx);
 	moat_free(cl.rx);
+	moat_free(cl.newer);
+	moat_free(cl.cur);
 	return rc;
 }

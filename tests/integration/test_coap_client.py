@@ -119,7 +119,7 @@ def opt(opts, num):
 
 CON, NON, ACK, RST = range(4)
 CONTENT, UNAUTHORIZED = 0x45, 0x81
-OBSERVE, MAX_AGE, BLOCK2, SIZE2, ECHO = 6, 14, 23, 28, 252
+ETAG, OBSERVE, MAX_AGE, BLOCK2, SIZE2, ECHO = 4, 6, 14, 23, 28, 252
 
 
 class HostileServer:
@@ -516,6 +516,59 @@ class Hostile(unittest.TestCase):
             self.assertEqual(len(dereg), 1)
             self.assertEqual(dereg[0][3], srv.received[0][3])
 
+    def test_observe_block_notification_superseded(self):
+        """A notification with Block2: the rest fetched with GET + Block2
+        (RFC 7959 §2.6); when a newer notification supersedes it between
+        blocks (the next block has its ETag), observe starts over with
+        the newer one and prints it whole; also when the newer one fits
+        one block and the later block is answered 4.04."""
+        for small in (False, True):
+            self.superseded_case(small)
+
+    def superseded_case(self, small):
+        a = b"A" * 600
+        b = b"small" if small else bytes(range(97, 123)) * 23
+        st = {"superseded": False}
+
+        def block(body, num):
+            return ([(BLOCK2, uint(num << 4 | (8 if (num + 1) * 256 <
+                                               len(body) else 0) | 4))],
+                    body[num * 256:(num + 1) * 256])
+
+        def handler(srv, addr, m):
+            obs = opt(m[4], OBSERVE)
+            if obs == b"\x01":
+                return [piggyback(m, payload=b"bye")]
+            if obs is not None:
+                st["token"] = m[3]
+                o, pl = block(a, 0)
+                return [piggyback(m, opts=[(OBSERVE, uint(2))],
+                                  payload=b"r0"),
+                        coap_build(NON, CONTENT, 300, m[3],
+                                   [(OBSERVE, uint(3)), (ETAG, b"A")] + o +
+                                   [(SIZE2, uint(len(a)))], pl)]
+            num = opt(m[4], BLOCK2)[0] >> 4
+            out = []
+            if not st["superseded"]:
+                st["superseded"] = True
+                o, pl = ([], b) if small else block(b, 0)
+                out.append(coap_build(NON, CONTENT, 301, st["token"],
+                                      [(OBSERVE, uint(4)), (ETAG, b"B")] +
+                                      o, pl))
+            if small:
+                return out + [piggyback(m, 0x84, payload=b"gone")]
+            o, pl = block(b, num)
+            return out + [piggyback(m, opts=[(ETAG, b"B")] + o,
+                                    payload=pl)]
+        with HostileServer(handler) as srv:
+            rc, out, err = moat(["observe", "-C", "2", "-W", "10",
+                                 srv.uri()])
+            self.assertEqual(rc, 0, err)
+            self.assertEqual(out.split(), [b"r0", b])
+            gets = [m for m in srv.received if m and m[1] == 1 and
+                    opt(m[4], OBSERVE) is None]
+            self.assertEqual([opt(g[4], BLOCK2)[0] >> 4 for g in gets],
+                             [1] if small else [1, 1, 2])
 
     def test_observe_reregisters_after_max_age(self):
         state = {"seq": 0}
