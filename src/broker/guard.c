@@ -302,8 +302,12 @@ void moat_iptab_cleanup(struct moat_iptab *t)
 static void refill(struct moat_ipent *e, uint64_t now, uint64_t rate)
 {
 	double cap = 2.0 * (double)rate;
-	if (now > e->refill_ms)
-		e->tokens += (double)(now - e->refill_ms) * (double)rate / 1000.0;
+	/* Workers pass their own cached clocks, which may lag one another:
+	 * the refill time only moves forward, or the lag between two
+	 * workers would be credited again at every alternation. */
+	if (now <= e->refill_ms)
+		return;
+	e->tokens += (double)(now - e->refill_ms) * (double)rate / 1000.0;
 	if (e->tokens > cap)
 		e->tokens = cap;
 	e->refill_ms = now;

@@ -734,6 +734,21 @@ def moat_passwd(path, user, password):
         raise RuntimeError("moat passwd failed: " + r.stderr)
 
 
+def strong_passwd(path, user):
+    """A random password that `moat passwd` accepts, set for user: the
+    password-quality check may (rightly) refuse a random draw that
+    happens to hold a dictionary word or a long run of one class."""
+    for _ in range(10):
+        pw = "Dev-" + secrets.token_urlsafe(18)
+        try:
+            moat_passwd(path, user, pw)
+            return pw
+        except RuntimeError as e:
+            if "weak password" not in str(e):
+                raise
+    raise RuntimeError("moat passwd refused 10 random passwords")
+
+
 class InitBroker(Broker):
     """moatd on a `moatd init` set-up, its TLS listener (the only one)
     moved to an ephemeral loopback port (as test_init.py does)."""
@@ -774,8 +789,8 @@ class MoatdInit(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.pw = {}
         for user in ("sensor-1", "sensor-2"):
-            self.pw[user] = "Dev-" + secrets.token_urlsafe(18)
-            moat_passwd(os.path.join(self.dir, "passwd"), user, self.pw[user])
+            self.pw[user] = strong_passwd(os.path.join(self.dir, "passwd"),
+                                          user)
         with open(os.path.join(self.dir, "acl"), "a") as f:
             f.write("\nuser sensor-1\nclientid %u-*\n"
                     "user sensor-2\nclientid %u-*\n"
