@@ -319,7 +319,8 @@ static void prune(struct moat_iptab *t, struct moat_ipent **pp, uint64_t now)
 {
 	while (*pp) {
 		struct moat_ipent *e = *pp;
-		if (!e->conns && now - e->refill_ms > 60000) {
+		if (!e->conns && now > e->refill_ms &&
+		    now - e->refill_ms > 60000) {
 			*pp = e->next;
 			moat_free(e);
 			t->nentries--;
