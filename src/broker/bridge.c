@@ -502,10 +502,8 @@ int moat__bridge_send_publish(struct moat_conn *c, const struct moat_msg *m,
 	struct moat_pw pw;
 	moat_pw_init(&pw, pb, sizeof(pb));
 	if (v5 && m->expiry_ms) { /* the time left [MQTT-3.3.2-6] */
-		uint64_t now = c->w->now_ms;
-		uint64_t left = m->expiry_ms > now ? m->expiry_ms - now : 0;
 		moat_pw_u32(&pw, PROP_MESSAGE_EXPIRY,
-			    (uint32_t)((left + 999u) / 1000u));
+			    moat_msg_expiry_left(m, c->w->now_ms));
 	}
 	n = v5 ? moat_mqtt5_publish_size(tl, pw.len + m->props_len,
 					 m->payload_len, qos)

@@ -96,6 +96,17 @@ static inline size_t moat_msg_size(const struct moat_msg *m)
 	return (size_t)m->topic_len + m->payload_len + m->props_len;
 }
 
+/* The Message Expiry Interval to send at now [MQTT-3.3.2-6]: the seconds
+ * left, rounded up, never above what the publisher gave (now may be a
+ * worker's cached clock, a little behind the one that stamped m). */
+static inline uint32_t moat_msg_expiry_left(const struct moat_msg *m,
+					    uint64_t now)
+{
+	uint64_t left = m->expiry_ms > now ? m->expiry_ms - now : 0;
+	uint64_t s = (left + 999u) / 1000u;
+	return (uint32_t)(s < m->expiry_s || !m->expiry_s ? s : m->expiry_s);
+}
+
 /* Has the message expired at now_ms?  */
 static inline bool moat_msg_expired(const struct moat_msg *m, uint64_t now)
 {

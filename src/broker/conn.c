@@ -471,10 +471,8 @@ static int send_publish5_with(struct moat_conn *c, const struct moat_msg *m,
 	bool fresh = false;
 	moat_pw_init(&pw, pb, pbsize);
 	if (m->expiry_ms) { /* remaining time [MQTT-3.3.2-6] */
-		uint64_t now = c->w->now_ms;
-		uint64_t left = m->expiry_ms > now ? m->expiry_ms - now : 0;
 		moat_pw_u32(&pw, PROP_MESSAGE_EXPIRY,
-			    (uint32_t)((left + 999u) / 1000u));
+			    moat_msg_expiry_left(m, c->w->now_ms));
 	}
 	/* The alias goes before the subscription ids. */
 	uint16_t alias = c->client_alias_max ? alias_for(c, m, &fresh) : 0;
