@@ -91,7 +91,8 @@ static void fuzz_connect(const uint8_t *body, size_t len)
 	char *wt = c.will_flag ? cstr(c.will_topic) : NULL;
 	char *user = c.has_username ? cstr(c.username) : NULL;
 	struct moat_mqtt_connect_opts o = {
-		.proto_level = c.proto_level,
+		/* a bridge's level carries 0x80 on the wire (try_private) */
+		.proto_level = (uint8_t)(c.proto_level | (c.bridge ? 0x80 : 0)),
 		.clean_session = c.clean_session,
 		.keepalive = c.keepalive,
 		.client_id = cid,
